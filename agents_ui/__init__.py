@@ -1,0 +1,1 @@
+"""agents_ui package."""

@@ -1,0 +1,3 @@
+"""ccserver: the contact-center brain beside Asterisk."""
+
+__version__ = "0.1.0"

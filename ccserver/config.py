@@ -1,0 +1,290 @@
+"""Layered configuration: built-in defaults -> TOML file -> CCSERVER_<SECTION>_<KEY> env -> flags.
+
+Every value is validated once at start-up. A bad value raises ConfigError with one line naming the
+key and what is wrong; unknown keys are reported the same way so typos never pass silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tomllib
+import zoneinfo
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import phonenumbers
+
+ENV_PREFIX = "CCSERVER_"
+# Keys whose values are never printed (logs, `ccserver config show`).
+SECRET_KEYS = {("server", "secret_key"), ("ami", "secret")}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid."""
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _parse_listen(value: Any) -> Listen:
+    text = str(value).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected host:port")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost" and not host.replace("-", "").replace(".", "").isalnum():
+            raise ValueError(f"bad host {host!r}") from None
+    return Listen(host, _parse_port(port_text))
+
+
+def _parse_port(value: Any) -> int:
+    port = int(str(value).strip())
+    if not 0 < port < 65536:
+        raise ValueError("port must be 1-65535")
+    return port
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_positive_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _parse_positive_int(value: Any) -> int:
+    number = int(str(value).strip())
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _parse_region(value: Any) -> str:
+    region = str(value).strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a phone region code such as CN")
+    return region
+
+
+def _parse_time_zone(value: Any) -> str:
+    name = str(value).strip()
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone such as Asia/Shanghai") from None
+    return name
+
+
+def _parse_log_level(value: Any) -> str:
+    level = str(value).strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _parse_db_url(value: Any) -> str:
+    url = str(value).strip()
+    if url and "://" not in url:
+        raise ValueError("expected a SQLAlchemy URL such as postgresql+psycopg://user@host/db")
+    return url
+
+
+def _parse_redis_url(value: Any) -> str:
+    url = str(value).strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://host:port/db or empty")
+    return url
+
+
+def _parse_str(value: Any) -> str:
+    text = str(value)
+    if any(ch in text for ch in "\r\n\0"):
+        raise ValueError("must not contain CR, LF or NUL")
+    return text
+
+
+# section -> key -> parser. The defaults file must name exactly these keys.
+SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "server": {
+        "data_dir": _parse_str,
+        "time_zone": _parse_time_zone,
+        "secret_key": _parse_str,
+        "log_level": _parse_log_level,
+        "log_json": _parse_bool,
+    },
+    "database": {"url": _parse_db_url},
+    "redis": {"url": _parse_redis_url},
+    "ami": {"host": _parse_str, "port": _parse_port, "username": _parse_str, "secret": _parse_str},
+    "agi": {"listen": _parse_listen},
+    "http": {"listen": _parse_listen},
+    "ws": {"listen": _parse_listen},
+    "phone": {"default_region": _parse_region},
+    "auth": {
+        "token_lifetime_hours": _parse_positive_float,
+        "login_attempts": _parse_positive_int,
+        "login_window_seconds": _parse_positive_int,
+    },
+}
+
+
+class Config:
+    """Validated settings, read as ``config.section.key`` or ``config.get("section", "key")``."""
+
+    def __init__(self, values: dict[str, dict[str, Any]], sources: dict[tuple[str, str], str]):
+        self._values = values
+        self.sources = sources  # where each value came from: default / file / env / flag
+
+    def get(self, section: str, key: str) -> Any:
+        return self._values[section][key]
+
+    def __getattr__(self, section: str) -> Any:
+        try:
+            return _Section(self._values[section])
+        except KeyError:
+            raise AttributeError(section) from None
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """The settings with secrets masked, safe to log or print."""
+        out: dict[str, dict[str, Any]] = {}
+        for section, keys in self._values.items():
+            out[section] = {}
+            for key, value in keys.items():
+                if (section, key) in SECRET_KEYS and value:
+                    value = "********"
+                out[section][key] = str(value) if isinstance(value, Listen) else value
+        return out
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.get("server", "data_dir"))
+
+    @property
+    def database_url(self) -> str:
+        url: str = self.get("database", "url")
+        if url:
+            return url
+        return f"sqlite:///{(self.data_dir / 'ccserver.sqlite3').resolve()}"
+
+    def secret_key(self) -> bytes:
+        """The configured secret, or one generated once and kept (0600) in the data folder."""
+        configured: str = self.get("server", "secret_key")
+        if configured:
+            return configured.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
+class _Section:
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _builtin_defaults() -> dict[str, dict[str, Any]]:
+    text = resources.files("ccserver").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """CCSERVER_<SECTION>_<KEY>: the section is the first word, the key the rest (lower-cased)."""
+    layer: dict[tuple[str, str], str] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section not in SCHEMA or key not in SCHEMA[section]:
+            raise ConfigError(f"{name}: unknown setting (expected CCSERVER_<SECTION>_<KEY>, e.g. CCSERVER_DATABASE_URL)")
+        layer[(section, key)] = value
+    return layer
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, str], Any] | None = None,
+) -> Config:
+    """Build the validated Config from all four layers, most specific last."""
+    environ = os.environ if environ is None else environ
+    raw = _builtin_defaults()
+    sources: dict[tuple[str, str], str] = {}
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        values[section] = {}
+        for key in keys:
+            values[section][key] = raw.get(section, {}).get(key)
+            sources[(section, key)] = "default"
+
+    if path is not None:
+        for section, keys in _read_file(path).items():
+            if section not in SCHEMA or not isinstance(keys, dict):
+                raise ConfigError(f"{path}: unknown section [{section}]")
+            for key, value in keys.items():
+                if key not in SCHEMA[section]:
+                    raise ConfigError(f"{path}: [{section}] {key}: unknown key")
+                values[section][key] = value
+                sources[(section, key)] = "file"
+
+    for (section, key), value in _env_layer(environ).items():
+        values[section][key] = value
+        sources[(section, key)] = "env"
+
+    for (section, key), value in (overrides or {}).items():
+        if value is None:
+            continue
+        values[section][key] = value
+        sources[(section, key)] = "flag"
+
+    for section, keys in SCHEMA.items():
+        for key, parse in keys.items():
+            try:
+                values[section][key] = parse(values[section][key])
+            except (ValueError, TypeError) as exc:
+                origin = sources[(section, key)]
+                shown = "(hidden)" if (section, key) in SECRET_KEYS else repr(values[section][key])
+                env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+                raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
+    return Config(values, sources)

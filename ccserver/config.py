@@ -11,10 +11,11 @@ import os
 import secrets
 import tomllib
 import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import phonenumbers
 
@@ -237,7 +238,9 @@ def _env_layer(environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
         rest = name[len(ENV_PREFIX):].lower()
         section, _, key = rest.partition("_")
         if section not in SCHEMA or key not in SCHEMA[section]:
-            raise ConfigError(f"{name}: unknown setting (expected CCSERVER_<SECTION>_<KEY>, e.g. CCSERVER_DATABASE_URL)")
+            raise ConfigError(
+                f"{name}: unknown setting (expected CCSERVER_<SECTION>_<KEY>, e.g. CCSERVER_DATABASE_URL)"
+            )
         layer[(section, key)] = value
     return layer
 

@@ -7,7 +7,7 @@ worker threads are plain int/float adds, which is fine for monitoring figures.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 LabelKey = tuple[tuple[str, str], ...]
 
@@ -95,7 +95,7 @@ class Histogram(_Metric):
     def lines(self) -> list[str]:
         out = []
         running = 0
-        for bound, count in zip(self.buckets, self.counts):
+        for bound, count in zip(self.buckets, self.counts, strict=False):
             running += count
             out.append(f'{self.name}_bucket{{le="{_fmt(bound)}"}} {running}')
         out.append(f"{self.name}_sum {_fmt(self.sum)}")

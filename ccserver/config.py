@@ -21,7 +21,7 @@ import phonenumbers
 
 ENV_PREFIX = "CCSERVER_"
 # Keys whose values are never printed (logs, `ccserver config show`).
-SECRET_KEYS = {("server", "secret_key"), ("ami", "secret")}
+SECRET_KEYS = {("server", "secret_key"), ("ami", "secret"), ("http", "metrics_token")}
 
 
 class ConfigError(ValueError):
@@ -140,7 +140,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "redis": {"url": _parse_redis_url},
     "ami": {"host": _parse_str, "port": _parse_port, "username": _parse_str, "secret": _parse_str},
     "agi": {"listen": _parse_listen},
-    "http": {"listen": _parse_listen},
+    "http": {"listen": _parse_listen, "cookie_secure": _parse_bool, "metrics_token": _parse_str},
     "ws": {"listen": _parse_listen},
     "phone": {"default_region": _parse_region},
     "auth": {

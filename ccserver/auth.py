@@ -1,0 +1,130 @@
+"""Auth primitives: signed expiring tokens, CSRF tokens, login rate limiting, roles.
+
+Tokens are stateless: ``v1.<payload>.<signature>`` with an HMAC-SHA256 over the payload using the
+server's secret key. API clients send them as ``Authorization: Bearer``; browsers carry the same kind
+of token in an HttpOnly, SameSite=Strict cookie, and then every unsafe request also needs a CSRF token
+derived from the session id (a cross-site form cannot read it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+
+ROLES = ("agent", "supervisor", "department", "campaign_manager", "admin")
+
+
+class AuthError(Exception):
+    """Missing, malformed, forged or expired credentials (HTTP 401)."""
+
+
+class Forbidden(Exception):
+    """Valid credentials, but the role may not do this (HTTP 403)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str
+    role: str
+    expires_at: float
+    session_id: str  # random per login; the CSRF token is bound to it
+
+    def require(self, *roles: str) -> None:
+        """Admin may do everything; otherwise the role must be one of ``roles``."""
+        if self.role != "admin" and self.role not in roles:
+            raise Forbidden(f"role {self.role!r} may not do this")
+
+
+class TokenSigner:
+    def __init__(self, secret: bytes, lifetime_seconds: float, clock=time.time):
+        if len(secret) < 16:
+            raise ValueError("secret key too short")
+        self._secret = secret
+        self.lifetime = lifetime_seconds
+        self._clock = clock
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def issue(self, user_id: int, username: str, role: str) -> tuple[str, Principal]:
+        principal = Principal(user_id, username, role, self._clock() + self.lifetime, secrets.token_hex(16))
+        body = {"u": user_id, "n": username, "r": role, "e": principal.expires_at, "s": principal.session_id}
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"v1.{payload}.{self._sign(payload)}", principal
+
+    def verify(self, token: str) -> Principal:
+        try:
+            version, payload, signature = token.split(".")
+        except ValueError:
+            raise AuthError("malformed token") from None
+        if version != "v1" or not hmac.compare_digest(signature, self._sign(payload)):
+            raise AuthError("invalid token")
+        try:
+            body = json.loads(_unb64(payload))
+            principal = Principal(int(body["u"]), str(body["n"]), str(body["r"]), float(body["e"]), str(body["s"]))
+        except (ValueError, KeyError, TypeError):
+            raise AuthError("malformed token") from None
+        if principal.expires_at <= self._clock():
+            raise AuthError("token expired")
+        if principal.role not in ROLES:
+            raise AuthError("invalid token")
+        return principal
+
+    def csrf_token(self, binding: str) -> str:
+        """A CSRF token bound to a session id (or a pre-login nonce)."""
+        return _b64(hmac.new(self._secret, b"csrf:" + binding.encode(), hashlib.sha256).digest())
+
+    def check_csrf(self, binding: str, presented: str | None) -> bool:
+        return bool(presented) and hmac.compare_digest(self.csrf_token(binding), presented or "")
+
+
+class LoginRateLimiter:
+    """At most ``attempts`` failed logins per ``window`` seconds per username and per client address."""
+
+    def __init__(self, attempts: int, window: float, clock=time.monotonic):
+        self.attempts = attempts
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        stamps = self._failures.setdefault(key, deque())
+        cutoff = self._clock() - self.window
+        while stamps and stamps[0] <= cutoff:
+            stamps.popleft()
+        return stamps
+
+    def retry_after(self, username: str, address: str) -> float:
+        """Seconds until a login may be tried again; 0 when allowed now."""
+        wait = 0.0
+        for key in (f"u:{username.lower()}", f"a:{address}"):
+            stamps = self._recent(key)
+            if len(stamps) >= self.attempts:
+                wait = max(wait, stamps[0] + self.window - self._clock())
+        return wait
+
+    def failed(self, username: str, address: str) -> None:
+        now = self._clock()
+        for key in (f"u:{username.lower()}", f"a:{address}"):
+            self._recent(key).append(now)
+        if len(self._failures) > 100_000:  # bound memory under a spray of usernames
+            for key in [k for k, v in self._failures.items() if not v]:
+                del self._failures[key]
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"u:{username.lower()}", None)

@@ -1,0 +1,201 @@
+"""The `ccserver` command: run, db, demo-data, config."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ccserver import __version__
+from ccserver.config import Config, ConfigError, load_config
+from ccserver.logs import setup_logging
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (redrawn at most 10 times a second)."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label = label
+        self.stream = stream
+        self._last = 0.0
+        self._started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        self.stream.write(f"\r{self.label} [{bar:<30}] {share:6.1%} {done}/{total} {now - self._started:6.1f}s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _config_flags() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML config file (see config/ccserver.example.toml)")
+    common.add_argument("--database-url", help="overrides CCSERVER_DATABASE_URL")
+    common.add_argument("--redis-url", help="overrides CCSERVER_REDIS_URL")
+    common.add_argument("--data-dir", help="overrides CCSERVER_SERVER_DATA_DIR")
+    common.add_argument("--log-json", action="store_const", const=True, help="log one JSON object per line")
+    return common
+
+
+def _load(args: argparse.Namespace) -> Config:
+    overrides: dict[tuple[str, str], Any] = {
+        ("database", "url"): args.database_url,
+        ("redis", "url"): args.redis_url,
+        ("server", "data_dir"): args.data_dir,
+        ("server", "log_json"): args.log_json,
+    }
+    for flag, key in (("http_listen", ("http", "listen")), ("agi_listen", ("agi", "listen")),
+                      ("ws_listen", ("ws", "listen"))):
+        overrides[key] = getattr(args, flag, None)
+    config = load_config(args.config, overrides=overrides)
+    setup_logging(config.server.log_level, config.server.log_json)
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from ccserver.server import SchemaNotReady, run_server
+
+    try:
+        return run_server(config)
+    except SchemaNotReady as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from ccserver.db import migrate
+
+    url = config.database_url
+    if args.db_command == "upgrade":
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(url, args.revision)
+        print(f"database at revision {migrate.current_revision(url)}")
+    elif args.db_command == "downgrade":
+        migrate.downgrade(url, args.revision)
+        print(f"database at revision {migrate.current_revision(url) or 'base (empty)'}")
+    else:
+        print(f"current: {migrate.current_revision(url) or 'none'}; head: {migrate.head_revision()}; "
+              f"status: {migrate.schema_status(url)}")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from ccserver import demo
+    from ccserver.server import SchemaNotReady, check_schema
+
+    try:
+        check_schema(config.database_url)
+    except SchemaNotReady as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return 2
+    if args.if_empty and demo.has_demo_data(config.database_url):
+        print("demo data already loaded; nothing to do")
+        return 0
+    summary = demo.generate(
+        config.database_url,
+        customers=args.customers,
+        seed=args.seed,
+        as_of=args.as_of,
+        agent_interface=args.agent_interface,
+        admin_password=args.admin_password,
+        replace=args.replace,
+        progress=ProgressBar("demo data"),
+    )
+    print(demo.describe(summary))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
+             for section, keys in config.redacted().items()}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _config_flags()
+    parser = argparse.ArgumentParser(prog="ccserver", description="Contact-center integration server for Asterisk")
+    parser.add_argument("--version", action="version", version=f"ccserver {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run the server")
+    run.add_argument("--http-listen", help="host:port, overrides CCSERVER_HTTP_LISTEN")
+    run.add_argument("--agi-listen", help="host:port, overrides CCSERVER_AGI_LISTEN")
+    run.add_argument("--ws-listen", help="host:port, overrides CCSERVER_WS_LISTEN")
+    run.set_defaults(func=cmd_run)
+
+    db = sub.add_parser("db", help="database schema migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", parents=[common], help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", parents=[common], help="revert migrations")
+    down.add_argument("revision", help="target revision, or 'base' for none")
+    db_sub.add_parser("current", parents=[common], help="show the schema revision")
+    db.set_defaults(func=cmd_db)
+
+    demo = sub.add_parser("demo-data", parents=[common], help="load a realistic demo dealer group")
+    demo.add_argument("--customers", type=_positive, default=10_000)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--as-of", type=_date, default=None, help="date all demo dates are relative to (default today)")
+    demo.add_argument("--agent-interface", default="PJSIP/{ext}",
+                      help="Asterisk interface template for agents, e.g. Local/{ext}@agent-phones/n")
+    demo.add_argument("--admin-password", default="admin")
+    demo.add_argument("--replace", action="store_true", help="delete existing demo data first")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing when demo data is already loaded")
+    demo.set_defaults(func=cmd_demo_data)
+
+    cfg = sub.add_parser("config", help="configuration")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    cfg_sub.add_parser("show", parents=[common], help="print the effective settings (secrets masked)")
+    cfg.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "as_of", "unset") is None:
+        args.as_of = dt.date.today()
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"ccserver: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""`ccserver run`: one event loop (Twisted's asyncio reactor) serving HTTP, FastAGI and AMI.
+
+The asyncio reactor is installed here, first thing, before anything imports twisted.internet.reactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from ccserver.config import Config
+
+log = logging.getLogger("ccserver")
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+def check_schema(database_url: str) -> None:
+    from ccserver.db.migrate import schema_status
+
+    status = schema_status(database_url)
+    if status == "empty":
+        raise SchemaNotReady("the database has no ccserver schema: run `ccserver db upgrade` first")
+    if status == "outdated":
+        raise SchemaNotReady("the database schema is outdated: run `ccserver db upgrade` first")
+    if status != "up_to_date":
+        raise SchemaNotReady(f"the database schema is not one this ccserver knows ({status}); is it newer?")
+
+
+def install_reactor() -> Any:
+    from twisted.internet import asyncioreactor
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def run_server(config: Config) -> int:
+    check_schema(config.database_url)
+    reactor = install_reactor()
+
+    from twisted.internet import defer
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.threads import deferToThreadPool
+
+    from agents_ui import template_environment
+    from ccserver.auth import LoginRateLimiter, TokenSigner
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.web.app import build_site
+    from ccserver.web.context import WebContext
+    from ccserver.web.sql_users import SQLUserStore
+
+    engine = make_engine(config.database_url)
+    sessions = session_factory(engine)
+    pool = reactor.getThreadPool()
+    pool.adjustPoolsize(4, 16)
+
+    def run_blocking(fn, *args, **kwargs):
+        return deferToThreadPool(reactor, pool, fn, *args, **kwargs)
+
+    async def database_probe() -> str:
+        def ping() -> str:
+            from sqlalchemy import text
+
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            return "ok"
+
+        return await run_blocking(ping)
+
+    probes: dict[str, Any] = {"database": database_probe}
+    redis_client = None
+    if config.redis.url:
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.Redis.from_url(config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+        async def redis_probe() -> str:
+            await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.ping()))
+            return "ok"
+
+        probes["redis"] = redis_probe
+
+    from ccserver.metrics import REGISTRY
+
+    ami_connected = REGISTRY.gauge("ccserver_ami_connected", "1 while the AMI connection is logged in")
+    if config.ami.host:
+
+        async def ami_probe() -> str:
+            return "connected" if ami_connected.value() >= 1 else "disconnected"
+
+        probes["ami"] = ami_probe
+
+    signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
+    ctx = WebContext(
+        config=config,
+        signer=signer,
+        limiter=LoginRateLimiter(config.auth.login_attempts, config.auth.login_window_seconds),
+        users=SQLUserStore(sessions),
+        templates=template_environment(),
+        run_blocking=run_blocking,
+        clock=reactor,
+        health_probes=probes,
+    )
+
+    http = config.http.listen
+    listening: list[Any] = []
+
+    def started(port: Any) -> None:
+        listening.append(port)
+        log.info("HTTP listening on http://%s:%d/", http.host, port.getHost().port)
+
+    def failed(failure: Any) -> None:
+        log.error("cannot listen for HTTP on %s: %s", http, failure.getErrorMessage())
+        reactor.stop()
+
+    TCP4ServerEndpoint(reactor, http.port, interface=http.host).listen(build_site(ctx)).addCallbacks(started, failed)
+
+    def shutdown(signum: int, _frame: Any) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        reactor.callFromThread(reactor.stop)
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+
+    def cleanup() -> defer.Deferred[None] | None:
+        engine.dispose()
+        if redis_client is not None:
+            return defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
+        return None
+
+    reactor.addSystemEventTrigger("before", "shutdown", cleanup)
+    log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))
+    reactor.run(installSignalHandlers=False)
+    log.info("ccserver stopped")
+    return 0

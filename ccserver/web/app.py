@@ -1,0 +1,25 @@
+"""Builds the HTTP site: one Router with every feature's routes registered."""
+
+from __future__ import annotations
+
+from twisted.web import server
+
+from ccserver.web.auth_routes import AuthRoutes
+from ccserver.web.context import WebContext
+from ccserver.web.health_routes import HealthRoutes
+from ccserver.web.http import Authenticator, Router
+from ccserver.web.page_routes import PageRoutes
+
+
+def build_router(ctx: WebContext) -> Router:
+    router = Router(Authenticator(ctx.signer, ctx.revocations))
+    AuthRoutes(ctx).register(router)
+    HealthRoutes(ctx, router).register(router)
+    PageRoutes(ctx).register(router)
+    return router
+
+
+def build_site(ctx: WebContext) -> server.Site:
+    site = server.Site(build_router(ctx))
+    site.displayTracebacks = False
+    return site

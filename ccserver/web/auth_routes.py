@@ -1,0 +1,142 @@
+"""Login for API clients (bearer tokens) and browsers (session cookie + CSRF), logout, and /api/me."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from urllib.parse import urlparse
+
+from ccserver.auth import Principal
+from ccserver.passwords import hash_password, verify_password
+from ccserver.web.context import UserRecord, WebContext
+from ccserver.web.http import (
+    SESSION_COOKIE,
+    HTTPError,
+    Req,
+    Response,
+    Router,
+    cookie_header,
+    html_response,
+    json_response,
+    redirect,
+)
+
+LOGIN_NONCE_COOKIE = "ccserver_login"
+# Verified against when the username is unknown, so both paths cost one KDF run (no user enumeration by timing).
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parsed = urlparse(target)
+    return "/" if parsed.scheme or parsed.netloc else target
+
+
+class AuthRoutes:
+    def __init__(self, ctx: WebContext):
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        router.add("POST", "/api/login", self.api_login, access="public")
+        router.add("GET", "/api/me", self.api_me, access="api")
+        router.add("POST", "/api/logout", self.api_logout, access="api")
+        router.add("GET", "/login", self.login_page, access="public")
+        router.add("POST", "/login", self.login_form, access="public")
+        router.add("POST", "/logout", self.logout_form, access="page")
+
+    async def _check_credentials(self, username: str, password: str, ip: str) -> UserRecord:
+        """The active user for these credentials, or HTTPError 401/429. Every attempt is audited."""
+        wait = self.ctx.limiter.retry_after(username, ip)
+        if wait > 0:
+            await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, {})
+            raise HTTPError(429, "too many failed login attempts; try again later", retry_after=int(wait) + 1)
+        user = await self.ctx.run_blocking(self.ctx.users.find, username)
+        stored = user.password_hash if user else _DUMMY_HASH
+        ok = await self.ctx.run_blocking(verify_password, password, stored)
+        if not ok or user is None or not user.active:
+            self.ctx.limiter.failed(username, ip)
+            reason = "bad password" if user else "unknown user"
+            if user and ok and not user.active:
+                reason = "inactive user"
+            await self.ctx.run_blocking(
+                self.ctx.users.audit, "login.failed", user.id if user else None, username, ip, {"reason": reason}
+            )
+            raise HTTPError(401, "invalid username or password")
+        self.ctx.limiter.succeeded(username)
+        await self.ctx.run_blocking(self.ctx.users.audit, "login.succeeded", user.id, user.username, ip, {})
+        return user
+
+    async def api_login(self, req: Req) -> Response:
+        data = req.json()
+        username, password = data.get("username"), data.get("password")
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            raise HTTPError(400, "username and password are required strings")
+        if len(username) > 150 or len(password) > 1024:
+            raise HTTPError(400, "username or password too long")
+        user = await self._check_credentials(username, password, req.client_ip)
+        token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
+        return json_response(
+            {"token": token, "expires_at": _iso(principal.expires_at), "username": user.username, "role": user.role}
+        )
+
+    async def api_me(self, req: Req) -> Response:
+        p = req.principal
+        assert p is not None
+        return json_response({"user_id": p.user_id, "username": p.username, "role": p.role,
+                              "expires_at": _iso(p.expires_at), "csrf_token": self.ctx.signer.csrf_token(p.session_id)})
+
+    async def api_logout(self, req: Req) -> Response:
+        p = req.principal
+        assert p is not None
+        self.ctx.revocations.revoke(p.session_id, p.expires_at)
+        response = json_response({"ok": True})
+        response.cookies.append(self._session_cookie("", 0))
+        return response
+
+    def _session_cookie(self, value: str, max_age: int) -> str:
+        return cookie_header(SESSION_COOKIE, value, max_age, self.ctx.config.http.cookie_secure)
+
+    def _render_login(self, req: Req, error: str = "", username: str = "", status: int = 200) -> Response:
+        nonce = secrets.token_hex(16)
+        page = self.ctx.templates.get_template("login.html").render(
+            principal=None, csrf_token=self.ctx.signer.csrf_token("login:" + nonce),
+            next=_safe_next(req.arg("next") or (req.form().get("next") if req.method == "POST" else None)),
+            error=error, username=username,
+        )
+        response = html_response(page, status)
+        response.cookies.append(cookie_header(LOGIN_NONCE_COOKIE, nonce, 3600, self.ctx.config.http.cookie_secure))
+        return response
+
+    async def login_page(self, req: Req) -> Response:
+        return self._render_login(req)
+
+    async def login_form(self, req: Req) -> Response:
+        form = req.form()
+        nonce = req.cookie(LOGIN_NONCE_COOKIE) or ""
+        if not nonce or not self.ctx.signer.check_csrf("login:" + nonce, form.get("csrf_token")):
+            return self._render_login(req, "Your login form expired; please try again.", status=403)
+        username, password = form.get("username", ""), form.get("password", "")
+        try:
+            user = await self._check_credentials(username[:150], password[:1024], req.client_ip)
+        except HTTPError as exc:
+            message = "Invalid username or password." if exc.status == 401 else "Too many attempts; try again later."
+            return self._render_login(req, message, username=username[:150], status=exc.status)
+        token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
+        response = redirect(_safe_next(form.get("next")))
+        response.cookies.append(self._session_cookie(token, int(self.ctx.signer.lifetime)))
+        response.cookies.append(cookie_header(LOGIN_NONCE_COOKIE, "", 0, self.ctx.config.http.cookie_secure))
+        return response
+
+    async def logout_form(self, req: Req) -> Response:
+        p: Principal | None = req.principal
+        assert p is not None
+        self.ctx.revocations.revoke(p.session_id, p.expires_at)
+        response = redirect("/login")
+        response.cookies.append(self._session_cookie("", 0))
+        return response

@@ -1,0 +1,272 @@
+"""Request/response types and a small router on twisted.web.
+
+Handlers are ``async def handler(req) -> Response``. Every route declares who may call it: ``public``,
+``api`` (bearer token or session cookie; 401/403 answered as JSON) or ``page`` (session cookie; a
+browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from twisted.internet.defer import ensureDeferred
+from twisted.web import resource, server
+
+from ccserver.auth import AuthError, Forbidden, Principal
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+SESSION_COOKIE = "ccserver_session"
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)
+
+
+def json_response(data: Any, status: int = 200, **headers: str) -> Response:
+    body = json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    return Response(status, body, headers=dict(headers))
+
+
+def html_response(text: str, status: int = 200) -> Response:
+    return Response(status, text.encode("utf-8"), "text/html; charset=utf-8")
+
+
+def redirect(location: str, status: int = 303) -> Response:
+    return Response(status, b"", "text/plain", {"Location": location})
+
+
+def cookie_header(name: str, value: str, max_age: int | None, secure: bool) -> str:
+    parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Strict"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+class Req:
+    """What a handler sees of a request."""
+
+    def __init__(self, request: server.Request, body: bytes):
+        self.raw = request
+        self.method = request.method.decode("ascii", "replace").upper()
+        self.path = request.path.decode("utf-8", "replace")
+        self.query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                      for k, vs in (request.args or {}).items()} if self.method == "GET" else {}
+        self.body = body
+        self.principal: Principal | None = None
+        self.auth_via_cookie = False
+        self.path_params: dict[str, str] = {}
+
+    def header(self, name: str) -> str | None:
+        value = self.raw.getHeader(name)
+        return value.decode("latin-1") if isinstance(value, bytes) else value
+
+    @property
+    def client_ip(self) -> str:
+        peer = self.raw.getClientAddress()
+        return getattr(peer, "host", "unknown")
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def cookie(self, name: str) -> str | None:
+        raw = self.header("Cookie")
+        if not raw:
+            return None
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(raw)
+        except CookieError:
+            return None
+        morsel = jar.get(name)
+        return morsel.value if morsel else None
+
+    def json(self) -> dict[str, Any]:
+        """The JSON object body, or a 400 that says what is wrong."""
+        content_type = (self.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise HTTPError(415, "expected Content-Type: application/json")
+        try:
+            data = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise HTTPError(400, f"body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise HTTPError(400, "body must be a JSON object")
+        return data
+
+    def form(self) -> dict[str, str]:
+        content_type = (self.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise HTTPError(415, "expected a form post")
+        try:
+            parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPError(400, f"bad form body: {exc}") from None
+        return {k: v[0] for k, v in parsed.items()}
+
+
+Handler = Callable[[Req], Awaitable[Response]]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: tuple[str, ...]
+    handler: Handler
+    access: str  # public | api | page
+    roles: tuple[str, ...]
+
+    def match(self, parts: tuple[str, ...]) -> dict[str, str] | None:
+        if len(parts) != len(self.pattern):
+            return None
+        params = {}
+        for want, got in zip(self.pattern, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                params[want[1:-1]] = got
+            elif want != got:
+                return None
+        return params
+
+
+class Authenticator:
+    """Turns a request's bearer token or session cookie into a Principal."""
+
+    def __init__(self, signer, is_revoked: Callable[[str], bool]):
+        self.signer = signer
+        self.is_revoked = is_revoked
+
+    def authenticate(self, req: Req) -> Principal:
+        authorization = req.header("Authorization")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError("expected Authorization: Bearer <token>")
+            principal = self.signer.verify(token.strip())
+        else:
+            cookie = req.cookie(SESSION_COOKIE)
+            if not cookie:
+                raise AuthError("authentication required")
+            principal = self.signer.verify(cookie)
+            req.auth_via_cookie = True
+        if self.is_revoked(principal.session_id):
+            raise AuthError("session ended")
+        return principal
+
+
+class Router(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, authenticator: Authenticator):
+        super().__init__()
+        self.authenticator = authenticator
+        self.routes: list[Route] = []
+
+    def add(self, method: str, path: str, handler: Handler, access: str = "api", roles: tuple[str, ...] = ()) -> None:
+        if access not in {"public", "api", "page"}:
+            raise ValueError(access)
+        pattern = tuple(p for p in path.split("/") if p)
+        self.routes.append(Route(method.upper(), pattern, handler, access, roles))
+
+    def render(self, request: server.Request) -> int:
+        body = request.content.read(MAX_BODY_BYTES + 1) if request.content else b""
+        req = Req(request, body)
+        finished = []
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
+        d = ensureDeferred(self._dispatch(req, len(body) > MAX_BODY_BYTES))
+        d.addCallback(self._write, request, finished)
+        d.addErrback(self._crash, request, finished)
+        return server.NOT_DONE_YET
+
+    async def _dispatch(self, req: Req, too_large: bool) -> Response:
+        parts = tuple(p for p in req.path.split("/") if p)
+        is_api = bool(parts) and parts[0] == "api"
+        try:
+            if too_large:
+                raise HTTPError(413, "request body too large")
+            candidates = [(r, r.match(parts)) for r in self.routes]
+            candidates = [(r, p) for r, p in candidates if p is not None]
+            if not candidates:
+                raise HTTPError(404, "not found")
+            chosen = next(((r, p) for r, p in candidates if r.method == req.method), None)
+            if chosen is None and req.method == "HEAD":
+                chosen = next(((r, p) for r, p in candidates if r.method == "GET"), None)
+            if chosen is None:
+                raise HTTPError(405, "method not allowed")
+            route, req.path_params = chosen
+            if route.access != "public":
+                self._authorize(req, route)
+            return await route.handler(req)
+        except AuthError as exc:
+            if not is_api and req.method == "GET":
+                return redirect("/login?next=" + quote(req.path, safe="/"))
+            return json_response({"error": str(exc)}, 401, **{"WWW-Authenticate": "Bearer"})
+        except Forbidden as exc:
+            return json_response({"error": str(exc)}, 403)
+        except HTTPError as exc:
+            return json_response({"error": exc.message, **exc.extra}, exc.status)
+
+    def _authorize(self, req: Req, route: Route) -> None:
+        principal = self.authenticator.authenticate(req)
+        req.principal = principal
+        if req.auth_via_cookie and req.method in UNSAFE_METHODS:
+            presented = req.header("X-CSRF-Token")
+            if presented is None and req.body:
+                try:
+                    presented = req.form().get("csrf_token")
+                except HTTPError:
+                    presented = None
+            if not self.authenticator.signer.check_csrf(principal.session_id, presented):
+                raise Forbidden("missing or invalid CSRF token")
+        if route.roles:
+            principal.require(*route.roles)
+
+    @staticmethod
+    def _write(response: Response, request: server.Request, finished: list[bool]) -> None:
+        if finished:
+            return  # the client went away; nothing to write to
+        request.setResponseCode(response.status)
+        request.setHeader("Content-Type", response.content_type)
+        request.setHeader("X-Content-Type-Options", "nosniff")
+        request.setHeader("X-Frame-Options", "DENY")
+        request.setHeader("Referrer-Policy", "same-origin")
+        request.setHeader("Cache-Control", "no-store")
+        if response.content_type.startswith("text/html"):
+            request.setHeader(
+                "Content-Security-Policy", "default-src 'self'; object-src 'none'; frame-ancestors 'none'"
+            )
+        for name, value in response.headers.items():
+            request.setHeader(name, value)
+        for cookie in response.cookies:
+            request.responseHeaders.addRawHeader("Set-Cookie", cookie)
+        request.setHeader("Content-Length", str(len(response.body)))
+        if request.method != b"HEAD":
+            request.write(response.body)
+        request.finish()
+
+    def _crash(self, failure, request: server.Request, finished: list[bool]) -> None:
+        log.error("unhandled error serving %s %s", request.method, request.path, exc_info=failure.value)
+        self._write(json_response({"error": "internal error"}, 500), request, finished)

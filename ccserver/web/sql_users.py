@@ -1,0 +1,31 @@
+"""The user store behind login, on the SQL database (blocking: called from worker threads)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccserver.db.models import AuditLog, User
+from ccserver.web.context import UserRecord
+
+
+class SQLUserStore:
+    def __init__(self, session_factory: sessionmaker[Session]):
+        self._sessions = session_factory
+
+    def find(self, username: str) -> UserRecord | None:
+        with self._sessions() as session:
+            user = session.scalars(select(User).where(User.username == username)).one_or_none()
+            if user is None:
+                return None
+            return UserRecord(user.id, user.username, user.role, user.password_hash or "", bool(user.active))
+
+    def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None:
+        with self._sessions.begin() as session:
+            session.add(
+                AuditLog(at=dt.datetime.now(dt.UTC), actor_id=actor_id, actor_name=actor_name[:64], action=action,
+                         ip=ip[:45], detail=detail)
+            )

@@ -1,0 +1,132 @@
+"""Configuration: defaults -> file -> env -> flags, validation errors naming the key, secrets hidden."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ccserver.cli import main
+from ccserver.config import ConfigError, load_config
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "ccserver.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_builtin_defaults():
+    config = load_config(environ={})
+    assert str(config.agi.listen) == "127.0.0.1:4573"
+    assert str(config.http.listen) == "127.0.0.1:8080"
+    assert str(config.ws.listen) == "127.0.0.1:8081"
+    assert config.redis.url == ""
+    assert config.phone.default_region == "CN"
+    assert config.database_url.startswith("sqlite:///") and config.database_url.endswith("ccserver.sqlite3")
+    assert config.auth.token_lifetime_hours == 12.0
+
+
+def test_precedence_file_env_flag(tmp_path):
+    path = write(tmp_path, '[http]\nlisten = "127.0.0.1:9001"\n[ami]\nhost = "pbx1"\nport = 5039\n')
+    config = load_config(path, environ={})
+    assert (str(config.http.listen), config.ami.host, config.ami.port) == ("127.0.0.1:9001", "pbx1", 5039)
+    assert config.sources[("http", "listen")] == "file"
+
+    config = load_config(path, environ={"CCSERVER_HTTP_LISTEN": "127.0.0.1:9002", "CCSERVER_AMI_PORT": "5040"})
+    assert (str(config.http.listen), config.ami.port) == ("127.0.0.1:9002", 5040)
+    assert config.sources[("ami", "port")] == "env"
+    assert config.ami.host == "pbx1"
+
+    config = load_config(path, environ={"CCSERVER_HTTP_LISTEN": "127.0.0.1:9002"},
+                         overrides={("http", "listen"): "127.0.0.1:9003", ("ami", "host"): None})
+    assert str(config.http.listen) == "127.0.0.1:9003" and config.sources[("http", "listen")] == "flag"
+    assert config.ami.host == "pbx1"  # a flag left unset does not override
+
+
+def test_env_names_from_the_issue():
+    env = {
+        "CCSERVER_DATABASE_URL": "postgresql+psycopg://u@h/db",
+        "CCSERVER_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CCSERVER_AMI_HOST": "10.0.0.5",
+        "CCSERVER_AMI_PORT": "5038",
+        "CCSERVER_AMI_USERNAME": "ccserver",
+        "CCSERVER_AMI_SECRET": "s3cret",
+        "CCSERVER_AGI_LISTEN": "0.0.0.0:4573",
+        "CCSERVER_HTTP_LISTEN": "0.0.0.0:8080",
+        "CCSERVER_WS_LISTEN": "0.0.0.0:8081",
+        "CCSERVER_PHONE_DEFAULT_REGION": "hk",
+        "CCSERVER_SERVER_TIME_ZONE": "Asia/Hong_Kong",
+        "CCSERVER_SERVER_SECRET_KEY": "k" * 32,
+    }
+    config = load_config(environ=env)
+    assert config.database_url == "postgresql+psycopg://u@h/db"
+    assert config.ami.secret == "s3cret" and config.phone.default_region == "HK"
+    assert config.secret_key() == b"k" * 32
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"CCSERVER_AMI_PORT": "99999"}, "ami.port (CCSERVER_AMI_PORT, from env) = '99999': port must be 1-65535"),
+        ({"CCSERVER_AMI_PORT": "abc"}, "ami.port"),
+        ({"CCSERVER_AGI_LISTEN": "4573"}, "agi.listen (CCSERVER_AGI_LISTEN, from env) = '4573': expected host:port"),
+        ({"CCSERVER_PHONE_DEFAULT_REGION": "XX"}, "phone.default_region"),
+        ({"CCSERVER_SERVER_TIME_ZONE": "Mars/Base"}, "not an IANA time zone"),
+        ({"CCSERVER_DATABASE_URL": "just-a-path"}, "expected a SQLAlchemy URL"),
+        ({"CCSERVER_REDIS_URL": "http://x"}, "expected redis://"),
+        ({"CCSERVER_SERVER_LOG_JSON": "maybe"}, "expected true or false"),
+        ({"CCSERVER_AUTH_TOKEN_LIFETIME_HOURS": "-1"}, "must be greater than 0"),
+        ({"CCSERVER_AMI_USERNAME": "cc\r\nAction: Originate"}, "must not contain CR, LF or NUL"),
+        ({"CCSERVER_AMI_HOSTNAME": "x"}, "CCSERVER_AMI_HOSTNAME: unknown setting"),
+        ({"CCSERVER_NOPE": "x"}, "CCSERVER_NOPE: unknown setting"),
+    ],
+)
+def test_invalid_values_name_the_key(env, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=env)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_keys_and_sections_in_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[http\] listn: unknown key"):
+        load_config(write(tmp_path, '[http]\nlistn = "x"\n'), environ={})
+    with pytest.raises(ConfigError, match=r"unknown section \[htp\]"):
+        load_config(write(tmp_path, '[htp]\nlisten = "x"\n'), environ={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[http\n"), environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml", environ={})
+
+
+def test_secrets_are_never_shown():
+    config = load_config(environ={"CCSERVER_AMI_SECRET": "topsecret", "CCSERVER_SERVER_SECRET_KEY": "x" * 32})
+    text = repr(config.redacted())
+    assert "topsecret" not in text and "x" * 32 not in text
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CCSERVER_AMI_SECRET": "bad\nsecret"})
+    assert "bad" not in str(info.value) and "(hidden)" in str(info.value)
+
+
+def test_generated_secret_key_is_kept_private(tmp_path):
+    config = load_config(environ={"CCSERVER_SERVER_DATA_DIR": str(tmp_path)})
+    first = config.secret_key()
+    assert len(first) == 64 and config.secret_key() == first
+    mode = stat.S_IMODE(os.stat(tmp_path / "secret_key").st_mode)
+    assert mode == 0o600
+
+
+def test_cli_reports_bad_config_in_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("CCSERVER_HTTP_LISTEN", "nowhere")
+    assert main(["config", "show"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "http.listen" in err[0]
+
+
+def test_cli_config_show_masks_secret(capsys, monkeypatch):
+    monkeypatch.setenv("CCSERVER_AMI_SECRET", "hunter2")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and '"from": "env"' in out

@@ -1,0 +1,288 @@
+"""Auth over HTTP: bearer tokens for the API, session cookie + CSRF for browsers, roles, rate limits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from twisted.internet import task
+
+from tests.web_support import MemoryUsers, call, make_router
+
+
+@pytest.fixture
+def users() -> MemoryUsers:
+    store = MemoryUsers()
+    store.add(1, "admin", "admin", "admin-pass")
+    store.add(2, "agent8001", "agent", "agent-pass")
+    store.add(3, "sup", "supervisor", "sup-pass")
+    store.add(4, "gone", "agent", "gone-pass", active=False)
+    return store
+
+
+def login(router, username, password, **kw):
+    return call(router, "POST", "/api/login", json_body={"username": username, "password": password}, **kw)
+
+
+def test_api_login_returns_token_and_expiry(users):
+    router, _ = make_router(users)
+    reply = login(router, "agent8001", "agent-pass")
+    assert reply.status == 200
+    body = reply.json()
+    assert body["role"] == "agent" and body["username"] == "agent8001"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
+    me = call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert me.status == 200 and me.json()["username"] == "agent8001"
+    assert ("login.succeeded", 2, "agent8001", "192.0.2.10", {}) in users.audit_log
+
+
+@pytest.mark.parametrize(
+    "payload, status",
+    [
+        ({"username": "agent8001", "password": "wrong"}, 401),
+        ({"username": "nobody", "password": "x"}, 401),
+        ({"username": "gone", "password": "gone-pass"}, 401),
+        ({"username": "agent8001"}, 400),
+        ({"username": 5, "password": []}, 400),
+        ({"username": "a" * 500, "password": "x"}, 400),
+    ],
+)
+def test_api_login_rejects_bad_credentials_and_payloads(users, payload, status):
+    router, _ = make_router(users)
+    reply = call(router, "POST", "/api/login", json_body=payload)
+    assert reply.status == status
+    assert "error" in reply.json()
+    assert "token" not in reply.json()
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status",
+    [(b"{not json", "application/json", 400), (b"[1, 2]", "application/json", 400),
+     (b"\xff\xfe", "application/json", 400), (b"username=a", "text/plain", 415)],
+)
+def test_api_login_malformed_bodies_get_clear_errors(users, body, content_type, status):
+    router, _ = make_router(users)
+    reply = call(router, "POST", "/api/login", body=body, headers={"Content-Type": content_type})
+    assert reply.status == status
+    assert reply.json()["error"]
+
+
+def test_failed_logins_are_audited_and_rate_limited(users):
+    router, ctx = make_router(users)
+    for _ in range(3):
+        assert login(router, "agent8001", "wrong").status == 401
+    limited = login(router, "agent8001", "agent-pass")
+    assert limited.status == 429
+    assert limited.json()["retry_after"] > 0
+    actions = [entry[0] for entry in users.audit_log]
+    assert actions.count("login.failed") == 3 and "login.rate_limited" in actions
+    ctx.clock.advance(301)
+    assert login(router, "agent8001", "agent-pass").status == 200
+
+
+def test_rate_limit_applies_per_address_across_usernames(users):
+    router, _ = make_router(users)
+    for name in ("u1", "u2", "u3"):
+        login(router, name, "x", client_ip="198.51.100.7")
+    assert login(router, "admin", "admin-pass", client_ip="198.51.100.7").status == 429
+    assert login(router, "admin", "admin-pass", client_ip="198.51.100.8").status == 200
+
+
+@pytest.mark.parametrize(
+    "authorization, message",
+    [(None, "authentication required"), ("Bearer", "expected Authorization"), ("Basic abc", "expected Authorization"),
+     ("Bearer garbage", "malformed token"), ("Bearer v1.abc.def", "invalid token")],
+)
+def test_api_without_valid_auth_is_401_json(users, authorization, message):
+    router, _ = make_router(users)
+    headers = {"Authorization": authorization} if authorization else {}
+    reply = call(router, "GET", "/api/me", headers=headers)
+    assert reply.status == 401
+    assert message in reply.json()["error"]
+    assert reply.header("content-type").startswith("application/json")
+
+
+def test_expired_token_is_401(users):
+    clock = task.Clock()
+    router, _ = make_router(users, clock=clock)
+    token = login(router, "agent8001", "agent-pass").json()["token"]
+    clock.advance(3599)
+    assert call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {token}"}).status == 200
+    clock.advance(2)
+    reply = call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status == 401 and reply.json()["error"] == "token expired"
+
+
+def test_tampered_token_is_401(users):
+    router, _ = make_router(users)
+    token = login(router, "agent8001", "agent-pass").json()["token"]
+    version, payload, signature = token.split(".")
+    import base64
+    import json
+
+    body = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    body["r"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    reply = call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {version}.{forged}.{signature}"})
+    assert reply.status == 401
+
+
+def test_wrong_role_is_403_json(users):
+    router, _ = make_router(users)
+
+    async def supervisors_only(req):
+        from ccserver.web.http import json_response
+
+        return json_response({"ok": True})
+
+    router.add("GET", "/api/supervisor-thing", supervisors_only, access="api", roles=("supervisor",))
+    agent = login(router, "agent8001", "agent-pass").json()["token"]
+    sup = login(router, "sup", "sup-pass").json()["token"]
+    admin = login(router, "admin", "admin-pass").json()["token"]
+    denied = call(router, "GET", "/api/supervisor-thing", headers={"Authorization": f"Bearer {agent}"})
+    assert denied.status == 403 and "agent" in denied.json()["error"]
+    assert call(router, "GET", "/api/supervisor-thing", headers={"Authorization": f"Bearer {sup}"}).status == 200
+    assert call(router, "GET", "/api/supervisor-thing", headers={"Authorization": f"Bearer {admin}"}).status == 200
+
+
+def _browser_login(router, username="agent8001", password="agent-pass"):
+    page = call(router, "GET", "/login")
+    assert page.status == 200
+    nonce = page.cookies()["ccserver_login"]
+    csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page.body).group(1).decode()
+    reply = call(router, "POST", "/login", form={"username": username, "password": password, "csrf_token": csrf,
+                                                 "next": "/"}, headers={"Cookie": f"ccserver_login={nonce}"})
+    return reply
+
+
+def test_browser_login_sets_httponly_strict_cookie(users):
+    router, _ = make_router(users)
+    reply = _browser_login(router)
+    assert reply.status == 303 and reply.header("location") == "/"
+    raw = [c for c in reply.headers["set-cookie"] if c.startswith("ccserver_session=")][0]
+    assert "HttpOnly" in raw and "SameSite=Strict" in raw
+    session = reply.cookies()["ccserver_session"]
+    home = call(router, "GET", "/", headers={"Cookie": f"ccserver_session={session}"})
+    assert home.status == 200 and b"agent8001" in home.body
+
+
+def test_login_form_without_csrf_is_refused(users):
+    router, _ = make_router(users)
+    page = call(router, "GET", "/login")
+    nonce = page.cookies()["ccserver_login"]
+    reply = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass",
+                                                 "csrf_token": "forged"}, headers={"Cookie": f"ccserver_login={nonce}"})
+    assert reply.status == 403
+    assert "ccserver_session" not in reply.cookies()
+    no_cookie = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass"})
+    assert no_cookie.status == 403
+
+
+def test_cookie_auth_needs_csrf_on_unsafe_methods(users):
+    router, ctx = make_router(users)
+    session = _browser_login(router).cookies()["ccserver_session"]
+    cookie = {"Cookie": f"ccserver_session={session}"}
+    refused = call(router, "POST", "/api/logout", headers=cookie)
+    assert refused.status == 403 and "CSRF" in refused.json()["error"]
+    csrf = call(router, "GET", "/api/me", headers=cookie).json()["csrf_token"]
+    ok = call(router, "POST", "/api/logout", headers={**cookie, "X-CSRF-Token": csrf})
+    assert ok.status == 200
+    # The session is over even though its token has not expired.
+    assert call(router, "GET", "/api/me", headers=cookie).status == 401
+
+
+def test_logout_form_with_csrf(users):
+    router, _ = make_router(users)
+    session = _browser_login(router).cookies()["ccserver_session"]
+    cookie = {"Cookie": f"ccserver_session={session}"}
+    home = call(router, "GET", "/", headers=cookie)
+    csrf = re.search(rb'name="csrf_token" value="([^"]+)"', home.body).group(1).decode()
+    assert call(router, "POST", "/logout", form={"csrf_token": "nope"}, headers=cookie).status == 403
+    out = call(router, "POST", "/logout", form={"csrf_token": csrf}, headers=cookie)
+    assert out.status == 303 and out.header("location") == "/login"
+
+
+def test_pages_redirect_to_login_and_next_is_never_offsite(users):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/")
+    assert reply.status == 303 and reply.header("location").startswith("/login")
+    page = call(router, "GET", "/login?next=//evil.example/x")
+    assert b'name="next" value="/"' in page.body
+
+
+def test_login_page_escapes_reflected_username(users):
+    router, _ = make_router(users)
+    page = call(router, "GET", "/login")
+    nonce = page.cookies()["ccserver_login"]
+    csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page.body).group(1).decode()
+    hostile = '"><script>alert(1)</script>'
+    reply = call(router, "POST", "/login", form={"username": hostile, "password": "x", "csrf_token": csrf},
+                 headers={"Cookie": f"ccserver_login={nonce}"})
+    assert reply.status == 401
+    assert b"<script>alert(1)</script>" not in reply.body
+    assert b"&lt;script&gt;" in reply.body
+
+
+def test_unknown_routes_and_methods(users):
+    router, _ = make_router(users)
+    assert call(router, "GET", "/api/nope").status == 404
+    assert call(router, "DELETE", "/api/login").status == 405
+    assert call(router, "POST", "/api/login", body=b"x" * (2 << 20),
+                headers={"Content-Type": "application/json"}).status == 413
+
+
+def test_healthz_reports_components(users):
+    from twisted.internet import defer
+
+    async def ok():
+        return "ok"
+
+    async def broken():
+        raise ConnectionError("down")
+
+    router, _ = make_router(users, probes={"database": ok, "redis": broken})
+    reply = call(router, "GET", "/healthz")
+    assert reply.status == 200
+    assert reply.json() == {"status": "degraded", "database": "ok", "redis": "error: ConnectionError",
+                            "ami": "not configured"}
+    router, _ = make_router(users, probes={"database": broken})
+    reply = call(router, "GET", "/healthz")
+    assert reply.status == 503 and reply.json()["status"] == "unavailable"
+    assert defer  # imported for probes that return Deferreds in production
+
+
+def test_healthz_times_out_a_hung_probe(users):
+    from twisted.internet import defer
+
+    clock = task.Clock()
+    hung: defer.Deferred[str] = defer.Deferred()
+
+    async def never():
+        return await hung
+
+    router, _ = make_router(users, clock=clock, probes={"database": never})
+    import io
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest([b"healthz"])
+    request.path = b"/healthz"
+    request.content = io.BytesIO()
+    router.render(request)
+    assert not request.finished
+    clock.advance(1.5)
+    assert request.finished and request.responseCode == 503
+    assert b"timed out" in b"".join(request.written)
+
+
+def test_metrics_access(users):
+    router, _ = make_router(users, environ={"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+                                            "CCSERVER_HTTP_METRICS_TOKEN": "scrape-me"})
+    assert call(router, "GET", "/metrics", client_ip="192.0.2.50").status == 401
+    ok = call(router, "GET", "/metrics", headers={"Authorization": "Bearer scrape-me"}, client_ip="192.0.2.50")
+    assert ok.status == 200 and ok.header("content-type").startswith("text/plain")
+    assert call(router, "GET", "/metrics", client_ip="127.0.0.1").status == 200
+    agent = login(router, "agent8001", "agent-pass").json()["token"]
+    sup = login(router, "sup", "sup-pass").json()["token"]
+    assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {agent}"}).status == 401
+    assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {sup}"}).status == 200

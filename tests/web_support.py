@@ -1,0 +1,115 @@
+"""Drive the HTTP router in-process: a twisted.web DummyRequest in, status/headers/body out."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.web.test.requesthelper import DummyRequest
+
+from agents_ui import template_environment
+from ccserver.auth import LoginRateLimiter, TokenSigner
+from ccserver.config import load_config
+from ccserver.passwords import hash_password
+from ccserver.web.app import build_router
+from ccserver.web.context import UserRecord, WebContext
+from ccserver.web.http import Router
+
+
+@dataclass
+class MemoryUsers:
+    users: dict[str, UserRecord] = field(default_factory=dict)
+    audit_log: list[tuple[str, int | None, str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, user_id: int, username: str, role: str, password: str, active: bool = True) -> None:
+        self.users[username] = UserRecord(user_id, username, role, hash_password(password, n=2**10), active)
+
+    def find(self, username: str) -> UserRecord | None:
+        return self.users.get(username)
+
+    def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None:
+        self.audit_log.append((action, actor_id, actor_name, ip, detail))
+
+
+async def _inline(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def make_context(users: MemoryUsers, clock=None, probes=None, environ=None) -> WebContext:
+    config = load_config(environ=environ or {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789"})
+    clock = clock or task.Clock()
+    signer = TokenSigner(config.secret_key(), 3600.0, clock=lambda: clock.seconds())
+    return WebContext(
+        config=config,
+        signer=signer,
+        limiter=LoginRateLimiter(3, 300, clock=lambda: clock.seconds()),
+        users=users,
+        templates=template_environment(),
+        run_blocking=lambda fn, *a, **k: defer.ensureDeferred(_inline(fn, *a, **k)),
+        clock=clock,
+        health_probes=probes or {},
+    )
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    def cookies(self) -> dict[str, str]:
+        out = {}
+        for raw in self.headers.get("set-cookie", []):
+            name, _, rest = raw.partition("=")
+            out[name] = rest.split(";")[0]
+        return out
+
+
+def call(router: Router, method: str, path: str, *, headers: dict[str, str] | None = None,
+         json_body: Any = None, form: dict[str, str] | None = None, body: bytes | None = None,
+         client_ip: str = "192.0.2.10") -> Reply:
+    path_only, _, query = path.partition("?")
+    request = DummyRequest([p.encode() for p in path_only.split("/") if p],
+                           client=IPv4Address("TCP", client_ip, 40000))
+    request.client = IPv4Address("TCP", client_ip, 40000)
+    request.method = method.encode()
+    request.path = path_only.encode()
+    request.uri = path.encode()
+    if query:
+        from urllib.parse import parse_qs
+
+        request.args = {k.encode(): [x.encode() for x in v] for k, v in parse_qs(query).items()}
+    headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif form is not None:
+        body = urlencode(form).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    request.content = io.BytesIO(body or b"")
+    for name, value in headers.items():
+        request.requestHeaders.addRawHeader(name, value)
+    router.render(request)
+    assert request.finished, "handler did not finish synchronously in the test harness"
+    return Reply(
+        request.responseCode or 200,
+        {k.decode().lower(): [v.decode() for v in vs] for k, vs in request.responseHeaders.getAllRawHeaders()},
+        b"".join(request.written),
+    )
+
+
+def make_router(users: MemoryUsers, **kwargs: Any) -> tuple[Router, WebContext]:
+    ctx = make_context(users, **kwargs)
+    return build_router(ctx), ctx

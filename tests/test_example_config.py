@@ -1,0 +1,19 @@
+"""The documented example config stays loadable and names every built-in key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ccserver.config import SCHEMA, load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ccserver.example.toml"
+
+
+def test_example_config_loads_and_covers_every_key():
+    config = load_config(EXAMPLE, environ={})
+    assert str(config.http.listen) == "127.0.0.1:8080"
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            assert key in data.get(section, {}), f"{section}.{key} missing from the example config"

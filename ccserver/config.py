@@ -7,12 +7,13 @@ key and what is wrong; unknown keys are reported the same way so typos never pas
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,43 @@ def _parse_redis_url(value: Any) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class AMIServer:
+    name: str
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+
+
+def _parse_ami_servers(value: Any) -> list[AMIServer]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON list of servers: {exc}") from None
+    if not isinstance(value, list):
+        raise ValueError("expected a list of {name, host, port, username, secret}")
+    servers: list[AMIServer] = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise ValueError(f"entry {index} is not a table")
+        unknown = set(entry) - {"name", "host", "port", "username", "secret"}
+        if unknown:
+            raise ValueError(f"entry {index}: unknown key(s) {', '.join(sorted(unknown))}")
+        name = str(entry.get("name", "")).strip()
+        if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+            raise ValueError(f"entry {index}: name must be letters, digits, '-' or '_'")
+        if any(s.name == name for s in servers):
+            raise ValueError(f"entry {index}: duplicate name {name!r}")
+        host = _parse_str(entry.get("host", "")).strip()
+        if not host:
+            raise ValueError(f"entry {index} ({name}): host is required")
+        servers.append(AMIServer(name, host, _parse_port(entry.get("port", 5038)),
+                                 _parse_str(entry.get("username", "")), _parse_str(entry.get("secret", ""))))
+    return servers
+
+
 def _parse_str(value: Any) -> str:
     text = str(value)
     if any(ch in text for ch in "\r\n\0"):
@@ -138,7 +176,14 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
     "database": {"url": _parse_db_url},
     "redis": {"url": _parse_redis_url},
-    "ami": {"host": _parse_str, "port": _parse_port, "username": _parse_str, "secret": _parse_str},
+    "ami": {
+        "host": _parse_str,
+        "port": _parse_port,
+        "username": _parse_str,
+        "secret": _parse_str,
+        "ping_interval": _parse_positive_float,
+        "servers": _parse_ami_servers,
+    },
     "agi": {"listen": _parse_listen},
     "http": {"listen": _parse_listen, "cookie_secure": _parse_bool, "metrics_token": _parse_str},
     "ws": {"listen": _parse_listen},
@@ -175,8 +220,21 @@ class Config:
             for key, value in keys.items():
                 if (section, key) in SECRET_KEYS and value:
                     value = "********"
+                elif isinstance(value, list) and value and isinstance(value[0], AMIServer):
+                    value = [{"name": s.name, "host": s.host, "port": s.port, "username": s.username,
+                              "secret": "********" if s.secret else ""} for s in value]
                 out[section][key] = str(value) if isinstance(value, Listen) else value
         return out
+
+    def ami_servers(self) -> list[AMIServer]:
+        """Every Asterisk to connect to: the single host shorthand (named "default") and the servers list."""
+        servers: list[AMIServer] = list(self.get("ami", "servers"))
+        if self.get("ami", "host"):
+            if any(s.name == "default" for s in servers):
+                raise ConfigError("ami.host is set and ami.servers also names a server 'default'")
+            servers.insert(0, AMIServer("default", self.get("ami", "host"), self.get("ami", "port"),
+                                        self.get("ami", "username"), self.get("ami", "secret")))
+        return servers
 
     @property
     def data_dir(self) -> Path:
@@ -287,7 +345,8 @@ def load_config(
                 values[section][key] = parse(values[section][key])
             except (ValueError, TypeError) as exc:
                 origin = sources[(section, key)]
-                shown = "(hidden)" if (section, key) in SECRET_KEYS else repr(values[section][key])
+                hidden = (section, key) in SECRET_KEYS or (section, key) == ("ami", "servers")
+                shown = "(hidden)" if hidden else repr(values[section][key])
                 env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
                 raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
     return Config(values, sources)

@@ -130,3 +130,46 @@ def test_cli_config_show_masks_secret(capsys, monkeypatch):
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out and '"from": "env"' in out
+
+
+def test_several_ami_servers_from_file_and_env(tmp_path):
+    path = write(tmp_path, """
+[ami]
+host = "10.0.0.1"
+username = "cc"
+secret = "one"
+
+[[ami.servers]]
+name = "store-bj"
+host = "10.1.0.5"
+username = "cc"
+secret = "two"
+""")
+    servers = load_config(path, environ={}).ami_servers()
+    assert [(s.name, s.host, s.port) for s in servers] == [
+        ("default", "10.0.0.1", 5038),
+        ("store-bj", "10.1.0.5", 5038),
+    ]
+    assert "two" not in repr(servers)
+    env = {"CCSERVER_AMI_SERVERS": '[{"name": "sh", "host": "10.2.0.5", "port": 5039, "username": "u", "secret": "s"}]'}
+    servers = load_config(environ=env).ami_servers()
+    assert [(s.name, s.port, s.secret) for s in servers] == [("sh", 5039, "s")]
+    assert "\"s\"" not in repr(load_config(environ=env).redacted())
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('[{"name": "a"}]', "host is required"),
+        ('[{"name": "a b", "host": "h"}]', "name must be"),
+        ('[{"name": "a", "host": "h"}, {"name": "a", "host": "h2"}]', "duplicate name"),
+        ('[{"name": "a", "host": "h", "sekret": "x"}]', "unknown key(s) sekret"),
+        ('[{"name": "a", "host": "h", "port": 0}]', "port must be"),
+        ('{"name": "a"}', "expected a list"),
+        ("[", "expected a JSON list"),
+    ],
+)
+def test_bad_ami_servers(value, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"CCSERVER_AMI_SERVERS": value})
+    assert message in str(info.value) and "ami.servers" in str(info.value)

@@ -1,0 +1,146 @@
+"""Event subscriptions: by name or catch-all; every handler isolated from the others and from the reader.
+
+Handlers run synchronously in the read path, so they must be cheap (update a dict, enqueue). For heavy
+work wrap the handler in :class:`HandOff`, which queues events and drains them later on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from inspect import iscoroutine
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from ccserver.ami.message import AMIMessage
+from ccserver.metrics import REGISTRY
+
+log = logging.getLogger("ccserver.ami")
+
+Handler = Callable[[AMIMessage], Any]
+_handler_errors = REGISTRY.counter("ccserver_ami_handler_errors_total", "AMI event handlers that raised")
+
+
+def _report(handler: Handler, msg: AMIMessage, exc: BaseException | Failure) -> None:
+    _handler_errors.inc(server=msg.server or "default")
+    name = getattr(handler, "__qualname__", repr(handler))
+    if isinstance(exc, Failure):
+        log.error("AMI handler %s failed on %s from %s: %s", name, msg.event, msg.server, exc.getTraceback())
+    else:
+        log.error("AMI handler %s failed on %s from %s", name, msg.event, msg.server, exc_info=exc)
+
+
+def call_handler(handler: Handler, msg: AMIMessage) -> Deferred[Any] | None:
+    """Call one handler; an exception (or a failing coroutine/Deferred) is logged, never propagated."""
+    try:
+        result = handler(msg)
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        _report(handler, msg, exc)
+        return None
+    if result is None:
+        return None
+    if iscoroutine(result):
+        result = ensureDeferred(result)
+    if isinstance(result, Deferred):
+        result.addErrback(lambda f: _report(handler, msg, f))
+        return result
+    return None
+
+
+class EventDispatcher:
+    """Handlers by event name (``by_bytes`` mirrors ``handlers`` keyed by the wire bytes for the hot path)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, list[Handler]] = {}
+        self.by_bytes: dict[bytes, list[Handler]] = {}
+        self.catch_all: list[Handler] = []
+
+    def on(self, event: str, handler: Handler) -> Callable[[], None]:
+        """Subscribe ``handler`` to events named ``event``; returns an unsubscribe function."""
+        handlers = self.handlers.get(event)
+        if handlers is None:
+            handlers = self.handlers[event] = []
+            self.by_bytes[event.encode("utf-8")] = handlers
+        handlers.append(handler)
+        return lambda: self.off(event, handler)
+
+    def off(self, event: str, handler: Handler) -> None:
+        handlers = self.handlers.get(event)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+            if not handlers:
+                del self.handlers[event]
+                del self.by_bytes[event.encode("utf-8")]
+
+    def on_any(self, handler: Handler) -> Callable[[], None]:
+        """Subscribe to every event (this disables the skip-undecoded fast path: use sparingly)."""
+        self.catch_all.append(handler)
+        return lambda: self.catch_all.remove(handler) if handler in self.catch_all else None
+
+    def wants(self, event: str) -> bool:
+        return bool(self.catch_all) or event in self.handlers
+
+    def dispatch(self, msg: AMIMessage) -> None:
+        handlers = self.handlers.get(msg.event)  # type: ignore[arg-type]
+        if handlers:
+            for handler in tuple(handlers):  # a handler may unsubscribe itself
+                call_handler(handler, msg)
+        for handler in tuple(self.catch_all):
+            call_handler(handler, msg)
+
+
+class HandOff:
+    """Wrap a slow handler: events are queued (bounded) and handled later, outside the read path.
+
+    If the handler returns an awaitable, the next event waits for it, so order is kept. When the queue
+    is full the oldest event is dropped and counted (``ccserver_ami_handoff_dropped_total``).
+    """
+
+    def __init__(self, handler: Callable[[AMIMessage], Awaitable[Any] | Any], clock: IReactorTime,
+                 *, max_pending: int = 10_000, batch: int = 200) -> None:
+        self.handler = handler
+        self.clock = clock
+        self.queue: deque[AMIMessage] = deque()
+        self.max_pending = max_pending
+        self.batch = batch
+        self.dropped = 0
+        self._scheduled = False
+        self._busy = False
+        self._overflow = REGISTRY.counter(
+            "ccserver_ami_handoff_dropped_total", "Events dropped because a hand-off queue was full")
+
+    def __call__(self, msg: AMIMessage) -> None:
+        if len(self.queue) >= self.max_pending:
+            self.queue.popleft()
+            self.dropped += 1
+            self._overflow.inc(server=msg.server or "default")
+        self.queue.append(msg)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled and not self._busy:
+            self._scheduled = True
+            self.clock.callLater(0, self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        for _ in range(self.batch):
+            if not self.queue:
+                return
+            msg = self.queue.popleft()
+            d = call_handler(self.handler, msg)
+            if d is not None and not d.called:
+                self._busy = True
+                d.addBoth(self._resume)
+                return
+        if self.queue:
+            self._schedule()  # yield to the reactor between batches
+
+    def _resume(self, _: object) -> None:
+        self._busy = False
+        if self.queue:
+            self._schedule()

@@ -1,0 +1,107 @@
+"""The AMI consumer lease and the event relay, against the real test Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from ccserver.ami.lease import EventRelay, LeaseKeeper, RedisLease, decode_event, encode_event
+from ccserver.ami.message import AMIMessage
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_one_holder_renewal_and_takeover_on_expiry(redis_url):
+    async def main():
+        r = aioredis.Redis.from_url(redis_url)
+        try:
+            a = RedisLease(r, "ccserver:ami-lease:ast1", "node-a", ttl_ms=300)
+            b = RedisLease(r, "ccserver:ami-lease:ast1", "node-b", ttl_ms=300)
+            assert await a.acquire() and a.held
+            assert not await b.acquire() and not b.held
+            assert await a.holder() == "node-a"
+            for _ in range(3):  # renewals keep it across several TTLs
+                await asyncio.sleep(0.15)
+                assert await a.renew()
+                assert not await b.acquire()
+            await asyncio.sleep(0.4)  # node-a dies (stops renewing): the key expires
+            assert await b.acquire() and await b.holder() == "node-b"
+            assert not await a.renew() and not a.held  # a never extends a lease it lost
+            assert not await a.release() and await b.holder() == "node-b"  # nor deletes b's
+            assert await b.release() and await b.holder() is None
+        finally:
+            await r.aclose()
+
+    run(main())
+
+
+def test_keeper_transitions_and_redis_outage(redis_url):
+    async def main():
+        r = aioredis.Redis.from_url(redis_url)
+        clock = FakeClock()
+        events = []
+        lease = RedisLease(r, "ccserver:ami-lease:ast2", "node-a", ttl_ms=10_000, clock=clock)
+        keeper = LeaseKeeper(lease, on_acquired=lambda: events.append("up"), on_lost=lambda: events.append("down"))
+        try:
+            assert await keeper.step() and events == ["up"]
+            assert await keeper.step() and events == ["up"]
+            # Redis unreachable: keep consuming only while the lease is surely still ours.
+            lease.redis = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+            clock.now += 5
+            assert await keeper.step() and events == ["up"]
+            clock.now += 6
+            assert not await keeper.step() and events == ["up", "down"]
+            await lease.redis.aclose()
+            lease.redis = r
+            await r.set("ccserver:ami-lease:ast2", "node-b", px=10_000)  # someone else took over
+            assert not await keeper.step() and events == ["up", "down"]
+            await r.delete("ccserver:ami-lease:ast2")
+            assert await keeper.step() and events == ["up", "down", "up"]
+            await keeper.stop()
+            assert events[-1] == "down" and await lease.holder() is None
+        finally:
+            await r.aclose()
+
+    run(main())
+
+
+def test_relay_roundtrip_keeps_repeats_and_server(redis_url):
+    msg = AMIMessage([("Event", "VarSet"), ("ChanVariable", "A=1"), ("ChanVariable", "B=2")], server="ast1",
+                     arrival=12.5)
+    back = decode_event(encode_event(msg))
+    assert back == msg and back.server == "ast1" and back.arrival == 12.5
+
+    async def main():
+        r = aioredis.Redis.from_url(redis_url)
+        relay = EventRelay(r, channel_prefix="test:ami:events:")
+        got = []
+        ready = asyncio.Event()
+        task = asyncio.create_task(relay.follow("ast1", got.append, ready=ready.set))
+        try:
+            await asyncio.wait_for(ready.wait(), 2)
+            assert await relay.publish(msg) == 1
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.01)
+            assert got == [msg] and got[0].server == "ast1"
+        finally:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await r.aclose()
+
+    run(main())

@@ -1,0 +1,257 @@
+"""Call records: one per finished call, written behind the call's back.
+
+:func:`call_record` turns a finished :class:`~ccserver.state.model.Call` into a plain dict shaped like the
+``calls`` table. :class:`RecordBatcher` collects records and writes them in batches through an injected sink, on
+its own task: the event path only appends to a bounded deque. A failing sink is retried with capped exponential
+backoff; while it keeps failing the buffer stays bounded by dropping the oldest records (counted in ``dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ccserver.state.model import Call
+
+__all__ = ["RECORD_FIELDS", "RecordBatcher", "Sink", "call_record", "sql_sink"]
+
+log = logging.getLogger(__name__)
+
+RECORD_FIELDS = (
+    "uniqueid",
+    "linkedid",
+    "server",
+    "direction",
+    "caller_number",
+    "caller_name",
+    "dialed_number",
+    "customer_id",
+    "campaign_id",
+    "queue",
+    "agent_interface",
+    "agent_name",
+    "entered_at",
+    "answered_at",
+    "ended_at",
+    "wait_seconds",
+    "talk_seconds",
+    "ring_seconds",
+    "outcome",
+    "decision_id",
+    "hangup_cause",
+)
+
+Sink = Callable[[list[dict]], Awaitable[None]] | Callable[[list[dict]], None]
+
+
+def call_record(call: Call) -> dict:
+    """The call record of a finished call. Times are epoch seconds (float); durations are seconds."""
+    return {name: getattr(call, name) for name in RECORD_FIELDS}
+
+
+class RecordBatcher:
+    """Write-behind buffer for call records.
+
+    ``sink(records)`` is either ``async def`` (awaited on the loop) or a plain callable (run in a worker thread,
+    e.g. blocking SQLAlchemy). Call :meth:`start` once the loop runs, :meth:`submit` from anywhere on the loop,
+    and :meth:`close` on shutdown (it flushes what it can within ``shutdown_timeout``).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        batch_size: int = 200,
+        interval: float = 1.0,
+        max_buffer: int = 50_000,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        if batch_size < 1 or max_buffer < batch_size:
+            raise ValueError("need 1 <= batch_size <= max_buffer")
+        self._sink = sink
+        self._async_sink = inspect.iscoroutinefunction(sink) or inspect.iscoroutinefunction(
+            getattr(sink, "__call__", None)  # noqa: B004 - an object with an async __call__
+        )
+        self.batch_size = batch_size
+        self.interval = interval
+        self.max_buffer = max_buffer
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.shutdown_timeout = shutdown_timeout
+        self._buffer: deque[dict] = deque()
+        self._inflight: list[dict] = []  # the batch being written (or retried): never dropped
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()  # one writer at a time: the loop, flush() and close() share the in-flight batch
+        self.submitted = 0
+        self.written = 0
+        self.dropped = 0  # oldest records discarded because the sink was down too long
+        self.failures = 0  # failed sink calls
+        self.batches = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + len(self._inflight)
+
+    # -- producer side (the event path) ------------------------------------------------------------------------
+    def submit(self, record: dict) -> None:
+        """Queue one record. O(1), never blocks, never raises."""
+        self.submitted += 1
+        self._buffer.append(record)
+        if len(self._buffer) > self.max_buffer:
+            self._buffer.popleft()
+            self.dropped += 1
+        if len(self._buffer) >= self.batch_size and self._wakeup is not None:
+            self._wakeup.set()
+
+    # -- consumer side -----------------------------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="call-record-batcher")
+        return self._task
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while not self._closing:
+            if len(self._buffer) < self.batch_size:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self.interval)
+                except TimeoutError:
+                    pass
+            self._wakeup.clear()
+            await self._drain(deadline=None)
+
+    async def _drain(self, deadline: float | None) -> bool:
+        async with self._lock:
+            return await self._drain_locked(deadline)
+
+    async def _drain_locked(self, deadline: float | None) -> bool:
+        """Write until the buffer is empty; retries with backoff. False if the deadline passed first."""
+        delay = self.retry_initial
+        while self._inflight or self._buffer:
+            if not self._inflight:
+                n = min(self.batch_size, len(self._buffer))
+                self._inflight = [self._buffer.popleft() for _ in range(n)]
+            try:
+                await self._write(self._inflight)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - any sink failure means "retry later"
+                self.failures += 1
+                log.warning(
+                    "call record sink failed (%d pending); retrying in %.1fs",
+                    self.pending,
+                    delay,
+                    exc_info=self.failures == 1,
+                )
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(self.retry_max, delay * 2)
+                if self._closing and deadline is None:
+                    return False  # close() takes over with its own deadline
+                continue
+            self.written += len(self._inflight)
+            self.batches += 1
+            self._inflight = []
+            delay = self.retry_initial
+        return True
+
+    async def _write(self, batch: list[dict]) -> None:
+        if self._async_sink:
+            await self._sink(batch)  # type: ignore[misc]
+        else:
+            result = await asyncio.to_thread(self._sink, batch)
+            if inspect.isawaitable(result):
+                await result
+
+    async def flush(self) -> None:
+        """Write everything buffered now (retrying as needed). For tests and orderly handovers."""
+        await self._drain(deadline=None)
+
+    async def close(self) -> int:
+        """Stop the loop and flush within ``shutdown_timeout``. Returns how many records could not be written."""
+        self._closing = True
+        if self._task is not None:
+            if self._wakeup is not None:
+                self._wakeup.set()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await asyncio.wait_for(self._drain(time.monotonic() + self.shutdown_timeout), self.shutdown_timeout)
+        except TimeoutError:
+            pass
+        if self.pending:
+            log.error("call records: %d not written at shutdown", self.pending)
+        return self.pending
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
+    """A blocking sink writing records into ``calls`` (ccserver.db.models.Call); run it via the batcher's thread.
+
+    Idempotent, so a retried batch that had in fact been committed writes nothing twice. ``calls.uniqueid`` is
+    unique across servers, so a second server's colliding uniqueid is stored as ``server/uniqueid``.
+    ``customer_id`` is stored only when it is a known customers.id (the dialplan variable may carry other keys).
+    """
+    from sqlalchemy import select
+
+    from ccserver.db.models import Call as CallRow
+    from ccserver.db.models import Customer
+
+    def sink(records: list[dict]) -> None:
+        with session_factory() as session:
+            uids = [r["uniqueid"] for r in records] + [f"{r['server']}/{r['uniqueid']}" for r in records]
+            found = session.execute(select(CallRow.uniqueid, CallRow.server).where(CallRow.uniqueid.in_(uids)))
+            existing = {uid: server for uid, server in found}
+            ids = {int(r["customer_id"]) for r in records if str(r.get("customer_id") or "").isdigit()}
+            known = set(session.scalars(select(Customer.id).where(Customer.id.in_(ids)))) if ids else set()
+            for r in records:
+                uid = r["uniqueid"]
+                if uid in existing:
+                    if existing[uid] == r["server"]:
+                        continue  # already written by an earlier attempt
+                    uid = f"{r['server']}/{uid}"
+                    if uid in existing:
+                        continue
+                cid = r.get("customer_id")
+                session.add(
+                    CallRow(
+                        uniqueid=uid,
+                        linkedid=r.get("linkedid") or None,
+                        server=r.get("server"),
+                        direction=r.get("direction") or "inbound",
+                        caller_raw=(r.get("caller_number") or None),
+                        dialed=r.get("dialed_number"),
+                        customer_id=int(cid) if str(cid or "").isdigit() and int(cid) in known else None,
+                        queue=r.get("queue"),
+                        agent_interface=r.get("agent_interface"),
+                        entered_at=_dt(r.get("entered_at") or r.get("ended_at")),
+                        answered_at=_dt(r.get("answered_at")),
+                        ended_at=_dt(r.get("ended_at")),
+                        wait_seconds=r.get("wait_seconds"),
+                        talk_seconds=r.get("talk_seconds"),
+                        outcome=r.get("outcome"),
+                        decision_id=r.get("decision_id"),
+                    )
+                )
+            session.commit()
+
+    return sink

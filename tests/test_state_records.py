@@ -1,0 +1,212 @@
+"""Call records and the write-behind batcher: batching, interval flush, retries, bounded memory, SQL sink."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from ccserver.state import RecordBatcher, StateTracker, sql_sink
+from ccserver.state.records import RECORD_FIELDS
+from tests.test_state_support import replay
+
+
+def recs(n: int, start: int = 0) -> list[dict]:
+    return [{"uniqueid": f"u{i}"} for i in range(start, start + n)]
+
+
+class FlakySink:
+    def __init__(self, failures: int = 0):
+        self.failures = failures
+        self.calls = 0
+        self.batches: list[list[dict]] = []
+        self.down = False
+
+    async def __call__(self, batch: list[dict]) -> None:
+        self.calls += 1
+        if self.down or self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("database unavailable")
+        self.batches.append(list(batch))
+
+    @property
+    def written(self) -> list[str]:
+        return [r["uniqueid"] for b in self.batches for r in b]
+
+
+def test_flush_writes_in_batches_of_batch_size():
+    async def main():
+        sink = FlakySink()
+        batcher = RecordBatcher(sink, batch_size=10, interval=60)
+        for r in recs(25):
+            batcher.submit(r)
+        await batcher.flush()
+        assert [len(b) for b in sink.batches] == [10, 10, 5]
+        assert sink.written == [f"u{i}" for i in range(25)]
+        assert (batcher.written, batcher.pending, batcher.batches) == (25, 0, 3)
+
+    asyncio.run(main())
+
+
+def test_interval_flush_and_size_trigger():
+    async def main():
+        sink = FlakySink()
+        batcher = RecordBatcher(sink, batch_size=5, interval=0.05)
+        batcher.start()
+        for r in recs(3):
+            batcher.submit(r)
+        await asyncio.sleep(0.15)
+        assert sink.written == ["u0", "u1", "u2"]  # the interval flushed a partial batch
+        slow = RecordBatcher(sink, batch_size=5, interval=30)
+        slow.start()
+        await asyncio.sleep(0)  # let its loop start waiting
+        for r in recs(5, 100):
+            slow.submit(r)
+        await asyncio.sleep(0.05)
+        assert sink.written[-5:] == [f"u{i}" for i in range(100, 105)]  # a full batch does not wait 30 s
+        assert await batcher.close() == 0 and await slow.close() == 0
+
+    asyncio.run(main())
+
+
+def test_failing_sink_is_retried_and_nothing_is_lost():
+    async def main():
+        sink = FlakySink(failures=3)
+        batcher = RecordBatcher(sink, batch_size=4, interval=0.01, retry_initial=0.005, retry_max=0.02)
+        batcher.start()
+        for r in recs(10):
+            batcher.submit(r)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if batcher.written == 10:
+                break
+        assert sink.written == [f"u{i}" for i in range(10)]  # in order, each exactly once
+        assert batcher.failures == 3 and batcher.dropped == 0
+        assert await batcher.close() == 0
+
+    asyncio.run(main())
+
+
+def test_buffer_is_bounded_while_the_sink_is_down():
+    async def main():
+        sink = FlakySink()
+        sink.down = True
+        batcher = RecordBatcher(sink, batch_size=5, max_buffer=20, interval=0.01, retry_initial=0.005, retry_max=0.01)
+        batcher.start()
+        for r in recs(100):
+            batcher.submit(r)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        assert batcher.pending <= 20 + 5  # the buffer plus the one batch being retried
+        assert batcher.dropped == 100 - batcher.pending
+        sink.down = False
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if not batcher.pending:
+                break
+        assert batcher.written + batcher.dropped == batcher.submitted == 100
+        assert sink.written[-1] == "u99"  # the newest survive, the oldest were dropped
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_sync_sink_runs_in_a_worker_thread_and_close_flushes():
+    async def main():
+        seen: list[tuple[int, int]] = []
+
+        def blocking_sink(batch: list[dict]) -> None:
+            seen.append((threading.get_ident(), len(batch)))
+
+        batcher = RecordBatcher(blocking_sink, batch_size=100, interval=30)
+        batcher.start()
+        for r in recs(7):
+            batcher.submit(r)
+        assert await batcher.close() == 0  # shutdown flushes the partial batch
+        assert [n for _, n in seen] == [7]
+        assert seen[0][0] != threading.get_ident()
+
+    asyncio.run(main())
+
+
+def test_close_gives_up_after_shutdown_timeout():
+    async def main():
+        sink = FlakySink()
+        sink.down = True
+        batcher = RecordBatcher(sink, batch_size=5, interval=30, retry_initial=0.01, shutdown_timeout=0.1)
+        for r in recs(3):
+            batcher.submit(r)
+        assert await batcher.close() == 3  # reported, not hung
+
+    asyncio.run(main())
+
+
+def test_call_record_shape():
+    records: list[dict] = []
+    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    assert tuple(records[0]) == RECORD_FIELDS
+    for name in (
+        "uniqueid",
+        "linkedid",
+        "server",
+        "direction",
+        "caller_number",
+        "dialed_number",
+        "customer_id",
+        "queue",
+        "agent_interface",
+        "entered_at",
+        "answered_at",
+        "ended_at",
+        "wait_seconds",
+        "talk_seconds",
+        "outcome",
+        "decision_id",
+    ):
+        assert name in records[0]
+
+
+def test_tracker_to_batcher_to_sql(db_url):
+    import sqlalchemy as sa
+
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.db.models import Base
+    from ccserver.db.models import Call as CallRow
+
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    sink = sql_sink(session_factory(engine))
+
+    async def main():
+        batcher = RecordBatcher(sink, batch_size=2, interval=0.01)
+        batcher.start()
+        tracker = StateTracker(on_record=batcher.submit)
+        for name in ("ami-inbound-vip-answered", "ami-inbound-abandoned", "ami-inbound-hangup-during-ivr"):
+            replay(tracker, name)
+        assert await batcher.close() == 0
+
+    asyncio.run(main())
+    with engine.connect() as conn:
+        rows = {r.uniqueid: r for r in conn.execute(sa.select(CallRow))}
+    assert {r.outcome for r in rows.values()} == {"answered", "abandoned", "ivr_hangup"}
+    vip = rows["1795416921.0"]
+    assert (vip.queue, vip.agent_interface, vip.dialed, vip.caller_raw) == (
+        "vip",
+        "Local/8001@agent-phones/n",
+        "4008001000",
+        "13800138000",
+    )
+    assert vip.talk_seconds == pytest.approx(3.5, abs=0.1)
+    assert vip.customer_id is None  # 'C000042' is not a customers.id
+    # A retried batch that had in fact been committed is not written twice.
+    records: list[dict] = []
+    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    sink(records)
+    other = [dict(records[0], server="pbx-b")]
+    sink(other)  # same uniqueid from another Asterisk: kept apart
+    sink(other)  # ...and idempotent too
+    with engine.connect() as conn:
+        uids = sorted(conn.scalars(sa.select(CallRow.uniqueid)))
+    assert uids == ["1795416921.0", "1795416944.10", "1795416954.12", "pbx-b/1795416921.0"]
+    engine.dispose()

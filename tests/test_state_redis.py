@@ -1,0 +1,160 @@
+"""RedisStateStore mirrors the tracker's model (real Redis, db 15); RedisStateReader reads it back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from ccserver.state import AgentStatus, StateTracker
+from ccserver.state.model import to_dict
+from ccserver.state.redis_store import RedisStateReader, RedisStateStore
+from tests.test_state_support import timed_messages
+
+
+class CountingPipelines:
+    """Wraps a redis.asyncio client and counts pipeline round trips."""
+
+    def __init__(self, client):
+        self.client = client
+        self.executes = 0
+
+    def pipeline(self, **kw):
+        pipe = self.client.pipeline(**kw)
+        real = pipe.execute
+        outer = self
+
+        async def execute(*a, **k):
+            outer.executes += 1
+            return await real(*a, **k)
+
+        pipe.execute = execute
+        return pipe
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+async def _replay_into(store, tracker, messages, *, every=50):
+    for i, (msg, t) in enumerate(messages):
+        tracker.handle(msg, t)
+        if i % every == 0:
+            await store.flush()
+    await store.flush()
+
+
+def test_mirror_after_busy_hour_matches_the_tracker(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        counting = CountingPipelines(client)
+        store = RedisStateStore(counting)
+        tracker = StateTracker(store=store)
+        msgs = timed_messages("ami-inbound-load-40-calls")
+        joins = 0
+        cut = None
+        for i, (m, _) in enumerate(msgs):
+            joins += m.get("Event") == "QueueCallerJoin"
+            if joins == 30:
+                cut = i
+                break
+        await _replay_into(store, tracker, msgs[: cut + 1])
+        assert counting.executes <= cut // 50 + 2  # coalesced: one round trip per flush, not per event
+        reader = RedisStateReader(client)
+        now = tracker.now
+        # Mid-hour: callers waiting, agents talking.
+        assert await reader.queue_snapshot("bulk", now=now) == tracker.queue_snapshot("bulk", now=now)
+        assert [c.uniqueid for c in await reader.calls_in_queue("bulk")] == [
+            c.uniqueid for c in tracker.calls_in_queue("bulk")
+        ]
+        waiting = tracker.queue("bulk").callers
+        assert await reader.callers_ahead("bulk", 1, waiting[3].joined_at) == 3
+        assert await reader.callers_ahead("bulk", 9, 0.0) == 0
+        assert sorted(await reader.live_call_ids()) == sorted(uid for _, uid in tracker.calls)
+        for (_, uid), call in tracker.calls.items():
+            assert to_dict(await reader.call(uid)) == to_dict(call)
+        for (_, interface), agent in tracker.agents.items():
+            assert to_dict(await reader.agent(interface)) == to_dict(agent)
+        assert any(a.state == AgentStatus.TALKING for a in tracker.agents.values())
+        # The rest of the hour: everything settles, ended calls leave the live index.
+        await _replay_into(store, tracker, msgs[cut + 1 :])
+        assert await reader.queue_snapshot("bulk", now=tracker.now) == tracker.queue_snapshot("bulk")
+        assert await reader.live_call_ids() == []
+        ended = await reader.call("1795418249.0")
+        assert ended.outcome == "answered" and ended.ended_at is not None
+        assert 0 < await client.ttl("cc:call:default:1795418249.0") <= store.ended_ttl
+        assert await reader.queue_names() == ["bulk"]
+        assert len(await reader.agent_interfaces()) == 20
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_two_servers_with_the_same_uniqueids_stay_apart(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        store = RedisStateStore(client)
+        tracker = StateTracker(store=store)
+        a = timed_messages("ami-inbound-vip-answered", server="pbx-a")
+        b = timed_messages("ami-inbound-vip-answered", server="pbx-b")
+        connect_b = next(i for i, (m, _) in enumerate(b) if m.get("Event") == "AgentConnect")
+        for msg, t in sorted(a + b[: connect_b + 1], key=lambda x: x[1]):
+            tracker.handle(msg, t)
+        await store.flush()
+        reader = RedisStateReader(client)
+        assert await reader.servers() == ["pbx-a", "pbx-b"]
+        call_a = await reader.call("1795416921.0", server="pbx-a")
+        call_b = await reader.call("1795416921.0", server="pbx-b")
+        assert call_a.ended_at is not None and call_b.ended_at is None
+        assert (await reader.agent("Local/8001@agent-phones/n", server="pbx-b")).state == AgentStatus.TALKING
+        assert (await reader.agent("Local/8001@agent-phones/n", server="pbx-a")).state == AgentStatus.IDLE
+        assert (await reader.queue("vip", server="pbx-a")).completed == 1
+        assert (await reader.queue("vip", server="pbx-b")).completed == 0
+        assert await reader.live_call_ids("pbx-a") == []
+        assert await reader.live_call_ids("pbx-b") == ["1795416921.0"]
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_background_flusher_writes_without_explicit_flush(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        store = RedisStateStore(client, flush_interval=0.02)
+        store.start()
+        tracker = StateTracker(store=store)
+        for msg, t in timed_messages("ami-inbound-abandoned"):
+            tracker.handle(msg, t)  # synchronous: no awaiting on the event path
+        assert store.dirty > 0
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not store.dirty:
+                break
+        reader = RedisStateReader(client)
+        assert (await reader.queue("complaints")).abandoned == 1
+        assert (await reader.call("1795416944.10")).outcome == "abandoned"
+        await store.close()
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_redis_down_keeps_dirty_state_for_the_next_flush(redis_url):
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        broken = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+        store = RedisStateStore(broken)
+        tracker = StateTracker(store=store)
+        for msg, t in timed_messages("ami-inbound-abandoned"):
+            tracker.handle(msg, t)
+        dirty = store.dirty
+        with pytest.raises(aioredis.ConnectionError):  # nothing listens on port 1
+            await store.flush()
+        assert store.dirty == dirty  # nothing lost
+        store.redis = client  # Redis is back
+        await store.flush()
+        assert (await RedisStateReader(client).queue("complaints")).abandoned == 1
+        await broken.aclose()
+        await client.aclose()
+
+    asyncio.run(main())

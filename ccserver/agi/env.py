@@ -1,0 +1,69 @@
+"""The ``agi_*`` environment block Asterisk sends first: ``agi_key: value`` lines, then a blank line."""
+
+from __future__ import annotations
+
+
+def parse_env(block: bytes) -> dict[str, str]:
+    """Lines ``agi_key: value`` -> ``{"key": "value"}`` (prefix dropped; empty values such as
+    ``agi_accountcode: `` kept as ""). Undecodable bytes become U+FFFD: caller ID is attacker-controlled."""
+    text = block.decode("utf-8", "replace")
+    if "\r" not in text:
+        # Fast path (every real block): drop the prefixes in one pass, split each line once, in C.
+        if text.startswith("agi_"):
+            text = text[4:]
+        try:
+            return dict(line.split(": ", 1) for line in text.replace("\nagi_", "\n").split("\n"))
+        except ValueError:
+            pass  # a line without ": " (``agi_x:``, junk): the careful path below
+    env: dict[str, str] = {}
+    for line in text.split("\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if key.startswith("agi_"):
+            key = key[4:]
+        if value.endswith("\r"):
+            value = value[:-1]
+        env[key] = value[1:] if value.startswith(" ") else value
+    return env
+
+
+_SCRIPT_KEY = b"agi_network_script: "
+
+
+def find_script(block: bytes) -> str:
+    """The route name, read straight from the raw block so routing needs no full parse. Anchored at a line
+    start: a caller ID name such as ``x agi_network_script: admin`` must not pick the route."""
+    if block.startswith(_SCRIPT_KEY):
+        start = len(_SCRIPT_KEY)
+    else:
+        start = block.find(b"\n" + _SCRIPT_KEY)
+        if start < 0:
+            # no agi_network_script line (very old Asterisk): fall back to the path of agi_request
+            request = parse_env(block).get("request", "")
+            return script_name(request.partition("://")[2].partition("/")[2])
+        start += len(_SCRIPT_KEY) + 1
+    end = block.find(b"\n", start)
+    value = block[start:end] if end >= 0 else block[start:]
+    name = _SCRIPTS.get(value)
+    if name is None:
+        name = script_name(value.decode("utf-8", "replace").rstrip("\r"))
+        if len(_SCRIPTS) < 256:  # a server has a handful of scripts; junk from a hostile peer stays bounded
+            _SCRIPTS[value] = name
+    return name
+
+
+_SCRIPTS: dict[bytes, str] = {}
+
+
+def script_name(script: str) -> str:
+    """``agi_network_script`` -> route name: ``/incoming?x=1`` -> ``incoming``."""
+    return script.partition("?")[0].strip("/")
+
+
+def request_query(request: str) -> dict[str, str]:
+    """The query string of ``agi_request`` (``agi://h:4573/incoming?store=3``) as a dict (last value wins)."""
+    from urllib.parse import parse_qsl  # rare: handlers that use query args pay for the import
+
+    query = request.partition("?")[2]
+    return dict(parse_qsl(query, keep_blank_values=True)) if query else {}

@@ -1,0 +1,14 @@
+"""FastAGI metrics. The names are a contract (dashboards and alerts use them)."""
+
+from __future__ import annotations
+
+from ccserver.metrics import REGISTRY
+
+SESSIONS = REGISTRY.counter("ccserver_agi_sessions_total", "FastAGI sessions started (agi_* block received)")
+SESSION_SECONDS = REGISTRY.histogram(
+    "ccserver_agi_session_seconds", "FastAGI session duration, connect to close, for sessions that started"
+)
+ERRORS = REGISTRY.counter(
+    "ccserver_agi_errors_total",
+    "FastAGI failures: header timeout, oversize header, unknown script, handler error (caller hangup is not one)",
+)

@@ -1,0 +1,301 @@
+"""The FastAGI wire protocol, server side: the ``agi_*`` header, then one command / one answer at a time.
+
+Kept lean on purpose -- every round trip is server CPU (~60 us), so the hot path avoids regexes, decodes
+only what it must, shares the common answer objects, and never logs per line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from inspect import iscoroutine
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from ccserver.agi.env import find_script
+from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageError, CallerHungUp
+from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS
+from ccserver.agi.request import AGIRequest, HandlerRunner
+from ccserver.agi.results import parse_result, parse_result_bytes
+from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+
+if TYPE_CHECKING:
+    from ccserver.agi.server import FastAGIFactory
+
+log = logging.getLogger("ccserver.agi")
+
+# After the header, Asterisk only sends short answer lines (a GET VARIABLE value at most a few KiB);
+# a peer streaming a longer unterminated line is not Asterisk.
+MAX_ANSWER_LINE = 16 * 1024
+
+# Whole reads that are one plain success answer: no flag can turn result 0/1 into an error.
+_PLAIN_ANSWERS = {f"{text}\n".encode(): parse_result(text) for text in ("200 result=0", "200 result=1")}
+
+
+class FastAGIProtocol(Protocol):
+    def __init__(self, factory: FastAGIFactory) -> None:
+        self.factory = factory
+        self.session: AGISession | None = None
+        self.dead = False  # no more commands: caller hung up, EOF, or we are closing
+        self._closing = False
+        self._buf: bytes | bytearray = b""
+        self.connected_at = 0.0
+        # the head has been written and awaits its answer; the rest wait their turn
+        self._pending: deque[AGIRequest] = deque()
+        self._usage: list[str] | None = None  # collecting a multi-line 520 block
+
+    @property
+    def use_mset(self) -> bool:
+        return self.factory.use_mset
+
+    def mset_unavailable(self) -> None:
+        self.factory.mset_unavailable()
+
+    # -- connection ----------------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self.connected_at = factory.clock.seconds()
+        factory.watch_header(self)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self.session is None:
+            self.factory.unwatch_header(self)
+        self.dead = self._closing = True
+        if self.session is not None:
+            SESSION_SECONDS.observe(self.factory.clock.seconds() - self.connected_at)
+            if self._pending:
+                self._fail_all("connection lost")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.session is None:
+            self._header_data(data)
+            return
+        if not self._buf and self._usage is None and self._pending:
+            # Fast path, nearly every read: exactly one "200 result=0|1" answer for the command in flight.
+            result = _PLAIN_ANSWERS.get(data)
+            if result is not None:
+                self._pop().complete(result)
+                return
+        self._answer_data(data)
+
+    # -- header --------------------------------------------------------------------------------------
+    def _header_data(self, data: bytes) -> None:
+        if self._closing:
+            return
+        partial = self._buf
+        if partial:
+            # A header in pieces: grow a bytearray (no quadratic copying) and search only the new bytes
+            # (plus 3 for a terminator straddling the boundary), so a trickling peer costs linear CPU.
+            if type(partial) is bytes:
+                partial = bytearray(partial)
+            start = max(0, len(partial) - 3)
+            partial += data
+            buf: bytes | bytearray = partial
+        else:
+            start = 0
+            buf = data
+        if buf[:1] == b"\n":  # an empty environment
+            end, skip = 0, 1
+        else:
+            end, skip = buf.find(b"\n\n", start), 2
+            if end < 0:
+                end, skip = buf.find(b"\r\n\r\n", start), 4  # tolerate CRLF (Asterisk itself sends LF)
+        limit = self.factory.max_header_bytes
+        if end < 0:
+            if len(buf) > limit:
+                self._drop("oversize header")
+            else:
+                self._buf = buf
+            return
+        if end > limit:
+            self._drop("oversize header")
+            return
+        self._buf = b""
+        self.factory.unwatch_header(self)
+        self._start(bytes(buf[:end]))
+        rest = bytes(buf[end + skip :])
+        if rest:
+            self._answer_data(rest)
+
+    def header_timeout(self) -> None:
+        """Called by the factory's header watch when the agi_* block did not arrive in time."""
+        if self.session is None and not self._closing:
+            self._drop("header timeout")
+
+    def _drop(self, reason: str) -> None:
+        self.dead = self._closing = True
+        self._buf = b""
+        self.factory.dropped(reason, self.transport.getPeer() if self.transport else None)
+        # abort, not lose: a half-open peer may never read, so nothing must wait on it
+        self.transport.abortConnection()
+
+    # -- session -------------------------------------------------------------------------------------
+    def _start(self, header: bytes) -> None:
+        script = find_script(header)
+        self.session = session = AGISession(self, header, script)
+        SESSIONS.inc()
+        handler = self.factory.handlers.get(script)
+        if handler is None:
+            ERRORS.inc()
+            log.warning("FastAGI script %r has no handler (uniqueid=%s): default variables", script, session.uniqueid)
+            self._write_defaults()
+            return
+        try:
+            result: Any = handler(session)
+        except Exception:
+            self._handler_failed(Failure())
+            return
+        if iscoroutine(result):
+            HandlerRunner(result, self._handler_done, self._handler_failed).start()
+        elif isinstance(result, Deferred):
+            result.addCallbacks(self._handler_done, self._handler_failed)
+        else:
+            self._handler_done(result)
+
+    def _handler_done(self, _: object) -> None:
+        self._close()
+
+    def _handler_failed(self, failure: Failure) -> None:
+        if failure.check(CallerHungUp):
+            self._close()  # the caller left: the normal end of many calls, not an error
+            return
+        ERRORS.inc()
+        session = self.session
+        log.error(
+            "FastAGI handler %r failed (uniqueid=%s, callerid=%s): %s",
+            session.script if session else "?",
+            session.uniqueid if session else "?",
+            session.callerid if session else "?",
+            failure.getErrorMessage(),
+            exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+        )
+        self._write_defaults()
+
+    def _write_defaults(self) -> None:
+        """Leave the call routable: the factory's default variables, if the channel can still take them."""
+        defaults = self.factory.default_variables
+        if not defaults or self.dead or self.session is None:
+            self._close()
+            return
+
+        def failed(failure: Failure) -> None:
+            log.debug("default variables not written: %s", failure.getErrorMessage())
+            self._close()
+
+        HandlerRunner(self.session.set_variables(defaults), lambda _: self._close(), failed).start()
+
+    def _close(self) -> None:
+        if self._closing:
+            return
+        self.dead = self._closing = True
+        if not self._pending and self.transport is not None:
+            self.transport.loseConnection()
+        # else: closed by _pop once the queued commands have been answered
+
+    # -- commands ------------------------------------------------------------------------------------
+    def send(self, data: bytes, flags: int) -> AGIRequest:
+        if self.dead:
+            return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
+        request = AGIRequest(data, flags)
+        pending = self._pending
+        pending.append(request)
+        if len(pending) == 1:
+            self.transport.write(data)
+        return request
+
+    def _answer_data(self, data: bytes) -> None:
+        partial = self._buf
+        if partial:
+            if type(partial) is bytes:
+                partial = bytearray(partial)
+            partial += data
+            if b"\n" not in data:  # still no end of line: look at the new bytes only (linear, not quadratic)
+                if len(partial) > MAX_ANSWER_LINE:
+                    self._buf = b""
+                    ERRORS.inc()
+                    log.warning("FastAGI peer sent an over-long line; closing (uniqueid=%s)", self._uniqueid())
+                    self._hangup("over-long answer line")
+                else:
+                    self._buf = partial
+                return
+            data = bytes(partial)
+        lines = data.split(b"\n")
+        self._buf = lines.pop()
+        if len(self._buf) > MAX_ANSWER_LINE:
+            self._buf = b""
+            ERRORS.inc()
+            self._hangup("over-long answer line")
+        for raw in lines:
+            self._line(raw)
+
+    def _uniqueid(self) -> str:
+        return self.session.uniqueid if self.session is not None else "?"
+
+    def _pop(self) -> AGIRequest:
+        pending = self._pending
+        head = pending.popleft()
+        if pending:
+            self.transport.write(pending[0].data)
+        elif self._closing and self.transport is not None:
+            self.transport.loseConnection()
+        return head
+
+    def _line(self, raw: bytes) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        usage = self._usage
+        if usage is not None:
+            if raw.startswith(b"520 "):
+                self._usage = None
+                if self._pending:
+                    self._pop().fail(AGIUsageError("\n".join(usage[1:])))
+            else:
+                usage.append(raw.decode("utf-8", "replace"))
+            return
+        if raw == b"HANGUP":
+            self._hangup("HANGUP from Asterisk")
+            return
+        if not self._pending:
+            return  # nothing asked: stray line (or an answer after HANGUP); ignore it
+        if raw.startswith(b"520-"):
+            self._usage = [raw[4:].decode("utf-8", "replace")]
+            return
+        result = parse_result_bytes(raw)
+        request = self._pop()
+        code = result.code
+        if code == 200:
+            r = result.result
+            flags = request.flags
+            if r is None or r >= 0 or not flags:
+                request.complete(result)
+            elif r == -1 and flags & MINUS_ONE_HANGS_UP:
+                request.fail(CallerHungUp(f"caller hung up ({result.line})"))
+            elif r == -2 and flags & MINUS_TWO_FAILS:
+                request.fail(AGICommandFailed("no such application", result))
+            else:
+                request.complete(result)
+        elif code == 511:
+            request.fail(CallerHungUp(result.line))
+        elif code == 510:
+            request.fail(AGIInvalidCommand(result.line))
+        elif code == 520:
+            request.fail(AGIUsageError(result.data or ""))
+        else:
+            request.fail(AGICommandFailed(f"unexpected AGI answer {result.line!r}", result))
+
+    def _hangup(self, why: str) -> None:
+        """The channel is gone: fail what is waiting and close now, so Asterisk's AGI thread is released."""
+        self.dead = True
+        if not self._closing:
+            self._closing = True
+            self.transport.loseConnection()
+        self._fail_all(why)
+
+    def _fail_all(self, why: str) -> None:
+        pending, self._pending = self._pending, deque()
+        self._usage = None
+        for request in pending:
+            request.fail(CallerHungUp(why))

@@ -158,6 +158,25 @@ def _parse_ami_servers(value: Any) -> list[AMIServer]:
     return servers
 
 
+def _parse_dialplan_variables(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object of NAME: value: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a table of dialplan variable names to values")
+    out: dict[str, str] = {}
+    for name, raw in value.items():
+        text = str(raw)
+        if not name or not (name[0].isalpha() or name[0] == "_") or not all(c.isalnum() or c == "_" for c in name):
+            raise ValueError(f"{name!r} is not a dialplan variable name")
+        if any(ch in text for ch in "\r\n\0,\"\\") or text != text.strip():
+            raise ValueError(f"{name}: value must be simple (no CR/LF/NUL, commas, quotes, backslashes)")
+        out[name] = text
+    return out
+
+
 def _parse_str(value: Any) -> str:
     text = str(value)
     if any(ch in text for ch in "\r\n\0"):
@@ -184,7 +203,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "ping_interval": _parse_positive_float,
         "servers": _parse_ami_servers,
     },
-    "agi": {"listen": _parse_listen},
+    "agi": {"listen": _parse_listen, "default_variables": _parse_dialplan_variables},
     "http": {"listen": _parse_listen, "cookie_secure": _parse_bool, "metrics_token": _parse_str},
     "ws": {"listen": _parse_listen},
     "phone": {"default_region": _parse_region},

@@ -173,3 +173,12 @@ def test_bad_ami_servers(value, message):
     with pytest.raises(ConfigError) as info:
         load_config(environ={"CCSERVER_AMI_SERVERS": value})
     assert message in str(info.value) and "ami.servers" in str(info.value)
+
+
+def test_agi_default_variables():
+    assert load_config(environ={}).agi.default_variables == {"CC_QUEUE": "default", "CC_PRIORITY": "1"}
+    env = {"CCSERVER_AGI_DEFAULT_VARIABLES": '{"CC_QUEUE": "hotline"}'}
+    assert load_config(environ=env).agi.default_variables == {"CC_QUEUE": "hotline"}
+    for bad in ('{"CC QUEUE": "x"}', '{"CC_QUEUE": "a,b"}', '{"CC_QUEUE": "x\\r\\nHANGUP"}', "[1]"):
+        with pytest.raises(ConfigError, match="agi.default_variables"):
+            load_config(environ={"CCSERVER_AGI_DEFAULT_VARIABLES": bad})

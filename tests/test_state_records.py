@@ -188,7 +188,7 @@ def test_tracker_to_batcher_to_sql(db_url):
 
     asyncio.run(main())
     with engine.connect() as conn:
-        rows = {r.uniqueid: r for r in conn.execute(sa.select(CallRow))}
+        rows = {r.uniqueid: r for r in conn.execute(sa.select(CallRow)) if r.server == "default"}
     assert {r.outcome for r in rows.values()} == {"answered", "abandoned", "ivr_hangup"}
     vip = rows["1795416921.0"]
     assert (vip.queue, vip.agent_interface, vip.dialed, vip.caller_raw) == (
@@ -207,6 +207,7 @@ def test_tracker_to_batcher_to_sql(db_url):
     sink(other)  # same uniqueid from another Asterisk: kept apart
     sink(other)  # ...and idempotent too
     with engine.connect() as conn:
-        uids = sorted(conn.scalars(sa.select(CallRow.uniqueid)))
-    assert uids == ["1795416921.0", "1795416944.10", "1795416954.12", "pbx-b/1795416921.0"]
+        keys = sorted((s, u) for s, u in conn.execute(sa.select(CallRow.server, CallRow.uniqueid)))
+    assert keys == [("default", "1795416921.0"), ("default", "1795416944.10"), ("default", "1795416954.12"),
+                    ("pbx-b", "1795416921.0")]
     engine.dispose()

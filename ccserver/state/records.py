@@ -207,8 +207,8 @@ def _dt(value: float | None) -> datetime | None:
 def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
     """A blocking sink writing records into ``calls`` (ccserver.db.models.Call); run it via the batcher's thread.
 
-    Idempotent, so a retried batch that had in fact been committed writes nothing twice. ``calls.uniqueid`` is
-    unique across servers, so a second server's colliding uniqueid is stored as ``server/uniqueid``.
+    Idempotent, so a retried batch that had in fact been committed writes nothing twice: a call is identified by
+    (server, uniqueid), since several Asterisk servers may reuse uniqueids.
     ``customer_id`` is stored only when it is a known customers.id (the dialplan variable may carry other keys).
     """
     from sqlalchemy import select
@@ -218,25 +218,22 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
 
     def sink(records: list[dict]) -> None:
         with session_factory() as session:
-            uids = [r["uniqueid"] for r in records] + [f"{r['server']}/{r['uniqueid']}" for r in records]
-            found = session.execute(select(CallRow.uniqueid, CallRow.server).where(CallRow.uniqueid.in_(uids)))
-            existing = {uid: server for uid, server in found}
+            uids = {r["uniqueid"] for r in records}
+            found = session.execute(select(CallRow.server, CallRow.uniqueid).where(CallRow.uniqueid.in_(uids)))
+            existing = {(server, uid) for server, uid in found}
             ids = {int(r["customer_id"]) for r in records if str(r.get("customer_id") or "").isdigit()}
             known = set(session.scalars(select(Customer.id).where(Customer.id.in_(ids)))) if ids else set()
             for r in records:
-                uid = r["uniqueid"]
-                if uid in existing:
-                    if existing[uid] == r["server"]:
-                        continue  # already written by an earlier attempt
-                    uid = f"{r['server']}/{uid}"
-                    if uid in existing:
-                        continue
+                server = r.get("server") or "default"
+                if (server, r["uniqueid"]) in existing:
+                    continue  # already written by an earlier attempt
+                existing.add((server, r["uniqueid"]))
                 cid = r.get("customer_id")
                 session.add(
                     CallRow(
-                        uniqueid=uid,
+                        uniqueid=r["uniqueid"],
                         linkedid=r.get("linkedid") or None,
-                        server=r.get("server"),
+                        server=server,
                         direction=r.get("direction") or "inbound",
                         caller_raw=(r.get("caller_number") or None),
                         dialed=r.get("dialed_number"),

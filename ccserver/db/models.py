@@ -1,0 +1,425 @@
+"""The SQL data model (SQLAlchemy 2 typed ORM).
+
+Enumerated values are plain strings guarded by CHECK constraints rather than native enums: they migrate
+the same way on SQLite and PostgreSQL and a new value is one constraint change, not an ALTER TYPE.
+Every constraint and index has a deterministic name (see NAMING_CONVENTION) so migrations can refer to it
+on any backend. All datetimes are timezone-aware UTC (UTCDateTime); calendar facts are plain dates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ccserver.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The vocabularies (DESIGN.md "Domain vocabulary"). Other modules import these rather than repeat them.
+LINES = ("sales", "service", "complaints", "insurance", "hotline")
+CUSTOMER_KINDS = ("person", "company")
+LIFECYCLES = ("target", "prospect", "customer", "dormant")
+LANGUAGES = ("zh", "en")
+TIERS = ("diamond", "gold", "silver", "bronze", "prospect")
+PHONE_KINDS = ("mobile", "landline", "toll_free", "other")
+ORDER_KINDS = ("vehicle_sale", "service", "insurance", "accessories", "used_car")
+VISIT_STATUSES = ("booked", "in_progress", "waiting_parts", "ready", "collected", "cancelled")
+ROLES = ("agent", "supervisor", "department", "campaign_manager", "admin")
+CALL_DIRECTIONS = ("inbound", "outbound", "internal")
+CALL_OUTCOMES = (
+    "answered", "abandoned", "no_answer", "busy", "failed", "ivr_hangup", "ivr_self_service", "voicemail",
+    "transferred", "in_progress",
+)  # fmt: skip
+TICKET_KINDS = ("complaint", "repair", "appointment", "callback", "praise")
+TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
+
+
+def one_of(column: str, values: tuple[str, ...], *, nullable: bool = False) -> CheckConstraint:
+    """CHECK (column IN (...)), named after the column (the naming convention adds the table)."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    sql = f"{column} IN ({listed})"
+    if nullable:
+        sql = f"{column} IS NULL OR {sql}"
+    return CheckConstraint(sql, name=column)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fk(target: str, ondelete: str | None = None) -> ForeignKey:
+    return ForeignKey(target, ondelete=ondelete)
+
+
+# --- organisation ---------------------------------------------------------------------------------------
+
+
+class DealerGroup(Base):
+    __tablename__ = "dealer_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+
+    stores: Mapped[list[Store]] = relationship(back_populates="group")
+
+
+class Store(Base):
+    """A 4S shop: one brand in one city."""
+
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(_fk("dealer_groups.id", "CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # short stable key, e.g. 'bj-volvo'
+    name: Mapped[str] = mapped_column(String(120))
+    brand: Mapped[str] = mapped_column(String(60))
+    city: Mapped[str] = mapped_column(String(60))
+    time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    address: Mapped[str | None] = mapped_column(String(255))
+
+    group: Mapped[DealerGroup] = relationship(back_populates="stores")
+    business_hours: Mapped[list[BusinessHours]] = relationship(back_populates="store")
+
+
+class Queue(Base):
+    """An Asterisk app_queue queue, by the name the dialplan uses."""
+
+    __tablename__ = "queues"
+    __table_args__ = (one_of("line", LINES, nullable=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    line: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(String(255))
+    strategy: Mapped[str] = mapped_column(String(32), default="leastrecent")
+
+
+class Did(Base):
+    """A dialled number (DID) and what it means: which store, which line, which queue by default."""
+
+    __tablename__ = "dids"
+    __table_args__ = (one_of("line", LINES),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # As Asterisk presents it in ${EXTEN}: E.164 or national digits as dialled, e.g. '4008001000'.
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)  # NULL: group-wide
+    line: Mapped[str] = mapped_column(String(16))
+    default_queue_id: Mapped[int | None] = mapped_column(_fk("queues.id", "SET NULL"), index=True)
+    description: Mapped[str | None] = mapped_column(String(255))
+
+
+class BusinessHours(Base):
+    """Opening hours of a store on one weekday (0 = Monday), for all lines (line NULL) or one line."""
+
+    __tablename__ = "business_hours"
+    __table_args__ = (
+        one_of("line", LINES, nullable=True),
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        Index("ix_business_hours_store_weekday", "store_id", "weekday"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[int] = mapped_column(_fk("stores.id", "CASCADE"))
+    line: Mapped[str | None] = mapped_column(String(16))
+    weekday: Mapped[int] = mapped_column(SmallInteger)
+    opens_at: Mapped[time] = mapped_column(Time)
+    closes_at: Mapped[time] = mapped_column(Time)
+
+    store: Mapped[Store] = relationship(back_populates="business_hours")
+
+
+class Holiday(Base):
+    """A public holiday (store NULL: every store) — closed although it may be a weekday."""
+
+    __tablename__ = "holidays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "CASCADE"), index=True)
+
+
+class MakeupWorkday(Base):
+    """调休: a weekend date that is a working day, traded for a longer holiday."""
+
+    __tablename__ = "makeup_workdays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "CASCADE"), index=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    extension: Mapped[str | None] = mapped_column(String(20), index=True)
+    interface: Mapped[str | None] = mapped_column(String(80), index=True)  # e.g. 'PJSIP/8001'
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    department: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+# --- customers ------------------------------------------------------------------------------------------
+
+
+customer_phones = Table(
+    "customer_phones",
+    Base.metadata,
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    # Looked up from the phone side on every inbound call.
+    Column("phone_id", ForeignKey("phone_numbers.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("label", String(40)),  # 'mobile', 'home', 'office', 'wife', ...
+    Column("is_primary", Boolean, nullable=False, default=False),
+)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        one_of("kind", CUSTOMER_KINDS),
+        one_of("lifecycle", LIFECYCLES),
+        one_of("language", LANGUAGES),
+        one_of("tier", TIERS),
+        Index("ix_customers_tier_score", "tier", "value_score"),
+        Index("ix_customers_value_score", "value_score"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default="person")
+    name: Mapped[str] = mapped_column(String(120), index=True)
+    lifecycle: Mapped[str] = mapped_column(String(10), default="target")
+    source: Mapped[str | None] = mapped_column(String(40))  # walk_in, web, referral, autohome, event, ...
+    language: Mapped[str] = mapped_column(String(2), default="zh")
+    membership_level: Mapped[int] = mapped_column(SmallInteger, default=0)
+    membership_points: Mapped[int] = mapped_column(Integer, default=0)
+    manual_vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    sales_consultant_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    service_advisor_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_score: Mapped[float] = mapped_column(Numeric(8, 2, asdecimal=False), default=0)
+    tier: Mapped[str] = mapped_column(String(10), default="prospect")
+    score_components: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    score_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    home_store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    phones: Mapped[list[PhoneNumber]] = relationship(secondary=customer_phones, back_populates="customers")
+    vehicles: Mapped[list[Vehicle]] = relationship(back_populates="customer")
+    contacts: Mapped[list[CompanyContact]] = relationship(back_populates="company")
+    sales_consultant: Mapped[User | None] = relationship(foreign_keys=[sales_consultant_id])
+    service_advisor: Mapped[User | None] = relationship(foreign_keys=[service_advisor_id])
+
+
+class PhoneNumber(Base):
+    __tablename__ = "phone_numbers"
+    __table_args__ = (one_of("kind", PHONE_KINDS),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True)  # the unique index is the caller lookup
+    kind: Mapped[str] = mapped_column(String(10), default="mobile")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)  # family phone, company switchboard
+
+    customers: Mapped[list[Customer]] = relationship(secondary=customer_phones, back_populates="phones")
+
+
+class CompanyContact(Base):
+    """A person at a company customer (fleet manager, purchaser, ...)."""
+
+    __tablename__ = "company_contacts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    company_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str | None] = mapped_column(String(80))
+    phone_id: Mapped[int | None] = mapped_column(_fk("phone_numbers.id", "SET NULL"), index=True)
+
+    company: Mapped[Customer] = relationship(back_populates="contacts")
+    phone: Mapped[PhoneNumber | None] = relationship()
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicles"
+    __table_args__ = (
+        Index("ix_vehicles_next_maintenance_due", "next_maintenance_due"),
+        Index("ix_vehicles_insurance_expiry", "insurance_expiry"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"), index=True)
+    brand: Mapped[str] = mapped_column(String(60))
+    model: Mapped[str] = mapped_column(String(80))
+    plate: Mapped[str | None] = mapped_column(String(16), index=True)
+    vin: Mapped[str] = mapped_column(String(17), unique=True)
+    purchase_date: Mapped[date | None] = mapped_column(Date)
+    mileage_km: Mapped[int | None] = mapped_column(Integer)
+    next_maintenance_due: Mapped[date | None] = mapped_column(Date)
+    insurance_expiry: Mapped[date | None] = mapped_column(Date)
+
+    customer: Mapped[Customer] = relationship(back_populates="vehicles")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        one_of("kind", ORDER_KINDS),
+        Index("ix_orders_customer_ordered_on", "customer_id", "ordered_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"))
+    vehicle_id: Mapped[int | None] = mapped_column(_fk("vehicles.id", "SET NULL"), index=True)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    ordered_on: Mapped[date] = mapped_column(Date)
+
+
+class ServiceVisit(Base):
+    """A workshop visit; lets a caller ask "is my car ready"."""
+
+    __tablename__ = "service_visits"
+    __table_args__ = (
+        one_of("status", VISIT_STATUSES),
+        Index("ix_service_visits_customer_opened_at", "customer_id", "opened_at"),
+        Index("ix_service_visits_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"))
+    vehicle_id: Mapped[int | None] = mapped_column(_fk("vehicles.id", "SET NULL"), index=True)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    advisor_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    promised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="booked")
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+# --- contact centre -------------------------------------------------------------------------------------
+
+
+class Call(Base):
+    """One Asterisk call leg as the contact centre saw it (keyed by Asterisk's uniqueid)."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        one_of("direction", CALL_DIRECTIONS),
+        one_of("outcome", CALL_OUTCOMES, nullable=True),
+        # Uniqueids are only unique within one Asterisk: several servers may reuse them.
+        UniqueConstraint("server", "uniqueid", name="uq_calls_server_uniqueid"),
+        Index("ix_calls_entered_at", "entered_at"),
+        Index("ix_calls_queue_entered_at", "queue", "entered_at"),
+        Index("ix_calls_agent_entered_at", "agent_id", "entered_at"),
+        Index("ix_calls_customer_entered_at", "customer_id", "entered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str | None] = mapped_column(String(64), index=True)
+    server: Mapped[str] = mapped_column(String(64), default="default")  # which Asterisk (ami.servers name)
+    direction: Mapped[str] = mapped_column(String(10), default="inbound")
+    caller_raw: Mapped[str | None] = mapped_column(String(64))  # attacker-controlled: display only
+    caller_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    dialed: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"))
+    queue: Mapped[str | None] = mapped_column(String(80))  # the name, so history survives queue renames
+    agent_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    agent_interface: Mapped[str | None] = mapped_column(String(80))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wait_seconds: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    talk_seconds: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    ivr_path: Mapped[str | None] = mapped_column(String(255))
+    disposition: Mapped[str | None] = mapped_column(String(80))
+    recording_path: Mapped[str | None] = mapped_column(String(255))
+    decision_id: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Ticket(Base):
+    """A work order: complaint, repair, appointment, callback or praise."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        one_of("kind", TICKET_KINDS),
+        one_of("status", TICKET_STATUSES),
+        Index("ix_tickets_status_sla_due_at", "status", "sla_due_at"),
+        Index("ix_tickets_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    department: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    call_id: Mapped[int | None] = mapped_column(_fk("calls.id", "SET NULL"), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, default=_utcnow)
+    actor_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    actor_name: Mapped[str | None] = mapped_column(String(64))  # kept: the user row may be gone
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,133 @@
+"""Demo data: a realistic, deterministic dealer group to try ccserver on (``python -m ccserver.demo``)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+
+from ccserver.db import migrate
+from ccserver.db.engine import make_engine
+from ccserver.db.models import Base, Customer, DealerGroup, User
+from ccserver.demo.generator import DemoGenerator
+from ccserver.demo.loader import PostgresCopyWriter, SqliteWriter, fix_sequences, insert_dicts
+from ccserver.passwords import hash_password
+
+__all__ = ["DemoDataExists", "demo_password_for", "generate"]
+
+Progress = Callable[[int, int], None]
+
+
+class DemoDataExists(RuntimeError):
+    """The database already holds data; pass replace=True to wipe it first."""
+
+
+def demo_password_for(seed: int) -> str:
+    """The shared password of the generated staff logins: readable, and the same for the same seed."""
+    return f"demo-{random.Random(f'demo-password:{seed}').randrange(10_000, 100_000)}"
+
+
+def generate(
+    url: str,
+    customers: int = 10_000,
+    seed: int = 1,
+    as_of: date | None = None,
+    agent_interface: str = "PJSIP/{ext}",
+    admin_password: str = "admin",  # noqa: S107 - the documented demo login, printed in the summary
+    demo_password: str | None = None,
+    progress: Progress | None = None,
+    *,
+    replace: bool = False,
+    batch_size: int = 5000,
+) -> dict[str, Any]:
+    """Load the demo dealer group into ``url`` (migrating it to head first) and return a summary.
+
+    The rows depend only on (customers, seed, as_of, agent_interface); ``as_of`` defaults to today, which
+    is the one place the clock is read. Refuses with DemoDataExists when the database already has data,
+    unless ``replace`` — which deletes every row of every ccserver table first.
+    """
+    started = time.perf_counter()
+    as_of = as_of or date.today()
+    demo_password = demo_password or demo_password_for(seed)
+    gen = DemoGenerator(customers, seed, as_of, agent_interface)  # validates arguments before any I/O
+    if migrate.schema_status(url) != "up_to_date":
+        migrate.upgrade(url)
+    engine = make_engine(url)
+    is_pg = engine.dialect.name == "postgresql"
+    counts: Counter[str] = Counter()
+    try:
+        with engine.begin() as conn:
+            _check_empty(conn, replace)
+            # One hash each, shared by every demo login: scrypt costs ~50 ms per call.
+            ref = gen.reference_tables(hash_password(admin_password), hash_password(demo_password))
+            for table, rows in ref:
+                insert_dicts(conn, table, rows)
+                counts[table] += len(rows)
+            writer = PostgresCopyWriter(conn) if is_pg else SqliteWriter(conn)
+            writer.begin()
+            done = 0
+            if progress:
+                progress(0, customers)
+            for batch in gen.batches(batch_size):
+                for table, rows in batch.rows.items():
+                    writer.write(table, rows)
+                    counts[table] += len(rows)
+                done += batch.customers
+                if progress:
+                    progress(done, customers)
+            writer.finish()
+            if is_pg:
+                fix_sequences(conn)
+    finally:
+        engine.dispose()
+    elapsed = time.perf_counter() - started
+    return {
+        "backend": "postgresql" if is_pg else "sqlite",
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "customers": counts["customers"],
+        "rows": dict(counts),
+        "total_rows": sum(counts.values()),
+        "elapsed_seconds": round(elapsed, 2),
+        "logins": _logins(gen, admin_password, demo_password),
+    }
+
+
+def _check_empty(conn: Connection, replace: bool) -> None:
+    present = {
+        name: conn.execute(select(func.count()).select_from(model)).scalar_one()
+        for name, model in (("dealer groups", DealerGroup), ("users", User), ("customers", Customer))
+    }
+    if not any(present.values()):
+        return
+    if not replace:
+        held = ", ".join(f"{n} {name}" for name, n in present.items() if n)
+        raise DemoDataExists(f"the database already holds data ({held}); pass replace=True to wipe it and reload")
+    tables = Base.metadata.sorted_tables
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in reversed(tables):
+            conn.execute(table.delete())
+
+
+def _logins(gen: DemoGenerator, admin_password: str, demo_password: str) -> dict[str, Any]:
+    by_role: dict[str, list[str]] = {}
+    for user in gen.users:
+        by_role.setdefault(user["role"], []).append(user["username"])
+    agents = by_role.get("agent", [])
+    return {
+        "admin": {"username": "admin", "password": admin_password},
+        "demo_password": demo_password,
+        "agents": f"{agents[0]} … {agents[-1]} ({len(agents)})" if agents else "",
+        "supervisors": by_role.get("supervisor", []),
+        "department": [u for u in by_role.get("department", []) if u == "service-dept"],
+        "campaign_manager": by_role.get("campaign_manager", []),
+        "store_staff": len(by_role.get("department", [])) - 1,
+    }

@@ -64,11 +64,11 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    from ccserver.server import SchemaNotReady, run_server
+    from ccserver.server import ListenError, SchemaNotReady, run_server
 
     try:
         return run_server(config)
-    except SchemaNotReady as exc:
+    except (SchemaNotReady, ListenError) as exc:
         print(f"ccserver: {exc}", file=sys.stderr)
         return 2
 

@@ -10,12 +10,17 @@ import logging
 import signal
 from typing import Any
 
+from ccserver import __version__
 from ccserver.config import Config
 
 log = logging.getLogger("ccserver")
 
 
 class SchemaNotReady(RuntimeError):
+    pass
+
+
+class ListenError(RuntimeError):
     pass
 
 
@@ -42,12 +47,11 @@ def install_reactor() -> Any:
     return reactor
 
 
-def run_server(config: Config) -> int:
+def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> int:
     check_schema(config.database_url)
     reactor = install_reactor()
 
     from twisted.internet import defer
-    from twisted.internet.endpoints import TCP4ServerEndpoint
     from twisted.internet.threads import deferToThreadPool
 
     from agents_ui import template_environment
@@ -88,13 +92,19 @@ def run_server(config: Config) -> int:
 
         probes["redis"] = redis_probe
 
-    from ccserver.metrics import REGISTRY
+    telephony = None
+    if config.ami_servers():
+        from ccserver.telephony import Telephony
 
-    ami_connected = REGISTRY.gauge("ccserver_ami_connected", "1 while the AMI connection is logged in")
-    if config.ami.host:
+        telephony = Telephony(config, reactor, sessions, redis=redis_client)
 
         async def ami_probe() -> str:
-            return "connected" if ami_connected.value() >= 1 else "disconnected"
+            # Every server this node consumes must be logged in; followers report what they follow.
+            clients = [telephony.ami.clients[name] for name in sorted(telephony.leading)]
+            if not clients:
+                return "following" if telephony.relay is not None else "disconnected"
+            down = [c.server for c in clients if not c.connected]
+            return "connected" if not down else "disconnected"
 
         probes["ami"] = ami_probe
 
@@ -110,18 +120,27 @@ def run_server(config: Config) -> int:
         health_probes=probes,
     )
 
-    http = config.http.listen
-    listening: list[Any] = []
+    from twisted.internet.error import CannotListenError
 
-    def started(port: Any) -> None:
-        listening.append(port)
-        log.info("HTTP listening on http://%s:%d/", http.host, port.getHost().port)
+    from ccserver.agi import FastAGIFactory, listen_fastagi
 
-    def failed(failure: Any) -> None:
-        log.error("cannot listen for HTTP on %s: %s", http, failure.getErrorMessage())
-        reactor.stop()
-
-    TCP4ServerEndpoint(reactor, http.port, interface=http.host).listen(build_site(ctx)).addCallbacks(started, failed)
+    agi_factory = FastAGIFactory(agi_handlers or {}, default_variables=config.agi.default_variables, clock=reactor)
+    http, agi = config.http.listen, config.agi.listen
+    try:
+        http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)
+        agi_port = listen_fastagi(reactor, agi_factory, agi.port, interface=agi.host)
+    except CannotListenError as exc:
+        raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
+    http_url = f"http://{http.host}:{http_port.getHost().port}"
+    banner = [
+        f"ccserver {__version__} is up",
+        f"  web:     {http_url}/   (login page: {http_url}/login)",
+        f"  health:  {http_url}/healthz",
+        f"  metrics: {http_url}/metrics",
+        f"  FastAGI: agi://{agi.host}:{agi_port.getHost().port}/incoming",
+        f"  AMI:     {', '.join(f'{s.name}={s.host}:{s.port}' for s in config.ami_servers()) or 'not configured'}",
+    ]
+    print("\n".join(banner), flush=True)
 
     def shutdown(signum: int, _frame: Any) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -130,13 +149,17 @@ def run_server(config: Config) -> int:
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
 
-    def cleanup() -> defer.Deferred[None] | None:
-        engine.dispose()
+    async def cleanup() -> None:
+        if telephony is not None:
+            await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
         if redis_client is not None:
-            return defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
-        return None
+            await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
+        engine.dispose()
 
-    reactor.addSystemEventTrigger("before", "shutdown", cleanup)
+    if telephony is not None:
+        reactor.callWhenRunning(telephony.start)
+
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
     log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))
     reactor.run(installSignalHandlers=False)
     log.info("ccserver stopped")

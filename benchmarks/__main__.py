@@ -1,0 +1,172 @@
+"""`make bench`: run the benchmarks and rewrite BENCHMARKS.md.
+
+Each section records the machine and date it ran on, and every figure stands beside its peer measured in
+the same run. Results are kept in benchmarks/results.json so one section can be re-run (`--only agi`)
+without losing the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results.json"
+REPORT = ROOT / "BENCHMARKS.md"
+SECTIONS = ("ami", "agi", "state", "routing", "demo_load")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        memory = "?"
+    return (f"{cpu}, {os.cpu_count()} cores, {memory}; Python {platform.python_version()}; "
+            f"{platform.system()} {platform.release()}")
+
+
+def run_section(name: str, quick: bool) -> dict[str, Any]:
+    if name == "ami":
+        from benchmarks import bench_ami
+
+        return bench_ami.run(copies=4 if quick else 10, runs=3)
+    if name == "agi":
+        from benchmarks import bench_agi
+
+        return bench_agi.run(sessions=2_000 if quick else 10_000, concurrency=20, rounds=3)
+    if name == "state":
+        from benchmarks import bench_state
+
+        return bench_state.run()
+    if name == "routing":
+        from benchmarks import bench_routing
+
+        return bench_routing.run()
+    if name == "demo_load":
+        # Its own process: a million-customer load should not share a heap with the other benchmarks.
+        customers = 100_000 if quick else 1_000_000
+        out = subprocess.run(
+            [sys.executable, "-c",
+             "import json,sys; from benchmarks import bench_demo_load as b; "
+             f"print(json.dumps(b.run({customers}, quiet=True)))"],
+            cwd=ROOT, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    raise ValueError(name)
+
+
+def _f(value: Any, digits: int = 0) -> str:
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["# Benchmarks", "",
+             "Written by `make bench` (`python -m benchmarks`); each section names the machine and date it ran on,",
+             "and each figure stands beside its peer from the same run. Re-run one section with",
+             "`python -m benchmarks --only NAME`.", ""]
+
+    def head(title: str, key: str) -> None:
+        meta = results[key]["_meta"]
+        lines.extend([f"## {title}", "", f"Measured {meta['date']} on {meta['machine']}.", ""])
+
+    if "ami" in results:
+        r = results["ami"]
+        head("AMI end to end: bytes on a TCP socket → parsed and dispatched", "ami")
+        lines += [
+            f"The busy-hour transcript multiplied ×{r['copies']} ({r['payload_bytes'] / 1e6:.1f} MB, "
+            f"{r['messages']:,} messages, {r['subscribed_messages']:,} to subscribed handlers) from the same fake "
+            f"Asterisk to each client in its own process; median of {r['runs']} runs.", "",
+            "| client | messages/s (median) | best | client CPU (median) |", "|---|---|---|---|",
+            f"| **ccserver** | **{_f(r['ccserver']['msgs_per_s_median'])}** | {_f(r['ccserver']['msgs_per_s_best'])} "
+            f"| {r['ccserver']['cpu_s_median']} s |",
+            f"| panoramisk | {_f(r['panoramisk']['msgs_per_s_median'])} | {_f(r['panoramisk']['msgs_per_s_best'])} "
+            f"| {r['panoramisk']['cpu_s_median']} s |",
+            "", f"ccserver / panoramisk: **{r['ratio_median']}×** (target ≥ 4×).", ""]
+    if "agi" in results:
+        r = results["agi"]
+        head("FastAGI server CPU per session (env block + 3 SET VARIABLE)", "agi")
+        rows = [("bare Twisted LineReceiver (floor)", "floor"), ("**ccserver**", "ccserver"),
+                ("ccserver, handler reads caller ID / extension / uniqueid", "ccserver_env"),
+                ("ccserver, the three variables in one MSet", "ccserver_mset"), ("panoramisk", "panoramisk")]
+        lines += [f"{r['sessions']:,} sessions, {r['concurrency']} concurrent, over loopback from a separate "
+                  f"client process; server on the {r['reactor']} reactor; server process CPU / sessions.", "",
+                  "| server | CPU per session | × floor |", "|---|---|---|"]
+        for label, key in rows:
+            if isinstance(r.get(key), dict):
+                ratio = "1.00" if key == "floor" else r.get(f"{key}_vs_floor", "")
+                lines.append(f"| {label} | {r[key]['cpu_ms_per_session']:.3f} ms | {ratio} |")
+        lines += ["", "Target: ccserver ≤ 1.1× the floor.", ""]
+        lag, mem = r.get("lag", {}), r.get("memory", {})
+        if lag:
+            lines += ["Event-loop lag while 1,000 half-open FastAGI connections are held: "
+                      + ", ".join(f"{k} {v}" for k, v in lag.items() if not isinstance(v, (dict, list))), ""]
+        if mem:
+            lines += ["Memory per idle FastAGI connection: "
+                      + ", ".join(f"{k} {v}" for k, v in mem.items() if not isinstance(v, (dict, list))), ""]
+    if "state" in results:
+        r = results["state"]
+        head("Live state model", "state")
+        m, rp = r["memory_per_call"], r["replay"]
+        lines += ["| figure | value |", "|---|---|",
+                  f"| memory per live call (tracemalloc, {m['calls']:,} waiting callers) "
+                  f"| {m['bytes_per_call']} bytes |",
+                  f"| tracker on the parsed busy hour ({rp['messages']:,} messages) | {_f(rp['msgs_per_s'])} msg/s |",
+                  ""]
+    if "routing" in results:
+        r = results["routing"]
+        head("Routing primitives (pure functions)", "routing")
+        lines += ["| function | µs per call |", "|---|---|"]
+        lines += [f"| {k.removesuffix('_us')} | {v} |" for k, v in r.items() if k.endswith("_us") and k != "_meta"]
+        if "cutoffs_1m_ms" in r:
+            lines.append(f"| compute_cutoffs over 1,000,000 scores | {r['cutoffs_1m_ms']} ms |")
+        lines.append("")
+    if "demo_load" in results:
+        r = results["demo_load"]
+        head("Demo data bulk load into PostgreSQL", "demo_load")
+        lines += [f"`ccserver demo-data --customers {r['customers']:,}` into a fresh schema on the local PostgreSQL "
+                  "(COPY for the big tables).", "",
+                  "| figure | value | target |", "|---|---|---|",
+                  f"| load time | **{r['load_seconds']:.1f} s** | ≤ 300 s |",
+                  f"| rows | {r['total_rows']:,} ({_f(r['rows_per_second'])} rows/s) | |",
+                  f"| migrations | {r['migrate_seconds']:.2f} s | |", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test, not for the record)")
+    parser.add_argument("--render", action="store_true", help="rewrite BENCHMARKS.md from results.json only")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if not args.render:
+        for name in args.only or SECTIONS:
+            print(f"bench: {name} …", file=sys.stderr, flush=True)
+            result = run_section(name, args.quick)
+            result["_meta"] = {"date": dt.date.today().isoformat(), "machine": machine(), "quick": args.quick}
+            results[name] = result
+            RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    REPORT.write_text(render(results))
+    print(f"wrote {REPORT.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from ccserver import __version__
 from ccserver.config import Config, ConfigError, load_config
@@ -18,7 +18,7 @@ from ccserver.logs import setup_logging
 class ProgressBar:
     """A one-line progress bar on stderr (redrawn at most 10 times a second)."""
 
-    def __init__(self, label: str, stream=sys.stderr):
+    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
         self.label = label
         self.stream = stream
         self._last = 0.0
@@ -101,20 +101,32 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     except SchemaNotReady as exc:
         print(f"ccserver: {exc}", file=sys.stderr)
         return 2
+    logins_file = config.data_dir / "demo-logins.txt"
     if args.if_empty and demo.has_demo_data(config.database_url):
-        print("demo data already loaded; nothing to do")
+        print("demo data already loaded")
+        if logins_file.exists():
+            print(logins_file.read_text(encoding="utf-8").rstrip())
         return 0
-    summary = demo.generate(
-        config.database_url,
-        customers=args.customers,
-        seed=args.seed,
-        as_of=args.as_of,
-        agent_interface=args.agent_interface,
-        admin_password=args.admin_password,
-        replace=args.replace,
-        progress=ProgressBar("demo data"),
-    )
-    print(demo.describe(summary))
+    try:
+        summary = demo.generate(
+            config.database_url,
+            customers=args.customers,
+            seed=args.seed,
+            as_of=args.as_of,
+            agent_interface=args.agent_interface,
+            admin_password=args.admin_password,
+            replace=args.replace,
+            progress=ProgressBar("demo data"),
+        )
+    except demo.DemoDataExists as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return 2
+    text = demo.describe(summary)
+    print(text)
+    # Kept (owner-only) so later `make run`s can show the demo logins again.
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    logins_file.write_text(text + "\n", encoding="utf-8")
+    logins_file.chmod(0o600)
     return 0
 
 

@@ -49,7 +49,10 @@ def _parse_listen(value: Any) -> Listen:
     except ValueError:
         if host != "localhost" and not host.replace("-", "").replace(".", "").isalnum():
             raise ValueError(f"bad host {host!r}") from None
-    return Listen(host, _parse_port(port_text))
+    port = int(port_text.strip())
+    if not 0 <= port < 65536:  # 0: any free port (the startup banner says which)
+        raise ValueError("port must be 0-65535")
+    return Listen(host, port)
 
 
 def _parse_port(value: Any) -> int:

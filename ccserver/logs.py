@@ -30,3 +30,5 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every migration step at INFO; its WARNINGs are what an operator needs.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

@@ -25,15 +25,26 @@ class ListenError(RuntimeError):
 
 
 def check_schema(database_url: str) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from ccserver.db.migrate import schema_status
 
-    status = schema_status(database_url)
+    try:
+        status = schema_status(database_url)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        raise SchemaNotReady(f"cannot open the database ({reason}); create it with `ccserver db upgrade`") from None
     if status == "empty":
         raise SchemaNotReady("the database has no ccserver schema: run `ccserver db upgrade` first")
     if status == "outdated":
         raise SchemaNotReady("the database schema is outdated: run `ccserver db upgrade` first")
     if status != "up_to_date":
         raise SchemaNotReady(f"the database schema is not one this ccserver knows ({status}); is it newer?")
+
+
+def _port_of(listening: Any) -> int:
+    """The bound port (the configured one, or the one the OS picked for port 0)."""
+    return int(listening.getHost().port)
 
 
 def install_reactor() -> Any:
@@ -131,13 +142,13 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         agi_port = listen_fastagi(reactor, agi_factory, agi.port, interface=agi.host)
     except CannotListenError as exc:
         raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
-    http_url = f"http://{http.host}:{http_port.getHost().port}"
+    http_url = f"http://{http.host}:{_port_of(http_port)}"
     banner = [
         f"ccserver {__version__} is up",
         f"  web:     {http_url}/   (login page: {http_url}/login)",
         f"  health:  {http_url}/healthz",
         f"  metrics: {http_url}/metrics",
-        f"  FastAGI: agi://{agi.host}:{agi_port.getHost().port}/incoming",
+        f"  FastAGI: agi://{agi.host}:{_port_of(agi_port)}/incoming",
         f"  AMI:     {', '.join(f'{s.name}={s.host}:{s.port}' for s in config.ami_servers()) or 'not configured'}",
     ]
     print("\n".join(banner), flush=True)
@@ -157,7 +168,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         engine.dispose()
 
     if telephony is not None:
-        reactor.callWhenRunning(telephony.start)
+        # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
+        reactor.callLater(0, telephony.start)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
     log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))

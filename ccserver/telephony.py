@@ -11,6 +11,7 @@ another node may take it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -103,8 +104,8 @@ class Telephony:
         assert self.relay is not None
         for name in self.server_names:
             lease = RedisLease(self.redis, f"ccserver:ami-lease:{name}", self.node_id, ttl_ms=LEASE_TTL_MS)
-            keeper = LeaseKeeper(lease, on_acquired=lambda n=name: self._lead(n),
-                                 on_lost=lambda n=name: self._follow(n))
+            keeper = LeaseKeeper(lease, on_acquired=functools.partial(self._lead, name),
+                                 on_lost=functools.partial(self._follow, name))
             self._keepers.append(keeper)
             self._followers.append(asyncio.ensure_future(keeper.run(asyncio.sleep)))
             self._followers.append(asyncio.ensure_future(self.relay.follow(name, self._on_followed)))

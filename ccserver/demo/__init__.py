@@ -1,4 +1,4 @@
-"""Demo data: a realistic, deterministic dealer group to try ccserver on (``python -m ccserver.demo``)."""
+"""Demo data: a realistic, deterministic dealer group to try ccserver on (``ccserver demo-data``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ccserver.demo.generator import DemoGenerator
 from ccserver.demo.loader import PostgresCopyWriter, SqliteWriter, fix_sequences, insert_dicts
 from ccserver.passwords import hash_password
 
-__all__ = ["DemoDataExists", "demo_password_for", "generate"]
+__all__ = ["DemoDataExists", "demo_password_for", "describe", "generate", "has_demo_data"]
 
 Progress = Callable[[int, int], None]
 
@@ -96,6 +96,31 @@ def generate(
         "elapsed_seconds": round(elapsed, 2),
         "logins": _logins(gen, admin_password, demo_password),
     }
+
+
+def has_demo_data(url: str) -> bool:
+    """Whether the (migrated) database already holds a dealer group."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(DealerGroup)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """What a person needs after a load: how much was loaded and how to log in."""
+    logins = summary["logins"]
+    return "\n".join([
+        f"demo data: {summary['total_rows']:,} rows ({summary['customers']:,} customers) "
+        f"in {summary['elapsed_seconds']} s, as of {summary['as_of']}, seed {summary['seed']}",
+        f"  admin login:      admin / {logins['admin']['password']}",
+        f"  agents:           {logins['agents']}",
+        f"  supervisors:      {', '.join(logins['supervisors'])}",
+        f"  department:       {', '.join(logins['department'])}",
+        f"  campaign manager: {', '.join(logins['campaign_manager'])}",
+        f"  demo password:    {logins['demo_password']}  (every login except admin)",
+    ])
 
 
 def _check_empty(conn: Connection, replace: bool) -> None:

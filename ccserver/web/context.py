@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,5 +55,6 @@ class WebContext:
     templates: jinja2.Environment
     run_blocking: Callable[..., Awaitable[Any]]
     clock: Any  # IReactorTime: the reactor, or task.Clock in tests
-    health_probes: dict[str, Callable[[], Awaitable[str]]] = field(default_factory=dict)
+    # name -> ``async def probe() -> str`` awaiting only Deferreds (bridge asyncio with Deferred.fromFuture)
+    health_probes: dict[str, Callable[[], Coroutine[Any, Any, str]]] = field(default_factory=dict)
     revocations: Revocations = field(default_factory=Revocations)

@@ -32,7 +32,7 @@ class HealthRoutes:
             return "not configured"
         # Probes await Deferreds (asyncio work is bridged with Deferred.fromFuture); bounded so a hung
         # database or Redis cannot hang the health check.
-        d = defer.ensureDeferred(probe())
+        d: defer.Deferred[str] = defer.ensureDeferred(probe())
         d.addTimeout(PROBE_TIMEOUT, self.ctx.clock)
         try:
             return await d

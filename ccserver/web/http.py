@@ -73,8 +73,10 @@ class Req:
         self.raw = request
         self.method = request.method.decode("ascii", "replace").upper()
         self.path = request.path.decode("utf-8", "replace")
-        self.query = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
-                      for k, vs in (request.args or {}).items()} if self.method == "GET" else {}
+        args: dict[bytes, list[bytes]] = request.args or {}
+        self.query: dict[str, list[str]] = {
+            k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs] for k, vs in args.items()
+        } if self.method == "GET" else {}
         self.body = body
         self.principal: Principal | None = None
         self.auth_via_cookie = False
@@ -207,8 +209,7 @@ class Router(resource.Resource):
         try:
             if too_large:
                 raise HTTPError(413, "request body too large")
-            candidates = [(r, r.match(parts)) for r in self.routes]
-            candidates = [(r, p) for r, p in candidates if p is not None]
+            candidates = [(r, p) for r in self.routes if (p := r.match(parts)) is not None]
             if not candidates:
                 raise HTTPError(404, "not found")
             chosen = next(((r, p) for r, p in candidates if r.method == req.method), None)

@@ -1,0 +1,157 @@
+"""`ccserver` as a user runs it: real processes, real sockets, SQLite, an AMI replay peer standing in for Asterisk."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ccserver(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ccserver", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
+    clean.update({"CCSERVER_SERVER_DATA_DIR": str(tmp_path / "var"), "CCSERVER_HTTP_LISTEN": "127.0.0.1:0",
+                  "CCSERVER_AGI_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"})
+    return clean
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback test server
+            status, raw, ctype = reply.status, reply.read(), reply.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        status, raw, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+    return status, json.loads(raw) if ctype.startswith("application/json") else raw.decode()
+
+
+def wait_for_banner(process: subprocess.Popen[str], deadline: float) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    lines = []
+    while time.monotonic() < deadline and "ami" not in seen:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError("ccserver exited early:\n" + "".join(lines) + process.stderr.read())
+        lines.append(line)
+        if m := re.search(r"web:\s+(http://\S+?)/ ", line):
+            seen["web"] = m.group(1)
+        if m := re.search(r"FastAGI: agi://([\d.]+):(\d+)/", line):
+            seen["agi_port"] = m.group(2)
+        if "AMI:" in line:
+            seen["ami"] = line.split("AMI:", 1)[1].strip()
+    return seen
+
+
+def agi_session(port: int, caller: str, answers: int = 10) -> list[str]:
+    """Play Asterisk for one FastAGI call: send the env block, answer every command '200 result=1'."""
+    env_block = (f"agi_network: yes\nagi_network_script: incoming\nagi_request: agi://127.0.0.1:{port}/incoming\n"
+                 f"agi_channel: PJSIP/trunk-00000001\nagi_uniqueid: 1795416921.0\nagi_callerid: {caller}\n"
+                 f"agi_calleridname: Test\nagi_extension: 4008001000\nagi_context: from-pstn\n\n")
+    commands = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(env_block.encode())
+        reader = sock.makefile("rb")
+        for _ in range(answers):
+            line = reader.readline()
+            if not line:
+                break
+            commands.append(line.decode().rstrip("\n"))
+            sock.sendall(b"200 result=1\n")
+    return commands
+
+
+def test_run_refuses_an_unmigrated_database(env):
+    result = ccserver(["run"], env)
+    assert result.returncode == 2
+    assert "ccserver db upgrade" in result.stderr
+
+
+def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
+    assert ccserver(["db", "upgrade"], env).returncode == 0
+    loaded = ccserver(["demo-data", "--customers", "200", "--seed", "3", "--as-of", "2026-11-23",
+                       "--agent-interface", "Local/{ext}@agent-phones/n"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "admin login:      admin / admin" in loaded.stdout
+    again = ccserver(["demo-data", "--if-empty"], env)
+    assert again.returncode == 0 and "already loaded" in again.stdout and "admin / admin" in again.stdout
+
+    port_file = tmp_path / "ami.port"
+    peer = subprocess.Popen([sys.executable, "-m", "tests.replay.serve_ami", "ami-inbound-vip-answered",
+                             "--port-file", str(port_file), "--skip-action", "Originate", "--skip-action", "Status",
+                             "--max-seconds", "60"], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env.update({"CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": port_file.read_text(),
+                    "CCSERVER_AMI_USERNAME": "ccserver", "CCSERVER_AMI_SECRET": "ccserver-secret"})
+        server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            urls = wait_for_banner(server, time.monotonic() + 60)
+            web = urls["web"]
+            status, health = http("GET", f"{web}/healthz")
+            deadline = time.monotonic() + 20
+            while health.get("ami") != "connected" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                status, health = http("GET", f"{web}/healthz")
+            assert status == 200 and health == {"status": "ok", "database": "ok", "redis": "not configured",
+                                                "ami": "connected"}
+
+            assert http("GET", f"{web}/api/me")[0] == 401
+            assert http("POST", f"{web}/api/login", {"username": "admin", "password": "nope"})[0] == 401
+            status, login = http("POST", f"{web}/api/login", {"username": "admin", "password": "admin"})
+            assert status == 200 and login["role"] == "admin"
+            status, me = http("GET", f"{web}/api/me", token=login["token"])
+            assert status == 200 and me["username"] == "admin"
+
+            commands = agi_session(int(urls["agi_port"]), "13800138000")
+            assert commands, "the FastAGI server wrote nothing"
+            assert all("\r" not in c for c in commands)
+
+            time.sleep(1.0)  # let the replayed call finish
+            status, metrics = http("GET", f"{web}/metrics")
+            assert status == 200
+            messages = float(re.search(r'^ccserver_ami_messages_total\{server="default"\} (\S+)$', metrics,
+                                       re.M).group(1))
+            assert messages > 50
+            assert re.search(r"^ccserver_agi_sessions_total 1$", metrics, re.M)
+            assert re.search(r'^ccserver_ami_connected\{server="default"\} 1$', metrics, re.M)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            out, err = server.communicate(timeout=20)
+        assert server.returncode == 0, err
+        assert "ccserver stopped" in err
+    finally:
+        peer.kill()
+        peer.wait()
+
+    db = sqlite3.connect(tmp_path / "var" / "ccserver.sqlite3")
+    rows = db.execute("select server, uniqueid, queue, outcome, agent_interface from calls").fetchall()
+    actions = [r[0] for r in db.execute("select action from audit_log order by id")]
+    db.close()
+    assert ("default", "1795416921.0", "vip", "answered", "Local/8001@agent-phones/n") in rows
+    assert actions.count("login.failed") == 1 and actions.count("login.succeeded") == 1

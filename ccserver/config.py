@@ -342,10 +342,10 @@ def load_config(
             sources[(section, key)] = "default"
 
     if path is not None:
-        for section, keys in _read_file(path).items():
-            if section not in SCHEMA or not isinstance(keys, dict):
+        for section, table in _read_file(path).items():
+            if section not in SCHEMA or not isinstance(table, dict):
                 raise ConfigError(f"{path}: unknown section [{section}]")
-            for key, value in keys.items():
+            for key, value in table.items():
                 if key not in SCHEMA[section]:
                     raise ConfigError(f"{path}: [{section}] {key}: unknown key")
                 values[section][key] = value

@@ -23,6 +23,8 @@ from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import ITCPTransport
+
     from ccserver.agi.server import FastAGIFactory
 
 log = logging.getLogger("ccserver.agi")
@@ -36,6 +38,10 @@ _PLAIN_ANSWERS = {f"{text}\n".encode(): parse_result(text) for text in ("200 res
 
 
 class FastAGIProtocol(Protocol):
+    # Narrower than Protocol's ``ITransport | None``: every method below that uses the transport runs only
+    # once makeConnection has set it (a session needs data received), and FastAGI is served over TCP.
+    transport: ITCPTransport
+
     def __init__(self, factory: FastAGIFactory) -> None:
         self.factory = factory
         self.session: AGISession | None = None
@@ -128,9 +134,9 @@ class FastAGIProtocol(Protocol):
     def _drop(self, reason: str) -> None:
         self.dead = self._closing = True
         self._buf = b""
-        self.factory.dropped(reason, self.transport.getPeer() if self.transport else None)
+        self.factory.dropped(reason, self.transport.getPeer() if self.transport else None)  # type: ignore[misc]
         # abort, not lose: a half-open peer may never read, so nothing must wait on it
-        self.transport.abortConnection()
+        self.transport.abortConnection()  # type: ignore[misc]
 
     # -- session -------------------------------------------------------------------------------------
     def _start(self, header: bytes) -> None:
@@ -192,7 +198,7 @@ class FastAGIProtocol(Protocol):
             return
         self.dead = self._closing = True
         if not self._pending and self.transport is not None:
-            self.transport.loseConnection()
+            self.transport.loseConnection()  # type: ignore[misc]
         # else: closed by _pop once the queued commands have been answered
 
     # -- commands ------------------------------------------------------------------------------------
@@ -203,7 +209,7 @@ class FastAGIProtocol(Protocol):
         pending = self._pending
         pending.append(request)
         if len(pending) == 1:
-            self.transport.write(data)
+            self.transport.write(data)  # type: ignore[call-arg, misc]
         return request
 
     def _answer_data(self, data: bytes) -> None:
@@ -238,9 +244,9 @@ class FastAGIProtocol(Protocol):
         pending = self._pending
         head = pending.popleft()
         if pending:
-            self.transport.write(pending[0].data)
+            self.transport.write(pending[0].data)  # type: ignore[call-arg, misc]
         elif self._closing and self.transport is not None:
-            self.transport.loseConnection()
+            self.transport.loseConnection()  # type: ignore[misc]
         return head
 
     def _line(self, raw: bytes) -> None:
@@ -291,7 +297,7 @@ class FastAGIProtocol(Protocol):
         self.dead = True
         if not self._closing:
             self._closing = True
-            self.transport.loseConnection()
+            self.transport.loseConnection()  # type: ignore[misc]
         self._fail_all(why)
 
     def _fail_all(self, why: str) -> None:

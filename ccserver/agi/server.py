@@ -90,7 +90,7 @@ class FastAGIFactory(ServerFactory):
 
         return decorate
 
-    def buildProtocol(self, addr: IAddress) -> FastAGIProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> FastAGIProtocol:
         return FastAGIProtocol(self)
 
     @property
@@ -102,7 +102,9 @@ class FastAGIFactory(ServerFactory):
         """Arm ``proto``'s header timeout (from ``proto.connected_at``) until ``unwatch_header``."""
         self._header_pending.add(proto)
         if self._header_timer is None:
-            self._header_timer = self.clock.callLater(self.header_timeout, self._sweep_headers)
+            self._header_timer = self.clock.callLater(
+                self.header_timeout, self._sweep_headers  # type: ignore[arg-type]
+            )
 
     def unwatch_header(self, proto: FastAGIProtocol) -> None:
         self._header_pending.discard(proto)
@@ -112,7 +114,7 @@ class FastAGIFactory(ServerFactory):
         pending = self._header_pending
         if not pending:
             return
-        now = self.clock.seconds()
+        now = self.clock.seconds()  # type: ignore[misc]
         limit = now - self.header_timeout
         expired = [p for p in pending if p.connected_at <= limit]
         for proto in expired[:_SWEEP_BATCH]:
@@ -120,18 +122,20 @@ class FastAGIFactory(ServerFactory):
             proto.header_timeout()
         if len(expired) > _SWEEP_BATCH:
             # a flood of silent peers: drop them in slices so other calls are not held up behind the loop
-            self._header_timer = self.clock.callLater(0, self._sweep_headers)
+            self._header_timer = self.clock.callLater(0, self._sweep_headers)  # type: ignore[arg-type]
         elif pending:
             # Next sweep at the earliest remaining deadline, but batch: under an attack deadlines pass
             # continuously, and one sweep per HEADER_SWEEP_SLACK handles them together (a silent peer
             # therefore lives at most timeout + slack).
             first = min(p.connected_at for p in pending) + self.header_timeout
-            self._header_timer = self.clock.callLater(max(first - now, HEADER_SWEEP_SLACK), self._sweep_headers)
+            self._header_timer = self.clock.callLater(
+                max(first - now, HEADER_SWEEP_SLACK), self._sweep_headers  # type: ignore[arg-type]
+            )
 
     def stop_watching(self) -> None:
         """Cancel the header timer (tests, shutdown)."""
-        if self._header_timer is not None and self._header_timer.active():
-            self._header_timer.cancel()
+        if self._header_timer is not None and self._header_timer.active():  # type: ignore[misc]
+            self._header_timer.cancel()  # type: ignore[misc]
         self._header_timer = None
         self._header_pending.clear()
 
@@ -144,7 +148,7 @@ class FastAGIFactory(ServerFactory):
         """A connection dropped before its session started; logged at most every 10 s (attacks are noisy)."""
         ERRORS.inc()
         self.drops[reason] += 1
-        now = self.clock.seconds()
+        now = self.clock.seconds()  # type: ignore[misc]
         if now - self._last_drop_log >= _DROP_LOG_INTERVAL:
             total = sum(self.drops.values())
             log.warning(
@@ -161,4 +165,4 @@ def listen_fastagi(
     reactor: IReactorTCP, factory: FastAGIFactory, port: int, interface: str = "127.0.0.1", backlog: int = 1024
 ) -> IListeningPort:
     """Listen on ``interface:port`` (a deep backlog: a burst of calls must not be refused)."""
-    return reactor.listenTCP(port, factory, backlog=backlog, interface=interface)
+    return reactor.listenTCP(port, factory, backlog=backlog, interface=interface)  # type: ignore[misc, arg-type]

@@ -120,7 +120,7 @@ class AGISession:
     @property
     def args(self) -> list[str]:
         """Dialplan arguments: ``AGI(agi://h/incoming,a,b)`` -> ``agi_arg_1``, ``agi_arg_2`` -> ``["a", "b"]``."""
-        out = []
+        out: list[str] = []
         env = self.env
         while (value := env.get(f"arg_{len(out) + 1}")) is not None:
             out.append(value)

@@ -204,14 +204,14 @@ class AMIClient:
 
     def stop(self) -> None:
         self.running = False
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
+        if self._retry is not None and self._retry.active():  # type: ignore[misc]
+            self._retry.cancel()  # type: ignore[misc]
         self._retry = None
         if self._connecting is not None:
             self._connecting.cancel()
         proto = self.protocol
         if proto is not None and proto.transport is not None:
-            proto.transport.loseConnection()
+            proto.transport.loseConnection()  # type: ignore[misc]
 
     def send_action(self, action: str, headers: dict[str, HeaderValue] | None = None, /, *,
                     timeout: float | None = -1.0, complete_event: str | None = None,
@@ -304,7 +304,7 @@ class AMIClient:
         self._retry = None
         if not self.running:
             return
-        d = self.endpoint.connect(_Factory(self))
+        d = self.endpoint.connect(_Factory(self))  # type: ignore[call-arg, misc, arg-type]
         self._connecting = d
         d.addCallbacks(self._on_connect, self._on_connect_failed)
 
@@ -405,7 +405,7 @@ class AMIClient:
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
-        if self._retry is not None and self._retry.active():
+        if self._retry is not None and self._retry.active():  # type: ignore[misc]
             return
         self.attempts += 1
         delay = backoff_delay(self.attempts, initial=self.config.backoff_initial, cap=self.config.backoff_cap,
@@ -461,6 +461,6 @@ class AMIClient:
 
     @staticmethod
     def _cancel_timer(wait: _OriginateWait) -> None:
-        if wait.timer is not None and wait.timer.active():
-            wait.timer.cancel()
+        if wait.timer is not None and wait.timer.active():  # type: ignore[misc]
+            wait.timer.cancel()  # type: ignore[misc]
 

@@ -124,7 +124,7 @@ class HandOff:
     def _schedule(self) -> None:
         if not self._scheduled and not self._busy:
             self._scheduled = True
-            self.clock.callLater(0, self._drain)
+            self.clock.callLater(0, self._drain)  # type: ignore[arg-type]
 
     def _drain(self) -> None:
         self._scheduled = False

@@ -8,6 +8,7 @@ Asterisk repeats some headers (``ChanVariable``, ``Variable``, ``Output``), so a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import overload
 
 __all__ = ["AMIMessage", "BANNER_PREFIX", "parse_block", "parse_stream", "decode_block"]
 
@@ -77,6 +78,12 @@ class AMIMessage:
                 raise KeyError(header) from None
             return value
 
+    @overload
+    def get(self, header: str, default: None = None) -> str | None: ...
+    @overload
+    def get(self, header: str, default: str) -> str: ...
+    @overload
+    def get(self, header: str, default: str | None) -> str | None: ...
     def get(self, header: str, default: str | None = None) -> str | None:
         value = self._first.get(header)
         if value is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -134,8 +134,8 @@ class AMIProtocol(Protocol):
         pending, self._pending = self._pending, {}
         self._lists = 0
         for aid, p in pending.items():
-            if p.timer is not None and p.timer.active():
-                p.timer.cancel()
+            if p.timer is not None and p.timer.active():  # type: ignore[misc]
+                p.timer.cancel()  # type: ignore[misc]
             if p.action.lower() == "originate":
                 err: Exception = OriginateOutcomeUnknown(aid, "connection lost before Asterisk's response")
             else:
@@ -182,8 +182,8 @@ class AMIProtocol(Protocol):
         if timeout is not None and timeout < 0:
             timeout = self.default_timeout
         if timeout is not None:
-            p.timer = self.clock.callLater(timeout, self._timed_out, aid)
-        self.transport.write(data)
+            p.timer = self.clock.callLater(timeout, self._timed_out, aid)  # type: ignore[arg-type]
+        self.transport.write(data)  # type: ignore[call-arg, misc]
         return d
 
     def _timed_out(self, aid: str) -> None:
@@ -196,12 +196,13 @@ class AMIProtocol(Protocol):
 
     def _finish(self, aid: str, p: _Pending, result: ActionResult | None, error: Exception | None) -> None:
         del self._pending[aid]
-        if p.timer is not None and p.timer.active():
-            p.timer.cancel()
+        if p.timer is not None and p.timer.active():  # type: ignore[misc]
+            p.timer.cancel()  # type: ignore[misc]
         if error is not None:
             p.deferred.errback(Failure(error))
         else:
-            p.deferred.callback(result)
+            # callers pass exactly one of result / error, so with no error the result is an ActionResult
+            p.deferred.callback(cast(ActionResult, result))
 
     # -- keepalive -------------------------------------------------------------------------------
     def start_keepalive(self, interval: float, timeout: float) -> None:
@@ -209,7 +210,7 @@ class AMIProtocol(Protocol):
         self.stop_keepalive()
 
         def tick() -> None:
-            self._keepalive = self.clock.callLater(interval, tick)
+            self._keepalive = self.clock.callLater(interval, tick)  # type: ignore[arg-type]
             if not self.connected:
                 return
             d = self.send_action("Ping", timeout=timeout)
@@ -222,11 +223,11 @@ class AMIProtocol(Protocol):
                 self.abort()
             # other failures (connection lost) are reported elsewhere
 
-        self._keepalive = self.clock.callLater(interval, tick)
+        self._keepalive = self.clock.callLater(interval, tick)  # type: ignore[arg-type]
 
     def stop_keepalive(self) -> None:
-        if self._keepalive is not None and self._keepalive.active():
-            self._keepalive.cancel()
+        if self._keepalive is not None and self._keepalive.active():  # type: ignore[misc]
+            self._keepalive.cancel()  # type: ignore[misc]
         self._keepalive = None
 
     # -- reading ---------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class AMIProtocol(Protocol):
             if pos < 0:
                 return
 
-        arrival = self.clock.seconds()
+        arrival = self.clock.seconds()  # type: ignore[misc]
         find = data.find
         startswith = data.startswith
         wanted = self.dispatcher.by_bytes

@@ -74,9 +74,9 @@ def generate(
             if progress:
                 progress(0, customers)
             for batch in gen.batches(batch_size):
-                for table, rows in batch.rows.items():
-                    writer.write(table, rows)
-                    counts[table] += len(rows)
+                for table, tuples in batch.rows.items():
+                    writer.write(table, tuples)
+                    counts[table] += len(tuples)
                 done += batch.customers
                 if progress:
                     progress(done, customers)

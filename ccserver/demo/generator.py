@@ -261,7 +261,7 @@ class DemoGenerator:
         return tables
 
     def _business_hours(self) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[tuple[int, str | None, int, time, time]] = []
         for store in range(1, len(STORES) + 1):
             for wd in range(7):
                 rows.append((store, None, wd, time(8, 30), time(18, 0)))
@@ -273,7 +273,7 @@ class DemoGenerator:
         return [{"id": i + 1, **dict(zip(keys, r, strict=True))} for i, r in enumerate(rows)]
 
     def _queues(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name, line, strategy, description in GROUP_QUEUES:
             rows.append({"name": name, "store_id": None, "line": line, "strategy": strategy,
                          "description": description})  # fmt: skip
@@ -306,7 +306,7 @@ class DemoGenerator:
         users: list[dict[str, Any]] = []
 
         def add(username: str, display: str, role: str, **extra: Any) -> int:
-            row = {"id": len(users) + 1, "username": username, "display_name": display, "role": role,
+            row: dict[str, Any] = {"id": len(users) + 1, "username": username, "display_name": display, "role": role,
                    "password_hash": demo_hash, "active": True, "extension": None, "interface": None,
                    "skills": [], "languages": ["zh"], "store_id": None, "department": None,
                    "created_at": created}  # fmt: skip

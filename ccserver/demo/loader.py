@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import JSON, Connection, func, insert, select, text
 
 from ccserver.db.models import Base
 from ccserver.demo.generator import COLUMNS
+
+if TYPE_CHECKING:
+    import psycopg
 
 SQLITE_CHUNK = 5000  # rows per executemany: big enough to amortise, small enough for SQLite's limits
 
@@ -100,7 +103,9 @@ class PostgresCopyWriter:
         if json_at:
             rows = [_dump_json(row, json_at) for row in rows]
         cols = ", ".join(COLUMNS[table])
-        cursor = self.conn.connection.driver_connection.cursor()  # the same psycopg connection & transaction
+        # conn is checked out (we run inside its transaction), so its DBAPI connection is set: psycopg's
+        dbapi = cast("psycopg.Connection[Any]", self.conn.connection.driver_connection)
+        cursor = dbapi.cursor()  # the same psycopg connection & transaction
         with cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
             write_row = copy.write_row
             for row in rows:

@@ -6,6 +6,7 @@ Shared by the in-process tracker and :class:`RedisStateReader`, so both answer w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ccserver.state.model import QueueState, WaitingCaller
 
@@ -24,7 +25,7 @@ def callers_ahead(callers: Iterable[WaitingCaller], priority: int, joined_at: fl
 
 def queue_snapshot(queue: QueueState, now: float) -> dict:
     """What a wallboard or the router needs about one queue, as plain data."""
-    waiting = [
+    waiting: list[dict[str, Any]] = [
         {
             "uniqueid": c.uniqueid,
             "priority": c.priority,

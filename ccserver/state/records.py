@@ -228,7 +228,7 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
                 if (server, r["uniqueid"]) in existing:
                     continue  # already written by an earlier attempt
                 existing.add((server, r["uniqueid"]))
-                cid = r.get("customer_id")
+                cid = str(r.get("customer_id") or "")
                 session.add(
                     CallRow(
                         uniqueid=r["uniqueid"],
@@ -237,7 +237,7 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
                         direction=r.get("direction") or "inbound",
                         caller_raw=(r.get("caller_number") or None),
                         dialed=r.get("dialed_number"),
-                        customer_id=int(cid) if str(cid or "").isdigit() and int(cid) in known else None,
+                        customer_id=int(cid) if cid.isdigit() and int(cid) in known else None,
                         queue=r.get("queue"),
                         agent_interface=r.get("agent_interface"),
                         entered_at=_dt(r.get("entered_at") or r.get("ended_at")),

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, overload
 
 from ccserver.state import query
 from ccserver.state.model import (
@@ -38,7 +38,22 @@ from ccserver.state.model import (
 from ccserver.state.records import call_record
 from ccserver.state.store import MemoryStore, StateStore
 
-__all__ = ["EVENTS", "LIST_EVENTS", "StateTracker", "is_tracked_variable"]
+__all__ = ["EVENTS", "LIST_EVENTS", "HeaderLookup", "StateTracker", "is_tracked_variable"]
+
+
+class HeaderLookup(Protocol):
+    """What the tracker reads from an event: header lookup by name, with ``Mapping.get``'s signatures.
+
+    Satisfied by :class:`ccserver.ami.message.AMIMessage` and by any ``Mapping[str, str]`` (plain dicts in tests).
+    """
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, name: str, default: str | None, /) -> str | None: ...
+
 
 # Live events the tracker needs; the AMI client should subscribe to / decode only these.
 EVENTS: frozenset[str] = frozenset(
@@ -158,13 +173,13 @@ class StateTracker:
         self._ringing: dict[tuple[str, str], dict[str, str]] = {}  # call key -> {interface: queue}
         self._memberships: dict[tuple[str, str], set[str]] = {}  # (server, interface) -> queue names
         self._originates: OrderedDict[tuple[str, str], _Originate] = OrderedDict()
-        self._lists: dict[tuple[str, str], list[Mapping[str, str]]] = {}  # (server, ActionID) -> list items
+        self._lists: dict[tuple[str, str], list[HeaderLookup]] = {}  # (server, ActionID) -> list items
         self._boot: dict[str, tuple[float, float]] = {}  # server -> (Uptime, arrival) of the last FullyBooted
         self._shutdown_seen: set[str] = set()
         self.resync_pending: set[str] = set()
         self.ghosts_dropped = 0
         self.records_emitted = 0
-        self._handlers: dict[str, Callable[[Mapping[str, str], str, float], None]] = {
+        self._handlers: dict[str, Callable[[HeaderLookup, str, float], None]] = {
             "Newchannel": self._on_newchannel,
             "Newstate": self._on_newstate,
             "NewCallerid": self._on_newcallerid,
@@ -197,7 +212,7 @@ class StateTracker:
         }
 
     # -- input -----------------------------------------------------------------------------------------------
-    def handle(self, msg: Mapping[str, str], arrival_time: float | None = None) -> None:
+    def handle(self, msg: HeaderLookup, arrival_time: float | None = None) -> None:
         """Apply one AMI event. Unknown events are ignored cheaply."""
         event = msg.get("Event")
         handler = self._handlers.get(event) if event else None
@@ -248,15 +263,15 @@ class StateTracker:
         self.resync_pending.add(server)
 
     # -- resync ----------------------------------------------------------------------------------------------
-    def resync_queues(self, server: str, items: Iterable[Mapping[str, str]], now: float | None = None) -> None:
+    def resync_queues(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
         """Rebuild the queues named in a QueueStatus result (QueueParams/QueueMember/QueueEntry) from its truth.
 
         Queues not present in the result (a QueueStatus filtered by ``Queue:``) are left alone.
         """
         now = self.now if now is None else now
-        params: dict[str, Mapping[str, str]] = {}
-        members: dict[str, list[Mapping[str, str]]] = {}
-        entries: dict[str, list[Mapping[str, str]]] = {}
+        params: dict[str, HeaderLookup] = {}
+        members: dict[str, list[HeaderLookup]] = {}
+        entries: dict[str, list[HeaderLookup]] = {}
         for item in items:
             event = item.get("Event")
             name = item.get("Queue") or ""
@@ -324,10 +339,10 @@ class StateTracker:
         for interface in touched_interfaces:
             self._refresh_agent(server, interface, now)
 
-    def resync_channels(self, server: str, items: Iterable[Mapping[str, str]], now: float | None = None) -> None:
+    def resync_channels(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
         """Apply a CoreShowChannels result: calls and agent legs whose channel is gone are finalised/dropped."""
         now = self.now if now is None else now
-        live: dict[str, Mapping[str, str]] = {}
+        live: dict[str, HeaderLookup] = {}
         for item in items:
             if item.get("Event") == "CoreShowChannel":
                 live[item.get("Uniqueid") or ""] = item
@@ -388,7 +403,7 @@ class StateTracker:
             q = self.queues[(server, name)] = QueueState(server, name)
         return q
 
-    def _new_call(self, server: str, msg: Mapping[str, str], t: float) -> Call:
+    def _new_call(self, server: str, msg: HeaderLookup, t: float) -> Call:
         uid = msg.get("Uniqueid") or ""
         return Call(
             server=server,
@@ -402,7 +417,7 @@ class StateTracker:
             up=msg.get("ChannelState") == "6",
         )
 
-    def _call_for(self, msg: Mapping[str, str], server: str, t: float, *, force: bool = False) -> Call | None:
+    def _call_for(self, msg: HeaderLookup, server: str, t: float, *, force: bool = False) -> Call | None:
         """The call an event is about; created on demand for root channels (or when ``force``)."""
         uid = msg.get("Uniqueid")
         if not uid:
@@ -414,7 +429,7 @@ class StateTracker:
             self._apply_chanvariables(call, msg)
         return call
 
-    def _apply_chanvariables(self, call: Call, msg: Mapping[str, str]) -> None:
+    def _apply_chanvariables(self, call: Call, msg: HeaderLookup) -> None:
         # manager.conf `channelvars = CC_DECISION_ID,CC_CUSTOMER_ID` adds "ChanVariable: NAME=value" headers.
         getall = getattr(msg, "getall", None)
         values = getall("ChanVariable") if getall else [msg.get("ChanVariable") or ""]
@@ -442,7 +457,7 @@ class StateTracker:
             call.priority = _int(value, call.priority)
         call.involved = True
 
-    def _follow_exten(self, call: Call, msg: Mapping[str, str]) -> None:
+    def _follow_exten(self, call: Call, msg: HeaderLookup) -> None:
         # Inbound: the DID is the extension the call runs in when the contact centre first sees it (its IVR
         # variables or its queue join); Local-channel callers start elsewhere and are redirected there.
         if not call.dialed_frozen and call.direction == "inbound":
@@ -451,7 +466,7 @@ class StateTracker:
                 call.dialed_number = exten
 
     # -- channel events ----------------------------------------------------------------------------------------
-    def _on_newchannel(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_newchannel(self, msg: HeaderLookup, server: str, t: float) -> None:
         uid = msg.get("Uniqueid")
         if uid and uid == msg.get("Linkedid") and (server, uid) not in self.calls:
             call = self.calls[(server, uid)] = self._new_call(server, msg, t)
@@ -459,7 +474,7 @@ class StateTracker:
                 self._apply_chanvariables(call, msg)
             self._dirty_call(call)
 
-    def _on_newstate(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_newstate(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self.calls.get((server, msg.get("Uniqueid") or ""))
         if call is None:
             return
@@ -469,7 +484,7 @@ class StateTracker:
                 call.answered_at = t  # the customer picked up
             self._dirty_call(call)
 
-    def _on_newcallerid(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_newcallerid(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self.calls.get((server, msg.get("Uniqueid") or ""))
         if call is None:
             return
@@ -477,7 +492,7 @@ class StateTracker:
         call.caller_name = _clean(msg.get("CallerIDName")) or call.caller_name
         self._dirty_call(call)
 
-    def _on_varset(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_varset(self, msg: HeaderLookup, server: str, t: float) -> None:
         name = msg.get("Variable") or ""
         if not is_tracked_variable(name):
             return
@@ -490,7 +505,7 @@ class StateTracker:
             call.dialed_frozen = True
         self._dirty_call(call)
 
-    def _on_bridge_enter(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_bridge_enter(self, msg: HeaderLookup, server: str, t: float) -> None:
         # Queue calls are answered by AgentConnect; this catches calls bridged outside a queue.
         call = self.calls.get((server, msg.get("Uniqueid") or ""))
         if call is None or call.answered_at is not None or call.queue_joined_at is not None:
@@ -500,7 +515,7 @@ class StateTracker:
             call.state = CallState.TALKING
             self._dirty_call(call)
 
-    def _on_hangup(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_hangup(self, msg: HeaderLookup, server: str, t: float) -> None:
         key = (server, msg.get("Uniqueid") or "")
         call = self.calls.get(key)
         if call is not None:
@@ -510,7 +525,7 @@ class StateTracker:
         elif key in self._legs:
             self._drop_leg(key, t)
 
-    def _on_originate_response(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_originate_response(self, msg: HeaderLookup, server: str, t: float) -> None:
         pending = self._originates.pop((server, msg.get("ActionID") or ""), None)
         reason = _int(msg.get("Reason"), -1)
         uid = _clean(msg.get("Uniqueid"))
@@ -565,7 +580,7 @@ class StateTracker:
         call.decision_id = pending.decision_id or call.decision_id
 
     # -- queue caller events -----------------------------------------------------------------------------------
-    def _on_join(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_join(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         if call is None:
             return
@@ -586,7 +601,7 @@ class StateTracker:
         self._dirty_call(call)
         self._dirty_queue(q)
 
-    def _on_leave(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_leave(self, msg: HeaderLookup, server: str, t: float) -> None:
         uid = msg.get("Uniqueid") or ""
         q = self.queues.get((server, msg.get("Queue") or ""))
         if q is not None:
@@ -599,7 +614,7 @@ class StateTracker:
                 call.state = CallState.IVR
             self._dirty_call(call)
 
-    def _on_abandon(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_abandon(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         q = self._queue(server, msg.get("Queue") or "")
         holdtime = _int(msg.get("HoldTime"))
@@ -614,7 +629,7 @@ class StateTracker:
         self._dirty_call(call)
 
     # -- agent events ------------------------------------------------------------------------------------------
-    def _on_agent_called(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_agent_called(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         if call is None:
             return
@@ -637,7 +652,7 @@ class StateTracker:
         self._refresh_agent(server, interface, t)
         self._dirty_call(call)
 
-    def _on_ring_no_answer(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_ring_no_answer(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         interface = msg.get("Interface") or ""
         if call is not None:
@@ -650,7 +665,7 @@ class StateTracker:
         if dest:
             self._legs.pop((server, dest), None)
 
-    def _on_agent_connect(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_agent_connect(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         if call is None:
             return
@@ -680,7 +695,7 @@ class StateTracker:
         self._dirty_queue(q)
         self._dirty_call(call)
 
-    def _on_agent_complete(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_agent_complete(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         interface = msg.get("Interface") or ""
         q = self._queue(server, msg.get("Queue") or "")
@@ -701,7 +716,7 @@ class StateTracker:
         if dest:
             self._legs.pop((server, dest), None)
 
-    def _on_agent_dump(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_agent_dump(self, msg: HeaderLookup, server: str, t: float) -> None:
         interface = msg.get("Interface") or ""
         q = self.queues.get((server, msg.get("Queue") or ""))
         member = q.members.get(interface) if q else None
@@ -719,7 +734,7 @@ class StateTracker:
         self._refresh_agent(server, interface, t)
 
     # -- members -----------------------------------------------------------------------------------------------
-    def _member_from(self, msg: Mapping[str, str], into: Member | None) -> Member:
+    def _member_from(self, msg: HeaderLookup, into: Member | None) -> Member:
         interface = msg.get("Interface") or msg.get("Location") or ""
         m = into or Member(interface)
         m.name = msg.get("MemberName") or msg.get("Name") or m.name or interface
@@ -747,7 +762,7 @@ class StateTracker:
             self._memberships.setdefault((q.server, interface), set()).add(q.name)
         return member
 
-    def _on_member(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_member(self, msg: HeaderLookup, server: str, t: float) -> None:
         name = msg.get("Queue") or ""
         interface = msg.get("Interface") or ""
         q = self._queue(server, name)
@@ -756,7 +771,7 @@ class StateTracker:
         self._dirty_queue(q)
         self._refresh_agent(server, interface, t)
 
-    def _on_member_removed(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_member_removed(self, msg: HeaderLookup, server: str, t: float) -> None:
         name = msg.get("Queue") or ""
         interface = msg.get("Interface") or ""
         q = self._queue(server, name)
@@ -834,7 +849,7 @@ class StateTracker:
                     self._clear_ring(call, interface, t)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def _on_fully_booted(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_fully_booted(self, msg: HeaderLookup, server: str, t: float) -> None:
         uptime = _float(msg.get("Uptime"), -1.0)
         previous = self._boot.get(server)
         restarted = server in self._shutdown_seen
@@ -849,7 +864,7 @@ class StateTracker:
         if self.on_resync_needed is not None:
             self.on_resync_needed(server)
 
-    def _on_shutdown(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_shutdown(self, msg: HeaderLookup, server: str, t: float) -> None:
         self._shutdown_seen.add(server)
 
     def _server_restarted(self, server: str, t: float) -> None:
@@ -870,13 +885,13 @@ class StateTracker:
                 agent.wrapup_until = None
                 self._refresh_agent(server, interface, t)
 
-    def _on_list_item(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_list_item(self, msg: HeaderLookup, server: str, t: float) -> None:
         self._lists.setdefault((server, msg.get("ActionID") or ""), []).append(msg)
 
-    def _on_queue_status_complete(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_queue_status_complete(self, msg: HeaderLookup, server: str, t: float) -> None:
         self.resync_queues(server, self._lists.pop((server, msg.get("ActionID") or ""), []), t)
 
-    def _on_core_show_channels_complete(self, msg: Mapping[str, str], server: str, t: float) -> None:
+    def _on_core_show_channels_complete(self, msg: HeaderLookup, server: str, t: float) -> None:
         self.resync_channels(server, self._lists.pop((server, msg.get("ActionID") or ""), []), t)
 
     def _finalise(self, call: Call, t: float, override: str | None = None) -> None:

@@ -423,3 +423,50 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# --- routing ----------------------------------------------------------------------------------------------
+
+
+class ValueCutoffs(Base):
+    """Tier cut-offs from the last full score recompute; the newest row is current.
+
+    Scoring one customer at once (an order, a visit, a ticket) uses these, so a single update never has to
+    rank the whole customer base.
+    """
+
+    __tablename__ = "value_cutoffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, default=_utcnow)
+    diamond: Mapped[float] = mapped_column(Numeric(8, 2, asdecimal=False))
+    gold: Mapped[float] = mapped_column(Numeric(8, 2, asdecimal=False))
+    silver: Mapped[float] = mapped_column(Numeric(8, 2, asdecimal=False))
+    population: Mapped[int] = mapped_column(Integer)  # customers with purchases that were ranked
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the shares and weights used
+
+
+class RoutingDecision(Base):
+    """Every routing decision answered over FastAGI, with why (joined to calls by decision_id)."""
+
+    __tablename__ = "routing_decisions"
+    __table_args__ = (Index("ix_routing_decisions_made_at", "made_at"),)
+
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    server: Mapped[str | None] = mapped_column(String(64))
+    uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    caller_raw: Mapped[str | None] = mapped_column(String(64))  # attacker-controlled: display only
+    caller_e164: Mapped[str | None] = mapped_column(String(20))
+    dialed: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    tier: Mapped[str | None] = mapped_column(String(10))
+    queue: Mapped[str | None] = mapped_column(String(80))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    preferred_agent_interface: Mapped[str | None] = mapped_column(String(80))
+    ewt_seconds: Mapped[int | None] = mapped_column(Integer)
+    callback_offer: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)  # the DID's default route (deadline/outage)
+    latency_ms: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
+    reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    variables: Mapped[dict[str, str] | None] = mapped_column(JSON)  # exactly what the dialplan was told

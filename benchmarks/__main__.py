@@ -115,11 +115,19 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "Target: ccserver ≤ 1.1× the floor.", ""]
         lag, mem = r.get("lag", {}), r.get("memory", {})
         if lag:
-            lines += ["Event-loop lag while 1,000 half-open FastAGI connections are held: "
-                      + ", ".join(f"{k} {v}" for k, v in lag.items() if not isinstance(v, (dict, list))), ""]
+            lines += [f"Event-loop lag while {lag['half_open']:,} half-open FastAGI connections are held and "
+                      f"{lag['sessions_meanwhile']:,} normal sessions run:", "",
+                      "| figure | held open | idle loop (peer) |", "|---|---|---|",
+                      f"| loop lag p99 | {lag['lag_p99_ms']:.2f} ms | {lag['lag_p99_idle_ms']:.2f} ms |",
+                      f"| loop lag max | {lag['lag_max_ms']:.1f} ms | |",
+                      f"| normal session latency p99 | {lag['session_latency_p99_ms']:.2f} ms | |", ""]
         if mem:
-            lines += ["Memory per idle FastAGI connection: "
-                      + ", ".join(f"{k} {v}" for k, v in mem.items() if not isinstance(v, (dict, list))), ""]
+            lines += ["| memory | Python heap | RSS |", "|---|---|---|",
+                      f"| per FastAGI session waiting on Asterisk | {mem['session_heap_bytes']:,} B "
+                      f"| {mem['session_rss_kib']} KiB |",
+                      f"| per half-open connection | {mem['half_open_heap_bytes']:,} B "
+                      f"| {mem['half_open_rss_kib']} KiB |",
+                      ""]
     if "state" in results:
         r = results["state"]
         head("Live state model", "state")
@@ -133,7 +141,8 @@ def render(results: dict[str, Any]) -> str:
         r = results["routing"]
         head("Routing primitives (pure functions)", "routing")
         lines += ["| function | µs per call |", "|---|---|"]
-        lines += [f"| {k.removesuffix('_us')} | {v} |" for k, v in r.items() if k.endswith("_us") and k != "_meta"]
+        lines += [f"| {k.removesuffix('_us')} | {v} |" for k, v in r.items()
+                  if k.endswith("_us") and not k.startswith("cutoffs")]
         if "cutoffs_1m_ms" in r:
             lines.append(f"| compute_cutoffs over 1,000,000 scores | {r['cutoffs_1m_ms']} ms |")
         lines.append("")

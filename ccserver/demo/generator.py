@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ccserver.customers.valuation import SPEND_CATEGORY, valuate
 from ccserver.demo import calendar_cn
 from ccserver.demo.reference import (
     COMPANY_TRADES,
@@ -35,8 +36,7 @@ from ccserver.demo.reference import (
     WMI,
     StoreSpec,
 )
-from routing.value import CustomerFacts, TierCutoffs, ValueWeights, compute_cutoffs, tier_for
-from routing.value import score as value_score
+from routing.value import CustomerFacts, TierCutoffs, ValueWeights, compute_cutoffs
 
 # Tuple layouts of the streamed tables, in a foreign-key-safe insertion order.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -96,8 +96,7 @@ GROUP_QUEUES = (  # name, line, strategy, description
 AGENT_SKILLS = ("sales", "service", "complaints", "insurance", "en")
 LAB_AGENTS = {8001: ("王芳", "Wang Fang"), 8002: ("李伟", "Li Wei"), 8003: ("赵敏", "Zhao Min")}
 
-_SPEND_CATEGORY = {"vehicle_sale": "vehicle", "service": "service", "insurance": "insurance",
-                   "accessories": "accessories", "used_car": "used_car"}  # fmt: skip
+_SPEND_CATEGORY = SPEND_CATEGORY
 PILOT_CUSTOMERS = 2000  # sample that fixes the tier cut-offs before the streamed run
 
 _SHANGHAI_OFFSET = timedelta(hours=8)  # Asia/Shanghai has had no DST since 1991
@@ -620,15 +619,8 @@ class DemoGenerator:
 
     def _score(self, facts: CustomerFacts) -> tuple[float, str, dict[str, Any]]:
         """The routing value model's score, tier and reasons (components in points, basis in words)."""
-        value = value_score(facts, self.as_of)
-        tier = tier_for(value.total, facts.has_purchases, self.cutoffs)
-        components = {
-            "components": {k: round(v, 2) for k, v in value.components.items()},
-            "basis": value.basis,
-        }
-        if value.risk:
-            components["risk"] = list(value.risk)
-        return round(value.total, 2), tier, components
+        v = valuate(facts, self.as_of, self.cutoffs)
+        return v.score, v.tier, v.components
 
     # --- the callers in the recorded transcripts -------------------------------------------------------
 

@@ -6,6 +6,7 @@ from twisted.web import server
 
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.context import WebContext
+from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.page_routes import PageRoutes
@@ -16,6 +17,7 @@ def build_router(ctx: WebContext) -> Router:
     AuthRoutes(ctx).register(router)
     HealthRoutes(ctx, router).register(router)
     PageRoutes(ctx).register(router)
+    CustomerRoutes(ctx).register(router)
     return router
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jinja2
 
 from ccserver.auth import LoginRateLimiter, TokenSigner
 from ccserver.config import Config
+
+if TYPE_CHECKING:
+    from ccserver.customers.directory import CustomerDirectory
 
 
 @dataclass(frozen=True)
@@ -58,3 +61,5 @@ class WebContext:
     # name -> ``async def probe() -> str`` awaiting only Deferreds (bridge asyncio with Deferred.fromFuture)
     health_probes: dict[str, Callable[[], Coroutine[Any, Any, str]]] = field(default_factory=dict)
     revocations: Revocations = field(default_factory=Revocations)
+    # Caller identification for /api/customers (None: those routes answer 503).
+    customers: CustomerDirectory | None = None

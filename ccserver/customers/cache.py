@@ -1,0 +1,351 @@
+"""Number → Identity cache for the call path, and the per-number 24-hour call counter.
+
+Two implementations of ``SummaryCache``:
+
+- ``RedisSummaryCache(redis.asyncio client)``: shared by every node, so an invalidation anywhere is global.
+  ``lookup`` is **one** round trip (a non-transactional pipeline: GET + ZADD + ZREMRANGEBYSCORE + ZCOUNT +
+  EXPIRE); ``store`` and ``invalidate_*`` are one round trip each (small Lua scripts).
+- ``MemorySummaryCache``: single node without Redis; plain dicts, bounded (LRU), no thread hop.
+
+**Awaiting from Twisted.** Both are coroutines. ``RedisSummaryCache`` awaits asyncio futures, so a coroutine
+driven by Twisted (``ensureDeferred``, a FastAGI handler) must bridge: ``await as_deferred(cache.lookup(...))``
+(``Deferred.fromFuture(asyncio.ensure_future(coro))``; Twisted's asyncio reactor runs on the same loop).
+``MemorySummaryCache`` never suspends, so it may be awaited directly. ``bridge(cache, coro)`` does the right
+one for either (``cache.inline`` says which) — use it and the handler need not care which cache it got.
+
+**Keys** (Redis; ``prefix`` default ``ccserver:cust:``)::
+
+    num:<e164>      JSON Identity (created_prospect not kept), TTL ``ttl`` (default 600 s), ``negative_ttl`` for
+                    unknown numbers (default 60 s)
+    calls:<e164>    sorted set of call times (score = epoch seconds), trimmed to 24 h, expires after 24 h idle
+    cust:<id>       set of the numbers cached for customer <id> (the reverse index; TTL refreshed on store)
+    fence:c:<id>    "recently invalidated" markers, ``fence_seconds`` (default 10 s): ``store`` refuses an
+    fence:n:<e164>  identity that names a fenced customer or number
+
+**Never serving stale or deleted customers.** The write paths call ``changes`` hooks, whose ``Invalidation`` is
+applied here: ``invalidate_customer`` drops every cached number of that customer (reverse index) — on delete
+too — and ``invalidate_numbers`` drops numbers that were added to / removed from any customer. The fences close
+the classic race where a lookup that read SQL *before* the change stores its (old) answer *after* the
+invalidation: for ``fence_seconds`` such a store is refused. The TTL is the safety net for writes that bypass
+the hooks. Redis may over-invalidate (a number that moved away from a customer can stay in that customer's
+reverse index until it expires): one extra SQL read, never a wrong answer.
+
+``lookup`` returns the number of calls from the number in the last 24 h **including this one**;
+``CustomerSummary.calls_last_24h`` counts the earlier ones — ``with_calls(identity, n)`` fills it (n − 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Coroutine, Iterable
+from dataclasses import replace
+from typing import Any, Final, Protocol, TypeVar
+
+from ccserver.customers.directory import Identity
+from routing.decision import CustomerSummary
+
+__all__ = [
+    "SummaryCache",
+    "RedisSummaryCache",
+    "MemorySummaryCache",
+    "as_deferred",
+    "bridge",
+    "with_calls",
+    "encode_identity",
+    "decode_identity",
+    "DAY_SECONDS",
+]
+
+DAY_SECONDS: Final = 86_400
+T = TypeVar("T")
+
+_FIELDS: Final = ("id", "name", "tier", "score", "vip", "preferred_language", "sales_consultant",
+                  "service_advisor", "open_complaint", "ambiguous")  # fmt: skip
+
+
+class SummaryCache(Protocol):
+    inline: bool  # True: the coroutines never suspend, await them directly anywhere
+
+    async def lookup(self, e164: str, now: float) -> tuple[Identity | None, int]:
+        """(cached identity or None, calls from ``e164`` in the 24 h up to ``now`` including this one)."""
+        ...
+
+    async def store(self, e164: str, identity: Identity) -> None: ...
+
+    async def invalidate_customer(self, customer_id: int) -> None: ...
+
+    async def invalidate_numbers(self, e164s: Iterable[str]) -> None: ...
+
+
+def as_deferred(coro: Coroutine[Any, Any, T]) -> Any:
+    """A Deferred for an asyncio coroutine (needs Twisted's asyncio reactor / a running asyncio loop)."""
+    from twisted.internet.defer import Deferred
+
+    return Deferred.fromFuture(asyncio.ensure_future(coro))
+
+
+def bridge(cache: SummaryCache, coro: Coroutine[Any, Any, T]) -> Any:
+    """Something a Twisted-driven coroutine can await: the coroutine itself for an inline cache, else a
+    Deferred (``as_deferred``)."""
+    return coro if cache.inline else as_deferred(coro)
+
+
+def with_calls(identity: Identity, calls_including_this: int) -> Identity:
+    """The identity with ``calls_last_24h`` = earlier calls in 24 h (the counter includes this call)."""
+    if identity.customer is None:
+        return identity
+    earlier = max(0, int(calls_including_this) - 1)
+    return replace(identity, customer=replace(identity.customer, calls_last_24h=earlier))
+
+
+def encode_identity(identity: Identity) -> str:
+    """Compact JSON (``ensure_ascii=False``: names stay readable UTF-8)."""
+    c = identity.customer
+    data: dict[str, Any] = {"c": None if c is None else [getattr(c, f) for f in _FIELDS]}
+    if identity.other_customer_ids:
+        data["o"] = list(identity.other_customer_ids)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_identity(raw: str | bytes) -> Identity | None:
+    """The identity back (``created_prospect`` False: the call that created it is over); None if unreadable."""
+    try:
+        data = json.loads(raw)
+        c = data["c"]
+        customer = None if c is None else CustomerSummary(**dict(zip(_FIELDS, c, strict=True)))
+        return Identity(customer, tuple(int(i) for i in data.get("o", ())), False)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _customer_ids(identity: Identity) -> list[int]:
+    ids = list(identity.other_customer_ids)
+    if identity.customer is not None:
+        ids.insert(0, int(identity.customer.id))
+    return ids
+
+
+# --- Redis --------------------------------------------------------------------------------------------
+
+# KEYS: num:<e164>, fence:n:<e164>, cust:<id>...; ARGV: json, ttl, fence:c: prefix, e164, index ttl, ids...
+_STORE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 6, #ARGV do
+  if redis.call('EXISTS', ARGV[3] .. ARGV[i]) == 1 then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[4])
+  redis.call('EXPIRE', KEYS[i], ARGV[5])
+end
+return 1
+"""
+
+# KEYS: cust:<id>, fence:c:<id>; ARGV: num prefix, fence ms
+_INVALIDATE_CUSTOMER_LUA = """
+local numbers = redis.call('SMEMBERS', KEYS[1])
+for _, n in ipairs(numbers) do redis.call('DEL', ARGV[1] .. n) end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return #numbers
+"""
+
+
+class RedisSummaryCache:
+    """Shared cache in Redis (see the module docstring for keys and guarantees).
+
+    The invalidation scripts build key names from a prefix inside Lua, so this needs a single Redis (or a
+    cluster-less deployment), like the rest of ccserver's live state.
+    """
+
+    inline = False
+
+    def __init__(
+        self,
+        client: Any,  # redis.asyncio.Redis
+        *,
+        ttl: int = 600,
+        negative_ttl: int = 60,
+        fence_seconds: float = 10.0,
+        prefix: str = "ccserver:cust:",
+    ):
+        self.client = client
+        self.ttl = int(ttl)
+        self.negative_ttl = int(negative_ttl)
+        self.fence_ms = max(1, int(fence_seconds * 1000))
+        self.prefix = prefix
+        self._store = client.register_script(_STORE_LUA)
+        self._invalidate = client.register_script(_INVALIDATE_CUSTOMER_LUA)
+
+    def _num(self, e164: str) -> str:
+        return f"{self.prefix}num:{e164}"
+
+    def _calls(self, e164: str) -> str:
+        return f"{self.prefix}calls:{e164}"
+
+    def _cust(self, customer_id: int) -> str:
+        return f"{self.prefix}cust:{customer_id}"
+
+    async def lookup(self, e164: str, now: float) -> tuple[Identity | None, int]:
+        calls = self._calls(e164)
+        member = f"{now:.6f}:{secrets.token_hex(4)}"  # two calls in the same microsecond still count twice
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self._num(e164))
+        pipe.zadd(calls, {member: now})
+        pipe.zremrangebyscore(calls, "-inf", f"({now - DAY_SECONDS}")
+        pipe.zcount(calls, now - DAY_SECONDS, "+inf")
+        pipe.expire(calls, DAY_SECONDS + 60)
+        raw, _, _, count, _ = await pipe.execute()
+        return (decode_identity(raw) if raw is not None else None), int(count)
+
+    async def store(self, e164: str, identity: Identity) -> None:
+        ids = _customer_ids(identity)
+        ttl = self.ttl if identity.customer is not None else self.negative_ttl
+        keys = [self._num(e164), f"{self.prefix}fence:n:{e164}", *(self._cust(i) for i in ids)]
+        args = [encode_identity(identity), ttl, f"{self.prefix}fence:c:", e164, self.ttl + 60, *map(str, ids)]
+        await self._store(keys=keys, args=args)
+
+    async def invalidate_customer(self, customer_id: int) -> None:
+        await self._invalidate(
+            keys=[self._cust(customer_id), f"{self.prefix}fence:c:{customer_id}"],
+            args=[f"{self.prefix}num:", self.fence_ms],
+        )
+
+    async def invalidate_numbers(self, e164s: Iterable[str]) -> None:
+        numbers = list(dict.fromkeys(e164s))
+        if not numbers:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        pipe.delete(*(self._num(n) for n in numbers))
+        for n in numbers:
+            pipe.set(f"{self.prefix}fence:n:{n}", "1", px=self.fence_ms)
+        await pipe.execute()
+
+
+# --- in process -----------------------------------------------------------------------------------------
+
+
+class MemorySummaryCache:
+    """Single-node cache: an LRU of at most ``max_entries`` numbers, the same TTL / fence rules as Redis.
+
+    Coroutines that never suspend (``inline``): awaiting them costs no loop iteration and no thread hop.
+    ``clock`` (monotonic-free wall time, like the ``now`` the caller passes) is only used for TTLs.
+    """
+
+    inline = True
+
+    def __init__(
+        self,
+        max_entries: int = 100_000,
+        *,
+        ttl: float = 600.0,
+        negative_ttl: float = 60.0,
+        fence_seconds: float = 10.0,
+        clock: Any = time.time,
+    ):
+        if max_entries < 1:
+            raise ValueError("max_entries must be ≥ 1")
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.fence_seconds = fence_seconds
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._by_customer: dict[int, set[str]] = {}
+        self._calls: OrderedDict[str, deque[float]] = OrderedDict()
+        self._fenced_customers: dict[int, float] = {}
+        self._fenced_numbers: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def lookup(self, e164: str, now: float) -> tuple[Identity | None, int]:
+        return self.lookup_now(e164, now)
+
+    def lookup_now(self, e164: str, now: float) -> tuple[Identity | None, int]:
+        """``lookup`` without the coroutine (for synchronous callers)."""
+        times = self._calls.pop(e164, None)
+        if times is None:
+            times = deque()
+        times.append(now)
+        horizon = now - DAY_SECONDS
+        while times and times[0] < horizon:
+            times.popleft()
+        self._calls[e164] = times  # most recently called last
+        while len(self._calls) > self.max_entries:
+            self._calls.popitem(last=False)
+        count = len(times)
+
+        entry = self._entries.get(e164)
+        if entry is None:
+            return None, count
+        expires, identity = entry
+        if expires <= self._clock():
+            self._drop(e164)
+            return None, count
+        self._entries.move_to_end(e164)
+        return identity, count
+
+    async def store(self, e164: str, identity: Identity) -> None:
+        self.store_now(e164, identity)
+
+    def store_now(self, e164: str, identity: Identity) -> None:
+        now = self._clock()
+        ids = _customer_ids(identity)
+        if self._fenced(self._fenced_numbers, e164, now) or any(
+            self._fenced(self._fenced_customers, i, now) for i in ids
+        ):
+            return
+        self._drop(e164)
+        ttl = self.ttl if identity.customer is not None else self.negative_ttl
+        self._entries[e164] = (now + ttl, replace(identity, created_prospect=False))
+        for i in ids:
+            self._by_customer.setdefault(i, set()).add(e164)
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))
+
+    async def invalidate_customer(self, customer_id: int) -> None:
+        self.invalidate_customer_now(customer_id)
+
+    def invalidate_customer_now(self, customer_id: int) -> None:
+        now = self._clock()
+        self._fenced_customers[customer_id] = now + self.fence_seconds
+        for e164 in list(self._by_customer.get(customer_id, ())):
+            self._drop(e164)
+        self._by_customer.pop(customer_id, None)
+        self._prune_fences(now)
+
+    async def invalidate_numbers(self, e164s: Iterable[str]) -> None:
+        self.invalidate_numbers_now(e164s)
+
+    def invalidate_numbers_now(self, e164s: Iterable[str]) -> None:
+        now = self._clock()
+        for e164 in e164s:
+            self._fenced_numbers[e164] = now + self.fence_seconds
+            self._drop(e164)
+        self._prune_fences(now)
+
+    def _drop(self, e164: str) -> None:
+        entry = self._entries.pop(e164, None)
+        if entry is None:
+            return
+        for i in _customer_ids(entry[1]):
+            numbers = self._by_customer.get(i)
+            if numbers is not None:
+                numbers.discard(e164)
+                if not numbers:
+                    del self._by_customer[i]
+
+    @staticmethod
+    def _fenced(fences: dict[Any, float], key: Any, now: float) -> bool:
+        until = fences.get(key)
+        return until is not None and until > now
+
+    def _prune_fences(self, now: float) -> None:
+        if len(self._fenced_customers) + len(self._fenced_numbers) > 1024:
+            self._fenced_customers = {k: v for k, v in self._fenced_customers.items() if v > now}
+            self._fenced_numbers = {k: v for k, v in self._fenced_numbers.items() if v > now}

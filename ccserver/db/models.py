@@ -470,3 +470,17 @@ class RoutingDecision(Base):
     latency_ms: Mapped[float | None] = mapped_column(Numeric(10, 3, asdecimal=False))
     reasons: Mapped[list[str] | None] = mapped_column(JSON)
     variables: Mapped[dict[str, str] | None] = mapped_column(JSON)  # exactly what the dialplan was told
+
+
+class SurveyResult(Base):
+    """A caller's post-call rating (1–5), keyed in by DTMF after the agent hung up (joined by decision_id)."""
+
+    __tablename__ = "survey_results"
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    decision_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    server: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column(SmallInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

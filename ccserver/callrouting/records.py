@@ -1,0 +1,107 @@
+"""Routing records written behind the call: decisions (``routing_decisions``) and survey scores
+(``survey_results``), through the generic :class:`ccserver.state.records.RecordBatcher`.
+
+The routing service only calls ``submit(record)`` (O(1), never blocks); one batcher and one SQL sink carry
+both kinds, told apart by ``record["kind"]``. Times are epoch seconds in the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ccserver.state.records import RecordBatcher
+from routing.decision import Decision
+
+__all__ = ["decision_record", "make_record_batcher", "routing_record_sink", "survey_record"]
+
+
+def decision_record(decision: Decision, variables: dict[str, str], *, made_at: float, server: str, uniqueid: str,
+                    caller_raw: str, caller_e164: str | None, dialed: str, fallback: bool,
+                    latency_ms: float) -> dict[str, Any]:
+    return {
+        "kind": "decision",
+        "decision_id": decision.decision_id,
+        "made_at": made_at,
+        "server": server,
+        "uniqueid": uniqueid or None,
+        "caller_raw": caller_raw[:64] or None,
+        "caller_e164": caller_e164,
+        "dialed": dialed[:32] or None,
+        "customer_id": decision.customer_id,
+        "tier": decision.tier,
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "preferred_agent_interface": decision.preferred_agent_interface,
+        "ewt_seconds": decision.ewt,
+        "callback_offer": decision.callback_offer,
+        "fallback": fallback,
+        "latency_ms": round(latency_ms, 3),
+        "reasons": list(decision.reasons),
+        "variables": dict(variables),
+    }
+
+
+def survey_record(*, decision_id: str, uniqueid: str, server: str, score: int, at: float) -> dict[str, Any]:
+    return {"kind": "survey", "decision_id": decision_id or None, "uniqueid": uniqueid or None, "server": server,
+            "score": score, "at": at}
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
+    """A blocking sink (the batcher runs it in a worker thread). Idempotent for a retried batch: decisions are
+    keyed by decision_id, survey scores by (uniqueid, at). ``customer_id`` is stored only when it is a known
+    ``customers.id`` (the directory's ids are strings)."""
+    from sqlalchemy import select
+
+    from ccserver.db.models import Customer, RoutingDecision, SurveyResult
+
+    def sink(records: list[dict]) -> None:
+        decisions = [r for r in records if r.get("kind") == "decision"]
+        surveys = [r for r in records if r.get("kind") == "survey"]
+        with session_factory() as session:
+            if decisions:
+                ids = {r["decision_id"] for r in decisions}
+                existing = set(session.scalars(select(RoutingDecision.decision_id)
+                                               .where(RoutingDecision.decision_id.in_(ids))))
+                wanted = {int(c) for r in decisions if (c := str(r.get("customer_id") or "")).isdigit()}
+                known = set(session.scalars(select(Customer.id).where(Customer.id.in_(wanted)))) if wanted else set()
+                for r in decisions:
+                    if r["decision_id"] in existing:
+                        continue
+                    existing.add(r["decision_id"])
+                    cid = str(r.get("customer_id") or "")
+                    session.add(RoutingDecision(
+                        decision_id=r["decision_id"], made_at=_dt(r["made_at"]), server=r.get("server"),
+                        uniqueid=r.get("uniqueid"), caller_raw=r.get("caller_raw"), caller_e164=r.get("caller_e164"),
+                        dialed=r.get("dialed"),
+                        customer_id=int(cid) if cid.isdigit() and int(cid) in known else None,
+                        tier=r.get("tier"), queue=r.get("queue"), priority=r.get("priority"),
+                        preferred_agent_interface=r.get("preferred_agent_interface"),
+                        ewt_seconds=r.get("ewt_seconds"), callback_offer=bool(r.get("callback_offer")),
+                        fallback=bool(r.get("fallback")), latency_ms=r.get("latency_ms"), reasons=r.get("reasons"),
+                        variables=r.get("variables"),
+                    ))  # fmt: skip
+            if surveys:
+                uids = {r["uniqueid"] for r in surveys if r.get("uniqueid")}
+                seen = {(u, a.timestamp()) for u, a in session.execute(
+                    select(SurveyResult.uniqueid, SurveyResult.at).where(SurveyResult.uniqueid.in_(uids)))}
+                for r in surveys:
+                    at = _dt(r["at"])
+                    if (r.get("uniqueid"), at.timestamp()) in seen:
+                        continue
+                    seen.add((r.get("uniqueid"), at.timestamp()))
+                    session.add(SurveyResult(decision_id=r.get("decision_id"), uniqueid=r.get("uniqueid"),
+                                             server=r.get("server"), score=int(r["score"]), at=at))
+            session.commit()
+
+    return sink
+
+
+def make_record_batcher(session_factory: Callable[[], Any], **kwargs: Any) -> RecordBatcher:
+    """The write-behind batcher for routing records; ``start()`` it once the loop runs, ``close()`` at shutdown."""
+    return RecordBatcher(routing_record_sink(session_factory), **kwargs)

@@ -1,0 +1,76 @@
+"""One call for the lead's process wiring: everything the routing service needs, built from the config.
+
+    routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
+                                         tracker=telephony.tracker if telephony else None, cache=summary_cache)
+    agi_factory = FastAGIFactory(routing.handlers(), default_variables=..., clock=reactor)
+    reactor.callLater(0, routing.start)           # once the loop runs (the batcher is an asyncio task)
+    ... at shutdown: await routing.stop()
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from twisted.internet.defer import Deferred
+
+from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
+from ccserver.callrouting.records import make_record_batcher
+from ccserver.callrouting.service import Directory, RoutingService
+from ccserver.callrouting.settings import RoutingSettings
+from ccserver.customers.cache import SummaryCache
+from ccserver.customers.directory import CustomerDirectory
+from ccserver.state.tracker import StateTracker
+from routing.rules import RoutingRules
+
+__all__ = ["RoutingRuntime", "make_directory"]
+
+log = logging.getLogger("ccserver.callrouting")
+
+
+def make_directory(session_factory: sessionmaker[Session], rules: RoutingRules) -> CustomerDirectory:
+    """The SQL customer directory (``ccserver.customers``), with the rules' VIP tiers."""
+    return CustomerDirectory(session_factory, vip_tiers=rules.vip_tiers)
+
+
+class RoutingRuntime:
+    def __init__(self, service: RoutingService, refresher: RoutingDataRefresher, batcher: Any) -> None:
+        self.service = service
+        self.refresher = refresher
+        self.batcher = batcher
+
+    @classmethod
+    def from_config(cls, config: Any, session_factory: sessionmaker[Session], *, reactor: Any,
+                    run_blocking: Callable[..., Deferred[Any]], tracker: StateTracker | None = None,
+                    cache: SummaryCache | None = None, directory: Directory | None = None,
+                    settings: RoutingSettings | None = None) -> RoutingRuntime:
+        settings = settings or RoutingSettings.from_config(config)
+        rules = settings.routing_rules()
+        loader = functools.partial(RoutingData.load, session_factory, region=settings.default_region,
+                                   default_time_zone=settings.time_zone, default_area_code=settings.default_area_code,
+                                   default_language=settings.default_language)
+        refresher = RoutingDataRefresher(loader, run_blocking, reactor, settings.refresh_seconds,
+                                         initial=RoutingData.empty(settings.default_region))
+        batcher = make_record_batcher(session_factory)
+        if directory is None:
+            directory = make_directory(session_factory, rules)
+        service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor,
+                                 batcher.submit)
+        return cls(service, refresher, batcher)
+
+    def handlers(self) -> dict[str, Any]:
+        return dict(self.service.handlers())
+
+    def start(self) -> Deferred[Any]:
+        """Start the record batcher and load the routing data (now, then every refresh_seconds)."""
+        self.batcher.start()
+        return self.refresher.start()
+
+    async def stop(self) -> None:
+        self.refresher.stop()
+        lost = await self.batcher.close()
+        if lost:
+            log.error("%d routing records could not be written at shutdown", lost)

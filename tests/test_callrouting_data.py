@@ -1,0 +1,109 @@
+"""In-memory routing data (DIDs, area codes, calendars, refresh with SQL down), the live-view adapter's queue
+selection, and the settings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from ccserver.callrouting.directory_data import REFRESH_FAILURES, RoutingData, RoutingDataRefresher
+from ccserver.callrouting.live import live_view, queue_view, queues_of_interest
+from ccserver.callrouting.service import new_decision_id
+from ccserver.callrouting.settings import RoutingSettings
+from ccserver.config import load_config
+from ccserver.db.engine import make_engine, session_factory
+from ccserver.demo import generate
+from ccserver.state.model import DeviceStatus, Member, QueueState, WaitingCaller
+from ccserver.state.tracker import StateTracker
+from routing.decision import DidRoute
+from routing.numbers import normalize
+from routing.rules import RoutingRules
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> RoutingData:
+    url = f"sqlite:///{tmp_path_factory.mktemp('data') / 'demo.sqlite3'}"
+    generate(url, customers=20, seed=2, as_of=date(2026, 3, 16))
+    engine = make_engine(url)
+    loaded = RoutingData.load(session_factory(engine))
+    engine.dispose()
+    return loaded
+
+
+def test_dids_by_number_and_e164(data: RoutingData) -> None:
+    sales = data.did("4008001000")
+    assert sales is not None and (sales.line, sales.default_queue, sales.store_id) == ("sales", "sales", "")
+    assert data.did("+864008001000") is sales
+    shanghai = data.did("02158881000")
+    assert shanghai is not None and shanghai.area_code == "21" and shanghai.default_queue == "sh-bmw-sales"
+    assert data.did("+862158881000") is shanghai
+    assert data.did("4008007777") is None and data.did("") is None
+    assert data.is_own_number(normalize("4008001000")) and data.is_own_number(normalize("+862158881000"))
+    assert not data.is_own_number(normalize("13800138000"))
+
+
+def test_calendars(data: RoutingData) -> None:
+    def at(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:  # Shanghai wall time
+        return datetime(y, m, d, hh, mm, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+    sales, service = data.did("4008001000"), data.did("02158882000")
+    assert sales is not None and service is not None
+    assert data.is_open(sales, at(2026, 3, 16, 10))  # Monday morning
+    assert not data.is_open(sales, at(2026, 3, 16, 19))  # sales closes 18:30 on weekdays
+    assert data.is_open(sales, at(2026, 3, 14, 19))  # Saturday: open till 20:00
+    assert not data.is_open(service, at(2026, 3, 15, 10))  # workshops closed on Sunday
+    assert not data.is_open(sales, at(2026, 10, 1, 10))  # National Day
+    hotline = data.did("4008009000")
+    assert hotline is not None and data.is_open(hotline, at(2026, 3, 17, 3))  # the group hotline: day and night
+    assert not data.is_open(hotline, at(2026, 10, 1, 3))  # ... but holidays close every line (routing.calendar)
+    assert RoutingData.empty().is_open(DidRoute("1", "", "sales", "sales"), at(2026, 3, 16, 3))
+
+
+def test_refresher_keeps_the_last_good_copy() -> None:
+    clock = Clock()
+    first = RoutingData(dids={"1": DidRoute("1", "", "sales", "sales")}, loaded_at=1.0)
+    results: list[Any] = [succeed(first), fail(ConnectionError("SQL down"))]
+    refresher = RoutingDataRefresher(lambda: None, lambda fn: results.pop(0), clock, interval=60)  # type: ignore[arg-type,return-value]
+    assert refresher.current.dids == {}
+    failures = REFRESH_FAILURES.value()
+    d: Deferred[Any] = refresher.start()
+    assert d.called and refresher.current is first
+    clock.advance(60)
+    assert refresher.current is first and refresher.failures == 1 and REFRESH_FAILURES.value() == failures + 1
+    refresher.stop()
+
+
+def test_queues_of_interest_and_queue_view() -> None:
+    rules = RoutingRules.from_dict({"overflow": {"vip": "sales", "sales": "hotline"}})
+    names = queues_of_interest(DidRoute("4008001000", "", "sales", "sales"), rules)
+    assert names == {"sales", "vip", "hotline", "sales-en", "vip-en", "hotline-en"}
+    q = QueueState("default", "sales", talktime=100, callers=[WaitingCaller("a", 3, 10.0)], members={
+        "PJSIP/1": Member("PJSIP/1", status=DeviceStatus.NOT_INUSE, penalty=2, wrapuptime=20),
+        "PJSIP/2": Member("PJSIP/2", status=DeviceStatus.NOT_INUSE, paused=True, wrapuptime=20),
+        "PJSIP/3": Member("PJSIP/3", status=DeviceStatus.UNAVAILABLE),
+    })
+    view = queue_view(q)
+    assert (view.logged_in, view.free, view.paused, view.free_penalties) == (2, 1, 1, (2,))
+    assert view.avg_handle_seconds == 120.0 and view.waiting[0].priority == 3
+    tracker = StateTracker()
+    tracker.queues[("default", "sales")] = q
+    live = live_view(tracker, "default", 0.0, ["sales", "vip"], ["PJSIP/9"])
+    assert set(live.queues) == {"sales"} and live.agents == {}  # unknown stays absent, never "empty"
+    assert live_view(None, "default", 0.0, ["sales"]).queues == {}
+
+
+def test_settings_from_config_and_ids(tmp_path: Any) -> None:
+    config = load_config(environ={"CCSERVER_PHONE_DEFAULT_REGION": "HK"})
+    settings = RoutingSettings.from_config(config)
+    assert settings.default_region == "HK" and settings.deadline_seconds == 1.5
+    assert settings.routing_rules() == RoutingRules()
+    with pytest.raises(ValueError):
+        RoutingSettings(deadline_seconds=0)
+    ids = {new_decision_id(1_800_000_000.0) for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 16 and i.isalnum() and i.islower() for i in ids)
+    assert new_decision_id(1_800_000_000.0) < new_decision_id(1_800_000_001.0)

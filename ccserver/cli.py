@@ -23,11 +23,13 @@ class ProgressBar:
         self.stream = stream
         self._last = 0.0
         self._started = time.monotonic()
+        self._finished = False
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last < 0.1:
+        if self._finished or (done < total and now - self._last < 0.1):
             return
+        self._finished = done >= total
         self._last = now
         share = done / total if total else 1.0
         bar = "#" * int(share * 30)
@@ -130,6 +132,46 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scores(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from ccserver.customers.scores import recompute_all
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.server import SchemaNotReady, check_schema
+    from routing.value import TierShares, ValueWeights
+
+    try:
+        check_schema(config.database_url)
+    except SchemaNotReady as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(config.database_url)
+    try:
+        summary = recompute_all(
+            session_factory(engine),
+            as_of=args.as_of,
+            weights=ValueWeights(**config.get("scores", "weights")),
+            shares=TierShares(**config.get("scores", "tier_shares")),
+            tz=config.server.time_zone,
+            progress=ProgressBar("scores"),
+        )
+    finally:
+        engine.dispose()
+    tiers = ", ".join(f"{tier} {count:,}" for tier, count in summary.get("tiers", {}).items())
+    print(f"rescored {summary.get('customers', 0):,} customers in {summary.get('seconds', 0):.1f} s; {tiers}")
+    return 0
+
+
+def cmd_asterisk(args: argparse.Namespace) -> int:
+    if args.asterisk_command == "lint":
+        from ccserver.asterisk.lint import lint_main
+
+        return lint_main(args.files)
+    config = _load(args)
+    from ccserver.asterisk.queues_import import import_queues_main
+
+    return import_queues_main(args.file, config.database_url)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -186,6 +228,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--replace", action="store_true", help="delete existing demo data first")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when demo data is already loaded")
     demo.set_defaults(func=cmd_demo_data)
+
+    scores = sub.add_parser("scores", help="customer value scores and tiers")
+    scores_sub = scores.add_subparsers(dest="scores_command", required=True)
+    recompute = scores_sub.add_parser("recompute", parents=[common],
+                                      help="rescore every customer and recompute the tier cut-offs now")
+    recompute.add_argument("--as-of", type=_date, default=None, help="the day scores are computed for (default today)")
+    scores.set_defaults(func=cmd_scores)
+
+    asterisk = sub.add_parser("asterisk", help="check and import Asterisk configuration files")
+    asterisk_sub = asterisk.add_subparsers(dest="asterisk_command", required=True)
+    lint = asterisk_sub.add_parser("lint", help="check dialplan, queues and manager files against the contract")
+    lint.add_argument("files", nargs="+", metavar="FILE")
+    importer = asterisk_sub.add_parser("import-queues", parents=[common], help="import queues from queues.conf")
+    importer.add_argument("file", metavar="FILE")
+    asterisk.set_defaults(func=cmd_asterisk)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

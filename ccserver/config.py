@@ -187,7 +187,103 @@ def _parse_str(value: Any) -> str:
     return text
 
 
-# section -> key -> parser. The defaults file must name exactly these keys.
+def _parse_float_range(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return number
+
+    return parse
+
+
+def _parse_int_range(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = int(str(value).strip())
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return parse
+
+
+def _parse_language(value: Any) -> str:
+    language = str(value).strip().lower()
+    if language not in {"zh", "en"}:
+        raise ValueError("expected zh or en")
+    return language
+
+
+def _parse_name(value: Any) -> str:
+    """A queue, prompt or server name: it ends up in the dialplan, so plain characters only."""
+    text = str(value).strip()
+    if text and not all(ch.isalnum() or ch in "-_./" for ch in text):
+        raise ValueError("letters, digits, '-', '_', '.', '/' only")
+    return text
+
+
+def _parse_table_value(value: Any) -> Any:
+    """A routing-rules value: TOML gives it typed; from the environment it is JSON (or a bare word)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _parse_clock_time(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        return ""
+    hours, sep, minutes = text.partition(":")
+    if not sep or not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError('expected HH:MM such as "03:00", or "" for off')
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
+def _parse_tier_shares(value: Any) -> dict[str, float]:
+    from routing.value import TierShares
+
+    table = _parse_table_value(value)
+    if not isinstance(table, dict) or set(table) - {"diamond", "gold", "silver"}:
+        raise ValueError("expected a table of diamond, gold, silver shares")
+    shares = TierShares(**{k: float(v) for k, v in table.items()})  # validates the ranges and the sum
+    return {"diamond": shares.diamond, "gold": shares.gold, "silver": shares.silver}
+
+
+def _parse_value_weights(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    from routing.value import ValueWeights
+
+    table = _parse_table_value(value)
+    if not isinstance(table, dict):
+        raise ValueError("expected a table of ValueWeights fields")
+    unknown = set(table) - {f.name for f in dataclasses.fields(ValueWeights)}
+    if unknown:
+        raise ValueError(f"unknown weight(s) {', '.join(sorted(unknown))}")
+    ValueWeights(**table)  # validates budgets, references and half-lives
+    return dict(table)
+
+
+ROUTING_RULE_KEYS = ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
+                     "modifiers", "queue_timeout", "queues", "overflow", "preferred_agent", "penalty", "languages",
+                     "announce", "after_hours")
+
+
+def _check_routing(values: dict[str, Any]) -> None:
+    """The [routing] table is validated as a whole by the rules themselves (errors name the key)."""
+    from routing.rules import RoutingRules, RulesError
+
+    try:
+        RoutingRules.from_dict({k: v for k, v in values.items() if v is not None})
+    except (RulesError, ValueError, TypeError) as exc:
+        raise ConfigError(f"[routing]: {exc}") from None
+
+
+# section -> key -> parser. The defaults file must name exactly these keys (a parser that accepts None marks
+# a key without a built-in default).
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "server": {
         "data_dir": _parse_str,
@@ -210,6 +306,24 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "http": {"listen": _parse_listen, "cookie_secure": _parse_bool, "metrics_token": _parse_str},
     "ws": {"listen": _parse_listen},
     "phone": {"default_region": _parse_region},
+    "callrouting": {
+        "deadline_seconds": _parse_float_range(0.1, 10.0),
+        "margin_seconds": _parse_float_range(0.0, 5.0),
+        "unknown_did_line": _parse_name,
+        "unknown_did_queue": _parse_name,
+        "default_area_code": _parse_name,
+        "default_language": _parse_language,
+        "server": _parse_name,
+        "refresh_seconds": _parse_float_range(1.0, 86_400.0),
+        "max_pending_lookups": _parse_int_range(1, 1000),
+        "survey_prompt": _parse_name,
+        "survey_invalid_prompt": _parse_name,
+        "survey_thanks_prompt": _parse_name,
+        "survey_timeout_ms": _parse_int_range(0, 60_000),
+        "survey_retries": _parse_int_range(0, 5),
+    },
+    "routing": dict.fromkeys(ROUTING_RULE_KEYS, _parse_table_value),
+    "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
     "auth": {
         "token_lifetime_hours": _parse_positive_float,
         "login_attempts": _parse_positive_int,
@@ -227,6 +341,10 @@ class Config:
 
     def get(self, section: str, key: str) -> Any:
         return self._values[section][key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A copy of one section's values, keys without a value left out."""
+        return {k: v for k, v in self._values[name].items() if v is not None}
 
     def __getattr__(self, section: str) -> Any:
         try:
@@ -363,6 +481,8 @@ def load_config(
 
     for section, keys in SCHEMA.items():
         for key, parse in keys.items():
+            if values[section][key] is None and parse is _parse_table_value:
+                continue  # optional, no built-in default
             try:
                 values[section][key] = parse(values[section][key])
             except (ValueError, TypeError) as exc:
@@ -371,4 +491,7 @@ def load_config(
                 shown = "(hidden)" if hidden else repr(values[section][key])
                 env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
                 raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
+    _check_routing(values["routing"])
+    if values["callrouting"]["margin_seconds"] >= values["callrouting"]["deadline_seconds"]:
+        raise ConfigError("callrouting.margin_seconds must be below callrouting.deadline_seconds")
     return Config(values, sources)

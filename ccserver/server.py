@@ -6,6 +6,7 @@ The asyncio reactor is installed here, first thing, before anything imports twis
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from typing import Any
@@ -119,6 +120,27 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
         probes["ami"] = ami_probe
 
+    # Caller identification and routing: the number -> customer cache lives in Redis when there is one, so it
+    # is shared by every node and invalidated once; otherwise in this process.
+    from ccserver.callrouting import RoutingRuntime, RoutingSettings
+    from ccserver.callrouting.wiring import make_directory
+    from ccserver.customers.cache import MemorySummaryCache, RedisSummaryCache
+    from ccserver.customers.scores import NightlyRecompute
+    from routing.value import TierShares, ValueWeights
+
+    cache = RedisSummaryCache(redis_client) if redis_client is not None else MemorySummaryCache()
+    routing_settings = RoutingSettings.from_config(config)
+    directory = make_directory(sessions, routing_settings.routing_rules())
+    routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
+                                         tracker=telephony.tracker if telephony is not None else None, cache=cache,
+                                         directory=directory, settings=routing_settings)
+    nightly = None
+    if config.scores.nightly_at:
+        hour, minute = (int(part) for part in config.scores.nightly_at.split(":"))
+        nightly = NightlyRecompute(sessions, clock=reactor, at=dt.time(hour, minute), tz=config.server.time_zone,
+                                   weights=ValueWeights(**config.scores.weights),
+                                   shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     ctx = WebContext(
         config=config,
@@ -129,13 +151,15 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         run_blocking=run_blocking,
         clock=reactor,
         health_probes=probes,
+        customers=directory,
     )
 
     from twisted.internet.error import CannotListenError
 
     from ccserver.agi import FastAGIFactory, listen_fastagi
 
-    agi_factory = FastAGIFactory(agi_handlers or {}, default_variables=config.agi.default_variables, clock=reactor)
+    agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
+                                 default_variables=config.agi.default_variables, clock=reactor)
     http, agi = config.http.listen, config.agi.listen
     try:
         http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)
@@ -161,14 +185,20 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     signal.signal(signal.SIGTERM, shutdown)
 
     async def cleanup() -> None:
+        if nightly is not None:
+            nightly.stop()
+        await routing.stop()
         if telephony is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
         if redis_client is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
         engine.dispose()
 
+    # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
+    reactor.callLater(0, routing.start)
+    if nightly is not None:
+        reactor.callLater(0, nightly.start)
     if telephony is not None:
-        # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
         reactor.callLater(0, telephony.start)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))

@@ -182,3 +182,35 @@ def test_agi_default_variables():
     for bad in ('{"CC QUEUE": "x"}', '{"CC_QUEUE": "a,b"}', '{"CC_QUEUE": "x\\r\\nHANGUP"}', "[1]"):
         with pytest.raises(ConfigError, match="agi.default_variables"):
             load_config(environ={"CCSERVER_AGI_DEFAULT_VARIABLES": bad})
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"CCSERVER_ROUTING_PRIORITY": '{"gold": "high"}'}, "[routing]: routing.priority.gold: expected an integer"),
+        ({"CCSERVER_ROUTING_VIP_TIERS": '["platinum"]'}, "unknown tier 'platinum'"),
+        ({"CCSERVER_ROUTING_QUEUES": '{"sales": {"gold": "vip queue"}}'}, "routing.queues.sales"),
+        ({"CCSERVER_CALLROUTING_DEADLINE_SECONDS": "30"}, "callrouting.deadline_seconds"),
+        ({"CCSERVER_CALLROUTING_MARGIN_SECONDS": "2"}, "margin_seconds must be below"),
+        ({"CCSERVER_CALLROUTING_UNKNOWN_DID_QUEUE": "hot line"}, "callrouting.unknown_did_queue"),
+        ({"CCSERVER_SCORES_NIGHTLY_AT": "25:00"}, "scores.nightly_at"),
+        ({"CCSERVER_SCORES_TIER_SHARES": '{"diamond": 0.9, "gold": 0.5}'}, "exceed 1"),
+        ({"CCSERVER_SCORES_WEIGHTS": '{"bogus": 1}'}, "unknown weight(s) bogus"),
+    ],
+)
+def test_routing_and_scores_settings_are_validated(env, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=env)
+    assert expected in str(info.value)
+
+
+def test_routing_rules_from_env_reach_the_routing_service():
+    from ccserver.callrouting.settings import RoutingSettings
+
+    config = load_config(environ={"CCSERVER_ROUTING_MAX_PRIORITY": "15", "CCSERVER_ROUTING_PRIORITY": '{"gold": 9}',
+                                  "CCSERVER_CALLROUTING_DEADLINE_SECONDS": "1.2"})
+    settings = RoutingSettings.from_config(config)
+    rules = settings.routing_rules()
+    assert (rules.max_priority, rules.priority["gold"], rules.priority["diamond"]) == (15, 9, 10)
+    assert settings.deadline_seconds == 1.2 and settings.default_region == "CN"
+

@@ -17,3 +17,10 @@ def test_example_config_loads_and_covers_every_key():
     for section, keys in SCHEMA.items():
         for key in keys:
             assert key in data.get(section, {}), f"{section}.{key} missing from the example config"
+
+
+def test_example_routing_rules_are_the_built_in_defaults():
+    from routing.rules import RoutingRules
+
+    config = load_config(EXAMPLE, environ={})
+    assert RoutingRules.from_dict(config.section("routing")) == RoutingRules()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.replay.agi_peer import agi_split
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -129,8 +131,12 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
             assert status == 200 and me["username"] == "admin"
 
             commands = agi_session(int(urls["agi_port"]), "13800138000")
-            assert commands, "the FastAGI server wrote nothing"
-            assert all("\r" not in c for c in commands)
+            # One round trip: every routing variable in a single MSet, for the diamond demo customer.
+            assert len(commands) == 1 and commands[0].startswith("EXEC MSet "), commands
+            words = agi_split(commands[0])  # as Asterisk splits it: EXEC, MSet, "A=1,B=2"
+            variables = dict(pair.split("=", 1) for pair in words[2].split(","))
+            assert variables["CC_TIER"] == "diamond" and variables["CC_CUSTOMER_ID"].isdigit()
+            assert int(variables["CC_PRIORITY"]) >= 10 and variables["CC_DECISION_ID"]
 
             time.sleep(1.0)  # let the replayed call finish
             status, metrics = http("GET", f"{web}/metrics")
@@ -152,6 +158,8 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
     db = sqlite3.connect(tmp_path / "var" / "ccserver.sqlite3")
     rows = db.execute("select server, uniqueid, queue, outcome, agent_interface from calls").fetchall()
     actions = [r[0] for r in db.execute("select action from audit_log order by id")]
+    decisions = db.execute("select decision_id, tier, caller_e164, fallback from routing_decisions").fetchall()
     db.close()
     assert ("default", "1795416921.0", "vip", "answered", "Local/8001@agent-phones/n") in rows
     assert actions.count("login.failed") == 1 and actions.count("login.succeeded") == 1
+    assert decisions == [(variables["CC_DECISION_ID"], "diamond", "+8613800138000", 0)]

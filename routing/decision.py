@@ -133,7 +133,7 @@ class CustomerSummary:
     ``sales_consultant`` / ``service_advisor``: Asterisk interfaces (``PJSIP/8001``) of the customer's own
     people, or None. ``open_complaint``: an open complaint ticket. ``calls_last_24h``: earlier inbound calls in
     the last 24 h (this one not counted). ``ambiguous``: the number belongs to several customers (the caller
-    picked the most valuable one; no personal agent is used).
+    picked the most recently active one; no personal agent is used).
     """
 
     id: str

@@ -50,6 +50,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from ccserver.agi.session import AGISession
+from ccserver.callrouting.callback import callback_due
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.live import agent_of_interest, live_view, queues_of_interest
 from ccserver.callrouting.records import decision_record, survey_record
@@ -136,7 +137,8 @@ class RoutingService:
                  cache: SummaryCache | None, tracker: StateTracker | None, rules: RoutingRules,
                  settings: RoutingSettings, run_blocking: Callable[..., Deferred[Any]], clock: Any,
                  record_sink: Callable[[dict[str, Any]], None] | None = None, *,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 callback_tickets: Callable[..., tuple[int, bool]] | None = None) -> None:
         if isinstance(routing_data, RoutingData):
             fixed = routing_data
             self._data: Callable[[], RoutingData] = lambda: fixed
@@ -152,12 +154,13 @@ class RoutingService:
         self._clock = clock
         self._record_sink = record_sink
         self._wall = wall
+        self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
         self._pending_lookups = 0
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
 
     def handlers(self) -> dict[str, Callable[[AGISession], Coroutine[Any, Any, None]]]:
-        """FastAGI routes: ``{"incoming": ..., "survey": ...}`` for ``FastAGIFactory``."""
-        return {"incoming": self.incoming, "survey": self.survey}
+        """FastAGI routes: ``{"incoming": ..., "survey": ..., "callback": ...}`` for ``FastAGIFactory``."""
+        return {"incoming": self.incoming, "survey": self.survey, "callback": self.callback}
 
     # -- incoming ----------------------------------------------------------------------------------------------
     async def incoming(self, session: AGISession) -> None:
@@ -342,6 +345,51 @@ class RoutingService:
         FALLBACKS.inc(reason="cache_error")
         log.warning("routing uniqueid=%s: summary cache unavailable (%s); asking SQL", _clean(uniqueid), exc)
         notes.append("summary cache unavailable: looked up in SQL")
+
+    # -- callback requests ---------------------------------------------------------------------------------------
+    async def callback(self, session: AGISession) -> None:
+        """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID})``: open (or reuse) a callback ticket for the
+        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET`` (its id, or empty when
+        no callback can be promised: withheld number, our own DID, SQL unavailable within the deadline)."""
+        started = self._clock.seconds()
+        args = session.args
+        decision_id = sanitize_value(args[0]) if args and args[0] else ""
+        extension = args[1].strip() if len(args) > 1 and args[1].strip() else session.extension
+        data = self._data()
+        did = data.did(extension) or self._unknown_did(extension)
+        caller = normalize(session.callerid, region=self.settings.default_region, local_area_code=did.area_code)
+        uniqueid = session.uniqueid
+        ticket = ""
+        if caller.ok and caller.e164 is not None and not data.is_own_number(caller) and self._callback_tickets:
+            budget = self.settings.deadline_seconds - self.settings.margin_seconds
+            customer, _ = await self._identify(caller.e164, did, True, budget, uniqueid, [])
+            now = datetime.fromtimestamp(self._wall(), UTC)
+            store_id = int(did.store_id) if did.store_id.isdigit() else None
+            # A store DID: that store's calendar; a group-wide DID: whichever store opens first.
+            if store_id is None:
+                calendars = list(data.calendars.values())
+            else:
+                calendars = [c] if (c := data.calendars.get(store_id)) else []
+            due = callback_due(calendars, did.line, now)
+            customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
+            opening = self._run_blocking(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
+                                         store_id=store_id, line=did.line, decision_id=decision_id,
+                                         uniqueid=uniqueid, due_at=due, now=now)
+            remaining = budget - (self._clock.seconds() - started)
+            outcome = (await self._race(opening, max(remaining, 0.05)))[0]
+            if isinstance(outcome, Failure) or outcome is _TIMED_OUT:
+                detail = outcome.getErrorMessage() if isinstance(outcome, Failure) else "timed out"
+                FALLBACKS.inc(reason="callback_error")
+                log.error("callback request uniqueid=%s from %s NOT recorded: %s", _clean(uniqueid), caller.e164,
+                          detail)
+            else:
+                ticket_id, created = outcome
+                ticket = str(ticket_id)
+                log.info("callback request uniqueid=%s from %s: ticket %s (%s), due %s", _clean(uniqueid),
+                         caller.e164, ticket, "new" if created else "already open", due.isoformat())
+        else:
+            log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)
+        await session.set_variables({"CC_CALLBACK_TICKET": ticket})
 
     # -- survey --------------------------------------------------------------------------------------------------
     async def survey(self, session: AGISession) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 
+from ccserver.callrouting.callback import open_callback_ticket
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.records import make_record_batcher
 from ccserver.callrouting.service import Directory, RoutingService
@@ -58,7 +59,8 @@ class RoutingRuntime:
         if directory is None:
             directory = make_directory(session_factory, rules)
         service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor,
-                                 batcher.submit)
+                                 batcher.submit,
+                                 callback_tickets=functools.partial(open_callback_ticket, session_factory))
         return cls(service, refresher, batcher)
 
     def handlers(self) -> dict[str, Any]:

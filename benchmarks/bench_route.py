@@ -1,0 +1,228 @@
+"""A routed call end to end: ``agi_*`` block in → routing variables out, against the demo dealer group with
+1,000,000 customers on PostgreSQL and the number cache in Redis.
+
+    python -m benchmarks.bench_route [--customers 1000000] [--calls 2000]
+
+The server runs in its own process exactly as ``ccserver run`` wires it (``RoutingRuntime``: cache in Redis,
+SQL directory in worker threads, decisions written behind) on Twisted's asyncio reactor. A client process plays
+Asterisk: one call at a time, the env block in, the single ``EXEC MSet`` line out (answered ``200 result=1``),
+latency measured from the first byte sent to the MSet line received. Phases: a **miss** (cache flushed: each
+number's first call goes to SQL) and a **hit** (the same numbers again). Server CPU per call is read from the
+server's own ``getrusage`` around each phase (a ``stats`` FastAGI script reports it).
+
+The peer figure, measured in the same run and process as the client: the floor of one Redis round trip plus
+one phonenumbers parse per call. Targets: p99 ≤ 1 ms on a hit, ≤ 5 ms on a miss; ≤ 1 ms of server CPU per
+routed call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"  # the benchmark's own database (flushed)
+DID = "4008001000"
+
+
+# -- the server process ------------------------------------------------------------------------------------------
+def serve(url: str, redis_url: str, port_file: str) -> None:
+    from ccserver.server import install_reactor
+
+    reactor = install_reactor()
+    import redis.asyncio as aioredis
+    from twisted.internet.threads import deferToThreadPool
+
+    from ccserver.agi import FastAGIFactory, listen_fastagi
+    from ccserver.callrouting import RoutingRuntime
+    from ccserver.config import load_config
+    from ccserver.customers.cache import RedisSummaryCache
+    from ccserver.db.engine import make_engine, session_factory
+
+    config = load_config(environ={"CCSERVER_DATABASE_URL": url, "CCSERVER_REDIS_URL": redis_url})
+    sessions = session_factory(make_engine(url))
+    pool = reactor.getThreadPool()
+    pool.adjustPoolsize(4, 16)
+
+    def run_blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return deferToThreadPool(reactor, pool, fn, *args, **kwargs)
+
+    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url))
+    routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking, cache=cache)
+
+    async def stats(session: Any) -> None:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        await session.verbose(f"cpu={ru.ru_utime + ru.ru_stime:.6f}")
+
+    factory = FastAGIFactory({**routing.handlers(), "stats": stats}, clock=reactor)
+    port = listen_fastagi(reactor, factory, 0)
+
+    def ready(_: Any) -> None:
+        Path(port_file + ".tmp").write_text(str(port.getHost().port))
+        os.rename(port_file + ".tmp", port_file)
+
+    reactor.callLater(0, lambda: routing.start().addCallback(ready))
+    reactor.run()
+
+
+# -- the client (plays Asterisk) -----------------------------------------------------------------------------------
+def _env_block(port: int, script: str, caller: str, uniqueid: str) -> bytes:
+    return (f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1:{port}/{script}\n"
+            f"agi_channel: PJSIP/trunk-{uniqueid}\nagi_language: zh\nagi_type: PJSIP\nagi_uniqueid: {uniqueid}\n"
+            f"agi_version: 20.0.0\nagi_callerid: {caller}\nagi_calleridname: Bench\nagi_callingpres: 0\n"
+            f"agi_dnid: unknown\nagi_rdnis: unknown\nagi_context: ccserver-inbound\nagi_extension: {DID}\n"
+            f"agi_priority: 6\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n\n").encode()
+
+
+def _call(port: int, script: str, caller: str, uniqueid: str) -> tuple[float, str]:
+    """One FastAGI session; (seconds from first byte sent to the first command received, that command)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = sock.makefile("rb")
+        t0 = time.perf_counter()
+        sock.sendall(_env_block(port, script, caller, uniqueid))
+        line = reader.readline()
+        elapsed = time.perf_counter() - t0
+        sock.sendall(b"200 result=1\n")
+        while reader.readline():  # until the server closes: the session is over
+            sock.sendall(b"200 result=1\n")
+    return elapsed, line.decode().rstrip("\n")
+
+
+def _server_cpu(port: int) -> float:
+    _, line = _call(port, "stats", "", "stats")
+    return float(line.split("cpu=", 1)[1].split('"', 1)[0])
+
+
+def _pcts(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50_ms": round(statistics.median(ordered) * 1e3, 3),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3, 3),
+            "mean_ms": round(statistics.fmean(ordered) * 1e3, 3)}
+
+
+def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
+    cpu0 = _server_cpu(port)
+    latencies = []
+    for i, caller in enumerate(callers):
+        elapsed, line = _call(port, "incoming", caller, f"{tag}.{i}")
+        if not line.startswith("EXEC MSet ") or "CC_TIER=" not in line:
+            raise RuntimeError(f"unexpected answer to {caller}: {line!r}")
+        latencies.append(elapsed)
+    cpu = _server_cpu(port) - cpu0
+    return {"calls": len(callers), **_pcts(latencies), "server_cpu_ms_per_call": round(cpu / len(callers) * 1e3, 3)}
+
+
+def _floor(redis_url: str, callers: list[str]) -> dict[str, Any]:
+    """The peer: one phonenumbers parse and one Redis GET per call, nothing else."""
+    import phonenumbers
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.set("bench:floor", "x")
+    latencies = []
+    for caller in callers:
+        t0 = time.perf_counter()
+        phonenumbers.parse(caller, "CN")
+        client.get("bench:floor")
+        latencies.append(time.perf_counter() - t0)
+    client.close()
+    return {"calls": len(callers), **_pcts(latencies)}
+
+
+def _national(e164: str) -> str:
+    """How a carrier presents the number to Asterisk: national digits, trunk 0 before landline area codes."""
+    import phonenumbers
+
+    parsed = phonenumbers.parse(e164)
+    digits = phonenumbers.national_significant_number(parsed)
+    mobile = phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    return digits if mobile else "0" + digits
+
+
+def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, redis_url: str = DEFAULT_REDIS,
+        schema: str | None = None) -> dict[str, Any]:
+    from benchmarks import bench_demo_load
+
+    made_here = schema is None
+    if schema is None:
+        schema = bench_demo_load.run(customers, url, keep=True, quiet=True)["schema"]
+    sep = "&" if "?" in url else "?"
+    schema_url = f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    try:
+        engine = sqlalchemy.create_engine(schema_url)
+        with engine.connect() as conn:
+            total = conn.execute(sqlalchemy.text("select count(*) from customers")).scalar_one()
+            numbers = [row[0] for row in conn.execute(sqlalchemy.text(
+                "select p.e164 from phone_numbers p join customer_phones cp on cp.phone_id = p.id "
+                "where p.e164 like '+86%' order by p.id"))]
+        engine.dispose()
+        rng = random.Random(7)
+        picked = rng.sample(numbers, min(len(numbers), calls + 300))
+        warmup, measured = [_national(n) for n in picked[:300]], [_national(n) for n in picked[300:]]
+
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        port_file = Path(tempfile.mkdtemp(prefix="bench_route.")) / "port"
+        server = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_route", "--serve", schema_url,
+                                   "--redis", redis_url, "--port-file", str(port_file)], cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while not port_file.exists():
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the routing server did not start")
+                time.sleep(0.05)
+            port = int(port_file.read_text())
+            _phase(port, warmup, "warm")  # connection pool, prepared statements, imports
+            miss = _phase(port, measured, "miss")
+            hit = _phase(port, measured, "hit")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            port_file.unlink(missing_ok=True)
+            port_file.parent.rmdir()
+        floor = _floor(redis_url, measured)
+        redis.Redis.from_url(redis_url).flushdb()
+    finally:
+        if made_here:
+            admin = sqlalchemy.create_engine(url)
+            with admin.begin() as conn:
+                conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+    return {"customers": total, "miss": miss, "hit": hit, "floor": floor,
+            "calls_per_s_one_core_hit": round(1000 / hit["server_cpu_ms_per_call"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", metavar="URL")
+    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--port-file")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--calls", type=int, default=2_000)
+    parser.add_argument("--schema", help="reuse a schema already holding demo data (kept)")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.redis, args.port_file)
+    else:
+        print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema), indent=2))
+
+
+if __name__ == "__main__":
+    main()

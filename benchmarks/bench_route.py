@@ -13,6 +13,17 @@ server's own ``getrusage`` around each phase (a ``stats`` FastAGI script reports
 The peer figure, measured in the same run and process as the client: the floor of one Redis round trip plus
 one phonenumbers parse per call. Targets: p99 ≤ 1 ms on a hit, ≤ 5 ms on a miss; ≤ 1 ms of server CPU per
 routed call.
+
+The server logs at INFO (one line per routed call) into a file, like ``ccserver run``; at exit the client checks
+that every call left a log line and a ``routing_decisions`` row. Server CPU is split into kernel time and the
+reactor thread's own (the rest: SQL worker threads, the decision writer). Switches (environment):
+
+    BENCH_ROUTE_PROFILE=/tmp/route.prof   cProfile of the server's reactor thread, written when it exits (SIGTERM)
+    BENCH_ROUTE_PROFILE_PHASE=hit         … of that phase only (warm, miss or hit)
+    BENCH_ROUTE_DUMP=/tmp/lat             each phase's latencies, one per line, in /tmp/lat.<phase>
+    BENCH_ROUTE_THREADS=1                 the server's CPU seconds per thread, printed at each phase boundary
+
+For worker threads too: ``py-spy record --gil --subprocesses -f raw -- python -m benchmarks.bench_route …``.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import json
 import os
 import random
 import resource
+import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +57,10 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
     from ccserver.server import install_reactor
 
     reactor = install_reactor()
+    from ccserver.logs import setup_logging
+
+    # Logged as `ccserver run` logs (INFO: one line per routed call) into a file, as a service's stderr would be.
+    setup_logging("INFO")
     import redis.asyncio as aioredis
     from twisted.internet.threads import deferToThreadPool
 
@@ -62,40 +78,71 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
     def run_blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return deferToThreadPool(reactor, pool, fn, *args, **kwargs)
 
-    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url))
+    # The client as `ccserver run` makes it (server.py: 1 s socket timeouts).
+    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0))
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking, cache=cache)
 
     async def stats(session: Any) -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        await session.verbose(f"cpu={ru.ru_utime + ru.ru_stime:.6f}")
+        loop = time.thread_time()  # the reactor thread; the rest is worker threads (SQL) and Redis/asyncio helpers
+        if os.environ.get("BENCH_ROUTE_THREADS"):
+            import threading
 
-    factory = FastAGIFactory({**routing.handlers(), "stats": stats}, clock=reactor)
-    port = listen_fastagi(reactor, factory, 0)
+            per = {t.name: time.clock_gettime(time.pthread_getcpuclockid(t.ident)) for t in threading.enumerate()
+                   if t.ident is not None}
+            print("threads", {k: round(v, 3) for k, v in sorted(per.items())}, file=sys.stderr, flush=True)
+        await session.verbose(f"cpu={ru.ru_utime + ru.ru_stime:.6f} sys={ru.ru_stime:.6f} loop={loop:.6f}")
+
+    # BENCH_ROUTE_PROFILE=path: cProfile of the reactor thread, written at exit; BENCH_ROUTE_PROFILE_PHASE=hit
+    # (or miss, warm) limits it to that phase (the client brackets the phase with `profile` sessions).
+    import cProfile
+
+    profile_path = os.environ.get("BENCH_ROUTE_PROFILE")
+    profiler = cProfile.Profile()
+
+    async def profile(session: Any) -> None:
+        profiler.enable() if session.args and session.args[0] == "on" else profiler.disable()
+        await session.verbose("ok")
+
+    factory = FastAGIFactory({**routing.handlers(), "stats": stats, "profile": profile}, clock=reactor)
+    port: Any = listen_fastagi(reactor, factory, 0)
 
     def ready(_: Any) -> None:
         Path(port_file + ".tmp").write_text(str(port.getHost().port))
         os.rename(port_file + ".tmp", port_file)
 
     reactor.callLater(0, lambda: routing.start().addCallback(ready))
-    reactor.run()
+    # As `ccserver run` does at shutdown: flush the decisions still buffered (the client counts the rows).
+    reactor.addSystemEventTrigger("before", "shutdown", routing.stop)
+    # SIGTERM (the client's terminate()) stops the reactor, so reactor.run() returns and a profile is written.
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    if profile_path and not os.environ.get("BENCH_ROUTE_PROFILE_PHASE"):
+        profiler.enable()
+    try:
+        reactor.run(installSignalHandlers=False)
+    finally:
+        if profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 # -- the client (plays Asterisk) -----------------------------------------------------------------------------------
-def _env_block(port: int, script: str, caller: str, uniqueid: str) -> bytes:
+def _env_block(port: int, script: str, caller: str, uniqueid: str, arg: str = "") -> bytes:
+    args = f"agi_arg_1: {arg}\n" if arg else ""
     return (f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1:{port}/{script}\n"
             f"agi_channel: PJSIP/trunk-{uniqueid}\nagi_language: zh\nagi_type: PJSIP\nagi_uniqueid: {uniqueid}\n"
             f"agi_version: 20.0.0\nagi_callerid: {caller}\nagi_calleridname: Bench\nagi_callingpres: 0\n"
             f"agi_dnid: unknown\nagi_rdnis: unknown\nagi_context: ccserver-inbound\nagi_extension: {DID}\n"
-            f"agi_priority: 6\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n\n").encode()
+            f"agi_priority: 6\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n{args}\n").encode()
 
 
-def _call(port: int, script: str, caller: str, uniqueid: str) -> tuple[float, str]:
+def _call(port: int, script: str, caller: str, uniqueid: str, arg: str = "") -> tuple[float, str]:
     """One FastAGI session; (seconds from first byte sent to the first command received, that command)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = sock.makefile("rb")
         t0 = time.perf_counter()
-        sock.sendall(_env_block(port, script, caller, uniqueid))
+        sock.sendall(_env_block(port, script, caller, uniqueid, arg))
         line = reader.readline()
         elapsed = time.perf_counter() - t0
         sock.sendall(b"200 result=1\n")
@@ -104,19 +151,25 @@ def _call(port: int, script: str, caller: str, uniqueid: str) -> tuple[float, st
     return elapsed, line.decode().rstrip("\n")
 
 
-def _server_cpu(port: int) -> float:
+def _server_cpu(port: int) -> tuple[float, float, float]:
+    """(user + system, system, reactor thread) CPU seconds of the server process so far."""
     _, line = _call(port, "stats", "", "stats")
-    return float(line.split("cpu=", 1)[1].split('"', 1)[0])
+    fields = dict(part.split("=", 1) for part in line.split('"', 2)[1].split())
+    return float(fields["cpu"]), float(fields["sys"]), float(fields["loop"])
 
 
 def _pcts(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"p50_ms": round(statistics.median(ordered) * 1e3, 3),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3, 3),
-            "mean_ms": round(statistics.fmean(ordered) * 1e3, 3)}
+            "mean_ms": round(statistics.fmean(ordered) * 1e3, 3), "over_1ms": sum(x > 1e-3 for x in ordered)}
 
 
 def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
+    dump = os.environ.get("BENCH_ROUTE_DUMP")
+    profiled = os.environ.get("BENCH_ROUTE_PROFILE") and os.environ.get("BENCH_ROUTE_PROFILE_PHASE") == tag
+    if profiled:
+        _call(port, "profile", "", "profile", "on")
     cpu0 = _server_cpu(port)
     latencies = []
     for i, caller in enumerate(callers):
@@ -124,8 +177,15 @@ def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
         if not line.startswith("EXEC MSet ") or "CC_TIER=" not in line:
             raise RuntimeError(f"unexpected answer to {caller}: {line!r}")
         latencies.append(elapsed)
-    cpu = _server_cpu(port) - cpu0
-    return {"calls": len(callers), **_pcts(latencies), "server_cpu_ms_per_call": round(cpu / len(callers) * 1e3, 3)}
+    cpu1 = _server_cpu(port)
+    cpu, kernel, loop = (b - a for a, b in zip(cpu0, cpu1, strict=True))
+    if profiled:
+        _call(port, "profile", "", "profile", "off")
+    if dump:
+        Path(f"{dump}.{tag}").write_text("\n".join(f"{x:.6f}" for x in latencies))
+    return {"calls": len(callers), **_pcts(latencies), "server_cpu_ms_per_call": round(cpu / len(callers) * 1e3, 3),
+            "of_which_kernel_ms": round(kernel / len(callers) * 1e3, 3),
+            "of_which_reactor_thread_ms": round(loop / len(callers) * 1e3, 3)}
 
 
 def _floor(redis_url: str, callers: list[str]) -> dict[str, Any]:
@@ -168,6 +228,7 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
         engine = sqlalchemy.create_engine(schema_url)
         with engine.connect() as conn:
             total = conn.execute(sqlalchemy.text("select count(*) from customers")).scalar_one()
+            decisions_before = conn.execute(sqlalchemy.text("select count(*) from routing_decisions")).scalar_one()
             numbers = [row[0] for row in conn.execute(sqlalchemy.text(
                 "select p.e164 from phone_numbers p join customer_phones cp on cp.phone_id = p.id "
                 "where p.e164 like '+86%' order by p.id"))]
@@ -180,8 +241,10 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
 
         redis.Redis.from_url(redis_url).flushdb()
         port_file = Path(tempfile.mkdtemp(prefix="bench_route.")) / "port"
+        server_log = open(port_file.parent / "server.log", "wb")  # noqa: SIM115 - closed below
         server = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_route", "--serve", schema_url,
-                                   "--redis", redis_url, "--port-file", str(port_file)], cwd=ROOT)
+                                   "--redis", redis_url, "--port-file", str(port_file)], cwd=ROOT,
+                                  stderr=server_log)
         try:
             deadline = time.monotonic() + 60
             while not port_file.exists():
@@ -195,8 +258,28 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
         finally:
             server.terminate()
             server.wait(timeout=30)
+            server_log.close()
+            log_path = port_file.parent / "server.log"
+            logged = log_path.read_text(errors="replace").splitlines()
+            routed = sum(" route uniqueid=" in line for line in logged)
+            for line in logged:
+                if line.startswith("threads "):
+                    print(line, file=sys.stderr)
+            first = next((i for i, line in enumerate(logged) if " ERROR " in line or "Traceback" in line), None)
+            problems = [] if first is None else logged[first:first + 40]
+            if server.returncode not in (0, -signal.SIGTERM):
+                problems = logged[-30:]  # the server died: show how
+            if problems:
+                print("\n".join(problems[:20]), file=sys.stderr)
+            log_path.unlink()
             port_file.unlink(missing_ok=True)
             port_file.parent.rmdir()
+        with engine.connect() as conn:
+            decisions = conn.execute(sqlalchemy.text("select count(*) from routing_decisions")).scalar_one()
+        engine.dispose()
+        recorded = decisions - decisions_before
+        if recorded != len(warmup) + 2 * len(measured):
+            raise RuntimeError(f"{recorded} decision rows written for {len(warmup) + 2 * len(measured)} calls")
         floor = _floor(redis_url, measured)
         redis.Redis.from_url(redis_url).flushdb()
     finally:
@@ -205,7 +288,8 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
             with admin.begin() as conn:
                 conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
-    return {"customers": total, "miss": miss, "hit": hit, "floor": floor,
+    return {"customers": total, "miss": miss, "hit": hit, "floor": floor, "route_log_lines": routed,
+            "decision_rows": recorded,
             "calls_per_s_one_core_hit": round(1000 / hit["server_cpu_ms_per_call"])}
 
 

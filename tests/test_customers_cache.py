@@ -119,7 +119,7 @@ def test_hit_miss_and_one_round_trip(make_cache):
         identity, calls = await cache.lookup("+8613800138000", T0 + 1)
         assert identity == ZHANG and calls == 2
         if counting is not None:
-            assert counting.round_trips == 1  # GET + ZADD + trim + count + EXPIRE in one pipeline
+            assert counting.round_trips == 1  # GET + ZADD + trim + count + EXPIRE in one script call
         unknown = Identity(None)
         await cache.store("+862158881234", unknown)
         assert (await cache.lookup("+862158881234", T0 + 2)) == (unknown, 1)

@@ -70,6 +70,34 @@ def test_interval_flush_and_size_trigger():
     asyncio.run(main())
 
 
+def test_a_steady_stream_is_written_in_full_batches():
+    """Records arriving while a batch is being written wait for the next batch: a slow sink under a steady
+    stream must not degrade into one transaction per record or two."""
+
+    async def main():
+        batches: list[int] = []
+
+        async def slow_sink(batch: list[dict]) -> None:
+            batches.append(len(batch))
+            await asyncio.sleep(0.005)
+
+        batcher = RecordBatcher(slow_sink, batch_size=50, interval=30)
+        batcher.start()
+        for r in recs(300):
+            batcher.submit(r)
+            await asyncio.sleep(0.0005)
+        for _ in range(200):  # the full batches are written without waiting for the 30 s interval
+            if batcher.pending < 50:
+                break
+            await asyncio.sleep(0.01)
+        assert await batcher.close() == 0
+        assert sum(batches) == 300 and batcher.written == 300
+        assert batches[:-1] == [50] * (len(batches) - 1)  # only the shutdown flush may be partial
+        assert len(batches) <= 7
+
+    asyncio.run(main())
+
+
 def test_failing_sink_is_retried_and_nothing_is_lost():
     async def main():
         sink = FlakySink(failures=3)

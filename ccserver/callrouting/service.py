@@ -123,7 +123,10 @@ _TIMED_OUT = object()
 
 def _clean(text: str, limit: int = 64) -> str:
     """Caller-controlled text for a log line: printable, bounded."""
-    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+    text = text[:limit]
+    if text.isprintable():  # the usual case: no per-character pass (two calls per routed call's log line)
+        return text
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 class RoutingService:

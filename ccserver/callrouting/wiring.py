@@ -4,11 +4,12 @@
                                          tracker=telephony.tracker if telephony else None, cache=summary_cache)
     agi_factory = FastAGIFactory(routing.handlers(), default_variables=..., clock=reactor)
     reactor.callLater(0, routing.start)           # once the loop runs (the batcher is an asyncio task)
-    ... at shutdown: await routing.stop()
+    ... at shutdown: await routing.stop()          # a Deferred (await it from a Twisted-driven coroutine)
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -71,8 +72,16 @@ class RoutingRuntime:
         self.batcher.start()
         return self.refresher.start()
 
-    async def stop(self) -> None:
+    def stop(self) -> Deferred[None]:
+        """Stop refreshing and flush the decision records still buffered. A Deferred, so ``ccserver run``'s
+        Twisted-driven shutdown coroutine can ``await`` it: the batcher is asyncio, and a coroutine driven by
+        Twisted cannot await an asyncio future directly ("await wasn't used with future") — which made the old
+        ``async def stop`` fail at shutdown, losing the buffered records and the rest of the clean-up."""
         self.refresher.stop()
-        lost = await self.batcher.close()
-        if lost:
-            log.error("%d routing records could not be written at shutdown", lost)
+
+        def closed(lost: int) -> None:
+            if lost:
+                log.error("%d routing records could not be written at shutdown", lost)
+
+        done: Deferred[None] = Deferred.fromFuture(asyncio.ensure_future(self.batcher.close())).addCallback(closed)
+        return done

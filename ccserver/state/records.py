@@ -123,24 +123,34 @@ class RecordBatcher:
     async def _run(self) -> None:
         assert self._wakeup is not None
         while not self._closing:
+            interval_up = False
             if len(self._buffer) < self.batch_size:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.interval)
                 except TimeoutError:
-                    pass
+                    interval_up = True
             self._wakeup.clear()
-            await self._drain(deadline=None)
+            # Write what is buffered now — whole batches, or everything once the interval is up — and not what
+            # arrives meanwhile: draining "until empty" under a steady stream wrote one or two records per sink
+            # call (one SQL transaction each: measured 0.25 ms of CPU per routed call instead of ~0.03).
+            queued = len(self._buffer)
+            await self._drain(deadline=None, limit=queued if interval_up else queued - queued % self.batch_size)
 
-    async def _drain(self, deadline: float | None) -> bool:
+    async def _drain(self, deadline: float | None, limit: int | None = None) -> bool:
         async with self._lock:
-            return await self._drain_locked(deadline)
+            return await self._drain_locked(deadline, limit)
 
-    async def _drain_locked(self, deadline: float | None) -> bool:
-        """Write until the buffer is empty; retries with backoff. False if the deadline passed first."""
+    async def _drain_locked(self, deadline: float | None, limit: int | None = None) -> bool:
+        """Write the batch in flight, then up to ``limit`` buffered records (None: until the buffer is empty);
+        retries with backoff. False if the deadline passed first."""
         delay = self.retry_initial
-        while self._inflight or self._buffer:
+        budget = limit
+        while self._inflight or (self._buffer and (budget is None or budget > 0)):
             if not self._inflight:
                 n = min(self.batch_size, len(self._buffer))
+                if budget is not None:
+                    n = min(n, budget)
+                    budget -= n
                 self._inflight = [self._buffer.popleft() for _ in range(n)]
             try:
                 await self._write(self._inflight)

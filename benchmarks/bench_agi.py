@@ -15,6 +15,10 @@ Servers compared:
 Twisted servers run on Twisted's asyncio reactor, as in production (``--reactor epoll`` for the classic one).
 
     .venv/bin/python benchmarks/bench_agi.py [--sessions 10000] [--concurrency 20] [--rounds 3]
+
+Instructions per session instead of CPU time (callgrind; repeatable on a loaded machine, default 2,000):
+
+    .venv/bin/python benchmarks/bench_agi.py --instructions [KIND ...] [--sessions 2000]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import os
 import resource
@@ -73,6 +78,7 @@ class _Stats:
             "sys": ru.ru_stime,
             "sessions": self.sessions,
             "rss_kib": _rss_kib(),
+            "gc_collections": sum(s["collections"] for s in gc.get_stats()),
         }
         if self.lag and self.lags:
             lags = sorted(self.lags)
@@ -82,7 +88,6 @@ class _Stats:
             out["lag_samples"] = len(lags)
         self.lags = []
         if self.trace:
-            import gc
             import tracemalloc
 
             gc.collect()
@@ -327,16 +332,27 @@ async def _hold(port: int, count: int, env: bytes, answer: bool) -> None:
 # orchestration
 # ---------------------------------------------------------------------------------------------------------
 class _Server:
-    def __init__(self, kind: str, reactor_name: str = "asyncio", lag: bool = False, trace: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reactor_name: str = "asyncio",
+        lag: bool = False,
+        trace: bool = False,
+        wrapper: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        slow: bool = False,
+    ) -> None:
+        """``wrapper``: a command the server runs under (valgrind); ``slow``: allow for it in every wait."""
         self.dir = tempfile.mkdtemp(prefix="bench_agi_")
         self.port_file = os.path.join(self.dir, "port")
         self.stats_file = os.path.join(self.dir, "stats")
-        args = [sys.executable, __file__, "--serve", kind, "--port-file", self.port_file]
+        args = [*(wrapper or []), sys.executable, __file__, "--serve", kind, "--port-file", self.port_file]
         args += ["--stats-file", self.stats_file, "--reactor", reactor_name]
         args += ["--lag"] if lag else []
         args += ["--trace"] if trace else []
-        self.proc = subprocess.Popen(args, cwd=ROOT)
-        deadline = time.time() + 20
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env)
+        self.slow = slow
+        deadline = time.time() + (300 if slow else 20)
         while not os.path.exists(self.port_file) or not Path(self.port_file).read_text():
             if time.time() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"server {kind} did not start")
@@ -347,7 +363,7 @@ class _Server:
         if os.path.exists(self.stats_file):
             os.unlink(self.stats_file)
         self.proc.send_signal(signal.SIGUSR1)
-        deadline = time.time() + 10
+        deadline = time.time() + (120 if self.slow else 10)
         while not os.path.exists(self.stats_file):
             if time.time() > deadline:
                 raise RuntimeError("no stats from server")
@@ -410,6 +426,84 @@ def cpu_per_session(
         }
     finally:
         server.stop()
+
+
+def _callgrind_control(option: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", option, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def _callgrind_totals(path: str) -> dict[str, int]:
+    """Event totals of one callgrind dump (``events:`` names, ``summary:`` / ``totals:`` values): Ir at least."""
+    names: list[str] = []
+    for text in Path(path).read_text().splitlines():
+        if text.startswith("events:"):
+            names = text.split()[1:]
+        elif text.startswith(("summary:", "totals:")):
+            return dict(zip(names, (int(v) for v in text.split()[1:]), strict=False))
+    raise RuntimeError(f"no event totals in {path}")
+
+
+def instructions_per_session(
+    kind: str, sessions: int = 2000, concurrency: int = 20, warmup: int = 300, reactor_name: str = "asyncio"
+) -> dict[str, Any]:
+    """User-space instructions the server executes per session, counted by callgrind (``valgrind`` needed).
+
+    Unlike CPU time this does not depend on what else the machine is running, so two servers can be compared
+    on a busy machine: the server runs under callgrind, the counters are zeroed after a warm-up, and dumped
+    after ``sessions`` more. Kernel time (syscalls) is not counted; both servers make the same ones.
+    ``BENCH_AGI_CALLGRIND_KEEP=1`` keeps the dump for ``callgrind_annotate``; ``BENCH_AGI_CALLGRIND_ARGS`` adds
+    valgrind options (``--cache-sim=yes --branch-sim=yes``).
+    """
+    out_dir = tempfile.mkdtemp(prefix="bench_agi_cg_")
+    out_file = os.path.join(out_dir, "callgrind.out")
+    wrapper = ["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--dump-instr=no"]
+    wrapper += os.environ.get("BENCH_AGI_CALLGRIND_ARGS", "").split()  # e.g. "--cache-sim=yes"
+    env = dict(os.environ, PYTHONHASHSEED="0")  # same dict layouts every run: repeatable counts
+    server = _Server(kind, reactor_name, wrapper=wrapper, env=env, slow=True)
+    try:
+        _run_driver("--drive", str(server.port), str(warmup), str(concurrency))
+        before = server.stats()
+        _callgrind_control("--zero", server.proc.pid)
+        _run_driver("--drive", str(server.port), str(sessions), str(concurrency))
+        _callgrind_control("--dump", server.proc.pid)
+        after = server.stats()
+        done = after["sessions"] - before["sessions"]
+        if done != sessions:
+            raise RuntimeError(f"{kind}: {done} sessions served, expected {sessions}")
+        dumps = sorted(Path(out_dir).glob("callgrind.out*"), key=os.path.getmtime)
+        if not dumps:
+            raise RuntimeError("callgrind wrote no dump")
+        dump = str(dumps[-1])
+        totals = _callgrind_totals(dump)
+        # cyclic-GC runs: none when every session is freed by reference counting (see FastAGIProtocol._close)
+        gc_runs = after["gc_collections"] - before["gc_collections"]
+        result: dict[str, Any] = {
+            "instructions_per_session": round(totals["Ir"] / sessions),
+            "gc_collections_per_1000_sessions": round(gc_runs * 1000 / sessions, 2),
+        }
+        for event, count in totals.items():
+            if event != "Ir":
+                result[f"{event}_per_session"] = round(count / sessions)
+        if os.environ.get("BENCH_AGI_CALLGRIND_KEEP"):
+            result["dump"] = dump
+        return result
+    finally:
+        server.stop()
+
+
+def run_instructions(
+    sessions: int = 2000, concurrency: int = 20, kinds: list[str] | None = None, reactor_name: str = "asyncio"
+) -> dict[str, Any]:
+    kinds = kinds or ["floor", "ccserver"]
+    results: dict[str, Any] = {"sessions": sessions, "concurrency": concurrency, "reactor": reactor_name}
+    for kind in kinds:
+        results[kind] = instructions_per_session(kind, sessions, concurrency, reactor_name=reactor_name)
+    if "floor" in kinds:
+        floor = results["floor"]["instructions_per_session"]
+        for kind in kinds:
+            if kind != "floor":
+                results[f"{kind}_vs_floor"] = round(results[kind]["instructions_per_session"] / floor, 3)
+    return results
 
 
 def lag_under_half_open(kind: str = "ccserver", half_open: int = 1000, sessions: int = 3000) -> dict[str, Any]:
@@ -496,10 +590,16 @@ def main() -> None:
     parser.add_argument("--hold", nargs=2, metavar=("PORT", "COUNT"))
     parser.add_argument("--hold-env", default="")
     parser.add_argument("--no-answer", action="store_true")
-    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, help="default 10,000 (2,000 with --instructions)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["cpu", "lag", "memory"])
+    parser.add_argument(
+        "--instructions",
+        nargs="*",
+        metavar="KIND",
+        help="count server instructions per session under callgrind instead (default kinds: floor ccserver)",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port_file, args.stats_file, args.reactor, args.lag, args.trace)
@@ -508,12 +608,16 @@ def main() -> None:
         print(json.dumps(asyncio.run(_drive(port, total, conc))))
     elif args.hold:
         asyncio.run(_hold(int(args.hold[0]), int(args.hold[1]), args.hold_env.encode(), not args.no_answer))
+    elif args.instructions is not None:
+        sessions = args.sessions or 2000  # callgrind is ~50x slower than the CPU
+        result = run_instructions(sessions, args.concurrency, args.instructions or None, args.reactor)
+        print(json.dumps(result, indent=2))
     elif args.only == "lag":
         print(json.dumps(lag_under_half_open(), indent=2))
     elif args.only == "memory":
         print(json.dumps(memory_per_idle(), indent=2))
     else:
-        print(json.dumps(run(args.sessions, args.concurrency, args.rounds, args.reactor), indent=2))
+        print(json.dumps(run(args.sessions or 10_000, args.concurrency, args.rounds, args.reactor), indent=2))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ worker threads are plain int/float adds, which is fine for monitoring figures.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable
 
 LabelKey = tuple[tuple[str, str], ...]
@@ -53,7 +54,8 @@ class Counter(_Metric):
         self.values: dict[LabelKey, float] = {(): 0.0}
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        # Per-call hot paths (every FastAGI session, every AMI message) use the unlabelled series: skip sorting.
+        key = tuple(sorted(labels.items())) if labels else ()
         self.values[key] = self.values.get(key, 0.0) + amount
 
     def value(self, **labels: str) -> float:
@@ -87,10 +89,8 @@ class Histogram(_Metric):
     def observe(self, value: float) -> None:
         self.sum += value
         self.count += 1
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-                break
+        if value == value:  # NaN fits no bucket (bisect would put it in the first)
+            self.counts[bisect_left(self.buckets, value)] += 1
 
     def lines(self) -> list[str]:
         out = []

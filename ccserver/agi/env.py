@@ -7,6 +7,9 @@ def parse_env(block: bytes) -> dict[str, str]:
     """Lines ``agi_key: value`` -> ``{"key": "value"}`` (prefix dropped; empty values such as
     ``agi_accountcode: `` kept as ""). Undecodable bytes become U+FFFD: caller ID is attacker-controlled."""
     text = block.decode("utf-8", "replace")
+    if text.endswith("\n"):
+        # Trailing empty lines (the blank line ending the block, kept by the server): nothing to parse.
+        text = text.rstrip("\n")
     if "\r" not in text:
         # Fast path (every real block): drop the prefixes in one pass, split each line once, in C.
         if text.startswith("agi_"):
@@ -29,6 +32,7 @@ def parse_env(block: bytes) -> dict[str, str]:
 
 
 _SCRIPT_KEY = b"agi_network_script: "
+_SCRIPT_LINE = b"\n" + _SCRIPT_KEY
 
 
 def find_script(block: bytes) -> str:
@@ -37,7 +41,7 @@ def find_script(block: bytes) -> str:
     if block.startswith(_SCRIPT_KEY):
         start = len(_SCRIPT_KEY)
     else:
-        start = block.find(b"\n" + _SCRIPT_KEY)
+        start = block.find(_SCRIPT_LINE)
         if start < 0:
             # no agi_network_script line (very old Asterisk): fall back to the path of agi_request
             request = parse_env(block).get("request", "")

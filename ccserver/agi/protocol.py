@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from inspect import iscoroutine
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
@@ -35,6 +35,9 @@ MAX_ANSWER_LINE = 16 * 1024
 
 # Whole reads that are one plain success answer: no flag can turn result 0/1 into an error.
 _PLAIN_ANSWERS = {f"{text}\n".encode(): parse_result(text) for text in ("200 result=0", "200 result=1")}
+# The answer to nearly every command: compared first, which is cheaper than hashing the fresh read.
+_ANSWER_1 = b"200 result=1\n"
+_RESULT_1 = _PLAIN_ANSWERS[_ANSWER_1]
 
 
 class FastAGIProtocol(Protocol):
@@ -47,10 +50,14 @@ class FastAGIProtocol(Protocol):
         self.session: AGISession | None = None
         self.dead = False  # no more commands: caller hung up, EOF, or we are closing
         self._closing = False
+        self._lost = False  # connectionLost has run
+        self._finished = False  # the handler (and the default variables, if any) is over
         self._buf: bytes | bytearray = b""
         self.connected_at = 0.0
-        # the head has been written and awaits its answer; the rest wait their turn
-        self._pending: deque[AGIRequest] = deque()
+        # The command written and awaiting its answer; the ones issued meanwhile wait their turn in _queue.
+        # Nearly every session has at most one command outstanding, so the deque is made only when needed.
+        self._head: AGIRequest | None = None
+        self._queue: deque[AGIRequest] | None = None
         self._usage: list[str] | None = None  # collecting a multi-line 520 block
 
     @property
@@ -67,20 +74,25 @@ class FastAGIProtocol(Protocol):
         factory.watch_header(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.dead = self._closing = self._lost = True
         if self.session is None:
             self.factory.unwatch_header(self)
-        self.dead = self._closing = True
-        if self.session is not None:
-            SESSION_SECONDS.observe(self.factory.clock.seconds() - self.connected_at)
-            if self._pending:
-                self._fail_all("connection lost")
+            return
+        SESSION_SECONDS.observe(self.factory.clock.seconds() - self.connected_at)
+        if self._head is not None:
+            self._fail_all("connection lost")
+        if self._finished:
+            self.session = None  # see _close
 
     def dataReceived(self, data: bytes) -> None:
         if self.session is None:
             self._header_data(data)
             return
-        if not self._buf and self._usage is None and self._pending:
+        if self._head is not None and not self._buf and self._usage is None:
             # Fast path, nearly every read: exactly one "200 result=0|1" answer for the command in flight.
+            if data == _ANSWER_1:
+                self._pop().complete(_RESULT_1)
+                return
             result = _PLAIN_ANSWERS.get(data)
             if result is not None:
                 self._pop().complete(result)
@@ -103,7 +115,7 @@ class FastAGIProtocol(Protocol):
         else:
             start = 0
             buf = data
-        if buf[:1] == b"\n":  # an empty environment
+        if buf.startswith(b"\n"):  # an empty environment
             end, skip = 0, 1
         else:
             end, skip = buf.find(b"\n\n", start), 2
@@ -121,10 +133,14 @@ class FastAGIProtocol(Protocol):
             return
         self._buf = b""
         self.factory.unwatch_header(self)
+        if skip == 2 and end + 2 == len(buf) and type(buf) is bytes:
+            # The usual read: exactly the block and its blank line. Kept whole (the env readers ignore the
+            # trailing newlines), which spares copying ~600 bytes per call.
+            self._start(buf)
+            return
         self._start(bytes(buf[:end]))
-        rest = bytes(buf[end + skip :])
-        if rest:
-            self._answer_data(rest)
+        if end + skip < len(buf):  # more than the header in this read (Asterisk waits for a command first)
+            self._answer_data(bytes(buf[end + skip :]))
 
     def header_timeout(self) -> None:
         """Called by the factory's header watch when the agi_* block did not arrive in time."""
@@ -154,7 +170,7 @@ class FastAGIProtocol(Protocol):
         except Exception:
             self._handler_failed(Failure())
             return
-        if iscoroutine(result):
+        if isinstance(result, CoroutineType):  # an ``async def`` handler (inspect.iscoroutine, minus a call)
             HandlerRunner(result, self._handler_done, self._handler_failed).start()
         elif isinstance(result, Deferred):
             result.addCallbacks(self._handler_done, self._handler_failed)
@@ -166,7 +182,11 @@ class FastAGIProtocol(Protocol):
 
     def _handler_failed(self, failure: Failure) -> None:
         if failure.check(CallerHungUp):
-            self._close()  # the caller left: the normal end of many calls, not an error
+            # The caller left: the normal end of many calls, not an error, and not logged. Its traceback holds
+            # the handler's frames, which hold the exception: dropped, they are freed now, not by the GC.
+            failure.value.__traceback__ = None
+            failure.tb = None
+            self._close()
             return
         ERRORS.inc()
         session = self.session
@@ -178,6 +198,9 @@ class FastAGIProtocol(Protocol):
             failure.getErrorMessage(),
             exc_info=(failure.type, failure.value, failure.getTracebackObject()),
         )
+        # Logged: the traceback (whose frames hold the session) is no longer needed; see _close.
+        failure.value.__traceback__ = None
+        failure.tb = None
         self._write_defaults()
 
     def _write_defaults(self) -> None:
@@ -194,10 +217,18 @@ class FastAGIProtocol(Protocol):
         HandlerRunner(self.session.set_variables(defaults), lambda _: self._close(), failed).start()
 
     def _close(self) -> None:
+        """The handler is over (and the default variables written, if any): close once nothing is pending."""
+        self._finished = True
+        if self._lost:
+            # The protocol and its session point at each other. Once the call is over on both sides, drop
+            # this half so the pair is freed by reference counting at once: left as a cycle, every session
+            # (and the transport and socket hanging off it) would wait for the cyclic GC, which then runs
+            # every few hundred calls, and new calls allocate cold memory meanwhile (~7% of a call's CPU).
+            self.session = None
         if self._closing:
             return
         self.dead = self._closing = True
-        if not self._pending and self.transport is not None:
+        if self._head is None and self.transport is not None:
             self.transport.loseConnection()  # type: ignore[misc]
         # else: closed by _pop once the queued commands have been answered
 
@@ -206,10 +237,13 @@ class FastAGIProtocol(Protocol):
         if self.dead:
             return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
         request = AGIRequest(data, flags)
-        pending = self._pending
-        pending.append(request)
-        if len(pending) == 1:
+        if self._head is None:
+            self._head = request
             self.transport.write(data)  # type: ignore[call-arg, misc]
+        elif self._queue is None:
+            self._queue = deque((request,))
+        else:
+            self._queue.append(request)
         return request
 
     def _answer_data(self, data: bytes) -> None:
@@ -241,12 +275,17 @@ class FastAGIProtocol(Protocol):
         return self.session.uniqueid if self.session is not None else "?"
 
     def _pop(self) -> AGIRequest:
-        pending = self._pending
-        head = pending.popleft()
-        if pending:
-            self.transport.write(pending[0].data)  # type: ignore[call-arg, misc]
-        elif self._closing and self.transport is not None:
-            self.transport.loseConnection()  # type: ignore[misc]
+        """Take the answered head; write the next queued command, or close if the handler is done."""
+        head = self._head
+        assert head is not None  # callers check that a command is in flight
+        queue = self._queue
+        if queue:
+            self._head = nxt = queue.popleft()
+            self.transport.write(nxt.data)  # type: ignore[call-arg, misc]
+        else:
+            self._head = None
+            if self._closing and self.transport is not None:
+                self.transport.loseConnection()  # type: ignore[misc]
         return head
 
     def _line(self, raw: bytes) -> None:
@@ -256,7 +295,7 @@ class FastAGIProtocol(Protocol):
         if usage is not None:
             if raw.startswith(b"520 "):
                 self._usage = None
-                if self._pending:
+                if self._head is not None:
                     self._pop().fail(AGIUsageError("\n".join(usage[1:])))
             else:
                 usage.append(raw.decode("utf-8", "replace"))
@@ -264,7 +303,7 @@ class FastAGIProtocol(Protocol):
         if raw == b"HANGUP":
             self._hangup("HANGUP from Asterisk")
             return
-        if not self._pending:
+        if self._head is None:
             return  # nothing asked: stray line (or an answer after HANGUP); ignore it
         if raw.startswith(b"520-"):
             self._usage = [raw[4:].decode("utf-8", "replace")]
@@ -301,7 +340,10 @@ class FastAGIProtocol(Protocol):
         self._fail_all(why)
 
     def _fail_all(self, why: str) -> None:
-        pending, self._pending = self._pending, deque()
+        head, queue = self._head, self._queue
+        self._head = self._queue = None
         self._usage = None
-        for request in pending:
+        if head is not None:
+            head.fail(CallerHungUp(why))
+        for request in queue or ():
             request.fail(CallerHungUp(why))

@@ -104,7 +104,7 @@ class HandlerRunner:
     variables a handler sets never leak into the reactor or other calls.
     """
 
-    __slots__ = ("_coro", "_ctx", "_on_done", "_on_error")
+    __slots__ = ("_coro", "_send", "_ctx", "_on_done", "_on_error")
 
     def __init__(
         self,
@@ -113,6 +113,7 @@ class HandlerRunner:
         on_error: Callable[[Failure], None],
     ) -> None:
         self._coro = coro
+        self._send = coro.send  # bound once: a handler is resumed once per command
         self._ctx = contextvars.copy_context()
         self._on_done = on_done
         self._on_error = on_error
@@ -122,14 +123,17 @@ class HandlerRunner:
 
     def send(self, value: Any) -> None:
         try:
-            yielded = self._ctx.run(self._coro.send, value)
+            yielded = self._ctx.run(self._send, value)
         except StopIteration as stop:
             self._on_done(stop.value)
             return
         except BaseException:
             self._on_error(Failure())
             return
-        self._wait(yielded)
+        if type(yielded) is AGIRequest and yielded._waiter is None:
+            yielded._waiter = self  # the usual step, inline: the handler awaits its next command
+        else:
+            self._wait(yielded)
 
     def throw(self, error: BaseException) -> None:
         try:

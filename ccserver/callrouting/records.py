@@ -7,6 +7,7 @@ both kinds, told apart by ``record["kind"]``. Times are epoch seconds in the rec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,31 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
             })  # fmt: skip
         return rows
 
+    copy_columns = ("decision_id", "made_at", "server", "uniqueid", "caller_raw", "caller_e164", "dialed",
+                    "customer_id", "tier", "queue", "priority", "preferred_agent_interface", "ewt_seconds",
+                    "callback_offer", "fallback", "latency_ms", "reasons", "variables")
+    copy_sql = f"COPY routing_decisions ({', '.join(copy_columns)}) FROM STDIN"
+
+    def copy_decisions(session: Any, rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY costs a fraction of the INSERT's CPU here and in the server (the writer thread
+        competes with the event loop for the CPU and the GIL). A customer deleted meanwhile, or a retried batch,
+        fails the COPY with an IntegrityError; the INSERT path then sorts those rows out."""
+        import psycopg
+
+        dumps = json.dumps
+        raw = session.connection().connection.driver_connection
+        try:
+            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                for r in rows:
+                    copy.write_row((
+                        r["decision_id"], r["made_at"], r["server"], r["uniqueid"], r["caller_raw"],
+                        r["caller_e164"], r["dialed"], r["known_customer_id"], r["tier"], r["queue"], r["priority"],
+                        r["preferred_agent_interface"], r["ewt_seconds"], r["callback_offer"], r["fallback"],
+                        r["latency_ms"], dumps(r["reasons"], ensure_ascii=False), dumps(r["variables"]),
+                    ))  # fmt: skip
+        except psycopg.IntegrityError as exc:  # the driver's own error: hand the sink SQLAlchemy's
+            raise IntegrityError(copy_sql, None, exc) from exc
+
     def write(session: Any, decisions: list[dict], surveys: list[dict], *, retry: bool) -> None:
         if decisions:
             existing: set[str] = set()
@@ -101,7 +127,9 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
                 ids = {r["decision_id"] for r in decisions}
                 existing = set(session.scalars(select(decision_id_col).where(decision_id_col.in_(ids))))
             rows = decision_rows(decisions, existing)
-            if rows:
+            if rows and not retry and session.get_bind().dialect.name == "postgresql":
+                copy_decisions(session, rows)
+            elif rows:
                 session.execute(insert_decisions, rows)
         if surveys:  # rare (one per surveyed call), and no unique key to detect a retry by: always checked
             uids = {r["uniqueid"] for r in surveys if r.get("uniqueid")}

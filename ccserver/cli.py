@@ -64,6 +64,18 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+def _schema_ready(config: Config) -> bool:
+    """Whether the database is migrated; if not, say what to do (on stderr)."""
+    from ccserver.server import SchemaNotReady, check_schema
+
+    try:
+        check_schema(config.database_url)
+    except SchemaNotReady as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     from ccserver.server import ListenError, SchemaNotReady, run_server
@@ -96,12 +108,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     config = _load(args)
     from ccserver import demo
-    from ccserver.server import SchemaNotReady, check_schema
 
-    try:
-        check_schema(config.database_url)
-    except SchemaNotReady as exc:
-        print(f"ccserver: {exc}", file=sys.stderr)
+    if not _schema_ready(config):
         return 2
     logins_file = config.data_dir / "demo-logins.txt"
     if args.if_empty and demo.has_demo_data(config.database_url):
@@ -136,13 +144,9 @@ def cmd_scores(args: argparse.Namespace) -> int:
     config = _load(args)
     from ccserver.customers.scores import recompute_all
     from ccserver.db.engine import make_engine, session_factory
-    from ccserver.server import SchemaNotReady, check_schema
     from routing.value import TierShares, ValueWeights
 
-    try:
-        check_schema(config.database_url)
-    except SchemaNotReady as exc:
-        print(f"ccserver: {exc}", file=sys.stderr)
+    if not _schema_ready(config):
         return 2
     engine = make_engine(config.database_url)
     try:

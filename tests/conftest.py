@@ -76,3 +76,20 @@ def redis_url() -> Iterator[str]:
     yield TEST_REDIS_URL
     client.flushdb()
     client.close()
+
+
+DEMO_AS_OF = "2026-11-23"
+
+
+@pytest.fixture
+def loaded(db_url: str) -> Iterator[tuple[str, object]]:
+    """300 demo customers (seed 7, as of 2026-11-23) in ``db_url``: (url, session factory)."""
+    from datetime import date
+
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.demo import generate
+
+    generate(db_url, customers=300, seed=7, as_of=date.fromisoformat(DEMO_AS_OF))
+    engine = make_engine(db_url)
+    yield db_url, session_factory(engine)
+    engine.dispose()

@@ -488,3 +488,21 @@ def test_memory_summary_cache_integration(demo: Any) -> None:
     svc = Service(data, CustomerDirectory(sessions), cache=cache)
     expect(mset(svc.call("agi-02-13912345678").peer), CC_TIER="silver", CC_PRIORITY="5")
     expect(mset(svc.call("agi-02-13912345678").peer), CC_TIER="silver", CC_PRIORITY="6")  # repeat caller
+
+
+def test_a_caller_gone_before_the_answer_is_still_logged_and_recorded(demo: Any) -> None:
+    sessions, data = demo
+    svc = Service(data, CustomerDirectory(sessions))
+    before = DECISIONS_TOTAL()
+    h = svc.call("agi-01-13800138000", Responder(hangup_at=0))  # HANGUP + 511 in answer to the MSet
+    assert h.peer.closed
+    assert [c for c in h.peer.commands if c.startswith("EXEC MSet")]  # the answer was attempted once
+    assert len(svc.records) == 1 and svc.records[0]["kind"] == "decision"
+    assert svc.records[0]["customer_id"] == str(customer_of(sessions, "+8613800138000").id)
+    assert DECISIONS_TOTAL() == before + 1
+
+
+def DECISIONS_TOTAL() -> float:  # noqa: N802 - reads like the metric it is
+    from ccserver.callrouting.service import DECISIONS
+
+    return DECISIONS.value()

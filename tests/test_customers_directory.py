@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -11,17 +11,6 @@ from sqlalchemy import func, select, text
 from ccserver.customers.directory import CustomerDirectory, Identity, placeholder_name
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import AuditLog, CompanyContact, Customer, PhoneNumber, Ticket, User, customer_phones
-from ccserver.demo import generate
-
-AS_OF = date(2026, 11, 23)
-
-
-@pytest.fixture
-def loaded(db_url):
-    generate(db_url, customers=300, seed=7, as_of=AS_OF)
-    engine = make_engine(db_url)
-    yield db_url, session_factory(engine)
-    engine.dispose()
 
 
 def ident(directory: CustomerDirectory, e164: str, create: bool = False) -> Identity:

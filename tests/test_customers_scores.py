@@ -26,13 +26,6 @@ from routing.value import TierShares
 AS_OF = date(2026, 11, 23)
 
 
-@pytest.fixture
-def loaded(db_url):
-    generate(db_url, customers=300, seed=7, as_of=AS_OF)
-    engine = make_engine(db_url)
-    yield db_url, session_factory(engine)
-    engine.dispose()
-
 
 def snapshot(sessions):
     with sessions() as s:

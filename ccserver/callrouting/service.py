@@ -204,17 +204,25 @@ class RoutingService:
         decision.reasons[0:0] = notes
         variables = decision.to_dialplan()
         latency = time.perf_counter() - perf0
+        # Answer first: the caller waits on the variables, not on the bookkeeping (done even if they hung up).
+        try:
+            await session.set_variables(variables)
+        finally:
+            self._account(decision, variables, latency, fallback, raw, caller, did, extension, server, uniqueid)
+
+    def _account(self, decision: Decision, variables: dict[str, str], latency: float, fallback: str | None,
+                 raw: str, caller: Any, did: DidRoute, extension: str, server: str, uniqueid: str) -> None:
+        """Metrics, the log line with the reasons, and the decision record (written behind)."""
         DECISIONS.inc()
         LATENCY.observe(latency)
         log.info("route uniqueid=%s decision=%s caller=%r did=%s -> queue=%s prio=%s tier=%s agent=%s ewt=%s%s "
-                 "(%.1f ms): %s", _clean(uniqueid), decision_id, _clean(raw), did.did, variables["CC_QUEUE"] or "-",
-                 variables["CC_PRIORITY"], variables["CC_TIER"], variables["CC_AGENT_QUEUE"] or "-",
-                 variables["CC_EWT"], f" FALLBACK={fallback}" if fallback else "", latency * 1000,
-                 "; ".join(decision.reasons))
+                 "(%.1f ms): %s", _clean(uniqueid), decision.decision_id, _clean(raw), did.did,
+                 variables["CC_QUEUE"] or "-", variables["CC_PRIORITY"], variables["CC_TIER"],
+                 variables["CC_AGENT_QUEUE"] or "-", variables["CC_EWT"],
+                 f" FALLBACK={fallback}" if fallback else "", latency * 1000, "; ".join(decision.reasons))
         self._submit(decision_record(decision, variables, made_at=self._wall(), server=server, uniqueid=uniqueid,
                                      caller_raw=raw, caller_e164=caller.e164, dialed=extension,
                                      fallback=fallback is not None, latency_ms=latency * 1000))
-        await session.set_variables(variables)
 
     def _decide(self, decision_id: str, caller: Any, uniqueid: str, extension: str, did: DidRoute,
                 customer: CustomerSummary | None, server: str, notes: list[str]) -> Decision | None:

@@ -53,6 +53,8 @@ class Telephony:
         self.ami.on_resync(self._resync)
         self.relay = EventRelay(redis) if redis is not None else None
         self.leading: set[str] = set()  # servers whose AMI this node consumes
+        self._outbox: list[AMIMessage] = []  # tracked events waiting to be relayed, in arrival order
+        self._relaying = False
         self._followers: list[asyncio.Future[Any]] = []  # lease keepers and relay subscriptions
         self._keepers: list[LeaseKeeper] = []
 
@@ -64,8 +66,23 @@ class Telephony:
     def _on_event(self, msg: AMIMessage) -> None:
         self.tracker.handle(msg, msg.arrival)
         if self.relay is not None and (msg.server or "default") in self.leading:
-            # Fire and forget: the AMI read path never waits for Redis.
-            asyncio.ensure_future(self.relay.publish(msg)).add_done_callback(_log_failure)
+            # The AMI read path never waits for Redis: queue it; one drain task relays in order.
+            self._outbox.append(msg)
+            if not self._relaying:
+                self._relaying = True
+                asyncio.ensure_future(self._drain_outbox()).add_done_callback(_log_failure)
+
+    async def _drain_outbox(self) -> None:
+        assert self.relay is not None
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    await self.relay.publish_batch(batch)
+                except Exception as exc:  # noqa: BLE001 - Redis down: followers resync from Redis state later
+                    log.warning("event relay: %d events not relayed: %s", len(batch), exc)
+        finally:
+            self._relaying = False
 
     def _on_followed(self, msg: AMIMessage) -> None:
         if (msg.server or "default") not in self.leading:

@@ -162,6 +162,14 @@ class EventRelay:
     async def publish(self, msg: AMIMessage) -> int:
         return int(await self.redis.publish(self.channel(msg.server or "default"), encode_event(msg)))
 
+    async def publish_batch(self, msgs: list[AMIMessage]) -> None:
+        """Publish in order, in one round trip: a pipeline runs on one connection (separate publishes may go
+        out on several pooled connections and reach followers out of order)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for msg in msgs:
+            pipe.publish(self.channel(msg.server or "default"), encode_event(msg))
+        await pipe.execute()
+
     async def follow(self, server: str, deliver: Callable[[AMIMessage], Any], *,
                      ready: Callable[[], Any] | None = None) -> None:
         """Subscribe and call ``deliver(msg)`` for each relayed event until cancelled."""

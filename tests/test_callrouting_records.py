@@ -47,3 +47,75 @@ def test_decisions_written_once_with_known_customers_only(db_url: str) -> None:
         assert d1.fallback is False and rows["d5"].fallback is True and d1.uniqueid == "u.d1"
         assert s.scalar(select(func.count()).select_from(SurveyResult)) == 1
     engine.dispose()
+
+
+HOSTILE = 'a\tb\nc\rd\\e\x00f "g" 张'
+
+
+def test_hostile_text_lands_as_sent_less_nul(db_url: str) -> None:
+    """Caller-controlled text with COPY's own separators and escapes: stored exactly — text columns less NUL
+    (PostgreSQL text cannot hold it), JSON with it escaped — whether the line was encoded on the loop (record_submitter) or in the sink."""
+    from ccserver.callrouting.records import decision_record, record_submitter
+    from routing.decision import Decision
+
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    sessions = session_factory(engine)
+    submitted: list[dict[str, Any]] = []
+
+    class Batcher:
+        def submit(self, record: dict[str, Any]) -> None:
+            submitted.append(record)
+
+    submit = record_submitter(Batcher(), engine.dialect.name)  # type: ignore[arg-type]
+    for decision_id in ("h1", "h2"):
+        decision = Decision(decision_id=decision_id, queue="sales", priority=3, queue_timeout=300, max_penalty=0,
+                            reasons=["why " + HOSTILE])
+        submit(decision_record(decision, {"CC_QUEUE": "sales", "X": HOSTILE}, made_at=T0, server="pbx1",
+                               uniqueid="u\x00" + decision_id, caller_raw=HOSTILE, caller_e164=None, dialed=HOSTILE,
+                               fallback=False, latency_ms=1e-05))
+    assert ("copy_line" in submitted[0]) == (engine.dialect.name == "postgresql")
+    submitted[1].pop("copy_line", None)  # the other one is encoded by the sink itself
+    routing_record_sink(sessions)(submitted)
+    clean = HOSTILE.replace("\x00", "")
+    with sessions() as s:
+        rows = {r.decision_id: r for r in s.scalars(select(RoutingDecision))}
+        assert sorted(rows) == ["h1", "h2"]
+        for decision_id, row in rows.items():
+            assert row.caller_raw == clean and row.dialed == clean[:32] and row.uniqueid == "u" + decision_id
+            assert row.reasons == ["why " + HOSTILE] and row.variables == {"CC_QUEUE": "sales", "X": HOSTILE}
+            assert row.caller_e164 is None and row.customer_id is None and row.latency_ms == 0.0
+            assert row.made_at.timestamp() == T0 and row.queue == "sales" and row.priority == 3
+    engine.dispose()
+
+
+def test_encoded_batch_with_a_deleted_customer_still_lands(db_url: str) -> None:
+    """A customer deleted between the call and the write fails the COPY (foreign key): the INSERT path stores
+    the batch, that decision without a customer."""
+    from ccserver.callrouting.records import copy_line
+
+    engine = make_engine(db_url)
+    Base.metadata.create_all(engine)
+    sessions = session_factory(engine)
+    with sessions() as s:
+        s.add(Customer(id=7, kind="person", name="张伟"))
+        s.commit()
+    batch = [_decision("e1", "7"), _decision("e2", "8")]
+    for record in batch:
+        record["copy_line"] = copy_line(record)
+    routing_record_sink(sessions)(batch)
+    with sessions() as s:
+        assert {r.decision_id: r.customer_id for r in s.scalars(select(RoutingDecision))} == {"e1": 7, "e2": None}
+    engine.dispose()
+
+
+def test_copy_line_escapes_separators() -> None:
+    from ccserver.callrouting.records import COPY_COLUMNS, copy_line
+
+    line = copy_line(_decision("c1", None, caller_raw=HOSTILE))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    fields = line[:-1].decode().split("\t")
+    assert len(fields) == len(COPY_COLUMNS)
+    assert fields[COPY_COLUMNS.index("caller_raw")] == 'a\\tb\\nc\\rd\\\\ef "g" 张'
+    assert fields[COPY_COLUMNS.index("customer_id")] == "\\N"
+    assert fields[COPY_COLUMNS.index("callback_offer")] == "f"

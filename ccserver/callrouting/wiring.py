@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 
 from ccserver.callrouting.callback import open_callback_ticket
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
-from ccserver.callrouting.records import make_record_batcher
+from ccserver.callrouting.records import make_record_batcher, record_submitter
 from ccserver.callrouting.service import Directory, RoutingService
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache
@@ -59,8 +59,9 @@ class RoutingRuntime:
         batcher = make_record_batcher(session_factory)
         if directory is None:
             directory = make_directory(session_factory, rules)
-        service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor,
-                                 batcher.submit,
+        bind = session_factory.kw.get("bind")
+        submit = record_submitter(batcher, bind.dialect.name if bind is not None else "")
+        service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor, submit,
                                  callback_tickets=functools.partial(open_callback_ticket, session_factory))
         return cls(service, refresher, batcher)
 
@@ -83,5 +84,12 @@ class RoutingRuntime:
             if lost:
                 log.error("%d routing records could not be written at shutdown", lost)
 
-        done: Deferred[None] = Deferred.fromFuture(asyncio.ensure_future(self.batcher.close())).addCallback(closed)
+        async def close() -> int:
+            lost = await self.batcher.close()
+            aclose = getattr(self.batcher.sink, "aclose", None)  # the PostgreSQL COPY connection
+            if aclose is not None:
+                await aclose()
+            return int(lost)
+
+        done: Deferred[None] = Deferred.fromFuture(asyncio.ensure_future(close())).addCallback(closed)
         return done

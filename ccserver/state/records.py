@@ -76,7 +76,7 @@ class RecordBatcher:
     ) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ValueError("need 1 <= batch_size <= max_buffer")
-        self._sink = sink
+        self.sink = sink
         self._async_sink = inspect.iscoroutinefunction(sink) or inspect.iscoroutinefunction(
             getattr(sink, "__call__", None)  # noqa: B004 - an object with an async __call__
         )
@@ -179,9 +179,9 @@ class RecordBatcher:
 
     async def _write(self, batch: list[dict]) -> None:
         if self._async_sink:
-            await self._sink(batch)  # type: ignore[misc]
+            await self.sink(batch)  # type: ignore[misc]
         else:
-            result = await asyncio.to_thread(self._sink, batch)
+            result = await asyncio.to_thread(self.sink, batch)
             if inspect.isawaitable(result):
                 await result
 

@@ -78,8 +78,12 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
     def run_blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return deferToThreadPool(reactor, pool, fn, *args, **kwargs)
 
-    # The client as `ccserver run` makes it (server.py: 1 s socket timeouts).
-    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0))
+    from ccserver.customers.resp import RespClient
+
+    # The clients as `ccserver run` makes them (server.py: 1 s socket timeouts; lookups on the Twisted client).
+    call_path = RespClient.for_url(reactor, redis_url)
+    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
+                              call_path=call_path)
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking, cache=cache)
 
     async def stats(session: Any) -> None:
@@ -111,7 +115,11 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
         Path(port_file + ".tmp").write_text(str(port.getHost().port))
         os.rename(port_file + ".tmp", port_file)
 
-    reactor.callLater(0, lambda: routing.start().addCallback(ready))
+    def start() -> None:
+        call_path.start()
+        routing.start().addCallback(lambda _: call_path.when_connected()).addCallback(ready)
+
+    reactor.callLater(0, start)
     # As `ccserver run` does at shutdown: flush the decisions still buffered (the client counts the rows).
     reactor.addSystemEventTrigger("before", "shutdown", routing.stop)
     # SIGTERM (the client's terminate()) stops the reactor, so reactor.run() returns and a profile is written.

@@ -125,10 +125,14 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from ccserver.callrouting import RoutingRuntime, RoutingSettings
     from ccserver.callrouting.wiring import make_directory
     from ccserver.customers.cache import MemorySummaryCache, RedisSummaryCache
+    from ccserver.customers.resp import RespClient
     from ccserver.customers.scores import NightlyRecompute
     from routing.value import TierShares, ValueWeights
 
-    cache = RedisSummaryCache(redis_client) if redis_client is not None else MemorySummaryCache()
+    # The lookup on every call's path goes through the lean Twisted client (resp.py); the rest through redis-py.
+    call_path_redis = RespClient.for_url(reactor, config.redis.url) if redis_client is not None else None
+    cache = (RedisSummaryCache(redis_client, call_path=call_path_redis) if redis_client is not None
+             else MemorySummaryCache())
     routing_settings = RoutingSettings.from_config(config)
     directory = make_directory(sessions, routing_settings.routing_rules())
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
@@ -190,12 +194,16 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         await routing.stop()
         if telephony is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
+        if call_path_redis is not None:
+            await call_path_redis.stop()
         if redis_client is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
         engine.dispose()
 
     # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
     reactor.callLater(0, routing.start)
+    if call_path_redis is not None:
+        reactor.callLater(0, call_path_redis.start)
     if nightly is not None:
         reactor.callLater(0, nightly.start)
     if telephony is not None:

@@ -332,7 +332,11 @@ class RoutingService:
         cache_ok = cache is not None
         if cache is not None:
             try:
-                identity, count = await await_cache(cache, cache.lookup(e164, self._wall()))
+                fast = getattr(cache, "lookup_deferred", None)  # Redis: a Deferred, no asyncio hop
+                if fast is not None:
+                    identity, count = await fast(e164, self._wall())
+                else:
+                    identity, count = await await_cache(cache, cache.lookup(e164, self._wall()))
             except Exception as exc:  # noqa: BLE001 - Redis down: go to SQL
                 cache_ok = False
                 self._fallback_cache(uniqueid, notes, exc)

@@ -46,6 +46,7 @@ from dataclasses import replace
 from typing import Any, Final, Protocol, TypeVar
 
 from ccserver.customers.directory import Identity
+from ccserver.customers.resp import ScriptDigest
 from routing.decision import CustomerSummary
 
 __all__ = [
@@ -186,13 +187,16 @@ class RedisSummaryCache:
         negative_ttl: int = 60,
         fence_seconds: float = 10.0,
         prefix: str = "ccserver:cust:",
+        call_path: Any = None,  # ccserver.customers.resp.RespClient: lookups on Twisted (see lookup_deferred)
     ):
         self.client = client
+        self.call_path = call_path
         self.ttl = int(ttl)
         self.negative_ttl = int(negative_ttl)
         self.fence_ms = max(1, int(fence_seconds * 1000))
         self.prefix = prefix
         self._lookup = client.register_script(_LOOKUP_LUA)
+        self._lookup_digest = ScriptDigest(_LOOKUP_LUA)
         self._store = client.register_script(_STORE_LUA)
         self._invalidate = client.register_script(_INVALIDATE_CUSTOMER_LUA)
 
@@ -205,14 +209,37 @@ class RedisSummaryCache:
     def _cust(self, customer_id: int) -> str:
         return f"{self.prefix}cust:{customer_id}"
 
+    def _lookup_call(self, e164: str, now: float) -> tuple[tuple[str, str], tuple[object, ...]]:
+        member = f"{now:.6f}:{secrets.token_hex(4)}"  # two calls in the same microsecond still count twice
+        prefix = self.prefix
+        return ((f"{prefix}num:{e164}", f"{prefix}calls:{e164}"),
+                (repr(now), member, repr(now - DAY_SECONDS), DAY_SECONDS + 60))
+
     async def lookup(self, e164: str, now: float) -> tuple[Identity | None, int]:
         # One EVALSHA, not a 5-command pipeline: the call path's only Redis round trip, and redis-py's client
         # side (packing five commands, parsing five replies) was most of its CPU (~0.1 ms per call).
-        member = f"{now:.6f}:{secrets.token_hex(4)}"  # two calls in the same microsecond still count twice
-        prefix = self.prefix
-        raw, count = await self._lookup(keys=(f"{prefix}num:{e164}", f"{prefix}calls:{e164}"),
-                                        args=(repr(now), member, repr(now - DAY_SECONDS), DAY_SECONDS + 60))
+        keys, args = self._lookup_call(e164, now)
+        raw, count = await self._lookup(keys=keys, args=args)
         return (decode_identity(raw) if raw is not None else None), int(count)
+
+    def lookup_deferred(self, e164: str, now: float) -> Any:
+        """``lookup`` as a Deferred, for Twisted-driven callers (the routing service). Through ``call_path``
+        (the Twisted RESP client) when it is connected — no asyncio Task, no redis-py on the call's path —
+        else through redis-py as ``lookup``. Same script, same keys, same answer."""
+        fast = self.call_path
+        if fast is None or not fast.connected:
+            return as_deferred(self.lookup(e164, now))
+        keys, args = self._lookup_call(e164, now)
+        return fast.request("EVALSHA", self._lookup_digest.sha, 2, *keys, *args).addCallbacks(
+            _lookup_reply, self._lookup_retry, errbackArgs=(keys, args))
+
+    def _lookup_retry(self, failure: Any, keys: tuple[str, str], args: tuple[object, ...]) -> Any:
+        """NOSCRIPT (Redis restarted or flushed its scripts): once more with the script loaded."""
+        from ccserver.customers.resp import RespError
+
+        if not (failure.check(RespError) and str(failure.value).startswith("NOSCRIPT")):
+            return failure
+        return self.call_path.request("EVAL", _LOOKUP_LUA, 2, *keys, *args).addCallback(_lookup_reply)
 
     async def store(self, e164: str, identity: Identity) -> None:
         ids = _customer_ids(identity)
@@ -236,6 +263,11 @@ class RedisSummaryCache:
         for n in numbers:
             pipe.set(f"{self.prefix}fence:n:{n}", "1", px=self.fence_ms)
         await pipe.execute()
+
+
+def _lookup_reply(reply: Any) -> tuple[Identity | None, int]:
+    raw, count = reply
+    return (decode_identity(raw) if raw is not None else None), int(count)
 
 
 # --- in process -----------------------------------------------------------------------------------------

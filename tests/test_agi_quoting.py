@@ -9,7 +9,7 @@ import pytest
 
 from ccserver.agi import commands as cmd
 from ccserver.agi.quoting import MAX_COMMAND_BYTES, arg, check_name, mset_safe, quote
-from ccserver.agi.session import _plan_set_variables
+from ccserver.agi.session import _plan_general, _plan_set_variables
 from tests.replay.agi_peer import agi_split
 from tests.replay.agi_transcripts import agi_transcript_paths, load_agi
 
@@ -260,3 +260,32 @@ def test_set_variables_validates_before_writing() -> None:
         _plan_set_variables({"A": "fine", "B": "bad\nEXEC System rm"}, use_mset=True)
     with pytest.raises(ValueError):
         _plan_set_variables({"A B": "x"}, use_mset=True)
+
+
+_VALUE_CHARS = "aZ09_.:/@+- ,=\"\\'()[]{}$|\t\u00e9\u5f20"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_plan_is_the_general_plan(seed: int) -> None:
+    """The fast path for plain answers plans byte for byte what the general path plans, for any input it takes,
+    and leaves everything else to it (values with MSet-unsafe characters, non-str values, long lines)."""
+    rng = random.Random(seed)
+    for _ in range(2000):
+        count = rng.choice((2, 3, 13, 99, 100))
+        plain_only = rng.random() < 0.5
+        alphabet = _VALUE_CHARS[:13] if plain_only else _VALUE_CHARS
+        variables: dict[str, object] = {
+            f"CC_V{i}": "".join(rng.choice(alphabet) for _ in range(rng.choice((0, 1, 5, 30)))) for i in range(count)}
+        if rng.random() < 0.1:
+            variables["CC_N"] = rng.choice((7, 1.5))
+        if rng.random() < 0.05:
+            variables["CC_LONG"] = "x" * 1500
+        for use_mset in (True, False):
+            try:
+                expected = _plan_general(variables, use_mset)
+            except ValueError as exc:
+                with pytest.raises(ValueError) as caught:
+                    _plan_set_variables(variables, use_mset)
+                assert str(caught.value) == str(exc)
+                continue
+            assert _plan_set_variables(variables, use_mset) == expected

@@ -107,3 +107,29 @@ def test_settings_from_config_and_ids(tmp_path: Any) -> None:
     ids = {new_decision_id(1_800_000_000.0) for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 16 and i.isalnum() and i.islower() for i in ids)
     assert new_decision_id(1_800_000_000.0) < new_decision_id(1_800_000_001.0)
+
+
+@pytest.mark.parametrize(("closes", "step"), [((18, 0, 0), 60), ((17, 59, 59), 1), ((17, 59, 59, 500_000), 0)])
+def test_calendar_memo_answers_as_the_calendar_does(closes: tuple[int, ...], step: int) -> None:
+    """The per-line memo (one answer per minute, per second, or none for sub-second hours) never differs from
+    routing.calendar's own answer: second by second across an opening, a closing, midnight into a holiday and
+    back, for two lines, with instants also going backwards."""
+    from datetime import UTC, time, timedelta
+
+    from ccserver.callrouting.directory_data import StoreCalendar
+    from routing.calendar import OpeningHours, is_open
+
+    hours = tuple(OpeningHours(wd, time(8, 30), time(*closes)) for wd in range(7)) + tuple(
+        OpeningHours(wd, time(22, 0), time(6, 0), line="service") for wd in range(7))
+    calendar = StoreCalendar(1, "Asia/Shanghai", hours, holidays=frozenset({date(2026, 10, 1)}))
+    assert calendar._step == step
+    base = datetime(2026, 9, 30, 0, 29, 50, tzinfo=UTC)  # 08:29:50 in Shanghai
+    instants = [base + timedelta(seconds=s) for s in range(0, 30)]  # the opening
+    instants += [datetime(2026, 9, 30, 9, 59, 30, tzinfo=UTC) + timedelta(seconds=s, microseconds=250_000 * (s % 4))
+                 for s in range(60)]  # the closing, with sub-second steps
+    instants += [datetime(2026, 9, 30, 15, 59, 50, tzinfo=UTC) + timedelta(seconds=s) for s in range(20)]  # midnight
+    instants += [instants[5], instants[40], instants[-1], instants[0]]  # back in time
+    for at in instants:
+        for line in (None, "service", "sales"):
+            expected = is_open(at, hours, calendar.holidays, calendar.makeup_workdays, "Asia/Shanghai", line)
+            assert calendar.is_open(at, line) is expected, (at, line)

@@ -50,11 +50,30 @@ class StoreCalendar:
     hours: tuple[OpeningHours, ...] = ()
     holidays: frozenset[date] = frozenset()
     makeup_workdays: frozenset[date] = frozenset()
+    # line -> (epoch minute or second, open?): every call asks, and the answer can only change on a boundary of
+    # the finest unit the hours use (zone offsets are whole minutes, holidays start at local midnight).
+    _last: dict[str | None, tuple[int, bool]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    _step: int = field(init=False, compare=False, hash=False, repr=False)  # 60, 1, or 0 (sub-second: no memo)
+
+    def __post_init__(self) -> None:
+        times = [t for h in self.hours for t in (h.opens, h.closes)]
+        step = 60 if all(t.second == 0 and t.microsecond == 0 for t in times) else 1
+        if any(t.microsecond for t in times):
+            step = 0
+        object.__setattr__(self, "_step", step)
 
     def is_open(self, at: datetime, line: str | None) -> bool:
         if not self.hours:
             return True
-        return is_open(at, self.hours, self.holidays, self.makeup_workdays, self.time_zone, line)
+        if not self._step:
+            return is_open(at, self.hours, self.holidays, self.makeup_workdays, self.time_zone, line)
+        unit = int(at.timestamp() // self._step)
+        known = self._last.get(line)
+        if known is not None and known[0] == unit:
+            return known[1]
+        state = is_open(at, self.hours, self.holidays, self.makeup_workdays, self.time_zone, line)
+        self._last[line] = (unit, state)
+        return state
 
 
 @dataclass(frozen=True)

@@ -267,7 +267,7 @@ class DemoGenerator:
                 rows.append((store, "sales", wd, time(9, 0), time(20, 0) if wd >= 5 else time(18, 30)))
                 if wd < 6:  # workshops close on Sundays
                     rows.append((store, "service", wd, time(8, 0), time(17, 30)))
-                rows.append((store, "hotline", wd, time(0, 0), time(23, 59, 59)))
+                rows.append((store, "hotline", wd, time(0, 0), time(0, 0)))  # opens == closes: 24 hours
         keys = ("store_id", "line", "weekday", "opens_at", "closes_at")
         return [{"id": i + 1, **dict(zip(keys, r, strict=True))} for i, r in enumerate(rows)]
 

@@ -21,6 +21,7 @@ from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS
 from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+from ccserver.netio import write_through
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITCPTransport
@@ -239,7 +240,7 @@ class FastAGIProtocol(Protocol):
         request = AGIRequest(data, flags)
         if self._head is None:
             self._head = request
-            self.transport.write(data)  # type: ignore[call-arg, misc]
+            write_through(self.transport, data)
         elif self._queue is None:
             self._queue = deque((request,))
         else:
@@ -281,7 +282,7 @@ class FastAGIProtocol(Protocol):
         queue = self._queue
         if queue:
             self._head = nxt = queue.popleft()
-            self.transport.write(nxt.data)  # type: ignore[call-arg, misc]
+            write_through(self.transport, nxt.data)
         else:
             self._head = None
             if self._closing and self.transport is not None:

@@ -24,6 +24,8 @@ from urllib.parse import unquote, urlsplit
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.protocol import Factory, Protocol
 
+from ccserver.netio import write_through
+
 __all__ = ["RespClient", "RespError", "RespProtocol", "RespUnavailable", "ScriptDigest", "encode_command",
            "parse_reply", "redis_address"]
 
@@ -126,7 +128,7 @@ class RespProtocol(Protocol):
         self._pending.append((d, self._clock.seconds() + self._timeout))
         if self._sweeper is None:
             self._sweeper = self._clock.callLater(self._timeout, self._sweep)
-        self.transport.write(data)  # type: ignore[call-arg, misc]
+        write_through(self.transport, data)
         return d
 
     def _sweep(self) -> None:

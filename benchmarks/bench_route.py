@@ -135,8 +135,8 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
 
 
 # -- the client (plays Asterisk) -----------------------------------------------------------------------------------
-def _env_block(port: int, script: str, caller: str, uniqueid: str, arg: str = "") -> bytes:
-    args = f"agi_arg_1: {arg}\n" if arg else ""
+def _env_block(port: int, script: str, caller: str, uniqueid: str, arg: str | None = None) -> bytes:
+    args = f"agi_arg_1: {arg}\n" if arg is not None else ""
     return (f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1:{port}/{script}\n"
             f"agi_channel: PJSIP/trunk-{uniqueid}\nagi_language: zh\nagi_type: PJSIP\nagi_uniqueid: {uniqueid}\n"
             f"agi_version: 20.0.0\nagi_callerid: {caller}\nagi_calleridname: Bench\nagi_callingpres: 0\n"
@@ -144,7 +144,7 @@ def _env_block(port: int, script: str, caller: str, uniqueid: str, arg: str = ""
             f"agi_priority: 6\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 1\n{args}\n").encode()
 
 
-def _call(port: int, script: str, caller: str, uniqueid: str, arg: str = "") -> tuple[float, str]:
+def _call(port: int, script: str, caller: str, uniqueid: str, arg: str | None = None) -> tuple[float, str]:
     """One FastAGI session; (seconds from first byte sent to the first command received, that command)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -181,7 +181,8 @@ def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
     cpu0 = _server_cpu(port)
     latencies = []
     for i, caller in enumerate(callers):
-        elapsed, line = _call(port, "incoming", caller, f"{tag}.{i}")
+        # As the shipped dialplan calls it: AGI(agi://…/incoming,${CC_CAMPAIGN_ID}), empty for inbound calls.
+        elapsed, line = _call(port, "incoming", caller, f"{tag}.{i}", "")
         if not line.startswith("EXEC MSet ") or "CC_TIER=" not in line:
             raise RuntimeError(f"unexpected answer to {caller}: {line!r}")
         latencies.append(elapsed)

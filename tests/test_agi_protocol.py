@@ -670,3 +670,26 @@ def test_env_lookup_without_full_parse_agrees_with_parse() -> None:
         seen.clear()
         Harness({"incoming": incoming}, transcript_peer(str(path))).flush()
         assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_args_without_a_full_parse_match_the_full_parse(seed: int) -> None:
+    """``session.args`` takes shortcuts for no argument and for one; for any block — recorded env, hostile caller
+    ID names that mention argument keys, \\r\\n line ends, several arguments — it equals the full parse."""
+    import random
+
+    from ccserver.agi.session import AGISession
+
+    rng = random.Random(seed)
+    base = load_agi("agi-01-13800138000").env
+    names = ["Zhang Wei", "arg_1: evil", "x agi_arg_1: y", "arg_2:", "", "a\u5f20"]
+    for _ in range(500):
+        count = rng.choice((0, 0, 1, 1, 2))
+        extra = {f"arg_{i + 1}": rng.choice(["", "7", "camp 1", "arg_1: z"]) for i in range(count)}
+        block = env_block(base, calleridname=rng.choice(names), **extra)
+        if rng.random() < 0.2:
+            block = block.replace(b"\n", b"\r\n")
+        shortcut = AGISession(None, block, "incoming").args  # type: ignore[arg-type]
+        parsed = AGISession(None, block, "incoming")  # type: ignore[arg-type]
+        parsed.env  # noqa: B018 - parse first: args then reads the parsed dict
+        assert shortcut == parsed.args, block

@@ -54,7 +54,8 @@ HOSTILE = 'a\tb\nc\rd\\e\x00f "g" 张'
 
 def test_hostile_text_lands_as_sent_less_nul(db_url: str) -> None:
     """Caller-controlled text with COPY's own separators and escapes: stored exactly — text columns less NUL
-    (PostgreSQL text cannot hold it), JSON with it escaped — whether the line was encoded on the loop (record_submitter) or in the sink."""
+    (PostgreSQL text cannot hold it), JSON with it escaped — whether the line was encoded on the loop
+    (record_submitter) or in the sink."""
     from ccserver.callrouting.records import decision_record, record_submitter
     from routing.decision import Decision
 

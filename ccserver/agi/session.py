@@ -122,6 +122,11 @@ class AGISession:
     def args(self) -> list[str]:
         """Dialplan arguments: ``AGI(agi://h/incoming,a,b)`` -> ``agi_arg_1``, ``agi_arg_2`` -> ``["a", "b"]``."""
         out: list[str] = []
+        raw = self._raw
+        if self._env is None and b"arg_" not in raw:
+            return out  # no arguments (the text any parse of them needs is not there): no full parse
+        if self._env is None and raw.count(b"arg_1:") == 1 and b"\nagi_arg_1: " in raw and b"arg_2:" not in raw:
+            return [self.get("arg_1")]  # the shipped dialplan's one argument (${CC_CAMPAIGN_ID}, often empty)
         env = self.env
         while (value := env.get(f"arg_{len(out) + 1}")) is not None:
             out.append(value)

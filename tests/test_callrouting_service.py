@@ -326,6 +326,58 @@ def test_late_lookup_warms_the_cache(demo: Any) -> None:
     assert cache.stored == ["+8613800138000"]
 
 
+class BoundedCache(FakeCache):
+    """A cache that says how long it can take at most (like Redis through the call-path client): the service
+    awaits it directly and races only the SQL lookup against what is left of the deadline."""
+
+    max_wait = 1.0
+
+
+def test_bounded_cache_then_hanging_sql_still_answers_at_the_deadline(demo: Any) -> None:
+    _, data = demo
+    pending: Deferred[Any] = Deferred()
+    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: pending)  # type: ignore[arg-type]
+    svc.service._cache = BoundedCache(svc.clock, delay=0.5)  # a slow miss
+    h = svc.call("agi-01-13800138000")
+    svc.clock.advance(0.5)  # the cache answers: miss; SQL now has 1.4 - 0.5 s
+    h.flush()
+    svc.clock.advance(0.89)
+    h.flush()
+    assert h.peer.commands == []
+    svc.clock.advance(0.02)
+    h.flush()
+    expect(mset(h.peer), CC_TIER="prospect", CC_QUEUE="sales")
+    assert svc.records[0]["fallback"] is True
+    pending.callback(Identity(None))
+
+
+def test_bounded_cache_failing_at_its_bound_falls_back_to_sql_in_time(demo: Any) -> None:
+    sessions, data = demo
+    before = FALLBACKS.value(reason="cache_error")
+    svc = Service(data, CustomerDirectory(sessions))
+    cache = BoundedCache(svc.clock, delay=1.0, fail=True)  # e.g. Redis not answering: the client's timeout
+    svc.service._cache = cache
+    h = svc.call("agi-01-13800138000")
+    svc.clock.advance(1.0)
+    h.flush()
+    expect(mset(h.peer), CC_TIER="diamond", CC_QUEUE="vip")
+    assert FALLBACKS.value(reason="cache_error") == before + 1 and cache.stored == []  # not stored: it is down
+
+
+def test_bounded_cache_hit_and_miss_answer_as_the_raced_path_does(demo: Any) -> None:
+    sessions, data = demo
+    answers = []
+    for cache_type in (FakeCache, BoundedCache):
+        cache = cache_type()
+        svc = Service(data, CustomerDirectory(sessions), cache=cache)
+        miss = mset(svc.call("agi-01-13800138000").peer)
+        assert cache.stored == ["+8613800138000"]
+        hit = mset(svc.call("agi-01-13800138000").peer)
+        expect(hit, CC_TIER="diamond", CC_QUEUE="vip")
+        answers.append([{k: v for k, v in a.items() if k != "CC_DECISION_ID"} for a in (miss, hit)])
+    assert answers[0] == answers[1]
+
+
 def test_too_many_pending_lookups_are_not_queued(demo: Any) -> None:
     _, data = demo
     before = FALLBACKS.value(reason="directory_busy")

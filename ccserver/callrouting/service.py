@@ -12,8 +12,10 @@ Per call, in order::
     log line + write-behind record (routing_decisions) — never on the call's path
 
 **Deadline.** The variables go out within ``deadline_seconds`` (1.5 s) of the session start whatever SQL and
-Redis do. Identification is the only step that waits on I/O; it runs as its own Deferred and is raced
-against a timer on the service's clock (``deadline − margin − time already spent``). When the timer wins, or
+Redis do. Identification is the only step that waits on I/O; it is raced against a timer on the service's
+clock (``deadline − margin − time already spent``). A cache that bounds its own wait within that budget
+(``max_wait``: the in-process cache, or Redis through the call-path client and its timeout) is awaited
+directly and only the SQL lookup after a miss is raced — a cache hit, most calls, then needs no timer. When the timer wins, or
 the lookup fails, the call is routed **without customer data by the full rules** (business hours, overflow,
 live queues, callback offers still apply: they are all in memory) — not by the bare ``default_decision`` —
 so a slow CRM costs the caller their tier, never their route. ``default_decision(did)`` is used only when the
@@ -274,20 +276,37 @@ class RoutingService:
             return None, None
         if remaining <= 0:
             return None, self._fallback("timeout", uniqueid, notes, "no time left before the deadline")
-        lookup = Deferred.fromCoroutine(self._lookup(e164, did, create_prospect, uniqueid, notes))
-        outcome = (await self._race(lookup, remaining))[0]
+        cache = self._cache
+        bound = getattr(cache, "max_wait", None)
+        if cache is not None and bound is not None and bound < remaining:
+            # The cache bounds its own wait well inside the budget (its client's timeout): awaited directly — a
+            # hit, most calls, needs no timer and no extra Deferred. Only the SQL lookup is raced.
+            started = self._clock.seconds()
+            identity, count, cache_ok = await self._from_cache(cache, e164, uniqueid, notes)
+            if identity is not None or self._directory is None:
+                return self._identified(identity, count, notes), None
+            remaining -= self._clock.seconds() - started
+            if remaining <= 0:
+                return None, self._fallback("timeout", uniqueid, notes, "no time left after the cache")
+            pending = self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count)
+        else:
+            pending = self._lookup(e164, did, create_prospect, uniqueid, notes)
+        outcome = (await self._race(Deferred.fromCoroutine(pending), remaining))[0]
         if outcome is _TIMED_OUT:
             return None, self._fallback("timeout", uniqueid, notes, f"no answer within {remaining:.2f} s")
         if isinstance(outcome, Failure):
             reason = "directory_busy" if outcome.check(DirectoryBusy) else "directory_error"
             return None, self._fallback(reason, uniqueid, notes, outcome.getErrorMessage())
         identity, count = outcome
+        return self._identified(identity, count, notes), None
+
+    @staticmethod
+    def _identified(identity: Identity | None, count: int | None, notes: list[str]) -> CustomerSummary | None:
         if identity is not None and count is not None:
             identity = with_calls(identity, count)  # the counter includes this call; routing wants earlier ones
-        customer = identity.customer if identity is not None else None
         if identity is not None and identity.created_prospect:
             notes.append("new prospect recorded for this number")
-        return customer, None
+        return identity.customer if identity is not None else None
 
     def _fallback(self, reason: str, uniqueid: str, notes: list[str], detail: str) -> str:
         FALLBACKS.inc(reason=reason)
@@ -326,22 +345,35 @@ class RoutingService:
 
     async def _lookup(self, e164: str, did: DidRoute, create_prospect: bool, uniqueid: str,
                       notes: list[str]) -> tuple[Identity | None, int | None]:
-        identity: Identity | None = None
-        count: int | None = None
+        """Cache, then (on a miss) SQL: the whole lookup, when it is raced as one against the deadline."""
         cache = self._cache
-        cache_ok = cache is not None
-        if cache is not None:
-            try:
-                fast = getattr(cache, "lookup_deferred", None)  # Redis: a Deferred, no asyncio hop
-                if fast is not None:
-                    identity, count = await fast(e164, self._wall())
-                else:
-                    identity, count = await await_cache(cache, cache.lookup(e164, self._wall()))
-            except Exception as exc:  # noqa: BLE001 - Redis down: go to SQL
-                cache_ok = False
-                self._fallback_cache(uniqueid, notes, exc)
+        if cache is None:
+            return await self._from_directory(e164, did, create_prospect, None, None)
+        identity, count, cache_ok = await self._from_cache(cache, e164, uniqueid, notes)
         if identity is not None or self._directory is None:
             return identity, count
+        return await self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count)
+
+    async def _from_cache(self, cache: SummaryCache, e164: str, uniqueid: str,
+                          notes: list[str]) -> tuple[Identity | None, int | None, bool]:
+        """(identity or None, 24-hour call count, whether the cache answered). Redis down is not a lost customer:
+        the caller goes on to SQL."""
+        try:
+            fast = getattr(cache, "lookup_deferred", None)  # Redis: a Deferred, no asyncio hop
+            if fast is not None:
+                identity, count = await fast(e164, self._wall())
+            else:
+                identity, count = await await_cache(cache, cache.lookup(e164, self._wall()))
+            return identity, count, True
+        except Exception as exc:  # noqa: BLE001 - Redis down: go to SQL
+            self._fallback_cache(uniqueid, notes, exc)
+            return None, None, False
+
+    async def _from_directory(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
+                              count: int | None) -> tuple[Identity | None, int | None]:
+        """The SQL lookup in a worker thread (at most ``max_pending_lookups`` at once); its answer is cached."""
+        if self._directory is None:
+            return None, count
         if self._pending_lookups >= self.settings.max_pending_lookups:
             raise DirectoryBusy(f"{self._pending_lookups} directory lookups already pending")
         self._pending_lookups += 1
@@ -351,7 +383,7 @@ class RoutingService:
                                                 create_prospect=create_prospect)
         finally:
             self._pending_lookups -= 1
-        if cache is not None and cache_ok and identity is not None:
+        if cache is not None and identity is not None:
             stored = await_cache(cache, cache.store(e164, identity))  # fire and forget
             stored.addErrback(lambda f: log.debug("summary cache store failed: %s", f.getErrorMessage()))
         return identity, count

@@ -222,6 +222,13 @@ class RedisSummaryCache:
         raw, count = await self._lookup(keys=keys, args=args)
         return (decode_identity(raw) if raw is not None else None), int(count)
 
+    @property
+    def max_wait(self) -> float | None:
+        """The longest a lookup can take before it fails by itself — the call-path client's timeout while it
+        is connected — or None when unknown (the routing service then races it against its own deadline)."""
+        fast = self.call_path
+        return fast.timeout if fast is not None and fast.connected else None
+
     def lookup_deferred(self, e164: str, now: float) -> Any:
         """``lookup`` as a Deferred, for Twisted-driven callers (the routing service). Through ``call_path``
         (the Twisted RESP client) when it is connected — no asyncio Task, no redis-py on the call's path —
@@ -281,6 +288,7 @@ class MemorySummaryCache:
     """
 
     inline = True
+    max_wait = 0.0  # never waits
 
     def __init__(
         self,

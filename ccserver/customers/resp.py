@@ -219,7 +219,7 @@ class RespClient:
         else:
             endpoint = UNIXClientEndpoint(reactor, where, timeout=connect_timeout)
         self._reactor = reactor
-        self._timeout = timeout
+        self.timeout = timeout  # a request fails by itself this long after it was sent
         self._protocol: RespProtocol | None = None
         factory: Any = Factory.forProtocol(lambda: RespProtocol(reactor, timeout))  # type: ignore[arg-type]
         self._service = ClientService(endpoint, factory, retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=30.0),

@@ -193,6 +193,14 @@ def test_lookup_on_twisted_answers_as_redis_py_does(aio_reactor: Any, redis_url:
     run(reactor, aio.script_flush())  # a Redis that lost its scripts: NOSCRIPT, then EVAL
     assert run(reactor, cache.lookup_deferred("+8613800138000", T0 + 2)) == (ZHANG, 3)
 
+    # store through the Twisted client: read back by redis-py; refused while the customer is fenced
+    other = Identity(CustomerSummary(id="5", name="王芳", tier="gold", score=50.0))
+    assert run(reactor, cache.store_deferred("+8613700000001", other)) == 1
+    assert run(reactor, cache.lookup("+8613700000001", T0)) == (other, 1)
+    run(reactor, cache.invalidate_customer(5))
+    assert run(reactor, cache.store_deferred("+8613700000001", other)) == 0  # fenced: the stale answer stays out
+    assert run(reactor, cache.lookup("+8613700000001", T0 + 1)) == (None, 2)
+
     run(reactor, client.stop())
     assert not client.connected
     # Not connected: the same lookup through redis-py (an asyncio task: made inside the running loop)

@@ -15,8 +15,8 @@ Per call, in order::
 Redis do. Identification is the only step that waits on I/O; it is raced against a timer on the service's
 clock (``deadline − margin − time already spent``). A cache that bounds its own wait within that budget
 (``max_wait``: the in-process cache, or Redis through the call-path client and its timeout) is awaited
-directly and only the SQL lookup after a miss is raced — a cache hit, most calls, then needs no timer. When the timer wins, or
-the lookup fails, the call is routed **without customer data by the full rules** (business hours, overflow,
+directly and only the SQL lookup after a miss is raced — a cache hit then needs no timer. When the timer
+wins, or the lookup fails, the call is routed **without customer data by the full rules** (business hours, overflow,
 live queues, callback offers still apply: they are all in memory) — not by the bare ``default_decision`` —
 so a slow CRM costs the caller their tier, never their route. ``default_decision(did)`` is used only when the
 decision itself fails (a bug or corrupt data). Each fallback logs a warning and counts
@@ -384,7 +384,9 @@ class RoutingService:
         finally:
             self._pending_lookups -= 1
         if cache is not None and identity is not None:
-            stored = await_cache(cache, cache.store(e164, identity))  # fire and forget
+            store = getattr(cache, "store_deferred", None)  # Redis: a Deferred, no asyncio hop
+            # fire and forget
+            stored = store(e164, identity) if store is not None else await_cache(cache, cache.store(e164, identity))
             stored.addErrback(lambda f: log.debug("summary cache store failed: %s", f.getErrorMessage()))
         return identity, count
 

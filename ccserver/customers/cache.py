@@ -41,12 +41,12 @@ import json
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol, TypeVar
 
 from ccserver.customers.directory import Identity
-from ccserver.customers.resp import ScriptDigest
+from ccserver.customers.resp import RespError, ScriptDigest
 from routing.decision import CustomerSummary
 
 __all__ = [
@@ -197,6 +197,7 @@ class RedisSummaryCache:
         self.prefix = prefix
         self._lookup = client.register_script(_LOOKUP_LUA)
         self._lookup_digest = ScriptDigest(_LOOKUP_LUA)
+        self._store_digest = ScriptDigest(_STORE_LUA)
         self._store = client.register_script(_STORE_LUA)
         self._invalidate = client.register_script(_INVALIDATE_CUSTOMER_LUA)
 
@@ -237,23 +238,38 @@ class RedisSummaryCache:
         if fast is None or not fast.connected:
             return as_deferred(self.lookup(e164, now))
         keys, args = self._lookup_call(e164, now)
-        return fast.request("EVALSHA", self._lookup_digest.sha, 2, *keys, *args).addCallbacks(
-            _lookup_reply, self._lookup_retry, errbackArgs=(keys, args))
+        return self._run_script(fast, self._lookup_digest, keys, args).addCallback(_lookup_reply)
 
-    def _lookup_retry(self, failure: Any, keys: tuple[str, str], args: tuple[object, ...]) -> Any:
-        """NOSCRIPT (Redis restarted or flushed its scripts): once more with the script loaded."""
-        from ccserver.customers.resp import RespError
+    @staticmethod
+    def _run_script(fast: Any, script: ScriptDigest, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts) once more as EVAL, which loads it."""
 
-        if not (failure.check(RespError) and str(failure.value).startswith("NOSCRIPT")):
+        def again(failure: Any) -> Any:
+            if failure.check(RespError) and str(failure.value).startswith("NOSCRIPT"):
+                return fast.request("EVAL", script.source, len(keys), *keys, *args)
             return failure
-        return self.call_path.request("EVAL", _LOOKUP_LUA, 2, *keys, *args).addCallback(_lookup_reply)
 
-    async def store(self, e164: str, identity: Identity) -> None:
+        return fast.request("EVALSHA", script.sha, len(keys), *keys, *args).addErrback(again)
+
+    def _store_call(self, e164: str, identity: Identity) -> tuple[list[str], list[object]]:
         ids = _customer_ids(identity)
         ttl = self.ttl if identity.customer is not None else self.negative_ttl
         keys = [self._num(e164), f"{self.prefix}fence:n:{e164}", *(self._cust(i) for i in ids)]
-        args = [encode_identity(identity), ttl, f"{self.prefix}fence:c:", e164, self.ttl + 60, *map(str, ids)]
+        args: list[object] = [encode_identity(identity), ttl, f"{self.prefix}fence:c:", e164, self.ttl + 60,
+                              *map(str, ids)]
+        return keys, args
+
+    async def store(self, e164: str, identity: Identity) -> None:
+        keys, args = self._store_call(e164, identity)
         await self._store(keys=keys, args=args)
+
+    def store_deferred(self, e164: str, identity: Identity) -> Any:
+        """``store`` as a Deferred, through ``call_path`` when it is connected (after every cache miss)."""
+        fast = self.call_path
+        if fast is None or not fast.connected:
+            return as_deferred(self.store(e164, identity))
+        keys, args = self._store_call(e164, identity)
+        return self._run_script(fast, self._store_digest, keys, args)
 
     async def invalidate_customer(self, customer_id: int) -> None:
         await self._invalidate(

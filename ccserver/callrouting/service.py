@@ -143,7 +143,8 @@ class RoutingService:
                  settings: RoutingSettings, run_blocking: Callable[..., Deferred[Any]], clock: Any,
                  record_sink: Callable[[dict[str, Any]], None] | None = None, *,
                  wall: Callable[[], float] = time.time,
-                 callback_tickets: Callable[..., tuple[int, bool]] | None = None) -> None:
+                 callback_tickets: Callable[..., tuple[int, bool]] | None = None,
+                 loop_lookup: Any = None) -> None:
         if isinstance(routing_data, RoutingData):
             fixed = routing_data
             self._data: Callable[[], RoutingData] = lambda: fixed
@@ -160,6 +161,7 @@ class RoutingService:
         self._record_sink = record_sink
         self._wall = wall
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
+        self._loop_lookup = loop_lookup  # customers.loop_lookup.LoopLookup (PostgreSQL): misses read on the loop
         self._pending_lookups = 0
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
 
@@ -378,9 +380,15 @@ class RoutingService:
             raise DirectoryBusy(f"{self._pending_lookups} directory lookups already pending")
         self._pending_lookups += 1
         try:
-            store_id = int(did.store_id) if did.store_id.isdigit() else None
-            identity = await self._run_blocking(self._directory.identify, e164, store_id=store_id, line=did.line,
-                                                create_prospect=create_prospect)
+            identity: Identity | None = None
+            if self._loop_lookup is not None:
+                identity = await as_deferred(self._loop_lookup.identify(e164))
+                if identity is not None and identity.customer is None and create_prospect:
+                    identity = None  # unknown: the directory creates the prospect (a transaction, in a thread)
+            if identity is None:
+                store_id = int(did.store_id) if did.store_id.isdigit() else None
+                identity = await self._run_blocking(self._directory.identify, e164, store_id=store_id,
+                                                    line=did.line, create_prospect=create_prospect)
         finally:
             self._pending_lookups -= 1
         if cache is not None and identity is not None:

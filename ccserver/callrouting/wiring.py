@@ -39,10 +39,12 @@ def make_directory(session_factory: sessionmaker[Session], rules: RoutingRules) 
 
 
 class RoutingRuntime:
-    def __init__(self, service: RoutingService, refresher: RoutingDataRefresher, batcher: Any) -> None:
+    def __init__(self, service: RoutingService, refresher: RoutingDataRefresher, batcher: Any,
+                 loop_lookup: Any = None) -> None:
         self.service = service
         self.refresher = refresher
         self.batcher = batcher
+        self.loop_lookup = loop_lookup
 
     @classmethod
     def from_config(cls, config: Any, session_factory: sessionmaker[Session], *, reactor: Any,
@@ -60,10 +62,17 @@ class RoutingRuntime:
         if directory is None:
             directory = make_directory(session_factory, rules)
         bind = session_factory.kw.get("bind")
-        submit = record_submitter(batcher, bind.dialect.name if bind is not None else "")
+        dialect = bind.dialect.name if bind is not None else ""
+        submit = record_submitter(batcher, dialect)
+        loop_lookup = None
+        if dialect == "postgresql" and isinstance(directory, CustomerDirectory):
+            from ccserver.customers.loop_lookup import LoopLookup
+
+            loop_lookup = LoopLookup.from_engine(bind, directory)
         service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor, submit,
-                                 callback_tickets=functools.partial(open_callback_ticket, session_factory))
-        return cls(service, refresher, batcher)
+                                 callback_tickets=functools.partial(open_callback_ticket, session_factory),
+                                 loop_lookup=loop_lookup)
+        return cls(service, refresher, batcher, loop_lookup)
 
     def handlers(self) -> dict[str, Any]:
         return dict(self.service.handlers())
@@ -89,6 +98,8 @@ class RoutingRuntime:
             aclose = getattr(self.batcher.sink, "aclose", None)  # the PostgreSQL COPY connection
             if aclose is not None:
                 await aclose()
+            if self.loop_lookup is not None:
+                await self.loop_lookup.aclose()
             return int(lost)
 
         done: Deferred[None] = Deferred.fromFuture(asyncio.ensure_future(close())).addCallback(closed)

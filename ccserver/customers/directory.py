@@ -67,7 +67,8 @@ from routing.decision import CustomerSummary
 from routing.numbers import normalize
 from routing.value import is_vip
 
-__all__ = ["Identity", "CustomerDirectory", "CustomerProfile", "placeholder_name", "OPEN_COMPLAINT_STATUSES"]
+__all__ = ["Identity", "CustomerDirectory", "CustomerProfile", "by_number_sql", "placeholder_name",
+           "OPEN_COMPLAINT_STATUSES"]
 
 OPEN_COMPLAINT_STATUSES: Final = ("open", "in_progress")
 PROSPECT_SOURCE: Final = "inbound_call"
@@ -179,6 +180,13 @@ def _build_by_number() -> Any:
 
 
 _BY_NUMBER = _build_by_number()
+
+
+def by_number_sql(dialect: Any) -> tuple[str, dict[str, Any]]:
+    """The by-number query as SQL text for ``dialect`` and its fixed parameters (``e164`` to be filled in):
+    for running it outside SQLAlchemy (``loop_lookup``), with rows for ``CustomerDirectory.identity_from_rows``."""
+    compiled = _BY_NUMBER.compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)
 _BY_ID = _with_people(_summary_select(), _c).where(_c.c.id == bindparam("customer_id"))
 _PHONE_ID = select(_p.c.id).where(_p.c.e164 == _E164)
 
@@ -233,7 +241,10 @@ class CustomerDirectory:
             return self._summary(row, ambiguous=False) if row is not None else None
 
     def _lookup(self, session: Session, e164: str) -> Identity:
-        rows = session.execute(_BY_NUMBER, {"e164": e164}).all()
+        return self.identity_from_rows(session.execute(_BY_NUMBER, {"e164": e164}).all())
+
+    def identity_from_rows(self, rows: Sequence[Any]) -> Identity:
+        """The Identity from the rows of the by-number query (``by_number_sql``), however they were fetched."""
         if not rows:
             return Identity(None)
         unique = {row.id: row for row in rows}

@@ -163,3 +163,39 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
     assert ("default", "1795416921.0", "vip", "answered", "Local/8001@agent-phones/n") in rows
     assert actions.count("login.failed") == 1 and actions.count("login.succeeded") == 1
     assert decisions == [(variables["CC_DECISION_ID"], "diamond", "+8613800138000", 0)]
+
+
+def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(env, pg_url, redis_url):
+    """The production shape: PostgreSQL (misses read on the loop, decisions by COPY) and Redis (the call-path
+    client for lookups and stores), then SIGTERM: everything routed is in routing_decisions."""
+    import sqlalchemy
+
+    env.update({"CCSERVER_DATABASE_URL": pg_url, "CCSERVER_REDIS_URL": redis_url})
+    assert ccserver(["db", "upgrade"], env).returncode == 0
+    loaded = ccserver(["demo-data", "--customers", "200", "--seed", "3", "--as-of", "2026-11-23"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        urls = wait_for_banner(server, time.monotonic() + 60)
+        status, health = http("GET", f"{urls['web']}/healthz")
+        assert status == 200 and health["redis"] == "ok" and health["database"] == "ok"
+        port = int(urls["agi_port"])
+        answers = []
+        for caller in ("13800138000", "13800138000", "13912340000"):  # miss, hit, unknown (a new prospect)
+            commands = agi_session(port, caller)
+            assert len(commands) == 1 and commands[0].startswith("EXEC MSet "), commands
+            answers.append(dict(pair.split("=", 1) for pair in agi_split(commands[0])[2].split(",")))
+        miss, hit, unknown = answers
+        assert miss["CC_TIER"] == hit["CC_TIER"] == "diamond" and miss["CC_CUSTOMER_ID"] == hit["CC_CUSTOMER_ID"]
+        assert unknown["CC_TIER"] == "prospect" and unknown["CC_CUSTOMER_ID"].isdigit()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "call-path Redis client connected" in err and " ERROR " not in err, err
+    engine = sqlalchemy.create_engine(pg_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text("select decision_id, tier from routing_decisions")).all()
+    engine.dispose()
+    assert {(a["CC_DECISION_ID"], a["CC_TIER"]) for a in answers} <= set(rows)

@@ -6,8 +6,9 @@
 The server runs in its own process exactly as ``ccserver run`` wires it (``RoutingRuntime``: cache in Redis,
 SQL directory in worker threads, decisions written behind) on Twisted's asyncio reactor. A client process plays
 Asterisk: one call at a time, the env block in, the single ``EXEC MSet`` line out (answered ``200 result=1``),
-latency measured from the first byte sent to the MSet line received. Phases: a **miss** (cache flushed: each
-number's first call goes to SQL) and a **hit** (the same numbers again). Server CPU per call is read from the
+latency measured from the first byte sent to the MSet line received. Phases: a **miss** (each number's first
+call goes to SQL) and a **hit** (the same numbers again), in ``rounds`` rounds of new numbers; each figure is
+reported as the median over the rounds, with the p99 range. Server CPU per call is read from the
 server's own ``getrusage`` around each phase (a ``stats`` FastAGI script reports it).
 
 The peer figure, measured in the same run and process as the client: the floor of one Redis round trip plus
@@ -224,8 +225,17 @@ def _national(e164: str) -> str:
     return digits if mobile else "0" + digits
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure as the median over the rounds (this machine's speed varies between runs), with the p99 range."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
+    out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    out["calls"] = sum(r["calls"] for r in runs)
+    out["p99_ms_range"] = [min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs)]
+    return out
+
+
 def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, redis_url: str = DEFAULT_REDIS,
-        schema: str | None = None) -> dict[str, Any]:
+        schema: str | None = None, rounds: int = 3) -> dict[str, Any]:
     from benchmarks import bench_demo_load
 
     made_here = schema is None
@@ -243,8 +253,9 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
                 "where p.e164 like '+86%' order by p.id"))]
         engine.dispose()
         rng = random.Random(7)
-        picked = rng.sample(numbers, min(len(numbers), calls + 300))
-        warmup, measured = [_national(n) for n in picked[:300]], [_national(n) for n in picked[300:]]
+        picked = [_national(n) for n in rng.sample(numbers, min(len(numbers), rounds * calls + 300))]
+        warmup = picked[:300]
+        batches = [picked[300 + i * calls:300 + (i + 1) * calls] for i in range(rounds)]  # new numbers each round
 
         import redis
 
@@ -262,8 +273,10 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
                 time.sleep(0.05)
             port = int(port_file.read_text())
             _phase(port, warmup, "warm")  # connection pool, prepared statements, imports
-            miss = _phase(port, measured, "miss")
-            hit = _phase(port, measured, "hit")
+            misses, hits = [], []
+            for batch in batches:  # each round: its numbers' first calls (miss), then the same again (hit)
+                misses.append(_phase(port, batch, "miss"))
+                hits.append(_phase(port, batch, "hit"))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -287,9 +300,10 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
             decisions = conn.execute(sqlalchemy.text("select count(*) from routing_decisions")).scalar_one()
         engine.dispose()
         recorded = decisions - decisions_before
-        if recorded != len(warmup) + 2 * len(measured):
-            raise RuntimeError(f"{recorded} decision rows written for {len(warmup) + 2 * len(measured)} calls")
-        floor = _floor(redis_url, measured)
+        routed_calls = len(warmup) + 2 * sum(len(b) for b in batches)
+        if recorded != routed_calls:
+            raise RuntimeError(f"{recorded} decision rows written for {routed_calls} calls")
+        floors = [_floor(redis_url, batch) for batch in batches]
         redis.Redis.from_url(redis_url).flushdb()
     finally:
         if made_here:
@@ -297,7 +311,9 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
             with admin.begin() as conn:
                 conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
-    return {"customers": total, "miss": miss, "hit": hit, "floor": floor, "route_log_lines": routed,
+    miss, hit, floor = _median_run(misses), _median_run(hits), _median_run(floors)
+    return {"customers": total, "rounds": rounds, "miss": miss, "hit": hit, "floor": floor,
+            "runs": {"miss": misses, "hit": hits, "floor": floors}, "route_log_lines": routed,
             "decision_rows": recorded,
             "calls_per_s_one_core_hit": round(1000 / hit["server_cpu_ms_per_call"])}
 

@@ -55,7 +55,7 @@ DID = "4008001000"
 
 # -- the server process ------------------------------------------------------------------------------------------
 def serve(url: str, redis_url: str, port_file: str) -> None:
-    from ccserver.server import install_reactor
+    from ccserver.server import freeze_startup_objects, install_reactor
 
     reactor = install_reactor()
     from ccserver.logs import setup_logging
@@ -118,7 +118,8 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
 
     def start() -> None:
         call_path.start()
-        routing.start().addCallback(lambda _: call_path.when_connected()).addCallback(ready)
+        routing.start().addCallback(freeze_startup_objects).addCallback(
+            lambda _: call_path.when_connected()).addCallback(ready)
 
     reactor.callLater(0, start)
     # As `ccserver run` does at shutdown: flush the decisions still buffered (the client counts the rows).

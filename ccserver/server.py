@@ -59,6 +59,20 @@ def install_reactor() -> Any:
     return reactor
 
 
+def freeze_startup_objects(result: Any = None) -> Any:
+    """Move everything alive after start-up (modules, config, routing data) out of the garbage collector's
+    reach. A full collection walked ~115,000 such objects — a 20–60 ms stall of the loop, and of every call
+    in flight — though none of them is garbage; now it walks what the calls left behind. Reference counting
+    still frees frozen objects as usual (a replaced routing-data snapshot, say). Fires through ``result``
+    so it can sit in a Deferred chain."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    log.debug("froze %d start-up objects out of the garbage collector", gc.get_freeze_count())
+    return result
+
+
 def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> int:
     check_schema(config.database_url)
     reactor = install_reactor()
@@ -201,7 +215,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         engine.dispose()
 
     # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
-    reactor.callLater(0, routing.start)
+    reactor.callLater(0, lambda: routing.start().addCallback(freeze_startup_objects))
     if call_path_redis is not None:
         reactor.callLater(0, call_path_redis.start)
     if nightly is not None:

@@ -78,6 +78,8 @@ def parse_reply(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
         count = int(head)
         if count < 0:
             return None, nxt
+        if count > MAX_REPLY_BYTES // 4:
+            raise ValueError(f"RESP array of {count} items")
         items = []
         for _ in range(count):
             item, nxt = parse_reply(buf, nxt)
@@ -149,7 +151,7 @@ class RespProtocol(Protocol):
         buf += data
         pos = 0
         try:
-            while pos < len(buf) and self._pending:
+            while pos < len(buf) and self._pending and not self._lost:
                 value, pos = parse_reply(buf, pos)
                 d = self._pending.popleft()[0]
                 if isinstance(value, RespError):
@@ -161,6 +163,8 @@ class RespProtocol(Protocol):
         except ValueError as exc:
             log.error("Redis sent a malformed reply (%s); reconnecting", exc)
             self._abort(RespUnavailable(f"malformed reply from Redis: {exc}"))
+            return
+        if self._lost:  # a callback dropped the connection: what is left belongs to nobody
             return
         if pos:
             del buf[:pos]

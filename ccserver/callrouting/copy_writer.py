@@ -38,7 +38,7 @@ class LoopCopySink:
     """
 
     def __init__(self, connect_kwargs: dict[str, Any], blocking_sink: Callable[[list[dict]], None]) -> None:
-        self._connect_kwargs = connect_kwargs
+        self._connect_kwargs = {"connect_timeout": 5, **connect_kwargs}
         self._blocking_sink = blocking_sink
         self._conn: Any = None  # psycopg.AsyncConnection, opened on the first batch
         self.copies = 0  # batches written by COPY

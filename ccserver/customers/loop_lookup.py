@@ -53,7 +53,8 @@ class LoopLookup:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         self._directory = directory
-        self._connect_kwargs = {**connect_kwargs, "autocommit": True}
+        # connect_timeout: a database host that does not answer must not hold a connection slot for minutes.
+        self._connect_kwargs = {"connect_timeout": 2, **connect_kwargs, "autocommit": True}
         self._sql = sql
         self._params = params
         self.max_connections = max_connections

@@ -16,8 +16,8 @@ Redis do. Identification is the only step that waits on I/O; it is raced against
 clock (``deadline − margin − time already spent``). A cache that bounds its own wait within that budget
 (``max_wait``: the in-process cache, or Redis through the call-path client and its timeout) is awaited
 directly and only the SQL lookup after a miss is raced — a cache hit then needs no timer. When the timer
-wins, or the lookup fails, the call is routed **without customer data by the full rules** (business hours, overflow,
-live queues, callback offers still apply: they are all in memory) — not by the bare ``default_decision`` —
+wins, or the lookup fails, the call is routed **without customer data by the full rules** (business hours,
+overflow, live queues, callback offers still apply: they are all in memory) — not by the bare ``default_decision`` —
 so a slow CRM costs the caller their tier, never their route. ``default_decision(did)`` is used only when the
 decision itself fails (a bug or corrupt data). Each fallback logs a warning and counts
 ``ccserver_routing_fallbacks_total{reason}`` (``timeout``, ``directory_error``, ``directory_busy``,
@@ -46,7 +46,7 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
@@ -64,6 +64,9 @@ from ccserver.state.tracker import StateTracker
 from routing.decision import CallFacts, CustomerSummary, Decision, DidRoute, decide, default_decision, sanitize_value
 from routing.numbers import normalize
 from routing.rules import RoutingRules
+
+if TYPE_CHECKING:
+    from ccserver.customers.loop_lookup import LoopLookup
 
 __all__ = [
     "DECISIONS",
@@ -144,7 +147,7 @@ class RoutingService:
                  record_sink: Callable[[dict[str, Any]], None] | None = None, *,
                  wall: Callable[[], float] = time.time,
                  callback_tickets: Callable[..., tuple[int, bool]] | None = None,
-                 loop_lookup: Any = None) -> None:
+                 loop_lookup: LoopLookup | None = None) -> None:
         if isinstance(routing_data, RoutingData):
             fixed = routing_data
             self._data: Callable[[], RoutingData] = lambda: fixed
@@ -161,7 +164,7 @@ class RoutingService:
         self._record_sink = record_sink
         self._wall = wall
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
-        self._loop_lookup = loop_lookup  # customers.loop_lookup.LoopLookup (PostgreSQL): misses read on the loop
+        self._loop_lookup = loop_lookup  # PostgreSQL: cache misses read on the loop
         self._pending_lookups = 0
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
 
@@ -373,7 +376,8 @@ class RoutingService:
 
     async def _from_directory(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
                               count: int | None) -> tuple[Identity | None, int | None]:
-        """The SQL lookup in a worker thread (at most ``max_pending_lookups`` at once); its answer is cached."""
+        """The SQL lookup (at most ``max_pending_lookups`` at once): read on the loop when there is a loop lookup
+        (PostgreSQL), else — and to create a prospect — by the directory in a worker thread. Its answer is cached."""
         if self._directory is None:
             return None, count
         if self._pending_lookups >= self.settings.max_pending_lookups:
@@ -392,8 +396,8 @@ class RoutingService:
         finally:
             self._pending_lookups -= 1
         if cache is not None and identity is not None:
-            store = getattr(cache, "store_deferred", None)  # Redis: a Deferred, no asyncio hop
-            # fire and forget
+            # Fire and forget. Redis: a Deferred through the call-path client, no asyncio hop.
+            store = getattr(cache, "store_deferred", None)
             stored = store(e164, identity) if store is not None else await_cache(cache, cache.store(e164, identity))
             stored.addErrback(lambda f: log.debug("summary cache store failed: %s", f.getErrorMessage()))
         return identity, count

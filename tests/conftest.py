@@ -7,9 +7,11 @@ run stops with a message naming it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -93,3 +95,14 @@ def loaded(db_url: str) -> Iterator[tuple[str, object]]:
     engine = make_engine(db_url)
     yield db_url, session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def aio_reactor() -> Iterator[Any]:
+    """A private Twisted asyncio reactor on its own loop (never installed: the global reactor stays untouched)."""
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    loop = asyncio.new_event_loop()
+    reactor = AsyncioSelectorReactor(loop)
+    yield reactor
+    loop.close()

@@ -8,26 +8,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from twisted.internet.defer import Deferred
 
 from ccserver.agi import AGISession, FastAGIFactory, listen_fastagi
 from ccserver.agi.metrics import ERRORS
 from tests.replay.agi_peer import AGIPeer, AGIPeerFactory, Responder, transcript_peer
 from tests.replay.agi_transcripts import load_agi
-
-
-@pytest.fixture
-def aio_reactor() -> Iterator[Any]:
-    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-
-    loop = asyncio.new_event_loop()
-    reactor = AsyncioSelectorReactor(loop)
-    yield reactor
-    loop.close()
 
 
 def run_until(reactor: Any, d: Deferred[Any], timeout: float) -> Any:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from ccserver.callrouting.copy_writer import LoopCopySink
 from ccserver.callrouting.records import copy_line, make_record_batcher, routing_record_sink, survey_record
-from ccserver.db.engine import make_engine, session_factory
-from ccserver.db.models import Base, Customer, RoutingDecision, SurveyResult
+from ccserver.db.models import RoutingDecision, SurveyResult
+from tests.test_callrouting_records import database_with_customer_7
 
 T0 = 1_795_000_000.0
 
@@ -28,12 +28,7 @@ def _decision(decision_id: str, customer_id: str | None = "7") -> dict[str, Any]
 
 
 def _setup(pg_url: str) -> tuple[Any, Any, LoopCopySink]:
-    engine = make_engine(pg_url)
-    Base.metadata.create_all(engine)
-    sessions = session_factory(engine)
-    with sessions() as s:
-        s.add(Customer(id=7, kind="person", name="张伟"))
-        s.commit()
+    engine, sessions = database_with_customer_7(pg_url)
     return engine, sessions, LoopCopySink.from_engine(engine, routing_record_sink(sessions))
 
 

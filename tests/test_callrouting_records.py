@@ -23,13 +23,19 @@ def _decision(decision_id: str, customer_id: str | None, **extra: Any) -> dict[s
             **extra}  # fmt: skip
 
 
-def test_decisions_written_once_with_known_customers_only(db_url: str) -> None:
-    engine = make_engine(db_url)
+def database_with_customer_7(url: str) -> tuple[Any, Any]:
+    """The schema on ``url`` with one customer, id 7: (engine, session factory)."""
+    engine = make_engine(url)
     Base.metadata.create_all(engine)
     sessions = session_factory(engine)
     with sessions() as s:
         s.add(Customer(id=7, kind="person", name="张伟"))
         s.commit()
+    return engine, sessions
+
+
+def test_decisions_written_once_with_known_customers_only(db_url: str) -> None:
+    engine, sessions = database_with_customer_7(db_url)
     sink = routing_record_sink(sessions)
     first = [_decision("d1", "7"), _decision("d2", "999"), _decision("d3", None), _decision("d4", "P-1")]
     sink(first)
@@ -95,12 +101,7 @@ def test_encoded_batch_with_a_deleted_customer_still_lands(db_url: str) -> None:
     the batch, that decision without a customer."""
     from ccserver.callrouting.records import copy_line
 
-    engine = make_engine(db_url)
-    Base.metadata.create_all(engine)
-    sessions = session_factory(engine)
-    with sessions() as s:
-        s.add(Customer(id=7, kind="person", name="张伟"))
-        s.commit()
+    engine, sessions = database_with_customer_7(db_url)
     batch = [_decision("e1", "7"), _decision("e2", "8")]
     for record in batch:
         record["copy_line"] = copy_line(record)

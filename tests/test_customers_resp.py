@@ -158,16 +158,6 @@ def test_loss_and_garbage_fail_pending_requests(proto: Any) -> None:
 
 
 # -- against the real Redis ------------------------------------------------------------------------------------------
-@pytest.fixture
-def aio_reactor() -> Iterator[Any]:
-    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-
-    loop = asyncio.new_event_loop()
-    reactor = AsyncioSelectorReactor(loop)
-    yield reactor
-    loop.close()
-
-
 def run(reactor: Any, awaitable: Any, timeout: float = 5.0) -> Any:
     loop = reactor._asyncioEventloop
     if isinstance(awaitable, Deferred):

@@ -236,7 +236,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, redis_url: str = DEFAULT_REDIS,
-        schema: str | None = None, rounds: int = 3) -> dict[str, Any]:
+        schema: str | None = None, rounds: int = 5) -> dict[str, Any]:
     from benchmarks import bench_demo_load
 
     made_here = schema is None

@@ -220,7 +220,9 @@ def test_redis_gone_fails_at_once_and_reconnects(aio_reactor: Any, redis_url: st
     run(reactor, client.when_connected())
     assert run(reactor, client.request("CLIENT", "SETNAME", "ccserver-test-victim")) == "OK"
     aio = aioredis.Redis.from_url(redis_url)
-    run(reactor, aio.client_kill_filter(_type="normal", skipme=True))
+    victims = [c["id"] for c in run(reactor, aio.client_list()) if c.get("name") == "ccserver-test-victim"]
+    assert len(victims) == 1
+    run(reactor, aio.client_kill_filter(_id=victims[0]))
     run(reactor, asyncio.sleep(0.1))
     with pytest.raises(RespUnavailable):
         run(reactor, client.request("PING"))

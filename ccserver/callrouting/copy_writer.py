@@ -20,13 +20,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ccserver.callrouting.records import COPY_COLUMNS, copy_line
+from ccserver.callrouting.records import COPY_SQL, copy_line
 
-__all__ = ["COPY_SQL", "LoopCopySink"]
+__all__ = ["LoopCopySink"]
 
 log = logging.getLogger(__name__)
-
-COPY_SQL = f"COPY routing_decisions ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 
 
 class LoopCopySink:

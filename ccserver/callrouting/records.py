@@ -5,11 +5,11 @@ The routing service only calls ``submit(record)`` (O(1), never blocks); one batc
 both kinds, told apart by ``record["kind"]``. Times are epoch seconds in the records.
 
 **Why decisions are encoded on the loop.** On PostgreSQL a decision batch goes in with ``COPY``. Building its
-rows in the writer thread held the GIL for milliseconds per batch of 200, and the call arriving meanwhile waited
-for it: measured on the routed-call benchmark, that was most of the cache-hit p99. ``record_submitter`` therefore
-turns each decision into its COPY text line (``copy_line``, ~10 µs) right after the call was answered, on the
-loop, and the writer thread only ships bytes (psycopg releases the GIL while it sends). Records without a line
-(SQLite, tests) are encoded in the sink as before.
+rows in the writer thread held the GIL for milliseconds per batch, and the call arriving meanwhile waited for
+it: measured on the routed-call benchmark, that was most of the cache-hit p99. ``record_submitter`` therefore
+turns each decision into its COPY text line (``copy_line``, ~10 µs) right after the call was answered, and the
+batch is one COPY of those bytes, written from the loop itself (``copy_writer.LoopCopySink``). Records without a
+line (SQLite, tests, the classic AGI entry point) are encoded by the sink.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from ccserver.state.records import RecordBatcher
 from routing.decision import Decision
 
-__all__ = ["copy_line", "decision_record", "make_record_batcher", "record_submitter", "routing_record_sink",
-           "survey_record"]
+__all__ = ["COPY_SQL", "copy_line", "decision_record", "make_record_batcher", "record_submitter",
+           "routing_record_sink", "survey_record"]
 
 
 def _text(value: str, limit: int) -> str | None:
@@ -74,6 +74,7 @@ def _dt(value: float) -> datetime:
 COPY_COLUMNS = ("decision_id", "made_at", "server", "uniqueid", "caller_raw", "caller_e164", "dialed", "customer_id",
                 "tier", "queue", "priority", "preferred_agent_interface", "ewt_seconds", "callback_offer", "fallback",
                 "latency_ms", "reasons", "variables")  # fmt: skip
+COPY_SQL = f"COPY routing_decisions ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 _JSON = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with options builds an encoder per call
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": None})
 
@@ -148,8 +149,6 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
             })  # fmt: skip
         return rows
 
-    copy_sql = f"COPY routing_decisions ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-
     def copy_decisions(session: Any, decisions: list[dict]) -> None:
         """PostgreSQL: one COPY of lines encoded on the loop (``record_submitter``; encoded here when missing).
         A customer deleted meanwhile, or a retried batch, fails the COPY with an IntegrityError; the INSERT path
@@ -159,10 +158,10 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
         data = b"".join(r.get("copy_line") or copy_line(r) for r in decisions)
         raw = session.connection().connection.driver_connection
         try:
-            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            with raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
                 copy.write(data)
         except psycopg.IntegrityError as exc:  # the driver's own error: hand the sink SQLAlchemy's
-            raise IntegrityError(copy_sql, None, exc) from exc
+            raise IntegrityError(COPY_SQL, None, exc) from exc
 
     def write(session: Any, decisions: list[dict], surveys: list[dict], *, retry: bool) -> None:
         if decisions and not retry and session.get_bind().dialect.name == "postgresql":

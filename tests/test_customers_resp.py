@@ -108,6 +108,17 @@ def test_pipelined_replies_in_order_split_anywhere(proto: Any) -> None:
     got[1][0].trap(RespError)
 
 
+def test_a_command_without_reply_waits_for_nothing(proto: Any) -> None:
+    protocol, transport, _ = proto
+    assert protocol.send_without_reply("SET", "k", "v")
+    assert transport.value() == encode_command(("CLIENT", "REPLY", "SKIP")) + encode_command(("SET", "k", "v"))
+    got = _results(protocol.request("GET", "k"))
+    protocol.dataReceived(b"$1\r\nv\r\n")  # the only reply on the wire: the GET's
+    assert got == [b"v"]
+    protocol.connectionLost(None)
+    assert not protocol.send_without_reply("SET", "k", "w")
+
+
 def test_a_late_reply_drops_the_connection_and_fails_everything_pending(proto: Any) -> None:
     protocol, transport, clock = proto
     first = _results(protocol.request("GET", "a"))
@@ -183,13 +194,15 @@ def test_lookup_on_twisted_answers_as_redis_py_does(aio_reactor: Any, redis_url:
     run(reactor, aio.script_flush())  # a Redis that lost its scripts: NOSCRIPT, then EVAL
     assert run(reactor, cache.lookup_deferred("+8613800138000", T0 + 2)) == (ZHANG, 3)
 
-    # store through the Twisted client: read back by redis-py; refused while the customer is fenced
+    # store through the Twisted client, unanswered: read back by redis-py; refused while the customer is fenced;
+    # and the connection's replies stay in step (the next request gets its own answer)
     other = Identity(CustomerSummary(id="5", name="王芳", tier="gold", score=50.0))
-    assert run(reactor, cache.store_deferred("+8613700000001", other)) == 1
+    assert run(reactor, cache.store_deferred("+8613700000001", other)) is None
+    assert run(reactor, client.request("PING")) == "PONG"
     assert run(reactor, cache.lookup("+8613700000001", T0)) == (other, 1)
     run(reactor, cache.invalidate_customer(5))
-    assert run(reactor, cache.store_deferred("+8613700000001", other)) == 0  # fenced: the stale answer stays out
-    assert run(reactor, cache.lookup("+8613700000001", T0 + 1)) == (None, 2)
+    run(reactor, cache.store_deferred("+8613700000001", other))  # fenced: the stale answer stays out
+    assert run(reactor, cache.lookup_deferred("+8613700000001", T0 + 1)) == (None, 2)
 
     run(reactor, client.stop())
     assert not client.connected

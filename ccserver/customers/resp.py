@@ -110,6 +110,9 @@ def encode_command(args: tuple[object, ...]) -> bytes:
     return b"".join(parts)
 
 
+_SKIP_NEXT_REPLY = encode_command(("CLIENT", "REPLY", "SKIP"))  # itself unanswered; the next command too
+
+
 class RespProtocol(Protocol):
     """Pipelined requests on one connection; ``request`` returns a Deferred fired with the reply (an error
     reply fails it with RespError)."""
@@ -122,6 +125,16 @@ class RespProtocol(Protocol):
         self._sweeper: Any = None  # one timer for all pending requests, not one per request
         self._lost = False
 
+    def connectionMade(self) -> None:
+        # Small requests, one after another: Nagle would hold one back until the previous is acknowledged, and
+        # after an unanswered command that acknowledgement is a delayed ACK (40 ms).
+        set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            try:
+                set_no_delay(True)
+            except OSError:  # a UNIX socket
+                pass
+
     def request(self, *args: object) -> Deferred[Any]:
         if self._lost or self.transport is None:
             return fail(RespUnavailable("Redis connection closed"))
@@ -132,6 +145,14 @@ class RespProtocol(Protocol):
             self._sweeper = self._clock.callLater(self._timeout, self._sweep)
         write_through(self.transport, data)
         return d
+
+    def send_without_reply(self, *args: object) -> bool:
+        """Send a command whose reply nobody needs, and have Redis not send one (``CLIENT REPLY SKIP`` before
+        it, in the same write): no pending entry, no reply to read. False when not connected."""
+        if self._lost or self.transport is None:
+            return False
+        write_through(self.transport, _SKIP_NEXT_REPLY + encode_command(args))
+        return True
 
     def _sweep(self) -> None:
         """The oldest request is the first to be late (replies come in order)."""
@@ -265,6 +286,11 @@ class RespClient:
         if protocol is None or protocol._lost:
             return fail(RespUnavailable("not connected to Redis"))
         return protocol.request(*args)
+
+    def send_without_reply(self, *args: object) -> bool:
+        """See :meth:`RespProtocol.send_without_reply`; False (nothing sent) when not connected."""
+        protocol = self._protocol
+        return protocol is not None and protocol.send_without_reply(*args)
 
 
 class ScriptDigest:

@@ -15,9 +15,11 @@ The peer figure, measured in the same run and process as the client: the floor o
 one phonenumbers parse per call. Targets: p99 ≤ 1 ms on a hit, ≤ 5 ms on a miss; ≤ 1 ms of server CPU per
 routed call.
 
-The server logs at INFO (one line per routed call) into a file, like ``ccserver run``; at exit the client checks
-that every call left a log line and a ``routing_decisions`` row. Server CPU is split into kernel time and the
-reactor thread's own (the rest: SQL worker threads, the decision writer). Switches (environment):
+A freshly loaded database is vacuumed, analyzed and checkpointed first, so autovacuum and the load's WAL do not
+run through the measured calls. The server logs at INFO (one line per routed call) into a file, like ``ccserver
+run``; at exit the client checks that every call left a log line and a ``routing_decisions`` row. Server CPU is
+split into kernel time and the reactor thread's own (the rest: SQL worker threads, the decision writer).
+Switches (environment):
 
     BENCH_ROUTE_PROFILE=/tmp/route.prof   cProfile of the server's reactor thread, written when it exits (SIGTERM)
     BENCH_ROUTE_PROFILE_PHASE=hit         … of that phase only (warm, miss or hit)
@@ -226,6 +228,23 @@ def _national(e164: str) -> str:
     return digits if mobile else "0" + digits
 
 
+def _settle(url: str, schema: str) -> None:
+    """Let the freshly loaded database reach the steady state a production one is in before anything is measured:
+    vacuumed and analyzed (else autovacuum works through the 8.8 M new rows during the calls) and checkpointed
+    (else the load's WAL is flushed during them)."""
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        tables = conn.execute(sqlalchemy.text("select tablename from pg_tables where schemaname = :s"),
+                              {"s": schema}).scalars().all()
+        for table in tables:
+            conn.execute(sqlalchemy.text(f'VACUUM (ANALYZE) "{schema}"."{table}"'))
+        try:
+            conn.execute(sqlalchemy.text("CHECKPOINT"))
+        except sqlalchemy.exc.DBAPIError as exc:  # not a superuser: the checkpoint comes when it comes
+            print(f"bench_route: no CHECKPOINT ({exc.orig})", file=sys.stderr)
+    engine.dispose()
+
+
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure as the median over the rounds (this machine's speed varies between runs), with the p99 range."""
     keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
@@ -245,6 +264,8 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
     sep = "&" if "?" in url else "?"
     schema_url = f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
     try:
+        if made_here:
+            _settle(url, schema)
         engine = sqlalchemy.create_engine(schema_url)
         with engine.connect() as conn:
             total = conn.execute(sqlalchemy.text("select count(*) from customers")).scalar_one()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccserver.callrouting.records import COPY_SQL, copy_line
+from ccserver.db.engine import psycopg_connect_kwargs
 
 __all__ = ["LoopCopySink"]
 
@@ -44,9 +45,7 @@ class LoopCopySink:
 
     @classmethod
     def from_engine(cls, engine: Any, blocking_sink: Callable[[list[dict]], None]) -> LoopCopySink:
-        _, kwargs = engine.dialect.create_connect_args(engine.url)
-        kwargs.pop("context", None)  # SQLAlchemy's adapters for its own sync connections: not needed for COPY
-        return cls(kwargs, blocking_sink)
+        return cls(psycopg_connect_kwargs(engine), blocking_sink)
 
     async def __call__(self, records: list[dict]) -> None:
         import psycopg

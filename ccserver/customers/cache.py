@@ -219,8 +219,7 @@ class RedisSummaryCache:
         # One EVALSHA, not a 5-command pipeline: the call path's only Redis round trip, and redis-py's client
         # side (packing five commands, parsing five replies) was most of its CPU (~0.1 ms per call).
         keys, args = self._lookup_call(e164, now)
-        raw, count = await self._lookup(keys=keys, args=args)
-        return (decode_identity(raw) if raw is not None else None), int(count)
+        return _lookup_reply(await self._lookup(keys=keys, args=args))
 
     @property
     def max_wait(self) -> float | None:

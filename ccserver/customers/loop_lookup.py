@@ -26,6 +26,7 @@ from collections import deque
 from typing import Any
 
 from ccserver.customers.directory import CustomerDirectory, Identity, by_number_sql
+from ccserver.db.engine import psycopg_connect_kwargs
 
 __all__ = ["LoopLookup"]
 
@@ -65,10 +66,8 @@ class LoopLookup:
 
     @classmethod
     def from_engine(cls, engine: Any, directory: CustomerDirectory, **kwargs: Any) -> LoopLookup:
-        _, connect_kwargs = engine.dialect.create_connect_args(engine.url)
-        connect_kwargs.pop("context", None)  # SQLAlchemy's adapters for its own connections
         sql, params = by_number_sql(engine.dialect)
-        return cls(directory, connect_kwargs, *_positional(sql, params), **kwargs)
+        return cls(directory, psycopg_connect_kwargs(engine), *_positional(sql, params), **kwargs)
 
     async def identify(self, e164: str) -> Identity:
         """The customer behind ``e164`` (never creates one)."""

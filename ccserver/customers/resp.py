@@ -243,7 +243,6 @@ class RespClient:
             endpoint: Any = TCP4ClientEndpoint(reactor, where[0], where[1], timeout=connect_timeout)
         else:
             endpoint = UNIXClientEndpoint(reactor, where, timeout=connect_timeout)
-        self._reactor = reactor
         self.timeout = timeout  # a request fails by itself this long after it was sent
         self._protocol: RespProtocol | None = None
         factory: Any = Factory.forProtocol(lambda: RespProtocol(reactor, timeout))  # type: ignore[arg-type]

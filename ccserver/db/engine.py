@@ -33,6 +33,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def psycopg_connect_kwargs(engine: Engine) -> dict[str, Any]:
+    """psycopg connection arguments for a PostgreSQL engine's database (host, dbname, user, options …), for
+    connections opened outside SQLAlchemy's pool (the call path's asyncio connections). SQLAlchemy's own adapter
+    map for its sync connections is left out."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.pop("context", None)
+    return dict(kwargs)
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     try:

@@ -64,7 +64,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-# Callers in the recorded Asterisk transcripts (../shared/asterisk-transcripts): these must exist ...
+# Callers in the recorded Asterisk transcripts (tests/data/asterisk): these must exist ...
 TRANSCRIPT_CUSTOMERS = {
     "+8613800138000": "张伟",  # Zhang Wei, top-value VIP
     "+8613912345678": "刘洋",  # Liu Yang, regular service customer

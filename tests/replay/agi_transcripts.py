@@ -3,7 +3,8 @@
 Each file is one session seen from the FastAGI server: the first ``recv`` is the ``agi_*`` block, then
 every ``send`` (a command the recording server wrote) is followed by one or more ``recv`` chunks (its
 answer; ``HANGUP`` then ``511`` for a dead channel, or a multi-line ``520-`` block).
-The folder is ``../shared/asterisk-transcripts`` relative to the repository root, or ``$TRANSCRIPTS_DIR``.
+The folder is ``tests/data/asterisk`` in the repository (recorded from a real Asterisk; see its README), or
+``$TRANSCRIPTS_DIR``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def transcripts_dir() -> Path:
     override = os.environ.get("TRANSCRIPTS_DIR")
-    return Path(override) if override else (REPO_ROOT.parent / "shared" / "asterisk-transcripts").resolve()
+    return Path(override) if override else REPO_ROOT / "tests" / "data" / "asterisk"
 
 
 def agi_transcript_paths(include_load: bool = True) -> list[Path]:

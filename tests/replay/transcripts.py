@@ -1,6 +1,7 @@
 """Load the recorded Asterisk transcripts (JSON lines ``{"t", "dir", "data"}``).
 
-The folder is ``../shared/asterisk-transcripts`` relative to the repository root, or ``$TRANSCRIPTS_DIR``.
+The folder is ``tests/data/asterisk`` in the repository (recorded from a real Asterisk; see its README), or
+``$TRANSCRIPTS_DIR``.
 A transcript holds one or more sessions: ``<<eof>>`` (Asterisk closed) and ``<<client reconnects>>``
 separate them; every session starts with Asterisk's banner line.
 """
@@ -22,7 +23,7 @@ RECONNECT_MARK = "<<client reconnects>>"
 
 def transcripts_dir() -> Path:
     override = os.environ.get("TRANSCRIPTS_DIR")
-    return Path(override) if override else (REPO_ROOT.parent / "shared" / "asterisk-transcripts").resolve()
+    return Path(override) if override else REPO_ROOT / "tests" / "data" / "asterisk"
 
 
 def transcript_path(name: str | os.PathLike[str]) -> Path:

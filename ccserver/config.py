@@ -180,6 +180,44 @@ def _parse_dialplan_variables(value: Any) -> dict[str, str]:
     return out
 
 
+def _split_list(value: Any) -> list[str]:
+    """A list setting: a TOML array, or from the environment a JSON array or a comma-separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"expected a JSON array or comma-separated values: {exc}") from None
+        else:
+            value = [part for part in (p.strip() for p in text.split(",")) if part]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings (JSON array or comma-separated)")
+    return [v.strip() for v in value if v.strip()]
+
+
+def _parse_networks(value: Any) -> list[str]:
+    """Addresses or CIDR blocks (``127.0.0.1``, ``10.1.0.0/16``, ``::1``), kept in their normalised text form."""
+    networks: list[str] = []
+    for item in _split_list(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR block") from None
+    return networks
+
+
+def _parse_origins(value: Any) -> list[str]:
+    """Browser origins such as ``https://cc.example.com`` (scheme://host[:port], no path)."""
+    origins: list[str] = []
+    for item in _split_list(value):
+        scheme, sep, rest = item.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest.rstrip("/"):
+            raise ValueError(f"{item!r} is not an origin such as https://cc.example.com")
+        origins.append(f"{scheme}://{rest.rstrip('/').lower()}")
+    return origins
+
+
 def _parse_str(value: Any) -> str:
     text = str(value)
     if any(ch in text for ch in "\r\n\0"):
@@ -291,6 +329,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "secret_key": _parse_str,
         "log_level": _parse_log_level,
         "log_json": _parse_bool,
+        "log_pii": _parse_bool,
     },
     "database": {"url": _parse_db_url},
     "redis": {"url": _parse_redis_url},
@@ -302,9 +341,23 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "ping_interval": _parse_positive_float,
         "servers": _parse_ami_servers,
     },
-    "agi": {"listen": _parse_listen, "default_variables": _parse_dialplan_variables},
-    "http": {"listen": _parse_listen, "cookie_secure": _parse_bool, "metrics_token": _parse_str},
-    "ws": {"listen": _parse_listen},
+    "agi": {
+        "listen": _parse_listen,
+        "default_variables": _parse_dialplan_variables,
+        "allow": _parse_networks,
+        "command_timeout": _parse_float_range(1.0, 3600.0),
+    },
+    "http": {
+        "listen": _parse_listen,
+        "cookie_secure": _parse_bool,
+        "metrics_token": _parse_str,
+        "metrics_public": _parse_bool,
+        "trusted_proxies": _parse_networks,
+        "header_timeout": _parse_float_range(1.0, 600.0),
+        "idle_timeout": _parse_float_range(1.0, 3600.0),
+    },
+    "ws": {"listen": _parse_listen, "public_url": _parse_str, "allowed_origins": _parse_origins},
+    "prompts": {"sound_dir": _parse_str},
     "phone": {"default_region": _parse_region},
     "callrouting": {
         "deadline_seconds": _parse_float_range(0.1, 10.0),
@@ -327,7 +380,9 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "auth": {
         "token_lifetime_hours": _parse_positive_float,
         "login_attempts": _parse_positive_int,
+        "address_login_attempts": _parse_positive_int,
         "login_window_seconds": _parse_positive_int,
+        "user_cache_seconds": _parse_float_range(0.0, 300.0),
     },
 }
 

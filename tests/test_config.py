@@ -214,3 +214,26 @@ def test_routing_rules_from_env_reach_the_routing_service():
     assert (rules.max_priority, rules.priority["gold"], rules.priority["diamond"]) == (15, 9, 10)
     assert settings.deadline_seconds == 1.2 and settings.default_region == "CN"
 
+
+
+@pytest.mark.parametrize("raw", ['["127.0.0.1", "10.1.0.0/24"]', "127.0.0.1, 10.1.0.0/24", " 127.0.0.1,10.1.0.0/24 ,"])
+def test_list_settings_from_the_environment_as_json_or_comma_separated(raw):
+    config = load_config(environ={"CCSERVER_AGI_ALLOW": raw, "CCSERVER_HTTP_TRUSTED_PROXIES": raw})
+    assert config.agi.allow == ["127.0.0.1/32", "10.1.0.0/24"]
+    assert config.http.trusted_proxies == ["127.0.0.1/32", "10.1.0.0/24"]
+
+
+def test_list_settings_defaults_and_errors():
+    config = load_config(environ={})
+    assert config.agi.allow == ["127.0.0.0/8", "::1/128"]
+    assert config.http.trusted_proxies == [] and config.ws.allowed_origins == []
+    with pytest.raises(ConfigError, match=r"agi.allow .*'bogus' is not an IP address"):
+        load_config(environ={"CCSERVER_AGI_ALLOW": "127.0.0.1,bogus"})
+    with pytest.raises(ConfigError, match="expected a JSON array"):
+        load_config(environ={"CCSERVER_AGI_ALLOW": "[1,"})
+    with pytest.raises(ConfigError, match="expected a list of strings"):
+        load_config(environ={"CCSERVER_AGI_ALLOW": "[1, 2]"})
+    origins = load_config(environ={"CCSERVER_WS_ALLOWED_ORIGINS": "https://CC.example.com/,http://127.0.0.1:8080"})
+    assert origins.ws.allowed_origins == ["https://cc.example.com", "http://127.0.0.1:8080"]
+    with pytest.raises(ConfigError, match="is not an origin"):
+        load_config(environ={"CCSERVER_WS_ALLOWED_ORIGINS": "https://cc.example.com/path"})

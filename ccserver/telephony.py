@@ -100,7 +100,7 @@ class Telephony:
             queues = await client.send_action("QueueStatus")
             channels = await client.send_action("CoreShowChannels")
             now = time.time()
-            self.tracker.resync_queues(server, queues.events, now)
+            self.tracker.resync_queues(server, queues.events, now, complete=True)
             self.tracker.resync_channels(server, channels.events, now)
             log.info("AMI %s resynced: %d queue items, %d channels", server, len(queues.events),
                      len(channels.events))

@@ -177,6 +177,7 @@ class StateTracker:
         self._boot: dict[str, tuple[float, float]] = {}  # server -> (Uptime, arrival) of the last FullyBooted
         self._shutdown_seen: set[str] = set()
         self.resync_pending: set[str] = set()
+        self._complete_queue_lists: set[str] = set()  # servers whose full QueueStatus was applied
         self.ghosts_dropped = 0
         self.records_emitted = 0
         self._handlers: dict[str, Callable[[HeaderLookup, str, float], None]] = {
@@ -263,10 +264,13 @@ class StateTracker:
         self.resync_pending.add(server)
 
     # -- resync ----------------------------------------------------------------------------------------------
-    def resync_queues(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
+    def resync_queues(self, server: str, items: Iterable[HeaderLookup], now: float | None = None, *,
+                      complete: bool = False) -> None:
         """Rebuild the queues named in a QueueStatus result (QueueParams/QueueMember/QueueEntry) from its truth.
 
-        Queues not present in the result (a QueueStatus filtered by ``Queue:``) are left alone.
+        ``complete``: the result of an unfiltered QueueStatus, i.e. every queue Asterisk has. Queues absent from it
+        are then forgotten and :meth:`queues_complete` is true for the server. Otherwise (a QueueStatus filtered by
+        ``Queue:``) queues not present are left alone.
         """
         now = self.now if now is None else now
         params: dict[str, HeaderLookup] = {}
@@ -336,8 +340,19 @@ class StateTracker:
                     self._dirty_call(call)
             q.callers = callers
             self._dirty_queue(q)
+        if complete:
+            for key in [k for k in self.queues if k[0] == server and k[1] not in params]:
+                gone = self.queues.pop(key)
+                for interface in gone.members:
+                    self._memberships.get((server, interface), set()).discard(gone.name)
+                    touched_interfaces.add(interface)
+            self._complete_queue_lists.add(server)
         for interface in touched_interfaces:
             self._refresh_agent(server, interface, now)
+
+    def queues_complete(self, server: str = DEFAULT_SERVER) -> bool:
+        """Whether the tracker holds Asterisk's full queue list for ``server`` (a full QueueStatus was applied)."""
+        return server in self._complete_queue_lists
 
     def resync_channels(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
         """Apply a CoreShowChannels result: calls and agent legs whose channel is gone are finalised/dropped."""

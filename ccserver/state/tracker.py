@@ -90,6 +90,9 @@ LIST_EVENTS: frozenset[str] = frozenset(
 )
 
 _UNKNOWN = ("", "<unknown>", "<Unknown>")
+# Dialplan's special extensions: where a call *runs*, never what was dialled (a call ending in the callback flow
+# runs in `h`; `s` starts contexts entered by Goto). Never recorded as the dialled number.
+SPECIAL_EXTENSIONS = frozenset({"h", "s", "i", "t", "T", "e", "o", "a", "failed", "talk"})
 # Variables that carry queue priority: the product's, the lab's, and app_queue's own.
 _PRIORITY_VARS = ("CC_PRIORITY", "CC_PRIO", "QUEUE_PRIO")
 # OriginateResponse Reason = the last AST_CONTROL_* frame seen on the outgoing channel.
@@ -107,6 +110,11 @@ def is_tracked_variable(name: str) -> bool:
 
 def _clean(value: str | None) -> str | None:
     return None if value is None or value in _UNKNOWN else value
+
+
+def _dialed(exten: str | None) -> str | None:
+    value = _clean(exten)
+    return None if value is None or value in SPECIAL_EXTENSIONS else value
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -427,7 +435,7 @@ class StateTracker:
             channel=msg.get("Channel") or "",
             caller_number=_clean(msg.get("CallerIDNum")),
             caller_name=_clean(msg.get("CallerIDName")),
-            dialed_number=_clean(msg.get("Exten")),
+            dialed_number=_dialed(msg.get("Exten")),
             entered_at=t,
             up=msg.get("ChannelState") == "6",
         )
@@ -476,7 +484,7 @@ class StateTracker:
         # Inbound: the DID is the extension the call runs in when the contact centre first sees it (its IVR
         # variables or its queue join); Local-channel callers start elsewhere and are redirected there.
         if not call.dialed_frozen and call.direction == "inbound":
-            exten = _clean(msg.get("Exten"))
+            exten = _dialed(msg.get("Exten"))
             if exten:
                 call.dialed_number = exten
 

@@ -9,7 +9,7 @@ import pytest
 
 from ccserver.state import RecordBatcher, StateTracker, sql_sink
 from ccserver.state.records import RECORD_FIELDS
-from tests.test_state_support import replay
+from tests.test_state_support import records_to, replay
 
 
 def recs(n: int, start: int = 0) -> list[dict]:
@@ -172,7 +172,7 @@ def test_close_gives_up_after_shutdown_timeout():
 
 def test_call_record_shape():
     records: list[dict] = []
-    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    replay(StateTracker(publish=records_to(records.append)), "ami-inbound-vip-answered")
     assert tuple(records[0]) == RECORD_FIELDS
     for name in (
         "uniqueid",
@@ -209,7 +209,7 @@ def test_tracker_to_batcher_to_sql(db_url):
     async def main():
         batcher = RecordBatcher(sink, batch_size=2, interval=0.01)
         batcher.start()
-        tracker = StateTracker(on_record=batcher.submit)
+        tracker = StateTracker(publish=records_to(batcher.submit))
         for name in ("ami-inbound-vip-answered", "ami-inbound-abandoned", "ami-inbound-hangup-during-ivr"):
             replay(tracker, name)
         assert await batcher.close() == 0
@@ -229,7 +229,7 @@ def test_tracker_to_batcher_to_sql(db_url):
     assert vip.customer_id is None  # 'C000042' is not a customers.id
     # A retried batch that had in fact been committed is not written twice.
     records: list[dict] = []
-    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    replay(StateTracker(publish=records_to(records.append)), "ami-inbound-vip-answered")
     sink(records)
     other = [dict(records[0], server="pbx-b")]
     sink(other)  # same uniqueid from another Asterisk: kept apart
@@ -267,7 +267,7 @@ def test_records_without_channel_variables_take_the_decision_from_the_decision_l
         s.add(AgentSession(user_id=7, extension="8001", interface="Local/8001@agent-phones/n", member_name="W",
                            server="default", queues={"vip": 0}, started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     for msg in iter_transcript_messages("ami-inbound-vip-answered"):
         if msg.get("Event") == "VarSet":
             continue  # filtered at the source, and no channelvars: no ChanVariable headers either

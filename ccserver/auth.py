@@ -68,6 +68,8 @@ class TokenSigner:
         return f"v1.{payload}.{self._sign(payload)}", principal
 
     def verify(self, token: str) -> Principal:
+        if not token.isascii():  # hmac.compare_digest refuses non-ASCII str (TypeError): never a valid token
+            raise AuthError("malformed token")
         try:
             version, payload, signature = token.split(".")
         except ValueError:
@@ -90,7 +92,9 @@ class TokenSigner:
         return _b64(hmac.new(self._secret, b"csrf:" + binding.encode(), hashlib.sha256).digest())
 
     def check_csrf(self, binding: str, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(self.csrf_token(binding), presented or "")
+        # Compared as bytes: a presented value may be any text (compare_digest raises on non-ASCII str).
+        expected = self.csrf_token(binding).encode("ascii")
+        return bool(presented) and hmac.compare_digest(expected, (presented or "").encode("utf-8", "replace"))
 
 
 class LoginRateLimiter:

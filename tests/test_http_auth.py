@@ -286,3 +286,26 @@ def test_metrics_access(users):
     sup = login(router, "sup", "sup-pass").json()["token"]
     assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {agent}"}).status == 401
     assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {sup}"}).status == 200
+
+
+@pytest.mark.parametrize("token", ["v1.é.x", "v1.abc.签名", "v1.\u00ff\u00fe.abc", "é"])
+def test_non_ascii_bearer_token_is_401_not_500(users, token):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status == 401 and reply.json()["error"]
+
+
+def test_non_ascii_session_cookie_and_csrf_are_refused_not_500(users):
+    router, _ = make_router(users)
+    assert call(router, "GET", "/api/me", headers={"Cookie": "ccserver_session=v1.é.x"}).status == 401
+    session = _browser_login(router).cookies()["ccserver_session"]
+    cookie = {"Cookie": f"ccserver_session={session}"}
+    assert call(router, "POST", "/api/logout", headers={**cookie, "X-CSRF-Token": "é" * 43}).status == 403
+    assert call(router, "POST", "/logout", form={"csrf_token": "令牌"}, headers=cookie).status == 403
+    page = call(router, "GET", "/login")
+    nonce = page.cookies()["ccserver_login"]
+    reply = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass",
+                                                 "csrf_token": "令牌"}, headers={"Cookie": f"ccserver_login={nonce}"})
+    assert reply.status == 403
+    # the session still works: the refused attempts ended nothing
+    assert call(router, "GET", "/api/me", headers=cookie).status == 200

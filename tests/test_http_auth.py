@@ -309,3 +309,25 @@ def test_non_ascii_session_cookie_and_csrf_are_refused_not_500(users):
     assert reply.status == 403
     # the session still works: the refused attempts ended nothing
     assert call(router, "GET", "/api/me", headers=cookie).status == 200
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "é" * 300, "a\x00b", "app.css\x00.png", "..", ".", "%2e%2e",
+                                  "..%2fsecret_key", "~", "app.css%00", "\\..\\x", "app.css/"])
+def test_static_odd_names_are_404_never_500(users, name):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/static/" + name)
+    assert reply.status == 404
+
+
+def test_static_serves_the_shipped_files(users):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/static/app.css")
+    assert reply.status == 200 and reply.header("content-type").startswith("text/css") and reply.body
+    assert call(router, "HEAD", "/static/app.css").status == 200
+
+
+@pytest.mark.parametrize("path", ["/api//me", "/api/me/", "//api/me", "/api/me\x00", "/api/\tme", "/static//app.css"])
+def test_a_path_has_one_spelling(users, path):
+    router, _ = make_router(users)
+    token = login(router, "agent8001", "agent-pass").json()["token"]
+    assert call(router, "GET", path, headers={"Authorization": f"Bearer {token}"}).status == 404

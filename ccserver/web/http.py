@@ -134,6 +134,17 @@ class Req:
 Handler = Callable[[Req], Awaitable[Response]]
 
 
+def split_path(path: str) -> tuple[str, ...] | None:
+    """``/api/me`` -> ``("api", "me")``; ``/`` -> ``()``. None for a path no route can have: one that does not start
+    with ``/``, has an empty segment (``//``, a trailing ``/``) or a control character (NUL included)."""
+    if path == "/":
+        return ()
+    parts = tuple(path.split("/"))
+    if parts[0] != "" or any(not p or not p.isprintable() for p in parts[1:]):
+        return None
+    return parts[1:]
+
+
 @dataclass
 class Route:
     method: str
@@ -204,11 +215,13 @@ class Router(resource.Resource):
         return server.NOT_DONE_YET
 
     async def _dispatch(self, req: Req, too_large: bool) -> Response:
-        parts = tuple(p for p in req.path.split("/") if p)
+        parts = split_path(req.path)
         is_api = bool(parts) and parts[0] == "api"
         try:
             if too_large:
                 raise HTTPError(413, "request body too large")
+            if parts is None:
+                raise HTTPError(404, "not found")
             candidates = [(r, p) for r in self.routes if (p := r.match(parts)) is not None]
             if not candidates:
                 raise HTTPError(404, "not found")

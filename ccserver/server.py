@@ -13,6 +13,7 @@ from typing import Any
 
 from ccserver import __version__
 from ccserver.config import Config
+from ccserver.redact import mask_url
 
 log = logging.getLogger("ccserver")
 
@@ -224,7 +225,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         reactor.callLater(0, telephony.start)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
-    log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))
+    log.info("ccserver starting (database %s, redis %s)", mask_url(config.database_url),
+             mask_url(config.redis.url) or "none")
     reactor.run(installSignalHandlers=False)
     log.info("ccserver stopped")
     return 0

@@ -170,6 +170,8 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
     client for lookups and stores), then SIGTERM: everything routed is in routing_decisions."""
     import sqlalchemy
 
+    # A password in the URL (the test PostgreSQL trusts local connections and ignores it) must never be printed.
+    pg_url = sqlalchemy.engine.make_url(pg_url).set(password="e2e-db-secret").render_as_string(hide_password=False)
     env.update({"CCSERVER_DATABASE_URL": pg_url, "CCSERVER_REDIS_URL": redis_url})
     assert ccserver(["db", "upgrade"], env).returncode == 0
     loaded = ccserver(["demo-data", "--customers", "200", "--seed", "3", "--as-of", "2026-11-23"], env)
@@ -194,6 +196,7 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert "call-path Redis client connected" in err and " ERROR " not in err, err
+    assert "e2e-db-secret" not in err + out and ":***@" in err
     engine = sqlalchemy.create_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text("select decision_id, tier from routing_decisions")).all()

@@ -28,6 +28,10 @@ class Forbidden(Exception):
     """Valid credentials, but the role may not do this (HTTP 403)."""
 
 
+class AuthUnavailable(Exception):
+    """The credentials could not be checked now: the user store or the revocations are down (HTTP 503)."""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

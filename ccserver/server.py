@@ -82,10 +82,13 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from twisted.internet.threads import deferToThreadPool
 
     from agents_ui import template_environment
-    from ccserver.auth import LoginRateLimiter, TokenSigner
+    from ccserver.auth import TokenSigner
     from ccserver.db.engine import make_engine, session_factory
+    from ccserver.login_limits import MemoryLoginLimiter, RedisLoginLimiter
+    from ccserver.passwords import PasswordWork
     from ccserver.web.app import build_site
-    from ccserver.web.context import WebContext
+    from ccserver.web.context import WebContext, default_sessions
+    from ccserver.web.sessions import RedisRevocations
     from ccserver.web.sql_users import SQLUserStore
 
     engine = make_engine(config.database_url)
@@ -161,16 +164,28 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                    shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
+    auth = config.auth
+    users = SQLUserStore(sessions)
+    # With Redis, login budgets and ended sessions are shared by every node; otherwise kept in this process.
+    if redis_client is not None:
+        limiter: Any = RedisLoginLimiter(redis_client, auth.login_attempts, auth.address_login_attempts,
+                                         auth.login_window_seconds)
+        revocations: Any = RedisRevocations(redis_client)
+    else:
+        limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
+        revocations = None
     ctx = WebContext(
         config=config,
         signer=signer,
-        limiter=LoginRateLimiter(config.auth.login_attempts, config.auth.login_window_seconds),
-        users=SQLUserStore(sessions),
+        limiter=limiter,
+        users=users,
         templates=template_environment(),
         run_blocking=run_blocking,
         clock=reactor,
+        passwords=PasswordWork.on_own_threads(reactor),  # scrypt never queues SQL or /healthz behind it
         health_probes=probes,
         customers=directory,
+        sessions=default_sessions(config, users, run_blocking, reactor, revocations),
     )
 
     from twisted.internet.error import CannotListenError

@@ -13,7 +13,8 @@ from ccserver.web.page_routes import PageRoutes
 
 
 def build_router(ctx: WebContext) -> Router:
-    router = Router(Authenticator(ctx.signer, ctx.revocations))
+    router = Router(Authenticator(ctx.signer, ctx.sessions), trusted_proxies=ctx.config.http.trusted_proxies,
+                    log_pii=ctx.config.server.log_pii)
     AuthRoutes(ctx).register(router)
     HealthRoutes(ctx, router).register(router)
     PageRoutes(ctx).register(router)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from twisted.web import server
-
 from ccserver.web.auth_routes import AuthRoutes
+from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
@@ -22,7 +21,10 @@ def build_router(ctx: WebContext) -> Router:
     return router
 
 
-def build_site(ctx: WebContext) -> server.Site:
-    site = server.Site(build_router(ctx))
+def build_site(ctx: WebContext) -> GuardedSite:
+    """The HTTP site: header deadline and idle timeout from ``http.*``, timers on ``ctx.clock``."""
+    http = ctx.config.http
+    site = GuardedSite(build_router(ctx), header_timeout=http.header_timeout, idle_timeout=http.idle_timeout,
+                       reactor=ctx.clock)
     site.displayTracebacks = False
     return site

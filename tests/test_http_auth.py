@@ -449,3 +449,24 @@ def test_a_path_has_one_spelling(users, path):
     router, _ = make_router(users)
     token = login(router, "agent8001", "agent-pass").json()["token"]
     assert call(router, "GET", path, headers={"Authorization": f"Bearer {token}"}).status == 404
+
+
+@pytest.mark.parametrize("log_pii", [False, True])
+def test_a_crash_is_logged_without_the_path_or_personal_data(users, caplog, log_pii):
+    import logging
+
+    router, _ = make_router(users, environ={"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+                                            "CCSERVER_SERVER_LOG_PII": str(log_pii).lower()})
+
+    async def boom(req):  # the message carries request data (as a SQL error carries its parameters)
+        raise ValueError(f"customer +86{req.path_params['phone']}\r\nforged line")
+
+    router.add("GET", "/api/lookup/{phone}", boom, access="public")
+    with caplog.at_level(logging.ERROR, logger="ccserver.web.http"):
+        reply = call(router, "GET", "/api/lookup/13800138000?token=v1.secret")
+    assert reply.status == 500 and reply.json() == {"error": "internal error"}
+    text = caplog.text
+    assert "/api/lookup/{phone}" in text and "ValueError" in text
+    assert "13800138000" not in text.replace("+8613800138000", "") and "v1.secret" not in text
+    assert ("+8613800138000" in text) is log_pii  # the exception's text only with server.log_pii
+    assert "\r" not in text and not any(line.startswith("forged line") for line in text.splitlines())

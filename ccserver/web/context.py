@@ -67,4 +67,5 @@ def default_sessions(config: Config, users: UserStore, run_blocking: Callable[..
     in this process unless given (``RedisRevocations`` when Redis is configured)."""
     cache = UserCache(lambda user_id: run_blocking(users.get, user_id), config.auth.user_cache_seconds,
                       clock=clock.seconds)
-    return Sessions(cache, revocations if revocations is not None else MemoryRevocations(clock.seconds), clock)
+    return Sessions(cache, revocations if revocations is not None else MemoryRevocations(clock.seconds), clock,
+                    log_pii=config.server.log_pii)

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from ccserver.auth import AuthError, AuthUnavailable, Principal
+from ccserver.logs import exception_summary
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,13 @@ class UserCache:
 class Sessions:
     """The per-request session check and the one place sessions end."""
 
-    def __init__(self, users: UserCache, revocations: Revocations, reactor: Any = None):
+    def __init__(self, users: UserCache, revocations: Revocations, reactor: Any = None, log_pii: bool = False):
         self.users = users
         self.revocations = revocations
         self.on_session_ended: list[SessionEndedHook] = []
         self._reactor = reactor  # IReactorTime for the expiry timers; None: no timers
         self._timers: dict[str, Any] = {}
+        self._log_pii = log_pii  # a failing hook's exception text is logged only with server.log_pii
 
     async def check(self, principal: Principal) -> Principal:
         """The principal as it stands now (current role and username), or AuthError / AuthUnavailable."""
@@ -207,14 +209,15 @@ class Sessions:
             self._call(hook, principal, reason)
         return True
 
-    @staticmethod
-    def _call(hook: SessionEndedHook, principal: Principal, reason: str) -> None:
+    def _call(self, hook: SessionEndedHook, principal: Principal, reason: str) -> None:
+        def failed(exc: BaseException) -> None:
+            log.error("session-ended hook %r failed (user id %d, %s): %s", hook, principal.user_id, reason,
+                      exception_summary(exc, self._log_pii))
+
         try:
             result = hook(principal, reason)
-        except Exception:
-            log.exception("session-ended hook %r failed (user id %d, %s)", hook, principal.user_id, reason)
+        except Exception as exc:
+            failed(exc)
             return
         if isinstance(result, Deferred) or inspect.iscoroutine(result):
-            ensureDeferred(result).addErrback(  # type: ignore[arg-type]
-                lambda f: log.error("session-ended hook %r failed (user id %d, %s): %s", hook, principal.user_id,
-                                    reason, f.getTraceback()))
+            ensureDeferred(result).addErrback(lambda f: failed(f.value))  # type: ignore[arg-type]

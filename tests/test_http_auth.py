@@ -470,3 +470,33 @@ def test_a_crash_is_logged_without_the_path_or_personal_data(users, caplog, log_
     assert "13800138000" not in text.replace("+8613800138000", "") and "v1.secret" not in text
     assert ("+8613800138000" in text) is log_pii  # the exception's text only with server.log_pii
     assert "\r" not in text and not any(line.startswith("forged line") for line in text.splitlines())
+
+
+class BrokenBudgets:
+    """A login limiter whose store is down (Redis gone)."""
+
+    async def admit(self, username, address):
+        raise ConnectionError("redis down")
+
+    async def succeeded(self, admission):
+        raise ConnectionError("redis down")
+
+    async def cancel(self, admission):
+        raise ConnectionError("redis down")
+
+
+def test_login_budgets_unavailable_is_503_never_an_unlimited_login(users):
+    router, _ = make_router(users, limiter=BrokenBudgets())
+    reply = login(router, "agent8001", "agent-pass")
+    assert reply.status == 503 and reply.header("retry-after") and "token" not in reply.json()
+
+
+def test_a_refund_that_fails_does_not_undo_a_good_login(users):
+    from ccserver.login_limits import MemoryLoginLimiter
+
+    class RefundsFail(MemoryLoginLimiter):
+        async def succeeded(self, admission):
+            raise ConnectionError("redis down")
+
+    router, ctx = make_router(users, limiter=RefundsFail(3, 10, 300))
+    assert login(router, "agent8001", "agent-pass").status == 200

@@ -9,7 +9,10 @@ logged or audited.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 from ccserver.auth import Principal
@@ -27,6 +30,8 @@ from ccserver.web.http import (
     redirect,
 )
 from ccserver.web.sessions import LOGOUT
+
+log = logging.getLogger(__name__)
 
 LOGIN_NONCE_COOKIE = "ccserver_login"
 # Verified against when the username is unknown, so both paths cost one KDF run (no user enumeration by timing).
@@ -66,7 +71,12 @@ class AuthRoutes:
 
     async def _check_credentials(self, username: str, password: str, ip: str) -> UserRecord:
         """The active user for these credentials, or HTTPError 401/429/503. Every attempt is audited."""
-        admission = await self.ctx.limiter.admit(username, ip)
+        try:
+            admission = await self.ctx.limiter.admit(username, ip)
+        except Exception as exc:  # Redis down: no budget to check against, so no login (never an unlimited one)
+            log.warning("login refused: login budgets unavailable (%s)", type(exc).__name__)
+            raise HTTPError(503, "login is unavailable right now; try again shortly",
+                            headers={"Retry-After": "5"}) from None
         if not admission.admitted:
             await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, {})
             wait = admission.retry_after_seconds
@@ -75,7 +85,7 @@ class AuthRoutes:
         try:
             user, ok = await self._verify(username, password)
         except BaseException:
-            await self.ctx.limiter.cancel(admission)  # no verdict: the attempt is not held against anyone
+            await self._settle(self.ctx.limiter.cancel(admission))  # no verdict: held against nobody
             raise
         if not ok or user is None or not user.active:
             reason = "bad password" if user else "unknown user"
@@ -85,9 +95,17 @@ class AuthRoutes:
                 self.ctx.users.audit, "login.failed", user.id if user else None, username, ip, {"reason": reason}
             )
             raise HTTPError(401, "invalid username or password")
-        await self.ctx.limiter.succeeded(admission)
+        await self._settle(self.ctx.limiter.succeeded(admission))
         await self.ctx.run_blocking(self.ctx.users.audit, "login.succeeded", user.id, user.username, ip, {})
         return user
+
+    @staticmethod
+    async def _settle(refund: Coroutine[Any, Any, None]) -> None:
+        """A refund to the budgets; if it cannot be made, the attempt simply stays counted until the window ends."""
+        try:
+            await refund
+        except Exception as exc:  # noqa: BLE001 - logged; the login's own outcome stands
+            log.warning("login budget not refunded (%s)", type(exc).__name__)
 
     async def _verify(self, username: str, password: str) -> tuple[UserRecord | None, bool]:
         user = await self.ctx.run_blocking(self.ctx.users.find, username)

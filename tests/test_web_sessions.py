@@ -284,3 +284,20 @@ def test_redis_down_is_503_not_a_pass(aio_reactor):
     with pytest.raises(AuthUnavailable):
         run(aio_reactor, sessions.check(principal))
     aio_reactor._asyncioEventloop.run_until_complete(client.aclose())
+
+
+def test_logout_that_cannot_be_recorded_says_so(users):
+    router, ctx = make_router(users)
+    headers = bearer(router, "agent8001", "agent-pass")
+
+    class Down:
+        async def revoke(self, session_id, expires_at):
+            raise ConnectionError("redis down")
+
+        async def is_revoked(self, session_id):
+            return False
+
+    ctx.sessions.revocations = Down()
+    reply = call(router, "POST", "/api/logout", headers=headers)
+    assert reply.status == 503 and reply.header("retry-after")
+    assert not any(entry[0] == "logout" for entry in users.audit_log)  # nothing audited that did not happen

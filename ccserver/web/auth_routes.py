@@ -41,7 +41,7 @@ _DUMMY_HASH = hash_password(secrets.token_hex(8))
 _FORM_MESSAGES = {
     401: "Invalid username or password.",
     429: "Too many attempts; try again later.",
-    503: "Too many logins at once; try again in a moment.",
+    503: "Login is not possible right now; try again in a moment.",
 }
 
 
@@ -123,7 +123,12 @@ class AuthRoutes:
     async def _logout(self, req: Req, via: str) -> None:
         p = req.principal
         assert p is not None
-        await self.ctx.sessions.end(p, LOGOUT)
+        try:
+            await self.ctx.sessions.end(p, LOGOUT)
+        except Exception as exc:  # the revocation could not be stored: say so rather than pretend it is over
+            log.warning("logout not recorded: revocations unavailable (%s)", type(exc).__name__)
+            raise HTTPError(503, "logout could not be recorded; try again shortly",
+                            headers={"Retry-After": "5"}) from None
         await self.ctx.run_blocking(self.ctx.users.audit, "logout", p.user_id, p.username, req.client_ip, {"via": via})
 
     async def api_login(self, req: Req) -> Response:

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = ("ccserver", "routing", "ivr", "screenpop", "agents_ui")
 
 
-def _declared(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], dict[str, list[str]]]:
+def declared_packages(monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], dict[str, list[str]]]:
     from setuptools.config.setupcfg import read_configuration
 
     monkeypatch.chdir(ROOT)  # `find_namespace:` looks relative to the project folder
@@ -26,7 +26,7 @@ def _shipped_folders() -> list[Path]:
 def test_every_folder_with_files_is_a_declared_package(monkeypatch):
     # setuptools warns "Package 'agents_ui.static' is absent from the `packages` configuration" at every
     # `pip install` for a folder that holds files but is not a declared package (data-only folders included).
-    packages, _ = _declared(monkeypatch)
+    packages, _ = declared_packages(monkeypatch)
     missing = [".".join(d.relative_to(ROOT).parts) for d in _shipped_folders()]
     assert [name for name in missing if name not in packages] == []
     assert not any("__pycache__" in name for name in packages)
@@ -39,7 +39,7 @@ def test_every_folder_with_files_is_a_declared_package(monkeypatch):
 def test_data_files_the_server_reads_are_declared(monkeypatch, package, example):
     from fnmatch import fnmatch
 
-    _, package_data = _declared(monkeypatch)
+    _, package_data = declared_packages(monkeypatch)
     assert any(fnmatch(example, pattern) for pattern in package_data.get(package, [])), package_data
     assert (ROOT / package.replace(".", "/") / example).is_file()
 

@@ -71,3 +71,23 @@ def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level)
     # Alembic narrates every migration step at INFO; its WARNINGs are what an operator needs.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+
+
+def printable(text: str) -> str:
+    """``text`` for a log line: control characters (CR, LF, ESC, NUL …) as escapes, so a caller cannot forge
+    or break lines."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def exception_summary(exc: BaseException, pii: bool) -> str:
+    """An unexpected exception for a log line: its type and the traceback's frames; its message only when
+    ``pii`` (server.log_pii): messages carry data — SQL errors their bound parameters (numbers, names)."""
+    import traceback
+
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if pii:
+        kind += f": {printable(str(exc))}"
+    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    return f"{kind}\n{frames}" if frames else kind

@@ -13,6 +13,7 @@ from typing import Any
 
 from ccserver import __version__
 from ccserver.config import Config
+from ccserver.redact import mask_url
 
 log = logging.getLogger("ccserver")
 
@@ -84,10 +85,13 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from twisted.internet.threads import deferToThreadPool
 
     from agents_ui import template_environment
-    from ccserver.auth import LoginRateLimiter, TokenSigner
+    from ccserver.auth import TokenSigner
     from ccserver.db.engine import make_engine, session_factory
+    from ccserver.login_limits import MemoryLoginLimiter, RedisLoginLimiter
+    from ccserver.passwords import PasswordWork
     from ccserver.web.app import build_site
-    from ccserver.web.context import WebContext
+    from ccserver.web.context import WebContext, default_sessions
+    from ccserver.web.sessions import RedisRevocations
     from ccserver.web.sql_users import SQLUserStore
 
     engine = make_engine(config.database_url)
@@ -195,20 +199,37 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         sweeper.clock = reactor
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
+    auth = config.auth
+    users = SQLUserStore(sessions)
+    # With Redis, login budgets and ended sessions are shared by every node; otherwise kept in this process.
+    if redis_client is not None:
+        limiter: Any = RedisLoginLimiter(redis_client, auth.login_attempts, auth.address_login_attempts,
+                                         auth.login_window_seconds)
+        revocations: Any = RedisRevocations(redis_client)
+    else:
+        limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
+        revocations = None
     ctx = WebContext(
         config=config,
         signer=signer,
-        limiter=LoginRateLimiter(config.auth.login_attempts, config.auth.login_window_seconds),
-        users=SQLUserStore(sessions),
+        limiter=limiter,
+        users=users,
         templates=template_environment(),
         run_blocking=run_blocking,
         clock=reactor,
+        passwords=PasswordWork.on_own_threads(reactor),  # scrypt never queues SQL or /healthz behind it
         health_probes=probes,
         customers=directory,
         agents=agents,
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
+        sessions=default_sessions(config, users, run_blocking, reactor, revocations),
     )
+
+    if agents is not None:
+        from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
+
+        end_sign_ins_with_web_sessions(ctx.sessions, agents)
 
     from twisted.internet.error import CannotListenError
 
@@ -266,7 +287,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         reactor.callLater(0, sweeper.start, AGENT_SWEEP_SECONDS, False)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
-    log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))
+    log.info("ccserver starting (database %s, redis %s)", mask_url(config.database_url),
+             mask_url(config.redis.url) or "none")
     reactor.run(installSignalHandlers=False)
     log.info("ccserver stopped")
     return 0

@@ -17,6 +17,7 @@ from ccserver.agents import AgentService
 from ccserver.agents.store import AgentStore
 from ccserver.db.models import Call, RoutingDecision, User
 from ccserver.state.tracker import StateTracker
+from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
 from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
 from routing.rules import RoutingRules
@@ -58,6 +59,7 @@ def api(loaded: Any) -> Any:
     ctx.agents = AgentService(AgentStore(sessions), asterisk, rules=RoutingRules(), run_blocking=thread,
                               servers=["default"], default_server="default", tracker=tracker)
     ctx.tracker, ctx.session_factory = tracker, sessions
+    end_sign_ins_with_web_sessions(ctx.sessions, ctx.agents)
     with sessions() as s:
         users = {u.username: u for u in s.scalars(select(User))}
 
@@ -91,6 +93,25 @@ def test_sign_in_pause_and_out_over_the_api(api: Any) -> None:
     assert asterisk.of("PJSIP/8001") == {}
 
 
+def test_logging_out_of_the_web_signs_the_agent_out_of_every_queue(api: Any) -> None:
+    router, token, asterisk, _sessions, _tracker = api
+    me = token("agent8001")
+
+    async def main() -> list[tuple[int, Any]]:
+        first = await request(router, "POST", "/api/agents/8001/login", me, {"queues": ["sales"]})
+        out = await request(router, "POST", "/api/logout", me, {})
+        for _ in range(200):  # the hook runs on the loop, after the logout answered
+            if not asterisk.of("PJSIP/8001"):
+                break
+            await asyncio.sleep(0.01)
+        return [first, out]
+
+    first, out = asyncio.run(main())
+    assert first[0] == 200 and out[0] == 200
+    assert asterisk.of("PJSIP/8001") == {}
+    assert ("remove", "agent-8001", "PJSIP/8001") in asterisk.sent
+
+
 @pytest.mark.parametrize(("who", "path", "body", "status", "field"), [
     ("agent8001", "/api/agents/8002/login", {"queues": ["sales"]}, 403, None),
     ("agent8001", "/api/agents/8001/login", {"queues": "sales"}, 400, "queues"),
@@ -101,12 +122,12 @@ def test_sign_in_pause_and_out_over_the_api(api: Any) -> None:
     ("agent8001", "/api/agents/8001/login", {"queues": ["sales"], "force": "yes"}, 400, "force"),
     ("agent8001", "/api/agents/8001/pause", {"reason": "a\r\nAction: Originate"}, 400, "reason"),
     ("agent8001", "/api/agents/8001/pause", {"reason": "lunch"}, 409, None),
-    ("agent8001", "/api/agents/9%0D%0A/login", {"queues": []}, 400, "extension"),
+    ("agent8001", "/api/agents/" + "9" * 30 + "/login", {"queues": []}, 400, "extension"),
     ("supervisor1", "/api/agents/4242/login", {"queues": []}, 404, None),
 ])
 def test_refusals(api: Any, who: str, path: str, body: Any, status: int, field: str | None) -> None:
     router, token, asterisk, _sessions, _tracker = api
-    got = asyncio.run(request(router, "POST", path.replace("%0D%0A", "\r\n"), token(who), body))
+    got = asyncio.run(request(router, "POST", path, token(who), body))
     assert got[0] == status, got
     assert got[1].get("field") == field and got[1]["error"]
     assert asterisk.sent == []

@@ -139,7 +139,8 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
             assert int(variables["CC_PRIORITY"]) >= 10 and variables["CC_DECISION_ID"]
 
             time.sleep(1.0)  # let the replayed call finish
-            status, metrics = http("GET", f"{web}/metrics")
+            assert http("GET", f"{web}/metrics")[0] == 401  # loopback is no exemption
+            status, metrics = http("GET", f"{web}/metrics", token=login["token"])
             assert status == 200
             messages = float(re.search(r'^ccserver_ami_messages_total\{server="default"\} (\S+)$', metrics,
                                        re.M).group(1))
@@ -170,6 +171,8 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
     client for lookups and stores), then SIGTERM: everything routed is in routing_decisions."""
     import sqlalchemy
 
+    # A password in the URL (the test PostgreSQL trusts local connections and ignores it) must never be printed.
+    pg_url = sqlalchemy.engine.make_url(pg_url).set(password="e2e-db-secret").render_as_string(hide_password=False)
     env.update({"CCSERVER_DATABASE_URL": pg_url, "CCSERVER_REDIS_URL": redis_url})
     assert ccserver(["db", "upgrade"], env).returncode == 0
     loaded = ccserver(["demo-data", "--customers", "200", "--seed", "3", "--as-of", "2026-11-23"], env)
@@ -180,6 +183,16 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         urls = wait_for_banner(server, time.monotonic() + 60)
         status, health = http("GET", f"{urls['web']}/healthz")
         assert status == 200 and health["redis"] == "ok" and health["database"] == "ok"
+        # Auth on Redis: login budgets and the logout revocation live there (every node would see them).
+        status, login = http("POST", f"{urls['web']}/api/login", {"username": "admin", "password": "admin"})
+        assert status == 200
+        assert http("GET", f"{urls['web']}/api/me", token=login["token"])[0] == 200
+        assert http("POST", f"{urls['web']}/api/logout", token=login["token"])[0] == 200
+        assert http("GET", f"{urls['web']}/api/me", token=login["token"])[0] == 401
+        import redis
+
+        ended = redis.Redis.from_url(redis_url).keys("ccserver:session-ended:*")
+        assert len(ended) == 1
         port = int(urls["agi_port"])
         answers = []
         for caller in ("13800138000", "13800138000", "13912340000"):  # miss, hit, unknown (a new prospect)
@@ -194,6 +207,7 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert "call-path Redis client connected" in err and " ERROR " not in err, err
+    assert "e2e-db-secret" not in err + out and ":***@" in err
     engine = sqlalchemy.create_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text("select decision_id, tier from routing_decisions")).all()

@@ -35,6 +35,24 @@ from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
 __all__ = ["PystSession", "PystTransport", "main"]
 
 log = logging.getLogger("ccserver.agi.classic")
+# This program's own variables; not server settings, so they are kept out of the config's CCSERVER_* layer
+# (which refuses names it does not know).
+LOG_LEVEL_ENV = "CCSERVER_AGI_LOG_LEVEL"
+CONFIG_ENV = "CCSERVER_CONFIG"
+
+USAGE = """\
+usage: ccserver-agi [SCRIPT [ARG ...]]
+
+Classic AGI for ccserver: Asterisk runs this program and speaks AGI over its stdin/stdout. It runs the same
+handlers as the FastAGI server and reads the same settings (CCSERVER_CONFIG names a TOML file; CCSERVER_*).
+
+  SCRIPT   incoming (default) or survey
+  ARG      handed to the script, e.g. the campaign id or the decision id
+
+Dialplan:  AGI(ccserver-agi,incoming,${CC_CAMPAIGN_ID})
+           AGI(ccserver-agi,survey,${CC_DECISION_ID})
+Logging:   CCSERVER_AGI_LOG_LEVEL (default WARNING), on stderr (Asterisk's verbose log)
+"""
 
 
 class PystTransport:
@@ -109,7 +127,14 @@ class PystSession(AGISession):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     script = argv[0] if argv else "incoming"
-    logging.basicConfig(level=os.environ.get("CCSERVER_AGI_LOG_LEVEL", "WARNING"), stream=sys.stderr,
+    # No script name starts with "-": an option here is someone at a shell, not Asterisk. Answer it, run nothing.
+    if script in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if script.startswith("-"):
+        sys.stderr.write(USAGE + f"ccserver-agi: error: unknown option {script!r}\n")
+        return 2
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "WARNING"), stream=sys.stderr,
                         format="ccserver-agi: %(levelname)s %(name)s: %(message)s")
     from asterisk.agi import AGI
 
@@ -157,7 +182,8 @@ def _build(records: list[dict[str, Any]]) -> tuple[Any, Any, Any, dict[str, str]
     from ccserver.server import install_reactor
 
     reactor = install_reactor()
-    config = load_config(os.environ.get("CCSERVER_CONFIG") or None)
+    environ = {k: v for k, v in os.environ.items() if k not in (LOG_LEVEL_ENV, CONFIG_ENV)}
+    config = load_config(os.environ.get(CONFIG_ENV) or None, environ=environ)
     defaults = dict(config.agi.default_variables)
     settings = RoutingSettings.from_config(config)
     rules = settings.routing_rules()

@@ -26,6 +26,12 @@ from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 LOGIN_FIELDS = {"queues", "interface", "state_interface", "server", "force"}
 
 
+def end_sign_ins_with_web_sessions(sessions: Any, agents: AgentService) -> None:
+    """A web login that ends (logout, deactivation, expiry) signs its agent out of every queue at once."""
+    sessions.on_session_ended.append(
+        lambda principal, reason: agents.end_auth_session(principal.session_id, f"web {reason}"))
+
+
 def actor_of(req: Req) -> Actor:
     p = req.principal
     assert p is not None

@@ -34,11 +34,12 @@ and read back as ``inf`` (anything ≥ 1000; scores are ≤ 100).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time as _time
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
@@ -413,7 +414,15 @@ class NightlyRecompute:
     ``twisted.internet.threads.deferToThread``). Runs never overlap: a run still going at the next slot (or a
     ``run_now`` while one runs) is skipped and logged. A failed run is logged; the schedule goes on.
     ``job(as_of)`` replaces the default ``recompute_all(session_factory, as_of=…, weights, shares)``.
+
+    ``cluster`` (``ccserver.cluster.ClusterJobs``): every node schedules the run, one runs it — the occurrence
+    is the job ``scores-recompute`` with the local date as its slot; the others log who ran it. ``after(result)``
+    (a coroutine function: ``Invalidator.everything`` drops the cached customers) runs on the node that ran the
+    recompute, before the run counts as done. With either, the run is driven on the asyncio loop (the
+    reactor's).
     """
+
+    JOB_NAME = "scores-recompute"
 
     def __init__(
         self,
@@ -427,6 +436,8 @@ class NightlyRecompute:
         run_in_thread: Callable[..., Any] | None = None,
         wall: Callable[[], float] | None = None,
         job: Callable[[date], Any] | None = None,
+        cluster: Any = None,
+        after: Callable[[Any], Awaitable[Any]] | None = None,
     ):
         if job is None and session_factory is None:
             raise ValueError("need a session_factory or a job")
@@ -439,12 +450,15 @@ class NightlyRecompute:
         self._run_in_thread = run_in_thread
         self._wall = wall or clock.seconds
         self._job = job
+        self._cluster = cluster
+        self._after = after
         self._call: Any = None
         self.running = False
         self.last_result: Any = None
         self.last_error: BaseException | None = None
         self.runs = 0
         self.skipped = 0
+        self.elsewhere = 0  # occurrences another node ran
 
     def next_run_at(self, now: float) -> float:
         """Epoch seconds of the next ``at`` strictly after ``now`` (local wall time, DST-safe)."""
@@ -488,12 +502,37 @@ class NightlyRecompute:
 
             run = deferToThread
         self.running = True
-        d = run(self._job or self._default_job, as_of)
+        job = self._job or self._default_job
+        if self._cluster is None and self._after is None:
+            d = run(job, as_of)
+        else:
+            from twisted.internet.defer import Deferred
+
+            d = Deferred.fromFuture(asyncio.ensure_future(self._once(run, job, as_of)))
         d.addCallbacks(self._succeeded, self._failed)
         return d
 
+    async def _once(self, run: Callable[..., Any], job: Callable[[date], Any], as_of: date) -> Any:
+        """The run as an asyncio coroutine: in the worker thread, then ``after``; once per cluster if asked."""
+        loop = asyncio.get_running_loop()
+
+        async def recompute() -> Any:
+            result = await run(job, as_of).asFuture(loop)
+            if self._after is not None:
+                await self._after(result)
+            return result
+
+        if self._cluster is None:
+            return await recompute()
+        outcome = await self._cluster.run(self.JOB_NAME, recompute, slot=as_of.isoformat())
+        return outcome.result if outcome.ran else _RanElsewhere(outcome.holder)
+
     def _succeeded(self, result: Any) -> Any:
         self.running = False
+        if isinstance(result, _RanElsewhere):
+            self.elsewhere += 1
+            log.info("score recompute: run by %s this time", result.holder)
+            return result
         self.runs += 1
         self.last_result = result
         self.last_error = None
@@ -505,3 +544,8 @@ class NightlyRecompute:
         self.last_error = failure.value
         log.error("score recompute failed: %s", failure.getErrorMessage())
         return None
+
+
+@dataclass(frozen=True)
+class _RanElsewhere:
+    holder: str | None

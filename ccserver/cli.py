@@ -149,6 +149,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         if logins_file.exists():
             print(logins_file.read_text(encoding="utf-8").rstrip())
         return 0
+    from routing.value import TierShares, ValueWeights
+
     try:
         summary = demo.generate(
             config.database_url,
@@ -159,6 +161,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             admin_password=args.admin_password,
             replace=args.replace,
             progress=ProgressBar("demo data"),
+            weights=ValueWeights(**config.get("scores", "weights")),
+            shares=TierShares(**config.get("scores", "tier_shares")),
         )
     except demo.DemoDataExists as exc:
         print(f"ccserver: {exc}", file=sys.stderr)

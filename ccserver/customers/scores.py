@@ -39,14 +39,14 @@ import logging
 import math
 import time as _time
 from array import array
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, Date, Table, and_, bindparam, case, func, select, update
+from sqlalchemy import BindParameter, Connection, Date, Table, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccserver.customers.directory import OPEN_COMPLAINT_STATUSES
@@ -68,6 +68,9 @@ __all__ = [
     "facts_for_range",
     "NightlyRecompute",
     "DEFAULT_TIME_ZONE",
+    "TIER_CODES",
+    "record_cutoffs",
+    "settle_tiers",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,7 @@ _o = cast(Table, Order.__table__)
 _sv = cast(Table, ServiceVisit.__table__)
 _vh = cast(Table, Vehicle.__table__)
 _tk = cast(Table, Ticket.__table__)
+_vc = cast(Table, ValueCutoffs.__table__)
 
 Progress = Callable[[int, int], None]
 
@@ -308,6 +312,44 @@ def _write_batch(session: Session, rows: list[dict[str, Any]]) -> None:
     )  # fmt: skip
 
 
+TIER_CODES: Final = _TIER_CODE  # tier → the one-byte code of the ``provisional`` arrays below
+
+
+def settle_tiers(conn: Session | Connection, ids: Sequence[int], totals: Sequence[float], provisional: bytearray,
+                 shares: TierShares) -> tuple[TierCutoffs, dict[str, int], int]:
+    """Pass 2 of a full recompute, for anyone holding every customer's (id, score, provisional tier code): the
+    cut-offs from the purchasers' scores, then the tiers those cut-offs change rewritten in ``conn`` (not
+    committed). Returns (cut-offs, customers per tier, tiers rewritten). Used by ``recompute_all`` and by the
+    demo-data load, whose scores are the value model's on the same facts."""
+    scored = [totals[i] for i in range(len(ids)) if provisional[i] != _PROSPECT]
+    cut = compute_cutoffs(scored, shares)
+    del scored
+    changed: dict[str, list[int]] = {}
+    counts = dict.fromkeys(TIERS, 0)
+    for i in range(len(ids)):
+        code = provisional[i]
+        tier = "prospect" if code == _PROSPECT else tier_for(totals[i], True, cut)
+        counts[tier] += 1
+        if _TIER_CODE[tier] != code:
+            changed.setdefault(tier, []).append(ids[i])
+    retiered = 0
+    for tier, tier_ids in changed.items():
+        for k in range(0, len(tier_ids), 1000):
+            part = tier_ids[k : k + 1000]
+            conn.execute(update(_c).where(_c.c.id.in_(part)).values(tier=tier, updated_at=_c.c.updated_at))
+            retiered += len(part)
+    return cut, counts, retiered
+
+
+def record_cutoffs(conn: Session | Connection, cut: TierCutoffs, weights: ValueWeights, shares: TierShares, *,
+                   computed_at: datetime, **settings: Any) -> None:
+    """Add the ``value_cutoffs`` row of a full recompute (not committed): the newest row is the current one."""
+    conn.execute(insert(_vc).values(
+        computed_at=computed_at, diamond=_to_db(cut.diamond), gold=_to_db(cut.gold), silver=_to_db(cut.silver),
+        population=cut.population, settings=settings_json(weights, shares, **settings),
+    ))  # fmt: skip
+
+
 def recompute_all(
     session_factory: Callable[[], Session],
     *,
@@ -366,29 +408,9 @@ def recompute_all(
             if progress:
                 progress(done, max(total, done))
 
-        scored = [totals[i] for i in range(len(ids)) if provisional[i] != _PROSPECT]
-        cut = compute_cutoffs(scored, s)
-        del scored
-        changed: dict[str, list[int]] = {}
-        counts = dict.fromkeys(TIERS, 0)
-        for i in range(len(ids)):
-            code = provisional[i]
-            tier = "prospect" if code == _PROSPECT else tier_for(totals[i], True, cut)
-            counts[tier] += 1
-            if _TIER_CODE[tier] != code:
-                changed.setdefault(tier, []).append(ids[i])
-        retiered = 0
-        for tier, tier_ids in changed.items():
-            for k in range(0, len(tier_ids), 1000):
-                part = tier_ids[k : k + 1000]
-                session.execute(update(_c).where(_c.c.id.in_(part)).values(tier=tier, updated_at=_c.c.updated_at))
-                retiered += len(part)
-            session.commit()
-        session.add(ValueCutoffs(
-            computed_at=stamp, diamond=_to_db(cut.diamond), gold=_to_db(cut.gold), silver=_to_db(cut.silver),
-            population=cut.population,
-            settings=settings_json(w, s, source="recompute_all", as_of=as_of.isoformat(), customers=len(ids)),
-        ))  # fmt: skip
+        cut, counts, retiered = settle_tiers(session, ids, totals, provisional, s)
+        record_cutoffs(session, cut, w, s, computed_at=stamp, source="recompute_all", as_of=as_of.isoformat(),
+                       customers=len(ids))
         session.commit()
     if progress:
         progress(len(ids), len(ids))

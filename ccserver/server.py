@@ -159,12 +159,25 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony is not None else None, cache=cache,
                                          directory=directory, settings=routing_settings)
+    # Bulk changes (a full score recompute) drop the cached customers. Jobs that must run once per cluster hold
+    # a Redis lease; without Redis they simply run. A recompute run by another process (`ccserver scores
+    # recompute`) sweeps Redis itself; without Redis this node watches for it.
+    from ccserver.cluster import ClusterJobs
+    from ccserver.customers.changes import CutoffsWatcher, Invalidator, latest_cutoffs_id
+
+    loop = asyncio.get_event_loop()
+    invalidator = Invalidator(cache, loop)
+    cluster = ClusterJobs(redis_client)
     nightly = None
     if config.scores.nightly_at:
         hour, minute = (int(part) for part in config.scores.nightly_at.split(":"))
         nightly = NightlyRecompute(sessions, clock=reactor, at=dt.time(hour, minute), tz=config.server.time_zone,
                                    weights=ValueWeights(**config.scores.weights),
-                                   shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking)
+                                   shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking,
+                                   cluster=cluster, after=lambda _summary: invalidator.everything())
+    watcher = (CutoffsWatcher(lambda: run_blocking(latest_cutoffs_id, sessions).asFuture(loop), invalidator)
+               if redis_client is None else None)
+    watching: list[asyncio.Future[None]] = []
 
     # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
     agents = None
@@ -266,6 +279,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
             sweeper.stop()
         if nightly is not None:
             nightly.stop()
+        for task in watching:
+            task.cancel()
         await routing.stop()
         if telephony is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
@@ -281,6 +296,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         reactor.callLater(0, call_path_redis.start)
     if nightly is not None:
         reactor.callLater(0, nightly.start)
+    if watcher is not None:
+        reactor.callLater(0, lambda: watching.append(asyncio.ensure_future(watcher.run())))
     if telephony is not None:
         reactor.callLater(0, telephony.start)
     if sweeper is not None:

@@ -24,7 +24,8 @@ from tests.replay.agi_transcripts import REPO_ROOT, load_agi
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('classic') / 'demo.sqlite3'}"
-    generate(url, customers=40, seed=3, as_of=date(2026, 3, 16), agent_interface="PJSIP/{ext}")
+    # Tiers are percentiles: a base needs 25 purchasing customers before its top 2 % (diamond) is anyone.
+    generate(url, customers=60, seed=3, as_of=date(2026, 3, 16), agent_interface="PJSIP/{ext}")
     return url
 
 

@@ -40,6 +40,7 @@ any queue call (screen pop, wallboard), then falls through to ``CC_QUEUE``.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import logging
 import secrets
@@ -52,7 +53,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from ccserver.agi.session import AGISession
-from ccserver.callrouting.callback import callback_due
+from ccserver.callrouting.callback import CALLBACK_TICKETS, PromiseKeeper, callback_due, callback_key
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.live import agent_of_interest, live_view, queues_of_interest
 from ccserver.callrouting.records import decision_record, survey_record
@@ -124,6 +125,23 @@ class DirectoryBusy(RuntimeError):
 
 
 _TIMED_OUT = object()
+CALLBACK_ATTEMPTS = 3  # writes of a callback ticket that failed outright, within the deadline
+
+
+def _tee(source: Deferred[Any]) -> tuple[Deferred[Any], Deferred[Any]]:
+    """Two Deferreds with ``source``'s result (a race consumes one; the other is there for what comes after)."""
+    first: Deferred[Any] = Deferred()
+    second: Deferred[Any] = Deferred()
+
+    def fan_out(result: Any) -> None:
+        for d in (first, second):
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+    source.addBoth(fan_out)
+    return first, second
 
 
 def _clean(text: str, limit: int = 64) -> str:
@@ -164,6 +182,7 @@ class RoutingService:
         self._record_sink = record_sink
         self._wall = wall
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
+        self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._loop_lookup = loop_lookup  # PostgreSQL: cache misses read on the loop
         self._pending_lookups = 0
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
@@ -416,8 +435,10 @@ class RoutingService:
     # -- callback requests ---------------------------------------------------------------------------------------
     async def callback(self, session: AGISession) -> None:
         """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID})``: open (or reuse) a callback ticket for the
-        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET`` (its id, or empty when
-        no callback can be promised: withheld number, our own DID, SQL unavailable within the deadline)."""
+        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``: the ticket id; or,
+        when SQL has not confirmed it within the deadline, its reference (``callback:<e164>:<due day>``, the
+        ticket's de-duplication key) while the write goes on (see ``callback.PromiseKeeper``); or empty when no
+        callback can be promised: withheld number, our own DID, SQL refused the ticket within the deadline."""
         started = self._clock.seconds()
         args = session.args
         decision_id = sanitize_value(args[0]) if args and args[0] else ""
@@ -439,24 +460,44 @@ class RoutingService:
                 calendars = [c] if (c := data.calendars.get(store_id)) else []
             due = callback_due(calendars, did.line, now)
             customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
-            opening = self._run_blocking(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
-                                         store_id=store_id, line=did.line, decision_id=decision_id,
-                                         uniqueid=uniqueid, due_at=due, now=now)
-            remaining = budget - (self._clock.seconds() - started)
-            outcome = (await self._race(opening, max(remaining, 0.05)))[0]
-            if isinstance(outcome, Failure) or outcome is _TIMED_OUT:
-                detail = outcome.getErrorMessage() if isinstance(outcome, Failure) else "timed out"
-                FALLBACKS.inc(reason="callback_error")
-                log.error("callback request uniqueid=%s from %s NOT recorded: %s", _clean(uniqueid), caller.e164,
-                          detail)
-            else:
-                ticket_id, created = outcome
-                ticket = str(ticket_id)
-                log.info("callback request uniqueid=%s from %s: ticket %s (%s), due %s", _clean(uniqueid),
-                         caller.e164, ticket, "new" if created else "already open", due.isoformat())
+            key = callback_key(caller.e164, due, self.settings.time_zone)
+            write = functools.partial(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
+                                      store_id=store_id, line=did.line, decision_id=decision_id, uniqueid=uniqueid,
+                                      due_at=due, now=now, dedupe_key=key)
+            ticket = await self._open_ticket(write, key, started + budget, uniqueid, decision_id, due)
         else:
             log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)
         await session.set_variables({"CC_CALLBACK_TICKET": ticket})
+
+    async def _open_ticket(self, write: Callable[[], tuple[int, bool]], key: str, deadline: float, uniqueid: str,
+                           decision_id: str, due: datetime) -> str:
+        """What to answer for a callback request: the ticket id when SQL confirms it by ``deadline`` (service
+        clock); the key when SQL is still writing then (the promise is kept: ``PromiseKeeper``); "" when every
+        attempt failed in time (nothing written, nothing promised). A failed attempt is retried while time is
+        left — safe, as the key makes a repeated insert return the same ticket."""
+        context = f"uniqueid={_clean(uniqueid)} decision={decision_id or '-'} due={due.date().isoformat()}"
+        attempts = 0
+        while True:
+            attempts += 1
+            raced, later = _tee(self._run_blocking(write))
+            outcome = (await self._race(raced, max(deadline - self._clock.seconds(), 0.05)))[0]
+            if outcome is _TIMED_OUT:
+                CALLBACK_TICKETS.inc(outcome="pending")
+                log.warning("callback %s: ticket not confirmed within the deadline; callback promised, the write "
+                            "goes on", context)
+                self._promises.keep(later, write, context=context)
+                return key
+            later.addErrback(lambda _failure: None)  # the race saw it
+            if not isinstance(outcome, Failure):
+                ticket_id, created = outcome
+                log.info("callback %s: ticket %s (%s)", context, ticket_id, "new" if created else "already open")
+                return str(ticket_id)
+            if attempts >= CALLBACK_ATTEMPTS or deadline - self._clock.seconds() <= 0:
+                FALLBACKS.inc(reason="callback_error")
+                CALLBACK_TICKETS.inc(outcome="refused")
+                log.error("callback %s NOT recorded, no callback promised: %s", context, outcome.getErrorMessage())
+                return ""
+            log.warning("callback %s: ticket write failed (%s); trying again", context, outcome.getErrorMessage())
 
     # -- survey --------------------------------------------------------------------------------------------------
     async def survey(self, session: AGISession) -> None:

@@ -395,6 +395,9 @@ class Ticket(Base):
         one_of("status", TICKET_STATUSES),
         Index("ix_tickets_status_sla_due_at", "status", "sla_due_at"),
         Index("ix_tickets_created_at", "created_at"),
+        # At most one ticket per de-duplication key; most tickets have none (partial: they cost nothing here).
+        Index("ix_tickets_dedupe_key", "dedupe_key", unique=True,
+              postgresql_where=text("dedupe_key IS NOT NULL"), sqlite_where=text("dedupe_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -411,6 +414,8 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    # Set only where a request must not open two tickets: callback requests, "callback:<e164>:<local due day>".
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
 
 
 class AgentSession(Base):

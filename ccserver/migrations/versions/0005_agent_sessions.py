@@ -1,7 +1,7 @@
 """Agent sign-in: which agent is signed in to which queues, from which phone (interface), on which Asterisk.
 
 Revision ID: 0005_agent_sessions
-Revises: 0003_survey
+Revises: 0004_callback_dedupe
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_agent_sessions"
-down_revision = "0003_survey"
+down_revision = "0004_callback_dedupe"
 branch_labels = None
 depends_on = None
 

@@ -12,3 +12,6 @@ ERRORS = REGISTRY.counter(
     "ccserver_agi_errors_total",
     "FastAGI failures: header timeout, oversize header, unknown script, handler error (caller hangup is not one)",
 )
+REFUSED = REGISTRY.counter(
+    "ccserver_agi_refused_total", "FastAGI connections refused before a byte was read: peer address not in agi.allow"
+)

@@ -12,8 +12,8 @@ from twisted.internet.task import Clock
 
 from ccserver.agi import AGISession, FastAGIFactory, listen_fastagi
 from ccserver.agi.metrics import REFUSED
-from tests.replay.agi_transcripts import load_agi
 from tests.replay.agi_peer import env_block
+from tests.replay.agi_transcripts import load_agi
 from tests.test_agi_loopback import spin
 
 

@@ -15,3 +15,8 @@ ERRORS = REGISTRY.counter(
 REFUSED = REGISTRY.counter(
     "ccserver_agi_refused_total", "FastAGI connections refused before a byte was read: peer address not in agi.allow"
 )
+STRAY_LINES = REGISTRY.counter(
+    "ccserver_agi_stray_lines_total",
+    "Lines from a FastAGI peer discarded as no answer: sent while no command was in flight, after the answer "
+    "in the same read, or not shaped like an answer (an agi_* line left over from a broken header)",
+)

@@ -2,6 +2,18 @@
 
 Kept lean on purpose -- every round trip is server CPU (~60 us), so the hot path avoids regexes, decodes
 only what it must, shares the common answer objects, and never logs per line.
+
+**What counts as an answer.** Asterisk writes its header, then nothing until it has read a command, then
+exactly one answer per command (``NNN ...``, a ``520-`` block, and at any time an unsolicited ``HANGUP``).
+So a line answers the command in flight only if that command had been written before the line's first
+byte arrived, and only the first such line does: bytes that came while nothing was asked, a second answer-
+shaped line in the read that carried the answer, and lines not shaped like an answer are *stray* --
+discarded and counted (``ccserver_agi_stray_lines_total``), never matched to the next command. Without
+this, a caller ID ending in a newline ended the header early, the rest of the header was taken as the
+answer to the first command, and the default variables went out while Asterisk had not answered yet.
+**The header** ends at its blank line, unless what follows in the same read holds more ``agi_`` lines:
+then the blank line was inside a value, and the header runs on to the next blank line (``env`` says which
+of a repeated key wins).
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from twisted.python.failure import Failure
 
 from ccserver.agi.env import find_script
 from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageError, CallerHungUp
-from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS
+from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS, STRAY_LINES
 from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
@@ -41,6 +53,25 @@ _ANSWER_1 = b"200 result=1\n"
 _RESULT_1 = _PLAIN_ANSWERS[_ANSWER_1]
 
 
+def _answer_shaped(raw: bytes) -> bool:
+    """``NNN``, ``NNN text`` or ``NNN-text``: the only lines Asterisk answers a command with."""
+    return len(raw) >= 3 and raw[:3].isdigit() and (len(raw) == 3 or raw[3] in b" -")
+
+
+def _more_header(buf: bytes | bytearray, start: int) -> bool:
+    """Whether the bytes from ``start`` (after a blank line, same read) hold another ``agi_`` line."""
+    return buf.startswith(b"agi_", start) or buf.find(b"\nagi_", start) >= 0
+
+
+def _header_end(buf: bytes | bytearray, start: int) -> tuple[int, int]:
+    """(offset of the blank line ending the header, its length), or (-1, 0); CRLF tolerated (Asterisk sends LF)."""
+    end = buf.find(b"\n\n", start)
+    if end >= 0:
+        return end, 2
+    end = buf.find(b"\r\n\r\n", start)
+    return (end, 4) if end >= 0 else (-1, 0)
+
+
 class FastAGIProtocol(Protocol):
     # Narrower than Protocol's ``ITransport | None``: every method below that uses the transport runs only
     # once makeConnection has set it (a session needs data received), and FastAGI is served over TCP.
@@ -60,6 +91,12 @@ class FastAGIProtocol(Protocol):
         self._head: AGIRequest | None = None
         self._queue: deque[AGIRequest] | None = None
         self._usage: list[str] | None = None  # collecting a multi-line 520 block
+        # Which bytes may answer the command in flight: every command written gets the next sequence number;
+        # a read may answer the head only if the head's number is at most the count of commands written when
+        # the read arrived (for a line begun in an earlier read: when that read arrived).
+        self._writes = 0
+        self._head_seq = 0
+        self._buf_arrival = 0
 
     @property
     def use_mset(self) -> bool:
@@ -90,7 +127,8 @@ class FastAGIProtocol(Protocol):
             self._header_data(data)
             return
         if self._head is not None and not self._buf and self._usage is None:
-            # Fast path, nearly every read: exactly one "200 result=0|1" answer for the command in flight.
+            # Fast path, nearly every read: exactly one "200 result=0|1" answer for the command in flight
+            # (written before this read arrived, since it was in flight when the read began).
             if data == _ANSWER_1:
                 self._pop().complete(_RESULT_1)
                 return
@@ -98,7 +136,7 @@ class FastAGIProtocol(Protocol):
             if result is not None:
                 self._pop().complete(result)
                 return
-        self._answer_data(data)
+        self._answer_data(data, self._writes)
 
     # -- header --------------------------------------------------------------------------------------
     def _header_data(self, data: bytes) -> None:
@@ -119,9 +157,12 @@ class FastAGIProtocol(Protocol):
         if buf.startswith(b"\n"):  # an empty environment
             end, skip = 0, 1
         else:
-            end, skip = buf.find(b"\n\n", start), 2
-            if end < 0:
-                end, skip = buf.find(b"\r\n\r\n", start), 4  # tolerate CRLF (Asterisk itself sends LF)
+            end, skip = _header_end(buf, start)
+            while end >= 0 and end + skip < len(buf) and _more_header(buf, end + skip):
+                # More agi_ lines after the blank line, in the same read: the blank line was inside a value
+                # (a caller ID ending in a newline). Asterisk sends nothing after its header until it has
+                # read a command, so this is still the header: it runs on to the next blank line.
+                end, skip = _header_end(buf, end + skip)
         limit = self.factory.max_header_bytes
         if end < 0:
             if len(buf) > limit:
@@ -140,8 +181,10 @@ class FastAGIProtocol(Protocol):
             self._start(buf)
             return
         self._start(bytes(buf[:end]))
-        if end + skip < len(buf):  # more than the header in this read (Asterisk waits for a command first)
-            self._answer_data(bytes(buf[end + skip :]))
+        if end + skip < len(buf):
+            # Something after the header in the same read: it came before any command, so it answers none
+            # (an unsolicited HANGUP is still honoured).
+            self._answer_data(bytes(buf[end + skip :]), 0)
 
     def header_timeout(self) -> None:
         """Called by the factory's header watch when the agi_* block did not arrive in time."""
@@ -240,6 +283,7 @@ class FastAGIProtocol(Protocol):
         request = AGIRequest(data, flags)
         if self._head is None:
             self._head = request
+            self._writes = self._head_seq = self._writes + 1
             write_through(self.transport, data)
         elif self._queue is None:
             self._queue = deque((request,))
@@ -247,9 +291,12 @@ class FastAGIProtocol(Protocol):
             self._queue.append(request)
         return request
 
-    def _answer_data(self, data: bytes) -> None:
+    def _answer_data(self, data: bytes, arrival: int) -> None:
+        """Lines after the header. ``arrival``: how many commands had been written when ``data`` arrived."""
         partial = self._buf
+        first_arrival = arrival
         if partial:
+            first_arrival = self._buf_arrival  # the line under way began in an earlier read
             if type(partial) is bytes:
                 partial = bytearray(partial)
             partial += data
@@ -264,16 +311,24 @@ class FastAGIProtocol(Protocol):
                 return
             data = bytes(partial)
         lines = data.split(b"\n")
-        self._buf = lines.pop()
-        if len(self._buf) > MAX_ANSWER_LINE:
+        self._buf = rest = lines.pop()
+        if rest:
+            self._buf_arrival = arrival if len(lines) > 1 or not partial else first_arrival
+        if len(rest) > MAX_ANSWER_LINE:
             self._buf = b""
             ERRORS.inc()
             self._hangup("over-long answer line")
         for raw in lines:
-            self._line(raw)
+            self._line(raw, first_arrival)
+            first_arrival = arrival
 
     def _uniqueid(self) -> str:
         return self.session.uniqueid if self.session is not None else "?"
+
+    def _stray(self) -> None:
+        if not self._closing:  # after a hangup or a drop the remaining lines are of no interest
+            STRAY_LINES.inc()
+            self.factory.stray_line(self._uniqueid())
 
     def _pop(self) -> AGIRequest:
         """Take the answered head; write the next queued command, or close if the handler is done."""
@@ -282,6 +337,7 @@ class FastAGIProtocol(Protocol):
         queue = self._queue
         if queue:
             self._head = nxt = queue.popleft()
+            self._writes = self._head_seq = self._writes + 1
             write_through(self.transport, nxt.data)
         else:
             self._head = None
@@ -289,7 +345,7 @@ class FastAGIProtocol(Protocol):
                 self.transport.loseConnection()  # type: ignore[misc]
         return head
 
-    def _line(self, raw: bytes) -> None:
+    def _line(self, raw: bytes, arrival: int) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         usage = self._usage
@@ -304,8 +360,11 @@ class FastAGIProtocol(Protocol):
         if raw == b"HANGUP":
             self._hangup("HANGUP from Asterisk")
             return
-        if self._head is None:
-            return  # nothing asked: stray line (or an answer after HANGUP); ignore it
+        if self._head is None or self._head_seq > arrival or not _answer_shaped(raw):
+            # Nothing asked when this line came, the command in flight was written after it came (the answer
+            # in this read was taken already), or not an answer at all: never matched to a command.
+            self._stray()
+            return
         if raw.startswith(b"520-"):
             self._usage = [raw[4:].decode("utf-8", "replace")]
             return

@@ -101,6 +101,7 @@ class FastAGIFactory(ServerFactory):
         self.peers = PeerFilter(allow)
         self.refused = 0
         self._refusal_log = LogThrottle(_DROP_LOG_INTERVAL)
+        self._stray_log = LogThrottle(_DROP_LOG_INTERVAL)
 
     @property
     def clock(self) -> IReactorTime:
@@ -201,6 +202,15 @@ class FastAGIFactory(ServerFactory):
         if due:
             log.warning("FastAGI: dropped %s (%s); %d connections dropped since the previous report",
                         log_text(peer, 96), reason, due)
+
+
+    def stray_line(self, uniqueid: str) -> None:
+        """A session discarded a line that answered nothing (see the protocol module); logged at most every 10 s.
+        The line itself is not logged: it may hold caller data."""
+        due = self._stray_log.hit(self.clock.seconds())  # type: ignore[misc]
+        if due:
+            log.warning("FastAGI: discarded a line that answers no command (uniqueid=%s); %d such lines since the "
+                        "previous report", log_text(uniqueid, 64), due)
 
 
 def listen_fastagi(

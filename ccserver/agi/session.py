@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ccserver.agi import commands as cmd
-from ccserver.agi.env import parse_env, request_query
+from ccserver.agi.env import FIRST_WINS, parse_env, request_query
 from ccserver.agi.quoting import MAX_COMMAND_BYTES, MSET_MAX_PAIRS, as_text, check_name, is_plain_name, mset_safe, quote
 from ccserver.agi.request import AGIRequest
 
@@ -60,17 +60,27 @@ class AGISession:
 
     def get(self, key: str, default: str = "") -> str:
         """One env value (``"callerid"``), without parsing the whole block when it has not been parsed yet:
-        a router reads three or four keys, and a direct search is a quarter of the cost of a full parse."""
+        a router reads three or four keys, and a direct search is a quarter of the cost of a full parse.
+        A repeated key resolves as in ``parse_env`` (see ``env``): the first line for ``FIRST_WINS`` keys, else
+        the last."""
         if self._env is not None:
             return self._env.get(key, default)
         raw = self._raw
         needle = f"agi_{key}: ".encode()
-        if raw.startswith(needle):
+        if key not in FIRST_WINS:
+            start = raw.rfind(b"\n" + needle)
+            if start >= 0:
+                start += len(needle) + 1
+            elif raw.startswith(needle):
+                start = len(needle)
+            else:
+                return self.env.get(key, default)  # unusual layout: let the full parser decide
+        elif raw.startswith(needle):
             start = len(needle)
         else:
             start = raw.find(b"\n" + needle)
             if start < 0:
-                return self.env.get(key, default)  # unusual layout: let the full parser decide
+                return self.env.get(key, default)
             start += len(needle) + 1
         end = raw.find(b"\n", start)
         value = raw[start:end] if end >= 0 else raw[start:]

@@ -4,8 +4,9 @@ line that carries caller-controlled text goes through.
 **Caller-controlled text** (caller ID and name, uniqueid, channel, AGI arguments, AMI header values) can hold CR,
 LF, ESC or bidirectional-override characters: written raw, they forge log lines or drive the terminal of whoever
 tails the log. :func:`log_text` bounds such a value and escapes every non-printable character (``\\r``,
-``\\x1b``, ``\\u202e``) and the backslash itself; both formatters apply the same escaping to the whole message
-as a safety net, so one record is always one line (a traceback follows it, its own lines escaped likewise).
+``\\x1b``, ``\\u202e``) and the backslash itself; every call site passes such values through it (or
+:func:`caller_number`). Both formatters escape the non-printable characters of the whole message as a safety
+net, so one record is always one line (a traceback follows it, its own lines escaped likewise).
 :func:`caller_number` masks a caller's number (``+86138****8000``) unless ``server.log_pii`` is on or the logger
 is at DEBUG.
 
@@ -137,7 +138,19 @@ def _second_text(fmt: str, convert: Callable[[float], time.struct_time]) -> Call
     return text
 
 
-class LineFormatter(logging.Formatter):
+class EscapingFormatter(logging.Formatter):
+    """A ``logging.Formatter`` whose message has its control characters escaped (one record, one line) and whose
+    traceback lines are escaped likewise: the safety net under :func:`log_text` for text nobody escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - stdlib name
+        return _escape_lines(super().formatException(ei))
+
+
+class LineFormatter(EscapingFormatter):
     """``2026-12-01 09:14:06,434 INFO    ccserver.routing: message`` (local time, like the default format)."""
 
     def __init__(self) -> None:
@@ -146,13 +159,6 @@ class LineFormatter(logging.Formatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - stdlib name
         return f"{self._second(record.created)},{int(record.msecs):03d}"
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - stdlib name
-        record.message = escape_controls(record.message)  # the safety net: one record, one line
-        return super().formatMessage(record)
-
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - stdlib name
-        return _escape_lines(super().formatException(ei))
 
 
 class JSONFormatter(logging.Formatter):

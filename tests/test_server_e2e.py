@@ -194,6 +194,7 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert "call-path Redis client connected" in err and " ERROR " not in err, err
+    assert "caller=138****8000 " in err and "13800138000" not in err  # server.log_pii is off by default
     engine = sqlalchemy.create_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text("select decision_id, tier from routing_decisions")).all()

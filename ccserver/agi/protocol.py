@@ -33,6 +33,7 @@ from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS, STRAY_LINES
 from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+from ccserver.logs import caller_number, log_text
 from ccserver.netio import write_through
 
 if TYPE_CHECKING:
@@ -206,7 +207,8 @@ class FastAGIProtocol(Protocol):
         handler = self.factory.handlers.get(script)
         if handler is None:
             ERRORS.inc()
-            log.warning("FastAGI script %r has no handler (uniqueid=%s): default variables", script, session.uniqueid)
+            log.warning("FastAGI script %s has no handler (uniqueid=%s): default variables", log_text(script, 64),
+                        log_text(session.uniqueid, 64))
             self._write_defaults()
             return
         try:
@@ -235,11 +237,11 @@ class FastAGIProtocol(Protocol):
         ERRORS.inc()
         session = self.session
         log.error(
-            "FastAGI handler %r failed (uniqueid=%s, callerid=%s): %s",
-            session.script if session else "?",
-            session.uniqueid if session else "?",
-            session.callerid if session else "?",
-            failure.getErrorMessage(),
+            "FastAGI handler %s failed (uniqueid=%s, callerid=%s): %s",
+            log_text(session.script, 64) if session else "?",
+            log_text(session.uniqueid, 64) if session else "?",
+            caller_number(session.callerid, log) if session else "?",
+            log_text(failure.getErrorMessage(), 300),
             exc_info=(failure.type, failure.value, failure.getTracebackObject()),
         )
         # Logged: the traceback (whose frames hold the session) is no longer needed; see _close.
@@ -255,7 +257,7 @@ class FastAGIProtocol(Protocol):
             return
 
         def failed(failure: Failure) -> None:
-            log.debug("default variables not written: %s", failure.getErrorMessage())
+            log.debug("default variables not written: %s", log_text(failure.getErrorMessage(), 300))
             self._close()
 
         HandlerRunner(self.session.set_variables(defaults), lambda _: self._close(), failed).start()
@@ -304,7 +306,8 @@ class FastAGIProtocol(Protocol):
                 if len(partial) > MAX_ANSWER_LINE:
                     self._buf = b""
                     ERRORS.inc()
-                    log.warning("FastAGI peer sent an over-long line; closing (uniqueid=%s)", self._uniqueid())
+                    log.warning("FastAGI peer sent an over-long line; closing (uniqueid=%s)",
+                                log_text(self._uniqueid(), 64))
                     self._hangup("over-long answer line")
                 else:
                     self._buf = partial

@@ -31,6 +31,7 @@ from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageErr
 from ccserver.agi.request import AGIRequest
 from ccserver.agi.results import AGIResult
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+from ccserver.logs import EscapingFormatter, log_text
 
 __all__ = ["PystSession", "PystTransport", "main"]
 
@@ -109,8 +110,9 @@ class PystSession(AGISession):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     script = argv[0] if argv else "incoming"
-    logging.basicConfig(level=os.environ.get("CCSERVER_AGI_LOG_LEVEL", "WARNING"), stream=sys.stderr,
-                        format="ccserver-agi: %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("ccserver-agi: %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get("CCSERVER_AGI_LOG_LEVEL", "WARNING"), handlers=[handler])
     from asterisk.agi import AGI
 
     with open(os.devnull, "w") as quiet:  # pyst2 traces every line on stderr; Asterisk would log it all
@@ -126,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         handler = service.handlers().get(script)
         if handler is None:
-            log.warning("unknown script %r: default variables", script)
+            log.warning("unknown script %s: default variables", log_text(script, 64))
             _write_defaults(session, defaults)
         else:
             _run(handler, session, defaults)
@@ -188,7 +190,8 @@ def _run(handler: Any, session: PystSession, defaults: dict[str, str]) -> None:
         except CallerHungUp:
             pass
         except Exception:  # noqa: BLE001 - like the FastAGI server: log, then leave the call routable
-            log.exception("handler %r failed (uniqueid=%s)", session.script, session.uniqueid)
+            log.exception("handler %s failed (uniqueid=%s)", log_text(session.script, 64),
+                          log_text(session.uniqueid, 64))
             if session.alive:
                 _write_defaults(session, defaults)
 

@@ -178,7 +178,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
                                  default_variables=config.agi.default_variables, clock=reactor,
-                                 allow=config.agi.allow)
+                                 allow=config.agi.allow, command_timeout=config.agi.command_timeout)
     http, agi = config.http.listen, config.agi.listen
     try:
         http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)

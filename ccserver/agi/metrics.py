@@ -10,7 +10,12 @@ SESSION_SECONDS = REGISTRY.histogram(
 )
 ERRORS = REGISTRY.counter(
     "ccserver_agi_errors_total",
-    "FastAGI failures: header timeout, oversize header, unknown script, handler error (caller hangup is not one)",
+    "FastAGI failures: header timeout, oversize header, unknown script, handler error, command timeout "
+    "(caller hangup is not one)",
+)
+COMMAND_TIMEOUTS = REGISTRY.counter(
+    "ccserver_agi_command_timeouts_total",
+    "FastAGI commands Asterisk did not answer within their timeout (agi.command_timeout); the connection was closed",
 )
 REFUSED = REGISTRY.counter(
     "ccserver_agi_refused_total", "FastAGI connections refused before a byte was read: peer address not in agi.allow"

@@ -28,8 +28,8 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from ccserver.agi.env import find_script
-from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageError, CallerHungUp
-from ccserver.agi.metrics import ERRORS, SESSION_SECONDS, SESSIONS, STRAY_LINES
+from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGITimeout, AGIUsageError, CallerHungUp
+from ccserver.agi.metrics import COMMAND_TIMEOUTS, ERRORS, SESSION_SECONDS, SESSIONS, STRAY_LINES
 from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
@@ -98,10 +98,17 @@ class FastAGIProtocol(Protocol):
         self._writes = 0
         self._head_seq = 0
         self._buf_arrival = 0
+        # The factory's command sweep: the head it saw last and when (see FastAGIFactory._sweep_commands).
+        self.swept_head: AGIRequest | None = None
+        self.swept_at = 0.0
 
     @property
     def use_mset(self) -> bool:
         return self.factory.use_mset
+
+    @property
+    def command_timeout(self) -> float:
+        return self.factory.command_timeout
 
     def mset_unavailable(self) -> None:
         self.factory.mset_unavailable()
@@ -117,6 +124,7 @@ class FastAGIProtocol(Protocol):
         if self.session is None:
             self.factory.unwatch_header(self)
             return
+        self.factory.unwatch_session(self)
         SESSION_SECONDS.observe(self.factory.clock.seconds() - self.connected_at)
         if self._head is not None:
             self._fail_all("connection lost")
@@ -204,6 +212,7 @@ class FastAGIProtocol(Protocol):
         script = find_script(header)
         self.session = session = AGISession(self, header, script)
         SESSIONS.inc()
+        self.factory.watch_session(self)
         handler = self.factory.handlers.get(script)
         if handler is None:
             ERRORS.inc()
@@ -227,9 +236,10 @@ class FastAGIProtocol(Protocol):
         self._close()
 
     def _handler_failed(self, failure: Failure) -> None:
-        if failure.check(CallerHungUp):
-            # The caller left: the normal end of many calls, not an error, and not logged. Its traceback holds
-            # the handler's frames, which hold the exception: dropped, they are freed now, not by the GC.
+        if failure.check(CallerHungUp, AGITimeout):
+            # The caller left: the normal end of many calls, not an error, and not logged (a command timeout
+            # was logged and counted when it closed the connection). Its traceback holds the handler's
+            # frames, which hold the exception: dropped, they are freed now, not by the GC.
             failure.value.__traceback__ = None
             failure.tb = None
             self._close()
@@ -279,10 +289,10 @@ class FastAGIProtocol(Protocol):
         # else: closed by _pop once the queued commands have been answered
 
     # -- commands ------------------------------------------------------------------------------------
-    def send(self, data: bytes, flags: int) -> AGIRequest:
+    def send(self, data: bytes, flags: int, timeout: float | None = None) -> AGIRequest:
         if self.dead:
             return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
-        request = AGIRequest(data, flags)
+        request = AGIRequest(data, flags, timeout)
         if self._head is None:
             self._head = request
             self._writes = self._head_seq = self._writes + 1
@@ -393,6 +403,28 @@ class FastAGIProtocol(Protocol):
             request.fail(AGIUsageError(result.data or ""))
         else:
             request.fail(AGICommandFailed(f"unexpected AGI answer {result.line!r}", result))
+
+    def command_timed_out(self, waited: float) -> None:
+        """Called by the factory's command sweep: the command in flight has had no answer for ``waited`` s.
+        Asterisk may still answer it later, so nothing more can be sent on this connection: it is aborted
+        (not closed gracefully: a peer that does not answer may not read either), and the handler's await
+        raises AGITimeout."""
+        head = self._head
+        if head is None or self._lost:
+            return
+        COMMAND_TIMEOUTS.inc()
+        ERRORS.inc()
+        verb = b" ".join(head.data.split(b" ", 2)[:2]).rstrip(b"\n").decode("ascii", "replace")
+        log.warning("FastAGI command %s not answered within %.0f s; closing the connection (uniqueid=%s)",
+                    log_text(verb, 40), waited, log_text(self._uniqueid(), 64))
+        self.dead = self._closing = True
+        queue = self._queue
+        self._head = self._queue = None
+        self._usage = None
+        self.transport.abortConnection()  # type: ignore[misc]
+        head.fail(AGITimeout(f"no answer to {verb} within {waited:.0f} s"))
+        for request in queue or ():
+            request.fail(CallerHungUp("connection closed after a command timeout"))
 
     def _hangup(self, why: str) -> None:
         """The channel is gone: fail what is waiting and close now, so Asterisk's AGI thread is released."""

@@ -24,6 +24,8 @@ log = logging.getLogger("ccserver.agi")
 Handler = Callable[[AGISession], Awaitable[Any] | Any]
 
 HEADER_TIMEOUT = 2.0  # Asterisk itself gives up on a FastAGI connect after 2 s
+COMMAND_TIMEOUT = 30.0  # agi.command_timeout's default
+COMMAND_SWEEP_INTERVAL = 1.0  # how often commands in flight are checked (at most 1/4 of the command timeout)
 HEADER_SWEEP_SLACK = 0.1
 MAX_HEADER_BYTES = 8 * 1024  # a real block is ~600 bytes
 _DROP_LOG_INTERVAL = 10.0
@@ -78,9 +80,11 @@ class FastAGIFactory(ServerFactory):
         max_header_bytes: int = MAX_HEADER_BYTES,
         use_mset: bool = True,
         allow: Iterable[str] = LOOPBACK,
+        command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         """``allow``: addresses / CIDR blocks of the peers served (``agi.allow``); others are refused at accept,
-        before a byte is read, and counted in ``ccserver_agi_refused_total``."""
+        before a byte is read, and counted in ``ccserver_agi_refused_total``. ``command_timeout``: seconds
+        Asterisk may take to answer a command (``agi.command_timeout``; a command may carry its own limit)."""
         self.handlers: dict[str, Handler] = {}
         for name, handler in (handlers or {}).items():
             self.register(name, handler)
@@ -96,6 +100,13 @@ class FastAGIFactory(ServerFactory):
         # costs ~5 us on the asyncio reactor, a measurable share of a call's CPU.
         self._header_pending: set[FastAGIProtocol] = set()
         self._header_timer: IDelayedCall | None = None
+        # Sessions started and not yet closed, checked by one sweep timer for commands left unanswered (like the
+        # header watch: no timer per command). A command is timed out once the sweeps have seen it in flight
+        # for its limit, so the close comes between the limit and the limit plus one sweep interval.
+        self.command_timeout = command_timeout
+        self._command_sweep_interval = min(COMMAND_SWEEP_INTERVAL, command_timeout / 4)
+        self._sessions: set[FastAGIProtocol] = set()
+        self._command_timer: IDelayedCall | None = None
         self.drops: Counter[str] = Counter()  # dropped connections by reason (also in ccserver_agi_errors_total)
         self._drop_log = LogThrottle(_DROP_LOG_INTERVAL)
         self.peers = PeerFilter(allow)
@@ -183,11 +194,51 @@ class FastAGIFactory(ServerFactory):
             )
 
     def stop_watching(self) -> None:
-        """Cancel the header timer (tests, shutdown)."""
-        if self._header_timer is not None and self._header_timer.active():  # type: ignore[misc]
-            self._header_timer.cancel()  # type: ignore[misc]
-        self._header_timer = None
+        """Cancel the header and command timers (tests, shutdown)."""
+        for timer in (self._header_timer, self._command_timer):
+            if timer is not None and timer.active():  # type: ignore[misc]
+                timer.cancel()  # type: ignore[misc]
+        self._header_timer = self._command_timer = None
         self._header_pending.clear()
+
+    @property
+    def sessions_open(self) -> int:
+        """Sessions started whose connection is not closed yet."""
+        return len(self._sessions)
+
+    def watch_session(self, proto: FastAGIProtocol) -> None:
+        self._sessions.add(proto)
+        if self._command_timer is None:
+            self._command_timer = self.clock.callLater(
+                self._command_sweep_interval, self._sweep_commands  # type: ignore[arg-type]
+            )
+
+    def unwatch_session(self, proto: FastAGIProtocol) -> None:
+        self._sessions.discard(proto)
+
+    def _sweep_commands(self) -> None:
+        self._command_timer = None
+        sessions = self._sessions
+        if not sessions:
+            return
+        now = self.clock.seconds()  # type: ignore[misc]
+        default = self.command_timeout
+        expired: list[tuple[FastAGIProtocol, float]] = []
+        for proto in sessions:
+            head = proto._head
+            if head is not proto.swept_head:  # a new command in flight (or none): its wait starts now
+                proto.swept_head = head
+                proto.swept_at = now
+            elif head is not None:
+                limit = default if head.timeout is None else head.timeout
+                if now - proto.swept_at >= limit:
+                    expired.append((proto, now - proto.swept_at))
+        for proto, waited in expired:
+            proto.swept_head = None
+            proto.command_timed_out(waited)
+        self._command_timer = self.clock.callLater(
+            self._command_sweep_interval, self._sweep_commands  # type: ignore[arg-type]
+        )
 
     def mset_unavailable(self) -> None:
         if self.use_mset:

@@ -45,11 +45,12 @@ class PystTransport:
         self.agi = agi
         self.dead = False
         self.use_mset = True
+        self.command_timeout = 0.0  # unused: over stdin each command blocks until Asterisk answers
 
     def mset_unavailable(self) -> None:
         self.use_mset = False
 
-    def send(self, data: bytes, flags: int) -> AGIRequest:
+    def send(self, data: bytes, flags: int, timeout: float | None = None) -> AGIRequest:
         if self.dead:
             return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
         request = AGIRequest(data, flags)

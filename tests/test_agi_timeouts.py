@@ -7,9 +7,12 @@ import logging
 from typing import Any
 
 import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
-from ccserver.agi import AGISession, AGITimeout, CallerHungUp
+from ccserver.agi import AGISession, AGITimeout, CallerHungUp, FastAGIFactory
 from ccserver.agi.metrics import COMMAND_TIMEOUTS, ERRORS
+from ccserver.agi.server import HEADER_SWEEP_GAP, HEADER_SWEEP_SLICE
 from tests.replay.agi_peer import Responder, connect_in_memory, transcript_peer
 from tests.test_agi_protocol import Harness
 
@@ -137,3 +140,44 @@ def test_one_sweep_timer_not_one_per_command() -> None:
         for pump in pumps:
             pump.flush()
     assert all(p.closed for p in peers) and factory.sessions_open == 0
+
+
+# -- a half-open flood is dropped in small slices spread over time -----------------------------------------------
+def test_a_wave_of_silent_peers_is_dropped_a_slice_per_tick() -> None:
+    """1,000 peers connect at once and stay silent: at 2 s they are dropped at most HEADER_SWEEP_SLICE per
+    tick, one tick every HEADER_SWEEP_GAP, oldest first, all of them in the end; a peer that came later
+    keeps its own deadline; nothing is dropped early."""
+    clock = Clock()
+    factory = FastAGIFactory({}, clock=clock)
+    transports = []
+    for _ in range(1000):
+        proto = factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b"agi_network: yes\n")  # half a header, then silence
+        transports.append(transport)
+    clock.advance(1.0)
+    late = factory.buildProtocol(None)
+    late_transport = StringTransport()
+    late.makeConnection(late_transport)
+    clock.advance(0.999)
+    assert factory.drops["header timeout"] == 0 and factory.headers_pending == 1001
+
+    per_tick = []
+    clock.advance(0.001)  # 2 s: the wave is due
+    per_tick.append(factory.drops["header timeout"])
+    while factory.drops["header timeout"] < 1000:
+        before = factory.drops["header timeout"]
+        clock.advance(HEADER_SWEEP_GAP)
+        per_tick.append(factory.drops["header timeout"] - before)
+        assert len(per_tick) < 1000, "the sweep stopped"
+    assert max(per_tick) == HEADER_SWEEP_SLICE and sum(per_tick) == 1000
+    assert len(per_tick) == -(-1000 // HEADER_SWEEP_SLICE)  # no idle tick in between
+    # oldest first: dropped in connection order
+    aborted = [i for i, t in enumerate(transports) if t.disconnecting]
+    assert aborted == list(range(1000))
+    assert not late_transport.disconnecting and factory.headers_pending == 1
+    # the late one at its own deadline (3 s after start, within the sweep's batching slack)
+    clock.advance(3.0 + 0.1 - clock.seconds())
+    assert late_transport.disconnecting and factory.headers_pending == 0
+

@@ -203,7 +203,7 @@ class FastAGIProtocol(Protocol):
     def _drop(self, reason: str) -> None:
         self.dead = self._closing = True
         self._buf = b""
-        self.factory.dropped(reason, self.transport.getPeer() if self.transport else None)  # type: ignore[misc]
+        self.factory.dropped(reason, self.transport)
         # abort, not lose: a half-open peer may never read, so nothing must wait on it
         self.transport.abortConnection()  # type: ignore[misc]
 

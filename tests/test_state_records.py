@@ -239,3 +239,19 @@ def test_tracker_to_batcher_to_sql(db_url):
     assert keys == [("default", "1795416921.0"), ("default", "1795416944.10"), ("default", "1795416954.12"),
                     ("pbx-b", "1795416921.0")]
     engine.dispose()
+
+
+def test_a_record_submitted_after_close_is_an_error_never_a_silent_drop(caplog: pytest.LogCaptureFixture):
+    async def main():
+        sink = FlakySink()
+        batcher = RecordBatcher(sink, batch_size=10, interval=30)
+        batcher.start()
+        batcher.submit({"uniqueid": "u0"})
+        assert await batcher.close() == 0
+        batcher.submit({"kind": "decision", "decision_id": "abcdefghijklmnop", "uniqueid": "1795416921.7\x1b"})
+        assert batcher.refused == 1 and batcher.pending == 0 and sink.written == ["u0"]
+
+    asyncio.run(main())
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.getMessage() == ("a decision record was submitted after its writer closed and is NOT written "
+                                  "(id abcdefghijklmnop, uniqueid 1795416921.7\\x1b)")

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ServerFactory
 
 from ccserver.agi.env import script_name
@@ -47,14 +48,14 @@ class PeerFilter:
 
     def __init__(self, networks: Iterable[str]) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
-        self._verdicts: dict[str, bool] = {}
+        self.verdicts: dict[str, bool] = {}
 
     def allows(self, host: str) -> bool:
-        verdict = self._verdicts.get(host)
+        verdict = self.verdicts.get(host)
         if verdict is None:
             verdict = self._decide(host)
-            if len(self._verdicts) < _ALLOW_CACHE_SIZE:
-                self._verdicts[host] = verdict
+            if len(self.verdicts) < _ALLOW_CACHE_SIZE:
+                self.verdicts[host] = verdict
         return verdict
 
     def _decide(self, host: str) -> bool:
@@ -117,6 +118,7 @@ class FastAGIFactory(ServerFactory):
         self.drops: Counter[str] = Counter()  # dropped connections by reason (also in ccserver_agi_errors_total)
         self._drop_log = LogThrottle(_DROP_LOG_INTERVAL)
         self.peers = PeerFilter(allow)
+        self._verdicts = self.peers.verdicts  # read directly on every accept: one dict look-up
         self.refused = 0
         self._refusal_log = LogThrottle(_DROP_LOG_INTERVAL)
         self._stray_log = LogThrottle(_DROP_LOG_INTERVAL)
@@ -148,7 +150,7 @@ class FastAGIFactory(ServerFactory):
     def buildProtocol(self, addr: IAddress | None) -> FastAGIProtocol | None:  # type: ignore[override]
         # None makes the listening port close the accepted socket at once: nothing is read from a refused peer.
         host = getattr(addr, "host", None)
-        if host is not None and not self.peers.allows(host):
+        if host is not None and not self._verdicts.get(host) and not self.peers.allows(host):
             self._refuse(host)
             return None
         return FastAGIProtocol(self)
@@ -252,6 +254,38 @@ class FastAGIFactory(ServerFactory):
         self._command_timer = self.clock.callLater(
             self._command_sweep_interval, self._sweep_commands  # type: ignore[arg-type]
         )
+
+    @property
+    def connections(self) -> int:
+        """Connections open: waiting for their header, or in a session."""
+        return len(self._header_pending) + len(self._sessions)
+
+    def drain(self, timeout: float, poll: float = 0.01) -> Deferred[int]:
+        """At shutdown, once the port has stopped listening: wait until every connection has closed (the
+        sessions in flight finish their handlers, so their records are submitted), at most ``timeout`` s; then
+        abort what is left (its handlers see the caller hang up) and wait for those to close too. Fires with
+        how many connections had to be cut."""
+        done: Deferred[int] = Deferred()
+        deadline = self.clock.seconds() + timeout  # type: ignore[misc]
+        cut: list[int] = []
+
+        def check() -> None:
+            if not self.connections:
+                done.callback(cut[0] if cut else 0)
+                return
+            if not cut and self.clock.seconds() >= deadline:  # type: ignore[misc]
+                left = [*self._header_pending, *self._sessions]
+                cut.append(len(left))
+                for proto in left:
+                    if proto.transport is not None:
+                        proto.transport.abortConnection()  # type: ignore[misc]
+            elif cut and self.clock.seconds() >= deadline + 1.0:  # type: ignore[misc]
+                done.callback(cut[0])  # aborted, yet not closed within a second: stop waiting
+                return
+            self.clock.callLater(poll, check)  # type: ignore[misc, arg-type]
+
+        check()
+        return done
 
     def mset_unavailable(self) -> None:
         if self.use_mset:

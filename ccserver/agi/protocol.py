@@ -328,7 +328,7 @@ class FastAGIProtocol(Protocol):
         lines = data.split(b"\n")
         self._buf = rest = lines.pop()
         if rest:
-            self._buf_arrival = arrival if len(lines) > 1 or not partial else first_arrival
+            self._buf_arrival = arrival  # the line now under way began in this read
         if len(rest) > MAX_ANSWER_LINE:
             self._buf = b""
             ERRORS.inc()

@@ -78,17 +78,6 @@ class FastAGIProtocol(Protocol):
     # once makeConnection has set it (a session needs data received), and FastAGI is served over TCP.
     transport: ITCPTransport
 
-    # Class-level defaults (an instance gets its own value on first write): nothing to set per connection.
-    # Which bytes may answer the command in flight: every command written gets the next sequence number; a
-    # read may answer the head only if the head's number is at most the count of commands written when the
-    # read arrived (for a line begun in an earlier read: when that read arrived).
-    _writes = 0
-    _head_seq = 0
-    _buf_arrival = 0
-    # The factory's command sweep: the head it saw last and when (see FastAGIFactory._sweep_commands).
-    swept_head: AGIRequest | None = None
-    swept_at = 0.0
-
     def __init__(self, factory: FastAGIFactory) -> None:
         self.factory = factory
         self.session: AGISession | None = None
@@ -103,6 +92,15 @@ class FastAGIProtocol(Protocol):
         self._head: AGIRequest | None = None
         self._queue: deque[AGIRequest] | None = None
         self._usage: list[str] | None = None  # collecting a multi-line 520 block
+        # Which bytes may answer the command in flight: every command written gets the next sequence number;
+        # a read may answer the head only if the head's number is at most the count of commands written when
+        # the read arrived (for a line begun in an earlier read: when that read arrived).
+        self._writes = 0
+        self._head_seq = 0
+        self._buf_arrival = 0
+        # The factory's command sweep: the head it saw last and when (see FastAGIFactory._sweep_commands).
+        self.swept_head: AGIRequest | None = None
+        self.swept_at = 0.0
 
     @property
     def use_mset(self) -> bool:

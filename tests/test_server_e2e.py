@@ -294,3 +294,40 @@ def test_sigterm_stops_fastagi_first_and_every_answered_call_keeps_its_decision(
     assert len(answered) >= 50
     assert held_decision["CC_DECISION_ID"] in rows
     assert set(answered) <= rows, f"{len(set(answered) - rows)} answered calls without a decision row"
+
+
+def test_run_applies_agi_allow_and_command_timeout(env):
+    """agi.allow and agi.command_timeout from the environment reach the FastAGI server of `ccserver run`: a peer
+    from 127.0.0.2 (outside 127.0.0.1/32) is closed before anything is read; an MSet never answered closes its
+    connection after about a second."""
+    env.update({"CCSERVER_AGI_ALLOW": "127.0.0.1/32, 192.0.2.0/24", "CCSERVER_AGI_COMMAND_TIMEOUT": "1"})
+    assert ccserver(["db", "upgrade"], env).returncode == 0
+    server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(wait_for_banner(server, time.monotonic() + 60)["agi_port"])
+        env_block = b"agi_network: yes\nagi_network_script: incoming\nagi_extension: 4008001000\n\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) as sock:
+            sock.sendall(env_block)
+            try:
+                refused = sock.recv(100)
+            except ConnectionResetError:
+                refused = b""
+        assert refused == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(env_block)
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"EXEC MSet ")
+            started = time.monotonic()
+            try:
+                closed = reader.readline()  # never answered: the server gives up on it
+            except ConnectionResetError:
+                closed = b""
+            waited = time.monotonic() - started
+        assert closed == b"" and 0.9 < waited < 3.0, waited
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "refused a connection from 127.0.0.2 (not in agi.allow)" in err
+    assert "FastAGI command EXEC MSet not answered within 1 s" in err

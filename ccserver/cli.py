@@ -176,6 +176,15 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     return import_queues_main(args.file, config.database_url)
 
 
+def cmd_agents(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not _schema_ready(config):
+        return 2
+    from ccserver.agents.command import run
+
+    return run(args, config)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -247,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer = asterisk_sub.add_parser("import-queues", parents=[common], help="import queues from queues.conf")
     importer.add_argument("file", metavar="FILE")
     asterisk.set_defaults(func=cmd_asterisk)
+
+    from ccserver.agents.command import add_parser as add_agents_parser
+
+    add_agents_parser(sub, common)
+    sub.choices["agents"].set_defaults(func=cmd_agents)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

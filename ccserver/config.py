@@ -307,7 +307,7 @@ def _parse_value_weights(value: Any) -> dict[str, Any]:
 
 ROUTING_RULE_KEYS = ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
                      "modifiers", "queue_timeout", "queues", "overflow", "preferred_agent", "penalty", "languages",
-                     "announce", "after_hours")
+                     "announce", "after_hours", "fallback_queue")
 
 
 def _check_routing(values: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ log = logging.getLogger("ccserver")
 # At shutdown, how long the FastAGI sessions in flight may take to finish before they are cut: a routed call
 # needs well under callrouting.deadline_seconds; a survey waiting for its digit is the longest.
 AGI_SHUTDOWN_GRACE = 5.0
+AGENT_SWEEP_SECONDS = 30.0  # how often sign-ins of expired web logins and departed users are ended
 
 
 class SchemaNotReady(RuntimeError):
@@ -163,6 +164,38 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                    weights=ValueWeights(**config.scores.weights),
                                    shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking)
 
+    # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
+    agents = None
+    sweeper = None
+    if telephony is not None:
+        from twisted.internet.task import LoopingCall
+
+        from ccserver.agents import AgentService
+        from ccserver.agents.queue_actions import AMIQueueActions
+        from ccserver.agents.store import AgentStore
+
+        loop = asyncio.get_event_loop()
+
+        def run_in_pool(fn, *args, **kwargs):
+            return deferToThreadPool(reactor, pool, fn, *args, **kwargs).asFuture(loop)
+
+        agents = AgentService(AgentStore(sessions), AMIQueueActions(telephony.ami, loop),
+                              rules=routing_settings.routing_rules(), run_blocking=run_in_pool,
+                              servers=telephony.server_names, default_server=config.callrouting.server,
+                              tracker=telephony.tracker)
+        telephony.after_resync.append(agents.reconcile)
+
+        def swept(future: asyncio.Future[int]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.error("agent sweep failed: %r", future.exception())
+
+        def sweep() -> None:
+            # Sign-ins whose web login expired or whose user left: signed out of every queue.
+            asyncio.ensure_future(agents.sweep()).add_done_callback(swept)
+
+        sweeper = LoopingCall(sweep)
+        sweeper.clock = reactor
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     ctx = WebContext(
         config=config,
@@ -174,6 +207,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         clock=reactor,
         health_probes=probes,
         customers=directory,
+        agents=agents,
+        tracker=telephony.tracker if telephony is not None else None,
+        session_factory=sessions,
     )
 
     from twisted.internet.error import CannotListenError
@@ -219,6 +255,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
             log.warning("%d FastAGI connections still open %.0f s after the stop were closed", cut,
                         AGI_SHUTDOWN_GRACE)
         agi_factory.stop_watching()
+        if sweeper is not None and sweeper.running:
+            sweeper.stop()
         if nightly is not None:
             nightly.stop()
         await routing.stop()
@@ -238,6 +276,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         reactor.callLater(0, nightly.start)
     if telephony is not None:
         reactor.callLater(0, telephony.start)
+    if sweeper is not None:
+        reactor.callLater(0, sweeper.start, AGENT_SWEEP_SECONDS, False)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
     log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))

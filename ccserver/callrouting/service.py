@@ -206,6 +206,12 @@ class RoutingService:
         if decision is None:
             fallback = "decision_error"
             decision = default_decision(did, decision_id, self.rules)
+        elif decision.fallback:
+            # The rules named a queue Asterisk does not have (after a resync): routed to the DID's fallback.
+            FALLBACKS.inc(reason=decision.fallback)
+            log.warning("routing uniqueid=%s: the rules' queue is not defined in Asterisk; routed to %s",
+                        _clean(uniqueid), decision.queue or "the callback-request flow")
+            fallback = fallback or decision.fallback
         decision.reasons[0:0] = notes
         variables = decision.to_dialplan()
         latency = time.perf_counter() - perf0
@@ -236,7 +242,7 @@ class RoutingService:
             now = self._wall()
             open_now = self._data().is_open(did, datetime.fromtimestamp(now, UTC))
             agent = agent_of_interest(did, customer, rules)
-            live = live_view(self._tracker, server, now, self._queues_for(did), (agent,) if agent else ())
+            live = live_view(self._tracker, server, now, self._queues_for(did), agent)
             return decide(CallFacts(decision_id, caller, now, uniqueid, extension), customer, did, open_now, live,
                           rules)
         except Exception:  # noqa: BLE001 - a bug here must not leave the caller in silence

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from twisted.web import server
 
+from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
+from ccserver.web.call_routes import CallRoutes
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
@@ -18,6 +20,8 @@ def build_router(ctx: WebContext) -> Router:
     HealthRoutes(ctx, router).register(router)
     PageRoutes(ctx).register(router)
     CustomerRoutes(ctx).register(router)
+    AgentRoutes(ctx).register(router)
+    CallRoutes(ctx).register(router)
     return router
 
 

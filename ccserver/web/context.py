@@ -13,6 +13,7 @@ from ccserver.auth import LoginRateLimiter, TokenSigner
 from ccserver.config import Config
 
 if TYPE_CHECKING:
+    from ccserver.agents import AgentService
     from ccserver.customers.directory import CustomerDirectory
 
 
@@ -63,3 +64,8 @@ class WebContext:
     revocations: Revocations = field(default_factory=Revocations)
     # Caller identification for /api/customers (None: those routes answer 503).
     customers: CustomerDirectory | None = None
+    # Agent sign-in for /api/agents (None without an Asterisk: those routes answer 503).
+    agents: AgentService | None = None
+    # Live calls and decisions for /api/calls and /api/decisions (None without AMI: live calls are empty).
+    tracker: Any = None
+    session_factory: Any = None

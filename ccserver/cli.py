@@ -60,7 +60,7 @@ def _load(args: argparse.Namespace) -> Config:
                       ("ws_listen", ("ws", "listen"))):
         overrides[key] = getattr(args, flag, None)
     config = load_config(args.config, overrides=overrides)
-    setup_logging(config.server.log_level, config.server.log_json)
+    setup_logging(config.server.log_level, config.server.log_json, config.server.log_pii)
     return config
 
 

@@ -17,7 +17,9 @@ from ccserver.redact import mask_url
 
 log = logging.getLogger("ccserver")
 
-
+# At shutdown, how long the FastAGI sessions in flight may take to finish before they are cut: a routed call
+# needs well under callrouting.deadline_seconds; a survey waiting for its digit is the longest.
+AGI_SHUTDOWN_GRACE = 5.0
 AGENT_SWEEP_SECONDS = 30.0  # how often sign-ins of expired web logins and departed users are ended
 
 
@@ -249,8 +251,10 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from ccserver.agi import FastAGIFactory, listen_fastagi
 
     agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
-                                 default_variables=config.agi.default_variables, clock=reactor)
+                                 default_variables=config.agi.default_variables, clock=reactor,
+                                 allow=config.agi.allow, command_timeout=config.agi.command_timeout)
     http, agi = config.http.listen, config.agi.listen
+    agi_port: Any
     try:
         http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)
         agi_port = listen_fastagi(reactor, agi_factory, agi.port, interface=agi.host)
@@ -275,6 +279,16 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     signal.signal(signal.SIGTERM, shutdown)
 
     async def cleanup() -> None:
+        # FastAGI first: no new calls, and the ones in flight finish (each submits its decision record) before
+        # the record writers are flushed and closed; closing the writers first lost the calls answered then.
+        stopped: Any = agi_port.stopListening()
+        if stopped is not None:
+            await stopped
+        cut = await agi_factory.drain(AGI_SHUTDOWN_GRACE)
+        if cut:
+            log.warning("%d FastAGI connections still open %.0f s after the stop were closed", cut,
+                        AGI_SHUTDOWN_GRACE)
+        agi_factory.stop_watching()
         if sweeper is not None and sweeper.running:
             sweeper.stop()
         if nightly is not None:

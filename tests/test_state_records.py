@@ -241,6 +241,22 @@ def test_tracker_to_batcher_to_sql(db_url):
     engine.dispose()
 
 
+def test_a_record_submitted_after_close_is_an_error_never_a_silent_drop(caplog: pytest.LogCaptureFixture):
+    async def main():
+        sink = FlakySink()
+        batcher = RecordBatcher(sink, batch_size=10, interval=30)
+        batcher.start()
+        batcher.submit({"uniqueid": "u0"})
+        assert await batcher.close() == 0
+        batcher.submit({"kind": "decision", "decision_id": "abcdefghijklmnop", "uniqueid": "1795416921.7\x1b"})
+        assert batcher.refused == 1 and batcher.pending == 0 and sink.written == ["u0"]
+
+    asyncio.run(main())
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.getMessage() == ("a decision record was submitted after its writer closed and is NOT written "
+                                  "(id abcdefghijklmnop, uniqueid 1795416921.7\\x1b)")
+
+
 def test_records_without_channel_variables_take_the_decision_from_the_decision_log(db_url):
     """manager.conf without channelvars and VarSet filtered at the source: the events carry no CC_* variables.
     The record still gets the routing decision (by uniqueid), its customer and DID; a call that ended in the

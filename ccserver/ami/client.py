@@ -31,6 +31,7 @@ from ccserver.ami.errors import AMIAuthError, AMIConnectionLost, AMIError, AMITi
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.metrics import AMIMetrics
 from ccserver.ami.protocol import ActionResult, AMIProtocol
+from ccserver.logs import log_text
 
 log = logging.getLogger("ccserver.ami")
 
@@ -368,9 +369,10 @@ class AMIClient:
             self._auth_failed = True
             log.error("AMI %s: login as %r refused by Asterisk: %s — check [ami] username/secret and "
                       "manager.conf; retrying in %.0f s", self.server, self.config.username,
-                      failure.value.message, self.config.auth_retry_delay)  # type: ignore[union-attr]
+                      log_text(failure.value.message, 200),  # type: ignore[union-attr]
+                      self.config.auth_retry_delay)
         else:
-            log.warning("AMI %s: login did not complete: %s", self.server, failure.getErrorMessage())
+            log.warning("AMI %s: login did not complete: %s", self.server, log_text(failure.getErrorMessage(), 200))
         if proto.connected:
             proto.abort()  # _on_lost schedules the retry
         # else: connectionLost already ran and scheduled it

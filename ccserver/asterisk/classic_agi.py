@@ -31,6 +31,7 @@ from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageErr
 from ccserver.agi.request import AGIRequest
 from ccserver.agi.results import AGIResult
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+from ccserver.logs import EscapingFormatter, log_text
 
 __all__ = ["PystSession", "PystTransport", "main"]
 
@@ -62,11 +63,12 @@ class PystTransport:
         self.agi = agi
         self.dead = False
         self.use_mset = True
+        self.command_timeout = 0.0  # unused: over stdin each command blocks until Asterisk answers
 
     def mset_unavailable(self) -> None:
         self.use_mset = False
 
-    def send(self, data: bytes, flags: int) -> AGIRequest:
+    def send(self, data: bytes, flags: int, timeout: float | None = None) -> AGIRequest:
         if self.dead:
             return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
         request = AGIRequest(data, flags)
@@ -134,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if script.startswith("-"):
         sys.stderr.write(USAGE + f"ccserver-agi: error: unknown option {script!r}\n")
         return 2
-    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "WARNING"), stream=sys.stderr,
-                        format="ccserver-agi: %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("ccserver-agi: %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "WARNING"), handlers=[handler])
     from asterisk.agi import AGI
 
     with open(os.devnull, "w") as quiet:  # pyst2 traces every line on stderr; Asterisk would log it all
@@ -151,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         handler = service.handlers().get(script)
         if handler is None:
-            log.warning("unknown script %r: default variables", script)
+            log.warning("unknown script %s: default variables", log_text(script, 64))
             _write_defaults(session, defaults)
         else:
             _run(handler, session, defaults)
@@ -214,7 +217,8 @@ def _run(handler: Any, session: PystSession, defaults: dict[str, str]) -> None:
         except CallerHungUp:
             pass
         except Exception:  # noqa: BLE001 - like the FastAGI server: log, then leave the call routable
-            log.exception("handler %r failed (uniqueid=%s)", session.script, session.uniqueid)
+            log.exception("handler %s failed (uniqueid=%s)", log_text(session.script, 64),
+                          log_text(session.uniqueid, 64))
             if session.alive:
                 _write_defaults(session, defaults)
 

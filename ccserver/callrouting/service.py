@@ -60,6 +60,7 @@ from ccserver.callrouting.records import decision_record, survey_record
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache, as_deferred, with_calls
 from ccserver.customers.directory import Identity
+from ccserver.logs import caller_number, log_text
 from ccserver.metrics import REGISTRY
 from ccserver.state.tracker import StateTracker
 from routing.decision import CallFacts, CustomerSummary, Decision, DidRoute, decide, default_decision, sanitize_value
@@ -144,12 +145,9 @@ def _tee(source: Deferred[Any]) -> tuple[Deferred[Any], Deferred[Any]]:
     return first, second
 
 
-def _clean(text: str, limit: int = 64) -> str:
-    """Caller-controlled text for a log line: printable, bounded."""
-    text = text[:limit]
-    if text.isprintable():  # the usual case: no per-character pass (two calls per routed call's log line)
-        return text
-    return "".join(c if c.isprintable() else "?" for c in text)
+def _clean(text: object, limit: int = 64) -> str:
+    """Caller-controlled text for a log line: bounded, escaped (``ccserver.logs.log_text``)."""
+    return log_text(text, limit)
 
 
 class RoutingService:
@@ -247,8 +245,8 @@ class RoutingService:
         """Metrics, the log line with the reasons, and the decision record (written behind)."""
         DECISIONS.inc()
         LATENCY.observe(latency)
-        log.info("route uniqueid=%s decision=%s caller=%r did=%s -> queue=%s prio=%s tier=%s agent=%s ewt=%s%s "
-                 "(%.1f ms): %s", _clean(uniqueid), decision.decision_id, _clean(raw), did.did,
+        log.info("route uniqueid=%s decision=%s caller=%s did=%s -> queue=%s prio=%s tier=%s agent=%s ewt=%s%s "
+                 "(%.1f ms): %s", _clean(uniqueid), decision.decision_id, caller_number(raw, log), did.did,
                  variables["CC_QUEUE"] or "-", variables["CC_PRIORITY"], variables["CC_TIER"],
                  variables["CC_AGENT_QUEUE"] or "-", variables["CC_EWT"],
                  f" FALLBACK={fallback}" if fallback else "", latency * 1000, "; ".join(decision.reasons))
@@ -340,7 +338,8 @@ class RoutingService:
 
     def _fallback(self, reason: str, uniqueid: str, notes: list[str], detail: str) -> str:
         FALLBACKS.inc(reason=reason)
-        log.warning("routing uniqueid=%s without customer data (%s): %s", _clean(uniqueid), reason, detail)
+        log.warning("routing uniqueid=%s without customer data (%s): %s", _clean(uniqueid), reason,
+                    _clean(detail, 300))
         notes.append(f"customer lookup {reason}: routed as unidentified")
         return reason
 
@@ -429,7 +428,8 @@ class RoutingService:
 
     def _fallback_cache(self, uniqueid: str, notes: list[str], exc: BaseException) -> None:
         FALLBACKS.inc(reason="cache_error")
-        log.warning("routing uniqueid=%s: summary cache unavailable (%s); asking SQL", _clean(uniqueid), exc)
+        log.warning("routing uniqueid=%s: summary cache unavailable (%s); asking SQL", _clean(uniqueid),
+                    _clean(exc, 300))
         notes.append("summary cache unavailable: looked up in SQL")
 
     # -- callback requests ---------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@
 ``calls`` table. :class:`RecordBatcher` collects records and writes them in batches through an injected sink, on
 its own task: the event path only appends to a bounded deque. A failing sink is retried with capped exponential
 backoff; while it keeps failing the buffer stays bounded by dropping the oldest records (counted in ``dropped``).
+At shutdown, close the batcher only once nothing will submit any more (``ccserver run`` stops FastAGI and lets
+its sessions finish first): a record submitted after ``close()`` cannot be written, and is logged as an error
+(counted in ``refused``), never dropped silently.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ccserver.logs import log_text
 from ccserver.state.model import Call
 
 __all__ = ["RECORD_FIELDS", "RecordBatcher", "Sink", "call_record", "sql_sink"]
@@ -91,10 +95,12 @@ class RecordBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = False
         self._lock = asyncio.Lock()  # one writer at a time: the loop, flush() and close() share the in-flight batch
         self.submitted = 0
         self.written = 0
         self.dropped = 0  # oldest records discarded because the sink was down too long
+        self.refused = 0  # records submitted after close(): not written, each logged as an error
         self.failures = 0  # failed sink calls
         self.batches = 0
 
@@ -104,7 +110,13 @@ class RecordBatcher:
 
     # -- producer side (the event path) ------------------------------------------------------------------------
     def submit(self, record: dict) -> None:
-        """Queue one record. O(1), never blocks, never raises."""
+        """Queue one record. O(1), never blocks, never raises (after ``close()``: logged as an error)."""
+        if self._closed:
+            self.refused += 1
+            log.error("a %s record was submitted after its writer closed and is NOT written (id %s, uniqueid %s)",
+                      log_text(record.get("kind", "call"), 16),
+                      log_text(record.get("decision_id") or "-", 32), log_text(record.get("uniqueid") or "-", 64))
+            return
         self.submitted += 1
         self._buffer.append(record)
         if len(self._buffer) > self.max_buffer:
@@ -205,6 +217,7 @@ class RecordBatcher:
             await asyncio.wait_for(self._drain(time.monotonic() + self.shutdown_timeout), self.shutdown_timeout)
         except TimeoutError:
             pass
+        self._closed = True  # from here on a submit is an error (see the module docstring)
         if self.pending:
             log.error("call records: %d not written at shutdown", self.pending)
         return self.pending

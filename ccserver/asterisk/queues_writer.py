@@ -245,8 +245,11 @@ def _section(name: str, template: str, note: str | None) -> str:
     return head
 
 
-def queues_main(config: Any, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """Write the file to ``out``; on a bad row or a database error say so on ``err`` and write nothing (exit 1)."""
+def queues_main(config: Any, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Write the file to ``out`` (stdout); on a bad row or a database error say so on ``err`` (stderr) and write
+    nothing (exit 1)."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
     from ccserver.db.engine import make_engine, session_factory
     from routing.rules import RulesError
 

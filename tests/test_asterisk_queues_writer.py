@@ -26,6 +26,7 @@ from ccserver.db import migrate
 from ccserver.db.engine import make_engine
 from ccserver.db.models import Queue, User
 from ccserver.demo.generator import DemoGenerator
+from routing.rules import RoutingRules
 from routing.value import TierCutoffs
 from tests.replay.agi_transcripts import REPO_ROOT
 
@@ -37,7 +38,7 @@ def demo_rows() -> tuple[list[QueueRow], list[AgentRow], dict[str, list[dict]]]:
     generator = DemoGenerator(10_000, 1, dt.date(2026, 1, 1), cutoffs=TierCutoffs(0.0, 0.0, 0.0))
     tables = dict(generator.reference_tables("", ""))
     queues = [QueueRow(r["name"], r["strategy"], r["description"]) for r in tables["queues"]]
-    agents = [AgentRow(r["extension"], r["interface"]) for r in tables["users"] if r["extension"]]
+    agents = [AgentRow(r["extension"]) for r in tables["users"] if r["extension"]]
     return queues, agents, tables
 
 
@@ -71,17 +72,16 @@ def test_render_orders_sanitises_and_adds_what_the_configuration_names() -> None
     text = render_queues(
         [QueueRow("sales", "leastrecent", "New cars\r\n[evil]\x1b"), QueueRow("service", "Linear"),
          QueueRow("sales", "ringall")],
-        [AgentRow("8002", "PJSIP/8002"), AgentRow("8010"), AgentRow("8002", "PJSIP/8002"), AgentRow(" 801 ")],
+        [AgentRow("8002"), AgentRow("8010"), AgentRow("8002"), AgentRow(" 801 ")],
         configured={"vip": "routing.queues.sales.diamond", "sales": "callrouting.unknown_did_queue"},
-        personal_template="{tech}agent-{ext}")
+        rules=RoutingRules.from_dict({"preferred_agent": {"queue_template": "me-{ext}"}}))
     assert "[sales](ccserver-queue)    ; New cars [evil]\nstrategy = leastrecent\n" in text
     assert "[service](ccserver-queue)\nstrategy = linear\n" in text
     assert text.count("[sales]") == 1
     assert "[vip](ccserver-queue)    ; named by routing.queues.sales.diamond\nstrategy = leastrecent\n" in text
     assert "[default](ccserver-queue)\nstrategy = ringall\nautopause = no\n" in text
     personal = [line for line in text.splitlines() if "(ccserver-personal)" in line and not line.startswith("[ccs")]
-    assert personal == ["[agent-801](ccserver-personal)", "[PJSIPagent-8002](ccserver-personal)",
-                        "[agent-8010](ccserver-personal)"]
+    assert personal == ["[me-801](ccserver-personal)", "[me-8002](ccserver-personal)", "[me-8010](ccserver-personal)"]
     assert text.endswith("#tryinclude queues_ccserver_custom.conf\n")
 
 

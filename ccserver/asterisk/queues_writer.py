@@ -1,9 +1,10 @@
 """``ccserver asterisk queues > queues_ccserver.conf``: Asterisk's queues file, written from ccserver's database.
 
 Every queue of the ``queues`` table (its ``strategy``), every queue the configuration names that the table lacks
-(``agi.default_variables`` CC_QUEUE, ``callrouting.unknown_did_queue``, the routing rules' queues, overflow and
-after-hours targets) and the dialplan's own ``default``, plus one personal queue per user with an extension
-(``routing.preferred_agent.queue_template``, ``agent-{ext}``), all built on the shipped templates below. The
+(``agi.default_variables`` CC_QUEUE, ``callrouting.unknown_did_queue``, the routing rules' queues, overflow,
+after-hours and fallback queues) and the dialplan's own ``default``, plus one personal queue per user with an
+extension (``routing.preferred_agent.queue_template``, ``agent-{ext}``: the name routing and agent sign-in use),
+all built on the shipped templates below. The
 shipped ``config/asterisk/queues_ccserver.conf`` is this output for the demo data of ``make run``.
 
 Why each queue writes its own ``strategy``: app_queue reads ``strategy`` with the FIRST match in the category,
@@ -22,6 +23,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
+
+from routing.decision import personal_queue
+from routing.rules import RoutingRules, RulesError
 
 __all__ = ["AgentRow", "QueueRow", "QueuesError", "configured_queues", "queues_main", "read_database",
            "render_queues"]
@@ -120,7 +124,6 @@ class QueueRow:
 @dataclass(frozen=True)
 class AgentRow:
     extension: str
-    interface: str | None = None  # its technology fills {tech} in the personal queue template
 
 
 def configured_queues(config: Any) -> dict[str, str]:
@@ -144,6 +147,7 @@ def configured_queues(config: Any) -> dict[str, str]:
         add(target, f"routing.overflow.{source}")
     for line, queue in rules.after_hours.items():
         add(queue, f"routing.after_hours.{line}")
+    add(rules.fallback_queue, "routing.fallback_queue")
     return named
 
 
@@ -156,14 +160,14 @@ def read_database(session_factory: Callable[[], Any]) -> tuple[list[QueueRow], l
     with session_factory() as session:
         rows = session.scalars(select(Queue).order_by(Queue.id))
         queues = [QueueRow(q.name, q.strategy, q.description) for q in rows]
-        agents = [AgentRow(u.extension, u.interface)
+        agents = [AgentRow(u.extension)
                   for u in session.scalars(select(User).where(User.extension.is_not(None)).order_by(User.id))
                   if u.extension and u.extension.strip()]
     return queues, agents
 
 
 def render_queues(queues: Sequence[QueueRow], agents: Sequence[AgentRow], *,
-                  configured: Mapping[str, str] | None = None, personal_template: str = "agent-{ext}") -> str:
+                  configured: Mapping[str, str] | None = None, rules: RoutingRules | None = None) -> str:
     """The queues file. Raises :class:`QueuesError` naming every row that cannot be written (an unsafe name, a
     strategy Asterisk does not know); then nothing is written."""
     errors: list[str] = []
@@ -203,7 +207,7 @@ def render_queues(queues: Sequence[QueueRow], agents: Sequence[AgentRow], *,
                       "autopause = no", ""]
         else:
             lines += [_section(name, "ccserver-queue", f"named by {where}"), "strategy = leastrecent", ""]
-    personal = _personal_queues(agents, personal_template, errors)
+    personal = _personal_queues(agents, rules if rules is not None else RoutingRules(), errors)
     if personal:
         lines.append("; One personal queue per user with an extension.")
     for name, agent in personal:
@@ -217,17 +221,15 @@ def render_queues(queues: Sequence[QueueRow], agents: Sequence[AgentRow], *,
     return "\n".join(lines).rstrip("\n") + "\n" + FOOTER
 
 
-def _personal_queues(agents: Iterable[AgentRow], template: str,
+def _personal_queues(agents: Iterable[AgentRow], rules: RoutingRules,
                      errors: list[str]) -> list[tuple[str, AgentRow]]:
-    from routing.rules import agent_parts
-
     out: dict[str, AgentRow] = {}
     for agent in agents:
         ext = agent.extension.strip()
-        tech = agent_parts(agent.interface)[0] if agent.interface else ""
-        name = template.format(ext=ext, tech=tech)
-        if not _NAME.match(name):
-            errors.append(f"extension {ext!r}: personal queue name {name!r} is not usable")
+        name = personal_queue(rules, ext)  # routing's and sign-in's own name for it; "" when unusable
+        if not name:
+            errors.append(f"extension {ext!r}: personal queue name "
+                          f"{rules.agent_queue_template.format(ext=ext)!r} is not usable")
             continue
         out.setdefault(name, agent)
     return sorted(out.items(), key=lambda kv: _natural(kv[1].extension.strip()))
@@ -250,14 +252,12 @@ def queues_main(config: Any, out: TextIO | None = None, err: TextIO | None = Non
     nothing (exit 1)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
+    from ccserver.callrouting import RoutingSettings
     from ccserver.db.engine import make_engine, session_factory
-    from routing.rules import RulesError
 
     try:
         configured = configured_queues(config)
-        from ccserver.callrouting import RoutingSettings
-
-        template = RoutingSettings.from_config(config).routing_rules().agent_queue_template
+        rules = RoutingSettings.from_config(config).routing_rules()
     except (RulesError, ValueError) as exc:
         print(f"ccserver asterisk queues: configuration: {exc}", file=err)
         return 1
@@ -270,7 +270,7 @@ def queues_main(config: Any, out: TextIO | None = None, err: TextIO | None = Non
     finally:
         engine.dispose()
     try:
-        text = render_queues(queues, agents, configured=configured, personal_template=template)
+        text = render_queues(queues, agents, configured=configured, rules=rules)
     except QueuesError as exc:
         print(f"ccserver asterisk queues: nothing written: {exc}", file=err)
         return 1

@@ -398,3 +398,14 @@ def test_only_the_ccserver_ami_user_is_checked(tmp_path: Path) -> None:
         "[admin] write grants all", "[admin] has no permit"]
     assert [p.message.split(" (")[0] for p in lint(readme_step5(etc), ami_user="cc")] == [
         "no AMI user [cc] in the manager files given"]
+
+
+def test_cli_lint_names_the_ami_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ccserver.cli import main
+
+    etc = stock_etc(tmp_path)
+    (etc / "manager_admin.conf").write_text("[admin]\nsecret = s\nread = all\nwrite = all\n")
+    assert main(["asterisk", "lint", *readme_step5(etc)]) == 0
+    assert main(["asterisk", "lint", "--ami-user", "admin", *readme_step5(etc)]) == 1
+    out = capsys.readouterr().out
+    assert "[admin] write grants all" in out and "1 error(s)" not in out and "2 error(s), 0 warning(s)" in out

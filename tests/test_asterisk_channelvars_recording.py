@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ccserver.asterisk.lint import CHANNELVARS
 from ccserver.state import AgentStatus, Outcome, StateTracker
-from tests.test_state_support import replay, timed_messages
+from tests.test_state_support import records_to, replay, timed_messages
 
 NAME = "ami-inbound-channelvars-autopause"
 CALLER = "1796135370.0"  # Local/s@callers-00000000;1, the PBX side of the caller's call (runs ccserver-inbound)
@@ -42,7 +42,7 @@ def test_channel_events_carry_the_channelvars_in_order() -> None:
 
 def test_tracker_gets_decision_customer_and_priority_without_varset() -> None:
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     rest = replay(tracker, NAME, stop=lambda m: m.event == "AgentConnect")
     waiting = tracker.call(CALLER)
     assert (waiting.decision_id, waiting.customer_id, waiting.priority) == (DECISION, "2", 5)

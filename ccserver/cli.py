@@ -207,8 +207,14 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     if args.asterisk_command == "lint":
         from ccserver.asterisk.lint import lint_main
 
-        return lint_main(args.files)
+        return lint_main(args.files, args.ami_user)
     config = _load(args)
+    if args.asterisk_command == "queues":
+        from ccserver.asterisk.queues_writer import queues_main
+
+        if not _schema_ready(config):
+            return 2
+        return queues_main(config)
     from ccserver.asterisk.queues_import import import_queues_main
 
     return import_queues_main(args.file, config.database_url)
@@ -287,12 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     recompute.add_argument("--as-of", type=_date, default=None, help="the day scores are computed for (default today)")
     scores.set_defaults(func=cmd_scores)
 
-    asterisk = sub.add_parser("asterisk", help="check and import Asterisk configuration files")
+    asterisk = sub.add_parser("asterisk", help="check, import and write Asterisk configuration files")
     asterisk_sub = asterisk.add_subparsers(dest="asterisk_command", required=True)
     lint = asterisk_sub.add_parser("lint", help="check dialplan, queues and manager files against the contract")
     lint.add_argument("files", nargs="+", metavar="FILE")
+    lint.add_argument("--ami-user", default="ccserver", help="the manager.conf user ccserver logs in as")
     importer = asterisk_sub.add_parser("import-queues", parents=[common], help="import queues from queues.conf")
     importer.add_argument("file", metavar="FILE")
+    asterisk_sub.add_parser("queues", parents=[common], help="write queues_ccserver.conf from the database to stdout")
     asterisk.set_defaults(func=cmd_asterisk)
 
     from ccserver.agents.command import add_parser as add_agents_parser

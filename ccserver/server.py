@@ -145,6 +145,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # Caller identification and routing: the number -> customer cache lives in Redis when there is one, so it
     # is shared by every node and invalidated once; otherwise in this process.
+    from ccserver.asterisk.prompts import check_prompts
     from ccserver.callrouting import RoutingRuntime, RoutingSettings
     from ccserver.callrouting.wiring import make_directory
     from ccserver.customers.cache import MemorySummaryCache, RedisSummaryCache
@@ -157,6 +158,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     cache = (RedisSummaryCache(redis_client, call_path=call_path_redis) if redis_client is not None
              else MemorySummaryCache())
     routing_settings = RoutingSettings.from_config(config)
+    check_prompts(config.prompts.sound_dir, routing_settings)
     directory = make_directory(sessions, routing_settings.routing_rules())
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony is not None else None, cache=cache,

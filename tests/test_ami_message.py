@@ -12,6 +12,7 @@ from tests.replay.transcripts import ami_transcripts, iter_transcript_messages, 
 EXPECTED_COUNTS = {
     "ami-asterisk-restart-with-waiting-caller.jsonl": 64,
     "ami-inbound-abandoned.jsonl": 65,
+    "ami-inbound-channelvars-autopause.jsonl": 66,
     "ami-inbound-hangup-during-ivr.jsonl": 40,
     "ami-inbound-ivr-ringnoanswer-then-answered.jsonl": 134,
     "ami-inbound-load-40-calls.jsonl": 3467,

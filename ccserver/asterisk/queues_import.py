@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ccserver.asterisk.conf import Problem, parse_conf
+from ccserver.asterisk.conf import Problem, load_conf
 
 __all__ = ["import_queues", "import_queues_main"]
 
@@ -25,20 +25,22 @@ def import_queues(path: str | Path, session_factory: Callable[[], Any]) -> dict[
     from ccserver.db.models import LINES, Queue
 
     summary: dict[str, Any] = {"created": [], "updated": [], "unchanged": [], "static_members": {}, "problems": []}
-    conf, problems = parse_conf(path)
+    conf, problems = load_conf(path)
     summary["problems"] = problems
     if conf is None:
         return summary
     wanted: dict[str, str] = {}
     for section in conf.sections:
-        if section.template or section.name == "general":
+        if section.template or section.name == "general" or section.append:
             continue
         name = section.name
         if not name or len(name) > 80 or any(c in name for c in " ,;$\"'"):
             summary["problems"].append(Problem(conf.path, section.line, "warning",
                                                f"queue name {name!r} skipped: not usable in the dialplan"))
             continue
-        wanted[name] = (conf.resolved_get(section, "strategy") or "ringall").strip()[:32]
+        # The strategy Asterisk runs: app_queue reads the first strategy line (a template's comes first).
+        first = conf.resolved_first(section, "strategy")
+        wanted[name] = (first.value if first is not None else "ringall").strip()[:32]
         members = sum(1 for i in conf.resolved(section) if i.name.lower() == "member")
         if members:
             summary["static_members"][name] = members

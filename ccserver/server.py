@@ -189,7 +189,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     if telephony is not None:
         from twisted.internet.task import LoopingCall
 
-        from ccserver.agents import AgentService
+        from ccserver.agents import AgentService, reconcile_after_resync
         from ccserver.agents.queue_actions import AMIQueueActions
         from ccserver.agents.store import AgentStore
 
@@ -202,7 +202,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                               rules=routing_settings.routing_rules(), run_blocking=run_in_pool,
                               servers=telephony.server_names, default_server=config.callrouting.server,
                               tracker=telephony.tracker)
-        telephony.after_resync.append(agents.reconcile)
+        # After every resync this node ran (it leads that Asterisk), Asterisk's members follow the sign-ins.
+        reconcile_after_resync(telephony.hub, agents, telephony.leading)
 
         def swept(future: asyncio.Future[int]) -> None:
             if not future.cancelled() and future.exception() is not None:

@@ -59,8 +59,6 @@ class Telephony:
         self.ami.on_resync(self._resync)
         self.relay = EventRelay(redis) if redis is not None else None
         self.leading: set[str] = set()  # servers whose AMI this node consumes
-        # Called with the server name after each resync this node ran (e.g. agent sign-ins reconciled).
-        self.after_resync: list[Any] = []
         self._outbox: list[AMIMessage] = []  # tracked events waiting to be relayed, in arrival order
         self._relaying = False
         self._followers: list[asyncio.Future[Any]] = []  # lease keepers and relay subscriptions
@@ -110,11 +108,6 @@ class Telephony:
             self.tracker.resync(server, queues.events, channels.events, time.time())
             log.info("AMI %s resynced: %d queue items, %d channels", server, len(queues.events),
                      len(channels.events))
-            for callback in list(self.after_resync):
-                try:
-                    await callback(server)
-                except Exception:  # noqa: BLE001 - one failing follow-up must not stop the others
-                    log.exception("after-resync step failed for %s", server)
 
         d = defer.ensureDeferred(resync())
         d.addErrback(lambda f: log.warning("AMI %s resync failed: %s", server, f.getErrorMessage()))

@@ -246,3 +246,45 @@ def test_concurrent_sign_ins_of_one_extension_leave_one_session(world: World) ->
     assert len(active) == 1
     members = {i for (_q, i) in world.asterisk.members if i.startswith("PJSIP/87")}
     assert members == {active[0].interface}
+
+
+def test_reconcile_keeps_pauses_made_in_asterisk(world: World) -> None:
+    world.run(world.service.login(world.agent("8001"), "8001", ["sales", "vip"]))
+    for key in [k for k in world.asterisk.members if k[1] == "PJSIP/8001"]:
+        member = world.asterisk.members[key]
+        member.paused, member.reason = True, "Auto-Pause"  # autopause: the agent let a call ring out
+    world.asterisk.resync()
+    world.asterisk.sent.clear()
+    plan = world.run(world.service.reconcile("default"))
+    assert plan.actions == [] and world.asterisk.sent == []  # never unpaused behind the agent's back
+    assert all(m.paused for m in world.asterisk.of("PJSIP/8001").values())
+
+
+def test_reconcile_runs_when_the_hub_reports_a_resync_of_a_server_this_node_leads(world: World) -> None:
+    from ccserver.agents import reconcile_after_resync
+    from ccserver.events import EventHub
+
+    world.run(world.service.login(world.agent("8001"), "8001", ["sales"]))
+    for key in [k for k in world.asterisk.members if k[1] == "PJSIP/8001"]:
+        del world.asterisk.members[key]  # Asterisk restarted without persistentmembers
+    leading: set[str] = set()
+
+    async def main() -> None:
+        hub = EventHub()
+        world.tracker._publish = hub.publish
+        reconcile_after_resync(hub, world.service, leading)
+        hub.start()
+        world.asterisk.resync()  # a follower's resync: nothing to do here
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert world.asterisk.of("PJSIP/8001") == {}
+        leading.add("default")
+        world.tracker.resync("default", world.asterisk.queue_status(), [], 1795416990.0)
+        for _ in range(200):
+            if world.asterisk.of("PJSIP/8001"):
+                break
+            await asyncio.sleep(0.01)
+        await hub.stop()
+
+    world.run(main())
+    assert set(world.asterisk.of("PJSIP/8001")) == {"sales", "agent-8001"}

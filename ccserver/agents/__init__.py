@@ -9,6 +9,6 @@ list is reconciled to it after every resync.
 - :mod:`ccserver.agents.service` — :class:`AgentService`, what the HTTP API, the CLI and later the desktop call.
 """
 
-from ccserver.agents.service import Actor, AgentError, AgentService
+from ccserver.agents.service import Actor, AgentError, AgentService, reconcile_after_resync
 
-__all__ = ["Actor", "AgentError", "AgentService"]
+__all__ = ["Actor", "AgentError", "AgentService", "reconcile_after_resync"]

@@ -4,7 +4,9 @@ After every resync (a fresh QueueStatus), ccserver compares each Asterisk server
 active sign-ins on that server:
 
 - a signed-in agent missing from one of their queues → ``QueueAdd`` (with their penalty and pause state);
-- present with another penalty → ``QueuePenalty``; another pause state → ``QueuePause`` in that queue;
+- present with another penalty → ``QueuePenalty``; signed in paused but not paused there (Asterisk restarted) →
+  ``QueuePause`` in that queue. A pause made in Asterisk itself is kept: ``autopause`` pausing a member who let a
+  call ring out, or a pause from another tool — reconcile never unpauses anybody;
 - an interface ccserver manages (it belongs to a user, or to a sign-in) that is a *dynamic* member of a queue its
   active sign-in does not include — or that has no active sign-in at all → ``QueueRemove``. So a desk whose agent
   signed out (while ccserver or the AMI link was down, say) never rings again.
@@ -84,8 +86,8 @@ def plan_reconcile(sign_ins: Iterable[SignIn], members: Iterable[MemberFacts], m
                 continue
             if have.penalty != penalty and have.dynamic:
                 plan.actions.append(MemberAction("penalty", queue, s.interface, penalty))
-            if have.paused != s.paused or (s.paused and have.paused_reason != s.pause_reason):
-                plan.actions.append(MemberAction("pause", queue, s.interface, paused=s.paused, reason=s.pause_reason))
+            if s.paused and (not have.paused or have.paused_reason != s.pause_reason):
+                plan.actions.append(MemberAction("pause", queue, s.interface, paused=True, reason=s.pause_reason))
     managed_set = set(managed) | set(by_interface)
     for (queue, interface), have in sorted(current.items()):
         if interface not in managed_set or not have.dynamic:

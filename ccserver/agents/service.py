@@ -167,6 +167,7 @@ class AgentService:
             row = await self._run(self.store.active, extension)
             if row is None:
                 return {"extension": extension, "signed_in": False, "warnings": []}
+            await self.actions.ready(row.server)  # a one-shot command connects here; unreachable: signed out anyway
             warnings = await self._sign_out(row, reason, actor)
         return {"extension": extension, "signed_in": False, "warnings": warnings}
 
@@ -370,6 +371,18 @@ class AgentService:
             "since": row.started_at.isoformat() if row.started_at else None,
             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
         }
+
+
+def reconcile_after_resync(hub: Any, agents: AgentService, leading: Any) -> Any:
+    """Subscribe ``agents`` to the hub: after each ``Resynced`` of a server this node leads (``leading``: the set of
+    server names whose AMI it consumes), Asterisk's queue members are brought to the sign-ins."""
+    from ccserver.events import Resynced
+
+    async def on_resynced(event: Resynced) -> None:
+        if event.server in leading:
+            await agents.reconcile(event.server)
+
+    return hub.subscribe("agent-reconcile", on_resynced, kinds=(Resynced,))
 
 
 def _sign_in(row: SessionRow) -> SignIn:

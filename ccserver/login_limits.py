@@ -161,24 +161,21 @@ class RedisLoginLimiter:
 
     def __init__(self, redis: Any, user_attempts: int, address_attempts: int, window: float,
                  clock: Callable[[], float] = time.time):
-        from ccserver.customers.cache import as_deferred
-
         self.user_attempts = user_attempts
         self.address_attempts = address_attempts
         self.window = window
         self._redis = redis
         self._clock = clock
         self._script = redis.register_script(_ADMIT)
-        self._bridge = as_deferred
 
     async def admit(self, username: str, address: str) -> Admission:
         user_key, address_key = _keys(username, address)
         attempt = secrets.token_hex(8)
         now_ms = int(self._clock() * 1000)
-        wait_ms = await self._bridge(self._script(
+        wait_ms = await self._script(
             keys=[self.PREFIX + user_key, self.PREFIX + address_key],
             args=[now_ms, int(self.window * 1000), self.user_attempts, self.address_attempts, attempt],
-        ))
+        )
         wait = float(wait_ms) / 1000
         return Admission(user_key, address_key, "" if wait > 0 else attempt, wait)
 
@@ -189,7 +186,7 @@ class RedisLoginLimiter:
                     pipe.execute_command(*command)
                 await pipe.execute()
 
-        await self._bridge(pipeline())
+        await pipeline()
 
     async def succeeded(self, admission: Admission) -> None:
         await self._run(("DEL", self.PREFIX + admission.username_key),

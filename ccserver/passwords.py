@@ -55,18 +55,13 @@ class PasswordWork:
         self._stop: Callable[[], None] = lambda: None
 
     @classmethod
-    def on_own_threads(cls, reactor: Any, threads: int = 2, max_waiting: int = 32) -> PasswordWork:
-        """Its own Twisted thread pool (stopped with the reactor, or by ``stop``)."""
-        from functools import partial
+    def on_own_threads(cls, threads: int = 2, max_waiting: int = 32) -> PasswordWork:
+        """Its own thread pool (``stop`` ends it; ``ccserver run`` does at shutdown)."""
+        from ccserver.bridge import BlockingPool
 
-        from twisted.internet.threads import deferToThreadPool
-        from twisted.python.threadpool import ThreadPool
-
-        pool = ThreadPool(minthreads=0, maxthreads=threads, name="ccserver-passwords")
-        pool.start()
-        work = cls(partial(deferToThreadPool, reactor, pool), threads + max_waiting)
-        work._stop = pool.stop
-        reactor.addSystemEventTrigger("during", "shutdown", work.stop)
+        pool = BlockingPool(threads, name="ccserver-passwords")
+        work = cls(pool.run, threads + max_waiting)
+        work._stop = pool.shutdown
         return work
 
     def stop(self) -> None:

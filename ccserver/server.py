@@ -98,6 +98,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     engine = make_engine(config.database_url)
     sessions = session_factory(engine)
+    from ccserver.bridge import BlockingPool
+
+    # The thread pool for blocking SQL: ``await blocking.run(fn, …)`` from asyncio code (ccserver/bridge.py).
+    blocking = BlockingPool(16)
+    # The same work as Deferreds, for the routing side still awaiting them (HandlerRunner drives both).
     pool = reactor.getThreadPool()
     pool.adjustPoolsize(4, 16)
 
@@ -112,7 +117,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                 conn.execute(text("select 1"))
             return "ok"
 
-        return await run_blocking(ping)
+        return await blocking.run(ping)
 
     probes: dict[str, Any] = {"database": database_probe}
     redis_client = None
@@ -122,7 +127,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         redis_client = aioredis.Redis.from_url(config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
         async def redis_probe() -> str:
-            await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.ping()))
+            await redis_client.ping()
             return "ok"
 
         probes["redis"] = redis_probe
@@ -195,11 +200,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
         loop = asyncio.get_event_loop()
 
-        def run_in_pool(fn, *args, **kwargs):
-            return deferToThreadPool(reactor, pool, fn, *args, **kwargs).asFuture(loop)
-
         agents = AgentService(AgentStore(sessions), AMIQueueActions(telephony.ami, loop),
-                              rules=routing_settings.routing_rules(), run_blocking=run_in_pool,
+                              rules=routing_settings.routing_rules(), run_blocking=blocking.run,
                               servers=telephony.server_names, default_server=config.callrouting.server,
                               tracker=telephony.tracker)
         # After every resync this node ran (it leads that Asterisk), Asterisk's members follow the sign-ins.
@@ -227,21 +229,22 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     else:
         limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
         revocations = None
+    passwords = PasswordWork.on_own_threads()  # scrypt never queues SQL or /healthz behind it
     ctx = WebContext(
         config=config,
         signer=signer,
         limiter=limiter,
         users=users,
         templates=template_environment(),
-        run_blocking=run_blocking,
+        run_blocking=blocking.run,
         clock=reactor,
-        passwords=PasswordWork.on_own_threads(reactor),  # scrypt never queues SQL or /healthz behind it
+        passwords=passwords,
         health_probes=probes,
         customers=directory,
         agents=agents,
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
-        sessions=default_sessions(config, users, run_blocking, reactor, revocations),
+        sessions=default_sessions(config, users, blocking.run, reactor, revocations),
     )
 
     if agents is not None:
@@ -305,6 +308,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
             await call_path_redis.stop()
         if redis_client is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
+        passwords.stop()
+        blocking.shutdown()
         engine.dispose()
 
     # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.

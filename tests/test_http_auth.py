@@ -118,27 +118,31 @@ class HeldPasswordChecks:
         self.held: list = []
 
     def __call__(self, fn, *args):
-        from twisted.internet import defer
+        from tests.web_support import LOOP
 
-        d = defer.Deferred()
-        self.held.append((d, fn, args))
-        return d
+        future = LOOP.create_future()
+        self.held.append((future, fn, args))
+        return future
 
     def release(self):
-        for d, fn, args in self.held:
-            d.callback(fn(*args))
+        from tests.web_support import spin
+
+        for future, fn, args in self.held:
+            future.set_result(fn(*args))
         self.held.clear()
+        spin()
 
 
 def test_simultaneous_wrong_logins_are_counted_before_the_password_check(users):
     from ccserver.passwords import PasswordWork
-    from tests.web_support import reply_of, send
+    from tests.web_support import reply_of, send, spin
 
     router, ctx = make_router(users)  # 3 attempts per username
     checks = HeldPasswordChecks()
     ctx.passwords = PasswordWork(checks, max_pending=1000)
     requests = [send(router, "POST", "/api/login", json_body={"username": "agent8001", "password": "wrong"},
                      client_ip=f"203.0.113.{n % 250}") for n in range(200)]
+    spin()  # every request runs until it waits: on the KDF (admitted) or nothing (refused)
     assert len(checks.held) == 3  # only the admitted ones reach the KDF
     checks.release()
     statuses = [reply_of(r).status for r in requests if r.finished]
@@ -328,8 +332,6 @@ def test_unknown_routes_and_methods(users):
 
 
 def test_healthz_reports_components(users):
-    from twisted.internet import defer
-
     async def ok():
         return "ok"
 
@@ -344,31 +346,26 @@ def test_healthz_reports_components(users):
     router, _ = make_router(users, probes={"database": broken})
     reply = call(router, "GET", "/healthz")
     assert reply.status == 503 and reply.json()["status"] == "unavailable"
-    assert defer  # imported for probes that return Deferreds in production
 
 
 def test_healthz_times_out_a_hung_probe(users):
-    from twisted.internet import defer
+    from tests.web_support import LOOP, reply_of, send, spin
 
     clock = task.Clock()
-    hung: defer.Deferred[str] = defer.Deferred()
+    hung = LOOP.create_future()  # a database that never answers
 
     async def never():
         return await hung
 
     router, _ = make_router(users, clock=clock, probes={"database": never})
-    import io
-
-    from twisted.web.test.requesthelper import DummyRequest
-
-    request = DummyRequest([b"healthz"])
-    request.path = b"/healthz"
-    request.content = io.BytesIO()
-    router.render(request)
-    assert not request.finished
-    clock.advance(1.5)
-    assert request.finished and request.responseCode == 503
+    request = send(router, "GET", "/healthz")
+    spin(request)
+    assert not request.finished  # waiting on the probe
+    clock.advance(1.5)  # the probe's bound passes on the HTTP side's clock
+    spin(request)
+    assert request.finished and reply_of(request).status == 503
     assert b"timed out" in b"".join(request.written)
+    hung.cancel()
 
 
 def test_metrics_access(users):

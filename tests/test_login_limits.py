@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred
 
 from ccserver.login_limits import MemoryLoginLimiter, RedisLoginLimiter
 
@@ -100,13 +99,8 @@ def test_stale_keys_are_pruned_and_memory_is_capped():
 
 # -- Redis: the same rules, shared by nodes ---------------------------------------------------------------------------
 def run(reactor: Any, coro: Any, timeout: float = 5.0) -> Any:
-    """Run a Twisted-driven coroutine (one that awaits Deferreds) on the reactor's loop, started inside it."""
-    loop = reactor._asyncioEventloop
-
-    async def inside() -> Any:
-        return await Deferred.fromCoroutine(coro).asFuture(loop)
-
-    return loop.run_until_complete(asyncio.wait_for(inside(), timeout))
+    """Run an asyncio coroutine on the reactor's loop."""
+    return reactor._asyncioEventloop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 def run_aio(reactor: Any, coro: Any) -> Any:

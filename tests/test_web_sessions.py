@@ -7,12 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from twisted.internet import defer, task
+from twisted.internet import task
 
 from ccserver.auth import AuthError, AuthUnavailable
 from ccserver.web.context import UserRecord
 from ccserver.web.sessions import DEACTIVATED, EXPIRED, LOGOUT, RedisRevocations, Sessions, UserCache
-from tests.web_support import MemoryUsers, call, make_router
+from tests.web_support import MemoryUsers, call, make_router, spin
 
 SECRET = {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789"}
 
@@ -169,7 +169,7 @@ def test_session_ended_hook_on_deactivation_and_expiry(users):
         raise RuntimeError("a broken hook must not break the others or the request")
 
     async def later(p, reason):  # a hook may be asynchronous
-        await defer.succeed(None)
+        await asyncio.sleep(0)
         ended.append((p.username, "async " + reason))
 
     ctx.sessions.on_session_ended.insert(0, broken)
@@ -182,39 +182,40 @@ def test_session_ended_hook_on_deactivation_and_expiry(users):
         assert call(router, "GET", "/api/me", headers=agent).status == 401
     assert ended == [("agent8001", DEACTIVATED), ("agent8001", "async " + DEACTIVATED)]
     ctx.clock.advance(3600)  # both tokens' lifetime: only the session nobody ended expires
+    spin()
     assert ended[2:] == [("sup", EXPIRED), ("sup", "async " + EXPIRED)]
     assert failing == [DEACTIVATED, EXPIRED]
 
 
 def test_concurrent_misses_share_one_lookup():
-    pending: list[defer.Deferred[Any]] = []
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future[Any]] = []
 
-    def load(user_id: int) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        pending.append(d)
-        return d
+        def load(user_id: int) -> asyncio.Future[Any]:
+            future: asyncio.Future[Any] = loop.create_future()
+            pending.append(future)
+            return future
 
-    cache = UserCache(load, ttl=5, clock=task.Clock().seconds)
-    waiting = [defer.ensureDeferred(cache.get(7)) for _ in range(10)]
-    assert len(pending) == 1
-    record = UserRecord(7, "u7", "agent", "", True)
-    pending[0].callback(record)
-    assert [d.result for d in waiting] == [record] * 10
-    failed = [defer.ensureDeferred(cache.get(8)) for _ in range(3)]
-    pending[1].errback(ConnectionError("down"))
-    for d in failed:
-        assert isinstance(d.result.value, ConnectionError)
-        d.addErrback(lambda _: None)
+        cache = UserCache(load, ttl=5, clock=task.Clock().seconds)
+        waiting = [asyncio.ensure_future(cache.get(7)) for _ in range(10)]
+        await asyncio.sleep(0)
+        assert len(pending) == 1
+        record = UserRecord(7, "u7", "agent", "", True)
+        pending[0].set_result(record)
+        assert await asyncio.gather(*waiting) == [record] * 10
+        failed = [asyncio.ensure_future(cache.get(8)) for _ in range(3)]
+        await asyncio.sleep(0)
+        pending[1].set_exception(ConnectionError("down"))
+        outcomes = await asyncio.gather(*failed, return_exceptions=True)
+        assert all(isinstance(o, ConnectionError) for o in outcomes)
+
+    asyncio.run(main())
 
 
 # -- Redis: a logout on one node is seen by every node ---------------------------------------------------------------
 def run(reactor: Any, coro: Any, timeout: float = 5.0) -> Any:
-    loop = reactor._asyncioEventloop
-
-    async def inside() -> Any:
-        return await defer.Deferred.fromCoroutine(coro).asFuture(loop)
-
-    return loop.run_until_complete(asyncio.wait_for(inside(), timeout))
+    return reactor._asyncioEventloop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 def test_redis_revocations_are_shared_and_expire_with_the_token(aio_reactor, redis_url):
@@ -254,12 +255,10 @@ def test_redis_revocations_are_shared_and_expire_with_the_token(aio_reactor, red
     users.update("agent8001", active=False)
 
     async def both_at_once() -> list[Any]:
-        checks = [defer.Deferred.fromCoroutine(sessions.check(other)) for sessions in (one, two)]
-        return await defer.DeferredList(checks, consumeErrors=True)
+        return await asyncio.gather(*(sessions.check(other) for sessions in (one, two)), return_exceptions=True)
 
     outcomes = run(reactor, both_at_once())
-    assert [ok for ok, _ in outcomes] == [False, False]
-    assert all(failure.check(AuthError) for _, failure in outcomes)
+    assert all(isinstance(o, AuthError) for o in outcomes)
     assert ended == [("agent8001", LOGOUT), ("agent8001", DEACTIVATED)]
     reactor._asyncioEventloop.run_until_complete(client.aclose())
 

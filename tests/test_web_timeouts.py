@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 
 from ccserver.web.app import build_site
 from ccserver.web.channel import TIMEOUTS
-from tests.web_support import MemoryUsers, make_context
+from tests.web_support import LOOP, MemoryUsers, make_context, spin
 
 HEADER_TIMEOUT, IDLE_TIMEOUT = 3.0, 20.0
 ENV = {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
@@ -60,16 +60,26 @@ def test_a_connection_that_never_sends_a_request_is_closed(connect):
     assert transport.disconnecting
 
 
+def serve(channel: Any, data: bytes) -> None:
+    """Feed a request; its handler (an asyncio task) runs on the test loop until it has answered."""
+
+    async def feed() -> None:
+        channel.dataReceived(data)
+
+    LOOP.run_until_complete(feed())
+    spin()
+
+
 def test_idle_kept_alive_connection_is_closed_after_the_idle_timeout(connect):
     clock, open_connection = connect
     before = TIMEOUTS.value(reason="idle")
     channel, transport = open_connection()
-    channel.dataReceived(REQUEST)
+    serve(channel, REQUEST)
     assert transport.value().startswith(b"HTTP/1.1 200 OK")
     transport.clear()
     clock.advance(HEADER_TIMEOUT * 2)  # between requests the header deadline does not run
     assert not transport.disconnecting
-    channel.dataReceived(REQUEST)  # the kept-alive connection serves another request
+    serve(channel, REQUEST)  # the kept-alive connection serves another request
     assert transport.value().startswith(b"HTTP/1.1 200 OK")
     clock.advance(IDLE_TIMEOUT - 0.1)
     assert not transport.disconnecting
@@ -81,7 +91,7 @@ def test_idle_kept_alive_connection_is_closed_after_the_idle_timeout(connect):
 def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline(connect):
     clock, open_connection = connect
     channel, transport = open_connection()
-    channel.dataReceived(REQUEST)
+    serve(channel, REQUEST)
     clock.advance(HEADER_TIMEOUT * 2)
     channel.dataReceived(b"GET /static/app.css HT")
     clock.advance(HEADER_TIMEOUT + 0.1)
@@ -91,7 +101,7 @@ def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline
 def test_pipelined_requests_are_all_answered(connect):
     clock, open_connection = connect
     channel, transport = open_connection()
-    channel.dataReceived(REQUEST * 3)
+    serve(channel, REQUEST * 3)
     assert transport.value().count(b"HTTP/1.1 200 OK") == 3
     clock.advance(HEADER_TIMEOUT + 1)
     assert not transport.disconnecting  # complete requests: no header deadline left running
@@ -100,5 +110,5 @@ def test_pipelined_requests_are_all_answered(connect):
 def test_reason_phrase_on_the_wire(connect):
     _clock, open_connection = connect
     channel, transport = open_connection()
-    channel.dataReceived(b"GET /nowhere HTTP/1.1\r\nHost: cc.example\r\n\r\n")
+    serve(channel, b"GET /nowhere HTTP/1.1\r\nHost: cc.example\r\n\r\n")
     assert transport.value().startswith(b"HTTP/1.1 404 Not Found\r\n")

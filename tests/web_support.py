@@ -1,14 +1,19 @@
-"""Drive the HTTP router in-process: a twisted.web DummyRequest in, status/headers/body out."""
+"""Drive the HTTP router in-process: a twisted.web DummyRequest in, status/headers/body out.
+
+Handlers are asyncio coroutines, so every request runs on :data:`LOOP` (a private event loop) until it has
+answered or has nothing left to do but wait (a hung probe waiting on ``task.Clock``: ``spin()`` after advancing it).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from twisted.internet import defer, task
+from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -46,13 +51,30 @@ class MemoryUsers:
         self.audit_log.append((action, actor_id, actor_name, ip, detail))
 
 
+LOOP = asyncio.new_event_loop()
+# Loop turns a request may take without waking on anything but itself (inline blocking calls, the session check).
+_TURNS = 200
+
+
 async def _inline(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
 def inline_blocking(fn, *a, **k):
-    """run_blocking for tests: the call runs at once (the Deferred has fired when returned)."""
-    return defer.ensureDeferred(_inline(fn, *a, **k))
+    """run_blocking for tests: the call runs when awaited, in the loop's thread."""
+    return _inline(fn, *a, **k)
+
+
+def spin(request: DummyRequest | None = None, turns: int = _TURNS) -> None:
+    """Run :data:`LOOP` until ``request`` has finished (or for ``turns`` loop turns when it does not)."""
+
+    async def turn() -> None:
+        for _ in range(turns):
+            if request is not None and request.finished:
+                return
+            await asyncio.sleep(0)
+
+    LOOP.run_until_complete(turn())
 
 
 def make_context(users: MemoryUsers, clock=None, probes=None, environ=None, limiter=None) -> WebContext:
@@ -95,9 +117,10 @@ class Reply:
 
 
 def call(router: Router, method: str, path: str, **kwargs: Any) -> Reply:
-    """One request through the router; the handler must finish without waiting (inline run_blocking)."""
+    """One request through the router, run to its answer on :data:`LOOP` (inline run_blocking)."""
     request = send(router, method, path, **kwargs)
-    assert request.finished, "handler did not finish synchronously in the test harness"
+    spin(request)
+    assert request.finished, "handler did not finish in the test harness (is it waiting on a clock?)"
     return reply_of(request)
 
 
@@ -135,7 +158,16 @@ def send(router: Router, method: str, path: str, *, headers: dict[str, str] | No
     request.content = io.BytesIO(body or b"")
     for name, value in headers.items():
         request.requestHeaders.addRawHeader(name, value)
-    router.render(request)
+
+    async def start() -> None:
+        router.render(request)  # starts the handler as a task on the running loop
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        LOOP.run_until_complete(start())  # a plain test: the request runs on LOOP (spin() drives it)
+    else:
+        router.render(request)  # already inside a loop (an async test): the handler runs on that loop
     return request
 
 

@@ -12,12 +12,9 @@ made from a web login ends with it (logout, expiry). Errors are JSON ``{"error",
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
-
-from twisted.internet.defer import Deferred
 
 from ccserver.agents import Actor, AgentError, AgentService
 from ccserver.web.context import WebContext
@@ -57,7 +54,7 @@ class AgentRoutes:
 
     async def _answer(self, coro: Coroutine[Any, Any, dict[str, Any]]) -> Response:
         try:
-            result = await Deferred.fromFuture(asyncio.ensure_future(coro))
+            result = await coro
         except AgentError as exc:
             raise HTTPError(exc.status, exc.message, **exc.extra) from None
         return json_response(result)

@@ -29,7 +29,8 @@ class UserRecord:
 
 
 class UserStore(Protocol):
-    """Blocking lookups; handlers call them through ``run_blocking`` (a worker thread)."""
+    """Blocking lookups; handlers call them through ``run_blocking`` (``await ctx.run_blocking(fn, …)``: the thread
+    pool, ccserver/bridge.py BlockingPool)."""
 
     def find(self, username: str) -> UserRecord | None: ...
 
@@ -49,7 +50,7 @@ class WebContext:
     clock: Any  # IReactorTime: the reactor, or task.Clock in tests
     # Password hashing and checks, on threads of their own (never the run_blocking pool).
     passwords: PasswordWork
-    # name -> ``async def probe() -> str`` awaiting only Deferreds (bridge asyncio with Deferred.fromFuture)
+    # name -> ``async def probe() -> str`` (asyncio; bounded by the health route)
     health_probes: dict[str, Callable[[], Coroutine[Any, Any, str]]] = field(default_factory=dict)
     # Caller identification for /api/customers (None: those routes answer 503).
     customers: CustomerDirectory | None = None

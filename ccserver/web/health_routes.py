@@ -8,9 +8,8 @@ role: 403.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-
-from twisted.internet import defer
 
 from ccserver.auth import AuthError
 from ccserver.metrics import REGISTRY
@@ -36,16 +35,29 @@ class HealthRoutes:
         probe = self.ctx.health_probes.get(name)
         if probe is None:
             return "not configured"
-        # Probes await Deferreds (asyncio work is bridged with Deferred.fromFuture); bounded so a hung
-        # database or Redis cannot hang the health check.
-        d: defer.Deferred[str] = defer.ensureDeferred(probe())
-        d.addTimeout(PROBE_TIMEOUT, self.ctx.clock)
+        # Probes are asyncio coroutines, bounded on the HTTP side's clock (the reactor, task.Clock in tests) so a
+        # hung database or Redis cannot hang the health check.
+        loop = asyncio.get_running_loop()
+        task: asyncio.Future[str] = asyncio.ensure_future(probe())
+        expired: asyncio.Future[str] = loop.create_future()
+
+        def expire() -> None:
+            if not expired.done():
+                expired.set_result("")
+
+        timer = self.ctx.clock.callLater(PROBE_TIMEOUT, expire)
         try:
-            return await d
-        except defer.TimeoutError:
+            await asyncio.wait([task, expired], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if timer.active():
+                timer.cancel()
+        if not task.done():
+            task.cancel()
             return "error: timed out"
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised
-            return f"error: {type(exc).__name__}"
+        error = task.exception()
+        if error is not None:  # any failure is reported, never raised
+            return f"error: {type(error).__name__}"
+        return str(task.result())
 
     async def healthz(self, req: Req) -> Response:
         states = {name: await self._probe(name) for name in ("database", "redis", "ami")}

@@ -9,6 +9,7 @@ now (``ccserver.web.sessions``). A check that cannot be made answers 503.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,7 +19,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-from twisted.internet.defer import ensureDeferred
+from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from ccserver.auth import AuthError, AuthUnavailable, Forbidden, Principal, TokenSigner
@@ -237,12 +238,18 @@ class Router(resource.Resource):
     def render(self, request: server.Request) -> int:
         body = request.content.read(MAX_BODY_BYTES + 1) if request.content else b""
         req = Req(request, body, self.trusted_proxies)
-        finished = []
+        finished: list[bool] = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
-        d = ensureDeferred(self._dispatch(req, len(body) > MAX_BODY_BYTES))
-        d.addCallback(self._write, request, finished)
-        d.addErrback(self._crash, request, finished)
+        # Handlers are asyncio coroutines (ccserver/bridge.py): each request runs as a task on the loop.
+        task = asyncio.ensure_future(self._dispatch(req, len(body) > MAX_BODY_BYTES))
+        task.add_done_callback(lambda t: self._done(t, request, finished))
         return server.NOT_DONE_YET
+
+    def _done(self, task: asyncio.Future[Response], request: server.Request, finished: list[bool]) -> None:
+        try:
+            self._write(task.result(), request, finished)
+        except BaseException as exc:  # noqa: BLE001 - the handler task was cancelled, or writing failed
+            self._crash(Failure(exc), request, finished)
 
     async def _dispatch(self, req: Req, too_large: bool) -> Response:
         parts = split_path(req.path)
@@ -325,5 +332,5 @@ class Router(resource.Resource):
     def _crash(self, failure, request: server.Request, finished: list[bool]) -> None:
         # Only a failure to write the response gets here (_dispatch answers every error of a handler).
         log.error("error writing a response: %s", exception_summary(failure.value, self.log_pii))
-        if not finished and not request.startedWriting:
+        if not finished and not getattr(request, "startedWriting", False):
             self._write(json_response({"error": "internal error"}, 500), request, finished)

@@ -14,7 +14,7 @@ If either check cannot be made (SQL or Redis down), the request is answered 503,
 
 ``Sessions.on_session_ended`` is a plain list of callbacks ``hook(principal, reason)``, reason one of
 ``logout``, ``deactivated``, ``expired``, called once per session (the revocation decides who is first, across
-nodes too). A hook may return a coroutine or Deferred; it runs on, and its failure is logged, without delaying the
+nodes too). A hook may return a coroutine (run as an asyncio task); its failure is logged, and it never delays the
 request that ended the session. ``expired`` fires from a timer on the node that issued the session; a node
 restarted in between does not fire it (a token that simply runs out is refused all the same).
 """
@@ -29,8 +29,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
-
-from twisted.internet.defer import Deferred, ensureDeferred
 
 from ccserver.auth import AuthError, AuthUnavailable, Principal
 from ccserver.logs import exception_summary
@@ -92,18 +90,15 @@ class RedisRevocations:
     PREFIX = "ccserver:session-ended:"
 
     def __init__(self, redis: Any):
-        from ccserver.customers.cache import as_deferred
-
         self._redis = redis
-        self._bridge = as_deferred
 
     async def revoke(self, session_id: str, expires_at: float) -> bool:
         until = math.ceil(expires_at) + REVOCATION_GRACE_SECONDS
-        created = await self._bridge(self._redis.set(self.PREFIX + session_id, b"1", nx=True, exat=until))
+        created = await self._redis.set(self.PREFIX + session_id, b"1", nx=True, exat=until)
         return bool(created)
 
     async def is_revoked(self, session_id: str) -> bool:
-        return bool(await self._bridge(self._redis.exists(self.PREFIX + session_id)))
+        return bool(await self._redis.exists(self.PREFIX + session_id))
 
 
 class UserCache:
@@ -117,7 +112,7 @@ class UserCache:
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[int, tuple[float, UserState | None]] = {}
-        self._loading: dict[int, list[Deferred[UserState | None]]] = {}
+        self._loading: dict[int, list[asyncio.Future[UserState | None]]] = {}
 
     def forget(self, user_id: int) -> None:
         """Drop a cached user (after a change made through this node, say)."""
@@ -129,23 +124,25 @@ class UserCache:
             return entry[1]
         waiting = self._loading.get(user_id)
         if waiting is not None:
-            mine: Deferred[UserState | None] = Deferred()
+            mine: asyncio.Future[UserState | None] = asyncio.get_running_loop().create_future()
             waiting.append(mine)
             return await mine
         self._loading[user_id] = []
         try:
             user = await self._load(user_id)
         except Exception as exc:
-            for d in self._loading.pop(user_id):
-                d.errback(exc)
+            for waiter in self._loading.pop(user_id):
+                if not waiter.done():
+                    waiter.set_exception(exc)
             raise
         if len(self._entries) >= self.MAX_ENTRIES:
             now = self._clock()
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
         if self._ttl > 0:
             self._entries[user_id] = (self._clock() + self._ttl, user)
-        for d in self._loading.pop(user_id):
-            d.callback(user)
+        for waiter in self._loading.pop(user_id):
+            if not waiter.done():
+                waiter.set_result(user)
         return user
 
 
@@ -192,12 +189,18 @@ class Sessions:
         if self._reactor is None:
             return
         delay = max(0.0, principal.expires_at - self._reactor.seconds())
-        self._timers[principal.session_id] = self._reactor.callLater(delay, self._expire, principal)
+        loop = asyncio.get_running_loop()  # the timer may fire from outside it (task.Clock in tests): run there
+        self._timers[principal.session_id] = self._reactor.callLater(delay, self._expire, principal, loop)
 
-    def _expire(self, principal: Principal) -> None:
+    def _expire(self, principal: Principal, loop: asyncio.AbstractEventLoop) -> None:
         self._timers.pop(principal.session_id, None)
-        ensureDeferred(self.end(principal, EXPIRED)).addErrback(
-            lambda f: log.warning("session expiry not recorded: %s", f.getErrorMessage()))
+
+        def done(task: asyncio.Future[bool]) -> None:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                log.warning("session expiry not recorded: %s", type(error).__name__)
+
+        loop.create_task(self.end(principal, EXPIRED)).add_done_callback(done)
 
     async def end(self, principal: Principal, reason: str) -> bool:
         """End the session (revoke it) and tell the hooks; False when it had already ended."""
@@ -220,15 +223,7 @@ class Sessions:
         except Exception as exc:
             failed(exc)
             return
-        if isinstance(result, Deferred):
-            result.addErrback(lambda f: failed(f.value))
-        elif inspect.iscoroutine(result):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:  # no asyncio loop running (a test driving Deferreds): Twisted drives it
-                ensureDeferred(result).addErrback(lambda f: failed(f.value))
-                return
-
+        if inspect.isawaitable(result):
             def done(task: asyncio.Future[Any]) -> None:
                 error = None if task.cancelled() else task.exception()
                 if error is not None:

@@ -103,3 +103,27 @@ def test_the_routing_batcher_on_postgresql_copies_on_the_loop(pg_url: str) -> No
     assert sorted(_rows(sessions)) == [f"c{i}" for i in range(7)]
     assert batcher.sink.copies >= 3 and batcher.sink.handed_over == 0
     engine.dispose()
+
+
+def test_rows_written_by_write_row_land_alike(pg_url: str) -> None:
+    from ccserver.callrouting.records import copy_row
+
+    engine, sessions, sink = _setup(pg_url)
+
+    def by_row(decision_id: str, customer_id: str | None = "7") -> dict[str, Any]:
+        record = _decision(decision_id, customer_id)
+        del record["copy_line"]
+        record["caller_raw"] = "13800\\t138\\n000\\\\x"
+        record["copy_row"] = copy_row(record)
+        return record
+
+    async def scenario() -> None:
+        await sink([by_row(f"r{i}") for i in range(250)] + [by_row("rn", None)])
+        await sink.aclose()
+
+    asyncio.run(scenario())
+    rows = _rows(sessions)
+    assert len(rows) == 251 and rows["r0"].caller_raw == "13800\\t138\\n000\\\\x" and rows["rn"].customer_id is None
+    assert rows["r1"].made_at.timestamp() == T0 and rows["r1"].reasons == ["tier gold"]
+    assert rows["r1"].variables == {"CC_QUEUE": "vip"} and rows["r1"].callback_offer is True
+    engine.dispose()

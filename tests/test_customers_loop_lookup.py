@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ccserver.callrouting import RoutingRuntime
 from ccserver.config import load_config
 from ccserver.customers.directory import CustomerDirectory
-from ccserver.customers.loop_lookup import LoopLookup
+from ccserver.customers.loop_lookup import LoopLookup, PooledLookup
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import PhoneNumber
 from ccserver.demo import generate
@@ -35,10 +35,11 @@ def _numbers(sessions: Any) -> list[str]:
         return list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.id)))
 
 
-def test_same_answers_as_the_directory(demo_pg: Any) -> None:
+@pytest.mark.parametrize("kind", [LoopLookup, PooledLookup])
+def test_same_answers_as_the_directory(demo_pg: Any, kind: Any) -> None:
     _, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
-    lookup = LoopLookup.from_engine(engine, directory, max_connections=2)
+    lookup = kind.from_engine(engine, directory, max_connections=2)
     numbers = [*_numbers(sessions), "+8613999999999", "+862150000000"]  # and two nobody has
 
     async def scenario() -> list[Any]:
@@ -77,16 +78,18 @@ def test_a_dropped_connection_is_replaced_within_the_lookup(demo_pg: Any) -> Non
     admin.dispose()
 
 
-def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
+@pytest.mark.parametrize("kind", [LoopLookup, PooledLookup])
+def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any, kind: Any) -> None:
     _, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
     numbers = _numbers(sessions)[:30]
-    lookup = LoopLookup.from_engine(engine, directory, max_connections=3)
+    lookup = kind.from_engine(engine, directory, max_connections=3)
 
     async def scenario() -> list[Any]:
         try:
             results = await asyncio.gather(*(lookup.identify(n) for n in numbers))
-            assert lookup._open <= 3
+            if kind is LoopLookup:
+                assert lookup._open <= 3
             return results
         finally:
             await lookup.aclose()
@@ -153,3 +156,25 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         factory.stop_watching()
         pool.stop()
         loop.close()
+
+
+def test_pooled_lookup_survives_a_dropped_connection(demo_pg: Any) -> None:
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = PooledLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
+    admin = sqlalchemy.create_engine(url)
+
+    async def scenario() -> None:
+        first = await lookup.identify(number)
+        pids = [c.info.backend_pid for c in lookup._pool._pool]
+        with admin.begin() as c:
+            for pid in pids:
+                c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.05)
+        assert await lookup.identify(number) == first
+        await lookup.aclose()
+        with pytest.raises(RuntimeError):
+            await lookup.identify(number)
+
+    asyncio.run(scenario())
+    admin.dispose()

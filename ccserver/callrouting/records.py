@@ -106,6 +106,23 @@ def copy_line(record: dict[str, Any]) -> bytes:
     )) + "\n").encode("utf-8", "replace")  # fmt: skip
 
 
+COPY_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "int8", "text", "text", "int4", "text",
+              "float8", "bool", "bool", "float8", "text", "text")  # fmt: skip  # JSON text: PostgreSQL parses it
+
+
+def copy_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    """One decision record as a row for psycopg's ``copy.write_row`` (``COPY_COLUMNS`` order, ``COPY_TYPES``):
+    psycopg escapes and encodes it."""
+    cid = str(record.get("customer_id") or "")
+    dumps = _JSON
+    return (record["decision_id"], _dt(record["made_at"]), record.get("server"), record.get("uniqueid"),
+            record.get("caller_raw"), record.get("caller_e164"), record.get("dialed"),
+            int(cid) if cid.isdigit() else None, record.get("tier"), record.get("queue"), record.get("priority"),
+            record.get("preferred_agent_interface"), record.get("ewt_seconds"), bool(record.get("callback_offer")),
+            bool(record.get("fallback")), record.get("latency_ms"), dumps(record.get("reasons")),
+            dumps(record.get("variables")))
+
+
 def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
     """A blocking sink (the batcher runs it in a worker thread). Idempotent for a retried batch: decisions are
     keyed by decision_id, survey scores by (uniqueid, at). ``customer_id`` is stored only when it is a known
@@ -219,6 +236,18 @@ def make_record_batcher(session_factory: Callable[[], Any], **kwargs: Any) -> Re
 
         sink = LoopCopySink.from_engine(bind, sink)
     return RecordBatcher(sink, **kwargs)
+
+
+def row_submitter(batcher: RecordBatcher) -> Callable[[dict[str, Any]], None]:
+    """A/B candidate for ``record_submitter`` on PostgreSQL: the decision's ``copy_row`` built after the answer."""
+    submit = batcher.submit
+
+    def submit_row(record: dict[str, Any]) -> None:
+        if record.get("kind") == "decision":
+            record["copy_row"] = copy_row(record)
+        submit(record)
+
+    return submit_row
 
 
 def record_submitter(batcher: RecordBatcher, dialect: str) -> Callable[[dict[str, Any]], None]:

@@ -193,9 +193,11 @@ class RedisSummaryCache:
         fence_seconds: float = 10.0,
         prefix: str = "ccserver:cust:",
         call_path: Any = None,  # ccserver.customers.resp.RespClient: lookups on Twisted (see lookup_deferred)
+        lookup_timeout: float | None = None,  # redis-py's bound on a lookup (socket timeouts, no retries), if any
     ):
         self.client = client
         self.call_path = call_path
+        self.lookup_timeout = lookup_timeout
         self.ttl = int(ttl)
         self.negative_ttl = int(negative_ttl)
         self.fence_ms = max(1, int(fence_seconds * 1000))
@@ -241,7 +243,7 @@ class RedisSummaryCache:
         """The longest a lookup can take before it fails by itself — the call-path client's timeout while it
         is connected — or None when unknown (the routing service then races it against its own deadline)."""
         fast = self.call_path
-        return fast.timeout if fast is not None and fast.connected else None
+        return fast.timeout if fast is not None and fast.connected else self.lookup_timeout
 
     def lookup_deferred(self, e164: str, now: float) -> Any:
         """``lookup`` as a Deferred, for Twisted-driven callers (the routing service). Through ``call_path``

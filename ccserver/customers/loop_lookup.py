@@ -193,7 +193,7 @@ class PooledLookup:
             await pool.open()
         values = [e164 if v is _E164 else v for v in self._params]
         for attempt in (1, 2):
-            conn = await pool.getconn()
+            conn: Any = await pool.getconn()
             try:
                 async with conn.cursor(row_factory=psycopg.rows.namedtuple_row) as cursor:
                     await cursor.execute(self._sql, values, prepare=True)

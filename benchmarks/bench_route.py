@@ -436,7 +436,8 @@ def run_ab(customers: int = 100_000, calls: int = 1_000, url: str = DEFAULT_URL,
                 results[name]["hit"].append(_phase(port, batch, "hit", pooled[name]["hit"]))
                 miss, hit = results[name]["miss"][-1], results[name]["hit"][-1]
                 print(f"round {r + 1} {name}: miss p99 {miss['p99_ms']} ms cpu {miss['server_cpu_ms_per_call']} ms; "
-                      f"hit p99 {hit['p99_ms']} ms cpu {hit['server_cpu_ms_per_call']} ms", file=sys.stderr, flush=True)
+                      f"hit p99 {hit['p99_ms']} ms cpu {hit['server_cpu_ms_per_call']} ms (load {os.getloadavg()[0]:.2f})",
+                      file=sys.stderr, flush=True)
     finally:
         for name, (server, _, port_file) in servers.items():
             server.terminate()

@@ -56,7 +56,7 @@ DID = "4008001000"
 
 
 # -- the server process ------------------------------------------------------------------------------------------
-LIBRARY_PIECES = ("redis", "pool", "copy")  # what `--library` can switch to the maintained client (A/B)
+LIBRARY_PIECES = ("redis",)  # what `--library` can switch to the maintained client (A/B)
 
 
 def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = frozenset()) -> None:
@@ -103,15 +103,6 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
         cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
                                   call_path=call_path)
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking, cache=cache)
-    if "pool" in library:
-        from ccserver.customers.loop_lookup import PooledLookup
-
-        directory: Any = routing.service._directory
-        routing.loop_lookup = routing.service._loop_lookup = PooledLookup.from_engine(sessions.kw["bind"], directory)
-    if "copy" in library:
-        from ccserver.callrouting.records import row_submitter
-
-        routing.service._record_sink = row_submitter(routing.batcher)
 
     async def stats(session: Any) -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -435,8 +426,9 @@ def run_ab(customers: int = 100_000, calls: int = 1_000, url: str = DEFAULT_URL,
                 results[name]["miss"].append(_phase(port, batch, "miss", pooled[name]["miss"]))
                 results[name]["hit"].append(_phase(port, batch, "hit", pooled[name]["hit"]))
                 miss, hit = results[name]["miss"][-1], results[name]["hit"][-1]
+                load = os.getloadavg()[0]
                 print(f"round {r + 1} {name}: miss p99 {miss['p99_ms']} ms cpu {miss['server_cpu_ms_per_call']} ms; "
-                      f"hit p99 {hit['p99_ms']} ms cpu {hit['server_cpu_ms_per_call']} ms (load {os.getloadavg()[0]:.2f})",
+                      f"hit p99 {hit['p99_ms']} ms cpu {hit['server_cpu_ms_per_call']} ms (load {load:.2f})",
                       file=sys.stderr, flush=True)
     finally:
         for name, (server, _, port_file) in servers.items():
@@ -482,7 +474,7 @@ def main() -> None:
     parser.add_argument("--ab", action="store_true", help="library against ours, side by side (run_ab)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--variant", action="append", default=[],
-                        help="NAME=piece,piece (A/B variants; default: ours= and library=redis,pool,copy)")
+                        help="NAME=piece,piece (A/B variants; default: ours= and library=redis)")
     args = parser.parse_args()
     if args.serve:
         library = frozenset(p for p in args.library.split(",") if p)

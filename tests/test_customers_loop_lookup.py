@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ccserver.callrouting import RoutingRuntime
 from ccserver.config import load_config
 from ccserver.customers.directory import CustomerDirectory
-from ccserver.customers.loop_lookup import LoopLookup, PooledLookup
+from ccserver.customers.loop_lookup import LoopLookup
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import PhoneNumber
 from ccserver.demo import generate
@@ -35,11 +35,10 @@ def _numbers(sessions: Any) -> list[str]:
         return list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.id)))
 
 
-@pytest.mark.parametrize("kind", [LoopLookup, PooledLookup])
-def test_same_answers_as_the_directory(demo_pg: Any, kind: Any) -> None:
+def test_same_answers_as_the_directory(demo_pg: Any) -> None:
     _, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
-    lookup = kind.from_engine(engine, directory, max_connections=2)
+    lookup = LoopLookup.from_engine(engine, directory, max_connections=2)
     numbers = [*_numbers(sessions), "+8613999999999", "+862150000000"]  # and two nobody has
 
     async def scenario() -> list[Any]:
@@ -56,40 +55,16 @@ def test_same_answers_as_the_directory(demo_pg: Any, kind: Any) -> None:
     assert kinds["known"] > 50 and kinds["shared"] >= 1 and kinds["unknown"] >= 2, kinds
 
 
-def test_a_dropped_connection_is_replaced_within_the_lookup(demo_pg: Any) -> None:
-    url, engine, sessions = demo_pg
-    number = _numbers(sessions)[0]
-    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
-    admin = sqlalchemy.create_engine(url)
-
-    async def scenario() -> None:
-        first = await lookup.identify(number)
-        (conn,) = lookup._idle
-        with admin.begin() as c:
-            c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": conn.info.backend_pid})
-        await asyncio.sleep(0.05)
-        assert await lookup.identify(number) == first  # one failed attempt, then a fresh connection
-        assert lookup._open == 1 and lookup._idle[0] is not conn
-        await lookup.aclose()
-        with pytest.raises(RuntimeError):
-            await lookup.identify(number)
-
-    asyncio.run(scenario())
-    admin.dispose()
-
-
-@pytest.mark.parametrize("kind", [LoopLookup, PooledLookup])
-def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any, kind: Any) -> None:
+def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
     _, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
     numbers = _numbers(sessions)[:30]
-    lookup = kind.from_engine(engine, directory, max_connections=3)
+    lookup = LoopLookup.from_engine(engine, directory, max_connections=3)
 
     async def scenario() -> list[Any]:
         try:
             results = await asyncio.gather(*(lookup.identify(n) for n in numbers))
-            if kind is LoopLookup:
-                assert lookup._open <= 3
+            assert lookup._pool.get_stats()["pool_size"] <= 3
             return results
         finally:
             await lookup.aclose()
@@ -158,23 +133,47 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         loop.close()
 
 
-def test_pooled_lookup_survives_a_dropped_connection(demo_pg: Any) -> None:
+def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any) -> None:
     url, engine, sessions = demo_pg
     number = _numbers(sessions)[0]
-    lookup = PooledLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
     admin = sqlalchemy.create_engine(url)
 
     async def scenario() -> None:
         first = await lookup.identify(number)
         pids = [c.info.backend_pid for c in lookup._pool._pool]
-        with admin.begin() as c:
+        assert len(pids) == 2
+        with admin.begin() as c:  # the database restarted, say: every idle connection is gone
             for pid in pids:
                 c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": pid})
-        await asyncio.sleep(0.05)
-        assert await lookup.identify(number) == first
+        await asyncio.sleep(0.05)  # for the terminations to reach the sockets (not a clock)
+        assert await lookup.identify(number) == first  # one failed attempt, the pool checked, then a new one
+        assert all(c.info.backend_pid not in pids for c in lookup._pool._pool)
         await lookup.aclose()
         with pytest.raises(RuntimeError):
             await lookup.identify(number)
 
     asyncio.run(scenario())
     admin.dispose()
+
+
+def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: Any) -> None:
+    from psycopg_pool import PoolTimeout
+
+    _, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1, acquire_timeout=0.2)
+
+    async def scenario() -> None:
+        await lookup.identify(number)
+        held = await lookup._pool.getconn()  # the only connection, taken (a lookup stuck on the database)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PoolTimeout):
+            await lookup.identify(number)
+        assert 0.15 <= loop.time() - started < 1.0
+        await lookup._pool.putconn(held)
+        assert (await lookup.identify(number)).customer is not None
+        await lookup.aclose()
+
+    asyncio.run(scenario())

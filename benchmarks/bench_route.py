@@ -27,6 +27,17 @@ Switches (environment):
     BENCH_ROUTE_THREADS=1                 the server's CPU seconds per thread, printed at each phase boundary
 
 For worker threads too: ``py-spy record --gil --subprocesses -f raw -- python -m benchmarks.bench_route …``.
+
+**Library against ours** (the README says which of the call path's I/O is hand-written, and why)::
+
+    python -m benchmarks.bench_route --ab [--customers 100000] [--calls 1000] [--rounds 6] [--schema S]
+
+runs one server per variant at the same time on the same data — ``ours`` (the Twisted RESP client for the
+call path's Redis lookup and store) and ``library`` (``redis.asyncio`` with hiredis, bounded like ours: no
+retries, 0.5 s connect and reply timeouts, so no per-call timer either) — and gives every variant, each round,
+its own new numbers (miss, then hit) in alternating order, so a shared machine's drift falls on all of them
+alike. ``--variant NAME=redis`` names variants by hand. Each figure is the median over the rounds, and
+``all_calls`` takes every call of a variant together (with the counts over 1 ms and 5 ms).
 """
 
 from __future__ import annotations

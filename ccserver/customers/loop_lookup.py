@@ -11,9 +11,9 @@ connections on the loop: one round trip, a server-side prepared statement from t
 the same lookup through SQLAlchemy in a thread (before the hop).
 
 The connections are a ``psycopg_pool.AsyncConnectionPool`` (``max_connections``, opened on first use; a lookup
-waits at most ``acquire_timeout`` for one, else ``psycopg_pool.PoolTimeout``). Measured against the hand-made
-pool it replaced, side by side on the routed-call benchmark: about 20 µs more CPU per cache miss, well inside
-the miss budget (README, "The routed call's own I/O").
+waits at most ``acquire_timeout`` for one, else ``psycopg_pool.PoolTimeout``). Against the hand-made pool it
+replaced: about 20 µs more CPU per lookup measured alone, no difference seen on the routed-call benchmark side
+by side (README, "The routed call's own I/O").
 
 Read only. Creating a prospect for an unknown number stays with ``CustomerDirectory.identify`` in a worker
 thread (a transaction with race handling, and rarer). A connection that breaks goes back to the pool, which

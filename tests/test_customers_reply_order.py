@@ -39,13 +39,14 @@ def _settle(reactor: Any, deferreds: list[Deferred[Any]]) -> list[Any]:
     return out
 
 
-def _call_path_cache(reactor: Any, url: str) -> tuple[RedisSummaryCache, RespClient, Any]:
+def _call_path_cache(reactor: Any, url: str) -> tuple[RedisSummaryCache, RespClient]:
+    """The cache as ``ccserver run`` builds it: lookups and stores on the call-path client, the rest on redis-py."""
     import redis.asyncio as aioredis
 
     client = RespClient(reactor, url)
     client.start()
     run(reactor, client.when_connected())
-    return RedisSummaryCache(aioredis.Redis.from_url(url), call_path=client), client, None
+    return RedisSummaryCache(aioredis.Redis.from_url(url), call_path=client), client
 
 
 def test_a_proxy_that_ignores_client_reply_skip_never_gives_a_caller_another_callers_identity(
@@ -54,7 +55,7 @@ def test_a_proxy_that_ignores_client_reply_skip_never_gives_a_caller_another_cal
     proxy = RedisProxy(redis_url, answer=ignores_client_reply)
     port = run(reactor, proxy.start())
     db = urlsplit(redis_url).path.strip("/") or "0"
-    cache, client, _ = _call_path_cache(reactor, f"redis://127.0.0.1:{port}/{db}")
+    cache, client = _call_path_cache(reactor, f"redis://127.0.0.1:{port}/{db}")
     try:
         numbers = [f"+861380000{i:04d}" for i in range(12)]
         for i, n in enumerate(numbers[:6]):  # six known callers, cached earlier
@@ -104,7 +105,7 @@ def test_a_reply_about_another_number_fails_the_lookup_and_drops_the_connection(
     proxy = RedisProxy(redis_url, rewrite=_previous_reply_for("+8613800000001"))
     port = run(reactor, proxy.start())
     db = urlsplit(redis_url).path.strip("/") or "0"
-    cache, client, _ = _call_path_cache(reactor, f"redis://127.0.0.1:{port}/{db}")
+    cache, client = _call_path_cache(reactor, f"redis://127.0.0.1:{port}/{db}")
     try:
         run(reactor, cache.store("+8613800000000", _who(0)))
 

@@ -16,6 +16,11 @@ Twisted servers run on Twisted's asyncio reactor, as in production (``--reactor 
 
     .venv/bin/python benchmarks/bench_agi.py [--sessions 10000] [--concurrency 20] [--rounds 3]
 
+Normal calls under a half-open flood (1,000 silent connections re-opened as the 2 s header timeout drops
+them; calls paced at ``--rate`` per second, each timed connect to close), and the same calls without it:
+
+    .venv/bin/python benchmarks/bench_agi.py --only flood [--rate 200] [--seconds 12]
+
 Instructions per session instead of CPU time (callgrind; repeatable on a loaded machine, default 2,000):
 
     .venv/bin/python benchmarks/bench_agi.py --instructions [KIND ...] [--sessions 2000]
@@ -63,6 +68,7 @@ class _Stats:
         self.stats_file = stats_file
         self.sessions = 0
         self.lags: list[float] = []
+        self.iterations: list[float] = []  # thread CPU of each loop iteration (see _iteration_probe)
         self.lag = lag
         self.trace = trace
 
@@ -87,6 +93,12 @@ class _Stats:
             out["lag_max_ms"] = lags[-1] * 1e3
             out["lag_samples"] = len(lags)
         self.lags = []
+        if self.iterations:
+            spans = sorted(self.iterations)
+            out["iteration_cpu_p99_ms"] = spans[min(len(spans) - 1, int(len(spans) * 0.99))] * 1e3
+            out["iteration_cpu_max_ms"] = spans[-1] * 1e3
+            out["iterations_over_2ms"] = sum(1 for s in spans if s > 0.002)
+            self.iterations = []
         if self.trace:
             import tracemalloc
 
@@ -112,6 +124,24 @@ def _lag_probe(call_later: Any, now: Any, stats: _Stats, interval: float = 0.005
         call_later(interval, tick, t + interval)
 
     call_later(interval, tick, now() + interval)
+
+
+def _iteration_probe(loop: asyncio.AbstractEventLoop, stats: _Stats) -> None:
+    """The server's own CPU (thread time) for each event-loop iteration: from one select() returning to the next
+    call. Unlike the lag timer it does not count time the OS gave to other processes, so on a shared machine it
+    still shows how long the server itself held the loop."""
+    selector: Any = loop._selector  # type: ignore[attr-defined]
+    select = selector.select
+    last: list[float] = []
+
+    def timed_select(timeout: float | None = None) -> Any:
+        if last:
+            stats.iterations.append(time.thread_time() - last[0])
+        events = select(timeout)
+        last[:] = [time.thread_time()]
+        return events
+
+    selector.select = timed_select
 
 
 def serve(kind: str, port_file: str, stats_file: str, reactor_name: str, lag: bool, trace: bool) -> None:
@@ -183,6 +213,8 @@ def serve(kind: str, port_file: str, stats_file: str, reactor_name: str, lag: bo
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     if lag:
         _lag_probe(reactor.callLater, time.perf_counter, stats)
+        if reactor_name == "asyncio":
+            _iteration_probe(reactor._asyncioEventloop, stats)  # type: ignore[attr-defined]
     Path(port_file).write_text(str(port.getHost().port))
     reactor.run(installSignalHandlers=False)
 
@@ -294,6 +326,45 @@ async def _drive(port: int, total: int, concurrency: int) -> dict[str, Any]:
         "rate_per_s": total / elapsed,
         "latency_p50_ms": latencies[len(latencies) // 2] * 1e3,
         "latency_p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3,
+    }
+
+
+async def _pace(port: int, rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop calls: one every ``1/rate`` s whatever the earlier ones do (a call rate, not a concurrency),
+    each timed from connect to close."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    failures = 0
+
+    async def one() -> None:
+        nonlocal failures
+        done: asyncio.Future[None] = loop.create_future()
+        t0 = time.perf_counter()
+        try:
+            await loop.create_connection(functools.partial(_Call, done), "127.0.0.1", port)
+            await asyncio.wait_for(done, 5.0)
+        except (OSError, TimeoutError):
+            failures += 1
+            return
+        latencies.append(time.perf_counter() - t0)
+
+    total = int(rate * seconds)
+    start = loop.time()
+    tasks = []
+    for i in range(total):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one()))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "calls": total,
+        "failures": failures,
+        "p50_ms": latencies[n // 2] * 1e3 if n else None,
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1e3 if n else None,
+        "max_ms": latencies[-1] * 1e3 if n else None,
     }
 
 
@@ -536,6 +607,44 @@ def lag_under_half_open(kind: str = "ccserver", half_open: int = 1000, sessions:
         server.stop()
 
 
+def calls_under_half_open_flood(half_open: int = 1000, rate: float = 200.0, seconds: float = 12.0) -> dict[str, Any]:
+    """Normal calls (env block + 3 SET VARIABLE, paced at ``rate``/s) with ``half_open`` silent connections
+    cycling: every 2 s the header timeout drops them and the holder opens them again at once, so each wave of
+    drops meets a wave of accepts. Reported: the calls' p50/p99/max, with the flood and without it (same
+    server, same rate), and the loop lag under the flood. ``seconds`` spans several waves."""
+    server = _Server("ccserver", lag=True)
+    try:
+        time.sleep(0.5)
+        _run_driver("--drive", str(server.port), "500", "5")  # warm-up
+        quiet = _run_driver("--pace", str(server.port), str(rate), str(seconds / 2))
+        holder = _Holder(server.port, half_open, b"agi_network: yes\n", answer=False)
+        try:
+            time.sleep(0.5)
+            server.stats()
+            flood = _run_driver("--pace", str(server.port), str(rate), str(seconds))
+            loaded = server.stats()
+        finally:
+            holder.stop()
+        return {
+            "half_open": half_open,
+            "rate_per_s": rate,
+            "calls": flood["calls"],
+            "p50_ms": flood["p50_ms"],
+            "p99_ms": flood["p99_ms"],
+            "max_ms": flood["max_ms"],
+            "failures": flood["failures"],
+            "p50_quiet_ms": quiet["p50_ms"],
+            "p99_quiet_ms": quiet["p99_ms"],
+            "lag_p99_ms": loaded.get("lag_p99_ms"),
+            "lag_max_ms": loaded.get("lag_max_ms"),
+            "iteration_cpu_p99_ms": loaded.get("iteration_cpu_p99_ms"),
+            "iteration_cpu_max_ms": loaded.get("iteration_cpu_max_ms"),
+            "iterations_over_2ms": loaded.get("iterations_over_2ms"),
+        }
+    finally:
+        server.stop()
+
+
 def memory_per_idle(count: int = 1000) -> dict[str, Any]:
     """Python heap (tracemalloc) and RSS per idle connection: a session awaiting Asterisk's answer, and a
     half-open connection whose header has not arrived."""
@@ -574,6 +683,7 @@ def run(sessions: int = 10_000, concurrency: int = 20, rounds: int = 3, reactor_
     for kind in kinds[1:]:
         results[f"{kind}_vs_floor"] = round(results[kind]["cpu_ms_per_session"] / floor, 3)
     results["lag"] = lag_under_half_open()
+    results["flood"] = calls_under_half_open_flood()
     results["memory"] = memory_per_idle()
     return results
 
@@ -588,12 +698,15 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--drive", nargs=3, metavar=("PORT", "SESSIONS", "CONCURRENCY"))
     parser.add_argument("--hold", nargs=2, metavar=("PORT", "COUNT"))
+    parser.add_argument("--pace", nargs=3, metavar=("PORT", "RATE", "SECONDS"))
+    parser.add_argument("--rate", type=float, default=200.0, help="--only flood: normal calls per second")
+    parser.add_argument("--seconds", type=float, default=12.0, help="--only flood: how long the flood runs")
     parser.add_argument("--hold-env", default="")
     parser.add_argument("--no-answer", action="store_true")
     parser.add_argument("--sessions", type=int, help="default 10,000 (2,000 with --instructions)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", choices=["cpu", "lag", "memory"])
+    parser.add_argument("--only", choices=["cpu", "lag", "flood", "memory"])
     parser.add_argument(
         "--instructions",
         nargs="*",
@@ -606,6 +719,8 @@ def main() -> None:
     elif args.drive:
         port, total, conc = (int(x) for x in args.drive)
         print(json.dumps(asyncio.run(_drive(port, total, conc))))
+    elif args.pace:
+        print(json.dumps(asyncio.run(_pace(int(args.pace[0]), float(args.pace[1]), float(args.pace[2])))))
     elif args.hold:
         asyncio.run(_hold(int(args.hold[0]), int(args.hold[1]), args.hold_env.encode(), not args.no_answer))
     elif args.instructions is not None:
@@ -614,6 +729,8 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     elif args.only == "lag":
         print(json.dumps(lag_under_half_open(), indent=2))
+    elif args.only == "flood":
+        print(json.dumps(calls_under_half_open_flood(rate=args.rate, seconds=args.seconds), indent=2))
     elif args.only == "memory":
         print(json.dumps(memory_per_idle(), indent=2))
     else:

@@ -33,7 +33,6 @@ if str(ROOT) not in sys.path:
 
 from routing.calendar import OpeningHours, is_open  # noqa: E402
 from routing.decision import (  # noqa: E402
-    AgentView,
     CallFacts,
     CustomerSummary,
     DidRoute,
@@ -101,8 +100,11 @@ def _live() -> LiveView:
     for name in ("vip", "sales", "service", "complaints", "insurance", "hotline"):
         waiting = tuple(WaitingCaller(rng.choice((1, 3, 5, 8, 10)), NOW - rng.uniform(0, 300)) for _ in range(8))
         queues[name] = QueueView(name, waiting, 12, 0, 2, (), 240.0, 200.0)
-    agents = {f"PJSIP/{8000 + i}": AgentView(f"PJSIP/{8000 + i}", True, i % 3 == 0) for i in range(1, 200)}
-    return LiveView(queues, agents)
+    for i in range(1, 200):  # personal queues: the signed-in agents, every third one free
+        free = i % 3 == 0
+        queues[f"agent-{8000 + i}"] = QueueView(f"agent-{8000 + i}", (), 1, int(free), 0, (0,) if free else (),
+                                                0.0, 0.0, (f"PJSIP/{8000 + i}",) if free else ())
+    return LiveView(queues)
 
 
 def _bench_decide(n: int = 50_000) -> dict[str, float]:
@@ -110,7 +112,7 @@ def _bench_decide(n: int = 50_000) -> dict[str, float]:
     did = DidRoute("02158880001", "sh01", "sales", "sales", "21")
     live = _live()
     call = CallFacts("dec-1", normalize("13800138000"), NOW, "1780000000.1", "02158880001")
-    gold = CustomerSummary("c42", "张三", "gold", 81.5, True, "zh", "PJSIP/8002", "PJSIP/8101", True, 1, False)
+    gold = CustomerSummary("c42", "张三", "gold", 81.5, True, "zh", "8003", "8101", True, 1, False)
     known = _per_call_us(lambda _: decide(call, gold, did, True, live, rules), range(n), repeat=3)
     unknown = _per_call_us(lambda _: decide(call, None, did, True, live, rules), range(n), repeat=3)
     decision = decide(call, gold, did, True, live, rules)

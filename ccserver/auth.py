@@ -1,9 +1,11 @@
-"""Auth primitives: signed expiring tokens, CSRF tokens, login rate limiting, roles.
+"""Auth primitives: signed expiring tokens, CSRF tokens, roles.
 
 Tokens are stateless: ``v1.<payload>.<signature>`` with an HMAC-SHA256 over the payload using the
 server's secret key. API clients send them as ``Authorization: Bearer``; browsers carry the same kind
 of token in an HttpOnly, SameSite=Strict cookie, and then every unsafe request also needs a CSRF token
-derived from the session id (a cross-site form cannot read it).
+derived from the session id (a cross-site form cannot read it). A valid signature is not the end of it: every
+request is also checked against revocations and the user's current state (``ccserver.web.sessions``); login
+budgets are ``ccserver.login_limits``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import hmac
 import json
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 
 ROLES = ("agent", "supervisor", "department", "campaign_manager", "admin")
@@ -26,6 +27,10 @@ class AuthError(Exception):
 
 class Forbidden(Exception):
     """Valid credentials, but the role may not do this (HTTP 403)."""
+
+
+class AuthUnavailable(Exception):
+    """The credentials could not be checked now: the user store or the revocations are down (HTTP 503)."""
 
 
 def _b64(data: bytes) -> str:
@@ -68,6 +73,8 @@ class TokenSigner:
         return f"v1.{payload}.{self._sign(payload)}", principal
 
     def verify(self, token: str) -> Principal:
+        if not token.isascii():  # hmac.compare_digest refuses non-ASCII str (TypeError): never a valid token
+            raise AuthError("malformed token")
         try:
             version, payload, signature = token.split(".")
         except ValueError:
@@ -90,41 +97,6 @@ class TokenSigner:
         return _b64(hmac.new(self._secret, b"csrf:" + binding.encode(), hashlib.sha256).digest())
 
     def check_csrf(self, binding: str, presented: str | None) -> bool:
-        return bool(presented) and hmac.compare_digest(self.csrf_token(binding), presented or "")
-
-
-class LoginRateLimiter:
-    """At most ``attempts`` failed logins per ``window`` seconds per username and per client address."""
-
-    def __init__(self, attempts: int, window: float, clock=time.monotonic):
-        self.attempts = attempts
-        self.window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        stamps = self._failures.setdefault(key, deque())
-        cutoff = self._clock() - self.window
-        while stamps and stamps[0] <= cutoff:
-            stamps.popleft()
-        return stamps
-
-    def retry_after(self, username: str, address: str) -> float:
-        """Seconds until a login may be tried again; 0 when allowed now."""
-        wait = 0.0
-        for key in (f"u:{username.lower()}", f"a:{address}"):
-            stamps = self._recent(key)
-            if len(stamps) >= self.attempts:
-                wait = max(wait, stamps[0] + self.window - self._clock())
-        return wait
-
-    def failed(self, username: str, address: str) -> None:
-        now = self._clock()
-        for key in (f"u:{username.lower()}", f"a:{address}"):
-            self._recent(key).append(now)
-        if len(self._failures) > 100_000:  # bound memory under a spray of usernames
-            for key in [k for k, v in self._failures.items() if not v]:
-                del self._failures[key]
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username.lower()}", None)
+        # Compared as bytes: a presented value may be any text (compare_digest raises on non-ASCII str).
+        expected = self.csrf_token(binding).encode("ascii")
+        return bool(presented) and hmac.compare_digest(expected, (presented or "").encode("utf-8", "replace"))

@@ -60,7 +60,7 @@ def _load(args: argparse.Namespace) -> Config:
                       ("ws_listen", ("ws", "listen"))):
         overrides[key] = getattr(args, flag, None)
     config = load_config(args.config, overrides=overrides)
-    setup_logging(config.server.log_level, config.server.log_json)
+    setup_logging(config.server.log_level, config.server.log_json, config.server.log_pii)
     return config
 
 
@@ -74,6 +74,38 @@ def _schema_ready(config: Config) -> bool:
         print(f"ccserver: {exc}", file=sys.stderr)
         return False
     return True
+
+
+# Seconds between the two sweeps of the shared call cache after a bulk change (see Invalidator.everything).
+CACHE_SETTLE_SECONDS = 10.0
+
+
+def _drop_cached_customers(config: Config) -> None:
+    """This process changed many customers at once: drop every customer cached in the servers' shared Redis
+    cache, so the next call reads the new tier. (A server without Redis notices the new value_cutoffs row.)"""
+    if not config.redis.url:
+        return
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from ccserver.customers.cache import RedisSummaryCache
+    from ccserver.customers.changes import Invalidator
+
+    async def sweep() -> int:
+        client = aioredis.Redis.from_url(config.redis.url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        try:
+            return await Invalidator(RedisSummaryCache(client), settle=CACHE_SETTLE_SECONDS).everything()
+        finally:
+            await client.aclose()
+
+    try:
+        dropped = asyncio.run(sweep())
+    except Exception as exc:  # noqa: BLE001 - the data is written; only the cache could not be told
+        print(f"ccserver: warning: could not drop the cached customers in Redis ({exc}); calls see the new "
+              "tiers once their cache entries expire (10 minutes)", file=sys.stderr)
+        return
+    print(f"call cache: {dropped:,} cached customers dropped")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -117,6 +149,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         if logins_file.exists():
             print(logins_file.read_text(encoding="utf-8").rstrip())
         return 0
+    from routing.value import TierShares, ValueWeights
+
     try:
         summary = demo.generate(
             config.database_url,
@@ -127,12 +161,15 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             admin_password=args.admin_password,
             replace=args.replace,
             progress=ProgressBar("demo data"),
+            weights=ValueWeights(**config.get("scores", "weights")),
+            shares=TierShares(**config.get("scores", "tier_shares")),
         )
     except demo.DemoDataExists as exc:
         print(f"ccserver: {exc}", file=sys.stderr)
         return 2
     text = demo.describe(summary)
     print(text)
+    _drop_cached_customers(config)  # new customers, new tiers: nothing cached before may be served
     # Kept (owner-only) so later `make run`s can show the demo logins again.
     config.data_dir.mkdir(parents=True, exist_ok=True)
     logins_file.write_text(text + "\n", encoding="utf-8")
@@ -162,6 +199,7 @@ def cmd_scores(args: argparse.Namespace) -> int:
         engine.dispose()
     tiers = ", ".join(f"{tier} {count:,}" for tier, count in summary.get("tiers", {}).items())
     print(f"rescored {summary.get('customers', 0):,} customers in {summary.get('seconds', 0):.1f} s; {tiers}")
+    _drop_cached_customers(config)
     return 0
 
 
@@ -174,6 +212,15 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     from ccserver.asterisk.queues_import import import_queues_main
 
     return import_queues_main(args.file, config.database_url)
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not _schema_ready(config):
+        return 2
+    from ccserver.agents.command import run
+
+    return run(args, config)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -247,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer = asterisk_sub.add_parser("import-queues", parents=[common], help="import queues from queues.conf")
     importer.add_argument("file", metavar="FILE")
     asterisk.set_defaults(func=cmd_asterisk)
+
+    from ccserver.agents.command import add_parser as add_agents_parser
+
+    add_agents_parser(sub, common)
+    sub.choices["agents"].set_defaults(func=cmd_agents)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -20,9 +20,13 @@ from typing import Any
 
 import phonenumbers
 
+from ccserver.redact import mask_url
+
 ENV_PREFIX = "CCSERVER_"
 # Keys whose values are never printed (logs, `ccserver config show`).
 SECRET_KEYS = {("server", "secret_key"), ("ami", "secret"), ("http", "metrics_token")}
+# URLs that may carry a password: printed only through mask_url.
+URL_KEYS = {("database", "url"), ("redis", "url"), ("ws", "public_url")}
 
 
 class ConfigError(ValueError):
@@ -111,9 +115,18 @@ def _parse_log_level(value: Any) -> str:
 
 
 def _parse_db_url(value: Any) -> str:
+    from sqlalchemy.engine import make_url
+
     url = str(value).strip()
-    if url and "://" not in url:
-        raise ValueError("expected a SQLAlchemy URL such as postgresql+psycopg://user@host/db")
+    if not url:
+        return url
+    expected = "expected a SQLAlchemy URL such as postgresql+psycopg://user@host/db"
+    if "://" not in url:
+        raise ValueError(expected)
+    try:
+        make_url(url)  # parsed here, so a bad port is a config error (SQLAlchemy's own message repeats the URL)
+    except Exception:  # noqa: BLE001 - ArgumentError, or ValueError from a port that is not a number
+        raise ValueError(f"{expected} (this one does not parse)") from None
     return url
 
 
@@ -307,7 +320,7 @@ def _parse_value_weights(value: Any) -> dict[str, Any]:
 
 ROUTING_RULE_KEYS = ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
                      "modifiers", "queue_timeout", "queues", "overflow", "preferred_agent", "penalty", "languages",
-                     "announce", "after_hours")
+                     "announce", "after_hours", "fallback_queue")
 
 
 def _check_routing(values: dict[str, Any]) -> None:
@@ -415,6 +428,10 @@ class Config:
             for key, value in keys.items():
                 if (section, key) in SECRET_KEYS and value:
                     value = "********"
+                elif (section, key) == ("database", "url"):
+                    value = mask_url(self.database_url)  # the database in use (the SQLite file when empty)
+                elif (section, key) in URL_KEYS:
+                    value = mask_url(value)
                 elif isinstance(value, list) and value and isinstance(value[0], AMIServer):
                     value = [{"name": s.name, "host": s.host, "port": s.port, "username": s.username,
                               "secret": "********" if s.secret else ""} for s in value]
@@ -543,7 +560,10 @@ def load_config(
             except (ValueError, TypeError) as exc:
                 origin = sources[(section, key)]
                 hidden = (section, key) in SECRET_KEYS or (section, key) == ("ami", "servers")
-                shown = "(hidden)" if hidden else repr(values[section][key])
+                raw_value = values[section][key]
+                if (section, key) in URL_KEYS:
+                    raw_value = mask_url(str(raw_value))
+                shown = "(hidden)" if hidden else repr(raw_value)
                 env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
                 raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
     _check_routing(values["routing"])

@@ -13,8 +13,14 @@ from typing import Any
 
 from ccserver import __version__
 from ccserver.config import Config
+from ccserver.redact import mask_url
 
 log = logging.getLogger("ccserver")
+
+# At shutdown, how long the FastAGI sessions in flight may take to finish before they are cut: a routed call
+# needs well under callrouting.deadline_seconds; a survey waiting for its digit is the longest.
+AGI_SHUTDOWN_GRACE = 5.0
+AGENT_SWEEP_SECONDS = 30.0  # how often sign-ins of expired web logins and departed users are ended
 
 
 class SchemaNotReady(RuntimeError):
@@ -81,10 +87,13 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from twisted.internet.threads import deferToThreadPool
 
     from agents_ui import template_environment
-    from ccserver.auth import LoginRateLimiter, TokenSigner
+    from ccserver.auth import TokenSigner
     from ccserver.db.engine import make_engine, session_factory
+    from ccserver.login_limits import MemoryLoginLimiter, RedisLoginLimiter
+    from ccserver.passwords import PasswordWork
     from ccserver.web.app import build_site
-    from ccserver.web.context import WebContext
+    from ccserver.web.context import WebContext, default_sessions
+    from ccserver.web.sessions import RedisRevocations
     from ccserver.web.sql_users import SQLUserStore
 
     engine = make_engine(config.database_url)
@@ -152,33 +161,100 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony is not None else None, cache=cache,
                                          directory=directory, settings=routing_settings)
+    # Bulk changes (a full score recompute) drop the cached customers. Jobs that must run once per cluster hold
+    # a Redis lease; without Redis they simply run. A recompute run by another process (`ccserver scores
+    # recompute`) sweeps Redis itself; without Redis this node watches for it.
+    from ccserver.cluster import ClusterJobs
+    from ccserver.customers.changes import CutoffsWatcher, Invalidator, latest_cutoffs_id
+
+    loop = asyncio.get_event_loop()
+    invalidator = Invalidator(cache, loop)
+    cluster = ClusterJobs(redis_client)
     nightly = None
     if config.scores.nightly_at:
         hour, minute = (int(part) for part in config.scores.nightly_at.split(":"))
         nightly = NightlyRecompute(sessions, clock=reactor, at=dt.time(hour, minute), tz=config.server.time_zone,
                                    weights=ValueWeights(**config.scores.weights),
-                                   shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking)
+                                   shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking,
+                                   cluster=cluster, after=lambda _summary: invalidator.everything())
+    watcher = (CutoffsWatcher(lambda: run_blocking(latest_cutoffs_id, sessions).asFuture(loop), invalidator)
+               if redis_client is None else None)
+    watching: list[asyncio.Future[None]] = []
+
+    # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
+    agents = None
+    sweeper = None
+    if telephony is not None:
+        from twisted.internet.task import LoopingCall
+
+        from ccserver.agents import AgentService
+        from ccserver.agents.queue_actions import AMIQueueActions
+        from ccserver.agents.store import AgentStore
+
+        loop = asyncio.get_event_loop()
+
+        def run_in_pool(fn, *args, **kwargs):
+            return deferToThreadPool(reactor, pool, fn, *args, **kwargs).asFuture(loop)
+
+        agents = AgentService(AgentStore(sessions), AMIQueueActions(telephony.ami, loop),
+                              rules=routing_settings.routing_rules(), run_blocking=run_in_pool,
+                              servers=telephony.server_names, default_server=config.callrouting.server,
+                              tracker=telephony.tracker)
+        telephony.after_resync.append(agents.reconcile)
+
+        def swept(future: asyncio.Future[int]) -> None:
+            if not future.cancelled() and future.exception() is not None:
+                log.error("agent sweep failed: %r", future.exception())
+
+        def sweep() -> None:
+            # Sign-ins whose web login expired or whose user left: signed out of every queue.
+            asyncio.ensure_future(agents.sweep()).add_done_callback(swept)
+
+        sweeper = LoopingCall(sweep)
+        sweeper.clock = reactor
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
+    auth = config.auth
+    users = SQLUserStore(sessions)
+    # With Redis, login budgets and ended sessions are shared by every node; otherwise kept in this process.
+    if redis_client is not None:
+        limiter: Any = RedisLoginLimiter(redis_client, auth.login_attempts, auth.address_login_attempts,
+                                         auth.login_window_seconds)
+        revocations: Any = RedisRevocations(redis_client)
+    else:
+        limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
+        revocations = None
     ctx = WebContext(
         config=config,
         signer=signer,
-        limiter=LoginRateLimiter(config.auth.login_attempts, config.auth.login_window_seconds),
-        users=SQLUserStore(sessions),
+        limiter=limiter,
+        users=users,
         templates=template_environment(),
         run_blocking=run_blocking,
         clock=reactor,
+        passwords=PasswordWork.on_own_threads(reactor),  # scrypt never queues SQL or /healthz behind it
         health_probes=probes,
         customers=directory,
+        agents=agents,
+        tracker=telephony.tracker if telephony is not None else None,
+        session_factory=sessions,
+        sessions=default_sessions(config, users, run_blocking, reactor, revocations),
     )
+
+    if agents is not None:
+        from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
+
+        end_sign_ins_with_web_sessions(ctx.sessions, agents)
 
     from twisted.internet.error import CannotListenError
 
     from ccserver.agi import FastAGIFactory, listen_fastagi
 
     agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
-                                 default_variables=config.agi.default_variables, clock=reactor)
+                                 default_variables=config.agi.default_variables, clock=reactor,
+                                 allow=config.agi.allow, command_timeout=config.agi.command_timeout)
     http, agi = config.http.listen, config.agi.listen
+    agi_port: Any
     try:
         http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)
         agi_port = listen_fastagi(reactor, agi_factory, agi.port, interface=agi.host)
@@ -203,8 +279,22 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     signal.signal(signal.SIGTERM, shutdown)
 
     async def cleanup() -> None:
+        # FastAGI first: no new calls, and the ones in flight finish (each submits its decision record) before
+        # the record writers are flushed and closed; closing the writers first lost the calls answered then.
+        stopped: Any = agi_port.stopListening()
+        if stopped is not None:
+            await stopped
+        cut = await agi_factory.drain(AGI_SHUTDOWN_GRACE)
+        if cut:
+            log.warning("%d FastAGI connections still open %.0f s after the stop were closed", cut,
+                        AGI_SHUTDOWN_GRACE)
+        agi_factory.stop_watching()
+        if sweeper is not None and sweeper.running:
+            sweeper.stop()
         if nightly is not None:
             nightly.stop()
+        for task in watching:
+            task.cancel()
         await routing.stop()
         if telephony is not None:
             await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
@@ -220,11 +310,16 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         reactor.callLater(0, call_path_redis.start)
     if nightly is not None:
         reactor.callLater(0, nightly.start)
+    if watcher is not None:
+        reactor.callLater(0, lambda: watching.append(asyncio.ensure_future(watcher.run())))
     if telephony is not None:
         reactor.callLater(0, telephony.start)
+    if sweeper is not None:
+        reactor.callLater(0, sweeper.start, AGENT_SWEEP_SECONDS, False)
 
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
-    log.info("ccserver starting (database %s)", engine.url.render_as_string(hide_password=True))
+    log.info("ccserver starting (database %s, redis %s)", mask_url(config.database_url),
+             mask_url(config.redis.url) or "none")
     reactor.run(installSignalHandlers=False)
     log.info("ccserver stopped")
     return 0

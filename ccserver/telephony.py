@@ -1,4 +1,5 @@
-"""Process wiring for the AMI side: Asterisk servers -> live state tracker -> Redis mirror and call records.
+"""Process wiring for the AMI side: Asterisk servers -> live state tracker -> call-events hub -> Redis mirror and
+call records (and every other subscriber).
 
 Single node (no Redis): one AMI connection per configured Asterisk, the tracker in memory, call records
 written behind to SQL. With Redis and several ccserver nodes: per Asterisk, the node holding that server's
@@ -24,8 +25,9 @@ from ccserver.ami.lease import EventRelay, LeaseKeeper, RedisLease
 from ccserver.ami.manager import AMIManager
 from ccserver.ami.message import AMIMessage
 from ccserver.config import Config
+from ccserver.events import CallEnded, EventHub
 from ccserver.state.records import RecordBatcher, sql_sink
-from ccserver.state.redis_store import RedisStateStore
+from ccserver.state.redis_store import RedisMirror
 from ccserver.state.tracker import EVENTS, StateTracker
 
 log = logging.getLogger("ccserver.telephony")
@@ -35,13 +37,17 @@ LEASE_TTL_MS = 15_000
 
 class Telephony:
     def __init__(self, config: Config, reactor: Any, session_factory: Any, redis: Any = None,
-                 node_id: str | None = None) -> None:
+                 node_id: str | None = None, hub: EventHub | None = None) -> None:
         self.reactor = reactor
         self.redis = redis
         self.node_id = node_id or f"{socket.gethostname()}:{id(self):x}"
+        self.hub = hub if hub is not None else EventHub()
+        self.tracker = StateTracker(publish=self.hub.publish)
         self.records = RecordBatcher(sql_sink(session_factory))
-        self.store = RedisStateStore(redis) if redis is not None else None
-        self.tracker = StateTracker(store=self.store, on_record=self._on_record)
+        self.hub.subscribe("call-records", self._on_call_ended, kinds=(CallEnded,))
+        self.store = RedisMirror(redis, self.tracker) if redis is not None else None
+        if self.store is not None:
+            self.hub.subscribe("redis-mirror", self.store.on_event)
         servers = {
             s.name: AMIServerConfig(host=s.host, port=s.port, username=s.username, secret=s.secret,
                                     ping_interval=config.ami.ping_interval)
@@ -53,6 +59,8 @@ class Telephony:
         self.ami.on_resync(self._resync)
         self.relay = EventRelay(redis) if redis is not None else None
         self.leading: set[str] = set()  # servers whose AMI this node consumes
+        # Called with the server name after each resync this node ran (e.g. agent sign-ins reconciled).
+        self.after_resync: list[Any] = []
         self._outbox: list[AMIMessage] = []  # tracked events waiting to be relayed, in arrival order
         self._relaying = False
         self._followers: list[asyncio.Future[Any]] = []  # lease keepers and relay subscriptions
@@ -88,10 +96,10 @@ class Telephony:
         if (msg.server or "default") not in self.leading:
             self.tracker.handle(msg, msg.arrival)
 
-    def _on_record(self, record: dict) -> None:
+    def _on_call_ended(self, event: CallEnded) -> None:
         # Only the node consuming a server's AMI writes its call records (followers would duplicate them).
-        if self.relay is None or (record.get("server") or "default") in self.leading:
-            self.records.submit(record)
+        if self.relay is None or event.server in self.leading:
+            self.records.submit(event.record)
 
     def _resync(self, server: str, client: AMIClient) -> defer.Deferred[None]:
         """After every (re)connect: rebuild this server's state from Asterisk's own answers."""
@@ -99,11 +107,14 @@ class Telephony:
         async def resync() -> None:
             queues = await client.send_action("QueueStatus")
             channels = await client.send_action("CoreShowChannels")
-            now = time.time()
-            self.tracker.resync_queues(server, queues.events, now)
-            self.tracker.resync_channels(server, channels.events, now)
+            self.tracker.resync(server, queues.events, channels.events, time.time())
             log.info("AMI %s resynced: %d queue items, %d channels", server, len(queues.events),
                      len(channels.events))
+            for callback in list(self.after_resync):
+                try:
+                    await callback(server)
+                except Exception:  # noqa: BLE001 - one failing follow-up must not stop the others
+                    log.exception("after-resync step failed for %s", server)
 
         d = defer.ensureDeferred(resync())
         d.addErrback(lambda f: log.warning("AMI %s resync failed: %s", server, f.getErrorMessage()))
@@ -111,6 +122,7 @@ class Telephony:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
+        self.hub.start()
         self.records.start()
         if self.store is not None:
             self.store.start()
@@ -143,6 +155,7 @@ class Telephony:
         self.ami.stop()
         for keeper in self._keepers:
             await keeper.stop()
+        await self.hub.stop()  # deliver what the tracker published (call records, mirror) before closing them
         lost = await self.records.close()
         if lost:
             log.error("%d call records could not be written at shutdown", lost)

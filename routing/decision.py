@@ -17,16 +17,22 @@ Order of the rules (every rule that fires adds a line to ``Decision.reasons``):
 4. **Queue.** ``queues[line][tier]``, else ``queues[line]["*"]``, else the DID's default queue.
 5. **Language.** A language rule with a queue template whose queue is in the live view with members logged
    in → that queue. Otherwise the language's penalty band, if it has one.
-6. **Overflow.** The chosen queue is in the live view with nobody logged in → ``overflow[queue]``, else the
+6. **Queues that exist.** When the live view is ``complete`` (Asterisk's own queue list after a resync), a
+   chosen queue Asterisk does not have is replaced by the DID's default queue, else ``fallback_queue``, the first
+   of them that exists (``Decision.fallback`` = ``unknown_queue``, counted by the caller); none exists → the
+   callback-request flow. An incomplete view trusts the config.
+   **Overflow.** The chosen queue is in the live view with nobody logged in → ``overflow[queue]``, else the
    DID's default queue (at most ``max_overflow_hops``). Nobody logged in anywhere → ``CC_QUEUE`` empty,
-   ``announce.no_agents``, callback offered. A queue *absent* from the live view is trusted, not overflowed.
+   ``announce.no_agents``, callback offered. A queue *absent* from an incomplete live view is trusted.
 7. **Penalty band.** ``penalty.max``; widened to ``penalty.widened`` when the live view lists the free
    members' penalties and none is within the band (a language band is never widened: the point of it is to
    reach speakers of the language).
 8. **Preferred agent.** On lines in ``preferred_agent.lines``, the customer's consultant (``consultant``) or
-   service advisor (``advisor``) rings first with ``ring_seconds`` when the live view shows them logged in and
-   free, through their personal queue (``queue_template``, ``agent-8001``) so app_queue produces the same events
-   (screen pop, wallboard) as any queue call. Not for callers whose number several customers share.
+   service advisor (``advisor``) rings first with ``ring_seconds`` through their personal queue
+   (``queue_template`` with their extension, ``agent-8001``) so app_queue produces the same events (screen pop,
+   wallboard) as any queue call — only when the live view shows that queue with a free member: the agent signed
+   in to it (from whichever phone: hot-desking) and able to take the call. Not for callers whose number several
+   customers share.
 9. **EWT and callback.** Priority-aware EWT in the chosen queue (``routing.live.estimate_wait``); a callback is
    offered (``announce.callback_offer``) when it is above ``callback_ewt_seconds`` or when nobody staffed can
    answer — unless a preferred agent is ringing first.
@@ -39,7 +45,7 @@ commas, quotes, ``$``, CR/LF/NUL; so they survive AGI argument splitting *and* M
 - ``CC_PRIORITY``: QUEUE_PRIO (integer).
 - ``CC_QUEUE_TIMEOUT``: seconds, for Queue()'s timeout argument.
 - ``CC_MAX_PENALTY``: for QUEUE_MAX_PENALTY (integer).
-- ``CC_AGENT_INTERFACE``: the preferred agent's interface (``PJSIP/8001``); empty when none.
+- ``CC_AGENT_INTERFACE``: the interface the preferred agent is signed in from (``PJSIP/8001``); empty when none.
 - ``CC_AGENT_QUEUE``: the preferred agent's personal queue (``agent-8001``); empty when none. **Added** to the
   original contract: the dialplan queues the first leg here (so app_queue emits the events that drive the
   screen pop and the wallboard) rather than Dial()ing the interface.
@@ -60,9 +66,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from routing.live import AgentView, LiveView, QueueView, WaitingCaller, estimate_wait
+from routing.live import LiveView, QueueView, WaitingCaller, estimate_wait
 from routing.numbers import CallerNumber
-from routing.rules import SAFE_NAME, RoutingRules, agent_parts
+from routing.rules import SAFE_NAME, RoutingRules
 from routing.value import TIERS
 
 __all__ = [
@@ -74,9 +80,9 @@ __all__ = [
     "decide",
     "default_decision",
     "estimate_wait",
+    "personal_queue",
     "LiveView",
     "QueueView",
-    "AgentView",
     "WaitingCaller",
     "sanitize_value",
 ]
@@ -130,10 +136,10 @@ class CustomerSummary:
 
     ``id``/``name``: CRM id and display name. ``tier``: diamond/gold/silver/bronze/prospect. ``score``: 0–100.
     ``vip``: already resolved (tier in vip_tiers or manual flag). ``preferred_language``: ``zh``/``en``/None.
-    ``sales_consultant`` / ``service_advisor``: Asterisk interfaces (``PJSIP/8001``) of the customer's own
-    people, or None. ``open_complaint``: an open complaint ticket. ``calls_last_24h``: earlier inbound calls in
-    the last 24 h (this one not counted). ``ambiguous``: the number belongs to several customers (the caller
-    picked the most recently active one; no personal agent is used).
+    ``sales_consultant`` / ``service_advisor``: the extensions (``8001``) of the customer's own people, or None;
+    where they are signed in is live state, not part of the customer. ``open_complaint``: an open complaint
+    ticket. ``calls_last_24h``: earlier inbound calls in the last 24 h (this one not counted). ``ambiguous``: the
+    number belongs to several customers (the caller picked the most recently active one; no personal agent).
     """
 
     id: str
@@ -183,6 +189,7 @@ class Decision:
     callback_offer: bool = False
     ewt: int | None = None
     reasons: list[str] = field(default_factory=list)
+    fallback: str = ""  # why the rules' queue could not be used ("unknown_queue"), for the caller to count
 
     def to_dialplan(self) -> dict[str, str]:
         """The dialplan variables (see the module docstring); every value is sanitized."""
@@ -294,7 +301,18 @@ def decide(call: CallFacts, customer: CustomerSummary | None, did: DidRoute, cal
             language_band = True
             reasons.append(f"language {language}: penalty band {band}")
 
-    # 6. overflow
+    # 6. queues that exist, then overflow
+    fallback = ""
+    if live.complete and queue not in queues:
+        missing = queue
+        queue = next((q for q in (did.default_queue, rules.fallback_queue) if q in queues), "")
+        fallback = "unknown_queue"
+        if not queue:
+            reasons.append(f"queue {missing} not defined in Asterisk, nor the fallbacks: callback request")
+            return Decision(call.decision_id, "", priority, queue_timeout, band, customer_id=customer_id,
+                            tier=tier, language=language, announce=rules.announce_no_agents, callback_offer=True,
+                            reasons=reasons, fallback=fallback)
+        reasons.append(f"queue {missing} not defined in Asterisk: {queue} instead")
     qview = queues.get(queue)
     hops = 0
     while qview is not None and qview.logged_in <= 0:
@@ -303,7 +321,7 @@ def decide(call: CallFacts, customer: CustomerSummary | None, did: DidRoute, cal
             reasons.append(f"nobody logged in to {queue}: callback request")
             return Decision(call.decision_id, "", priority, queue_timeout, band, customer_id=customer_id,
                             tier=tier, language=language, announce=rules.announce_no_agents, callback_offer=True,
-                            reasons=reasons)
+                            reasons=reasons, fallback=fallback)
         reasons.append(f"nobody logged in to {queue}: overflow to {nxt}")
         queue = nxt
         qview = queues.get(queue)
@@ -321,27 +339,27 @@ def decide(call: CallFacts, customer: CustomerSummary | None, did: DidRoute, cal
     agent_timeout = 0
     role = rules.agent_lines.get(did.line)
     if role is not None and customer is not None and calendar_open:
-        interface = customer.sales_consultant if role == "consultant" else customer.service_advisor
-        if interface and customer.ambiguous:
+        extension = customer.sales_consultant if role == "consultant" else customer.service_advisor
+        if extension and customer.ambiguous:
             reasons.append(f"own {role} skipped: shared number")
-        elif interface:
-            agent = live.agents.get(interface)
-            if agent is None:
-                reasons.append(f"own {role} {interface}: state unknown")
-            elif not agent.logged_in:
-                reasons.append(f"own {role} {interface}: not logged in")
-            elif not agent.free:
-                reasons.append(f"own {role} {interface}: busy")
+        elif extension:
+            personal = personal_queue(rules, extension)
+            pview = queues.get(personal) if personal else None
+            if not personal:
+                reasons.append(f"own {role} {extension}: no usable personal queue name")
+            elif pview is None:
+                reasons.append(f"own {role} {extension}: " + ("personal queue " + personal + " not defined in Asterisk"
+                                                               if live.complete else "state unknown"))
+            elif pview.logged_in <= 0:
+                reasons.append(f"own {role} {extension}: not signed in")
+            elif pview.free <= 0 or not pview.free_interfaces:
+                reasons.append(f"own {role} {extension}: busy or paused")
             else:
-                tech, ext = agent_parts(interface)
-                personal = rules.agent_queue_template.format(ext=ext, tech=tech)
-                if SAFE_NAME.match(personal):
-                    agent_interface = interface
-                    agent_queue = personal
-                    agent_timeout = rules.agent_ring_seconds
-                    reasons.append(f"own {role} {interface} free: rings first for {agent_timeout} s via {personal}")
-                else:
-                    reasons.append(f"own {role} {interface}: no usable personal queue name")
+                agent_interface = pview.free_interfaces[0]
+                agent_queue = personal
+                agent_timeout = rules.agent_ring_seconds
+                reasons.append(f"own {role} {extension} free at {agent_interface}: rings first for "
+                               f"{agent_timeout} s via {personal}")
 
     # 9. EWT and callback offer
     ewt: int | None = None
@@ -360,7 +378,13 @@ def decide(call: CallFacts, customer: CustomerSummary | None, did: DidRoute, cal
                            else f"estimated wait {ewt} s > {rules.callback_ewt_seconds} s: callback offered")
 
     return Decision(call.decision_id, queue, priority, queue_timeout, band, agent_interface, agent_queue,
-                    agent_timeout, customer_id, tier, language, announce, callback_offer, ewt, reasons)
+                    agent_timeout, customer_id, tier, language, announce, callback_offer, ewt, reasons, fallback)
+
+
+def personal_queue(rules: RoutingRules, extension: str) -> str:
+    """The personal queue of the agent with ``extension`` (``agent-8001``), or "" when the name is unusable."""
+    name = rules.agent_queue_template.format(ext=extension)
+    return name if SAFE_NAME.match(name) else ""
 
 
 def default_decision(did: DidRoute, decision_id: str, rules: RoutingRules | None = None) -> Decision:

@@ -1,10 +1,12 @@
 """The live picture routing decides on, as plain data, and the per-caller estimated wait.
 
 The caller (ccserver's live state model, fed by AMI and kept in Redis) fills a :class:`LiveView` per call:
-one :class:`QueueView` per queue it knows and one :class:`AgentView` per agent interface. Nothing here reads
-Redis; a view that is missing or stale is the caller's business, and routing treats **a queue absent from the
-view as unknown** (trusts the config, estimates nothing) — never as empty, so a Redis outage does not
-overflow every call.
+one :class:`QueueView` per queue it knows (agents' personal queues included: a member there is a signed-in
+agent, on whatever phone they signed in from). Nothing here reads Redis; a view that is missing or stale is the
+caller's business. Unless the view is ``complete``, routing treats **a queue absent from the view as unknown**
+(trusts the config, estimates nothing) — never as empty, so a Redis or AMI outage does not overflow every call.
+A ``complete`` view (built after a full QueueStatus resync) lists every queue Asterisk has: a queue absent from
+it does not exist, and no caller is sent there.
 
 EWT model (:func:`estimate_wait`), priority-aware like app_queue, which serves the highest ``QUEUE_PRIO``
 first and FIFO within equal priority, so a new caller at priority *p* waits behind every waiting caller with
@@ -29,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["WaitingCaller", "QueueView", "AgentView", "LiveView", "estimate_wait", "DEFAULT_AHT_SECONDS"]
+__all__ = ["WaitingCaller", "QueueView", "LiveView", "estimate_wait", "DEFAULT_AHT_SECONDS"]
 
 DEFAULT_AHT_SECONDS: Final = 180.0
 STALE_SECONDS: Final = 4 * 3600.0
@@ -54,6 +56,8 @@ class QueueView:
     widen ``CC_MAX_PENALTY`` when no free member is within the caller's band.
     ``avg_handle_seconds``: recent average handle time (talk + wrap-up; 0 = no history).
     ``avg_talk_seconds``: recent average talk time (informational; the wallboard shows it).
+    ``free_interfaces``: the interfaces of the free members (a personal queue's one member: the phone its agent
+    signed in from).
     """
 
     name: str
@@ -64,24 +68,16 @@ class QueueView:
     free_penalties: tuple[int, ...] | None = None
     avg_handle_seconds: float = 0.0
     avg_talk_seconds: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class AgentView:
-    """One agent interface (``PJSIP/8001``): ``logged_in`` to at least one queue; ``free`` = logged in, not
-    paused, not in a call, not ringing."""
-
-    interface: str
-    logged_in: bool = False
-    free: bool = False
+    free_interfaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class LiveView:
-    """Queues by name and agents by interface. Both may be partial; an empty view means "unknown"."""
+    """Queues by name. ``complete``: the view lists every queue Asterisk has (a queue absent from it does not
+    exist); otherwise it may be partial and an absent queue means "unknown"."""
 
     queues: Mapping[str, QueueView] = field(default_factory=dict)
-    agents: Mapping[str, AgentView] = field(default_factory=dict)
+    complete: bool = False
 
 
 def estimate_wait(queue: QueueView, priority: int, now: float, *, default_aht: float = DEFAULT_AHT_SECONDS,

@@ -32,9 +32,13 @@ Shapes understood (region ``CN``; the choices that needed making are marked **de
   to their user part, which is then read like any other input: ``sip:+8613800138000@host`` is ok,
   ``sip:1001@host`` (an internal extension) is invalid "short code or extension", ``sip:alice@host`` is
   invalid "not a number".
-- garbage: letters, ``*``, ``#``, full-width digits, fewer than 3 or more than 18 digits → invalid.
+- full-width forms → **decision:** ``１３８００１３８０００``, ``＋８６　１３８－００１３－８０００``
+  (what Chinese input methods type) read as their ASCII digits, plus and separators.
+- garbage: letters, ``*``, ``#``, other scripts' digits (Arabic-Indic, circled ①…), fewer than 3 or more than 18
+  digits → invalid.
 
-Spaces, tabs, dashes, dots and parentheses are stripped first. Only ASCII digits count as digits.
+Spaces, tabs, dashes, dots and parentheses (ASCII or full-width) are stripped first. Only ASCII digits and
+full-width digits count as digits.
 
 Other regions: numbers with ``+``/``00`` are read as international; anything else is handed to
 phonenumbers with the region as the default. The CN shortcuts above apply only to ``region="CN"``.
@@ -97,8 +101,13 @@ _WITHHELD: Final = frozenset(
     }
 )
 
-# Separators people and switches put in numbers: all whitespace, dashes, dots, parentheses.
-_STRIP: Final = str.maketrans("", "", " \t\r\n\f\v\u00a0\u3000-.()\u2010\u2011\u2012\u2013\u2014")
+# Separators people and switches put in numbers: all whitespace, dashes, dots, parentheses (and their full-width
+# forms) are dropped; full-width digits and plus (U+FF10-FF19, U+FF0B), as Chinese input methods type them, are
+# read as their ASCII selves.
+_SEPARATORS: Final = " \t\r\n\f\v\u00a0\u3000-.()\u2010\u2011\u2012\u2013\u2014\uff0d\uff0e\uff08\uff09"
+_STRIP: Final = str.maketrans(
+    {**{0xFF10 + d: str(d) for d in range(10)}, 0xFF0B: "+", **dict.fromkeys(map(ord, _SEPARATORS))}
+)
 
 # Optional display name + "<", scheme, user part (up to @ ; > or end).
 _URI: Final = re.compile(r'^(?:(?:"[^"]*"|[^<"]*)\s*<)?\s*(?:sips?|tel):([^@;>]*)', re.IGNORECASE)

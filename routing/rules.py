@@ -12,6 +12,8 @@ Schema, with the defaults (TOML)::
     max_priority = 12                   # QUEUE_PRIO cap after modifiers
     callback_ewt_seconds = 180          # offer a callback when the estimated wait exceeds this (0 = never)
     default_aht_seconds = 180           # handle time assumed for a queue with no history yet
+    fallback_queue = "default"          # when Asterisk (after a resync) has neither the chosen queue nor the
+                                        # DID's default queue: this one (the shipped queues define it)
 
     [routing.priority]                  # tier → base QUEUE_PRIO (unidentified callers are "prospect")
     diamond = 10
@@ -43,7 +45,7 @@ Schema, with the defaults (TOML)::
 
     [routing.preferred_agent]           # the customer's own person first, when logged in and free
     ring_seconds = 15                   # CC_AGENT_TIMEOUT
-    queue_template = "agent-{ext}"      # personal queue; {ext} = "8001", {tech} = "PJSIP" of "PJSIP/8001"
+    queue_template = "agent-{ext}"      # personal queue; {ext} = the agent's extension, "8001"
     lines = { sales = "consultant", hotline = "consultant", service = "advisor" }   # line → whose
 
     [routing.penalty]                   # CC_MAX_PENALTY bands (QUEUE_MAX_PENALTY); see "skills" below
@@ -158,6 +160,7 @@ class RoutingRules:
     announce_callback_offer: str = "cc-callback-offer"
     after_hours: Mapping[str, str] = field(default_factory=dict)
     max_overflow_hops: int = _MAX_OVERFLOW_HOPS
+    fallback_queue: str = "default"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -171,7 +174,7 @@ class RoutingRules:
         r.mapping(d, path)
         r.only(d, path, ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
                          "modifiers", "queue_timeout", "queues", "overflow", "preferred_agent", "penalty",
-                         "languages", "announce", "after_hours"))
+                         "languages", "announce", "after_hours", "fallback_queue"))
         kw: dict[str, Any] = {}
         if "vip_tiers" in d:
             kw["vip_tiers"] = frozenset(r.tier_list(d["vip_tiers"], f"{path}.vip_tiers"))
@@ -204,6 +207,8 @@ class RoutingRules:
                 lkey = f"{path}.queues.{r.name(line, f'{path}.queues')}"
                 queues[line] = r.tier_map(table, lkey, r.queue_name, wildcard=True)
             kw["queues"] = queues
+        if "fallback_queue" in d:
+            kw["fallback_queue"] = r.queue_name(d["fallback_queue"], f"{path}.fallback_queue")
         if "overflow" in d:
             o = r.mapping(d["overflow"], f"{path}.overflow")
             kw["overflow"] = {r.queue_name(k, f"{path}.overflow"): r.queue_name(v, f"{path}.overflow.{k}")
@@ -285,15 +290,8 @@ class RoutingRules:
             "announce": {"after_hours": self.announce_after_hours, "no_agents": self.announce_no_agents,
                          "callback_offer": self.announce_callback_offer},
             "after_hours": dict(self.after_hours),
+            "fallback_queue": self.fallback_queue,
         }
-
-
-def agent_parts(interface: str) -> tuple[str, str]:
-    """``"PJSIP/8001"`` → ``("PJSIP", "8001")``; ``"Local/8001@agents"`` → ``("Local", "8001")``."""
-    tech, _, rest = interface.partition("/")
-    if not rest:
-        return "", tech
-    return tech, rest.split("@", 1)[0]
 
 
 def _validate(rules: RoutingRules) -> None:
@@ -315,7 +313,7 @@ def _validate(rules: RoutingRules) -> None:
                 raise RulesError(f"queues.{line}.{tier}", f"unknown tier (expected {', '.join(TIERS)} or '*')")
             if not SAFE_NAME.match(queue):
                 raise RulesError(f"queues.{line}.{tier}", f"unsafe queue name {queue!r}")
-    for name in (*rules.overflow.keys(), *rules.overflow.values(), *rules.after_hours.values()):
+    for name in (*rules.overflow.keys(), *rules.overflow.values(), *rules.after_hours.values(), rules.fallback_queue):
         if not SAFE_NAME.match(name):
             raise RulesError("overflow", f"unsafe queue name {name!r}")
     if rules.widened_max_penalty < rules.max_penalty:
@@ -336,9 +334,10 @@ def _validate(rules: RoutingRules) -> None:
 
 def _check_agent_template(template: str, key: str) -> None:
     try:
-        sample = template.format(ext="8001", tech="PJSIP")
+        sample = template.format(ext="8001")
     except (KeyError, IndexError, ValueError) as exc:
-        raise RulesError(key, f"bad template {template!r} (placeholders: {{ext}}, {{tech}}): {exc}") from None
+        raise RulesError(key, f"bad template {template!r} (placeholder: {{ext}}, the agent's extension): {exc}") \
+            from None
     if "{ext}" not in template or not SAFE_NAME.match(sample):
         raise RulesError(key, f"template {template!r} must contain {{ext}} and give a safe queue name")
 

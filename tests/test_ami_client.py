@@ -197,6 +197,62 @@ def test_originate_reason_codes():
     assert all(a["Async"] == "true" for a in sent)
 
 
+def test_dialer_announces_its_originates_to_the_tracker_first():
+    """The dialer's order: take an ActionID, announce it (tracker.expect_originate), then originate with it —
+    so the OriginateResponse Asterisk sends back makes an outbound call record with the dialer's facts."""
+    from ccserver.state import StateTracker
+    from tests.test_state_support import records_to
+
+    net = Net("ami-originate-results")
+    client = net.client("c-dialer")
+    records: list[dict] = []
+    tracker = StateTracker(publish=records_to(records.append))
+    client.on_any(lambda msg: tracker.handle(msg, msg.arrival))
+    client.start()
+    net.accept()
+    action_id = client.new_originate_id()
+    tracker.expect_originate(action_id, server="c-dialer", dialed_number="13811112222", campaign_id="7")
+    answer = collect(client.originate("Local/13811112222@cc-outbound", context="from-pstn", exten="4008001000",
+                                      priority=1, caller_id='"Campaign" <4008001000>', timeout_ms=20000,
+                                      variables={"CC_CAMPAIGN_ID": 7, "CC_CONTACT_ID": 901}, action_id=action_id))
+    others = [client.new_originate_id() for _ in range(3)]
+    for aid in others:
+        tracker.expect_originate(aid, server="c-dialer")
+    collect(client.originate("Local/13900000001@cc-outbound", application="Wait", data="1", timeout_ms=10000,
+                             action_id=others[0]))
+    collect(client.originate("Local/13911111111@cc-outbound", application="Wait", data="1", timeout_ms=5000,
+                             action_id=others[1]))
+    collect(client.originate("Local/13911111111@nosuchcontext", application="Wait", data="1", timeout_ms=5000,
+                             action_id=others[2]))
+    net.flush()
+    sent = [a for a in net.peer.actions if a.get("Action") == "Originate"]
+    assert [a["ActionID"] for a in sent] == [action_id, *others]  # the announced ids went out as they were
+    assert answer[0].action_id == action_id and answer[0].answered
+    by_outcome = {r["outcome"]: r for r in records}
+    assert sorted(by_outcome) == ["answered", "busy", "failed", "no_answer"]
+    assert all(r["direction"] == "outbound" for r in records)
+    assert by_outcome["answered"]["dialed_number"] == "13811112222"
+    assert by_outcome["answered"]["campaign_id"] == "7"
+    assert by_outcome["failed"]["uniqueid"] == f"originate:{others[2]}"
+
+
+def test_originate_refuses_an_unsafe_or_pending_action_id():
+    net = Net("ami-originate-results")
+    client = net.client("c-ids")
+    client.start()
+    net.accept()
+    with pytest.raises(ValueError):
+        client.originate("Local/1@cc-outbound", application="Wait", data="1", action_id="x\r\nAction: Logoff")
+    aid = client.new_originate_id()
+    client.originate("Local/13811112222@cc-outbound", context="from-pstn", exten="4008001000", priority=1,
+                     action_id=aid)
+    with pytest.raises(ValueError):
+        client.originate("Local/13811112222@cc-outbound", context="from-pstn", exten="4008001000", priority=1,
+                         action_id=aid)
+    net.flush()
+    assert [a.get("ActionID") for a in net.peer.actions if a.get("Action") == "Originate"] == [aid]
+
+
 def test_asterisk_restart_reconnects_with_backoff_and_resyncs():
     net = Net("ami-asterisk-restart-with-waiting-caller")
     client = net.client("c-restart")

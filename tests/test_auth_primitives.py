@@ -1,10 +1,10 @@
-"""Token signing, CSRF binding, password hashing and the login rate limiter, without HTTP."""
+"""Token signing, CSRF binding and password hashing, without HTTP (login budgets: test_login_limits.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ccserver.auth import AuthError, Forbidden, LoginRateLimiter, TokenSigner
+from ccserver.auth import AuthError, Forbidden, TokenSigner
 from ccserver.passwords import hash_password, verify_password
 
 
@@ -61,14 +61,3 @@ def test_password_hashing():
     assert hash_password("s3cret", n=2**10) != stored  # salted
     for garbage in ("", "plain", "scrypt$x$y$z$00$00", "md5$abc"):
         assert not verify_password("s3cret", garbage)
-
-
-def test_rate_limiter_window():
-    clock = FakeClock()
-    limiter = LoginRateLimiter(2, 60, clock=clock)
-    assert limiter.retry_after("bob", "1.2.3.4") == 0
-    limiter.failed("bob", "1.2.3.4")
-    limiter.failed("Bob", "5.6.7.8")
-    assert limiter.retry_after("BOB", "9.9.9.9") == pytest.approx(60)
-    clock.now += 61
-    assert limiter.retry_after("bob", "1.2.3.4") == 0

@@ -18,7 +18,7 @@ from ccserver.callrouting.settings import RoutingSettings
 from ccserver.config import load_config
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.demo import generate
-from ccserver.state.model import DeviceStatus, Member, QueueState, WaitingCaller
+from ccserver.state.model import AgentStatus, DeviceStatus, Member, QueueState, WaitingCaller
 from ccserver.state.tracker import StateTracker
 from routing.decision import DidRoute
 from routing.numbers import normalize
@@ -81,7 +81,7 @@ def test_refresher_keeps_the_last_good_copy() -> None:
 def test_queues_of_interest_and_queue_view() -> None:
     rules = RoutingRules.from_dict({"overflow": {"vip": "sales", "sales": "hotline"}})
     names = queues_of_interest(DidRoute("4008001000", "", "sales", "sales"), rules)
-    assert names == {"sales", "vip", "hotline", "sales-en", "vip-en", "hotline-en"}
+    assert names == {"sales", "vip", "hotline", "default", "sales-en", "vip-en", "hotline-en", "default-en"}
     q = QueueState("default", "sales", talktime=100, callers=[WaitingCaller("a", 3, 10.0)], members={
         "PJSIP/1": Member("PJSIP/1", status=DeviceStatus.NOT_INUSE, penalty=2, wrapuptime=20),
         "PJSIP/2": Member("PJSIP/2", status=DeviceStatus.NOT_INUSE, paused=True, wrapuptime=20),
@@ -89,12 +89,33 @@ def test_queues_of_interest_and_queue_view() -> None:
     })
     view = queue_view(q)
     assert (view.logged_in, view.free, view.paused, view.free_penalties) == (2, 1, 1, (2,))
+    assert view.free_interfaces == ("PJSIP/1",)
     assert view.avg_handle_seconds == 120.0 and view.waiting[0].priority == 3
     tracker = StateTracker()
     tracker.queues[("default", "sales")] = q
-    live = live_view(tracker, "default", 0.0, ["sales", "vip"], ["PJSIP/9"])
-    assert set(live.queues) == {"sales"} and live.agents == {}  # unknown stays absent, never "empty"
+    live = live_view(tracker, "default", 0.0, ["sales", "vip"], "agent-9")
+    assert set(live.queues) == {"sales"} and not live.complete  # unknown stays absent, never "empty"
     assert live_view(None, "default", 0.0, ["sales"]).queues == {}
+
+
+def test_live_view_is_complete_after_a_full_queue_status_and_skips_agents_in_wrapup() -> None:
+    tracker = StateTracker()
+    params = [{"Event": "QueueParams", "Queue": name, "Strategy": "ringall"} for name in ("sales", "agent-8001")]
+    member = {"Event": "QueueMember", "Queue": "agent-8001", "Location": "PJSIP/8555", "Status": "1",
+              "Membership": "dynamic", "Paused": "0", "InCall": "0", "Wrapuptime": "10"}
+    tracker.resync_queues("default", [*params, member], 100.0, complete=True)
+    live = live_view(tracker, "default", 100.0, ["sales", "vip"], "agent-8001")
+    assert live.complete and set(live.queues) == {"sales", "agent-8001"}
+    assert live.queues["agent-8001"].free_interfaces == ("PJSIP/8555",)
+    # a queue removed from Asterisk is forgotten at the next full resync
+    tracker.resync_queues("default", [params[1], member], 120.0, complete=True)
+    assert tracker.queue("sales") is None
+    # in wrap-up after a call: app_queue lists the member as free, but it cannot take the call yet
+    agent = tracker.agents[("default", "PJSIP/8555")]
+    agent.state, agent.wrapup_until = AgentStatus.WRAPUP, 130.0
+    assert live_view(tracker, "default", 125.0, [], "agent-8001").queues["agent-8001"].free_interfaces == ()
+    assert live_view(tracker, "default", 131.0, [], "agent-8001").queues["agent-8001"].free_interfaces == (
+        "PJSIP/8555",)
 
 
 def test_settings_from_config_and_ids(tmp_path: Any) -> None:

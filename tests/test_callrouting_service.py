@@ -476,16 +476,23 @@ def test_preferred_agent_free_rings_first_through_the_personal_queue(demo: Any) 
     sessions, data = demo
     with sessions() as s:
         zhang = customer_of(sessions, "+8613800138000")
-        consultant = s.get(User, zhang.sales_consultant_id).interface
-    ext = consultant.split("/")[1]
-    free = Member(consultant, status=DeviceStatus.NOT_INUSE)
-    tracker = _tracker_with({"vip": [free]}, {consultant: AgentStatus.IDLE})
+        ext = s.get(User, zhang.sales_consultant_id).extension
+    desk = "PJSIP/8555"  # hot-desking: signed in from another phone than the one on their user record
+    free = Member(desk, status=DeviceStatus.NOT_INUSE)
+    tracker = _tracker_with({"vip": [Member("PJSIP/1", status=DeviceStatus.NOT_INUSE)], f"agent-{ext}": [free]},
+                            {desk: AgentStatus.IDLE})
     svc = Service(data, CustomerDirectory(sessions), tracker=tracker)
     variables = mset(svc.call("agi-01-13800138000").peer)
-    expect(variables, CC_QUEUE="vip", CC_AGENT_INTERFACE=consultant, CC_AGENT_QUEUE=f"agent-{ext}",
+    expect(variables, CC_QUEUE="vip", CC_AGENT_INTERFACE=desk, CC_AGENT_QUEUE=f"agent-{ext}",
            CC_AGENT_TIMEOUT="15", CC_EWT="0")
-    # busy → no preferred agent
-    tracker.agents[("default", consultant)].state = AgentStatus.TALKING
+    # on a call → no preferred agent
+    free.in_call = True
+    variables = mset(svc.call("agi-01-13800138000").peer)
+    expect(variables, CC_AGENT_QUEUE="", CC_AGENT_INTERFACE="")
+    # signed in to other queues but not to their personal queue → never offered (Asterisk would refuse the join)
+    free.in_call = False
+    del tracker.queues[("default", f"agent-{ext}")]
+    tracker.queues[("default", "sales")] = QueueState("default", "sales", members={desk: free})
     variables = mset(svc.call("agi-01-13800138000").peer)
     expect(variables, CC_AGENT_QUEUE="", CC_AGENT_INTERFACE="")
 
@@ -575,3 +582,20 @@ def DECISIONS_TOTAL() -> float:  # noqa: N802 - reads like the metric it is
     from ccserver.callrouting.service import DECISIONS
 
     return DECISIONS.value()
+
+
+def test_after_a_full_resync_callers_only_go_to_queues_asterisk_has(demo: Any) -> None:
+    sessions, data = demo
+    tracker = StateTracker()
+    # Asterisk reported these queues and no other (the demo's per-store and vip queues are missing).
+    params = [{"Event": "QueueParams", "Queue": n, "Strategy": "ringall"} for n in ("hotline", "sales", "default")]
+    members = [{"Event": "QueueMember", "Queue": n, "Location": "PJSIP/1", "Status": "1", "Paused": "0"}
+               for n in ("hotline", "sales", "default")]
+    tracker.resync_queues("default", [*params, *members], OPEN, complete=True)
+    svc = Service(data, CustomerDirectory(sessions), tracker=tracker)
+    before = FALLBACKS.value(reason="unknown_queue")
+    variables = mset(svc.call("agi-01-13800138000").peer)  # a diamond caller: the rules say queue vip
+    assert variables["CC_QUEUE"] == "sales"  # the DID's default queue
+    assert FALLBACKS.value(reason="unknown_queue") == before + 1
+    record = svc.records[-1]
+    assert any("queue vip not defined in Asterisk" in r for r in record["reasons"]) and record["fallback"]

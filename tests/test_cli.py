@@ -39,3 +39,25 @@ def test_scores_recompute_rescores_demo_customers(tmp_path, capsys):
     assert main(["scores", "recompute", "--as-of", "2026-11-23", *data]) == 0
     out = capsys.readouterr().out
     assert "rescored 300 customers" in out and "diamond" in out and "prospect" in out
+
+
+def test_agents_command_lists_and_says_when_asterisk_is_unreachable(tmp_path, capsys, monkeypatch):
+    import json
+    import socket
+
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["db", "upgrade", *data]) == 0
+    assert main(["demo-data", "--customers", "50", "--seed", "5", "--as-of", "2026-11-23", *data]) == 0
+    capsys.readouterr()
+    assert main(["agents", "list", *data]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CCSERVER_AMI_HOST", "127.0.0.1")
+    monkeypatch.setenv("CCSERVER_AMI_PORT", str(port))
+    monkeypatch.setattr("ccserver.agents.command.CONNECT_TIMEOUT", 1.0)
+    assert main(["agents", "login", "8001", "--queues", "sales", *data]) == 3
+    assert "Asterisk default is not connected" in capsys.readouterr().err
+    assert main(["agents", "login", "8001", "--queues", "sales,", "--interface", "PJSIP/8001 x", *data]) == 1
+    assert "interface must be an Asterisk interface" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -9,6 +10,7 @@ import pytest
 
 from ccserver.cli import main
 from ccserver.config import ConfigError, load_config
+from ccserver.redact import mask_url
 
 
 def write(tmp_path, text: str):
@@ -237,3 +239,52 @@ def test_list_settings_defaults_and_errors():
     assert origins.ws.allowed_origins == ["https://cc.example.com", "http://127.0.0.1:8080"]
     with pytest.raises(ConfigError, match="is not an origin"):
         load_config(environ={"CCSERVER_WS_ALLOWED_ORIGINS": "https://cc.example.com/path"})
+
+
+SECRET_URLS = {
+    "CCSERVER_DATABASE_URL": "postgresql+psycopg://cc:hunter2@db.example:5432/cc?sslmode=require",
+    "CCSERVER_REDIS_URL": "redis://:s3cr3t-redis@redis.example:6379/0",
+}
+
+
+def test_config_show_masks_url_passwords_and_shows_the_database_in_use(capsys, monkeypatch, tmp_path):
+    for name, value in SECRET_URLS.items():
+        monkeypatch.setenv(name, value)
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "s3cr3t-redis" not in out
+    shown = json.loads(out)
+    assert shown["database"]["url"]["value"] == "postgresql+psycopg://cc:***@db.example:5432/cc?sslmode=require"
+    assert shown["redis"]["url"]["value"] == "redis://:***@redis.example:6379/0"
+    monkeypatch.delenv("CCSERVER_DATABASE_URL")
+    monkeypatch.setenv("CCSERVER_SERVER_DATA_DIR", str(tmp_path))
+    assert main(["config", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["database"]["url"] == {"value": f"sqlite:///{tmp_path.resolve() / 'ccserver.sqlite3'}",
+                                        "from": "default"}
+
+
+@pytest.mark.parametrize("name, value, secret", [
+    ("CCSERVER_DATABASE_URL", "postgresql+psycopg://cc:hunter2@db:notaport/cc", "hunter2"),
+    ("CCSERVER_DATABASE_URL", "postgresql://db:port/cc?password=hunter2", "hunter2"),
+    ("CCSERVER_REDIS_URL", "http://user:s3cr3t-redis@redis:6379/0", "s3cr3t-redis"),
+])
+def test_config_errors_mask_url_passwords(name, value, secret):
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={name: value})
+    assert secret not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("postgresql+psycopg://cc:hunter2@db/cc", "postgresql+psycopg://cc:***@db/cc"),
+    ("postgresql://cc:pa:ss@w/rd@db:5432/cc", "postgresql://cc:***@db:5432/cc"),  # ':', '/', '@' in the password
+    ("redis://:pw@127.0.0.1:6379/2", "redis://:***@127.0.0.1:6379/2"),
+    ("rediss://default:pw@redis/0", "rediss://default:***@redis/0"),
+    ("unix:///run/redis.sock?db=1&password=pw", "unix:///run/redis.sock?db=1&password=***"),
+    ("postgresql://db/cc?user=u&PASSWORD=pw&sslmode=require", "postgresql://db/cc?user=u&PASSWORD=***&sslmode=require"),
+    ("postgresql+psycopg://cc@db:5432/cc", "postgresql+psycopg://cc@db:5432/cc"),
+    ("sqlite:////var/lib/ccserver/ccserver.sqlite3", "sqlite:////var/lib/ccserver/ccserver.sqlite3"),
+    ("", ""),
+])
+def test_mask_url(url, masked):
+    assert mask_url(url) == masked

@@ -67,6 +67,7 @@ def test_auth_required_and_roles(api):
         ("+86 139-1234-5678", "+8613912345678", "刘洋", "silver"),
         ("013700000001", "+8613700000001", "陈静", "bronze"),
         ("sip:+8613600000002@pbx", "+8613600000002", "王磊", "prospect"),
+        ("１３８００１３８０００", "+8613800138000", "张伟", "diamond"),  # full-width, from a Chinese input method
     ],
 )
 def test_lookup_of_each_demo_caller(api, query, e164, name, tier):
@@ -106,7 +107,7 @@ def test_withheld(api, query):
     assert body["status"] == "withheld" and body["customer"] is None and body["e164"] is None
 
 
-@pytest.mark.parametrize("query", ["hello", "10086", "13800'; drop table customers;--", "１３８００１３８０００",
+@pytest.mark.parametrize("query", ["hello", "10086", "13800'; drop table customers;--", "١٣٨٠٠١٣٨٠٠٠",
                                    "9" * 200])  # fmt: skip
 def test_garbage_phone_is_400(api, query):
     headers = token(api, "agent8001", "agent-pass")

@@ -167,6 +167,50 @@ def test_invalidate_customer_drops_all_numbers_and_fences_late_stores(make_cache
     run(main())
 
 
+def test_invalidate_all_drops_every_cached_customer_and_fences_them(make_cache):
+    async def main():
+        cache, _, _ = await make_cache(fence_seconds=30)
+        await cache.store("+8613800138000", ZHANG)
+        await cache.store("+862158990608", ZHANG)
+        await cache.store("+8613811110000", SHARED)  # customer 7, also naming customer 8
+        unknown = Identity(None)
+        await cache.store("+8613500000003", unknown)
+        many = [f"+86139{i:08d}" for i in range(600)]  # more than one batch of customers
+        for i, n in enumerate(many):
+            await cache.store(n, Identity(CustomerSummary(id=str(1000 + i), name="x")))
+        assert await cache.invalidate_all() == 3 + len(many)  # customers 1, 7, 8 and the many
+        for n in ["+8613800138000", "+862158990608", "+8613811110000", many[0], many[-1]]:
+            assert (await cache.lookup(n, T0))[0] is None
+        assert (await cache.lookup("+8613500000003", T0))[0] == unknown  # no customer: nothing to re-tier
+        # A lookup that read SQL before the bulk change does not re-cache the old tier afterwards.
+        await cache.store("+8613800138000", ZHANG)
+        assert (await cache.lookup("+8613800138000", T0))[0] is None
+        assert await cache.invalidate_all() == 0
+
+    run(main())
+
+
+def test_everything_sweeps_twice_around_the_settle_time(make_cache):
+    async def main():
+        cache, clock, _ = await make_cache(fence_seconds=0.001)
+        waits: list[float] = []
+
+        async def settle(seconds: float) -> None:
+            waits.append(seconds)
+            # A lookup that read SQL before the change stores its (old) answer between the sweeps, after the
+            # first sweep's fence has gone (Redis: by its own clock).
+            clock.t += 1
+            await asyncio.sleep(0.01)
+            await cache.store("+8613800138000", ZHANG)
+
+        await cache.store("+8613800138000", ZHANG)
+        assert await Invalidator(cache, settle=7.5, sleep=settle).everything() == 2
+        assert waits == [7.5]
+        assert (await cache.lookup("+8613800138000", T0))[0] is None
+
+    run(main())
+
+
 def test_deleted_customer_is_never_served(make_cache):
     async def main():
         cache, _, _ = await make_cache()

@@ -24,8 +24,8 @@ def test_transcript_callers(loaded):
     assert zhang is not None
     assert (zhang.name, zhang.tier, zhang.vip, zhang.ambiguous, zhang.open_complaint) == ("张伟", "diamond", True,
                                                                                          False, False)
-    assert zhang.sales_consultant and zhang.sales_consultant.startswith("PJSIP/")
-    assert zhang.service_advisor and zhang.service_advisor.startswith("PJSIP/")
+    assert zhang.sales_consultant and zhang.sales_consultant.isdigit()  # extensions: where they sit is live state
+    assert zhang.service_advisor and zhang.service_advisor.isdigit()
     assert zhang.preferred_language == "zh" and zhang.score > 0 and zhang.calls_last_24h == 0
     liu = ident(d, "+8613912345678").customer
     assert liu is not None and (liu.name, liu.tier, liu.vip) == ("刘洋", "silver", False)

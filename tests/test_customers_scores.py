@@ -9,7 +9,7 @@ from datetime import time as dtime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from twisted.internet import defer, task
 
 from ccserver.customers import changes
@@ -21,7 +21,7 @@ from ccserver.customers.valuation import reasons_from_components
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import Customer, Order, Ticket, ValueCutoffs
 from ccserver.demo import generate
-from routing.value import TierShares
+from routing.value import TierShares, tier_for
 
 AS_OF = date(2026, 11, 23)
 
@@ -75,18 +75,35 @@ def test_recompute_all_tiers_components_cutoffs(loaded):
 def test_recompute_all_is_deterministic_and_matches_the_demo_model(loaded):
     _, sessions = loaded
     demo = snapshot(sessions)
+    with sessions() as s:
+        loaded_cut = s.execute(select(ValueCutoffs)).scalars().one()  # the demo load's own recompute
     first = recompute_all(sessions, as_of=AS_OF, batch_size=1000)
     after_first = snapshot(sessions)
+    # The demo load ends where a full recompute does: every score, reason and tier, and the cut-offs.
+    assert after_first == demo
+    assert first["retiered"] == 0
+    assert (first["cutoffs"]["diamond"], first["cutoffs"]["gold"], first["cutoffs"]["silver"]) == pytest.approx(
+        (loaded_cut.diamond, loaded_cut.gold, loaded_cut.silver), abs=0.005)
+    assert loaded_cut.settings["source"] == "demo-data" and loaded_cut.population == first["purchasers"]
     second = recompute_all(sessions, as_of=AS_OF, batch_size=37)
     assert snapshot(sessions) == after_first
     assert first["tiers"] == second["tiers"] and first["cutoffs"] == second["cutoffs"]
     assert second["retiered"] == 0  # the provisional tiers (previous cut-offs) were already right
-    # Purchasing customers score as the demo generator scored them, except where SQL knows more (a visit
-    # that is open right now is activity; the generator did not count it).
-    same = sum(1 for cid, (score, tier, _) in after_first.items()
-               if tier != "prospect" and abs(score - demo[cid][0]) < 0.011)  # fmt: skip
-    purchasers = sum(1 for _, tier, _ in after_first.values() if tier != "prospect")
-    assert same >= purchasers * 0.9
+
+
+def test_demo_tiers_agree_with_scores_and_the_recorded_cutoffs(loaded):
+    """Issue #8: customer 1 was "diamond" at 66.0 while gold began at 74.5, and no cut-offs were recorded."""
+    _, sessions = loaded
+    with sessions() as s:
+        current = current_cutoffs(s, create_fallback=False)
+        rows = s.execute(select(Customer.id, Customer.value_score, Customer.tier)).all()
+    assert current is not None
+    for cid, score, tier in rows:
+        if tier != "prospect":  # stored scores and cut-offs are both rounded to cents
+            assert tier == tier_for(score + 0.005, True, current.cutoffs) or tier == tier_for(
+                score - 0.005, True, current.cutoffs), (cid, score, tier)
+    by_id = {cid: tier for cid, _, tier in rows}
+    assert (by_id[1], by_id[2], by_id[3], by_id[4]) == ("diamond", "silver", "bronze", "prospect")
 
 
 def test_small_base_has_empty_top_tiers(db_url):
@@ -104,6 +121,8 @@ def test_small_base_has_empty_top_tiers(db_url):
 def test_rescore_uses_current_cutoffs_and_fallback(loaded):
     _, sessions = loaded
     with sessions() as s:
+        s.execute(delete(ValueCutoffs))  # a database loaded by other means: no recompute on record
+        s.commit()
         assert s.execute(select(func.count()).select_from(ValueCutoffs)).scalar_one() == 0
         score, tier = rescore_customer(s, 2, as_of=AS_OF)  # no recompute yet: fallback from stored scores
         s.commit()

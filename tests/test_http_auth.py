@@ -7,7 +7,7 @@ import re
 import pytest
 from twisted.internet import task
 
-from tests.web_support import MemoryUsers, call, make_router
+from tests.web_support import MemoryUsers, call, inline_blocking, make_router
 
 
 @pytest.fixture
@@ -71,21 +71,117 @@ def test_failed_logins_are_audited_and_rate_limited(users):
     router, ctx = make_router(users)
     for _ in range(3):
         assert login(router, "agent8001", "wrong").status == 401
+    ctx.clock.advance(100)
     limited = login(router, "agent8001", "agent-pass")
-    assert limited.status == 429
-    assert limited.json()["retry_after"] > 0
+    assert limited.status == 429 and limited.reason == b"Too Many Requests"
+    assert limited.json()["retry_after"] == 200 and limited.header("retry-after") == "200"
     actions = [entry[0] for entry in users.audit_log]
     assert actions.count("login.failed") == 3 and "login.rate_limited" in actions
-    ctx.clock.advance(301)
+    ctx.clock.advance(201)
     assert login(router, "agent8001", "agent-pass").status == 200
 
 
-def test_rate_limit_applies_per_address_across_usernames(users):
+def test_login_form_rate_limited_says_when(users):
     router, _ = make_router(users)
-    for name in ("u1", "u2", "u3"):
-        login(router, name, "x", client_ip="198.51.100.7")
-    assert login(router, "admin", "admin-pass", client_ip="198.51.100.7").status == 429
+    for _ in range(3):
+        assert _browser_login(router, password="wrong").status == 401
+    page = _browser_login(router)
+    assert page.status == 429 and page.reason == b"Too Many Requests" and int(page.header("retry-after")) > 0
+    assert b"Too many attempts" in page.body and "ccserver_session" not in page.cookies()
+
+
+def test_one_mistyping_agent_behind_nat_does_not_lock_out_the_floor(users):
+    # The seen failure: 5 wrong passwords from 127.0.0.1, then admin/admin got 429 for 5 minutes.
+    router, _ = make_router(users)
+    for _ in range(5):
+        assert login(router, "agent8001", "wrong", client_ip="127.0.0.1").status in (401, 429)
+    assert login(router, "agent8001", "agent-pass", client_ip="127.0.0.1").status == 429  # their own budget
+    assert login(router, "admin", "admin-pass", client_ip="127.0.0.1").status == 200
+    assert login(router, "sup", "sup-pass", client_ip="127.0.0.1").status == 200
+
+
+def test_address_budget_is_larger_and_spent_on_failures_only(users):
+    router, _ = make_router(users)  # per username 3, per address 10
+    for _ in range(30):  # good logins from one NAT address cost nothing
+        assert login(router, "sup", "sup-pass", client_ip="198.51.100.7").status == 200
+    for n in range(10):
+        assert login(router, f"guess{n}", "x", client_ip="198.51.100.7").status == 401
+    refused = login(router, "admin", "admin-pass", client_ip="198.51.100.7")
+    assert refused.status == 429 and refused.header("retry-after")
     assert login(router, "admin", "admin-pass", client_ip="198.51.100.8").status == 200
+
+
+class HeldPasswordChecks:
+    """run_in_thread for PasswordWork that holds every check until released: logins stay in flight."""
+
+    def __init__(self):
+        self.held: list = []
+
+    def __call__(self, fn, *args):
+        from twisted.internet import defer
+
+        d = defer.Deferred()
+        self.held.append((d, fn, args))
+        return d
+
+    def release(self):
+        for d, fn, args in self.held:
+            d.callback(fn(*args))
+        self.held.clear()
+
+
+def test_simultaneous_wrong_logins_are_counted_before_the_password_check(users):
+    from ccserver.passwords import PasswordWork
+    from tests.web_support import reply_of, send
+
+    router, ctx = make_router(users)  # 3 attempts per username
+    checks = HeldPasswordChecks()
+    ctx.passwords = PasswordWork(checks, max_pending=1000)
+    requests = [send(router, "POST", "/api/login", json_body={"username": "agent8001", "password": "wrong"},
+                     client_ip=f"203.0.113.{n % 250}") for n in range(200)]
+    assert len(checks.held) == 3  # only the admitted ones reach the KDF
+    checks.release()
+    statuses = [reply_of(r).status for r in requests if r.finished]
+    assert len(statuses) == 200 and statuses.count(401) == 3 and statuses.count(429) == 197
+
+
+def test_a_login_that_gets_no_verdict_is_not_held_against_the_user(users):
+    from ccserver.passwords import PasswordWork
+
+    router, ctx = make_router(users)
+    ctx.passwords = PasswordWork(HeldPasswordChecks(), max_pending=0)  # always busy
+    for _ in range(5):
+        busy = login(router, "agent8001", "agent-pass")
+        assert busy.status == 503 and busy.header("retry-after") == "1" and busy.reason == b"Service Unavailable"
+    ctx.passwords = PasswordWork(inline_blocking, max_pending=8)
+    assert login(router, "agent8001", "agent-pass").status == 200
+
+
+TRUSTING = {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+            "CCSERVER_HTTP_TRUSTED_PROXIES": "10.0.0.0/8, ::1"}
+
+
+@pytest.mark.parametrize("peer, forwarded, client", [
+    ("10.0.0.5", "203.0.113.7", "203.0.113.7"),  # our proxy says who it served
+    ("10.0.0.5", "198.51.100.1, 203.0.113.7, 10.0.0.9", "203.0.113.7"),  # the rightmost hop not a proxy of ours
+    ("10.0.0.5", "10.0.0.8, 10.0.0.9", "10.0.0.8"),  # every hop ours: the leftmost
+    ("10.0.0.5", "garbage, 10.0.0.9", "10.0.0.9"),  # a bad entry stops the walk at the last trusted hop
+    ("192.0.2.66", "203.0.113.7", "192.0.2.66"),  # not from a trusted proxy: the header is ignored
+    ("10.0.0.5", "", "10.0.0.5"),
+])
+def test_client_address_behind_trusted_proxies(users, peer, forwarded, client):
+    router, _ = make_router(users, environ=TRUSTING)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    assert login(router, "agent8001", "agent-pass", client_ip=peer, headers=headers).status == 200
+    assert users.audit_log[-1][:4] == ("login.succeeded", 2, "agent8001", client)
+
+
+def test_spoofed_forwarded_for_does_not_buy_a_fresh_address_budget(users):
+    router, _ = make_router(users)  # no trusted proxies
+    for n in range(10):
+        login(router, f"guess{n}", "x", client_ip="192.0.2.66", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+    assert login(router, "admin", "admin-pass", client_ip="192.0.2.66",
+                 headers={"X-Forwarded-For": "203.0.113.200"}).status == 429
 
 
 @pytest.mark.parametrize(
@@ -281,8 +377,126 @@ def test_metrics_access(users):
     assert call(router, "GET", "/metrics", client_ip="192.0.2.50").status == 401
     ok = call(router, "GET", "/metrics", headers={"Authorization": "Bearer scrape-me"}, client_ip="192.0.2.50")
     assert ok.status == 200 and ok.header("content-type").startswith("text/plain")
-    assert call(router, "GET", "/metrics", client_ip="127.0.0.1").status == 200
+    # Loopback is no exemption: behind a reverse proxy on the same host every client comes from there.
+    unauthenticated = call(router, "GET", "/metrics", client_ip="127.0.0.1")
+    assert unauthenticated.status == 401 and unauthenticated.header("www-authenticate") == "Bearer"
+    assert call(router, "GET", "/metrics", client_ip="::1").status == 401
+    assert call(router, "GET", "/metrics", headers={"Authorization": "Bearer wrong-token"}).status == 401
     agent = login(router, "agent8001", "agent-pass").json()["token"]
     sup = login(router, "sup", "sup-pass").json()["token"]
-    assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {agent}"}).status == 401
+    admin = login(router, "admin", "admin-pass").json()["token"]
+    denied = call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {agent}"})
+    assert denied.status == 403 and "agent" in denied.json()["error"]  # valid, but not a supervisor
     assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {sup}"}).status == 200
+    assert call(router, "GET", "/metrics", headers={"Authorization": f"Bearer {admin}"}).status == 200
+    browser = _browser_login(router, "sup", "sup-pass").cookies()["ccserver_session"]
+    assert call(router, "GET", "/metrics", headers={"Cookie": f"ccserver_session={browser}"}).status == 200
+
+
+def test_metrics_without_a_token_configured_need_a_supervisor(users):
+    router, _ = make_router(users)
+    assert call(router, "GET", "/metrics", client_ip="127.0.0.1").status == 401
+    assert call(router, "GET", "/metrics", headers={"Authorization": "Bearer "}).status == 401
+
+
+def test_metrics_public_when_configured(users):
+    router, _ = make_router(users, environ={"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+                                            "CCSERVER_HTTP_METRICS_PUBLIC": "true"})
+    reply = call(router, "GET", "/metrics", client_ip="192.0.2.50")
+    assert reply.status == 200 and reply.header("content-type").startswith("text/plain")
+
+
+@pytest.mark.parametrize("token", ["v1.é.x", "v1.abc.签名", "v1.\u00ff\u00fe.abc", "é"])
+def test_non_ascii_bearer_token_is_401_not_500(users, token):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status == 401 and reply.json()["error"]
+
+
+def test_non_ascii_session_cookie_and_csrf_are_refused_not_500(users):
+    router, _ = make_router(users)
+    assert call(router, "GET", "/api/me", headers={"Cookie": "ccserver_session=v1.é.x"}).status == 401
+    session = _browser_login(router).cookies()["ccserver_session"]
+    cookie = {"Cookie": f"ccserver_session={session}"}
+    assert call(router, "POST", "/api/logout", headers={**cookie, "X-CSRF-Token": "é" * 43}).status == 403
+    assert call(router, "POST", "/logout", form={"csrf_token": "令牌"}, headers=cookie).status == 403
+    page = call(router, "GET", "/login")
+    nonce = page.cookies()["ccserver_login"]
+    reply = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass",
+                                                 "csrf_token": "令牌"}, headers={"Cookie": f"ccserver_login={nonce}"})
+    assert reply.status == 403
+    # the session still works: the refused attempts ended nothing
+    assert call(router, "GET", "/api/me", headers=cookie).status == 200
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "é" * 300, "a\x00b", "app.css\x00.png", "..", ".", "%2e%2e",
+                                  "..%2fsecret_key", "~", "app.css%00", "\\..\\x", "app.css/"])
+def test_static_odd_names_are_404_never_500(users, name):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/static/" + name)
+    assert reply.status == 404
+
+
+def test_static_serves_the_shipped_files(users):
+    router, _ = make_router(users)
+    reply = call(router, "GET", "/static/app.css")
+    assert reply.status == 200 and reply.header("content-type").startswith("text/css") and reply.body
+    assert call(router, "HEAD", "/static/app.css").status == 200
+
+
+@pytest.mark.parametrize("path", ["/api//me", "/api/me/", "//api/me", "/api/me\x00", "/api/\tme", "/static//app.css"])
+def test_a_path_has_one_spelling(users, path):
+    router, _ = make_router(users)
+    token = login(router, "agent8001", "agent-pass").json()["token"]
+    assert call(router, "GET", path, headers={"Authorization": f"Bearer {token}"}).status == 404
+
+
+@pytest.mark.parametrize("log_pii", [False, True])
+def test_a_crash_is_logged_without_the_path_or_personal_data(users, caplog, log_pii):
+    import logging
+
+    router, _ = make_router(users, environ={"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+                                            "CCSERVER_SERVER_LOG_PII": str(log_pii).lower()})
+
+    async def boom(req):  # the message carries request data (as a SQL error carries its parameters)
+        raise ValueError(f"customer +86{req.path_params['phone']}\r\nforged line")
+
+    router.add("GET", "/api/lookup/{phone}", boom, access="public")
+    with caplog.at_level(logging.ERROR, logger="ccserver.web.http"):
+        reply = call(router, "GET", "/api/lookup/13800138000?token=v1.secret")
+    assert reply.status == 500 and reply.json() == {"error": "internal error"}
+    text = caplog.text
+    assert "/api/lookup/{phone}" in text and "ValueError" in text
+    assert "13800138000" not in text.replace("+8613800138000", "") and "v1.secret" not in text
+    assert ("+8613800138000" in text) is log_pii  # the exception's text only with server.log_pii
+    assert "\r" not in text and not any(line.startswith("forged line") for line in text.splitlines())
+
+
+class BrokenBudgets:
+    """A login limiter whose store is down (Redis gone)."""
+
+    async def admit(self, username, address):
+        raise ConnectionError("redis down")
+
+    async def succeeded(self, admission):
+        raise ConnectionError("redis down")
+
+    async def cancel(self, admission):
+        raise ConnectionError("redis down")
+
+
+def test_login_budgets_unavailable_is_503_never_an_unlimited_login(users):
+    router, _ = make_router(users, limiter=BrokenBudgets())
+    reply = login(router, "agent8001", "agent-pass")
+    assert reply.status == 503 and reply.header("retry-after") and "token" not in reply.json()
+
+
+def test_a_refund_that_fails_does_not_undo_a_good_login(users):
+    from ccserver.login_limits import MemoryLoginLimiter
+
+    class RefundsFail(MemoryLoginLimiter):
+        async def succeeded(self, admission):
+            raise ConnectionError("redis down")
+
+    router, ctx = make_router(users, limiter=RefundsFail(3, 10, 300))
+    assert login(router, "agent8001", "agent-pass").status == 200

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from routing.decision import (
     DIALPLAN_KEYS,
-    AgentView,
     CallFacts,
     CustomerSummary,
     Decision,
@@ -29,8 +28,8 @@ from routing.numbers import normalize
 from routing.rules import RoutingRules
 
 NOW = 1_780_000_000.0
-AGENT = "PJSIP/8001"
-ADVISOR = "PJSIP/8101"
+AGENT, AGENT_IFACE = "8001", "PJSIP/8001"  # the consultant's extension, and the phone they signed in from
+ADVISOR, ADVISOR_IFACE = "8101", "PJSIP/8101"
 
 DIDS = {
     "sales": DidRoute("02158880001", "sh01", "sales", "sales", "21"),
@@ -53,11 +52,18 @@ def live(agent_state="free", en_queue=False, empty=(), extra=()):
             queues[f"{n}-en"] = qv(f"{n}-en", logged_in=1, free=1)
     for q in extra:
         queues[q.name] = q
-    agents = {}
     if agent_state != "unknown":
-        for iface in (AGENT, ADVISOR):
-            agents[iface] = AgentView(iface, logged_in=agent_state != "logged_out", free=agent_state == "free")
-    return LiveView(queues=queues, agents=agents)
+        # A signed-in agent is the one member of their personal queue.
+        for ext, iface in ((AGENT, AGENT_IFACE), (ADVISOR, ADVISOR_IFACE)):
+            queues[f"agent-{ext}"] = personal(f"agent-{ext}", iface, agent_state)
+    return LiveView(queues=queues)
+
+
+def personal(name, iface, state):
+    if state == "logged_out":
+        return QueueView(name)
+    free = state == "free"
+    return QueueView(name, logged_in=1, free=int(free), free_interfaces=(iface,) if free else ())
 
 
 def customer(tier="silver", vip=None, lang="zh", complaint=False, calls=0, ambiguous=False):
@@ -129,7 +135,7 @@ def test_rule_table(tier, line, is_open, agent, lang, complaint, repeat, queue, 
         (queue, priority, agent_queue, announce, max_penalty), d.reasons
     assert d.tier == tier and d.customer_id == "c42" and d.language == lang
     if agent_queue:
-        assert d.preferred_agent_interface in (AGENT, ADVISOR) and d.agent_timeout == 15
+        assert d.preferred_agent_interface in (AGENT_IFACE, ADVISOR_IFACE) and d.agent_timeout == 15
         assert not d.callback_offer
         assert any("rings first" in r for r in d.reasons)
     else:
@@ -280,12 +286,53 @@ def test_after_hours_queue_for_a_24h_line():
 
 
 def test_personal_queue_template():
-    rules = RoutingRules.from_dict({"preferred_agent": {"queue_template": "{tech}-{ext}-direct", "ring_seconds": 20}})
-    d = decide(call(), customer("silver"), DIDS["sales"], True, live("free"), rules)
-    assert (d.preferred_agent_queue, d.agent_timeout) == ("PJSIP-8001-direct", 20)
-    local = replace(customer("silver"), sales_consultant="Local/8001@agents")
-    view = LiveView(live().queues, {"Local/8001@agents": AgentView("Local/8001@agents", True, True)})
-    assert decide(call(), local, DIDS["sales"], True, view).preferred_agent_queue == "agent-8001"
+    rules = RoutingRules.from_dict({"preferred_agent": {"queue_template": "direct-{ext}", "ring_seconds": 20}})
+    view = live("unknown", extra=[personal("direct-8001", AGENT_IFACE, "free")])
+    d = decide(call(), customer("silver"), DIDS["sales"], True, view, rules)
+    assert (d.preferred_agent_queue, d.agent_timeout) == ("direct-8001", 20)
+    with pytest.raises(ValueError, match="placeholder"):
+        RoutingRules.from_dict({"preferred_agent": {"queue_template": "{tech}-{ext}"}})
+
+
+def test_hot_desking_rings_the_phone_the_agent_signed_in_from():
+    view = live("unknown", extra=[personal("agent-8001", "PJSIP/8555", "free")])
+    d = decide(call(), customer("silver"), DIDS["sales"], True, view)
+    assert (d.preferred_agent_queue, d.preferred_agent_interface) == ("agent-8001", "PJSIP/8555")
+    assert any("free at PJSIP/8555" in r for r in d.reasons)
+
+
+@pytest.mark.parametrize(("state", "complete", "reason"), [
+    ("logged_out", False, "not signed in"),  # signed in to sales, not to their personal queue
+    ("busy", False, "busy or paused"),
+    ("unknown", True, "personal queue agent-8001 not defined in Asterisk"),
+    ("unknown", False, "state unknown"),
+])
+def test_personal_queue_offered_only_when_the_agent_is_a_free_member_of_it(state, complete, reason):
+    view = replace(live(state), complete=complete)
+    d = decide(call(), customer("silver"), DIDS["sales"], True, view)
+    assert d.preferred_agent_queue is None and d.preferred_agent_interface is None
+    assert any(reason in r for r in d.reasons), d.reasons
+
+
+def test_queue_absent_from_a_complete_view_is_never_chosen():
+    queues = dict(live("unknown").queues)
+    del queues["vip"]
+    view = LiveView(queues, complete=True)
+    d = decide(call(), customer("gold"), DIDS["sales"], True, view)  # rules: gold on sales -> vip
+    assert (d.queue, d.fallback) == ("sales", "unknown_queue")  # the DID's default queue
+    assert any("queue vip not defined in Asterisk: sales instead" in r for r in d.reasons)
+    # the DID's default missing too: the rules' fallback queue
+    del queues["sales"]
+    queues["default"] = qv("default")
+    d = decide(call(), customer("gold"), DIDS["sales"], True, LiveView(queues, complete=True))
+    assert (d.queue, d.fallback) == ("default", "unknown_queue")
+    # nothing usable: the callback-request flow, never a queue Asterisk lacks
+    del queues["default"]
+    d = decide(call(), customer("gold"), DIDS["sales"], True, LiveView(queues, complete=True))
+    assert (d.queue, d.callback_offer, d.fallback) == ("", True, "unknown_queue")
+    # an incomplete view (no resync yet, AMI down) still trusts the rules
+    d = decide(call(), customer("gold"), DIDS["sales"], True, LiveView(queues))
+    assert (d.queue, d.fallback) == ("vip", "")
 
 
 # --- EWT model -----------------------------------------------------------------------------------------------

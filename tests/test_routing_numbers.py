@@ -46,6 +46,11 @@ OK_TABLE = [
     ('"Zhang San" <sip:013800138000@gw;tag=abc>', None, "+8613800138000", "mobile"),
     ("tel:+86-21-5888-1234", None, "+862158881234", "landline"),
     ("  13800138000\t", None, "+8613800138000", "mobile"),
+    # full-width forms, as Chinese input methods type them
+    ("１３８００１３８０００", None, "+8613800138000", "mobile"),
+    ("＋８６　１３８－００１３－８０００", None, "+8613800138000", "mobile"),
+    ("（０２１）５８８８．１２３４", None, "+862158881234", "landline"),
+    ("138００138000", None, "+8613800138000", "mobile"),
 ]
 
 
@@ -88,7 +93,9 @@ INVALID = [
     ("+999123456789", None, "unknown country code"),
     ("+8612345", None, "not a valid +86"),
     ("12:34", None, "not a number"),
-    ("１３８００１３８０００", None, "not a number"),  # full-width digits are not ASCII digits
+    ("١٣٨٠٠١٣٨٠٠٠", None, "not a number"),  # Arabic-Indic digits: only ASCII and full-width digits count
+    ("①③⑧００１３８０００", None, "not a number"),  # circled digits are not digits a caller types
+    ("１３８００１３８０００＃", None, "not a number"),
     ("x" * (MAX_INPUT_CHARS + 1), None, "too long"),
 ]
 

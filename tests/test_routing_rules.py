@@ -77,7 +77,7 @@ BAD = [
     ({"preferred_agent": {"ring_seconds": 0}}, "routing.preferred_agent.ring_seconds", "within"),
     ({"preferred_agent": {"queue_template": "agent"}}, "routing.preferred_agent.queue_template", "{ext}"),
     ({"preferred_agent": {"queue_template": "agent-{name}"}}, "routing.preferred_agent.queue_template",
-     "placeholders"),
+     "placeholder"),
     ({"preferred_agent": {"lines": {"sales": "manager"}}}, "routing.preferred_agent.lines.sales", "consultant"),
     ({"penalty": {"max": 20}}, "routing.penalty.widened", "≥ penalty.max"),
     ({"languages": {"en": {"queue_template": "en"}}}, "routing.languages.en.queue_template", "{queue}"),

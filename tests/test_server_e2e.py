@@ -139,7 +139,8 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
             assert int(variables["CC_PRIORITY"]) >= 10 and variables["CC_DECISION_ID"]
 
             time.sleep(1.0)  # let the replayed call finish
-            status, metrics = http("GET", f"{web}/metrics")
+            assert http("GET", f"{web}/metrics")[0] == 401  # loopback is no exemption
+            status, metrics = http("GET", f"{web}/metrics", token=login["token"])
             assert status == 200
             messages = float(re.search(r'^ccserver_ami_messages_total\{server="default"\} (\S+)$', metrics,
                                        re.M).group(1))
@@ -170,6 +171,8 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
     client for lookups and stores), then SIGTERM: everything routed is in routing_decisions."""
     import sqlalchemy
 
+    # A password in the URL (the test PostgreSQL trusts local connections and ignores it) must never be printed.
+    pg_url = sqlalchemy.engine.make_url(pg_url).set(password="e2e-db-secret").render_as_string(hide_password=False)
     env.update({"CCSERVER_DATABASE_URL": pg_url, "CCSERVER_REDIS_URL": redis_url})
     assert ccserver(["db", "upgrade"], env).returncode == 0
     loaded = ccserver(["demo-data", "--customers", "200", "--seed", "3", "--as-of", "2026-11-23"], env)
@@ -180,6 +183,16 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         urls = wait_for_banner(server, time.monotonic() + 60)
         status, health = http("GET", f"{urls['web']}/healthz")
         assert status == 200 and health["redis"] == "ok" and health["database"] == "ok"
+        # Auth on Redis: login budgets and the logout revocation live there (every node would see them).
+        status, login = http("POST", f"{urls['web']}/api/login", {"username": "admin", "password": "admin"})
+        assert status == 200
+        assert http("GET", f"{urls['web']}/api/me", token=login["token"])[0] == 200
+        assert http("POST", f"{urls['web']}/api/logout", token=login["token"])[0] == 200
+        assert http("GET", f"{urls['web']}/api/me", token=login["token"])[0] == 401
+        import redis
+
+        ended = redis.Redis.from_url(redis_url).keys("ccserver:session-ended:*")
+        assert len(ended) == 1
         port = int(urls["agi_port"])
         answers = []
         for caller in ("13800138000", "13800138000", "13912340000"):  # miss, hit, unknown (a new prospect)
@@ -194,8 +207,141 @@ def test_run_on_postgresql_and_redis_routes_misses_and_hits_and_flushes_the_log(
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert "call-path Redis client connected" in err and " ERROR " not in err, err
+    assert "e2e-db-secret" not in err + out and ":***@" in err
+    assert "caller=138****8000 " in err and "13800138000" not in err  # server.log_pii is off by default
     engine = sqlalchemy.create_engine(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text("select decision_id, tier from routing_decisions")).all()
     engine.dispose()
     assert {(a["CC_DECISION_ID"], a["CC_TIER"]) for a in answers} <= set(rows)
+
+
+def _routed_call(port: int, caller: str) -> str | None:
+    """One FastAGI call as Asterisk makes it; the decision id of the MSet it was answered with (None: refused)."""
+    env_block = (f"agi_network: yes\nagi_network_script: incoming\nagi_request: agi://127.0.0.1:{port}/incoming\n"
+                 f"agi_uniqueid: 1795416921.{caller[-4:]}\nagi_callerid: {caller}\nagi_extension: 4008001000\n\n")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(env_block.encode())
+            line = sock.makefile("rb").readline().decode()
+            if not line.startswith("EXEC MSet "):
+                return None
+            sock.sendall(b"200 result=1\n")
+            return dict(p.split("=", 1) for p in agi_split(line.rstrip("\n"))[2].split(","))["CC_DECISION_ID"]
+    except OSError:  # refused once FastAGI stopped listening, or reset
+        return None
+
+
+def test_sigterm_stops_fastagi_first_and_every_answered_call_keeps_its_decision(env, pg_url):
+    """SIGTERM while calls stream in and one call waits on Asterisk's answer: the port closes at once, the
+    waiting call is let finish (answered 1 s into the shutdown), and every call that got its MSet has its
+    routing_decisions row once the process has exited."""
+    import threading
+
+    import sqlalchemy
+
+    env.update({"CCSERVER_DATABASE_URL": pg_url})
+    assert ccserver(["db", "upgrade"], env).returncode == 0
+    server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    answered: list[str] = []
+    stop_streaming = threading.Event()
+
+    def stream(offset: int) -> None:  # calls back to back until FastAGI refuses them
+        n = 0
+        while not stop_streaming.is_set():
+            decision = _routed_call(port, f"1391234{offset + n:04d}")
+            n += 1
+            if decision is None:
+                return
+            answered.append(decision)
+
+    try:
+        port = int(wait_for_banner(server, time.monotonic() + 60)["agi_port"])
+        assert _routed_call(port, "13912340000") is not None  # routing is up
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.sendall(b"agi_network: yes\nagi_network_script: incoming\nagi_uniqueid: 1795416921.99\n"
+                     b"agi_callerid: 13800138000\nagi_extension: 4008001000\n\n")
+        held_line = held.makefile("rb").readline().decode()
+        assert held_line.startswith("EXEC MSet "), held_line  # the MSet is out: Asterisk acts on it
+        held_decision = dict(p.split("=", 1) for p in agi_split(held_line.rstrip("\n"))[2].split(","))
+        streams = [threading.Thread(target=stream, args=(i * 1000,)) for i in range(2)]
+        for t in streams:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(answered) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.send_signal(signal.SIGTERM)
+        # While the held call is open the port is closed already: FastAGI stops first.
+        refused_by = time.monotonic() + 2
+        while time.monotonic() < refused_by:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError("FastAGI still accepts connections 2 s after SIGTERM")
+        held.settimeout(1.0)
+        try:
+            early = held.recv(100)  # the server must not close a call in flight under our feet
+        except TimeoutError:
+            early = None
+        assert early is None, f"the call in flight was closed at shutdown ({early!r})"
+        held.sendall(b"200 result=1\n")  # answered 1 s into the shutdown
+        held.settimeout(10)
+        assert held.recv(100) == b""  # then the server closes it, the handler done
+        held.close()
+        for t in streams:
+            t.join(10)
+    finally:
+        stop_streaming.set()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert " ERROR " not in err and "NOT written" not in err, err
+    engine = sqlalchemy.create_engine(pg_url)
+    with engine.connect() as conn:
+        rows = set(conn.execute(sqlalchemy.text("select decision_id from routing_decisions")).scalars())
+    engine.dispose()
+    assert len(answered) >= 50
+    assert held_decision["CC_DECISION_ID"] in rows
+    assert set(answered) <= rows, f"{len(set(answered) - rows)} answered calls without a decision row"
+
+
+def test_run_applies_agi_allow_and_command_timeout(env):
+    """agi.allow and agi.command_timeout from the environment reach the FastAGI server of `ccserver run`: a peer
+    from 127.0.0.2 (outside 127.0.0.1/32) is closed before anything is read; an MSet never answered closes its
+    connection after about a second."""
+    env.update({"CCSERVER_AGI_ALLOW": "127.0.0.1/32, 192.0.2.0/24", "CCSERVER_AGI_COMMAND_TIMEOUT": "1"})
+    assert ccserver(["db", "upgrade"], env).returncode == 0
+    server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(wait_for_banner(server, time.monotonic() + 60)["agi_port"])
+        env_block = b"agi_network: yes\nagi_network_script: incoming\nagi_extension: 4008001000\n\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.2", 0)) as sock:
+            sock.sendall(env_block)
+            try:
+                refused = sock.recv(100)
+            except ConnectionResetError:
+                refused = b""
+        assert refused == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(env_block)
+            reader = sock.makefile("rb")
+            assert reader.readline().startswith(b"EXEC MSet ")
+            started = time.monotonic()
+            try:
+                closed = reader.readline()  # never answered: the server gives up on it
+            except ConnectionResetError:
+                closed = b""
+            waited = time.monotonic() - started
+        assert closed == b"" and 0.9 < waited < 3.0, waited
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "refused a connection from 127.0.0.2 (not in agi.allow)" in err
+    assert "FastAGI command EXEC MSet not answered within 1 s" in err

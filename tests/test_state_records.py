@@ -9,7 +9,7 @@ import pytest
 
 from ccserver.state import RecordBatcher, StateTracker, sql_sink
 from ccserver.state.records import RECORD_FIELDS
-from tests.test_state_support import replay
+from tests.test_state_support import records_to, replay
 
 
 def recs(n: int, start: int = 0) -> list[dict]:
@@ -172,7 +172,7 @@ def test_close_gives_up_after_shutdown_timeout():
 
 def test_call_record_shape():
     records: list[dict] = []
-    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    replay(StateTracker(publish=records_to(records.append)), "ami-inbound-vip-answered")
     assert tuple(records[0]) == RECORD_FIELDS
     for name in (
         "uniqueid",
@@ -209,7 +209,7 @@ def test_tracker_to_batcher_to_sql(db_url):
     async def main():
         batcher = RecordBatcher(sink, batch_size=2, interval=0.01)
         batcher.start()
-        tracker = StateTracker(on_record=batcher.submit)
+        tracker = StateTracker(publish=records_to(batcher.submit))
         for name in ("ami-inbound-vip-answered", "ami-inbound-abandoned", "ami-inbound-hangup-during-ivr"):
             replay(tracker, name)
         assert await batcher.close() == 0
@@ -229,7 +229,7 @@ def test_tracker_to_batcher_to_sql(db_url):
     assert vip.customer_id is None  # 'C000042' is not a customers.id
     # A retried batch that had in fact been committed is not written twice.
     records: list[dict] = []
-    replay(StateTracker(on_record=records.append), "ami-inbound-vip-answered")
+    replay(StateTracker(publish=records_to(records.append)), "ami-inbound-vip-answered")
     sink(records)
     other = [dict(records[0], server="pbx-b")]
     sink(other)  # same uniqueid from another Asterisk: kept apart
@@ -238,4 +238,64 @@ def test_tracker_to_batcher_to_sql(db_url):
         keys = sorted((s, u) for s, u in conn.execute(sa.select(CallRow.server, CallRow.uniqueid)))
     assert keys == [("default", "1795416921.0"), ("default", "1795416944.10"), ("default", "1795416954.12"),
                     ("pbx-b", "1795416921.0")]
+    engine.dispose()
+
+
+def test_a_record_submitted_after_close_is_an_error_never_a_silent_drop(caplog: pytest.LogCaptureFixture):
+    async def main():
+        sink = FlakySink()
+        batcher = RecordBatcher(sink, batch_size=10, interval=30)
+        batcher.start()
+        batcher.submit({"uniqueid": "u0"})
+        assert await batcher.close() == 0
+        batcher.submit({"kind": "decision", "decision_id": "abcdefghijklmnop", "uniqueid": "1795416921.7\x1b"})
+        assert batcher.refused == 1 and batcher.pending == 0 and sink.written == ["u0"]
+
+    asyncio.run(main())
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert error.getMessage() == ("a decision record was submitted after its writer closed and is NOT written "
+                                  "(id abcdefghijklmnop, uniqueid 1795416921.7\\x1b)")
+
+
+def test_records_without_channel_variables_take_the_decision_from_the_decision_log(db_url):
+    """manager.conf without channelvars and VarSet filtered at the source: the events carry no CC_* variables.
+    The record still gets the routing decision (by uniqueid), its customer and DID; a call that ended in the
+    callback flow (its Hangup runs in extension `h`) never records `h` as the dialled number."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.db.migrate import upgrade
+    from ccserver.db.models import AgentSession, Customer, RoutingDecision, User
+    from ccserver.db.models import Call as CallRow
+    from tests.replay.transcripts import iter_transcript_messages
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        s.add(Customer(id=42, name="张伟", kind="person", lifecycle="customer", language="zh"))
+        s.add(User(id=7, username="agent8001", display_name="Wang Fang", role="agent", extension="8001"))
+        s.flush()
+        s.add(RoutingDecision(decision_id="d" * 16, made_at=dt.datetime.now(dt.UTC), server="default",
+                              uniqueid="1795416921.0", customer_id=42, dialed="4008001000", queue="vip"))
+        s.add(AgentSession(user_id=7, extension="8001", interface="Local/8001@agent-phones/n", member_name="W",
+                           server="default", queues={"vip": 0}, started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    records: list[dict] = []
+    tracker = StateTracker(publish=records_to(records.append))
+    for msg in iter_transcript_messages("ami-inbound-vip-answered"):
+        if msg.get("Event") == "VarSet":
+            continue  # filtered at the source, and no channelvars: no ChanVariable headers either
+        event = {k: v for k, v in msg.items() if k != "ChanVariable"}
+        if event.get("Event") == "Hangup" and event.get("Uniqueid") == "1795416921.0":
+            event["Exten"] = "h"  # it ended in the dialplan's h extension (e.g. after the callback flow)
+        tracker.handle(event)
+    [record] = [r for r in records if r["uniqueid"] == "1795416921.0"]
+    assert record["decision_id"] is None and record["dialed_number"] != "h"
+    sql_sink(sessions)(records)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(CallRow).where(CallRow.uniqueid == "1795416921.0")).one()
+    assert (row.decision_id, row.customer_id, row.dialed) == ("d" * 16, 42, "4008001000")
+    assert row.agent_id == 7  # signed in from the answering phone at the time
     engine.dispose()

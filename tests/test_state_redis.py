@@ -1,4 +1,5 @@
-"""RedisStateStore mirrors the tracker's model (real Redis, db 15); RedisStateReader reads it back."""
+"""RedisMirror mirrors the tracker's model from the call-events hub (real Redis, db 15); RedisStateReader reads it
+back."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from ccserver.events import EventHub
 from ccserver.state import AgentStatus, StateTracker
 from ccserver.state.model import to_dict
-from ccserver.state.redis_store import RedisStateReader, RedisStateStore
+from ccserver.state.redis_store import RedisMirror, RedisStateReader
 from tests.test_state_support import timed_messages
 
 
@@ -36,11 +38,22 @@ class CountingPipelines:
         return getattr(self.client, name)
 
 
-async def _replay_into(store, tracker, messages, *, every=50):
+def mirrored(client, **kw):
+    """A tracker publishing on a hub, and a RedisMirror subscribed to it (delivered with hub.drain())."""
+    hub = EventHub()
+    tracker = StateTracker(publish=hub.publish)
+    store = RedisMirror(client, tracker, **kw)
+    hub.subscribe("redis-mirror", store.on_event)
+    return hub, tracker, store
+
+
+async def _replay_into(hub, store, tracker, messages, *, every=50):
     for i, (msg, t) in enumerate(messages):
         tracker.handle(msg, t)
         if i % every == 0:
+            hub.drain()
             await store.flush()
+    hub.drain()
     await store.flush()
 
 
@@ -48,8 +61,7 @@ def test_mirror_after_busy_hour_matches_the_tracker(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
         counting = CountingPipelines(client)
-        store = RedisStateStore(counting)
-        tracker = StateTracker(store=store)
+        hub, tracker, store = mirrored(counting)
         msgs = timed_messages("ami-inbound-load-40-calls")
         joins = 0
         cut = None
@@ -58,7 +70,7 @@ def test_mirror_after_busy_hour_matches_the_tracker(redis_url):
             if joins == 30:
                 cut = i
                 break
-        await _replay_into(store, tracker, msgs[: cut + 1])
+        await _replay_into(hub, store, tracker, msgs[: cut + 1])
         assert counting.executes <= cut // 50 + 2  # coalesced: one round trip per flush, not per event
         reader = RedisStateReader(client)
         now = tracker.now
@@ -77,7 +89,7 @@ def test_mirror_after_busy_hour_matches_the_tracker(redis_url):
             assert to_dict(await reader.agent(interface)) == to_dict(agent)
         assert any(a.state == AgentStatus.TALKING for a in tracker.agents.values())
         # The rest of the hour: everything settles, ended calls leave the live index.
-        await _replay_into(store, tracker, msgs[cut + 1 :])
+        await _replay_into(hub, store, tracker, msgs[cut + 1 :])
         assert await reader.queue_snapshot("bulk", now=tracker.now) == tracker.queue_snapshot("bulk")
         assert await reader.live_call_ids() == []
         ended = await reader.call("1795418249.0")
@@ -93,13 +105,13 @@ def test_mirror_after_busy_hour_matches_the_tracker(redis_url):
 def test_two_servers_with_the_same_uniqueids_stay_apart(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
-        store = RedisStateStore(client)
-        tracker = StateTracker(store=store)
+        hub, tracker, store = mirrored(client)
         a = timed_messages("ami-inbound-vip-answered", server="pbx-a")
         b = timed_messages("ami-inbound-vip-answered", server="pbx-b")
         connect_b = next(i for i, (m, _) in enumerate(b) if m.get("Event") == "AgentConnect")
         for msg, t in sorted(a + b[: connect_b + 1], key=lambda x: x[1]):
             tracker.handle(msg, t)
+        hub.drain()
         await store.flush()
         reader = RedisStateReader(client)
         assert await reader.servers() == ["pbx-a", "pbx-b"]
@@ -120,11 +132,12 @@ def test_two_servers_with_the_same_uniqueids_stay_apart(redis_url):
 def test_background_flusher_writes_without_explicit_flush(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
-        store = RedisStateStore(client, flush_interval=0.02)
+        hub, tracker, store = mirrored(client, flush_interval=0.02)
+        hub.start()
         store.start()
-        tracker = StateTracker(store=store)
         for msg, t in timed_messages("ami-inbound-abandoned"):
             tracker.handle(msg, t)  # synchronous: no awaiting on the event path
+        await asyncio.sleep(0)  # the hub delivers to the mirror on the loop
         assert store.dirty > 0
         for _ in range(100):
             await asyncio.sleep(0.02)
@@ -134,6 +147,7 @@ def test_background_flusher_writes_without_explicit_flush(redis_url):
         assert (await reader.queue("complaints")).abandoned == 1
         assert (await reader.call("1795416944.10")).outcome == "abandoned"
         await store.close()
+        await hub.stop()
         await client.aclose()
 
     asyncio.run(main())
@@ -143,10 +157,10 @@ def test_redis_down_keeps_dirty_state_for_the_next_flush(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
         broken = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-        store = RedisStateStore(broken)
-        tracker = StateTracker(store=store)
+        hub, tracker, store = mirrored(broken)
         for msg, t in timed_messages("ami-inbound-abandoned"):
             tracker.handle(msg, t)
+        hub.drain()
         dirty = store.dirty
         with pytest.raises(aioredis.ConnectionError):  # nothing listens on port 1
             await store.flush()

@@ -40,3 +40,14 @@ def replay(tracker, name: str, *, server: str | None = None, stop=None) -> list[
             return messages[i:]
         tracker.handle(msg, arrival)
     return []
+
+
+def records_to(sink):
+    """A tracker ``publish`` that hands each finished call's record to ``sink`` (as the call-records subscriber)."""
+    from ccserver.events import CallEnded
+
+    def publish(event):
+        if isinstance(event, CallEnded):
+            sink(event.record)
+
+    return publish

@@ -8,21 +8,21 @@ import pytest
 
 from ccserver.state import EVENTS, AgentStatus, CallState, Outcome, StateTracker, is_tracked_variable
 from ccserver.state.query import callers_ahead
-from tests.test_state_support import replay, timed_messages
+from tests.test_state_support import records_to, replay, timed_messages
 
 AGENT_8001 = "Local/8001@agent-phones/n"
 
 
 def run(name: str, **kwargs) -> tuple[StateTracker, list[dict]]:
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append, **kwargs)
+    tracker = StateTracker(publish=records_to(records.append), **kwargs)
     replay(tracker, name)
     return tracker, records
 
 
 def test_vip_answered_call_record_and_agent_back_to_idle():
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     for msg, t in timed_messages("ami-inbound-vip-answered"):
         tracker.handle(msg, t)
         if msg.get("Event") == "AgentCalled":
@@ -147,7 +147,7 @@ def test_paused_with_reason_in_only_queue_makes_agent_paused():
 
 def test_originate_results():
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     # The dialer announces what it originated (the recorder's own ActionIDs are these).
     tracker.expect_originate("orig-answer", dialed_number="13811112222", campaign_id="7")
     for action_id in ("orig-busy", "orig-noanswer", "orig-badcontext"):
@@ -178,7 +178,7 @@ def test_unannounced_originates_do_not_make_calls_outbound():
 
 def test_busy_hour_agrees_with_asterisk_queue_summary():
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     rest = replay(tracker, "ami-inbound-load-40-calls", stop=lambda m: m.get("Event") == "QueueSummary")
     summary = next(m for m, _ in rest if m.get("Event") == "QueueSummary")
     params = next(m for m, _ in rest if m.get("Event") == "QueueParams")
@@ -250,7 +250,7 @@ def test_restart_crash_vanished_caller_is_finalised():
     # As if Asterisk had crashed: nothing between the caller waiting and the reconnect reaches us.
     before, after = _split_restart()
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     for msg, t in before:
         tracker.handle(msg, t)
     assert tracker.queue_snapshot("complaints")["callers"] == 1
@@ -268,7 +268,7 @@ def test_resync_lists_alone_drop_the_vanished_caller():
     # A reconnect without a restart signal: only QueueStatus + CoreShowChannels can tell the caller is gone.
     before, after = _split_restart()
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     for msg, t in before:
         tracker.handle(msg, t)
     lists = [(m, t) for m, t in after if m.get("ActionID") and m.get("Event")]
@@ -299,7 +299,7 @@ def test_resync_picks_up_a_waiting_caller_we_never_saw_join():
 
 def test_two_servers_same_uniqueids_do_not_collide():
     records: list[dict] = []
-    tracker = StateTracker(on_record=records.append)
+    tracker = StateTracker(publish=records_to(records.append))
     a = timed_messages("ami-inbound-vip-answered", server="pbx-a")
     b = timed_messages("ami-inbound-vip-answered", server="pbx-b")
     stop_b = next(i for i, (m, _) in enumerate(b) if m.get("Event") == "AgentConnect")

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from twisted.internet.task import Clock
 
 from ccserver.config import load_config
+from ccserver.events import CallEnded
 from ccserver.telephony import Telephony
 from tests.replay.transcripts import iter_transcript_messages
 
@@ -24,14 +25,15 @@ def test_follower_tracks_relayed_events_and_only_the_leader_records(redis_url: s
     emitted: dict[str, list[dict]] = {"a": [], "b": []}
 
     def watch(telephony: Telephony, name: str) -> None:
-        forward = telephony._on_record
-        telephony.tracker.on_record = lambda record: (emitted[name].append(record), forward(record))
+        telephony.hub.subscribe("test-watch", lambda e: emitted[name].append(e.record), kinds=(CallEnded,))
 
     async def main() -> tuple[Telephony, Telephony]:
         redis = aioredis.Redis.from_url(redis_url)
         leader, follower = node(config, redis, "a"), node(config, redis, "b")
         watch(leader, "a")
         watch(follower, "b")
+        leader.hub.start()
+        follower.hub.start()
         leader.leading.add("default")  # as LeaseKeeper's on_acquired would (without dialing Asterisk)
         subscribed = asyncio.Event()
         following = asyncio.ensure_future(follower.relay.follow("default", follower._on_followed,
@@ -46,6 +48,8 @@ def test_follower_tracks_relayed_events_and_only_the_leader_records(redis_url: s
             if follower.tracker.records_emitted >= leader.tracker.records_emitted > 0:
                 break
         following.cancel()
+        await leader.hub.stop()
+        await follower.hub.stop()
         await redis.aclose()
         return leader, follower
 

@@ -13,9 +13,10 @@ from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
 from agents_ui import template_environment
-from ccserver.auth import LoginRateLimiter, TokenSigner
+from ccserver.auth import TokenSigner
 from ccserver.config import load_config
-from ccserver.passwords import hash_password
+from ccserver.login_limits import MemoryLoginLimiter
+from ccserver.passwords import PasswordWork, hash_password
 from ccserver.web.app import build_router
 from ccserver.web.context import UserRecord, WebContext
 from ccserver.web.http import Router
@@ -32,6 +33,15 @@ class MemoryUsers:
     def find(self, username: str) -> UserRecord | None:
         return self.users.get(username)
 
+    def get(self, user_id: int) -> UserRecord | None:
+        return next((u for u in self.users.values() if u.id == user_id), None)
+
+    def update(self, username: str, **changes: Any) -> None:
+        """Change a user as an admin would (deactivate, new role)."""
+        from dataclasses import replace
+
+        self.users[username] = replace(self.users[username], **changes)
+
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None:
         self.audit_log.append((action, actor_id, actor_name, ip, detail))
 
@@ -40,18 +50,24 @@ async def _inline(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
 
-def make_context(users: MemoryUsers, clock=None, probes=None, environ=None) -> WebContext:
+def inline_blocking(fn, *a, **k):
+    """run_blocking for tests: the call runs at once (the Deferred has fired when returned)."""
+    return defer.ensureDeferred(_inline(fn, *a, **k))
+
+
+def make_context(users: MemoryUsers, clock=None, probes=None, environ=None, limiter=None) -> WebContext:
     config = load_config(environ=environ or {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789"})
     clock = clock or task.Clock()
     signer = TokenSigner(config.secret_key(), 3600.0, clock=lambda: clock.seconds())
     return WebContext(
         config=config,
         signer=signer,
-        limiter=LoginRateLimiter(3, 300, clock=lambda: clock.seconds()),
+        limiter=limiter or MemoryLoginLimiter(3, 10, 300, clock=lambda: clock.seconds()),
         users=users,
         templates=template_environment(),
-        run_blocking=lambda fn, *a, **k: defer.ensureDeferred(_inline(fn, *a, **k)),
+        run_blocking=inline_blocking,
         clock=clock,
+        passwords=PasswordWork(inline_blocking, max_pending=64),
         health_probes=probes or {},
     )
 
@@ -61,6 +77,7 @@ class Reply:
     status: int
     headers: dict[str, list[str]]
     body: bytes
+    reason: bytes | None = None  # the reason phrase the router set (None: twisted.web's own for the code)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -77,9 +94,26 @@ class Reply:
         return out
 
 
-def call(router: Router, method: str, path: str, *, headers: dict[str, str] | None = None,
+def call(router: Router, method: str, path: str, **kwargs: Any) -> Reply:
+    """One request through the router; the handler must finish without waiting (inline run_blocking)."""
+    request = send(router, method, path, **kwargs)
+    assert request.finished, "handler did not finish synchronously in the test harness"
+    return reply_of(request)
+
+
+def reply_of(request: DummyRequest) -> Reply:
+    return Reply(
+        request.responseCode or 200,
+        {k.decode().lower(): [v.decode() for v in vs] for k, vs in request.responseHeaders.getAllRawHeaders()},
+        b"".join(request.written),
+        getattr(request, "responseMessage", None),
+    )
+
+
+def send(router: Router, method: str, path: str, *, headers: dict[str, str] | None = None,
          json_body: Any = None, form: dict[str, str] | None = None, body: bytes | None = None,
-         client_ip: str = "192.0.2.10") -> Reply:
+         client_ip: str = "192.0.2.10") -> DummyRequest:
+    """Start a request; the DummyRequest is ``finished`` once the handler has answered (``reply_of``)."""
     path_only, _, query = path.partition("?")
     request = DummyRequest([p.encode() for p in path_only.split("/") if p],
                            client=IPv4Address("TCP", client_ip, 40000))
@@ -102,12 +136,7 @@ def call(router: Router, method: str, path: str, *, headers: dict[str, str] | No
     for name, value in headers.items():
         request.requestHeaders.addRawHeader(name, value)
     router.render(request)
-    assert request.finished, "handler did not finish synchronously in the test harness"
-    return Reply(
-        request.responseCode or 200,
-        {k.decode().lower(): [v.decode() for v in vs] for k, vs in request.responseHeaders.getAllRawHeaders()},
-        b"".join(request.written),
-    )
+    return request
 
 
 def make_router(users: MemoryUsers, **kwargs: Any) -> tuple[Router, WebContext]:

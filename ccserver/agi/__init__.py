@@ -11,7 +11,7 @@ listen_fastagi(reactor, factory, 4573)
 
 from __future__ import annotations
 
-from ccserver.agi.errors import AGICommandFailed, AGIError, AGIInvalidCommand, AGIUsageError, CallerHungUp
+from ccserver.agi.errors import AGICommandFailed, AGIError, AGIInvalidCommand, AGITimeout, AGIUsageError, CallerHungUp
 from ccserver.agi.protocol import FastAGIProtocol
 from ccserver.agi.request import AGIRequest
 from ccserver.agi.results import AGIResult, parse_result
@@ -25,6 +25,7 @@ __all__ = [
     "AGIRequest",
     "AGIResult",
     "AGISession",
+    "AGITimeout",
     "AGIUsageError",
     "CallerHungUp",
     "FastAGIFactory",

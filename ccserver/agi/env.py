@@ -1,6 +1,17 @@
-"""The ``agi_*`` environment block Asterisk sends first: ``agi_key: value`` lines, then a blank line."""
+"""The ``agi_*`` environment block Asterisk sends first: ``agi_key: value`` lines, then a blank line.
+
+**A repeated key.** Asterisk writes the values raw, so a caller ID or name holding a newline adds lines of
+its own choosing (``x\nagi_extension: 999``). Asterisk writes its keys in a fixed order (res_agi.c:
+``agi_network``/``agi_network_script`` for FastAGI, then ``setup_env``): the keys written before the caller
+ID can only be repeated after the real line, so their *first* value is the true one (``FIRST_WINS``); every
+other key is written after the caller ID, so its *last* value is. Both ``parse_env`` and
+``AGISession.get`` follow this rule, and ``find_script`` reads the first ``agi_network_script``.
+"""
 
 from __future__ import annotations
+
+# Written by Asterisk before agi_callerid, the first caller-controlled value.
+FIRST_WINS = frozenset({"network", "network_script", "request", "channel", "language", "type", "uniqueid", "version"})
 
 
 def parse_env(block: bytes) -> dict[str, str]:
@@ -12,13 +23,16 @@ def parse_env(block: bytes) -> dict[str, str]:
         text = text.rstrip("\n")
     if "\r" not in text:
         # Fast path (every real block): drop the prefixes in one pass, split each line once, in C.
-        if text.startswith("agi_"):
-            text = text[4:]
+        body = text[4:] if text.startswith("agi_") else text
+        lines = body.replace("\nagi_", "\n").split("\n")
         try:
-            return dict(line.split(": ", 1) for line in text.replace("\nagi_", "\n").split("\n"))
+            env = dict(line.split(": ", 1) for line in lines)
         except ValueError:
             pass  # a line without ": " (``agi_x:``, junk): the careful path below
-    env: dict[str, str] = {}
+        else:
+            if len(env) == len(lines):  # no key repeated
+                return env
+    env = {}
     for line in text.split("\n"):
         key, sep, value = line.partition(":")
         if not sep:
@@ -27,7 +41,11 @@ def parse_env(block: bytes) -> dict[str, str]:
             key = key[4:]
         if value.endswith("\r"):
             value = value[:-1]
-        env[key] = value[1:] if value.startswith(" ") else value
+        value = value[1:] if value.startswith(" ") else value
+        if key in FIRST_WINS:
+            env.setdefault(key, value)
+        else:
+            env[key] = value
     return env
 
 

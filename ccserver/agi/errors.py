@@ -19,6 +19,11 @@ class CallerHungUp(AGIError):
     """The channel is gone: ``HANGUP`` line, ``511`` answer, ``200 result=-1`` from a media command, or EOF."""
 
 
+class AGITimeout(AGIError):
+    """Asterisk did not answer a command within its timeout (``agi.command_timeout``, or the command's own):
+    the connection has been closed, and every later command raises ``CallerHungUp``."""
+
+
 class AGIInvalidCommand(AGIError):
     """``510 Invalid or unknown command``: our bug or an Asterisk without that command."""
 

@@ -32,11 +32,12 @@ class AGIRequest:
     ``await request`` returns the ``AGIResult`` or raises the mapped error (see ``session``).
     """
 
-    __slots__ = ("data", "flags", "_outcome", "_error", "_waiter", "_deferred")
+    __slots__ = ("data", "flags", "timeout", "_outcome", "_error", "_waiter", "_deferred")
 
-    def __init__(self, data: bytes, flags: int) -> None:
+    def __init__(self, data: bytes, flags: int, timeout: float | None = None) -> None:
         self.data = data
         self.flags = flags
+        self.timeout = timeout  # seconds Asterisk may take to answer; None: the server's agi.command_timeout
         self._outcome: Any = _PENDING
         self._error: BaseException | None = None
         self._waiter: HandlerRunner | None = None

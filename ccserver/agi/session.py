@@ -14,9 +14,18 @@ Failure mapping (raised at the ``await``):
   Other commands return their -1 as a result (``channel_status`` -1 = no such channel, ``hangup`` -1 idem).
 - ``AGIInvalidCommand``: ``510``. ``AGIUsageError``: the ``520`` block (``.usage`` holds the text).
 - ``AGICommandFailed``: any other code, and an ``EXEC`` whose application does not exist (``result=-2``).
+- ``AGITimeout``: no answer within the command's timeout; the connection is closed (see below).
 - ``ValueError`` / ``TypeError``: raised synchronously, before anything is written, for an argument holding
   CR/LF/NUL, a bad variable name, or a line too long for Asterisk's buffer (``set_variables``, a coroutine,
   raises them at its ``await``, still before writing anything).
+
+**Timeouts.** Every command must be answered within ``agi.command_timeout`` (30 s), counted from when it is
+written (checked by one sweep on the server's clock, so the close comes at most a second later). Commands
+that wait on the caller get their own wait on top: ``get_data`` its digit timeout times ``max_digits`` (6 s
+per digit when Asterisk's default applies), ``wait_for_digit`` its timeout; a negative (endless) wait counts
+as an hour. ``timeout=`` on ``command``, ``answer``, ``stream_file``, ``get_data``, ``wait_for_digit`` and
+``exec`` replaces the limit for that command (an ``EXEC Dial`` lasts the whole call, a long prompt longer
+than 30 s).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ccserver.agi import commands as cmd
-from ccserver.agi.env import parse_env, request_query
+from ccserver.agi.env import FIRST_WINS, parse_env, request_query
 from ccserver.agi.quoting import MAX_COMMAND_BYTES, MSET_MAX_PAIRS, as_text, check_name, is_plain_name, mset_safe, quote
 from ccserver.agi.request import AGIRequest
 
@@ -36,6 +45,9 @@ if TYPE_CHECKING:
 # Flags for FastAGIProtocol.send, saying how to read a 200 answer.
 MINUS_ONE_HANGS_UP = 1  # "200 result=-1" means the caller is gone
 MINUS_TWO_FAILS = 2  # EXEC "200 result=-2": no such application
+
+LONG_WAIT = 3600.0  # what a wait-forever command (a negative digit timeout) is allowed
+ASTERISK_DIGIT_WAIT = 6.0  # GET DATA without a timeout: Asterisk waits its response timeout, 6 s by default
 
 
 class AGISession:
@@ -60,17 +72,27 @@ class AGISession:
 
     def get(self, key: str, default: str = "") -> str:
         """One env value (``"callerid"``), without parsing the whole block when it has not been parsed yet:
-        a router reads three or four keys, and a direct search is a quarter of the cost of a full parse."""
+        a router reads three or four keys, and a direct search is a quarter of the cost of a full parse.
+        A repeated key resolves as in ``parse_env`` (see ``env``): the first line for ``FIRST_WINS`` keys, else
+        the last."""
         if self._env is not None:
             return self._env.get(key, default)
         raw = self._raw
         needle = f"agi_{key}: ".encode()
-        if raw.startswith(needle):
+        if key not in FIRST_WINS:
+            start = raw.rfind(b"\n" + needle)
+            if start >= 0:
+                start += len(needle) + 1
+            elif raw.startswith(needle):
+                start = len(needle)
+            else:
+                return self.env.get(key, default)  # unusual layout: let the full parser decide
+        elif raw.startswith(needle):
             start = len(needle)
         else:
             start = raw.find(b"\n" + needle)
             if start < 0:
-                return self.env.get(key, default)  # unusual layout: let the full parser decide
+                return self.env.get(key, default)
             start += len(needle) + 1
         end = raw.find(b"\n", start)
         value = raw[start:end] if end >= 0 else raw[start:]
@@ -138,27 +160,43 @@ class AGISession:
         return not self._proto.dead
 
     # -- commands ------------------------------------------------------------------------------------
-    def command(self, verb: str, *args: object, minus_one_hangs_up: bool = False) -> AGIRequest:
-        """Any AGI command: ``await session.command("SAY DIGITS", "123", '')``."""
-        return self._proto.send(cmd.command(verb, *args), MINUS_ONE_HANGS_UP if minus_one_hangs_up else 0)
+    def _waiting(self, own_wait: float) -> float:
+        """The limit of a command that waits on the caller: the usual command timeout plus that wait."""
+        return self._proto.command_timeout + own_wait
 
-    def answer(self) -> AGIRequest:
-        return self._proto.send(cmd.ANSWER, MINUS_ONE_HANGS_UP)
+    def command(self, verb: str, *args: object, minus_one_hangs_up: bool = False,
+                timeout: float | None = None) -> AGIRequest:
+        """Any AGI command: ``await session.command("SAY DIGITS", "123", '')``."""
+        return self._proto.send(cmd.command(verb, *args), MINUS_ONE_HANGS_UP if minus_one_hangs_up else 0, timeout)
+
+    def answer(self, *, timeout: float | None = None) -> AGIRequest:
+        return self._proto.send(cmd.ANSWER, MINUS_ONE_HANGS_UP, timeout)
 
     def hangup(self, channel: str | None = None) -> AGIRequest:
         return self._proto.send(cmd.hangup(channel), 0)
 
-    def stream_file(self, name: str, escape_digits: str = "", sample_offset: int | None = None) -> AGIRequest:
-        """Result: ``.digit`` is the escape key pressed ("" if none), ``.endpos`` the sample offset reached."""
-        return self._proto.send(cmd.stream_file(name, escape_digits, sample_offset), MINUS_ONE_HANGS_UP)
+    def stream_file(self, name: str, escape_digits: str = "", sample_offset: int | None = None, *,
+                    timeout: float | None = None) -> AGIRequest:
+        """Result: ``.digit`` is the escape key pressed ("" if none), ``.endpos`` the sample offset reached.
+        A prompt longer than ``agi.command_timeout`` needs ``timeout=``."""
+        return self._proto.send(cmd.stream_file(name, escape_digits, sample_offset), MINUS_ONE_HANGS_UP, timeout)
 
-    def get_data(self, prompt: str, timeout_ms: int | None = None, max_digits: int | None = None) -> AGIRequest:
+    def get_data(self, prompt: str, timeout_ms: int | None = None, max_digits: int | None = None, *,
+                 timeout: float | None = None) -> AGIRequest:
         """Result: ``.digits`` (text, "" on timeout); ``.data`` is ``"timeout"`` when the caller stopped early."""
-        return self._proto.send(cmd.get_data(prompt, timeout_ms, max_digits), MINUS_ONE_HANGS_UP)
+        data = cmd.get_data(prompt, timeout_ms, max_digits)
+        if timeout is None:
+            digit_wait = LONG_WAIT if timeout_ms is not None and timeout_ms < 0 else (
+                timeout_ms / 1000 if timeout_ms else ASTERISK_DIGIT_WAIT)
+            timeout = self._waiting(min(digit_wait * (max_digits or 1), LONG_WAIT))
+        return self._proto.send(data, MINUS_ONE_HANGS_UP, timeout)
 
-    def wait_for_digit(self, timeout_ms: int = -1) -> AGIRequest:
+    def wait_for_digit(self, timeout_ms: int = -1, *, timeout: float | None = None) -> AGIRequest:
         """Result: ``.digit`` ("" on timeout)."""
-        return self._proto.send(cmd.wait_for_digit(timeout_ms), MINUS_ONE_HANGS_UP)
+        data = cmd.wait_for_digit(timeout_ms)
+        if timeout is None:
+            timeout = self._waiting(LONG_WAIT if timeout_ms < 0 else timeout_ms / 1000)
+        return self._proto.send(data, MINUS_ONE_HANGS_UP, timeout)
 
     def get_variable(self, name: str) -> AGIRequest:
         """Result: ``.result`` 1 and ``.data`` the value, or ``.result`` 0 (not set)."""
@@ -171,9 +209,10 @@ class AGISession:
     def set_variable(self, name: str, value: object) -> AGIRequest:
         return self._proto.send(cmd.set_variable(name, value), 0)
 
-    def exec(self, app: str, *args: object) -> AGIRequest:
-        """``EXEC app a,b``; the app's arguments are comma-joined into one quoted word (see commands.exec_)."""
-        return self._proto.send(cmd.exec_(app, *args), MINUS_ONE_HANGS_UP | MINUS_TWO_FAILS)
+    def exec(self, app: str, *args: object, timeout: float | None = None) -> AGIRequest:
+        """``EXEC app a,b``; the app's arguments are comma-joined into one quoted word (see commands.exec_).
+        An application that lasts (Dial, Queue, Playback of a long file) needs ``timeout=``."""
+        return self._proto.send(cmd.exec_(app, *args), MINUS_ONE_HANGS_UP | MINUS_TWO_FAILS, timeout)
 
     def verbose(self, message: str, level: int = 1) -> AGIRequest:
         return self._proto.send(cmd.verbose(message, level), 0)

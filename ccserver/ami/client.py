@@ -31,6 +31,7 @@ from ccserver.ami.errors import AMIAuthError, AMIConnectionLost, AMIError, AMITi
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.metrics import AMIMetrics
 from ccserver.ami.protocol import ActionResult, AMIProtocol
+from ccserver.logs import log_text
 
 log = logging.getLogger("ccserver.ami")
 
@@ -231,6 +232,10 @@ class AMIClient:
         return proto.send_action(action, merged, action_id=action_id,  # type: ignore[arg-type]
                                  complete_event=complete_event, timeout=timeout)
 
+    def new_originate_id(self) -> str:
+        """A fresh ActionID for ``originate(action_id=…)``: this client's prefix, unique in practice."""
+        return f"{self._id_prefix}-orig-{secrets.token_hex(4)}"
+
     def originate(
         self,
         channel: str,
@@ -245,6 +250,7 @@ class AMIClient:
         variables: dict[str, Any] | None = None,
         account: str | None = None,
         result_timeout: float | None = None,
+        action_id: str | None = None,
         **extra: HeaderValue,
     ) -> Deferred[OriginateResult]:
         """Async Originate that fires with the matching ``OriginateResponse`` (see ``OriginateResult.reason``).
@@ -252,6 +258,11 @@ class AMIClient:
         Fails with AMIError if Asterisk refuses the action, and with OriginateOutcomeUnknown if the
         connection drops (or nothing arrives within ``result_timeout``) before the outcome is known.
         Never re-sent.
+
+        ``action_id``: the ActionID to send (default: a fresh ``new_originate_id()``). A caller that must
+        announce the originate before Asterisk can answer it (the dialer: ``tracker.expect_originate``) takes
+        an id first, announces it, then passes it here. ValueError, nothing sent, for an id that is unsafe
+        (CR/LF/NUL) or already waiting for its OriginateResponse.
         """
         headers: dict[str, HeaderValue] = {
             "Channel": channel, "Context": context, "Exten": exten, "Priority": priority,
@@ -260,7 +271,10 @@ class AMIClient:
         }
         headers.update(extra)
         proto = self.protocol
-        action_id = f"{self._id_prefix}-orig-{secrets.token_hex(4)}"
+        if action_id is None:
+            action_id = self.new_originate_id()
+        elif not action_id or action_id in self._originates:
+            raise ValueError(f"Originate ActionID {action_id!r} is empty or already waiting for its response")
         if proto is None or not proto.logged_in:
             build_action("Originate", action_id, headers)
             return fail(AMIConnectionLost(f"Originate: not connected to {self.server}"))
@@ -355,9 +369,10 @@ class AMIClient:
             self._auth_failed = True
             log.error("AMI %s: login as %r refused by Asterisk: %s — check [ami] username/secret and "
                       "manager.conf; retrying in %.0f s", self.server, self.config.username,
-                      failure.value.message, self.config.auth_retry_delay)  # type: ignore[union-attr]
+                      log_text(failure.value.message, 200),  # type: ignore[union-attr]
+                      self.config.auth_retry_delay)
         else:
-            log.warning("AMI %s: login did not complete: %s", self.server, failure.getErrorMessage())
+            log.warning("AMI %s: login did not complete: %s", self.server, log_text(failure.getErrorMessage(), 200))
         if proto.connected:
             proto.abort()  # _on_lost schedules the retry
         # else: connectionLost already ran and scheduled it

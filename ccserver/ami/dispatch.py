@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from ccserver.ami.message import AMIMessage
+from ccserver.logs import log_text
 from ccserver.metrics import REGISTRY
 
 log = logging.getLogger("ccserver.ami")
@@ -29,9 +30,11 @@ def _report(handler: Handler, msg: AMIMessage, exc: BaseException | Failure) -> 
     _handler_errors.inc(server=msg.server or "default")
     name = getattr(handler, "__qualname__", repr(handler))
     if isinstance(exc, Failure):
-        log.error("AMI handler %s failed on %s from %s: %s", name, msg.event, msg.server, exc.getTraceback())
+        log.error("AMI handler %s failed on %s from %s: %s", name, log_text(msg.event, 64), log_text(msg.server, 64),
+                  exc.getTraceback())
     else:
-        log.error("AMI handler %s failed on %s from %s", name, msg.event, msg.server, exc_info=exc)
+        log.error("AMI handler %s failed on %s from %s", name, log_text(msg.event, 64), log_text(msg.server, 64),
+                  exc_info=exc)
 
 
 def call_handler(handler: Handler, msg: AMIMessage) -> Deferred[Any] | None:

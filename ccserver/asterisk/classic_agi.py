@@ -31,10 +31,29 @@ from ccserver.agi.errors import AGICommandFailed, AGIInvalidCommand, AGIUsageErr
 from ccserver.agi.request import AGIRequest
 from ccserver.agi.results import AGIResult
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
+from ccserver.logs import EscapingFormatter, log_text
 
 __all__ = ["PystSession", "PystTransport", "main"]
 
 log = logging.getLogger("ccserver.agi.classic")
+# This program's own variables; not server settings, so they are kept out of the config's CCSERVER_* layer
+# (which refuses names it does not know).
+LOG_LEVEL_ENV = "CCSERVER_AGI_LOG_LEVEL"
+CONFIG_ENV = "CCSERVER_CONFIG"
+
+USAGE = """\
+usage: ccserver-agi [SCRIPT [ARG ...]]
+
+Classic AGI for ccserver: Asterisk runs this program and speaks AGI over its stdin/stdout. It runs the same
+handlers as the FastAGI server and reads the same settings (CCSERVER_CONFIG names a TOML file; CCSERVER_*).
+
+  SCRIPT   incoming (default) or survey
+  ARG      handed to the script, e.g. the campaign id or the decision id
+
+Dialplan:  AGI(ccserver-agi,incoming,${CC_CAMPAIGN_ID})
+           AGI(ccserver-agi,survey,${CC_DECISION_ID})
+Logging:   CCSERVER_AGI_LOG_LEVEL (default WARNING), on stderr (Asterisk's verbose log)
+"""
 
 
 class PystTransport:
@@ -44,11 +63,12 @@ class PystTransport:
         self.agi = agi
         self.dead = False
         self.use_mset = True
+        self.command_timeout = 0.0  # unused: over stdin each command blocks until Asterisk answers
 
     def mset_unavailable(self) -> None:
         self.use_mset = False
 
-    def send(self, data: bytes, flags: int) -> AGIRequest:
+    def send(self, data: bytes, flags: int, timeout: float | None = None) -> AGIRequest:
         if self.dead:
             return AGIRequest.failed(CallerHungUp("the channel is gone; command not sent"))
         request = AGIRequest(data, flags)
@@ -109,8 +129,16 @@ class PystSession(AGISession):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     script = argv[0] if argv else "incoming"
-    logging.basicConfig(level=os.environ.get("CCSERVER_AGI_LOG_LEVEL", "WARNING"), stream=sys.stderr,
-                        format="ccserver-agi: %(levelname)s %(name)s: %(message)s")
+    # No script name starts with "-": an option here is someone at a shell, not Asterisk. Answer it, run nothing.
+    if script in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    if script.startswith("-"):
+        sys.stderr.write(USAGE + f"ccserver-agi: error: unknown option {script!r}\n")
+        return 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(EscapingFormatter("ccserver-agi: %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get(LOG_LEVEL_ENV, "WARNING"), handlers=[handler])
     from asterisk.agi import AGI
 
     with open(os.devnull, "w") as quiet:  # pyst2 traces every line on stderr; Asterisk would log it all
@@ -126,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         handler = service.handlers().get(script)
         if handler is None:
-            log.warning("unknown script %r: default variables", script)
+            log.warning("unknown script %s: default variables", log_text(script, 64))
             _write_defaults(session, defaults)
         else:
             _run(handler, session, defaults)
@@ -157,7 +185,8 @@ def _build(records: list[dict[str, Any]]) -> tuple[Any, Any, Any, dict[str, str]
     from ccserver.server import install_reactor
 
     reactor = install_reactor()
-    config = load_config(os.environ.get("CCSERVER_CONFIG") or None)
+    environ = {k: v for k, v in os.environ.items() if k not in (LOG_LEVEL_ENV, CONFIG_ENV)}
+    config = load_config(os.environ.get(CONFIG_ENV) or None, environ=environ)
     defaults = dict(config.agi.default_variables)
     settings = RoutingSettings.from_config(config)
     rules = settings.routing_rules()
@@ -188,7 +217,8 @@ def _run(handler: Any, session: PystSession, defaults: dict[str, str]) -> None:
         except CallerHungUp:
             pass
         except Exception:  # noqa: BLE001 - like the FastAGI server: log, then leave the call routable
-            log.exception("handler %r failed (uniqueid=%s)", session.script, session.uniqueid)
+            log.exception("handler %s failed (uniqueid=%s)", log_text(session.script, 64),
+                          log_text(session.uniqueid, 64))
             if session.alive:
                 _write_defaults(session, defaults)
 

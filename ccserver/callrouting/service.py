@@ -46,6 +46,7 @@ any queue call (screen pop, wallboard), then falls through to ``CC_QUEUE``.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import logging
 import secrets
@@ -58,7 +59,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from ccserver.agi.session import AGISession
-from ccserver.callrouting.callback import callback_due
+from ccserver.callrouting.callback import CALLBACK_TICKETS, PromiseKeeper, callback_due, callback_key
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.live import agent_of_interest, live_view, queues_of_interest
 from ccserver.callrouting.lookup_slots import DirectoryBusy, LookupSlots
@@ -66,6 +67,7 @@ from ccserver.callrouting.records import decision_record, survey_record
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache, as_deferred, with_calls
 from ccserver.customers.directory import Identity
+from ccserver.logs import caller_number, log_text
 from ccserver.metrics import REGISTRY
 from ccserver.state.tracker import StateTracker
 from routing.decision import CallFacts, CustomerSummary, Decision, DidRoute, decide, default_decision, sanitize_value
@@ -127,14 +129,28 @@ def new_decision_id(now: float) -> str:
 
 
 _TIMED_OUT = object()
+CALLBACK_ATTEMPTS = 3  # writes of a callback ticket that failed outright, within the deadline
 
 
-def _clean(text: str, limit: int = 64) -> str:
-    """Caller-controlled text for a log line: printable, bounded."""
-    text = text[:limit]
-    if text.isprintable():  # the usual case: no per-character pass (two calls per routed call's log line)
-        return text
-    return "".join(c if c.isprintable() else "?" for c in text)
+def _tee(source: Deferred[Any]) -> tuple[Deferred[Any], Deferred[Any]]:
+    """Two Deferreds with ``source``'s result (a race consumes one; the other is there for what comes after)."""
+    first: Deferred[Any] = Deferred()
+    second: Deferred[Any] = Deferred()
+
+    def fan_out(result: Any) -> None:
+        for d in (first, second):
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+    source.addBoth(fan_out)
+    return first, second
+
+
+def _clean(text: object, limit: int = 64) -> str:
+    """Caller-controlled text for a log line: bounded, escaped (``ccserver.logs.log_text``)."""
+    return log_text(text, limit)
 
 
 class RoutingService:
@@ -167,6 +183,7 @@ class RoutingService:
         self._record_sink = record_sink
         self._wall = wall
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
+        self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._loop_lookup = loop_lookup  # PostgreSQL: cache misses read on the loop
         self._slots = LookupSlots(settings.max_pending_lookups, settings.max_waiting_lookups)
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
@@ -211,6 +228,12 @@ class RoutingService:
         if decision is None:
             fallback = "decision_error"
             decision = default_decision(did, decision_id, self.rules)
+        elif decision.fallback:
+            # The rules named a queue Asterisk does not have (after a resync): routed to the DID's fallback.
+            FALLBACKS.inc(reason=decision.fallback)
+            log.warning("routing uniqueid=%s: the rules' queue is not defined in Asterisk; routed to %s",
+                        _clean(uniqueid), decision.queue or "the callback-request flow")
+            fallback = fallback or decision.fallback
         decision.reasons[0:0] = notes
         variables = decision.to_dialplan()
         latency = time.perf_counter() - perf0
@@ -225,8 +248,8 @@ class RoutingService:
         """Metrics, the log line with the reasons, and the decision record (written behind)."""
         DECISIONS.inc()
         LATENCY.observe(latency)
-        log.info("route uniqueid=%s decision=%s caller=%r did=%s -> queue=%s prio=%s tier=%s agent=%s ewt=%s%s "
-                 "(%.1f ms): %s", _clean(uniqueid), decision.decision_id, _clean(raw), did.did,
+        log.info("route uniqueid=%s decision=%s caller=%s did=%s -> queue=%s prio=%s tier=%s agent=%s ewt=%s%s "
+                 "(%.1f ms): %s", _clean(uniqueid), decision.decision_id, caller_number(raw, log), did.did,
                  variables["CC_QUEUE"] or "-", variables["CC_PRIORITY"], variables["CC_TIER"],
                  variables["CC_AGENT_QUEUE"] or "-", variables["CC_EWT"],
                  f" FALLBACK={fallback}" if fallback else "", latency * 1000, "; ".join(decision.reasons))
@@ -241,7 +264,7 @@ class RoutingService:
             now = self._wall()
             open_now = self._data().is_open(did, datetime.fromtimestamp(now, UTC))
             agent = agent_of_interest(did, customer, rules)
-            live = live_view(self._tracker, server, now, self._queues_for(did), (agent,) if agent else ())
+            live = live_view(self._tracker, server, now, self._queues_for(did), agent)
             return decide(CallFacts(decision_id, caller, now, uniqueid, extension), customer, did, open_now, live,
                           rules)
         except Exception:  # noqa: BLE001 - a bug here must not leave the caller in silence
@@ -323,7 +346,8 @@ class RoutingService:
 
     def _fallback(self, reason: str, uniqueid: str, notes: list[str], detail: str) -> str:
         FALLBACKS.inc(reason=reason)
-        log.warning("routing uniqueid=%s without customer data (%s): %s", _clean(uniqueid), reason, detail)
+        log.warning("routing uniqueid=%s without customer data (%s): %s", _clean(uniqueid), reason,
+                    _clean(detail, 300))
         notes.append(f"customer lookup {reason}: routed as unidentified")
         return reason
 
@@ -415,14 +439,17 @@ class RoutingService:
 
     def _fallback_cache(self, uniqueid: str, notes: list[str], exc: BaseException) -> None:
         FALLBACKS.inc(reason="cache_error")
-        log.warning("routing uniqueid=%s: summary cache unavailable (%s); asking SQL", _clean(uniqueid), exc)
+        log.warning("routing uniqueid=%s: summary cache unavailable (%s); asking SQL", _clean(uniqueid),
+                    _clean(exc, 300))
         notes.append("summary cache unavailable: looked up in SQL")
 
     # -- callback requests ---------------------------------------------------------------------------------------
     async def callback(self, session: AGISession) -> None:
         """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID})``: open (or reuse) a callback ticket for the
-        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET`` (its id, or empty when
-        no callback can be promised: withheld number, our own DID, SQL unavailable within the deadline)."""
+        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``: the ticket id; or,
+        when SQL has not confirmed it within the deadline, its reference (``callback:<e164>:<due day>``, the
+        ticket's de-duplication key) while the write goes on (see ``callback.PromiseKeeper``); or empty when no
+        callback can be promised: withheld number, our own DID, SQL refused the ticket within the deadline."""
         started = self._clock.seconds()
         args = session.args
         decision_id = sanitize_value(args[0]) if args and args[0] else ""
@@ -444,24 +471,44 @@ class RoutingService:
                 calendars = [c] if (c := data.calendars.get(store_id)) else []
             due = callback_due(calendars, did.line, now)
             customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
-            opening = self._run_blocking(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
-                                         store_id=store_id, line=did.line, decision_id=decision_id,
-                                         uniqueid=uniqueid, due_at=due, now=now)
-            remaining = budget - (self._clock.seconds() - started)
-            outcome = (await self._race(opening, max(remaining, 0.05)))[0]
-            if isinstance(outcome, Failure) or outcome is _TIMED_OUT:
-                detail = outcome.getErrorMessage() if isinstance(outcome, Failure) else "timed out"
-                FALLBACKS.inc(reason="callback_error")
-                log.error("callback request uniqueid=%s from %s NOT recorded: %s", _clean(uniqueid), caller.e164,
-                          detail)
-            else:
-                ticket_id, created = outcome
-                ticket = str(ticket_id)
-                log.info("callback request uniqueid=%s from %s: ticket %s (%s), due %s", _clean(uniqueid),
-                         caller.e164, ticket, "new" if created else "already open", due.isoformat())
+            key = callback_key(caller.e164, due, self.settings.time_zone)
+            write = functools.partial(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
+                                      store_id=store_id, line=did.line, decision_id=decision_id, uniqueid=uniqueid,
+                                      due_at=due, now=now, dedupe_key=key)
+            ticket = await self._open_ticket(write, key, started + budget, uniqueid, decision_id, due)
         else:
             log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)
         await session.set_variables({"CC_CALLBACK_TICKET": ticket})
+
+    async def _open_ticket(self, write: Callable[[], tuple[int, bool]], key: str, deadline: float, uniqueid: str,
+                           decision_id: str, due: datetime) -> str:
+        """What to answer for a callback request: the ticket id when SQL confirms it by ``deadline`` (service
+        clock); the key when SQL is still writing then (the promise is kept: ``PromiseKeeper``); "" when every
+        attempt failed in time (nothing written, nothing promised). A failed attempt is retried while time is
+        left — safe, as the key makes a repeated insert return the same ticket."""
+        context = f"uniqueid={_clean(uniqueid)} decision={decision_id or '-'} due={due.date().isoformat()}"
+        attempts = 0
+        while True:
+            attempts += 1
+            raced, later = _tee(self._run_blocking(write))
+            outcome = (await self._race(raced, max(deadline - self._clock.seconds(), 0.05)))[0]
+            if outcome is _TIMED_OUT:
+                CALLBACK_TICKETS.inc(outcome="pending")
+                log.warning("callback %s: ticket not confirmed within the deadline; callback promised, the write "
+                            "goes on", context)
+                self._promises.keep(later, write, context=context)
+                return key
+            later.addErrback(lambda _failure: None)  # the race saw it
+            if not isinstance(outcome, Failure):
+                ticket_id, created = outcome
+                log.info("callback %s: ticket %s (%s)", context, ticket_id, "new" if created else "already open")
+                return str(ticket_id)
+            if attempts >= CALLBACK_ATTEMPTS or deadline - self._clock.seconds() <= 0:
+                FALLBACKS.inc(reason="callback_error")
+                CALLBACK_TICKETS.inc(outcome="refused")
+                log.error("callback %s NOT recorded, no callback promised: %s", context, outcome.getErrorMessage())
+                return ""
+            log.warning("callback %s: ticket write failed (%s); trying again", context, outcome.getErrorMessage())
 
     # -- survey --------------------------------------------------------------------------------------------------
     async def survey(self, session: AGISession) -> None:

@@ -27,7 +27,9 @@ applied here: ``invalidate_customer`` drops every cached number of that customer
 too — and ``invalidate_numbers`` drops numbers that were added to / removed from any customer. The fences close
 the classic race where a lookup that read SQL *before* the change stores its (old) answer *after* the
 invalidation: for ``fence_seconds`` such a store is refused. The TTL is the safety net for writes that bypass
-the hooks. Redis may over-invalidate (a number that moved away from a customer can stay in that customer's
+the hooks. After a change to many customers at once (a full score recompute, a demo reload)
+``invalidate_all`` drops every cached customer (Redis: a ``SCAN`` of the reverse indexes, never a blocking
+walk). Redis may over-invalidate (a number that moved away from a customer can stay in that customer's
 reverse index until it expires): one extra SQL read, never a wrong answer.
 
 ``lookup`` returns the number of calls from the number in the last 24 h **including this one**;
@@ -80,6 +82,11 @@ class SummaryCache(Protocol):
     async def invalidate_customer(self, customer_id: int) -> None: ...
 
     async def invalidate_numbers(self, e164s: Iterable[str]) -> None: ...
+
+    async def invalidate_all(self) -> int:
+        """Drop every cached identity that names a customer (as ``invalidate_customer`` each, fences included);
+        returns how many customers were dropped. Unknown-number entries and call counters stay."""
+        ...
 
 
 def as_deferred(coro: Coroutine[Any, Any, T]) -> Any:
@@ -174,6 +181,18 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return #numbers
 """
 
+# ARGV: key prefix, fence ms, customer ids... (invalidate_all: the customer script above, for a batch of ids)
+_INVALIDATE_CUSTOMERS_LUA = """
+for i = 3, #ARGV do
+  local index = ARGV[1] .. 'cust:' .. ARGV[i]
+  for _, n in ipairs(redis.call('SMEMBERS', index)) do redis.call('DEL', ARGV[1] .. 'num:' .. n) end
+  redis.call('DEL', index)
+  redis.call('SET', ARGV[1] .. 'fence:c:' .. ARGV[i], '1', 'PX', ARGV[2])
+end
+return #ARGV - 2
+"""
+_SCAN_BATCH = 500
+
 
 class RedisSummaryCache:
     """Shared cache in Redis (see the module docstring for keys and guarantees).
@@ -207,6 +226,7 @@ class RedisSummaryCache:
         self._store = client.register_script(_STORE_LUA)
         self._store_digest = ScriptDigest(_STORE_LUA)
         self._invalidate = client.register_script(_INVALIDATE_CUSTOMER_LUA)
+        self._invalidate_many = client.register_script(_INVALIDATE_CUSTOMERS_LUA)
 
     def _num(self, e164: str) -> str:
         return f"{self.prefix}num:{e164}"
@@ -306,6 +326,19 @@ class RedisSummaryCache:
         for n in numbers:
             pipe.set(f"{self.prefix}fence:n:{n}", "1", px=self.fence_ms)
         await pipe.execute()
+
+    async def invalidate_all(self) -> int:
+        index = f"{self.prefix}cust:"
+        dropped = 0
+        batch: list[str] = []
+        async for key in self.client.scan_iter(match=f"{index}*", count=1000):
+            batch.append((key.decode() if isinstance(key, bytes) else key)[len(index):])
+            if len(batch) >= _SCAN_BATCH:
+                dropped += int(await self._invalidate_many(args=[self.prefix, self.fence_ms, *batch]))
+                batch = []
+        if batch:
+            dropped += int(await self._invalidate_many(args=[self.prefix, self.fence_ms, *batch]))
+        return dropped
 
 
 def answers(e164: str) -> Callable[[Any], bool]:
@@ -422,6 +455,15 @@ class MemorySummaryCache:
 
     async def invalidate_numbers(self, e164s: Iterable[str]) -> None:
         self.invalidate_numbers_now(e164s)
+
+    async def invalidate_all(self) -> int:
+        return self.invalidate_all_now()
+
+    def invalidate_all_now(self) -> int:
+        customers = list(self._by_customer)
+        for customer_id in customers:
+            self.invalidate_customer_now(customer_id)
+        return len(customers)
 
     def invalidate_numbers_now(self, e164s: Iterable[str]) -> None:
         now = self._clock()

@@ -34,18 +34,19 @@ and read back as ``inf`` (anything ≥ 1000; scores are ≤ 100).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time as _time
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, Date, Table, and_, bindparam, case, func, select, update
+from sqlalchemy import BindParameter, Connection, Date, Table, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccserver.customers.directory import OPEN_COMPLAINT_STATUSES
@@ -67,6 +68,9 @@ __all__ = [
     "facts_for_range",
     "NightlyRecompute",
     "DEFAULT_TIME_ZONE",
+    "TIER_CODES",
+    "record_cutoffs",
+    "settle_tiers",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,7 @@ _o = cast(Table, Order.__table__)
 _sv = cast(Table, ServiceVisit.__table__)
 _vh = cast(Table, Vehicle.__table__)
 _tk = cast(Table, Ticket.__table__)
+_vc = cast(Table, ValueCutoffs.__table__)
 
 Progress = Callable[[int, int], None]
 
@@ -307,6 +312,44 @@ def _write_batch(session: Session, rows: list[dict[str, Any]]) -> None:
     )  # fmt: skip
 
 
+TIER_CODES: Final = _TIER_CODE  # tier → the one-byte code of the ``provisional`` arrays below
+
+
+def settle_tiers(conn: Session | Connection, ids: Sequence[int], totals: Sequence[float], provisional: bytearray,
+                 shares: TierShares) -> tuple[TierCutoffs, dict[str, int], int]:
+    """Pass 2 of a full recompute, for anyone holding every customer's (id, score, provisional tier code): the
+    cut-offs from the purchasers' scores, then the tiers those cut-offs change rewritten in ``conn`` (not
+    committed). Returns (cut-offs, customers per tier, tiers rewritten). Used by ``recompute_all`` and by the
+    demo-data load, whose scores are the value model's on the same facts."""
+    scored = [totals[i] for i in range(len(ids)) if provisional[i] != _PROSPECT]
+    cut = compute_cutoffs(scored, shares)
+    del scored
+    changed: dict[str, list[int]] = {}
+    counts = dict.fromkeys(TIERS, 0)
+    for i in range(len(ids)):
+        code = provisional[i]
+        tier = "prospect" if code == _PROSPECT else tier_for(totals[i], True, cut)
+        counts[tier] += 1
+        if _TIER_CODE[tier] != code:
+            changed.setdefault(tier, []).append(ids[i])
+    retiered = 0
+    for tier, tier_ids in changed.items():
+        for k in range(0, len(tier_ids), 1000):
+            part = tier_ids[k : k + 1000]
+            conn.execute(update(_c).where(_c.c.id.in_(part)).values(tier=tier, updated_at=_c.c.updated_at))
+            retiered += len(part)
+    return cut, counts, retiered
+
+
+def record_cutoffs(conn: Session | Connection, cut: TierCutoffs, weights: ValueWeights, shares: TierShares, *,
+                   computed_at: datetime, **settings: Any) -> None:
+    """Add the ``value_cutoffs`` row of a full recompute (not committed): the newest row is the current one."""
+    conn.execute(insert(_vc).values(
+        computed_at=computed_at, diamond=_to_db(cut.diamond), gold=_to_db(cut.gold), silver=_to_db(cut.silver),
+        population=cut.population, settings=settings_json(weights, shares, **settings),
+    ))  # fmt: skip
+
+
 def recompute_all(
     session_factory: Callable[[], Session],
     *,
@@ -365,29 +408,9 @@ def recompute_all(
             if progress:
                 progress(done, max(total, done))
 
-        scored = [totals[i] for i in range(len(ids)) if provisional[i] != _PROSPECT]
-        cut = compute_cutoffs(scored, s)
-        del scored
-        changed: dict[str, list[int]] = {}
-        counts = dict.fromkeys(TIERS, 0)
-        for i in range(len(ids)):
-            code = provisional[i]
-            tier = "prospect" if code == _PROSPECT else tier_for(totals[i], True, cut)
-            counts[tier] += 1
-            if _TIER_CODE[tier] != code:
-                changed.setdefault(tier, []).append(ids[i])
-        retiered = 0
-        for tier, tier_ids in changed.items():
-            for k in range(0, len(tier_ids), 1000):
-                part = tier_ids[k : k + 1000]
-                session.execute(update(_c).where(_c.c.id.in_(part)).values(tier=tier, updated_at=_c.c.updated_at))
-                retiered += len(part)
-            session.commit()
-        session.add(ValueCutoffs(
-            computed_at=stamp, diamond=_to_db(cut.diamond), gold=_to_db(cut.gold), silver=_to_db(cut.silver),
-            population=cut.population,
-            settings=settings_json(w, s, source="recompute_all", as_of=as_of.isoformat(), customers=len(ids)),
-        ))  # fmt: skip
+        cut, counts, retiered = settle_tiers(session, ids, totals, provisional, s)
+        record_cutoffs(session, cut, w, s, computed_at=stamp, source="recompute_all", as_of=as_of.isoformat(),
+                       customers=len(ids))
         session.commit()
     if progress:
         progress(len(ids), len(ids))
@@ -413,7 +436,15 @@ class NightlyRecompute:
     ``twisted.internet.threads.deferToThread``). Runs never overlap: a run still going at the next slot (or a
     ``run_now`` while one runs) is skipped and logged. A failed run is logged; the schedule goes on.
     ``job(as_of)`` replaces the default ``recompute_all(session_factory, as_of=…, weights, shares)``.
+
+    ``cluster`` (``ccserver.cluster.ClusterJobs``): every node schedules the run, one runs it — the occurrence
+    is the job ``scores-recompute`` with the local date as its slot; the others log who ran it. ``after(result)``
+    (a coroutine function: ``Invalidator.everything`` drops the cached customers) runs on the node that ran the
+    recompute, before the run counts as done. With either, the run is driven on the asyncio loop (the
+    reactor's).
     """
+
+    JOB_NAME = "scores-recompute"
 
     def __init__(
         self,
@@ -427,6 +458,8 @@ class NightlyRecompute:
         run_in_thread: Callable[..., Any] | None = None,
         wall: Callable[[], float] | None = None,
         job: Callable[[date], Any] | None = None,
+        cluster: Any = None,
+        after: Callable[[Any], Awaitable[Any]] | None = None,
     ):
         if job is None and session_factory is None:
             raise ValueError("need a session_factory or a job")
@@ -439,12 +472,15 @@ class NightlyRecompute:
         self._run_in_thread = run_in_thread
         self._wall = wall or clock.seconds
         self._job = job
+        self._cluster = cluster
+        self._after = after
         self._call: Any = None
         self.running = False
         self.last_result: Any = None
         self.last_error: BaseException | None = None
         self.runs = 0
         self.skipped = 0
+        self.elsewhere = 0  # occurrences another node ran
 
     def next_run_at(self, now: float) -> float:
         """Epoch seconds of the next ``at`` strictly after ``now`` (local wall time, DST-safe)."""
@@ -488,12 +524,37 @@ class NightlyRecompute:
 
             run = deferToThread
         self.running = True
-        d = run(self._job or self._default_job, as_of)
+        job = self._job or self._default_job
+        if self._cluster is None and self._after is None:
+            d = run(job, as_of)
+        else:
+            from twisted.internet.defer import Deferred
+
+            d = Deferred.fromFuture(asyncio.ensure_future(self._once(run, job, as_of)))
         d.addCallbacks(self._succeeded, self._failed)
         return d
 
+    async def _once(self, run: Callable[..., Any], job: Callable[[date], Any], as_of: date) -> Any:
+        """The run as an asyncio coroutine: in the worker thread, then ``after``; once per cluster if asked."""
+        loop = asyncio.get_running_loop()
+
+        async def recompute() -> Any:
+            result = await run(job, as_of).asFuture(loop)
+            if self._after is not None:
+                await self._after(result)
+            return result
+
+        if self._cluster is None:
+            return await recompute()
+        outcome = await self._cluster.run(self.JOB_NAME, recompute, slot=as_of.isoformat())
+        return outcome.result if outcome.ran else _RanElsewhere(outcome.holder)
+
     def _succeeded(self, result: Any) -> Any:
         self.running = False
+        if isinstance(result, _RanElsewhere):
+            self.elsewhere += 1
+            log.info("score recompute: run by %s this time", result.holder)
+            return result
         self.runs += 1
         self.last_result = result
         self.last_error = None
@@ -505,3 +566,8 @@ class NightlyRecompute:
         self.last_error = failure.value
         log.error("score recompute failed: %s", failure.getErrorMessage())
         return None
+
+
+@dataclass(frozen=True)
+class _RanElsewhere:
+    holder: str | None

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -394,6 +395,9 @@ class Ticket(Base):
         one_of("status", TICKET_STATUSES),
         Index("ix_tickets_status_sla_due_at", "status", "sla_due_at"),
         Index("ix_tickets_created_at", "created_at"),
+        # At most one ticket per de-duplication key; most tickets have none (partial: they cost nothing here).
+        Index("ix_tickets_dedupe_key", "dedupe_key", unique=True,
+              postgresql_where=text("dedupe_key IS NOT NULL"), sqlite_where=text("dedupe_key IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -410,6 +414,42 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    # Set only where a request must not open two tickets: callback requests, "callback:<e164>:<local due day>".
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
+
+
+class AgentSession(Base):
+    """An agent signed in to queues from one phone (``interface``) on one Asterisk (``server``).
+
+    ``queues``: queue name → penalty, the personal queue included. Active while ``ended_at`` is NULL: at most one
+    per extension and one per phone. ``auth_session_id``/``expires_at``: the web login that started it; when that
+    ends (logout, expiry, deactivation) the agent is signed out of every queue.
+    """
+
+    __tablename__ = "agent_sessions"
+    __table_args__ = (
+        Index("ix_agent_sessions_active_extension", "extension", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index("ix_agent_sessions_active_interface", "server", "interface", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    extension: Mapped[str] = mapped_column(String(20))
+    interface: Mapped[str] = mapped_column(String(80))
+    state_interface: Mapped[str | None] = mapped_column(String(80))
+    member_name: Mapped[str] = mapped_column(String(120))
+    server: Mapped[str] = mapped_column(String(64))
+    queues: Mapped[dict[str, int]] = mapped_column(JSON)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    pause_reason: Mapped[str | None] = mapped_column(String(40))
+    auth_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, default=_utcnow)
+    started_by: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class AuditLog(Base):

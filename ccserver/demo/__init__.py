@@ -6,17 +6,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text
 
+from ccserver.customers.scores import record_cutoffs, settle_tiers
 from ccserver.db import migrate
 from ccserver.db.engine import make_engine
 from ccserver.db.models import Base, Customer, DealerGroup, User
 from ccserver.demo.generator import DemoGenerator
 from ccserver.demo.loader import PostgresCopyWriter, SqliteWriter, fix_sequences, insert_dicts
 from ccserver.passwords import hash_password
+from routing.value import TierShares, ValueWeights
 
 __all__ = ["DemoDataExists", "demo_password_for", "describe", "generate", "has_demo_data"]
 
@@ -44,17 +46,26 @@ def generate(
     *,
     replace: bool = False,
     batch_size: int = 5000,
+    weights: ValueWeights | None = None,
+    shares: TierShares | None = None,
 ) -> dict[str, Any]:
     """Load the demo dealer group into ``url`` (migrating it to head first) and return a summary.
 
-    The rows depend only on (customers, seed, as_of, agent_interface); ``as_of`` defaults to today, which
-    is the one place the clock is read. Refuses with DemoDataExists when the database already has data,
-    unless ``replace`` — which deletes every row of every ccserver table first.
+    The rows depend only on (customers, seed, as_of, agent_interface, weights, shares); ``as_of`` defaults to
+    today, which is the one place the clock is read. Refuses with DemoDataExists when the database already has
+    data, unless ``replace`` — which deletes every row of every ccserver table first.
+
+    Scores and tiers end as a full recompute (``ccserver scores recompute`` as of ``as_of`` with these
+    ``weights`` and ``shares``) would leave them: the generator scores every customer on the facts SQL will
+    read, the tiers the base's own cut-offs change are rewritten at the end (``scores.settle_tiers``), and the
+    cut-offs are recorded in ``value_cutoffs`` — so single rescores and the nightly run start from them.
     """
     started = time.perf_counter()
     as_of = as_of or date.today()
     demo_password = demo_password or demo_password_for(seed)
-    gen = DemoGenerator(customers, seed, as_of, agent_interface)  # validates arguments before any I/O
+    weights, shares = weights or ValueWeights(), shares or TierShares()
+    # validates arguments before any I/O
+    gen = DemoGenerator(customers, seed, as_of, agent_interface, weights=weights, shares=shares)
     if migrate.schema_status(url) != "up_to_date":
         migrate.upgrade(url)
     engine = make_engine(url)
@@ -80,6 +91,11 @@ def generate(
                 done += batch.customers
                 if progress:
                     progress(done, customers)
+            # Before the indexes come back (PostgreSQL): the few tier updates then touch the table alone.
+            scored = gen.scored
+            cut, tiers, retiered = settle_tiers(conn, scored.ids, scored.totals, scored.codes, shares)
+            record_cutoffs(conn, cut, weights, shares, computed_at=datetime.now(UTC), source="demo-data",
+                           as_of=as_of.isoformat(), customers=len(scored.ids), seed=seed)
             writer.finish()
             if is_pg:
                 fix_sequences(conn)
@@ -93,6 +109,8 @@ def generate(
         "customers": counts["customers"],
         "rows": dict(counts),
         "total_rows": sum(counts.values()),
+        "tiers": tiers,
+        "retiered": retiered,
         "elapsed_seconds": round(elapsed, 2),
         "logins": _logins(gen, admin_password, demo_password),
     }

@@ -6,20 +6,29 @@ the caller). Reference tables come out as lists of dicts; the customer base stre
 tuples (column order in COLUMNS) so a loader can COPY millions of rows without holding them.
 
 Value scores, reasons and tiers come from the routing value model (routing.value) applied to the generated
-orders, vehicles and visits, so a later re-score gives the same answer.
+orders, vehicles and visits — the facts exactly as ``ccserver.customers.scores`` reads them from SQL — so a later
+re-score gives the same answer. Tiers are percentiles of the whole base, but rows stream out: each row gets a
+provisional tier against cut-offs from a pilot run, and ``scored`` keeps every customer's (id, score,
+provisional tier) so the loader can settle the tiers against the base's own cut-offs at the end (few change).
+
+The four callers of the recorded transcripts (ids 1-4) are written last, with histories that put them where
+the tests and the demo expect them *by their data*: Zhang Wei the best customer (diamond), Liu Yang a regular
+(silver: his spend is set against the scores of the base just generated), Chen Jing a small one (bronze), Wang
+Lei a prospect.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ccserver.customers.valuation import SPEND_CATEGORY, valuate
+from ccserver.customers.valuation import PURCHASE_ORDER_KINDS, SPEND_CATEGORY, valuate
 from ccserver.demo import calendar_cn
 from ccserver.demo.reference import (
     COMPANY_TRADES,
@@ -36,7 +45,7 @@ from ccserver.demo.reference import (
     WMI,
     StoreSpec,
 )
-from routing.value import CustomerFacts, TierCutoffs, ValueWeights, compute_cutoffs
+from routing.value import TIERS, CustomerFacts, TierCutoffs, TierShares, ValueWeights, compute_cutoffs
 
 # Tuple layouts of the streamed tables, in a foreign-key-safe insertion order.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -135,6 +144,18 @@ class _Spend:
 
 
 @dataclass
+class Scored:
+    """Every customer generated so far: id, score and provisional tier code (``TIERS`` index), ~17 bytes each."""
+
+    ids: array[int] = field(default_factory=lambda: array("q"))
+    totals: array[float] = field(default_factory=lambda: array("d"))
+    codes: bytearray = field(default_factory=bytearray)
+
+
+_TIER_CODE = {t: i for i, t in enumerate(TIERS)}
+
+
+@dataclass
 class Batch:
     """Rows of the streamed tables for a run of whole households (``customers`` = how many)."""
 
@@ -150,6 +171,8 @@ class DemoGenerator:
         as_of: date,
         agent_interface: str = "PJSIP/{ext}",
         cutoffs: TierCutoffs | None = None,
+        weights: ValueWeights | None = None,
+        shares: TierShares | None = None,
     ):
         if customers < len(TRANSCRIPT_CUSTOMERS):
             raise ValueError(f"need at least {len(TRANSCRIPT_CUSTOMERS)} customers (the transcript callers)")
@@ -162,7 +185,10 @@ class DemoGenerator:
         self.rng = random.Random(seed)
         self.today = as_of.toordinal()
         self.window_start = self.today - 3 * 365  # three years of order history
-        self.score_window_start = self.today - ValueWeights().window_days
+        self.weights = weights or ValueWeights()
+        self.shares = shares or TierShares()
+        self.score_window_start = self.today - self.weights.window_days
+        self.scored = Scored()
         self.now = local_datetime(self.today, 10 * 60)  # the data's "now": as_of, 10:00 local time
         self.n_agents = max(30, min(500, customers // 2000))
         self.n_staff = max(3, min(60, customers // 5000))  # sales consultants and service advisors per store
@@ -187,12 +213,14 @@ class DemoGenerator:
         self.cutoffs = cutoffs if cutoffs is not None else self._pilot_cutoffs()
 
     def _pilot_cutoffs(self) -> TierCutoffs:
-        pilot = DemoGenerator(PILOT_CUSTOMERS, self.seed, self.as_of, cutoffs=TierCutoffs(0.0, 0.0, 0.0))
+        pilot = DemoGenerator(PILOT_CUSTOMERS, self.seed, self.as_of, cutoffs=TierCutoffs(0.0, 0.0, 0.0),
+                              weights=self.weights, shares=self.shares)
         pilot.reference_tables("", "")
-        col = COLUMNS["customers"]
-        tier, score = col.index("tier"), col.index("value_score")
-        scores = [r[score] for b in pilot.batches() for r in b.rows["customers"] if r[tier] != "prospect"]
-        return compute_cutoffs(scores)
+        for _ in pilot.batches():
+            pass
+        scored = pilot.scored
+        return compute_cutoffs([scored.totals[i] for i in range(len(scored.ids))
+                                if scored.codes[i] != _TIER_CODE["prospect"]], self.shares)
 
     # --- ids and numbers --------------------------------------------------------------------------------
 
@@ -352,8 +380,7 @@ class DemoGenerator:
         if not self.users:
             raise RuntimeError("call reference_tables() first: customers refer to its users")
         batch = Batch()
-        self._transcript_customers(batch)
-        made = batch.customers
+        self._ids["customers"] = made = len(TRANSCRIPT_CUSTOMERS)  # ids 1-4: the transcript callers, written last
         rng = self.rng
         while made < self.total:
             left = self.total - made
@@ -368,8 +395,8 @@ class DemoGenerator:
             if batch.customers >= batch_size:
                 yield batch
                 batch = Batch()
-        if batch.customers:
-            yield batch
+        self._transcript_customers(batch)
+        yield batch
 
     def _store(self) -> int:
         r = self.rng.random()
@@ -449,8 +476,12 @@ class DemoGenerator:
         language: str | None = None,
         plan: list[tuple[int, int, int]] | None = None,
         open_complaints: int = 0,
+        active_end: int | None = None,
+        history: Callable[[Batch, int, _Spend], None] | None = None,
     ) -> _Spend:
-        """The customer row plus vehicles, orders and visits; ``plan`` pins (store, model, purchase day)."""
+        """The customer row plus vehicles, orders and visits; ``plan`` pins (store, model, purchase day),
+        ``active_end`` the last day the cars were serviced with us, ``history(batch, cid, spend)`` adds orders and
+        visits of its own before the customer is scored."""
         rng = self.rng
         rand = rng.random
         today = self.today
@@ -466,12 +497,13 @@ class DemoGenerator:
         consultants = self.consultants[store]
         consultant = consultants[int(rand() * len(consultants))] if rand() > 0.04 else None  # 4 %: left the firm
         advisor = None
-        spend = _Spend(last=created)
+        spend = _Spend()
         if owner:
             advisors = self.advisors[store]
             advisor = advisors[int(rand() * len(advisors))] if rand() > 0.04 else None
             # Dormant: nothing in the last two years or more.
-            active_end = today - 730 - int(rand() * 200) if lifecycle == "dormant" else today
+            if active_end is None:
+                active_end = today - 730 - int(rand() * 200) if lifecycle == "dormant" else today
             for k in range(len(plan) if plan else vehicles):
                 if plan:
                     v_store, model_idx, purchase = plan[k]
@@ -480,6 +512,8 @@ class DemoGenerator:
                     model_idx = -1
                     purchase = created + int(rand() * max(1, active_end - 20 - created))
                 self._vehicle(batch, cid, v_store, model_idx, purchase, active_end, advisor, spend)
+            if history is not None:
+                history(batch, cid, spend)
         elif rand() < 0.3:  # a prospect's test-drive deposit or accessories
             day = created + int(rand() * (today - created))
             self._order(batch, cid, None, store + 1, "accessories", 50_000 + int(rand() * 1_950_000), day, spend)
@@ -502,6 +536,10 @@ class DemoGenerator:
             cid, kind, name, lifecycle, source, lang, level, points, vip, consultant, advisor, consent, dnc, score,
             tier, components, self.now, store + 1, created_at, last, last,
         ))  # fmt: skip
+        scored = self.scored
+        scored.ids.append(cid)
+        scored.totals.append(score)
+        scored.codes.append(_TIER_CODE[tier])
         return spend
 
     def _vehicle(
@@ -558,7 +596,7 @@ class DemoGenerator:
             last_service = day
             day += 150 + int(rand() * 270)
         if active_end == today and rand() < 0.025:
-            self._open_visit(batch, cid, vid, sid, advisor, rand() < 0.3)
+            self._open_visit(batch, cid, vid, sid, advisor, rand() < 0.3, spend)
         due = (last_service or purchase) + 180 + int(rand() * 185)
         years = (min(today, active_end) - purchase) / 365
         mileage = int(years * (8000 + rand() * 14000)) + int(rand() * 800)
@@ -570,14 +608,17 @@ class DemoGenerator:
         return vid
 
     def _open_visit(self, batch: Batch, cid: int, vid: int, sid: int, advisor: int | None, booked: bool,
-                    status: str | None = None) -> None:  # fmt: skip
+                    spend: _Spend, status: str | None = None) -> None:  # fmt: skip
         rand = self.rng.random
-        if booked:
+        if booked:  # a booking for the coming days: no activity yet
             opened = local_datetime(self.today + 1 + int(rand() * 7), 540 + 30 * int(rand() * 14))
             status = "booked"
-        else:
-            opened = local_datetime(self.today - int(rand() * 3), 480 + int(rand() * 120))
+        else:  # the car is in the workshop now: a visit opened in the last days, activity as SQL counts it
+            day = self.today - int(rand() * 3)
+            opened = local_datetime(day, 480 + int(rand() * 120))
             status = status or ("in_progress", "waiting_parts", "ready")[int(rand() * 3)]
+            spend.activities += 1
+            spend.last = max(spend.last, day)
         batch.rows["service_visits"].append((
             self._next_id("service_visits"), cid, vid, sid, advisor, opened, opened + timedelta(hours=8), status,
             SERVICE_DESCRIPTIONS[int(rand() * len(SERVICE_DESCRIPTIONS))],
@@ -589,6 +630,8 @@ class DemoGenerator:
             (self._next_id("orders"), cid, vid, sid, kind, Decimal(cents).scaleb(-2), date.fromordinal(day))
         )
         spend.total += cents
+        if kind in PURCHASE_ORDER_KINDS and (not spend.first_purchase or day < spend.first_purchase):
+            spend.first_purchase = day  # tenure counts from the first time they paid us, as SQL reads it
         if day >= self.score_window_start:
             spend.by_kind[kind] = spend.by_kind.get(kind, 0) + cents
             spend.activities += 1
@@ -619,49 +662,118 @@ class DemoGenerator:
 
     def _score(self, facts: CustomerFacts) -> tuple[float, str, dict[str, Any]]:
         """The routing value model's score, tier and reasons (components in points, basis in words)."""
-        v = valuate(facts, self.as_of, self.cutoffs)
+        v = valuate(facts, self.as_of, self.cutoffs, self.weights)
         return v.score, v.tier, v.components
 
     # --- the callers in the recorded transcripts -------------------------------------------------------
 
     def _transcript_customers(self, batch: Batch) -> None:
+        """The four recorded callers, ids 1-4, after the rest of the base (see the module docstring)."""
         today = self.today
+        zhang, liu, chen, wang = range(1, 5)
+        numbers = dict(zip((zhang, liu, chen, wang), TRANSCRIPT_CUSTOMERS, strict=True))
         links = batch.rows["customer_phones"]
-        for number, name in TRANSCRIPT_CUSTOMERS.items():
-            cid = self._next_id("customers")
+        for cid, number in numbers.items():
             links.append((cid, self._phone(batch, number, "mobile"), "mobile", True))
-            if number == "+8613800138000":
-                # Zhang Wei: two recent premium cars (Shanghai BMW X5, Beijing Volvo XC90), manual VIP, office line.
-                links.append((cid, self._phone(batch, self._landline(1), "landline"), "office", False))
-                self._customer(batch, cid, "person", name, "customer", 1, vehicles=2, manual_vip=True, language="zh",
-                               plan=[(1, 4, today - 400), (0, 2, today - 900)])  # fmt: skip
-            elif number == "+8613912345678":
-                # Liu Yang: a four-year-old Accord serviced at the Guangzhou store; car ready for pick-up now.
-                self._customer(batch, cid, "person", name, "customer", 2, vehicles=1, manual_vip=False,
-                               plan=[(2, 0, today - 4 * 365 - 40)])  # fmt: skip
+        links.append((zhang, self._phone(batch, self._landline(1), "landline"), "office", False))
+
+        # Zhang Wei: two recent premium cars (Shanghai BMW X5, Beijing Volvo XC90) — his old car traded in for
+        # the X5 — and service, insurance and accessories at the value model's reference amounts; a customer
+        # since a used car six years ago. Manual VIP. The top score of any base: diamond.
+        def zhang_history(b: Batch, cid: int, spend: _Spend) -> None:
+            for kind, yuan, day in (("used_car", 80_000, today - 6 * 365), ("used_car", 150_000, today - 400),
+                                    ("accessories", 10_000, today - 380), ("service", 7_000, today - 210),
+                                    ("service", 7_000, today - 120), ("insurance", 15_000, today - 35),
+                                    ("service", 7_000, today - 30)):
+                self._order(b, cid, None, 2, kind, yuan * 100, day, spend)
+
+        self._customer(batch, zhang, "person", TRANSCRIPT_CUSTOMERS[numbers[zhang]], "customer", 1, vehicles=2,
+                       manual_vip=True, language="zh", plan=[(1, 4, today - 400), (0, 2, today - 900)],
+                       history=zhang_history)  # fmt: skip
+
+        # Chen Jing: a Chongqing Ford Mondeo bought six years ago, not serviced with us for two years until a
+        # small service twelve days ago — and the noise after it is her open complaint. A small customer: bronze.
+        def chen_history(b: Batch, cid: int, spend: _Spend) -> None:
+            self._order(b, cid, self._ids["vehicles"], 4, "service", 480_00, today - 12, spend)
+
+        self._customer(batch, chen, "person", TRANSCRIPT_CUSTOMERS[numbers[chen]], "customer", 3, vehicles=1,
+                       manual_vip=False, plan=[(3, 1, today - 6 * 365)], active_end=today - 800, open_complaints=1,
+                       history=chen_history)  # fmt: skip
+        opened = local_datetime(today - 2, 600)
+        batch.rows["tickets"].append((
+            self._next_id("tickets"), "complaint", "open", 4, "service", chen, None,
+            "维修后异响 Noise after repair", "客户反映保养后底盘异响，要求回电。", opened + timedelta(hours=48),
+            opened, opened, None, None,
+        ))  # fmt: skip
+
+        # Wang Lei: a prospect.
+        self._customer(batch, wang, "person", TRANSCRIPT_CUSTOMERS[numbers[wang]], "prospect", 0, vehicles=0,
+                       manual_vip=False)  # fmt: skip
+
+        # Liu Yang: a four-year-old Accord serviced at the Guangzhou store, car ready for pick-up now. How much
+        # he spent in the last two years is set so that he ranks inside the silver band of this base.
+        def make_liu(b: Batch, spent: float) -> None:
+            def history(bb: Batch, cid: int, spend: _Spend) -> None:
                 vid = self._ids["vehicles"]
-                self._open_visit(batch, cid, vid, 3, self.advisors[2][0], False, status="ready")
-            elif number == "+8613700000001":
-                self._customer(batch, cid, "person", name, "customer", 3, vehicles=1, manual_vip=False,
-                               plan=[(3, 1, today - 2 * 365)], open_complaints=1)  # fmt: skip
-                opened = local_datetime(today - 2, 600)
-                batch.rows["tickets"].append((
-                    self._next_id("tickets"), "complaint", "open", 4, "service", cid, None,
-                    "维修后异响 Noise after repair", "客户反映保养后底盘异响，要求回电。", opened + timedelta(hours=48),
-                    opened, opened, None, None,
-                ))  # fmt: skip
-            else:
-                self._customer(batch, cid, "person", name, "prospect", 0, vehicles=0, manual_vip=False)
-            batch.customers += 1
-        # Their tiers are pinned whatever the dice said, so routing tests can rely on them: Zhang Wei is the
-        # group's best customer, Liu Yang a regular (silver), Chen Jing a small one (bronze). Their scores and
-        # reasons stay as the value model computed them.
-        rows = batch.rows["customers"]
-        col = COLUMNS["customers"].index
-        for i, tier in enumerate(("diamond", "silver", "bronze")):
-            row = list(rows[i])
-            row[col("tier")] = tier
-            rows[i] = tuple(row)
+                for k, day in enumerate((today - 650, today - 470, today - 290, today - 110)):
+                    self._order(bb, cid, vid, 3, "service", int(30_000 + spent * 470_000) + k * 100, day, spend)
+                for day in (today - 4 * 365 + 325, today - 3 * 365 + 325):  # renewals before the window
+                    self._order(bb, cid, vid, 3, "insurance", 350_000, day, spend)
+                for day in (today - 405, today - 40):
+                    self._order(bb, cid, vid, 3, "insurance", int(300_000 + spent * 450_000), day, spend)
+                self._order(bb, cid, vid, 3, "accessories", int(10_000 + spent * 990_000), today - 200, spend)
+                self._open_visit(bb, cid, vid, 3, self.advisors[2][0], False, spend, status="ready")
+
+            purchase = today - 4 * 365 - 40
+            self._customer(b, liu, "person", TRANSCRIPT_CUSTOMERS[numbers[liu]], "customer", 2, vehicles=1,
+                           manual_vip=False, plan=[(2, 0, purchase)], active_end=purchase, history=history)
+
+        make_liu(batch, self._silver_spend(lambda spent: self._trial_score(lambda b: make_liu(b, spent))))
+        batch.customers += len(numbers)
+
+    def _trial_score(self, make: Callable[[Batch], None]) -> float:
+        """The score ``make`` gives its customer, with nothing kept: rows, ids, dice and scores are put back."""
+        state, ids, vins = self.rng.getstate(), dict(self._ids), dict(self._vin_count)
+        kept = len(self.scored.ids)
+        try:
+            make(Batch())
+            return self.scored.totals[-1]
+        finally:
+            self.rng.setstate(state)
+            self._ids, self._vin_count = ids, vins
+            for column in (self.scored.ids, self.scored.totals, self.scored.codes):
+                del column[kept:]
+
+    def _silver_spend(self, score_of: Callable[[float], float]) -> float:
+        """A spend level in [0, 1] whose score (``score_of``, rising with it) ranks inside the silver band of the
+        customers generated so far plus this one — strictly between two scores of the base, so ties cannot move
+        it — or the nearest level when the band is out of reach (or empty: a tiny base)."""
+        scored = self.scored
+        purchasers = sorted((scored.totals[i] for i in range(len(scored.ids))
+                             if scored.codes[i] != _TIER_CODE["prospect"]), reverse=True)  # fmt: skip
+        n = len(purchasers) + 1
+        shares = self.shares
+        gold_rank = int(math.floor(n * (shares.diamond + shares.gold) + 0.5))
+        silver_rank = int(math.floor(n * (shares.diamond + shares.gold + shares.silver) + 0.5))
+        low, high = score_of(0.0), score_of(1.0)
+        openings = []  # (width, lower, upper): with `rank - 1` scores above him he is rank `rank`
+        for rank in range(max(gold_rank + 1, 2), min(silver_rank, n - 1) + 1):
+            lo, hi = max(purchasers[rank - 1], low), min(purchasers[rank - 2], high)
+            if hi > lo:
+                openings.append((hi - lo, lo, hi))
+        if not openings:
+            band_top = purchasers[gold_rank] if 0 <= gold_rank < len(purchasers) else math.inf
+            return 1.0 if high < band_top else 0.0
+        spent = 0.0
+        for _, lo, hi in sorted(openings, reverse=True)[:5]:
+            target, a, b = (lo + hi) / 2, 0.0, 1.0
+            for _ in range(40):
+                mid = (a + b) / 2
+                a, b = (mid, b) if score_of(mid) < target else (a, mid)
+            spent = b
+            if lo < score_of(b) < hi:  # a membership level can jump at a spend threshold: then the next opening
+                break
+        return spent
 
 
 _CITY_ZH = {"Beijing": "北京", "Shanghai": "上海", "Guangzhou": "广州", "Chongqing": "重庆", "Haikou": "海口"}

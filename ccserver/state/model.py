@@ -75,6 +75,7 @@ class Call:
     dialed_number: str | None = None
     customer_id: str | None = None
     decision_id: str | None = None
+    tier: str | None = None
     campaign_id: str | None = None
     queue: str | None = None
     priority: int = 0
@@ -93,6 +94,7 @@ class Call:
     talk_seconds: float | None = None
     ring_seconds: float = 0.0  # summed over every member rung for this call
     ring_attempts: int = 0
+    transfers: int = 0  # successful blind / attended transfers by the agent
     holdtime: int | None = None  # Asterisk's own integer HoldTime at connect/abandon
     hangup_cause: int | None = None
     originate_reason: int | None = None

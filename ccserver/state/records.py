@@ -4,6 +4,9 @@
 ``calls`` table. :class:`RecordBatcher` collects records and writes them in batches through an injected sink, on
 its own task: the event path only appends to a bounded deque. A failing sink is retried with capped exponential
 backoff; while it keeps failing the buffer stays bounded by dropping the oldest records (counted in ``dropped``).
+At shutdown, close the batcher only once nothing will submit any more (``ccserver run`` stops FastAGI and lets
+its sessions finish first): a record submitted after ``close()`` cannot be written, and is logged as an error
+(counted in ``refused``), never dropped silently.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ccserver.logs import log_text
 from ccserver.state.model import Call
 
 __all__ = ["RECORD_FIELDS", "RecordBatcher", "Sink", "call_record", "sql_sink"]
@@ -91,10 +95,12 @@ class RecordBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._closed = False
         self._lock = asyncio.Lock()  # one writer at a time: the loop, flush() and close() share the in-flight batch
         self.submitted = 0
         self.written = 0
         self.dropped = 0  # oldest records discarded because the sink was down too long
+        self.refused = 0  # records submitted after close(): not written, each logged as an error
         self.failures = 0  # failed sink calls
         self.batches = 0
 
@@ -104,7 +110,13 @@ class RecordBatcher:
 
     # -- producer side (the event path) ------------------------------------------------------------------------
     def submit(self, record: dict) -> None:
-        """Queue one record. O(1), never blocks, never raises."""
+        """Queue one record. O(1), never blocks, never raises (after ``close()``: logged as an error)."""
+        if self._closed:
+            self.refused += 1
+            log.error("a %s record was submitted after its writer closed and is NOT written (id %s, uniqueid %s)",
+                      log_text(record.get("kind", "call"), 16),
+                      log_text(record.get("decision_id") or "-", 32), log_text(record.get("uniqueid") or "-", 64))
+            return
         self.submitted += 1
         self._buffer.append(record)
         if len(self._buffer) > self.max_buffer:
@@ -205,6 +217,7 @@ class RecordBatcher:
             await asyncio.wait_for(self._drain(time.monotonic() + self.shutdown_timeout), self.shutdown_timeout)
         except TimeoutError:
             pass
+        self._closed = True  # from here on a submit is an error (see the module docstring)
         if self.pending:
             log.error("call records: %d not written at shutdown", self.pending)
         return self.pending
@@ -220,6 +233,11 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
     Idempotent, so a retried batch that had in fact been committed writes nothing twice: a call is identified by
     (server, uniqueid), since several Asterisk servers may reuse uniqueids.
     ``customer_id`` is stored only when it is a known customers.id (the dialplan variable may carry other keys).
+
+    Robust when the AMI events carried no routing variables (manager.conf ``channelvars`` missing, VarSet
+    filtered): the routing decision made for the call is found in ``routing_decisions`` by (server, uniqueid), and
+    supplies the decision id, the customer and the dialled DID. ``agent_id`` is the user signed in from the
+    answering phone at the time (``agent_sessions``), else the user whose phone it is.
     """
     from sqlalchemy import select
 
@@ -231,14 +249,25 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
             uids = {r["uniqueid"] for r in records}
             found = session.execute(select(CallRow.server, CallRow.uniqueid).where(CallRow.uniqueid.in_(uids)))
             existing = {(server, uid) for server, uid in found}
+            decisions = _decisions_by_call(session, {r["uniqueid"] for r in records if not r.get("decision_id")})
             ids = {int(r["customer_id"]) for r in records if str(r.get("customer_id") or "").isdigit()}
+            ids |= {d.customer_id for d in decisions.values() if d.customer_id is not None}
             known = set(session.scalars(select(Customer.id).where(Customer.id.in_(ids)))) if ids else set()
+            agents = _agents_by_interface(session, {r["agent_interface"] for r in records if r.get("agent_interface")})
             for r in records:
                 server = r.get("server") or "default"
                 if (server, r["uniqueid"]) in existing:
                     continue  # already written by an earlier attempt
                 existing.add((server, r["uniqueid"]))
+                decision_id = r.get("decision_id")
                 cid = str(r.get("customer_id") or "")
+                dialed = r.get("dialed_number")
+                decision = None if decision_id else decisions.get((server, r["uniqueid"]))
+                if decision is not None:
+                    decision_id = decision.decision_id
+                    cid = cid or str(decision.customer_id or "")
+                    dialed = dialed or decision.dialed
+                entered = r.get("entered_at") or r.get("ended_at")
                 session.add(
                     CallRow(
                         uniqueid=r["uniqueid"],
@@ -246,19 +275,62 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
                         server=server,
                         direction=r.get("direction") or "inbound",
                         caller_raw=(r.get("caller_number") or None),
-                        dialed=r.get("dialed_number"),
+                        dialed=dialed,
                         customer_id=int(cid) if cid.isdigit() and int(cid) in known else None,
                         queue=r.get("queue"),
+                        agent_id=_agent_at(agents, server, r.get("agent_interface"), r.get("answered_at") or entered),
                         agent_interface=r.get("agent_interface"),
-                        entered_at=_dt(r.get("entered_at") or r.get("ended_at")),
+                        entered_at=_dt(entered),
                         answered_at=_dt(r.get("answered_at")),
                         ended_at=_dt(r.get("ended_at")),
                         wait_seconds=r.get("wait_seconds"),
                         talk_seconds=r.get("talk_seconds"),
                         outcome=r.get("outcome"),
-                        decision_id=r.get("decision_id"),
+                        decision_id=decision_id,
                     )
                 )
             session.commit()
 
     return sink
+
+
+def _decisions_by_call(session: Any, uniqueids: set[str]) -> dict[tuple[str, str], Any]:
+    """The newest routing decision of each call, by (server, uniqueid)."""
+    from sqlalchemy import select
+
+    from ccserver.db.models import RoutingDecision as Decision
+
+    if not uniqueids:
+        return {}
+    rows = session.scalars(select(Decision).where(Decision.uniqueid.in_(uniqueids)).order_by(Decision.made_at))
+    return {(row.server or "default", row.uniqueid): row for row in rows}
+
+
+def _agents_by_interface(session: Any, interfaces: set[str]
+                         ) -> dict[str, list[tuple[str, float, float | None, int | None]]]:
+    """interface → [(server, signed in at, signed out at or None, user id)], plus users' own phones (server "*")."""
+    from sqlalchemy import select
+
+    from ccserver.db.models import AgentSession, User
+
+    out: dict[str, list[tuple[str, float, float | None, int | None]]] = {}
+    if not interfaces:
+        return out
+    for row in session.scalars(select(AgentSession).where(AgentSession.interface.in_(interfaces))):
+        out.setdefault(row.interface, []).append((row.server, row.started_at.timestamp(),
+                                                  row.ended_at.timestamp() if row.ended_at else None, row.user_id))
+    for user_id, interface in session.execute(select(User.id, User.interface).where(User.interface.in_(interfaces))):
+        out.setdefault(interface, []).append(("*", float("-inf"), None, user_id))
+    return out
+
+
+def _agent_at(agents: dict[str, list[tuple[str, float, float | None, int | None]]], server: str,
+              interface: str | None, at: float | None) -> int | None:
+    if not interface or interface not in agents:
+        return None
+    when = at if at is not None else time.time()
+    signed = [a for a in agents[interface] if a[0] == server and a[1] <= when and (a[2] is None or when <= a[2])]
+    if signed:
+        return max(signed, key=lambda a: a[1])[3]
+    own = [a for a in agents[interface] if a[0] == "*"]
+    return own[0][3] if own else None

@@ -11,9 +11,11 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 - ``{p}:queues:{server}`` / ``{p}:agents:{server}`` sets, ``{p}:servers`` set — indexes
 - ``{p}:agent:{server}:{interface}`` hash — one agent
 
-Writes never happen on the event path: the tracker's change notifications only remember *which* objects are
-dirty; a background task serialises their current state every ``flush_interval`` (or sooner when many are dirty)
-and writes them in one MULTI/EXEC pipeline — one round trip however many events touched them.
+:class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
+marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
+``flush_interval`` (or sooner when many are dirty) and writes them in one MULTI/EXEC pipeline — one round trip
+however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
+calls and queues that vanished while the link was down (an Asterisk restart) leave Redis too.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import time
 from dataclasses import fields
 from typing import Any
 
+from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
-from ccserver.state.store import StateStore
 
-__all__ = ["RedisStateReader", "RedisStateStore", "waiting_score"]
+__all__ = ["RedisMirror", "RedisStateReader", "waiting_score"]
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +101,17 @@ class _Keys:
         return f"{self.p}:servers"
 
 
-class RedisStateStore(StateStore):
-    """Coalescing, asynchronous mirror of a tracker's model into Redis (``redis.asyncio.Redis`` client)."""
+class RedisMirror:
+    """Coalescing, asynchronous mirror of a tracker's model into Redis (``redis.asyncio.Redis`` client).
+
+    Subscribe :meth:`on_event` to the hub (``hub.subscribe("redis-mirror", mirror.on_event)``); it reads the live
+    objects from ``tracker`` (its query side only) when it flushes.
+    """
 
     def __init__(
         self,
         redis: Any,
+        tracker: Any,
         *,
         prefix: str = "cc",
         flush_interval: float = 0.05,
@@ -112,39 +119,44 @@ class RedisStateStore(StateStore):
         ended_ttl: int = 300,
     ) -> None:
         self.redis = redis
+        self.tracker = tracker
         self.keys = _Keys(prefix)
         self.flush_interval = flush_interval
         self.max_dirty = max_dirty
         self.ended_ttl = ended_ttl
-        self._calls: dict[tuple[str, str], Call] = {}
-        self._queues: dict[tuple[str, str], QueueState] = {}
-        self._agents: dict[tuple[str, str], AgentState] = {}
+        self._calls: set[tuple[str, str]] = set()
+        self._ended: dict[tuple[str, str], dict[str, Any]] = {}
+        self._queues: set[tuple[str, str]] = set()
+        self._agents: set[tuple[str, str]] = set()
+        self._resynced: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.flushes = 0
         self.errors = 0
 
-    # -- change notifications (event path: O(1), no I/O) -------------------------------------------------------
-    def call_changed(self, call: Call) -> None:
-        self._calls[call.key] = call
-        self._maybe_wake()
-
-    def call_ended(self, call: Call) -> None:
-        self._calls[call.key] = call
-        self._maybe_wake()
-
-    def queue_changed(self, queue: QueueState) -> None:
-        self._queues[queue.key] = queue
-        self._maybe_wake()
-
-    def agent_changed(self, agent: AgentState) -> None:
-        self._agents[agent.key] = agent
+    # -- events (O(1), no I/O) -----------------------------------------------------------------------------------
+    def on_event(self, event: CallEvent) -> None:
+        server = event.server
+        if isinstance(event, QueueChanged):
+            self._queues.add((server, event.queue))
+        elif isinstance(event, AgentStateChanged):
+            self._agents.add((server, event.interface))
+        elif isinstance(event, CallEnded):
+            key = (server, event.uniqueid)
+            self._calls.discard(key)
+            self._ended[key] = event.final
+        elif isinstance(event, Resynced):
+            self._resynced.add(server)
+        else:
+            uniqueid = getattr(event, "uniqueid", None)
+            if uniqueid is not None:
+                self._calls.add((server, uniqueid))
         self._maybe_wake()
 
     @property
     def dirty(self) -> int:
-        return len(self._calls) + len(self._queues) + len(self._agents)
+        return len(self._calls) + len(self._ended) + len(self._queues) + len(self._agents) + len(self._resynced)
 
     def _maybe_wake(self) -> None:
         if self._wakeup is not None and self.dirty >= self.max_dirty:
@@ -189,29 +201,80 @@ class RedisStateStore(StateStore):
         async with self._lock:
             if not self.dirty:
                 return
-            calls, queues, agents = self._calls, self._queues, self._agents
-            self._calls, self._queues, self._agents = {}, {}, {}
+            calls, ended, queues, agents, resynced = self._calls, self._ended, self._queues, self._agents, \
+                self._resynced
+            self._calls, self._ended, self._queues, self._agents, self._resynced = set(), {}, set(), set(), set()
+            tracker = self.tracker
             pipe = self.redis.pipeline(transaction=True)
-            servers = set()
-            for call in calls.values():
-                servers.add(call.server)
-                self._write_call(pipe, call)
-            for q in queues.values():
-                servers.add(q.server)
-                self._write_queue(pipe, q)
-            for agent in agents.values():
-                servers.add(agent.server)
-                self._write_agent(pipe, agent)
+            servers = set(resynced)
+            for server in resynced:
+                self._write_server(pipe, server)
+            for key in calls:
+                servers.add(key[0])
+                call = tracker.calls.get(key)
+                if call is not None:
+                    self._write_call(pipe, call)
+                else:  # left the live model without being a call (a stray channel): forget it
+                    pipe.srem(self.keys.calls(key[0]), key[1])
+                    pipe.delete(self.keys.call(*key))
+            for key, final in ended.items():
+                servers.add(key[0])
+                self._write_call(pipe, Call(**final))
+            for key in queues:
+                servers.add(key[0])
+                q = tracker.queues.get(key)
+                if q is not None:
+                    self._write_queue(pipe, q)
+                else:
+                    self._drop_queue(pipe, *key)
+            for key in agents:
+                servers.add(key[0])
+                agent = tracker.agents.get(key)
+                if agent is not None:
+                    self._write_agent(pipe, agent)
             pipe.sadd(self.keys.servers, *servers)
             try:
                 await pipe.execute()
             except BaseException:
-                # Put back what we took, unless something newer is already dirty (it is the same object anyway).
-                for src, dst in ((calls, self._calls), (queues, self._queues), (agents, self._agents)):
-                    for k, v in src.items():
-                        dst.setdefault(k, v)  # type: ignore[arg-type]
+                # Put back what we took (the tracker holds the current state; ended calls their final one).
+                self._calls |= calls
+                self._queues |= queues
+                self._agents |= agents
+                self._resynced |= resynced
+                for k, v in ended.items():
+                    self._ended.setdefault(k, v)
                 raise
             self.flushes += 1
+
+    def _write_server(self, pipe: Any, server: str) -> None:
+        """After a resync: the server's indexes are exactly the tracker's (vanished calls and queues leave)."""
+        k, tracker = self.keys, self.tracker
+        live = [uid for (srv, uid) in tracker.calls if srv == server]
+        pipe.delete(k.calls(server))
+        if live:
+            pipe.sadd(k.calls(server), *live)
+        for (srv, _uid), call in tracker.calls.items():
+            if srv == server:
+                self._write_call(pipe, call)
+        names = [name for (srv, name) in tracker.queues if srv == server]
+        pipe.delete(k.queues(server))
+        if names:
+            pipe.sadd(k.queues(server), *names)
+        for (srv, _name), q in tracker.queues.items():
+            if srv == server:
+                self._write_queue(pipe, q)
+        interfaces = [iface for (srv, iface) in tracker.agents if srv == server]
+        pipe.delete(k.agents(server))
+        if interfaces:
+            pipe.sadd(k.agents(server), *interfaces)
+        for (srv, _iface), agent in tracker.agents.items():
+            if srv == server:
+                self._write_agent(pipe, agent)
+
+    def _drop_queue(self, pipe: Any, server: str, name: str) -> None:
+        k = self.keys
+        pipe.srem(k.queues(server), name)
+        pipe.delete(k.queue(server, name), k.qwait(server, name), k.qcaller(server, name), k.qmembers(server, name))
 
     def _write_call(self, pipe: Any, call: Call) -> None:
         key = self.keys.call(call.server, call.uniqueid)
@@ -249,7 +312,7 @@ class RedisStateStore(StateStore):
 
 
 class RedisStateReader:
-    """Reads what a :class:`RedisStateStore` wrote, with the tracker's query API (async, one round trip each)."""
+    """Reads what a :class:`RedisMirror` wrote, with the tracker's query API (async, one round trip each)."""
 
     def __init__(self, redis: Any, *, prefix: str = "cc") -> None:
         self.redis = redis

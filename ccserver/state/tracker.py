@@ -22,6 +22,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, overload
 
+from ccserver.events.types import (
+    AgentRinging,
+    AgentRingStopped,
+    AgentStateChanged,
+    CallAbandoned,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallOffered,
+    CallTransferred,
+    CallUpdated,
+    QueueChanged,
+    Resynced,
+)
 from ccserver.state import query
 from ccserver.state.model import (
     DEFAULT_SERVER,
@@ -34,9 +48,9 @@ from ccserver.state.model import (
     Outcome,
     QueueState,
     WaitingCaller,
+    to_dict,
 )
 from ccserver.state.records import call_record
-from ccserver.state.store import MemoryStore, StateStore
 
 __all__ = ["EVENTS", "LIST_EVENTS", "HeaderLookup", "StateTracker", "is_tracked_variable"]
 
@@ -79,6 +93,8 @@ EVENTS: frozenset[str] = frozenset(
         "BridgeEnter",
         "Hangup",
         "OriginateResponse",
+        "BlindTransfer",
+        "AttendedTransfer",
         "FullyBooted",
         "Shutdown",
     }
@@ -90,6 +106,9 @@ LIST_EVENTS: frozenset[str] = frozenset(
 )
 
 _UNKNOWN = ("", "<unknown>", "<Unknown>")
+# Dialplan's special extensions: where a call *runs*, never what was dialled (a call ending in the callback flow
+# runs in `h`; `s` starts contexts entered by Goto). Never recorded as the dialled number.
+SPECIAL_EXTENSIONS = frozenset({"h", "s", "i", "t", "T", "e", "o", "a", "failed", "talk"})
 # Variables that carry queue priority: the product's, the lab's, and app_queue's own.
 _PRIORITY_VARS = ("CC_PRIORITY", "CC_PRIO", "QUEUE_PRIO")
 # OriginateResponse Reason = the last AST_CONTROL_* frame seen on the outgoing channel.
@@ -100,6 +119,10 @@ _RESTART_SLACK = 5.0  # seconds of clock disagreement tolerated before a lower U
 _MAX_PENDING_ORIGINATES = 10_000
 
 
+def _discard(event: CallEvent) -> None:
+    """Where events go when nobody listens (a tracker used on its own)."""
+
+
 def is_tracked_variable(name: str) -> bool:
     """VarSet is half of a busy hour's events; only these variables are worth decoding."""
     return name.startswith("CC_") or name == "QUEUE_PRIO"
@@ -107,6 +130,11 @@ def is_tracked_variable(name: str) -> bool:
 
 def _clean(value: str | None) -> str | None:
     return None if value is None or value in _UNKNOWN else value
+
+
+def _dialed(exten: str | None) -> str | None:
+    value = _clean(exten)
+    return None if value is None or value in SPECIAL_EXTENSIONS else value
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -149,20 +177,21 @@ class _Originate:
 class StateTracker:
     """The live model for one node, fed by AMI events of one or more Asterisk servers.
 
-    ``on_record(record: dict)`` receives one call record per finished call (give it ``RecordBatcher.submit``);
-    ``on_resync_needed(server)`` is called on FullyBooted so the AMI client sends QueueStatus + CoreShowChannels.
+    Every change is published as a typed event (:mod:`ccserver.events.types`) through ``publish`` — give it
+    :meth:`ccserver.events.EventHub.publish`; the Redis mirror, the call records (``CallEnded.record``), screen pop,
+    the wallboard … subscribe there. ``on_resync_needed(server)`` is called on FullyBooted so the AMI client sends
+    QueueStatus + CoreShowChannels.
     """
 
     def __init__(
         self,
         *,
-        store: StateStore | None = None,
-        on_record: Callable[[dict], None] | None = None,
+        publish: Callable[[CallEvent], None] | None = None,
         on_resync_needed: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store or MemoryStore()
-        self.on_record = on_record
+        self._publish = publish or _discard
+        self._seq: dict[str, int] = {}  # server -> the last event sequence number published for it
         self.on_resync_needed = on_resync_needed
         self._clock = clock
         self.now = 0.0  # time of the latest event handled
@@ -177,6 +206,8 @@ class StateTracker:
         self._boot: dict[str, tuple[float, float]] = {}  # server -> (Uptime, arrival) of the last FullyBooted
         self._shutdown_seen: set[str] = set()
         self.resync_pending: set[str] = set()
+        self._complete_queue_lists: set[str] = set()  # servers whose full QueueStatus was applied
+        self._restarted: set[str] = set()  # servers found restarted, until their next Resynced
         self.ghosts_dropped = 0
         self.records_emitted = 0
         self._handlers: dict[str, Callable[[HeaderLookup, str, float], None]] = {
@@ -201,6 +232,8 @@ class StateTracker:
             "BridgeEnter": self._on_bridge_enter,
             "Hangup": self._on_hangup,
             "OriginateResponse": self._on_originate_response,
+            "BlindTransfer": self._on_blind_transfer,
+            "AttendedTransfer": self._on_attended_transfer,
             "FullyBooted": self._on_fully_booted,
             "Shutdown": self._on_shutdown,
             "QueueParams": self._on_list_item,
@@ -263,10 +296,13 @@ class StateTracker:
         self.resync_pending.add(server)
 
     # -- resync ----------------------------------------------------------------------------------------------
-    def resync_queues(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
+    def resync_queues(self, server: str, items: Iterable[HeaderLookup], now: float | None = None, *,
+                      complete: bool = False) -> None:
         """Rebuild the queues named in a QueueStatus result (QueueParams/QueueMember/QueueEntry) from its truth.
 
-        Queues not present in the result (a QueueStatus filtered by ``Queue:``) are left alone.
+        ``complete``: the result of an unfiltered QueueStatus, i.e. every queue Asterisk has. Queues absent from it
+        are then forgotten and :meth:`queues_complete` is true for the server. Otherwise (a QueueStatus filtered by
+        ``Queue:``) queues not present are left alone.
         """
         now = self.now if now is None else now
         params: dict[str, HeaderLookup] = {}
@@ -336,8 +372,38 @@ class StateTracker:
                     self._dirty_call(call)
             q.callers = callers
             self._dirty_queue(q)
+        if complete:
+            for key in [k for k in self.queues if k[0] == server and k[1] not in params]:
+                gone = self.queues.pop(key)
+                for interface in gone.members:
+                    self._memberships.get((server, interface), set()).discard(gone.name)
+                    touched_interfaces.add(interface)
+                gone.callers, gone.members = [], {}
+                self._dirty_queue(gone)  # gone from Asterisk: mirrors drop it
+            self._complete_queue_lists.add(server)
         for interface in touched_interfaces:
             self._refresh_agent(server, interface, now)
+
+    def resync(self, server: str, queue_items: Iterable[HeaderLookup], channel_items: Iterable[HeaderLookup],
+               now: float | None = None) -> None:
+        """A full resync of ``server`` (unfiltered QueueStatus, then CoreShowChannels), then ``Resynced``."""
+        self.resync_queues(server, queue_items, now, complete=True)
+        self.resync_channels(server, channel_items, now)
+        self._resynced(server, self.now if now is None else now)
+
+    def _resynced(self, server: str, t: float) -> None:
+        restarted = server in self._restarted
+        self._restarted.discard(server)
+        self._send(Resynced(
+            server, self._next(server), t,
+            tuple(to_dict(c) for c in self.calls.values() if c.server == server),
+            tuple(to_dict(q) for q in self.queues.values() if q.server == server),
+            tuple(to_dict(a) for a in self.agents.values() if a.server == server),
+            restarted))
+
+    def queues_complete(self, server: str = DEFAULT_SERVER) -> bool:
+        """Whether the tracker holds Asterisk's full queue list for ``server`` (a full QueueStatus was applied)."""
+        return server in self._complete_queue_lists
 
     def resync_channels(self, server: str, items: Iterable[HeaderLookup], now: float | None = None) -> None:
         """Apply a CoreShowChannels result: calls and agent legs whose channel is gone are finalised/dropped."""
@@ -389,12 +455,21 @@ class StateTracker:
     def iter_calls(self, server: str | None = None) -> Iterator[Call]:
         return (c for c in self.calls.values() if server is None or c.server == server)
 
-    # -- store notifications -----------------------------------------------------------------------------------
+    # -- events ----------------------------------------------------------------------------------------------
+    def _next(self, server: str) -> int:
+        seq = self._seq.get(server, 0) + 1
+        self._seq[server] = seq
+        return seq
+
+    def _send(self, event: CallEvent) -> None:
+        self._publish(event)
+
     def _dirty_call(self, call: Call) -> None:
-        self.store.call_changed(call)
+        self._publish(CallUpdated(call.server, self._next(call.server), self.now, call.uniqueid))
 
     def _dirty_queue(self, q: QueueState) -> None:
-        self.store.queue_changed(q)
+        self._publish(QueueChanged(q.server, self._next(q.server), self.now, q.name, len(q.callers),
+                                   len(q.members)))
 
     # -- model helpers -----------------------------------------------------------------------------------------
     def _queue(self, server: str, name: str) -> QueueState:
@@ -412,7 +487,7 @@ class StateTracker:
             channel=msg.get("Channel") or "",
             caller_number=_clean(msg.get("CallerIDNum")),
             caller_name=_clean(msg.get("CallerIDName")),
-            dialed_number=_clean(msg.get("Exten")),
+            dialed_number=_dialed(msg.get("Exten")),
             entered_at=t,
             up=msg.get("ChannelState") == "6",
         )
@@ -445,6 +520,8 @@ class StateTracker:
             call.customer_id = value
         elif name == "CC_DECISION_ID":
             call.decision_id = value
+        elif name == "CC_TIER":
+            call.tier = value
         elif name == "CC_CAMPAIGN_ID":
             call.campaign_id = value
             call.direction = "outbound"
@@ -461,7 +538,7 @@ class StateTracker:
         # Inbound: the DID is the extension the call runs in when the contact centre first sees it (its IVR
         # variables or its queue join); Local-channel callers start elsewhere and are redirected there.
         if not call.dialed_frozen and call.direction == "inbound":
-            exten = _clean(msg.get("Exten"))
+            exten = _dialed(msg.get("Exten"))
             if exten:
                 call.dialed_number = exten
 
@@ -579,6 +656,32 @@ class StateTracker:
         call.campaign_id = pending.campaign_id or call.campaign_id
         call.decision_id = pending.decision_id or call.decision_id
 
+    # -- transfers ---------------------------------------------------------------------------------------------
+    def _transferred(self, server: str, t: float, transferee: str, transferer: str, kind: str, target: str,
+                     result: str) -> None:
+        """``transferee``: the channel being transferred (the caller); ``transferer``: the agent's leg."""
+        key = (server, transferee)
+        call = self.calls.get(key) or self.calls.get(self._legs.get((server, transferer), ("", "")))
+        if call is None:
+            return
+        interface = call.agent_interface
+        if result == "Success":
+            call.transfers += 1
+            self._dirty_call(call)
+        self._send(CallTransferred(server, self._next(server), t, call.uniqueid, kind, interface, target, result))
+
+    def _on_blind_transfer(self, msg: HeaderLookup, server: str, t: float) -> None:
+        target = msg.get("Extension") or ""
+        context = msg.get("Context")
+        self._transferred(server, t, msg.get("TransfereeUniqueid") or "", msg.get("TransfererUniqueid") or "",
+                          "blind", f"{target}@{context}" if context else target, msg.get("Result") or "")
+
+    def _on_attended_transfer(self, msg: HeaderLookup, server: str, t: float) -> None:
+        target = (msg.get("TransferTargetChannel") or msg.get("DestExten") or msg.get("DestApp")
+                  or msg.get("DestType") or "")
+        self._transferred(server, t, msg.get("TransfereeUniqueid") or "",
+                          msg.get("OrigTransfererUniqueid") or "", "attended", target, msg.get("Result") or "")
+
     # -- queue caller events -----------------------------------------------------------------------------------
     def _on_join(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
@@ -600,6 +703,9 @@ class StateTracker:
         q.callers.insert(index, WaitingCaller(call.uniqueid, call.priority, t, call.caller_number, call.caller_name))
         self._dirty_call(call)
         self._dirty_queue(q)
+        self._send(CallOffered(server, self._next(server), t, call.uniqueid, call.linkedid, name, call.position,
+                               call.priority, call.caller_number, call.caller_name, call.dialed_number,
+                               call.decision_id, call.customer_id, call.tier))
 
     def _on_leave(self, msg: HeaderLookup, server: str, t: float) -> None:
         uid = msg.get("Uniqueid") or ""
@@ -609,6 +715,8 @@ class StateTracker:
             self._dirty_queue(q)
         call = self.calls.get((server, uid))
         if call is not None:
+            # Not a ring's end: Asterisk sends QueueCallerLeave *before* AgentConnect when a member answers. A ring
+            # still going when the caller really left ends with its agent leg's Hangup or with the call.
             call.position = None
             if call.state == CallState.QUEUED:
                 call.state = CallState.IVR
@@ -625,8 +733,11 @@ class StateTracker:
         call.outcome = Outcome.ABANDONED
         call.holdtime = holdtime
         call.wait_seconds = t - call.queue_joined_at if call.queue_joined_at is not None else float(holdtime)
-        self._stop_ringing(call, t)
+        self._stop_ringing(call, t, "caller_left")
         self._dirty_call(call)
+        self._send(CallAbandoned(server, self._next(server), t, call.uniqueid, q.name, _int(msg.get("Position")),
+                                 _int(msg.get("OriginalPosition")), call.wait_seconds, holdtime, call.caller_number,
+                                 call.decision_id, call.customer_id))
 
     # -- agent events ------------------------------------------------------------------------------------------
     def _on_agent_called(self, msg: HeaderLookup, server: str, t: float) -> None:
@@ -651,13 +762,17 @@ class StateTracker:
         agent.current_call = call.uniqueid
         self._refresh_agent(server, interface, t)
         self._dirty_call(call)
+        waited = t - call.queue_joined_at if call.queue_joined_at is not None else None
+        self._send(AgentRinging(server, self._next(server), t, call.uniqueid, call.linkedid, name, interface,
+                                member.name, dest or None, call.decision_id, call.customer_id, call.caller_number,
+                                waited))
 
     def _on_ring_no_answer(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
         interface = msg.get("Interface") or ""
         if call is not None:
             call.ring_seconds += _int(msg.get("RingTime")) / 1000.0  # milliseconds here, seconds elsewhere
-            self._clear_ring(call, interface, t)
+            self._clear_ring(call, interface, t, "no_answer")
             if call.state == CallState.RINGING and not self._ringing.get(call.key):
                 call.state = CallState.QUEUED
             self._dirty_call(call)
@@ -684,7 +799,7 @@ class StateTracker:
         call.wait_seconds = t - call.queue_joined_at if call.queue_joined_at is not None else float(holdtime)
         call.ring_seconds += _int(msg.get("RingTime"))  # seconds in AgentConnect
         self._ringing.get(call.key, {}).pop(interface, None)
-        self._stop_ringing(call, t)  # ringall: the others stop ringing
+        self._stop_ringing(call, t, "answered_elsewhere")  # ringall: the others stop ringing
         call.ringing_interface = None
         member = self._known_member(q, interface, call.agent_name)
         member.in_call, member.ringing = True, False
@@ -694,6 +809,8 @@ class StateTracker:
         self._refresh_agent(server, interface, t)
         self._dirty_queue(q)
         self._dirty_call(call)
+        self._send(CallAnswered(server, self._next(server), t, call.uniqueid, call.linkedid, name, interface,
+                                member.name, call.wait_seconds, holdtime, call.decision_id, call.customer_id))
 
     def _on_agent_complete(self, msg: HeaderLookup, server: str, t: float) -> None:
         call = self._call_for(msg, server, t, force=True)
@@ -810,12 +927,14 @@ class StateTracker:
         if state in (AgentStatus.IDLE, AgentStatus.PAUSED, AgentStatus.LOGGED_OUT):
             agent.current_call = None
         if state != agent.state or queues != agent.queues or paused_reason != agent.paused_reason:
-            if state != agent.state:
+            previous = agent.state
+            if state != previous:
                 agent.since = t
             agent.state, agent.queues, agent.paused_reason = state, queues, paused_reason
-            self.store.agent_changed(agent)
+            self._send(AgentStateChanged(server, self._next(server), t, interface, agent.name, state, previous,
+                                         agent.since, paused_reason, tuple(queues), agent.current_call))
 
-    def _clear_ring(self, call: Call, interface: str, t: float) -> None:
+    def _clear_ring(self, call: Call, interface: str, t: float, reason: str) -> None:
         queue = self._ringing.get(call.key, {}).pop(interface, None)
         if call.ringing_interface == interface:
             call.ringing_interface = None
@@ -829,10 +948,13 @@ class StateTracker:
         if agent is not None and agent.current_call == call.uniqueid and agent.state == AgentStatus.RINGING:
             agent.current_call = None
         self._refresh_agent(call.server, interface, t)
+        if queue is not None:
+            self._send(AgentRingStopped(call.server, self._next(call.server), t, call.uniqueid, queue, interface,
+                                        reason))
 
-    def _stop_ringing(self, call: Call, t: float) -> None:
+    def _stop_ringing(self, call: Call, t: float, reason: str) -> None:
         for interface in list(self._ringing.get(call.key, {})):
-            self._clear_ring(call, interface, t)
+            self._clear_ring(call, interface, t, reason)
         self._ringing.pop(call.key, None)
 
     def _drop_leg(self, leg: tuple[str, str], t: float) -> None:
@@ -846,7 +968,7 @@ class StateTracker:
             if call.agent_uniqueid != leg[1]:
                 agent = self.agents.get((call.server, interface))
                 if agent is not None and agent.state == AgentStatus.RINGING:
-                    self._clear_ring(call, interface, t)
+                    self._clear_ring(call, interface, t, "ended")
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def _on_fully_booted(self, msg: HeaderLookup, server: str, t: float) -> None:
@@ -859,6 +981,7 @@ class StateTracker:
         self._boot[server] = (uptime, t)
         self._shutdown_seen.discard(server)
         if restarted:
+            self._restarted.add(server)
             self._server_restarted(server, t)
         self.resync_pending.add(server)
         if self.on_resync_needed is not None:
@@ -893,11 +1016,12 @@ class StateTracker:
 
     def _on_core_show_channels_complete(self, msg: HeaderLookup, server: str, t: float) -> None:
         self.resync_channels(server, self._lists.pop((server, msg.get("ActionID") or ""), []), t)
+        self._resynced(server, t)
 
     def _finalise(self, call: Call, t: float, override: str | None = None) -> None:
         """The call's channel is gone: settle its outcome and durations, emit its record, forget it."""
         self.calls.pop(call.key, None)
-        self._stop_ringing(call, t)
+        self._stop_ringing(call, t, "ended" if override == Outcome.LOST else "caller_left")
         if call.queue is not None:
             q = self.queues.get((call.server, call.queue))
             if q is not None and any(c.uniqueid == call.uniqueid for c in q.callers):
@@ -931,7 +1055,7 @@ class StateTracker:
         call.ended_at = t
         if not call.up and not call.involved:
             self.ghosts_dropped += 1  # a channel that never came up and the contact centre never touched
-            self.store.call_ended(call)
+            self._dirty_call(call)  # gone from the live model: mirrors drop it
             return
         self._emit(call, t)
 
@@ -939,7 +1063,7 @@ class StateTracker:
         call.ended_at = t
         call.state = CallState.ENDED
         call.position = None
-        self.store.call_ended(call)
         self.records_emitted += 1
-        if self.on_record is not None:
-            self.on_record(call_record(call))
+        self._send(CallEnded(call.server, self._next(call.server), t, call.uniqueid, call.outcome or Outcome.FAILED,
+                             call.queue, call.agent_interface, call.wait_seconds, call.talk_seconds,
+                             call_record(call), to_dict(call)))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from twisted.web import server
-
+from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
+from ccserver.web.call_routes import CallRoutes
+from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
@@ -13,15 +14,21 @@ from ccserver.web.page_routes import PageRoutes
 
 
 def build_router(ctx: WebContext) -> Router:
-    router = Router(Authenticator(ctx.signer, ctx.revocations))
+    router = Router(Authenticator(ctx.signer, ctx.sessions), trusted_proxies=ctx.config.http.trusted_proxies,
+                    log_pii=ctx.config.server.log_pii)
     AuthRoutes(ctx).register(router)
     HealthRoutes(ctx, router).register(router)
     PageRoutes(ctx).register(router)
     CustomerRoutes(ctx).register(router)
+    AgentRoutes(ctx).register(router)
+    CallRoutes(ctx).register(router)
     return router
 
 
-def build_site(ctx: WebContext) -> server.Site:
-    site = server.Site(build_router(ctx))
+def build_site(ctx: WebContext) -> GuardedSite:
+    """The HTTP site: header deadline and idle timeout from ``http.*``, timers on ``ctx.clock``."""
+    http = ctx.config.http
+    site = GuardedSite(build_router(ctx), header_timeout=http.header_timeout, idle_timeout=http.idle_timeout,
+                       reactor=ctx.clock)
     site.displayTracebacks = False
     return site

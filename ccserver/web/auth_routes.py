@@ -1,13 +1,22 @@
-"""Login for API clients (bearer tokens) and browsers (session cookie + CSRF), logout, and /api/me."""
+"""Login for API clients (bearer tokens) and browsers (session cookie + CSRF), logout, and /api/me.
+
+A login attempt is admitted by the budgets (``ctx.limiter``: per username and per client address, counted
+before the password check), then the password is checked on the password threads (``ctx.passwords``). Every
+attempt — succeeded, failed, refused — and every logout is written to the audit log; a password is never
+logged or audited.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import urlparse
 
 from ccserver.auth import Principal
-from ccserver.passwords import hash_password, verify_password
+from ccserver.passwords import PasswordBusy, hash_password
 from ccserver.web.context import UserRecord, WebContext
 from ccserver.web.http import (
     SESSION_COOKIE,
@@ -20,10 +29,20 @@ from ccserver.web.http import (
     json_response,
     redirect,
 )
+from ccserver.web.sessions import LOGOUT
+
+log = logging.getLogger(__name__)
 
 LOGIN_NONCE_COOKIE = "ccserver_login"
 # Verified against when the username is unknown, so both paths cost one KDF run (no user enumeration by timing).
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+_FORM_MESSAGES = {
+    401: "Invalid username or password.",
+    429: "Too many attempts; try again later.",
+    503: "Login is not possible right now; try again in a moment.",
+}
 
 
 def _iso(ts: float) -> str:
@@ -51,16 +70,24 @@ class AuthRoutes:
         router.add("POST", "/logout", self.logout_form, access="page")
 
     async def _check_credentials(self, username: str, password: str, ip: str) -> UserRecord:
-        """The active user for these credentials, or HTTPError 401/429. Every attempt is audited."""
-        wait = self.ctx.limiter.retry_after(username, ip)
-        if wait > 0:
+        """The active user for these credentials, or HTTPError 401/429/503. Every attempt is audited."""
+        try:
+            admission = await self.ctx.limiter.admit(username, ip)
+        except Exception as exc:  # Redis down: no budget to check against, so no login (never an unlimited one)
+            log.warning("login refused: login budgets unavailable (%s)", type(exc).__name__)
+            raise HTTPError(503, "login is unavailable right now; try again shortly",
+                            headers={"Retry-After": "5"}) from None
+        if not admission.admitted:
             await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, {})
-            raise HTTPError(429, "too many failed login attempts; try again later", retry_after=int(wait) + 1)
-        user = await self.ctx.run_blocking(self.ctx.users.find, username)
-        stored = user.password_hash if user else _DUMMY_HASH
-        ok = await self.ctx.run_blocking(verify_password, password, stored)
+            wait = admission.retry_after_seconds
+            raise HTTPError(429, "too many failed login attempts; try again later", retry_after=wait,
+                            headers={"Retry-After": str(wait)})
+        try:
+            user, ok = await self._verify(username, password)
+        except BaseException:
+            await self._settle(self.ctx.limiter.cancel(admission))  # no verdict: held against nobody
+            raise
         if not ok or user is None or not user.active:
-            self.ctx.limiter.failed(username, ip)
             reason = "bad password" if user else "unknown user"
             if user and ok and not user.active:
                 reason = "inactive user"
@@ -68,9 +95,41 @@ class AuthRoutes:
                 self.ctx.users.audit, "login.failed", user.id if user else None, username, ip, {"reason": reason}
             )
             raise HTTPError(401, "invalid username or password")
-        self.ctx.limiter.succeeded(username)
+        await self._settle(self.ctx.limiter.succeeded(admission))
         await self.ctx.run_blocking(self.ctx.users.audit, "login.succeeded", user.id, user.username, ip, {})
         return user
+
+    @staticmethod
+    async def _settle(refund: Coroutine[Any, Any, None]) -> None:
+        """A refund to the budgets; if it cannot be made, the attempt simply stays counted until the window ends."""
+        try:
+            await refund
+        except Exception as exc:  # noqa: BLE001 - logged; the login's own outcome stands
+            log.warning("login budget not refunded (%s)", type(exc).__name__)
+
+    async def _verify(self, username: str, password: str) -> tuple[UserRecord | None, bool]:
+        user = await self.ctx.run_blocking(self.ctx.users.find, username)
+        stored = user.password_hash if user else _DUMMY_HASH
+        try:
+            return user, await self.ctx.passwords.verify(password, stored)
+        except PasswordBusy:
+            raise HTTPError(503, "too many logins at once; try again shortly", headers={"Retry-After": "1"}) from None
+
+    def _issue(self, user: UserRecord) -> tuple[str, Principal]:
+        token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
+        self.ctx.sessions.started(principal)
+        return token, principal
+
+    async def _logout(self, req: Req, via: str) -> None:
+        p = req.principal
+        assert p is not None
+        try:
+            await self.ctx.sessions.end(p, LOGOUT)
+        except Exception as exc:  # the revocation could not be stored: say so rather than pretend it is over
+            log.warning("logout not recorded: revocations unavailable (%s)", type(exc).__name__)
+            raise HTTPError(503, "logout could not be recorded; try again shortly",
+                            headers={"Retry-After": "5"}) from None
+        await self.ctx.run_blocking(self.ctx.users.audit, "logout", p.user_id, p.username, req.client_ip, {"via": via})
 
     async def api_login(self, req: Req) -> Response:
         data = req.json()
@@ -80,7 +139,7 @@ class AuthRoutes:
         if len(username) > 150 or len(password) > 1024:
             raise HTTPError(400, "username or password too long")
         user = await self._check_credentials(username, password, req.client_ip)
-        token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
+        token, principal = self._issue(user)
         return json_response(
             {"token": token, "expires_at": _iso(principal.expires_at), "username": user.username, "role": user.role}
         )
@@ -92,9 +151,7 @@ class AuthRoutes:
                               "expires_at": _iso(p.expires_at), "csrf_token": self.ctx.signer.csrf_token(p.session_id)})
 
     async def api_logout(self, req: Req) -> Response:
-        p = req.principal
-        assert p is not None
-        self.ctx.revocations.revoke(p.session_id, p.expires_at)
+        await self._logout(req, "api")
         response = json_response({"ok": True})
         response.cookies.append(self._session_cookie("", 0))
         return response
@@ -102,7 +159,8 @@ class AuthRoutes:
     def _session_cookie(self, value: str, max_age: int) -> str:
         return cookie_header(SESSION_COOKIE, value, max_age, self.ctx.config.http.cookie_secure)
 
-    def _render_login(self, req: Req, error: str = "", username: str = "", status: int = 200) -> Response:
+    def _render_login(self, req: Req, error: str = "", username: str = "", status: int = 200,
+                      headers: dict[str, str] | None = None) -> Response:
         nonce = secrets.token_hex(16)
         page = self.ctx.templates.get_template("login.html").render(
             principal=None, csrf_token=self.ctx.signer.csrf_token("login:" + nonce),
@@ -110,6 +168,7 @@ class AuthRoutes:
             error=error, username=username,
         )
         response = html_response(page, status)
+        response.headers.update(headers or {})
         response.cookies.append(cookie_header(LOGIN_NONCE_COOKIE, nonce, 3600, self.ctx.config.http.cookie_secure))
         return response
 
@@ -125,18 +184,16 @@ class AuthRoutes:
         try:
             user = await self._check_credentials(username[:150], password[:1024], req.client_ip)
         except HTTPError as exc:
-            message = "Invalid username or password." if exc.status == 401 else "Too many attempts; try again later."
-            return self._render_login(req, message, username=username[:150], status=exc.status)
-        token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
+            message = _FORM_MESSAGES.get(exc.status, "Login is not possible right now; try again later.")
+            return self._render_login(req, message, username=username[:150], status=exc.status, headers=exc.headers)
+        token, _principal = self._issue(user)
         response = redirect(_safe_next(form.get("next")))
         response.cookies.append(self._session_cookie(token, int(self.ctx.signer.lifetime)))
         response.cookies.append(cookie_header(LOGIN_NONCE_COOKIE, "", 0, self.ctx.config.http.cookie_secure))
         return response
 
     async def logout_form(self, req: Req) -> Response:
-        p: Principal | None = req.principal
-        assert p is not None
-        self.ctx.revocations.revoke(p.session_id, p.expires_at)
+        await self._logout(req, "form")
         response = redirect("/login")
         response.cookies.append(self._session_cookie("", 0))
         return response

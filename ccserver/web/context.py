@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jinja2
 
-from ccserver.auth import LoginRateLimiter, TokenSigner
+from ccserver.auth import TokenSigner
 from ccserver.config import Config
+from ccserver.login_limits import LoginLimiter
+from ccserver.passwords import PasswordWork
+from ccserver.web.sessions import MemoryRevocations, Sessions, UserCache
 
 if TYPE_CHECKING:
+    from ccserver.agents import AgentService
     from ccserver.customers.directory import CustomerDirectory
 
 
@@ -30,36 +33,45 @@ class UserStore(Protocol):
 
     def find(self, username: str) -> UserRecord | None: ...
 
+    def get(self, user_id: int) -> UserRecord | None: ...
+
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None: ...
-
-
-class Revocations:
-    """Session ids ended by logout before their token expired (single node; tokens are short-lived)."""
-
-    def __init__(self, clock: Callable[[], float] = time.time):
-        self._until: dict[str, float] = {}
-        self._clock = clock
-
-    def revoke(self, session_id: str, expires_at: float) -> None:
-        now = self._clock()
-        self._until = {k: v for k, v in self._until.items() if v > now}
-        self._until[session_id] = expires_at
-
-    def __call__(self, session_id: str) -> bool:
-        return session_id in self._until
 
 
 @dataclass
 class WebContext:
     config: Config
     signer: TokenSigner
-    limiter: LoginRateLimiter
+    limiter: LoginLimiter
     users: UserStore
     templates: jinja2.Environment
     run_blocking: Callable[..., Awaitable[Any]]
     clock: Any  # IReactorTime: the reactor, or task.Clock in tests
+    # Password hashing and checks, on threads of their own (never the run_blocking pool).
+    passwords: PasswordWork
     # name -> ``async def probe() -> str`` awaiting only Deferreds (bridge asyncio with Deferred.fromFuture)
     health_probes: dict[str, Callable[[], Coroutine[Any, Any, str]]] = field(default_factory=dict)
-    revocations: Revocations = field(default_factory=Revocations)
     # Caller identification for /api/customers (None: those routes answer 503).
     customers: CustomerDirectory | None = None
+    # Agent sign-in for /api/agents (None without an Asterisk: those routes answer 503).
+    agents: AgentService | None = None
+    # Live calls and decisions for /api/calls and /api/decisions (None without AMI: live calls are empty).
+    tracker: Any = None
+    session_factory: Any = None
+    # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
+    # revocations (default_sessions).
+    sessions: Sessions = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = default_sessions(self.config, self.users, self.run_blocking, self.clock)
+
+
+def default_sessions(config: Config, users: UserStore, run_blocking: Callable[..., Awaitable[Any]], clock: Any,
+                     revocations: Any = None) -> Sessions:
+    """Sessions over ``users`` (looked up in a worker thread, cached ``auth.user_cache_seconds``); revocations
+    in this process unless given (``RedisRevocations`` when Redis is configured)."""
+    cache = UserCache(lambda user_id: run_blocking(users.get, user_id), config.auth.user_cache_seconds,
+                      clock=clock.seconds)
+    return Sessions(cache, revocations if revocations is not None else MemoryRevocations(clock.seconds), clock,
+                    log_pii=config.server.log_pii)

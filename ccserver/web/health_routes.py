@@ -1,13 +1,18 @@
-"""/healthz for load balancers and /metrics for Prometheus."""
+"""/healthz for load balancers and /metrics for Prometheus.
+
+/metrics needs the static scrape token (``http.metrics_token``, sent as ``Authorization: Bearer``) or a
+supervisor/admin login, unless ``http.metrics_public = true``. No address is exempt: behind a reverse proxy on the
+same host every client would come from loopback. No credentials or bad ones: 401; a valid login of another
+role: 403.
+"""
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from twisted.internet import defer
 
-from ccserver.auth import AuthError, Forbidden
+from ccserver.auth import AuthError
 from ccserver.metrics import REGISTRY
 from ccserver.web.context import WebContext
 from ccserver.web.http import Req, Response, Router, json_response
@@ -23,7 +28,8 @@ class HealthRoutes:
     def register(self, router: Router) -> None:
         # Public on purpose: it reveals component states only, and load balancers probe without credentials.
         router.add("GET", "/healthz", self.healthz, access="public")
-        # Checked in the handler: a static scrape token, a supervisor/admin login, or a loopback client.
+        # Checked in the handler: the scrape token, or a supervisor/admin login (a Prometheus scrape is answered
+        # 401, never redirected to the login page).
         router.add("GET", "/metrics", self.metrics, access="public")
 
     async def _probe(self, name: str) -> str:
@@ -49,22 +55,16 @@ class HealthRoutes:
         return json_response({"status": status, **states}, 200 if serving else 503)
 
     async def metrics(self, req: Req) -> Response:
-        if not self._may_scrape(req):
-            return json_response({"error": "metrics need a scrape token or a supervisor login"}, 401)
+        if not self.ctx.config.http.metrics_public and not self._has_scrape_token(req):
+            try:
+                principal = await self.router.authenticator.authenticate(req)
+            except AuthError as exc:
+                return json_response({"error": f"metrics need the scrape token or a supervisor login ({exc})"}, 401,
+                                     **{"WWW-Authenticate": "Bearer"})
+            principal.require("supervisor")  # Forbidden: 403
         return Response(200, REGISTRY.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
 
-    def _may_scrape(self, req: Req) -> bool:
+    def _has_scrape_token(self, req: Req) -> bool:
         token = self.ctx.config.http.metrics_token
         authorization = req.header("Authorization") or ""
-        if token and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
-            return True
-        try:
-            principal = self.router.authenticator.authenticate(req)
-            principal.require("supervisor")
-            return True
-        except (AuthError, Forbidden):
-            pass
-        try:
-            return ipaddress.ip_address(req.client_ip).is_loopback and not authorization
-        except ValueError:
-            return False
+        return bool(token) and hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())

@@ -3,22 +3,30 @@
 Handlers are ``async def handler(req) -> Response``. Every route declares who may call it: ``public``,
 ``api`` (bearer token or session cookie; 401/403 answered as JSON) or ``page`` (session cookie; a
 browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token.
+Credentials are checked by the ``Authenticator``: the signature (``TokenSigner``), then the session as it stands
+now (``ccserver.web.sessions``). A check that cannot be made answers 503.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from twisted.internet.defer import ensureDeferred
 from twisted.web import resource, server
 
-from ccserver.auth import AuthError, Forbidden, Principal
+from ccserver.auth import AuthError, AuthUnavailable, Forbidden, Principal, TokenSigner
+from ccserver.logs import exception_summary
+from ccserver.web.client_address import Network, client_address, parse_networks
+
+if TYPE_CHECKING:
+    from ccserver.web.sessions import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +36,23 @@ SESSION_COOKIE = "ccserver_session"
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, **extra: Any):
+    """An answer other than success: ``extra`` goes into the JSON body, ``headers`` onto the response."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
+
+
+def reason_phrase(status: int) -> bytes:
+    """The standard phrase ("Too Many Requests"): twisted.web knows no phrase for some codes (429 went out
+    as "Unknown Status")."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b"Unknown Status"
 
 
 @dataclass
@@ -69,8 +89,10 @@ def cookie_header(name: str, value: str, max_age: int | None, secure: bool) -> s
 class Req:
     """What a handler sees of a request."""
 
-    def __init__(self, request: server.Request, body: bytes):
+    def __init__(self, request: server.Request, body: bytes, trusted_proxies: Sequence[Network] = ()):
         self.raw = request
+        self._trusted_proxies = trusted_proxies
+        self._client_ip: str | None = None
         self.method = request.method.decode("ascii", "replace").upper()
         self.path = request.path.decode("utf-8", "replace")
         args: dict[bytes, list[bytes]] = request.args or {}
@@ -88,8 +110,14 @@ class Req:
 
     @property
     def client_ip(self) -> str:
-        peer = self.raw.getClientAddress()
-        return getattr(peer, "host", "unknown")
+        """The client's address: the peer, or what trusted proxies forwarded (``client_address``)."""
+        if self._client_ip is None:
+            peer = getattr(self.raw.getClientAddress(), "host", "unknown")
+            forwarded: Sequence[bytes] = ()
+            if self._trusted_proxies:
+                forwarded = self.raw.requestHeaders.getRawHeaders(b"X-Forwarded-For") or []
+            self._client_ip = client_address(peer, [v.decode("latin-1") for v in forwarded], self._trusted_proxies)
+        return self._client_ip
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -134,6 +162,17 @@ class Req:
 Handler = Callable[[Req], Awaitable[Response]]
 
 
+def split_path(path: str) -> tuple[str, ...] | None:
+    """``/api/me`` -> ``("api", "me")``; ``/`` -> ``()``. None for a path no route can have: one that does not start
+    with ``/``, has an empty segment (``//``, a trailing ``/``) or a control character (NUL included)."""
+    if path == "/":
+        return ()
+    parts = tuple(path.split("/"))
+    if parts[0] != "" or any(not p or not p.isprintable() for p in parts[1:]):
+        return None
+    return parts[1:]
+
+
 @dataclass
 class Route:
     method: str
@@ -155,13 +194,15 @@ class Route:
 
 
 class Authenticator:
-    """Turns a request's bearer token or session cookie into a Principal."""
+    """Turns a request's bearer token or session cookie into a Principal: a valid signature, then the session
+    as it stands now (not ended, the user still active; the current role)."""
 
-    def __init__(self, signer, is_revoked: Callable[[str], bool]):
+    def __init__(self, signer: TokenSigner, sessions: Sessions):
         self.signer = signer
-        self.is_revoked = is_revoked
+        self.sessions = sessions
 
-    def authenticate(self, req: Req) -> Principal:
+    async def authenticate(self, req: Req) -> Principal:
+        """The principal, or AuthError (401) / AuthUnavailable (503)."""
         authorization = req.header("Authorization")
         if authorization:
             scheme, _, token = authorization.partition(" ")
@@ -174,17 +215,17 @@ class Authenticator:
                 raise AuthError("authentication required")
             principal = self.signer.verify(cookie)
             req.auth_via_cookie = True
-        if self.is_revoked(principal.session_id):
-            raise AuthError("session ended")
-        return principal
+        return await self.sessions.check(principal)
 
 
 class Router(resource.Resource):
     isLeaf = True
 
-    def __init__(self, authenticator: Authenticator):
+    def __init__(self, authenticator: Authenticator, trusted_proxies: Sequence[str] = (), log_pii: bool = False):
         super().__init__()
         self.authenticator = authenticator
+        self.trusted_proxies = parse_networks(trusted_proxies)
+        self.log_pii = log_pii
         self.routes: list[Route] = []
 
     def add(self, method: str, path: str, handler: Handler, access: str = "api", roles: tuple[str, ...] = ()) -> None:
@@ -195,7 +236,7 @@ class Router(resource.Resource):
 
     def render(self, request: server.Request) -> int:
         body = request.content.read(MAX_BODY_BYTES + 1) if request.content else b""
-        req = Req(request, body)
+        req = Req(request, body, self.trusted_proxies)
         finished = []
         request.notifyFinish().addBoth(lambda _: finished.append(True))
         d = ensureDeferred(self._dispatch(req, len(body) > MAX_BODY_BYTES))
@@ -204,11 +245,14 @@ class Router(resource.Resource):
         return server.NOT_DONE_YET
 
     async def _dispatch(self, req: Req, too_large: bool) -> Response:
-        parts = tuple(p for p in req.path.split("/") if p)
-        is_api = bool(parts) and parts[0] == "api"
+        parts = split_path(req.path)
+        is_api = parts is not None and bool(parts) and parts[0] == "api"
+        route: Route | None = None
         try:
             if too_large:
                 raise HTTPError(413, "request body too large")
+            if parts is None:
+                raise HTTPError(404, "not found")
             candidates = [(r, p) for r in self.routes if (p := r.match(parts)) is not None]
             if not candidates:
                 raise HTTPError(404, "not found")
@@ -219,7 +263,7 @@ class Router(resource.Resource):
                 raise HTTPError(405, "method not allowed")
             route, req.path_params = chosen
             if route.access != "public":
-                self._authorize(req, route)
+                await self._authorize(req, route)
             return await route.handler(req)
         except AuthError as exc:
             if not is_api and req.method == "GET":
@@ -227,11 +271,21 @@ class Router(resource.Resource):
             return json_response({"error": str(exc)}, 401, **{"WWW-Authenticate": "Bearer"})
         except Forbidden as exc:
             return json_response({"error": str(exc)}, 403)
+        except AuthUnavailable as exc:
+            return json_response({"error": str(exc)}, 503, **{"Retry-After": "5"})
         except HTTPError as exc:
-            return json_response({"error": exc.message, **exc.extra}, exc.status)
+            response = json_response({"error": exc.message, **exc.extra}, exc.status)
+            response.headers.update(exc.headers)
+            return response
+        except Exception as exc:
+            # The route's pattern, not the request's path or query (numbers, names); no exception text unless
+            # server.log_pii (SQL errors carry their parameters).
+            where = "/" + "/".join(route.pattern) if route is not None else "(no route)"
+            log.error("unhandled error serving %r %s: %s", req.method, where, exception_summary(exc, self.log_pii))
+            return json_response({"error": "internal error"}, 500)
 
-    def _authorize(self, req: Req, route: Route) -> None:
-        principal = self.authenticator.authenticate(req)
+    async def _authorize(self, req: Req, route: Route) -> None:
+        principal = await self.authenticator.authenticate(req)
         req.principal = principal
         if req.auth_via_cookie and req.method in UNSAFE_METHODS:
             presented = req.header("X-CSRF-Token")
@@ -249,7 +303,7 @@ class Router(resource.Resource):
     def _write(response: Response, request: server.Request, finished: list[bool]) -> None:
         if finished:
             return  # the client went away; nothing to write to
-        request.setResponseCode(response.status)
+        request.setResponseCode(response.status, reason_phrase(response.status))
         request.setHeader("Content-Type", response.content_type)
         request.setHeader("X-Content-Type-Options", "nosniff")
         request.setHeader("X-Frame-Options", "DENY")
@@ -269,5 +323,7 @@ class Router(resource.Resource):
         request.finish()
 
     def _crash(self, failure, request: server.Request, finished: list[bool]) -> None:
-        log.error("unhandled error serving %s %s", request.method, request.path, exc_info=failure.value)
-        self._write(json_response({"error": "internal error"}, 500), request, finished)
+        # Only a failure to write the response gets here (_dispatch answers every error of a handler).
+        log.error("error writing a response: %s", exception_summary(failure.value, self.log_pii))
+        if not finished and not request.startedWriting:
+            self._write(json_response({"error": "internal error"}, 500), request, finished)

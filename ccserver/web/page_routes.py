@@ -11,14 +11,21 @@ from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response
 
 
+def static_files(root: Path) -> dict[str, Path]:
+    """The servable files: regular files directly in ``root``, by name (no dot-files)."""
+    return {p.name: p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
 class PageRoutes:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
-        self.static_root = static_dir().resolve()
+        # Requests are answered from this index, made once: a request's name never reaches the file system
+        # (a 5,000-character name raised "File name too long", a NUL "embedded null byte": both were 500s).
+        self.static = static_files(static_dir().resolve())
 
     def register(self, router: Router) -> None:
         router.add("GET", "/", self.home, access="page")
-        router.add("GET", "/static/{name}", self.static, access="public")
+        router.add("GET", "/static/{name}", self.static_file, access="public")
 
     async def home(self, req: Req) -> Response:
         p = req.principal
@@ -29,12 +36,16 @@ class PageRoutes:
         )
         return html_response(page)
 
-    async def static(self, req: Req) -> Response:
+    async def static_file(self, req: Req) -> Response:
         name = req.path_params["name"]
-        path = (self.static_root / name).resolve()
-        if path.parent != self.static_root or not path.is_file():
+        path = self.static.get(name)
+        if path is None:
             raise HTTPError(404, "not found")
+        try:
+            body = path.read_bytes()
+        except OSError:  # removed since start-up
+            raise HTTPError(404, "not found") from None
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        response = Response(200, Path(path).read_bytes(), content_type)
+        response = Response(200, body, content_type)
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response

@@ -12,16 +12,24 @@ from ccserver.db.models import AuditLog, User
 from ccserver.web.context import UserRecord
 
 
+def _record(user: User | None) -> UserRecord | None:
+    if user is None:
+        return None
+    return UserRecord(user.id, user.username, user.role, user.password_hash or "", bool(user.active))
+
+
 class SQLUserStore:
     def __init__(self, session_factory: sessionmaker[Session]):
         self._sessions = session_factory
 
     def find(self, username: str) -> UserRecord | None:
         with self._sessions() as session:
-            user = session.scalars(select(User).where(User.username == username)).one_or_none()
-            if user is None:
-                return None
-            return UserRecord(user.id, user.username, user.role, user.password_hash or "", bool(user.active))
+            return _record(session.scalars(select(User).where(User.username == username)).one_or_none())
+
+    def get(self, user_id: int) -> UserRecord | None:
+        """The user as they are now (every request's session check, through a short cache)."""
+        with self._sessions() as session:
+            return _record(session.get(User, user_id))
 
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None:
         with self._sessions.begin() as session:

@@ -1,0 +1,187 @@
+"""The call-events hub: one publisher (the state tracker), any number of subscribers, none able to hold up another.
+
+``hub.subscribe("screenpop", handler, kinds=(AgentRinging, CallAnswered))`` registers ``handler(event)`` — a plain
+function or an ``async def`` — for the event types listed (all when ``kinds`` is None). Each subscriber has its
+own bounded queue and its own task on the event loop: :meth:`EventHub.publish` only appends to the queues of the
+interested subscribers and wakes their tasks, so publishing costs the tracker a few list operations, whatever the
+subscribers do. A subscriber that falls behind by ``maxsize`` events loses its oldest ones (counted in
+``ccserver_events_dropped_total{subscriber}`` and logged); one that raises is logged and counted in
+``ccserver_events_failed_total{subscriber}`` and keeps receiving the next events.
+
+Without a running event loop (plain unit tests), events wait in the queues until :meth:`EventHub.drain` delivers
+them to the synchronous handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ccserver.events.types import CallEvent
+from ccserver.metrics import REGISTRY
+
+log = logging.getLogger("ccserver.events")
+
+PUBLISHED = REGISTRY.counter("ccserver_events_published_total", "Call events published on the hub")
+DROPPED = REGISTRY.counter("ccserver_events_dropped_total",
+                           "Call events a subscriber lost because its queue was full (slow subscriber)")
+FAILED = REGISTRY.counter("ccserver_events_failed_total", "Call events whose subscriber raised an error")
+
+Handler = Callable[[Any], Awaitable[Any] | Any]
+DEFAULT_MAXSIZE = 10_000
+_LOG_INTERVAL = 10.0
+
+
+class Subscription:
+    __slots__ = ("name", "handler", "kinds", "maxsize", "queue", "dropped", "failed", "delivered", "_wake",
+                 "_task", "_hub", "_last_log")
+
+    def __init__(self, hub: EventHub, name: str, handler: Handler, kinds: frozenset[type] | None,
+                 maxsize: int) -> None:
+        self._hub = hub
+        self.name = name
+        self.handler = handler
+        self.kinds = kinds
+        self.maxsize = maxsize
+        self.queue: deque[CallEvent] = deque()
+        self.dropped = 0
+        self.failed = 0
+        self.delivered = 0
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_log = float("-inf")
+
+    def close(self) -> None:
+        """Stop receiving events (the ones queued are discarded)."""
+        self._hub._remove(self)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.queue.clear()
+
+    def _offer(self, event: CallEvent) -> None:
+        queue = self.queue
+        if len(queue) >= self.maxsize:
+            queue.popleft()
+            self.dropped += 1
+            DROPPED.inc(subscriber=self.name)
+            now = time.monotonic()
+            if now - self._last_log >= _LOG_INTERVAL:
+                self._last_log = now
+                log.warning("event subscriber %s is too slow: %d events dropped so far", self.name, self.dropped)
+        queue.append(event)
+        wake = self._wake
+        if wake is not None and not wake.is_set():
+            wake.set()
+
+    def _deliver(self, event: CallEvent) -> Awaitable[Any] | None:
+        try:
+            result = self.handler(event)
+        except Exception:  # noqa: BLE001 - a failing subscriber must never stop the others
+            self._failed(event)
+            return None
+        self.delivered += 1
+        return result if inspect.isawaitable(result) else None
+
+    def _failed(self, event: CallEvent) -> None:
+        self.failed += 1
+        FAILED.inc(subscriber=self.name)
+        now = time.monotonic()
+        if now - self._last_log >= _LOG_INTERVAL:  # a subscriber failing on every event must not flood the log
+            self._last_log = now
+            log.exception("event subscriber %s failed on %s (seq %d of %s); %d failures so far", self.name,
+                          type(event).__name__, event.seq, event.server, self.failed)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            if self.queue:
+                self._wake.set()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events:{self.name}")
+
+    async def _run(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        queue = self.queue
+        while True:
+            await wake.wait()
+            wake.clear()
+            while queue:
+                event = queue.popleft()
+                pending = self._deliver(event)
+                if pending is not None:
+                    try:
+                        await pending
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001
+                        self._failed(event)
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+        self._running = False
+
+    def subscribe(self, name: str, handler: Handler, *, kinds: Iterable[type] | None = None,
+                  maxsize: int = DEFAULT_MAXSIZE) -> Subscription:
+        if maxsize <= 0:
+            raise ValueError("maxsize must be positive")
+        sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize)
+        self._subs = [*self._subs, sub]  # copy-on-write: publish iterates without a guard
+        if self._running:
+            sub.start()
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        self._subs = [s for s in self._subs if s is not sub]
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subs)
+
+    def publish(self, event: CallEvent) -> None:
+        PUBLISHED.inc()
+        kind = type(event)
+        for sub in self._subs:
+            kinds = sub.kinds
+            if kinds is None or kind in kinds:
+                sub._offer(event)
+
+    def start(self) -> None:
+        """Start every subscriber's delivery task (call from the running event loop)."""
+        self._running = True
+        for sub in self._subs:
+            sub.start()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (within ``timeout``), then stop the tasks."""
+        deadline = time.monotonic() + timeout
+        while any(s.queue for s in self._subs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self._running = False
+        for sub in self._subs:
+            if sub._task is not None:
+                sub._task.cancel()
+                sub._task = None
+
+    def drain(self) -> int:
+        """Deliver every queued event now, synchronously (no event loop: unit tests, tools). Awaitables returned
+        by ``async`` handlers are closed undelivered, so use this with plain handlers only."""
+        count = 0
+        progress = True
+        while progress:
+            progress = False
+            for sub in self._subs:
+                while sub.queue:
+                    pending = sub._deliver(sub.queue.popleft())
+                    if pending is not None and hasattr(pending, "close"):
+                        pending.close()
+                    count += 1
+                    progress = True
+        return count

@@ -1,0 +1,155 @@
+"""The call-events hub, and the typed events the tracker publishes for recorded Asterisk calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from ccserver.events import (
+    AgentRinging,
+    AgentRingStopped,
+    AgentStateChanged,
+    CallAbandoned,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallOffered,
+    CallUpdated,
+    EventHub,
+    QueueChanged,
+    Resynced,
+)
+from ccserver.events.hub import DROPPED, FAILED
+from ccserver.state import StateTracker
+from tests.test_state_support import replay, timed_messages
+
+
+def collected(name: str, **kw: Any) -> list[CallEvent]:
+    events: list[CallEvent] = []
+    replay(StateTracker(publish=events.append), name, **kw)
+    return events
+
+
+def kinds(events: list[CallEvent], *exclude: type) -> list[str]:
+    return [type(e).__name__ for e in events if not isinstance(e, (CallUpdated, QueueChanged, *exclude))]
+
+
+def test_an_answered_vip_call() -> None:
+    events = collected("ami-inbound-vip-answered")
+    call = [e for e in events if getattr(e, "uniqueid", None) == "1795416921.0"]
+    assert kinds(call) == ["CallOffered", "AgentRinging", "CallAnswered", "CallEnded"]
+    offered, ringing, answered, ended = (e for e in call if not isinstance(e, (CallUpdated, QueueChanged)))
+    assert (offered.queue, offered.position, offered.caller_number) == ("vip", 1, "13800138000")
+    assert (offered.customer_id, offered.tier) == ("C000042", "gold")  # the lab's CC_* variables (no decision id)
+    assert (ringing.interface, ringing.member_name) == ("Local/8001@agent-phones/n", "Wang Fang")
+    assert answered.interface == ringing.interface and answered.wait_seconds is not None
+    assert ended.outcome == "answered" and ended.record["uniqueid"] == "1795416921.0"
+    assert ended.final["queue"] == "vip" and ended.final["outcome"] == "answered"
+    states = [e.state for e in events if isinstance(e, AgentStateChanged) and e.interface == ringing.interface]
+    assert [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]][-3:] == ["ringing", "talking", "idle"]
+
+
+def test_sequence_numbers_are_per_server_and_in_order() -> None:
+    events: list[CallEvent] = []
+    tracker = StateTracker(publish=events.append)
+    a = timed_messages("ami-inbound-vip-answered", server="pbx-a")
+    b = timed_messages("ami-inbound-abandoned", server="pbx-b")
+    for msg, t in sorted(a + b, key=lambda x: x[1]):
+        tracker.handle(msg, t)
+    for server in ("pbx-a", "pbx-b"):
+        seqs = [e.seq for e in events if e.server == server]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_ring_no_answer_then_answered_by_another() -> None:
+    events = collected("ami-inbound-ivr-ringnoanswer-then-answered")
+    stops = [e for e in events if isinstance(e, AgentRingStopped)]
+    assert [(e.interface, e.reason) for e in stops][0] == ("Local/8009@agent-phones/n", "no_answer")
+    answered = [e for e in events if isinstance(e, CallAnswered)]
+    assert [e.interface for e in answered] == ["Local/8003@agent-phones/n"]
+    rings = [e.interface for e in events if isinstance(e, AgentRinging)]
+    assert rings[0] == "Local/8009@agent-phones/n" and rings[-1] == "Local/8003@agent-phones/n"
+
+
+def test_abandoned_call() -> None:
+    events = collected("ami-inbound-abandoned")
+    [abandoned] = [e for e in events if isinstance(e, CallAbandoned)]
+    assert abandoned.queue == "complaints" and abandoned.wait_seconds == pytest.approx(abandoned.holdtime, abs=1)
+    [ended] = [e for e in events if isinstance(e, CallEnded)]
+    assert ended.outcome == "abandoned" and ended.uniqueid == abandoned.uniqueid
+
+
+def test_busy_hour_counts_and_every_ring_ends() -> None:
+    events = collected("ami-inbound-load-40-calls")
+    counts = Counter(type(e).__name__ for e in events)
+    assert counts["CallOffered"] == 40 and counts["CallAnswered"] == 26 and counts["CallAbandoned"] == 14
+    assert [e.outcome for e in events if isinstance(e, CallEnded)].count("answered") == 26
+    ringing = Counter((e.uniqueid, e.interface) for e in events if isinstance(e, AgentRinging))
+    settled = Counter((e.uniqueid, e.interface) for e in events if isinstance(e, (AgentRingStopped, CallAnswered)))
+    assert ringing == settled  # every ring ends: answered, or stopped with a reason
+
+
+def test_restart_publishes_a_resynced_snapshot_without_the_vanished_caller() -> None:
+    events = collected("ami-asterisk-restart-with-waiting-caller")
+    offered = [e for e in events if isinstance(e, CallOffered)]
+    assert offered
+    resynced = [e for e in events if isinstance(e, Resynced)]
+    assert resynced and resynced[-1].restarted
+    assert all(c["uniqueid"] != offered[0].uniqueid for c in resynced[-1].calls)  # no ghost caller
+    assert all(not q["callers"] for q in resynced[-1].queues)
+
+
+# -- the hub ----------------------------------------------------------------------------------------------------
+def _event(seq: int) -> QueueChanged:
+    return QueueChanged("default", seq, float(seq), "sales", 0, 0)
+
+
+def test_a_slow_or_failing_subscriber_never_holds_up_the_others() -> None:
+    async def main() -> tuple[list[int], list[int], int, int]:
+        hub = EventHub()
+        fast: list[int] = []
+        slow: list[int] = []
+        release = asyncio.Event()
+
+        async def sluggish(event: QueueChanged) -> None:
+            await release.wait()
+            slow.append(event.seq)
+
+        def broken(event: QueueChanged) -> None:
+            raise RuntimeError("bug in a subscriber")
+
+        hub.subscribe("fast", lambda e: fast.append(e.seq))
+        hub.subscribe("slow", sluggish, maxsize=5)
+        hub.subscribe("broken", broken)
+        hub.start()
+        dropped, failed = DROPPED.value(subscriber="slow"), FAILED.value(subscriber="broken")
+        hub.publish(_event(1))
+        for _ in range(5):
+            await asyncio.sleep(0)  # the slow subscriber takes event 1 and blocks on it
+        for seq in range(2, 21):
+            hub.publish(_event(seq))  # returns at once: nothing awaits a subscriber here
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert fast == list(range(1, 21))  # the fast one got everything, while the slow one is stuck
+        release.set()
+        await hub.stop()
+        return slow, fast, int(DROPPED.value(subscriber="slow") - dropped), int(FAILED.value(subscriber="broken")
+                                                                                - failed)
+
+    slow, fast, dropped, failed = asyncio.run(main())
+    assert dropped == 14 and slow == [1, *range(16, 21)]  # it held event 1; the oldest queued ones were dropped
+    assert failed == 20 and len(fast) == 20  # the broken one kept receiving, and failing, without harm
+
+
+def test_kinds_filter_and_close() -> None:
+    hub = EventHub()
+    got: list[CallEvent] = []
+    sub = hub.subscribe("offers", got.append, kinds=(CallOffered,))
+    replay(StateTracker(publish=hub.publish), "ami-inbound-vip-answered")
+    assert hub.drain() == 1 and [type(e) for e in got] == [CallOffered]
+    sub.close()
+    replay(StateTracker(publish=hub.publish), "ami-inbound-vip-answered")
+    assert hub.drain() == 0 and len(got) == 1

@@ -27,6 +27,17 @@ Switches (environment):
     BENCH_ROUTE_THREADS=1                 the server's CPU seconds per thread, printed at each phase boundary
 
 For worker threads too: ``py-spy record --gil --subprocesses -f raw -- python -m benchmarks.bench_route …``.
+
+**Library against ours** (the README says which of the call path's I/O is hand-written, and why)::
+
+    python -m benchmarks.bench_route --ab [--customers 100000] [--calls 1000] [--rounds 6] [--schema S]
+
+runs one server per variant at the same time on the same data — ``ours`` (the Twisted RESP client for the
+call path's Redis lookup and store) and ``library`` (``redis.asyncio`` with hiredis, bounded like ours: no
+retries, 0.5 s connect and reply timeouts, so no per-call timer either) — and gives every variant, each round,
+its own new numbers (miss, then hit) in alternating order, so a shared machine's drift falls on all of them
+alike. ``--variant NAME=redis`` names variants by hand. Each figure is the median over the rounds, and
+``all_calls`` takes every call of a variant together (with the counts over 1 ms and 5 ms).
 """
 
 from __future__ import annotations
@@ -56,7 +67,10 @@ DID = "4008001000"
 
 
 # -- the server process ------------------------------------------------------------------------------------------
-def serve(url: str, redis_url: str, port_file: str) -> None:
+LIBRARY_PIECES = ("redis",)  # what `--library` can switch to the maintained client (A/B)
+
+
+def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = frozenset()) -> None:
     from ccserver.server import freeze_startup_objects, install_reactor
 
     reactor = install_reactor()
@@ -84,9 +98,21 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
     from ccserver.customers.resp import RespClient
 
     # The clients as `ccserver run` makes them (server.py: 1 s socket timeouts; lookups on the Twisted client).
-    call_path = RespClient.for_url(reactor, redis_url)
-    cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
-                              call_path=call_path)
+    # With --library, the pieces named there use the maintained client instead (A/B: see run_ab).
+    call_path = None if "redis" in library else RespClient.for_url(reactor, redis_url)
+    if "redis" in library:
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.utils import HIREDIS_AVAILABLE
+
+        # Bounded like the Twisted client (no retries: connect 0.5 s + reply 0.5 s), so no timer per call.
+        client = aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                         retry=Retry(NoBackoff(), 0))
+        cache = RedisSummaryCache(client, lookup_timeout=1.0)
+        print(f"bench_route: call-path Redis through redis.asyncio (hiredis: {HIREDIS_AVAILABLE})", file=sys.stderr)
+    else:
+        cache = RedisSummaryCache(aioredis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0),
+                                  call_path=call_path)
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking, cache=cache)
 
     async def stats(session: Any) -> None:
@@ -119,9 +145,10 @@ def serve(url: str, redis_url: str, port_file: str) -> None:
         os.rename(port_file + ".tmp", port_file)
 
     def start() -> None:
-        call_path.start()
+        if call_path is not None:
+            call_path.start()
         routing.start().addCallback(freeze_startup_objects).addCallback(
-            lambda _: call_path.when_connected()).addCallback(ready)
+            lambda _: call_path.when_connected() if call_path is not None else None).addCallback(ready)
 
     reactor.callLater(0, start)
     # As `ccserver run` does at shutdown: flush the decisions still buffered (the client counts the rows).
@@ -174,10 +201,12 @@ def _pcts(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"p50_ms": round(statistics.median(ordered) * 1e3, 3),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3, 3),
-            "mean_ms": round(statistics.fmean(ordered) * 1e3, 3), "over_1ms": sum(x > 1e-3 for x in ordered)}
+            "mean_ms": round(statistics.fmean(ordered) * 1e3, 3), "over_1ms": sum(x > 1e-3 for x in ordered),
+            "over_5ms": sum(x > 5e-3 for x in ordered)}
 
 
-def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
+def _phase(port: int, callers: list[str], tag: str, sink: list[float] | None = None) -> dict[str, Any]:
+    """One phase's figures; ``sink`` also gets each call's latency."""
     dump = os.environ.get("BENCH_ROUTE_DUMP")
     profiled = os.environ.get("BENCH_ROUTE_PROFILE") and os.environ.get("BENCH_ROUTE_PROFILE_PHASE") == tag
     if profiled:
@@ -196,6 +225,8 @@ def _phase(port: int, callers: list[str], tag: str) -> dict[str, Any]:
         _call(port, "profile", "", "profile", "off")
     if dump:
         Path(f"{dump}.{tag}").write_text("\n".join(f"{x:.6f}" for x in latencies))
+    if sink is not None:
+        sink.extend(latencies)
     return {"calls": len(callers), **_pcts(latencies), "server_cpu_ms_per_call": round(cpu / len(callers) * 1e3, 3),
             "of_which_kernel_ms": round(kernel / len(callers) * 1e3, 3),
             "of_which_reactor_thread_ms": round(loop / len(callers) * 1e3, 3)}
@@ -340,6 +371,108 @@ def run(customers: int = 1_000_000, calls: int = 2_000, url: str = DEFAULT_URL, 
             "calls_per_s_one_core_hit": round(1000 / hit["server_cpu_ms_per_call"])}
 
 
+def _start_server(schema_url: str, redis_url: str, library: frozenset[str]) -> tuple[subprocess.Popen[bytes], int,
+                                                                                  Path]:
+    port_file = Path(tempfile.mkdtemp(prefix="bench_route.")) / "port"
+    server_log = open(port_file.parent / "server.log", "wb")  # noqa: SIM115 - the child holds it
+    command = [sys.executable, "-m", "benchmarks.bench_route", "--serve", schema_url, "--redis", redis_url,
+               "--port-file", str(port_file), "--library", ",".join(sorted(library))]
+    server = subprocess.Popen(command, cwd=ROOT, stderr=server_log)
+    server_log.close()
+    deadline = time.monotonic() + 60
+    while not port_file.exists():
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError(f"the routing server did not start: {(port_file.parent / 'server.log').read_text()}")
+        time.sleep(0.05)
+    return server, int(port_file.read_text()), port_file
+
+
+def run_ab(customers: int = 100_000, calls: int = 1_000, url: str = DEFAULT_URL, redis_url: str = DEFAULT_REDIS,
+           schema: str | None = None, rounds: int = 6,
+           variants: dict[str, frozenset[str]] | None = None) -> dict[str, Any]:
+    """Library against ours, side by side in one run on the same data: one server per variant (all running at
+    once), each round every variant gets its own new numbers — a miss phase, then the same numbers again (hit)
+    — in alternating order, so the shared machine's drift falls on all alike. Medians over the rounds."""
+    from benchmarks import bench_demo_load
+
+    variants = variants or {"ours": frozenset(), "library": frozenset(LIBRARY_PIECES)}
+    made_here = schema is None
+    if schema is None:
+        schema = bench_demo_load.run(customers, url, keep=True, quiet=True)["schema"]
+    sep = "&" if "?" in url else "?"
+    schema_url = f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    servers: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
+    try:
+        if made_here:
+            _settle(url, schema)
+        engine = sqlalchemy.create_engine(schema_url)
+        with engine.connect() as conn:
+            total = conn.execute(sqlalchemy.text("select count(*) from customers")).scalar_one()
+            decisions_before = conn.execute(sqlalchemy.text("select count(*) from routing_decisions")).scalar_one()
+            numbers = [row[0] for row in conn.execute(sqlalchemy.text(
+                "select p.e164 from phone_numbers p join customer_phones cp on cp.phone_id = p.id "
+                "where p.e164 like '+86%' order by p.id"))]
+        names = list(variants)
+        need = len(names) * (rounds * calls + 300)
+        picked = [_national(n) for n in random.Random(7).sample(numbers, min(len(numbers), need))]
+        if len(picked) < need:
+            raise RuntimeError(f"{len(picked)} numbers for {need} calls: use more customers or fewer calls")
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        for name in names:
+            servers[name] = _start_server(schema_url, redis_url, variants[name])
+        results: dict[str, dict[str, list[dict[str, Any]]]] = {n: {"miss": [], "hit": []} for n in names}
+        pooled: dict[str, dict[str, list[float]]] = {n: {"miss": [], "hit": []} for n in names}
+        cursor = 0
+        for name in names:  # warm-up: connections, prepared statements, imports
+            _phase(servers[name][1], picked[cursor:cursor + 300], "warm")
+            cursor += 300
+        for r in range(rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                batch = picked[cursor:cursor + calls]
+                cursor += calls
+                port = servers[name][1]
+                results[name]["miss"].append(_phase(port, batch, "miss", pooled[name]["miss"]))
+                results[name]["hit"].append(_phase(port, batch, "hit", pooled[name]["hit"]))
+                miss, hit = results[name]["miss"][-1], results[name]["hit"][-1]
+                load = os.getloadavg()[0]
+                print(f"round {r + 1} {name}: miss p99 {miss['p99_ms']} ms cpu {miss['server_cpu_ms_per_call']} ms; "
+                      f"hit p99 {hit['p99_ms']} ms cpu {hit['server_cpu_ms_per_call']} ms (load {load:.2f})",
+                      file=sys.stderr, flush=True)
+    finally:
+        for name, (server, _, port_file) in servers.items():
+            server.terminate()
+            server.wait(timeout=30)
+            log_path = port_file.parent / "server.log"
+            logged = log_path.read_text(errors="replace").splitlines()
+            problems = [line for line in logged if " ERROR " in line or "Traceback" in line or "bench_route:" in line]
+            if problems:
+                print(f"[{name}]", "\n".join(problems[:10]), file=sys.stderr)
+            log_path.unlink()
+            port_file.unlink(missing_ok=True)
+            port_file.parent.rmdir()
+        if made_here:
+            admin = sqlalchemy.create_engine(url)
+            with admin.begin() as conn:
+                conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+    with engine.connect() as conn:
+        recorded = conn.execute(sqlalchemy.text("select count(*) from routing_decisions")).scalar_one() \
+            - decisions_before if not made_here else None
+    engine.dispose()
+    out: dict[str, Any] = {"customers": total, "rounds": rounds, "calls_per_phase": calls,
+                           "variants": {n: sorted(v) for n, v in variants.items()}}
+    for name in names:  # medians over the rounds, and every call of the variant taken together ("all_calls")
+        out[name] = {phase: {**_median_run(results[name][phase]), "all_calls": _pcts(pooled[name][phase])}
+                     for phase in ("miss", "hit")}
+    out["runs"] = results
+    if recorded is not None:
+        out["decision_rows"] = recorded
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", metavar="URL")
@@ -348,9 +481,23 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--schema", help="reuse a schema already holding demo data (kept)")
+    parser.add_argument("--library", default="", help=f"serve with these pieces on the library: {LIBRARY_PIECES}")
+    parser.add_argument("--ab", action="store_true", help="library against ours, side by side (run_ab)")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME=piece,piece (A/B variants; default: ours= and library=redis)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.redis, args.port_file)
+        library = frozenset(p for p in args.library.split(",") if p)
+        if library - set(LIBRARY_PIECES):
+            parser.error(f"--library: unknown pieces {sorted(library - set(LIBRARY_PIECES))}")
+        serve(args.serve, args.redis, args.port_file, library)
+    elif args.ab:
+        variants = {v.split("=", 1)[0]: frozenset(p for p in v.split("=", 1)[1].split(",") if p)
+                    for v in args.variant} or None
+        result = run_ab(args.customers, args.calls, redis_url=args.redis, schema=args.schema,
+                        rounds=args.rounds or 6, variants=variants)
+        print(json.dumps(result, indent=2))
     else:
         print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema), indent=2))
 

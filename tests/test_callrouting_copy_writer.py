@@ -10,7 +10,7 @@ import sqlalchemy
 from sqlalchemy import select
 
 from ccserver.callrouting.copy_writer import LoopCopySink
-from ccserver.callrouting.records import copy_line, make_record_batcher, routing_record_sink, survey_record
+from ccserver.callrouting.records import copy_row, make_record_batcher, routing_record_sink, survey_record
 from ccserver.db.models import RoutingDecision, SurveyResult
 from tests.test_callrouting_records import database_with_customer_7
 
@@ -23,7 +23,7 @@ def _decision(decision_id: str, customer_id: str | None = "7") -> dict[str, Any]
               "dialed": "4008001000", "customer_id": customer_id, "tier": "gold", "queue": "vip", "priority": 8,
               "preferred_agent_interface": "PJSIP/8001", "ewt_seconds": None, "callback_offer": True,
               "fallback": False, "latency_ms": 0.42, "reasons": ["tier gold"], "variables": {"CC_QUEUE": "vip"}}
-    record["copy_line"] = copy_line(record)
+    record["copy_row"] = copy_row(record)
     return record
 
 
@@ -102,4 +102,26 @@ def test_the_routing_batcher_on_postgresql_copies_on_the_loop(pg_url: str) -> No
     asyncio.run(scenario())
     assert sorted(_rows(sessions)) == [f"c{i}" for i in range(7)]
     assert batcher.sink.copies >= 3 and batcher.sink.handed_over == 0
+    engine.dispose()
+
+
+def test_escapes_and_a_batch_larger_than_a_step_land_as_sent(pg_url: str) -> None:
+    engine, sessions, sink = _setup(pg_url)
+    hostile = "13800\t138\n000\\x\r张"
+
+    def with_text(decision_id: str, customer_id: str | None = "7") -> dict[str, Any]:
+        record = _decision(decision_id, customer_id)
+        record["caller_raw"] = hostile
+        record["copy_row"] = copy_row(record)
+        return record
+
+    async def scenario() -> None:
+        await sink([with_text(f"r{i}") for i in range(250)] + [with_text("rn", None)])  # 3 steps of write_row
+        await sink.aclose()
+
+    asyncio.run(scenario())
+    rows = _rows(sessions)
+    assert len(rows) == 251 and {r.caller_raw for r in rows.values()} == {hostile} and rows["rn"].customer_id is None
+    assert rows["r1"].made_at.timestamp() == T0 and rows["r1"].reasons == ["tier gold"]
+    assert rows["r1"].variables == {"CC_QUEUE": "vip"} and rows["r1"].callback_offer is True
     engine.dispose()

@@ -60,7 +60,7 @@ HOSTILE = 'a\tb\nc\rd\\e\x00f "g" 张'
 
 def test_hostile_text_lands_as_sent_less_nul(db_url: str) -> None:
     """Caller-controlled text with COPY's own separators and escapes: stored exactly — text columns less NUL
-    (PostgreSQL text cannot hold it), JSON with it escaped — whether the line was encoded on the loop
+    (PostgreSQL text cannot hold it), JSON with it escaped — whether the COPY row was made on the loop
     (record_submitter) or in the sink."""
     from ccserver.callrouting.records import decision_record, record_submitter
     from routing.decision import Decision
@@ -81,8 +81,8 @@ def test_hostile_text_lands_as_sent_less_nul(db_url: str) -> None:
         submit(decision_record(decision, {"CC_QUEUE": "sales", "X": HOSTILE}, made_at=T0, server="pbx1",
                                uniqueid="u\x00" + decision_id, caller_raw=HOSTILE, caller_e164=None, dialed=HOSTILE,
                                fallback=False, latency_ms=1e-05))
-    assert ("copy_line" in submitted[0]) == (engine.dialect.name == "postgresql")
-    submitted[1].pop("copy_line", None)  # the other one is encoded by the sink itself
+    assert ("copy_row" in submitted[0]) == (engine.dialect.name == "postgresql")
+    submitted[1].pop("copy_row", None)  # the other one's row is made by the sink itself
     routing_record_sink(sessions)(submitted)
     clean = HOSTILE.replace("\x00", "")
     with sessions() as s:
@@ -99,25 +99,24 @@ def test_hostile_text_lands_as_sent_less_nul(db_url: str) -> None:
 def test_encoded_batch_with_a_deleted_customer_still_lands(db_url: str) -> None:
     """A customer deleted between the call and the write fails the COPY (foreign key): the INSERT path stores
     the batch, that decision without a customer."""
-    from ccserver.callrouting.records import copy_line
+    from ccserver.callrouting.records import copy_row
 
     engine, sessions = database_with_customer_7(db_url)
     batch = [_decision("e1", "7"), _decision("e2", "8")]
     for record in batch:
-        record["copy_line"] = copy_line(record)
+        record["copy_row"] = copy_row(record)
     routing_record_sink(sessions)(batch)
     with sessions() as s:
         assert {r.decision_id: r.customer_id for r in s.scalars(select(RoutingDecision))} == {"e1": 7, "e2": None}
     engine.dispose()
 
 
-def test_copy_line_escapes_separators() -> None:
-    from ccserver.callrouting.records import COPY_COLUMNS, copy_line
+def test_copy_row_is_in_column_order_with_plain_values() -> None:
+    from ccserver.callrouting.records import COPY_COLUMNS, COPY_TYPES, copy_row
 
-    line = copy_line(_decision("c1", None, caller_raw=HOSTILE))
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
-    fields = line[:-1].decode().split("\t")
-    assert len(fields) == len(COPY_COLUMNS)
-    assert fields[COPY_COLUMNS.index("caller_raw")] == 'a\\tb\\nc\\rd\\\\ef "g" 张'
-    assert fields[COPY_COLUMNS.index("customer_id")] == "\\N"
-    assert fields[COPY_COLUMNS.index("callback_offer")] == "f"
+    row = copy_row(_decision("c1", None, caller_raw=HOSTILE))
+    assert len(row) == len(COPY_COLUMNS) == len(COPY_TYPES)
+    by_name = dict(zip(COPY_COLUMNS, row, strict=True))
+    assert by_name["caller_raw"] == HOSTILE  # as sent: psycopg does the escaping (the sink test reads it back)
+    assert by_name["customer_id"] is None and by_name["callback_offer"] is False
+    assert by_name["made_at"].timestamp() == T0 and by_name["reasons"].startswith("[")

@@ -378,11 +378,28 @@ def test_bounded_cache_hit_and_miss_answer_as_the_raced_path_does(demo: Any) -> 
     assert answers[0] == answers[1]
 
 
-def test_too_many_pending_lookups_are_not_queued(demo: Any) -> None:
+def test_a_call_waits_for_a_lookup_slot_until_its_deadline(demo: Any) -> None:
+    _, data = demo
+    busy, timeout = FALLBACKS.value(reason="directory_busy"), FALLBACKS.value(reason="timeout")
+    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: Deferred(),  # type: ignore[arg-type]
+                  settings=RoutingSettings(max_pending_lookups=1))
+    first = svc.call("agi-01-13800138000")
+    second = svc.call("agi-02-13912345678")
+    assert second.peer.commands == []  # waiting for the one slot, not turned away
+    svc.clock.advance(1.41)
+    first.flush()
+    second.flush()
+    expect(mset(first.peer), CC_TIER="prospect")
+    expect(mset(second.peer), CC_TIER="prospect")
+    assert FALLBACKS.value(reason="timeout") == timeout + 1  # its lookup ran and did not answer
+    assert FALLBACKS.value(reason="directory_busy") == busy + 1  # never got a slot
+
+
+def test_with_no_room_to_wait_a_call_is_turned_away_at_once(demo: Any) -> None:
     _, data = demo
     before = FALLBACKS.value(reason="directory_busy")
     svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: Deferred(),  # type: ignore[arg-type]
-                  settings=RoutingSettings(max_pending_lookups=1))
+                  settings=RoutingSettings(max_pending_lookups=1, max_waiting_lookups=0))
     first = svc.call("agi-01-13800138000")
     second = svc.call("agi-02-13912345678")
     expect(mset(second.peer), CC_TIER="prospect")  # answered at once, no thread taken

@@ -55,28 +55,6 @@ def test_same_answers_as_the_directory(demo_pg: Any) -> None:
     assert kinds["known"] > 50 and kinds["shared"] >= 1 and kinds["unknown"] >= 2, kinds
 
 
-def test_a_dropped_connection_is_replaced_within_the_lookup(demo_pg: Any) -> None:
-    url, engine, sessions = demo_pg
-    number = _numbers(sessions)[0]
-    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
-    admin = sqlalchemy.create_engine(url)
-
-    async def scenario() -> None:
-        first = await lookup.identify(number)
-        (conn,) = lookup._idle
-        with admin.begin() as c:
-            c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": conn.info.backend_pid})
-        await asyncio.sleep(0.05)
-        assert await lookup.identify(number) == first  # one failed attempt, then a fresh connection
-        assert lookup._open == 1 and lookup._idle[0] is not conn
-        await lookup.aclose()
-        with pytest.raises(RuntimeError):
-            await lookup.identify(number)
-
-    asyncio.run(scenario())
-    admin.dispose()
-
-
 def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
     _, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
@@ -86,7 +64,7 @@ def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
     async def scenario() -> list[Any]:
         try:
             results = await asyncio.gather(*(lookup.identify(n) for n in numbers))
-            assert lookup._open <= 3
+            assert lookup._pool.get_stats()["pool_size"] <= 3
             return results
         finally:
             await lookup.aclose()
@@ -153,3 +131,49 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         factory.stop_watching()
         pool.stop()
         loop.close()
+
+
+def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any) -> None:
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
+    admin = sqlalchemy.create_engine(url)
+
+    async def scenario() -> None:
+        first = await lookup.identify(number)
+        pids = [c.info.backend_pid for c in lookup._pool._pool]
+        assert len(pids) == 2
+        with admin.begin() as c:  # the database restarted, say: every idle connection is gone
+            for pid in pids:
+                c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.05)  # for the terminations to reach the sockets (not a clock)
+        assert await lookup.identify(number) == first  # one failed attempt, the pool checked, then a new one
+        assert all(c.info.backend_pid not in pids for c in lookup._pool._pool)
+        await lookup.aclose()
+        with pytest.raises(RuntimeError):
+            await lookup.identify(number)
+
+    asyncio.run(scenario())
+    admin.dispose()
+
+
+def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: Any) -> None:
+    from psycopg_pool import PoolTimeout
+
+    _, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1, acquire_timeout=0.2)
+
+    async def scenario() -> None:
+        await lookup.identify(number)
+        held = await lookup._pool.getconn()  # the only connection, taken (a lookup stuck on the database)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(PoolTimeout):
+            await lookup.identify(number)
+        assert 0.15 <= loop.time() - started < 1.0
+        await lookup._pool.putconn(held)
+        assert (await lookup.identify(number)).customer is not None
+        await lookup.aclose()
+
+    asyncio.run(scenario())

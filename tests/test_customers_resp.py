@@ -19,6 +19,7 @@ from ccserver.customers.directory import Identity
 from ccserver.customers.resp import (
     RespClient,
     RespError,
+    RespOutOfStep,
     RespProtocol,
     RespUnavailable,
     encode_command,
@@ -108,15 +109,25 @@ def test_pipelined_replies_in_order_split_anywhere(proto: Any) -> None:
     got[1][0].trap(RespError)
 
 
-def test_a_command_without_reply_waits_for_nothing(proto: Any) -> None:
+def test_a_reply_that_fails_its_check_drops_the_connection_and_everything_pending(proto: Any) -> None:
     protocol, transport, _ = proto
-    assert protocol.send_without_reply("SET", "k", "v")
-    assert transport.value() == encode_command(("CLIENT", "REPLY", "SKIP")) + encode_command(("SET", "k", "v"))
-    got = _results(protocol.request("GET", "k"))
-    protocol.dataReceived(b"$1\r\nv\r\n")  # the only reply on the wire: the GET's
-    assert got == [b"v"]
-    protocol.connectionLost(None)
-    assert not protocol.send_without_reply("SET", "k", "w")
+    mine = _results(protocol.request("EVALSHA", "x", 0, check=lambda reply: reply == [b"+861", 1]))
+    next_one = _results(protocol.request("GET", "k"))
+    protocol.dataReceived(b"*2\r\n$4\r\n+862\r\n:1\r\n$1\r\nv\r\n")  # another request's answer first
+    assert transport.disconnecting
+    for got in (mine, next_one):  # neither takes a reply that may be someone else's
+        assert got[0].check(RespOutOfStep)
+        got[0].trap(RespOutOfStep)
+    refused = _results(protocol.request("GET", "k"))
+    assert refused[0].check(RespUnavailable)
+    refused[0].trap(RespUnavailable)
+
+
+def test_a_reply_that_passes_its_check_is_delivered(proto: Any) -> None:
+    protocol, transport, _ = proto
+    got = _results(protocol.request("EVALSHA", "x", 0, check=lambda reply: reply[0] == b"+861"))
+    protocol.dataReceived(b"*2\r\n$4\r\n+861\r\n:1\r\n")
+    assert got == [[b"+861", 1]] and not transport.disconnecting
 
 
 def test_a_late_reply_drops_the_connection_and_fails_everything_pending(proto: Any) -> None:

@@ -4,12 +4,13 @@
 The routing service only calls ``submit(record)`` (O(1), never blocks); one batcher and one SQL sink carry
 both kinds, told apart by ``record["kind"]``. Times are epoch seconds in the records.
 
-**Why decisions are encoded on the loop.** On PostgreSQL a decision batch goes in with ``COPY``. Building its
+**Why decisions become rows on the loop.** On PostgreSQL a decision batch goes in with ``COPY``. Building its
 rows in the writer thread held the GIL for milliseconds per batch, and the call arriving meanwhile waited for
 it: measured on the routed-call benchmark, that was most of the cache-hit p99. ``record_submitter`` therefore
-turns each decision into its COPY text line (``copy_line``, ~10 µs) right after the call was answered, and the
-batch is one COPY of those bytes, written from the loop itself (``copy_writer.LoopCopySink``). Records without a
-line (SQLite, tests, the classic AGI entry point) are encoded by the sink.
+turns each decision into its COPY row (``copy_row``, a tuple in ``COPY_COLUMNS`` order, ~3 µs) right after the
+call was answered, and the batch is one COPY of those rows, written from the loop itself by psycopg's
+``copy.write_row`` (``copy_writer.LoopCopySink``), which escapes and encodes them. Records without a row (SQLite,
+tests, the classic AGI entry point) get theirs in the sink.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from ccserver.state.records import RecordBatcher
 from routing.decision import Decision
 
-__all__ = ["COPY_SQL", "copy_line", "decision_record", "make_record_batcher", "record_submitter",
+__all__ = ["COPY_SQL", "COPY_TYPES", "copy_row", "decision_record", "make_record_batcher", "record_submitter",
            "routing_record_sink", "survey_record"]
 
 
@@ -70,40 +71,29 @@ def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
-# -- COPY text format (PostgreSQL): tab-separated, \N for NULL, backslash escapes ------------------------------
+# -- COPY (PostgreSQL): rows for psycopg's write_row, which does the text format's escaping ----------------------
 COPY_COLUMNS = ("decision_id", "made_at", "server", "uniqueid", "caller_raw", "caller_e164", "dialed", "customer_id",
                 "tier", "queue", "priority", "preferred_agent_interface", "ewt_seconds", "callback_offer", "fallback",
                 "latency_ms", "reasons", "variables")  # fmt: skip
 COPY_SQL = f"COPY routing_decisions ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 _JSON = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with options builds an encoder per call
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": None})
+# The dumpers write_row uses, by column (JSON goes as its text; PostgreSQL parses it).
+COPY_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "int8", "text", "text", "int4", "text",
+              "int4", "bool", "bool", "float8", "text", "text")  # fmt: skip
 
 
-def _copy_field(value: object) -> str:
-    if value is None:
-        return "\\N"
-    text = value if isinstance(value, str) else str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text or "\x00" in text:
-        return text.translate(_COPY_ESCAPES)
-    return text
-
-
-def copy_line(record: dict[str, Any]) -> bytes:
-    """One decision record as a line of ``COPY routing_decisions (COPY_COLUMNS) FROM STDIN`` (text format).
-    ``customer_id`` goes in when it looks like a ``customers.id``; a customer deleted meanwhile fails the COPY
-    (foreign key), and the sink's INSERT path then stores NULL for it."""
+def copy_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    """One decision record as a row for psycopg's ``copy.write_row`` (``COPY_COLUMNS`` order, ``COPY_TYPES``):
+    psycopg escapes and encodes it. ``customer_id`` goes in when it looks like a ``customers.id``; a customer
+    deleted meanwhile fails the COPY (foreign key), and the sink's INSERT path then stores NULL for it."""
     cid = str(record.get("customer_id") or "")
-    field = _copy_field
     dumps = _JSON
-    return ("\t".join((
-        field(record["decision_id"]), _dt(record["made_at"]).isoformat(), field(record.get("server")),
-        field(record.get("uniqueid")), field(record.get("caller_raw")), field(record.get("caller_e164")),
-        field(record.get("dialed")), cid if cid.isdigit() else "\\N", field(record.get("tier")),
-        field(record.get("queue")), field(record.get("priority")), field(record.get("preferred_agent_interface")),
-        field(record.get("ewt_seconds")), "t" if record.get("callback_offer") else "f",
-        "t" if record.get("fallback") else "f", field(record.get("latency_ms")),
-        field(dumps(record.get("reasons"))), field(dumps(record.get("variables"))),
-    )) + "\n").encode("utf-8", "replace")  # fmt: skip
+    return (record["decision_id"], _dt(record["made_at"]), record.get("server"), record.get("uniqueid"),
+            record.get("caller_raw"), record.get("caller_e164"), record.get("dialed"),
+            int(cid) if cid.isdigit() else None, record.get("tier"), record.get("queue"), record.get("priority"),
+            record.get("preferred_agent_interface"), record.get("ewt_seconds"), bool(record.get("callback_offer")),
+            bool(record.get("fallback")), record.get("latency_ms"), dumps(record.get("reasons")),
+            dumps(record.get("variables")))
 
 
 def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]:
@@ -112,7 +102,7 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
     ``customers.id`` (the directory's ids are strings).
 
     Every routed call writes a row and this thread's CPU is the server's CPU. On PostgreSQL a fresh batch is one
-    ``COPY`` of pre-encoded lines (module docstring). Otherwise — SQLite, or a batch the COPY refused — decisions go
+    ``COPY`` of rows made on the loop (module docstring). Otherwise — SQLite, or a batch the COPY refused — decisions go
     in as **one Core INSERT executemany** of plain dicts (psycopg pipelines it), not an ORM object per row, and without
     the ``IN (…)`` look-ups a retry needs: the customer check is a scalar subquery inside the INSERT (NULL when
     the customer is gone), and a batch that was in fact written before (a retry after a lost COMMIT reply) hits
@@ -150,16 +140,17 @@ def routing_record_sink(session_factory: Callable[[], Any]) -> Callable[[list[di
         return rows
 
     def copy_decisions(session: Any, decisions: list[dict]) -> None:
-        """PostgreSQL: one COPY of lines encoded on the loop (``record_submitter``; encoded here when missing).
+        """PostgreSQL: one COPY of the rows made on the loop (``record_submitter``; made here when missing).
         A customer deleted meanwhile, or a retried batch, fails the COPY with an IntegrityError; the INSERT path
         then sorts those rows out."""
         import psycopg
 
-        data = b"".join(r.get("copy_line") or copy_line(r) for r in decisions)
         raw = session.connection().connection.driver_connection
         try:
             with raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
-                copy.write(data)
+                copy.set_types(COPY_TYPES)
+                for r in decisions:
+                    copy.write_row(r.get("copy_row") or copy_row(r))
         except psycopg.IntegrityError as exc:  # the driver's own error: hand the sink SQLAlchemy's
             raise IntegrityError(COPY_SQL, None, exc) from exc
 
@@ -223,15 +214,14 @@ def make_record_batcher(session_factory: Callable[[], Any], **kwargs: Any) -> Re
 
 def record_submitter(batcher: RecordBatcher, dialect: str) -> Callable[[dict[str, Any]], None]:
     """What the routing service hands each record to: ``batcher.submit``, and on PostgreSQL the decision's COPY
-    line encoded first (see the module docstring: on the loop, after the answer, so the writer thread holds the
-    GIL only briefly)."""
+    row made first (see the module docstring: on the loop, after the answer, so the batch's own work is short)."""
     if dialect != "postgresql":
         return batcher.submit
     submit = batcher.submit
 
-    def submit_encoded(record: dict[str, Any]) -> None:
+    def submit_with_row(record: dict[str, Any]) -> None:
         if record.get("kind") == "decision":
-            record["copy_line"] = copy_line(record)
+            record["copy_row"] = copy_row(record)
         submit(record)
 
-    return submit_encoded
+    return submit_with_row

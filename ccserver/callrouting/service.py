@@ -22,8 +22,14 @@ so a slow CRM costs the caller their tier, never their route. ``default_decision
 decision itself fails (a bug or corrupt data). Each fallback logs a warning and counts
 ``ccserver_routing_fallbacks_total{reason}`` (``timeout``, ``directory_error``, ``directory_busy``,
 ``cache_error``, ``decision_error``); the decision record says ``fallback``. A lookup that loses the race is
-not cancelled: it finishes in its thread and warms the cache for the caller's next call. At most
-``max_pending_lookups`` run at once, so a hung database cannot eat the thread pool (``directory_busy``).
+not cancelled: it finishes in its thread and warms the cache for the caller's next call.
+
+**Lookup slots.** At most ``max_pending_lookups`` SQL lookups run at once, so a hung database cannot eat the
+thread pool or the connections. A call that finds them all busy waits for one in a FIFO
+(``lookup_slots.LookupSlots``, at most ``max_waiting_lookups`` waiting) within its deadline: a burst of new
+callers is identified, not turned away. ``directory_busy`` counts the calls that never got a slot — the queue was
+full, or the deadline came while they waited (they leave the queue then, and no lookup is started for them);
+``timeout`` counts lookups that started and did not answer in time.
 
 A Redis failure alone is not a lost customer: the lookup goes straight to SQL (counted as ``cache_error``).
 
@@ -56,6 +62,7 @@ from ccserver.agi.session import AGISession
 from ccserver.callrouting.callback import CALLBACK_TICKETS, PromiseKeeper, callback_due, callback_key
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.live import agent_of_interest, live_view, queues_of_interest
+from ccserver.callrouting.lookup_slots import DirectoryBusy, LookupSlots
 from ccserver.callrouting.records import decision_record, survey_record
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache, as_deferred, with_calls
@@ -121,10 +128,6 @@ def new_decision_id(now: float) -> str:
     return base64.b32encode(value.to_bytes(10, "big")).decode("ascii").lower()
 
 
-class DirectoryBusy(RuntimeError):
-    """Too many directory lookups already waiting on SQL."""
-
-
 _TIMED_OUT = object()
 CALLBACK_ATTEMPTS = 3  # writes of a callback ticket that failed outright, within the deadline
 
@@ -182,7 +185,7 @@ class RoutingService:
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
         self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._loop_lookup = loop_lookup  # PostgreSQL: cache misses read on the loop
-        self._pending_lookups = 0
+        self._slots = LookupSlots(settings.max_pending_lookups, settings.max_waiting_lookups)
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
 
     def handlers(self) -> dict[str, Callable[[AGISession], Coroutine[Any, Any, None]]]:
@@ -305,6 +308,7 @@ class RoutingService:
         if remaining <= 0:
             return None, self._fallback("timeout", uniqueid, notes, "no time left before the deadline")
         cache = self._cache
+        queued: list[Deferred[None]] = []  # this call's place in the lookup queue while it waits for a slot
         bound = getattr(cache, "max_wait", None)
         if cache is not None and bound is not None and bound < remaining:
             # The cache bounds its own wait well inside the budget (its client's timeout): awaited directly — a
@@ -316,11 +320,15 @@ class RoutingService:
             remaining -= self._clock.seconds() - started
             if remaining <= 0:
                 return None, self._fallback("timeout", uniqueid, notes, "no time left after the cache")
-            pending = self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count)
+            pending = self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count, queued)
         else:
-            pending = self._lookup(e164, did, create_prospect, uniqueid, notes)
+            pending = self._lookup(e164, did, create_prospect, uniqueid, notes, queued)
         outcome = (await self._race(Deferred.fromCoroutine(pending), remaining))[0]
         if outcome is _TIMED_OUT:
+            if queued:  # still waiting for a lookup slot: leave the queue, no lookup for a call already routed
+                queued.pop().cancel()
+                return None, self._fallback("directory_busy", uniqueid, notes,
+                                            f"no lookup slot free within {remaining:.2f} s")
             return None, self._fallback("timeout", uniqueid, notes, f"no answer within {remaining:.2f} s")
         if isinstance(outcome, Failure):
             reason = "directory_busy" if outcome.check(DirectoryBusy) else "directory_error"
@@ -372,16 +380,16 @@ class RoutingService:
         timer = self._clock.callLater(timeout, fire, _TIMED_OUT)
         return race
 
-    async def _lookup(self, e164: str, did: DidRoute, create_prospect: bool, uniqueid: str,
-                      notes: list[str]) -> tuple[Identity | None, int | None]:
+    async def _lookup(self, e164: str, did: DidRoute, create_prospect: bool, uniqueid: str, notes: list[str],
+                      queued: list[Deferred[None]]) -> tuple[Identity | None, int | None]:
         """Cache, then (on a miss) SQL: the whole lookup, when it is raced as one against the deadline."""
         cache = self._cache
         if cache is None:
-            return await self._from_directory(e164, did, create_prospect, None, None)
+            return await self._from_directory(e164, did, create_prospect, None, None, queued)
         identity, count, cache_ok = await self._from_cache(cache, e164, uniqueid, notes)
         if identity is not None or self._directory is None:
             return identity, count
-        return await self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count)
+        return await self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count, queued)
 
     async def _from_cache(self, cache: SummaryCache, e164: str, uniqueid: str,
                           notes: list[str]) -> tuple[Identity | None, int | None, bool]:
@@ -399,14 +407,17 @@ class RoutingService:
             return None, None, False
 
     async def _from_directory(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
-                              count: int | None) -> tuple[Identity | None, int | None]:
-        """The SQL lookup (at most ``max_pending_lookups`` at once): read on the loop when there is a loop lookup
-        (PostgreSQL), else — and to create a prospect — by the directory in a worker thread. Its answer is cached."""
+                              count: int | None, queued: list[Deferred[None]]) -> tuple[Identity | None, int | None]:
+        """The SQL lookup in a lookup slot (waiting for one in ``queued`` while all are busy): read on the loop
+        when there is a loop lookup (PostgreSQL), else — and to create a prospect — by the directory in a worker
+        thread. Its answer is cached."""
         if self._directory is None:
             return None, count
-        if self._pending_lookups >= self.settings.max_pending_lookups:
-            raise DirectoryBusy(f"{self._pending_lookups} directory lookups already pending")
-        self._pending_lookups += 1
+        turn = self._slots.take()  # DirectoryBusy when the queue is full
+        if turn is not None:
+            queued.append(turn)
+            await turn  # cancelled (CancelledError) when the call's deadline comes first
+            queued.clear()
         try:
             identity: Identity | None = None
             if self._loop_lookup is not None:
@@ -418,7 +429,7 @@ class RoutingService:
                 identity = await self._run_blocking(self._directory.identify, e164, store_id=store_id,
                                                     line=did.line, create_prospect=create_prospect)
         finally:
-            self._pending_lookups -= 1
+            self._slots.give_back()
         if cache is not None and identity is not None:
             # Fire and forget. Redis: a Deferred through the call-path client, no asyncio hop.
             store = getattr(cache, "store_deferred", None)

@@ -11,7 +11,8 @@ Proposed config (the lead owns ``ccserver/config.py`` / ``defaults.toml``)::
     default_language = "zh"            # CC_LANGUAGE when neither customer nor DID says
     server = "default"                 # AMI server name of the Asterisk running the dialplan (?server= overrides)
     refresh_seconds = 60.0             # reload DIDs / hours / holidays from SQL this often
-    max_pending_lookups = 8            # directory lookups in worker threads at once; beyond: no lookup
+    max_pending_lookups = 8            # SQL customer lookups at once; beyond: they wait for a slot ...
+    max_waiting_lookups = 256          # ... this many at most, each within its deadline; beyond: no lookup
     survey_prompt = "cc-survey"        # "rate us 1 to 5"
     survey_invalid_prompt = "cc-survey-invalid"
     survey_thanks_prompt = "cc-survey-thanks"
@@ -49,6 +50,7 @@ class RoutingSettings:
     server: str = "default"
     refresh_seconds: float = 60.0
     max_pending_lookups: int = 8
+    max_waiting_lookups: int = 256
     survey_prompt: str = "cc-survey"
     survey_invalid_prompt: str = "cc-survey-invalid"
     survey_thanks_prompt: str = "cc-survey-thanks"
@@ -62,6 +64,8 @@ class RoutingSettings:
             raise ValueError("callrouting.margin_seconds must be >= 0 and below deadline_seconds")
         if self.max_pending_lookups < 1:
             raise ValueError("callrouting.max_pending_lookups must be >= 1")
+        if self.max_waiting_lookups < 0:
+            raise ValueError("callrouting.max_waiting_lookups must be >= 0")
         if self.survey_retries < 0 or self.survey_timeout_ms < 0:
             raise ValueError("callrouting.survey_retries / survey_timeout_ms must be >= 0")
 

@@ -43,12 +43,12 @@ import json
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol, TypeVar
 
 from ccserver.customers.directory import Identity
-from ccserver.customers.resp import RespError, ScriptDigest
+from ccserver.customers.resp import RespError, RespOutOfStep, ScriptDigest
 from routing.decision import CustomerSummary
 
 __all__ = [
@@ -142,21 +142,26 @@ def _customer_ids(identity: Identity) -> list[int]:
 
 # --- Redis --------------------------------------------------------------------------------------------
 
+# Both call-path scripts answer with the number they were asked about first: the client checks it against the
+# request (a reply stream out of step must never hand one caller another caller's identity).
+
 # KEYS: num:<e164>, fence:n:<e164>, cust:<id>...; ARGV: json, ttl, fence:c: prefix, e164, index ttl, ids...
+# → {e164, 1 stored | 0 refused (fenced)}
 _STORE_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {ARGV[4], 0} end
 for i = 6, #ARGV do
-  if redis.call('EXISTS', ARGV[3] .. ARGV[i]) == 1 then return 0 end
+  if redis.call('EXISTS', ARGV[3] .. ARGV[i]) == 1 then return {ARGV[4], 0} end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[4])
   redis.call('EXPIRE', KEYS[i], ARGV[5])
 end
-return 1
+return {ARGV[4], 1}
 """
 
-# KEYS: num:<e164>, calls:<e164>; ARGV: now, member, horizon (now - 24 h), counter ttl → {identity or nil, count}
+# KEYS: num:<e164>, calls:<e164>; ARGV: now, member, horizon (now - 24 h), counter ttl, e164
+# → {e164, count, identity or nil} (the identity last: a nil ends a Lua table)
 # After the trim every member is within the window, so ZCARD is the 24-hour count (ZCOUNT horizon..+inf).
 _LOOKUP_LUA = """
 local raw = redis.call('GET', KEYS[1])
@@ -164,7 +169,7 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
 local count = redis.call('ZCARD', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return {raw, count}
+return {ARGV[5], count, raw}
 """
 
 # KEYS: cust:<id>, fence:c:<id>; ARGV: num prefix, fence ms
@@ -207,9 +212,11 @@ class RedisSummaryCache:
         fence_seconds: float = 10.0,
         prefix: str = "ccserver:cust:",
         call_path: Any = None,  # ccserver.customers.resp.RespClient: lookups on Twisted (see lookup_deferred)
+        lookup_timeout: float | None = None,  # redis-py's bound on a lookup (socket timeouts, no retries), if any
     ):
         self.client = client
         self.call_path = call_path
+        self.lookup_timeout = lookup_timeout
         self.ttl = int(ttl)
         self.negative_ttl = int(negative_ttl)
         self.fence_ms = max(1, int(fence_seconds * 1000))
@@ -217,6 +224,7 @@ class RedisSummaryCache:
         self._lookup = client.register_script(_LOOKUP_LUA)
         self._lookup_digest = ScriptDigest(_LOOKUP_LUA)
         self._store = client.register_script(_STORE_LUA)
+        self._store_digest = ScriptDigest(_STORE_LUA)
         self._invalidate = client.register_script(_INVALIDATE_CUSTOMER_LUA)
         self._invalidate_many = client.register_script(_INVALIDATE_CUSTOMERS_LUA)
 
@@ -233,20 +241,29 @@ class RedisSummaryCache:
         member = f"{now:.6f}:{secrets.token_hex(4)}"  # two calls in the same microsecond still count twice
         prefix = self.prefix
         return ((f"{prefix}num:{e164}", f"{prefix}calls:{e164}"),
-                (repr(now), member, repr(now - DAY_SECONDS), DAY_SECONDS + 60))
+                (repr(now), member, repr(now - DAY_SECONDS), DAY_SECONDS + 60, e164))
 
     async def lookup(self, e164: str, now: float) -> tuple[Identity | None, int]:
         # One EVALSHA, not a 5-command pipeline: the call path's only Redis round trip, and redis-py's client
         # side (packing five commands, parsing five replies) was most of its CPU (~0.1 ms per call).
         keys, args = self._lookup_call(e164, now)
-        return _lookup_reply(await self._lookup(keys=keys, args=args))
+        return _lookup_reply(await self._checked(self._lookup(keys=keys, args=args), e164))
+
+    async def _checked(self, reply: Any, e164: str) -> Any:
+        """The reply, once it names ``e164``; else the connections are dropped (which one carried it is not
+        known here) and RespOutOfStep raised."""
+        value = await reply
+        if not answers(e164)(value):
+            await self.client.connection_pool.disconnect()
+            raise RespOutOfStep("Redis reply does not match its request")
+        return value
 
     @property
     def max_wait(self) -> float | None:
         """The longest a lookup can take before it fails by itself — the call-path client's timeout while it
         is connected — or None when unknown (the routing service then races it against its own deadline)."""
         fast = self.call_path
-        return fast.timeout if fast is not None and fast.connected else None
+        return fast.timeout if fast is not None and fast.connected else self.lookup_timeout
 
     def lookup_deferred(self, e164: str, now: float) -> Any:
         """``lookup`` as a Deferred, for Twisted-driven callers (the routing service). Through ``call_path``
@@ -256,18 +273,20 @@ class RedisSummaryCache:
         if fast is None or not fast.connected:
             return as_deferred(self.lookup(e164, now))
         keys, args = self._lookup_call(e164, now)
-        return self._run_script(fast, self._lookup_digest, keys, args).addCallback(_lookup_reply)
+        return self._run_script(fast, self._lookup_digest, keys, args, e164).addCallback(_lookup_reply)
 
     @staticmethod
-    def _run_script(fast: Any, script: ScriptDigest, keys: Sequence[str], args: Sequence[object]) -> Any:
-        """EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts) once more as EVAL, which loads it."""
+    def _run_script(fast: Any, script: ScriptDigest, keys: Sequence[str], args: Sequence[object], e164: str) -> Any:
+        """EVALSHA; on NOSCRIPT (Redis restarted or flushed its scripts) once more as EVAL, which loads it. The
+        reply must name ``e164`` (see ``answers``)."""
+        check = answers(e164)
 
         def again(failure: Any) -> Any:
             if failure.check(RespError) and str(failure.value).startswith("NOSCRIPT"):
-                return fast.request("EVAL", script.source, len(keys), *keys, *args)
+                return fast.request("EVAL", script.source, len(keys), *keys, *args, check=check)
             return failure
 
-        return fast.request("EVALSHA", script.sha, len(keys), *keys, *args).addErrback(again)
+        return fast.request("EVALSHA", script.sha, len(keys), *keys, *args, check=check).addErrback(again)
 
     def _store_call(self, e164: str, identity: Identity) -> tuple[list[str], list[object]]:
         ids = _customer_ids(identity)
@@ -279,20 +298,17 @@ class RedisSummaryCache:
 
     async def store(self, e164: str, identity: Identity) -> None:
         keys, args = self._store_call(e164, identity)
-        await self._store(keys=keys, args=args)
+        await self._checked(self._store(keys=keys, args=args), e164)
 
     def store_deferred(self, e164: str, identity: Identity) -> Any:
         """``store`` as a Deferred, for the store after every cache miss. Through ``call_path`` when it is
-        connected, and without a reply: the store is fire-and-forget anyway, and reading its reply was one more
-        loop iteration per miss. ``EVAL`` with the script text, not ``EVALSHA``: there is no NOSCRIPT answer to
-        react to (Redis keeps compiled scripts by digest, so a repeated EVAL costs it a hash)."""
-        from twisted.internet.defer import succeed
-
+        connected — answered and checked like a lookup: on a connection whose replies are matched by order, a
+        command without a reply (``CLIENT REPLY SKIP``) would hand every later caller the reply before theirs
+        wherever SKIP is not honoured (a proxy, an old Redis) — else through redis-py."""
         fast = self.call_path
-        if fast is not None:
+        if fast is not None and fast.connected:
             keys, args = self._store_call(e164, identity)
-            if fast.send_without_reply("EVAL", _STORE_LUA, len(keys), *keys, *args):
-                return succeed(None)
+            return self._run_script(fast, self._store_digest, keys, args, e164).addCallback(lambda _: None)
         return as_deferred(self.store(e164, identity))
 
     async def invalidate_customer(self, customer_id: int) -> None:
@@ -325,9 +341,22 @@ class RedisSummaryCache:
         return dropped
 
 
+def answers(e164: str) -> Callable[[Any], bool]:
+    """Whether a call-path script's reply is the answer about ``e164`` (its first element names the number)."""
+    expected = e164.encode("utf-8")
+
+    def check(reply: Any) -> bool:
+        if not isinstance(reply, list) or not reply:
+            return False
+        first = reply[0]
+        return (first if isinstance(first, bytes) else str(first).encode("utf-8")) == expected
+
+    return check
+
+
 def _lookup_reply(reply: Any) -> tuple[Identity | None, int]:
-    raw, count = reply
-    return (decode_identity(raw) if raw is not None else None), int(count)
+    raw = reply[2] if len(reply) > 2 else None
+    return (decode_identity(raw) if raw is not None else None), int(reply[1])
 
 
 # --- in process -----------------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""Redis stand-ins on loopback for the call-path tests: a proxy in front of the real Redis that behaves like one
+that does not honour ``CLIENT REPLY`` (twemproxy, envoy, an old Redis), and one that answers a chosen command
+with another command's reply (what a reply stream out of step looks like to a client).
+
+Both run on the asyncio loop of the test's reactor, parse what the client sends with hiredis' RESP reader
+(requests are arrays of bulk strings) and forward each command to the real Redis one at a time, so the replies
+go back in request order exactly as a real proxy sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import hiredis
+
+__all__ = ["RedisProxy"]
+
+
+def _encode(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+async def _read_reply(reader: asyncio.StreamReader, parser: Any) -> bytes:
+    """One whole reply from the upstream Redis, as the raw bytes it sent."""
+    raw = bytearray()
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            raise ConnectionError("upstream Redis closed")
+        raw += chunk
+        parser.feed(chunk)
+        if parser.gets() is not False:
+            return bytes(raw)
+
+
+class RedisProxy:
+    """``answer(args) -> bytes | None``: the proxy's own reply to a command (not forwarded), or None to forward
+    it. ``rewrite(args, reply) -> bytes``: the reply the client gets for a forwarded command. ``commands`` records
+    every command the client sent, in order."""
+
+    def __init__(self, upstream_url: str, *, answer: Callable[[list[bytes]], bytes | None] = lambda args: None,
+                 rewrite: Callable[[list[bytes], bytes], bytes] = lambda args, reply: reply) -> None:
+        parts = urlsplit(upstream_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._answer = answer
+        self._rewrite = rewrite
+        self.commands: list[list[bytes]] = []
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._sessions):
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        requests = hiredis.Reader()
+        replies = hiredis.Reader()
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                requests.feed(data)
+                while (command := requests.gets()) is not False:
+                    args = [a if isinstance(a, bytes) else str(a).encode() for a in command]
+                    self.commands.append(args)
+                    own = self._answer(args)
+                    if own is None:
+                        up_writer.write(_encode(args))
+                        own = self._rewrite(args, await _read_reply(up_reader, replies))
+                    writer.write(own)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+            up_writer.close()
+
+
+def ignores_client_reply(args: list[bytes]) -> bytes | None:
+    """A proxy's answer to ``CLIENT REPLY …``: it does not pass it on, and it answers it (as every proxy that does
+    not support the command does, with OK or an error) — the client's next command gets a reply all the same."""
+    if len(args) >= 2 and args[0].upper() == b"CLIENT" and args[1].upper() == b"REPLY":
+        return b"+OK\r\n"
+    return None

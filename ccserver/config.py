@@ -382,6 +382,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "server": _parse_name,
         "refresh_seconds": _parse_float_range(1.0, 86_400.0),
         "max_pending_lookups": _parse_int_range(1, 1000),
+        "max_waiting_lookups": _parse_int_range(0, 100_000),
         "survey_prompt": _parse_name,
         "survey_invalid_prompt": _parse_name,
         "survey_thanks_prompt": _parse_name,

@@ -96,13 +96,13 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
                                          cache=MemorySummaryCache())
     assert isinstance(routing.loop_lookup, LoopLookup)
     thread_reads: list[str] = []
-    real_identify = routing.service._directory.identify
+    real_identify = routing.service.identification._directory.identify
 
     def counting_identify(e164: str, **kw: Any) -> Any:
         thread_reads.append(e164)
         return real_identify(e164, **kw)
 
-    routing.service._directory.identify = counting_identify  # type: ignore[union-attr, method-assign]
+    routing.service.identification._directory.identify = counting_identify  # type: ignore[union-attr, method-assign]
     factory = FastAGIFactory(routing.handlers(), clock=reactor)
     port = listen_fastagi(reactor, factory, 0)
 

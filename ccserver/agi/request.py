@@ -185,3 +185,11 @@ class HandlerRunner:
 
     def _throw_failure(self, failure: Failure) -> None:
         self.throw(failure.value)
+
+
+def drive(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
+    """Run ``coro`` with :class:`HandlerRunner` (it may await AGI commands, Deferreds and asyncio futures alike);
+    a Deferred with its result. The runner of application coroutines on the routed call's path."""
+    result: Deferred[Any] = Deferred()
+    HandlerRunner(coro, result.callback, result.errback).start()
+    return result

@@ -25,6 +25,7 @@ from ccserver.callrouting.service import Directory, RoutingService
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache
 from ccserver.customers.directory import CustomerDirectory
+from ccserver.identification import IdentificationService
 from ccserver.state.tracker import StateTracker
 from routing.rules import RoutingRules
 
@@ -69,10 +70,19 @@ class RoutingRuntime:
             from ccserver.customers.loop_lookup import LoopLookup
 
             loop_lookup = LoopLookup.from_engine(bind, directory)
+        identification = IdentificationService(
+            directory, cache, region=settings.default_region, run_blocking=run_blocking, clock=reactor,
+            max_pending_lookups=settings.max_pending_lookups, max_waiting_lookups=settings.max_waiting_lookups,
+            loop_lookup=loop_lookup)
         service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor, submit,
                                  callback_tickets=functools.partial(open_callback_ticket, session_factory),
-                                 loop_lookup=loop_lookup)
+                                 identification=identification)
         return cls(service, refresher, batcher, loop_lookup)
+
+    @property
+    def identification(self) -> IdentificationService:
+        """Who a number is: the service routing uses, for every other feature too (IVR, screen pop, dialer)."""
+        return self.service.identification
 
     def handlers(self) -> dict[str, Any]:
         return dict(self.service.handlers())

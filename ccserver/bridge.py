@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,15 @@ def drive(coro: Coroutine[Any, Any, T]) -> Deferred[T]:
     from ccserver.agi.request import drive as run
 
     return run(coro)
+
+
+async def settle(result: Any) -> Any:
+    """Await whatever a callable returned — a Deferred, an asyncio awaitable — or take a plain value as it is."""
+    if isinstance(result, Deferred):
+        return await wait(result)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def as_deferred(awaitable: Awaitable[T]) -> Deferred[T]:

@@ -216,11 +216,8 @@ def test_fifty_new_callers_over_fastagi_on_postgresql_all_become_prospects(pg_ur
     port = listen_fastagi(reactor, factory, 0)
     before = _reasons()
 
-    async def inside(step: Any) -> Any:
-        return await step().asFuture(loop)
-
     try:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.start), 5))
+        loop.run_until_complete(asyncio.wait_for(routing.start(), 5))
         peers = [transcript_peer("agi-01-13800138000", Responder(), callerid=c, uniqueid=f"pg.{c}")
                  for c in NEW_CALLERS]
         for peer in peers:  # all at once
@@ -231,7 +228,7 @@ def test_fifty_new_callers_over_fastagi_on_postgresql_all_become_prospects(pg_ur
         assert len({a["CC_CUSTOMER_ID"] for a in answers if a}) == 50
         assert _reasons() == before
     finally:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.stop), 15))
+        loop.run_until_complete(asyncio.wait_for(routing.stop(), 15))
         loop.run_until_complete(asyncio.wait_for(port.stopListening().asFuture(loop), 2))
         factory.stop_watching()
         pool.stop()

@@ -113,11 +113,8 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         (line,) = [c for c in peer.commands if c.startswith("EXEC MSet")]
         return dict(pair.split("=", 1) for pair in agi_split(line)[2].split(","))
 
-    async def inside(step: Any) -> Any:  # start() and stop() expect the running loop, as under ccserver run
-        return await step().asFuture(loop)
-
     try:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.start), 5))
+        loop.run_until_complete(asyncio.wait_for(routing.start(), 5))
         known = call("agi-01-13800138000")  # 张伟, a demo customer: read on the loop, no thread
         assert known["CC_CUSTOMER_ID"] and known["CC_TIER"] in ("diamond", "gold") and thread_reads == []
         unknown = call("agi-01-13800138000", callerid="13912340000")
@@ -126,7 +123,7 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         again = call("agi-01-13800138000", callerid="13912340001", arg_1="camp7")  # a campaign leg: no prospect
         assert again["CC_CUSTOMER_ID"] == "" and thread_reads == ["+8613912340000"]
     finally:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.stop), 15))
+        loop.run_until_complete(asyncio.wait_for(routing.stop(), 15))
         loop.run_until_complete(asyncio.wait_for(port.stopListening().asFuture(loop), 2))
         factory.stop_watching()
         pool.stop()

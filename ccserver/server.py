@@ -83,7 +83,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     check_schema(config.database_url)
     reactor = install_reactor()
 
-    from agents_ui import template_environment
+    from agents_ui import Pages
     from ccserver.auth import TokenSigner
     from ccserver.bridge import as_deferred, wait
     from ccserver.db.engine import make_engine, session_factory
@@ -232,7 +232,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         signer=signer,
         limiter=limiter,
         users=users,
-        templates=template_environment(),
+        templates=Pages(),
         run_blocking=blocking.run,
         clock=reactor,
         passwords=passwords,

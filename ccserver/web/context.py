@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import jinja2
-
+from agents_ui import Pages
 from ccserver.auth import TokenSigner
 from ccserver.config import Config
 from ccserver.login_limits import LoginLimiter
@@ -45,7 +44,7 @@ class WebContext:
     signer: TokenSigner
     limiter: LoginLimiter
     users: UserStore
-    templates: jinja2.Environment
+    templates: Pages  # agents_ui.Pages: render(name, lang, **context)
     run_blocking: Callable[..., Awaitable[Any]]
     clock: Any  # IReactorTime: the reactor, or task.Clock in tests
     # Password hashing and checks, on threads of their own (never the run_blocking pool).

@@ -6,9 +6,9 @@ subscribers (the Redis mirror, call records, agent reconcile), on PostgreSQL and
 Asterisk also answers the resync ccserver sends on FullyBooted (QueueStatus, CoreShowChannels: empty lists).
 
 Start line: the fake Asterisk streams once ccserver has printed its start-up banner (everything started, the AMI
-logged in), so start-up work is not counted. Finish line: ccserver's own counter ``ccserver_ami_messages_total`` reaching the number of messages sent, read from
-``/metrics`` (polled every 10 ms; the figure is the time from the AMI connection to the first poll that sees them
-all, so it errs by at most one poll). panoramisk's finish line is its handler of the last event, as in bench_ami.
+logged in), so start-up work is not counted. Finish line: ccserver's own counter ``ccserver_ami_messages_total``
+reaching the number of messages sent, read from ``/metrics`` (polled every 10 ms: the figure errs by at most one
+poll). panoramisk's finish line is its handler of the last event, as in bench_ami.
 
     .venv/bin/python -m benchmarks.bench_ami_process [--copies 10] [--runs 3]
 """

@@ -181,7 +181,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                    weights=ValueWeights(**config.scores.weights),
                                    shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking,
                                    cluster=cluster, after=lambda _summary: invalidator.everything())
-    watcher = (CutoffsWatcher(lambda: run_blocking(latest_cutoffs_id, sessions).asFuture(loop), invalidator)
+    watcher = (CutoffsWatcher(lambda: blocking.run(latest_cutoffs_id, sessions), invalidator)
                if redis_client is None else None)
     watching: list[asyncio.Future[None]] = []
 

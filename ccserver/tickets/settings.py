@@ -172,9 +172,10 @@ class TicketSettings:
             where = f"tickets.routes[{i}]"
             if not isinstance(r, dict) or set(r) - {"kind", "store", "category", "department"}:
                 raise TicketSettingsError(f"{where}: expected a table with kind, store, category, department")
-            kind = r.get("kind")
-            if kind not in TICKET_KINDS:
+            route_kind = r.get("kind")
+            if route_kind not in TICKET_KINDS:
                 raise TicketSettingsError(f"{where}.kind: one of {', '.join(TICKET_KINDS)}")
+            kind = str(route_kind)
             store = _wild(r.get("store"), f"{where}.store")
             category = _wild(r.get("category"), f"{where}.category")
             if category is not None and category not in categories[kind]:

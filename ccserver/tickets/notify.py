@@ -28,7 +28,11 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +42,7 @@ from sqlalchemy.orm import Session
 from ccserver.db.models import Notification, NotificationDeadLetter
 from ccserver.metrics import REGISTRY
 
-__all__ = ["EVENTS", "Outbox", "WebhookDeliverer", "sign", "twisted_post"]
+__all__ = ["EVENTS", "Outbox", "WebhookDeliverer", "http_post", "sign"]
 
 log = logging.getLogger("ccserver.notify")
 
@@ -77,40 +81,44 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def twisted_post(reactor: Any) -> Post:
-    """POST with Twisted's HTTP client (``twisted.web.client.Agent``) on ``reactor``."""
-    from io import BytesIO
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook that answers with a redirect has not taken the notification (urllib would re-send it as a GET)."""
 
-    from twisted.web.client import Agent, FileBodyProducer, readBody
-    from twisted.web.http_headers import Headers
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
-    from ccserver.bridge import wait
 
-    agent = Agent(reactor)
+def http_post(max_workers: int = 2) -> Post:
+    """POST with the standard library's HTTP client (``urllib.request``) on threads of its own, so a slow receiver
+    never holds a SQL thread. Redirects are not followed; proxies come from the usual environment variables."""
+    executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ccserver-webhook")
+    opener = urllib.request.build_opener(_NoRedirects())
+
+    def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                response.read()
+                return int(response.status)
+        except urllib.error.HTTPError as exc:  # an answer, just not a 2xx
+            exc.read()
+            return int(exc.code)
+        except (TimeoutError, socket.timeout):
+            raise TimeoutError from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError | socket.timeout):
+                raise TimeoutError from None
+            raise ConnectionError(str(exc.reason)) from None
 
     async def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-        async def attempt() -> int:
-            response = await wait(agent.request(b"POST", url.encode("ascii"),
-                                                Headers({k: [v] for k, v in headers.items()}),
-                                                FileBodyProducer(BytesIO(body),  # type: ignore[arg-type]
-                                                                 cooperator=_cooperator(reactor))))
-            await wait(readBody(response))  # read it all: the connection is then free
-            return int(response.code)
-
-        return await asyncio.wait_for(attempt(), timeout)
+        return await asyncio.get_running_loop().run_in_executor(executor, send, url, body, headers, timeout)
 
     return post
 
 
-def _cooperator(reactor: Any) -> Any:
-    from twisted.internet.task import Cooperator
-
-    return Cooperator(scheduler=lambda work: reactor.callLater(0, work))
-
-
 class WebhookDeliverer:
     """Sends the queued notifications (see the module docstring). ``clock``: a ``ccserver.clock.Clock``;
-    ``run_blocking``: ``BlockingPool.run``; ``post``: :func:`twisted_post` in production."""
+    ``run_blocking``: ``BlockingPool.run``; ``post``: :func:`http_post` in production."""
 
     def __init__(self, session_factory: Callable[[], Session], run_blocking: Callable[..., Awaitable[Any]],
                  url: str, secret: str, post: Post, clock: Any, *, retry_delays: Sequence[float],

@@ -38,8 +38,8 @@ def test_warning_then_breach_each_once_in_business_hours(loaded: Any) -> None:
     alarms = SlaAlarms(service.store, service._run, clock, publish=hub.publish, after=lambda: woken.append(True))
 
     async def main() -> list[tuple[str, str, str]]:
-        ticket = await service.create(NewTicket(kind="complaint", subject="投诉", store_id=store_id(sessions, "bj-volvo"),
-                                                customer_id=1), ADMIN)
+        bj = store_id(sessions, "bj-volvo")
+        ticket = await service.create(NewTicket(kind="complaint", subject="投诉", store_id=bj, customer_id=1), ADMIN)
         assert datetime.fromisoformat(ticket["sla"]["first_response"]["due_at"]) == local("2026-11-24T09:30")
         raised = []
         for hhmm in ("2026-11-23T18:00", "2026-11-24T08:00", "2026-11-24T08:59", "2026-11-24T09:00",

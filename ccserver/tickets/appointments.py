@@ -202,7 +202,7 @@ class Appointments:
                 if ticket.kind != "appointment" or appointment is None:
                     raise TicketError(400, "only an appointment can be rescheduled", "ticket")
                 if ticket.status not in lifecycle.WORKING or appointment.status != "booked":
-                    raise TicketError(409, f"the appointment is {ticket.status}", "ticket", status=ticket.status)
+                    raise TicketError(409, f"the appointment is {ticket.status}", "ticket", current=ticket.status)
                 before = appointment.slot_start
                 if before == slot:
                     return Booking(ticket.id, appointment.id, appointment.store_id, slot, appointment.seat, False)

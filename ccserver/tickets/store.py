@@ -355,7 +355,7 @@ class TicketStore:
             try:
                 lifecycle.check(ticket.kind, current, to)
             except lifecycle.IllegalTransition as exc:
-                raise TicketError(409, str(exc), "to", allowed=list(exc.allowed), status=current) from None
+                raise TicketError(409, str(exc), "to", allowed=list(exc.allowed), current=current) from None
             reopening = to == "in_progress" and current in ("resolved", "customer_called_back")
             if (to == "cancelled" or reopening) and not comment:
                 raise TicketError(400, "a comment is required to cancel or reopen a ticket", "comment")
@@ -414,7 +414,7 @@ class TicketStore:
         with self.sessions.begin() as session:
             ticket = self._load(session, ticket_id, actor, lock=True)
             if ticket.status in lifecycle.FINAL:
-                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", status=ticket.status)
+                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", current=ticket.status)
             ticket.updated_at = now
             self._event(session, ticket.id, actor, now, "comment", comment=text)
 
@@ -428,7 +428,7 @@ class TicketStore:
         with self.sessions.begin() as session:
             ticket = self._load(session, ticket_id, actor, lock=True)
             if ticket.status in lifecycle.FINAL:
-                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", status=ticket.status)
+                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", current=ticket.status)
             if assignee_id is not None:
                 user = session.get(User, assignee_id)
                 if user is None or not user.active or user.role not in STAFF_ROLES:

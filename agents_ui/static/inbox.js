@@ -112,10 +112,12 @@ function renderDetail(t) {
   fact(facts, headings[5], label("status", t.status));
   fact(facts, headings[3], t.customer ? `${t.customer.name} (${t.customer.tier})${t.phone ? " " + t.phone : ""}`
     : t.phone || "–");
+  fact(facts, labels.department_title, label("department", t.department) || "–");
   fact(facts, headings[6], t.assignee ? t.assignee.name : labels.unassigned);
   const clock = document.createElement("span");
   countdown(clock, t);
   fact(facts, headings[7], clock);
+  if (t.satisfaction) fact(facts, labels.satisfaction, `${t.satisfaction} / 5`);
   if (t.appointment) fact(facts, label("kind", "appointment"),
     new Date(t.appointment.slot).toLocaleString(document.documentElement.lang));
   text(document.getElementById("detail-body"), t.body || "");
@@ -141,6 +143,10 @@ function renderDetail(t) {
     const when = new Date(e.at).toLocaleString(document.documentElement.lang);
     let what = label("event", e.action);
     if (e.action === "transition") what = `${label("status", e.from)} → ${label("status", e.to)}`;
+    if (e.action === "assigned" && e.detail && e.detail.department) {
+      what += ` → ${label("department", e.detail.department)}`;
+    }
+    if (e.detail && e.detail.satisfaction) what += ` (${labels.satisfaction} ${e.detail.satisfaction}/5)`;
     text(li, `${when} · ${e.actor || labels.system} · ${what}${e.comment ? ": " + e.comment : ""}`);
     history.append(li);
   }

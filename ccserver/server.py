@@ -215,6 +215,47 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         sweeper = LoopingCall(sweep)
         sweeper.clock = reactor
 
+    # Tickets: the service the web, the IVR, the desktop and the dialer call; the webhook deliverer, the SLA alarm
+    # job (once per cluster: a lease per tick, kept a few ticks) and call backs for abandoned callers.
+    from ccserver.clock import LoopClock
+    from ccserver.events import EventHub
+    from ccserver.tickets import NotifySettings, TicketService, TicketSettings
+    from ccserver.tickets.abandoned import AbandonedCallers
+    from ccserver.tickets.alarms import SlaAlarms
+    from ccserver.tickets.notify import Outbox, WebhookDeliverer, http_post
+
+    ticket_settings = TicketSettings.from_config(config)
+    notify = NotifySettings.from_config(config)
+    clock = LoopClock()
+    deliverer = (WebhookDeliverer(sessions, blocking.run, notify.webhook_url, notify.webhook_secret, http_post(),
+                                  clock, retry_delays=notify.retry_delays, timeout=notify.timeout_seconds)
+                 if notify.enabled else None)
+    tickets = TicketService(sessions, ticket_settings, blocking.run, clock=clock,
+                            calendars=lambda: routing.refresher.current.calendars, invalidator=invalidator,
+                            outbox=Outbox(notify.enabled), on_notify=deliverer.wake if deliverer else None)
+    # The wallboard hears SLA alarms on the call-events hub (a hub of its own when there is no Asterisk).
+    ticket_hub = telephony.hub if telephony is not None else EventHub()
+    sla_alarms = SlaAlarms(tickets.store, blocking.run, clock, publish=ticket_hub.publish,
+                           cluster=ClusterJobs(redis_client, keep_done=3 * ticket_settings.check_seconds),
+                           after=deliverer.wake if deliverer else None)
+    if telephony is not None:
+        AbandonedCallers(tickets, region=config.phone.default_region,
+                         leads=lambda server: server in telephony.leading).subscribe(telephony.hub)
+
+    def start_tickets() -> None:
+        if telephony is None:
+            ticket_hub.start()
+        sla_alarms.start()
+        if deliverer is not None:
+            deliverer.start()
+
+    async def stop_tickets() -> None:
+        sla_alarms.stop()
+        if deliverer is not None:
+            deliverer.stop()
+        if telephony is None:
+            await ticket_hub.stop(1.0)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
     users = SQLUserStore(sessions)
@@ -242,6 +283,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
+        tickets=tickets,
     )
 
     if agents is not None:
@@ -308,6 +350,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)
         Step("agent sweep", (lambda: sweeper.start(AGENT_SWEEP_SECONDS, False) and None) if sweeper else None,
              (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),
+        # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
+        Step("tickets", start_tickets, stop_tickets),
         Step("jobs", start_jobs, stop_jobs),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

@@ -16,6 +16,7 @@ from ccserver.web.sessions import MemoryRevocations, Sessions, UserCache
 if TYPE_CHECKING:
     from ccserver.agents import AgentService
     from ccserver.customers.directory import CustomerDirectory
+    from ccserver.tickets import TicketService
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class WebContext:
     # Live calls and decisions for /api/calls and /api/decisions (None without AMI: live calls are empty).
     tracker: Any = None
     session_factory: Any = None
+    # Tickets for /api/tickets, /api/slots, /api/appointments, /api/callbacks and /inbox (None: those answer 503).
+    tickets: TicketService | None = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

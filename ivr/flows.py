@@ -40,7 +40,7 @@ from ccserver.callrouting.service import new_decision_id
 from ccserver.identification import TIMED_OUT, race
 from ccserver.logs import log_text
 from ivr.data import CallerCars, Car, TodaysVisit, caller_cars, todays_visits
-from ivr.dialog import Choice, Dialog, OutOfTries
+from ivr.dialog import Choice, Dialog, OutOfTries, PromptFailed
 from ivr.ports import Booking, OpenRepair, Slot, SlotTaken
 from ivr.settings import Action, Menu, Start, TicketSpec
 from ivr.speech import say_slot, say_time, say_vehicle
@@ -113,8 +113,16 @@ class IVRCall:
             return
         await self.dialog.use_language(language)
         action: Action | None = self.start.action
-        while action is not None:
-            action = await self.step(action)
+        try:
+            while action is not None:
+                action = await self.step(action)
+        except PromptFailed as failed:
+            # A prompt file Asterisk cannot play (or a hangup not reported yet): a person takes the call.
+            log.warning("ivr uniqueid=%s: prompt %s could not be played (missing in sounds/%s?); to a person",
+                        log_text(self.uniqueid, 64), log_text(failed, 64), self.dialog.language)
+            self.path.append("prompt-failed")
+            await self.session.channel_status()  # a caller who hung up ends the call here (HANGUP, 511)
+            await self.hand_over(self.settings.operator)
 
     def _is_vip(self) -> bool:
         c = self.customer

@@ -132,8 +132,10 @@ def day_slots(store_id: int, day: date, hours: Sequence[int] = (9, 10, 14, 16), 
 class Caller(Responder):
     """Asterisk with a caller pressing ``keys`` in turn: one entry per question (a ``GET DATA``, or an ``EXEC
     Read`` and the ``GET FULL VARIABLE`` that reads its outcome); "" = no key (the prompt times out), ``HANGUP``
-    = the caller hangs up there. ``hangup_on_play``: the caller hangs up during the n-th ``EXEC Playback`` (0
-    first). Every other command gets Asterisk's usual answer (``SET VARIABLE`` 1, ``EXEC`` 0 …)."""
+    = the caller hangs up there. The answers are the shapes recorded from Asterisk 22 running the IVR (agi-07:
+    ``(OK:2)``, ``(TIMEOUT:)``, a hangup during Read; agi-09: ``200 result= (timeout)``; agi-04: GET DATA -1).
+    ``hangup_on_play``: the caller hangs up during the n-th ``EXEC Playback`` (0 first). Every other command gets
+    Asterisk's usual answer (``SET VARIABLE`` 1, ``EXEC`` 0 …)."""
 
     def __init__(self, keys: Sequence[str | Hang] = (), *, hangup_on_play: int | None = None,
                  missing_prompt: str | None = None) -> None:
@@ -178,14 +180,12 @@ class Caller(Responder):
             args = words[2].split(",")
             self.questions.append(args[1].split("&"))
             self._read_key = self._next_key()
-            if isinstance(self._read_key, Hang):
-                self.dead = self._said_hangup = True
-                return HANGUP_511[:1] + ("200 result=0",)  # Asterisk noticed the hangup while Read ran
-            return ("200 result=0",)
+            return ("200 result=0",)  # Read answers 0 whether or not the caller stayed (agi-07)
         if verb == "GET FULL VARIABLE":
             key, self._read_key = self._read_key, None
             if isinstance(key, Hang):
-                return ("200 result=1 (HANGUP:)",)
+                self.dead = self._said_hangup = True
+                return HANGUP_511[:1]  # agi-07: the caller left during Read; this command got HANGUP
             return (f"200 result=1 (OK:{key})",) if key else ("200 result=1 (TIMEOUT:)",)
         if verb == "EXEC" and words[1] == "Playback":
             self.plays += 1

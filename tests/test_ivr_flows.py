@@ -31,6 +31,9 @@ from tests.ivr_support import (
     mset,
     played,
 )
+from tests.replay.agi_peer import AGIPeer, Responder, env_block
+from tests.replay.agi_transcripts import command_verb, load_agi
+from tests.test_agi_protocol import Harness
 
 TOMORROW = date(2026, 3, 17)
 LIU_YANG_STORE = 3  # his home store (the hotline is group-wide: booking uses the home store)
@@ -479,3 +482,27 @@ def test_the_deadline_is_per_decision_not_menu_time(demo: Any) -> None:
     variables = mset(call.peer)
     assert variables["CC_TICKET_ID"] and variables["CC_TIER"] == "silver"
     assert not any("FALLBACK" in str(r) or "timeout" in r for r in h.records[0]["reasons"])
+
+
+# -- the IVR against Asterisk's own answers ------------------------------------------------------------------------
+@pytest.mark.parametrize(("recording", "ends"), [
+    ("agi-07-13912345678", "hangup"),  # main 2, after-sales 3: status read back, no key, hung up during the repeat
+    ("agi-08-13600000002", "mset"),  # 9: English, then 4: insurance
+    ("agi-09-13700000001", "mset"),  # 2, then no key at all in after-sales (GET DATA timeout, Read retries): operator
+])
+def test_recorded_ivr_sessions_replay(demo: Any, recording: str, ends: str) -> None:
+    """The sessions recorded from Asterisk 22.10.1 running this IVR (tests/data/asterisk/README.md) replayed
+    against it: the same commands, verb by verb, each answered as Asterisk answered it."""
+    transcript = load_agi(recording)
+    h = IVRHarness(demo)
+    peer = AGIPeer(env_block(transcript.env), Responder(transcript))
+    call = Harness({**h.routing.handlers(), **h.ivr.handlers()}, peer, clock=h.clock)
+    call.flush()
+    verbs = [command_verb(c) for c in peer.commands]
+    assert verbs == [e.verb for e in transcript.exchanges][: len(verbs)]
+    assert len(verbs) == len(transcript.exchanges)
+    assert peer.closed
+    if ends == "mset":
+        assert peer.commands[-1].startswith("EXEC MSet")
+    else:
+        assert not any(c.startswith("EXEC MSet") for c in peer.commands)

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from ccserver.bridge import drive
@@ -49,14 +50,39 @@ from routing.decision import CustomerSummary, DidRoute, sanitize_value
 if TYPE_CHECKING:
     from ivr.service import IVRService
 
-__all__ = ["IVRCall", "line_route"]
+__all__ = ["Early", "IVRCall", "line_route"]
 
 log = logging.getLogger("ccserver.ivr")
 
 OPERATOR = Action("operator")
 FAILED = object()  # a port call or SQL read that failed or missed its deadline
-MAX_BOOKING_ROUNDS = 3  # slots offered again after "choose another" or "taken", then a person
+MAX_BOOKING_ROUNDS = 3
+PREFETCH_AFTER = 0.2  # seconds after a menu with "book" starts playing: the caller's cars are read meanwhile  # slots offered again after "choose another" or "taken", then a person
 REPAIR_STATUSES = ("new", "assigned", "in_progress")
+
+
+class Early:
+    """Work started before it is needed (a read while a menu plays): its outcome is kept, a failure included (never
+    an unhandled error), and handed over when it is asked for."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._outcome: list[Any] = []
+        self._waiting: list[Deferred[Any]] = []
+        drive(coro).addBoth(self._done)
+
+    def _done(self, outcome: Any) -> None:
+        self._outcome.append(outcome)
+        for waiter in self._waiting:
+            waiter.callback(outcome)  # a Failure fires the errback
+        self._waiting.clear()
+
+    def deferred(self) -> Deferred[Any]:
+        waiter: Deferred[Any] = Deferred()
+        if self._outcome:
+            waiter.callback(self._outcome[0])
+        else:
+            self._waiting.append(waiter)
+        return waiter
 
 
 def line_route(dids: Sequence[DidRoute], did: DidRoute, line: str, language: str) -> DidRoute:
@@ -85,6 +111,9 @@ class IVRCall:
         self.customer: CustomerSummary | None = None
         self.fallback: str | None = None
         self.dialog = Dialog(session, did.language, language_key=self.settings.language_key)
+        self.early: dict[str, Early] = {}  # reads started before the caller asked for them
+        self._cars_later: Any = None  # the timer that starts reading the caller's cars early
+        self._cars_read = False
 
     @property
     def uniqueid(self) -> str:
@@ -156,6 +185,11 @@ class IVRCall:
 
     async def menu(self, menu: Menu) -> Action:
         s = self.settings
+        if self.customer_id is not None and self.svc.session_factory is not None and self._cars_later is None and \
+                any(a.kind == "booking" for a in menu.options.values()):
+            # The caller may choose to book: read their cars while the menu plays (seconds), not after the key —
+            # started once the prompt is on its way, so the read's thread does not delay the command itself.
+            self._cars_later = self.svc.clock.callLater(PREFETCH_AFTER, self._read_cars_early)
         chosen = await self.dialog.choose([*menu.intro, *menu.prompts], menu.prompts, menu.options,
                                           timeout_ms=s.menu_timeout(menu), retries=s.menu_retries(menu),
                                           context=f"menu {menu.name}")
@@ -164,6 +198,10 @@ class IVRCall:
             return OPERATOR
         self.path.append(f"{menu.name}.{chosen.key}")
         return chosen.value
+
+    def _read_cars_early(self) -> None:
+        if not self._cars_read and self.customer_id is not None:
+            self.early["cars"] = Early(self.sql(caller_cars, self.customer_id))
 
     async def hand_over(self, line: str, *, bonus: int = 0, reason: str = "", ticket_id: int | None = None) -> None:
         """Routing decides for a call to ``line`` and answers the dialplan (see the module docstring)."""
@@ -184,12 +222,13 @@ class IVRCall:
                                  extra=extra)
 
     # -- deadlines ---------------------------------------------------------------------------------------------
-    async def within(self, coro: Coroutine[Any, Any, Any], what: str) -> Any:
-        """``coro``'s result within the routing deadline, else :data:`FAILED` (logged). A coroutine that misses
-        the deadline is not cancelled: it finishes in the background."""
+    async def within(self, work: Coroutine[Any, Any, Any] | Early, what: str) -> Any:
+        """``work``'s result within the routing deadline, else :data:`FAILED` (logged). Work that misses the
+        deadline is not cancelled: it finishes in the background."""
         svc = self.svc
         budget = svc.routing.settings.deadline_seconds - svc.routing.settings.margin_seconds
-        outcome = (await race(drive(coro), budget, svc.clock))[0]
+        pending = work.deferred() if isinstance(work, Early) else drive(work)
+        outcome = (await race(pending, budget, svc.clock))[0]
         if outcome is TIMED_OUT:
             log.warning("ivr uniqueid=%s: %s did not answer within %.2f s; the caller goes to a person",
                         log_text(self.uniqueid, 64), what, budget)
@@ -253,7 +292,11 @@ class IVRCall:
             self.path.append("booking.unknown")
             await self.dialog.play(["cc-ivr-no-vehicle"])
             return fail_to
-        cars = await self.within(self.sql(caller_cars, customer_id), "reading the caller's cars")
+        if self._cars_later is not None and self._cars_later.active():
+            self._cars_later.cancel()  # the caller was quicker than the prefetch
+        early = self.early.pop("cars") if "cars" in self.early else Early(self.sql(caller_cars, customer_id))
+        self._cars_read = True
+        cars = await self.within(early, "reading the caller's cars")
         if cars is FAILED or not isinstance(cars, CallerCars) or not cars.cars:
             self.path.append("booking.nocar")
             await self.dialog.play(["cc-ivr-no-vehicle" if cars is not FAILED else "cc-ivr-booking-failed"])

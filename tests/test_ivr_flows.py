@@ -28,6 +28,7 @@ from tests.ivr_support import (
     IVRHarness,
     MemoryTickets,
     day_slots,
+    inline,
     mset,
     played,
 )
@@ -470,8 +471,12 @@ class SlowCaller(Caller):
         self.clock = clock
         self.think = think
 
+    thinking = False
+
     def _next_key(self) -> Any:
+        self.thinking = True  # the prompt plays and the caller thinks: the server's timers run meanwhile
         self.clock.advance(self.think)
+        self.thinking = False
         return super()._next_key()
 
 
@@ -506,3 +511,27 @@ def test_recorded_ivr_sessions_replay(demo: Any, recording: str, ends: str) -> N
         assert peer.commands[-1].startswith("EXEC MSet")
     else:
         assert not any(c.startswith("EXEC MSet") for c in peer.commands)
+
+
+def test_the_callers_cars_are_read_while_the_menu_plays(demo: Any) -> None:
+    reads: list[tuple[str, bool]] = []
+    h: IVRHarness
+    caller: SlowCaller
+
+    def run_blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append((fn.__name__, caller.thinking))
+        return inline(fn, *args, **kwargs)
+
+    h = IVRHarness(demo, booking_tickets(), run_blocking=run_blocking)
+    caller = SlowCaller(h.clock, 1.0, ["2", "1", "1", "1"])
+    h.call(caller)
+    # read once, while the after-sales menu was playing (0.2 s in), not after the caller pressed 1 to book
+    assert [r for r in reads if r[0] == "caller_cars"] == [("caller_cars", True)]
+    assert len(h.tickets.bookings) == 1
+
+
+def test_a_quick_caller_does_not_wait_for_the_early_read(demo: Any) -> None:
+    h = IVRHarness(demo, booking_tickets())
+    h.call(Caller(["2", "1", "1", "1"]))  # no time passes: the booking read the cars itself, the timer is off
+    assert len(h.tickets.bookings) == 1
+    assert not [c for c in h.clock.getDelayedCalls() if "read_cars" in repr(c.func)]

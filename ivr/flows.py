@@ -56,8 +56,8 @@ log = logging.getLogger("ccserver.ivr")
 
 OPERATOR = Action("operator")
 FAILED = object()  # a port call or SQL read that failed or missed its deadline
-MAX_BOOKING_ROUNDS = 3
-PREFETCH_AFTER = 0.2  # seconds after a menu with "book" starts playing: the caller's cars are read meanwhile  # slots offered again after "choose another" or "taken", then a person
+MAX_BOOKING_ROUNDS = 3  # slots offered again after "choose another" or "taken", then a person
+PREFETCH_AFTER = 0.2  # seconds after a menu with "book" starts playing: the caller's cars are read meanwhile
 REPAIR_STATUSES = ("new", "assigned", "in_progress")
 
 

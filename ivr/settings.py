@@ -204,6 +204,8 @@ def _build(t: dict[str, Any]) -> IVRSettings:
     if not isinstance(enabled, bool):
         raise IVRConfigError("ivr.enabled", "expected true or false")
     language_key = t.get("language_key", "")
+    if isinstance(language_key, int) and not isinstance(language_key, bool) and 0 <= language_key <= 9:
+        language_key = str(language_key)  # "9" from the environment (or a file, through JSON) reads as 9
     if not isinstance(language_key, str) or (language_key and language_key not in DTMF_KEYS):
         raise IVRConfigError("ivr.language_key", "expected one DTMF key (0-9, *, #) or \"\" for none")
     operator = t.get("operator")

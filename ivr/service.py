@@ -52,10 +52,12 @@ class IVRService:
     async def incoming(self, session: AGISession) -> None:
         started = self.clock.seconds()
         extension = session.extension
-        notes: list[str] = []
-        did = self.routing.did_for(extension, notes)
-        start = self.settings.start_for(extension, did.line)
+        known = self.routing.data.did(extension)
+        # A DID routing does not know runs the IVR only when ivr.dids names it: its line is a guess.
+        start = self.settings.start_for(extension, known.line if known is not None else None)
         if start is None:
             await self.routing.incoming(session)
             return
+        notes: list[str] = []
+        did = known if known is not None else self.routing.did_for(extension, notes)
         await IVRCall(self, session, did, start, notes).run(started)

@@ -110,11 +110,12 @@ class IVRSettings:
     tickets: Mapping[str, TicketSpec] = field(default_factory=dict)
     prompts: Mapping[str, Prompt] = field(default_factory=dict)  # a site's own texts
 
-    def start_for(self, did: str, line: str) -> Start | None:
-        """Where a call to ``did`` (its ``line``) starts; None: no IVR (routed at once)."""
+    def start_for(self, did: str, line: str | None) -> Start | None:
+        """Where a call to ``did`` (its ``line``; None for a DID routing does not know) starts; None: no IVR
+        (routed at once)."""
         if not self.enabled:
             return None
-        start = self.dids.get(did) or self.lines.get(line)
+        start = self.dids.get(did) or (self.lines.get(line) if line is not None else None)
         if start is None or start.action.kind == "route":
             return None
         return start

@@ -239,6 +239,17 @@ def test_a_did_not_in_the_ivr_is_routed_at_once(demo: Any) -> None:
     assert list(mset(call.peer)) == list(DIALPLAN_KEYS)
 
 
+def test_an_unknown_did_is_routed_at_once_unless_named(demo: Any) -> None:
+    h = IVRHarness(demo)  # routing takes an unknown DID as a hotline call; the IVR does not guess
+    caller = Caller(["1"])
+    call = h.call(caller, extension="4008007777")
+    assert caller.asked == 0 and list(mset(call.peer)) == list(DIALPLAN_KEYS)
+    named = IVRHarness(demo, settings=IVRSettings.from_dict({"dids": {"4008007777": "menu:complaints"}}))
+    caller = Caller(["0"])
+    named.call(caller, extension="4008007777")
+    assert caller.questions[0] == ["cc-ivr-complaints"]
+
+
 def test_a_did_entry_wins_over_its_line(demo: Any) -> None:
     h = IVRHarness(demo, settings=IVRSettings.from_dict({"dids": {"4008002000": "route"}}))
     caller = Caller(["1"])

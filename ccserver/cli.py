@@ -1,4 +1,4 @@
-"""The `ccserver` command: run, db, demo-data, config."""
+"""The `ccserver` command: run, db, demo-data, scores, asterisk, prompts, agents, config."""
 
 from __future__ import annotations
 
@@ -220,6 +220,58 @@ def cmd_asterisk(args: argparse.Namespace) -> int:
     return import_queues_main(args.file, config.database_url)
 
 
+def cmd_prompts(args: argparse.Namespace) -> int:
+    """``ccserver prompts build``: render the missing prompts (ivr/render.py) into prompts.sound_dir/{zh,en}/."""
+    config = _load(args)
+    from ivr.catalogue import catalogue
+    from ivr.render import RenderError, build_prompts
+    from ivr.settings import IVRSettings
+
+    sound_dir = args.sound_dir or config.prompts.sound_dir
+    if not sound_dir:
+        print("ccserver: no sound folder: set prompts.sound_dir (e.g. /var/lib/asterisk/sounds) or give --sound-dir",
+              file=sys.stderr)
+        return 2
+    models: list[str] = []
+    if not args.no_models:
+        models = _vehicle_models(config)
+    prompts = catalogue(IVRSettings.from_dict(config.section("ivr")).prompts, models)
+    try:
+        report = build_prompts(sound_dir, prompts, only=args.only or (), progress=ProgressBar("prompts"))
+    except RenderError as exc:
+        print(f"ccserver: {exc}", file=sys.stderr)
+        return 2
+    print(f"prompts in {sound_dir}: {len(report.rendered)} rendered, {report.kept} already there"
+          + (f", {len(report.failed)} FAILED ({', '.join(n for n, _ in report.failed[:5])})" if report.failed else ""))
+    return 1 if report.failed else 0
+
+
+def _vehicle_models(config: Config) -> list[str]:
+    """The vehicle models in the database (each gets a prompt the IVR reads a car back with); none when the
+    database is not there yet."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.db.models import Vehicle
+    from ccserver.server import SchemaNotReady, check_schema
+
+    try:
+        check_schema(config.database_url)
+    except SchemaNotReady as exc:
+        print(f"ccserver: note: no vehicle model prompts ({exc})", file=sys.stderr)
+        return []
+    engine = make_engine(config.database_url)
+    try:
+        with session_factory(engine)() as session:
+            return sorted(set(session.scalars(select(Vehicle.model).distinct())))
+    except SQLAlchemyError as exc:
+        print(f"ccserver: note: no vehicle model prompts ({exc.__class__.__name__})", file=sys.stderr)
+        return []
+    finally:
+        engine.dispose()
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     config = _load(args)
     if not _schema_ready(config):
@@ -302,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", metavar="FILE")
     asterisk_sub.add_parser("queues", parents=[common], help="write queues_ccserver.conf from the database to stdout")
     asterisk.set_defaults(func=cmd_asterisk)
+
+    prompts = sub.add_parser("prompts", help="the sound files of the prompts ccserver plays")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
+    build = prompts_sub.add_parser("build", parents=[common],
+                                   help="render every missing prompt (zh and en) with espeak-ng and sox")
+    build.add_argument("--sound-dir", help="Asterisk's sound folder (default: prompts.sound_dir)")
+    build.add_argument("--only", action="append", metavar="NAME", help="render only this prompt (repeatable)")
+    build.add_argument("--no-models", action="store_true", help="no vehicle model prompts (skip the database)")
+    prompts.set_defaults(func=cmd_prompts)
 
     from ccserver.agents.command import add_parser as add_agents_parser
 

@@ -21,6 +21,7 @@ from typing import Any
 import phonenumbers
 
 from ccserver.redact import mask_url
+from ivr.settings import KEYS as IVR_KEYS
 
 ENV_PREFIX = "CCSERVER_"
 # Keys whose values are never printed (logs, `ccserver config show`).
@@ -368,6 +369,16 @@ def _check_routing(values: dict[str, Any]) -> None:
         raise ConfigError(f"[routing]: {exc}") from None
 
 
+def _check_ivr(values: dict[str, Any]) -> None:
+    """The [ivr] table is validated as a whole over the built-in menu (errors name the key)."""
+    from ivr.settings import IVRConfigError, IVRSettings
+
+    try:
+        IVRSettings.from_dict({k: v for k, v in values.items() if v is not None})
+    except IVRConfigError as exc:
+        raise ConfigError(f"[ivr] {exc}") from None
+
+
 # section -> key -> parser. The defaults file must name exactly these keys (a parser that accepts None marks
 # a key without a built-in default).
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -425,6 +436,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "survey_retries": _parse_int_range(0, 5),
     },
     "routing": dict.fromkeys(ROUTING_RULE_KEYS, _parse_table_value),
+    "ivr": dict.fromkeys(IVR_KEYS, _parse_table_value),
     "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
     "tickets": {
         "categories": _parse_table_value,
@@ -621,6 +633,7 @@ def load_config(
                 raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
     _check_routing(values["routing"])
     _check_tickets(values["tickets"], values["server"]["time_zone"])
+    _check_ivr(values["ivr"])
     if values["callrouting"]["margin_seconds"] >= values["callrouting"]["deadline_seconds"]:
         raise ConfigError("callrouting.margin_seconds must be below callrouting.deadline_seconds")
     return Config(values, sources)

@@ -160,11 +160,19 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     cache = (RedisSummaryCache(redis_client, call_path=call_path_redis) if redis_client is not None
              else MemorySummaryCache())
     routing_settings = RoutingSettings.from_config(config)
-    check_prompts(config.prompts.sound_dir, routing_settings)
     directory = make_directory(sessions, routing_settings.routing_rules())
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony is not None else None, cache=cache,
                                          directory=directory, settings=routing_settings)
+    # The IVR takes the `incoming` FastAGI script: DIDs that [ivr] sends to a menu run it, and hand the call back to
+    # routing's decision for the line the caller chose; every other call goes straight to routing. Its tickets
+    # (ivr/ports.py TicketsPort) are the tickets service's, given below once that is built.
+    from ivr.service import IVRService
+    from ivr.settings import IVRSettings
+
+    ivr_settings = IVRSettings.from_dict(config.section("ivr"))
+    ivr = IVRService(routing.service, ivr_settings, clock=reactor, run_blocking=blocking.run, session_factory=sessions,
+                     tickets=None)
     # Bulk changes (a full score recompute) drop the cached customers. Jobs that must run once per cluster hold
     # a Redis lease; without Redis they simply run. A recompute run by another process (`ccserver scores
     # recompute`) sweeps Redis itself; without Redis this node watches for it.
@@ -233,6 +241,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     tickets = TicketService(sessions, ticket_settings, blocking.run, clock=clock,
                             calendars=lambda: routing.refresher.current.calendars, invalidator=invalidator,
                             outbox=Outbox(notify.enabled), on_notify=deliverer.wake if deliverer else None)
+    ivr.tickets = tickets  # the IVR files breakdowns and complaints, and books, through the tickets service
     # The wallboard hears SLA alarms on the call-events hub (a hub of its own when there is no Asterisk).
     ticket_hub = telephony.hub if telephony is not None else EventHub()
     sla_alarms = SlaAlarms(tickets.store, blocking.run, clock, publish=ticket_hub.publish,
@@ -296,7 +305,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from ccserver.agi import FastAGIFactory, listen_fastagi
     from ccserver.components import Components, Step
 
-    agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
+    agi_factory = FastAGIFactory({**routing.handlers(), **ivr.handlers(), **(agi_handlers or {})},
                                  default_variables=config.agi.default_variables, clock=reactor,
                                  allow=config.agi.allow, command_timeout=config.agi.command_timeout)
     http, agi = config.http.listen, config.agi.listen
@@ -347,6 +356,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),
+        # The IVR has nothing to start; at start-up it names the prompts missing in prompts.sound_dir (zh/, en/).
+        Step("ivr", lambda: check_prompts(config.prompts.sound_dir, routing_settings, ivr_settings) and None, None),
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)
         Step("agent sweep", (lambda: sweeper.start(AGENT_SWEEP_SECONDS, False) and None) if sweeper else None,
              (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),

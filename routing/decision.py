@@ -10,8 +10,9 @@ Order of the rules (every rule that fires adds a line to ``Decision.reasons``):
 1. **Identity.** Unknown callers (no ``CustomerSummary``) are tier ``prospect``; ``CC_CUSTOMER_ID`` is empty.
    A tier outside the vocabulary is read as ``prospect``. Language = the customer's preference, else the DID's.
 2. **Priority.** ``priority[tier]`` + open complaint + repeat caller (≥ ``repeat_min_calls`` earlier calls in
-   24 h) + VIP, capped at ``max_priority``. Computed for every call, a callback request included (the callback
-   list is ranked by it).
+   24 h) + VIP, capped at ``max_priority``; then ``CallFacts.bonus`` (what the caller reported in the IVR: a
+   breakdown, a complaint), for identified and unknown callers alike, capped again. Computed for every call, a
+   callback request included (the callback list is ranked by it).
 3. **Closed.** ``calendar_open`` False → the line's after-hours queue if configured, else the callback-request
    flow: ``CC_QUEUE`` empty, ``CC_ANNOUNCE`` = ``announce.after_hours``, ``callback_offer`` True.
 4. **Queue.** ``queues[line][tier]``, else ``queues[line]["*"]``, else the DID's default queue.
@@ -128,6 +129,8 @@ class CallFacts:
     now: float = 0.0
     uniqueid: str = ""
     dialed: str = ""
+    bonus: int = 0  # priority added by what the caller told the IVR (a breakdown, a complaint); capped as usual
+    bonus_reason: str = ""  # why, for the decision's reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,13 @@ def decide(call: CallFacts, customer: CustomerSummary | None, did: DidRoute, cal
         if priority + bonus > rules.max_priority:
             reasons.append(f"priority capped at {rules.max_priority}")
         priority = min(priority + bonus, rules.max_priority)
+
+    # the IVR's own reason for more priority (a breakdown or complaint reported in the menu), for anyone
+    if call.bonus:
+        reasons.append(f"{call.bonus_reason or 'IVR'}: priority +{call.bonus}")
+        if priority + call.bonus > rules.max_priority:
+            reasons.append(f"priority capped at {rules.max_priority}")
+        priority = max(min(priority + call.bonus, rules.max_priority), 0)
 
     # 3. closed
     if not calendar_open:

@@ -409,3 +409,42 @@ def test_cli_lint_names_the_ami_user(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["asterisk", "lint", "--ami-user", "admin", *readme_step5(etc)]) == 1
     out = capsys.readouterr().out
     assert "[admin] write grants all" in out and "1 error(s)" not in out and "2 error(s), 0 warning(s)" in out
+
+
+# -- what the IVR and the queue exit need ------------------------------------------------------------------------
+def test_shipped_ivr_contract() -> None:
+    conf, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf")
+    assert conf is not None
+    inbound = "\n".join(i.value for i in conf.section("ccserver-inbound").items)
+    assert "Set(CC_ARRIVED=${EPOCH})" in inbound and "Set(CHANNEL(language)=${CC_LANGUAGE})" in inbound
+    callback = "\n".join(i.value for i in conf.section("ccserver-callback").items)
+    assert "callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE})" in callback
+    exit_ = conf.section("ccserver-queue-exit")
+    assert exit_ is not None and exit_.items[0].value.startswith("1,1,")
+    assert "Goto(ccserver-callback,s,1)" in "\n".join(i.value for i in exit_.items)
+    queues, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "queues_ccserver.conf")
+    assert queues is not None
+    sales = queues.section("sales")
+    assert queues.resolved_get(sales, "context") == "ccserver-queue-exit"
+    assert queues.resolved_get(sales, "periodic-announce").split(";")[0].strip() == "cc-queue-callback-hint"
+
+
+def test_queue_exit_context_must_exist(tmp_path: Path) -> None:
+    dialplan = write(tmp_path, "extensions_x.conf", "[from-trunk]\nexten => _X.,1,Goto(elsewhere,${EXTEN},1)\n")
+    queues = write(tmp_path, "queues_x.conf", "[sales]\nstrategy = ringall\nringinuse = no\nsetinterfacevar = yes\n"
+                                              "autopause = all\ncontext = ccserver-queue-exit\n")
+    problems = lint([dialplan, queues])
+    assert any(p.severity == "error" and "context = ccserver-queue-exit: no such context" in p.message
+               for p in problems)
+    assert not any("no such context" in p.message for p in lint([queues]))  # no dialplan given: not judged
+
+
+def test_dialplan_without_language_or_arrival_is_warned(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf").read_text(encoding="utf-8")
+    old = text.replace(" same => n,ExecIf($[\"${CC_LANGUAGE}\" != \"\"]?Set(CHANNEL(language)=${CC_LANGUAGE}))\n", "")
+    old = old.replace(",${CC_ARRIVED},${CC_LINE})", ")")
+    problems = lint([write(tmp_path, "extensions_old.conf", old)])
+    messages = [p.message for p in problems]
+    assert any("never sets CHANNEL(language)=${CC_LANGUAGE}" in m for m in messages)
+    assert any("does not pass ${CC_ARRIVED}" in m for m in messages)
+    assert all(p.severity == "warning" for p in problems)

@@ -1,5 +1,5 @@
-"""The start-up prompt check: every prompt the shipped dialplan and the settings play, looked up in
-prompts.sound_dir the way Asterisk looks a name up (any of its sound formats)."""
+"""The start-up prompt check: every prompt the shipped dialplan, the settings and the IVR play, looked up in each
+language's subfolder of prompts.sound_dir the way Asterisk looks a name up (any of its sound formats)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from ccserver.asterisk.conf import load_conf
-from ccserver.asterisk.prompts import DIALPLAN_PROMPTS, check_prompts, missing_prompts, played_prompts
+from ccserver.asterisk.prompts import DIALPLAN_PROMPTS, QUEUE_PROMPTS, check_prompts, missing_prompts, played_prompts
 from ccserver.callrouting import RoutingSettings
+from ivr.catalogue import PROMPTS
+from ivr.settings import IVRSettings
 from tests.replay.agi_transcripts import REPO_ROOT
 from tests.test_server_e2e import ROOT, ccserver, wait_for_banner
 
-ALL_DEFAULT = {"cc-callback-thanks", "cc-callback-unavailable", "vm-goodbye", "cc-after-hours", "cc-no-agents",
-               "cc-callback-offer", "cc-survey", "cc-survey-invalid", "cc-survey-thanks"}
+ALL_DEFAULT = {"cc-callback-thanks", "cc-callback-unavailable", "cc-goodbye", "cc-queue-callback-hint",
+               "cc-after-hours", "cc-no-agents", "cc-callback-offer", "cc-survey", "cc-survey-invalid",
+               "cc-survey-thanks"}
 
 
 def test_dialplan_prompt_list_matches_the_shipped_dialplan() -> None:
@@ -34,6 +37,18 @@ def test_dialplan_prompt_list_matches_the_shipped_dialplan() -> None:
                 arg = args.split(",")[1 if app == "Read" else 0]
                 literal |= {name for name in arg.split("&") if name and "$" not in name}
     assert literal == set(DIALPLAN_PROMPTS)
+    queues, problems = load_conf(REPO_ROOT / "config" / "asterisk" / "queues_ccserver.conf")
+    assert problems == [] and queues is not None
+    announced = {i.value.split(";")[0].strip() for s in queues.sections for i in s.items
+                 if i.name == "periodic-announce"}
+    assert announced == set(QUEUE_PROMPTS)
+
+
+def test_every_prompt_played_is_in_the_catalogue() -> None:
+    """`ccserver prompts build` renders the catalogue: whatever ccserver plays must be in it."""
+    played = played_prompts(RoutingSettings(), IVRSettings.from_dict())
+    assert set(played) <= set(PROMPTS)
+    assert played["cc-ivr-main"] == "ivr.menus.main" and played["cc-hour-9"] == "the IVR"
 
 
 def test_played_prompts_follow_the_settings() -> None:
@@ -43,6 +58,14 @@ def test_played_prompts_follow_the_settings() -> None:
     assert played["custom/closed"] == "routing.announce.after_hours"
     assert played["rate-us"] == "callrouting.survey_prompt"
     assert "cc-after-hours" not in played and "cc-survey" not in played
+
+
+def test_missing_prompts_per_language(tmp_path: Path) -> None:
+    (tmp_path / "zh").mkdir()
+    (tmp_path / "en").mkdir()
+    (tmp_path / "zh" / "cc-survey.wav").write_bytes(b"x")
+    (tmp_path / "en" / "cc-goodbye.gsm").write_bytes(b"x")
+    assert missing_prompts(tmp_path, ["cc-survey", "cc-goodbye"], ("zh", "en")) == ["en/cc-survey", "zh/cc-goodbye"]
 
 
 def test_missing_prompts_accepts_any_sound_format(tmp_path: Path) -> None:
@@ -59,16 +82,24 @@ def test_missing_prompts_accepts_any_sound_format(tmp_path: Path) -> None:
 
 def test_check_prompts_logs_one_warning_naming_each_missing_prompt(tmp_path: Path,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "cc-survey.gsm").write_bytes(b"x")
+    for language in ("zh", "en"):
+        (tmp_path / language).mkdir()
+        (tmp_path / language / "cc-survey.gsm").write_bytes(b"x")
+    (tmp_path / "en" / "cc-after-hours.wav").write_bytes(b"x")
     with caplog.at_level(logging.WARNING, logger="ccserver.prompts"):
         missing = check_prompts(str(tmp_path), RoutingSettings())
-    assert set(missing) == ALL_DEFAULT - {"cc-survey"}
+    assert set(missing) == {f"{lang}/{name}" for lang in ("zh", "en") for name in ALL_DEFAULT - {"cc-survey"}} - {
+        "en/cc-after-hours"}
     assert len(caplog.records) == 1
     text = caplog.records[0].getMessage()
-    assert text.startswith(f"8 prompt(s) missing in {tmp_path}")
-    assert "cc-callback-thanks (the shipped dialplan)" in text
-    assert "cc-after-hours (routing.announce.after_hours)" in text
-    assert "cc-survey-thanks (callrouting.survey_thanks_prompt)" in text and "cc-survey " not in text
+    assert text.startswith(f"17 prompt(s) missing in {tmp_path}")
+    assert "zh/cc-callback-thanks (the shipped dialplan)" in text
+    assert "zh/cc-after-hours (routing.announce.after_hours)" in text and "en/cc-after-hours" not in text
+    assert "en/cc-survey-thanks (callrouting.survey_thanks_prompt)" in text and "cc-survey " not in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ccserver.prompts"):
+        many = check_prompts(str(tmp_path), RoutingSettings(), IVRSettings.from_dict())
+    assert len(many) > 400 and f"and {len(many) - 20} more" in caplog.records[0].getMessage()
     caplog.clear()
     assert check_prompts("", RoutingSettings()) == [] and caplog.records == []
     with caplog.at_level(logging.WARNING, logger="ccserver.prompts"):
@@ -78,9 +109,10 @@ def test_check_prompts_logs_one_warning_naming_each_missing_prompt(tmp_path: Pat
 
 def test_ccserver_run_warns_at_start_up(tmp_path: Path) -> None:
     sounds = tmp_path / "sounds"
-    sounds.mkdir()
-    for name in ALL_DEFAULT - {"cc-survey", "cc-after-hours"}:
-        (sounds / f"{name}.gsm").write_bytes(b"x")
+    for language in ("zh", "en"):
+        (sounds / language).mkdir(parents=True)
+        for name in set(PROMPTS) - {"cc-survey", "cc-after-hours"}:
+            (sounds / language / f"{name}.gsm").write_bytes(b"x")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
     env.update({"CCSERVER_SERVER_DATA_DIR": str(tmp_path / "var"), "CCSERVER_HTTP_LISTEN": "127.0.0.1:0",
                 "CCSERVER_AGI_LISTEN": "127.0.0.1:0", "CCSERVER_WS_LISTEN": "127.0.0.1:0",
@@ -95,5 +127,6 @@ def test_ccserver_run_warns_at_start_up(tmp_path: Path) -> None:
         _, err = server.communicate(timeout=20)
     warning = [line for line in err.splitlines() if "prompt(s) missing" in line]
     assert len(warning) == 1 and "WARNING" in warning[0]
-    assert f"2 prompt(s) missing in {sounds}" in warning[0]
-    assert "cc-after-hours (routing.announce.after_hours)" in warning[0] and "cc-survey (callrouting." in warning[0]
+    assert f"4 prompt(s) missing in {sounds}" in warning[0]
+    assert "zh/cc-after-hours (routing.announce.after_hours)" in warning[0]
+    assert "en/cc-survey (callrouting." in warning[0]

@@ -50,8 +50,8 @@ def service(sessions: Any, data: RoutingData, *, tickets: Any = None, wall: floa
 
 
 def start(svc: RoutingService, clock: Clock, transcript: str, **overrides: str) -> Harness:
-    peer = transcript_peer(transcript, Responder(), network_script="callback", arg_1="dec0123456789abc",
-                           arg_2="4008002000", extension="s", **overrides)
+    overrides = {"arg_1": "dec0123456789abc", "arg_2": "4008002000", **overrides}
+    peer = transcript_peer(transcript, Responder(), network_script="callback", extension="s", **overrides)
     harness = Harness(svc.handlers(), peer, clock=clock)
     harness.flush()
     return harness
@@ -300,3 +300,35 @@ def test_an_insert_that_fails_fast_is_tried_again_within_the_deadline(demo: Any)
     assert ticket.isdigit()
     with sessions() as s:
         assert s.get(Ticket, int(ticket)).dedupe_key == "callback:+8613912345678:2026-03-17"
+
+
+# -- a caller who leaves the queue for a callback keeps their place ---------------------------------------------
+OPEN = datetime(2026, 3, 16, 2, 0, tzinfo=UTC).timestamp()  # 10:00 in Shanghai, the service line open
+
+
+def test_queue_exit_keeps_the_arrival_time(demo: Any) -> None:
+    sessions, data = demo
+    svc, clock = service(sessions, data, wall=OPEN)
+    arrived = int(OPEN) - 300  # waited five minutes in the queue, then pressed 1
+    request(svc, clock, "agi-02-13912345678", arg_3=str(arrived))
+    ticket, = [t for t in tickets(sessions) if "+8613912345678" in t.subject]
+    assert ticket.created_at == datetime.fromtimestamp(arrived, UTC)
+    assert ticket.sla_due_at == datetime.fromtimestamp(arrived, UTC) + timedelta(hours=2)
+
+
+@pytest.mark.parametrize("arrived", ["", "soon", str(int(OPEN) + 60), str(int(OPEN) - 7 * 3600), "1" * 20])
+def test_an_arrival_time_that_cannot_be_true_is_ignored(demo: Any, arrived: str) -> None:
+    sessions, data = demo
+    svc, clock = service(sessions, data, wall=OPEN)
+    request(svc, clock, "agi-02-13912345678", arg_3=arrived)
+    ticket, = [t for t in tickets(sessions) if "+8613912345678" in t.subject]
+    assert ticket.created_at == datetime.fromtimestamp(OPEN, UTC)
+
+
+def test_the_ivr_line_sets_calendar_and_department(demo: Any) -> None:
+    sessions, data = demo
+    svc, clock = service(sessions, data)  # 23:30: the sales line opens 09:00, the hotline never closes
+    request(svc, clock, "agi-02-13912345678", arg_2="4008009000", arg_3="", arg_4="sales")
+    ticket, = [t for t in tickets(sessions) if "+8613912345678" in t.subject]
+    assert ticket.department == "sales"
+    assert ticket.sla_due_at == datetime(2026, 3, 17, 1, 0, tzinfo=UTC) + timedelta(hours=2)  # 09:00 + 2 h

@@ -31,3 +31,11 @@ def test_example_ticket_settings_are_the_built_in_defaults():
 
     config = load_config(EXAMPLE, environ={})
     assert TicketSettings.from_config(config) == TicketSettings.from_dict({}, config.server.time_zone)
+
+
+def test_example_ivr_is_the_built_in_menu():
+    from ivr.settings import IVRSettings
+
+    config = load_config(EXAMPLE, environ={})
+    assert IVRSettings.from_dict(config.section("ivr")) == IVRSettings.from_dict()
+    assert config.section("ivr")["menus"]["main"]["options"]["1"] == "line:sales"

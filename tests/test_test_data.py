@@ -15,7 +15,7 @@ def test_transcripts_live_in_the_repository() -> None:
     assert folder.resolve().is_relative_to(REPO_ROOT.resolve())
     assert (folder / "README.md").is_file()
     assert len(ami_transcripts()) >= 10
-    assert len(agi_transcript_paths(include_load=False)) == 6
+    assert len(agi_transcript_paths(include_load=False)) == 10
     assert len(agi_transcript_paths()) >= 46
     assert (folder / "lab-config" / "extensions.conf").is_file()
 

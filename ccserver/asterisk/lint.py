@@ -10,6 +10,8 @@ dialplan
   - it queues on ``${CC_QUEUE}`` and sets ``QUEUE_PRIO``                                        warning
   - it passes ``${CC_CAMPAIGN_ID}`` to the script; no lab-only names (CC_PRIO, CC_TIMEOUT)      warning
   - every literal queue it names (``Queue(default,…)``) exists in the queues files given      error
+  - it sets ``CHANNEL(language)`` from ``${CC_LANGUAGE}`` (prompts in the caller's language)   warning
+  - it passes ``${CC_ARRIVED}`` and ``${CC_LINE}`` to the ``callback`` script                    warning
 queues
   - a ``[general]`` setting given twice with different values (app_queue reads the first)        warning
   - a ``strategy`` Asterisk ignores: app_queue takes the first one of the category, so a
@@ -17,6 +19,7 @@ queues
   - static ``member =>`` lines (QueueAdd/QueueRemove only work on dynamic members)              warning
   - ``ringinuse`` not ``no``; no ``setinterfacevar = yes`` (the survey's "answered" test)         warning
   - no ``autopause`` (a ring-no-answer keeps ringing an empty desk); a value Asterisk reads as no warning
+  - a queue's ``context`` (its single-digit exit) names a context the dialplan files given lack  error
 manager
   - ``[general]`` ``channelvars`` carries ``CC_DECISION_ID`` (Asterisk reads channelvars only
     there; the last line wins)                                                                 error
@@ -47,6 +50,8 @@ CHANNELVARS = ("CC_DECISION_ID", "CC_CUSTOMER_ID", "CC_DID", "CC_CAMPAIGN_ID", "
 
 _AGI_INCOMING = re.compile(r"AGI\(\s*agi://[^/,)]*/incoming\b([^)]*)\)", re.IGNORECASE)
 _QUEUE_APP = re.compile(r"\bQueue\(([^,)]*)", re.IGNORECASE)
+_AGI_CALLBACK = re.compile(r"AGI\(\s*agi://[^/,)]*/callback\b([^)]*)\)", re.IGNORECASE)
+_LANGUAGE_SET = re.compile(r"CHANNEL\(language\)\s*=\s*\$\{CC_LANGUAGE\}", re.IGNORECASE)
 _LAB_NAMES = re.compile(r"\$\{(CC_PRIO|CC_TIMEOUT)\}")
 _QUEUE_KEYS = {"strategy", "member", "timeout", "ringinuse", "joinempty", "leavewhenempty", "wrapuptime", "retry"}
 _MANAGER_KEYS = {"secret", "read", "write", "permit", "deny"}
@@ -102,8 +107,9 @@ def lint(paths: Sequence[str | Path], ami_user: str = "ccserver") -> list[Proble
                                 "(AGI(agi://127.0.0.1:4573/incoming,…)): #include extensions_ccserver.conf"))
     for conf in dialplans:
         problems += _lint_dialplan(conf, queues_known if parsed["queues"] else None)
+    contexts = {s.name for conf in dialplans for s in conf.sections} if dialplans else None
     for conf in parsed["queues"]:
-        problems += _lint_queues(conf)
+        problems += _lint_queues(conf, contexts)
     if parsed["manager"]:
         problems += _lint_manager(parsed["manager"], ami_user)
     return problems
@@ -154,11 +160,22 @@ def _lint_dialplan(conf: ConfFile, queues_known: set[str] | None) -> list[Proble
         if "QUEUE_PRIO" not in text:
             out.append(Problem(section.path, section.line, "warning",
                                f"[{section.name}] never sets QUEUE_PRIO from CC_PRIORITY"))
+        if not _LANGUAGE_SET.search(text):
+            out.append(Problem(section.path, section.line, "warning", f"[{section.name}] never sets "
+                               "CHANNEL(language)=${CC_LANGUAGE}: prompts after routing play in the channel's "
+                               "default language, not the caller's"))
         for item in section.items:
             lab = _LAB_NAMES.search(item.value)
             if lab:
                 out.append(Problem(item.path, item.line, "warning", f"${{{lab.group(1)}}} is the recording lab's "
                                    "name; ccserver sets CC_PRIORITY / CC_QUEUE_TIMEOUT"))
+    for section in conf.sections:
+        for item in section.items:
+            callback = _AGI_CALLBACK.search(item.value)
+            if callback is not None and not all(v in callback.group(1) for v in ("CC_ARRIVED", "CC_LINE")):
+                out.append(Problem(item.path, item.line, "warning", f"[{section.name}] does not pass ${{CC_ARRIVED}} "
+                                   "and ${CC_LINE} to the callback script: a caller leaving a queue loses their "
+                                   "turn, and an IVR caller's callback follows the number dialled, not their line"))
     if queues_known is not None:
         for section in conf.sections:
             for item in section.items:
@@ -170,7 +187,8 @@ def _lint_dialplan(conf: ConfFile, queues_known: set[str] | None) -> list[Proble
     return out
 
 
-def _lint_queues(conf: ConfFile) -> list[Problem]:
+def _lint_queues(conf: ConfFile, contexts: set[str] | None = None) -> list[Problem]:
+    """``contexts``: the dialplan contexts of the dialplan files given with the queues (None: none given)."""
     out: list[Problem] = []
     general = conf.section("general")
     if general is not None:  # app_queue reads [general] with ast_variable_retrieve(): the first line wins
@@ -197,6 +215,11 @@ def _lint_queues(conf: ConfFile) -> list[Problem]:
             out.append(Problem(section.path, section.line, "warning", f"[{section.name}] lacks setinterfacevar = "
                                "yes: the shipped dialplan cannot tell an answered call (no post-call survey)"))
         out += _strategy_problems(section, items)
+        exit_context = next((i for i in items if i.name.lower() == "context"), None)
+        if contexts is not None and exit_context is not None and exit_context.value.strip() not in contexts:
+            out.append(Problem(exit_context.path, exit_context.line, "error", f"[{section.name}] context = "
+                               f"{exit_context.value.strip()}: no such context in the dialplan files given (a caller "
+                               "pressing a key to leave the queue would be lost)"))
         autopause = next((i for i in reversed(items) if i.name.lower() == "autopause"), None)
         if autopause is None:
             out.append(Problem(section.path, section.line, "warning", f"[{section.name}] has no autopause: a member "

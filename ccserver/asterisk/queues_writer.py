@@ -74,7 +74,9 @@ autopause = all                  ; a member who lets a call ring out is paused i
                                  ; Reason: Auto-Pause) until they unpause: calls never ring an empty desk
 announce-frequency = 60
 announce-holdtime = once
-periodic-announce-frequency = 0
+periodic-announce = cc-queue-callback-hint   ; "press 1 to be called back instead" (ccserver prompts build)
+periodic-announce-frequency = 60
+context = ccserver-queue-exit    ; a single key leaves the queue to this dialplan context: 1 = callback, turn kept
 reportholdtime = no
 servicelevel = 20
 musicclass = default

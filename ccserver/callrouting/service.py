@@ -34,6 +34,7 @@ events as for any queue call (screen pop, wallboard), then falls through to ``CC
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import itertools
 import logging
@@ -114,6 +115,22 @@ def _tee(source: Deferred[Any]) -> tuple[Deferred[Any], Deferred[Any]]:
     return first, second
 
 
+# A caller's arrival time older than this is not believed (a stale or forged CC_ARRIVED): the request's own time.
+ARRIVAL_WINDOW_SECONDS = 6 * 3600
+
+
+def _arrival(text: str, now: float) -> datetime | None:
+    """``${CC_ARRIVED}`` (epoch seconds) as an aware datetime, when it is plausible: digits, not in the future,
+    at most ``ARRIVAL_WINDOW_SECONDS`` ago."""
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 12:
+        return None
+    when = int(text)
+    if not now - ARRIVAL_WINDOW_SECONDS <= when <= now:
+        return None
+    return datetime.fromtimestamp(when, UTC)
+
+
 def _clean(text: object, limit: int = 64) -> str:
     """Caller-controlled text for a log line: bounded, escaped (``ccserver.logs.log_text``)."""
     return log_text(text, limit)
@@ -163,36 +180,60 @@ class RoutingService:
     async def incoming(self, session: AGISession) -> None:
         started = self._clock.seconds()
         perf0 = time.perf_counter()
-        settings = self.settings
-        data = self._data()
-        uniqueid = session.uniqueid
-        raw = session.callerid
-        extension = session.extension
-        server = self._server(session)
-        args = session.args
-        campaign = sanitize_value(args[0].strip()) if args and args[0].strip() else ""
         decision_id = new_decision_id(self._wall())
         notes: list[str] = []
+        did = self.did_for(session.extension, notes)
+        caller, customer, fallback = await self.who_is_calling(session, did, started, notes)
+        await self.answer(session, decision_id, session.callerid, caller, did, customer, fallback, notes, perf0)
 
-        did = data.did(extension)
+    def did_for(self, extension: str, notes: list[str]) -> DidRoute:
+        """The dialled number's route; an unknown DID takes ``callrouting.unknown_did_*`` (said in ``notes``)."""
+        did = self._data().did(extension)
         if did is None:
             did = self._unknown_did(extension)
             notes.append(f"unknown DID {sanitize_value(extension) or '(none)'}: {did.line} route")
-        caller = normalize(raw, region=settings.default_region, local_area_code=did.area_code)
+        return did
 
+    @property
+    def data(self) -> RoutingData:
+        """The routing data in use now (DIDs, calendars)."""
+        return self._data()
+
+    async def who_is_calling(self, session: AGISession, did: DidRoute, started: float,
+                             notes: list[str]) -> tuple[Any, CustomerSummary | None, str | None]:
+        """(normalised caller, customer or None, fallback reason or None) within the deadline counted from
+        ``started`` (service clock). A campaign leg (``${CC_CAMPAIGN_ID}``, the script's first argument) or a
+        caller ID that is one of our DIDs never creates a prospect."""
+        settings = self.settings
+        args = session.args
+        campaign = sanitize_value(args[0].strip()) if args and args[0].strip() else ""
+        caller = normalize(session.callerid, region=settings.default_region, local_area_code=did.area_code)
         customer: CustomerSummary | None = None
         fallback: str | None = None
         if caller.ok and caller.e164 is not None:
-            if data.is_own_number(caller):
+            if self._data().is_own_number(caller):
                 notes.append("caller ID is one of our DIDs (campaign leg): not identified, no prospect")
             else:
                 if campaign:
                     notes.append(f"campaign {campaign} leg: no prospect created")
                 remaining = settings.deadline_seconds - settings.margin_seconds - (self._clock.seconds() - started)
                 customer, fallback = await self.identification.identify(caller.e164, did, not campaign, remaining,
-                                                                        uniqueid, notes)
+                                                                        session.uniqueid, notes)
+        return caller, customer, fallback
 
-        decision = self._decide(decision_id, caller, uniqueid, extension, did, customer, server, notes)
+    async def answer(self, session: AGISession, decision_id: str, raw: str, caller: Any, did: DidRoute,
+                     customer: CustomerSummary | None, fallback: str | None, notes: list[str], perf0: float, *,
+                     server: str | None = None, bonus: int = 0, bonus_reason: str = "",
+                     extra: dict[str, str] | None = None) -> Decision:
+        """Decide for a caller already identified and answer the dialplan in one MSet: the tail of ``incoming``,
+        and how the IVR hands a call over once it knows the line (``did`` with the IVR's line), the ``bonus``
+        priority and ``extra`` variables (``CC_TICKET_ID``…) to set with the contract's. ``perf0``: when this
+        decision began (``time.perf_counter()``), for the latency metric. Returns the decision."""
+        uniqueid = session.uniqueid
+        extension = session.extension
+        server = server or self._server(session)
+        decision = self._decide(decision_id, caller, uniqueid, extension, did, customer, server, notes, bonus,
+                                bonus_reason)
         if decision is None:
             fallback = "decision_error"
             decision = default_decision(did, decision_id, self.rules)
@@ -204,12 +245,15 @@ class RoutingService:
             fallback = fallback or decision.fallback
         decision.reasons[0:0] = notes
         variables = decision.to_dialplan()
+        if extra:
+            variables.update(extra)
         latency = time.perf_counter() - perf0
         # Answer first: the caller waits on the variables, not on the bookkeeping (done even if they hung up).
         try:
             await session.set_variables(variables)
         finally:
             self._account(decision, variables, latency, fallback, raw, caller, did, extension, server, uniqueid)
+        return decision
 
     def _account(self, decision: Decision, variables: dict[str, str], latency: float, fallback: str | None,
                  raw: str, caller: Any, did: DidRoute, extension: str, server: str, uniqueid: str) -> None:
@@ -226,15 +270,16 @@ class RoutingService:
                                      fallback=fallback is not None, latency_ms=latency * 1000))
 
     def _decide(self, decision_id: str, caller: Any, uniqueid: str, extension: str, did: DidRoute,
-                customer: CustomerSummary | None, server: str, notes: list[str]) -> Decision | None:
+                customer: CustomerSummary | None, server: str, notes: list[str], bonus: int = 0,
+                bonus_reason: str = "") -> Decision | None:
         rules = self.rules
         try:
             now = self._wall()
             open_now = self._data().is_open(did, datetime.fromtimestamp(now, UTC))
             agent = agent_of_interest(did, customer, rules)
             live = live_view(self._tracker, server, now, self._queues_for(did), agent)
-            return decide(CallFacts(decision_id, caller, now, uniqueid, extension), customer, did, open_now, live,
-                          rules)
+            return decide(CallFacts(decision_id, caller, now, uniqueid, extension, bonus, bonus_reason), customer, did,
+                          open_now, live, rules)
         except Exception:  # noqa: BLE001 - a bug here must not leave the caller in silence
             FALLBACKS.inc(reason="decision_error")
             log.exception("routing decision failed (uniqueid=%s): default route of DID %s", _clean(uniqueid), did.did)
@@ -270,17 +315,26 @@ class RoutingService:
 
     # -- callback requests ---------------------------------------------------------------------------------------
     async def callback(self, session: AGISession) -> None:
-        """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID})``: open (or reuse) a callback ticket for the
-        caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``: the ticket id; or,
-        when SQL has not confirmed it within the deadline, its reference (``callback:<e164>:<due day>``, the
-        ticket's de-duplication key) while the write goes on (see ``callback.PromiseKeeper``); or empty when no
-        callback can be promised: withheld number, our own DID, SQL refused the ticket within the deadline."""
+        """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE})``: open (or reuse) a
+        callback ticket for the caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``:
+        the ticket id; or, when SQL has not confirmed it within the deadline, its reference
+        (``callback:<e164>:<due day>``, the ticket's de-duplication key) while the write goes on (see
+        ``callback.PromiseKeeper``); or empty when no callback can be promised: withheld number, our own DID, SQL
+        refused the ticket within the deadline.
+
+        ``CC_ARRIVED`` (optional): the epoch second the caller arrived (the dialplan's ``${EPOCH}`` on entry). A
+        caller who leaves a queue for a callback keeps their place: the ticket is created as of that moment and
+        due counted from it. ``CC_LINE`` (optional): the line the IVR chose on a group DID (its calendar and
+        department), else the DID's own."""
         started = self._clock.seconds()
         args = session.args
         decision_id = sanitize_value(args[0]) if args and args[0] else ""
         extension = args[1].strip() if len(args) > 1 and args[1].strip() else session.extension
         data = self._data()
         did = data.did(extension) or self._unknown_did(extension)
+        if len(args) > 3 and args[3].strip() and sanitize_value(args[3].strip()) != did.line:
+            did = dataclasses.replace(did, line=sanitize_value(args[3].strip()))
+        arrived = _arrival(args[2] if len(args) > 2 else "", self._wall())
         caller = normalize(session.callerid, region=self.settings.default_region, local_area_code=did.area_code)
         uniqueid = session.uniqueid
         ticket = ""
@@ -288,18 +342,19 @@ class RoutingService:
             budget = self.settings.deadline_seconds - self.settings.margin_seconds
             customer, _ = await self.identification.identify(caller.e164, did, True, budget, uniqueid, [])
             now = datetime.fromtimestamp(self._wall(), UTC)
+            asked = arrived or now  # when the caller began waiting: their place among the callbacks
             store_id = int(did.store_id) if did.store_id.isdigit() else None
             # A store DID: that store's calendar; a group-wide DID: whichever store opens first.
             if store_id is None:
                 calendars = list(data.calendars.values())
             else:
                 calendars = [c] if (c := data.calendars.get(store_id)) else []
-            due = callback_due(calendars, did.line, now)
+            due = callback_due(calendars, did.line, asked)
             customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
             key = callback_key(caller.e164, due, self.settings.time_zone)
             write = functools.partial(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
                                       store_id=store_id, line=did.line, decision_id=decision_id, uniqueid=uniqueid,
-                                      due_at=due, now=now, dedupe_key=key)
+                                      due_at=due, now=asked, dedupe_key=key)
             ticket = await self._open_ticket(write, key, started + budget, uniqueid, decision_id, due)
         else:
             log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)

@@ -418,10 +418,12 @@ class StateTracker:
         are refused with ``ValueError`` before anything changes.
         """
         calls, queues, agents = list(calls), list(queues), list(agents)
-        for record in (*calls, *queues, *agents):
-            if record.server != server:
-                raise ValueError(f"snapshot of {server!r} holds a record of server {record.server!r}")
-        for table in (self.calls, self.queues, self.agents, self._legs, self._ringing, self._memberships):
+        for other in {r.server for r in calls} | {r.server for r in queues} | {r.server for r in agents}:
+            if other != server:
+                raise ValueError(f"snapshot of {server!r} holds a record of server {other!r}")
+        tables: tuple[dict[tuple[str, str], Any], ...] = (self.calls, self.queues, self.agents, self._legs,
+                                                          self._ringing, self._memberships)
+        for table in tables:
             for key in [k for k in table if k[0] == server]:
                 del table[key]
         for call in calls:

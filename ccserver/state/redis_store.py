@@ -176,6 +176,12 @@ class RedisMirror:
                 self._calls.add((server, uniqueid))
         self._maybe_wake()
 
+    def rewrite(self, server: str) -> None:
+        """Write all of ``server`` at the next flush, as after ``Resynced`` (a node that has just taken the server
+        over: the keys may still hold a state the previous owner reached and this node never did)."""
+        self._resynced.add(server)
+        self._maybe_wake()
+
     @property
     def dirty(self) -> int:
         return len(self._calls) + len(self._ended) + len(self._queues) + len(self._agents) + len(self._resynced)

@@ -11,6 +11,7 @@ from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.state_routes import StateRoutes
 
 
 def build_router(ctx: WebContext) -> Router:
@@ -22,6 +23,7 @@ def build_router(ctx: WebContext) -> Router:
     CustomerRoutes(ctx).register(router)
     AgentRoutes(ctx).register(router)
     CallRoutes(ctx).register(router)
+    StateRoutes(ctx).register(router)
     return router
 
 

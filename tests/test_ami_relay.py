@@ -74,6 +74,8 @@ GOOD = {"v": 1, "server": "ast1", "node": "n1", "term": 3, "seq": 2, "kind": "ev
     (json.dumps({**GOOD, "seq": True}), "seq must be a positive integer"),
     (json.dumps({**GOOD, "seq": "2"}), "seq must be a positive integer"),
     (json.dumps({**GOOD, "event": {"items": [["Event"]]}}), "pair of strings"),
+    (json.dumps({**GOOD, "event": {"items": ["ab"]}}), "pair of strings"),
+    (json.dumps({**GOOD, "event": {"items": [["Event", 5]]}}), "pair of strings"),
     (json.dumps({**GOOD, "event": {"items": [["Event", "Hangup"]], "arrival": "now"}}), "arrival"),
     (json.dumps({**GOOD, "event": None}), "list of items"),
     (json.dumps({**GOOD, "kind": "start", "seq": 1, "after": [1]}), "after must be"),

@@ -68,15 +68,21 @@ def _message_json(msg: AMIMessage) -> dict[str, Any]:
 def _message_from(obj: Any, server: str) -> AMIMessage:
     if not isinstance(obj, dict) or not isinstance(obj.get("items"), list):
         raise ValueError("an AMI message needs a list of items")
-    items = []
-    for pair in obj["items"]:
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise ValueError("an AMI message item must be a [header, value] pair of strings")
-        items.append((pair[0], pair[1]))
+    raw = obj["items"]
+    if not all(type(pair) is list and len(pair) == 2 for pair in raw):
+        raise ValueError("an AMI message item must be a [header, value] pair of strings")
+    items = [(pair[0], pair[1]) for pair in raw]
+    if not all(type(name) is str and type(value) is str for name, value in items):
+        raise ValueError("an AMI message item must be a [header, value] pair of strings")
     arrival = obj.get("arrival")
-    if arrival is not None and not isinstance(arrival, (int, float)):
+    if arrival is not None and (type(arrival) not in (int, float)):
         raise ValueError("arrival must be a number")
-    return AMIMessage(items, server=server, arrival=arrival)
+    first: dict[str, str] = {}
+    for name, value in items:
+        first.setdefault(name, value)
+    msg = AMIMessage._from_parsed(items, first, 0)  # checked above: skip the constructor's copy
+    msg.server, msg.arrival = server, arrival
+    return msg
 
 
 def encode_event(msg: AMIMessage) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 from ccserver.ami.client import backoff_delay
 from ccserver.ami.relay import EVENT, RESYNC, START, EventRelay, Position, Relayed
 from ccserver.clock import Clock, LoopClock
+from ccserver.logs import log_text
 from ccserver.metrics import REGISTRY
 from ccserver.state.redis_store import MirrorSnapshot, RedisStateReader
 
@@ -155,12 +156,12 @@ class RelayFollower:
         if decided == APPLY:
             self._apply(server, state, msg)
         elif decided == STALE:
-            log.debug("relay %s: message %s of %s dropped (this node is at %s)", server, msg.position, msg.node,
-                      state.position)
+            log.debug("relay %s: message %s of %s dropped (this node is at %s)", server, msg.position,
+                      log_text(msg.node, 64), state.position)
         else:
             GAPS.inc(server=server)
             log.warning("relay %s: gap before message %s of %s (this node is at %s): rebuilding from the mirror",
-                        server, msg.position, msg.node, state.position)
+                        server, msg.position, log_text(msg.node, 64), state.position)
             self._start_rebuild(server, state, [msg])
 
     def _apply(self, server: str, state: _Server, msg: Relayed) -> None:

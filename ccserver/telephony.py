@@ -149,7 +149,7 @@ class Telephony:
         """The lease is ours: number a new term (a Redis error here gives the lease back), then consume AMI."""
         assert self.outbox is not None and self.follower is not None
         term = int(await self.redis.incr(f"{TERM_KEY}{name}"))
-        after = self.follower.pause(name)
+        after = self.follower.pause(name, term)
         self.leading.add(name)
         self._led.setdefault(name, []).append([self.tracker.last_seq(name) + 1, None])
         del self._led[name][:-8]  # a few past terms are plenty for records still queued on the hub

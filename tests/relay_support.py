@@ -16,7 +16,7 @@ from ccserver.state.tracker import LIST_EVENTS
 from ccserver.telephony import Telephony
 from tests.test_state_snapshot import view
 
-__all__ = ["Node", "config", "events_of", "list_items", "until", "view"]
+__all__ = ["Node", "config", "events_of", "list_items", "run", "until", "view"]
 
 
 def config() -> Any:
@@ -31,6 +31,22 @@ async def until(condition: Callable[[], bool], seconds: float = 10.0, what: str 
         if loop.time() > deadline:
             raise AssertionError(f"{what}: not met within {seconds} s")
         await asyncio.sleep(0.005)
+
+
+def run(main: Callable[[], Any], seconds: float = 45.0) -> Any:
+    """``asyncio.run(main())`` bounded: past ``seconds`` every task's stack is printed (what hangs) and it fails."""
+
+    async def bounded() -> Any:
+        task = asyncio.ensure_future(main())
+        done, _ = await asyncio.wait([task], timeout=seconds)
+        if not done:
+            for other in asyncio.all_tasks():
+                other.print_stack()
+            task.cancel()
+            raise AssertionError(f"still running after {seconds} s (task stacks above)")
+        return task.result()
+
+    return asyncio.run(bounded())
 
 
 class Node:

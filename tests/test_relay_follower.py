@@ -19,7 +19,7 @@ from ccserver.state import StateTracker
 from ccserver.state.follower import APPLY, GAP, RESTARTS, STALE, RelayFollower, joins, verdict
 from ccserver.state.redis_store import RedisStateReader
 from tests.fake_redis import PipeProxy
-from tests.relay_support import Node, until, view
+from tests.relay_support import Node, run, until, view
 from tests.test_state_support import timed_messages
 
 
@@ -62,14 +62,16 @@ def test_a_leading_node_ignores_relayed_messages_and_resumes_from_what_it_relaye
     follower.resume("default", (3, 10))
     follower.deliver("default", msg(3, 11))
     assert follower.position("default") == (3, 11)
-    assert follower.pause("default") == (3, 11)
-    follower.deliver("default", msg(3, 12))  # its own (or a deposed leader's): the tracker is fed by AMI now
+    assert follower.pause("default", 5) == (3, 11)
+    follower.deliver("default", msg(3, 12))  # a deposed leader's, or (term 5) its own: the tracker is fed by AMI
+    follower.deliver("default", msg(5, 1, START, after=(3, 11)))
     assert follower.position("default") == (3, 11)
-    follower.resume("default", (5, 40))
+    # The next leader started before this node noticed its lease was gone: its messages wait for the hand-over.
     follower.deliver("default", msg(6, 1, START, after=(5, 40)))
-    resync = Relayed("default", "n", 6, 2, RESYNC, at=1.0)
-    follower.deliver("default", resync)
-    assert follower.position("default") == (6, 2) and not follower.rebuilding("default")
+    follower.deliver("default", Relayed("default", "n", 6, 2, RESYNC, at=1.0))
+    follower.resume("default", (5, 40))
+    follower.deliver("default", msg(6, 3))
+    assert follower.position("default") == (6, 3) and not follower.rebuilding("default")
 
 
 class RecordingClock(ManualClock):
@@ -152,7 +154,7 @@ def test_the_reader_restarts_with_capped_backoff_and_rebuilds_what_it_missed(red
             await direct.aclose()
             await proxy.stop()
 
-    asyncio.run(main())
+    run(main)
 
 
 class ScriptedRelay:
@@ -239,4 +241,4 @@ def test_a_resubscription_without_an_error_is_rebuilt_too_and_a_failing_mirror_r
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    asyncio.run(main())
+    run(main)

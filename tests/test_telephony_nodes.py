@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
+from ccserver.clock import ManualClock
 from ccserver.events import CallEnded
 from ccserver.state import LIST_EVENTS, StateTracker
 from ccserver.state.follower import GAPS, REBUILDS
-from tests.relay_support import Node, list_items, until, view
+from tests.relay_support import Node, list_items, run, until, view
 from tests.test_state_support import timed_messages
 
 
@@ -57,7 +61,7 @@ def test_follower_applies_the_busy_hour_in_order_and_only_the_leader_records(red
             await shut(redis, a, b)
         assert b.written == [] and sorted(r["uniqueid"] for r in a.written) == sorted(r["uniqueid"] for r in ended)
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_relayed_messages_lost_on_the_way_are_a_gap_rebuilt_from_the_mirror(redis_url):
@@ -86,7 +90,7 @@ def test_relayed_messages_lost_on_the_way_are_a_gap_rebuilt_from_the_mirror(redi
         finally:
             await shut(redis, a, b)
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_after_an_asterisk_restart_the_follower_has_no_ghost_caller(redis_url):
@@ -122,13 +126,14 @@ def test_after_an_asterisk_restart_the_follower_has_no_ghost_caller(redis_url):
             await shut(redis, a, b)
         assert [r["outcome"] for r in a.written] == ["failed"] and b.written == []  # lost in the restart
 
-    asyncio.run(main())
+    run(main)
 
 
-def test_leadership_moves_and_both_nodes_keep_the_same_state(redis_url):
+@pytest.mark.parametrize("b_first", [False, True], ids=["a-steps-down-first", "b-starts-first"])
+def test_leadership_moves_and_both_nodes_keep_the_same_state(redis_url, b_first):
     """a leads the first half of the busy hour and loses its lease; b takes over and leads the rest. b had applied
-    everything a relayed, so a follows b straight on (no rebuild); each node records the calls that ended while it
-    led, and between them every call once."""
+    everything a relayed, so a follows b straight on (no rebuild) — also when b's term began before a noticed its
+    lease was gone; each node records the calls that ended while it led, and between them every call once."""
 
     async def main():
         redis, a, b = await leader_and_follower(redis_url)
@@ -136,14 +141,24 @@ def test_leadership_moves_and_both_nodes_keep_the_same_state(redis_url):
         try:
             a.ami(messages[:1700])
             await until(lambda: a.relayed_to(b))
-            a.telephony._follow("default")  # a's lease expired (as its LeaseKeeper finds) ...
-            await b.telephony._lead("default")  # ... and b's keeper took it
+            rebuilt = a.follower.rebuilt
+            if b_first:  # b's keeper took the expired lease a moment before a's keeper found it lost ...
+                await b.telephony._lead("default")
+                b.ami(messages[1700:1750])
+                early = b.telephony.outbox.position("default")[1]  # b's start and first events reach a, still leading
+                await until(lambda: len(a.follower._server("default").early or ()) == early, what="seen by a")
+                assert a.leads() and a.follower.position("default") != b.telephony.outbox.position("default")
+                a.telephony._follow("default")
+            else:  # ... or the other way round
+                a.telephony._follow("default")
+                await b.telephony._lead("default")
+                b.ami(messages[1700:1750])
             assert a.connected == ["+default", "-default"] and b.connected == ["+default"]
-            assert a.ami(messages[1700:1710]) == 10  # read from a's closing connection: ignored now
-            b.ami(messages[1700:])
+            assert a.ami(messages[1750:1760]) == 10  # read from a's closing connection: ignored now
+            b.ami(messages[1750:])
             await until(lambda: b.relayed_to(a), what="a follows b")
             assert view(a.tracker) == view(b.tracker)
-            assert a.follower.rebuilt == 0  # it led from its start, then went straight on after b's start
+            assert a.follower.rebuilt == rebuilt  # it went straight on after b's start
             whole = StateTracker()  # one tracker fed the whole hour's events
             for msg, t in messages:
                 if msg.event not in LIST_EVENTS:
@@ -155,7 +170,7 @@ def test_leadership_moves_and_both_nodes_keep_the_same_state(redis_url):
         assert a.written and b.written
         assert len({r["uniqueid"] for r in a.written + b.written}) == 40
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_a_deposed_leader_that_relayed_more_than_its_successor_saw_rebuilds_from_its_mirror(redis_url):
@@ -171,6 +186,7 @@ def test_a_deposed_leader_that_relayed_more_than_its_successor_saw_rebuilds_from
             async def lost(batch):
                 raise ConnectionError("partitioned from Redis")
 
+            rebuilt = a.follower.rebuilt
             a.telephony.outbox.relay.publish_batch = lost  # a's last messages never reach b ...
             a.ami(messages[1200:1250])
             await a.telephony.outbox.flush()
@@ -180,11 +196,11 @@ def test_a_deposed_leader_that_relayed_more_than_its_successor_saw_rebuilds_from
             b.ami(messages[1250:])  # (b's own AMI would resync it: not the point here)
             await until(lambda: b.relayed_to(a), what="a follows b")
             assert GAPS.value(server="default") == gaps + 1  # b's term starts after a message a is past
-            assert a.follower.rebuilt == 1 and view(a.tracker) == view(b.tracker)
+            assert a.follower.rebuilt == rebuilt + 1 and view(a.tracker) == view(b.tracker)
         finally:
             await shut(redis, a, b)
 
-    asyncio.run(main())
+    run(main)
 
 
 def test_a_follower_starting_mid_hour_rebuilds_from_the_mirror_and_joins_the_relay(redis_url):
@@ -217,4 +233,52 @@ def test_a_follower_starting_mid_hour_rebuilds_from_the_mirror_and_joins_the_rel
         finally:
             await shut(redis, a, b)
 
-    asyncio.run(main())
+    run(main)
+
+
+def test_a_lease_that_expires_moves_the_lead_through_the_lease_keepers(redis_url):
+    """The real transitions, on a ManualClock: a is cut off from the lease (its renewals fail), keeps leading while
+    its lease is surely valid, steps down when it may have expired; b's keeper takes the free lease; a follows b
+    from the last message it relayed, b leads on from the last one it applied."""
+
+    async def main():
+        redis = aioredis.Redis.from_url(redis_url)
+        clock = ManualClock()
+        a, b = Node(redis, "a", clock=clock), Node(redis, "b", clock=clock)
+        messages = timed_messages("ami-inbound-load-40-calls")
+        cut_off = aioredis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))  # nothing listens there
+
+        async def ticking(condition, what):  # the rebuild polls on the clock: move it while real I/O runs
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not condition():
+                assert loop.time() < deadline, what
+                await clock.advance(0.05)
+                await asyncio.sleep(0.005)
+
+        try:
+            a.telephony.start()
+            await until(a.leads)
+            b.telephony.start()
+            await ticking(lambda: b.follower.rebuilt == 1 and a.relayed_to(b), "b follows a")
+            a.ami(messages[:1500])
+            await until(lambda: a.relayed_to(b))
+            rebuilt = a.follower.rebuilt
+            lease = a.telephony._keepers[0].lease
+            lease.redis = cut_off
+            await clock.advance(10.0)  # two failed renewals: still surely valid (15 s lease)
+            assert a.leads() and not b.leads()
+            await redis.delete("ccserver:ami-lease:default")  # meanwhile Redis let it expire
+            await clock.advance(5.0)
+            await until(lambda: b.leads() and not a.leads(), what="the lead moved to b")
+            assert a.connected == ["+default", "-default"] and b.connected == ["+default"]
+            b.ami(messages[1500:])
+            await until(lambda: b.relayed_to(a), what="a follows b")
+            assert view(a.tracker) == view(b.tracker) and a.follower.rebuilt == rebuilt  # straight on
+            await until(lambda: len(a.written) + len(b.written) == 40, what="every call recorded")
+            assert len({r["uniqueid"] for r in a.written + b.written}) == 40 and a.written and b.written
+        finally:
+            await shut(redis, a, b)
+            await cut_off.aclose()
+
+    run(main)

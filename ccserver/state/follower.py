@@ -22,8 +22,10 @@ The reader (:meth:`RelayFollower.run`) is supervised: a Redis error ends the sub
 a capped exponential backoff with jitter (``ccserver.ami.client.backoff_delay``; counted in
 ``ccserver_relay_reader_restarts_total{server}``).
 
-While this node leads a server (:meth:`pause`), relayed messages of that server are ignored here: its own tracker is
-fed by AMI. When it stops leading (:meth:`resume`), it goes on from the last message it relayed itself.
+While this node leads a server (:meth:`pause`), relayed messages of that server are not applied here: its own
+tracker is fed by AMI. When it stops leading (:meth:`resume`), it goes on from the last message it relayed itself —
+with the messages of a later term that arrived while it still led (the next leader may start before this node
+notices its lease is gone), so a hand-over needs no rebuild when the next leader had applied everything.
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ def joins(position: Position | None, held: Sequence[Relayed]) -> bool:
     return not newer or follows(position, newer[0])
 
 
+MAX_EARLY = 10_000  # a later leader's messages kept while this node still leads (the hand-over overlap)
+
+
 @dataclass
 class _Server:
     position: Position | None = None  # the last relayed message applied here
-    leading: bool = False
+    leading: int | None = None  # the term this node leads the server in (None: it follows)
+    early: list[Relayed] | None = None  # a later term's messages, seen while this node still led
     held: list[Relayed] | None = None  # messages held while rebuilding (None: not rebuilding)
     rebuild: asyncio.Task[None] | None = None
     subscribed: bool = False  # since the reader last (re)started
@@ -130,25 +136,35 @@ class RelayFollower:
         return self._server(server).held is not None
 
     # -- leadership ------------------------------------------------------------------------------------------
-    def pause(self, server: str) -> Position | None:
-        """This node leads ``server`` now: stop applying relayed messages of it. Returns the position reached."""
+    def pause(self, server: str, term: int) -> Position | None:
+        """This node leads ``server`` now, in ``term``: its tracker is fed by AMI, relayed messages are not applied.
+        Returns the position reached."""
         state = self._server(server)
-        state.leading = True
+        state.leading = term
+        state.early = []
         self._stop_rebuild(state)
         return state.position
 
     def resume(self, server: str, position: Position | None) -> None:
-        """This node stopped leading ``server``; ``position``: the last message it relayed for it."""
+        """This node stopped leading ``server``; ``position``: the last message it relayed for it. A later leader
+        may have started before this node noticed: its messages seen meanwhile are applied now, in order."""
         state = self._server(server)
-        state.leading = False
+        early, state.early, state.leading = state.early or [], None, None
         state.position = position
+        if len(early) > MAX_EARLY:
+            state.position = None  # too many to keep: the next message starts a rebuild
+            early = []
+        for msg in early:
+            self.deliver(server, msg)
 
     # -- messages --------------------------------------------------------------------------------------------
     def deliver(self, server: str, msg: Relayed) -> None:
         """One relayed message, in the order Redis delivered it."""
         state = self._server(server)
-        if state.leading:
-            return
+        if state.leading is not None:
+            if msg.term > state.leading and state.early is not None and len(state.early) <= MAX_EARLY:
+                state.early.append(msg)  # a later leader already: kept for when this node notices
+            return  # this node's own messages (or a deposed leader's)
         if state.held is not None:
             state.held.append(msg)
             return
@@ -179,7 +195,7 @@ class RelayFollower:
     def _subscribed(self, server: str) -> None:
         state = self._server(server)
         state.subscribed = True
-        if not state.leading:  # it may have missed anything before this subscription
+        if state.leading is None:  # it may have missed anything before this subscription
             self._start_rebuild(server, state, [])
 
     def _start_rebuild(self, server: str, state: _Server, held: list[Relayed]) -> None:

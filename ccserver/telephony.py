@@ -174,6 +174,10 @@ class Telephony:
                     self.node_id, name, position)
 
     async def stop(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        for keeper in self._keepers:
+            keeper.stopped = True  # (released below, once the mirror is written)
         for task in self._tasks:
             task.cancel()
         self.ami.stop()

@@ -147,7 +147,8 @@ def test_the_reader_restarts_with_capped_backoff_and_rebuilds_what_it_missed(red
             await until(lambda: len(clock.sleeps) == 8, what="the reader stopped again")
             assert clock.sleeps[-1] == backoff_delay(1, initial=0.5, cap=10.0, rng=expected)
         finally:
-            task.cancel()
+            follower.stop()  # ends the reader (a cancel alone may be swallowed by redis-py) ...
+            task.cancel()  # ... and its backoff sleep on the manual clock
             await asyncio.gather(task, return_exceptions=True)
             await a.stop()
             await through.aclose()
@@ -165,7 +166,7 @@ class ScriptedRelay:
         self.deliver = None
         self.ended = asyncio.Event()
 
-    async def follow(self, server, deliver, *, subscribed=None):
+    async def follow(self, server, deliver, *, subscribed=None, stopping=None):
         self.deliver, self.subscribed = deliver, subscribed
         await self.ended.wait()
 
@@ -238,7 +239,8 @@ def test_a_resubscription_without_an_error_is_rebuilt_too_and_a_failing_mirror_r
             assert view(follower.tracker) == view(leader) and mirror.reads == 4
             assert clock.sleeps[1] > clock.sleeps[0]  # backing off
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            follower.stop()
+            relay.ended.set()
+            await task
 
     run(main)

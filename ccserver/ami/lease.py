@@ -87,7 +87,9 @@ class LeaseKeeper:
     """Keeps trying to hold a lease; calls ``on_acquired()`` / ``on_lost()`` on transitions (plain functions or
     coroutines). If ``on_acquired()`` raises, the lease is released and the next step tries again.
 
-    Call ``step()`` every ``interval`` seconds (default ttl/3): it acquires, renews or notices loss.
+    Call ``step()`` every ``interval`` seconds (default ttl/3): it acquires, renews or notices loss. ``stop()`` ends
+    :meth:`run` by itself, without relying on cancelling it: redis-py (8.1) can swallow a cancel that arrives while
+    a command is in flight, and a keeper that went on would take the lease again for a node that stopped.
     """
 
     def __init__(self, lease: RedisLease, *, on_acquired: Callable[[], Any], on_lost: Callable[[], Any],
@@ -97,24 +99,28 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self.interval = interval if interval is not None else lease.ttl_ms / 3000.0
         self.active = False  # whether we told the owner it holds the lease
+        self.stopped = False
 
     async def step(self) -> bool:
+        if self.stopped:
+            return False
         try:
             holds = await self.lease.acquire()
         except Exception as exc:  # noqa: BLE001 - Redis down: keep the lease only while surely valid
             holds = self.lease.held
             log.warning("lease %s: Redis error (%s); %s", self.lease.key, exc,
                         "still valid locally" if holds else "treating it as lost")
+        if self.stopped:  # stopped while Redis answered: whatever it granted goes back
+            if holds:
+                await self._release()
+            return False
         if holds and not self.active:
             log.info("lease %s acquired by %s", self.lease.key, self.lease.node_id)
             try:
                 await _maybe_await(self.on_acquired())
             except Exception:  # noqa: BLE001 - the owner could not take over: give the lease back, retry next step
                 log.exception("lease %s: taking over failed; released", self.lease.key)
-                try:
-                    await self.lease.release()
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("lease %s: release failed (%s); it will expire", self.lease.key, exc)
+                await self._release()
                 return False
             self.active = True
         elif not holds and self.active:
@@ -124,15 +130,20 @@ class LeaseKeeper:
         return holds
 
     async def run(self, sleep: Callable[[float], Awaitable[Any]]) -> None:
-        """Loop forever (cancel the task to stop); ``sleep`` is e.g. ``asyncio.sleep``."""
-        while True:
+        """Step every ``interval`` until :meth:`stop`; ``sleep`` is e.g. ``asyncio.sleep``."""
+        while not self.stopped:
             await self.step()
-            await sleep(self.interval)
+            if not self.stopped:
+                await sleep(self.interval)
 
     async def stop(self) -> None:
+        self.stopped = True
         if self.active:
             self.active = False
             await _maybe_await(self.on_lost())
+        await self._release()
+
+    async def _release(self) -> None:
         try:
             await self.lease.release()
         except Exception as exc:  # noqa: BLE001

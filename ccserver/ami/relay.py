@@ -175,16 +175,23 @@ class EventRelay:
         await pipe.execute()
 
     async def follow(self, server: str, deliver: Callable[[Relayed], Any], *,
-                     subscribed: Callable[[], Any] | None = None) -> None:
-        """Hand each message relayed for ``server`` to ``deliver(msg)`` until cancelled; a Redis error ends it (raised:
-        the caller restarts it, see ``RelayFollower.run``). ``subscribed()`` runs each time Redis confirms the
-        subscription: the first time, and whenever the client re-subscribed by itself after its connection dropped
-        — messages published meanwhile are lost to this follower."""
+                     subscribed: Callable[[], Any] | None = None, stopping: Callable[[], bool] = lambda: False,
+                     poll: float = 0.5) -> None:
+        """Hand each message relayed for ``server`` to ``deliver(msg)`` until ``stopping()`` (looked at every ``poll``
+        seconds at least); a Redis error ends it (raised: the caller restarts it, see ``RelayFollower.run``).
+        ``subscribed()`` runs each time Redis confirms the subscription: the first time, and whenever the client
+        re-subscribed by itself after its connection dropped — messages published meanwhile are lost here.
+
+        It ends on ``stopping()`` rather than on a cancel alone: redis-py (8.1) can swallow a cancel that arrives
+        while it reads, and the reader would go on."""
         channel = self.channel(server)
         pubsub = self.redis.pubsub()
         try:
             await pubsub.subscribe(channel)
-            async for item in pubsub.listen():
+            while not stopping():
+                item = await pubsub.get_message(timeout=poll)
+                if item is None or stopping():
+                    continue
                 kind = item.get("type")
                 if kind == "subscribe":
                     if subscribed is not None:

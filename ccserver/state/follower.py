@@ -121,6 +121,13 @@ class RelayFollower:
         self.rng = rng
         self._servers: dict[str, _Server] = {}
         self.rebuilt = 0  # rebuilds completed (for tests and logs)
+        self.stopped = False
+
+    def stop(self) -> None:
+        """End every :meth:`run` (within the reader's poll interval) and every rebuild; apply nothing more."""
+        self.stopped = True
+        for state in self._servers.values():
+            self._stop_rebuild(state)
 
     def _server(self, server: str) -> _Server:
         state = self._servers.get(server)
@@ -161,6 +168,8 @@ class RelayFollower:
     def deliver(self, server: str, msg: Relayed) -> None:
         """One relayed message, in the order Redis delivered it."""
         state = self._server(server)
+        if self.stopped:
+            return
         if state.leading is not None:
             if msg.term > state.leading and state.early is not None and len(state.early) <= MAX_EARLY:
                 state.early.append(msg)  # a later leader already: kept for when this node notices
@@ -195,7 +204,7 @@ class RelayFollower:
     def _subscribed(self, server: str) -> None:
         state = self._server(server)
         state.subscribed = True
-        if state.leading is None:  # it may have missed anything before this subscription
+        if state.leading is None and not self.stopped:  # it may have missed anything before this subscription
             self._start_rebuild(server, state, [])
 
     def _start_rebuild(self, server: str, state: _Server, held: list[Relayed]) -> None:
@@ -257,20 +266,23 @@ class RelayFollower:
 
     # -- the supervised reader -------------------------------------------------------------------------------
     async def run(self, server: str) -> None:
-        """Follow ``server``'s relay until cancelled, restarting the subscription after Redis errors."""
+        """Follow ``server``'s relay until :meth:`stop`, restarting the subscription after Redis errors."""
         state = self._server(server)
         attempt = 0
-        while True:
+        while not self.stopped:
             state.subscribed = False
             try:
                 await self.relay.follow(server, functools.partial(self.deliver, server),
-                                        subscribed=functools.partial(self._subscribed, server))
+                                        subscribed=functools.partial(self._subscribed, server),
+                                        stopping=lambda: self.stopped)
                 reason = "the subscription ended"
             except asyncio.CancelledError:
                 self._stop_rebuild(state)
                 raise
             except Exception as exc:  # noqa: BLE001 - any Redis failure: restart it
                 reason = f"{type(exc).__name__}: {exc}"
+            if self.stopped:
+                return
             attempt = 1 if state.subscribed else attempt + 1
             delay = backoff_delay(attempt, initial=self.backoff_initial, cap=self.backoff_cap, rng=self.rng)
             RESTARTS.inc(server=server)

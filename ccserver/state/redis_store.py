@@ -150,6 +150,7 @@ class RedisMirror:
         self._resynced: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()
         self.flushes = 0
         self.errors = 0
@@ -199,11 +200,15 @@ class RedisMirror:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
-        while True:
+        # Ends on ``_closing``, not only on cancel: redis-py (8.1) can swallow a cancel that arrives during a flush.
+        while not self._closing:
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
+            if self._closing:
+                return
             self._wakeup.clear()
             try:
                 await self.flush()
@@ -215,7 +220,10 @@ class RedisMirror:
                 await asyncio.sleep(min(5.0, self.flush_interval * 2 ** min(self.errors, 6)))
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
+            if self._wakeup is not None:
+                self._wakeup.set()
             self._task.cancel()
             try:
                 await self._task

@@ -108,8 +108,9 @@ class PipeProxy:
 
     ``cut()`` closes every open connection at once (a Redis restart, a reset); while ``refusing`` is true, new
     connections are closed as soon as they are accepted (Redis down); while ``stalled`` (``stall()`` until
-    ``resume()``), new connections are accepted but nothing passes yet (a Redis still loading). ``accepted``
-    counts connections let through.
+    ``resume()``), new connections are accepted but nothing passes yet (a Redis still loading); ``blackhole()``
+    makes the open connections lose everything both ways from then on, without closing (a host gone, a partition:
+    nobody tells the client). ``accepted`` counts connections let through.
     """
 
     def __init__(self, upstream_url: str) -> None:
@@ -119,6 +120,7 @@ class PipeProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._sessions: set[asyncio.Task[Any]] = set()
+        self._silenced: set[asyncio.StreamWriter] = set()
         self.refusing = False
         self._open = asyncio.Event()
         self._open.set()
@@ -134,6 +136,9 @@ class PipeProxy:
 
     def resume(self) -> None:
         self._open.set()
+
+    def blackhole(self) -> None:
+        self._silenced |= self._writers
 
     @property
     def url(self) -> str:
@@ -187,10 +192,11 @@ class PipeProxy:
                     self._writers.discard(w)
                     w.transport.abort()
 
-    @staticmethod
-    async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while data := await source.read(65536):
+                if sink in self._silenced:
+                    continue
                 sink.write(data)
                 await sink.drain()
         except (ConnectionError, OSError):

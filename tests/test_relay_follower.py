@@ -158,6 +158,52 @@ def test_the_reader_restarts_with_capped_backoff_and_rebuilds_what_it_missed(red
     run(main)
 
 
+def test_a_connection_gone_silent_is_found_out_by_a_ping_and_replaced(redis_url):
+    """Nothing closes the follower's connection, but nothing passes any more (the Redis host is gone, or a
+    partition): after ``reader_idle`` quiet seconds the reader PINGs, gets nothing back, ends, is restarted on a new
+    connection and rebuilds what it missed."""
+
+    async def main():
+        proxy = PipeProxy(redis_url)
+        await proxy.start()
+        direct = aioredis.Redis.from_url(redis_url)
+        a = await leader(direct)
+        through = aioredis.Redis.from_url(proxy.url)
+        clock = RecordingClock()
+        tracker = StateTracker()
+        follower = RelayFollower(EventRelay(through), RedisStateReader(direct), tracker, clock=clock,
+                                 reader_idle=0.3)
+        messages = timed_messages("ami-inbound-load-40-calls")
+        restarts = RESTARTS.value(server="default")
+        task = asyncio.ensure_future(follower.run("default"))
+        try:
+            await settle(a)
+            await until(lambda: follower.rebuilt == 1)
+            a.ami(messages[:1000])
+            await until(lambda: a.relayed_to_follower(follower))
+            assert RESTARTS.value(server="default") == restarts
+            proxy.blackhole()
+            a.ami(messages[1000:2000])
+            await settle(a)  # published into the void
+            await until(lambda: clock.sleeps, what="the reader gave up on its silent connection")
+            assert RESTARTS.value(server="default") == restarts + 1
+            await clock.advance(clock.sleeps[-1])  # the backoff, then a new connection
+            await until(lambda: follower.rebuilt == 2, what="rebuilt on a new connection")
+            a.ami(messages[2000:])
+            await until(lambda: a.relayed_to_follower(follower))
+            assert view(tracker) == view(a.tracker)
+        finally:
+            follower.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await a.stop()
+            await through.aclose()
+            await direct.aclose()
+            await proxy.stop()
+
+    run(main)
+
+
 class ScriptedRelay:
     """A relay whose subscription the test drives: ``confirm()`` a (re)subscription, ``send(msg)`` a message."""
 

@@ -176,21 +176,33 @@ class EventRelay:
 
     async def follow(self, server: str, deliver: Callable[[Relayed], Any], *,
                      subscribed: Callable[[], Any] | None = None, stopping: Callable[[], bool] = lambda: False,
-                     poll: float = 0.5) -> None:
+                     poll: float = 0.5, idle: float = 10.0) -> None:
         """Hand each message relayed for ``server`` to ``deliver(msg)`` until ``stopping()`` (looked at every ``poll``
         seconds at least); a Redis error ends it (raised: the caller restarts it, see ``RelayFollower.run``).
         ``subscribed()`` runs each time Redis confirms the subscription: the first time, and whenever the client
         re-subscribed by itself after its connection dropped — messages published meanwhile are lost here.
 
-        It ends on ``stopping()`` rather than on a cancel alone: redis-py (8.1) can swallow a cancel that arrives
-        while it reads, and the reader would go on."""
+        A connection that goes silent may be dead without anyone saying so (a Redis host gone, a partition): after
+        ``idle`` quiet seconds it is sent a PING, and if ``idle`` more pass without anything, ``TimeoutError`` ends
+        it. It ends on ``stopping()`` rather than on a cancel alone: redis-py (8.1) can swallow a cancel that
+        arrives while it reads, and the reader would go on."""
         channel = self.channel(server)
         pubsub = self.redis.pubsub()
+        loop = asyncio.get_running_loop()
         try:
             await pubsub.subscribe(channel)
+            heard, pinged = loop.time(), False
             while not stopping():
                 item = await pubsub.get_message(timeout=poll)
-                if item is None or stopping():
+                if item is None:
+                    if loop.time() - heard >= idle:
+                        if pinged:
+                            raise TimeoutError(f"relay {server}: Redis did not answer a PING within {idle:.0f} s")
+                        await pubsub.ping()
+                        heard, pinged = loop.time(), True
+                    continue
+                heard, pinged = loop.time(), False
+                if stopping():
                     continue
                 kind = item.get("type")
                 if kind == "subscribe":

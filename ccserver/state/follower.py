@@ -18,8 +18,9 @@ connection dropped), rebuilds the server's state:
 If the mirror never joins up (its leader died, Redis lost writes) the snapshot is loaded anyway and the held messages
 after it are applied as they are; that is logged as a warning.
 
-The reader (:meth:`RelayFollower.run`) is supervised: a Redis error ends the subscription, and it is restarted after
-a capped exponential backoff with jitter (``ccserver.ami.client.backoff_delay``; counted in
+The reader (:meth:`RelayFollower.run`) is supervised: a Redis error ends the subscription (so does a connection
+that stays silent through a PING: see ``EventRelay.follow``), and it is restarted after a capped exponential backoff
+with jitter (``ccserver.ami.client.backoff_delay``; counted in
 ``ccserver_relay_reader_restarts_total{server}``).
 
 While this node leads a server (:meth:`pause`), relayed messages of that server are not applied here: its own
@@ -109,7 +110,7 @@ class RelayFollower:
 
     def __init__(self, relay: EventRelay, reader: RedisStateReader, tracker: Any, *, clock: Clock | None = None,
                  rebuild_wait: float = 10.0, poll_interval: float = 0.05, backoff_initial: float = 0.5,
-                 backoff_cap: float = 10.0, rng: random.Random | None = None) -> None:
+                 backoff_cap: float = 10.0, reader_idle: float = 10.0, rng: random.Random | None = None) -> None:
         self.relay = relay
         self.reader = reader
         self.tracker = tracker
@@ -118,6 +119,7 @@ class RelayFollower:
         self.poll_interval = poll_interval
         self.backoff_initial = backoff_initial
         self.backoff_cap = backoff_cap
+        self.reader_idle = reader_idle  # quiet seconds before the reader checks its connection (PING)
         self.rng = rng
         self._servers: dict[str, _Server] = {}
         self.rebuilt = 0  # rebuilds completed (for tests and logs)
@@ -274,7 +276,7 @@ class RelayFollower:
             try:
                 await self.relay.follow(server, functools.partial(self.deliver, server),
                                         subscribed=functools.partial(self._subscribed, server),
-                                        stopping=lambda: self.stopped)
+                                        stopping=lambda: self.stopped, idle=self.reader_idle)
                 reason = "the subscription ended"
             except asyncio.CancelledError:
                 self._stop_rebuild(state)

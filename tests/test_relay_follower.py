@@ -212,7 +212,7 @@ class ScriptedRelay:
         self.deliver = None
         self.ended = asyncio.Event()
 
-    async def follow(self, server, deliver, *, subscribed=None, stopping=None):
+    async def follow(self, server, deliver, *, subscribed=None, **options):
         self.deliver, self.subscribed = deliver, subscribed
         await self.ended.wait()
 
@@ -287,6 +287,7 @@ def test_a_resubscription_without_an_error_is_rebuilt_too_and_a_failing_mirror_r
         finally:
             follower.stop()
             relay.ended.set()
-            await task
+            task.cancel()  # (if it sleeps on the clock)
+            await asyncio.gather(task, return_exceptions=True)
 
     run(main)

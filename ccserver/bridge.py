@@ -7,7 +7,9 @@ asyncio reactor). Where the two meet, use these:
 - :func:`wait` — await a Twisted Deferred (an AMI action's reply, say) from asyncio code;
 - :func:`as_deferred` — hand a coroutine to Twisted code that wants a Deferred (a shutdown trigger);
 - :func:`spawn` — run a coroutine in the background, its failure logged (never lost silently);
-- :class:`BlockingPool` — the one thread pool for blocking work (SQL through SQLAlchemy); ``await pool.run(fn, …)``.
+- :class:`BlockingPool` — the one thread pool for blocking work (SQL through SQLAlchemy); ``await pool.run(fn, …)``;
+- :func:`drive` — run a coroutine that may await Deferreds *and* asyncio futures (the routed call's services, whose
+  protocol clients answer with Deferreds resumed without a loop turn), as a Deferred.
 
 FastAGI handlers are driven by :class:`ccserver.agi.request.HandlerRunner`, which resumes them straight from
 Asterisk's answers and also waits on asyncio futures: a handler awaits AGI commands, coroutines, ``pool.run``,
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +37,23 @@ log = logging.getLogger("ccserver")
 def wait(deferred: Deferred[T]) -> asyncio.Future[T]:
     """An asyncio future for a Deferred (on the running loop): ``result = await wait(d)``."""
     return deferred.asFuture(asyncio.get_running_loop())
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> Deferred[T]:
+    """A Deferred for ``coro`` run by the FastAGI handler runner (it resumes on Deferreds, asyncio futures and AGI
+    answers alike, each without an extra loop turn)."""
+    from ccserver.agi.request import drive as run
+
+    return run(coro)
+
+
+async def settle(result: Any) -> Any:
+    """Await whatever a callable returned — a Deferred, an asyncio awaitable — or take a plain value as it is."""
+    if isinstance(result, Deferred):
+        return await wait(result)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def as_deferred(awaitable: Awaitable[T]) -> Deferred[T]:

@@ -24,9 +24,9 @@ from ccserver.redact import mask_url
 
 ENV_PREFIX = "CCSERVER_"
 # Keys whose values are never printed (logs, `ccserver config show`).
-SECRET_KEYS = {("server", "secret_key"), ("ami", "secret"), ("http", "metrics_token")}
+SECRET_KEYS = {("server", "secret_key"), ("ami", "secret"), ("http", "metrics_token"), ("notify", "webhook_secret")}
 # URLs that may carry a password: printed only through mask_url.
-URL_KEYS = {("database", "url"), ("redis", "url"), ("ws", "public_url")}
+URL_KEYS = {("database", "url"), ("redis", "url"), ("ws", "public_url"), ("notify", "webhook_url")}
 
 
 class ConfigError(ValueError):
@@ -318,6 +318,41 @@ def _parse_value_weights(value: Any) -> dict[str, Any]:
     return dict(table)
 
 
+def _parse_webhook_url(value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    url = _parse_str(value).strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL, or empty for no webhook")
+    return url
+
+
+def _parse_retry_delays(value: Any) -> list[float]:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [float(p) for p in text.split(",") if p.strip()]
+        except ValueError as exc:
+            raise ValueError(f"expected a list of seconds: {exc}") from None
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 86_400 for v in value):
+        raise ValueError("expected a non-empty list of seconds (each > 0 and ≤ 86400) between attempts")
+    return [float(v) for v in value]
+
+
+def _check_tickets(values: dict[str, Any], time_zone: str) -> None:
+    """The [tickets] tables are validated as a whole (errors name the key, e.g. tickets.sla.complaint.normal)."""
+    from ccserver.tickets.settings import TicketSettings, TicketSettingsError
+
+    try:
+        TicketSettings.from_dict({k: v for k, v in values.items() if v is not None}, time_zone)
+    except TicketSettingsError as exc:
+        raise ConfigError(f"[tickets] {exc}") from None
+
+
 ROUTING_RULE_KEYS = ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
                      "modifiers", "queue_timeout", "queues", "overflow", "preferred_agent", "penalty", "languages",
                      "announce", "after_hours", "fallback_queue")
@@ -391,6 +426,23 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
     "routing": dict.fromkeys(ROUTING_RULE_KEYS, _parse_table_value),
     "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
+    "tickets": {
+        "categories": _parse_table_value,
+        "departments": _parse_table_value,
+        "routes": _parse_table_value,
+        "sla": _parse_table_value,
+        "slots": _parse_table_value,
+        "sla_warning_minutes": _parse_float_range(0.0, 10_080.0),
+        "sla_check_seconds": _parse_float_range(1.0, 3600.0),
+        "resolution_callback": _parse_str,
+        "abandoned_min_wait_seconds": _parse_float_range(-1.0, 3600.0),
+    },
+    "notify": {
+        "webhook_url": _parse_webhook_url,
+        "webhook_secret": _parse_str,
+        "retry_delays": _parse_retry_delays,
+        "timeout_seconds": _parse_float_range(1.0, 120.0),
+    },
     "auth": {
         "token_lifetime_hours": _parse_positive_float,
         "login_attempts": _parse_positive_int,
@@ -568,6 +620,7 @@ def load_config(
                 env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
                 raise ConfigError(f"{section}.{key} ({env_name}, from {origin}) = {shown}: {exc}") from None
     _check_routing(values["routing"])
+    _check_tickets(values["tickets"], values["server"]["time_zone"])
     if values["callrouting"]["margin_seconds"] >= values["callrouting"]["deadline_seconds"]:
         raise ConfigError("callrouting.margin_seconds must be below callrouting.deadline_seconds")
     return Config(values, sources)

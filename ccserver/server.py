@@ -83,11 +83,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     check_schema(config.database_url)
     reactor = install_reactor()
 
-    from twisted.internet import defer
-    from twisted.internet.threads import deferToThreadPool
-
-    from agents_ui import template_environment
+    from agents_ui import Pages
     from ccserver.auth import TokenSigner
+    from ccserver.bridge import as_deferred, wait
     from ccserver.db.engine import make_engine, session_factory
     from ccserver.login_limits import MemoryLoginLimiter, RedisLoginLimiter
     from ccserver.passwords import PasswordWork
@@ -102,12 +100,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # The thread pool for blocking SQL: ``await blocking.run(fn, …)`` from asyncio code (ccserver/bridge.py).
     blocking = BlockingPool(16)
-    # The same work as Deferreds, for the routing side still awaiting them (HandlerRunner drives both).
-    pool = reactor.getThreadPool()
-    pool.adjustPoolsize(4, 16)
+    # The same pool, as Deferreds, for the pieces that chain on them (the routing data refresher, callback
+    # promises, the nightly job).
 
     def run_blocking(fn, *args, **kwargs):
-        return deferToThreadPool(reactor, pool, fn, *args, **kwargs)
+        return as_deferred(blocking.run(fn, *args, **kwargs))
 
     async def database_probe() -> str:
         def ping() -> str:
@@ -184,7 +181,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                    weights=ValueWeights(**config.scores.weights),
                                    shares=TierShares(**config.scores.tier_shares), run_in_thread=run_blocking,
                                    cluster=cluster, after=lambda _summary: invalidator.everything())
-    watcher = (CutoffsWatcher(lambda: run_blocking(latest_cutoffs_id, sessions).asFuture(loop), invalidator)
+    watcher = (CutoffsWatcher(lambda: blocking.run(latest_cutoffs_id, sessions), invalidator)
                if redis_client is None else None)
     watching: list[asyncio.Future[None]] = []
 
@@ -218,6 +215,47 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         sweeper = LoopingCall(sweep)
         sweeper.clock = reactor
 
+    # Tickets: the service the web, the IVR, the desktop and the dialer call; the webhook deliverer, the SLA alarm
+    # job (once per cluster: a lease per tick, kept a few ticks) and call backs for abandoned callers.
+    from ccserver.clock import LoopClock
+    from ccserver.events import EventHub
+    from ccserver.tickets import NotifySettings, TicketService, TicketSettings
+    from ccserver.tickets.abandoned import AbandonedCallers
+    from ccserver.tickets.alarms import SlaAlarms
+    from ccserver.tickets.notify import Outbox, WebhookDeliverer, http_post
+
+    ticket_settings = TicketSettings.from_config(config)
+    notify = NotifySettings.from_config(config)
+    clock = LoopClock()
+    deliverer = (WebhookDeliverer(sessions, blocking.run, notify.webhook_url, notify.webhook_secret, http_post(),
+                                  clock, retry_delays=notify.retry_delays, timeout=notify.timeout_seconds)
+                 if notify.enabled else None)
+    tickets = TicketService(sessions, ticket_settings, blocking.run, clock=clock,
+                            calendars=lambda: routing.refresher.current.calendars, invalidator=invalidator,
+                            outbox=Outbox(notify.enabled), on_notify=deliverer.wake if deliverer else None)
+    # The wallboard hears SLA alarms on the call-events hub (a hub of its own when there is no Asterisk).
+    ticket_hub = telephony.hub if telephony is not None else EventHub()
+    sla_alarms = SlaAlarms(tickets.store, blocking.run, clock, publish=ticket_hub.publish,
+                           cluster=ClusterJobs(redis_client, keep_done=3 * ticket_settings.check_seconds),
+                           after=deliverer.wake if deliverer else None)
+    if telephony is not None:
+        AbandonedCallers(tickets, region=config.phone.default_region,
+                         leads=lambda server: server in telephony.leading).subscribe(telephony.hub)
+
+    def start_tickets() -> None:
+        if telephony is None:
+            ticket_hub.start()
+        sla_alarms.start()
+        if deliverer is not None:
+            deliverer.start()
+
+    async def stop_tickets() -> None:
+        sla_alarms.stop()
+        if deliverer is not None:
+            deliverer.stop()
+        if telephony is None:
+            await ticket_hub.stop(1.0)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
     users = SQLUserStore(sessions)
@@ -235,7 +273,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         signer=signer,
         limiter=limiter,
         users=users,
-        templates=template_environment(),
+        templates=Pages(),
         run_blocking=blocking.run,
         clock=reactor,
         passwords=passwords,
@@ -245,6 +283,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
+        tickets=tickets,
     )
 
     if agents is not None:
@@ -255,27 +294,91 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from twisted.internet.error import CannotListenError
 
     from ccserver.agi import FastAGIFactory, listen_fastagi
+    from ccserver.components import Components, Step
 
     agi_factory = FastAGIFactory({**routing.handlers(), **(agi_handlers or {})},
                                  default_variables=config.agi.default_variables, clock=reactor,
                                  allow=config.agi.allow, command_timeout=config.agi.command_timeout)
     http, agi = config.http.listen, config.agi.listen
-    agi_port: Any
-    try:
-        http_port = reactor.listenTCP(http.port, build_site(ctx), backlog=128, interface=http.host)
-        agi_port = listen_fastagi(reactor, agi_factory, agi.port, interface=agi.host)
-    except CannotListenError as exc:
-        raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
-    http_url = f"http://{http.host}:{_port_of(http_port)}"
-    banner = [
-        f"ccserver {__version__} is up",
-        f"  web:     {http_url}/   (login page: {http_url}/login)",
-        f"  health:  {http_url}/healthz",
-        f"  metrics: {http_url}/metrics",
-        f"  FastAGI: agi://{agi.host}:{_port_of(agi_port)}/incoming",
-        f"  AMI:     {', '.join(f'{s.name}={s.host}:{s.port}' for s in config.ami_servers()) or 'not configured'}",
-    ]
-    print("\n".join(banner), flush=True)
+    site = build_site(ctx)
+    ports: dict[str, Any] = {}
+
+    def listen(name: str, start: Any) -> None:
+        try:
+            ports[name] = start()
+        except CannotListenError as exc:
+            raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
+
+    async def stop_fastagi() -> None:
+        # No new calls; the ones in flight finish (each submits its decision record) before the record writers
+        # are flushed and closed — closing the writers first lost the calls answered then.
+        stopped: Any = ports["agi"].stopListening()
+        if stopped is not None:
+            await wait(stopped)
+        cut = await wait(agi_factory.drain(AGI_SHUTDOWN_GRACE))
+        if cut:
+            log.warning("%d FastAGI connections still open %.0f s after the stop were closed", cut,
+                        AGI_SHUTDOWN_GRACE)
+        agi_factory.stop_watching()
+
+    def stop_jobs() -> None:
+        if nightly is not None:
+            nightly.stop()
+        for task in watching:
+            task.cancel()
+
+    def start_jobs() -> None:
+        if nightly is not None:
+            nightly.start()
+        if watcher is not None:
+            watching.append(asyncio.ensure_future(watcher.run()))
+
+    def stop_pools() -> None:
+        passwords.stop()
+        blocking.shutdown()
+        engine.dispose()
+
+    # Started in this order, stopped in reverse (ccserver/components.py says why the order matters).
+    components = Components([
+        Step("thread pools", None, stop_pools),
+        Step("redis", None, redis_client.aclose if redis_client is not None else None),
+        Step("call-path redis", call_path_redis.start if call_path_redis is not None else None,
+             call_path_redis.stop if call_path_redis is not None else None),
+        Step("telephony", telephony.start if telephony is not None else None,
+             telephony.stop if telephony is not None else None),
+        Step("routing", routing.start, routing.stop),
+        # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)
+        Step("agent sweep", (lambda: sweeper.start(AGENT_SWEEP_SECONDS, False) and None) if sweeper else None,
+             (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),
+        # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
+        Step("tickets", start_tickets, stop_tickets),
+        Step("jobs", start_jobs, stop_jobs),
+        Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
+                                                                       interface=agi.host)), stop_fastagi),
+        Step("http", lambda: listen("http", lambda: reactor.listenTCP(http.port, site, backlog=128,
+                                                                        interface=http.host)),
+             lambda: ports["http"].stopListening()),
+    ])
+    failed: list[BaseException] = []
+
+    async def start() -> None:
+        try:
+            await components.start()
+        except BaseException as exc:  # noqa: BLE001 - reported after the loop stops (exit code, message)
+            failed.append(exc)
+            reactor.stop()
+            return
+        freeze_startup_objects()
+        http_url = f"http://{http.host}:{_port_of(ports['http'])}"
+        banner = [
+            f"ccserver {__version__} is up",
+            f"  web:     {http_url}/   (login page: {http_url}/login)",
+            f"  health:  {http_url}/healthz",
+            f"  metrics: {http_url}/metrics",
+            f"  FastAGI: agi://{agi.host}:{_port_of(ports['agi'])}/incoming",
+            f"  AMI:     {', '.join(f'{s.name}={s.host}:{s.port}' for s in config.ami_servers()) or 'not configured'}",
+        ]
+        print("\n".join(banner), flush=True)
 
     def shutdown(signum: int, _frame: Any) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -283,51 +386,15 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
-
-    async def cleanup() -> None:
-        # FastAGI first: no new calls, and the ones in flight finish (each submits its decision record) before
-        # the record writers are flushed and closed; closing the writers first lost the calls answered then.
-        stopped: Any = agi_port.stopListening()
-        if stopped is not None:
-            await stopped
-        cut = await agi_factory.drain(AGI_SHUTDOWN_GRACE)
-        if cut:
-            log.warning("%d FastAGI connections still open %.0f s after the stop were closed", cut,
-                        AGI_SHUTDOWN_GRACE)
-        agi_factory.stop_watching()
-        if sweeper is not None and sweeper.running:
-            sweeper.stop()
-        if nightly is not None:
-            nightly.stop()
-        for task in watching:
-            task.cancel()
-        await routing.stop()
-        if telephony is not None:
-            await defer.Deferred.fromFuture(asyncio.ensure_future(telephony.stop()))
-        if call_path_redis is not None:
-            await call_path_redis.stop()
-        if redis_client is not None:
-            await defer.Deferred.fromFuture(asyncio.ensure_future(redis_client.aclose()))
-        passwords.stop()
-        blocking.shutdown()
-        engine.dispose()
-
     # callLater, not callWhenRunning: startup triggers fire before the asyncio loop itself runs.
-    reactor.callLater(0, lambda: routing.start().addCallback(freeze_startup_objects))
-    if call_path_redis is not None:
-        reactor.callLater(0, call_path_redis.start)
-    if nightly is not None:
-        reactor.callLater(0, nightly.start)
-    if watcher is not None:
-        reactor.callLater(0, lambda: watching.append(asyncio.ensure_future(watcher.run())))
-    if telephony is not None:
-        reactor.callLater(0, telephony.start)
-    if sweeper is not None:
-        reactor.callLater(0, sweeper.start, AGENT_SWEEP_SECONDS, False)
-
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(cleanup()))
+    reactor.callLater(0, lambda: asyncio.ensure_future(start()))
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: as_deferred(components.stop()))
     log.info("ccserver starting (database %s, redis %s)", mask_url(config.database_url),
              mask_url(config.redis.url) or "none")
     reactor.run(installSignalHandlers=False)
+    if failed:
+        if isinstance(failed[0], ListenError | SchemaNotReady):
+            raise failed[0]
+        raise RuntimeError(f"ccserver could not start: {failed[0]!r}") from failed[0]
     log.info("ccserver stopped")
     return 0

@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["OpeningHours", "is_open", "next_opening"]
+__all__ = ["OpeningHours", "add_open_time", "is_open", "next_opening", "working_day_close"]
 
 _DAY = timedelta(days=1)
 
@@ -130,4 +130,57 @@ def next_opening(at: datetime, hours: Iterable[OpeningHours], holidays: Collecti
                 return at
             if start > local:
                 return start.replace(tzinfo=zone)
+    return None
+
+
+def _open_spans(local: datetime, week: list[list[tuple[time, time]]], holidays: Collection[date],
+                makeup_workdays: Collection[date], makeup_hours_from: int,
+                horizon_days: int) -> Iterable[tuple[date, datetime, datetime]]:
+    """(day, start, end) of every opening interval that ends after ``local``, in time order, within the horizon."""
+    today = local.date()
+    for offset in range(-1, horizon_days + 1):
+        day = today + offset * _DAY
+        for start, end in _intervals(day, week, holidays, makeup_workdays, makeup_hours_from):
+            if end > local:
+                yield day, start, end
+
+
+def add_open_time(at: datetime, duration: timedelta, hours: Iterable[OpeningHours], holidays: Collection[date],
+                  makeup_workdays: Collection[date], tz: str | tzinfo, line: str | None = None, *,
+                  makeup_hours_from: int = 0, horizon_days: int = 366) -> datetime | None:
+    """The instant ``duration`` of opening time after ``at`` (time while closed does not count): an SLA "in
+    business hours". A zero duration is ``at`` when open, else the next opening. Aware, in the store's zone. None
+    when the hours never open within ``horizon_days``."""
+    if duration < timedelta(0):
+        raise ValueError("duration must not be negative")
+    zone = _resolve_zone(tz)
+    local = _local_naive(at, zone)
+    week = _applicable(hours, line)
+    if not any(week):
+        return None
+    remaining = duration
+    for _day, start, end in _open_spans(local, week, holidays, makeup_workdays, makeup_hours_from, horizon_days):
+        begin = max(start, local)
+        if remaining <= end - begin:
+            if remaining == timedelta(0) and begin == local:
+                return at
+            return (begin + remaining).replace(tzinfo=zone)
+        remaining -= end - begin
+    return None
+
+
+def working_day_close(at: datetime, hours: Iterable[OpeningHours], holidays: Collection[date],
+                      makeup_workdays: Collection[date], tz: str | tzinfo, line: str | None = None, *,
+                      makeup_hours_from: int = 0, horizon_days: int = 31) -> datetime | None:
+    """When the working day of ``at`` ends: the close of the day's last interval when the line is open at ``at``
+    or opens again later that day, else the close of the next working day ("fixed the same working day").
+    Aware, in the store's zone; None when nothing opens within ``horizon_days``."""
+    zone = _resolve_zone(tz)
+    local = _local_naive(at, zone)
+    week = _applicable(hours, line)
+    if not any(week):
+        return None
+    for day, _start, _end in _open_spans(local, week, holidays, makeup_workdays, makeup_hours_from, horizon_days):
+        last = max(end for _s, end in _intervals(day, week, holidays, makeup_workdays, makeup_hours_from))
+        return last.replace(tzinfo=zone)
     return None

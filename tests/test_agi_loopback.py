@@ -162,3 +162,42 @@ def test_plain_twisted_epoll_reactor() -> None:
     factory.stop_watching()
     for _ in range(5):
         reactor.iterate(0)
+
+
+def test_a_handler_is_a_plain_asyncio_coroutine(aio_reactor: Any) -> None:
+    """One async model: a FastAGI handler awaits asyncio work (a thread pool, a lock, wait_for, a Task, a
+    coroutine) between AGI commands, and an asyncio error reaches it as an exception."""
+    from ccserver.bridge import BlockingPool
+
+    reactor = aio_reactor
+    pool = BlockingPool(2, name="agi-test")
+    lock = asyncio.Lock()
+    seen: list[Any] = []
+
+    async def helper(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 2
+
+    async def incoming(session: AGISession) -> None:
+        name = (await session.get_variable("CALLERID(name)")).data
+        seen.append(await pool.run(lambda: name.upper()))
+        async with lock:
+            seen.append(await helper(21))
+        seen.append(await asyncio.wait_for(asyncio.ensure_future(helper(2)), 1.0))
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().create_future(), 0.01)
+        except TimeoutError:
+            seen.append("timed out")
+        await session.set_variables({"CC_QUEUE": "service"})
+
+    factory = FastAGIFactory({"incoming": incoming}, clock=reactor)
+    port = listen_fastagi(reactor, factory, 0)
+    peer = transcript_peer("agi-02-13912345678")
+    reactor.connectTCP("127.0.0.1", port.getHost().port, AGIPeerFactory(lambda: peer))
+    try:
+        run_until(reactor, peer.done, timeout=5.0)
+    finally:
+        pool.shutdown()
+        port.stopListening()
+    assert seen == ["LIU YANG", 42, 4, "timed out"]
+    assert peer.commands[0] == "GET VARIABLE CALLERID(name)" and "CC_QUEUE" in peer.commands[-1]

@@ -551,7 +551,7 @@ def test_awaiting_anything_else_is_a_clear_error(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.ERROR, logger="ccserver.agi"):
         h = Harness({"incoming": incoming}, transcript_peer("agi-01-13800138000"))
         h.flush()
-    assert "Deferred.fromFuture" in caplog.text and h.peer.closed
+    assert "await AGI commands, coroutines and asyncio futures" in caplog.text and h.peer.closed
 
 
 def test_context_variables_do_not_leak() -> None:

@@ -89,7 +89,7 @@ def test_after_hours_request_opens_a_ticket_due_after_the_next_opening(demo: Any
     assert len(tickets(sessions)) == before + 1 and len(opened) == 1
     ticket = opened[0]
     assert answer["ticket"] == str(ticket.id)
-    assert ticket.status == "open" and ticket.department == "service"
+    assert ticket.status == "new" and ticket.department == "service"
     assert ticket.customer_id == customer_of(sessions, "+8613912345678").id
     # Called at 23:30 Shanghai time: due after the service line opens the next morning, not in the night.
     closed_at = datetime.fromtimestamp(CLOSED, UTC)
@@ -194,7 +194,7 @@ def test_the_key_is_the_due_day_and_a_closed_ticket_is_reopened(empty_db: Any) -
     assert ask(sessions, due=again + timedelta(hours=2), now=again, n=4) == (first, True)
     with sessions() as s:
         ticket = s.get(Ticket, first)
-        assert ticket.status == "open" and ticket.sla_due_at == again + timedelta(hours=2)
+        assert ticket.status == "new" and ticket.sla_due_at == again + timedelta(hours=2)
         assert "Asked again" in (ticket.body or "") and "1795416921.4" in (ticket.body or "")
     # Worked and closed again; another day, nothing open: a new ticket.
     with sessions() as s, s.begin():
@@ -254,7 +254,7 @@ def test_a_slow_insert_is_promised_and_then_written(demo: Any) -> None:
     held.callback(write())  # the insert finishes after the caller was answered
     with sessions() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.dedupe_key == reference)).one()
-    assert ticket.status == "open" and ticket.kind == "callback"
+    assert ticket.status == "new" and ticket.kind == "callback"
     assert (CALLBACK_TICKETS.value(outcome="pending"), CALLBACK_TICKETS.value(outcome="written_late")) == (
         before[0] + 1, before[1] + 1)
 
@@ -272,7 +272,7 @@ def test_a_slow_insert_that_then_fails_is_retried_until_written(demo: Any) -> No
     clock.advance(2)  # first retry: fails too
     clock.advance(10)  # second retry: written
     with sessions() as s:
-        assert s.scalars(select(Ticket).where(Ticket.dedupe_key == reference)).one().status == "open"
+        assert s.scalars(select(Ticket).where(Ticket.dedupe_key == reference)).one().status == "new"
     assert svc._promises.pending == 0
 
 

@@ -3,13 +3,12 @@ selection, and the settings."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import Clock
 
 from ccserver.callrouting.directory_data import REFRESH_FAILURES, RoutingData, RoutingDataRefresher
 from ccserver.callrouting.live import live_view, queue_view, queues_of_interest
@@ -65,17 +64,34 @@ def test_calendars(data: RoutingData) -> None:
 
 
 def test_refresher_keeps_the_last_good_copy() -> None:
-    clock = Clock()
-    first = RoutingData(dids={"1": DidRoute("1", "", "sales", "sales")}, loaded_at=1.0)
-    results: list[Any] = [succeed(first), fail(ConnectionError("SQL down"))]
-    refresher = RoutingDataRefresher(lambda: None, lambda fn: results.pop(0), clock, interval=60)  # type: ignore[arg-type,return-value]
-    assert refresher.current.dids == {}
-    failures = REFRESH_FAILURES.value()
-    d: Deferred[Any] = refresher.start()
-    assert d.called and refresher.current is first
-    clock.advance(60)
-    assert refresher.current is first and refresher.failures == 1 and REFRESH_FAILURES.value() == failures + 1
-    refresher.stop()
+    from ccserver.clock import ManualClock
+
+    async def main() -> None:
+        clock = ManualClock()
+        first = RoutingData(dids={"1": DidRoute("1", "", "sales", "sales")}, loaded_at=1.0)
+        second = RoutingData(dids={"2": DidRoute("2", "", "sales", "sales")}, loaded_at=2.0)
+        results: list[Any] = [first, ConnectionError("SQL down"), second]
+
+        async def load(fn: Any) -> RoutingData:
+            result = results.pop(0)
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        refresher = RoutingDataRefresher(lambda: None, load, clock, interval=60)  # type: ignore[arg-type,return-value]
+        assert refresher.current.dids == {}
+        failures = REFRESH_FAILURES.value()
+        await refresher.start()
+        assert refresher.current is first
+        await clock.advance(59)
+        assert results and refresher.failures == 0  # not yet
+        await clock.advance(1)
+        assert refresher.current is first and refresher.failures == 1 and REFRESH_FAILURES.value() == failures + 1
+        await clock.advance(60)
+        assert refresher.current is second
+        refresher.stop()
+
+    asyncio.run(main())
 
 
 def test_queues_of_interest_and_queue_view() -> None:

@@ -16,10 +16,10 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 
 from ccserver.callrouting.directory_data import RoutingData
-from ccserver.callrouting.lookup_slots import DirectoryBusy, LookupSlots
 from ccserver.callrouting.service import FALLBACKS, RoutingService
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.directory import CustomerDirectory
+from ccserver.identification.lookup_slots import DirectoryBusy, LookupSlots
 from tests.replay.agi_peer import AGIPeer, Responder, agi_split, transcript_peer
 from tests.test_agi_protocol import Harness
 
@@ -101,7 +101,7 @@ def test_fifty_new_callers_at_once_are_all_identified_with_eight_slots(loaded: A
     for caller in NEW_CALLERS:
         burst.call(caller)
     assert all(answer is None for answer in burst.answers())  # nobody turned away: 8 looking up, 42 waiting
-    assert burst.running == 8 and burst.service._slots.waiting == 42
+    assert burst.running == 8 and burst.service.identification._slots.waiting == 42
     while burst.run_next():  # the directory answers each lookup at once, in the order they were asked
         burst.flush()
     answers = burst.answers()
@@ -109,7 +109,7 @@ def test_fifty_new_callers_at_once_are_all_identified_with_eight_slots(loaded: A
     assert len({a["CC_CUSTOMER_ID"] for a in answers if a}) == 50  # a prospect each
     assert burst.most_at_once == 8 and burst.started == 50
     assert _reasons() == before
-    assert burst.service._slots.busy == 0 and burst.service._slots.waiting == 0
+    assert burst.service.identification._slots.busy == 0 and burst.service.identification._slots.waiting == 0
 
 
 def test_with_a_slow_directory_the_calls_still_waiting_at_the_deadline_fall_back_and_are_counted(
@@ -132,9 +132,9 @@ def test_with_a_slow_directory_the_calls_still_waiting_at_the_deadline_fall_back
     # 8 got a slot at 1.0 s and their lookup did not answer in time; 26 never got one: out of the queue
     assert after["timeout"] - before["timeout"] == 8
     assert after["directory_busy"] - before["directory_busy"] == 26
-    assert burst.service._slots.waiting == 0
+    assert burst.service.identification._slots.waiting == 0
     burst.clock.advance(1.0)  # the late lookups finish (and are harmless); none started for the 26
-    assert burst.started == 24 and burst.service._slots.busy == 0
+    assert burst.started == 24 and burst.service.identification._slots.busy == 0
 
 
 def test_a_full_wait_queue_turns_the_next_call_away_at_once(loaded: Any) -> None:
@@ -216,11 +216,8 @@ def test_fifty_new_callers_over_fastagi_on_postgresql_all_become_prospects(pg_ur
     port = listen_fastagi(reactor, factory, 0)
     before = _reasons()
 
-    async def inside(step: Any) -> Any:
-        return await step().asFuture(loop)
-
     try:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.start), 5))
+        loop.run_until_complete(asyncio.wait_for(routing.start(), 5))
         peers = [transcript_peer("agi-01-13800138000", Responder(), callerid=c, uniqueid=f"pg.{c}")
                  for c in NEW_CALLERS]
         for peer in peers:  # all at once
@@ -231,7 +228,7 @@ def test_fifty_new_callers_over_fastagi_on_postgresql_all_become_prospects(pg_ur
         assert len({a["CC_CUSTOMER_ID"] for a in answers if a}) == 50
         assert _reasons() == before
     finally:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.stop), 15))
+        loop.run_until_complete(asyncio.wait_for(routing.stop(), 15))
         loop.run_until_complete(asyncio.wait_for(port.stopListening().asFuture(loop), 2))
         factory.stop_watching()
         pool.stop()

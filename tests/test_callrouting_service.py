@@ -299,7 +299,7 @@ def test_redis_slow_and_sql_down_default_route_within_deadline(demo: Any) -> Non
             raise ConnectionError("SQL down")
 
     svc = Service(data, Down())
-    svc.service._cache = FakeCache(svc.clock, delay=30.0)
+    svc.service.identification._cache = FakeCache(svc.clock, delay=30.0)
     h = svc.call("agi-01-13800138000")
     svc.clock.advance(1.4)
     h.flush()
@@ -337,7 +337,7 @@ def test_bounded_cache_then_hanging_sql_still_answers_at_the_deadline(demo: Any)
     _, data = demo
     pending: Deferred[Any] = Deferred()
     svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: pending)  # type: ignore[arg-type]
-    svc.service._cache = BoundedCache(svc.clock, delay=0.5)  # a slow miss
+    svc.service.identification._cache = BoundedCache(svc.clock, delay=0.5)  # a slow miss
     h = svc.call("agi-01-13800138000")
     svc.clock.advance(0.5)  # the cache answers: miss; SQL now has 1.4 - 0.5 s
     h.flush()
@@ -356,7 +356,7 @@ def test_bounded_cache_failing_at_its_bound_falls_back_to_sql_in_time(demo: Any)
     before = FALLBACKS.value(reason="cache_error")
     svc = Service(data, CustomerDirectory(sessions))
     cache = BoundedCache(svc.clock, delay=1.0, fail=True)  # e.g. Redis not answering: the client's timeout
-    svc.service._cache = cache
+    svc.service.identification._cache = cache
     h = svc.call("agi-01-13800138000")
     svc.clock.advance(1.0)
     h.flush()

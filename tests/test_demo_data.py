@@ -121,7 +121,7 @@ def test_transcript_callers_exist_and_unknown_landline_does_not(loaded):
     chen = owner("+8613700000001")
     assert chen.name == "陈静" and chen.tier == "bronze"
     complaint = s.scalars(select(Ticket).where(Ticket.customer_id == chen.id)).one()
-    assert complaint.kind == "complaint" and complaint.status == "open"
+    assert complaint.kind == "complaint" and complaint.status == "new"
     wang = owner("+8613600000002")
     assert wang.name == "王磊" and wang.lifecycle == "prospect" and wang.tier == "prospect"
     assert s.scalar(select(func.count()).where(PhoneNumber.e164 == "+862158881234")) == 0

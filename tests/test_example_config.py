@@ -24,3 +24,10 @@ def test_example_routing_rules_are_the_built_in_defaults():
 
     config = load_config(EXAMPLE, environ={})
     assert RoutingRules.from_dict(config.section("routing")) == RoutingRules()
+
+
+def test_example_ticket_settings_are_the_built_in_defaults():
+    from ccserver.tickets.settings import TicketSettings
+
+    config = load_config(EXAMPLE, environ={})
+    assert TicketSettings.from_config(config) == TicketSettings.from_dict({}, config.server.time_zone)

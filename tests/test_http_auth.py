@@ -251,7 +251,8 @@ def _browser_login(router, username="agent8001", password="agent-pass"):
     nonce = page.cookies()["ccserver_login"]
     csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page.body).group(1).decode()
     reply = call(router, "POST", "/login", form={"username": username, "password": password, "csrf_token": csrf,
-                                                 "next": "/"}, headers={"Cookie": f"ccserver_login={nonce}"})
+                                                 "next": "/"}, headers={"Cookie": f"ccserver_login={nonce}",
+                                                                               "Accept-Language": "en"})
     return reply
 
 

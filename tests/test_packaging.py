@@ -54,7 +54,10 @@ def test_pip_install_prints_no_setuptools_warning(tmp_path, editable):
 
     pip = [sys.executable, "-m", "pip", "--no-cache-dir"]
     if editable:
-        command = [*pip, "install", "--no-deps", "--prefix", str(tmp_path / "prefix"), "-e", str(ROOT)]
+        # --ignore-installed: pip would otherwise uninstall the suite's own editable install (and its
+        # `ccserver` command) before installing into the scratch prefix.
+        command = [*pip, "install", "--no-deps", "--ignore-installed", "--prefix", str(tmp_path / "prefix"), "-e",
+                   str(ROOT)]
     else:
         command = [*pip, "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)]
     done = subprocess.run(command,
@@ -62,3 +65,5 @@ def test_pip_install_prints_no_setuptools_warning(tmp_path, editable):
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
     assert "Warning" not in output.replace("WARNING: Location", ""), output
+    assert "uninstall" not in output.lower()  # the suite's own install (and its `ccserver` command) is left alone
+    assert (Path(sys.executable).parent / "ccserver").exists()

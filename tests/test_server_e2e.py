@@ -138,7 +138,13 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
             assert variables["CC_TIER"] == "diamond" and variables["CC_CUSTOMER_ID"].isdigit()
             assert int(variables["CC_PRIORITY"]) >= 10 and variables["CC_DECISION_ID"]
 
-            time.sleep(1.0)  # let the replayed call finish
+            deadline = time.monotonic() + 20  # the replayed call ends: the live view empties (no fixed wait)
+            while True:
+                status, live = http("GET", f"{web}/api/calls?live=1", token=login["token"])
+                if status == 200 and live["total"] == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert status == 200 and live["calls"] == [], live
             assert http("GET", f"{web}/metrics")[0] == 401  # loopback is no exemption
             status, metrics = http("GET", f"{web}/metrics", token=login["token"])
             assert status == 200

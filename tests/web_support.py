@@ -17,7 +17,7 @@ from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
-from agents_ui import template_environment
+from agents_ui import Pages
 from ccserver.auth import TokenSigner
 from ccserver.config import load_config
 from ccserver.login_limits import MemoryLoginLimiter
@@ -86,7 +86,7 @@ def make_context(users: MemoryUsers, clock=None, probes=None, environ=None, limi
         signer=signer,
         limiter=limiter or MemoryLoginLimiter(3, 10, 300, clock=lambda: clock.seconds()),
         users=users,
-        templates=template_environment(),
+        templates=Pages(),
         run_blocking=inline_blocking,
         clock=clock,
         passwords=PasswordWork(inline_blocking, max_pending=64),

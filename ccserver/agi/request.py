@@ -7,13 +7,16 @@ the protocol completes directly, and ``HandlerRunner`` resumes the handler strai
 Compatibility is kept both ways:
 - a handler awaiting an ``AGIRequest`` under Twisted's own driver (``Deferred.fromCoroutine`` /
   ``ensureDeferred``, e.g. in a test) works: the request notices the unknown driver and yields a Deferred;
-- a handler run by ``HandlerRunner`` may await any ``Deferred`` (a thread-pool call, ``Deferred.fromFuture``
-  for an asyncio coroutine, ``deferLater``): it is waited on as Twisted would.
+- a handler run by ``HandlerRunner`` is a plain asyncio-style coroutine: it may await other coroutines and
+  asyncio futures (``BlockingPool.run``, ``asyncio.sleep``, an asyncio Task, ``asyncio.wait_for``), each resumed
+  from its done callback — and, still, any ``Deferred``. It is not an asyncio Task: ``asyncio.timeout()`` and
+  ``asyncio.current_task()`` are not available in a FastAGI handler (use ``asyncio.wait_for``).
 - ``request.deferred()`` gives a plain Deferred for callback-style code.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
@@ -155,13 +158,38 @@ class HandlerRunner:
                 yielded.deferred().addCallbacks(self.send, self._throw_failure)
         elif isinstance(yielded, Deferred):
             yielded.addCallbacks(self.send, self._throw_failure)
+        elif isinstance(yielded, asyncio.Future):
+            # An asyncio awaitable (a coroutine's future, pool.run, asyncio.sleep, a Task): resume when it is done,
+            # as asyncio's Task would (it clears the "blocking" flag it set when it yielded).
+            yielded._asyncio_future_blocking = False
+            yielded.add_done_callback(self._future_done)
+        elif yielded is None:  # a bare yield (asyncio.sleep(0)): let the loop run others, then carry on
+            asyncio.get_running_loop().call_soon(self.send, None)
         else:
             self.throw(
                 TypeError(
-                    f"a FastAGI handler awaited {yielded!r}: await AGI commands and Deferreds only "
-                    "(wrap asyncio awaitables with Deferred.fromFuture(asyncio.ensure_future(...)))"
+                    f"a FastAGI handler awaited {yielded!r}: await AGI commands, coroutines and asyncio futures "
+                    "(or Deferreds)"
                 )
             )
 
+    def _future_done(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            self.throw(asyncio.CancelledError())
+            return
+        error = future.exception()
+        if error is not None:
+            self.throw(error)
+        else:
+            self.send(future.result())
+
     def _throw_failure(self, failure: Failure) -> None:
         self.throw(failure.value)
+
+
+def drive(coro: Coroutine[Any, Any, Any]) -> Deferred[Any]:
+    """Run ``coro`` with :class:`HandlerRunner` (it may await AGI commands, Deferreds and asyncio futures alike);
+    a Deferred with its result. The runner of application coroutines on the routed call's path."""
+    result: Deferred[Any] = Deferred()
+    HandlerRunner(coro, result.callback, result.errback).start()
+    return result

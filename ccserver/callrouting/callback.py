@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ccserver.callrouting.directory_data import StoreCalendar
-from ccserver.db.models import Ticket
+from ccserver.db.models import Ticket, TicketEvent
 from ccserver.metrics import REGISTRY
 from routing.calendar import next_opening
 
@@ -49,7 +49,7 @@ log = logging.getLogger("ccserver.callback")
 
 # How long after the line opens the callback should have been made.
 CALLBACK_SLA = timedelta(hours=2)
-OPEN_STATUSES = ("open", "in_progress")
+OPEN_STATUSES = ("new", "assigned", "in_progress")  # not yet worked (the tickets lifecycle)
 
 CALLBACK_TICKETS = REGISTRY.counter(
     "ccserver_callback_tickets_total",
@@ -79,9 +79,16 @@ def callback_key(e164: str, due_at: datetime, time_zone: str) -> str:
 
 def open_callback_ticket(session_factory: Callable[[], Session], *, e164: str, customer_id: int | None,
                          store_id: int | None, line: str | None, decision_id: str, uniqueid: str,
-                         due_at: datetime, now: datetime, dedupe_key: str) -> tuple[int, bool]:
+                         due_at: datetime, now: datetime, dedupe_key: str, source: str = "callback_request",
+                         arrived_at: datetime | None = None,
+                         on_new: Callable[[Session, int, str], None] | None = None) -> tuple[int, bool]:
     """(ticket id, whether a callback is newly due: created, or a closed one reopened). Race-safe (see the module
-    docstring); blocking: run it in a worker thread."""
+    docstring); blocking: run it in a worker thread.
+
+    ``source``: ``callback_request`` (the caller asked) or ``abandoned_call`` (ccserver/tickets/abandoned.py);
+    ``arrived_at``: when the caller first called (kept on the ticket). ``on_new(session, ticket_id, outcome)``
+    runs inside the transaction that created (``created``) or reopened (``reopened``) the ticket: the tickets
+    service queues its notification there, so it is written with the ticket or not at all."""
     with session_factory() as session:
         # Read-only, in its own transaction: SQLite must not hold a read snapshot when the insert below wants to
         # write (a deferred transaction that read first cannot always upgrade to a writer).
@@ -94,15 +101,23 @@ def open_callback_ticket(session_factory: Callable[[], Session], *, e164: str, c
         if earlier is not None:
             CALLBACK_TICKETS.inc(outcome="reused")
             return int(earlier), False
-        body = (f"The caller asked to be called back on {e164} ({line or 'unknown'} line). "
+        what = ("The caller asked to be called back" if source == "callback_request"
+                else "The caller hung up while waiting; call them back")
+        body = (f"{what} on {e164} ({line or 'unknown'} line). "
                 f"Routing decision {decision_id or '-'}, Asterisk uniqueid {uniqueid or '-'}.")
-        values = dict(kind="callback", status="open", store_id=store_id, department=line, customer_id=customer_id,
-                      subject=f"Callback request from {e164}", body=body, sla_due_at=due_at, created_at=now,
-                      updated_at=now, dedupe_key=dedupe_key)
+        subject = (f"Callback request from {e164}" if source == "callback_request"
+                   else f"Abandoned call from {e164}")
+        values = dict(kind="callback", status="new", store_id=store_id, department=line, customer_id=customer_id,
+                      subject=subject, body=body, sla_due_at=due_at, created_at=now, updated_at=now,
+                      dedupe_key=dedupe_key, source=source, contact_e164=e164, arrived_at=arrived_at or now,
+                      uniqueid=uniqueid or None, category=source)
         with session.begin():
             created = session.execute(_insert_unless_keyed(session, values)).scalar()
             if created is not None:
                 ticket_id, outcome = int(created), "created"
+                session.execute(insert(TicketEvent).values(
+                    ticket_id=ticket_id, at=now, actor_name="system", action="created", to_status="new",
+                    detail={"source": source, "decision_id": decision_id or None}))
             else:
                 # Nothing inserted: the key is taken (a concurrent request committed it first) — that ticket. If
                 # it was already worked and closed, the caller is asking again: it is reopened, due anew.
@@ -110,13 +125,19 @@ def open_callback_ticket(session_factory: Callable[[], Session], *, e164: str, c
                 reopened = session.execute(
                     update(Ticket)
                     .where(Ticket.id == ticket_id, Ticket.status.not_in(OPEN_STATUSES))
-                    .values(status="open", sla_due_at=due_at, updated_at=now, resolved_at=None,
+                    .values(status="new", sla_due_at=due_at, updated_at=now, resolved_at=None, closed_at=None,
                             body=func.coalesce(Ticket.body, "") + f"\nAsked again at {now.isoformat()}: routing "
                             f"decision {decision_id or '-'}, Asterisk uniqueid {uniqueid or '-'}.")
                     .returning(Ticket.id)
                     .execution_options(synchronize_session=False)
                 ).scalar()
                 outcome = "reused" if reopened is None else "reopened"
+                if reopened is not None:
+                    session.execute(insert(TicketEvent).values(
+                        ticket_id=ticket_id, at=now, actor_name="system", action="reopened", to_status="new",
+                        detail={"source": source, "decision_id": decision_id or None}))
+            if on_new is not None and outcome != "reused":
+                on_new(session, ticket_id, outcome)
         CALLBACK_TICKETS.inc(outcome=outcome)
         return ticket_id, outcome != "reused"
 

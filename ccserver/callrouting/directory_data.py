@@ -17,6 +17,7 @@ needs no extra column; group DIDs use ``default_area_code``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -187,22 +188,24 @@ def _area_code(number: str, region: str) -> str | None:
 
 
 class RoutingDataRefresher:
-    """Holds the current :class:`RoutingData` and reloads it every ``interval`` seconds in a worker thread.
+    """Holds the current :class:`RoutingData` and reloads it every ``interval`` seconds in the thread pool.
 
-    ``run_blocking(fn)`` returns a Deferred (``deferToThreadPool``); ``clock`` is the reactor (or a
-    ``task.Clock``). A failed load keeps the previous copy, logs a warning and counts
+    ``run_blocking(fn)`` returns an awaitable (``BlockingPool.run``); ``clock`` is a :class:`ccserver.clock.Clock`
+    (``ManualClock`` in tests). A failed load keeps the previous copy, logs a warning and counts
     ``ccserver_routing_data_refresh_failures_total``.
     """
 
-    def __init__(self, loader: Callable[[], RoutingData], run_blocking: Callable[..., Any], clock: Any,
+    def __init__(self, loader: Callable[[], RoutingData], run_blocking: Callable[..., Any], clock: Any = None,
                  interval: float = 60.0, initial: RoutingData | None = None) -> None:
+        from ccserver.clock import LoopClock
+
         self._loader = loader
         self._run_blocking = run_blocking
-        self._clock = clock
+        self._clock = clock if clock is not None else LoopClock()
         self.interval = interval
         self.current = initial if initial is not None else RoutingData.empty()
         self.failures = 0
-        self._loop: Any = None
+        self._task: asyncio.Task[None] | None = None
         self._busy = False
 
     async def refresh(self) -> bool:
@@ -224,17 +227,17 @@ class RoutingDataRefresher:
         self.current = data
         return True
 
-    def start(self) -> Any:
-        """Load now and then every ``interval`` s; returns the first load's Deferred."""
-        from twisted.internet import defer, task
+    async def start(self) -> None:
+        """Load now, then every ``interval`` s in the background until :meth:`stop`."""
+        await self.refresh()
+        self._task = asyncio.ensure_future(self._every_interval())
 
-        first = defer.ensureDeferred(self.refresh())
-        self._loop = task.LoopingCall(lambda: defer.ensureDeferred(self.refresh()))
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=False)
-        return first
+    async def _every_interval(self) -> None:
+        while True:
+            await self._clock.sleep(self.interval)
+            await self.refresh()
 
     def stop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None

@@ -3,21 +3,20 @@
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony else None, cache=summary_cache)
     agi_factory = FastAGIFactory(routing.handlers(), default_variables=..., clock=reactor)
-    reactor.callLater(0, routing.start)           # once the loop runs (the batcher is an asyncio task)
-    ... at shutdown: await routing.stop()          # a Deferred (await it from a Twisted-driven coroutine)
+    await routing.start()      # a component of ``ccserver run`` (ccserver/components.py), on the loop
+    ... at shutdown: await routing.stop()          # flushes the decision log
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
-from twisted.internet.defer import Deferred
 
+from ccserver.bridge import settle
 from ccserver.callrouting.callback import open_callback_ticket
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
 from ccserver.callrouting.records import make_record_batcher, record_submitter
@@ -25,6 +24,7 @@ from ccserver.callrouting.service import Directory, RoutingService
 from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.cache import SummaryCache
 from ccserver.customers.directory import CustomerDirectory
+from ccserver.identification import IdentificationService
 from ccserver.state.tracker import StateTracker
 from routing.rules import RoutingRules
 
@@ -48,15 +48,15 @@ class RoutingRuntime:
 
     @classmethod
     def from_config(cls, config: Any, session_factory: sessionmaker[Session], *, reactor: Any,
-                    run_blocking: Callable[..., Deferred[Any]], tracker: StateTracker | None = None,
+                    run_blocking: Callable[..., Any], tracker: StateTracker | None = None,
                     cache: SummaryCache | None = None, directory: Directory | None = None,
-                    settings: RoutingSettings | None = None) -> RoutingRuntime:
+                    settings: RoutingSettings | None = None, clock: Any = None) -> RoutingRuntime:
         settings = settings or RoutingSettings.from_config(config)
         rules = settings.routing_rules()
         loader = functools.partial(RoutingData.load, session_factory, region=settings.default_region,
                                    default_time_zone=settings.time_zone, default_area_code=settings.default_area_code,
                                    default_language=settings.default_language)
-        refresher = RoutingDataRefresher(loader, run_blocking, reactor, settings.refresh_seconds,
+        refresher = RoutingDataRefresher(loader, lambda fn: settle(run_blocking(fn)), clock, settings.refresh_seconds,
                                          initial=RoutingData.empty(settings.default_region))
         batcher = make_record_batcher(session_factory)
         if directory is None:
@@ -69,38 +69,36 @@ class RoutingRuntime:
             from ccserver.customers.loop_lookup import LoopLookup
 
             loop_lookup = LoopLookup.from_engine(bind, directory)
+        identification = IdentificationService(
+            directory, cache, region=settings.default_region, run_blocking=run_blocking, clock=reactor,
+            max_pending_lookups=settings.max_pending_lookups, max_waiting_lookups=settings.max_waiting_lookups,
+            loop_lookup=loop_lookup)
         service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor, submit,
                                  callback_tickets=functools.partial(open_callback_ticket, session_factory),
-                                 loop_lookup=loop_lookup)
+                                 identification=identification)
         return cls(service, refresher, batcher, loop_lookup)
+
+    @property
+    def identification(self) -> IdentificationService:
+        """Who a number is: the service routing uses, for every other feature too (IVR, screen pop, dialer)."""
+        return self.service.identification
 
     def handlers(self) -> dict[str, Any]:
         return dict(self.service.handlers())
 
-    def start(self) -> Deferred[Any]:
+    async def start(self) -> None:
         """Start the record batcher and load the routing data (now, then every refresh_seconds)."""
         self.batcher.start()
-        return self.refresher.start()
+        await self.refresher.start()
 
-    def stop(self) -> Deferred[None]:
-        """Stop refreshing and flush the decision records still buffered. A Deferred, so ``ccserver run``'s
-        Twisted-driven shutdown coroutine can ``await`` it: the batcher is asyncio, and a coroutine driven by
-        Twisted cannot await an asyncio future directly ("await wasn't used with future") — which made the old
-        ``async def stop`` fail at shutdown, losing the buffered records and the rest of the clean-up."""
+    async def stop(self) -> None:
+        """Stop refreshing and flush the decision records still buffered (then close the connections)."""
         self.refresher.stop()
-
-        def closed(lost: int) -> None:
-            if lost:
-                log.error("%d routing records could not be written at shutdown", lost)
-
-        async def close() -> int:
-            lost = await self.batcher.close()
-            aclose = getattr(self.batcher.sink, "aclose", None)  # the PostgreSQL COPY connection
-            if aclose is not None:
-                await aclose()
-            if self.loop_lookup is not None:
-                await self.loop_lookup.aclose()
-            return int(lost)
-
-        done: Deferred[None] = Deferred.fromFuture(asyncio.ensure_future(close())).addCallback(closed)
-        return done
+        lost = await self.batcher.close()
+        if lost:
+            log.error("%d routing records could not be written at shutdown", lost)
+        aclose = getattr(self.batcher.sink, "aclose", None)  # the PostgreSQL COPY connection
+        if aclose is not None:
+            await aclose()
+        if self.loop_lookup is not None:
+            await self.loop_lookup.aclose()

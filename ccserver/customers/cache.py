@@ -7,11 +7,10 @@ Two implementations of ``SummaryCache``:
   ``store`` and ``invalidate_*`` are one round trip each (Lua scripts / a pipeline).
 - ``MemorySummaryCache``: single node without Redis; plain dicts, bounded (LRU), no thread hop.
 
-**Awaiting from Twisted.** Both are coroutines. ``RedisSummaryCache`` awaits asyncio futures, so a coroutine
-driven by Twisted (``ensureDeferred``, a FastAGI handler) must bridge: ``await as_deferred(cache.lookup(...))``
-(``Deferred.fromFuture(asyncio.ensure_future(coro))``; Twisted's asyncio reactor runs on the same loop).
-``MemorySummaryCache`` never suspends, so it may be awaited directly. ``bridge(cache, coro)`` does the right
-one for either (``cache.inline`` says which) — use it and the handler need not care which cache it got.
+**Awaiting.** Both are asyncio coroutines: await them from asyncio code or a FastAGI handler (its runner waits on
+asyncio futures too). The routed call's hot path awaits ``RedisSummaryCache.lookup_deferred`` instead, a Deferred
+from the call-path RESP client that resumes the handler without an extra loop turn (see README, "The routed call's
+own I/O"). ``bridge(cache, coro)`` gives a Deferred for code that chains on Deferreds (``ccserver.bridge``).
 
 **Keys** (Redis; ``prefix`` default ``ccserver:cust:``)::
 
@@ -38,7 +37,6 @@ reverse index until it expires): one extra SQL read, never a wrong answer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -47,6 +45,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol, TypeVar
 
+from ccserver.bridge import as_deferred
 from ccserver.customers.directory import Identity
 from ccserver.customers.resp import RespError, RespOutOfStep, ScriptDigest
 from routing.decision import CustomerSummary
@@ -87,13 +86,6 @@ class SummaryCache(Protocol):
         """Drop every cached identity that names a customer (as ``invalidate_customer`` each, fences included);
         returns how many customers were dropped. Unknown-number entries and call counters stay."""
         ...
-
-
-def as_deferred(coro: Coroutine[Any, Any, T]) -> Any:
-    """A Deferred for an asyncio coroutine (needs Twisted's asyncio reactor / a running asyncio loop)."""
-    from twisted.internet.defer import Deferred
-
-    return Deferred.fromFuture(asyncio.ensure_future(coro))
 
 
 def bridge(cache: SummaryCache, coro: Coroutine[Any, Any, T]) -> Any:

@@ -70,7 +70,8 @@ from routing.value import is_vip
 __all__ = ["Identity", "CustomerDirectory", "CustomerProfile", "by_number_sql", "placeholder_name",
            "OPEN_COMPLAINT_STATUSES"]
 
-OPEN_COMPLAINT_STATUSES: Final = ("open", "in_progress")
+# A complaint still being worked (tickets lifecycle: not yet resolved): routing's bonus, the score's risk flag.
+OPEN_COMPLAINT_STATUSES: Final = ("new", "assigned", "in_progress")
 PROSPECT_SOURCE: Final = "inbound_call"
 _CREATE_ATTEMPTS: Final = 4
 

@@ -59,8 +59,15 @@ CALL_OUTCOMES = (
     "answered", "abandoned", "no_answer", "busy", "failed", "ivr_hangup", "ivr_self_service", "voicemail",
     "transferred", "in_progress",
 )  # fmt: skip
-TICKET_KINDS = ("complaint", "repair", "appointment", "callback", "praise")
-TICKET_STATUSES = ("open", "in_progress", "resolved", "closed")
+TICKET_KINDS = ("complaint", "repair", "appointment", "callback", "inquiry", "praise")
+# The lifecycle (ccserver/tickets/lifecycle.py says which moves are legal).
+TICKET_STATUSES = ("new", "assigned", "in_progress", "resolved", "customer_called_back", "closed", "cancelled")
+TICKET_SEVERITIES = ("low", "normal", "high", "urgent")
+# Where a ticket came from: a person at a screen (web), the IVR, a callback request, an abandoned call.
+TICKET_SOURCES = ("web", "ivr", "callback_request", "abandoned_call")
+APPOINTMENT_STATUSES = ("booked", "cancelled")
+SLA_CLOCKS = ("first_response", "resolution")
+SLA_STAGES = ("warning", "breach")
 
 
 def one_of(column: str, values: tuple[str, ...], *, nullable: bool = False) -> CheckConstraint:
@@ -387,13 +394,22 @@ class Call(Base):
 
 
 class Ticket(Base):
-    """A work order: complaint, repair, appointment, callback or praise."""
+    """A work order: complaint, repair, appointment, callback, inquiry or praise (ccserver/tickets).
+
+    Two SLA clocks: ``first_response_due_at`` (met by ``first_responded_at``: the first move out of ``new``) and
+    ``sla_due_at`` (resolution, met by ``resolved_at``).
+    """
 
     __tablename__ = "tickets"
     __table_args__ = (
         one_of("kind", TICKET_KINDS),
         one_of("status", TICKET_STATUSES),
+        one_of("severity", TICKET_SEVERITIES),
+        one_of("source", TICKET_SOURCES, nullable=True),
+        CheckConstraint("satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5", name="satisfaction"),
         Index("ix_tickets_status_sla_due_at", "status", "sla_due_at"),
+        Index("ix_tickets_status_first_response_due_at", "status", "first_response_due_at"),
+        Index("ix_tickets_department_status", "department", "status"),
         Index("ix_tickets_created_at", "created_at"),
         # At most one ticket per de-duplication key; most tickets have none (partial: they cost nothing here).
         Index("ix_tickets_dedupe_key", "dedupe_key", unique=True,
@@ -402,20 +418,137 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(24), default="new")
+    category: Mapped[str | None] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    source: Mapped[str | None] = mapped_column(String(24))
     store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
     department: Mapped[str | None] = mapped_column(String(40))
+    assignee_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
     customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    vehicle_id: Mapped[int | None] = mapped_column(_fk("vehicles.id", "SET NULL"), index=True)
     call_id: Mapped[int | None] = mapped_column(_fk("calls.id", "SET NULL"), index=True)
+    uniqueid: Mapped[str | None] = mapped_column(String(64))  # the Asterisk call it was opened from
+    contact_e164: Mapped[str | None] = mapped_column(String(20))  # the number to call back
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str | None] = mapped_column(Text)
-    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the caller first called about it
+    first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # resolution due
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    called_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)  # 1-5, asked on the resolution call back
     created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
-    # Set only where a request must not open two tickets: callback requests, "callback:<e164>:<local due day>".
+    # Set only where a request must not open two tickets: callback requests, "callback:<e164>:<local due day>";
+    # tickets the IVR opens, "call:<uniqueid>:<kind>".
     dedupe_key: Mapped[str | None] = mapped_column(String(120))
+
+
+class TicketEvent(Base):
+    """A ticket's history: every creation, transition, comment, assignment, booking change and SLA alarm."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_at", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(_fk("tickets.id", "CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    actor_name: Mapped[str | None] = mapped_column(String(64))  # kept: the user row may be gone; "ivr", "system"
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    comment: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class TicketSlaAlarm(Base):
+    """An SLA alarm raised (once: the primary key) for one due time of one clock of a ticket."""
+
+    __tablename__ = "ticket_sla_alarms"
+    __table_args__ = (one_of("clock", SLA_CLOCKS), one_of("stage", SLA_STAGES))
+
+    ticket_id: Mapped[int] = mapped_column(_fk("tickets.id", "CASCADE"), primary_key=True)
+    clock: Mapped[str] = mapped_column(String(16), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(8), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CallbackTask(Base):
+    """A resolution call back: after a complaint or repair is resolved, someone calls the customer to tell them and
+    ask how satisfied they are. Open while ``done_at`` is NULL."""
+
+    __tablename__ = "callback_tasks"
+    __table_args__ = (Index("ix_callback_tasks_done_at_due_at", "done_at", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(_fk("tickets.id", "CASCADE"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(24))  # called_back, reopened, cancelled
+    done_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+
+
+class Appointment(Base):
+    """A booked workshop slot. ``seat`` (1..capacity) makes booking race-safe: the unique index lets one booking
+    take each seat of a slot; a cancelled booking gives its seat up (NULL)."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (
+        one_of("status", APPOINTMENT_STATUSES),
+        UniqueConstraint("store_id", "slot_start", "seat", name="uq_appointments_store_id_slot_start_seat"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(_fk("tickets.id", "CASCADE"), unique=True)
+    store_id: Mapped[int] = mapped_column(_fk("stores.id", "CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    vehicle_id: Mapped[int | None] = mapped_column(_fk("vehicles.id", "SET NULL"))
+    slot_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    seat: Mapped[int | None] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(12), default="booked")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """The webhook outbox: written in the same transaction as the change it reports, delivered (and retried)
+    afterwards, moved to ``notification_dead_letters`` after the last attempt."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_next_attempt_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a node is delivering it
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+
+class NotificationDeadLetter(Base):
+    """A notification the webhook never accepted: kept with its last error for a person (or a replay) to handle."""
+
+    __tablename__ = "notification_dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notification_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(255))
 
 
 class AgentSession(Base):

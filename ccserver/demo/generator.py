@@ -701,7 +701,7 @@ class DemoGenerator:
                        history=chen_history)  # fmt: skip
         opened = local_datetime(today - 2, 600)
         batch.rows["tickets"].append((
-            self._next_id("tickets"), "complaint", "open", 4, "service", chen, None,
+            self._next_id("tickets"), "complaint", "new", 4, "service", chen, None,
             "维修后异响 Noise after repair", "客户反映保养后底盘异响，要求回电。", opened + timedelta(hours=48),
             opened, opened, None, None,
         ))  # fmt: skip

@@ -26,10 +26,11 @@ from ccserver.events.types import (
     CallUpdated,
     QueueChanged,
     Resynced,
+    TicketSlaAlarm,
 )
 
 __all__ = [
     "RING_STOP_REASONS", "AgentRingStopped", "AgentRinging", "AgentStateChanged", "CallAbandoned", "CallAnswered",
     "CallEnded", "CallEvent", "CallOffered", "CallTransferred", "CallUpdated", "EventHub", "QueueChanged", "Resynced",
-    "Subscription",
+    "Subscription", "TicketSlaAlarm",
 ]

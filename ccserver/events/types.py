@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "AgentRingStopped", "AgentRinging", "AgentStateChanged", "CallAbandoned", "CallAnswered", "CallEnded",
     "CallEvent", "CallOffered", "CallTransferred", "CallUpdated", "QueueChanged", "Resynced", "RING_STOP_REASONS",
+    "TicketSlaAlarm",
 ]
 
 # Why an agent's phone stopped ringing for a call.
@@ -175,3 +176,23 @@ class Resynced(CallEvent):
     queues: tuple[Any, ...]
     agents: tuple[Any, ...]
     restarted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSlaAlarm(CallEvent):
+    """A ticket's SLA clock is about to run out (``stage`` ``warning``: ``tickets.sla_warning_minutes`` before) or
+    has (``breach``), raised once per due time by the SLA alarm job (ccserver/tickets/alarms.py) on the node that
+    ran it. ``clock``: ``first_response`` or ``resolution``; ``due_at``: epoch seconds. ``server`` is ``tickets``
+    (not an Asterisk), ``seq`` counts the alarms this node published."""
+
+    ticket_id: int
+    kind: str
+    severity: str
+    clock: str
+    stage: str
+    due_at: float
+    store_id: int | None
+    department: str | None
+    assignee_id: int | None
+    customer_id: int | None
+    subject: str

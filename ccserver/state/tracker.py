@@ -49,6 +49,7 @@ from ccserver.state.model import (
     Outcome,
     QueueState,
     WaitingCaller,
+    field_names,
     to_dict,
 )
 from ccserver.state.records import call_record
@@ -107,6 +108,7 @@ LIST_EVENTS: frozenset[str] = frozenset(
 )
 
 _UNKNOWN = ("", "<unknown>", "<Unknown>")
+_CALL_FIELDS = field_names(Call)  # a finished call's fields are plain values: a shallow copy is its final state
 # Dialplan's special extensions: where a call *runs*, never what was dialled (a call ending in the callback flow
 # runs in `h`; `s` starts contexts entered by Goto). Never recorded as the dialled number.
 SPECIAL_EXTENSIONS = frozenset({"h", "s", "i", "t", "T", "e", "o", "a", "failed", "talk"})
@@ -131,6 +133,13 @@ def is_tracked_variable(name: str) -> bool:
 
 def _clean(value: str | None) -> str | None:
     return None if value is None or value in _UNKNOWN else value
+
+
+def _exact(msg: HeaderLookup, name: str) -> str | None:
+    """A header Asterisk always spells one way (``ChanVariable``): looked up without AMIMessage's case-insensitive
+    fallback, which builds a lower-cased map on a miss (most events of a manager user without channelvars)."""
+    first = getattr(msg, "_first", None)
+    return first.get(name) if first is not None else msg.get(name)
 
 
 def _dialed(exten: str | None) -> str | None:
@@ -554,7 +563,7 @@ class StateTracker:
         call = self.calls.get((server, uid))
         if call is None and (force or uid == msg.get("Linkedid")) and (server, uid) not in self._legs:
             call = self.calls[(server, uid)] = self._new_call(server, msg, t)
-        if call is not None and msg.get("ChanVariable") is not None:
+        if call is not None and _exact(msg, "ChanVariable") is not None:
             self._apply_chanvariables(call, msg)
         return call
 
@@ -601,7 +610,7 @@ class StateTracker:
         uid = msg.get("Uniqueid")
         if uid and uid == msg.get("Linkedid") and (server, uid) not in self.calls:
             call = self.calls[(server, uid)] = self._new_call(server, msg, t)
-            if msg.get("ChanVariable") is not None:
+            if _exact(msg, "ChanVariable") is not None:
                 self._apply_chanvariables(call, msg)
             self._dirty_call(call)
 
@@ -1120,4 +1129,4 @@ class StateTracker:
         self.records_emitted += 1
         self._send(CallEnded(call.server, self._next(call.server), t, call.uniqueid, call.outcome or Outcome.FAILED,
                              call.queue, call.agent_interface, call.wait_seconds, call.talk_seconds,
-                             call_record(call), to_dict(call)))
+                             call_record(call), {name: getattr(call, name) for name in _CALL_FIELDS}))

@@ -15,6 +15,7 @@ from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
+from agents_ui.i18n import translations
 from ccserver.auth import Principal
 from ccserver.passwords import PasswordBusy, hash_password
 from ccserver.web.context import UserRecord, WebContext
@@ -38,10 +39,14 @@ LOGIN_NONCE_COOKIE = "ccserver_login"
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's marker: extracted by `make i18n`, translated when shown
+    return message
+
+
 _FORM_MESSAGES = {
-    401: "Invalid username or password.",
-    429: "Too many attempts; try again later.",
-    503: "Login is not possible right now; try again in a moment.",
+    401: N_("Invalid username or password."),
+    429: N_("Too many attempts; try again later."),
+    503: N_("Login is not possible right now; try again in a moment."),
 }
 
 
@@ -162,10 +167,11 @@ class AuthRoutes:
     def _render_login(self, req: Req, error: str = "", username: str = "", status: int = 200,
                       headers: dict[str, str] | None = None) -> Response:
         nonce = secrets.token_hex(16)
-        page = self.ctx.templates.get_template("login.html").render(
+        page = self.ctx.templates.render(
+            "login.html", req.lang,
             principal=None, csrf_token=self.ctx.signer.csrf_token("login:" + nonce),
             next=_safe_next(req.arg("next") or (req.form().get("next") if req.method == "POST" else None)),
-            error=error, username=username,
+            error=translations(req.lang).gettext(error) if error else "", username=username,
         )
         response = html_response(page, status)
         response.headers.update(headers or {})
@@ -179,7 +185,7 @@ class AuthRoutes:
         form = req.form()
         nonce = req.cookie(LOGIN_NONCE_COOKIE) or ""
         if not nonce or not self.ctx.signer.check_csrf("login:" + nonce, form.get("csrf_token")):
-            return self._render_login(req, "Your login form expired; please try again.", status=403)
+            return self._render_login(req, N_("Your login form expired; please try again."), status=403)
         username, password = form.get("username", ""), form.get("password", "")
         try:
             user = await self._check_credentials(username[:150], password[:1024], req.client_ip)

@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import jinja2
-
+from agents_ui import Pages
 from ccserver.auth import TokenSigner
 from ccserver.config import Config
 from ccserver.login_limits import LoginLimiter
@@ -17,6 +16,7 @@ from ccserver.web.sessions import MemoryRevocations, Sessions, UserCache
 if TYPE_CHECKING:
     from ccserver.agents import AgentService
     from ccserver.customers.directory import CustomerDirectory
+    from ccserver.tickets import TicketService
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class WebContext:
     signer: TokenSigner
     limiter: LoginLimiter
     users: UserStore
-    templates: jinja2.Environment
+    templates: Pages  # agents_ui.Pages: render(name, lang, **context)
     run_blocking: Callable[..., Awaitable[Any]]
     clock: Any  # IReactorTime: the reactor, or task.Clock in tests
     # Password hashing and checks, on threads of their own (never the run_blocking pool).
@@ -59,6 +59,8 @@ class WebContext:
     # Live calls and decisions for /api/calls and /api/decisions (None without AMI: live calls are empty).
     tracker: Any = None
     session_factory: Any = None
+    # Tickets for /api/tickets, /api/slots, /api/appointments, /api/callbacks and /inbox (None: those answer 503).
+    tickets: TicketService | None = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

@@ -124,6 +124,13 @@ class Req:
         values = self.query.get(name)
         return values[0] if values else default
 
+    @property
+    def lang(self) -> str:
+        """The page language for this request (agents_ui.i18n: the language cookie, Accept-Language, zh-CN)."""
+        from agents_ui.i18n import COOKIE, negotiate
+
+        return negotiate(self.cookie(COOKIE), self.header("Accept-Language"))
+
     def cookie(self, name: str) -> str | None:
         raw = self.header("Cookie")
         if not raw:

@@ -31,7 +31,8 @@ class PageRoutes:
         p = req.principal
         assert p is not None
         expires = dt.datetime.fromtimestamp(p.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        page = self.ctx.templates.get_template("home.html").render(
+        page = self.ctx.templates.render(
+            "home.html", req.lang,
             principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id), expires=expires
         )
         return html_response(page)

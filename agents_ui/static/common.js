@@ -1,0 +1,50 @@
+// Shared by every page (loaded as an ES module: no inline script, the CSP forbids it).
+// - the language switch: remembers the choice in the ccserver_lang cookie and reloads the page in it;
+// - api(): fetch JSON from the API with the page's CSRF token (unsafe methods need it with a session cookie).
+
+const LANG_COOKIE = "ccserver_lang";
+
+function switchLanguage(lang) {
+  document.cookie = `${LANG_COOKIE}=${encodeURIComponent(lang)}; Path=/; Max-Age=31536000; SameSite=Strict`;
+  window.location.reload();
+}
+
+for (const button of document.querySelectorAll("[data-lang]")) {
+  button.addEventListener("click", () => switchLanguage(button.dataset.lang));
+}
+
+let csrf = null;
+
+export async function csrfToken() {
+  if (csrf === null) {
+    const me = await fetch("/api/me", { credentials: "same-origin" });
+    if (!me.ok) throw new Error(`not signed in (${me.status})`);
+    csrf = (await me.json()).csrf_token;
+  }
+  return csrf;
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") {
+    headers["X-CSRF-Token"] = await csrfToken();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(path, {
+    method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = response.headers.get("Content-Type")?.includes("application/json") ? await response.json() : null;
+  if (!response.ok) {
+    const error = new Error(data?.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    error.field = data?.field;
+    throw error;
+  }
+  return data;
+}
+
+// Text from the server or the caller goes into the page as text, never as HTML.
+export function text(element, value) {
+  element.textContent = value === null || value === undefined ? "" : String(value);
+  return element;
+}

@@ -1,0 +1,220 @@
+"""AMI end to end through the whole `ccserver run` process, beside panoramisk fed the same bytes in the same run.
+
+The same fake Asterisk as bench_ami (its own process; banner, Login answer, the busy-hour stream multiplied) —
+but the consumer is a real `ccserver run`: the AMI client, the state tracker, the call-events hub and its
+subscribers (the Redis mirror, call records, agent reconcile), on PostgreSQL and Redis as in production. The fake
+Asterisk also answers the resync ccserver sends on FullyBooted (QueueStatus, CoreShowChannels: empty lists).
+
+Start line: the fake Asterisk streams once ccserver has printed its start-up banner (everything started, the AMI
+logged in), so start-up work is not counted. Finish line: ccserver's own counter ``ccserver_ami_messages_total``
+reaching the number of messages sent, read from ``/metrics`` (polled every 10 ms: the figure errs by at most one
+poll). panoramisk's finish line is its handler of the last event, as in bench_ami.
+
+    .venv/bin/python -m benchmarks.bench_ami_process [--copies 10] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_ami import BANNER, _run_panoramisk, build_payload  # noqa: E402
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def _answer_actions(conn: socket.socket, buf: bytes) -> bytes:
+    """Answer every complete action in ``buf`` like an idle Asterisk would; returns what is left."""
+    while b"\r\n\r\n" in buf:
+        raw, buf = buf.split(b"\r\n\r\n", 1)
+        action = re.search(rb"(?im)^Action: *([^\r\n]*)", raw)
+        aid = re.search(rb"(?im)^ActionID: *([^\r\n]*)", raw)
+        name = action.group(1).lower() if action else b""
+        aid_line = b"ActionID: " + (aid.group(1) if aid else b"") + b"\r\n"
+        if name == b"queuestatus":
+            conn.sendall(b"Response: Success\r\n" + aid_line + b"EventList: start\r\nMessage: Queue status will follow"
+                         b"\r\n\r\nEvent: QueueStatusComplete\r\n" + aid_line + b"EventList: Complete\r\nListItems: 0"
+                         b"\r\n\r\n")
+        elif name == b"coreshowchannels":
+            conn.sendall(b"Response: Success\r\n" + aid_line + b"EventList: start\r\nMessage: Channels will follow"
+                         b"\r\n\r\nEvent: CoreShowChannelsComplete\r\n" + aid_line + b"EventList: Complete\r\n"
+                         b"ListItems: 0\r\n\r\n")
+        elif name == b"ping":
+            conn.sendall(b"Response: Success\r\n" + aid_line + b"Ping: Pong\r\n\r\n")
+        elif name:
+            conn.sendall(b"Response: Success\r\n" + aid_line + b"\r\n")
+    return buf
+
+
+def _fake_asterisk(payload: bytes, port_queue: Any, started: Any, go: Any) -> None:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port_queue.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    conn.sendall(BANNER)
+    buf = b""
+    logged_in = False
+    while not logged_in:  # MD5 login as ccserver does it: Challenge, then Login with the key (accepted)
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        buf += chunk
+        while b"\r\n\r\n" in buf and not logged_in:
+            raw, buf = buf.split(b"\r\n\r\n", 1)
+            m = re.search(rb"ActionID: ([^\r\n]*)", raw)
+            aid = m.group(1) if m else b""
+            if re.search(rb"(?im)^Action: *Challenge", raw):
+                conn.sendall(b"Response: Success\r\nActionID: " + aid + b"\r\nChallenge: 162971476\r\n\r\n")
+            else:
+                conn.sendall(b"Response: Success\r\nActionID: " + aid + b"\r\nMessage: Authentication accepted"
+                             b"\r\n\r\n")
+                logged_in = True
+    go.get(timeout=120)  # the whole server is up (its banner printed): stream now
+    started.put(time.perf_counter())
+    conn.sendall(payload)
+    conn.settimeout(120)
+    try:
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            buf = _answer_actions(conn, buf + chunk)
+    except OSError:
+        pass
+    conn.close()
+    srv.close()
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:  # noqa: S310 - loopback
+        text = reply.read().decode()
+    m = re.search(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any]:
+    import sqlalchemy
+
+    schema = f"bench_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    engine = sqlalchemy.create_engine(TEST_DATABASE_URL)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"create schema {schema}"))
+    db_url = f"{TEST_DATABASE_URL}?options=-csearch_path%3D{schema}"
+    ctx = mp.get_context("spawn")
+    ports, started, go = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    fake = ctx.Process(target=_fake_asterisk, args=(payload, ports, started, go))
+    fake.start()
+    port = ports.get(timeout=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
+    env.update({"CCSERVER_SERVER_DATA_DIR": str(workdir), "CCSERVER_DATABASE_URL": db_url,
+                "CCSERVER_REDIS_URL": TEST_REDIS_URL, "CCSERVER_HTTP_LISTEN": "127.0.0.1:0",
+                "CCSERVER_AGI_LISTEN": "127.0.0.1:0", "CCSERVER_WS_LISTEN": "127.0.0.1:0",
+                "CCSERVER_HTTP_METRICS_PUBLIC": "true", "CCSERVER_SERVER_LOG_LEVEL": "WARNING",
+                "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(port), "CCSERVER_AMI_USERNAME": "cc",
+                "CCSERVER_AMI_SECRET": "x", "CCSERVER_AMI_PING_INTERVAL": "3600", "PYTHONUNBUFFERED": "1"})
+    subprocess.run([sys.executable, "-m", "ccserver", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = ""
+        deadline = time.monotonic() + 60
+        while not url and time.monotonic() < deadline:
+            line = server.stdout.readline() if server.stdout else ""
+            if m := re.search(r"web:\s+(http://\S+?)/ ", line):
+                url = m.group(1)
+        go.put(True)
+        t0 = started.get(timeout=60)  # the fake Asterisk starts streaming
+        seen = 0.0
+        while seen < messages:
+            seen = _metric(url, "ccserver_ami_messages_total")
+            if seen < messages:
+                time.sleep(0.01)  # the poll interval (the figure errs by at most this)
+        t1 = time.perf_counter()
+        published = _metric(url, "ccserver_events_published_total")
+        return {"seconds": t1 - t0, "messages_counted": seen, "events_published": published}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+        fake.join(10)
+        if fake.is_alive():
+            fake.terminate()
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"drop schema {schema} cascade"))
+        engine.dispose()
+
+
+def _one_panoramisk(payload: bytes) -> dict[str, Any]:
+    from benchmarks.bench_ami import _fake_asterisk as plain_fake
+
+    ctx = mp.get_context("spawn")
+    ports, results = ctx.Queue(), ctx.Queue()
+    fake = ctx.Process(target=plain_fake, args=(payload, ports))
+    fake.start()
+    port = ports.get(timeout=30)
+    client = ctx.Process(target=_run_panoramisk, args=(port, results))
+    client.start()
+    try:
+        return results.get(timeout=300)
+    finally:
+        client.join(30)
+        fake.join(30)
+        for p in (client, fake):
+            if p.is_alive():
+                p.terminate()
+
+
+def run(copies: int = 10, runs: int = 3) -> dict[str, Any]:
+    from ccserver.ami.message import parse_stream
+
+    payload = build_payload(copies)
+    messages = len(parse_stream(payload)) + 6  # + the Challenge and Login responses, the resync answers (2 + 2)
+    report: dict[str, Any] = {"messages": messages, "copies": copies, "runs": runs,
+                              "payload_bytes": len(payload)}
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):  # alternate, so a noisy moment hits both
+            ours.append(_one_ccserver(payload, messages, Path(tmp) / f"run{i}"))
+            theirs.append(_one_panoramisk(payload))
+    ours_rates = [messages / s["seconds"] for s in ours]
+    theirs_rates = [messages / s["seconds"] for s in theirs]
+    report["ccserver_run"] = {"msgs_per_s_median": round(statistics.median(ours_rates)),
+                              "seconds": [round(s["seconds"], 3) for s in ours],
+                              "events_published": ours[-1]["events_published"]}
+    report["panoramisk"] = {"msgs_per_s_median": round(statistics.median(theirs_rates)),
+                            "seconds": [round(s["seconds"], 3) for s in theirs]}
+    report["ratio_median"] = round(report["ccserver_run"]["msgs_per_s_median"] /
+                                   report["panoramisk"]["msgs_per_s_median"], 2)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(json.dumps(run(args.copies, args.runs), indent=2))
+
+
+if __name__ == "__main__":
+    main()

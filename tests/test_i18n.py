@@ -1,0 +1,65 @@
+"""Pages in zh-CN (the default) and en, from gettext catalogues: every message translated, lang attribute right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from agents_ui import Pages
+from agents_ui.i18n import DEFAULT, negotiate, translations
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def extracted() -> set[str]:
+    """Every message the templates and the web code mark for translation (as `make i18n` extracts them)."""
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+    found: set[str] = set()
+    for folder, method in (("agents_ui", [("**.py", "python"), ("templates/**.html", "jinja2")]),
+                           ("ccserver/web", [("**.py", "python")])):
+        for _file, _line, message, *_rest in extract_from_dir(
+                ROOT / folder, method, keywords=keywords, options_map={"templates/**.html": {
+                    "extensions": "jinja2.ext.i18n"}}):
+            found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+def test_every_message_has_a_chinese_translation() -> None:
+    messages = extracted()
+    assert len(messages) >= 10
+    with open(ROOT / "agents_ui/locale/zh_CN/LC_MESSAGES/messages.po", "rb") as fh:
+        zh = {m.id: m.string for m in read_po(fh) if m.id}
+    missing = sorted(m for m in messages if not zh.get(m))
+    assert missing == [], f"run `make i18n` and translate: {missing}"
+    with open(ROOT / "agents_ui/locale/en/LC_MESSAGES/messages.po", "rb") as fh:
+        en = {m.id for m in read_po(fh) if m.id}
+    assert messages <= en
+
+
+@pytest.mark.parametrize(("cookie", "accept", "lang"), [
+    (None, None, "zh-CN"),
+    (None, "en-US,en;q=0.9", "en"),
+    (None, "fr-FR,en;q=0.5,zh;q=0.8", "zh-CN"),
+    (None, "fr-FR", "zh-CN"),
+    ("en", "zh-CN", "en"),
+    ("xx", "en", "en"),
+    (None, "en;q=abc, zh-TW", "zh-CN"),
+])
+def test_language_negotiation(cookie, accept, lang) -> None:
+    assert negotiate(cookie, accept) == lang
+
+
+def test_pages_render_in_both_languages_and_escape_what_they_show() -> None:
+    pages = Pages()
+    zh = pages.render("login.html", "zh-CN", principal=None, csrf_token="t", next="/", error="", username="")
+    en = pages.render("login.html", "en", principal=None, csrf_token="t", next="/", error="", username="")
+    assert '<html lang="zh-CN">' in zh and "登录" in zh and "用户名" in zh
+    assert '<html lang="en">' in en and "Log in" in en and "登录" not in en.replace(">中文<", "")
+    hostile = pages.render("login.html", DEFAULT, principal=None, csrf_token="t", next="/", error="",
+                           username='<img src=x onerror=alert(1)>')
+    assert "<img src=x" not in hostile and "&lt;img src=x onerror=alert(1)&gt;" in hostile
+    assert "<script>" not in zh and 'type="module" src="/static/common.js"' in zh  # no inline script
+    assert translations("zh-CN").gettext("Invalid username or password.") == "用户名或密码错误。"

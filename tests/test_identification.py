@@ -1,0 +1,42 @@
+"""The identification service called from asyncio code (screen pop, the desktop, the dialer), as routing calls it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+from ccserver.bridge import BlockingPool
+from ccserver.customers.cache import MemorySummaryCache
+from ccserver.customers.directory import CustomerDirectory
+from ccserver.identification import IdentificationService
+
+
+def test_identify_from_an_asyncio_task(loaded: Any) -> None:
+    _url, sessions = loaded
+
+    async def main() -> list[Any]:
+        reactor = AsyncioSelectorReactor(asyncio.get_running_loop())
+        pool = BlockingPool(2)
+        service = IdentificationService(CustomerDirectory(sessions), MemorySummaryCache(), region="CN",
+                                        run_blocking=pool.run, clock=reactor)
+        try:
+            return [
+                await service.identify_async("13800138000"),
+                await service.identify_async("+86 138 0013 8000"),  # the same customer, now from the cache
+                await service.identify_async("13311112222"),  # unknown: no prospect unless asked
+                await service.identify_async("anonymous"),
+                await service.identify_async("13311112222", create_prospect=True),
+            ]
+        finally:
+            pool.shutdown()
+
+    known, cached, unknown, withheld, prospect = asyncio.run(main())
+    assert known.customer is not None and known.customer.name == "张伟" and known.fallback is None
+    assert cached.customer is not None and cached.customer.id == known.customer.id
+    assert cached.customer.calls_last_24h == 1  # the cache counts the earlier lookup as a call
+    assert unknown.customer is None and unknown.caller.e164 == "+8613311112222"
+    assert withheld.customer is None and withheld.caller.status == "withheld"
+    assert prospect.customer is not None and prospect.customer.tier == "prospect"
+    assert "new prospect recorded for this number" in prospect.notes

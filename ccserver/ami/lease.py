@@ -5,18 +5,15 @@ node never extends a lease it lost); when the holder dies the key expires and an
 A node that cannot reach Redis treats its lease as lost once its local copy would have expired — it
 must stop consuming before someone else may start (no two consumers).
 
-Followers get the events through Redis pub/sub: :class:`EventRelay` publishes what the holder reads.
+Followers get the events through Redis pub/sub: see :mod:`ccserver.ami.relay`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from ccserver.ami.message import AMIMessage
 
 log = logging.getLogger("ccserver.ami.lease")
 
@@ -87,9 +84,12 @@ class RedisLease:
 
 
 class LeaseKeeper:
-    """Keeps trying to hold a lease; calls ``on_acquired()`` / ``on_lost()`` on transitions.
+    """Keeps trying to hold a lease; calls ``on_acquired()`` / ``on_lost()`` on transitions (plain functions or
+    coroutines). If ``on_acquired()`` raises, the lease is released and the next step tries again.
 
-    Call ``step()`` every ``interval`` seconds (default ttl/3): it acquires, renews or notices loss.
+    Call ``step()`` every ``interval`` seconds (default ttl/3): it acquires, renews or notices loss. ``stop()`` ends
+    :meth:`run` by itself, without relying on cancelling it: redis-py (8.1) can swallow a cancel that arrives while
+    a command is in flight, and a keeper that went on would take the lease again for a node that stopped.
     """
 
     def __init__(self, lease: RedisLease, *, on_acquired: Callable[[], Any], on_lost: Callable[[], Any],
@@ -99,18 +99,30 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self.interval = interval if interval is not None else lease.ttl_ms / 3000.0
         self.active = False  # whether we told the owner it holds the lease
+        self.stopped = False
 
     async def step(self) -> bool:
+        if self.stopped:
+            return False
         try:
             holds = await self.lease.acquire()
         except Exception as exc:  # noqa: BLE001 - Redis down: keep the lease only while surely valid
             holds = self.lease.held
             log.warning("lease %s: Redis error (%s); %s", self.lease.key, exc,
                         "still valid locally" if holds else "treating it as lost")
+        if self.stopped:  # stopped while Redis answered: whatever it granted goes back
+            if holds:
+                await self._release()
+            return False
         if holds and not self.active:
-            self.active = True
             log.info("lease %s acquired by %s", self.lease.key, self.lease.node_id)
-            await _maybe_await(self.on_acquired())
+            try:
+                await _maybe_await(self.on_acquired())
+            except Exception:  # noqa: BLE001 - the owner could not take over: give the lease back, retry next step
+                log.exception("lease %s: taking over failed; released", self.lease.key)
+                await self._release()
+                return False
+            self.active = True
         elif not holds and self.active:
             self.active = False
             log.warning("lease %s lost by %s", self.lease.key, self.lease.node_id)
@@ -118,15 +130,20 @@ class LeaseKeeper:
         return holds
 
     async def run(self, sleep: Callable[[float], Awaitable[Any]]) -> None:
-        """Loop forever (cancel the task to stop); ``sleep`` is e.g. ``asyncio.sleep``."""
-        while True:
+        """Step every ``interval`` until :meth:`stop`; ``sleep`` is e.g. ``asyncio.sleep``."""
+        while not self.stopped:
             await self.step()
-            await sleep(self.interval)
+            if not self.stopped:
+                await sleep(self.interval)
 
     async def stop(self) -> None:
+        self.stopped = True
         if self.active:
             self.active = False
             await _maybe_await(self.on_lost())
+        await self._release()
+
+    async def _release(self) -> None:
         try:
             await self.lease.release()
         except Exception as exc:  # noqa: BLE001
@@ -137,53 +154,3 @@ async def _maybe_await(value: Any) -> Any:
     if hasattr(value, "__await__"):
         return await value
     return value
-
-
-def encode_event(msg: AMIMessage) -> str:
-    """JSON for the relay: server tag, arrival time and every header pair in order (repeats kept)."""
-    return json.dumps({"server": msg.server, "arrival": msg.arrival, "items": msg.items()}, separators=(",", ":"))
-
-
-def decode_event(data: str | bytes) -> AMIMessage:
-    obj = json.loads(data)
-    return AMIMessage([tuple(kv) for kv in obj["items"]], server=obj.get("server"), arrival=obj.get("arrival"))
-
-
-class EventRelay:
-    """The lease holder publishes the events it handles; followers feed them to their own handlers."""
-
-    def __init__(self, redis: Any, channel_prefix: str = "ccserver:ami:events:") -> None:
-        self.redis = redis
-        self.prefix = channel_prefix
-
-    def channel(self, server: str) -> str:
-        return f"{self.prefix}{server}"
-
-    async def publish(self, msg: AMIMessage) -> int:
-        return int(await self.redis.publish(self.channel(msg.server or "default"), encode_event(msg)))
-
-    async def publish_batch(self, msgs: list[AMIMessage]) -> None:
-        """Publish in order, in one round trip: a pipeline runs on one connection (separate publishes may go
-        out on several pooled connections and reach followers out of order)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for msg in msgs:
-            pipe.publish(self.channel(msg.server or "default"), encode_event(msg))
-        await pipe.execute()
-
-    async def follow(self, server: str, deliver: Callable[[AMIMessage], Any], *,
-                     ready: Callable[[], Any] | None = None) -> None:
-        """Subscribe and call ``deliver(msg)`` for each relayed event until cancelled."""
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.channel(server))
-        if ready is not None:
-            ready()
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") == "message":
-                    try:
-                        deliver(decode_event(item["data"]))
-                    except Exception:  # noqa: BLE001 - one bad message must not stop following
-                        log.exception("relay %s: bad event", server)
-        finally:
-            await pubsub.unsubscribe(self.channel(server))
-            await pubsub.aclose()

@@ -10,12 +10,19 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 - ``{p}:qmembers:{server}:{queue}`` hash — interface -> member JSON
 - ``{p}:queues:{server}`` / ``{p}:agents:{server}`` sets, ``{p}:servers`` set — indexes
 - ``{p}:agent:{server}:{interface}`` hash — one agent
+- ``{p}:relay:{server}`` hash — ``version`` (bumped by every write of the server's keys), ``term`` and ``seq``: the
+  last relayed message (ccserver/ami/relay.py) whose effects the server's keys hold exactly (absent while they
+  hold a state between two such points), ``complete`` (the tracker holds the server's full queue list)
 
 :class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
 marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
 ``flush_interval`` (or sooner when many are dirty) and writes them in one MULTI/EXEC pipeline — one round trip
 however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
 calls and queues that vanished while the link was down (an Asterisk restart) leave Redis too.
+
+With several ccserver nodes only the node consuming a server's AMI mirrors it (``owns``); it tells the mirror where
+its relay stands (``positions``), so a follower that missed relayed messages can load :meth:`RedisStateReader.snapshot`
+and go on from the message after the one it holds.
 """
 
 from __future__ import annotations
@@ -24,14 +31,15 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
 
-__all__ = ["RedisMirror", "RedisStateReader", "waiting_score"]
+__all__ = ["MirrorSnapshot", "RedisMirror", "RedisStateReader", "waiting_score"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,9 @@ class _Keys:
     def agents(self, server: str) -> str:
         return f"{self.p}:agents:{server}"
 
+    def relay(self, server: str) -> str:
+        return f"{self.p}:relay:{server}"
+
     @property
     def servers(self) -> str:
         return f"{self.p}:servers"
@@ -117,9 +128,17 @@ class RedisMirror:
         flush_interval: float = 0.05,
         max_dirty: int = 500,
         ended_ttl: int = 300,
+        owns: Callable[[str], bool] | None = None,
+        positions: Callable[[], Mapping[str, tuple[int, int]]] | None = None,
     ) -> None:
+        """``owns(server)``: whether this node mirrors that server now (default: every server). ``positions()``:
+        server -> (term, seq) of the last message this node relayed for it, for the servers it relays."""
         self.redis = redis
         self.tracker = tracker
+        self.owns = owns
+        self.positions = positions
+        self._seen: dict[str, int] = {}  # server -> seq of the last event this mirror was handed
+        self._written: dict[str, tuple[int, int] | None] = {}  # server -> the position last written for it
         self.keys = _Keys(prefix)
         self.flush_interval = flush_interval
         self.max_dirty = max_dirty
@@ -131,6 +150,7 @@ class RedisMirror:
         self._resynced: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()
         self.flushes = 0
         self.errors = 0
@@ -138,6 +158,9 @@ class RedisMirror:
     # -- events (O(1), no I/O) -----------------------------------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:
         server = event.server
+        self._seen[server] = event.seq
+        if self.owns is not None and not self.owns(server):
+            return
         if isinstance(event, QueueChanged):
             self._queues.add((server, event.queue))
         elif isinstance(event, AgentStateChanged):
@@ -152,6 +175,12 @@ class RedisMirror:
             uniqueid = getattr(event, "uniqueid", None)
             if uniqueid is not None:
                 self._calls.add((server, uniqueid))
+        self._maybe_wake()
+
+    def rewrite(self, server: str) -> None:
+        """Write all of ``server`` at the next flush, as after ``Resynced`` (a node that has just taken the server
+        over: the keys may still hold a state the previous owner reached and this node never did)."""
+        self._resynced.add(server)
         self._maybe_wake()
 
     @property
@@ -171,11 +200,15 @@ class RedisMirror:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
-        while True:
+        # Ends on ``_closing``, not only on cancel: redis-py (8.1) can swallow a cancel that arrives during a flush.
+        while not self._closing:
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
+            if self._closing:
+                return
             self._wakeup.clear()
             try:
                 await self.flush()
@@ -187,7 +220,10 @@ class RedisMirror:
                 await asyncio.sleep(min(5.0, self.flush_interval * 2 ** min(self.errors, 6)))
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
+            if self._wakeup is not None:
+                self._wakeup.set()
             self._task.cancel()
             try:
                 await self._task
@@ -199,14 +235,17 @@ class RedisMirror:
     async def flush(self) -> None:
         """Write every dirty object's current state in one MULTI/EXEC round trip."""
         async with self._lock:
-            if not self.dirty:
+            if self.owns is not None:
+                self._drop_unowned()
+            moved = self._moved_positions()
+            if not self.dirty and not moved:
                 return
             calls, ended, queues, agents, resynced = self._calls, self._ended, self._queues, self._agents, \
                 self._resynced
             self._calls, self._ended, self._queues, self._agents, self._resynced = set(), {}, set(), set(), set()
             tracker = self.tracker
             pipe = self.redis.pipeline(transaction=True)
-            servers = set(resynced)
+            servers = set(resynced) | set(moved)
             for server in resynced:
                 self._write_server(pipe, server)
             for key in calls:
@@ -233,6 +272,8 @@ class RedisMirror:
                 if agent is not None:
                     self._write_agent(pipe, agent)
             pipe.sadd(self.keys.servers, *servers)
+            positions = self.positions() if self.positions is not None else {}
+            written = {server: self._write_relay(pipe, server, positions) for server in servers}
             try:
                 await pipe.execute()
             except BaseException:
@@ -244,7 +285,40 @@ class RedisMirror:
                 for k, v in ended.items():
                     self._ended.setdefault(k, v)
                 raise
+            self._written.update(written)
             self.flushes += 1
+
+    def _drop_unowned(self) -> None:
+        """Forget what became dirty for servers this node no longer mirrors (their new owner writes them)."""
+        owns = self.owns
+        assert owns is not None
+        self._calls = {k for k in self._calls if owns(k[0])}
+        self._ended = {k: v for k, v in self._ended.items() if owns(k[0])}
+        self._queues = {k for k in self._queues if owns(k[0])}
+        self._agents = {k for k in self._agents if owns(k[0])}
+        self._resynced = {s for s in self._resynced if owns(s)}
+
+    def _moved_positions(self) -> dict[str, tuple[int, int]]:
+        """Relay positions that moved since last written (relayed messages that changed no state move it too)."""
+        if self.positions is None:
+            return {}
+        return {server: position for server, position in self.positions().items()
+                if (self.owns is None or self.owns(server)) and position != self._written.get(server)}
+
+    def _write_relay(self, pipe: Any, server: str, positions: Mapping[str, tuple[int, int]]) -> tuple[int, int] | None:
+        """Bump the server's version; record its relay position if the keys now hold exactly the state it names.
+        The tracker is read synchronously while the pipeline is built, so they do when every event the tracker
+        published for the server has reached this mirror (else an object it touched may not be marked dirty yet)."""
+        key = self.keys.relay(server)
+        pipe.hincrby(key, "version", 1)
+        complete = getattr(self.tracker, "queues_complete", None)
+        pipe.hset(key, "complete", "1" if complete is not None and complete(server) else "0")
+        position = positions.get(server)
+        if position is None or self._seen.get(server, 0) != self.tracker.last_seq(server):
+            pipe.hdel(key, "term", "seq")
+            return None
+        pipe.hset(key, mapping={"term": position[0], "seq": position[1]})
+        return position
 
     def _write_server(self, pipe: Any, server: str) -> None:
         """After a resync: the server's indexes are exactly the tracker's (vanished calls and queues leave)."""
@@ -311,6 +385,34 @@ class RedisMirror:
         pipe.sadd(self.keys.agents(agent.server), agent.interface)
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorSnapshot:
+    """One server's state as the mirror holds it, read consistently (see :meth:`RedisStateReader.snapshot`).
+
+    ``position``: (term, seq) of the last relayed message whose effects it holds exactly; None when the mirror
+    holds a state between two such points (or was written without a relay) — then nobody can tell which relayed
+    messages it already holds. ``version`` names the write it was read at (0: nothing written yet)."""
+
+    server: str
+    calls: tuple[Call, ...]
+    queues: tuple[QueueState, ...]
+    agents: tuple[AgentState, ...]
+    position: tuple[int, int] | None
+    queues_complete: bool
+    version: int
+
+
+def _queue_from(params: dict[Any, Any], order: list[Any], callers: dict[Any, Any],
+                members: dict[Any, Any]) -> QueueState | None:
+    if not params:
+        return None
+    q = QueueState(**_decode(params, _QUEUE_SCALARS))
+    details = {_text(u): json.loads(v) for u, v in callers.items()}
+    q.callers = [WaitingCaller(**details[_text(u)]) for u in order if _text(u) in details]
+    q.members = {_text(i): Member(**json.loads(v)) for i, v in members.items()}
+    return q
+
+
 class RedisStateReader:
     """Reads what a :class:`RedisMirror` wrote, with the tracker's query API (async, one round trip each)."""
 
@@ -346,13 +448,58 @@ class RedisStateReader:
         pipe.hgetall(k.qcaller(server, name))
         pipe.hgetall(k.qmembers(server, name))
         params, order, callers, members = await pipe.execute()
-        if not params:
-            return None
-        q = QueueState(**_decode(params, _QUEUE_SCALARS))
-        details = {_text(u): json.loads(v) for u, v in callers.items()}
-        q.callers = [WaitingCaller(**details[_text(u)]) for u in order if _text(u) in details]
-        q.members = {_text(i): Member(**json.loads(v)) for i, v in members.items()}
-        return q
+        return _queue_from(params, order, callers, members)
+
+    async def snapshot(self, server: str = DEFAULT_SERVER, *, attempts: int = 5) -> MirrorSnapshot:
+        """Everything the mirror holds about ``server`` — live calls, queues (waiting callers, members), agents — and
+        the relay position it holds, as of one write: two MULTI round trips (the indexes, then the objects), read
+        again when a write came between them (the ``version`` moved). After ``attempts`` such misses the last read
+        is returned with ``position`` None: usable, but not known to match any relayed message."""
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        k = self.keys
+        for attempt in range(1, attempts + 1):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hgetall(k.relay(server))
+            pipe.smembers(k.calls(server))
+            pipe.smembers(k.queues(server))
+            pipe.smembers(k.agents(server))
+            relay, call_ids, queue_names, interfaces = await pipe.execute()
+            relay = {_text(f): _text(v) for f, v in relay.items()}
+            uids = sorted(_text(u) for u in call_ids)
+            names = sorted(_text(n) for n in queue_names)
+            ifaces = sorted(_text(i) for i in interfaces)
+            pipe = self.redis.pipeline(transaction=True)
+            for uid in uids:
+                pipe.hgetall(k.call(server, uid))
+            for name in names:
+                pipe.hgetall(k.queue(server, name))
+                pipe.zrange(k.qwait(server, name), 0, -1)
+                pipe.hgetall(k.qcaller(server, name))
+                pipe.hgetall(k.qmembers(server, name))
+            for iface in ifaces:
+                pipe.hgetall(k.agent(server, iface))
+            pipe.hget(k.relay(server), "version")
+            found = await pipe.execute()
+            version = relay.get("version")
+            steady = _text(found[-1]) == version if found[-1] is not None else version is None
+            if not steady and attempt < attempts:
+                continue
+            calls = tuple(Call(**_decode(raw, _CALL_FIELDS)) for raw in found[:len(uids)] if raw)
+            at = len(uids)
+            queues = []
+            for _name in names:
+                q = _queue_from(*found[at:at + 4])
+                at += 4
+                if q is not None:
+                    queues.append(q)
+            agents = tuple(AgentState(**_decode(raw, _AGENT_FIELDS)) for raw in found[at:at + len(ifaces)] if raw)
+            position = None
+            if steady and "term" in relay and "seq" in relay:
+                position = (int(relay["term"]), int(relay["seq"]))
+            return MirrorSnapshot(server, calls, tuple(queues), agents, position, relay.get("complete") == "1",
+                                  int(version or 0))
+        raise AssertionError("unreachable")  # the last attempt always returns
 
     async def queue_snapshot(self, name: str, server: str = DEFAULT_SERVER, now: float | None = None) -> dict | None:
         q = await self.queue(name, server)

@@ -17,6 +17,7 @@ Times: the event's ``Timestamp`` header (``timestampevents = yes``) if present, 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -410,6 +411,55 @@ class StateTracker:
             tuple(to_dict(a) for a in self.agents.values() if a.server == server),
             restarted))
 
+    def load_snapshot(self, server: str, calls: Iterable[Call], queues: Iterable[QueueState],
+                      agents: Iterable[AgentState], *, now: float | None = None,
+                      queues_complete: bool = False) -> None:
+        """Replace ``server``'s live state with a snapshot taken elsewhere (a follower node rebuilding from the
+        shared Redis mirror after it missed relayed events), then publish ``Resynced``.
+
+        Everything this tracker held about ``server`` is forgotten — calls, queues, agents, memberships, agent
+        legs, rings — and rebuilt from the records (copied, so the caller's objects are never shared). What the
+        records do not carry is derived: memberships from the queues' members, the talking agents' legs from the
+        calls, the rings from the agents ringing for a call. The legs of agents still ringing are not in the
+        records: a ring that ends by its leg hanging up (before the caller's own event ends it) is then ended by
+        that next event instead. List actions in flight (``_lists``) are this node's own and are kept. No call
+        records come out of it: the node that consumes the server's AMI writes those. Records of another server
+        are refused with ``ValueError`` before anything changes.
+        """
+        calls, queues, agents = list(calls), list(queues), list(agents)
+        for other in {r.server for r in calls} | {r.server for r in queues} | {r.server for r in agents}:
+            if other != server:
+                raise ValueError(f"snapshot of {server!r} holds a record of server {other!r}")
+        tables: tuple[dict[tuple[str, str], Any], ...] = (self.calls, self.queues, self.agents, self._legs,
+                                                          self._ringing, self._memberships)
+        for table in tables:
+            for key in [k for k in table if k[0] == server]:
+                del table[key]
+        for call in calls:
+            self.calls[call.key] = copy.deepcopy(call)
+        for q in queues:
+            self.queues[q.key] = copy.deepcopy(q)
+            for interface in q.members:
+                self._memberships.setdefault((server, interface), set()).add(q.name)
+        for agent in agents:
+            self.agents[agent.key] = copy.deepcopy(agent)
+        for call in self.calls.values():
+            if call.server == server and call.state == CallState.TALKING and call.agent_uniqueid:
+                self._legs[(server, call.agent_uniqueid)] = call.key
+        for agent in self.agents.values():
+            ringing = self.calls.get((server, agent.current_call or ""))
+            if agent.server == server and agent.state == AgentStatus.RINGING and ringing is not None:
+                self._ringing.setdefault(ringing.key, {})[agent.interface] = ringing.queue or ""
+        if queues_complete:
+            self._complete_queue_lists.add(server)
+        else:
+            self._complete_queue_lists.discard(server)
+        self.resync_pending.discard(server)
+        self._restarted.discard(server)  # the snapshot is already what came after any restart
+        t = self.now if now is None else now
+        self.now = max(self.now, t)
+        self._resynced(server, t)
+
     def queues_complete(self, server: str = DEFAULT_SERVER) -> bool:
         """Whether the tracker holds Asterisk's full queue list for ``server`` (a full QueueStatus was applied)."""
         return server in self._complete_queue_lists
@@ -465,6 +515,10 @@ class StateTracker:
         return (c for c in self.calls.values() if server is None or c.server == server)
 
     # -- events ----------------------------------------------------------------------------------------------
+    def last_seq(self, server: str = DEFAULT_SERVER) -> int:
+        """The ``seq`` of the last event published about ``server`` (0: none yet)."""
+        return self._seq.get(server, 0)
+
     def _next(self, server: str) -> int:
         seq = self._seq.get(server, 0) + 1
         self._seq[server] = seq

@@ -11,6 +11,7 @@ from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.state_routes import StateRoutes
 from ccserver.web.ticket_routes import TicketRoutes
 
 
@@ -23,6 +24,7 @@ def build_router(ctx: WebContext) -> Router:
     CustomerRoutes(ctx).register(router)
     AgentRoutes(ctx).register(router)
     CallRoutes(ctx).register(router)
+    StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     return router
 

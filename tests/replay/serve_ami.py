@@ -1,9 +1,9 @@
 """Serve an AMI transcript on a TCP port from its own process (for end-to-end tests of `ccserver run`).
 
-    python -m tests.replay.serve_ami TRANSCRIPT --port-file F [--speed X] [--skip-action Originate]
+    python -m tests.replay.serve_ami TRANSCRIPT --port-file F [--port P] [--speed X] [--skip-action Originate]
 
-Writes the bound port to F once listening; exits when the transcript's sessions are played and closed,
-or after --max-seconds.
+Listens on loopback port P (default 0: any free one), writes the bound port to F once listening; exits after
+--max-seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("transcript")
     parser.add_argument("--port-file", required=True)
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--speed", type=float, default=None)
     parser.add_argument("--skip-action", action="append", default=[])
     parser.add_argument("--max-seconds", type=float, default=120.0)
@@ -26,7 +27,7 @@ def main() -> None:
     from tests.replay.ami_peer import AMIReplayFactory
 
     factory = AMIReplayFactory(args.transcript, clock=reactor, speed=args.speed, skip_actions=args.skip_action)
-    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(port.getHost().port))
     tmp.rename(args.port_file)

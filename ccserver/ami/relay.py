@@ -1,0 +1,305 @@
+"""The cross-node relay of one Asterisk's AMI stream: the node holding the server's lease (ccserver/ami/lease.py)
+publishes, in order, every message its state tracker applied; the other nodes apply the same messages to theirs.
+
+Wire format: one JSON object per Redis pub/sub message on ``ccserver:ami:events:<db>:<server>``::
+
+    {"v": 1, "server": "pbx1", "node": "host:1234", "term": 7, "seq": 42, "kind": "event", ...}
+
+- ``term``: the leadership term, from ``INCR ccserver:ami-term:<server>`` when the lease was taken — a later leader
+  always has a higher one, so a follower recognises the new leader's numbering and drops a deposed one's stragglers.
+- ``seq``: 1, 2, 3 … within the term, in the order the leader's tracker applied the messages.
+- ``kind`` ``start`` (always seq 1): the term begins; ``after``: [term, seq] of the last message the new leader had
+  applied as a follower (null: it did not know), so a follower that holds exactly that goes straight on.
+- ``kind`` ``event``: ``event`` = ``{"arrival": t, "items": [[header, value], …]}``, one AMI event, repeats kept.
+- ``kind`` ``resync``: ``at``, ``queues``, ``channels`` — the items of the QueueStatus and CoreShowChannels answers of
+  a full resync (``StateTracker.resync``), so every follower applies the same truth after an Asterisk restart.
+
+:class:`RelayOutbox` numbers and publishes (the leader); :class:`EventRelay` is the pub/sub transport; the follower's
+side (ordering, gaps, rebuilding from the mirror) is :mod:`ccserver.state.follower`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ccserver.ami.message import AMIMessage
+
+__all__ = ["EVENT", "KINDS", "RESYNC", "START", "EventRelay", "Position", "RelayOutbox", "Relayed", "decode_event",
+           "decode_relayed", "encode_event", "encode_relayed"]
+
+log = logging.getLogger("ccserver.ami.relay")
+
+VERSION = 1
+START, EVENT, RESYNC = "start", "event", "resync"
+KINDS = (START, EVENT, RESYNC)
+
+Position = tuple[int, int]  # (term, seq) of one relayed message
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """One relayed message (see the module docstring for the kinds and their fields)."""
+
+    server: str
+    node: str
+    term: int
+    seq: int
+    kind: str
+    event: AMIMessage | None = None
+    after: Position | None = None
+    at: float = 0.0
+    queue_items: tuple[AMIMessage, ...] = ()
+    channel_items: tuple[AMIMessage, ...] = ()
+
+    @property
+    def position(self) -> Position:
+        return (self.term, self.seq)
+
+
+def _message_json(msg: AMIMessage) -> dict[str, Any]:
+    return {"arrival": msg.arrival, "items": msg.items()}
+
+
+def _message_from(obj: Any, server: str) -> AMIMessage:
+    if not isinstance(obj, dict) or not isinstance(obj.get("items"), list):
+        raise ValueError("an AMI message needs a list of items")
+    raw = obj["items"]
+    if not all(type(pair) is list and len(pair) == 2 for pair in raw):
+        raise ValueError("an AMI message item must be a [header, value] pair of strings")
+    items = [(pair[0], pair[1]) for pair in raw]
+    if not all(type(name) is str and type(value) is str for name, value in items):
+        raise ValueError("an AMI message item must be a [header, value] pair of strings")
+    arrival = obj.get("arrival")
+    if arrival is not None and (type(arrival) not in (int, float)):
+        raise ValueError("arrival must be a number")
+    first: dict[str, str] = {}
+    for name, value in items:
+        first.setdefault(name, value)
+    msg = AMIMessage._from_parsed(items, first, 0)  # checked above: skip the constructor's copy
+    msg.server, msg.arrival = server, arrival
+    return msg
+
+
+def encode_event(msg: AMIMessage) -> str:
+    """One AMI message as JSON: server tag, arrival time and every header pair in order (repeats kept)."""
+    return json.dumps({"server": msg.server, **_message_json(msg)}, separators=(",", ":"))
+
+
+def decode_event(data: str | bytes) -> AMIMessage:
+    obj = json.loads(data)
+    return _message_from(obj, obj.get("server"))
+
+
+def encode_relayed(msg: Relayed) -> str:
+    obj: dict[str, Any] = {"v": VERSION, "server": msg.server, "node": msg.node, "term": msg.term, "seq": msg.seq,
+                           "kind": msg.kind}
+    if msg.kind == EVENT:
+        assert msg.event is not None
+        obj["event"] = _message_json(msg.event)
+    elif msg.kind == START:
+        obj["after"] = list(msg.after) if msg.after is not None else None
+    else:
+        obj.update(at=msg.at, queues=[_message_json(m) for m in msg.queue_items],
+                   channels=[_message_json(m) for m in msg.channel_items])
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _positive(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer")
+    return value
+
+
+def decode_relayed(data: str | bytes) -> Relayed:
+    """The message, or ValueError naming what is wrong with it (nothing half-read is returned)."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("v") != VERSION:
+        raise ValueError(f"not a version {VERSION} relay message")
+    server, node, kind = obj.get("server"), obj.get("node"), obj.get("kind")
+    if not isinstance(server, str) or not server or not isinstance(node, str):
+        raise ValueError("server and node must be strings")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    term, seq = _positive(obj, "term"), _positive(obj, "seq")
+    if kind == EVENT:
+        return Relayed(server, node, term, seq, kind, event=_message_from(obj.get("event"), server))
+    if kind == START:
+        after = obj.get("after")
+        if after is not None and not (isinstance(after, list) and len(after) == 2
+                                      and all(isinstance(x, int) and not isinstance(x, bool) for x in after)):
+            raise ValueError("after must be [term, seq] or null")
+        if seq != 1:
+            raise ValueError("a term starts at seq 1")
+        return Relayed(server, node, term, seq, kind, after=(after[0], after[1]) if after is not None else None)
+    at, queues, channels = obj.get("at"), obj.get("queues"), obj.get("channels")
+    if not isinstance(at, (int, float)) or not isinstance(queues, list) or not isinstance(channels, list):
+        raise ValueError("a resync needs at, queues and channels")
+    return Relayed(server, node, term, seq, kind, at=float(at),
+                   queue_items=tuple(_message_from(m, server) for m in queues),
+                   channel_items=tuple(_message_from(m, server) for m in channels))
+
+
+class EventRelay:
+    """The pub/sub transport: publish relayed messages in order, follow one server's channel.
+
+    Redis pub/sub ignores the database number (a message published by a client of db 3 reaches subscribers of
+    every db), so the default channel, ``ccserver:ami:events:<db>:<server>``, names the database: two
+    deployments sharing one Redis in different databases never hear each other."""
+
+    def __init__(self, redis: Any, channel_prefix: str | None = None) -> None:
+        self.redis = redis
+        if channel_prefix is None:
+            pool = getattr(redis, "connection_pool", None)
+            db = getattr(pool, "connection_kwargs", {}).get("db", 0) if pool is not None else 0
+            channel_prefix = f"ccserver:ami:events:{db}:"
+        self.prefix = channel_prefix
+
+    def channel(self, server: str) -> str:
+        return f"{self.prefix}{server}"
+
+    async def publish_batch(self, messages: Sequence[Relayed]) -> None:
+        """Publish in order, in one round trip: a pipeline runs on one connection (separate publishes may go out on
+        several pooled connections and reach followers out of order)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for msg in messages:
+            pipe.publish(self.channel(msg.server), encode_relayed(msg))
+        await pipe.execute()
+
+    async def follow(self, server: str, deliver: Callable[[Relayed], Any], *,
+                     subscribed: Callable[[], Any] | None = None, stopping: Callable[[], bool] = lambda: False,
+                     poll: float = 0.5, idle: float = 10.0) -> None:
+        """Hand each message relayed for ``server`` to ``deliver(msg)`` until ``stopping()`` (looked at every ``poll``
+        seconds at least); a Redis error ends it (raised: the caller restarts it, see ``RelayFollower.run``).
+        ``subscribed()`` runs each time Redis confirms the subscription: the first time, and whenever the client
+        re-subscribed by itself after its connection dropped — messages published meanwhile are lost here.
+
+        A connection that goes silent may be dead without anyone saying so (a Redis host gone, a partition): after
+        ``idle`` quiet seconds it is sent a PING, and if ``idle`` more pass without anything, ``TimeoutError`` ends
+        it. It ends on ``stopping()`` rather than on a cancel alone: redis-py (8.1) can swallow a cancel that
+        arrives while it reads, and the reader would go on."""
+        channel = self.channel(server)
+        pubsub = self.redis.pubsub()
+        loop = asyncio.get_running_loop()
+        try:
+            await pubsub.subscribe(channel)
+            heard, pinged = loop.time(), False
+            while not stopping():
+                item = await pubsub.get_message(timeout=poll)
+                if item is None:
+                    if loop.time() - heard >= idle:
+                        if pinged:
+                            raise TimeoutError(f"relay {server}: Redis did not answer a PING within {idle:.0f} s")
+                        await pubsub.ping()
+                        heard, pinged = loop.time(), True
+                    continue
+                heard, pinged = loop.time(), False
+                if stopping():
+                    continue
+                kind = item.get("type")
+                if kind == "subscribe":
+                    if subscribed is not None:
+                        subscribed()
+                elif kind == "message":
+                    try:
+                        msg = decode_relayed(item["data"])
+                    except ValueError as exc:  # one bad message must not stop following (its gap is noticed)
+                        log.warning("relay %s: unreadable message dropped (%s): %r", server, exc,
+                                    bytes(item["data"][:120]) if isinstance(item["data"], bytes) else item["data"])
+                        continue
+                    if msg.server != server:
+                        log.warning("relay %s: message of server %r dropped", server, msg.server)
+                        continue
+                    deliver(msg)
+        finally:
+            try:
+                await pubsub.aclose()
+            except Exception as exc:  # noqa: BLE001 - the connection is already gone: nothing to close cleanly
+                log.debug("relay %s: closing the subscription failed: %s", server, exc)
+
+
+class RelayOutbox:
+    """The leader's side: numbers each message it relays (per server, within its term) as its tracker applies it,
+    and publishes them in order from one background task — the AMI read path never waits for Redis. Messages that
+    cannot be published are lost to the followers, who see the numbers skip and rebuild from the mirror."""
+
+    def __init__(self, relay: EventRelay, node_id: str) -> None:
+        self.relay = relay
+        self.node_id = node_id
+        self._positions: dict[str, Position] = {}
+        self._pending: list[Relayed] = []
+        self._drain: asyncio.Task[None] | None = None
+        self.published = 0
+        self.lost = 0
+
+    def position(self, server: str) -> Position | None:
+        """(term, seq) of the last message numbered for ``server``; None while this node does not relay it."""
+        return self._positions.get(server)
+
+    def positions(self) -> dict[str, Position]:
+        return dict(self._positions)
+
+    def begin(self, server: str, term: int, after: Position | None) -> None:
+        """This node leads ``server`` from now on, in ``term``; ``after``: the last message it applied before."""
+        self._positions[server] = (term, 0)
+        self._add(Relayed(server, self.node_id, term, 1, START, after=after))
+
+    def end(self, server: str) -> Position | None:
+        """This node stops leading ``server``: the position of the last message it numbered."""
+        return self._positions.pop(server, None)
+
+    def event(self, server: str, msg: AMIMessage) -> None:
+        term, seq = self._next(server)
+        self._add(Relayed(server, self.node_id, term, seq, EVENT, event=msg))
+
+    def resync(self, server: str, queue_items: Iterable[AMIMessage], channel_items: Iterable[AMIMessage],
+               at: float) -> None:
+        term, seq = self._next(server)
+        self._add(Relayed(server, self.node_id, term, seq, RESYNC, at=at, queue_items=tuple(queue_items),
+                          channel_items=tuple(channel_items)))
+
+    def _next(self, server: str) -> Position:
+        try:
+            term, seq = self._positions[server]
+        except KeyError:
+            raise LookupError(f"this node does not relay {server!r}") from None
+        return (term, seq + 1)
+
+    def _add(self, msg: Relayed) -> None:
+        self._positions[msg.server] = msg.position
+        self._pending.append(msg)
+        if self._drain is None:
+            self._drain = asyncio.ensure_future(self._publish())
+            self._drain.add_done_callback(_log_crash)
+
+    async def _publish(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self.relay.publish_batch(batch)
+                    self.published += len(batch)
+                except Exception as exc:  # noqa: BLE001 - Redis down: followers notice the gap and rebuild later
+                    self.lost += len(batch)
+                    log.warning("event relay: %d messages not relayed: %s", len(batch), exc)
+        finally:
+            self._drain = None  # no await since the last check: nothing can have been added unseen
+
+    async def flush(self) -> None:
+        """Wait until everything numbered so far was published (or given up on)."""
+        while self._drain is not None:
+            await asyncio.shield(self._drain)
+
+
+def _log_crash(task: asyncio.Future[None]) -> None:
+    # Redis errors are handled per batch; anything reaching here is a bug: say so loudly.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event relay drain crashed: %r", task.exception())

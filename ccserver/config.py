@@ -352,6 +352,24 @@ def _check_tickets(values: dict[str, Any], time_zone: str) -> None:
         TicketSettings.from_dict({k: v for k, v in values.items() if v is not None}, time_zone)
     except TicketSettingsError as exc:
         raise ConfigError(f"[tickets] {exc}") from None
+def _parse_service_levels(value: Any) -> dict[str, float]:
+    """``kpi.service_level_by_queue``: queue name → seconds (TOML table, or JSON from the environment)."""
+    table = _parse_table_value(value)
+    if not isinstance(table, dict):
+        raise ValueError('expected a table of queue = seconds, e.g. { vip = 10 }')
+    out: dict[str, float] = {}
+    for queue, seconds in table.items():
+        name = _parse_name(queue)
+        if not name:
+            raise ValueError("a queue name may not be empty")
+        try:
+            number = float(seconds)
+        except (TypeError, ValueError):
+            raise ValueError(f"{queue}: expected a number of seconds") from None
+        if not 1.0 <= number <= 3600.0:
+            raise ValueError(f"{queue}: must be between 1 and 3600 seconds")
+        out[name] = number
+    return out
 
 
 ROUTING_RULE_KEYS = ("vip_tiers", "max_priority", "callback_ewt_seconds", "default_aht_seconds", "priority",
@@ -437,6 +455,11 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
     "routing": dict.fromkeys(ROUTING_RULE_KEYS, _parse_table_value),
     "ivr": dict.fromkeys(IVR_KEYS, _parse_table_value),
+    "kpi": {
+        "short_abandon_seconds": _parse_float_range(0.0, 600.0),
+        "service_level_seconds": _parse_float_range(1.0, 3600.0),
+        "service_level_by_queue": _parse_service_levels,
+    },
     "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
     "tickets": {
         "categories": _parse_table_value,

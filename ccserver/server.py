@@ -264,6 +264,20 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
             deliverer.stop()
         if telephony is None:
             await ticket_hub.stop(1.0)
+    # Queue and agent KPIs (ccserver/kpi): counted from the hub for the Asterisk servers this node leads, kept
+    # live in Redis for every node, each 15-minute interval's rows written to SQL when it ends. Subscribed now, so
+    # the first Resynced after the AMI connects is counted; callback requests reach it from the routing service.
+    from ccserver.kpi import KpiSettings
+    from ccserver.kpi.service import KpiService
+    from ccserver.kpi.store import KpiStore
+
+    kpi = KpiService(KpiSettings.from_config(config), store=KpiStore(sessions), run_blocking=blocking.run,
+                     redis=redis_client, leading=telephony.leading if telephony is not None else None,
+                     servers=telephony.server_names if telephony is not None else (),
+                     tracker=telephony.tracker if telephony is not None else None)
+    if telephony is not None:
+        kpi.subscribe(telephony.hub)
+    routing.service.on_callback.append(kpi.note_callback)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
@@ -291,6 +305,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         agents=agents,
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
+        kpi=kpi,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
     )
@@ -353,6 +368,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("redis", None, redis_client.aclose if redis_client is not None else None),
         Step("call-path redis", call_path_redis.start if call_path_redis is not None else None,
              call_path_redis.stop if call_path_redis is not None else None),
+        # Before telephony: its job runs before events flow, and at shutdown it stops after the hub delivered the
+        # last events, writing the open interval's rows (and its live state) last.
+        Step("kpi", kpi.start, kpi.stop),
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),

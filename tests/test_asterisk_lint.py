@@ -418,7 +418,7 @@ def test_shipped_ivr_contract() -> None:
     inbound = "\n".join(i.value for i in conf.section("ccserver-inbound").items)
     assert "Set(CC_ARRIVED=${EPOCH})" in inbound and "Set(CHANNEL(language)=${CC_LANGUAGE})" in inbound
     callback = "\n".join(i.value for i in conf.section("ccserver-callback").items)
-    assert "callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE})" in callback
+    assert "callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE},${CC_QUEUE})" in callback
     exit_ = conf.section("ccserver-queue-exit")
     assert exit_ is not None and exit_.items[0].value.startswith("1,1,")
     assert "Goto(ccserver-callback,s,1)" in "\n".join(i.value for i in exit_.items)
@@ -442,7 +442,7 @@ def test_queue_exit_context_must_exist(tmp_path: Path) -> None:
 def test_dialplan_without_language_or_arrival_is_warned(tmp_path: Path) -> None:
     text = (REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf").read_text(encoding="utf-8")
     old = text.replace(" same => n,ExecIf($[\"${CC_LANGUAGE}\" != \"\"]?Set(CHANNEL(language)=${CC_LANGUAGE}))\n", "")
-    old = old.replace(",${CC_ARRIVED},${CC_LINE})", ")")
+    old = old.replace(",${CC_ARRIVED},${CC_LINE},${CC_QUEUE})", ")")
     problems = lint([write(tmp_path, "extensions_old.conf", old)])
     messages = [p.message for p in problems]
     assert any("never sets CHANNEL(language)=${CC_LANGUAGE}" in m for m in messages)

@@ -332,3 +332,23 @@ def test_the_ivr_line_sets_calendar_and_department(demo: Any) -> None:
     ticket, = [t for t in tickets(sessions) if "+8613912345678" in t.subject]
     assert ticket.department == "sales"
     assert ticket.sla_due_at == datetime(2026, 3, 17, 1, 0, tzinfo=UTC) + timedelta(hours=2)  # 09:00 + 2 h
+# -- the KPIs count every request, by queue ------------------------------------------------------------------------
+@pytest.mark.parametrize(("overrides", "waiting_in", "queue"), [
+    ({"arg_3": "", "arg_4": "", "arg_5": "vip"}, None, "vip"),  # CC_QUEUE, as the shipped dialplan passes it
+    ({}, "complaints", "complaints"),  # an older dialplan: the queue the caller waited in
+    ({}, None, "service"),  # nothing known: the DID's default queue (4008002000: the service line)
+    ({"arg_3": "", "arg_4": "", "arg_5": "v i p;${x}"}, None, "v_i_p___x_"),  # plain characters only
+])
+def test_each_callback_request_is_counted_for_its_queue(demo: Any, overrides: dict, waiting_in: str | None,
+                                                         queue: str) -> None:
+    from types import SimpleNamespace
+
+    sessions, data = demo
+    svc, clock = service(sessions, data)
+    calls = {} if waiting_in is None else {"1795416921.0": SimpleNamespace(queue=waiting_in)}
+    svc._tracker = SimpleNamespace(call=lambda uniqueid, server: calls.get(uniqueid))  # type: ignore[assignment]
+    counted: list[tuple[str, str, float]] = []
+    svc.on_callback.append(lambda *a: counted.append(a))
+    svc.on_callback.append(lambda *a: 1 / 0)  # a failing hook never fails the call
+    assert request(svc, clock, "agi-02-13912345678", uniqueid="1795416921.0", **overrides)["ticket"]
+    assert counted == [("default", queue, CLOSED)]

@@ -145,6 +145,18 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
                     break
                 time.sleep(0.05)
             assert status == 200 and live["calls"] == [], live
+            # The KPIs counted it (a supervisor's view; the subscriber may be a moment behind the live view).
+            deadline = time.monotonic() + 20
+            while True:
+                status, queues = http("GET", f"{web}/api/queues?queue=vip", token=login["token"])
+                vip = queues["queues"][0]["today"] if status == 200 and queues["queues"] else {}
+                if vip.get("handled") == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert vip["handled"] == 1, queues
+            status, agents = http("GET", f"{web}/api/agents", token=login["token"])
+            assert status == 200 and [a["today"]["handled"] for a in agents["agents"]
+                                      if a["interface"] == "Local/8001@agent-phones/n"] == [1]
             assert http("GET", f"{web}/metrics")[0] == 401  # loopback is no exemption
             status, metrics = http("GET", f"{web}/metrics", token=login["token"])
             assert status == 200
@@ -166,7 +178,12 @@ def test_run_serves_health_auth_agi_ami_and_stops_cleanly(env, tmp_path):
     rows = db.execute("select server, uniqueid, queue, outcome, agent_interface from calls").fetchall()
     actions = [r[0] for r in db.execute("select action from audit_log order by id")]
     decisions = db.execute("select decision_id, tier, caller_e164, fallback from routing_decisions").fetchall()
+    kpi_rows = db.execute("select sum(offered), sum(answered), sum(handled) from kpi_queue_intervals "
+                          "where server = 'default' and queue = 'vip'").fetchall()
     db.close()
+    # Written at shutdown, counted once. (The recording is days old: its events carry its own Timestamps, while what
+    # the resync publishes carries today's clock, so the call's figures fall in two intervals.)
+    assert kpi_rows == [(1, 1, 1)]
     assert ("default", "1795416921.0", "vip", "answered", "Local/8001@agent-phones/n") in rows
     assert actions.count("login.failed") == 1 and actions.count("login.succeeded") == 1
     assert decisions == [(variables["CC_DECISION_ID"], "diamond", "+8613800138000", 0)]

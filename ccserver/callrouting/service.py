@@ -171,6 +171,8 @@ class RoutingService:
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
         self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
+        # hook(server, queue, at) for every callback request, e.g. the KPIs' count; called, never awaited.
+        self.on_callback: list[Callable[[str, str, float], Any]] = []
 
     def handlers(self) -> dict[str, Callable[[AGISession], Coroutine[Any, Any, None]]]:
         """FastAGI routes: ``{"incoming": ..., "survey": ..., "callback": ...}`` for ``FastAGIFactory``."""
@@ -315,7 +317,7 @@ class RoutingService:
 
     # -- callback requests ---------------------------------------------------------------------------------------
     async def callback(self, session: AGISession) -> None:
-        """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE})``: open (or reuse) a
+        """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE},${CC_QUEUE})``: open (or reuse) a
         callback ticket for the caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``:
         the ticket id; or, when SQL has not confirmed it within the deadline, its reference
         (``callback:<e164>:<due day>``, the ticket's de-duplication key) while the write goes on (see
@@ -325,7 +327,8 @@ class RoutingService:
         ``CC_ARRIVED`` (optional): the epoch second the caller arrived (the dialplan's ``${EPOCH}`` on entry). A
         caller who leaves a queue for a callback keeps their place: the ticket is created as of that moment and
         due counted from it. ``CC_LINE`` (optional): the line the IVR chose on a group DID (its calendar and
-        department), else the DID's own."""
+        department), else the DID's own. ``CC_QUEUE`` (optional): the queue the caller left, counted by the
+        KPIs' callback figures."""
         started = self._clock.seconds()
         args = session.args
         decision_id = sanitize_value(args[0]) if args and args[0] else ""
@@ -337,6 +340,7 @@ class RoutingService:
         arrived = _arrival(args[2] if len(args) > 2 else "", self._wall())
         caller = normalize(session.callerid, region=self.settings.default_region, local_area_code=did.area_code)
         uniqueid = session.uniqueid
+        self._count_callback(session, args, did)
         ticket = ""
         if caller.ok and caller.e164 is not None and not data.is_own_number(caller) and self._callback_tickets:
             budget = self.settings.deadline_seconds - self.settings.margin_seconds
@@ -359,6 +363,23 @@ class RoutingService:
         else:
             log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)
         await session.set_variables({"CC_CALLBACK_TICKET": ticket})
+
+    def _count_callback(self, session: AGISession, args: list[str], did: DidRoute) -> None:
+        """Tell the hooks which queue the request was for: the dialplan's CC_QUEUE (fifth argument), else the queue
+        the caller waited in, else the DID's default queue."""
+        if not self.on_callback:
+            return
+        server = self._server(session)
+        queue = sanitize_value(args[4].strip()) if len(args) > 4 and args[4].strip() else ""
+        if not queue and self._tracker is not None:
+            call = self._tracker.call(session.uniqueid, server)
+            queue = call.queue if call is not None and call.queue else ""
+        queue = queue or did.default_queue or ""
+        for hook in self.on_callback:
+            try:
+                hook(server, queue, self._wall())
+            except Exception:  # noqa: BLE001 - counting never fails a call
+                log.exception("callback hook failed (uniqueid=%s)", _clean(session.uniqueid))
 
     async def _open_ticket(self, write: Callable[[], tuple[int, bool]], key: str, deadline: float, uniqueid: str,
                            decision_id: str, due: datetime) -> str:

@@ -657,3 +657,73 @@ class SurveyResult(Base):
     server: Mapped[str | None] = mapped_column(String(64))
     score: Mapped[int] = mapped_column(SmallInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- KPIs -------------------------------------------------------------------------------------------------
+
+SECONDS = Numeric(14, 3, asdecimal=False)  # durations in seconds, to the millisecond
+
+
+class KpiQueueInterval(Base):
+    """One queue's KPI counters over one 15-minute interval of one Asterisk server (ccserver/kpi/counts.py says
+    what each counts). Written when the interval ends (and, partly, at shutdown); rewritten, never added to, if the
+    same interval is written again."""
+
+    __tablename__ = "kpi_queue_intervals"
+    __table_args__ = (
+        UniqueConstraint("server", "queue", "interval_start", name="uq_kpi_queue_intervals_slot"),
+        Index("ix_kpi_queue_intervals_interval_start", "interval_start"),
+        Index("ix_kpi_queue_intervals_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    server: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(80))
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    day: Mapped[date] = mapped_column(Date)  # the local day (server.time_zone) the interval belongs to
+    sl_threshold: Mapped[float] = mapped_column(Numeric(8, 2, asdecimal=False))
+    offered: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    short_abandoned: Mapped[int] = mapped_column(Integer, default=0)
+    unanswered: Mapped[int] = mapped_column(Integer, default=0)
+    answered_in_sl: Mapped[int] = mapped_column(Integer, default=0)
+    wait_answered: Mapped[float] = mapped_column(SECONDS, default=0)
+    wait_abandoned: Mapped[float] = mapped_column(SECONDS, default=0)
+    max_wait: Mapped[float] = mapped_column(SECONDS, default=0)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
+    talk: Mapped[float] = mapped_column(SECONDS, default=0)
+    wrapup: Mapped[float] = mapped_column(SECONDS, default=0)
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    callbacks: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+class KpiAgentInterval(Base):
+    """One agent's (phone interface's) KPI counters over one 15-minute interval of one Asterisk server."""
+
+    __tablename__ = "kpi_agent_intervals"
+    __table_args__ = (
+        UniqueConstraint("server", "interface", "interval_start", name="uq_kpi_agent_intervals_slot"),
+        Index("ix_kpi_agent_intervals_interval_start", "interval_start"),
+        Index("ix_kpi_agent_intervals_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    server: Mapped[str] = mapped_column(String(64))
+    interface: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(120))  # the member name then (attacker-controlled text: escape it)
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    day: Mapped[date] = mapped_column(Date)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
+    talk: Mapped[float] = mapped_column(SECONDS, default=0)
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    available: Mapped[float] = mapped_column(SECONDS, default=0)
+    ringing: Mapped[float] = mapped_column(SECONDS, default=0)
+    talking: Mapped[float] = mapped_column(SECONDS, default=0)
+    wrapup: Mapped[float] = mapped_column(SECONDS, default=0)
+    paused: Mapped[float] = mapped_column(SECONDS, default=0)
+    paused_by_reason: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)  # the queues it served (store filtering)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)

@@ -10,6 +10,7 @@ from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
+from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
 from ccserver.web.state_routes import StateRoutes
 from ccserver.web.ticket_routes import TicketRoutes
@@ -26,6 +27,7 @@ def build_router(ctx: WebContext) -> Router:
     CallRoutes(ctx).register(router)
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
+    KpiRoutes(ctx).register(router)
     return router
 
 

@@ -61,6 +61,9 @@ class WebContext:
     session_factory: Any = None
     # Tickets for /api/tickets, /api/slots, /api/appointments, /api/callbacks and /inbox (None: those answer 503).
     tickets: TicketService | None = None
+    # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
+    # live model). Reports read SQL through session_factory.
+    kpi: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

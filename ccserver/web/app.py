@@ -12,6 +12,7 @@ from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.screenpop_routes import ScreenPopRoutes
 from ccserver.web.state_routes import StateRoutes
 from ccserver.web.ticket_routes import TicketRoutes
 
@@ -28,6 +29,9 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    ScreenPopRoutes(ctx).register(router)
+    # The pages may open the websocket (ws.public_url): CSP connect-src names its origin.
+    router.connect_src = lambda: ctx.screenpop.ws.public_origin if ctx.screenpop is not None else ""
     return router
 
 

@@ -64,6 +64,8 @@ class WebContext:
     # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
     # live model). Reports read SQL through session_factory.
     kpi: Any = None
+    # Screen pop (screenpop.service.ScreenPopService): websocket tickets for /api/ws-ticket (None: 503).
+    screenpop: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

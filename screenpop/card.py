@@ -29,6 +29,7 @@ class CallFacts:
     prospect, the IVR path the caller took and how long they have waited."""
 
     caller_number: str | None = None
+    caller_name: str | None = None  # the caller ID name: the caller's own text, shown as such
     withheld: bool = False
     variants: tuple[tuple[str, str], ...] = ()
     new_prospect: bool = False
@@ -99,6 +100,7 @@ def build_card(data: dict[str, Any] | None, call: CallFacts, *, today: date, mas
     base: dict[str, Any] = {
         "number": None if call.withheld else shown_number,
         "withheld": call.withheld,
+        "caller_name": call.caller_name,
         "new_prospect": call.new_prospect,
         "ivr_path": call.ivr_path,
         "wait_seconds": call.wait_seconds,

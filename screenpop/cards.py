@@ -142,20 +142,22 @@ class CardCache:
         return await pending
 
     def prefetch(self, uniqueid: str, customer_id: str | None, caller_number: str | None,
-                 ivr_path: str | None = None) -> asyncio.Future[Prefetched]:
+                 ivr_path: str | None = None, caller_name: str | None = None) -> asyncio.Future[Prefetched]:
         """Start (once per call) finding and loading the caller's card."""
         known = self._calls.get(uniqueid)
         if known is not None:
             return known
         if len(self._calls) >= MAX_CALLS:
             self._calls.pop(next(iter(self._calls)))
-        task = asyncio.ensure_future(self._prefetch(customer_id, caller_number, ivr_path))
+        task = asyncio.ensure_future(self._prefetch(customer_id, caller_number, ivr_path, caller_name))
         self._calls[uniqueid] = task
         return task
 
-    async def _prefetch(self, customer_id: str | None, caller_number: str | None,
-                        ivr_path: str | None) -> Prefetched:
+    async def _prefetch(self, customer_id: str | None, caller_number: str | None, ivr_path: str | None,
+                        caller_name: str | None) -> Prefetched:
         withheld = not caller_number or caller_number.lower() in ("anonymous", "unknown", "<unknown>", "restricted")
+        if caller_name is not None and caller_name.lower() in ("<unknown>", "unknown", ""):
+            caller_name = None
         facts = CallFacts(caller_number=None if withheld else caller_number, withheld=withheld, ivr_path=ivr_path)
         cid: int | None = int(customer_id) if customer_id and customer_id.isdigit() else None
         variants: list[tuple[str, str]] = []
@@ -168,8 +170,8 @@ class CardCache:
         except Exception as exc:  # noqa: BLE001 - a card that cannot load pops as an unknown caller, never fails
             log.warning("screen pop card could not load (%s): %s", type(exc).__name__, exc)
             data = None
-        facts = CallFacts(caller_number=facts.caller_number, withheld=withheld, ivr_path=ivr_path,
-                          variants=tuple(v for v in variants if cid is None or v[0] != str(cid)),
+        facts = CallFacts(caller_number=facts.caller_number, caller_name=caller_name, withheld=withheld,
+                          ivr_path=ivr_path, variants=tuple(v for v in variants if cid is None or v[0] != str(cid)),
                           new_prospect=bool(data and data.get("lifecycle") == "target"
                                             and data.get("tier") == "prospect" and not data.get("orders")))
         return Prefetched(data, facts)

@@ -72,7 +72,7 @@ class ScreenPop:
     # -- events ----------------------------------------------------------------------------------------------
     async def _offered(self, e: CallOffered) -> None:
         if self.leads(e.server):
-            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number)
+            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name)
 
     async def _ringing(self, e: AgentRinging) -> None:
         if not self.leads(e.server):
@@ -98,7 +98,8 @@ class ScreenPop:
 
     def _card(self, prefetched: Prefetched, ref: AgentRef, wait: float | None) -> dict[str, Any]:
         f = prefetched.facts
-        facts = CallFacts(caller_number=f.caller_number, withheld=f.withheld, variants=f.variants,
+        facts = CallFacts(caller_number=f.caller_number, caller_name=f.caller_name, withheld=f.withheld,
+                          variants=f.variants,
                           new_prospect=f.new_prospect, ivr_path=f.ivr_path, wait_seconds=wait)
         return build_card(prefetched.data, facts, today=self.today(), masked=ref.role in self.mask_roles)
 

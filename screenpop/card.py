@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 CARE_DAYS = 30  # a care reminder when insurance or maintenance is due within this many days
+OVERDUE_DAYS = 90  # … or overdue by at most this many (older dates are stale records, not reminders)
 LAST_VISITS = 5
 LAST_CALLS = 5
 LAST_ORDERS = 5
@@ -71,12 +72,13 @@ def _day(value: Any) -> date | None:
 
 
 def care_reminders(vehicles: list[dict[str, Any]], today: date, days: int = CARE_DAYS) -> list[dict[str, Any]]:
-    """Insurance or maintenance due (or overdue) within ``days``: one reminder each, soonest first."""
+    """Insurance or maintenance due within ``days`` (or overdue by at most ``OVERDUE_DAYS``): one reminder each,
+    most urgent first."""
     out: list[dict[str, Any]] = []
     for v in vehicles:
         for kind, key in (("insurance", "insurance_expiry"), ("maintenance", "next_maintenance_due")):
             due = _day(v.get(key))
-            if due is not None and (due - today).days <= days:
+            if due is not None and -OVERDUE_DAYS <= (due - today).days <= days:
                 out.append({"kind": kind, "due": due.isoformat(), "days": (due - today).days,
                             "vehicle": " ".join(str(x) for x in (v.get("brand"), v.get("model")) if x),
                             "plate": v.get("plate")})

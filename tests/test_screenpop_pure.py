@@ -106,6 +106,7 @@ def test_card_masks_for_masked_roles_and_covers_unknown_withheld_and_ambiguous_c
     assert prospect["new_prospect"]
     assert mask_number("1234") == "****" and mask_vin("ABC") == "***" and mask_number(None) is None
     assert care_reminders([{"insurance_expiry": "not a date"}], TODAY) == []
+    assert care_reminders([{"insurance_expiry": "2023-10-15"}], TODAY) == []  # years overdue: a stale record
 
 
 def test_frames_are_numbered_per_agent_and_replayed_without_gaps() -> None:

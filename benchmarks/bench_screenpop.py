@@ -55,6 +55,11 @@ CARD = {
 }
 
 
+def _say(text: str) -> None:
+    if os.environ.get("BENCH_DEBUG"):
+        print(f"[{os.getpid()}] {text}", file=sys.stderr, flush=True)
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
@@ -138,6 +143,7 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any) -> Non
         for event in EVENTS:
             ami.on(event, lambda msg: tracker.handle(msg, msg.arrival))
         ami.start()
+        _say("server: AMI started")
         tickets = []
         for i in range(agents):
             ticket, _ = await ws.tickets.issue(i + 1, f"agent{FIRST_EXT + i}", "agent", "agent", "bench")
@@ -154,7 +160,12 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any) -> Non
         await loop.run_in_executor(None, from_client.get)  # done
         reactor.stop()
 
-    reactor.callLater(0, lambda: asyncio.ensure_future(main()))
+    def started() -> None:
+        task = asyncio.ensure_future(main())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                               or print(f"bench server failed: {t.exception()!r}", file=sys.stderr, flush=True))
+
+    reactor.callLater(0, started)
     reactor.run()
 
 
@@ -222,19 +233,21 @@ async def _client_main(agents: int, samples: int, ami_port_q: Any, from_server: 
                 elif action == "login":
                     writer.write(f"Response: Success\r\nActionID: {aid}\r\nMessage: Authentication accepted\r\n\r\n"
                                  f"Event: FullyBooted\r\nUptime: 100\r\nStatus: Fully Booted\r\n\r\n".encode())
+                    if not ami_conn.done():
+                        ami_conn.set_result((reader, writer))
                 elif action in ("queuestatus", "coreshowchannels"):
                     done = "QueueStatusComplete" if action == "queuestatus" else "CoreShowChannelsComplete"
                     writer.write(f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n\r\nEvent: {done}\r\n"
                                  f"ActionID: {aid}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n".encode())
-                    if action == "coreshowchannels" and not ami_conn.done():
-                        ami_conn.set_result((reader, writer))
                 else:
                     writer.write(f"Response: Success\r\nActionID: {aid}\r\n\r\n".encode())
 
     ami_server = await asyncio.start_server(on_ami, "127.0.0.1", 0)
     ami_port_q.put(ami_server.sockets[0].getsockname()[1])
     setup = await loop.run_in_executor(None, from_server.get)
+    _say("client: setup received")
     _reader, writer = await asyncio.wait_for(ami_conn, 60)
+    _say("client: AMI resynced")
 
     waiting: dict[int, asyncio.Future[float]] = {}
     frames: dict[int, str] = {}
@@ -259,6 +272,7 @@ async def _client_main(agents: int, samples: int, ami_port_q: Any, from_server: 
     for start in range(0, agents, 100):
         sockets += await asyncio.gather(*(agent(k, setup["agent_urls"][k])
                                           for k in range(start, min(agents, start + 100))))
+    _say("client: agents connected")
     to_server.put("connected")
     memory = await loop.run_in_executor(None, from_server.get)
 
@@ -301,6 +315,7 @@ async def _client_main(agents: int, samples: int, ami_port_q: Any, from_server: 
                 background_messages += 1
             loop_no += 1
 
+    _say("client: bare connected")
     bg = asyncio.ensure_future(background())
     await asyncio.sleep(2.0)  # let the background settle in
     pop_ms: list[float] = []
@@ -337,6 +352,7 @@ async def _client_main(agents: int, samples: int, ami_port_q: Any, from_server: 
 
     results.put({
         "agents": agents, "samples": samples, "background_messages": background_messages,
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "frame_bytes": len(frames[(0 * 7) % agents].encode()),
         "pop": {"p50_ms": round(statistics.median(pop_ms), 3), "p99_ms": round(pct(pop_ms, 99), 3),
                 "max_ms": round(max(pop_ms), 3)},

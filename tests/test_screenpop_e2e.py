@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
@@ -61,6 +62,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def _ticket(live: LiveServer, username: str) -> dict[str, Any]:
     token = _post(f"{live.url}/api/login", {"username": username, "password": live.demo_password})["token"]
     return _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
+
+
+def _status(url: str, body: dict[str, Any], token: str | None = None) -> int:
+    try:
+        _post(url, body, token)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+def test_ticket_endpoint_and_csp(live: LiveServer) -> None:
+    token = _post(f"{live.url}/api/login", {"username": "agent8002", "password": live.demo_password})["token"]
+    assert _status(f"{live.url}/api/ws-ticket", {"socket": "agent"}) == 401
+    assert _status(f"{live.url}/api/ws-ticket", {"socket": "fridge"}, token) == 400
+    assert _status(f"{live.url}/api/ws-ticket", {}, token) == 400
+    assert _status(f"{live.url}/api/ws-ticket", {"socket": "wallboard"}, token) == 400  # nobody serves it yet
+    got = _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
+    assert got["expires_in"] == 30 and len(got["ticket"]) >= 40
+    ws_origin = got["url"].split("/ws/")[0]
+    with urllib.request.urlopen(f"{live.url}/login", timeout=10) as page:  # noqa: S310 - the test's own server
+        csp = page.headers["Content-Security-Policy"]
+    assert csp.endswith(f"; connect-src 'self' {ws_origin}") and "script-src" not in csp
 
 
 def test_wrong_origin_and_reused_ticket_are_refused_by_the_live_server(live: LiveServer) -> None:

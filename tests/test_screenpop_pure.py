@@ -179,3 +179,56 @@ def test_redis_bus_numbers_atomically_and_replays(redis_url: str) -> None:
             await client.aclose()
 
     asyncio.run(main())
+
+
+def test_the_agent_map_prefers_the_sign_in_and_rereads_on_a_miss_at_most_once_a_second() -> None:
+    from screenpop.agents_map import AgentDirectory, AgentRef
+
+    clock = ManualClock()
+    reads = 0
+    own = AgentRef(1, "agent8001", "8001")
+    desk = AgentRef(2, "agent8002", "8002")
+    table = {(None, "PJSIP/8001"): own, ("pbx1", "PJSIP/8001"): desk}
+
+    async def load() -> dict[tuple[str | None, str], AgentRef]:
+        nonlocal reads
+        reads += 1
+        return dict(table)
+
+    async def main() -> None:
+        agents = AgentDirectory(load, now=clock.time)
+        await agents.refresh()
+        assert agents.lookup("pbx1", "PJSIP/8001") == desk  # hot-desking: agent8002 sits at 8001's phone
+        assert agents.lookup("pbx2", "PJSIP/8001") == own  # elsewhere, the phone's owner
+        assert await agents.resolve("pbx1", "PJSIP/9999") is None and reads == 1  # just read: no second read
+        await clock.advance(1.5)
+        table[("pbx1", "PJSIP/9999")] = AgentRef(3, "agent8003", "8003")
+        assert (await agents.resolve("pbx1", "PJSIP/9999")).username == "agent8003" and reads == 2  # type: ignore[union-attr]
+
+    asyncio.run(main())
+
+
+def test_the_card_cache_reloads_a_changed_customer() -> None:
+    from ccserver.customers.changes import Invalidation
+    from screenpop.cards import CardCache
+
+    clock = ManualClock()
+    loads: list[int] = []
+
+    async def load(cid: int) -> dict[str, object]:
+        loads.append(cid)
+        return {"id": cid, "name": f"v{len(loads)}"}
+
+    async def main() -> None:
+        cache = CardCache(load, now=clock.time)
+        first = await cache.prefetch("u1", "42", "+8613800138000")
+        again = await cache.prefetch("u2", "42", "+8613800138000")
+        assert first.data == again.data == {"id": 42, "name": "v1"} and loads == [42]
+        assert cache.ready("u1") is first and cache.ready("nope") is None
+        cache.listener(Invalidation(customer_ids=frozenset({42})))
+        third = await cache.prefetch("u3", "42", None)
+        assert third.data == {"id": 42, "name": "v2"} and third.facts.withheld
+        await clock.advance(200)  # past the TTL: read again
+        assert (await cache.prefetch("u4", "42", "1")).data == {"id": 42, "name": "v3"}
+
+    asyncio.run(main())

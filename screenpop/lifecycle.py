@@ -55,6 +55,7 @@ class ScreenPop:
         self.today = today
         # uniqueid -> {user id: "ringing" | "answered"}: who has the call on their screen
         self.calls: dict[str, dict[int, str]] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self._handlers: dict[type, Callable[[Any], Any]] = {
             CallOffered: self._offered, AgentRinging: self._ringing, AgentRingStopped: self._ring_stopped,
             CallAnswered: self._answered, CallAbandoned: self._abandoned, CallEnded: self._ended,
@@ -146,7 +147,19 @@ class ScreenPop:
 
     async def _agent_state(self, e: AgentStateChanged) -> None:
         if "logged_out" in (e.state, e.previous):
-            await self.agents.refresh()  # a sign-in started or ended: who sits where may have changed
+            # A sign-in started or ended: who sits where may have changed. Read again beside the hub's queue, so
+            # the pops behind this event never wait for SQL.
+            task = asyncio.ensure_future(self._after_refresh(e))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        await self._publish_state(e)
+
+    async def _after_refresh(self, e: AgentStateChanged) -> None:
+        await self.agents.refresh()
+        await self._publish_state(e)
+
+    async def _publish_state(self, e: AgentStateChanged) -> None:
         ref = self.agents.lookup(e.server, e.interface)
         if ref is None or not self.leads(e.server):
             return

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from ccserver.clock import ManualClock
 from ccserver.events import EventHub
 from screenpop.bus import RedisBus
@@ -64,3 +66,50 @@ def test_a_pop_crosses_nodes_through_redis(redis_url: str) -> None:
                 await client.aclose()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_a_pop_crosses_from_the_leading_node_to_a_follower_through_the_relay(redis_url: str) -> None:
+    """The real several-nodes wiring (tests/relay_support.py): node a holds the AMI lease and consumes the recorded
+    call; node b follows through the relay. Each runs screen pop on its own hub, publishing for the servers it
+    leads. The agent's socket is on the follower: the pop reaches it once."""
+    import redis.asyncio as aioredis
+
+    from tests.relay_support import Node, run, until
+    from tests.test_state_support import timed_messages
+
+    async def main() -> None:
+        redis = aioredis.Redis.from_url(redis_url)
+        a, b = Node(redis, "a"), Node(redis, "b")
+        a.telephony.start()
+        await until(a.leads, what="a leads")
+        b.telephony.start()
+        await until(lambda: b.follower.rebuilt >= 1 and a.relayed_to(b), what="b follows a")
+        clock = ManualClock()
+        services = []
+        for node in (a, b):
+            service, _audits = make_service(clock=clock, hub=node.telephony.hub, cards=CUSTOMER,
+                                            bus=RedisBus(aioredis.Redis.from_url(redis_url)),
+                                            tickets=RedisTickets(redis, clock.time),
+                                            leads=node.telephony.leading.__contains__)
+            await service.start()
+            services.append(service)
+        try:
+            on_b = await open_agent(services[1], 9, "agent8009")
+            assert (await frames(on_b, 1))[0]["type"] == "hello"
+            a.ami(timed_messages("ami-inbound-ivr-ringnoanswer-then-answered"))
+            await until(lambda: a.relayed_to(b), what="b applied the call")
+            pop, retract = await call_frames(on_b, 2)
+            assert pop["type"] == "pop" and pop["call"]["uniqueid"] == "1795416928.4"
+            assert retract["reason"] == "no_answer" and retract["seq"] > pop["seq"]
+            with pytest.raises(TimeoutError):
+                await call_frames(on_b, 1, timeout=0.3)  # the follower published nothing of its own
+            await on_b.close()
+        finally:
+            for service in services:
+                await service.stop()
+                await service.bus.redis.aclose()
+            for node in (a, b):
+                await node.stop()
+            await redis.aclose()
+
+    run(main)

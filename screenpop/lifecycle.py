@@ -31,6 +31,7 @@ from ccserver.events import (
     CallAnswered,
     CallEnded,
     CallOffered,
+    Resynced,
     TicketSlaAlarm,
 )
 from screenpop.agents_map import AgentDirectory, AgentRef
@@ -41,7 +42,7 @@ log = logging.getLogger("ccserver.screenpop")
 
 PREFETCH_WAIT = 0.3  # at most this long a ring waits for a card whose loading started late (or not at all)
 KINDS = (CallOffered, AgentRinging, AgentRingStopped, CallAnswered, CallAbandoned, CallEnded, AgentStateChanged,
-         TicketSlaAlarm)
+         TicketSlaAlarm, Resynced)
 
 
 class ScreenPop:
@@ -56,10 +57,11 @@ class ScreenPop:
         # uniqueid -> {user id: "ringing" | "answered"}: who has the call on their screen
         self.calls: dict[str, dict[int, str]] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._server_of: dict[str, str] = {}  # uniqueid -> the Asterisk it rang on
         self._handlers: dict[type, Callable[[Any], Any]] = {
             CallOffered: self._offered, AgentRinging: self._ringing, AgentRingStopped: self._ring_stopped,
             CallAnswered: self._answered, CallAbandoned: self._abandoned, CallEnded: self._ended,
-            AgentStateChanged: self._agent_state, TicketSlaAlarm: self._ticket,
+            AgentStateChanged: self._agent_state, TicketSlaAlarm: self._ticket, Resynced: self._resynced,
         }
 
     def subscribe(self, hub: Any) -> Any:
@@ -76,14 +78,16 @@ class ScreenPop:
             self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name)
 
     async def _ringing(self, e: AgentRinging) -> None:
-        if not self.leads(e.server):
-            return
-        ref = await self.agents.resolve(e.server, e.interface)
+        leads = self.leads(e.server)
+        ref = await self.agents.resolve(e.server, e.interface) if leads else self.agents.lookup(e.server, e.interface)
         if ref is None:
             log.debug("screen pop: nobody known at %s on %s", e.interface, e.server)
             return
-        prefetched = self.cards.ready(e.uniqueid) or await self._late_card(e)
         self.calls.setdefault(e.uniqueid, {})[ref.user_id] = "ringing"
+        self._server_of[e.uniqueid] = e.server
+        if not leads:
+            return
+        prefetched = self.cards.ready(e.uniqueid) or await self._late_card(e)
         call = {"uniqueid": e.uniqueid, "linkedid": e.linkedid, "queue": e.queue, "decision_id": e.decision_id,
                 "wait": e.wait_seconds, "interface": e.interface, "server": e.server}
         await self.bus.publish(ref.user_id, {"type": "pop", "state": "ringing", "call": call,
@@ -115,6 +119,7 @@ class ScreenPop:
             return
         on_screen = self.calls.setdefault(e.uniqueid, {})
         on_screen[ref.user_id] = "answered"
+        self._server_of[e.uniqueid] = e.server
         if not self.leads(e.server):
             return
         prefetched = self.cards.ready(e.uniqueid)
@@ -133,7 +138,19 @@ class ScreenPop:
         for user_id in list(self.calls.get(e.uniqueid, {})):
             await self._retract(e.server, e.uniqueid, e.queue, user_id, "ended", only=None)
         self.calls.pop(e.uniqueid, None)
+        self._server_of.pop(e.uniqueid, None)
         self.cards.forget(e.uniqueid)
+
+    async def _resynced(self, e: Resynced) -> None:
+        """Asterisk's own list of calls after a (re)connect (a restart loses calls without any end event): the
+        cards of that server's calls it no longer has come down (``ended``)."""
+        alive = {c.get("uniqueid") for c in e.calls if isinstance(c, dict)}
+        for uniqueid in [u for u in self.calls if u not in alive and self._server_of.get(u) == e.server]:
+            for user_id in list(self.calls.get(uniqueid, {})):
+                await self._retract(e.server, uniqueid, None, user_id, "ended", only=None)
+            self.calls.pop(uniqueid, None)
+            self._server_of.pop(uniqueid, None)
+            self.cards.forget(uniqueid)
 
     async def _retract(self, server: str, uniqueid: str, queue: str | None, user_id: int, reason: str,
                        only: str | None) -> None:

@@ -234,3 +234,27 @@ def test_only_the_node_leading_the_asterisk_publishes() -> None:
 
 
 assert AGENTS  # the static agent map the tests use (8009 never answers, 8003 answers, 8001 is never rung)
+
+
+def test_an_asterisk_restart_takes_down_the_cards_of_calls_it_lost() -> None:
+    from ccserver.events import Resynced
+
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered",
+                 stop=lambda m: m.get("Event") == "AgentRingNoAnswer")
+            assert (await call_frames(ws, 1))[0]["type"] == "pop"
+            hub.publish(Resynced("other", 1, 0.0, (), (), (), True))  # another Asterisk: not this call's
+            hub.publish(Resynced("default", 999, 0.0, (), (), (), True))  # this call's Asterisk lost it
+            retract = (await call_frames(ws, 1))[0]
+            assert retract["type"] == "retract" and retract["reason"] == "ended"
+            assert retract["call"]["uniqueid"] == "1795416928.4"
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())

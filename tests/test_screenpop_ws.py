@@ -258,3 +258,33 @@ def test_an_asterisk_restart_takes_down_the_cards_of_calls_it_lost() -> None:
             await hub.stop(1.0)
 
     run(main())
+
+
+def test_sla_alarms_of_the_agents_tickets_and_their_state_reach_them() -> None:
+    from ccserver.events import TicketSlaAlarm
+
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            hub.publish(TicketSlaAlarm("tickets", 1, 0.0, 77, "complaint", "high", "resolution", "warning",
+                                       1_800_000_000.0, 1, "service", 9, 7, HOSTILE))
+            hub.publish(TicketSlaAlarm("tickets", 2, 0.0, 78, "repair", "normal", "resolution", "breach",
+                                       1_800_000_000.0, 1, "service", 3, 7, "someone else's"))
+            frame = (await frames(ws, 1))[0]
+            assert frame["type"] == "ticket" and frame["event"] == "sla_warning"
+            assert frame["ticket"]["id"] == 77 and frame["ticket"]["subject"] == HOSTILE
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            states = []
+            while not states or states[-1] != "idle":
+                got = (await frames(ws, 1))[0]
+                if got["type"] == "agent_state":
+                    states.append(got["state"])
+            assert "ringing" in states
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())

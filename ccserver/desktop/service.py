@@ -135,7 +135,8 @@ class DesktopService:
         live = self.live_call(uniqueid)
         row = await self._run(self.store.call, uniqueid)
         wrap = self.wrapup.current(me.extension) if self.wrapup is not None and me.extension else None
-        if live is None and row is None and (wrap is None or wrap.uniqueid != uniqueid):
+        authors = await self._run(self.store.note_authors, uniqueid) if row is None else set()
+        if live is None and row is None and not authors and (wrap is None or wrap.uniqueid != uniqueid):
             raise DesktopError(404, "no such call")
         if me.role in SUPERVISING:
             return me, live, row
@@ -143,7 +144,7 @@ class DesktopService:
         interfaces = {sign_in.interface} if sign_in is not None else set()
         mine = ((live is not None and live.agent_interface in interfaces)
                 or (row is not None and (row["agent_id"] == me.id or row["agent_interface"] in interfaces))
-                or (wrap is not None and wrap.uniqueid == uniqueid))
+                or (wrap is not None and wrap.uniqueid == uniqueid) or me.id in authors)
         if not mine:
             raise DesktopError(403, "this call was not yours")
         return me, live, row

@@ -119,6 +119,10 @@ class DesktopStore:
             return [{"id": n.id, "kind": n.kind, "code": n.code, "text": n.text, "ticket_id": n.ticket_id,
                      "by": name, "created_at": _iso(n.created_at)} for n, name in rows]
 
+    def note_authors(self, uniqueid: str) -> set[int]:
+        with self.sessions() as s:
+            return {u for u in s.scalars(select(CallNote.user_id).where(CallNote.uniqueid == uniqueid)) if u}
+
     def disposition_of(self, uniqueid: str) -> str | None:
         with self.sessions() as s:
             return s.scalars(select(CallNote.code).where(CallNote.uniqueid == uniqueid,

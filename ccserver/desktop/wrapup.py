@@ -35,7 +35,7 @@ class WrapUp:
     until: float
     was_paused: bool
     was_reason: str
-    task: asyncio.Task[None] | None = None
+    timer: Any = None  # the Clock's handle (cancel())
 
     def json(self) -> dict[str, Any]:
         return {"uniqueid": self.uniqueid, "started": self.started, "until": self.until}
@@ -56,6 +56,7 @@ class ForcedWrapUp:
         self.leads = leads
         self.on_change = on_change
         self.active: dict[str, WrapUp] = {}  # extension -> the wrap-up running
+        self._ending: set[asyncio.Future[bool]] = set()  # timers that ran out, now restoring the agent
 
     def subscribe(self, hub: Any) -> Any:
         from ccserver.events import CallEnded
@@ -74,8 +75,8 @@ class ForcedWrapUp:
     async def start(self, extension: str, uniqueid: str, paused: bool, reason: str) -> WrapUp | None:
         earlier = self.active.pop(extension, None)
         if earlier is not None:  # a second call ended during wrap-up: restart the timer, keep the first "before"
-            if earlier.task is not None:
-                earlier.task.cancel()
+            if earlier.timer is not None:
+                earlier.timer.cancel()
             paused, reason = earlier.was_paused, earlier.was_reason
         elif paused and reason == WRAPUP_REASON:
             paused, reason = False, ""  # a wrap-up this process forgot (restart): end it as ready
@@ -87,24 +88,32 @@ class ForcedWrapUp:
         now = self.clock.time()
         wrap = WrapUp(extension, uniqueid, now, now + self.seconds, paused, reason)
         self.active[extension] = wrap
-        wrap.task = asyncio.ensure_future(self._timer(wrap))
+        wrap.timer = self.clock.call_later(self.seconds, self._due, wrap)
         self._changed(extension, wrap)
         log.info("agent %s in wrap-up for %gs after call %s", extension, self.seconds, uniqueid)
         return wrap
 
-    async def _timer(self, wrap: WrapUp) -> None:
-        await self.clock.sleep(self.seconds)
-        if self.active.get(wrap.extension) is wrap:
-            wrap.task = None  # finishing now: nothing to cancel
-            await self.finish(wrap.extension, "timer")
+    def _due(self, wrap: WrapUp) -> None:
+        """The timer ran out (a Clock callback): restore the agent in a task of its own."""
+        if self.active.get(wrap.extension) is not wrap:
+            return
+        wrap.timer = None  # finishing now: nothing to cancel
+        task = asyncio.ensure_future(self.finish(wrap.extension, "timer"))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    async def settled(self) -> None:
+        """Wait until every wrap-up whose timer ran out has restored its agent (tests; shutdown)."""
+        while self._ending:
+            await asyncio.gather(*list(self._ending), return_exceptions=True)
 
     async def finish(self, extension: str, why: str = "disposition") -> bool:
         """End ``extension``'s wrap-up now (the timer ran out, or the agent gave the disposition)."""
         wrap = self.active.pop(extension, None)
         if wrap is None:
             return False
-        if wrap.task is not None:
-            wrap.task.cancel()
+        if wrap.timer is not None:
+            wrap.timer.cancel()
         self._changed(extension, None)
         row = await self._run(self.agents.store.active, extension)
         if row is None or not row.paused or (row.pause_reason or "") != WRAPUP_REASON:
@@ -128,5 +137,5 @@ class ForcedWrapUp:
 
     async def stop(self) -> None:
         for wrap in list(self.active.values()):
-            if wrap.task is not None:
-                wrap.task.cancel()
+            if wrap.timer is not None:
+                wrap.timer.cancel()

@@ -1,0 +1,108 @@
+"""The desktop over the demo data: the agent service on a FakeAsterisk, a live model fed by a recorded call
+(ami-inbound-vip-answered), tickets, forced wrap-up on a ManualClock, and a recording stand-in for the AMI side."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from ccserver.agents import Actor, AgentService
+from ccserver.agents.store import AgentStore
+from ccserver.clock import ManualClock
+from ccserver.db.models import User
+from ccserver.desktop.calls import CallActionFailed
+from ccserver.desktop.service import DesktopService
+from ccserver.desktop.settings import DesktopSettings
+from ccserver.desktop.store import DesktopStore
+from ccserver.desktop.wrapup import ForcedWrapUp
+from ccserver.state.tracker import StateTracker
+from routing.rules import RoutingRules
+from tests.agents_support import FakeAsterisk
+from tests.replay.transcripts import iter_transcript_messages
+from tests.tickets_support import make_service
+
+AGENT_PHONE = "Local/8001@agent-phones/n"  # agent 8001's phone in the recordings
+CALL = "1795416921.0"  # the recorded VIP call (caller 13800138000, queue vip)
+
+
+async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+@dataclass
+class RecordingCalls:
+    """Stands in for AMIDesktopCalls (whose wire side tests/test_desktop_ami.py checks against the recordings)."""
+
+    channel: str | None = "Local/8001@agent-phones-00000001;1"
+    fail: str | None = None
+    sent: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def agent_channel(self, server: str, interface: str, agent_uniqueid: str | None,
+                            linkedid: str | None) -> str | None:
+        self.sent.append(("channels", server, interface, agent_uniqueid))
+        return self.channel
+
+    async def transfer(self, server: str, kind: str, channel: str, context: str, exten: str) -> None:
+        self.sent.append(("transfer", kind, channel, context, exten))
+        if self.fail:
+            raise CallActionFailed(self.fail)
+
+    async def originate(self, server: str, *, channel: str, context: str, exten: str, caller_id: str,
+                        timeout_ms: int, variables: Any, announce: Any = None) -> str:
+        action_id = f"test-orig-{len(self.sent)}"
+        if announce is not None:
+            announce(action_id)
+        self.sent.append(("originate", channel, context, exten, caller_id, timeout_ms, dict(variables)))
+        if self.fail:
+            raise CallActionFailed(self.fail)
+        return action_id
+
+
+def play_until(tracker: StateTracker, event: str, transcript: str = "ami-inbound-vip-answered") -> None:
+    """Feed the tracker the recorded events up to and including the first ``event``."""
+    for msg in iter_transcript_messages(transcript):
+        if msg.get("Event"):
+            tracker.handle(msg)
+            if msg.get("Event") == event:
+                return
+
+
+@dataclass
+class Desk:
+    sessions: Any
+    tracker: StateTracker
+    asterisk: FakeAsterisk
+    agents: AgentService
+    calls: RecordingCalls
+    clock: ManualClock
+    wrapup: ForcedWrapUp
+    service: DesktopService
+    tickets: Any
+    users: dict[str, Any]
+
+    def actor(self, username: str) -> Actor:
+        u = self.users[username]
+        return Actor(u.id, u.username, u.role, ip="192.0.2.1")
+
+
+def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
+    tracker = StateTracker()
+    asterisk = FakeAsterisk({"sales", "vip", "service", "default", "agent-8001", "agent-8002"}, tracker=tracker)
+    asterisk.resync()
+    agents = AgentService(AgentStore(sessions), asterisk, rules=RoutingRules(), run_blocking=in_thread,
+                          servers=["default"], default_server="default", tracker=tracker)
+    tickets, _tclock, _rec = make_service(sessions)
+    clock = ManualClock()
+    settings = DesktopSettings(wrapup_seconds=wrapup_seconds)
+    wrapup = ForcedWrapUp(agents, settings.wrapup_seconds, clock, in_thread)
+    calls = RecordingCalls()
+    service = DesktopService(settings, DesktopStore(sessions), in_thread, region="CN", agents=agents, calls=calls,
+                             tracker=tracker, tickets=tickets, wrapup=wrapup)
+    with sessions() as s:
+        users = {u.username: u for u in s.scalars(select(User))}
+        for u in users.values():
+            s.expunge(u)
+    return Desk(sessions, tracker, asterisk, agents, calls, clock, wrapup, service, tickets, users)

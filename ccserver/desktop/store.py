@@ -193,7 +193,7 @@ class DesktopStore:
                                "created_at": _iso(t.created_at)}
                               for t in s.scalars(select(Ticket).where(Ticket.customer_id == c.id)
                                                  .order_by(Ticket.id.desc()).limit(20))]
-            stores = dict(s.execute(select(Store.id, Store.name)).tuples().all())
+            stores = {row.id: row.name for row in s.execute(select(Store.id, Store.name))}
             out["visits"] = [{"id": v.id, "opened_at": _iso(v.opened_at), "status": v.status,
                               "store": stores.get(v.store_id) if v.store_id else None,
                               "description": v.description}

@@ -11,8 +11,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ccserver.db.models import AuditLog, Call, CallNote, Customer, PhoneNumber, Ticket, TicketEvent, Vehicle
-from ccserver.db.models import customer_phones
+from ccserver.db.models import (
+    AuditLog,
+    Call,
+    CallNote,
+    Customer,
+    PhoneNumber,
+    Ticket,
+    TicketEvent,
+    Vehicle,
+    customer_phones,
+)
 from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
 from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
@@ -76,7 +85,8 @@ def on_a_call(router: Any, token: Any, desk: Desk) -> Any:
 
 def audit(desk: Desk, action: str) -> list[Any]:
     with desk.sessions() as s:
-        return [(a.actor_name, a.target, a.detail) for a in s.scalars(select(AuditLog).where(AuditLog.action == action))]
+        rows = s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
+        return [(a.actor_name, a.target, a.detail) for a in rows]
 
 
 def test_notes_and_disposition_on_ones_own_call(api: Any) -> None:

@@ -298,7 +298,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     desktop = DesktopService(desktop_settings, DesktopStore(sessions), blocking.run,
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
-                             wrapup=wrapup)
+                             wrapup=wrapup, clock=clock)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth

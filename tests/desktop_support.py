@@ -100,7 +100,7 @@ def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
     wrapup = ForcedWrapUp(agents, settings.wrapup_seconds, clock, in_thread)
     calls = RecordingCalls()
     service = DesktopService(settings, DesktopStore(sessions), in_thread, region="CN", agents=agents, calls=calls,
-                             tracker=tracker, tickets=tickets, wrapup=wrapup)
+                             tracker=tracker, tickets=tickets, wrapup=wrapup, clock=clock)
     with sessions() as s:
         users = {u.username: u for u in s.scalars(select(User))}
         for u in users.values():

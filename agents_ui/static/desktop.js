@@ -42,13 +42,15 @@ function clock(ms) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
 }
 
-function showAgentState(name, sinceEpochSeconds) {
+// ``secondsInState``: how long the server says the state has lasted (null: from now).
+function showAgentState(name, secondsInState) {
   const badge = $("agent-state");
+  const known = typeof secondsInState === "number" && secondsInState >= 0;
   if (name !== shownState) {
     shownState = name;
-    stateSince = sinceEpochSeconds ? sinceEpochSeconds * 1000 : Date.now();
-  } else if (sinceEpochSeconds) {
-    stateSince = sinceEpochSeconds * 1000;
+    stateSince = Date.now() - (known ? secondsInState * 1000 : 0);
+  } else if (known) {
+    stateSince = Date.now() - secondsInState * 1000;
   }
   badge.dataset.state = name;
   text(badge, label("state", name));
@@ -70,7 +72,7 @@ function renderState() {
     if (state.agent_state && !(state.paused && state.agent_state.state === "idle")) {
       name = state.agent_state.state === "paused" && state.pause_reason === "wrapup" ? "wrapup"
         : state.agent_state.state;
-      since = state.agent_state.since;
+      since = state.agent_state.seconds;
     }
   }
   showAgentState(name, since);
@@ -81,7 +83,7 @@ function renderState() {
     if (state.interface) $("interface").value = state.interface;
   }
   if (state.wrapup) {
-    wrapupUntil = state.wrapup.until * 1000;
+    wrapupUntil = Date.now() + state.wrapup.seconds_left * 1000;
     if (!current || current.call.uniqueid !== state.wrapup.uniqueid) {
       current = { call: { uniqueid: state.wrapup.uniqueid }, customer: current?.customer || null, state: "ended" };
     }
@@ -253,6 +255,9 @@ function setCall(call, customer, callState) {
   };
   renderCall();
   prefillForms();
+  if (current.state === "ringing" || current.state === "answered") {
+    showAgentState(current.state === "ringing" ? "ringing" : "talking", null); // the frame is news before the poll
+  }
 }
 
 function endCall(call, reason) {
@@ -358,7 +363,7 @@ document.addEventListener("cc:call-ended", (event) => {
 });
 document.addEventListener("cc:hello", (event) => {
   const d = detailOf(event);
-  if (d.state) showAgentState(typeof d.state === "string" ? d.state : d.state.state, d.since);
+  if (d.state) showAgentState(typeof d.state === "string" ? d.state : d.state.state, d.seconds);
   const call = callOf(d);
   if (call) setCall(call, customerOf(d), d.call_state || "answered");
   refreshState();
@@ -366,7 +371,7 @@ document.addEventListener("cc:hello", (event) => {
 document.addEventListener("cc:agent_state", (event) => {
   const d = detailOf(event);
   const name = d.state === "paused" && (d.paused_reason || d.reason) === "wrapup" ? "wrapup" : d.state;
-  if (name) showAgentState(name, d.since);
+  if (name) showAgentState(name, d.seconds);
   refreshState();
 });
 document.addEventListener("cc:socket", (event) => {

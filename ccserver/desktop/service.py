@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccserver.agents import Actor
+from ccserver.clock import LoopClock
 from ccserver.desktop.calls import CallActionFailed, DesktopCalls
 from ccserver.desktop.settings import DesktopSettings
 from ccserver.desktop.store import DesktopStore, MergeRefused, UserScope
@@ -63,7 +64,7 @@ def _clean(value: Any, field: str, limit: int, required: bool) -> str | None:
 class DesktopService:
     def __init__(self, settings: DesktopSettings, store: DesktopStore, run_blocking: Callable[..., Awaitable[Any]],
                  *, region: str, agents: Any = None, calls: DesktopCalls | None = None, tracker: Any = None,
-                 tickets: Any = None, wrapup: ForcedWrapUp | None = None) -> None:
+                 tickets: Any = None, wrapup: ForcedWrapUp | None = None, clock: Any = None) -> None:
         self.settings = settings
         self.store = store
         self._run = run_blocking
@@ -73,6 +74,7 @@ class DesktopService:
         self.tracker = tracker
         self.tickets = tickets
         self.wrapup = wrapup
+        self.clock = clock if clock is not None else LoopClock()
 
     # -- who and what ------------------------------------------------------------------------------------------
     async def user(self, actor: Actor) -> UserScope:
@@ -118,13 +120,17 @@ class DesktopService:
             if self.tracker is not None:
                 agent = self.tracker.agent(row.interface, row.server)
                 if agent is not None:
-                    out["agent_state"] = {"state": agent.state, "since": agent.since}
+                    # seconds, not a time stamp: the browser's clock need not agree with the server's
+                    age = self.clock.time() - agent.since if agent.since else None
+                    out["agent_state"] = {"state": agent.state, "since": agent.since,
+                                          "seconds": age if age is not None and 0 <= age < 86_400 else None}
             call = self.current_call(row.server, row.interface)
             if call is not None:
                 out["call"] = {"uniqueid": call.uniqueid, "linkedid": call.linkedid, "state": call.state}
         if self.wrapup is not None and me.extension:
             wrap = self.wrapup.current(me.extension)
-            out["wrapup"] = wrap.json() if wrap is not None else None
+            if wrap is not None:
+                out["wrapup"] = {**wrap.json(), "seconds_left": max(0.0, wrap.until - self.wrapup.clock.time())}
         return out
 
     async def _call_access(self, actor: Actor, uniqueid: object) -> tuple[UserScope, LiveCall | None,

@@ -232,7 +232,8 @@ def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) ->
     frame(page, "cc:retract", {"type": "retract", "seq": 2, "reason": "no_answer",
                                "call": {"uniqueid": "1795416999.1"}})
     page.wait_for_selector("#call-summary[data-state='none']")
-    assert page.is_hidden("#wrapup")
+    page.wait_for_selector("#agent-state[data-state='logged_out']")  # ringing no more
+    assert page.is_hidden("#wrapup") and page.get_attribute("#ticket-form textarea[name=body]", "placeholder") == ""
     # nothing overflows the narrow window sideways
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
     screenshot(page, "desktop-en-960")

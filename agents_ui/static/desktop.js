@@ -238,9 +238,8 @@ function prefillForms() {
   form.elements.customer_id.value = customer && customer.id ? customer.id : "";
   form.elements.customer_name.value = customer && customer.name ? customer.name : "";
   form.elements.phone.value = current ? customerPhone(customer, current.call) : "";
-  if (current && current.call.uniqueid && !form.elements.body.value) {
-    form.elements.body.placeholder = fmt(labels.from_call, { uniqueid: current.call.uniqueid });
-  }
+  form.elements.body.placeholder = current && current.call.uniqueid
+    ? fmt(labels.from_call, { uniqueid: current.call.uniqueid }) : "";
   const store = customer && (customer.store_code || (customer.store && (customer.store.code || customer.store.id)));
   if (store) $("appointment-form").elements.store.value = store;
 }
@@ -266,6 +265,7 @@ function endCall(call, reason) {
     current = null; // retracted before it was ours: nothing to wrap up
     renderCall();
     prefillForms();
+    refreshState();
     return;
   }
   current.state = "ended";

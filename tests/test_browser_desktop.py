@@ -163,6 +163,13 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
         linked = s.scalars(select(CallNote).where(CallNote.uniqueid == CALL, CallNote.ticket_id.is_not(None))).all()
         assert len(linked) == 1
 
+    # an appointment for the caller at a free slot
+    page.fill("#appointment-form input[name=store]", "bj-volvo")
+    page.click("#find-slots")
+    page.locator("#slots input[type=radio]").first.check()
+    page.click("#book")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('预约成功')")
+
     # transfer: the agent's channel, to the sales queue
     page.fill("#transfer-form input[name=to]", "sales")
     page.click("#transfer")

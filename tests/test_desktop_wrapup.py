@@ -88,3 +88,18 @@ def test_a_pause_chosen_during_wrapup_stands_and_unanswered_or_foreign_calls_sta
     assert nothing == ({(False, "")}, None)
     assert kept == {(True, "meeting")}
     assert not_leader is None
+
+
+def test_ending_a_wrapup_this_node_does_not_time(loaded: Any) -> None:
+    """After a restart (or on a node that does not lead the Asterisk) the pause reason is all there is: the agent
+    ends it themselves."""
+    async def scenario(desk: Desk) -> list[Any]:
+        await desk.agents.pause(desk.actor("agent8001"), "8001", "wrapup")  # as a forgotten wrap-up leaves it
+        first = await desk.service.end_wrapup(desk.actor("agent8001"))
+        again = await desk.service.end_wrapup(desk.actor("agent8001"))
+        return [first, again, paused(desk)]
+
+    first, again, after = run(loaded, scenario)
+    assert first == {"extension": "8001", "wrapup_ended": True}
+    assert again == {"extension": "8001", "wrapup_ended": False}
+    assert after == {(False, "")}

@@ -18,7 +18,7 @@ from typing import Any
 from ccserver.agents import Actor
 from ccserver.clock import LoopClock
 from ccserver.desktop.calls import CallActionFailed, DesktopCalls
-from ccserver.desktop.settings import DesktopSettings
+from ccserver.desktop.settings import WRAPUP_REASON, DesktopSettings
 from ccserver.desktop.store import DesktopStore, MergeRefused, UserScope
 from ccserver.desktop.targets import TRANSFER_KINDS, TargetError, dial_number, transfer_target
 from ccserver.desktop.wrapup import ForcedWrapUp
@@ -201,6 +201,13 @@ class DesktopService:
         """The agent is done before the timer (without a disposition: e.g. nothing to record)."""
         me = await self.user(actor)
         ended = bool(self.wrapup is not None and me.extension and await self.wrapup.finish(me.extension, "agent"))
+        if not ended and self.agents is not None:
+            # A wrap-up this node does not time (another node leads that Asterisk, or a restart forgot it): the
+            # pause reason says so; ready again.
+            row = await self.sign_in_of(me.extension)
+            if row is not None and row.paused and row.pause_reason == WRAPUP_REASON:
+                await self.agents.unpause(actor, me.extension)
+                ended = True
         if ended:
             await self._audit(actor, "agent.wrapup_end", f"extension:{me.extension}", {})
         return {"extension": me.extension, "wrapup_ended": ended}

@@ -61,8 +61,8 @@ class RecordingCalls:
         return action_id
 
 
-def play_until(tracker: StateTracker, event: str, transcript: str = "ami-inbound-vip-answered") -> None:
-    """Feed the tracker the recorded events up to and including the first ``event``."""
+def play_until(tracker: StateTracker, event: str | None, transcript: str = "ami-inbound-vip-answered") -> None:
+    """Feed the tracker the recorded events up to and including the first ``event`` (None: all of them)."""
     for msg in iter_transcript_messages(transcript):
         if msg.get("Event"):
             tracker.handle(msg)
@@ -82,6 +82,7 @@ class Desk:
     service: DesktopService
     tickets: Any
     users: dict[str, Any]
+    events: list[Any]  # what the live model published (CallEnded … from the recorded call)
 
     def actor(self, username: str) -> Actor:
         u = self.users[username]
@@ -89,7 +90,8 @@ class Desk:
 
 
 def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
-    tracker = StateTracker()
+    events: list[Any] = []
+    tracker = StateTracker(publish=events.append)
     asterisk = FakeAsterisk({"sales", "vip", "service", "default", "agent-8001", "agent-8002"}, tracker=tracker)
     asterisk.resync()
     agents = AgentService(AgentStore(sessions), asterisk, rules=RoutingRules(), run_blocking=in_thread,
@@ -105,4 +107,4 @@ def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
         users = {u.username: u for u in s.scalars(select(User))}
         for u in users.values():
             s.expunge(u)
-    return Desk(sessions, tracker, asterisk, agents, calls, clock, wrapup, service, tickets, users)
+    return Desk(sessions, tracker, asterisk, agents, calls, clock, wrapup, service, tickets, users, events)

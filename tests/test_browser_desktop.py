@@ -179,8 +179,10 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     screenshot(page, "desktop-call-zh-CN")
 
     # the call ends: forced wrap-up (the hub's CallEnded), the disposition with the keyboard ends it
-    server.call(desk.wrapup.on_call_ended, CallEnded("default", 9, 1795416927.0, CALL, "answered", "vip",
-                                                      AGENT_PHONE, 0.2, 3.0, None, None))
+    server.call(play_until, desk.tracker, None)  # the rest of the recorded call: the agent hangs up
+    call_ended = next(e for e in desk.events if isinstance(e, CallEnded) and e.uniqueid == CALL)
+    assert (call_ended.outcome, call_ended.interface) == ("answered", AGENT_PHONE)
+    server.call(desk.wrapup.on_call_ended, call_ended)  # as the hub delivers it
     frame(page, "cc:retract", {"type": "retract", "seq": 3, "reason": "ended", "call": {"uniqueid": CALL}})
     page.wait_for_selector("#wrapup:not([hidden])")
     page.wait_for_selector("#agent-state[data-state='wrapup']", timeout=10000)
@@ -190,6 +192,7 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     page.keyboard.press("Alt+d")
     page.wait_for_selector("#wrapup[hidden]", state="attached")
     page.wait_for_selector("#agent-state[data-state='idle']", timeout=10000)
+    page.wait_for_selector("#call-summary[data-state='none']")
     assert {(m.paused, m.reason) for m in desk.asterisk.of(AGENT_PHONE).values()} == {(False, "")}
     with desk.sessions() as s:
         assert s.scalars(select(CallNote.code).where(CallNote.kind == "disposition")).all() == ["resolved"]

@@ -5,15 +5,23 @@ pause the agent chose meanwhile stands."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from ccserver.events import CallEnded
-from tests.desktop_support import AGENT_PHONE, CALL, Desk, make_desk
+from ccserver.state.tracker import StateTracker
+from tests.desktop_support import AGENT_PHONE, CALL, Desk, make_desk, play_until
 
 
-def ended(interface: str = AGENT_PHONE, outcome: str = "answered", server: str = "default",
-          uniqueid: str = CALL) -> CallEnded:
-    return CallEnded(server, 1, 1795416927.0, uniqueid, outcome, "vip", interface, 0.2, 3.0, None, None)
+def recorded_end() -> CallEnded:
+    """The CallEnded the live model publishes for the recorded VIP call (ami-inbound-vip-answered)."""
+    events: list[Any] = []
+    play_until(StateTracker(publish=events.append), None)
+    return next(e for e in events if isinstance(e, CallEnded) and e.uniqueid == CALL)
+
+
+def ended(interface: str = AGENT_PHONE, outcome: str = "answered", server: str = "default") -> CallEnded:
+    return replace(recorded_end(), interface=interface, outcome=outcome, server=server)
 
 
 def paused(desk: Desk) -> set[tuple[bool, str]]:
@@ -85,6 +93,7 @@ def test_a_pause_chosen_during_wrapup_stands_and_unanswered_or_foreign_calls_sta
         return seen
 
     nothing, kept, not_leader = run(loaded, scenario)
+    assert recorded_end().outcome == "answered" and recorded_end().interface == AGENT_PHONE
     assert nothing == ({(False, "")}, None)
     assert kept == {(True, "meeting")}
     assert not_leader is None

@@ -62,7 +62,7 @@ def test_transfer_targets() -> None:
     assert target("8002") == ("agent", "8002", "a-8002")
     assert target("13912345678") == ("number", "+8613912345678", "13912345678")
     assert target("newqueue", "queue", None) == ("queue", "newqueue", "q-newqueue")  # queues not known yet
-    for to, hint in (("8002", "number"), ("nosuch", None), ("nosuch", "queue"), ("9999", "agent"), ("sales\n", None), ("", None),
-                     ("sales", "colour")):
+    for to, hint in (("8002", "number"), ("nosuch", None), ("nosuch", "queue"), ("9999", "agent"),
+                     ("sales\n", None), ("", None), ("sales", "colour")):
         with pytest.raises(TargetError):
             target(to, hint)

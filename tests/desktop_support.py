@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from ccserver.agents import Actor, AgentService
 from ccserver.agents.store import AgentStore
 from ccserver.clock import ManualClock
-from ccserver.db.models import User
+from ccserver.db.models import Call, Customer, PhoneNumber, Ticket, User, Vehicle, customer_phones
 from ccserver.desktop.calls import CallActionFailed
 from ccserver.desktop.service import DesktopService
 from ccserver.desktop.settings import DesktopSettings
@@ -26,6 +27,7 @@ from tests.tickets_support import make_service
 
 AGENT_PHONE = "Local/8001@agent-phones/n"  # agent 8001's phone in the recordings
 CALL = "1795416921.0"  # the recorded VIP call (caller 13800138000, queue vip)
+HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -108,3 +110,25 @@ def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
         for u in users.values():
             s.expunge(u)
     return Desk(sessions, tracker, asterisk, agents, calls, clock, wrapup, service, tickets, users, events)
+
+
+def make_prospect(desk: Desk, number: str = "+8613955550000") -> tuple[int, int, str]:
+    """A prospect created for an unknown caller (as identification makes one), with a call and a ticket."""
+    with desk.sessions.begin() as s:
+        known = s.scalars(select(Customer).where(Customer.tier == "gold").order_by(Customer.id)).first()
+        assert known is not None
+        prospect = Customer(name=HOSTILE, tier="prospect", lifecycle="target", source="inbound_call")
+        s.add(prospect)
+        s.flush()
+        phone = PhoneNumber(e164=number, kind="mobile")
+        s.add(phone)
+        s.flush()
+        s.execute(customer_phones.insert().values(customer_id=prospect.id, phone_id=phone.id, is_primary=True))
+        s.add(Call(uniqueid=f"1795000000.{number[-4:]}", server="default", customer_id=prospect.id,
+                   entered_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)))
+        s.add(Ticket(kind="inquiry", subject="询价", status="new", severity="normal", source="web",
+                     customer_id=prospect.id, created_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),
+                     updated_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)))
+        plate = s.scalars(select(Vehicle.plate).where(Vehicle.customer_id == known.id,
+                                                      Vehicle.plate.is_not(None))).first()
+        return prospect.id, known.id, plate or ""

@@ -25,10 +25,9 @@ from ccserver.events import CallEnded
 from ccserver.web.app import build_site
 from ccserver.web.sql_users import SQLUserStore
 from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
-from tests.desktop_support import AGENT_PHONE, CALL, Desk, make_desk, play_until
+from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, make_prospect, play_until
 from tests.web_support import make_context
 
-HOSTILE = "<img src=x onerror=alert(1)>"
 SEED = 7
 
 
@@ -246,6 +245,24 @@ def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) ->
     assert page.is_hidden("#wrapup") and page.get_attribute("#ticket-form textarea[name=body]", "placeholder") == ""
     # nothing overflows the narrow window sideways
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # customers: the prospect made for an unknown caller, found by number, renamed, merged into a known customer
+    prospect, known, _plate = server.call(make_prospect, server.desk, "+8613955551111")
+    page.click(".tab[data-tab='customers']")
+    page.fill("#customer-search input[name=q]", "139 5555 1111")
+    page.click("#customer-search button[type=submit]")
+    page.wait_for_selector(f"#customer-results button[data-id='{prospect}']")
+    assert HOSTILE in page.inner_text("#customer-results")  # as text
+    page.click(f"#customer-results button[data-id='{prospect}']")
+    page.wait_for_selector("#customer-edit:not([hidden])")
+    assert HOSTILE in page.inner_text("#customer-title") and "new prospect" in page.inner_text("#customer-title")
+    assert "询价" in page.inner_text("#customer-history")
+    page.fill("#customer-edit input[name=name]", "Mr Wang")
+    page.click("#customer-edit button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#customer-title').innerText.includes('Mr Wang')")
+    page.fill("#customer-merge input[name=into]", str(known))
+    page.click("#customer-merge button[type=submit]")
+    page.wait_for_function(f"() => document.querySelector('#customer-title').innerText.startsWith('#{known} ')")
+    assert "+8613955551111" in page.inner_text("#customer-facts") and page.is_hidden("#customer-merge")
     screenshot(page, "desktop-en-960")
     page.set_viewport_size({"width": 1280, "height": 800})
     screenshot(page, "desktop-en-1280")

@@ -13,22 +13,14 @@ from sqlalchemy import select
 
 from ccserver.db.models import (
     AuditLog,
-    Call,
     CallNote,
-    Customer,
-    PhoneNumber,
-    Ticket,
     TicketEvent,
-    Vehicle,
-    customer_phones,
 )
 from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
 from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
-from tests.desktop_support import AGENT_PHONE, CALL, Desk, make_desk, play_until
+from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, make_prospect, play_until
 from tests.web_support import make_context
-
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 async def request(router: Any, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -228,34 +220,10 @@ def test_click_to_dial_rings_the_agent_first_with_the_stores_did_and_is_linked_t
     assert [d[2]["ticket"] for d in audit(desk, "call.dial")] == [tid, None]
 
 
-def _prospect(desk: Desk) -> tuple[int, int, str]:
-    """A prospect created for an unknown caller (as identification makes one), with a call and a ticket."""
-    with desk.sessions.begin() as s:
-        known = s.scalars(select(Customer).where(Customer.tier == "gold").order_by(Customer.id)).first()
-        assert known is not None
-        prospect = Customer(name=HOSTILE, tier="prospect", lifecycle="target", source="inbound_call")
-        s.add(prospect)
-        s.flush()
-        phone = PhoneNumber(e164="+8613955550000", kind="mobile")
-        s.add(phone)
-        s.flush()
-        s.execute(customer_phones.insert().values(customer_id=prospect.id, phone_id=phone.id, is_primary=True))
-        import datetime as dt
-
-        s.add(Call(uniqueid="1795000000.1", server="default", customer_id=prospect.id,
-                   entered_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)))
-        s.add(Ticket(kind="inquiry", subject="询价", status="new", severity="normal", source="web",
-                     customer_id=prospect.id, created_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),
-                     updated_at=dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)))
-        plate = s.scalars(select(Vehicle.plate).where(Vehicle.customer_id == known.id,
-                                                      Vehicle.plate.is_not(None))).first()
-        return prospect.id, known.id, plate or ""
-
-
 def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     router, token, desk = api
     me = token("agent8001")
-    prospect, known, plate = _prospect(desk)
+    prospect, known, plate = make_prospect(desk)
 
     async def main() -> list[tuple[int, Any]]:
         base = "/api/desktop/customers"
@@ -282,7 +250,7 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     assert by_number[1]["customers"][0]["name"] == HOSTILE and by_number[1]["customers"][0]["prospect"]
     assert by_plate[0] == 200 and known in [c["id"] for c in by_plate[1]["customers"]]
     assert (too_short[0], too_short[1]["field"]) == (400, "q")
-    assert detail[0] == 200 and [c["uniqueid"] for c in detail[1]["calls"]] == ["1795000000.1"]
+    assert detail[0] == 200 and [c["uniqueid"] for c in detail[1]["calls"]] == ["1795000000.0000"]
     assert [t["subject"] for t in detail[1]["tickets"]] == ["询价"]
     assert edited[0] == 200 and edited[1]["name"] == "王先生"
     assert (empty_name[0], empty_name[1]["field"]) == (400, "name")
@@ -293,7 +261,7 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     assert campaign[0] == 403
     assert merged[0] == 200 and merged[1]["moved"]["calls"] == 1 and merged[1]["moved"]["tickets"] == 1
     assert gone[0] == 404
-    assert "+8613955550000" in into[1]["phones"] and "1795000000.1" in [c["uniqueid"] for c in into[1]["calls"]]
+    assert "+8613955550000" in into[1]["phones"] and "1795000000.0000" in [c["uniqueid"] for c in into[1]["calls"]]
     assert [(a[1], a[2]["from"]) for a in audit(desk, "customer.merge")] == [(f"customer:{known}", prospect)]
     assert len(audit(desk, "customer.update")) == 1
 

@@ -536,9 +536,9 @@ async function openCustomer(id) {
   text($("customer-title"), `#${c.id} ${c.name}${c.prospect ? " · " + labels.prospect : ""}`);
   const facts = $("customer-facts");
   facts.replaceChildren();
-  fact(facts, "☎", c.phones.join(", ") || "–");
+  fact(facts, labels.phones, c.phones.join(", ") || "–");
   fact(facts, labels.vehicles, c.vehicles.map((v) => `${v.brand} ${v.model} ${v.plate || ""}`.trim()).join("; ") || "–");
-  fact(facts, "", label("tier", c.tier));
+  fact(facts, labels.tier_title, label("tier", c.tier));
   const edit = $("customer-edit");
   edit.hidden = !c.prospect;
   $("customer-merge").hidden = !c.prospect;

@@ -279,6 +279,27 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi.subscribe(telephony.hub)
     routing.service.on_callback.append(kpi.note_callback)
 
+    # The agent desktop (ccserver/desktop): forced wrap-up after each answered call (from the hub, for the
+    # Asterisk servers this node leads), transfers and click-to-dial over AMI, notes and dispositions in SQL.
+    from ccserver.desktop.service import DesktopService
+    from ccserver.desktop.settings import DesktopSettings
+    from ccserver.desktop.store import DesktopStore
+
+    desktop_settings = DesktopSettings.from_config(config)
+    wrapup = desktop_calls = None
+    if telephony is not None and agents is not None:
+        from ccserver.desktop.calls import AMIDesktopCalls
+        from ccserver.desktop.wrapup import ForcedWrapUp
+
+        wrapup = ForcedWrapUp(agents, desktop_settings.wrapup_seconds, clock, blocking.run,
+                              leads=telephony.leading.__contains__)
+        wrapup.subscribe(telephony.hub)
+        desktop_calls = AMIDesktopCalls(telephony.ami, asyncio.get_event_loop())
+    desktop = DesktopService(desktop_settings, DesktopStore(sessions), blocking.run,
+                             region=config.phone.default_region, agents=agents, calls=desktop_calls,
+                             tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
+                             wrapup=wrapup, clock=clock)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
     users = SQLUserStore(sessions)
@@ -308,6 +329,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi=kpi,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
+        desktop=desktop,
     )
 
     if agents is not None:

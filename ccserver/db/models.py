@@ -59,6 +59,7 @@ CALL_OUTCOMES = (
     "answered", "abandoned", "no_answer", "busy", "failed", "ivr_hangup", "ivr_self_service", "voicemail",
     "transferred", "in_progress",
 )  # fmt: skip
+CALL_NOTE_KINDS = ("note", "disposition", "dial")
 TICKET_KINDS = ("complaint", "repair", "appointment", "callback", "inquiry", "praise")
 # The lifecycle (ccserver/tickets/lifecycle.py says which moves are legal).
 TICKET_STATUSES = ("new", "assigned", "in_progress", "resolved", "customer_called_back", "closed", "cancelled")
@@ -391,6 +392,25 @@ class Call(Base):
     recording_path: Mapped[str | None] = mapped_column(String(255))
     decision_id: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CallNote(Base):
+    """What an agent wrote or chose about a call from the desktop: a ``note``, the wrap-up ``disposition`` (also
+    copied to ``calls.disposition`` once that row exists), or a click-to-``dial`` (``uniqueid`` is then the
+    Originate's ActionID, ``text`` the number in E.164, ``ticket_id`` the task it was for)."""
+
+    __tablename__ = "call_notes"
+    __table_args__ = (one_of("kind", CALL_NOTE_KINDS),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    server: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(_fk("tickets.id", "SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
 
 
 class Ticket(Base):

@@ -8,6 +8,7 @@ from ccserver.web.call_routes import CallRoutes
 from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
+from ccserver.web.desktop_routes import DesktopRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
@@ -28,6 +29,7 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    DesktopRoutes(ctx).register(router)
     return router
 
 

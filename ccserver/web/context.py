@@ -64,6 +64,9 @@ class WebContext:
     # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
     # live model). Reports read SQL through session_factory.
     kpi: Any = None
+    # The agent desktop's calls, notes, wrap-up, transfers and click-to-dial (ccserver.desktop.service
+    # DesktopService; None: /desktop and its API answer 503).
+    desktop: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

@@ -195,6 +195,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
     agents = None
+    supervisor = None
     sweeper = None
     if telephony is not None:
         from twisted.internet.task import LoopingCall
@@ -209,6 +210,12 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                               rules=routing_settings.routing_rules(), run_blocking=blocking.run,
                               servers=telephony.server_names, default_server=config.callrouting.server,
                               tracker=telephony.tracker)
+        # Supervisor actions: listen / whisper / barge (Originate into ChanSpy), force pause / sign out, priority.
+        from ccserver.supervisor import SupervisorService
+        from ccserver.supervisor.ami import AMISupervisorActions
+
+        supervisor = SupervisorService(agents, AMISupervisorActions(telephony.ami, loop), run_blocking=blocking.run,
+                                       tracker=telephony.tracker)
         # After every resync this node ran (it leads that Asterisk), Asterisk's members follow the sign-ins.
         reconcile_after_resync(telephony.hub, agents, telephony.leading)
 
@@ -306,6 +313,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         kpi=kpi,
+        supervisor=supervisor,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
     )

@@ -13,6 +13,7 @@ from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
 from ccserver.web.state_routes import StateRoutes
+from ccserver.web.supervisor_routes import SupervisorRoutes
 from ccserver.web.ticket_routes import TicketRoutes
 
 
@@ -28,6 +29,7 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    SupervisorRoutes(ctx).register(router)
     return router
 
 

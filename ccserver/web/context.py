@@ -64,6 +64,12 @@ class WebContext:
     # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
     # live model). Reports read SQL through session_factory.
     kpi: Any = None
+    # Supervisor actions (ccserver.supervisor.SupervisorService; None without an Asterisk: those answer 503).
+    supervisor: Any = None
+    # Recordings for GET /api/recordings/{call_id} (ccserver.recordings.RecordingFiles; None: 404 for every call).
+    recordings: Any = None
+    # The wallboard's snapshot publisher (ccserver.wallboard.WallboardPublisher; None: /api/wallboard answers 503).
+    wallboard: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

@@ -286,6 +286,16 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi.subscribe(telephony.hub)
     routing.service.on_callback.append(kpi.note_callback)
 
+    # Recordings: CC_RECORD in the routing answer where config says so; the retention clean-up once per cluster.
+    from ccserver.recordings import RecordingFiles, RecordingPolicy
+    from ccserver.recordings.cleanup import RecordingCleanup
+
+    recording_policy = RecordingPolicy.from_config(config)
+    if recording_policy.enabled:
+        routing.service.recording_policy = recording_policy
+    recordings_cleanup = RecordingCleanup(recording_policy.dir, recording_policy.retention_days, blocking.run, clock,
+                                          cluster=ClusterJobs(redis_client), session_factory=sessions)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
     users = SQLUserStore(sessions)
@@ -314,6 +324,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         session_factory=sessions,
         kpi=kpi,
         supervisor=supervisor,
+        recordings=RecordingFiles(recording_policy.dir),
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
     )
@@ -389,6 +400,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
              (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),
         # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
         Step("tickets", start_tickets, stop_tickets),
+        Step("recordings clean-up", recordings_cleanup.start, recordings_cleanup.stop),
         Step("jobs", start_jobs, stop_jobs),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

@@ -12,6 +12,7 @@ from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.recording_routes import RecordingRoutes
 from ccserver.web.state_routes import StateRoutes
 from ccserver.web.supervisor_routes import SupervisorRoutes
 from ccserver.web.ticket_routes import TicketRoutes
@@ -30,6 +31,7 @@ def build_router(ctx: WebContext) -> Router:
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
     SupervisorRoutes(ctx).register(router)
+    RecordingRoutes(ctx).register(router)
     return router
 
 

@@ -286,6 +286,21 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi.subscribe(telephony.hub)
     routing.service.on_callback.append(kpi.note_callback)
 
+    # The wallboard: one snapshot per update (coalesced, encoded once for every client) from the live views, the
+    # interval rows and the SLA alarms; every event on the hub marks it dirty.
+    from ccserver.events import TicketSlaAlarm
+    from ccserver.kpi.views import LiveViews
+    from ccserver.wallboard import WallboardPublisher, WallboardSource
+
+    board = config.wallboard
+    wallboard_source = WallboardSource(
+        LiveViews(kpi, telephony.tracker if telephony is not None else None, sessions, blocking.run, config),
+        KpiStore(sessions), blocking.run, config.server.time_zone, target=board.service_level_target,
+        vip_tiers=tuple(board.vip_tiers), clock=clock)
+    wallboard = WallboardPublisher(wallboard_source.build, clock, max_rate=board.max_updates_per_second)
+    ticket_hub.subscribe("wallboard-alarms", wallboard_source.on_alarm, kinds=(TicketSlaAlarm,))
+    wallboard.attach(ticket_hub)
+
     # Recordings: CC_RECORD in the routing answer where config says so; the retention clean-up once per cluster.
     from ccserver.recordings import RecordingFiles, RecordingPolicy
     from ccserver.recordings.cleanup import RecordingCleanup
@@ -325,6 +340,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi=kpi,
         supervisor=supervisor,
         recordings=RecordingFiles(recording_policy.dir),
+        wallboard=wallboard,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
     )
@@ -401,6 +417,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
         Step("tickets", start_tickets, stop_tickets),
         Step("recordings clean-up", recordings_cleanup.start, recordings_cleanup.stop),
+        Step("wallboard", wallboard.start, wallboard.stop),
         Step("jobs", start_jobs, stop_jobs),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

@@ -6,7 +6,7 @@ import { text } from "./common.js";
 
 const labels = JSON.parse(document.getElementById("wallboard-labels").textContent);
 const POLL_MS = 1000;
-const ICON = { ok: "✓", warn: "!", bad: "✗", none: "–" };
+const ICON = { ok: "✓", warn: "!", bad: "✗", none: "○" };
 let etag = null;
 let snapshot = null;
 let offset = 0; // local clock − server clock, seconds

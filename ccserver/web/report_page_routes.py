@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from agents_ui.i18n import translations
 from ccserver.db.models import Queue, Store
 from ccserver.kpi.intervals import zone
 from ccserver.kpi.report_page import agent_chart, agent_totals, queue_chart, store_chart, store_totals
@@ -58,7 +59,8 @@ class ReportPageRoutes:
             else:
                 store_of, names = await self.ctx.run_blocking(_stores, factory)
                 totals = store_totals(rows, store_of, names)
-                context.update(totals=totals, chart=store_chart(totals, "–"))
+                no_store = translations(req.lang).gettext("(no store)")
+                context.update(totals=totals, chart=store_chart(totals, no_store))
         local = zone(tz)
         first, last = start.astimezone(local), end.astimezone(local)
         query = {"from": req.arg("from") or first.date().isoformat(),

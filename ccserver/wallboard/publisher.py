@@ -30,12 +30,17 @@ UPDATES = REGISTRY.counter("ccserver_wallboard_updates_total",
 class Frame:
     version: int
     at: float
-    data: bytes  # the snapshot's JSON, UTF-8: the same bytes go to every client
+    text: str  # the snapshot's JSON: the same string goes to every websocket client (one text frame)
+    data: bytes  # the same, UTF-8: the same bytes go to every HTTP client
     snapshot: dict[str, Any]
 
 
+def encode_text(snapshot: dict[str, Any]) -> str:
+    return json.dumps(snapshot, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def encode(snapshot: dict[str, Any]) -> bytes:
-    return json.dumps(snapshot, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    return encode_text(snapshot).encode("utf-8")
 
 
 class WallboardPublisher:
@@ -91,7 +96,8 @@ class WallboardPublisher:
         try:
             self._version += 1
             snapshot = await self._build(self._version)
-            frame = Frame(self._version, self._clock.time(), encode(snapshot), snapshot)
+            text = encode_text(snapshot)
+            frame = Frame(self._version, self._clock.time(), text, text.encode("utf-8"), snapshot)
             self.encodings += 1
             UPDATES.inc()
             self.current = frame

@@ -214,3 +214,43 @@ def test_wallboard_page_in_both_languages(lang: str) -> None:
     labels = json.loads(html.split('id="wallboard-labels">', 1)[1].split("</script>", 1)[0])
     assert labels["tier"]["gold"] == ("金牌" if lang == "zh-CN" else "Gold")
     assert labels["sl"]["bad"] == ("低于目标" if lang == "zh-CN" else "Below target")
+
+
+# -- the fan-out over real websockets ------------------------------------------------------------------------------
+def test_fanout_writes_one_prebuilt_frame_that_every_client_reads() -> None:
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    from ccserver.wallboard.fanout import SharedFrameFanout
+
+    async def main() -> tuple[list[Any], SharedFrameFanout, int]:
+        clock = ManualClock(NOW)
+        board = Board(clock)
+        connected: list[Any] = []
+
+        async def handler(ws: Any) -> None:
+            connected.append(ws)
+            await ws.wait_closed()
+
+        fanout = SharedFrameFanout()
+        board.publisher.subscribe(lambda frame: fanout.send(connected, frame))
+        async with serve(handler, "127.0.0.1", 0) as server:  # compression allowed: one client negotiates it
+            port = server.sockets[0].getsockname()[1]
+            clients = [await connect(f"ws://127.0.0.1:{port}/", compression=None) for _ in range(2)]
+            clients.append(await connect(f"ws://127.0.0.1:{port}/"))  # permessage-deflate: the library's path
+            while len(connected) < 3:
+                await asyncio.sleep(0.01)
+            await board.publisher.flush()
+            await board.publisher.flush()
+            got = [[await asyncio.wait_for(c.recv(), 5) for _ in range(2)] for c in clients]
+            slow = SharedFrameFanout(max_buffer=-1)  # every buffer counts as full: nobody is written to
+            skipped = slow.send([ws for ws in connected if not ws.protocol.extensions], board.publisher.current)
+            for c in clients:
+                await c.close()
+        return got, slow, skipped
+
+    got, slow, sent = asyncio.run(main())
+    assert [json.loads(m)["version"] for m in got[0]] == [1, 2]
+    assert got[0] == got[1] == got[2]  # the same text, by the shared frame or the fallback
+    assert "王芳" in got[0][0]
+    assert sent == 0 and slow.skipped_slow == 2

@@ -19,8 +19,9 @@ SPEED = 0.05  # joins ~10 s after ccserver connects, answered ~20 s later
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    live = LiveServer(tmp_path_factory.mktemp("wallboard"), transcript="ami-inbound-vip-answered", speed=SPEED,
-                      retime=True)
+    data = tmp_path_factory.mktemp("wallboard")
+    live = LiveServer(data, transcript="ami-inbound-vip-answered", speed=SPEED, retime=True,
+                      extra_env={"CCSERVER_RECORDINGS_DIR": str(data / "recordings")})
     live.start()
     yield live
     live.stop()
@@ -65,8 +66,11 @@ def test_tile_changes_when_the_call_arrives_and_the_vip_alert_shows(server: Live
     # The wait counts up on the page between snapshots.
     first = zh_page.inner_text("#vip-alert .wait")
     assert first.startswith("0:"), first  # seconds, measured on today's clock
-    time.sleep(1.6)
-    assert zh_page.inner_text("#vip-alert .wait") != first
+    time.sleep(2.2)
+    later = zh_page.inner_text("#vip-alert .wait")
+    assert later != first, zh_page.evaluate(
+        "() => [Date.now() / 1000, document.querySelector('#vip-alert .wait').dataset.since, "
+        "document.getElementById('wallboard').dataset.version]")
     screenshot(zh_page, "wallboard-vip-zh-CN")
     screenshot(en_page, "wallboard-vip-en")
     # Colour is not the only signal: the tile's status has an icon and a word.
@@ -132,5 +136,78 @@ def test_reports_page_charts_and_export(server: LiveServer, browser: Any) -> Non
         page.goto(f"{server.url}/reports?view=stores&from=2026-11-29&to=2026-11-30")
         assert page.locator("figure.report-chart svg.chart rect.bar").count() >= 2  # stores side by side
         screenshot(page, f"reports-stores-{lang}")
+        assert errors == []
+        context.close()
+
+
+def _seed_console(server: LiveServer) -> int:
+    """Agent 8001 signed in from the recorded agent's phone, and one recorded call with its file."""
+    import wave
+
+    from sqlalchemy import select
+
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.db.models import AgentSession, Call, User
+
+    folder = server.data_dir / "recordings" / "2026" / "11" / "30"
+    folder.mkdir(parents=True)
+    with wave.open(str(folder / "abcd1234abcd1234.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 8000)  # one second of silence
+    engine = make_engine(f"sqlite:///{server.data_dir / 'ccserver.sqlite3'}")
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        agent = s.scalars(select(User).where(User.extension == "8001")).one()
+        s.add(AgentSession(user_id=agent.id, extension="8001", interface="Local/8001@agent-phones/n",
+                           member_name=agent.display_name, server="default", queues={"vip": 0}))
+        call = Call(uniqueid="1795000000.9", server="default", queue="vip", caller_raw="13800138000",
+                    entered_at=datetime(2026, 11, 30, 2, 0, tzinfo=UTC), outcome="answered",
+                    recording_path="2026/11/30/abcd1234abcd1234.wav")
+        s.add(call)
+        s.flush()
+        call_id = call.id
+    engine.dispose()
+    return int(call_id)
+
+
+def test_supervisor_console_actions_and_recording_player(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    call_id = _seed_console(server)
+    for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
+        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        log_in(page, server.url, "supervisor1", server.demo_password)
+        page.goto(f"{server.url}/supervisor")
+        row = page.locator("#agents tr[data-extension='8001']")
+        assert row.count() == 1
+        page.wait_for_function("() => document.querySelector(\"#agents tr[data-extension='8001'] .state\")"
+                               ".textContent !== '–'")
+        # Listen: refused with a reason the supervisor can act on (not on a call, or no phone of theirs on record)
+        row.locator("button[data-spy='listen']").click()
+        page.wait_for_function("() => document.getElementById('message').textContent.length > 0")
+        assert page.get_attribute("#message", "class") == "message error"
+        assert "not on a call" in page.inner_text("#message") or "no phone" in page.inner_text("#message")
+        if row.locator(".state").inner_text() in ("通话中", "Talking"):
+            # With a phone given, the Originate goes to Asterisk (this recording has no answer for it: refused)
+            page.fill("#phone", "PJSIP/8100")
+            page.evaluate("() => { document.getElementById('message').textContent = ''; }")
+            row.locator("button[data-spy='barge']").click()
+            page.wait_for_function("() => document.getElementById('message').textContent.length > 0")
+            assert "Originate refused by Asterisk" in page.inner_text("#message")
+        # The recorded call plays from the range-capable download
+        audio = page.locator(f"#recordings tr[data-call='{call_id}'] audio")
+        audio.wait_for()
+        assert audio.get_attribute("src") == f"/api/recordings/{call_id}"
+        status = page.evaluate("async (src) => (await fetch(src, {headers: {Range: 'bytes=0-43'}})).status",
+                               f"/api/recordings/{call_id}")
+        assert status == 206
+        page.evaluate("(sel) => document.querySelector(sel).load()", f"#recordings tr[data-call='{call_id}'] audio")
+        page.wait_for_function("(sel) => document.querySelector(sel).readyState >= 1 && "
+                               "Math.abs(document.querySelector(sel).duration - 1) < 0.01",
+                               arg=f"#recordings tr[data-call='{call_id}'] audio", timeout=10_000)
+        screenshot(page, f"supervisor-console-{lang}")
         assert errors == []
         context.close()

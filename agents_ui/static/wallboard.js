@@ -152,7 +152,6 @@ function tick() {
 
 function render(s) {
   snapshot = s;
-  offset = Date.now() / 1000 - s.at;
   document.getElementById("wallboard").dataset.version = s.version;
   renderTotals(s);
   renderVip(s);
@@ -172,6 +171,8 @@ async function poll() {
       window.location.href = "/login?next=/wallboard";
       return;
     }
+    const serverTime = Number(response.headers.get("X-Server-Time"));
+    if (serverTime) offset = Date.now() / 1000 - serverTime; // the frame may be older than this answer
     if (response.status === 200) {
       etag = response.headers.get("ETag");
       render(await response.json());

@@ -3,7 +3,8 @@
 - ``POST /api/supervisor/spy`` ``{"agent": ext, "mode": "listen"|"whisper"|"barge", "phone"?}`` — ring the
   supervisor's phone into ChanSpy on the agent's call;
 - ``POST /api/supervisor/agents/{ext}/pause`` ``{"reason"?}`` and ``…/logout`` — force pause / sign out;
-- ``POST /api/supervisor/calls/{uniqueid}/priority`` ``{"priority": n}`` — move a waiting caller.
+- ``POST /api/supervisor/calls/{uniqueid}/priority`` ``{"priority": n}`` — move a waiting caller;
+- ``GET /supervisor`` — the console page for all of these, and recorded calls to play.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from ccserver.agents import AgentError
 from ccserver.web.agent_routes import actor_of
 from ccserver.web.context import WebContext
-from ccserver.web.http import HTTPError, Req, Response, Router, json_response
+from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
 
 ROLES = ("supervisor",)
 SPY_FIELDS = {"agent", "mode", "phone"}
@@ -29,6 +30,7 @@ class SupervisorRoutes:
         router.add("POST", "/api/supervisor/agents/{ext}/pause", self.pause, access="api", roles=ROLES)
         router.add("POST", "/api/supervisor/agents/{ext}/logout", self.logout, access="api", roles=ROLES)
         router.add("POST", "/api/supervisor/calls/{uniqueid}/priority", self.priority, access="api", roles=ROLES)
+        router.add("GET", "/supervisor", self.page, access="page", roles=ROLES)
 
     def _service(self) -> Any:
         if self.ctx.supervisor is None:
@@ -64,3 +66,15 @@ class SupervisorRoutes:
             raise HTTPError(400, "priority is required", field="priority")
         return await self._answer(self._service().change_priority(actor_of(req), req.path_params["uniqueid"],
                                                                   body["priority"]))
+
+    async def page(self, req: Req) -> Response:
+        """The supervisor console: the agents signed in (with their extension, which the actions take), live
+        state and the callers waiting (filled by supervisor.js from /api/agents and /api/queues), recent recorded
+        calls with a player (/api/calls, /api/recordings)."""
+        p = req.principal
+        assert p is not None
+        signed_in = await self.ctx.agents.signed_in() if self.ctx.agents is not None else []
+        page = self.ctx.templates.render(
+            "supervisor.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
+            agents=signed_in, actions=self.ctx.supervisor is not None)
+        return html_response(page)

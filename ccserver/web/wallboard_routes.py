@@ -10,6 +10,7 @@ The websocket path ``/ws/wallboard`` (same ticket scheme as the agent socket) at
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ccserver.kpi.views import visible_queues
@@ -24,6 +25,7 @@ ROLES = ("supervisor",)
 class WallboardRoutes:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
+        self.now = time.time
         self._filtered: dict[tuple[int, frozenset[str]], bytes] = {}
 
     def register(self, router: Router) -> None:
@@ -48,7 +50,8 @@ class WallboardRoutes:
                 cached = self._filtered[key] = encode(for_queues(frame.snapshot, visible))
             data = cached
             tag = f'"wb-{frame.version}-s{abs(hash(key[1])) % 10**8}"'
-        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        # The server's clock now (the frame may be seconds old): the page counts waits from it.
+        headers = {"ETag": tag, "Cache-Control": "no-cache", "X-Server-Time": f"{self.now():.3f}"}
         if req.header("If-None-Match") == tag:
             return Response(304, b"", "application/json; charset=utf-8", headers)
         return Response(200, data, "application/json; charset=utf-8", headers)

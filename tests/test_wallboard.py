@@ -150,6 +150,31 @@ def test_publisher_refreshes_without_events_and_frame_builds_once() -> None:
     assert board.builds == 3
 
 
+def test_a_failed_update_is_logged_and_the_next_one_goes_out(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[Board, list[Any]]:
+        clock = ManualClock(NOW)
+        board = Board(clock)
+        real = board.build
+        calls = {"n": 0}
+
+        async def flaky(version: int) -> dict[str, Any]:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("SQL away")
+            return await real(version)
+
+        board.publisher._build = flaky  # noqa: SLF001 - the builder that fails once
+        board.publisher.notify()
+        await clock.advance(0)
+        board.publisher.notify()
+        await clock.advance(1.0)
+        return board, board.sent[0]
+
+    board, sent = asyncio.run(main())
+    assert "wallboard update failed" in caplog.text
+    assert len(sent) == 1 and board.publisher.current is sent[0]
+
+
 # -- the source over the replayed tracker ------------------------------------------------------------------------
 async def _inline(fn: Any, *a: Any, **k: Any) -> Any:
     return fn(*a, **k)

@@ -83,7 +83,13 @@ class WallboardPublisher:
 
     def _due(self) -> None:
         self._timer = None
-        asyncio.ensure_future(self.flush())
+        asyncio.ensure_future(self._flush_logged())
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - SQL briefly away: logged; the next event or refresh tries again
+            log.exception("wallboard update failed")
 
     async def flush(self) -> Frame:
         """Build, encode once, hand to every subscriber. Concurrent callers share the flush in progress."""
@@ -109,8 +115,11 @@ class WallboardPublisher:
             self._flushing.set_result(frame)
             return frame
         except BaseException as exc:
-            self._flushing.set_exception(exc)
-            self._flushing.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            if isinstance(exc, asyncio.CancelledError):
+                self._flushing.cancel()
+            else:
+                self._flushing.set_exception(exc)
+                self._flushing.exception()  # retrieved: no "never retrieved" warning when nobody else waits
             raise
         finally:
             self._flushing = None

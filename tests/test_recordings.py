@@ -130,12 +130,13 @@ def site(sessions: Any, tmp_path: Path) -> Any:
     users = MemoryUsers()
     users.add(1, "agent8001", "agent", "pw-agent-1")
     users.add(2, "boss", "supervisor", "pw-boss-1")
+    users.add(3, "bj-manager", "supervisor", "pw-bj-1")
     ctx = make_context(users)
     ctx.session_factory = sessions
     ctx.recordings = RecordingFiles(root)
     router = build_router(ctx)
     tokens = {name: call(router, "POST", "/api/login", json_body={"username": name, "password": pw}).json()["token"]
-              for name, pw in (("agent8001", "pw-agent-1"), ("boss", "pw-boss-1"))}
+              for name, pw in (("agent8001", "pw-agent-1"), ("boss", "pw-boss-1"), ("bj-manager", "pw-bj-1"))}
     return router, users, {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
 
 
@@ -165,6 +166,29 @@ def test_download_refusals(site: Any) -> None:
     assert call(router, "GET", "/api/recordings/4", headers=auth["boss"]).status == 404
     assert call(router, "GET", "/api/recordings/99", headers=auth["boss"]).status == 404
     assert call(router, "GET", "/api/recordings/1x", headers=auth["boss"]).status == 400
+
+
+def test_a_store_manager_plays_only_their_stores_calls(site: Any, sessions: Any) -> None:
+    from ccserver.db.models import DealerGroup, Queue, Store, User
+
+    router, _users, auth = site
+    at = datetime.fromtimestamp(NOW, UTC)
+    with sessions.begin() as s:
+        s.add(DealerGroup(id=1, name="Group"))
+        s.flush()
+        s.add_all([Store(id=1, group_id=1, code="bj", name="BJ", brand="Volvo", city="Beijing"),
+                   Store(id=2, group_id=1, code="sh", name="SH", brand="BMW", city="Shanghai")])
+        s.flush()
+        s.add_all([Queue(name="bj-sales", store_id=1), Queue(name="sh-sales", store_id=2),
+                   User(id=3, username="bj-manager", display_name="BJ", role="supervisor", store_id=1)])
+        s.add_all([Call(id=5, uniqueid="1795.5", server="default", entered_at=at, queue="bj-sales",
+                        recording_path="2026/12/01/abcd.wav"),
+                   Call(id=6, uniqueid="1795.6", server="default", entered_at=at, queue="sh-sales",
+                        recording_path="2026/12/01/abcd.wav")])
+    assert call(router, "GET", "/api/recordings/5", headers=auth["bj-manager"]).status == 200
+    assert call(router, "GET", "/api/recordings/6", headers=auth["bj-manager"]).status == 404  # not even "exists"
+    assert call(router, "GET", "/api/recordings/1", headers=auth["bj-manager"]).status == 404  # no queue: no store
+    assert call(router, "GET", "/api/recordings/6", headers=auth["boss"]).status == 200
 
 
 # -- retention ----------------------------------------------------------------------------------------------------

@@ -279,3 +279,47 @@ def test_fanout_writes_one_prebuilt_frame_that_every_client_reads() -> None:
     assert got[0] == got[1] == got[2]  # the same text, by the shared frame or the fallback
     assert "王芳" in got[0][0]
     assert sent == 0 and slow.skipped_slow == 2
+
+
+def test_a_store_manager_gets_only_their_stores_tiles(sqlite_url: str) -> None:
+    from ccserver.db import migrate
+    from ccserver.db.engine import make_engine, session_factory
+    from ccserver.db.models import DealerGroup, Queue, Store, User
+
+    migrate.upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        s.add(DealerGroup(id=1, name="Group"))
+        s.flush()
+        s.add(Store(id=1, group_id=1, code="bj", name="BJ", brand="Volvo", city="Beijing"))
+        s.flush()
+        s.add_all([Queue(name="bj-sales", store_id=1), Queue(name="vip"),
+                   User(id=3, username="bj-manager", display_name="BJ", role="supervisor", store_id=1)])
+    users = MemoryUsers()
+    users.add(2, "boss", "supervisor", "pw-boss-1")
+    users.add(3, "bj-manager", "supervisor", "pw-bj-1")
+    ctx = make_context(users)
+    ctx.session_factory = sessions
+    clock = ManualClock(NOW)
+    queues = [queue("bj-sales", [{"uniqueid": "1.1", "tier": "gold", "wait": 3.0, "caller_name": "A"}], 90.0),
+              queue("vip", [{"uniqueid": "1.2", "tier": "diamond", "wait": 9.0, "caller_name": "B"}], 50.0)]
+
+    async def build(version: int) -> dict[str, Any]:
+        return build_snapshot(queues, [], [], now=clock.time(), target=80.0, vip_tiers=("diamond", "gold"),
+                              version=version)
+
+    ctx.wallboard = WallboardPublisher(build, clock)
+    router = build_router(ctx)
+    tokens = {n: call(router, "POST", "/api/login", json_body={"username": n, "password": p}).json()["token"]
+              for n, p in (("boss", "pw-boss-1"), ("bj-manager", "pw-bj-1"))}
+    boss = call(router, "GET", "/api/wallboard", headers={"Authorization": f"Bearer {tokens['boss']}"})
+    mine = call(router, "GET", "/api/wallboard", headers={"Authorization": f"Bearer {tokens['bj-manager']}"})
+    assert [t["queue"] for t in boss.json()["queues"]] == ["bj-sales", "vip"]
+    assert [t["queue"] for t in mine.json()["queues"]] == ["bj-sales"]
+    assert [c["queue"] for c in mine.json()["vip_waiting"]] == ["bj-sales"]
+    assert mine.header("ETag") != boss.header("ETag")
+    again = call(router, "GET", "/api/wallboard", headers={"Authorization": f"Bearer {tokens['bj-manager']}",
+                                                           "If-None-Match": mine.header("ETag") or ""})
+    assert again.status == 304
+    engine.dispose()

@@ -11,6 +11,7 @@ The websocket path ``/ws/wallboard`` (same ticket scheme as the agent socket) at
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
 from ccserver.kpi.views import visible_queues
@@ -49,7 +50,7 @@ class WallboardRoutes:
                 self._filtered = {k: v for k, v in self._filtered.items() if k[0] == frame.version}
                 cached = self._filtered[key] = encode(for_queues(frame.snapshot, visible))
             data = cached
-            tag = f'"wb-{frame.version}-s{abs(hash(key[1])) % 10**8}"'
+            tag = f'"wb-{frame.version}-s{zlib.crc32(",".join(sorted(visible)).encode()):08x}"'
         # The server's clock now (the frame may be seconds old): the page counts waits from it.
         headers = {"ETag": tag, "Cache-Control": "no-cache", "X-Server-Time": f"{self.now():.3f}"}
         if req.header("If-None-Match") == tag:

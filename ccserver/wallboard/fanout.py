@@ -45,10 +45,13 @@ class SharedFrameFanout:
         sent = 0
         fallback = []
         for ws in connections:
-            protocol = ws.protocol
+            protocol = getattr(ws, "protocol", None)  # the asyncio implementation (websockets ≥ 13) has one
+            if protocol is None:
+                fallback.append(ws)
+                continue
             if protocol.state is not State.OPEN:
                 continue
-            if protocol.extensions or ws.send_in_progress is not None:
+            if protocol.extensions or getattr(ws, "send_in_progress", None) is not None:
                 fallback.append(ws)
                 continue
             transport = ws.transport

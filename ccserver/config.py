@@ -473,6 +473,18 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "service_level_seconds": _parse_float_range(1.0, 3600.0),
         "service_level_by_queue": _parse_service_levels,
     },
+    "recordings": {
+        "queues": _split_list,
+        "lines": _split_list,
+        "dir": _parse_name,
+        "retention_days": _parse_int_range(0, 3650),
+        "notice_prompt": _parse_name,
+    },
+    "wallboard": {
+        "max_updates_per_second": _parse_float_range(0.1, 10.0),
+        "vip_tiers": _split_list,
+        "service_level_target": _parse_float_range(1.0, 100.0),
+    },
     "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
     "tickets": {
         "categories": _parse_table_value,

@@ -195,6 +195,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
     agents = None
+    supervisor = None
     sweeper = None
     if telephony is not None:
         from twisted.internet.task import LoopingCall
@@ -209,6 +210,12 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                               rules=routing_settings.routing_rules(), run_blocking=blocking.run,
                               servers=telephony.server_names, default_server=config.callrouting.server,
                               tracker=telephony.tracker)
+        # Supervisor actions: listen / whisper / barge (Originate into ChanSpy), force pause / sign out, priority.
+        from ccserver.supervisor import SupervisorService
+        from ccserver.supervisor.ami import AMISupervisorActions
+
+        supervisor = SupervisorService(agents, AMISupervisorActions(telephony.ami, loop), run_blocking=blocking.run,
+                                       tracker=telephony.tracker)
         # After every resync this node ran (it leads that Asterisk), Asterisk's members follow the sign-ins.
         reconcile_after_resync(telephony.hub, agents, telephony.leading)
 
@@ -299,6 +306,30 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
                              wrapup=wrapup, clock=clock)
+    # The wallboard: one snapshot per update (coalesced, encoded once for every client) from the live views, the
+    # interval rows and the SLA alarms; every event on the hub marks it dirty.
+    from ccserver.events import TicketSlaAlarm
+    from ccserver.kpi.views import LiveViews
+    from ccserver.wallboard import WallboardPublisher, WallboardSource
+
+    board = config.wallboard
+    wallboard_source = WallboardSource(
+        LiveViews(kpi, telephony.tracker if telephony is not None else None, sessions, blocking.run, config),
+        KpiStore(sessions), blocking.run, config.server.time_zone, target=board.service_level_target,
+        vip_tiers=tuple(board.vip_tiers), clock=clock)
+    wallboard = WallboardPublisher(wallboard_source.build, clock, max_rate=board.max_updates_per_second)
+    ticket_hub.subscribe("wallboard-alarms", wallboard_source.on_alarm, kinds=(TicketSlaAlarm,))
+    wallboard.attach(ticket_hub)
+
+    # Recordings: CC_RECORD in the routing answer where config says so; the retention clean-up once per cluster.
+    from ccserver.recordings import RecordingFiles, RecordingPolicy
+    from ccserver.recordings.cleanup import RecordingCleanup
+
+    recording_policy = RecordingPolicy.from_config(config)
+    if recording_policy.enabled:
+        routing.service.recording_policy = recording_policy
+    recordings_cleanup = RecordingCleanup(recording_policy.dir, recording_policy.retention_days, blocking.run, clock,
+                                          cluster=ClusterJobs(redis_client), session_factory=sessions)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
@@ -327,6 +358,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         kpi=kpi,
+        supervisor=supervisor,
+        recordings=RecordingFiles(recording_policy.dir),
+        wallboard=wallboard,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
         desktop=desktop,
@@ -403,6 +437,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
              (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),
         # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
         Step("tickets", start_tickets, stop_tickets),
+        Step("recordings clean-up", recordings_cleanup.start, recordings_cleanup.stop),
+        Step("wallboard", wallboard.start, wallboard.stop),
         Step("jobs", start_jobs, stop_jobs),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

@@ -13,8 +13,12 @@ from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.recording_routes import RecordingRoutes
+from ccserver.web.report_page_routes import ReportPageRoutes
 from ccserver.web.state_routes import StateRoutes
+from ccserver.web.supervisor_routes import SupervisorRoutes
 from ccserver.web.ticket_routes import TicketRoutes
+from ccserver.web.wallboard_routes import WallboardRoutes
 
 
 def build_router(ctx: WebContext) -> Router:
@@ -30,6 +34,10 @@ def build_router(ctx: WebContext) -> Router:
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
     DesktopRoutes(ctx).register(router)
+    SupervisorRoutes(ctx).register(router)
+    RecordingRoutes(ctx).register(router)
+    WallboardRoutes(ctx).register(router)
+    ReportPageRoutes(ctx).register(router)
     return router
 
 

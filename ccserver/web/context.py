@@ -67,6 +67,12 @@ class WebContext:
     # The agent desktop's calls, notes, wrap-up, transfers and click-to-dial (ccserver.desktop.service
     # DesktopService; None: /desktop and its API answer 503).
     desktop: Any = None
+    # Supervisor actions (ccserver.supervisor.SupervisorService; None without an Asterisk: those answer 503).
+    supervisor: Any = None
+    # Recordings for GET /api/recordings/{call_id} (ccserver.recordings.RecordingFiles; None: 404 for every call).
+    recordings: Any = None
+    # The wallboard's snapshot publisher (ccserver.wallboard.WallboardPublisher; None: /api/wallboard answers 503).
+    wallboard: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

@@ -281,6 +281,15 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return run(args, config)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not _schema_ready(config):
+        return 2
+    from ccserver.admin.users_command import run
+
+    return run(args, config)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -368,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_agents_parser(sub, common)
     sub.choices["agents"].set_defaults(func=cmd_agents)
+
+    from ccserver.admin.users_command import add_parser as add_users_parser
+
+    add_users_parser(sub, common)
+    sub.choices["users"].set_defaults(func=cmd_users)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

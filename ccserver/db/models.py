@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ccserver.db.types import UTCDateTime
@@ -209,6 +210,8 @@ class User(Base):
     store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
     department: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # Set by an admin's password reset and by `ccserver users add`: the first login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 # --- customers ------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.password_routes import PasswordRoutes
 from ccserver.web.state_routes import StateRoutes
 from ccserver.web.ticket_routes import TicketRoutes
 
@@ -28,6 +29,7 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    PasswordRoutes(ctx).register(router)
     return router
 
 

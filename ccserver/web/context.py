@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str
     active: bool
+    must_change_password: bool = False
 
 
 class UserStore(Protocol):
@@ -37,6 +38,10 @@ class UserStore(Protocol):
     def get(self, user_id: int) -> UserRecord | None: ...
 
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None: ...
+
+    def change_password(self, user_id: int, password_hash: str, ip: str) -> None:
+        """The user's own new password (clears a forced change; audited)."""
+        ...
 
 
 @dataclass

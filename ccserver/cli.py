@@ -290,6 +290,20 @@ def cmd_users(args: argparse.Namespace) -> int:
     return run(args, config)
 
 
+def cmd_crm(args: argparse.Namespace) -> int:
+    """``import``, ``export`` and ``customers erase`` (ccserver/admin/crm_command.py)."""
+    from ccserver.admin import crm_command
+
+    config = _load(args)
+    if args.command == "import" and args.template:
+        return crm_command.run_import(args, config)
+    if not _schema_ready(config):
+        return 2
+    run = {"import": crm_command.run_import, "export": crm_command.run_export,
+           "customers": crm_command.run_erase}[args.command]
+    return run(args, config)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -382,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_users_parser(sub, common)
     sub.choices["users"].set_defaults(func=cmd_users)
+
+    from ccserver.admin.crm_command import add_parsers as add_crm_parsers
+
+    add_crm_parsers(sub, common)
+    for name in ("import", "export", "customers"):
+        sub.choices[name].set_defaults(func=cmd_crm)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -291,6 +291,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
         revocations = None
     passwords = PasswordWork.on_own_threads()  # scrypt never queues SQL or /healthz behind it
+    # Admin edits (stores, DIDs, hours …) reload the routing data here and, over Redis, on every other node.
+    from ccserver.admin.reload import ConfigReloads
+
+    admin_reload = ConfigReloads(redis_client)
+    admin_reload.on_reload(routing.refresher.reload_now)
     ctx = WebContext(
         config=config,
         signer=signer,
@@ -308,6 +313,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         kpi=kpi,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
+        admin_reload=admin_reload,
     )
 
     if agents is not None:
@@ -374,6 +380,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),
+        Step("admin reload", admin_reload.start, admin_reload.stop),
         # The IVR has nothing to start; at start-up it names the prompts missing in prompts.sound_dir (zh/, en/).
         Step("ivr", lambda: check_prompts(config.prompts.sound_dir, routing_settings, ivr_settings) and None, None),
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ccserver.web.admin_routes import AdminRoutes
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.call_routes import CallRoutes
@@ -30,6 +31,7 @@ def build_router(ctx: WebContext) -> Router:
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
     PasswordRoutes(ctx).register(router)
+    AdminRoutes(ctx).register(router)
     return router
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ccserver.web.admin_pages import AdminPages
 from ccserver.web.admin_routes import AdminRoutes
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
@@ -32,6 +33,7 @@ def build_router(ctx: WebContext) -> Router:
     KpiRoutes(ctx).register(router)
     PasswordRoutes(ctx).register(router)
     AdminRoutes(ctx).register(router)
+    AdminPages(ctx).register(router)
     return router
 
 

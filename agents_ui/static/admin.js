@@ -1,0 +1,104 @@
+// The admin pages: lists from /api/admin/…, forms that create or change through the API (CSRF via common.js).
+// Every value from the server goes into the page as text (text()), never as HTML.
+import { api, text } from "/static/common.js";
+
+const labels = JSON.parse(document.getElementById("admin-labels").textContent);
+const message = document.getElementById("message");
+
+function say(value, isError = false) {
+  text(message, value);
+  message.classList.toggle("error", isError);
+}
+
+function cell(row, column) {
+  let value = row[column];
+  if ((column === "before" || column === "after") && row.detail) value = row.detail[column];
+  if (labels.values[column] && labels.values[column][value]) return labels.values[column][value];
+  if (Array.isArray(value)) return value.join(", ");
+  if (value === true) return labels.yes;
+  if (value === false) return labels.no;
+  if (value !== null && typeof value === "object") return JSON.stringify(value, null, 1);
+  return value;
+}
+
+function render(table, rows) {
+  const columns = table.dataset.columns.split(",");
+  table.replaceChildren();
+  const head = table.createTHead().insertRow();
+  for (const column of columns) {
+    const th = document.createElement("th");
+    head.append(text(th, labels.columns[column] || column));
+  }
+  const body = table.createTBody();
+  if (!rows.length) {
+    const td = body.insertRow().insertCell();
+    td.colSpan = columns.length;
+    td.className = "empty";
+    text(td, labels.empty);
+  }
+  for (const row of rows) {
+    const tr = body.insertRow();
+    if (row.id !== undefined) tr.dataset.id = row.id;
+    for (const column of columns) {
+      const td = tr.insertCell();
+      td.className = column;
+      text(td, cell(row, column));
+    }
+  }
+}
+
+async function load(table, query = "") {
+  try {
+    const data = await api("GET", table.dataset.list + query);
+    render(table, data[table.dataset.key] || []);
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+
+function values(form) {
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.value.trim() === "") continue;
+    body[field.name] = "listField" in field.dataset
+      ? field.value.split(",").map((v) => v.trim()).filter(Boolean) : field.value.trim();
+  }
+  return body;
+}
+
+function reloadLists() {
+  for (const table of document.querySelectorAll("table[data-list]")) load(table);
+}
+
+for (const form of document.querySelectorAll("form[data-create], form[data-path]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = values(form);
+    let path = form.dataset.create;
+    if (form.dataset.path) {
+      path = form.dataset.path.replace(/\{(\w+)\}/g, (_, name) => {
+        const value = encodeURIComponent(body[name] || "");
+        delete body[name];
+        return value;
+      });
+    }
+    try {
+      await api("POST", path, body);
+      say(labels.saved);
+      form.reset();
+      reloadLists();
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+}
+
+for (const form of document.querySelectorAll("form[data-query]")) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(values(form)).toString();
+    load(document.getElementById(form.dataset.target), query ? `?${query}` : "");
+  });
+}
+
+reloadLists();

@@ -304,6 +304,13 @@ def cmd_crm(args: argparse.Namespace) -> int:
     return run(args, config)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """``ccserver check``: database, Redis, AMI user and privileges, FastAGI port, prompts (ccserver/admin/check.py)."""
+    from ccserver.admin.check import main as check_main
+
+    return check_main(_load(args), sys.stdout)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -402,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_crm_parsers(sub, common)
     for name in ("import", "export", "customers"):
         sub.choices[name].set_defaults(func=cmd_crm)
+    sub.add_parser("check", parents=[common], help="check a deployment: database, Redis, AMI user and privileges, "
+                   "FastAGI port, prompts").set_defaults(func=cmd_check)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -296,6 +296,21 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     admin_reload = ConfigReloads(redis_client)
     admin_reload.on_reload(routing.refresher.reload_now)
+
+    async def reload_rules() -> None:  # the admin's routing rules (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        routing.service.replace_rules(await blocking.run(admin_rules.effective, sessions,
+                                                         config.section("routing")))
+
+    admin_reload.on_reload(reload_rules)
+
+    async def start_admin_reload() -> None:
+        try:
+            await reload_rules()
+        except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's rules until the next reload
+            log.warning("the admin's routing rules could not be read (%s); using the file's", type(exc).__name__)
+        await admin_reload.start()
     ctx = WebContext(
         config=config,
         signer=signer,
@@ -380,7 +395,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),
-        Step("admin reload", admin_reload.start, admin_reload.stop),
+        Step("admin reload", start_admin_reload, admin_reload.stop),
         # The IVR has nothing to start; at start-up it names the prompts missing in prompts.sound_dir (zh/, en/).
         Step("ivr", lambda: check_prompts(config.prompts.sound_dir, routing_settings, ivr_settings) and None, None),
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)

@@ -40,6 +40,12 @@ def admin(sqlite_url):
     refresher = RoutingDataRefresher(lambda: RoutingData.load(sessions), inline_blocking)
     reloads = ConfigReloads(None)
     reloads.on_reload(refresher.reload_now)
+    from ccserver.admin import rules as admin_rules
+
+    async def reload_rules() -> None:  # as ccserver/server.py does: the routing service gets the new rules
+        refresher.rules = admin_rules.effective(sessions, None)
+
+    reloads.on_reload(reload_rules)
     ctx = make_context(SQLUserStore(sessions))
     ctx.session_factory = sessions
     ctx.admin_reload = reloads
@@ -224,3 +230,30 @@ def test_a_reload_reaches_the_other_nodes_over_redis(redis_url):
 
     a_count, b_count = LOOP.run_until_complete(scenario())
     assert a_count == 1 and b_count == 1  # the sender reloaded once (not again from its own message)
+
+
+def test_routing_rules_are_validated_stored_and_reloaded(admin):
+    router, refresher, _ = admin
+    boss = _login(router, "boss")
+    call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "bj-vip", "store": "bj-volvo"})
+    unknown = call(router, "PUT", "/api/admin/routing-rules", headers=boss,
+                   json_body={"rules": {"queues": {"sales": {"diamond": "nope"}}}})
+    assert unknown.status == 400
+    assert unknown.json()["error"].startswith("routing.queues.sales.diamond: unknown queue 'nope'")
+    broken = call(router, "PUT", "/api/admin/routing-rules", headers=boss,
+                  json_body={"rules": {"priority": {"gold": "high"}}})
+    assert broken.status == 400 and broken.json()["error"].startswith("routing.priority.gold")
+    assert call(router, "GET", "/api/admin/routing-rules", headers=boss).json()["source"] == "file"
+    ok = call(router, "PUT", "/api/admin/routing-rules", headers=boss,
+              json_body={"rules": {"queues": {"sales": {"diamond": "bj-vip"}}, "fallback_queue": "bj-vip"}})
+    assert ok.status == 200 and ok.json()["reloaded"] is True
+    assert refresher.rules.queues["sales"]["diamond"] == "bj-vip"  # what the next call is routed by
+    shown = call(router, "GET", "/api/admin/routing-rules", headers=boss).json()
+    assert shown["source"] == "admin" and shown["rules"]["fallback_queue"] == "bj-vip"
+    mgr = _login(router, "mgr")
+    assert call(router, "PUT", "/api/admin/routing-rules", headers=mgr, json_body={"rules": {}}).status == 403
+    assert call(router, "DELETE", "/api/admin/routing-rules", headers=boss).status == 200
+    assert refresher.rules.fallback_queue == "default"
+    actions = [e["action"] for e in call(router, "GET", "/api/admin/audit?target=setting:", headers=boss)
+               .json()["entries"]]
+    assert actions == ["routing_rules.reset", "routing_rules.updated"]

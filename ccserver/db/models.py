@@ -588,6 +588,18 @@ class AgentSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(40))
 
 
+class AdminSetting(Base):
+    """A setting an admin changed in the pages or the API; it overrides the config file's value (``routing``:
+    the routing rules, in the ``[routing]`` table's schema)."""
+
+    __tablename__ = "admin_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuditLog(Base):
     __tablename__ = "audit_log"
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccserver.admin import crm_export, org
+from ccserver.admin import rules as admin_rules
 from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
 from ccserver.db.models import User
@@ -53,6 +54,9 @@ class AdminRoutes:
         add("PATCH", "/api/admin/users/{name}", self.update_user)
         add("POST", "/api/admin/users/{name}/password", self.reset_password)
         add("POST", "/api/admin/users/{name}/deactivate", self.deactivate_user)
+        add("GET", "/api/admin/routing-rules", self.get_rules, "admin")
+        add("PUT", "/api/admin/routing-rules", self.put_rules, "admin")
+        add("DELETE", "/api/admin/routing-rules", self.reset_rules, "admin")
         add("GET", "/api/admin/audit", self.audit_log, "admin")
         add("GET", "/api/admin/export/{kind}", self.export)
         add("POST", "/api/admin/customers/{id}/erase", self.erase_customer, "admin")
@@ -276,6 +280,23 @@ class AdminRoutes:
         result = await self.call(admin_users.deactivate, self.actor(req), name, heir)
         self.ctx.sessions.users.forget(target["id"])  # their sessions end at their next request
         return json_response({"result": result})
+
+    # --- routing rules -------------------------------------------------------------------------------------
+
+    async def get_rules(self, req: Req) -> Response:
+        file_rules = self.ctx.config.section("routing")
+        override = await self.call(admin_rules.stored)
+        rules = await self.call(admin_rules.effective, file_rules)
+        return json_response({"rules": rules.to_dict(), "source": "admin" if override is not None else "file"})
+
+    async def put_rules(self, req: Req) -> Response:
+        result = await self.call(admin_rules.save, self.actor(req), req.json().get("rules"),
+                                 self.ctx.config.section("routing"), self.ctx.config.prompts.sound_dir)
+        return await self.changed("routing_rules", result)
+
+    async def reset_rules(self, req: Req) -> Response:
+        result = await self.call(admin_rules.reset, self.actor(req), self.ctx.config.section("routing"))
+        return await self.changed("routing_rules", result)
 
     # --- audit, export, erasure -------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // The admin pages: lists from /api/admin/…, forms that create or change through the API (CSRF via common.js).
 // Every value from the server goes into the page as text (text()), never as HTML.
-import { api, text } from "/static/common.js";
+import { api, csrfToken, text } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("admin-labels").textContent);
 const message = document.getElementById("message");
@@ -98,6 +98,31 @@ for (const form of document.querySelectorAll("form[data-query]")) {
     event.preventDefault();
     const query = new URLSearchParams(values(form)).toString();
     load(document.getElementById(form.dataset.target), query ? `?${query}` : "");
+  });
+}
+
+const importForm = document.getElementById("import-form");
+if (importForm) {
+  importForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = importForm.elements.file.files[0];
+    if (!file) return;
+    const dryRun = importForm.elements.dry_run.checked;
+    const response = await fetch(
+      `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
+        method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
+        headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
+      });
+    const data = await response.json();
+    if (!response.ok) {
+      say(labels.refused.replace("{reason}", data.error || response.status), true);
+      return;
+    }
+    const r = data.result;
+    say(r.dry_run ? labels.checked : labels.written);
+    text(document.getElementById("import-summary"), labels.summary.replace(/\{(\w+)\}/g, (_, k) => r[k]));
+    render(document.getElementById("import-report"),
+      r.report.map((x) => ({ row: x.line, status: x.status, reason: x.message })));
   });
 }
 

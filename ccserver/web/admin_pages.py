@@ -11,14 +11,16 @@ from ccserver.db.models import LINES, ROLES
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
 
-SECTIONS = ("stores", "dids", "users", "audit")
+SECTIONS = ("stores", "dids", "users", "data", "audit")
+MANAGER_SECTIONS = ("stores", "dids", "users")
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's marker
     return message
 
 
-TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "users": N_("Users"), "audit": N_("Audit log")}
+TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "users": N_("Users"),
+          "data": N_("Import and export"), "audit": N_("Audit log")}
 LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("Complaints"),
               "insurance": N_("Insurance"), "hotline": N_("Hotline")}
 ROLE_NAMES = {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "department": N_("Department staff"),
@@ -45,7 +47,7 @@ class AdminPages:
         gettext = translations(req.lang).gettext
         page = self.ctx.templates.render(
             "admin.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
-            section=section, sections=SECTIONS if p.role == "admin" else SECTIONS[:3],
+            section=section, sections=SECTIONS if p.role == "admin" else MANAGER_SECTIONS,
             titles={k: gettext(v) for k, v in TITLES.items()}, lines=LINES,
             line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
             roles=ROLES if p.role == "admin" else ("agent", "department"),

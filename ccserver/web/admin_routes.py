@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ccserver.admin import crm_export, org
 from ccserver.admin import rules as admin_rules
@@ -59,6 +60,7 @@ class AdminRoutes:
         add("DELETE", "/api/admin/routing-rules", self.reset_rules, "admin")
         add("GET", "/api/admin/audit", self.audit_log, "admin")
         add("GET", "/api/admin/export/{kind}", self.export)
+        add("POST", "/api/admin/import/{kind}", self.import_csv, "admin")
         add("POST", "/api/admin/customers/{id}/erase", self.erase_customer, "admin")
 
     # --- helpers -------------------------------------------------------------------------------------------
@@ -337,6 +339,71 @@ class AdminRoutes:
         stamp = dt.date.today().isoformat()
         return Response(200, ("\ufeff" + text).encode("utf-8"), "text/csv; charset=utf-8",
                         {"Content-Disposition": f'attachment; filename="ccserver-{kind}-{stamp}.csv"'})
+
+    async def import_csv(self, req: Req) -> Response:
+        """The CSV file as the request body (at most 1 MiB: larger files through ``ccserver import``);
+        ``?dry_run=1`` checks only. The answer is the row-by-row report."""
+        from ccserver.admin import crm_import as ci
+
+        kind = req.path_params["kind"]
+        # Req.query holds GET queries only; this POST's flag is read from the request's own URI.
+        query = parse_qs(urlsplit(req.raw.uri.decode("utf-8", "replace")).query)
+        dry_run = (query.get("dry_run") or [""])[0] in ("1", "true", "yes")
+        region = self.ctx.config.phone.default_region
+
+        def run(sessions: Any) -> dict[str, Any]:
+            engine = sessions.kw["bind"]
+            try:
+                table = ci.read_table(kind, req.body)
+            except ci.ImportError_ as exc:
+                raise AdminError(str(exc)) from None
+            plan = ci.plan(engine, kind, table, region=region)
+            counts = None if dry_run else ci.write(engine, plan)
+            return {"kind": kind, "encoding": table.encoding, "rows": len(table.rows), "ignored": table.ignored,
+                    "dry_run": dry_run, "new": plan.count("new"), "merged": plan.count("merged"),
+                    "unchanged": plan.count("unchanged"), "errors": len(plan.errors), "imported": counts,
+                    "report": [{"line": r.line, "status": r.status, "message": r.message}
+                               for r in plan.results if r.status != "new"][:1000]}
+
+        result = await self.call(run)
+        p = req.principal
+        assert p is not None
+        if not dry_run:
+            await self.ctx.run_blocking(self.ctx.users.audit, "crm.imported", p.user_id, p.username, req.client_ip,
+                                        {"kind": kind, "rows": result["rows"], "errors": result["errors"],
+                                         **(result["imported"] or {})})
+            if any((result["imported"] or {}).values()):
+                await self.ctx.run_blocking(self._rescore)
+        return json_response({"result": result})
+
+    def _rescore(self) -> None:
+        """Scores and tiers after an import, then the customers cached for calls are dropped: swept from Redis
+        here (as ``ccserver import`` does); without Redis the node notices the new value_cutoffs row itself.
+        Blocking (a worker thread)."""
+        import asyncio
+
+        from ccserver.customers.scores import recompute_all
+        from routing.value import TierShares, ValueWeights
+
+        config = self.ctx.config
+        recompute_all(self._sessions(), as_of=dt.date.today(), weights=ValueWeights(**config.get("scores", "weights")),
+                      shares=TierShares(**config.get("scores", "tier_shares")), tz=config.server.time_zone)
+        if not config.redis.url:
+            return
+        import redis.asyncio as aioredis
+
+        from ccserver.cli import CACHE_SETTLE_SECONDS
+        from ccserver.customers.cache import RedisSummaryCache
+        from ccserver.customers.changes import Invalidator
+
+        async def sweep() -> None:
+            client = aioredis.Redis.from_url(config.redis.url, socket_timeout=5.0, socket_connect_timeout=5.0)
+            try:
+                await Invalidator(RedisSummaryCache(client), settle=CACHE_SETTLE_SECONDS).everything()
+            finally:
+                await client.aclose()
+
+        asyncio.run(sweep())  # this worker thread's own loop
 
     async def erase_customer(self, req: Req) -> Response:
         result = await self.call(crm_export.erase_customer, self.actor(req), self._id(req))

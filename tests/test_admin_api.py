@@ -97,9 +97,12 @@ def test_hours_are_validated_and_take_effect(admin):
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "bj-sales", "store": "bj-volvo"})
     call(router, "POST", "/api/admin/dids", headers=boss,
          json_body={"number": "01064881000", "line": "sales", "store": "bj-volvo", "default_queue": "bj-sales"})
-    backwards = call(router, "PUT", "/api/admin/stores/bj-volvo/hours", headers=boss,
-                     json_body={"hours": [{"weekday": 0, "opens": "18:00", "closes": "09:00"}]})
-    assert backwards.status == 400 and "must be after opens" in backwards.json()["error"]
+    bad = call(router, "PUT", "/api/admin/stores/bj-volvo/hours", headers=boss,
+               json_body={"hours": [{"weekday": 0, "opens": "25:00", "closes": "09:00"}]})
+    assert bad.status == 400 and "hours row 1: opens '25:00' is not a time" in bad.json()["error"]
+    weekday = call(router, "PUT", "/api/admin/stores/bj-volvo/hours", headers=boss,
+                   json_body={"hours": [{"weekday": 7, "opens": "09:00", "closes": "18:00"}]})
+    assert weekday.status == 400 and "weekday must be 0 (Monday) to 6" in weekday.json()["error"]
     hours = [{"weekday": d, "opens": "09:00", "closes": "18:00"} for d in range(7)]
     ok = call(router, "PUT", "/api/admin/stores/bj-volvo/hours", headers=boss, json_body={"hours": hours})
     assert ok.status == 200 and len(ok.json()["result"]["hours"]) == 7

@@ -14,6 +14,8 @@ function cell(row, column) {
   let value = row[column];
   if ((column === "before" || column === "after") && row.detail) value = row.detail[column];
   if (labels.values[column] && labels.values[column][value]) return labels.values[column][value];
+  if (column === "weekday") return labels.weekdays[value];
+  if (column === "line" && value === null && "opens" in row) return "*";
   if (Array.isArray(value)) return value.join(", ");
   if (value === true) return labels.yes;
   if (value === false) return labels.no;
@@ -48,9 +50,11 @@ function render(table, rows) {
 }
 
 async function load(table, query = "") {
+  const asked = String(Number(table.dataset.asked || 0) + 1);  // only the latest answer is shown
+  table.dataset.asked = asked;
   try {
     const data = await api("GET", table.dataset.list + query);
-    render(table, data[table.dataset.key] || []);
+    if (table.dataset.asked === asked) render(table, data[table.dataset.key] || []);
   } catch (error) {
     say(labels.refused.replace("{reason}", error.message), true);
   }
@@ -67,7 +71,7 @@ function values(form) {
 }
 
 function reloadLists() {
-  for (const table of document.querySelectorAll("table[data-list]")) load(table);
+  for (const table of document.querySelectorAll("table[data-list]")) load(table, table.dataset.query || "");
 }
 
 for (const form of document.querySelectorAll("form[data-create], form[data-path]")) {
@@ -124,6 +128,75 @@ if (importForm) {
     render(document.getElementById("import-report"),
       r.report.map((x) => ({ row: x.line, status: x.status, reason: x.message })));
   });
+}
+
+// Hours and holidays: the year shown, the provisional warning, the store's hours edited a few days at a time.
+const yearForm = document.getElementById("year-form");
+let yearShown = 0;  // answers for a year asked before the last one are stale
+async function showYear() {
+  const year = yearForm.elements.year.value;
+  const asked = ++yearShown;
+  for (const id of ["holidays", "makeup"]) document.getElementById(id).dataset.query = `?year=${year}`;
+  reloadLists();
+  try {
+    const data = await api("GET", `/api/admin/calendar?year=${encodeURIComponent(year)}`);
+    if (asked === yearShown) document.getElementById("provisional").hidden = !data.provisional;
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+if (yearForm) {
+  yearForm.addEventListener("submit", (event) => { event.preventDefault(); showYear(); });
+  document.getElementById("import-year")?.addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/admin/calendar/import", { year: Number(yearForm.elements.year.value) });
+      say(labels.saved);
+      showYear();
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  showYear();
+}
+
+const hoursStore = document.getElementById("hours-store");
+const hoursForm = document.getElementById("hours-form");
+let hours = null;  // {store, hours: [...]} as the server last said
+async function showHours() {
+  const store = hoursStore.elements.store.value.trim();
+  if (!store) return;
+  try {
+    hours = await api("GET", `/api/admin/stores/${encodeURIComponent(store)}/hours`);
+    render(document.getElementById("hours"), hours.hours);
+  } catch (error) {
+    hours = null;
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+async function changeHours(replace) {
+  say("");
+  if (!hours) await showHours();
+  if (!hours) return;
+  const days = [...hoursForm.querySelectorAll("input[name=weekday]:checked")].map((box) => Number(box.value));
+  const line = hoursForm.elements.line.value || null;
+  const kept = hours.hours.filter((h) => !(days.includes(h.weekday) && h.line === line));
+  const added = replace ? days.map((weekday) => ({
+    weekday, line, opens: hoursForm.elements.opens.value, closes: hoursForm.elements.closes.value,
+  })) : [];
+  try {
+    const answer = await api("PUT", `/api/admin/stores/${encodeURIComponent(hours.store)}/hours`,
+      { hours: [...kept, ...added] });
+    hours = answer.result;
+    render(document.getElementById("hours"), hours.hours);
+    say(labels.saved);
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+if (hoursStore) {
+  hoursStore.addEventListener("submit", (event) => { event.preventDefault(); showHours(); });
+  hoursForm.addEventListener("submit", (event) => { event.preventDefault(); changeHours(true); });
+  document.getElementById("hours-clear").addEventListener("click", () => changeHours(false));
 }
 
 reloadLists();

@@ -295,14 +295,20 @@ def hours_of(sf: SessionFactory, store: Any, limit_store: int | None = None) -> 
         rows = session.scalars(select(BusinessHours).where(BusinessHours.store_id == found.id)
                                .order_by(BusinessHours.line, BusinessHours.weekday, BusinessHours.opens_at))
         return {"store": found.code, "hours": [
-            {"line": h.line, "weekday": h.weekday, "opens": h.opens_at.strftime("%H:%M"),
-             "closes": h.closes_at.strftime("%H:%M")} for h in rows]}
+            {"line": h.line, "weekday": h.weekday, "opens": _hhmm(h.opens_at), "closes": _hhmm(h.closes_at)}
+            for h in rows]}
+
+
+def _hhmm(value: dt.time) -> str:
+    """08:30, or 23:59:59 when there are seconds (a round trip through the page must not change the hours)."""
+    return value.isoformat(timespec="seconds" if value.second or value.microsecond else "minutes")
 
 
 def set_hours(sf: SessionFactory, actor: Actor, store: Any, hours: Any,
               limit_store: int | None = None) -> dict[str, Any]:
     """Replace a store's opening hours: ``[{"weekday": 0-6 (Monday 0), "opens": "08:30", "closes": "18:00",
-    "line": null or a line}]``. An empty list: the store is always open (routing cannot know better)."""
+    "line": null or a line}]`` (closes before opens: until the next morning; equal: 24 hours). An empty list: the
+    store is always open (routing cannot know better)."""
     if not isinstance(hours, list):
         raise AdminError("hours must be a list")
     rows = []
@@ -313,10 +319,11 @@ def set_hours(sf: SessionFactory, actor: Actor, store: Any, hours: Any,
         weekday = item.get("weekday")
         if not isinstance(weekday, int) or not 0 <= weekday <= 6:
             raise AdminError(f"hours row {n}: weekday must be 0 (Monday) to 6 (Sunday)")
+        # routing/calendar.py: closes < opens runs overnight, closes == opens is 24 hours, 00:00 is midnight.
         opens, closes = _clock(item.get("opens"), f"hours row {n}: opens"), _clock(item.get("closes"),
                                                                                    f"hours row {n}: closes")
-        if closes <= opens:
-            raise AdminError(f"hours row {n}: closes ({closes:%H:%M}) must be after opens ({opens:%H:%M})")
+        if opens.tzinfo is not None or closes.tzinfo is not None:
+            raise AdminError(f"hours row {n}: wall-clock times only (the store's time zone applies)")
         rows.append((weekday, opens, closes, _line(item.get("line"), required=False)))
     with sf() as session, session.begin():
         found = _store_by_ref(session, store)

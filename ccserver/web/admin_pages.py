@@ -6,23 +6,28 @@ which checks the role, the store of a store manager, CSRF and validity, and audi
 
 from __future__ import annotations
 
+import datetime as dt
+
 from agents_ui.i18n import translations
 from ccserver.db.models import LINES, ROLES
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
 
-SECTIONS = ("stores", "dids", "users", "data", "audit")
-MANAGER_SECTIONS = ("stores", "dids", "users")
+SECTIONS = ("stores", "dids", "calendar", "users", "data", "audit")
+MANAGER_SECTIONS = ("stores", "dids", "calendar", "users")
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's marker
     return message
 
 
-TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "users": N_("Users"),
+TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "calendar": N_("Hours and holidays"),
+          "users": N_("Users"),
           "data": N_("Import and export"), "audit": N_("Audit log")}
 LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("Complaints"),
               "insurance": N_("Insurance"), "hotline": N_("Hotline")}
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),
+            N_("Sunday"))
 ROLE_NAMES = {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "department": N_("Department staff"),
               "campaign_manager": N_("Campaign manager"), "admin": N_("Administrator")}
 
@@ -51,5 +56,7 @@ class AdminPages:
             titles={k: gettext(v) for k, v in TITLES.items()}, lines=LINES,
             line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
             roles=ROLES if p.role == "admin" else ("agent", "department"),
-            role_names={k: gettext(v) for k, v in ROLE_NAMES.items()})
+            role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,
+            weekday_names=[gettext(d) for d in WEEKDAYS],
+            is_admin=p.role == "admin")
         return html_response(page)

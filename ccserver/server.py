@@ -305,11 +305,20 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     admin_reload.on_reload(reload_rules)
 
+    async def reload_ivr() -> None:  # the admin's IVR menus (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        ivr.settings = await blocking.run(admin_rules.effective_ivr, sessions, config.section("ivr"))
+
+    admin_reload.on_reload(reload_ivr)
+
     async def start_admin_reload() -> None:
         try:
             await reload_rules()
+            await reload_ivr()
         except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's rules until the next reload
-            log.warning("the admin's routing rules could not be read (%s); using the file's", type(exc).__name__)
+            log.warning("the admin's routing rules or IVR could not be read (%s); using the file's",
+                        type(exc).__name__)
         await admin_reload.start()
     ctx = WebContext(
         config=config,

@@ -260,3 +260,23 @@ def test_routing_rules_are_validated_stored_and_reloaded(admin):
     actions = [e["action"] for e in call(router, "GET", "/api/admin/audit?target=setting:", headers=boss)
                .json()["entries"]]
     assert actions == ["routing_rules.reset", "routing_rules.updated"]
+
+
+def test_ivr_menus_are_validated_stored_and_reset(admin):
+    router, _, _ = admin
+    boss = _login(router, "boss")
+    assert call(router, "GET", "/api/admin/ivr", headers=boss).json()["source"] == "file"
+    broken = call(router, "PUT", "/api/admin/ivr", headers=boss,
+                  json_body={"ivr": {"lines": {"hotline": "menu:nowhere"}}})
+    assert broken.status == 400 and broken.json()["error"].startswith("ivr.lines.hotline")
+    assert "nowhere" in broken.json()["error"]
+    ok = call(router, "PUT", "/api/admin/ivr", headers=boss,
+              json_body={"ivr": {"timeout_ms": 4000, "lines": {"hotline": "menu:main", "sales": "menu:main"}}})
+    assert ok.status == 200
+    shown = call(router, "GET", "/api/admin/ivr", headers=boss).json()
+    assert shown["source"] == "admin" and shown["ivr"]["lines"]["sales"] == "menu:main"
+    assert call(router, "PUT", "/api/admin/ivr", headers=_login(router, "mgr"), json_body={"ivr": {}}).status == 403
+    assert call(router, "DELETE", "/api/admin/ivr", headers=boss).status == 200
+    assert call(router, "DELETE", "/api/admin/ivr", headers=boss).status == 409
+    actions = [e["action"] for e in call(router, "GET", "/api/admin/audit?action=ivr.", headers=boss).json()["entries"]]
+    assert actions == ["ivr.reset", "ivr.updated"]

@@ -1,9 +1,11 @@
-"""The routing rules as an admin edits them: validated in full before they are stored, stored in SQL
-(``admin_settings["routing"]``), overriding the config file's ``[routing]`` table, applied on every node.
+"""The routing rules and the IVR menus as an admin edits them: validated in full before they are stored, stored
+in SQL (``admin_settings["routing"]``, ``admin_settings["ivr"]``), overriding the config file's ``[routing]`` and
+``[ivr]`` tables, applied on every node.
 
-Refused with the reason: anything ``routing.rules.RoutingRules.from_dict`` refuses (its dotted key names the bad
-value), a queue named by ``queues``, ``overflow``, ``after_hours`` or ``fallback_queue`` that is not in the
-``queues`` table, and an ``announce`` prompt with no sound file in ``prompts.sound_dir`` (when it is set).
+Refused with the reason: anything ``routing.rules.RoutingRules.from_dict`` or ``ivr.settings.IVRSettings.from_dict``
+refuses (the dotted key names the bad value: an unknown menu, line, ticket or prompt), a queue named by the rules'
+``queues``, ``overflow``, ``after_hours`` or ``fallback_queue`` that is not in the ``queues`` table, and a prompt
+(routing ``announce``, IVR menus and tickets) with no sound file in ``prompts.sound_dir`` (when it is set).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from routing.rules import RoutingRules, RulesError
 KEY = "routing"
 
 
-def stored(sf: Callable[[], Session]) -> dict[str, Any] | None:
-    """The admin's rules, or None (the file's apply)."""
+IVR_KEY = "ivr"
+
+
+def stored(sf: Callable[[], Session], key: str = KEY) -> dict[str, Any] | None:
+    """The admin's rules (or IVR table), or None (the file's apply)."""
     with sf() as session:
-        row = session.get(AdminSetting, KEY)
+        row = session.get(AdminSetting, key)
         return dict(row.value) if row is not None else None
 
 
@@ -93,11 +98,62 @@ def save(sf: Callable[[], Session], actor: Actor, data: Any, file_rules: dict[st
 
 def reset(sf: Callable[[], Session], actor: Actor, file_rules: dict[str, Any] | None) -> dict[str, Any]:
     """Back to the config file's rules."""
+    _drop(sf, actor, KEY, "routing_rules.reset")
+    return RoutingRules.from_dict(file_rules or None).to_dict()
+
+
+def _drop(sf: Callable[[], Session], actor: Actor, key: str, action: str) -> None:
     with sf() as session, session.begin():
-        row = session.get(AdminSetting, KEY)
+        row = session.get(AdminSetting, key)
         if row is None:
-            raise AdminError("the rules are the config file's already", 409)
+            raise AdminError(f"the {key} settings are the config file's already", 409)
         before = dict(row.value)
         session.delete(row)
-        audit(session, actor, "routing_rules.reset", "setting:routing", before, {"from": "file"})
-    return RoutingRules.from_dict(file_rules or None).to_dict()
+        audit(session, actor, action, f"setting:{key}", before, {"from": "file"})
+
+
+# --- the IVR ------------------------------------------------------------------------------------------------
+
+
+def effective_ivr(sf: Callable[[], Session], file_ivr: dict[str, Any] | None) -> Any:
+    from ivr.settings import IVRSettings
+
+    override = stored(sf, IVR_KEY)
+    return IVRSettings.from_dict(override if override is not None else (file_ivr or None))
+
+
+def save_ivr(sf: Callable[[], Session], actor: Actor, table: Any, sound_dir: str = "") -> dict[str, Any]:
+    """The ``[ivr]`` table (over the built-in menus, as in the config file), validated as a whole."""
+    from ivr.settings import IVRConfigError, IVRSettings
+
+    if not isinstance(table, dict):
+        raise AdminError("the IVR settings must be an object in the [ivr] schema")
+    try:
+        settings = IVRSettings.from_dict(table)
+    except IVRConfigError as exc:
+        raise AdminError(str(exc)) from None
+    if sound_dir and settings.enabled:
+        from ccserver.asterisk.prompts import LANGUAGES, missing_prompts
+
+        prompts = {name for menu in settings.menus.values() for name in (*menu.intro, *menu.prompts)}
+        prompts |= {ticket.prompt for ticket in settings.tickets.values()}
+        missing = missing_prompts(sound_dir, sorted(prompts), LANGUAGES)
+        if missing:
+            raise AdminError(f"ivr: no sound file for {', '.join(missing[:8])} in {sound_dir} "
+                             "(`ccserver prompts build`, or record it)")
+    before = stored(sf, IVR_KEY)
+    with sf() as session, session.begin():
+        row = session.get(AdminSetting, IVR_KEY)
+        if row is None:
+            row = AdminSetting(key=IVR_KEY)
+            session.add(row)
+        row.value = dict(table)
+        row.updated_at = dt.datetime.now(dt.UTC)
+        row.updated_by = actor.name[:64]
+        audit(session, actor, "ivr.updated", "setting:ivr", before if before is not None else {"from": "file"},
+              row.value)
+    return dict(table)
+
+
+def reset_ivr(sf: Callable[[], Session], actor: Actor) -> None:
+    _drop(sf, actor, IVR_KEY, "ivr.reset")

@@ -58,6 +58,9 @@ class AdminRoutes:
         add("GET", "/api/admin/routing-rules", self.get_rules, "admin")
         add("PUT", "/api/admin/routing-rules", self.put_rules, "admin")
         add("DELETE", "/api/admin/routing-rules", self.reset_rules, "admin")
+        add("GET", "/api/admin/ivr", self.get_ivr, "admin")
+        add("PUT", "/api/admin/ivr", self.put_ivr, "admin")
+        add("DELETE", "/api/admin/ivr", self.reset_ivr, "admin")
         add("GET", "/api/admin/audit", self.audit_log, "admin")
         add("GET", "/api/admin/export/{kind}", self.export)
         add("POST", "/api/admin/import/{kind}", self.import_csv, "admin")
@@ -299,6 +302,20 @@ class AdminRoutes:
     async def reset_rules(self, req: Req) -> Response:
         result = await self.call(admin_rules.reset, self.actor(req), self.ctx.config.section("routing"))
         return await self.changed("routing_rules", result)
+
+    async def get_ivr(self, req: Req) -> Response:
+        override = await self.call(admin_rules.stored, admin_rules.IVR_KEY)
+        table = override if override is not None else self.ctx.config.section("ivr")
+        return json_response({"ivr": table, "source": "admin" if override is not None else "file"})
+
+    async def put_ivr(self, req: Req) -> Response:
+        result = await self.call(admin_rules.save_ivr, self.actor(req), req.json().get("ivr"),
+                                 self.ctx.config.prompts.sound_dir)
+        return await self.changed("ivr", result)
+
+    async def reset_ivr(self, req: Req) -> Response:
+        await self.call(admin_rules.reset_ivr, self.actor(req))
+        return await self.changed("ivr", None)
 
     # --- audit, export, erasure -------------------------------------------------------------------------
 

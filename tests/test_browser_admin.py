@@ -217,3 +217,27 @@ def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) 
     screenshot(page, "admin-calendar-zh-CN")
     assert errors == []
     context.close()
+
+
+def test_routing_rules_page_refuses_an_unknown_queue(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/routing")
+    page.wait_for_function("() => document.querySelector('#rules-form textarea').value.includes('fallback_queue')")
+    assert page.inner_text("#rules-source") == "(from the config file)"
+    page.fill("#rules-form textarea", '{"queues": {"sales": {"diamond": "no-such-queue"}}}')
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "routing.queues.sales.diamond: unknown queue 'no-such-queue'" in page.inner_text("#message")
+    page.fill("#rules-form textarea", '{"queues": {"sales": {"diamond": "vip", "gold": "vip"}}, "fallback_queue": "hotline"}')
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#rules-source').innerText === '(changed by an admin)'")
+    assert '"fallback_queue": "hotline"' in page.input_value("#rules-form textarea")
+    screenshot(page, "admin-routing-en")
+    page.click("#rules-form [data-reset]")
+    page.wait_for_function("() => document.querySelector('#rules-source').innerText === '(from the config file)'")
+    assert '"main"' in page.input_value("#ivr-form textarea")  # the built-in menus, ready to edit
+    assert errors == []
+    context.close()

@@ -199,4 +199,40 @@ if (hoursStore) {
   document.getElementById("hours-clear").addEventListener("click", () => changeHours(false));
 }
 
+// Routing rules and IVR: the effective settings as JSON, applied only when the server finds all of it valid.
+async function showSettings(form) {
+  const data = await api("GET", form.dataset.settings);
+  form.elements.json.value = JSON.stringify(data[form.dataset.field], null, 2);
+  text(document.getElementById(`${form.id.replace("-form", "")}-source`), labels.source[data.source]);
+}
+for (const form of document.querySelectorAll("form[data-settings]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let value;
+    try {
+      value = JSON.parse(form.elements.json.value);
+    } catch (error) {
+      say(labels.bad_json.replace("{reason}", error.message), true);
+      return;
+    }
+    try {
+      await api("PUT", form.dataset.settings, { [form.dataset.field]: value });
+      say(labels.saved);
+      await showSettings(form);
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  form.querySelector("[data-reset]").addEventListener("click", async () => {
+    try {
+      await api("DELETE", form.dataset.settings);
+      say(labels.saved);
+      await showSettings(form);
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  showSettings(form).catch((error) => say(labels.refused.replace("{reason}", error.message), true));
+}
+
 reloadLists();

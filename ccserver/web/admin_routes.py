@@ -305,7 +305,10 @@ class AdminRoutes:
 
     async def get_ivr(self, req: Req) -> Response:
         override = await self.call(admin_rules.stored, admin_rules.IVR_KEY)
-        table = override if override is not None else self.ctx.config.section("ivr")
+        # The file's [ivr] table, or — when it has none — the built-in menus it would be laid over.
+        from ivr.settings import default_table
+
+        table = override if override is not None else (self.ctx.config.section("ivr") or default_table())
         return json_response({"ivr": table, "source": "admin" if override is not None else "file"})
 
     async def put_ivr(self, req: Req) -> Response:

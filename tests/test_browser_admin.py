@@ -231,7 +231,8 @@ def test_routing_rules_page_refuses_an_unknown_queue(server: LiveServer, browser
     page.click("#rules-form button[type=submit]")
     page.wait_for_selector("#message.error")
     assert "routing.queues.sales.diamond: unknown queue 'no-such-queue'" in page.inner_text("#message")
-    page.fill("#rules-form textarea", '{"queues": {"sales": {"diamond": "vip", "gold": "vip"}}, "fallback_queue": "hotline"}')
+    page.fill("#rules-form textarea",
+              '{"queues": {"sales": {"diamond": "vip", "gold": "vip"}}, "fallback_queue": "hotline"}')
     page.click("#rules-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#rules-source').innerText === '(changed by an admin)'")
     assert '"fallback_queue": "hotline"' in page.input_value("#rules-form textarea")

@@ -343,6 +343,35 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
         revocations = None
     passwords = PasswordWork.on_own_threads()  # scrypt never queues SQL or /healthz behind it
+    # Admin edits (stores, DIDs, hours …) reload the routing data here and, over Redis, on every other node.
+    from ccserver.admin.reload import ConfigReloads
+
+    admin_reload = ConfigReloads(redis_client)
+    admin_reload.on_reload(routing.refresher.reload_now)
+
+    async def reload_rules() -> None:  # the admin's routing rules (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        routing.service.replace_rules(await blocking.run(admin_rules.effective, sessions,
+                                                         config.section("routing")))
+
+    admin_reload.on_reload(reload_rules)
+
+    async def reload_ivr() -> None:  # the admin's IVR menus (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        ivr.settings = await blocking.run(admin_rules.effective_ivr, sessions, config.section("ivr"))
+
+    admin_reload.on_reload(reload_ivr)
+
+    async def start_admin_reload() -> None:
+        try:
+            await reload_rules()
+            await reload_ivr()
+        except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's rules until the next reload
+            log.warning("the admin's routing rules or IVR could not be read (%s); using the file's",
+                        type(exc).__name__)
+        await admin_reload.start()
     ctx = WebContext(
         config=config,
         signer=signer,
@@ -364,6 +393,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
         desktop=desktop,
+        admin_reload=admin_reload,
     )
 
     if agents is not None:
@@ -430,6 +460,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),
+        Step("admin reload", start_admin_reload, admin_reload.stop),
         # The IVR has nothing to start; at start-up it names the prompts missing in prompts.sound_dir (zh/, en/).
         Step("ivr", lambda: check_prompts(config.prompts.sound_dir, routing_settings, ivr_settings) and None, None),
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)

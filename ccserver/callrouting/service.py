@@ -176,6 +176,11 @@ class RoutingService:
         # hook(server, queue, at) for every callback request, e.g. the KPIs' count; called, never awaited.
         self.on_callback: list[Callable[[str, str, float], Any]] = []
 
+    def replace_rules(self, rules: RoutingRules) -> None:
+        """An admin changed the routing rules (ccserver/admin/rules.py): the next call uses them."""
+        self.rules = rules
+        self._interest.clear()
+
     def handlers(self) -> dict[str, Callable[[AGISession], Coroutine[Any, Any, None]]]:
         """FastAGI routes: ``{"incoming": ..., "survey": ..., "callback": ...}`` for ``FastAGIFactory``."""
         return {"incoming": self.incoming, "survey": self.survey, "callback": self.callback}

@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ccserver.db.types import UTCDateTime
@@ -210,6 +211,8 @@ class User(Base):
     store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
     department: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # Set by an admin's password reset and by `ccserver users add`: the first login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 # --- customers ------------------------------------------------------------------------------------------
@@ -603,6 +606,18 @@ class AgentSession(Base):
     started_by: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class AdminSetting(Base):
+    """A setting an admin changed in the pages or the API; it overrides the config file's value (``routing``:
+    the routing rules, in the ``[routing]`` table's schema)."""
+
+    __tablename__ = "admin_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditLog(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ccserver.web.admin_pages import AdminPages
+from ccserver.web.admin_routes import AdminRoutes
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.call_routes import CallRoutes
@@ -13,6 +15,7 @@ from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.password_routes import PasswordRoutes
 from ccserver.web.recording_routes import RecordingRoutes
 from ccserver.web.report_page_routes import ReportPageRoutes
 from ccserver.web.state_routes import StateRoutes
@@ -38,6 +41,9 @@ def build_router(ctx: WebContext) -> Router:
     RecordingRoutes(ctx).register(router)
     WallboardRoutes(ctx).register(router)
     ReportPageRoutes(ctx).register(router)
+    PasswordRoutes(ctx).register(router)
+    AdminRoutes(ctx).register(router)
+    AdminPages(ctx).register(router)
     return router
 
 

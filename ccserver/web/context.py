@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str
     active: bool
+    must_change_password: bool = False
 
 
 class UserStore(Protocol):
@@ -37,6 +38,10 @@ class UserStore(Protocol):
     def get(self, user_id: int) -> UserRecord | None: ...
 
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None: ...
+
+    def change_password(self, user_id: int, password_hash: str, ip: str) -> None:
+        """The user's own new password (clears a forced change; audited)."""
+        ...
 
 
 @dataclass
@@ -73,6 +78,8 @@ class WebContext:
     recordings: Any = None
     # The wallboard's snapshot publisher (ccserver.wallboard.WallboardPublisher; None: /api/wallboard answers 503).
     wallboard: Any = None
+    # Admin edits of routing data reload it on every node (ccserver.admin.reload.ConfigReloads; None: no reload).
+    admin_reload: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

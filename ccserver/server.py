@@ -340,6 +340,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                 directory=directory)
     if screenpop.pop is not None:
         invalidator.listeners.append(screenpop.pop.cards.listener)
+    from screenpop.wallboard_socket import WallboardSockets
+
+    WallboardSockets(wallboard).register(screenpop.ws)  # /ws/wallboard: the wallboard's snapshots, pushed
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth

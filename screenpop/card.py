@@ -116,6 +116,7 @@ def build_card(data: dict[str, Any] | None, call: CallFacts, *, today: date, mas
     vehicles = list(data.get("vehicles") or [])
     base.update({
         "known": True,
+        "id": data["id"],  # as the desktop's forms take it
         "customer_id": str(data["id"]),
         "name": data.get("name"),
         "kind": data.get("kind", "person"),

@@ -77,7 +77,7 @@ def test_ticket_endpoint_and_csp(live: LiveServer) -> None:
     assert _status(f"{live.url}/api/ws-ticket", {"socket": "agent"}) == 401
     assert _status(f"{live.url}/api/ws-ticket", {"socket": "fridge"}, token) == 400
     assert _status(f"{live.url}/api/ws-ticket", {}, token) == 400
-    assert _status(f"{live.url}/api/ws-ticket", {"socket": "wallboard"}, token) == 400  # nobody serves it yet
+    assert _status(f"{live.url}/api/ws-ticket", {"socket": "wallboard"}, token) == 403  # supervisors only
     got = _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
     assert got["expires_in"] == 30 and len(got["ticket"]) >= 40
     ws_origin = got["url"].split("/ws/")[0]

@@ -288,3 +288,40 @@ def test_sla_alarms_of_the_agents_tickets_and_their_state_reach_them() -> None:
             await hub.stop(1.0)
 
     run(main())
+
+
+def test_the_wallboard_socket_pushes_the_snapshot_to_supervisors_only() -> None:
+    from ccserver.wallboard import WallboardPublisher
+    from screenpop.wallboard_socket import WallboardSockets
+
+    async def main() -> None:
+        service, _audits, hub = await started()
+        builds = 0
+
+        async def build(version: int) -> dict[str, Any]:
+            nonlocal builds
+            builds += 1
+            return {"version": version, "queues": [], "note": HOSTILE}
+
+        publisher = WallboardPublisher(build, ManualClock())
+        WallboardSockets(publisher).register(service.ws)
+        try:
+            kind = service.ws.kinds["wallboard"]
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "wallboard", "s9")
+            refused = await websockets.connect(service.ws.url_for(kind, ticket), origin=ORIGIN)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(refused.recv(), 5)
+            assert (refused.close_code, refused.close_reason) == (4403, "role not allowed on this socket")
+            ticket, _ = await service.tickets.issue(2, "supervisor1", "supervisor", "wallboard", "s2")
+            board = await websockets.connect(service.ws.url_for(kind, ticket), origin=ORIGIN)
+            first = json.loads(await asyncio.wait_for(board.recv(), 5))
+            assert first["note"] == HOSTILE
+            await publisher.flush()
+            second = json.loads(await asyncio.wait_for(board.recv(), 5))
+            assert second["version"] > first["version"] and builds == 2
+            await board.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())

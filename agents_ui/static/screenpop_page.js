@@ -1,4 +1,5 @@
-// The home page's screen pop (for users with an extension): the socket, the card, and the connection status.
+// A page's screen pop (the home page, the desktop): the socket, the card in #cc-card, and the connection status
+// in #cc-socket when the page has one.
 import { connectAgentSocket } from "/static/agent_socket.js";
 import { bindCard } from "/static/card.js";
 

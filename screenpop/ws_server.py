@@ -62,7 +62,8 @@ class WsServer:
                  allowed_origins: Iterable[str] = (), audit: Audit | None = None) -> None:
         self.tickets = tickets
         self.host, self.port = host, port
-        self._public_url = public_url.rstrip("/")
+        # The base the socket paths (/ws/agent …) are appended to; a base naming the /ws prefix itself means the same.
+        self._public_url = public_url.rstrip("/").removesuffix("/ws")
         self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.http_origin = ""  # set once HTTP listens: the default allowed origin
         self.audit = audit

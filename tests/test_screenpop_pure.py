@@ -232,3 +232,15 @@ def test_the_card_cache_reloads_a_changed_customer() -> None:
         assert (await cache.prefetch("u4", "42", "1")).data == {"id": 42, "name": "v3"}
 
     asyncio.run(main())
+
+
+def test_the_socket_url_is_built_from_the_public_base() -> None:
+    from screenpop.ws_server import WsServer
+
+    for base in ("wss://cc.example.com", "wss://cc.example.com/", "wss://cc.example.com/ws"):
+        server = WsServer(MemoryTickets(ManualClock().time), host="127.0.0.1", port=8081, public_url=base)
+        kind = server.add_kind("agent", "/ws/agent", None)
+        assert server.url_for(kind, "T") == "wss://cc.example.com/ws/agent?ticket=T"
+        assert server.public_origin == "wss://cc.example.com"
+    local = WsServer(MemoryTickets(ManualClock().time), host="127.0.0.1", port=8081)
+    assert local.public_url == "ws://127.0.0.1:8081"

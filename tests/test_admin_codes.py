@@ -181,11 +181,25 @@ def test_a_rules_edit_reaches_the_agents_service_personal_queue(live):
     assert personal_queue(ctx.agents.rules, "8001") == "agent-8001"
 
 
-def test_the_agents_command_uses_the_admin_rules(live):
-    """``ccserver agents`` builds its own AgentService: it reads the admin's rules too (same personal queue)."""
-    _, _, _, _, sessions = live
+def test_the_agents_command_uses_the_admin_rules(tmp_path, monkeypatch, capsys):
+    """``ccserver agents`` builds its own AgentService: it gets the admin's rules (the same personal queue)."""
+    import ccserver.agents
     from ccserver.admin import rules as admin_rules
+    from ccserver.cli import main
 
-    admin_rules.save(sessions, SYSTEM, {"preferred_agent": {"queue_template": "p-{ext}"}}, None)
-    assert personal_queue(admin_rules.effective(sessions, {}), "8001") == "p-8001"
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["db", "upgrade", *data]) == 0
+    engine = make_engine(f"sqlite:///{(tmp_path / 'ccserver.sqlite3').resolve()}")
+    admin_rules.save(session_factory(engine), SYSTEM, {"preferred_agent": {"queue_template": "p-{ext}"}}, None)
+    engine.dispose()
+    seen: list[RoutingRules] = []
 
+    class Recording(AgentService):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs["rules"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ccserver.agents, "AgentService", Recording)
+    assert main(["agents", "list", *data]) == 0
+    capsys.readouterr()
+    assert [personal_queue(rules, "8001") for rules in seen] == ["p-8001"]

@@ -203,3 +203,17 @@ def test_the_agents_command_uses_the_admin_rules(tmp_path, monkeypatch, capsys):
     assert main(["agents", "list", *data]) == 0
     capsys.readouterr()
     assert [personal_queue(rules, "8001") for rules in seen] == ["p-8001"]
+
+
+def test_a_rules_edit_gives_the_customer_directory_the_new_vip_tiers(live):
+    _, ctx, routing, _, sessions = live
+    from types import SimpleNamespace
+
+    from ccserver.admin import rules as admin_rules
+
+    directory = SimpleNamespace(vip_tiers=frozenset({"diamond", "gold"}))
+    reloads = ConfigReloads(None)
+    LiveSettings(sessions, ctx.config, inline_blocking, routing=routing, directory=directory).attach(reloads)
+    admin_rules.save(sessions, SYSTEM, {"vip_tiers": ["diamond"]}, None)
+    LOOP.run_until_complete(reloads.apply("routing_rules"))
+    assert directory.vip_tiers == frozenset({"diamond"}) == routing.rules.vip_tiers

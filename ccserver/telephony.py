@@ -59,7 +59,8 @@ class Telephony:
         self._led: dict[str, list[list[int | None]]] = {}
         self.relay = EventRelay(redis) if redis is not None else None
         self.outbox = RelayOutbox(self.relay, self.node_id) if self.relay is not None else None
-        self.follower = (RelayFollower(self.relay, RedisStateReader(redis), self.tracker, clock=self.clock)
+        self.follower = (RelayFollower(self.relay, RedisStateReader(redis), self.tracker, clock=self.clock,
+                                       node_id=self.node_id)
                          if self.relay is not None else None)
         self.store = None
         if redis is not None:

@@ -20,6 +20,7 @@ from ccserver.ami.relay import (
     decode_relayed,
     encode_event,
     encode_relayed,
+    own_prefix,
 )
 from tests.test_state_support import timed_messages
 
@@ -114,6 +115,110 @@ def test_follow_delivers_in_order_and_skips_what_it_cannot_read(redis_url):
             await r.aclose()
 
     asyncio.run(main())
+
+
+def test_own_prefix_is_how_each_of_that_nodes_messages_starts():
+    for msg in (Relayed("ast1", "vm:12/7f00", 3, 1, START, after=None),
+                Relayed("ast1", "vm:12/7f00", 3, 2, EVENT, event=varset()),
+                Relayed("ast1", "vm:12/7f00", 3, 3, RESYNC, at=1.0, queue_items=(), channel_items=())):
+        assert encode_relayed(msg).encode().startswith(own_prefix("ast1", "vm:12/7f00"))
+    mine = encode_relayed(Relayed("ast1", "vm:12/7f00", 3, 2, EVENT, event=varset())).encode()
+    for other in (own_prefix("ast1", "vm:12/7f0"), own_prefix("ast1", "vm:12/7f001"), own_prefix("ast2", "vm:12/7f00"),
+                  own_prefix('ast1", "node', "vm:12/7f00")):
+        assert not mine.startswith(other)
+
+
+def test_follow_skips_its_own_nodes_messages_undecoded(redis_url, caplog):
+    async def main():
+        r = aioredis.Redis.from_url(redis_url)
+        relay = EventRelay(r, channel_prefix="test:ami:own:")
+        got: list[Relayed] = []
+        subscribed = []
+        done = False
+        task = asyncio.create_task(relay.follow("ast1", got.append, subscribed=lambda: subscribed.append(1),
+                                                stopping=lambda: done, poll=0.05,
+                                                skip_prefix=own_prefix("ast1", "me")))
+        try:
+            await until(lambda: subscribed == [1])
+            await relay.publish_batch([Relayed("ast1", "me", 2, 1, START), Relayed("ast1", "me", 2, 2, EVENT,
+                                                                                      event=varset())])
+            # not even decoded: a broken message with this node's prefix is dropped without a warning
+            await r.publish(relay.channel("ast1"), own_prefix("ast1", "me") + b"broken")
+            theirs = [Relayed("ast1", "other", 3, 1, START), Relayed("ast1", "other", 3, 2, EVENT, event=varset())]
+            await relay.publish_batch(theirs)
+            await until(lambda: len(got) == 2)
+            assert got == theirs
+        finally:
+            done = True
+            await asyncio.wait_for(task, 2)
+            await r.aclose()
+
+    with caplog.at_level("WARNING", logger="ccserver.ami.relay"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if "unreadable" in r.getMessage()]
+
+
+def test_a_batch_goes_out_as_one_publish_per_run_of_one_server_and_a_bad_line_costs_only_itself(redis_url):
+    async def main():
+        r = aioredis.Redis.from_url(redis_url)
+        relay = EventRelay(r, channel_prefix="test:ami:batch:")
+        raw = r.pubsub()
+        await raw.subscribe(relay.channel("ast1"))
+        assert (await raw.get_message(timeout=2))["type"] == "subscribe"
+        got: list[Relayed] = []
+        subscribed = []
+        done = False
+        task = asyncio.create_task(relay.follow("ast1", got.append, subscribed=lambda: subscribed.append(1),
+                                                stopping=lambda: done, poll=0.05))
+        try:
+            await until(lambda: subscribed == [1])
+            ast1 = [Relayed("ast1", "n1", 1, 1, START)] + [Relayed("ast1", "n1", 1, n, EVENT, event=varset())
+                                                          for n in range(2, 5)]
+            other = Relayed("ast2", "n1", 1, 5, EVENT, event=varset("ast2"))
+            more = [Relayed("ast1", "n1", 1, n, EVENT, event=varset()) for n in (5, 6)]
+            await relay.publish_batch([*ast1, other, *more])
+            publishes = [await raw.get_message(timeout=2) for _ in range(2)]
+            assert [m["data"].count(b"\n") + 1 for m in publishes] == [4, 2]  # ast2's went to its own channel
+            # a line nobody can read between two good ones: the good ones are delivered, in order
+            good = [encode_relayed(Relayed("ast1", "n1", 1, n, EVENT, event=varset())) for n in (7, 8)]
+            await r.publish(relay.channel("ast1"), "\n".join([good[0], "{not json", good[1]]))
+            await until(lambda: len(got) == 8)
+            assert [m.seq for m in got] == [1, 2, 3, 4, 5, 6, 7, 8]
+        finally:
+            done = True
+            await asyncio.wait_for(task, 2)
+            await raw.aclose()
+            await r.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_long_batch_is_split_below_the_publish_size_limit(monkeypatch):
+    import ccserver.ami.relay as relay_module
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str]] = []
+
+        def publish(self, channel: str, data: str) -> None:
+            self.sent.append((channel, data))
+
+        async def execute(self) -> None:
+            return None
+
+    pipe = Pipe()
+
+    class FakeRedis:
+        def pipeline(self, transaction: bool) -> Pipe:
+            return pipe
+
+    monkeypatch.setattr(relay_module, "MAX_PUBLISH_BYTES", 1000)
+    relay = EventRelay(FakeRedis(), channel_prefix="x:")
+    messages = [Relayed("ast1", "n1", 1, n, EVENT, event=varset()) for n in range(1, 41)]
+    asyncio.run(relay.publish_batch(messages))
+    assert len(pipe.sent) > 1 and all(len(data) <= 1000 for _, data in pipe.sent)
+    lines = [line for _, data in pipe.sent for line in data.split("\n")]
+    assert [decode_relayed(line) for line in lines] == messages
 
 
 class RecordingRelay:

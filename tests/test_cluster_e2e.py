@@ -102,6 +102,7 @@ def run_two_nodes(transcript: str, done, tmp_path: Path, pg_url: str, redis_url:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
     env.update({"CCSERVER_DATABASE_URL": pg_url, "CCSERVER_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1",
                 "CCSERVER_HTTP_LISTEN": "127.0.0.1:0", "CCSERVER_AGI_LISTEN": "127.0.0.1:0",
+                "CCSERVER_WS_LISTEN": "127.0.0.1:0",
                 "CCSERVER_SERVER_SECRET_KEY": "e2e-cluster-secret-0123456789",
                 "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(port),
                 "CCSERVER_AMI_USERNAME": "ccserver", "CCSERVER_AMI_SECRET": "ccserver-secret"})

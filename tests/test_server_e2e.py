@@ -31,7 +31,8 @@ def ccserver(args: list[str], env: dict[str, str], **kw) -> subprocess.Completed
 def env(tmp_path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CCSERVER_")}
     clean.update({"CCSERVER_SERVER_DATA_DIR": str(tmp_path / "var"), "CCSERVER_HTTP_LISTEN": "127.0.0.1:0",
-                  "CCSERVER_AGI_LISTEN": "127.0.0.1:0", "PYTHONUNBUFFERED": "1"})
+                  "CCSERVER_AGI_LISTEN": "127.0.0.1:0", "CCSERVER_WS_LISTEN": "127.0.0.1:0",
+                  "PYTHONUNBUFFERED": "1"})
     return clean
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ccserver.ami.client import backoff_delay
-from ccserver.ami.relay import EVENT, RESYNC, START, EventRelay, Position, Relayed
+from ccserver.ami.relay import EVENT, RESYNC, START, EventRelay, Position, Relayed, own_prefix
 from ccserver.clock import Clock, LoopClock
 from ccserver.logs import log_text
 from ccserver.metrics import REGISTRY
@@ -110,8 +110,10 @@ class RelayFollower:
 
     def __init__(self, relay: EventRelay, reader: RedisStateReader, tracker: Any, *, clock: Clock | None = None,
                  rebuild_wait: float = 10.0, poll_interval: float = 0.05, backoff_initial: float = 0.5,
-                 backoff_cap: float = 10.0, reader_idle: float = 10.0, rng: random.Random | None = None) -> None:
+                 backoff_cap: float = 10.0, reader_idle: float = 10.0, rng: random.Random | None = None,
+                 node_id: str | None = None) -> None:
         self.relay = relay
+        self.node_id = node_id  # this node's own relayed messages are skipped undecoded (its tracker applied them)
         self.reader = reader
         self.tracker = tracker
         self.clock: Clock = clock if clock is not None else LoopClock()
@@ -276,7 +278,8 @@ class RelayFollower:
             try:
                 await self.relay.follow(server, functools.partial(self.deliver, server),
                                         subscribed=functools.partial(self._subscribed, server),
-                                        stopping=lambda: self.stopped, idle=self.reader_idle)
+                                        stopping=lambda: self.stopped, idle=self.reader_idle,
+                                        skip_prefix=own_prefix(server, self.node_id) if self.node_id else None)
                 reason = "the subscription ended"
             except asyncio.CancelledError:
                 self._stop_rebuild(state)

@@ -23,19 +23,18 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ccserver.campaigns.windows import CallingWindow, is_open, next_open
+from ccserver.db.models import CAMPAIGN_OUTCOMES, CAMPAIGN_TYPES
 
 __all__ = ["CAMPAIGN_TYPES", "Contact", "FINAL_OUTCOMES", "MARKETING_TYPES", "OUTCOMES", "RetryPolicy",
            "Verdict", "check", "is_marketing"]
 
-# The eight planned-call kinds of issue #14.
-CAMPAIGN_TYPES = ("return_visit", "satisfaction", "maintenance", "insurance", "member_event",
-                  "complaint_callback", "callback_request", "abandoned_caller")
+# CAMPAIGN_TYPES: the eight planned-call kinds of issue #14 (the vocabulary lives with the model).
 # Types that promote a product or service: consent required (PRC rule — opt-in for commercial calls). Return
 # visits and satisfaction surveys follow a purchase or visit; callbacks were asked for by the customer.
 MARKETING_TYPES = frozenset({"maintenance", "insurance", "member_event"})
 
 # What an attempt can end as. ``abandoned``: answered, but no agent within the 2 s limit.
-OUTCOMES = ("busy", "no_answer", "failed", "machine", "abandoned", "reached", "refused", "invalid")
+OUTCOMES = CAMPAIGN_OUTCOMES
 FINAL_OUTCOMES = frozenset({"reached", "refused", "invalid"})
 
 

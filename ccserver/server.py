@@ -278,6 +278,12 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     if telephony is not None:
         kpi.subscribe(telephony.hub)
     routing.service.on_callback.append(kpi.note_callback)
+    # Outbound campaigns (ccserver/campaigns): the service behind /api/campaigns and /api/dnc.
+    from ccserver.campaigns.service import CampaignService
+    from ccserver.campaigns.settings import CampaignSettings
+
+    campaigns = CampaignService(sessions, blocking.run, settings=CampaignSettings.from_config(config), clock=clock,
+                                default_region=config.phone.default_region)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
@@ -306,6 +312,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         kpi=kpi,
+        campaigns=campaigns,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.call_routes import CallRoutes
+from ccserver.web.campaign_routes import CampaignRoutes
 from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
@@ -28,6 +29,7 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    CampaignRoutes(ctx).register(router)
     return router
 
 

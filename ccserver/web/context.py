@@ -64,6 +64,8 @@ class WebContext:
     # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
     # live model). Reports read SQL through session_factory.
     kpi: Any = None
+    # Outbound campaigns for /api/campaigns and /api/dnc (ccserver.campaigns.service.CampaignService; None: 503).
+    campaigns: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

@@ -1,0 +1,466 @@
+"""The dialer: a cluster-leased component that dials running campaigns over AMI Originate.
+
+One node dials at a time: the holder of the Redis lease ``ccserver:dialer:lease`` (renewed every ``ttl/3`` on the
+injected clock; the moment a renewal fails and the local copy of the lease has run out, dialing stops — calls in
+flight still get their outcome written). Without Redis the single node dials.
+
+Every tick (``tick`` seconds), for each running campaign that is not in preview mode:
+
+1. the pacing model says how many lines to add (:func:`ccserver.dialer.pacing.lines_to_dial`, fed by the
+   campaign's :class:`~ccserver.dialer.pacing.LiveStats` and the queue's free / busy agents);
+2. the planner picks that many targets through the compliance gate (:func:`ccserver.campaigns.planner.pick`) —
+   the window in the callee's local time, DNC, consent, attempts, spacing — and one active attempt per customer;
+3. for each: the contact leases in Redis (target + customer, all or nothing), the attempt row in SQL (with its
+   ActionID), ``tracker.expect_originate`` — and only then ``Originate`` (Async) of ``Local/<number>@<outbound
+   context>`` with ``CC_CAMPAIGN_ID``, ``CC_TARGET_ID``, ``CC_QUEUE``, ``CC_AMD``, ``CC_ABANDON_AFTER``,
+   ``CC_STORE_DID`` and the store's DID as caller ID; the answered leg continues in ``[ccserver-campaign]``.
+
+Results: the ``OriginateResponse`` (busy, no answer, failed — or answered), then the call's ``CallEnded`` on the hub:
+an agent took it → ``reached``; it waited in the campaign queue past ``abandon_after_seconds`` → ``abandoned`` (the
+dialplan played the message); it never reached the queue (AMD) → ``machine``. An Originate whose outcome is unknown
+(the AMI connection dropped) keeps its leases and is reconciled at the next ``Resynced`` against the live calls —
+adopted if its call is there, else ended as ``failed`` — never re-sent. A node taking the lease over reconciles the
+attempts left without an outcome the same way against the live model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ccserver.ami.errors import OriginateOutcomeUnknown
+from ccserver.ami.lease import RedisLease
+from ccserver.bridge import settle
+from ccserver.campaigns.compliance import FINAL_OUTCOMES, Contact, RetryPolicy
+from ccserver.campaigns.planner import CampaignRules, pick
+from ccserver.campaigns.selection import Target, TargetQueue
+from ccserver.campaigns.settings import CampaignSettings
+from ccserver.campaigns.windows import callee_zones, intersect, parse_window
+from ccserver.clock import Clock, LoopClock
+from ccserver.dialer.leases import ContactLeases
+from ccserver.dialer.pacing import LiveStats, lines_to_dial
+from ccserver.dialer.store import CampaignRow, DialerStore, TargetRow
+from ccserver.events.types import CallEnded, Resynced
+from ccserver.metrics import REGISTRY
+
+__all__ = ["AmiOriginator", "Dialer", "Originator", "tracker_floor"]
+
+log = logging.getLogger("ccserver.dialer")
+
+ORIGINATES = REGISTRY.counter("ccserver_dialer_originates_total",
+                              "Originates sent by the dialer, by campaign mode")
+OUTCOMES = REGISTRY.counter("ccserver_dialer_outcomes_total", "Campaign attempt outcomes, by outcome")
+LEASE_KEY = "ccserver:dialer:lease"
+CONTEXT_ANSWERED = "ccserver-campaign"
+# OriginateResponse outcome (ccserver.ami.client.ORIGINATE_REASONS) -> attempt outcome.
+_NOT_ANSWERED = {"busy": "busy", "no_answer": "no_answer", "hangup": "no_answer", "congestion": "failed",
+                 "failed": "failed"}
+
+
+class Originator(Protocol):
+    def new_action_id(self, server: str) -> str: ...
+
+    async def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
+        """Fires with the OriginateResult; raises OriginateOutcomeUnknown when the outcome cannot be known."""
+        ...
+
+
+class AmiOriginator:
+    """The AMI manager (ccserver.ami.manager.AMIManager) as an Originator."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    def new_action_id(self, server: str) -> str:
+        return str(self.manager.clients[server].new_originate_id())
+
+    async def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
+        return await settle(self.manager.originate(server, channel, **kwargs))
+
+
+def tracker_floor(tracker: Any) -> Callable[[str, str, float], tuple[int, list[float]]]:
+    """Free agents of a queue and, for each busy one, seconds into its call — from the live model."""
+
+    def floor(queue: str, server: str, now: float) -> tuple[int, list[float]]:
+        q = tracker.queue(queue, server)
+        if q is None:
+            return 0, []
+        free, busy = 0, []
+        for member in q.members.values():
+            if not member.logged_in or member.paused:
+                continue
+            if member.available:
+                free += 1
+            elif member.in_call:
+                agent = tracker.agent(member.interface, server)
+                busy.append(max(0.0, now - agent.since) if agent is not None and agent.since else 0.0)
+        return free, busy
+
+    return floor
+
+
+@dataclass
+class _Live:
+    action_id: str
+    campaign_id: int
+    target: Target
+    e164: str
+    server: str
+    sent_at: float
+    holder: str
+    uniqueid: str | None = None
+    answered_at: float | None = None
+    unknown: bool = False
+
+
+@dataclass
+class _Campaign:
+    row: CampaignRow
+    queue: TargetQueue
+    contacts: dict[int, Contact]
+    rules: CampaignRules
+    stats: LiveStats
+
+
+class Dialer:
+    name = "dialer"
+
+    def __init__(self, store: DialerStore, originator: Originator, leases: ContactLeases, *,
+                 run_blocking: Callable[..., Any], settings: CampaignSettings | None = None,
+                 clock: Clock | None = None, tracker: Any = None, redis: Any = None, node_id: str = "node",
+                 server: str = "default", tick: float = 1.0, refresh: float = 60.0, default_zone: str = "UTC",
+                 floor: Callable[[str, str, float], tuple[int, list[float]]] | None = None) -> None:
+        self.store = store
+        self.originator = originator
+        self.leases = leases
+        self.settings = settings or CampaignSettings()
+        self.clock: Clock = clock or LoopClock()
+        self.tracker = tracker
+        self.node_id = node_id
+        self.server = server
+        self.tick_seconds = tick
+        self.refresh_seconds = refresh
+        self.default_zone = default_zone
+        self.floor = floor or (tracker_floor(tracker) if tracker is not None else (lambda q, s, n: (0, [])))
+        self._run = run_blocking
+        self.lease = (RedisLease(redis, LEASE_KEY, node_id, ttl_ms=int(self.settings.lease_ttl_seconds * 1000),
+                                 clock=self.clock.monotonic) if redis is not None else None)
+        self.campaigns: dict[int, _Campaign] = {}
+        self.dnc: set[str] = set()
+        self.live: dict[str, _Live] = {}
+        self._by_uniqueid: dict[tuple[str, str], str] = {}
+        self._loaded_at: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._results: set[asyncio.Task[None]] = set()
+        self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
+        self.leading = self.lease is None  # may dial now
+
+    # -- component ---------------------------------------------------------------------------------------------
+    def subscribe(self, hub: Any) -> None:
+        hub.subscribe("dialer", self.on_event, kinds=(CallEnded, Resynced))
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        self.leading = False
+        for task in (self._task, self._keeper):
+            if task is not None:
+                task.cancel()
+        if self.lease is not None and self.lease.held:
+            try:
+                await self.lease.release()
+            except Exception as exc:  # noqa: BLE001 - it expires by itself
+                log.warning("dialer: lease release failed (%s)", exc)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if not self.leading and self.lease is not None:
+                    await self._try_lead()
+                if self.leading:
+                    await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
+                log.exception("dialer tick failed")
+            await self.clock.sleep(self.tick_seconds)
+
+    async def _try_lead(self) -> None:
+        assert self.lease is not None
+        try:
+            if not await self.lease.acquire():
+                return
+        except Exception as exc:  # noqa: BLE001 - Redis down: no dialing (at most one dialer)
+            log.warning("dialer: lease unavailable (%s)", exc)
+            return
+        log.info("dialer: %s leads", self.node_id)
+        self.leading = True
+        self._keeper = asyncio.ensure_future(self._keep())
+        await self.reconcile_orphans()
+
+    async def _keep(self) -> None:
+        assert self.lease is not None
+        interval = self.settings.lease_ttl_seconds / 3.0
+        while self.leading:
+            await self.clock.sleep(interval)
+            try:
+                held = await self.lease.renew()
+            except Exception as exc:  # noqa: BLE001 - Redis blip: keep it only while our copy is surely valid
+                held = self.lease.held
+                log.warning("dialer: lease renewal failed (%s)", exc)
+            if not held:
+                self.leading = False  # stop dialing at once; calls in flight still settle
+                log.error("dialer: lease lost by %s; dialing stopped", self.node_id)
+                return
+            for live in list(self.live.values()):  # our contacts stay ours while their calls last
+                await self.leases.extend(live.target.id, live.target.customer_id, live.holder, self._contact_ttl())
+
+    def _may_dial(self) -> bool:
+        return self.leading and (self.lease is None or self.lease.held)
+
+    def _contact_ttl(self) -> float:
+        return max(60.0, self.settings.originate_timeout_seconds * 4)
+
+    # -- campaigns and targets ---------------------------------------------------------------------------------
+    async def refresh(self) -> None:
+        rows: list[CampaignRow] = await self._run(self.store.running_campaigns)
+        self.dnc = await self._run(self.store.dnc_numbers)
+        fresh: dict[int, _Campaign] = {}
+        for row in rows:
+            old = self.campaigns.get(row.id)
+            targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
+            in_flight = {live.target.id for live in self.live.values()}
+            zone = row.time_zone or self.default_zone
+            window = intersect(parse_window(row.window), self.settings.window)
+            policy = RetryPolicy(row.max_attempts, self.settings.policy.spacing)
+            contacts = {t.id: Contact(t.e164, row.type, callee_zones(t.e164, zone), t.do_not_call, t.consent,
+                                      t.attempts, t.last_outcome, t.last_attempt_at) for t in targets}
+            queue = TargetQueue(
+                (Target(t.id, t.customer_id, t.tier, t.order_at.timestamp() if t.order_at else float(t.id))
+                 for t in targets if t.id not in in_flight), tiers_first=row.tiers_first)
+            fresh[row.id] = _Campaign(row, queue, contacts,
+                                      CampaignRules(window, policy, self.settings.marketing_types),
+                                      old.stats if old is not None else LiveStats(
+                                          window=self.settings.abandon_window_seconds))
+        self.campaigns = fresh
+        self._loaded_at = self.clock.monotonic()
+
+    async def tick(self) -> int:
+        """One pacing round; returns the Originates sent."""
+        if not self._may_dial():
+            return 0
+        if self._loaded_at is None or self.clock.monotonic() - self._loaded_at >= self.refresh_seconds:
+            await self.refresh()
+        now = self.clock.time()
+        sent = 0
+        for campaign in list(self.campaigns.values()):
+            if campaign.row.mode == "preview":
+                continue
+            free, busy = self.floor(campaign.row.queue, self.server, now)
+            in_flight = sum(1 for live in self.live.values()
+                            if live.campaign_id == campaign.row.id and live.answered_at is None)
+            snapshot = campaign.stats.snapshot(campaign.row.mode, free, in_flight, busy, now)
+            wanted = lines_to_dial(snapshot, self.settings.pacing)
+            if wanted <= 0:
+                continue
+            busy_customers = {live.target.customer_id for live in self.live.values()
+                              if live.target.customer_id is not None}
+            dropped: list[tuple[Target, str]] = []
+            chosen = pick(campaign.queue, campaign.contacts, campaign.rules, self.dnc,
+                          datetime.fromtimestamp(now, UTC), wanted, busy=busy_customers,
+                          dropped=_collect(dropped))
+            for target, reason in dropped:
+                await self._run(self.store.drop_target, target.id, reason)
+            for target in chosen:
+                if not self._may_dial():
+                    return sent
+                if await self._dial(campaign, target, now):
+                    sent += 1
+        return sent
+
+    async def _dial(self, campaign: _Campaign, target: Target, now: float) -> bool:
+        row = campaign.row
+        contact = campaign.contacts[target.id]
+        action_id = self.originator.new_action_id(self.server)
+        holder = f"{self.node_id}|{action_id}"
+        if not await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
+            campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
+            return False
+        began = await self._run(self.store.begin_attempt, row.id, target.id, target.customer_id, action_id,
+                                self.node_id, self.server, datetime.fromtimestamp(now, UTC))
+        if not began:  # no longer pending (another node, a refusal): leave it
+            await self.leases.release(target.id, target.customer_id, holder)
+            return False
+        if self.tracker is not None:
+            self.tracker.expect_originate(action_id, server=self.server, dialed_number=contact.e164,
+                                          customer_id=str(target.customer_id) if target.customer_id else None,
+                                          campaign_id=str(row.id), sent_at=now)
+        live = _Live(action_id, row.id, target, contact.e164, self.server, now, holder)
+        self.live[action_id] = live
+        variables = {"CC_CAMPAIGN_ID": row.id, "CC_TARGET_ID": target.id, "CC_QUEUE": row.queue,
+                     "CC_AMD": int(self.settings.amd),
+                     "CC_ABANDON_AFTER": max(1, round(self.settings.abandon_after_seconds)),
+                     "CC_STORE_DID": row.caller_id or ""}
+        caller_id = None
+        if row.caller_id:
+            name = (row.store_name or "").replace('"', "").replace("<", "").replace(">", "")
+            caller_id = f'"{name}" <{row.caller_id}>' if name else row.caller_id
+        sending = self.originator.originate(
+            self.server, f"Local/{contact.e164}@{self.settings.outbound_context}", context=CONTEXT_ANSWERED,
+            exten="s", priority=1, caller_id=caller_id,
+            timeout_ms=int(self.settings.originate_timeout_seconds * 1000), variables=variables,
+            action_id=action_id)
+        self.sent.append(action_id)
+        ORIGINATES.inc(mode=row.mode)
+        task = asyncio.ensure_future(self._result(live, sending))
+        self._results.add(task)
+        task.add_done_callback(self._results.discard)
+        return True
+
+    async def _result(self, live: _Live, sending: Any) -> None:
+        try:
+            result = await sending
+        except OriginateOutcomeUnknown as exc:
+            live.unknown = True  # keep the leases; reconciled at the next Resynced, never re-sent
+            log.warning("dialer: outcome of %s unknown (%s); reconciling at the next resync", live.action_id, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - Asterisk refused the action, or it was invalid
+            log.warning("dialer: Originate %s refused (%s)", live.action_id, exc)
+            await self._finish(live, "failed")
+            return
+        now = self.clock.time()
+        stats = self._stats(live.campaign_id)
+        if getattr(result, "answered", False):
+            live.answered_at = now
+            live.uniqueid = getattr(result, "uniqueid", None)
+            if stats is not None:
+                stats.result(True, now - live.sent_at)
+            if live.uniqueid:
+                self._by_uniqueid[(live.server, live.uniqueid)] = live.action_id
+            await self._run(self.store.answered, live.action_id, live.uniqueid, datetime.fromtimestamp(now, UTC))
+            return  # the outcome comes with CallEnded
+        if stats is not None:
+            stats.result(False, now - live.sent_at)
+        await self._finish(live, _NOT_ANSWERED.get(getattr(result, "outcome", "failed"), "failed"))
+
+    def _stats(self, campaign_id: int) -> LiveStats | None:
+        campaign = self.campaigns.get(campaign_id)
+        return campaign.stats if campaign is not None else None
+
+    async def _finish(self, live: _Live, outcome: str, interface: str | None = None) -> None:
+        if self.live.pop(live.action_id, None) is None:
+            return  # already settled
+        if live.uniqueid:
+            self._by_uniqueid.pop((live.server, live.uniqueid), None)
+        now = self.clock.time()
+        await self._run(self.store.finish_attempt, live.action_id, outcome, datetime.fromtimestamp(now, UTC),
+                        agent_interface=interface)
+        await self.leases.release(live.target.id, live.target.customer_id, live.holder)
+        OUTCOMES.inc(outcome=outcome)
+        campaign = self.campaigns.get(live.campaign_id)
+        if campaign is None:
+            return
+        old = campaign.contacts.get(live.target.id)
+        if old is not None:
+            campaign.contacts[live.target.id] = replace(
+                old, attempts=old.attempts + 1, last_outcome=outcome,
+                last_attempt_at=datetime.fromtimestamp(live.sent_at, UTC))
+            if outcome not in FINAL_OUTCOMES and old.attempts + 1 < campaign.rules.policy.max_attempts:
+                campaign.queue.add(live.target)  # the gate holds it back for the retry spacing
+
+    # -- hub events --------------------------------------------------------------------------------------------
+    async def on_event(self, event: Any) -> None:
+        if isinstance(event, CallEnded):
+            await self._on_call_ended(event)
+        elif isinstance(event, Resynced):
+            await self._on_resynced(event)
+
+    async def _on_call_ended(self, event: CallEnded) -> None:
+        action_id = self._by_uniqueid.get((event.server, event.uniqueid))
+        live = self.live.get(action_id) if action_id else None
+        if live is None:
+            return
+        stats = self._stats(live.campaign_id)
+        if event.interface:
+            outcome = "reached"
+            if stats is not None:
+                stats.answered(event.at, False)
+                if event.talk_seconds is not None:
+                    stats.handled(float(event.talk_seconds))
+        elif event.queue:
+            outcome = "abandoned"
+            if stats is not None:
+                stats.answered(event.at, True)
+        else:
+            outcome = "machine"
+        await self._finish(live, outcome, event.interface)
+
+    async def _on_resynced(self, event: Resynced) -> None:
+        for live in [v for v in self.live.values() if v.unknown and v.server == event.server]:
+            await self._reconcile(live, event.calls)
+
+    async def _reconcile(self, live: _Live, calls: Any) -> None:
+        call = _matching_call(live.campaign_id, live.e164, live.uniqueid, live.action_id, calls)
+        if call is None:
+            log.info("dialer: %s has no live call after the resync: ended as failed (not re-sent)", live.action_id)
+            await self._finish(live, "failed")
+            return
+        live.unknown = False
+        live.uniqueid = call.uniqueid
+        self._by_uniqueid[(live.server, call.uniqueid)] = live.action_id
+        if call.answered_at is not None or call.up:
+            live.answered_at = live.answered_at or self.clock.time()
+
+    async def reconcile_orphans(self) -> None:
+        """Attempts without an outcome that this node does not follow (a crashed holder's): adopt the ones whose
+        call is live, end the others as failed. Never re-sent."""
+        rows = await self._run(self.store.unsettled)
+        calls = list(self.tracker.calls.values()) if self.tracker is not None else []
+        for action_id, campaign_id, server, uniqueid in rows:
+            if action_id in self.live:
+                continue
+            call = _matching_call(campaign_id, None, uniqueid, action_id, calls)
+            if call is None:
+                await self._run(self.store.finish_attempt, action_id, "failed",
+                                datetime.fromtimestamp(self.clock.time(), UTC))
+                continue
+            self._by_uniqueid[(server or self.server, call.uniqueid)] = action_id
+            target = Target(0, None)
+            self.live[action_id] = _Live(action_id, campaign_id, target, call.dialed_number or "",
+                                         server or self.server, self.clock.time(), "", call.uniqueid,
+                                         call.answered_at)
+
+    async def drain(self) -> None:
+        """Wait for the Originate results in progress (tests)."""
+        while self._results:
+            await asyncio.gather(*list(self._results), return_exceptions=True)
+
+
+def _collect(into: list[tuple[Target, str]]) -> Callable[[Target, str], None]:
+    def add(target: Target, reason: str) -> None:
+        into.append((target, reason))
+
+    return add
+
+
+def _digits(number: str | None) -> str:
+    return "".join(ch for ch in number or "" if ch.isdigit())
+
+
+def _matching_call(campaign_id: int, e164: str | None, uniqueid: str | None, action_id: str, calls: Any) -> Any:
+    wanted = _digits(e164)
+    for call in calls:
+        if uniqueid and call.uniqueid == uniqueid:
+            return call
+        if call.uniqueid == f"originate:{action_id}":
+            return call
+        if str(call.campaign_id or "") == str(campaign_id) and wanted and _digits(call.dialed_number).endswith(
+                wanted[-8:]):
+            return call
+    return None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -64,8 +64,9 @@ _NOT_ANSWERED = {"busy": "busy", "no_answer": "no_answer", "hangup": "no_answer"
 class Originator(Protocol):
     def new_action_id(self, server: str) -> str: ...
 
-    async def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
-        """Fires with the OriginateResult; raises OriginateOutcomeUnknown when the outcome cannot be known."""
+    def originate(self, server: str, channel: str, **kwargs: Any) -> Awaitable[Any]:
+        """Sends the Originate at once; the awaitable gives the OriginateResult, or raises OriginateOutcomeUnknown
+        when the outcome cannot be known."""
         ...
 
 
@@ -78,8 +79,8 @@ class AmiOriginator:
     def new_action_id(self, server: str) -> str:
         return str(self.manager.clients[server].new_originate_id())
 
-    async def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
-        return await settle(self.manager.originate(server, channel, **kwargs))
+    def originate(self, server: str, channel: str, **kwargs: Any) -> Awaitable[Any]:
+        return settle(self.manager.originate(server, channel, **kwargs))  # written now, awaited later
 
 
 def tracker_floor(tracker: Any) -> Callable[[str, str, float], tuple[int, list[float]]]:
@@ -182,7 +183,7 @@ class Dialer:
         while True:
             try:
                 if not self.leading and self.lease is not None:
-                    await self._try_lead()
+                    await self.try_lead()
                 if self.leading:
                     await self.tick()
             except asyncio.CancelledError:
@@ -191,18 +192,22 @@ class Dialer:
                 log.exception("dialer tick failed")
             await self.clock.sleep(self.tick_seconds)
 
-    async def _try_lead(self) -> None:
-        assert self.lease is not None
+    async def try_lead(self) -> bool:
+        """Take the dialer's lease if it is free; on success start renewing it and reconcile what a previous
+        holder left. True if this node leads now."""
+        if self.lease is None or self.leading:
+            return self.leading
         try:
             if not await self.lease.acquire():
-                return
+                return False
         except Exception as exc:  # noqa: BLE001 - Redis down: no dialing (at most one dialer)
             log.warning("dialer: lease unavailable (%s)", exc)
-            return
+            return False
         log.info("dialer: %s leads", self.node_id)
         self.leading = True
         self._keeper = asyncio.ensure_future(self._keep())
         await self.reconcile_orphans()
+        return True
 
     async def _keep(self) -> None:
         assert self.lease is not None
@@ -334,6 +339,8 @@ class Dialer:
             log.warning("dialer: Originate %s refused (%s)", live.action_id, exc)
             await self._finish(live, "failed")
             return
+        if live.action_id not in self.live:
+            return  # settled already (its CallEnded was delivered first)
         now = self.clock.time()
         stats = self._stats(live.campaign_id)
         if getattr(result, "answered", False):
@@ -353,14 +360,17 @@ class Dialer:
         campaign = self.campaigns.get(campaign_id)
         return campaign.stats if campaign is not None else None
 
-    async def _finish(self, live: _Live, outcome: str, interface: str | None = None) -> None:
+    async def _finish(self, live: _Live, outcome: str, interface: str | None = None, *,
+                      uniqueid: str | None = None, answered_at: float | None = None) -> None:
         if self.live.pop(live.action_id, None) is None:
             return  # already settled
         if live.uniqueid:
             self._by_uniqueid.pop((live.server, live.uniqueid), None)
         now = self.clock.time()
+        answered = answered_at if answered_at is not None else live.answered_at
         await self._run(self.store.finish_attempt, live.action_id, outcome, datetime.fromtimestamp(now, UTC),
-                        agent_interface=interface)
+                        agent_interface=interface, uniqueid=uniqueid or live.uniqueid,
+                        answered_at=datetime.fromtimestamp(answered, UTC) if answered is not None else None)
         await self.leases.release(live.target.id, live.target.customer_id, live.holder)
         OUTCOMES.inc(outcome=outcome)
         campaign = self.campaigns.get(live.campaign_id)
@@ -384,6 +394,12 @@ class Dialer:
     async def _on_call_ended(self, event: CallEnded) -> None:
         action_id = self._by_uniqueid.get((event.server, event.uniqueid))
         live = self.live.get(action_id) if action_id else None
+        record = event.record if isinstance(event.record, dict) else {}
+        if live is None and record.get("campaign_id") and record.get("answered_at") is not None:
+            # The hub may deliver the end before this node has read the OriginateResponse: match the campaign and
+            # the number dialled.
+            live = next((v for v in self.live.values() if v.server == event.server and not v.unknown
+                         and _matching_call(v.campaign_id, v.e164, None, v.action_id, [record])), None)
         if live is None:
             return
         stats = self._stats(live.campaign_id)
@@ -399,7 +415,9 @@ class Dialer:
                 stats.answered(event.at, True)
         else:
             outcome = "machine"
-        await self._finish(live, outcome, event.interface)
+        answered_at = record.get("answered_at")
+        await self._finish(live, outcome, event.interface, uniqueid=event.uniqueid,
+                           answered_at=float(answered_at) if isinstance(answered_at, int | float) else event.at)
 
     async def _on_resynced(self, event: Resynced) -> None:
         for live in [v for v in self.live.values() if v.unknown and v.server == event.server]:
@@ -412,9 +430,9 @@ class Dialer:
             await self._finish(live, "failed")
             return
         live.unknown = False
-        live.uniqueid = call.uniqueid
-        self._by_uniqueid[(live.server, call.uniqueid)] = live.action_id
-        if call.answered_at is not None or call.up:
+        live.uniqueid = call["uniqueid"]
+        self._by_uniqueid[(live.server, call["uniqueid"])] = live.action_id
+        if call["answered_at"] is not None or call["up"]:
             live.answered_at = live.answered_at or self.clock.time()
 
     async def reconcile_orphans(self) -> None:
@@ -430,11 +448,10 @@ class Dialer:
                 await self._run(self.store.finish_attempt, action_id, "failed",
                                 datetime.fromtimestamp(self.clock.time(), UTC))
                 continue
-            self._by_uniqueid[(server or self.server, call.uniqueid)] = action_id
-            target = Target(0, None)
-            self.live[action_id] = _Live(action_id, campaign_id, target, call.dialed_number or "",
-                                         server or self.server, self.clock.time(), "", call.uniqueid,
-                                         call.answered_at)
+            self._by_uniqueid[(server or self.server, call["uniqueid"])] = action_id
+            self.live[action_id] = _Live(action_id, campaign_id, Target(0, None), call["dialed_number"] or "",
+                                         server or self.server, self.clock.time(), "", call["uniqueid"],
+                                         call["answered_at"])
 
     async def drain(self) -> None:
         """Wait for the Originate results in progress (tests)."""
@@ -453,14 +470,20 @@ def _digits(number: str | None) -> str:
     return "".join(ch for ch in number or "" if ch.isdigit())
 
 
-def _matching_call(campaign_id: int, e164: str | None, uniqueid: str | None, action_id: str, calls: Any) -> Any:
+def _field(call: Any, name: str) -> Any:
+    """A call of the live model, or of a Resynced snapshot (plain dicts)."""
+    return call.get(name) if isinstance(call, dict) else getattr(call, name, None)
+
+
+def _matching_call(campaign_id: int, e164: str | None, uniqueid: str | None, action_id: str,
+                   calls: Any) -> dict[str, Any] | None:
+    """The live call of an attempt: by its uniqueid, its synthetic record id, or campaign + dialled number."""
     wanted = _digits(e164)
     for call in calls:
-        if uniqueid and call.uniqueid == uniqueid:
-            return call
-        if call.uniqueid == f"originate:{action_id}":
-            return call
-        if str(call.campaign_id or "") == str(campaign_id) and wanted and _digits(call.dialed_number).endswith(
-                wanted[-8:]):
-            return call
+        found = _field(call, "uniqueid")
+        if (uniqueid and found == uniqueid) or found == f"originate:{action_id}" or (
+                str(_field(call, "campaign_id") or "") == str(campaign_id) and wanted
+                and _digits(_field(call, "dialed_number")).endswith(wanted[-8:])):
+            return {"uniqueid": found, "answered_at": _field(call, "answered_at"), "up": _field(call, "up"),
+                    "dialed_number": _field(call, "dialed_number")}
     return None

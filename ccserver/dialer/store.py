@@ -100,7 +100,7 @@ class DialerStore:
                             .values(answered_at=at, uniqueid=uniqueid))
 
     def finish_attempt(self, action_id: str, outcome: str, at: datetime, *, agent_interface: str | None = None,
-                       drop_reason: str | None = None) -> None:
+                       uniqueid: str | None = None, answered_at: datetime | None = None) -> None:
         """The attempt's outcome; its target goes back to ``pending`` (to be retried after the spacing) or to
         ``done`` (a final outcome, or its attempts used up)."""
         with self.sessions.begin() as session:
@@ -110,6 +110,8 @@ class DialerStore:
             attempt.outcome, attempt.ended_at = outcome, at
             if agent_interface:
                 attempt.agent_interface = agent_interface
+            attempt.uniqueid = attempt.uniqueid or uniqueid
+            attempt.answered_at = attempt.answered_at or answered_at
             target = session.get(CampaignTarget, attempt.target_id)
             campaign = session.get(Campaign, attempt.campaign_id)
             if target is None or campaign is None:

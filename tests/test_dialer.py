@@ -1,0 +1,235 @@
+"""The dialer over the AMI replay peer (ami-originate-results: answered → queue → agent, busy, no answer, bad
+context), an injected ManualClock, real SQL and Redis: what is sent and in which order, outcomes written, the
+gate applied at the moment of dialing, a connection lost mid-Originate (reconciled, never re-sent), two nodes on
+one Redis (never the same contact twice at once), the dialer's cluster lease."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import select
+
+from ccserver.campaigns.settings import CampaignSettings
+from ccserver.clock import ManualClock
+from ccserver.db.models import CampaignAttempt, CampaignTarget, DncNumber
+from ccserver.dialer.engine import AmiOriginator, Dialer
+from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
+from ccserver.dialer.store import DialerStore
+from ccserver.events import EventHub
+from ccserver.events.types import Resynced
+from ccserver.state import StateTracker
+from tests.dialer_support import MORNING, OneClient, ScriptedOriginator, campaign, database, inline, turns
+from tests.test_ami_client import Net
+
+NUMBERS = ["+8613811112222", "+8613900000001", "+8613911111111", "+8613911111112"]
+
+
+def outcomes(sessions: Any) -> list[tuple[int, str | None]]:
+    with sessions() as s:
+        return [(a.target_id, a.outcome) for a in s.scalars(select(CampaignAttempt).order_by(CampaignAttempt.id))]
+
+
+def replay_dialer(sessions: Any, clock: ManualClock, transcript: str = "ami-originate-results",
+                  free: int = 4) -> tuple[Dialer, Net, EventHub, StateTracker]:
+    hub = EventHub()
+    tracker = StateTracker(publish=hub.publish, clock=clock.time)
+    net = Net(transcript)
+    client = net.client("default")
+    client.on_any(lambda msg: tracker.handle(msg, msg.arrival))
+    client.start()
+    net.accept()
+    dialer = Dialer(DialerStore(sessions), AmiOriginator(OneClient(client)), MemoryContactLeases(clock.monotonic),
+                    run_blocking=inline, clock=clock, tracker=tracker, default_zone="Asia/Shanghai",
+                    floor=lambda queue, server, now: (free, []))
+    dialer.subscribe(hub)
+    return dialer, net, hub, tracker
+
+
+def test_replayed_outcomes_and_what_is_sent(sqlite_url: str) -> None:
+    sessions = database(sqlite_url)
+    cid, targets = campaign(sessions, NUMBERS)
+
+    async def run() -> tuple[Any, ...]:
+        clock = ManualClock(MORNING)
+        dialer, net, hub, tracker = replay_dialer(sessions, clock)
+        hub.start()
+        records: list[Any] = []
+        hub.subscribe("records", lambda e: records.append(e.record) if hasattr(e, "record") else None)
+        sent = await dialer.tick()
+        net.flush()
+        await turns()
+        await dialer.drain()
+        await hub.stop(1.0)
+        return sent, net, dialer, records
+
+    sent, net, dialer, records = asyncio.run(run())
+    assert sent == 4
+    originates = [a for a in net.peer.actions if a.get("Action") == "Originate"]
+    assert [a["Channel"] for a in originates] == [f"Local/{n}@ccserver-outbound" for n in NUMBERS]
+    first = originates[0]
+    assert first["Async"] == "true" and first["Context"] == "ccserver-campaign" and first["Exten"] == "s"
+    assert first["CallerID"] == '"Shanghai Volvo" <4008001000>'  # the store's DID
+    assert f"CC_CAMPAIGN_ID={cid}" in first.getall("Variable") and "CC_QUEUE=sales" in first.getall("Variable")
+    assert [a["ActionID"] for a in originates] == dialer.sent  # announced ids went out unchanged
+    # answered → the queue → agent 8001 (reached); busy; no answer; the bad context failed
+    assert outcomes(sessions) == list(zip(targets, ["reached", "busy", "no_answer", "failed"], strict=True))
+    with sessions() as s:
+        rows = {t.id: (t.status, t.attempts, t.last_outcome) for t in s.scalars(select(CampaignTarget))}
+        reached = s.scalar(select(CampaignAttempt).where(CampaignAttempt.target_id == targets[0]))
+    assert rows[targets[0]] == ("done", 1, "reached") and rows[targets[1]] == ("pending", 1, "busy")
+    assert reached is not None and reached.agent_interface == "Local/8001@agent-phones/n" and reached.uniqueid
+    # the tracker knew every Originate before Asterisk answered it: outbound records with the campaign
+    outbound = [r for r in records if r is not None and r.get("direction") == "outbound"]
+    assert {r.get("campaign_id") for r in outbound} == {str(cid)} and len(outbound) == 4
+    assert dialer.live == {}
+
+
+def test_gate_is_applied_when_dialing(sqlite_url: str) -> None:
+    """Marketing without consent, a customer's do-not-call, the number DNC list, outside the window: no Originate,
+    and the permanent refusals are written on the target."""
+    sessions = database(sqlite_url)
+    no_consent, _ = campaign(sessions, ["+8613800000001"], type="insurance", consent=False)
+    dnc_customer, _ = campaign(sessions, ["+8613800000002"], dnc=True)
+    listed, _ = campaign(sessions, ["+8613800000003"])
+    with sessions.begin() as s:
+        s.add(DncNumber(e164="+8613800000003", source="api"))
+
+    async def run() -> tuple[int, int, ScriptedOriginator]:
+        clock = ManualClock(MORNING - 3 * 3600)  # 07:00 in Shanghai
+        originator = ScriptedOriginator(clock)
+        dialer = Dialer(DialerStore(sessions), originator, MemoryContactLeases(clock.monotonic),
+                        run_blocking=inline, clock=clock, default_zone="Asia/Shanghai", floor=lambda *a: (5, []))
+        early = await dialer.tick()
+        await clock.advance(3 * 3600)
+        later = await dialer.tick()
+        return early, later, originator
+
+    early, later, originator = asyncio.run(run())
+    assert early == later == 0 and originator.sent == []
+    with sessions() as s:
+        reasons = {t.campaign_id: (t.status, t.drop_reason) for t in s.scalars(select(CampaignTarget))}
+    assert reasons == {no_consent: ("dropped", "no_consent"), dnc_customer: ("dropped", "dnc_customer"),
+                       listed: ("dropped", "dnc_number")}
+
+
+def test_connection_lost_mid_originate_is_reconciled_never_resent(sqlite_url: str) -> None:
+    sessions = database(sqlite_url)
+    _, targets = campaign(sessions, NUMBERS[:2])
+
+    async def run() -> tuple[Any, ...]:
+        clock = ManualClock(MORNING)
+        dialer, net, hub, tracker = replay_dialer(sessions, clock, free=2)
+        net.peer.silent = True  # Asterisk takes the actions but answers nothing…
+        hub.start()
+        assert await dialer.tick() == 2
+        net.flush()
+        net.peer.connections[0].transport.loseConnection()  # …and the connection drops
+        net.flush()
+        await turns()
+        unknown = sorted(live.target.id for live in dialer.live.values() if live.unknown)
+        # Ticks before the resync: the two contacts are still held; nothing is dialled again.
+        for _ in range(5):
+            await clock.advance(1.0)
+            await dialer.tick()
+        # The resync: the first call is alive (answered, in the queue), the second is not.
+        first = next(v for v in dialer.live.values() if v.target.id == targets[0])
+        hub.publish(Resynced("default", 99, clock.time(), ({
+            "uniqueid": "1795416969.18", "campaign_id": str(first.campaign_id), "dialed_number": "13811112222",
+            "answered_at": clock.time(), "up": True},), (), (), False))
+        await turns()
+        await hub.stop(1.0)
+        return unknown, net, dialer
+
+    unknown, net, dialer = asyncio.run(run())
+    assert unknown == targets
+    assert [a.get("Action") for a in net.peer.actions].count("Originate") == 2  # never re-sent
+    assert outcomes(sessions) == [(targets[0], None), (targets[1], "failed")]
+    assert [v.uniqueid for v in dialer.live.values()] == ["1795416969.18"]  # adopted: its CallEnded will settle it
+
+
+def test_two_dialers_on_one_redis_never_dial_a_contact_twice(sqlite_url: str, redis_url: str) -> None:
+    sessions = database(sqlite_url)
+    _, targets = campaign(sessions, [f"+86139{n:08d}" for n in range(40)], max_attempts=3)
+
+    async def run() -> tuple[list[Any], list[Any], int]:
+        redis = aioredis.Redis.from_url(redis_url)
+        clock = ManualClock(MORNING)
+        nodes = []
+        for name in ("a", "b"):
+            originator = ScriptedOriginator(clock, outcome="busy", delay=7.0)
+            # No dialer lease (both dial): the contact leases and the attempt rows alone keep them apart.
+            dialer = Dialer(DialerStore(sessions), originator, RedisContactLeases(redis), run_blocking=inline,
+                            clock=clock, node_id=name, default_zone="Asia/Shanghai", refresh=0.0,
+                            settings=CampaignSettings(), floor=lambda *a: (6, []))
+            nodes.append((dialer, originator))
+        overlap = 0
+        for _ in range(3 * 3600 // 5):
+            for dialer, _ in nodes:
+                await dialer.tick()
+            held: dict[int, int] = {}
+            for dialer, _ in nodes:
+                for live in dialer.live.values():
+                    held[live.target.id] = held.get(live.target.id, 0) + 1
+            overlap += sum(1 for n in held.values() if n > 1)
+            await clock.advance(5.0)
+        for dialer, _ in nodes:
+            await dialer.drain()
+        await redis.aclose()
+        return nodes[0][1].sent, nodes[1][1].sent, overlap
+
+    a, b, overlap = asyncio.run(run())
+    assert a and b and overlap == 0  # both dialled, never the same contact at the same time
+    assert not {x[0] for x in a} & {x[0] for x in b}
+    by_target: dict[str, int] = {}
+    for _aid, channel, _kw in a + b:
+        by_target[channel] = by_target.get(channel, 0) + 1
+    assert len(by_target) == 40 and set(by_target.values()) == {3}  # 3 attempts each (busy), spaced, no more
+    with sessions() as s:
+        assert {t.status for t in s.scalars(select(CampaignTarget))} == {"done"}
+
+
+def test_cluster_lease_one_dialer_then_takeover(sqlite_url: str, redis_url: str) -> None:
+    sessions = database(sqlite_url)
+    campaign(sessions, [f"+86139{n:08d}" for n in range(60)])
+
+    async def until(condition: Any) -> None:
+        async def poll() -> None:
+            while not condition():
+                await asyncio.sleep(0)  # Redis answers over a real socket
+        await asyncio.wait_for(poll(), timeout=5)
+
+    async def run() -> tuple[Any, ...]:
+        redis = aioredis.Redis.from_url(redis_url)
+        clock = ManualClock(MORNING)
+        settings = CampaignSettings(lease_ttl_seconds=15.0)
+        nodes = []
+        for name in ("a", "b"):
+            originator = ScriptedOriginator(clock, outcome="no_answer", delay=2.0)
+            nodes.append((Dialer(DialerStore(sessions), originator, RedisContactLeases(redis), run_blocking=inline,
+                                 clock=clock, redis=redis, node_id=name, default_zone="Asia/Shanghai",
+                                 settings=settings, floor=lambda *a: (2, [])), originator))
+        (a, sent_a), (b, sent_b) = nodes
+        took = (await a.try_lead(), await b.try_lead())
+        ticks = (await a.tick(), await b.tick())
+        await clock.advance(4.0)  # renewals every ttl/3 = 5 s: not yet
+        assert a.leading
+        # The lease is taken from it: at its next renewal it stops dialing at once.
+        await redis.set("ccserver:dialer:lease", "someone-else", px=60_000)
+        await clock.advance(1.0)
+        await until(lambda: not a.leading)
+        after_loss = (await a.tick(), await b.try_lead(), await b.tick())
+        await redis.delete("ccserver:dialer:lease")  # the other holder is gone (its lease expired)
+        takeover = (await b.try_lead(), await b.tick())
+        await clock.advance(10.0)
+        for d, _ in nodes:
+            await d.stop()
+            await d.drain()
+        await redis.aclose()
+        return took, ticks, after_loss, takeover, len(sent_a.sent), len(sent_b.sent)
+
+    took, ticks, after_loss, takeover, total_a, total_b = asyncio.run(run())
+    assert took == (True, False) and ticks == (2, 0)  # one dialer; the follower never dials
+    assert after_loss == (0, False, 0)  # lost: not one more Originate, and nobody else may take it
+    assert takeover == (True, 2) and (total_a, total_b) == (2, 2)  # b leads once the lease is free

@@ -499,6 +499,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "abandon_after_seconds": _parse_float_range(0.5, 10.0),
         "marketing_types": _split_list,
         "outbound_context": _parse_name,
+        "dial": _parse_str,
         "amd": _parse_bool,
         "lease_ttl_seconds": _parse_float_range(3.0, 300.0),
         "originate_timeout_seconds": _parse_float_range(5.0, 120.0),

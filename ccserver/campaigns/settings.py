@@ -28,6 +28,7 @@ class CampaignSettings:
     abandon_after_seconds: float = 2.0
     marketing_types: frozenset[str] = MARKETING_TYPES
     outbound_context: str = "ccserver-outbound"
+    dial: str = "PJSIP/{number}@trunk"
     amd: bool = False
     lease_ttl_seconds: float = 15.0
     originate_timeout_seconds: float = 30.0
@@ -62,9 +63,17 @@ class CampaignSettings:
             raise CampaignSettingsError(f"campaigns.marketing_types: unknown type(s) {sorted(unknown)}")
         return cls(window, policy, pacing, float(key("abandon_window_seconds", 3600.0)),
                    float(key("abandon_after_seconds", 2.0)), marketing,
-                   str(key("outbound_context", "ccserver-outbound")), bool(key("amd", False)),
+                   str(key("outbound_context", "ccserver-outbound")), _dial(key("dial", "PJSIP/{number}@trunk")),
+                   bool(key("amd", False)),
                    float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)))
 
     @classmethod
     def from_config(cls, config: Any) -> CampaignSettings:
         return cls.from_dict(config.section("campaigns"))
+
+
+def _dial(value: Any) -> str:
+    text = str(value).strip()
+    if "{number}" not in text or any(ch in text for ch in "\r\n\0,\"'\\ ") or "/" not in text:
+        raise CampaignSettingsError("campaigns.dial: a dial string with {number}, e.g. PJSIP/{number}@trunk")
+    return text

@@ -311,7 +311,8 @@ class Dialer:
         variables = {"CC_CAMPAIGN_ID": row.id, "CC_TARGET_ID": target.id, "CC_QUEUE": row.queue,
                      "CC_AMD": int(self.settings.amd),
                      "CC_ABANDON_AFTER": max(1, round(self.settings.abandon_after_seconds)),
-                     "CC_STORE_DID": row.caller_id or ""}
+                     "CC_STORE_DID": row.caller_id or "",
+                     "CC_DIAL": self.settings.dial.replace("{number}", contact.e164)}
         caller_id = None
         if row.caller_id:
             name = (row.store_name or "").replace('"', "").replace("<", "").replace(">", "")

@@ -282,8 +282,22 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     from ccserver.campaigns.service import CampaignService
     from ccserver.campaigns.settings import CampaignSettings
 
-    campaigns = CampaignService(sessions, blocking.run, settings=CampaignSettings.from_config(config), clock=clock,
+    campaign_settings = CampaignSettings.from_config(config)
+    campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
                                 default_region=config.phone.default_region)
+    # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
+    dialer: Any = None
+    if telephony is not None and telephony.server_names:
+        from ccserver.dialer.engine import AmiOriginator, Dialer
+        from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
+        from ccserver.dialer.store import DialerStore
+
+        dialer = Dialer(DialerStore(sessions), AmiOriginator(telephony.ami),
+                        RedisContactLeases(redis_client) if redis_client is not None else MemoryContactLeases(),
+                        run_blocking=blocking.run, settings=campaign_settings, clock=clock,
+                        tracker=telephony.tracker, redis=redis_client, node_id=telephony.node_id,
+                        server=telephony.server_names[0], default_zone=config.server.time_zone)
+        dialer.subscribe(telephony.hub)
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
@@ -389,6 +403,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
         Step("tickets", start_tickets, stop_tickets),
         Step("jobs", start_jobs, stop_jobs),
+        Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),
         Step("http", lambda: listen("http", lambda: reactor.listenTCP(http.port, site, backlog=128,

@@ -23,8 +23,8 @@ from tests.replay.agi_transcripts import REPO_ROOT
 from tests.test_server_e2e import ROOT, ccserver, wait_for_banner
 
 ALL_DEFAULT = {"cc-callback-thanks", "cc-callback-unavailable", "cc-goodbye", "cc-queue-callback-hint",
-               "cc-campaign-abandon", "cc-after-hours", "cc-no-agents", "cc-callback-offer", "cc-survey", "cc-survey-invalid",
-               "cc-survey-thanks"}
+               "cc-campaign-abandon", "cc-after-hours", "cc-no-agents", "cc-callback-offer", "cc-survey",
+               "cc-survey-invalid", "cc-survey-thanks"}
 
 
 def test_dialplan_prompt_list_matches_the_shipped_dialplan() -> None:

@@ -163,3 +163,53 @@ def test_a_refusal_stops_every_marketing_campaign_for_the_customer(api: Any) -> 
     assert rows[(insurance, ids[0])] == rows[(events, ids[0])] == ("dropped", "refused")
     assert rows[(survey, ids[0])] == ("pending", None)  # not marketing: the satisfaction call may still happen
     assert rows[(insurance, ids[1])] == ("pending", None)
+
+
+def test_dispositions_open_tickets_and_a_refusal_stops_marketing(api: Any) -> None:
+    from ccserver.db.models import Ticket
+    from tests.tickets_support import make_service
+
+    api.ctx.tickets = make_service(api.sessions)[0]
+    with api.sessions.begin() as s:
+        s.execute(update(Customer).values(consent=True))
+        ids = list(s.scalars(select(Customer.id).order_by(Customer.id).limit(2)))
+    cid = api("admin", "POST", "/api/campaigns", body(targets={"customer_ids": ids}))[1]["id"]
+    other = api("admin", "POST", "/api/campaigns", body(type="maintenance", targets={"customer_ids": ids}))[1]["id"]
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    with api.sessions.begin() as s:
+        targets = {t.customer_id: t for t in s.scalars(select(CampaignTarget).where(CampaignTarget.campaign_id == cid))}
+        attempts = []
+        for n, customer in enumerate(ids):
+            a = CampaignAttempt(campaign_id=cid, target_id=targets[customer].id, customer_id=customer,
+                                action_id=f"cc-d-{n}", originated_at=at, answered_at=at, outcome="reached",
+                                uniqueid=f"1795416969.{n}")
+            s.add(a)
+            s.flush()
+            attempts.append(a.id)
+        unanswered = CampaignAttempt(campaign_id=cid, target_id=targets[ids[0]].id, customer_id=ids[0],
+                                     action_id="cc-d-x", originated_at=at, outcome="busy")
+        s.add(unanswered)
+        s.flush()
+        unanswered_id = unanswered.id
+    path = f"/api/campaigns/{cid}/dispositions"
+    assert api("agent8001", "POST", path, {"attempt_id": attempts[0], "disposition": "maybe"})[1]["field"] == \
+        "disposition"
+    assert api("agent8001", "POST", path, {"attempt_id": "1", "disposition": "booked"})[1]["field"] == "attempt_id"
+    assert api("agent8001", "POST", path, {"attempt_id": unanswered_id, "disposition": "booked"})[0] == 409
+    assert api("agent8001", "POST", f"/api/campaigns/{other}/dispositions",
+               {"attempt_id": attempts[0], "disposition": "booked"})[0] == 404
+    status, booked = api("agent8001", "POST", path, {"attempt_id": attempts[0], "disposition": "booked",
+                                                     "note": "周六上午保养"})
+    assert status == 200 and booked["ticket_id"]
+    assert api("agent8001", "POST", path, {"attempt_id": attempts[0], "disposition": "booked"})[0] == 409
+    status, refused = api("agent8001", "POST", path, {"attempt_id": attempts[1], "disposition": "refused"})
+    assert status == 200 and refused["ticket_id"] is None and refused["marketing_stopped"] == 1
+    with api.sessions() as s:
+        ticket = s.get(Ticket, booked["ticket_id"])
+        assert ticket is not None and ticket.kind == "appointment" and ticket.customer_id == ids[0]
+        assert s.get(Customer, ids[1]).consent is False  # type: ignore[union-attr]
+        assert {t.campaign_id: t.status for t in s.scalars(select(CampaignTarget)
+                                                           .where(CampaignTarget.customer_id == ids[1]))} == {
+            cid: "done", other: "dropped"}
+    progress = api("campaigns", "GET", f"/api/campaigns/{cid}")[1]["progress"]
+    assert progress["appointments"] == 1 and progress["reached"] == 2

@@ -43,6 +43,9 @@ log = logging.getLogger("ccserver.campaigns")
 # status -> the actions allowed from it, and where each leads.
 MOVES = {"start": ({"draft"}, "running"), "pause": ({"running"}, "paused"), "resume": ({"paused"}, "running")}
 REFUSAL = "refused"
+# What an agent may say of an answered attempt; the ones that open a ticket, and of which kind.
+DISPOSITIONS = ("reached", "booked", "callback", "complaint", "refused", "wrong_number")
+TICKET_FOR = {"booked": "appointment", "callback": "callback", "complaint": "complaint"}
 
 
 class CampaignError(Exception):
@@ -283,6 +286,66 @@ class CampaignService:
             return set(session.scalars(select(DncNumber.e164)))
 
     # -- dispositions ------------------------------------------------------------------------------------------
+    async def dispose(self, who: Manager, campaign_id: int, attempt_id: int, disposition: Any, note: Any = None,
+                      *, tickets: Any = None, actor: Any = None) -> dict[str, Any]:
+        """The agent's disposition of an answered attempt. ``callback`` / ``booked`` / ``complaint`` open a ticket
+        through the tickets service (``tickets``: a TicketService, ``actor``: its Actor); ``refused`` ends the
+        contact and stops every marketing campaign for the customer (consent withdrawn)."""
+        if disposition not in DISPOSITIONS:
+            raise CampaignError(400, f"disposition must be one of {', '.join(DISPOSITIONS)}", "disposition")
+        if note is not None and (not isinstance(note, str) or len(note) > 2000):
+            raise CampaignError(400, "note must be text of at most 2000 characters", "note")
+        facts: dict[str, Any] = await self._run(self._attempt_facts, campaign_id, attempt_id)
+        ticket_id = None
+        kind = TICKET_FOR.get(disposition)
+        if kind is not None:
+            if tickets is None:
+                raise CampaignError(503, "tickets are not configured")
+            from ccserver.tickets.store import NewTicket, TicketError
+
+            subject = f"{facts['campaign_name']}: {disposition}"[:200]
+            try:
+                ticket = await tickets.create(NewTicket(
+                    kind=kind, subject=subject, body=note or None, store_id=facts["store_id"],
+                    customer_id=facts["customer_id"], uniqueid=facts["uniqueid"], contact_e164=facts["e164"]), actor)
+            except TicketError as exc:
+                raise CampaignError(exc.status, exc.message, exc.field) from None
+            ticket_id = int(ticket["id"])
+        result: dict[str, Any] = await self._run(self._dispose, attempt_id, disposition, ticket_id, self.now())
+        if disposition == REFUSAL and facts["customer_id"] is not None:
+            result["marketing_stopped"] = await self.refused(int(facts["customer_id"]))
+        return result
+
+    def _attempt_facts(self, campaign_id: int, attempt_id: int) -> dict[str, Any]:
+        with self.sessions() as session:
+            row = session.execute(
+                select(CampaignAttempt, Campaign.name, Campaign.store_id, CampaignTarget.e164)
+                .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                .join(CampaignTarget, CampaignTarget.id == CampaignAttempt.target_id)
+                .where(CampaignAttempt.id == attempt_id, CampaignAttempt.campaign_id == campaign_id)).one_or_none()
+            if row is None:
+                raise CampaignError(404, "no such attempt in this campaign", "attempt_id")
+            attempt, name, store_id, e164 = row
+            if attempt.answered_at is None:
+                raise CampaignError(409, "the attempt was not answered", "attempt_id")
+            if attempt.disposition is not None:
+                raise CampaignError(409, f"already disposed ({attempt.disposition})", "attempt_id")
+            return {"campaign_name": name, "store_id": store_id, "customer_id": attempt.customer_id,
+                    "uniqueid": attempt.uniqueid, "e164": e164}
+
+    def _dispose(self, attempt_id: int, disposition: str, ticket_id: int | None, now: datetime) -> dict[str, Any]:
+        with self.sessions.begin() as session:
+            attempt = session.get(CampaignAttempt, attempt_id, with_for_update=True)
+            assert attempt is not None
+            attempt.disposition, attempt.ticket_id = disposition, ticket_id
+            if disposition == REFUSAL:
+                attempt.outcome = REFUSAL
+                attempt.ended_at = attempt.ended_at or now
+                target = session.get(CampaignTarget, attempt.target_id)
+                if target is not None:
+                    target.last_outcome, target.status = REFUSAL, "done"
+            return {"attempt_id": attempt_id, "disposition": disposition, "ticket_id": ticket_id}
+
     async def refused(self, customer_id: int) -> int:
         """The customer refused in a call: consent withdrawn, and every open target of a marketing campaign for
         them dropped (``refused``). Returns the targets dropped."""

@@ -4,6 +4,9 @@
   "max_attempts"?}`` → 201 ``{"id", "targets"}``;
 - ``POST /api/campaigns/{id}/start|pause|resume`` → ``{"id", "status", "from"}`` (409 from the wrong status);
 - ``GET /api/campaigns/{id}`` → the campaign with ``progress``; ``GET /api/campaigns`` → ``{"campaigns": [...]}``;
+- ``POST /api/campaigns/{id}/dispositions`` ``{"attempt_id", "disposition", "note"?}`` (agents too): ``reached``,
+  ``booked`` / ``callback`` / ``complaint`` (a ticket through the tickets service), ``refused`` (the contact ends and
+  every marketing campaign stops for the customer), ``wrong_number``;
 - ``POST /api/dnc`` ``{"number"}`` → ``{"number", "added"}``; ``DELETE /api/dnc/{number}`` → ``{"number", "removed"}``.
 
 Every change is audited (``campaign.create``, ``campaign.start`` …, ``dnc.add``, ``dnc.remove``). Errors are
@@ -34,6 +37,8 @@ class CampaignRoutes:
         router.add("GET", "/api/campaigns/{id}", self.get, access="api", roles=ROLES)
         for action in ("start", "pause", "resume"):
             router.add("POST", f"/api/campaigns/{{id}}/{action}", self._mover(action), access="api", roles=ROLES)
+        router.add("POST", "/api/campaigns/{id}/dispositions", self.dispose, access="api",
+                   roles=("agent", "supervisor", *ROLES))
         router.add("POST", "/api/dnc", self.dnc_add, access="api", roles=ROLES)
         router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
 
@@ -94,6 +99,26 @@ class CampaignRoutes:
             return json_response(moved)
 
         return move
+
+    async def dispose(self, req: Req) -> Response:
+        service = self._service()
+        campaign_id = self._id(req)
+        body = req.json()
+        unknown = sorted(set(body) - {"attempt_id", "disposition", "note"})
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        attempt_id = body.get("attempt_id")
+        if not isinstance(attempt_id, int) or isinstance(attempt_id, bool) or not 0 < attempt_id < 2**53:
+            raise HTTPError(400, "attempt_id must be an attempt id", field="attempt_id")
+        p = req.principal
+        assert p is not None
+        from ccserver.tickets.access import Actor
+
+        actor = Actor(p.user_id, p.username, p.role, None, None, req.client_ip)
+        done = await self._call(service.dispose(self._who(req), campaign_id, attempt_id, body.get("disposition"),
+                                                body.get("note"), tickets=self.ctx.tickets, actor=actor))
+        await self._audit(req, "campaign.disposition", {"campaign_id": campaign_id, **done})
+        return json_response(done)
 
     async def dnc_add(self, req: Req) -> Response:
         service = self._service()

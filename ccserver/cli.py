@@ -369,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_agents_parser(sub, common)
     sub.choices["agents"].set_defaults(func=cmd_agents)
 
+    from ccserver.dialer.command import add_parser as add_dialer_parser
+
+    add_dialer_parser(sub)
+
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     cfg_sub.add_parser("show", parents=[common], help="print the effective settings (secrets masked)")

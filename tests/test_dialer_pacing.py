@@ -101,3 +101,21 @@ def test_simulation_predictive_beats_progressive_within_the_abandon_cap() -> Non
     assert predictive.occupancy > progressive.occupancy + 0.04
     again = simulate(agents=20, answer_rate=0.3, hours=4, mode="predictive", seed=11)
     assert again == predictive  # deterministic for a seed
+
+
+def test_cli_simulate_prints_both_modes_and_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ccserver.cli import main
+
+    assert main(["dialer", "simulate", "--agents", "5", "--hours", "0.5", "--seed", "3", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["mode"] for r in rows] == ["progressive", "predictive"]
+    assert all(0.0 <= r["occupancy"] <= 1.0 and r["agents"] == 5 for r in rows)
+    assert main(["dialer", "simulate", "--mode", "progressive", "--hours", "0.2"]) == 0
+    assert capsys.readouterr().out.startswith("progressive  agents=20 hours=0.2 ")
+    for bad in (["--answer-rate", "0"], ["--agents", "x"], ["--mode", "blast"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["dialer", "simulate", *bad])
+        assert exc.value.code == 2
+    assert "--answer-rate" in capsys.readouterr().err

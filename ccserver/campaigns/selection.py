@@ -40,14 +40,19 @@ class Target:
 class TargetQueue:
     """Open targets of one campaign; see the module docstring."""
 
-    def __init__(self, targets: Iterable[Target] = (), *, tiers_first: bool = False, busy_retry: float = 60.0):
+    def __init__(self, targets: Iterable[Target] = (), *, tiers_first: bool = False, busy_retry: float = 60.0,
+                 now: float = 0.0):
         self.tiers_first = tiers_first
         self.busy_retry = busy_retry
         self._ready: list[tuple[int, float, int, Target]] = []
         self._waiting: list[tuple[float, int, Target]] = []
         for target in targets:
-            self._push_waiting(target)
-        # Bulk load: heapify once instead of n pushes.
+            if target.not_before <= now:
+                self._ready.append(self._key(target))
+            else:
+                self._waiting.append((target.not_before, target.id, target))
+        # Bulk load: heapify once (O(n)) instead of n pushes.
+        heapq.heapify(self._ready)
         heapq.heapify(self._waiting)
 
     def __len__(self) -> int:
@@ -55,9 +60,6 @@ class TargetQueue:
 
     def _key(self, target: Target) -> tuple[int, float, int, Target]:
         return (tier_rank(target.tier) if self.tiers_first else 0, target.order, target.id, target)
-
-    def _push_waiting(self, target: Target) -> None:
-        self._waiting.append((target.not_before, target.id, target))
 
     def add(self, target: Target) -> None:
         heapq.heappush(self._waiting, (target.not_before, target.id, target))

@@ -158,8 +158,11 @@ class Dialer:
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._results: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[_Live, tuple[Any, ...]]] = []  # settled, not yet written
+        self._writer: asyncio.Future[None] | None = None
         self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
         self.leading = self.lease is None  # may dial now
+        self.tick_due = 0.0  # monotonic moment the current tick was scheduled for (pacing error = now - this)
 
     # -- component ---------------------------------------------------------------------------------------------
     def subscribe(self, hub: Any) -> None:
@@ -180,7 +183,9 @@ class Dialer:
                 log.warning("dialer: lease release failed (%s)", exc)
 
     async def _loop(self) -> None:
+        due = self.clock.monotonic()
         while True:
+            self.tick_due = due
             try:
                 if not self.leading and self.lease is not None:
                     await self.try_lead()
@@ -190,7 +195,12 @@ class Dialer:
                 raise
             except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
                 log.exception("dialer tick failed")
-            await self.clock.sleep(self.tick_seconds)
+            # Ticks on a fixed schedule (no drift from the work each one does); a late tick skips, never bunches.
+            now = self.clock.monotonic()
+            due += self.tick_seconds
+            if due <= now:
+                due = now + self.tick_seconds
+            await self.clock.sleep(due - now)
 
     async def try_lead(self) -> bool:
         """Take the dialer's lease if it is free; on success start renewing it and reconcile what a previous
@@ -282,26 +292,41 @@ class Dialer:
                           dropped=_collect(dropped))
             for target, reason in dropped:
                 await self._run(self.store.drop_target, target.id, reason)
-            for target in chosen:
-                if not self._may_dial():
-                    return sent
-                if await self._dial(campaign, target, now):
-                    sent += 1
+            sent += await self._dial_all(campaign, chosen, now)
         return sent
 
-    async def _dial(self, campaign: _Campaign, target: Target, now: float) -> bool:
+    async def _dial_all(self, campaign: _Campaign, chosen: list[Target], now: float) -> int:
+        """The lines of one tick: contact leases, then every attempt row in one transaction, then for each line
+        ``expect_originate`` and the Originate — in that order, so nothing goes out unrecorded or unannounced."""
+        row = campaign.row
+        prepared: list[tuple[Target, str, str]] = []
+        for target in chosen:
+            action_id = self.originator.new_action_id(self.server)
+            holder = f"{self.node_id}|{action_id}"
+            if await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
+                prepared.append((target, action_id, holder))
+            else:
+                campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
+        if not prepared:
+            return 0
+        at = datetime.fromtimestamp(now, UTC)
+        began: set[str] = await self._run(self.store.begin_attempts, [
+            (row.id, t.id, t.customer_id, aid, self.node_id, self.server, at) for t, aid, _ in prepared])
+        sent = 0
+        for target, action_id, holder in prepared:
+            if action_id not in began:  # no longer pending (another node, a refusal): leave it
+                await self.leases.release(target.id, target.customer_id, holder)
+            elif not self._may_dial():  # the lease went while the rows were written: ended unsent
+                await self._run(self.store.finish_attempt, action_id, "failed", at)
+                await self.leases.release(target.id, target.customer_id, holder)
+            else:
+                self._send(campaign, target, action_id, holder, now)
+                sent += 1
+        return sent
+
+    def _send(self, campaign: _Campaign, target: Target, action_id: str, holder: str, now: float) -> None:
         row = campaign.row
         contact = campaign.contacts[target.id]
-        action_id = self.originator.new_action_id(self.server)
-        holder = f"{self.node_id}|{action_id}"
-        if not await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
-            campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
-            return False
-        began = await self._run(self.store.begin_attempt, row.id, target.id, target.customer_id, action_id,
-                                self.node_id, self.server, datetime.fromtimestamp(now, UTC))
-        if not began:  # no longer pending (another node, a refusal): leave it
-            await self.leases.release(target.id, target.customer_id, holder)
-            return False
         if self.tracker is not None:
             self.tracker.expect_originate(action_id, server=self.server, dialed_number=contact.e164,
                                           customer_id=str(target.customer_id) if target.customer_id else None,
@@ -327,7 +352,6 @@ class Dialer:
         task = asyncio.ensure_future(self._result(live, sending))
         self._results.add(task)
         task.add_done_callback(self._results.discard)
-        return True
 
     async def _result(self, live: _Live, sending: Any) -> None:
         try:
@@ -363,27 +387,43 @@ class Dialer:
 
     async def _finish(self, live: _Live, outcome: str, interface: str | None = None, *,
                       uniqueid: str | None = None, answered_at: float | None = None) -> None:
+        """Settle an attempt: at once in memory (its contact may be picked again after the spacing), in SQL by the
+        outcome writer (one transaction for whatever has settled meanwhile), then its contact leases go."""
         if self.live.pop(live.action_id, None) is None:
             return  # already settled
         if live.uniqueid:
             self._by_uniqueid.pop((live.server, live.uniqueid), None)
         now = self.clock.time()
         answered = answered_at if answered_at is not None else live.answered_at
-        await self._run(self.store.finish_attempt, live.action_id, outcome, datetime.fromtimestamp(now, UTC),
-                        agent_interface=interface, uniqueid=uniqueid or live.uniqueid,
-                        answered_at=datetime.fromtimestamp(answered, UTC) if answered is not None else None)
-        await self.leases.release(live.target.id, live.target.customer_id, live.holder)
+        self._outcomes.append((live, (live.action_id, outcome, datetime.fromtimestamp(now, UTC), interface,
+                                      uniqueid or live.uniqueid,
+                                      datetime.fromtimestamp(answered, UTC) if answered is not None else None)))
         OUTCOMES.inc(outcome=outcome)
         campaign = self.campaigns.get(live.campaign_id)
-        if campaign is None:
-            return
-        old = campaign.contacts.get(live.target.id)
-        if old is not None:
-            campaign.contacts[live.target.id] = replace(
-                old, attempts=old.attempts + 1, last_outcome=outcome,
-                last_attempt_at=datetime.fromtimestamp(live.sent_at, UTC))
-            if outcome not in FINAL_OUTCOMES and old.attempts + 1 < campaign.rules.policy.max_attempts:
-                campaign.queue.add(live.target)  # the gate holds it back for the retry spacing
+        if campaign is not None:
+            old = campaign.contacts.get(live.target.id)
+            if old is not None:
+                campaign.contacts[live.target.id] = replace(
+                    old, attempts=old.attempts + 1, last_outcome=outcome,
+                    last_attempt_at=datetime.fromtimestamp(live.sent_at, UTC))
+                if outcome not in FINAL_OUTCOMES and old.attempts + 1 < campaign.rules.policy.max_attempts:
+                    campaign.queue.add(live.target)  # the gate holds it back for the retry spacing
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_outcomes())
+
+    async def _write_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self._run(self.store.finish_attempts, [item for _, item in batch])
+            except Exception:  # noqa: BLE001 - keep them for the next try; the leases keep the contacts
+                log.exception("dialer: writing %d outcome(s) failed; retrying", len(batch))
+                self._outcomes[:0] = batch
+                await self.clock.sleep(1.0)
+                continue
+            for live, _ in batch:
+                if live.holder:
+                    await self.leases.release(live.target.id, live.target.customer_id, live.holder)
 
     # -- hub events --------------------------------------------------------------------------------------------
     async def on_event(self, event: Any) -> None:
@@ -455,9 +495,11 @@ class Dialer:
                                          call["answered_at"])
 
     async def drain(self) -> None:
-        """Wait for the Originate results in progress (tests)."""
-        while self._results:
+        """Wait for the Originate results in progress and the outcomes to be written (tests, shutdown)."""
+        while self._results or (self._writer is not None and not self._writer.done()):
             await asyncio.gather(*list(self._results), return_exceptions=True)
+            if self._writer is not None:
+                await asyncio.gather(self._writer, return_exceptions=True)
 
 
 def _collect(into: list[tuple[Target, str]]) -> Callable[[Target, str], None]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccserver.campaigns.compliance import FINAL_OUTCOMES
@@ -81,18 +81,27 @@ class DialerStore:
         with self.sessions() as session:
             return set(session.scalars(select(DncNumber.e164)))
 
+    def begin_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]]) -> set[str]:
+        """Write the attempts of one tick and mark their targets active — each only if its target is still
+        pending (else someone else has it). ``rows``: (campaign, target, customer, action id, node, server, at).
+        Returns the action ids written."""
+        began: set[str] = set()
+        with self.sessions.begin() as session:
+            for campaign_id, target_id, customer_id, action_id, node, server, at in rows:
+                taken = session.execute(update(CampaignTarget)
+                                        .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
+                                        .values(status="active").execution_options(synchronize_session=False))
+                if not getattr(taken, "rowcount", 0):
+                    continue
+                session.execute(insert(CampaignAttempt).values(
+                    campaign_id=campaign_id, target_id=target_id, customer_id=customer_id, action_id=action_id,
+                    node=node, server=server, originated_at=at))
+                began.add(action_id)
+        return began
+
     def begin_attempt(self, campaign_id: int, target_id: int, customer_id: int | None, action_id: str,
                       node: str, server: str, at: datetime) -> bool:
-        """Write the attempt and mark the target active — only if it is still pending (False: someone else)."""
-        with self.sessions.begin() as session:
-            taken = session.execute(update(CampaignTarget)
-                                    .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
-                                    .values(status="active"))
-            if not getattr(taken, "rowcount", 0):
-                return False
-            session.add(CampaignAttempt(campaign_id=campaign_id, target_id=target_id, customer_id=customer_id,
-                                        action_id=action_id, node=node, server=server, originated_at=at))
-            return True
+        return action_id in self.begin_attempts([(campaign_id, target_id, customer_id, action_id, node, server, at)])
 
     def answered(self, action_id: str, uniqueid: str | None, at: datetime) -> None:
         with self.sessions.begin() as session:
@@ -101,26 +110,43 @@ class DialerStore:
 
     def finish_attempt(self, action_id: str, outcome: str, at: datetime, *, agent_interface: str | None = None,
                        uniqueid: str | None = None, answered_at: datetime | None = None) -> None:
-        """The attempt's outcome; its target goes back to ``pending`` (to be retried after the spacing) or to
-        ``done`` (a final outcome, or its attempts used up)."""
+        self.finish_attempts([(action_id, outcome, at, agent_interface, uniqueid, answered_at)])
+
+    def finish_attempts(self, items: list[tuple[str, str, datetime, str | None, str | None, datetime | None]]) -> None:
+        """Attempts' outcomes, in one transaction: (action id, outcome, at, agent interface, uniqueid, answered at).
+        Each target goes back to ``pending`` (retried after the spacing) or to ``done`` (a final outcome, or its
+        attempts used up). An attempt already settled is left as it is (a repeated event)."""
         with self.sessions.begin() as session:
-            attempt = session.scalar(select(CampaignAttempt).where(CampaignAttempt.action_id == action_id))
-            if attempt is None or attempt.outcome is not None:
-                return  # already settled (a repeated event)
-            attempt.outcome, attempt.ended_at = outcome, at
-            if agent_interface:
-                attempt.agent_interface = agent_interface
-            attempt.uniqueid = attempt.uniqueid or uniqueid
-            attempt.answered_at = attempt.answered_at or answered_at
-            target = session.get(CampaignTarget, attempt.target_id)
-            campaign = session.get(Campaign, attempt.campaign_id)
-            if target is None or campaign is None:
-                return
-            target.attempts += 1
-            target.last_outcome, target.last_attempt_at = outcome, attempt.originated_at
-            if target.status == "active":
-                final = outcome in FINAL_OUTCOMES or target.attempts >= campaign.max_attempts
-                target.status = "done" if final else "pending"
+            for action_id, outcome, at, agent_interface, uniqueid, answered_at in items:
+                row = session.execute(
+                    select(CampaignAttempt.id, CampaignAttempt.outcome, CampaignAttempt.target_id,
+                           CampaignAttempt.originated_at, Campaign.max_attempts)
+                    .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                    .where(CampaignAttempt.action_id == action_id)).one_or_none()
+                if row is None or row.outcome is not None:
+                    continue
+                values: dict[str, Any] = {"outcome": outcome, "ended_at": at}
+                if agent_interface:
+                    values["agent_interface"] = agent_interface
+                attempt_values = session.execute(select(CampaignAttempt.uniqueid, CampaignAttempt.answered_at)
+                                                 .where(CampaignAttempt.id == row.id)).one()
+                if attempt_values.uniqueid is None and uniqueid:
+                    values["uniqueid"] = uniqueid
+                if attempt_values.answered_at is None and answered_at is not None:
+                    values["answered_at"] = answered_at
+                session.execute(update(CampaignAttempt).where(CampaignAttempt.id == row.id).values(**values)
+                                .execution_options(synchronize_session=False))
+                target = session.execute(select(CampaignTarget.attempts, CampaignTarget.status)
+                                         .where(CampaignTarget.id == row.target_id)).one_or_none()
+                if target is None:
+                    continue
+                attempts = target.attempts + 1
+                status = target.status
+                if status == "active":
+                    status = "done" if outcome in FINAL_OUTCOMES or attempts >= row.max_attempts else "pending"
+                session.execute(update(CampaignTarget).where(CampaignTarget.id == row.target_id).values(
+                    attempts=attempts, last_outcome=outcome, last_attempt_at=row.originated_at, status=status)
+                    .execution_options(synchronize_session=False))
 
     def drop_target(self, target_id: int, reason: str) -> None:
         with self.sessions.begin() as session:

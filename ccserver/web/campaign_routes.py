@@ -9,8 +9,9 @@
   every marketing campaign stops for the customer), ``wrong_number``;
 - ``POST /api/dnc`` ``{"number"}`` → ``{"number", "added"}``; ``DELETE /api/dnc/{number}`` → ``{"number", "removed"}``.
 
-Every change is audited (``campaign.create``, ``campaign.start`` …, ``dnc.add``, ``dnc.remove``). Errors are
-JSON ``{"error", "field"?}``: 400 a malformed field, 422 a well-formed one naming something that does not exist
+``GET /campaigns`` is the campaign manager's page. Every change is audited (``campaign.create``, ``campaign.start``
+…, ``dnc.add``, ``dnc.remove``). Errors are JSON ``{"error", "field"?}``: 400 a malformed field, 422 a well-formed one
+naming something that does not exist
 (queue, store, no matching customer), 404, 409, 503 without a database.
 """
 
@@ -22,7 +23,7 @@ from urllib.parse import unquote
 from ccserver.campaigns.service import CampaignError, CampaignService, Manager
 from ccserver.campaigns.spec import SpecError, parse_spec
 from ccserver.web.context import WebContext
-from ccserver.web.http import HTTPError, Req, Response, Router, json_response
+from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
 
 ROLES = ("campaign_manager",)
 
@@ -40,6 +41,7 @@ class CampaignRoutes:
         router.add("POST", "/api/campaigns/{id}/dispositions", self.dispose, access="api",
                    roles=("agent", "supervisor", *ROLES))
         router.add("POST", "/api/dnc", self.dnc_add, access="api", roles=ROLES)
+        router.add("GET", "/campaigns", self.page, access="page", roles=ROLES)
         router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
 
     def _service(self) -> CampaignService:
@@ -119,6 +121,16 @@ class CampaignRoutes:
                                                 body.get("note"), tickets=self.ctx.tickets, actor=actor))
         await self._audit(req, "campaign.disposition", {"campaign_id": campaign_id, **done})
         return json_response(done)
+
+    async def page(self, req: Req) -> Response:
+        """The campaign manager page (agents_ui/templates/campaigns.html + static/campaigns.js)."""
+        p = req.principal
+        assert p is not None
+        service: CampaignService | None = self.ctx.campaigns
+        cap = service.settings.pacing.abandon_cap if service is not None else 0.03
+        page = self.ctx.templates.render("campaigns.html", req.lang, principal=p,
+                                         csrf_token=self.ctx.signer.csrf_token(p.session_id), abandon_cap=cap)
+        return html_response(page)
 
     async def dnc_add(self, req: Req) -> Response:
         service = self._service()

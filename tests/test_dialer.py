@@ -233,3 +233,63 @@ def test_cluster_lease_one_dialer_then_takeover(sqlite_url: str, redis_url: str)
     assert took == (True, False) and ticks == (2, 0)  # one dialer; the follower never dials
     assert after_loss == (0, False, 0)  # lost: not one more Originate, and nobody else may take it
     assert takeover == (True, 2) and (total_a, total_b) == (2, 2)  # b leads once the lease is free
+
+
+def test_answered_calls_end_reached_abandoned_or_machine_and_feed_the_abandon_rate(sqlite_url: str) -> None:
+    """After an answered Originate, the call's CallEnded decides: an agent took it (reached), it left the campaign
+    queue unanswered (abandoned: counted in the rolling abandon rate the pacing follows), it never reached the
+    queue (machine)."""
+    from ccserver.events.types import CallEnded
+    from tests.dialer_support import Result
+
+    sessions = database(sqlite_url)
+    cid, targets = campaign(sessions, ["+8613800000011", "+8613800000012", "+8613800000013"])
+
+    class Answering(ScriptedOriginator):
+        def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
+            self.sent.append((kwargs["action_id"], channel, kwargs))
+            return self._answer(f"u-{kwargs['action_id']}")
+
+        async def _answer(self, uniqueid: str) -> Any:
+            await self.clock.sleep(self.delay)
+            return Result("answered", uniqueid=uniqueid)
+
+    async def run() -> tuple[Any, ...]:
+        clock = ManualClock(MORNING)
+        originator = Answering(clock, delay=8.0)
+        dialer = Dialer(DialerStore(sessions), originator, MemoryContactLeases(clock.monotonic), run_blocking=inline,
+                        clock=clock, default_zone="Asia/Shanghai", floor=lambda *a: (3, []))
+        assert await dialer.tick() == 3
+        await clock.advance(8.0)
+        await dialer.drain()
+        lives = sorted(dialer.live.values(), key=lambda v: v.target.id)
+        ends = [("PJSIP/8001", "sales", 95.0), (None, "sales", None), (None, None, None)]
+        for n, (live, (interface, queue, talk)) in enumerate(zip(lives, ends, strict=True)):
+            await dialer.on_event(CallEnded("default", 10 + n, clock.time(), live.uniqueid or "", "x", queue,
+                                            interface, 1.0, talk, {"campaign_id": str(cid)}, {}))
+        await dialer.drain()
+        stats = dialer.campaigns[cid].stats
+        return stats.abandon_rate(clock.time()), stats.handle_times, stats.answer_rate, dialer.live
+
+    abandon_rate, handles, answer_rate, live = asyncio.run(run())
+    assert outcomes(sessions) == list(zip(targets, ["reached", "abandoned", "machine"], strict=True))
+    assert abandon_rate == 0.5 and handles == [95.0] and answer_rate == 1.0 and live == {}
+    with sessions() as s:
+        answered = [a.answered_at is not None for a in s.scalars(select(CampaignAttempt))]
+    assert answered == [True, True, True]
+
+
+def test_tracker_floor_counts_free_and_busy_agents_from_the_recorded_busy_hour() -> None:
+    from ccserver.dialer.engine import tracker_floor
+    from tests.test_state_support import replay
+
+    tracker = StateTracker()
+    replay(tracker, "ami-inbound-load-40-calls")
+    queue = tracker.queue("bulk")
+    assert queue is not None
+    free, busy = tracker_floor(tracker)("bulk", "default", tracker.now)
+    members = [m for m in queue.members.values() if m.logged_in and not m.paused]
+    assert free == sum(1 for m in members if m.available)
+    assert len(busy) == sum(1 for m in members if not m.available and m.in_call)
+    assert free + len(busy) <= len(members) and all(e >= 0 for e in busy)
+    assert tracker_floor(tracker)("nosuch", "default", tracker.now) == (0, [])

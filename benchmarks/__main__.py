@@ -207,6 +207,7 @@ def render(results: dict[str, Any]) -> str:
         r = results["dialer"]
         head("Outbound dialer: next contact, Originates per second, pacing simulation", "dialer")
         sel, o, m, sim = r["selection"], r["originates"], r["originates_no_sql"], r["simulation"]
+        pg = r.get("originates_pg")
         lines += [f"**Next-contact selection** from {sel['contacts']:,} targets (tiers first, a fifth not due yet, "
                   f"through the compliance gate): median {sel['median_us']} µs, **p99 {sel['p99_us']} µs**, max "
                   f"{sel['max_us']} µs over {sel['picks']:,} picks (target p99 ≤ 1 ms); the queue built in "
@@ -216,6 +217,8 @@ def render(results: dict[str, Any]) -> str:
                   "| store | sent/s | pacing error p50 | p99 | max | target |", "|---|---|---|---|---|---|",
                   f"| SQLite (rows written before each Originate) | {o['rate']} | {o['error_median_ms']} ms "
                   f"| **{o['error_p99_ms']} ms** | {o['error_max_ms']} ms | 100/s, p99 ≤ 10 ms |",
+                  *([f"| PostgreSQL (8 SQL threads) | {pg['rate']} | {pg['error_median_ms']} ms "
+                     f"| **{pg['error_p99_ms']} ms** | {pg['error_max_ms']} ms | 100/s, p99 ≤ 10 ms |"] if pg else []),
                   f"| in memory (the dialer's own path) | {m['rate']} | {m['error_median_ms']} ms "
                   f"| **{m['error_p99_ms']} ms** | {m['error_max_ms']} ms | |", "",
                   "**Simulation** (`ccserver dialer simulate`: 20 agents, answer rate 0.3, 8 h, lognormal handle time "

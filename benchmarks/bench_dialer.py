@@ -9,8 +9,9 @@
 - **Originates per second**: the real :class:`ccserver.dialer.engine.Dialer` on the asyncio loop (real clock,
   tick 2 ms), a SQLite database (SQL in one worker thread, off the loop as in ``ccserver run``), an originator
   that answers "no answer" after 300 ms, and a floor that owes one line every 10 ms (line k due at start + k/100 s).
-  Pacing error = when Originate k left − when line k was due. Target: 100/s sustained, p99 ≤ 10 ms. Beside
-  it, the same run with the store in memory: the dialer's own path (pacing, gate, leases, Originate) without SQL.
+  Pacing error = when Originate k left − when line k was due. Target: 100/s sustained, p99 ≤ 10 ms. The same on
+  PostgreSQL (TEST_DATABASE_URL, a private schema, 8 SQL threads), and with the store in memory: the dialer's
+  own path (pacing, gate, leases, Originate) without SQL.
 - **simulation**: ``ccserver dialer simulate`` progressive and predictive side by side (20 agents, answer rate
   0.3, 8 hours, lognormal handle time of mean 240 s). Target: predictive ≥ 80 % occupancy at ≤ 3 % abandon.
 """
@@ -131,7 +132,30 @@ class _MemoryStore:
         return []
 
 
-def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True) -> dict[str, Any]:
+def _postgres_url() -> tuple[str, Any]:
+    """A private schema in the test PostgreSQL (TEST_DATABASE_URL); returns (url, drop)."""
+    import os
+    import secrets
+    from urllib.parse import quote
+
+    import sqlalchemy
+
+    base = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+    schema = "bench_" + secrets.token_hex(4)
+    engine = sqlalchemy.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"create schema {schema}"))
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"drop schema {schema} cascade"))
+        engine.dispose()
+
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", drop
+
+
+def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, backend: str = "sqlite") -> dict[str, Any]:
     from ccserver.clock import LoopClock
     from ccserver.db.models import Campaign, CampaignTarget
     from ccserver.dialer.engine import Dialer
@@ -140,8 +164,13 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True) -> d
     from tests.dialer_support import database
 
     n = int(seconds * rate) + rate
+    drop = None
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = database(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        if backend == "postgresql":
+            url, drop = _postgres_url()
+        else:
+            url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        sessions = database(url)
         with sessions.begin() as s:
             c = Campaign(name="bench", type="return_visit", mode="progressive", status="running", queue="sales",
                          store_id=1, window={"start": "00:00", "end": "23:59"}, targets_spec={},
@@ -181,7 +210,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True) -> d
 
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(1, "bench-sql")  # one SQLite writer (no lock contention); off the loop
+        # SQL off the loop: one SQLite writer (no lock contention), or a pool like ccserver run's on PostgreSQL
+        pool = ThreadPoolExecutor(8 if backend == "postgresql" else 1, "bench-sql")
 
         async def in_thread(fn: Any, *a: Any, **k: Any) -> Any:
             return await asyncio.get_running_loop().run_in_executor(pool, lambda: fn(*a, **k))
@@ -206,9 +236,13 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True) -> d
 
         asyncio.run(main())
         pool.shutdown()
+        sessions.kw["bind"].dispose()
+    if drop is not None:
+        drop()
     errors = [(at - (start[0] + k / rate)) * 1000 for k, at in enumerate(sent)]
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    return {"sql": sql, "seconds": seconds, "target_rate": rate, "sent": len(sent),
+    return {"sql": sql, "backend": backend if sql else "memory", "seconds": seconds, "target_rate": rate,
+            "sent": len(sent),
             "rate": round((len(sent) - 1) / span, 1) if span else 0.0,
             "error_median_ms": round(statistics.median(errors), 3), "error_p99_ms": round(_pct(errors, 0.99), 3),
             "error_max_ms": round(max(errors), 3),
@@ -229,6 +263,7 @@ def simulation(seed: int = 1, hours: float = 8.0) -> dict[str, Any]:
 
 def run(contacts: int = 1_000_000, seconds: float = 30.0) -> dict[str, Any]:
     return {"selection": selection(contacts), "originates": originates(seconds),
+            "originates_pg": originates(seconds, backend="postgresql"),
             "originates_no_sql": originates(seconds, sql=False), "simulation": simulation()}
 
 

@@ -213,3 +213,20 @@ def test_dispositions_open_tickets_and_a_refusal_stops_marketing(api: Any) -> No
             cid: "done", other: "dropped"}
     progress = api("campaigns", "GET", f"/api/campaigns/{cid}")[1]["progress"]
     assert progress["appointments"] == 1 and progress["reached"] == 2
+
+
+def test_dnc_csv_import_row_by_row(api: Any) -> None:
+    csv_text = "name,number\n张三,138 0013 8000\n李四,not-a-number\n\n王五,+8613912345678\n赵六,13800138000\n"
+    status, done = api("campaigns", "POST", "/api/dnc/import", csv_text.encode(), **{"Content-Type": "text/csv"})
+    assert status == 200
+    assert {k: done[k] for k in ("rows", "added", "already", "duplicates", "error_count")} == {
+        "rows": 4, "added": 2, "already": 0, "duplicates": 1, "error_count": 1}
+    assert done["errors"][0]["row"] == 3 and done["errors"][0]["value"] == "not-a-number"
+    again = api("campaigns", "POST", "/api/dnc/import", b"13912345678\n", **{"Content-Type": "text/csv"})[1]
+    assert (again["added"], again["already"]) == (0, 1)  # no header: the first column
+    assert api("campaigns", "POST", "/api/dnc/import", b"x", **{"Content-Type": "application/json"})[0] == 415
+    assert api("campaigns", "POST", "/api/dnc/import", b"\xff\xfe", **{"Content-Type": "text/csv"})[0] == 400
+    assert api("agent8001", "POST", "/api/dnc/import", b"13912345678\n", **{"Content-Type": "text/csv"})[0] == 403
+    with api.sessions() as s:
+        assert set(s.scalars(select(DncNumber.e164))) == {"+8613800138000", "+8613912345678"}
+        assert list(s.scalars(select(AuditLog.action).where(AuditLog.action == "dnc.import"))) == ["dnc.import"] * 2

@@ -265,6 +265,44 @@ class CampaignService:
             session.add(DncNumber(e164=number, added_at=now, added_by=who.user_id, source=source))
             return {"number": number, "added": True}
 
+    async def dnc_import(self, who: Manager, csv_text: str) -> dict[str, Any]:
+        """A CSV of numbers (a ``number`` column, or the first column; a header row is optional), checked row by
+        row: valid numbers are added, each bad row is reported with its row number and why; nothing else stops
+        the import."""
+        import csv
+        import io
+
+        numbers: list[str] = []
+        errors: list[dict[str, Any]] = []
+        rows = list(csv.reader(io.StringIO(csv_text)))
+        column = 0
+        start = 0
+        if rows and any(cell.strip().lower() in ("number", "phone", "号码", "电话") for cell in rows[0]):
+            column = next(i for i, cell in enumerate(rows[0])
+                          if cell.strip().lower() in ("number", "phone", "号码", "电话"))
+            start = 1
+        for index, row in enumerate(rows[start:], start=start + 1):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            raw = row[column].strip() if column < len(row) else ""
+            result = normalize(raw, region=self.region)
+            if result.e164 is None:
+                errors.append({"row": index, "value": raw[:40], "error": f"not a phone number ({result.reason})"})
+            else:
+                numbers.append(result.e164)
+        added: int = await self._run(self._dnc_add_many, who, sorted(set(numbers)), self.now())
+        return {"rows": len(numbers) + len(errors), "added": added, "already": len(set(numbers)) - added,
+                "duplicates": len(numbers) - len(set(numbers)), "errors": errors[:1000], "error_count": len(errors)}
+
+    def _dnc_add_many(self, who: Manager, numbers: list[str], now: datetime) -> int:
+        with self.sessions.begin() as session:
+            have = set(session.scalars(select(DncNumber.e164).where(DncNumber.e164.in_(numbers)))) if numbers else set()
+            fresh = [n for n in numbers if n not in have]
+            if fresh:
+                session.execute(insert(DncNumber), [{"e164": n, "added_at": now, "added_by": who.user_id,
+                                                     "source": "csv"} for n in fresh])
+            return len(fresh)
+
     async def dnc_remove(self, who: Manager, raw: Any) -> dict[str, Any]:
         number = self.e164(raw)
         result: dict[str, Any] = await self._run(self._dnc_remove, number)

@@ -7,7 +7,10 @@
 - ``POST /api/campaigns/{id}/dispositions`` ``{"attempt_id", "disposition", "note"?}`` (agents too): ``reached``,
   ``booked`` / ``callback`` / ``complaint`` (a ticket through the tickets service), ``refused`` (the contact ends and
   every marketing campaign stops for the customer), ``wrong_number``;
-- ``POST /api/dnc`` ``{"number"}`` → ``{"number", "added"}``; ``DELETE /api/dnc/{number}`` → ``{"number", "removed"}``.
+- ``POST /api/dnc`` ``{"number"}`` → ``{"number", "added"}``; ``POST /api/dnc/import`` (``text/csv``: a ``number``
+  column or the first one) → ``{"rows", "added", "already", "duplicates", "errors": [{"row", "value", "error"}],
+  "error_count"}``;
+  ``DELETE /api/dnc/{number}`` → ``{"number", "removed"}``.
 
 ``GET /campaigns`` is the campaign manager's page. Every change is audited (``campaign.create``, ``campaign.start``
 …, ``dnc.add``, ``dnc.remove``). Errors are JSON ``{"error", "field"?}``: 400 a malformed field, 422 a well-formed one
@@ -42,6 +45,7 @@ class CampaignRoutes:
                    roles=("agent", "supervisor", *ROLES))
         router.add("POST", "/api/dnc", self.dnc_add, access="api", roles=ROLES)
         router.add("GET", "/campaigns", self.page, access="page", roles=ROLES)
+        router.add("POST", "/api/dnc/import", self.dnc_import, access="api", roles=ROLES)
         router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
 
     def _service(self) -> CampaignService:
@@ -141,6 +145,22 @@ class CampaignRoutes:
         added = await self._call(service.dnc_add(self._who(req), body.get("number")))
         await self._audit(req, "dnc.add", {"number": added["number"], "added": added["added"]})
         return json_response(added, 201 if added["added"] else 200)
+
+    async def dnc_import(self, req: Req) -> Response:
+        service = self._service()
+        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type not in ("text/csv", "text/plain"):
+            raise HTTPError(415, "expected Content-Type: text/csv")
+        try:
+            text = req.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+        if "\0" in text:
+            raise HTTPError(400, "the CSV must be text", field="body")
+        done = await self._call(service.dnc_import(self._who(req), text))
+        counts = ("rows", "added", "already", "duplicates", "error_count")
+        await self._audit(req, "dnc.import", {k: done[k] for k in counts})
+        return json_response(done)
 
     async def dnc_remove(self, req: Req) -> Response:
         service = self._service()

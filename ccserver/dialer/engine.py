@@ -133,7 +133,8 @@ class Dialer:
     def __init__(self, store: DialerStore, originator: Originator, leases: ContactLeases, *,
                  run_blocking: Callable[..., Any], settings: CampaignSettings | None = None,
                  clock: Clock | None = None, tracker: Any = None, redis: Any = None, node_id: str = "node",
-                 server: str = "default", tick: float = 1.0, refresh: float = 60.0, default_zone: str = "UTC",
+                 server: str = "default", tick: float = 1.0, refresh: float = 60.0, check: float = 5.0,
+                 default_zone: str = "UTC",
                  floor: Callable[[str, str, float], tuple[int, list[float]]] | None = None) -> None:
         self.store = store
         self.originator = originator
@@ -155,6 +156,8 @@ class Dialer:
         self.live: dict[str, _Live] = {}
         self._by_uniqueid: dict[tuple[str, str], str] = {}
         self._loaded_at: float | None = None
+        self._checked_at = 0.0
+        self.check_seconds = check
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._results: set[asyncio.Task[None]] = set()
@@ -243,12 +246,18 @@ class Dialer:
         return max(60.0, self.settings.originate_timeout_seconds * 4)
 
     # -- campaigns and targets ---------------------------------------------------------------------------------
-    async def refresh(self) -> None:
+    async def refresh(self, *, full: bool = True) -> None:
+        """Which campaigns run (every ``check`` seconds: a campaign started or paused on any node is seen within
+        that), and their open targets (a new campaign's at once; every campaign's every ``refresh`` seconds)."""
         rows: list[CampaignRow] = await self._run(self.store.running_campaigns)
         self.dnc = await self._run(self.store.dnc_numbers)
         fresh: dict[int, _Campaign] = {}
         for row in rows:
             old = self.campaigns.get(row.id)
+            if old is not None and not full:
+                old.row = row
+                fresh[row.id] = old
+                continue
             targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
             in_flight = {live.target.id for live in self.live.values()}
             zone = row.time_zone or self.default_zone
@@ -264,14 +273,19 @@ class Dialer:
                                       old.stats if old is not None else LiveStats(
                                           window=self.settings.abandon_window_seconds))
         self.campaigns = fresh
-        self._loaded_at = self.clock.monotonic()
+        self._checked_at = self.clock.monotonic()
+        if full:
+            self._loaded_at = self._checked_at
 
     async def tick(self) -> int:
         """One pacing round; returns the Originates sent."""
         if not self._may_dial():
             return 0
-        if self._loaded_at is None or self.clock.monotonic() - self._loaded_at >= self.refresh_seconds:
+        moment = self.clock.monotonic()
+        if self._loaded_at is None or moment - self._loaded_at >= self.refresh_seconds:
             await self.refresh()
+        elif moment - self._checked_at >= self.check_seconds:
+            await self.refresh(full=False)
         now = self.clock.time()
         sent = 0
         for campaign in list(self.campaigns.values()):

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ccserver.campaigns.settings import CampaignSettings
 from ccserver.clock import ManualClock
@@ -293,3 +293,42 @@ def test_tracker_floor_counts_free_and_busy_agents_from_the_recorded_busy_hour()
     assert len(busy) == sum(1 for m in members if not m.available and m.in_call)
     assert free + len(busy) <= len(members) and all(e >= 0 for e in busy)
     assert tracker_floor(tracker)("nosuch", "default", tracker.now) == (0, [])
+
+
+def test_a_paused_campaign_stops_dialing_within_the_check_and_a_started_one_begins(sqlite_url: str) -> None:
+    from ccserver.db.models import Campaign
+
+    sessions = database(sqlite_url)
+    first, _ = campaign(sessions, [f"+86139{n:08d}" for n in range(20)])
+    second, _ = campaign(sessions, [f"+86138{n:08d}" for n in range(20)], status="draft")
+
+    def set_status(cid: int, status: str) -> None:
+        with sessions.begin() as s:
+            s.execute(update(Campaign).where(Campaign.id == cid).values(status=status))
+
+    async def run() -> list[list[int]]:
+        clock = ManualClock(MORNING)
+        originator = ScriptedOriginator(clock, outcome="no_answer", delay=1.0)
+        dialer = Dialer(DialerStore(sessions), originator, MemoryContactLeases(clock.monotonic), run_blocking=inline,
+                        clock=clock, default_zone="Asia/Shanghai", floor=lambda *a: (2, []), check=5.0)
+        seen = []
+
+        async def window(seconds: int) -> None:
+            before = len(originator.sent)
+            for _ in range(seconds):
+                await dialer.tick()
+                await clock.advance(1.0)
+            channels = [c for _, c, _ in originator.sent[before:]]
+            seen.append([sum(1 for c in channels if "+86139" in c), sum(1 for c in channels if "+86138" in c)])
+
+        await window(3)
+        set_status(first, "paused")
+        set_status(second, "running")
+        await window(5)  # the check: both changes seen within 5 s
+        await window(3)
+        await dialer.drain()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen[0][0] > 0 and seen[0][1] == 0
+    assert seen[2] == [0, seen[2][1]] and seen[2][1] > 0

@@ -332,3 +332,41 @@ def test_a_paused_campaign_stops_dialing_within_the_check_and_a_started_one_begi
     seen = asyncio.run(run())
     assert seen[0][0] > 0 and seen[0][1] == 0
     assert seen[2] == [0, seen[2][1]] and seen[2][1] > 0
+
+
+def test_a_new_leader_reconciles_a_crashed_nodes_attempts(sqlite_url: str) -> None:
+    """Attempts the dead node sent, without an outcome: past the ring time and no live call → failed (never
+    re-sent); with a live call → adopted (its CallEnded settles it); still young → left to their node."""
+    from datetime import UTC, datetime
+
+    from ccserver.events.types import CallEnded
+    from ccserver.state.model import Call
+
+    sessions = database(sqlite_url)
+    cid, targets = campaign(sessions, ["+8613800000021", "+8613800000022", "+8613800000023"])
+    store = DialerStore(sessions)
+    old = datetime.fromtimestamp(MORNING - 600, UTC)
+    young = datetime.fromtimestamp(MORNING - 5, UTC)
+    assert store.begin_attempts([(cid, targets[0], None, "dead-1", "dead", "default", old),
+                                 (cid, targets[1], None, "dead-2", "dead", "default", old),
+                                 (cid, targets[2], None, "dead-3", "dead", "default", young)]) == {
+        "dead-1", "dead-2", "dead-3"}
+    store.answered("dead-2", "1795416969.50", old)
+    tracker = StateTracker()
+    tracker.calls[("default", "1795416969.50")] = Call(server="default", uniqueid="1795416969.50",
+                                                       campaign_id=str(cid), answered_at=MORNING - 590, up=True)
+
+    async def run() -> list[str]:
+        clock = ManualClock(MORNING)
+        originator = ScriptedOriginator(clock)
+        dialer = Dialer(store, originator, MemoryContactLeases(clock.monotonic), run_blocking=inline, clock=clock,
+                        tracker=tracker, default_zone="Asia/Shanghai", floor=lambda *a: (0, []))
+        await dialer.reconcile_orphans()
+        await dialer.on_event(CallEnded("default", 1, clock.time(), "1795416969.50", "answered", "sales",
+                                        "PJSIP/8001", 3.0, 60.0, {"campaign_id": str(cid)}, {}))
+        await dialer.drain()
+        return [aid for aid, _, _ in originator.sent]
+
+    sent = asyncio.run(run())
+    assert sent == []  # nothing re-sent
+    assert outcomes(sessions) == [(targets[0], "failed"), (targets[1], "reached"), (targets[2], None)]

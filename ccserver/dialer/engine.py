@@ -179,6 +179,11 @@ class Dialer:
         for task in (self._task, self._keeper):
             if task is not None:
                 task.cancel()
+        if self._writer is not None and not self._writer.done():  # the outcomes settled so far reach SQL
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), 5.0)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - their attempts are reconciled later
+                log.warning("dialer: outcomes not all written at stop (%s)", exc)
         if self.lease is not None and self.lease.held:
             try:
                 await self.lease.release()
@@ -493,7 +498,9 @@ class Dialer:
     async def reconcile_orphans(self) -> None:
         """Attempts without an outcome that this node does not follow (a crashed holder's): adopt the ones whose
         call is live, end the others as failed. Never re-sent."""
-        rows = await self._run(self.store.unsettled)
+        # Only attempts past any ring time: a younger one may still be settled by the node that sent it.
+        before = datetime.fromtimestamp(self.clock.time() - self.settings.originate_timeout_seconds - 30.0, UTC)
+        rows = await self._run(self.store.unsettled, None, before)
         calls = list(self.tracker.calls.values()) if self.tracker is not None else []
         for action_id, campaign_id, server, uniqueid in rows:
             if action_id in self.live:

@@ -154,14 +154,17 @@ class DialerStore:
                             .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
                             .values(status="dropped", drop_reason=reason[:24]))
 
-    def unsettled(self, node: str | None = None) -> list[tuple[str, int, str | None, str | None]]:
-        """Attempts sent but without an outcome: (action id, campaign id, server, uniqueid)."""
+    def unsettled(self, node: str | None = None, before: datetime | None = None
+                  ) -> list[tuple[str, int, str | None, str | None]]:
+        """Attempts sent but without an outcome (sent before ``before``): (action id, campaign, server, uniqueid)."""
         with self.sessions() as session:
             query = select(CampaignAttempt.action_id, CampaignAttempt.campaign_id, CampaignAttempt.server,
                            CampaignAttempt.uniqueid).where(CampaignAttempt.outcome.is_(None))
             if node is not None:
                 query = query.where(CampaignAttempt.node == node)
-            return [tuple(r) for r in session.execute(query)]  # type: ignore[misc]
+            if before is not None:
+                query = query.where(CampaignAttempt.originated_at < before)
+            return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)]
 
 
 def utc(ts: float) -> datetime:

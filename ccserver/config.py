@@ -502,7 +502,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "dial": _parse_str,
         "amd": _parse_bool,
         "lease_ttl_seconds": _parse_float_range(3.0, 300.0),
-        "originate_timeout_seconds": _parse_float_range(5.0, 120.0),
+        "originate_timeout_seconds": _parse_float_range(15.0, 120.0),  # the TSR: ring at least 15 s
     },
     "auth": {
         "token_lifetime_hours": _parse_positive_float,

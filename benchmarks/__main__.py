@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
 REPORT = ROOT / "BENCHMARKS.md"
-SECTIONS = ("ami", "agi", "state", "routing", "demo_load", "route", "dialer")
+SECTIONS = ("ami", "agi", "state", "routing", "demo_load", "route", "wallboard", "dialer")
 
 
 def machine() -> str:
@@ -71,6 +71,11 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         from benchmarks import bench_route
 
         return bench_route.run(customers=20_000 if quick else 1_000_000, calls=500 if quick else 2_000)
+    if name == "wallboard":
+        # Its own process: the server's CPU must not include another benchmark's leftovers.
+        out = subprocess.run([sys.executable, "benchmarks/bench_wallboard.py", "--updates", "5" if quick else "20"],
+                             cwd=ROOT, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
     if name == "dialer":
         from benchmarks import bench_dialer
 
@@ -203,6 +208,28 @@ def render(results: dict[str, Any]) -> str:
                   f"| {floor['p99_ms']:.3f} ms | | |",
                   "", f"Calls per second on one core at the hit CPU cost: {r['calls_per_s_one_core_hit']:,}; "
                   f"at the miss cost: {round(1000 / miss['server_cpu_ms_per_call']):,}.", ""]
+    if "wallboard" in results:
+        r = results["wallboard"]
+        head("Wallboard fan-out: one update to every connected client", "wallboard")
+        first = r["runs"][0]
+        lines += [f"One {first['frame_bytes']:,}-byte snapshot (16 queues, 40 callers, 60 agents, two charts) to N "
+                  "websocket clients held by a separate process, over loopback; server CPU per update "
+                  "(`process_time` until every send buffer has drained) / N, median of "
+                  f"{first['updates']} updates per variant, the variants interleaved on the same connections. "
+                  "**floor**: `websockets.broadcast` of the frame encoded beforehand. **ccserver**: the wallboard "
+                  "publisher builds the snapshot, encodes it once and its fan-out writes one pre-built websocket "
+                  "frame to every connection. **per-client encoding**: `json.dumps` once per client.", "",
+                  "| clients | floor: `websockets.broadcast` | **ccserver** (build + 1 encoding + fan-out) "
+                  "| × floor | per-client encoding | encodings / updates | messages received / sent |",
+                  "|---|---|---|---|---|---|---|"]
+        for run in r["runs"]:
+            lines.append(
+                f"| {run['clients']:,} | {run['floor']['cpu_us_per_client']:.2f} µs "
+                f"| **{run['ccserver']['cpu_us_per_client']:.2f} µs** | {run['ccserver_vs_floor']:.2f} "
+                f"| {run['per_client']['cpu_us_per_client']:.1f} µs | {run['encodings']} / {run['updates']} "
+                f"| {run['received']:,} / {run['sent']:,} |")
+        lines += ["", "Target: ccserver ≤ the broadcast floor per client, one JSON encoding per update whatever "
+                  "the number of clients.", ""]
     if "dialer" in results:
         r = results["dialer"]
         head("Outbound dialer: next contact, Originates per second, pacing simulation", "dialer")

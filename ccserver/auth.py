@@ -29,6 +29,11 @@ class Forbidden(Exception):
     """Valid credentials, but the role may not do this (HTTP 403)."""
 
 
+class PasswordChangeRequired(Forbidden):
+    """The user must choose a new password first (HTTP 403 with reason ``password_change_required``; pages
+    redirect to /password)."""
+
+
 class AuthUnavailable(Exception):
     """The credentials could not be checked now: the user store or the revocations are down (HTTP 503)."""
 
@@ -48,6 +53,9 @@ class Principal:
     role: str
     expires_at: float
     session_id: str  # random per login; the CSRF token is bound to it
+    # The user's current state (set per request by the session check, never in the token): only the password
+    # change, /api/me and logout are allowed until a new password is chosen.
+    must_change_password: bool = False
 
     def require(self, *roles: str) -> None:
         """Admin may do everything; otherwise the role must be one of ``roles``."""

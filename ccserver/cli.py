@@ -281,6 +281,36 @@ def cmd_agents(args: argparse.Namespace) -> int:
     return run(args, config)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not _schema_ready(config):
+        return 2
+    from ccserver.admin.users_command import run
+
+    return run(args, config)
+
+
+def cmd_crm(args: argparse.Namespace) -> int:
+    """``import``, ``export`` and ``customers erase`` (ccserver/admin/crm_command.py)."""
+    from ccserver.admin import crm_command
+
+    config = _load(args)
+    if args.command == "import" and args.template:
+        return crm_command.run_import(args, config)
+    if not _schema_ready(config):
+        return 2
+    run = {"import": crm_command.run_import, "export": crm_command.run_export,
+           "customers": crm_command.run_erase}[args.command]
+    return run(args, config)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``ccserver check``: database, Redis, AMI user and privileges, FastAGI port, prompts (ccserver/admin/check.py)."""
+    from ccserver.admin.check import main as check_main
+
+    return check_main(_load(args), sys.stdout)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
@@ -369,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_agents_parser(sub, common)
     sub.choices["agents"].set_defaults(func=cmd_agents)
 
+    from ccserver.admin.users_command import add_parser as add_users_parser
+
+    add_users_parser(sub, common)
+    sub.choices["users"].set_defaults(func=cmd_users)
+
+    from ccserver.admin.crm_command import add_parsers as add_crm_parsers
+
+    add_crm_parsers(sub, common)
+    for name in ("import", "export", "customers"):
+        sub.choices[name].set_defaults(func=cmd_crm)
+    sub.add_parser("check", parents=[common], help="check a deployment: database, Redis, AMI user and privileges, "
+                   "FastAGI port, prompts").set_defaults(func=cmd_check)
     from ccserver.dialer.command import add_parser as add_dialer_parser
 
     add_dialer_parser(sub)

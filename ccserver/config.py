@@ -352,6 +352,19 @@ def _check_tickets(values: dict[str, Any], time_zone: str) -> None:
         TicketSettings.from_dict({k: v for k, v in values.items() if v is not None}, time_zone)
     except TicketSettingsError as exc:
         raise ConfigError(f"[tickets] {exc}") from None
+def _check_desktop(values: dict[str, Any]) -> None:
+    """The [desktop] code lists are validated as a whole (errors name the key, e.g. desktop.pause_codes[2].code)."""
+    from ccserver.desktop.settings import DesktopSettings, DesktopSettingsError
+
+    try:
+        DesktopSettings.from_dict({k: v for k, v in values.items() if v is not None})
+    except DesktopSettingsError as exc:
+        raise ConfigError(f"[desktop] {exc}") from None
+    for key in ("dial_context", "transfer_context"):
+        if not values[key]:
+            raise ConfigError(f"desktop.{key}: a dialplan context name is required")
+
+
 def _parse_service_levels(value: Any) -> dict[str, float]:
     """``kpi.service_level_by_queue``: queue name → seconds (TOML table, or JSON from the environment)."""
     table = _parse_table_value(value)
@@ -470,6 +483,18 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "service_level_seconds": _parse_float_range(1.0, 3600.0),
         "service_level_by_queue": _parse_service_levels,
     },
+    "recordings": {
+        "queues": _split_list,
+        "lines": _split_list,
+        "dir": _parse_name,
+        "retention_days": _parse_int_range(0, 3650),
+        "notice_prompt": _parse_name,
+    },
+    "wallboard": {
+        "max_updates_per_second": _parse_float_range(0.1, 10.0),
+        "vip_tiers": _split_list,
+        "service_level_target": _parse_float_range(1.0, 100.0),
+    },
     "scores": {"nightly_at": _parse_clock_time, "tier_shares": _parse_tier_shares, "weights": _parse_value_weights},
     "tickets": {
         "categories": _parse_table_value,
@@ -487,6 +512,14 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "webhook_secret": _parse_str,
         "retry_delays": _parse_retry_delays,
         "timeout_seconds": _parse_float_range(1.0, 120.0),
+    },
+    "desktop": {
+        "pause_codes": _parse_table_value,
+        "dispositions": _parse_table_value,
+        "wrapup_seconds": _parse_float_range(0.0, 3600.0),
+        "dial_context": _parse_name,
+        "transfer_context": _parse_name,
+        "dial_timeout_seconds": _parse_float_range(5.0, 120.0),
     },
     "campaigns": {
         "window_start": _parse_clock_time,
@@ -683,6 +716,7 @@ def load_config(
     _check_routing(values["routing"])
     _check_tickets(values["tickets"], values["server"]["time_zone"])
     _check_ivr(values["ivr"])
+    _check_desktop(values["desktop"])
     _check_campaigns(values["campaigns"])
     if values["callrouting"]["margin_seconds"] >= values["callrouting"]["deadline_seconds"]:
         raise ConfigError("callrouting.margin_seconds must be below callrouting.deadline_seconds")

@@ -195,6 +195,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # Agent sign-in (QueueAdd/QueueRemove/QueuePause): needs an Asterisk to talk to.
     agents = None
+    supervisor = None
     sweeper = None
     if telephony is not None:
         from twisted.internet.task import LoopingCall
@@ -209,6 +210,12 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                               rules=routing_settings.routing_rules(), run_blocking=blocking.run,
                               servers=telephony.server_names, default_server=config.callrouting.server,
                               tracker=telephony.tracker)
+        # Supervisor actions: listen / whisper / barge (Originate into ChanSpy), force pause / sign out, priority.
+        from ccserver.supervisor import SupervisorService
+        from ccserver.supervisor.ami import AMISupervisorActions
+
+        supervisor = SupervisorService(agents, AMISupervisorActions(telephony.ami, loop), run_blocking=blocking.run,
+                                       tracker=telephony.tracker)
         # After every resync this node ran (it leads that Asterisk), Asterisk's members follow the sign-ins.
         reconcile_after_resync(telephony.hub, agents, telephony.leading)
 
@@ -299,6 +306,51 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                         server=telephony.server_names[0], default_zone=config.server.time_zone)
         dialer.subscribe(telephony.hub)
 
+    # The agent desktop (ccserver/desktop): forced wrap-up after each answered call (from the hub, for the
+    # Asterisk servers this node leads), transfers and click-to-dial over AMI, notes and dispositions in SQL.
+    from ccserver.desktop.service import DesktopService
+    from ccserver.desktop.settings import DesktopSettings
+    from ccserver.desktop.store import DesktopStore
+
+    desktop_settings = DesktopSettings.from_config(config)
+    wrapup = desktop_calls = None
+    if telephony is not None and agents is not None:
+        from ccserver.desktop.calls import AMIDesktopCalls
+        from ccserver.desktop.wrapup import ForcedWrapUp
+
+        wrapup = ForcedWrapUp(agents, desktop_settings.wrapup_seconds, clock, blocking.run,
+                              leads=telephony.leading.__contains__)
+        wrapup.subscribe(telephony.hub)
+        desktop_calls = AMIDesktopCalls(telephony.ami, asyncio.get_event_loop())
+    desktop = DesktopService(desktop_settings, DesktopStore(sessions), blocking.run,
+                             region=config.phone.default_region, agents=agents, calls=desktop_calls,
+                             tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
+                             wrapup=wrapup, clock=clock)
+    # The wallboard: one snapshot per update (coalesced, encoded once for every client) from the live views, the
+    # interval rows and the SLA alarms; every event on the hub marks it dirty.
+    from ccserver.events import TicketSlaAlarm
+    from ccserver.kpi.views import LiveViews
+    from ccserver.wallboard import WallboardPublisher, WallboardSource
+
+    board = config.wallboard
+    wallboard_source = WallboardSource(
+        LiveViews(kpi, telephony.tracker if telephony is not None else None, sessions, blocking.run, config),
+        KpiStore(sessions), blocking.run, config.server.time_zone, target=board.service_level_target,
+        vip_tiers=tuple(board.vip_tiers), clock=clock)
+    wallboard = WallboardPublisher(wallboard_source.build, clock, max_rate=board.max_updates_per_second)
+    ticket_hub.subscribe("wallboard-alarms", wallboard_source.on_alarm, kinds=(TicketSlaAlarm,))
+    wallboard.attach(ticket_hub)
+
+    # Recordings: CC_RECORD in the routing answer where config says so; the retention clean-up once per cluster.
+    from ccserver.recordings import RecordingFiles, RecordingPolicy
+    from ccserver.recordings.cleanup import RecordingCleanup
+
+    recording_policy = RecordingPolicy.from_config(config)
+    if recording_policy.enabled:
+        routing.service.recording_policy = recording_policy
+    recordings_cleanup = RecordingCleanup(recording_policy.dir, recording_policy.retention_days, blocking.run, clock,
+                                          cluster=ClusterJobs(redis_client), session_factory=sessions)
+
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
     users = SQLUserStore(sessions)
@@ -311,6 +363,35 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         limiter = MemoryLoginLimiter(auth.login_attempts, auth.address_login_attempts, auth.login_window_seconds)
         revocations = None
     passwords = PasswordWork.on_own_threads()  # scrypt never queues SQL or /healthz behind it
+    # Admin edits (stores, DIDs, hours …) reload the routing data here and, over Redis, on every other node.
+    from ccserver.admin.reload import ConfigReloads
+
+    admin_reload = ConfigReloads(redis_client)
+    admin_reload.on_reload(routing.refresher.reload_now)
+
+    async def reload_rules() -> None:  # the admin's routing rules (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        routing.service.replace_rules(await blocking.run(admin_rules.effective, sessions,
+                                                         config.section("routing")))
+
+    admin_reload.on_reload(reload_rules)
+
+    async def reload_ivr() -> None:  # the admin's IVR menus (SQL) override the file's
+        from ccserver.admin import rules as admin_rules
+
+        ivr.settings = await blocking.run(admin_rules.effective_ivr, sessions, config.section("ivr"))
+
+    admin_reload.on_reload(reload_ivr)
+
+    async def start_admin_reload() -> None:
+        try:
+            await reload_rules()
+            await reload_ivr()
+        except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's rules until the next reload
+            log.warning("the admin's routing rules or IVR could not be read (%s); using the file's",
+                        type(exc).__name__)
+        await admin_reload.start()
     ctx = WebContext(
         config=config,
         signer=signer,
@@ -326,9 +407,14 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tracker=telephony.tracker if telephony is not None else None,
         session_factory=sessions,
         kpi=kpi,
+        supervisor=supervisor,
+        recordings=RecordingFiles(recording_policy.dir),
+        wallboard=wallboard,
         campaigns=campaigns,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
+        desktop=desktop,
+        admin_reload=admin_reload,
     )
 
     if agents is not None:
@@ -395,6 +481,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("telephony", telephony.start if telephony is not None else None,
              telephony.stop if telephony is not None else None),
         Step("routing", routing.start, routing.stop),
+        Step("admin reload", start_admin_reload, admin_reload.stop),
         # The IVR has nothing to start; at start-up it names the prompts missing in prompts.sound_dir (zh/, en/).
         Step("ivr", lambda: check_prompts(config.prompts.sound_dir, routing_settings, ivr_settings) and None, None),
         # (LoopingCall.start's Deferred fires when the loop stops: not awaited.)
@@ -402,6 +489,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
              (lambda: sweeper.stop() if sweeper.running else None) if sweeper is not None else None),
         # The SLA alarm job, the webhook deliverer (and, with an Asterisk, call backs for abandoned callers).
         Step("tickets", start_tickets, stop_tickets),
+        Step("recordings clean-up", recordings_cleanup.start, recordings_cleanup.stop),
+        Step("wallboard", wallboard.start, wallboard.stop),
         Step("jobs", start_jobs, stop_jobs),
         Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,

@@ -40,6 +40,7 @@ from ccserver.bridge import drive
 from ccserver.callrouting.service import new_decision_id
 from ccserver.identification import TIMED_OUT, race
 from ccserver.logs import log_text
+from ivr import metrics
 from ivr.data import CallerCars, Car, TodaysVisit, caller_cars, todays_visits
 from ivr.dialog import Choice, Dialog, OutOfTries, PromptFailed
 from ivr.ports import Booking, OpenRepair, Slot, SlotTaken
@@ -114,6 +115,7 @@ class IVRCall:
         self.early: dict[str, Early] = {}  # reads started before the caller asked for them
         self._cars_later: Any = None  # the timer that starts reading the caller's cars early
         self._cars_read = False
+        self.end = ""  # how the call left the IVR (ivr.metrics.CALLS's ``end``), once it has
 
     @property
     def uniqueid(self) -> str:
@@ -134,10 +136,12 @@ class IVRCall:
         self.dialog.language = language
         if self._is_vip():
             self.notes.append("IVR: VIP caller, menu skipped")
+            self.end = "vip"
             await self.hand_over(self.did.line)
             return
         if not svc.routing.data.is_open(self.did, datetime.fromtimestamp(svc.wall(), UTC)):
             self.notes.append(f"IVR: {self.did.line} line closed, menu skipped")
+            self.end = "closed"
             await self.hand_over(self.did.line)
             return
         await self.dialog.use_language(language)
@@ -207,6 +211,7 @@ class IVRCall:
         """Routing decides for a call to ``line`` and answers the dialplan (see the module docstring)."""
         svc = self.svc
         perf0 = time.perf_counter()
+        self.end = self.end or ("operator" if line == self.settings.operator else "line")
         language = self.dialog.language
         route = line_route(list(svc.routing.data.dids.values()), self.did, line, language)
         customer = self.customer
@@ -230,10 +235,12 @@ class IVRCall:
         pending = work.deferred() if isinstance(work, Early) else drive(work)
         outcome = (await race(pending, budget, svc.clock))[0]
         if outcome is TIMED_OUT:
+            metrics.FAILURES.inc(what="timeout")
             log.warning("ivr uniqueid=%s: %s did not answer within %.2f s; the caller goes to a person",
                         log_text(self.uniqueid, 64), what, budget)
             return FAILED
         if isinstance(outcome, Failure):
+            metrics.FAILURES.inc(what="error")
             log.error("ivr uniqueid=%s: %s failed (%s); the caller goes to a person", log_text(self.uniqueid, 64),
                       what, log_text(outcome.getErrorMessage(), 300))
             return FAILED
@@ -267,6 +274,7 @@ class IVRCall:
             ticket_id = None if found is FAILED else int(found)
         self.path.append(spec.name)
         if ticket_id is not None:
+            metrics.TICKETS.inc(kind=spec.kind)
             self.notes.append(f"IVR: {spec.kind} ticket {ticket_id} ({spec.category})")
         await self.dialog.play([spec.prompt if ticket_id is not None else "cc-ivr-connecting"])
         await self.hand_over(spec.line, bonus=spec.priority, reason=f"IVR {spec.kind} ({spec.category})",
@@ -382,6 +390,8 @@ class IVRCall:
             return None
         assert isinstance(booked, Booking)
         self.path.append(f"booked.{booked.ticket_id}")
+        metrics.BOOKINGS.inc()
+        self.end = "booked"
         log.info("ivr uniqueid=%s: appointment booked, ticket %s, store %s at %s", log_text(self.uniqueid, 64),
                  booked.ticket_id, store_id, slot.starts_at.isoformat())
         await self.dialog.play(["cc-ivr-booking-done", *say_slot(slot.starts_at.astimezone(zone), lang, today),

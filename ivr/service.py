@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ccserver.agi.errors import CallerHungUp
 from ccserver.agi.session import AGISession
 from ccserver.callrouting.service import RoutingService
+from ivr import metrics
 from ivr.flows import IVRCall
 from ivr.ports import TicketsPort
 from ivr.settings import IVRSettings
@@ -60,4 +62,14 @@ class IVRService:
             return
         notes: list[str] = []
         did = known if known is not None else self.routing.did_for(extension, notes)
-        await IVRCall(self, session, did, start, notes).run(started)
+        call = IVRCall(self, session, did, start, notes)
+        try:
+            await call.run(started)
+        except CallerHungUp:
+            call.end = call.end or "caller_left"
+            raise
+        except Exception:
+            call.end = call.end or "error"
+            raise
+        finally:
+            metrics.CALLS.inc(end=call.end or "caller_left")

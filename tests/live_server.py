@@ -33,6 +33,8 @@ class LiveServer:
     data_dir: Path
     customers: int = 100
     transcript: str | None = None  # an AMI transcript the replay peer plays as Asterisk
+    speed: float | None = None  # the peer's pace (None: as fast as ccserver reads; 0.05: 20 times slower than recorded)
+    retime: bool = False  # the peer stamps events with the time it sends them (waits measured on today's clock)
     extra_env: dict[str, str] = field(default_factory=dict)
     url: str = ""
     agi_port: int = 0
@@ -56,7 +58,9 @@ class LiveServer:
             port_file = self.data_dir / "ami.port"
             self.peer = subprocess.Popen([sys.executable, "-m", "tests.replay.serve_ami", self.transcript,
                                           "--port-file", str(port_file), "--skip-action", "Originate",
-                                          "--max-seconds", "600"], cwd=ROOT)
+                                          "--max-seconds", "600",
+                                          *(["--speed", str(self.speed)] if self.speed else []),
+                                          *(["--retime"] if self.retime else [])], cwd=ROOT)
             deadline = time.monotonic() + 20
             while not port_file.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)

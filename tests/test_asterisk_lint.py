@@ -31,11 +31,12 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> str:
 
 def test_shipped_snippets_have_no_errors_or_warnings(capsys: pytest.CaptureFixture[str]) -> None:
     assert [Path(p).name for p in SHIPPED] == [
-        "extensions_ccserver.conf", "manager_ccserver.conf", "manager_ccserver_general.conf", "queues_ccserver.conf",
+        "extensions_ccserver.conf", "features_ccserver.conf", "manager_ccserver.conf",
+        "manager_ccserver_general.conf", "queues_ccserver.conf",
         "queues_ccserver_custom.conf"]
     assert lint(SHIPPED) == []
     assert lint_main(SHIPPED) == 0
-    assert "5 file(s): 0 error(s), 0 warning(s)" in capsys.readouterr().out
+    assert "6 file(s): 0 error(s), 0 warning(s)" in capsys.readouterr().out
 
 
 def test_shipped_dialplan_contract() -> None:
@@ -46,8 +47,8 @@ def test_shipped_dialplan_contract() -> None:
     text = "\n".join(i.value for i in inbound.items)
     assert "AGI(agi://127.0.0.1:4573/incoming,${CC_CAMPAIGN_ID})" in text
     assert "AGI(agi://127.0.0.1:4573/survey,${CC_DECISION_ID})" in text
-    assert "Queue(${CC_AGENT_QUEUE},c,," in text and "Queue(${CC_QUEUE},c,," in text
-    assert "QUEUE_MAX_PENALTY=${CC_MAX_PENALTY}" in text and "Queue(default,c" in text
+    assert "Queue(${CC_AGENT_QUEUE},ct,," in text and "Queue(${CC_QUEUE},ct,," in text
+    assert "QUEUE_MAX_PENALTY=${CC_MAX_PENALTY}" in text and "Queue(default,ct" in text
     queues, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "queues_ccserver.conf")
     assert queues is not None
     names = {s.name for s in queues.sections if not s.template}
@@ -134,7 +135,7 @@ def test_missing_file_orphan_items_includes_and_templates(tmp_path: Path) -> Non
 def test_unknown_file_kind_is_a_warning(tmp_path: Path) -> None:
     path = write(tmp_path, "sip.conf", "[general]\nbindport = 5060\n")
     assert [(p.severity, p.message.split(":")[0]) for p in lint([path])] == [
-        ("warning", "not recognised as a dialplan, queues or manager file")]
+        ("warning", "not recognised as a dialplan, queues, manager or features file")]
     assert lint_main([]) == 2
 
 
@@ -450,6 +451,38 @@ def test_dialplan_without_language_or_arrival_is_warned(tmp_path: Path) -> None:
     assert all(p.severity == "warning" for p in problems)
 
 
+def test_desktop_transfer_and_dial_contract(tmp_path: Path) -> None:
+    """Queue option t, the desktop's contexts, the atxfer code and wrapuptime 0 are checked (the agent desktop)."""
+    conf, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf")
+    assert conf is not None
+    transfer, dial = conf.section("ccserver-transfer"), conf.section("ccserver-dial")
+    assert transfer is not None and dial is not None
+    assert {i.value.split(",")[0] for i in transfer.items if i.name == "exten"} == {"_q-.", "_a-.", "_X."}
+    features, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "features_ccserver.conf")
+    assert features is not None
+    featuremap = features.section("featuremap")
+    assert featuremap is not None and {i.name: i.value.split(";")[0].strip() for i in featuremap.items} == {
+        "blindxfer": "#1", "atxfer": "*2"}
+    queues, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "queues_ccserver.conf")
+    assert queues is not None and queues.resolved_get(queues.section("sales"), "wrapuptime") == "0"
+
+    text = (REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf").read_text(encoding="utf-8")
+    old = text.replace("Queue(${CC_QUEUE},ct,", "Queue(${CC_QUEUE},c,").split("[ccserver-transfer]")[0]
+    messages = [(p.severity, p.message) for p in lint([write(tmp_path, "extensions_old.conf", old)])]
+    assert ("warning", "[ccserver-inbound] Queue(${CC_QUEUE}) lacks option t: the agent cannot transfer the "
+            "caller (desktop transfers fail)") in messages
+    assert any(sev == "warning" and "no [ccserver-transfer] context" in m for sev, m in messages)
+    assert any(sev == "warning" and "no [ccserver-dial] context" in m for sev, m in messages)
+
+    no_atxfer = write(tmp_path, "features_x.conf", "[featuremap]\nblindxfer => #1\natxfer =>\n")
+    problems = lint([no_atxfer])
+    assert [(p.severity, p.message.split(":")[0]) for p in problems] == [
+        ("error", "[featuremap] has no atxfer code")]
+    queue = write(tmp_path, "queues_x.conf", "[sales]\nstrategy = ringall\nringinuse = no\nsetinterfacevar = yes\n"
+                                             "autopause = all\nwrapuptime = 10\n")
+    assert [p.message.split(":")[0] for p in lint([queue])] == ["[sales] wrapuptime = 10"]
+
+
 def test_campaign_contexts_shipped_and_checked(tmp_path: Path) -> None:
     conf, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf")
     assert conf is not None
@@ -457,7 +490,7 @@ def test_campaign_contexts_shipped_and_checked(tmp_path: Path) -> None:
     outbound = conf.section("ccserver-outbound")
     assert answered is not None and outbound is not None
     text = "\n".join(i.value for i in answered.items)
-    assert "Queue(${CC_QUEUE},c,,," in text and "CC_ABANDON_AFTER" in text and "AMD()" in text
+    assert "Queue(${CC_QUEUE},ct,,," in text and "CC_ABANDON_AFTER" in text and "AMD()" in text
     assert "Playback(cc-campaign-abandon)" in text
     assert "Dial(${CC_DIAL}" in "\n".join(i.value for i in outbound.items)
     broken = (REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf").read_text(encoding="utf-8")

@@ -84,6 +84,8 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
     screenshot(page, "inbox-called-back-zh-CN")
     page.select_option("select[name=status]", "")
     move("closed", "closed")
+    # the history is drawn after the list row: wait for it, not for the row
+    page.wait_for_function("() => document.querySelector('#detail-history').innerText.includes('已回访客户 → 已关闭')")
     history = page.inner_text("#detail-history")
     for step in ("新建 → 已分派", "已分派 → 处理中", "处理中 → 已解决", "已解决 → 已回访客户", "已回访客户 → 已关闭"):
         assert step in history, history

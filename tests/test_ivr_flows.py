@@ -546,3 +546,50 @@ def test_a_quick_caller_does_not_wait_for_the_early_read(demo: Any) -> None:
     h.call(Caller(["2", "1", "1", "1"]))  # no time passes: the booking read the cars itself, the timer is off
     assert len(h.tickets.bookings) == 1
     assert not [c for c in h.clock.getDelayedCalls() if "read_cars" in repr(c.func)]
+
+
+# -- metrics: how each call left the IVR ----------------------------------------------------------------------------
+def _ivr_counts() -> dict[str, float]:
+    from ivr import metrics
+
+    out = {f"end={end}": metrics.CALLS.value(end=end)
+           for end in ("line", "operator", "booked", "vip", "closed", "caller_left", "error")}
+    out.update({f"ticket={kind}": metrics.TICKETS.value(kind=kind) for kind in ("complaint", "repair")})
+    out["bookings"] = metrics.BOOKINGS.value()
+    out.update({f"failure={what}": metrics.FAILURES.value(what=what) for what in ("error", "timeout")})
+    return out
+
+
+def _counted(before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before[k] for k, v in _ivr_counts().items() if v != before[k]}
+
+
+@pytest.mark.parametrize(("keys", "tickets", "extension", "transcript", "counted"), [
+    (["1"], None, HOTLINE, None, {"end=line": 1}),
+    (["", "", ""], None, HOTLINE, None, {"end=operator": 1}),
+    (["3", "1"], None, HOTLINE, None, {"end=line": 1, "ticket=complaint": 1}),
+    (["2", "2"], None, HOTLINE, None, {"end=line": 1, "ticket=repair": 1}),
+    (["2", "1", "1", "1"], "booking", HOTLINE, None, {"end=booked": 1, "bookings": 1}),
+    (["2", HANGUP], None, HOTLINE, None, {"end=caller_left": 1}),
+    (["3", "1"], "down", HOTLINE, None, {"end=line": 1, "failure=error": 1}),
+    ([], None, HOTLINE, ZHANG_WEI, {"end=vip": 1}),
+])
+def test_each_call_is_counted_by_how_it_left_the_ivr(demo: Any, keys: list[Any], tickets: str | None,
+                                                     extension: str, transcript: str | None,
+                                                     counted: dict[str, float]) -> None:
+    port = (booking_tickets() if tickets == "booking" else
+            MemoryTickets(fail={"create_ticket"}) if tickets == "down" else None)
+    h = IVRHarness(demo, port)
+    before = _ivr_counts()
+    if transcript is None:
+        h.call(Caller(keys), extension=extension)
+    else:
+        h.call(Caller(keys), transcript=transcript, extension=extension)
+    assert _counted(before) == counted
+
+
+def test_a_call_to_a_closed_line_is_counted_as_closed(demo: Any) -> None:
+    h = IVRHarness(demo, wall=CLOSED)
+    before = _ivr_counts()
+    h.call(Caller([]), extension="4008002000")  # the service line, closed at 23:30
+    assert _counted(before) == {"end=closed": 1}

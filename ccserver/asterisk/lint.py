@@ -12,6 +12,8 @@ dialplan
   - every literal queue it names (``Queue(default,…)``) exists in the queues files given      error
   - it sets ``CHANNEL(language)`` from ``${CC_LANGUAGE}`` (prompts in the caller's language)   warning
   - it passes ``${CC_ARRIVED}`` and ``${CC_LINE}`` to the ``callback`` script                    warning
+  - ``Queue(${CC_QUEUE},…)`` has option ``t`` (the agent may transfer: desktop transfers)       warning
+  - the desktop's contexts exist: ``ccserver-transfer`` and ``ccserver-dial`` (click-to-dial)    warning
   - a campaign answer context (names ``CC_CAMPAIGN_ID``, queues, no ``incoming`` script) bounds
     ``Queue()`` by ``${CC_ABANDON_AFTER}`` and plays the abandon message                      warning
 queues
@@ -22,6 +24,10 @@ queues
   - ``ringinuse`` not ``no``; no ``setinterfacevar = yes`` (the survey's "answered" test)         warning
   - no ``autopause`` (a ring-no-answer keeps ringing an empty desk); a value Asterisk reads as no warning
   - a queue's ``context`` (its single-digit exit) names a context the dialplan files given lack  error
+  - ``wrapuptime`` above 0 (it would add to the desktop's forced wrap-up, a pause)               warning
+features
+  - ``[featuremap]`` sets ``atxfer`` (AMI Atxfer, the desktop's attended transfer, needs it)     error
+  - ``[featuremap]`` sets ``blindxfer`` (the agent's own DTMF transfer with Queue option t)       warning
 manager
   - ``[general]`` ``channelvars`` carries ``CC_DECISION_ID`` (Asterisk reads channelvars only
     there; the last line wins)                                                                 error
@@ -54,6 +60,8 @@ _AGI_INCOMING = re.compile(r"AGI\(\s*agi://[^/,)]*/incoming\b([^)]*)\)", re.IGNO
 _QUEUE_APP = re.compile(r"\bQueue\(([^,)]*)", re.IGNORECASE)
 _AGI_CALLBACK = re.compile(r"AGI\(\s*agi://[^/,)]*/callback\b([^)]*)\)", re.IGNORECASE)
 _LANGUAGE_SET = re.compile(r"CHANNEL\(language\)\s*=\s*\$\{CC_LANGUAGE\}", re.IGNORECASE)
+_QUEUE_OPTIONS = re.compile(r"Queue\(\s*\$\{CC_QUEUE\}\s*,([^,)]*)", re.IGNORECASE)
+DESKTOP_CONTEXTS = ("ccserver-transfer", "ccserver-dial")  # desktop.transfer_context, desktop.dial_context
 _LAB_NAMES = re.compile(r"\$\{(CC_PRIO|CC_TIMEOUT)\}")
 _QUEUE_KEYS = {"strategy", "member", "timeout", "ringinuse", "joinempty", "leavewhenempty", "wrapuptime", "retry"}
 _MANAGER_KEYS = {"secret", "read", "write", "permit", "deny"}
@@ -63,10 +71,12 @@ _AUTOPAUSE = (*_TRUE, "no", "all")  # app_queue autopause2int(); anything else s
 
 def _kind(path: str, conf: ConfFile) -> str:
     name = Path(path).name.lower()
-    for kind in ("extensions", "queues", "manager"):
+    for kind in ("extensions", "queues", "manager", "features"):
         if name.startswith(kind) or f"_{kind}" in name or f"-{kind}" in name:
             return kind
     names = {i.name.lower() for s in conf.sections for i in s.items}
+    if conf.section("featuremap") is not None:
+        return "features"
     if names & {"exten", "same"}:
         return "extensions"
     if names & _QUEUE_KEYS and "secret" not in names:
@@ -85,7 +95,7 @@ def lint(paths: Sequence[str | Path], ami_user: str = "ccserver") -> list[Proble
     for path in paths:
         conf, errors = load_conf(path)
         loaded.append((str(path), conf, errors))
-    parsed: dict[str, list[ConfFile]] = {"extensions": [], "queues": [], "manager": []}
+    parsed: dict[str, list[ConfFile]] = {"extensions": [], "queues": [], "manager": [], "features": []}
     for index, (path, conf, errors) in enumerate(loaded):
         if _included_elsewhere(index, loaded):
             continue
@@ -98,7 +108,8 @@ def lint(paths: Sequence[str | Path], ami_user: str = "ccserver") -> list[Proble
         kind = _kind(path, conf)
         if kind == "unknown":
             problems.append(Problem(conf.path, None, "warning",
-                                    "not recognised as a dialplan, queues or manager file: nothing checked"))
+                                    "not recognised as a dialplan, queues, manager or features file: nothing "
+                                    "checked"))
             continue
         parsed[kind].append(conf)
     queues_known = {s.name for conf in parsed["queues"] for s in conf.sections if not s.template}
@@ -109,6 +120,10 @@ def lint(paths: Sequence[str | Path], ami_user: str = "ccserver") -> list[Proble
                                 "(AGI(agi://127.0.0.1:4573/incoming,…)): #include extensions_ccserver.conf"))
     for conf in dialplans:
         problems += _lint_dialplan(conf, queues_known if parsed["queues"] else None)
+    if dialplans and any(_inbound(conf) for conf in dialplans):
+        problems += _desktop_contexts(dialplans)
+    for conf in parsed["features"]:
+        problems += _lint_features(conf)
     contexts = {s.name for conf in dialplans for s in conf.sections} if dialplans else None
     for conf in parsed["queues"]:
         problems += _lint_queues(conf, contexts)
@@ -159,6 +174,10 @@ def _lint_dialplan(conf: ConfFile, queues_known: set[str] | None) -> list[Proble
         if not re.search(r"Queue\(\s*\$\{CC_QUEUE\}", text):
             out.append(Problem(section.path, section.line, "warning",
                                f"[{section.name}] never runs Queue(${{CC_QUEUE}})"))
+        options = _QUEUE_OPTIONS.search(text)
+        if options is not None and "t" not in options.group(1):
+            out.append(Problem(section.path, section.line, "warning", f"[{section.name}] Queue(${{CC_QUEUE}}) "
+                               "lacks option t: the agent cannot transfer the caller (desktop transfers fail)"))
         if "QUEUE_PRIO" not in text:
             out.append(Problem(section.path, section.line, "warning",
                                f"[{section.name}] never sets QUEUE_PRIO from CC_PRIORITY"))
@@ -201,6 +220,32 @@ def _lint_dialplan(conf: ConfFile, queues_known: set[str] | None) -> list[Proble
     return out
 
 
+def _desktop_contexts(dialplans: Sequence[ConfFile]) -> list[Problem]:
+    """The agent desktop transfers to ``ccserver-transfer`` and dials out through ``ccserver-dial`` (the
+    defaults of desktop.transfer_context / desktop.dial_context)."""
+    have = {s.name for conf in dialplans for s in conf.sections}
+    return [Problem(dialplans[0].path, None, "warning", f"no [{name}] context: the agent desktop's "
+                    + ("transfers" if name == "ccserver-transfer" else "click-to-dial")
+                    + " fail (shipped in extensions_ccserver.conf; or set desktop."
+                    + ("transfer_context" if name == "ccserver-transfer" else "dial_context") + ")")
+            for name in DESKTOP_CONTEXTS if name not in have]
+
+
+def _lint_features(conf: ConfFile) -> list[Problem]:
+    featuremap = conf.section("featuremap")
+    if featuremap is None:
+        return []
+    values = {i.name.lower(): i.value.strip() for i in conf.resolved(featuremap)}
+    out: list[Problem] = []
+    if not values.get("atxfer"):
+        out.append(Problem(featuremap.path, featuremap.line, "error", "[featuremap] has no atxfer code: AMI Atxfer "
+                           "(the desktop's attended transfer) fails without it (e.g. atxfer => *2)"))
+    if not values.get("blindxfer"):
+        out.append(Problem(featuremap.path, featuremap.line, "warning", "[featuremap] has no blindxfer code: agents "
+                           "cannot transfer from their phone (e.g. blindxfer => #1)"))
+    return out
+
+
 def _lint_queues(conf: ConfFile, contexts: set[str] | None = None) -> list[Problem]:
     """``contexts``: the dialplan contexts of the dialplan files given with the queues (None: none given)."""
     out: list[Problem] = []
@@ -234,6 +279,11 @@ def _lint_queues(conf: ConfFile, contexts: set[str] | None = None) -> list[Probl
             out.append(Problem(exit_context.path, exit_context.line, "error", f"[{section.name}] context = "
                                f"{exit_context.value.strip()}: no such context in the dialplan files given (a caller "
                                "pressing a key to leave the queue would be lost)"))
+        wrapup = next((i for i in reversed(items) if i.name.lower() == "wrapuptime"), None)
+        if wrapup is not None and wrapup.value.strip() not in ("", "0"):
+            out.append(Problem(wrapup.path, wrapup.line, "warning", f"[{section.name}] wrapuptime = "
+                               f"{wrapup.value.strip()}: it adds to the desktop's forced wrap-up (desktop."
+                               "wrapup_seconds); set 0"))
         autopause = next((i for i in reversed(items) if i.name.lower() == "autopause"), None)
         if autopause is None:
             out.append(Problem(section.path, section.line, "warning", f"[{section.name}] has no autopause: a member "

@@ -65,7 +65,7 @@ autofill = yes
 [ccserver-queue](!)
 timeout = 15                     ; ring a member this long
 retry = 2
-wrapuptime = 10
+wrapuptime = 0                   ; ccserver's desktop does wrap-up (a pause, desktop.wrapup_seconds): never both
 ringinuse = no                   ; never ring an agent already on a call
 joinempty = yes                  ; ccserver decides about empty queues (overflow, callback) before Queue()
 leavewhenempty = no

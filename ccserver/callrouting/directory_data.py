@@ -207,6 +207,14 @@ class RoutingDataRefresher:
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._again = False
+
+    async def reload_now(self) -> bool:
+        """An admin changed the data: reload at once (a load already running loads once more when it ends)."""
+        if self._busy:
+            self._again = True
+            return False
+        return await self.refresh()
 
     async def refresh(self) -> bool:
         """Reload now; True when the new copy is in use."""
@@ -215,6 +223,9 @@ class RoutingDataRefresher:
         self._busy = True
         try:
             data = await self._run_blocking(self._loader)
+            while self._again:  # an admin's change arrived during this load: it may have missed it
+                self._again = False
+                data = await self._run_blocking(self._loader)
         except Exception as exc:  # noqa: BLE001 - any failure: keep the last good copy
             self.failures += 1
             REFRESH_FAILURES.inc()

@@ -36,6 +36,7 @@ def call_json(c: Call, decision: RoutingDecision | None, agent: str | None) -> d
         "agent": agent, "agent_interface": c.agent_interface, "entered_at": _iso(c.entered_at),
         "answered_at": _iso(c.answered_at), "ended_at": _iso(c.ended_at), "wait_seconds": c.wait_seconds,
         "talk_seconds": c.talk_seconds, "outcome": c.outcome, "disposition": c.disposition,
+        "recording": f"/api/recordings/{c.id}" if c.recording_path else None,
         "decision": None if decision is None else {
             "decision_id": decision.decision_id, "queue": decision.queue, "tier": decision.tier,
             "priority": decision.priority, "fallback": decision.fallback, "reasons": list(decision.reasons or []),

@@ -171,8 +171,15 @@ class RoutingService:
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
         self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
+        # Which calls the dialplan records (ccserver.recordings.RecordingPolicy; None: none): CC_RECORD and the file.
+        self.recording_policy: Any = None
         # hook(server, queue, at) for every callback request, e.g. the KPIs' count; called, never awaited.
         self.on_callback: list[Callable[[str, str, float], Any]] = []
+
+    def replace_rules(self, rules: RoutingRules) -> None:
+        """An admin changed the routing rules (ccserver/admin/rules.py): the next call uses them."""
+        self.rules = rules
+        self._interest.clear()
 
     def handlers(self) -> dict[str, Callable[[AGISession], Coroutine[Any, Any, None]]]:
         """FastAGI routes: ``{"incoming": ..., "survey": ..., "callback": ...}`` for ``FastAGIFactory``."""
@@ -249,6 +256,9 @@ class RoutingService:
         variables = decision.to_dialplan()
         if extra:
             variables.update(extra)
+        if self.recording_policy is not None:
+            variables.update(self.recording_policy.variables(decision.queue or None, did.line,
+                                                             decision.decision_id, self._wall()))
         latency = time.perf_counter() - perf0
         # Answer first: the caller waits on the variables, not on the bookkeeping (done even if they hung up).
         try:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ccserver.db.types import UTCDateTime
@@ -59,6 +60,7 @@ CALL_OUTCOMES = (
     "answered", "abandoned", "no_answer", "busy", "failed", "ivr_hangup", "ivr_self_service", "voicemail",
     "transferred", "in_progress",
 )  # fmt: skip
+CALL_NOTE_KINDS = ("note", "disposition", "dial")
 TICKET_KINDS = ("complaint", "repair", "appointment", "callback", "inquiry", "praise")
 # The lifecycle (ccserver/tickets/lifecycle.py says which moves are legal).
 TICKET_STATUSES = ("new", "assigned", "in_progress", "resolved", "customer_called_back", "closed", "cancelled")
@@ -209,6 +211,8 @@ class User(Base):
     store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
     department: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    # Set by an admin's password reset and by `ccserver users add`: the first login must choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 # --- customers ------------------------------------------------------------------------------------------
@@ -391,6 +395,25 @@ class Call(Base):
     recording_path: Mapped[str | None] = mapped_column(String(255))
     decision_id: Mapped[str | None] = mapped_column(String(64))
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CallNote(Base):
+    """What an agent wrote or chose about a call from the desktop: a ``note``, the wrap-up ``disposition`` (also
+    copied to ``calls.disposition`` once that row exists), or a click-to-``dial`` (``uniqueid`` is then the
+    Originate's ActionID, ``text`` the number in E.164, ``ticket_id`` the task it was for)."""
+
+    __tablename__ = "call_notes"
+    __table_args__ = (one_of("kind", CALL_NOTE_KINDS),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    server: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(_fk("tickets.id", "SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
 
 
 class Ticket(Base):
@@ -583,6 +606,18 @@ class AgentSession(Base):
     started_by: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class AdminSetting(Base):
+    """A setting an admin changed in the pages or the API; it overrides the config file's value (``routing``:
+    the routing rules, in the ``[routing]`` table's schema)."""
+
+    __tablename__ = "admin_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditLog(Base):

@@ -249,7 +249,9 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
             uids = {r["uniqueid"] for r in records}
             found = session.execute(select(CallRow.server, CallRow.uniqueid).where(CallRow.uniqueid.in_(uids)))
             existing = {(server, uid) for server, uid in found}
-            decisions = _decisions_by_call(session, {r["uniqueid"] for r in records if not r.get("decision_id")})
+            # Every call's decision: the fallback for calls whose events carried no routing variables, and the
+            # recording the dialplan made (CC_RECORDING in the decision's variables).
+            decisions = _decisions_by_call(session, uids)
             ids = {int(r["customer_id"]) for r in records if str(r.get("customer_id") or "").isdigit()}
             ids |= {d.customer_id for d in decisions.values() if d.customer_id is not None}
             known = set(session.scalars(select(Customer.id).where(Customer.id.in_(ids)))) if ids else set()
@@ -262,7 +264,9 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
                 decision_id = r.get("decision_id")
                 cid = str(r.get("customer_id") or "")
                 dialed = r.get("dialed_number")
-                decision = None if decision_id else decisions.get((server, r["uniqueid"]))
+                found = decisions.get((server, r["uniqueid"]))
+                decision = None if decision_id else found
+                recording = _recording_of(found)
                 if decision is not None:
                     decision_id = decision.decision_id
                     cid = cid or str(decision.customer_id or "")
@@ -287,11 +291,21 @@ def sql_sink(session_factory: Callable[[], Any]) -> Callable[[list[dict]], None]
                         talk_seconds=r.get("talk_seconds"),
                         outcome=r.get("outcome"),
                         decision_id=decision_id,
+                        recording_path=recording,
                     )
                 )
             session.commit()
 
     return sink
+
+
+def _recording_of(decision: Any) -> str | None:
+    """The file the dialplan recorded the call to (relative to ``recordings.dir``), when it was recorded."""
+    variables = getattr(decision, "variables", None) or {}
+    if variables.get("CC_RECORD") != "1":
+        return None
+    name = variables.get("CC_RECORDING")
+    return str(name)[:255] if name else None
 
 
 def _decisions_by_call(session: Any, uniqueids: set[str]) -> dict[tuple[str, str], Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ccserver.web.admin_pages import AdminPages
+from ccserver.web.admin_routes import AdminRoutes
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.call_routes import CallRoutes
@@ -9,12 +11,18 @@ from ccserver.web.campaign_routes import CampaignRoutes
 from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
+from ccserver.web.desktop_routes import DesktopRoutes
 from ccserver.web.health_routes import HealthRoutes
 from ccserver.web.http import Authenticator, Router
 from ccserver.web.kpi_routes import KpiRoutes
 from ccserver.web.page_routes import PageRoutes
+from ccserver.web.password_routes import PasswordRoutes
+from ccserver.web.recording_routes import RecordingRoutes
+from ccserver.web.report_page_routes import ReportPageRoutes
 from ccserver.web.state_routes import StateRoutes
+from ccserver.web.supervisor_routes import SupervisorRoutes
 from ccserver.web.ticket_routes import TicketRoutes
+from ccserver.web.wallboard_routes import WallboardRoutes
 
 
 def build_router(ctx: WebContext) -> Router:
@@ -29,6 +37,14 @@ def build_router(ctx: WebContext) -> Router:
     StateRoutes(ctx).register(router)
     TicketRoutes(ctx).register(router)
     KpiRoutes(ctx).register(router)
+    DesktopRoutes(ctx).register(router)
+    SupervisorRoutes(ctx).register(router)
+    RecordingRoutes(ctx).register(router)
+    WallboardRoutes(ctx).register(router)
+    ReportPageRoutes(ctx).register(router)
+    PasswordRoutes(ctx).register(router)
+    AdminRoutes(ctx).register(router)
+    AdminPages(ctx).register(router)
     CampaignRoutes(ctx).register(router)
     return router
 

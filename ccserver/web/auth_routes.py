@@ -146,14 +146,16 @@ class AuthRoutes:
         user = await self._check_credentials(username, password, req.client_ip)
         token, principal = self._issue(user)
         return json_response(
-            {"token": token, "expires_at": _iso(principal.expires_at), "username": user.username, "role": user.role}
+            {"token": token, "expires_at": _iso(principal.expires_at), "username": user.username, "role": user.role,
+             "must_change_password": user.must_change_password}
         )
 
     async def api_me(self, req: Req) -> Response:
         p = req.principal
         assert p is not None
         return json_response({"user_id": p.user_id, "username": p.username, "role": p.role,
-                              "expires_at": _iso(p.expires_at), "csrf_token": self.ctx.signer.csrf_token(p.session_id)})
+                              "expires_at": _iso(p.expires_at), "csrf_token": self.ctx.signer.csrf_token(p.session_id),
+                              "must_change_password": p.must_change_password})
 
     async def api_logout(self, req: Req) -> Response:
         await self._logout(req, "api")
@@ -193,7 +195,7 @@ class AuthRoutes:
             message = _FORM_MESSAGES.get(exc.status, "Login is not possible right now; try again later.")
             return self._render_login(req, message, username=username[:150], status=exc.status, headers=exc.headers)
         token, _principal = self._issue(user)
-        response = redirect(_safe_next(form.get("next")))
+        response = redirect("/password" if user.must_change_password else _safe_next(form.get("next")))
         response.cookies.append(self._session_cookie(token, int(self.ctx.signer.lifetime)))
         response.cookies.append(cookie_header(LOGIN_NONCE_COOKIE, "", 0, self.ctx.config.http.cookie_secure))
         return response

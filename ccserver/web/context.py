@@ -26,6 +26,7 @@ class UserRecord:
     role: str
     password_hash: str
     active: bool
+    must_change_password: bool = False
 
 
 class UserStore(Protocol):
@@ -37,6 +38,10 @@ class UserStore(Protocol):
     def get(self, user_id: int) -> UserRecord | None: ...
 
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None: ...
+
+    def change_password(self, user_id: int, password_hash: str, ip: str) -> None:
+        """The user's own new password (clears a forced change; audited)."""
+        ...
 
 
 @dataclass
@@ -64,6 +69,17 @@ class WebContext:
     # Queue and agent KPIs for /api/queues and /api/agents (ccserver.kpi.KpiService; None: no figures, only the
     # live model). Reports read SQL through session_factory.
     kpi: Any = None
+    # The agent desktop's calls, notes, wrap-up, transfers and click-to-dial (ccserver.desktop.service
+    # DesktopService; None: /desktop and its API answer 503).
+    desktop: Any = None
+    # Supervisor actions (ccserver.supervisor.SupervisorService; None without an Asterisk: those answer 503).
+    supervisor: Any = None
+    # Recordings for GET /api/recordings/{call_id} (ccserver.recordings.RecordingFiles; None: 404 for every call).
+    recordings: Any = None
+    # The wallboard's snapshot publisher (ccserver.wallboard.WallboardPublisher; None: /api/wallboard answers 503).
+    wallboard: Any = None
+    # Admin edits of routing data reload it on every node (ccserver.admin.reload.ConfigReloads; None: no reload).
+    admin_reload: Any = None
     # Outbound campaigns for /api/campaigns and /api/dnc (ccserver.campaigns.service.CampaignService; None: 503).
     campaigns: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 
-from ccserver.auth import AuthError, AuthUnavailable, Forbidden, Principal, TokenSigner
+from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeRequired, Principal, TokenSigner
 from ccserver.logs import exception_summary
 from ccserver.web.client_address import Network, client_address, parse_networks
 
@@ -181,6 +181,11 @@ def split_path(path: str) -> tuple[str, ...] | None:
     return parts[1:]
 
 
+# What a user who must choose a new password may still reach (ccserver/web/password_routes.py).
+PASSWORD_CHANGE_ROUTES = frozenset({("api", "password"), ("password",), ("api", "me"), ("api", "logout"),
+                                    ("logout",)})
+
+
 @dataclass
 class Route:
     method: str
@@ -283,6 +288,10 @@ class Router(resource.Resource):
             if not is_api and req.method == "GET":
                 return redirect("/login?next=" + quote(req.path, safe="/"))
             return json_response({"error": str(exc)}, 401, **{"WWW-Authenticate": "Bearer"})
+        except PasswordChangeRequired as exc:
+            if not is_api and req.method == "GET":
+                return redirect("/password")
+            return json_response({"error": str(exc), "reason": "password_change_required"}, 403)
         except Forbidden as exc:
             return json_response({"error": str(exc)}, 403)
         except AuthUnavailable as exc:
@@ -310,6 +319,8 @@ class Router(resource.Resource):
                     presented = None
             if not self.authenticator.signer.check_csrf(principal.session_id, presented):
                 raise Forbidden("missing or invalid CSRF token")
+        if principal.must_change_password and route.pattern not in PASSWORD_CHANGE_ROUTES:
+            raise PasswordChangeRequired("choose a new password first (POST /api/password)")
         if route.roles:
             principal.require(*route.roles)
 

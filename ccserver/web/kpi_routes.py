@@ -14,18 +14,14 @@ and the agents who served them; other supervisors and admins see every queue. Er
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from ccserver.db.models import Customer, Queue, User
-from ccserver.kpi.counts import AgentCounts, QueueCounts, agent_figures, queue_figures
 from ccserver.kpi.intervals import iso_utc, zone
 from ccserver.kpi.reports import AGENT_COLUMNS, QUEUE_COLUMNS, agent_report, queue_report, to_csv
 from ccserver.kpi.store import KpiStore
+from ccserver.kpi.views import LiveViews, visible_queues
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -54,28 +50,10 @@ class KpiRoutes:
     # -- who sees what -----------------------------------------------------------------------------------------
     async def _visible_queues(self, req: Req) -> set[str] | None:
         """The queues a store manager may see; None: every queue (admins, supervisors without a store)."""
-        principal = req.principal
-        factory = self.ctx.session_factory
-        if principal is None or principal.role != "supervisor" or factory is None:
-            return None
-
-        def lookup() -> set[str] | None:
-            with factory() as session:
-                store_id = session.scalar(select(User.store_id).where(User.id == principal.user_id))
-                if store_id is None:
-                    return None
-                return set(session.scalars(select(Queue.name).where(Queue.store_id == store_id)))
-
-        result: set[str] | None = await self.ctx.run_blocking(lookup)
-        return result
+        return await visible_queues(self.ctx, req.principal)
 
     def _now(self) -> float:
-        kpi = self.ctx.kpi
-        return float(kpi.clock.time()) if kpi is not None else time.time()
-
-    async def _live(self, now: float) -> list[dict[str, Any]]:
-        kpi = self.ctx.kpi
-        return list(await kpi.live(now)) if kpi is not None else []
+        return LiveViews.of(self.ctx).now()
 
     # -- live --------------------------------------------------------------------------------------------------
     async def queues(self, req: Req) -> Response:
@@ -83,132 +61,15 @@ class KpiRoutes:
         if wanted is not None and not QUEUE.match(wanted):
             raise HTTPError(400, "queue must be a queue name", field="queue")
         visible = await self._visible_queues(req)
-        now = self._now()
-        books = await self._live(now)
-        tracker = self.ctx.tracker
-        names: set[tuple[str, str]] = {(b["server"], q) for b in books for q in b["queues"]}
-        if tracker is not None:
-            names |= set(tracker.queues)
-        names = {(s, q) for s, q in names
-                 if (wanted is None or q == wanted) and (visible is None or q in visible)}
-        figures = {(b["server"], name): q for b in books for name, q in b["queues"].items()}
-        empty = queue_figures(QueueCounts())
-        out: list[dict[str, Any]] = []
-        everyone: list[dict[str, Any]] = []
-        for server, name in sorted(names):
-            kpi = figures.get((server, name))
-            live_queue = tracker.queue(name, server) if tracker is not None else None
-            if live_queue is not None:
-                callers = self._callers(tracker, name, server, now)
-                members = self._members(tracker, live_queue)
-            else:
-                callers = [{**c, "state": None, "position": None, "ringing": None}
-                           for c in (kpi["callers"] if kpi else [])]
-                members = []
-            out.append({
-                "server": server, "queue": name,
-                "sl_threshold": kpi["sl_threshold"] if kpi else self._threshold(name),
-                "waiting": len(callers), "longest_wait": max((c["wait"] for c in callers), default=0.0),
-                "callers": callers, "members": members,
-                "logged_in": sum(1 for m in members if m["logged_in"]),
-                "available": sum(1 for m in members if m["available"]),
-                "interval": kpi["interval"] if kpi else empty, "today": kpi["today"] if kpi else empty,
-                "asterisk": kpi["asterisk"] if kpi else None,
-            })
-            everyone.extend(callers)
-        await self._fill_tiers(everyone)
-        return json_response({"at": iso_utc(now), "queues": out})
-
-    def _threshold(self, queue: str) -> float:
-        kpi = self.ctx.kpi
-        if kpi is not None:
-            return float(kpi.settings.threshold(queue))
-        section = self.ctx.config.kpi
-        return float(section.service_level_by_queue.get(queue, section.service_level_seconds))
-
-    @staticmethod
-    def _callers(tracker: Any, name: str, server: str, now: float) -> list[dict[str, Any]]:
-        out = []
-        for call in tracker.calls_in_queue(name, server):
-            if call.state not in _WAITING:
-                continue
-            joined = call.queue_joined_at if call.queue_joined_at is not None else now
-            out.append({
-                "uniqueid": call.uniqueid, "position": call.position, "priority": call.priority,
-                "wait": round(max(0.0, now - joined), 1), "joined_at": _epoch_iso(joined), "tier": call.tier,
-                "caller_number": call.caller_number, "caller_name": call.caller_name,
-                "customer_id": call.customer_id, "decision_id": call.decision_id, "state": call.state,
-                "ringing": call.ringing_interface,
-            })
-        return out
-
-    @staticmethod
-    def _members(tracker: Any, queue: Any) -> list[dict[str, Any]]:
-        out = []
-        for member in sorted(queue.members.values(), key=lambda m: (m.penalty, m.name, m.interface)):
-            agent = tracker.agent(member.interface, queue.server)
-            out.append({
-                "interface": member.interface, "name": member.name, "penalty": member.penalty,
-                "state": agent.state if agent is not None else None,
-                "since": _epoch_iso(agent.since) if agent is not None else None,
-                "paused": member.paused, "paused_reason": member.paused_reason, "in_call": member.in_call,
-                "ringing": member.ringing, "logged_in": member.logged_in, "available": member.available,
-                "membership": member.membership, "calls_taken": member.calls_taken,
-            })
-        return out
-
-    async def _fill_tiers(self, callers: list[dict[str, Any]]) -> None:
-        """The tier of identified callers whose channel did not carry it (CC_TIER is not a channel variable the
-        shipped manager.conf sends): the customer's current tier."""
-        factory = self.ctx.session_factory
-        ids = {int(c["customer_id"]) for c in callers
-               if c.get("tier") is None and str(c.get("customer_id") or "").isdigit()}
-        if not ids or factory is None:
-            return
-
-        def lookup() -> dict[int, str]:
-            with factory() as session:
-                return dict(session.execute(select(Customer.id, Customer.tier).where(Customer.id.in_(ids))).all())
-
-        tiers = await self.ctx.run_blocking(lookup)
-        for caller in callers:
-            if caller.get("tier") is None and str(caller.get("customer_id") or "").isdigit():
-                caller["tier"] = tiers.get(int(caller["customer_id"]))
+        views = LiveViews.of(self.ctx)
+        now = views.now()
+        return json_response({"at": iso_utc(now), "queues": await views.queues(now, visible, wanted)})
 
     async def agents(self, req: Req) -> Response:
         visible = await self._visible_queues(req)
-        now = self._now()
-        books = await self._live(now)
-        tracker = self.ctx.tracker
-        figures = {(b["server"], i): a for b in books for i, a in b["agents"].items()}
-        keys: set[tuple[str, str]] = set(figures)
-        if tracker is not None:
-            keys |= set(tracker.agents)
-        empty = agent_figures(AgentCounts())
-        out = []
-        for server, interface in sorted(keys):
-            kpi = figures.get((server, interface))
-            live_agent = tracker.agent(interface, server) if tracker is not None else None
-            if live_agent is not None:
-                state, since, reason = live_agent.state, live_agent.since, live_agent.paused_reason
-                name, queues, call = live_agent.name, list(live_agent.queues), live_agent.current_call
-            elif kpi is not None:
-                state, since, reason = kpi["state"], kpi["since"], kpi["paused_reason"]
-                name, queues, call = kpi["name"], list(kpi["queues"]), None
-            else:
-                continue
-            served = set(queues) | set(kpi["today"]["queues"] if kpi else ())
-            if visible is not None and not served & visible:
-                continue
-            if state == "logged_out" and not (kpi and kpi["today"]["signed_in"]):
-                continue  # never signed in today: not worth a line
-            out.append({
-                "server": server, "interface": interface, "name": name, "state": state,
-                "since": _epoch_iso(since), "in_state": round(max(0.0, now - since), 1) if since else None,
-                "paused_reason": reason if state == "paused" else "", "queues": queues, "call": call,
-                "interval": kpi["interval"] if kpi else empty, "today": kpi["today"] if kpi else empty,
-            })
-        return json_response({"at": iso_utc(now), "agents": out})
+        views = LiveViews.of(self.ctx)
+        now = views.now()
+        return json_response({"at": iso_utc(now), "agents": await views.agents(now, visible)})
 
     # -- reports -----------------------------------------------------------------------------------------------
     def _store(self) -> KpiStore:

@@ -180,8 +180,10 @@ class Sessions:
             if ended_here:
                 log.info("session of user id %d ended: %s", principal.user_id, "deactivated" if user else "deleted")
             raise AuthError("user deactivated")
-        if user.role != principal.role or user.username != principal.username:
-            principal = replace(principal, role=user.role, username=user.username)
+        must_change = bool(getattr(user, "must_change_password", False))
+        if user.role != principal.role or user.username != principal.username \
+                or must_change != principal.must_change_password:
+            principal = replace(principal, role=user.role, username=user.username, must_change_password=must_change)
         return principal
 
     def started(self, principal: Principal) -> None:

@@ -15,7 +15,8 @@ from ccserver.web.context import UserRecord
 def _record(user: User | None) -> UserRecord | None:
     if user is None:
         return None
-    return UserRecord(user.id, user.username, user.role, user.password_hash or "", bool(user.active))
+    return UserRecord(user.id, user.username, user.role, user.password_hash or "", bool(user.active),
+                      bool(user.must_change_password))
 
 
 class SQLUserStore:
@@ -30,6 +31,11 @@ class SQLUserStore:
         """The user as they are now (every request's session check, through a short cache)."""
         with self._sessions() as session:
             return _record(session.get(User, user_id))
+
+    def change_password(self, user_id: int, password_hash: str, ip: str) -> None:
+        from ccserver.admin.users import change_own_password
+
+        change_own_password(self._sessions, user_id, password_hash, ip)
 
     def audit(self, action: str, actor_id: int | None, actor_name: str, ip: str, detail: dict[str, Any]) -> None:
         with self._sessions.begin() as session:

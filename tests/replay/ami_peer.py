@@ -10,7 +10,8 @@ synthetic answer (Ping -> Pong, Challenge, Logoff -> Goodbye + close, others -> 
 Pacing: ``speed=None`` writes as fast as the client reads (a streaming producer: the transport pauses us
 when its buffer is full); ``speed=1.0`` follows the recorded timing, ``speed=10`` ten times faster.
 ``copies=N`` adds N-1 copies of every unsolicited event with rewritten Uniqueid/Linkedid/Channel/
-CallerIDNum values so the calls don't collide.
+CallerIDNum values so the calls don't collide. ``retime=True`` rewrites every ``Timestamp:`` to the moment the
+message is sent (for a live server whose clock is today, not the recording's day).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ccserver.ami.message import BANNER_PREFIX, parse_stream
 from tests.replay.transcripts import EOF_MARK, Entry, load_entries, split_sessions
 
 _AID = re.compile(r"^ActionID: ([^\r\n]*)", re.M)
+_TIMESTAMP = re.compile(r"^Timestamp: [0-9.]+", re.M)
 
 
 @dataclass
@@ -214,9 +216,13 @@ class AMIReplayProtocol(Protocol):
             out.clear()
 
     def _rewrite(self, item: Item) -> str:
+        text = item.text
         if item.rec_aid is not None and item.rec_aid in self.aid_map:
-            return item.text.replace(f"ActionID: {item.rec_aid}", f"ActionID: {self.aid_map[item.rec_aid]}", 1)
-        return item.text
+            text = text.replace(f"ActionID: {item.rec_aid}", f"ActionID: {self.aid_map[item.rec_aid]}", 1)
+        if self.factory.retime and "Timestamp: " in text:
+            # As if Asterisk sent it now: its Timestamp is the peer's clock (a recording replayed days later).
+            text = _TIMESTAMP.sub(f"Timestamp: {self.clock.seconds():.6f}", text)
+        return text
 
     # -- client actions ----------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
@@ -271,8 +277,9 @@ class AMIReplayFactory(Factory):
     """
 
     def __init__(self, transcript: str, *, clock: IReactorTime, speed: float | None = None, copies: int = 1,
-                 skip_actions: Iterable[str] = (), repeat_last: bool = False) -> None:
+                 skip_actions: Iterable[str] = (), repeat_last: bool = False, retime: bool = False) -> None:
         self.clock = clock
+        self.retime = retime  # rewrite every Timestamp header to the time it is sent
         self.speed = speed
         self.sessions = build_sessions(load_entries(transcript))
         if copies > 1:

@@ -20,13 +20,15 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=None)
     parser.add_argument("--skip-action", action="append", default=[])
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--retime", action="store_true", help="Timestamp headers = when each message is sent")
     args = parser.parse_args()
 
     from twisted.internet import reactor
 
     from tests.replay.ami_peer import AMIReplayFactory
 
-    factory = AMIReplayFactory(args.transcript, clock=reactor, speed=args.speed, skip_actions=args.skip_action)
+    factory = AMIReplayFactory(args.transcript, clock=reactor, speed=args.speed, skip_actions=args.skip_action,
+                               retime=args.retime)
     port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(port.getHost().port))

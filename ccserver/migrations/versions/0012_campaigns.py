@@ -1,7 +1,7 @@
 """Outbound campaigns: campaigns, their targets and attempts, the number-level do-not-call list.
 
 Revision ID: 0012_campaigns
-Revises: 0009_kpi
+Revises: 0013_admin (re-chained at the merge of main; was 0009_kpi)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_campaigns"
-down_revision = "0009_kpi"
+down_revision = "0013_admin"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,238 @@
+// The admin pages: lists from /api/admin/…, forms that create or change through the API (CSRF via common.js).
+// Every value from the server goes into the page as text (text()), never as HTML.
+import { api, csrfToken, text } from "/static/common.js";
+
+const labels = JSON.parse(document.getElementById("admin-labels").textContent);
+const message = document.getElementById("message");
+
+function say(value, isError = false) {
+  text(message, value);
+  message.classList.toggle("error", isError);
+}
+
+function cell(row, column) {
+  let value = row[column];
+  if ((column === "before" || column === "after") && row.detail) value = row.detail[column];
+  if (labels.values[column] && labels.values[column][value]) return labels.values[column][value];
+  if (column === "weekday") return labels.weekdays[value];
+  if (column === "line" && value === null && "opens" in row) return "*";
+  if (Array.isArray(value)) return value.join(", ");
+  if (value === true) return labels.yes;
+  if (value === false) return labels.no;
+  if (value !== null && typeof value === "object") return JSON.stringify(value, null, 1);
+  return value;
+}
+
+function render(table, rows) {
+  const columns = table.dataset.columns.split(",");
+  table.replaceChildren();
+  const head = table.createTHead().insertRow();
+  for (const column of columns) {
+    const th = document.createElement("th");
+    head.append(text(th, labels.columns[column] || column));
+  }
+  const body = table.createTBody();
+  if (!rows.length) {
+    const td = body.insertRow().insertCell();
+    td.colSpan = columns.length;
+    td.className = "empty";
+    text(td, labels.empty);
+  }
+  for (const row of rows) {
+    const tr = body.insertRow();
+    if (row.id !== undefined) tr.dataset.id = row.id;
+    for (const column of columns) {
+      const td = tr.insertCell();
+      td.className = column;
+      text(td, cell(row, column));
+    }
+  }
+}
+
+async function load(table, query = "") {
+  const asked = String(Number(table.dataset.asked || 0) + 1);  // only the latest answer is shown
+  table.dataset.asked = asked;
+  try {
+    const data = await api("GET", table.dataset.list + query);
+    if (table.dataset.asked === asked) render(table, data[table.dataset.key] || []);
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+
+function values(form) {
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.value.trim() === "") continue;
+    body[field.name] = "listField" in field.dataset
+      ? field.value.split(",").map((v) => v.trim()).filter(Boolean) : field.value.trim();
+  }
+  return body;
+}
+
+function reloadLists() {
+  for (const table of document.querySelectorAll("table[data-list]")) load(table, table.dataset.query || "");
+}
+
+for (const form of document.querySelectorAll("form[data-create], form[data-path]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = values(form);
+    let path = form.dataset.create;
+    if (form.dataset.path) {
+      path = form.dataset.path.replace(/\{(\w+)\}/g, (_, name) => {
+        const value = encodeURIComponent(body[name] || "");
+        delete body[name];
+        return value;
+      });
+    }
+    try {
+      await api("POST", path, body);
+      say(labels.saved);
+      form.reset();
+      reloadLists();
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+}
+
+for (const form of document.querySelectorAll("form[data-query]")) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(values(form)).toString();
+    load(document.getElementById(form.dataset.target), query ? `?${query}` : "");
+  });
+}
+
+const importForm = document.getElementById("import-form");
+if (importForm) {
+  importForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = importForm.elements.file.files[0];
+    if (!file) return;
+    const dryRun = importForm.elements.dry_run.checked;
+    const response = await fetch(
+      `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
+        method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
+        headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
+      });
+    const data = await response.json();
+    if (!response.ok) {
+      say(labels.refused.replace("{reason}", data.error || response.status), true);
+      return;
+    }
+    const r = data.result;
+    say(r.dry_run ? labels.checked : labels.written);
+    text(document.getElementById("import-summary"), labels.summary.replace(/\{(\w+)\}/g, (_, k) => r[k]));
+    render(document.getElementById("import-report"),
+      r.report.map((x) => ({ row: x.line, status: x.status, reason: x.message })));
+  });
+}
+
+// Hours and holidays: the year shown, the provisional warning, the store's hours edited a few days at a time.
+const yearForm = document.getElementById("year-form");
+let yearShown = 0;  // answers for a year asked before the last one are stale
+async function showYear() {
+  const year = yearForm.elements.year.value;
+  const asked = ++yearShown;
+  for (const id of ["holidays", "makeup"]) document.getElementById(id).dataset.query = `?year=${year}`;
+  reloadLists();
+  try {
+    const data = await api("GET", `/api/admin/calendar?year=${encodeURIComponent(year)}`);
+    if (asked === yearShown) document.getElementById("provisional").hidden = !data.provisional;
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+if (yearForm) {
+  yearForm.addEventListener("submit", (event) => { event.preventDefault(); showYear(); });
+  document.getElementById("import-year")?.addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/admin/calendar/import", { year: Number(yearForm.elements.year.value) });
+      say(labels.saved);
+      showYear();
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  showYear();
+}
+
+const hoursStore = document.getElementById("hours-store");
+const hoursForm = document.getElementById("hours-form");
+let hours = null;  // {store, hours: [...]} as the server last said
+async function showHours() {
+  const store = hoursStore.elements.store.value.trim();
+  if (!store) return;
+  try {
+    hours = await api("GET", `/api/admin/stores/${encodeURIComponent(store)}/hours`);
+    render(document.getElementById("hours"), hours.hours);
+  } catch (error) {
+    hours = null;
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+async function changeHours(replace) {
+  say("");
+  if (!hours) await showHours();
+  if (!hours) return;
+  const days = [...hoursForm.querySelectorAll("input[name=weekday]:checked")].map((box) => Number(box.value));
+  const line = hoursForm.elements.line.value || null;
+  const kept = hours.hours.filter((h) => !(days.includes(h.weekday) && h.line === line));
+  const added = replace ? days.map((weekday) => ({
+    weekday, line, opens: hoursForm.elements.opens.value, closes: hoursForm.elements.closes.value,
+  })) : [];
+  try {
+    const answer = await api("PUT", `/api/admin/stores/${encodeURIComponent(hours.store)}/hours`,
+      { hours: [...kept, ...added] });
+    hours = answer.result;
+    render(document.getElementById("hours"), hours.hours);
+    say(labels.saved);
+  } catch (error) {
+    say(labels.refused.replace("{reason}", error.message), true);
+  }
+}
+if (hoursStore) {
+  hoursStore.addEventListener("submit", (event) => { event.preventDefault(); showHours(); });
+  hoursForm.addEventListener("submit", (event) => { event.preventDefault(); changeHours(true); });
+  document.getElementById("hours-clear").addEventListener("click", () => changeHours(false));
+}
+
+// Routing rules and IVR: the effective settings as JSON, applied only when the server finds all of it valid.
+async function showSettings(form) {
+  const data = await api("GET", form.dataset.settings);
+  form.elements.json.value = JSON.stringify(data[form.dataset.field], null, 2);
+  text(document.getElementById(`${form.id.replace("-form", "")}-source`), labels.source[data.source]);
+}
+for (const form of document.querySelectorAll("form[data-settings]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let value;
+    try {
+      value = JSON.parse(form.elements.json.value);
+    } catch (error) {
+      say(labels.bad_json.replace("{reason}", error.message), true);
+      return;
+    }
+    try {
+      await api("PUT", form.dataset.settings, { [form.dataset.field]: value });
+      say(labels.saved);
+      await showSettings(form);
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  form.querySelector("[data-reset]").addEventListener("click", async () => {
+    try {
+      await api("DELETE", form.dataset.settings);
+      say(labels.saved);
+      await showSettings(form);
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+    }
+  });
+  showSettings(form).catch((error) => say(labels.refused.replace("{reason}", error.message), true));
+}
+
+reloadLists();

@@ -1,0 +1,451 @@
+"""Stores, DIDs, queues, business hours, holidays and make-up days: validated edits in SQL, each audited.
+
+Blocking (the web calls these through ``run_blocking``). ``limit_store`` is a store manager's store: they may
+only see and change what belongs to it (an admin passes None). Every change is refused with a reason before it
+is written — a DID that names an unknown queue or store, an hours row that closes before it opens — so routing
+never loads something it cannot use. After a change the caller publishes a reload (ccserver/admin/reload.py):
+routing reads these tables again on every node, and the next call sees the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session
+
+from ccserver.admin.users import Actor, AdminError, audit
+from ccserver.db.models import LINES, AuditLog, BusinessHours, DealerGroup, Did, Holiday, MakeupWorkday, Queue, Store
+
+STORE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+DID_NUMBER = re.compile(r"^\+?[0-9]{3,31}$")
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # goes into queues.conf and AMI actions
+STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "linear", "wrandom", "rrordered")
+SessionFactory = Callable[[], Session]
+
+
+def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise AdminError(f"{key} is required")
+        return None
+    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise AdminError(f"{key} must be one line of text of at most {limit} characters")
+    return value.strip()
+
+
+def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise AdminError(f"unknown field(s): {', '.join(sorted(unknown))}")
+
+
+def _store_by_ref(session: Session, ref: Any) -> Store:
+    store = (session.get(Store, int(ref)) if isinstance(ref, int) or str(ref).isdigit()
+             else session.scalars(select(Store).where(Store.code == str(ref))).one_or_none())
+    if store is None:
+        raise AdminError(f"unknown store {ref!r}", 404)
+    return store
+
+
+def _in_scope(store_id: int | None, limit_store: int | None, what: str) -> None:
+    if limit_store is not None and store_id != limit_store:
+        raise AdminError(f"{what} belongs to another store", 403)
+
+
+# --- stores ------------------------------------------------------------------------------------------------
+
+
+def store_dict(s: Store) -> dict[str, Any]:
+    return {"id": s.id, "code": s.code, "name": s.name, "brand": s.brand, "city": s.city,
+            "time_zone": s.time_zone, "address": s.address}
+
+
+def list_stores(sf: SessionFactory, limit_store: int | None = None) -> list[dict[str, Any]]:
+    with sf() as session:
+        query = select(Store).order_by(Store.code)
+        if limit_store is not None:
+            query = query.where(Store.id == limit_store)
+        return [store_dict(s) for s in session.scalars(query)]
+
+
+def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id: int | None = None) -> dict[str, Any]:
+    """Create (``store_id`` None) or change a store. Only an admin may (checked by the route)."""
+    _check_fields(data, {"code", "name", "brand", "city", "time_zone", "address"})
+    creating = store_id is None
+    code = _text(data, "code", 32, required=creating)
+    if code is not None and not STORE_CODE.match(code):
+        raise AdminError(f"store code {code!r}: 2-32 lower-case letters, digits and dashes, e.g. bj-volvo")
+    fields = {key: _text(data, key, limit, required=creating and key != "address")
+              for key, limit in (("name", 120), ("brand", 60), ("city", 60), ("time_zone", 64), ("address", 255))
+              if creating or key in data}
+    tz = fields.get("time_zone")
+    if tz is not None:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise AdminError(f"unknown time zone {tz!r} (e.g. Asia/Shanghai)") from None
+    with sf() as session, session.begin():
+        if code is not None:
+            clash = session.scalars(select(Store.id).where(Store.code == code)).first()
+            if clash is not None and clash != store_id:
+                raise AdminError(f"a store with code {code!r} exists already", 409)
+        if creating:
+            group = session.scalars(select(DealerGroup).order_by(DealerGroup.id)).first()
+            if group is None:
+                group = DealerGroup(name="Dealer group")
+                session.add(group)
+                session.flush()
+            store = Store(group_id=group.id, code=code, **fields)
+            session.add(store)
+            before = None
+        else:
+            store = _store_by_ref(session, store_id)
+            before = store_dict(store)
+            if code is not None:
+                store.code = code
+            for key, value in fields.items():
+                if value is None and key != "address":
+                    raise AdminError(f"{key} cannot be empty")
+                setattr(store, key, value)
+        session.flush()
+        after = store_dict(store)
+        audit(session, actor, "store.created" if creating else "store.updated", f"store:{store.code}", before, after)
+        return after
+
+
+# --- queues ------------------------------------------------------------------------------------------------
+
+
+def queue_dict(q: Queue, stores: dict[int, str]) -> dict[str, Any]:
+    return {"id": q.id, "name": q.name, "store": stores.get(q.store_id) if q.store_id else None, "line": q.line,
+            "description": q.description, "strategy": q.strategy}
+
+
+def _stores(session: Session) -> dict[int, str]:
+    return {int(i): str(c) for i, c in session.execute(select(Store.id, Store.code))}
+
+
+def list_queues(sf: SessionFactory, limit_store: int | None = None) -> list[dict[str, Any]]:
+    with sf() as session:
+        query = select(Queue).order_by(Queue.name)
+        if limit_store is not None:
+            query = query.where(Queue.store_id == limit_store)
+        stores = _stores(session)
+        return [queue_dict(q, stores) for q in session.scalars(query)]
+
+
+def _line(value: Any, *, required: bool) -> str | None:
+    if value in (None, ""):
+        if required:
+            raise AdminError(f"line is required: one of {', '.join(LINES)}")
+        return None
+    if value not in LINES:
+        raise AdminError(f"unknown line {value!r}; one of {', '.join(LINES)}")
+    return str(value)
+
+
+def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id: int | None = None,
+               limit_store: int | None = None) -> dict[str, Any]:
+    """A queue as ccserver knows it: its name is the Asterisk queue (queues.conf) it maps to."""
+    _check_fields(data, {"name", "store", "line", "description", "strategy"})
+    creating = queue_id is None
+    name = _text(data, "name", 80, required=creating)
+    if name is not None and not QUEUE_NAME.match(name):
+        raise AdminError(f"queue name {name!r}: letters, digits, _ and - (the Asterisk queue's name)")
+    strategy = data.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise AdminError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+    with sf() as session, session.begin():
+        stores = _stores(session)
+        if name is not None and session.scalars(select(Queue.id).where(Queue.name == name,
+                                                                       Queue.id != (queue_id or 0))).first():
+            raise AdminError(f"a queue named {name!r} exists already", 409)
+        if creating:
+            queue = Queue(name=name, strategy=strategy or "leastrecent")
+            session.add(queue)
+            before = None
+        else:
+            found = session.get(Queue, queue_id)
+            if found is None:
+                raise AdminError(f"no queue #{queue_id}", 404)
+            queue = found
+            _in_scope(queue.store_id, limit_store, f"queue {queue.name}")
+            before = queue_dict(queue, stores)
+            if name is not None:
+                queue.name = name
+            if strategy is not None:
+                queue.strategy = strategy
+        if "store" in data or creating:
+            queue.store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
+        if "line" in data:
+            queue.line = _line(data["line"], required=False)
+        if "description" in data:
+            queue.description = _text(data, "description", 255)
+        _in_scope(queue.store_id, limit_store, f"queue {queue.name}")
+        session.flush()
+        after = queue_dict(queue, stores)
+        audit(session, actor, "queue.created" if creating else "queue.updated", f"queue:{queue.name}", before, after)
+        return after
+
+
+# --- DIDs --------------------------------------------------------------------------------------------------
+
+
+def did_dict(d: Did, stores: dict[int, str], queues: dict[int, str]) -> dict[str, Any]:
+    return {"id": d.id, "number": d.number, "store": stores.get(d.store_id) if d.store_id else None,
+            "line": d.line, "default_queue": queues.get(d.default_queue_id) if d.default_queue_id else None,
+            "description": d.description}
+
+
+def _queues(session: Session) -> dict[int, str]:
+    return {int(i): str(n) for i, n in session.execute(select(Queue.id, Queue.name))}
+
+
+def list_dids(sf: SessionFactory, limit_store: int | None = None) -> list[dict[str, Any]]:
+    with sf() as session:
+        query = select(Did).order_by(Did.number)
+        if limit_store is not None:
+            query = query.where(Did.store_id == limit_store)
+        stores, queues = _stores(session), _queues(session)
+        return [did_dict(d, stores, queues) for d in session.scalars(query)]
+
+
+def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int | None = None,
+             limit_store: int | None = None) -> dict[str, Any]:
+    """A DID: the number callers dial, its store (none: group-wide), its line, its default route (a queue)."""
+    _check_fields(data, {"number", "store", "line", "default_queue", "description"})
+    creating = did_id is None
+    number = _text(data, "number", 32, required=creating)
+    if number is not None:
+        number = number.replace(" ", "").replace("-", "")
+        if not DID_NUMBER.match(number):
+            raise AdminError(f"DID {number!r} is not a number as Asterisk's ${{EXTEN}} shows it")
+    with sf() as session, session.begin():
+        stores, queues = _stores(session), _queues(session)
+        if number is not None and session.scalars(select(Did.id).where(Did.number == number,
+                                                                       Did.id != (did_id or 0))).first():
+            raise AdminError(f"DID {number} exists already", 409)
+        if creating:
+            did = Did(number=number, line=_line(data.get("line"), required=True))
+            session.add(did)
+            before = None
+        else:
+            found = session.get(Did, did_id)
+            if found is None:
+                raise AdminError(f"no DID #{did_id}", 404)
+            did = found
+            _in_scope(did.store_id, limit_store, f"DID {did.number}")
+            before = did_dict(did, stores, queues)
+            if number is not None:
+                did.number = number
+            if "line" in data:
+                did.line = str(_line(data["line"], required=True))
+        if "store" in data or creating:
+            did.store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
+        if "default_queue" in data or creating:
+            wanted = data.get("default_queue")
+            if wanted:
+                by_name = {v: k for k, v in queues.items()}
+                if wanted not in by_name:
+                    raise AdminError(f"unknown queue {wanted!r}: create it first (known: "
+                                     f"{', '.join(sorted(by_name)) or 'none'})")
+                did.default_queue_id = by_name[wanted]
+            else:
+                did.default_queue_id = None
+        if "description" in data:
+            did.description = _text(data, "description", 255)
+        _in_scope(did.store_id, limit_store, f"DID {did.number}")
+        session.flush()
+        after = did_dict(did, stores, queues)
+        audit(session, actor, "did.created" if creating else "did.updated", f"did:{did.number}", before, after)
+        return after
+
+
+def delete_did(sf: SessionFactory, actor: Actor, did_id: int, limit_store: int | None = None) -> None:
+    with sf() as session, session.begin():
+        did = session.get(Did, did_id)
+        if did is None:
+            raise AdminError(f"no DID #{did_id}", 404)
+        _in_scope(did.store_id, limit_store, f"DID {did.number}")
+        before = did_dict(did, _stores(session), _queues(session))
+        session.delete(did)
+        audit(session, actor, "did.deleted", f"did:{before['number']}", before, None)
+
+
+# --- hours, holidays, make-up days --------------------------------------------------------------------------
+
+
+def _clock(value: Any, what: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(str(value))
+    except ValueError:
+        raise AdminError(f"{what} {value!r} is not a time like 08:30") from None
+
+
+def hours_of(sf: SessionFactory, store: Any, limit_store: int | None = None) -> dict[str, Any]:
+    with sf() as session:
+        found = _store_by_ref(session, store)
+        _in_scope(found.id, limit_store, f"store {found.code}")
+        rows = session.scalars(select(BusinessHours).where(BusinessHours.store_id == found.id)
+                               .order_by(BusinessHours.line, BusinessHours.weekday, BusinessHours.opens_at))
+        return {"store": found.code, "hours": [
+            {"line": h.line, "weekday": h.weekday, "opens": _hhmm(h.opens_at), "closes": _hhmm(h.closes_at)}
+            for h in rows]}
+
+
+def _hhmm(value: dt.time) -> str:
+    """08:30, or 23:59:59 when there are seconds (a round trip through the page must not change the hours)."""
+    return value.isoformat(timespec="seconds" if value.second or value.microsecond else "minutes")
+
+
+def set_hours(sf: SessionFactory, actor: Actor, store: Any, hours: Any,
+              limit_store: int | None = None) -> dict[str, Any]:
+    """Replace a store's opening hours: ``[{"weekday": 0-6 (Monday 0), "opens": "08:30", "closes": "18:00",
+    "line": null or a line}]`` (closes before opens: until the next morning; equal: 24 hours). An empty list: the
+    store is always open (routing cannot know better)."""
+    if not isinstance(hours, list):
+        raise AdminError("hours must be a list")
+    rows = []
+    for n, item in enumerate(hours, 1):
+        if not isinstance(item, dict):
+            raise AdminError(f"hours row {n} must be an object")
+        _check_fields(item, {"weekday", "opens", "closes", "line"})
+        weekday = item.get("weekday")
+        if not isinstance(weekday, int) or not 0 <= weekday <= 6:
+            raise AdminError(f"hours row {n}: weekday must be 0 (Monday) to 6 (Sunday)")
+        # routing/calendar.py: closes < opens runs overnight, closes == opens is 24 hours, 00:00 is midnight.
+        opens, closes = _clock(item.get("opens"), f"hours row {n}: opens"), _clock(item.get("closes"),
+                                                                                   f"hours row {n}: closes")
+        if opens.tzinfo is not None or closes.tzinfo is not None:
+            raise AdminError(f"hours row {n}: wall-clock times only (the store's time zone applies)")
+        rows.append((weekday, opens, closes, _line(item.get("line"), required=False)))
+    with sf() as session, session.begin():
+        found = _store_by_ref(session, store)
+        _in_scope(found.id, limit_store, f"store {found.code}")
+        code = found.code
+    before = hours_of(sf, code)
+    with sf() as session, session.begin():
+        session.execute(delete(BusinessHours).where(BusinessHours.store_id == found.id))
+        session.add_all([BusinessHours(store_id=found.id, weekday=w, opens_at=o, closes_at=c, line=line)
+                         for w, o, c, line in rows])
+    after = hours_of(sf, code)
+    with sf() as session, session.begin():
+        audit(session, actor, "hours.updated", f"store:{code}", before["hours"], after["hours"])
+    return after
+
+
+def list_days(sf: SessionFactory, year: int | None = None, limit_store: int | None = None) -> dict[str, Any]:
+    """Holidays and make-up working days (group-wide and per store), with whether the year is provisional."""
+    from ccserver.demo.calendar_cn import PROVISIONAL_YEARS, has_official_table
+
+    with sf() as session:
+        stores = _stores(session)
+        out: dict[str, Any] = {}
+        calendars: tuple[tuple[str, Any], ...] = (("holidays", Holiday), ("makeup_workdays", MakeupWorkday))
+        for key, model in calendars:
+            query = select(model).order_by(model.day)
+            if year is not None:
+                query = query.where(model.day >= dt.date(year, 1, 1), model.day <= dt.date(year, 12, 31))
+            if limit_store is not None:
+                query = query.where((model.store_id.is_(None)) | (model.store_id == limit_store))
+            out[key] = [{"id": d.id, "day": d.day.isoformat(), "name": d.name,
+                         "store": stores.get(d.store_id) if d.store_id else None} for d in session.scalars(query)]
+        if year is not None:
+            out["year"] = year
+            imported = any(d["name"] for d in out["holidays"])
+            out["provisional"] = year in PROVISIONAL_YEARS or not has_official_table(year)
+            out["imported"] = imported
+        return out
+
+
+def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
+            limit_store: int | None = None) -> dict[str, Any]:
+    _check_fields(data, {"day", "name", "store"})
+    model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
+    if model is None:
+        raise AdminError(f"unknown calendar {kind!r}", 404)
+    try:
+        day = dt.date.fromisoformat(str(data.get("day")))
+    except ValueError:
+        raise AdminError(f"day {data.get('day')!r} is not a date like 2027-02-06") from None
+    name = _text(data, "name", 80, required=True)
+    with sf() as session, session.begin():
+        store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
+        if limit_store is not None and store_id != limit_store:
+            raise AdminError("a store manager may only add days for their own store", 403)
+        if session.scalars(select(model.id).where(model.day == day, and_(
+                model.store_id.is_(None) if store_id is None else model.store_id == store_id))).first():
+            raise AdminError(f"{day} is already on that calendar", 409)
+        row = model(day=day, name=name, store_id=store_id)
+        session.add(row)
+        session.flush()
+        after = {"id": row.id, "day": day.isoformat(), "name": name, "store": data.get("store") or None}
+        audit(session, actor, f"{kind[:-1]}.created", f"{kind}:{day}", None, after)
+        return after
+
+
+def delete_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, limit_store: int | None = None) -> None:
+    model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
+    if model is None:
+        raise AdminError(f"unknown calendar {kind!r}", 404)
+    with sf() as session, session.begin():
+        row = session.get(model, day_id)
+        if row is None:
+            raise AdminError(f"no such day #{day_id}", 404)
+        _in_scope(row.store_id, limit_store, "that day")
+        before = {"day": row.day.isoformat(), "name": row.name, "store_id": row.store_id}
+        session.delete(row)
+        audit(session, actor, f"{kind[:-1]}.deleted", f"{kind}:{before['day']}", before, None)
+
+
+def import_cn_year(sf: SessionFactory, actor: Actor, year: int) -> dict[str, Any]:
+    """The bundled Chinese holiday calendar of ``year`` (ccserver/demo/calendar_cn.py), group-wide; days already
+    there are kept. A provisional year (not yet published by the State Council) is imported only on purpose."""
+    from ccserver.demo.calendar_cn import PROVISIONAL_YEARS, has_official_table, holidays, makeup_workdays
+
+    if not has_official_table(year) and year not in PROVISIONAL_YEARS:
+        raise AdminError(f"no bundled calendar for {year}; enter its days by hand", 404)
+    added = {"holidays": 0, "makeup_workdays": 0}
+    with sf() as session, session.begin():
+        for key, model, days in (("holidays", Holiday, holidays(year)),
+                                 ("makeup_workdays", MakeupWorkday, makeup_workdays(year))):
+            have = set(session.scalars(select(model.day).where(model.store_id.is_(None))))
+            for day, name in days:
+                if day not in have:
+                    session.add(model(day=day, name=name[:80], store_id=None))
+                    added[key] += 1
+        result = {"year": year, "provisional": year in PROVISIONAL_YEARS, **added}
+        audit(session, actor, "calendar.imported", f"calendar:{year}", None, result)
+    return result
+
+
+# --- the audit log -----------------------------------------------------------------------------------------
+
+
+def audit_entries(sf: SessionFactory, *, action: str | None = None, actor: str | None = None,
+                  target: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                  limit: int = 200, before_id: int | None = None) -> list[dict[str, Any]]:
+    """The newest entries first; ``action`` and ``target`` match a prefix (``user.``, ``store:bj-volvo``)."""
+    with sf() as session:
+        query = select(AuditLog).order_by(AuditLog.id.desc()).limit(max(1, min(limit, 1000)))
+        if action:
+            query = query.where(AuditLog.action.startswith(action, autoescape=True))
+        if actor:
+            query = query.where(AuditLog.actor_name == actor)
+        if target:
+            query = query.where(AuditLog.target.startswith(target, autoescape=True))
+        if since:
+            query = query.where(AuditLog.at >= since)
+        if until:
+            query = query.where(AuditLog.at < until)
+        if before_id:
+            query = query.where(AuditLog.id < before_id)
+        return [{"id": a.id, "at": a.at.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                 "actor": a.actor_name, "action": a.action, "target": a.target, "ip": a.ip, "detail": a.detail}
+                for a in session.scalars(query)]

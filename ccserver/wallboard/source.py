@@ -1,0 +1,96 @@
+"""What the wallboard snapshot is made of, gathered once per update: the live queue and agent views
+(:class:`ccserver.kpi.views.LiveViews`, the same as ``/api/queues`` and ``/api/agents``), today's and yesterday's
+15-minute rows from SQL (read again only when an interval has closed), the open interval's live figures, and the
+ticket SLA alarms heard on the hub.
+
+The charts are language-neutral SVG (numbers and times only; the page writes the legend in its language), so one
+encoding serves zh-CN and en boards alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from ccserver.kpi.intervals import zone
+from ccserver.wallboard.charts import Series, day_slots, figure, hour_labels, line_chart
+from ccserver.wallboard.snapshot import build_snapshot
+
+log = logging.getLogger("ccserver.wallboard")
+
+ALARM_KEEP_SECONDS = 8 * 3600.0
+MAX_ALARMS = 50
+
+
+class WallboardSource:
+    def __init__(self, views: Any, store: Any, run_blocking: Any, time_zone: str, *, target: float,
+                 vip_tiers: tuple[str, ...], clock: Any) -> None:
+        self.views = views
+        self.store = store  # ccserver.kpi.store.KpiStore or None (no SQL: the chart shows the live interval only)
+        self._run = run_blocking
+        self.tz = zone(time_zone)
+        self.target = target
+        self.vip_tiers = vip_tiers
+        self._clock = clock
+        self.alarms: deque[dict[str, Any]] = deque(maxlen=MAX_ALARMS)
+        self._rows: tuple[float, list[dict[str, Any]], list[dict[str, Any]]] | None = None  # (interval, today, yday)
+
+    def on_alarm(self, event: Any) -> None:
+        """A ``TicketSlaAlarm`` from the hub."""
+        self.alarms.appendleft({"ticket_id": event.ticket_id, "stage": event.stage, "clock": event.clock,
+                                "severity": event.severity, "kind": event.kind, "subject": event.subject,
+                                "due_at": event.due_at, "at": event.at, "store_id": event.store_id,
+                                "department": event.department})
+
+    def _day_starts(self, now: float) -> tuple[float, float]:
+        local = datetime.fromtimestamp(now, self.tz)
+        today = datetime(local.year, local.month, local.day, tzinfo=self.tz)
+        return today.timestamp(), (today - timedelta(days=1)).timestamp()
+
+    async def _history(self, now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        interval = now // 900
+        if self._rows is not None and self._rows[0] == interval:
+            return self._rows[1], self._rows[2]
+        today, yesterday = self._day_starts(now)
+        rows_today: list[dict[str, Any]] = []
+        rows_yday: list[dict[str, Any]] = []
+        if self.store is not None:
+            try:
+                rows = await self._run(self.store.queue_rows, datetime.fromtimestamp(yesterday, self.tz),
+                                       datetime.fromtimestamp(now, self.tz))
+                rows_today = [r for r in rows if r["interval_start"] >= today]
+                rows_yday = [r for r in rows if r["interval_start"] < today]
+            except Exception as exc:  # noqa: BLE001 - SQL away: the board still shows the live figures
+                log.warning("wallboard: interval rows not read (%s)", exc)
+                return [], []
+        self._rows = (interval, rows_today, rows_yday)
+        return rows_today, rows_yday
+
+    async def build(self, version: int) -> dict[str, Any]:
+        now = self._clock.time()
+        queues = await self.views.queues(now)
+        agents = await self.views.agents(now)
+        rows_today, rows_yday = await self._history(now)
+        today_start, yday_start = self._day_starts(now)
+        # The open interval is not in SQL yet: its live figures (every queue's "interval") stand in for it.
+        open_start = (now // 900) * 900
+        live = [{**q["interval"], "interval_start": open_start} for q in queues if q.get("interval")]
+        written = {r["interval_start"] for r in rows_today}
+        today = day_slots([*rows_today, *(r for r in live if r["interval_start"] not in written)], today_start)
+        yday = day_slots(rows_yday, yday_start)
+        labels = hour_labels()
+        charts = {
+            "service_level": line_chart([Series("", figure(yday, "service_level"), "yesterday"),
+                                         Series("", figure(today, "service_level"), "today")],
+                                        labels, title="", label_every=8, target=self.target, height=260),
+            "abandon_rate": line_chart([Series("", figure(yday, "abandon_rate"), "yesterday"),
+                                        Series("", figure(today, "abandon_rate"), "today")],
+                                       labels, title="", label_every=8, y_max=20.0, height=260),
+        }
+        alarms = [a for a in self.alarms if now - a["at"] <= ALARM_KEEP_SECONDS]
+        snapshot = build_snapshot(queues, agents, alarms, now=now, target=self.target, vip_tiers=self.vip_tiers,
+                                  version=version)
+        snapshot["charts"] = charts
+        return snapshot

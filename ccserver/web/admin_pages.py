@@ -1,0 +1,62 @@
+"""The admin pages: stores, DIDs and queues, users, the audit log (agents_ui/templates/admin.html + admin.js).
+
+The pages are a shell: the lists and every change go through ``/api/admin/…`` (ccserver/web/admin_routes.py),
+which checks the role, the store of a store manager, CSRF and validity, and audits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agents_ui.i18n import translations
+from ccserver.db.models import LINES, ROLES
+from ccserver.web.context import WebContext
+from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
+
+SECTIONS = ("stores", "dids", "calendar", "routing", "users", "data", "audit")
+MANAGER_SECTIONS = ("stores", "dids", "calendar", "users")
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's marker
+    return message
+
+
+TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "calendar": N_("Hours and holidays"),
+          "users": N_("Users"),
+          "routing": N_("Routing rules and IVR"), "data": N_("Import and export"), "audit": N_("Audit log")}
+LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("Complaints"),
+              "insurance": N_("Insurance"), "hotline": N_("Hotline")}
+WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),
+            N_("Sunday"))
+ROLE_NAMES = {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "department": N_("Department staff"),
+              "campaign_manager": N_("Campaign manager"), "admin": N_("Administrator")}
+
+
+class AdminPages:
+    def __init__(self, ctx: WebContext):
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        router.add("GET", "/admin", self.index, access="page", roles=("supervisor",))
+        router.add("GET", "/admin/{section}", self.page, access="page", roles=("supervisor",))
+
+    async def index(self, req: Req) -> Response:
+        return redirect("/admin/stores")
+
+    async def page(self, req: Req) -> Response:
+        section = req.path_params["section"]
+        if section not in SECTIONS:
+            raise HTTPError(404, "not found")
+        p = req.principal
+        assert p is not None
+        gettext = translations(req.lang).gettext
+        page = self.ctx.templates.render(
+            "admin.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
+            section=section, sections=SECTIONS if p.role == "admin" else MANAGER_SECTIONS,
+            titles={k: gettext(v) for k, v in TITLES.items()}, lines=LINES,
+            line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
+            roles=ROLES if p.role == "admin" else ("agent", "department"),
+            role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,
+            weekday_names=[gettext(d) for d in WEEKDAYS],
+            is_admin=p.role == "admin")
+        return html_response(page)

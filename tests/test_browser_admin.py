@@ -1,0 +1,244 @@
+"""The admin pages in a real browser against a real `ccserver run`: an admin creates a store, a queue, a DID and a
+user; the next (replayed) FastAGI call to that DID is routed by it, without a restart; the new user must choose a
+password at the first login; zh-CN and en."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.live_server import LiveServer
+from tests.replay.agi_peer import agi_split, env_block
+from tests.replay.agi_transcripts import load_agi
+
+NEW_DID = "075586001000"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    live = LiveServer(tmp_path_factory.mktemp("admin")).start()
+    yield live
+    live.stop()
+
+
+def replayed_call(port: int, did: str, caller: str = "13311112222") -> dict[str, str]:
+    """A recorded FastAGI call (agi-01) replayed to ``did`` from ``caller`` (default: a number no demo customer
+    has); the variables routing set."""
+    transcript = load_agi("agi-01-13800138000")
+    block = env_block(transcript.env, extension=did, callerid=caller, uniqueid="1795499999.1")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(block)
+        reader = sock.makefile("rb")
+        line = reader.readline().decode().rstrip("\n")
+        sock.sendall(b"200 result=1\n")
+    words = agi_split(line)
+    assert words[:2] == ["EXEC", "MSet"], line
+    return dict(pair.split("=", 1) for pair in words[2].split(","))
+
+
+def watch_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    refused = "the server responded with a status of 4"  # the refusals the tests provoke (and assert) on purpose
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and refused not in m.text else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def submit(page: Any, form: str, fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        selector = f"{form} [name={name}]"
+        if page.locator(selector).evaluate("e => e.tagName") == "SELECT":
+            page.select_option(selector, value)
+        else:
+            page.fill(selector, value)
+    page.click(f"{form} button[type=submit]")
+
+
+def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(server: LiveServer,
+                                                                            browser: Any) -> None:  # noqa: F811
+    assert replayed_call(server.agi_port, NEW_DID)["CC_QUEUE"] == "hotline"  # unknown DID: the fallback route
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.click("a[href='/admin']")
+    page.wait_for_selector("table[data-key=stores] tbody tr")
+    assert page.inner_text("h1") == "门店"
+    submit(page, "form[data-create='/api/admin/stores']",
+           {"code": "sz-byd", "name": "深圳比亚迪<b>4S</b>店", "brand": "BYD", "city": "深圳"})
+    page.wait_for_selector("table[data-key=stores] td.code:text-is('sz-byd')")
+    assert "深圳比亚迪<b>4S</b>店" in page.inner_text("table[data-key=stores]")  # shown as text
+    screenshot(page, "admin-stores-zh-CN")
+
+    page.click("a[href='/admin/dids']")
+    page.wait_for_selector("table[data-key=dids] tbody tr")
+    did = {"number": NEW_DID, "line": "sales", "store": "sz-byd", "default_queue": "sz-sales"}
+    submit(page, "#did-form", did)  # the queue does not exist yet: refused, with the reason
+    page.wait_for_selector("#message.error")
+    assert "未保存" in page.inner_text("#message") and "unknown queue 'sz-sales'" in page.inner_text("#message")
+    submit(page, "#queue-form", {"name": "sz-sales", "store": "sz-byd", "line": "sales"})
+    page.wait_for_selector("table[data-key=queues] td.name:text-is('sz-sales')")
+    submit(page, "#did-form", did)
+    page.wait_for_selector(f"table[data-key=dids] td.number:text-is('{NEW_DID}')")
+    screenshot(page, "admin-dids-zh-CN")
+
+    page.click("a[href='/admin/users']")
+    page.wait_for_selector("table[data-key=users] tbody tr")
+    submit(page, "#user-form", {"username": "sz.agent", "display_name": "深圳坐席", "role": "agent",
+                                "store": "sz-byd", "extension": "8801", "interface": "PJSIP/8801",
+                                "skills": "sales, vip", "password": "first-pass-1"})
+    page.wait_for_selector("table[data-key=users] td.username:text-is('sz.agent')")
+    row = page.inner_text("table[data-key=users] tr:has(td.username:text-is('sz.agent'))")
+    assert "PJSIP/8801" in row and "sales, vip" in row
+    screenshot(page, "admin-users-zh-CN")
+
+    # The next call to the new DID is routed by it: no restart, no refresh wait.
+    variables = replayed_call(server.agi_port, NEW_DID)
+    assert variables["CC_QUEUE"] == "sz-sales" and variables["CC_TIER"] == "prospect", variables
+    # the recorded caller is a diamond customer: the new DID's line (sales) sends VIPs to the vip queue
+    assert replayed_call(server.agi_port, NEW_DID, caller="13800138000")["CC_QUEUE"] == "vip"
+
+    page.click("a[href='/admin/audit']")
+    page.fill("form[data-query] [name=action]", "did.")
+    page.click("form[data-query] button[type=submit]")
+    page.wait_for_selector("#audit-list td.action:text-is('did.created')")
+    assert "admin" in page.inner_text("#audit-list") and NEW_DID in page.inner_text("#audit-list")
+    screenshot(page, "admin-audit-zh-CN")
+    assert errors == []
+    context.close()
+
+    # The new user must choose their own password first.
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    log_in(page, server.url, "sz.agent", "first-pass-1")
+    assert page.url.endswith("/password") and "修改密码" in page.inner_text("h1")
+    screenshot(page, "password-forced-zh-CN")
+    page.fill("input[name=current_password]", "first-pass-1")
+    page.fill("input[name=new_password]", "my-own-pass-2")
+    page.fill("input[name=repeat_password]", "my-own-pass-2")
+    page.click("main button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.url.rstrip("/") == server.url and "sz.agent" in page.inner_text("h1")
+    context.close()
+
+
+def test_admin_pages_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    for section, title in (("stores", "Stores"), ("dids", "DIDs and queues"), ("users", "Users"),
+                           ("audit", "Audit log")):
+        page.goto(f"{server.url}/admin/{section}")
+        page.wait_for_selector("table.list tbody tr")
+        assert page.get_attribute("html", "lang") == "en" and page.inner_text("h1") == title
+        screenshot(page, f"admin-{section}-en")
+    page.goto(f"{server.url}/admin/data")
+    page.wait_for_selector("#import-form")
+    assert page.inner_text("h1") == "Import and export" and "Dry run: check only" in page.inner_text("#import-form")
+    screenshot(page, "admin-data-en")
+    assert errors == []
+    context.close()
+
+
+def test_admin_imports_a_gbk_csv_from_the_page(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    from pathlib import Path
+
+    csv_file = Path(__file__).parent / "data" / "crm" / "customers_gbk.csv"
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/data")
+    page.set_input_files("#import-form input[name=file]", str(csv_file))
+    page.click("#import-form button[type=submit]")  # a dry run first (the box is ticked)
+    page.wait_for_selector("#import-report td.reason")
+    report = page.inner_text("#import-report")
+    assert "unknown store '深圳奔驰4S店'" in report and "name is empty" in report
+    summary = page.inner_text("#import-summary")  # (the demo data has some of these numbers and no zhang.wei)
+    assert "未写入" in page.inner_text("#message") and summary.startswith("共 10 行（gb18030）") and "错误 6" in summary
+    screenshot(page, "admin-import-dry-run-zh-CN")
+    page.uncheck("#import-form input[name=dry_run]")
+    page.set_input_files("#import-form input[name=file]", str(csv_file))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#message').innerText.includes('已导入')")
+    assert "新增 2" in page.inner_text("#import-summary")
+    page.set_input_files("#import-form input[name=file]", str(csv_file))
+    page.click("#import-form button[type=submit]")  # again: nothing new
+    page.wait_for_function("() => document.querySelector('#import-summary').innerText.includes('新增 0')")
+    with page.expect_download() as download:
+        page.click("a[href='/api/admin/export/customers']")
+    exported = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert exported.startswith("id,name,kind,phone") and "陈七,person,+8613700137000" in exported
+    screenshot(page, "admin-import-zh-CN")
+    assert errors == []
+    context.close()
+
+
+def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/calendar")
+    page.fill("#year-form [name=year]", "2027")
+    page.click("#year-form button[type=submit]")
+    page.wait_for_selector("#provisional:not([hidden])")  # 2027 has not been published: provisional
+    page.fill("#year-form [name=year]", "2026")
+    page.click("#year-form button[type=submit]")
+    page.wait_for_selector("#provisional[hidden]", state="attached")
+    page.click("#import-year")
+    page.wait_for_selector("#holidays td.name:has-text('春节')")
+    assert "2026-02-15" in page.inner_text("#holidays") and "2026-02-14" in page.inner_text("#makeup")
+    page.fill("#hours-store [name=store]", "bj-volvo")
+    page.click("#hours-store button[type=submit]")
+    page.wait_for_selector("#hours tbody tr")
+    for day in range(5):
+        page.check(f"#hours-form input[name=weekday][value='{day}']")
+    before = page.inner_text("#hours")
+    page.fill("#hours-form [name=opens]", "08:30")
+    page.fill("#hours-form [name=closes]", "17:45")
+    page.click("#hours-form button[type=submit]")
+    page.wait_for_function("() => [...document.querySelectorAll('#hours td.closes')]"
+                           ".filter(td => td.innerText === '17:45').length === 5")
+    rows = page.locator("#hours tbody tr").all_inner_texts()
+    mine = [r for r in rows if "17:45" in r]
+    assert len(mine) == 5 and all("08:30" in r and "*" in r for r in mine), rows
+    assert "星期一" in mine[0] and "星期六" not in "".join(mine)
+    kept = [r for r in before.splitlines()[1:] if r.strip() and "*" not in r]
+    assert all(r in "\n".join(rows) for r in kept)  # the per-line hours were kept as they were
+    page.fill("#hours-store [name=store]", "nowhere")
+    page.click("#hours-store button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "unknown store 'nowhere'" in page.inner_text("#message")
+    screenshot(page, "admin-calendar-zh-CN")
+    assert errors == []
+    context.close()
+
+
+def test_routing_rules_page_refuses_an_unknown_queue(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/routing")
+    page.wait_for_function("() => document.querySelector('#rules-form textarea').value.includes('fallback_queue')")
+    assert page.inner_text("#rules-source") == "(from the config file)"
+    page.fill("#rules-form textarea", '{"queues": {"sales": {"diamond": "no-such-queue"}}}')
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "routing.queues.sales.diamond: unknown queue 'no-such-queue'" in page.inner_text("#message")
+    page.fill("#rules-form textarea",
+              '{"queues": {"sales": {"diamond": "vip", "gold": "vip"}}, "fallback_queue": "hotline"}')
+    page.click("#rules-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#rules-source').innerText === '(changed by an admin)'")
+    assert '"fallback_queue": "hotline"' in page.input_value("#rules-form textarea")
+    screenshot(page, "admin-routing-en")
+    page.click("#rules-form [data-reset]")
+    page.wait_for_function("() => document.querySelector('#rules-source').innerText === '(from the config file)'")
+    assert '"main"' in page.input_value("#ivr-form textarea")  # the built-in menus, ready to edit
+    assert errors == []
+    context.close()

@@ -1,0 +1,271 @@
+"""The agent desktop in a real browser (Chromium) against the real HTTP site, served in-process on its own event
+loop with the agent service on a FakeAsterisk, the live model fed a recorded call (ami-inbound-vip-answered),
+forced wrap-up on a ManualClock and a recording stand-in for the AMI transfer / originate side (whose wire side
+tests/test_desktop_ami.py checks against recordings).
+
+The screen-pop socket is another module (agent_socket.js / card.js): where a test dispatches ``cc:pop`` /
+``cc:update`` / ``cc:retract`` / ``cc:socket`` on ``document`` itself, it is testing THE DESKTOP'S REACTION TO
+FRAMES, not the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+from ccserver.db.models import CallNote
+from ccserver.demo import demo_password_for, generate
+from ccserver.events import CallEnded
+from ccserver.web.app import build_site
+from ccserver.web.sql_users import SQLUserStore
+from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, make_prospect, play_until
+from tests.web_support import make_context
+
+SEED = 7
+
+
+class DeskServer:
+    """The HTTP site over a Desk, on a private asyncio loop + Twisted reactor in a thread of its own."""
+
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.url = ""
+        self.desk: Desk | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        reactor = AsyncioSelectorReactor(self.loop)
+        self.desk = make_desk(self.sessions)
+        ctx = make_context(SQLUserStore(self.sessions), clock=reactor)
+        ctx.agents, ctx.tracker, ctx.session_factory = self.desk.agents, self.desk.tracker, self.sessions
+        ctx.tickets, ctx.desktop = self.desk.tickets, self.desk.service
+        self.port = reactor.listenTCP(0, build_site(ctx), interface="127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port.getHost().port}"
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> DeskServer:
+        self.thread.start()
+        assert self.ready.wait(30)
+        return self
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` (a coroutine function or a plain one) on the server's loop; its result."""
+        async def run() -> Any:
+            result = fn(*args)
+            return await result if asyncio.iscoroutine(result) else result
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    def stop(self) -> None:
+        self.call(self.port.stopListening)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('desktop') / 'ccserver.sqlite3'}"
+    generate(url, customers=100, seed=SEED, as_of=date(2026, 11, 23))
+    from ccserver.db.engine import make_engine, session_factory
+
+    engine = make_engine(url)
+    live = DeskServer(session_factory(engine)).start()
+    yield live
+    live.stop()
+    engine.dispose()
+
+
+def watch(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
+    return errors
+
+
+def frame(page: Any, name: str, detail: dict[str, Any]) -> None:
+    """Dispatch a screen-pop frame's document event, as agent_socket.js does (the desktop's reaction is tested)."""
+    page.evaluate("([name, detail]) => document.dispatchEvent(new CustomEvent(name, { detail }))", [name, detail])
+
+
+def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    desk = server.desk
+    assert desk is not None
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = watch(page)
+    log_in(page, server.url, "agent8001", demo_password_for(SEED))
+    page.click("a[href='/desktop']")
+    page.wait_for_selector("#queue-list input[value='vip']")
+    assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("#status-title") == "我的状态"
+
+    # sign in from another phone (hot-desking) to two queues
+    page.fill("#interface", AGENT_PHONE)
+    page.check("#queue-list input[value='vip']")
+    page.check("#queue-list input[value='sales']")
+    page.click("#signin")
+    page.wait_for_function("() => document.querySelector('#signin-line').innerText.includes('agent-phones')")
+    page.wait_for_selector("#agent-state[data-state='idle']")
+    assert {q for (q, i) in desk.asterisk.members if i == AGENT_PHONE} == {"vip", "sales", "agent-8001"}
+
+    # pause with a reason code, back with the keyboard, pause with the keyboard, back with the button
+    page.select_option("#pause-code", "lunch")
+    page.click("#pause")
+    page.wait_for_selector("#agent-state[data-state='paused']")
+    assert {(m.paused, m.reason) for m in desk.asterisk.of(AGENT_PHONE).values()} == {(True, "lunch")}
+    page.keyboard.press("Alt+r")
+    page.wait_for_selector("#agent-state[data-state='idle']")
+    page.keyboard.press("Alt+p")
+    page.wait_for_selector("#agent-state[data-state='paused']")
+    page.click("#unpause")
+    page.wait_for_selector("#agent-state[data-state='idle']")
+
+    # the desktop's reaction to frames: a pop (recorded call ringing this agent), then answered
+    server.call(play_until, desk.tracker, "AgentCalled")
+    frame(page, "cc:pop", {"type": "pop", "seq": 1, "state": "ringing",
+                           "call": {"uniqueid": CALL, "linkedid": CALL, "queue": "vip", "decision_id": "d-1",
+                                    "wait": 0.2},
+                           "customer": {"id": 5, "name": HOSTILE, "tier": "gold", "number": "+8613800138000"}})
+    page.wait_for_selector("#call-summary[data-state='ringing']")
+    assert page.inner_text("#call-summary .name") == HOSTILE  # caller text as text
+    assert page.locator("img").count() == 0
+    assert page.input_value("#ticket-form input[name=customer_id]") == "5"
+    assert page.input_value("#ticket-form input[name=phone]") == "+8613800138000"
+    assert page.input_value("#ticket-form input[name=customer_name]") == HOSTILE
+    server.call(play_until, desk.tracker, "AgentConnect")
+    frame(page, "cc:update", {"type": "update", "seq": 2, "state": "answered", "call": {"uniqueid": CALL}})
+    page.wait_for_selector("#call-summary[data-state='answered']")
+    frame(page, "cc:socket", {"state": "reconnecting"})
+    page.wait_for_selector("#socket-state[data-state='reconnecting']")
+    assert page.inner_text("#socket-state") == "正在重新连接…"
+    frame(page, "cc:socket", {"state": "open"})
+    assert page.is_hidden("#socket-state")
+
+    # a ticket from the call, pre-filled; a note links it to the call
+    page.select_option("#ticket-kind", "complaint")
+    page.fill("#ticket-form input[name=subject]", "保养后异响")
+    page.fill("#ticket-form textarea[name=body]", "客户反映保养后刹车有异响。")
+    page.click("#create-ticket")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('已创建')")
+    with desk.sessions() as s:
+        linked = s.scalars(select(CallNote).where(CallNote.uniqueid == CALL, CallNote.ticket_id.is_not(None))).all()
+        assert len(linked) == 1
+
+    # an appointment for the caller at a free slot
+    page.fill("#appointment-form input[name=store]", "bj-volvo")
+    page.click("#find-slots")
+    page.locator("#slots input[type=radio]").first.check()
+    page.click("#book")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('预约成功')")
+
+    # transfer: the agent's channel, to the sales queue
+    page.fill("#transfer-form input[name=to]", "sales")
+    page.click("#transfer")
+    page.wait_for_function("() => document.querySelector('#call-message').innerText.includes('已发起转接')")
+    assert ("transfer", "blind", "Local/8001@agent-phones-00000001;1", "ccserver-transfer", "q-sales") \
+        in desk.calls.sent
+    screenshot(page, "desktop-call-zh-CN")
+
+    # the call ends: forced wrap-up (the hub's CallEnded), the disposition with the keyboard ends it
+    server.call(play_until, desk.tracker, None)  # the rest of the recorded call: the agent hangs up
+    call_ended = next(e for e in desk.events if isinstance(e, CallEnded) and e.uniqueid == CALL)
+    assert (call_ended.outcome, call_ended.interface) == ("answered", AGENT_PHONE)
+    server.call(desk.wrapup.on_call_ended, call_ended)  # as the hub delivers it
+    frame(page, "cc:retract", {"type": "retract", "seq": 3, "reason": "ended", "call": {"uniqueid": CALL}})
+    page.wait_for_selector("#wrapup:not([hidden])")
+    page.wait_for_selector("#agent-state[data-state='wrapup']", timeout=10000)
+    assert "话后处理" in page.inner_text("#wrapup-timer")
+    screenshot(page, "desktop-wrapup-zh-CN")
+    page.select_option("#disposition", "resolved")
+    page.keyboard.press("Alt+d")
+    page.wait_for_selector("#wrapup[hidden]", state="attached")
+    page.wait_for_selector("#agent-state[data-state='idle']", timeout=10000)
+    page.wait_for_selector("#call-summary[data-state='none']")
+    assert {(m.paused, m.reason) for m in desk.asterisk.of(AGENT_PHONE).values()} == {(False, "")}
+    with desk.sessions() as s:
+        assert s.scalars(select(CallNote.code).where(CallNote.kind == "disposition")).all() == ["resolved"]
+
+    # click-to-dial from the callback worklist: the agent's phone first, the task's number, linked to the task
+    async def callback_task() -> int:
+        from ccserver.tickets import NewTicket
+        from tests.tickets_support import actor
+
+        made = await desk.tickets.create(NewTicket(kind="callback", subject="客户要求回电", body=None, category=None,
+                                                   severity="normal", store_id=1, customer_id=None, vehicle_id=None,
+                                                   department=None, source="web", contact_e164="+8613912345678"),
+                                         actor(desk.sessions, "admin"))
+        return int(made["id"])
+
+    tid = server.call(callback_task)
+    page.click(".tab[data-tab='mine']")
+    page.click(".tab[data-tab='worklist']")
+    row = page.locator(f"#worklist tr[data-ticket='{tid}']")
+    row.wait_for()
+    assert "+8613912345678" in row.inner_text()
+    row.locator("button.dial").click()
+    page.wait_for_function("() => document.querySelector('#lists-message').innerText.includes('+8613912345678')")
+    originate = [s for s in desk.calls.sent if s[0] == "originate"][-1]
+    assert originate[1:4] == (AGENT_PHONE, "ccserver-dial", "13912345678")
+    assert originate[6]["CC_TICKET_ID"] == str(tid)
+    screenshot(page, "desktop-worklist-zh-CN")
+    assert errors == []
+    context.close()
+
+
+def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="en-US", viewport={"width": 960, "height": 900})
+    page = context.new_page()
+    errors = watch(page)
+    log_in(page, server.url, "agent8002", demo_password_for(SEED))
+    page.goto(f"{server.url}/desktop")
+    page.wait_for_selector("#queue-list input[value='sales']")
+    assert page.get_attribute("html", "lang") == "en"
+    assert page.inner_text("#call-title") == "Current call" and page.inner_text("#agent-state") == "Signed out"
+    frame(page, "cc:pop", {"type": "pop", "seq": 1, "state": "ringing",
+                           "call": {"uniqueid": "1795416999.1", "queue": "english", "wait": 4},
+                           "customer": {"id": 9, "name": HOSTILE, "tier": "diamond", "number": "+8613700000001"}})
+    page.wait_for_selector("#call-summary[data-state='ringing']")
+    assert "Diamond" in page.inner_text("#call-summary") and "waited 4 s" in page.inner_text("#call-summary")
+    # ring-no-answer: retracted, nothing to wrap up
+    frame(page, "cc:retract", {"type": "retract", "seq": 2, "reason": "no_answer",
+                               "call": {"uniqueid": "1795416999.1"}})
+    page.wait_for_selector("#call-summary[data-state='none']")
+    page.wait_for_selector("#agent-state[data-state='logged_out']")  # ringing no more
+    assert page.is_hidden("#wrapup") and page.get_attribute("#ticket-form textarea[name=body]", "placeholder") == ""
+    # nothing overflows the narrow window sideways
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    # customers: the prospect made for an unknown caller, found by number, renamed, merged into a known customer
+    prospect, known, _plate = server.call(make_prospect, server.desk, "+8613955551111")
+    page.click(".tab[data-tab='customers']")
+    page.fill("#customer-search input[name=q]", "139 5555 1111")
+    page.click("#customer-search button[type=submit]")
+    page.wait_for_selector(f"#customer-results button[data-id='{prospect}']")
+    assert HOSTILE in page.inner_text("#customer-results")  # as text
+    page.click(f"#customer-results button[data-id='{prospect}']")
+    page.wait_for_selector("#customer-edit:not([hidden])")
+    assert HOSTILE in page.inner_text("#customer-title") and "new prospect" in page.inner_text("#customer-title")
+    assert "询价" in page.inner_text("#customer-history")
+    page.fill("#customer-edit input[name=name]", "Mr Wang")
+    page.click("#customer-edit button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#customer-title').innerText.includes('Mr Wang')")
+    page.fill("#customer-merge input[name=into]", str(known))
+    page.click("#customer-merge button[type=submit]")
+    page.wait_for_function(f"() => document.querySelector('#customer-title').innerText.startsWith('#{known} ')")
+    assert "+8613955551111" in page.inner_text("#customer-facts") and page.is_hidden("#customer-merge")
+    screenshot(page, "desktop-en-960")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    screenshot(page, "desktop-en-1280")
+    assert page.locator("img").count() == 0
+    assert errors == []
+    context.close()

@@ -1,0 +1,103 @@
+"""The reports page: queue / agent / store views from the interval rows, server-side SVG, the CSV link, caller- or
+admin-controlled names escaped, a store manager limited to their store, agents refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from ccserver.db import migrate
+from ccserver.db.engine import make_engine, session_factory
+from ccserver.db.models import DealerGroup, KpiAgentInterval, KpiQueueInterval, Queue, Store, User
+from ccserver.kpi.report_page import store_totals
+from ccserver.web.app import build_router
+from tests.web_support import MemoryUsers, call, make_context
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def site(sqlite_url: str) -> Any:
+    migrate.upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        s.add(DealerGroup(id=1, name="Group"))
+        s.flush()
+        s.add_all([Store(id=1, group_id=1, code="bj", name="北京店", brand="Volvo", city="Beijing"),
+                   Store(id=2, group_id=1, code="sh", name=HOSTILE, brand="BMW", city="Shanghai")])
+        s.flush()
+        s.add_all([Queue(name="bj-sales", store_id=1), Queue(name=HOSTILE[:40], store_id=2), Queue(name="vip")])
+        s.add_all([User(id=2, username="boss", display_name="Boss", role="supervisor"),
+                   User(id=3, username="bj-manager", display_name="BJ", role="supervisor", store_id=1)])
+        day = date(2026, 11, 30)
+        for k, q in enumerate(("bj-sales", HOSTILE[:40], "vip")):
+            start = datetime(2026, 11, 30, 2 + k, 0, tzinfo=UTC)
+            s.add(KpiQueueInterval(server="default", queue=q, interval_start=start, day=day, sl_threshold=20.0,
+                                   offered=10, answered=9, abandoned=1, short_abandoned=0, unanswered=0,
+                                   answered_in_sl=8 - k, wait_answered=90.0, wait_abandoned=5.0, max_wait=30.0,
+                                   handled=9, talk=900.0, wrapup=90.0, transfers=0, callbacks=0))
+        s.add(KpiAgentInterval(server="default", interface="PJSIP/8001", name=HOSTILE, interval_start=start, day=day,
+                               queues=["bj-sales"], handled=7, talk=700.0, wrapup=70.0, transfers=0, missed=1,
+                               available=600.0, ringing=30.0, talking=700.0, paused=100.0, paused_by_reason={}))
+    users = MemoryUsers()
+    users.add(1, "agent8001", "agent", "pw-agent-1")
+    users.add(2, "boss", "supervisor", "pw-boss-1")
+    users.add(3, "bj-manager", "supervisor", "pw-bj-1")
+    ctx = make_context(users, environ={"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789",
+                                       "CCSERVER_SERVER_TIME_ZONE": "UTC"})
+    ctx.session_factory = sessions
+    router = build_router(ctx)
+
+    def auth(name: str, pw: str) -> dict[str, str]:
+        token = call(router, "POST", "/api/login", json_body={"username": name, "password": pw}).json()["token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    yield router, {"agent": auth("agent8001", "pw-agent-1"), "boss": auth("boss", "pw-boss-1"),
+                   "bj": auth("bj-manager", "pw-bj-1")}
+    engine.dispose()
+
+
+RANGE = "from=2026-11-30&to=2026-11-30"
+
+
+def test_queue_view_chart_table_and_escaping(site: Any) -> None:
+    router, auth = site
+    page = call(router, "GET", f"/reports?{RANGE}&interval=15m", headers={**auth["boss"], "Accept-Language": "en"})
+    assert page.status == 200
+    html = page.body.decode()
+    assert "<svg" in html and "<polyline" not in html  # one point per queue: markers, no line
+    assert html.count("<tr><td>2026-11-30") == 3
+    assert HOSTILE not in html and "&lt;img src=x onerror=alert(1)" in html
+    assert 'href="/api/reports/queues?from=2026-11-30&amp;to=2026-11-30&amp;interval=15m&amp;format=csv"' in html
+    assert "<script>" not in html
+
+
+def test_store_view_side_by_side_and_agent_view(site: Any) -> None:
+    router, auth = site
+    stores = call(router, "GET", f"/reports?view=stores&{RANGE}", headers={**auth["boss"], "Accept-Language": "en"})
+    html = stores.body.decode()
+    assert stores.status == 200 and html.count('class="bar') == 3  # two stores and the queues without one
+    assert "北京店" in html and HOSTILE not in html and "(no store)" in html
+    agents = call(router, "GET", f"/reports?view=agents&{RANGE}", headers={**auth["boss"], "Accept-Language": "zh-CN"})
+    assert agents.status == 200 and "按坐席" in agents.body.decode() and HOSTILE not in agents.body.decode()
+
+
+def test_store_manager_sees_only_their_store_and_agents_are_refused(site: Any) -> None:
+    router, auth = site
+    html = call(router, "GET", f"/reports?{RANGE}", headers=auth["bj"]).body.decode()
+    assert "bj-sales" in html and "vip" not in html.split("<table", 1)[1] and "&lt;img" not in html
+    stores = call(router, "GET", f"/reports?view=stores&{RANGE}", headers=auth["bj"]).body.decode()
+    assert "北京店" in stores and "&lt;img" not in stores
+    assert call(router, "GET", f"/reports?{RANGE}", headers=auth["agent"]).status == 403
+    assert call(router, "GET", f"/reports?view=nope&{RANGE}", headers=auth["boss"]).status == 400
+
+
+def test_store_totals_pure() -> None:
+    rows = [{"queue": "a", "offered": 10, "answered": 10, "answered_in_sl": 5},
+            {"queue": "b", "offered": 10, "answered": 10, "answered_in_sl": 10},
+            {"queue": "c", "offered": 4, "answered": 2, "abandoned": 2, "answered_in_sl": 2}]
+    totals = store_totals(rows, {"a": 1, "b": 1}, {1: "One"})
+    assert [(t["store"], t["offered"], t["service_level"]) for t in totals] == [("One", 20, 75.0), (None, 4, 50.0)]

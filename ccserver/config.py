@@ -232,6 +232,17 @@ def _parse_origins(value: Any) -> list[str]:
     return origins
 
 
+def _parse_roles(value: Any) -> list[str]:
+    """A list of user roles (ccserver.auth.ROLES)."""
+    from ccserver.auth import ROLES
+
+    roles = _split_list(value)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
+    return roles
+
+
 def _parse_str(value: Any) -> str:
     text = str(value)
     if any(ch in text for ch in "\r\n\0"):
@@ -457,6 +468,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "idle_timeout": _parse_float_range(1.0, 3600.0),
     },
     "ws": {"listen": _parse_listen, "public_url": _parse_str, "allowed_origins": _parse_origins},
+    "screenpop": {"mask_roles": _parse_roles, "replay_frames": _parse_int_range(1, 10_000)},
     "prompts": {"sound_dir": _parse_str},
     "phone": {"default_region": _parse_region},
     "callrouting": {

@@ -350,6 +350,19 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         routing.service.recording_policy = recording_policy
     recordings_cleanup = RecordingCleanup(recording_policy.dir, recording_policy.retention_days, blocking.run, clock,
                                           cluster=ClusterJobs(redis_client), session_factory=sessions)
+    # Screen pop (screenpop/): the websocket listener on ws.listen, pops from the hub for the servers this node
+    # leads, fanned out to every node through Redis.
+    from screenpop.wiring import build_screenpop
+
+    screenpop = build_screenpop(config, sessions=sessions, run_blocking=blocking.run, users=SQLUserStore(sessions),
+                                redis=redis_client, hub=telephony.hub if telephony is not None else None,
+                                leads=telephony.leading.__contains__ if telephony is not None else None,
+                                directory=directory)
+    if screenpop.pop is not None:
+        invalidator.listeners.append(screenpop.pop.cards.listener)
+    from screenpop.wallboard_socket import WallboardSockets
+
+    WallboardSockets(wallboard).register(screenpop.ws)  # /ws/wallboard: the wallboard's snapshots, pushed
 
     signer = TokenSigner(config.secret_key(), config.auth.token_lifetime_hours * 3600)
     auth = config.auth
@@ -415,7 +428,9 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         tickets=tickets,
         desktop=desktop,
         admin_reload=admin_reload,
+        screenpop=screenpop,
     )
+    ctx.sessions.on_session_ended.append(lambda principal, _reason: screenpop.ws.end_session(principal.session_id))
 
     if agents is not None:
         from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
@@ -492,6 +507,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("recordings clean-up", recordings_cleanup.start, recordings_cleanup.stop),
         Step("wallboard", wallboard.start, wallboard.stop),
         Step("jobs", start_jobs, stop_jobs),
+        # Before the listeners' turn at shutdown: the sockets close (1001) once HTTP and FastAGI have stopped.
+        Step("screenpop", screenpop.start, screenpop.stop),
         Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),
@@ -510,11 +527,13 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
             return
         freeze_startup_objects()
         http_url = f"http://{http.host}:{_port_of(ports['http'])}"
+        screenpop.ws.http_origin = http_url  # the origin allowed to open websockets unless ws.allowed_origins
         banner = [
             f"ccserver {__version__} is up",
             f"  web:     {http_url}/   (login page: {http_url}/login)",
             f"  health:  {http_url}/healthz",
             f"  metrics: {http_url}/metrics",
+            f"  ws:      {screenpop.ws.public_url}/ws/agent",
             f"  FastAGI: agi://{agi.host}:{_port_of(ports['agi'])}/incoming",
             f"  AMI:     {', '.join(f'{s.name}={s.host}:{s.port}' for s in config.ami_servers()) or 'not configured'}",
         ]

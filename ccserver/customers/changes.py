@@ -154,6 +154,8 @@ class Invalidator:
         self.loop = loop
         self.settle = settle
         self._sleep = sleep
+        # Other caches of customer data (the screen-pop cards) drop what changed too: ``listener(inv)``.
+        self.listeners: list[Callable[[Invalidation], Any]] = []
 
     async def everything(self) -> int:
         """Drop every cached customer, wait ``settle`` seconds, drop again; returns how many were dropped."""
@@ -166,6 +168,8 @@ class Invalidator:
         return dropped + late
 
     async def apply(self, inv: Invalidation) -> None:
+        for listener in self.listeners:
+            listener(inv)
         if inv.numbers:
             await self.cache.invalidate_numbers(sorted(inv.numbers))
         for customer_id in sorted(inv.customer_ids):

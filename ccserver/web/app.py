@@ -19,6 +19,7 @@ from ccserver.web.page_routes import PageRoutes
 from ccserver.web.password_routes import PasswordRoutes
 from ccserver.web.recording_routes import RecordingRoutes
 from ccserver.web.report_page_routes import ReportPageRoutes
+from ccserver.web.screenpop_routes import ScreenPopRoutes
 from ccserver.web.state_routes import StateRoutes
 from ccserver.web.supervisor_routes import SupervisorRoutes
 from ccserver.web.ticket_routes import TicketRoutes
@@ -45,6 +46,9 @@ def build_router(ctx: WebContext) -> Router:
     PasswordRoutes(ctx).register(router)
     AdminRoutes(ctx).register(router)
     AdminPages(ctx).register(router)
+    ScreenPopRoutes(ctx).register(router)
+    # The pages may open the websocket (ws.public_url): CSP connect-src names its origin.
+    router.connect_src = lambda: ctx.screenpop.ws.public_origin if ctx.screenpop is not None else ""
     CampaignRoutes(ctx).register(router)
     return router
 

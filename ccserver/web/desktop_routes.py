@@ -92,7 +92,8 @@ class DesktopRoutes:
             "desktop.html", lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id), me=me,
             pause_codes=[(c.code, c.label(lang)) for c in settings.pause_codes],
             dispositions=[(c.code, c.label(lang)) for c in settings.dispositions],
-            wrapup_seconds=settings.wrapup_seconds)
+            wrapup_seconds=settings.wrapup_seconds,
+            screenpop=self.ctx.screenpop is not None)  # the screen-pop socket and card (screenpop_page.js)
         return html_response(page)
 
     async def config(self, req: Req) -> Response:

@@ -240,6 +240,8 @@ class Router(resource.Resource):
         self.trusted_proxies = parse_networks(trusted_proxies)
         self.log_pii = log_pii
         self.routes: list[Route] = []
+        # The origin pages may open websockets to (CSP connect-src), asked per page: known once ws listens.
+        self.connect_src: Callable[[], str] | None = None
 
     def add(self, method: str, path: str, handler: Handler, access: str = "api", roles: tuple[str, ...] = ()) -> None:
         if access not in {"public", "api", "page"}:
@@ -324,8 +326,7 @@ class Router(resource.Resource):
         if route.roles:
             principal.require(*route.roles)
 
-    @staticmethod
-    def _write(response: Response, request: server.Request, finished: list[bool]) -> None:
+    def _write(self, response: Response, request: server.Request, finished: list[bool]) -> None:
         if finished:
             return  # the client went away; nothing to write to
         request.setResponseCode(response.status, reason_phrase(response.status))
@@ -335,8 +336,10 @@ class Router(resource.Resource):
         request.setHeader("Referrer-Policy", "same-origin")
         request.setHeader("Cache-Control", "no-store")
         if response.content_type.startswith("text/html"):
+            connect = self.connect_src() if self.connect_src is not None else ""
             request.setHeader(
                 "Content-Security-Policy", "default-src 'self'; object-src 'none'; frame-ancestors 'none'"
+                + (f"; connect-src 'self' {connect}" if connect else "")
             )
         for name, value in response.headers.items():
             request.setHeader(name, value)

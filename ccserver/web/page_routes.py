@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from agents_ui import static_dir
 from ccserver.web.context import WebContext
@@ -33,9 +34,16 @@ class PageRoutes:
         expires = dt.datetime.fromtimestamp(p.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         page = self.ctx.templates.render(
             "home.html", req.lang,
-            principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id), expires=expires
+            principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id), expires=expires,
+            screenpop=await self._has_extension(p.user_id),
         )
         return html_response(page)
+
+    async def _has_extension(self, user_id: int) -> bool:
+        """The home page carries the screen-pop card for users with an extension (when websockets run)."""
+        if self.ctx.screenpop is None or self.ctx.session_factory is None:
+            return False
+        return bool(await self.ctx.run_blocking(_extension_of, self.ctx.session_factory, user_id))
 
     async def static_file(self, req: Req) -> Response:
         name = req.path_params["name"]
@@ -50,3 +58,11 @@ class PageRoutes:
         response = Response(200, body, content_type)
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response
+
+
+def _extension_of(session_factory: Any, user_id: int) -> str | None:
+    from ccserver.db.models import User
+
+    with session_factory() as session:
+        user = session.get(User, user_id)
+        return user.extension if user is not None else None

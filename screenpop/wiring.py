@@ -1,0 +1,61 @@
+"""Builds the screen-pop component for ``ccserver run`` (and for tests that want the real thing in-process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from screenpop.agents_map import AgentDirectory, load_agent_map
+from screenpop.bus import MemoryBus, RedisBus
+from screenpop.cards import CardCache, load_card_data, names_of
+from screenpop.lifecycle import ScreenPop
+from screenpop.service import ScreenPopService
+from screenpop.ws_server import WsServer
+from screenpop.ws_tickets import Grant, MemoryTickets, RedisTickets
+
+
+def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., Awaitable[Any]], users: Any,
+                    redis: Any = None, hub: Any = None, leads: Callable[[str], bool] | None = None,
+                    directory: Any = None, now: Callable[[], float] = time.time,
+                    ws_host: str | None = None, ws_port: int | None = None) -> ScreenPopService:
+    """``hub``/``leads``: the call-events hub and "does this node publish for that Asterisk" (None: no pops,
+    only the listener). ``directory``: the customer directory, to find a caller by number when the call carries
+    no ``CC_CUSTOMER_ID``."""
+    ws_conf = config.ws
+    tickets: Any = RedisTickets(redis, now) if redis is not None else MemoryTickets(now)
+
+    async def audit(action: str, grant: Grant | None, ip: str, detail: dict[str, Any]) -> None:
+        await run_blocking(users.audit, action, grant.user_id if grant else None, grant.username if grant else "",
+                           ip, detail)
+
+    ws = WsServer(tickets, host=ws_host if ws_host is not None else ws_conf.listen.host,
+                  port=ws_port if ws_port is not None else ws_conf.listen.port, public_url=ws_conf.public_url,
+                  allowed_origins=ws_conf.allowed_origins, audit=audit)
+    replay = config.screenpop.replay_frames
+    bus: Any = RedisBus(redis, replay) if redis is not None else MemoryBus(replay)
+    pop = None
+    if hub is not None:
+        region = config.phone.default_region
+
+        async def identify(raw: str) -> tuple[int | None, list[tuple[str, str]]]:
+            from routing.numbers import normalize
+
+            number = normalize(raw, region=region)
+            if directory is None or number.e164 is None:
+                return None, []
+            identity = await run_blocking(directory.identify, number.e164, store_id=None, line=None,
+                                          create_prospect=False)
+            found = identity.customer
+            cid = int(found.id) if found is not None and str(found.id).isdigit() else None
+            variants = await run_blocking(names_of, sessions, list(identity.other_customer_ids))
+            return cid, variants
+
+        cards = CardCache(lambda cid: run_blocking(load_card_data, sessions, cid), identify, now=now)
+        agents = AgentDirectory(lambda: run_blocking(load_agent_map, sessions), now=now)
+        tz = ZoneInfo(config.server.time_zone)
+        pop = ScreenPop(bus, agents, cards, leads=leads or (lambda _server: True),
+                        mask_roles=config.screenpop.mask_roles, today=lambda: datetime.now(tz).date())
+    return ScreenPopService(ws, bus, pop, hub)

@@ -1,0 +1,177 @@
+"""The websocket listener (``ws.listen``) on the shared event loop: ``/ws/agent`` and any socket kind another
+module registers (``/ws/wallboard``).
+
+A socket opens with a one-time ticket (``?ticket=…``, :mod:`screenpop.ws_tickets`); when the browser sends an
+``Origin`` it must be one of ``ws.allowed_origins`` (default: the HTTP origin). A refused socket is accepted, then
+closed at once with a code and a reason a browser can read (``CloseEvent.code`` / ``.reason``), and audited
+(``ws.refused``). Close codes: 4400 bad request (``last_seq``), 4401 ticket missing / invalid, used or expired /
+session ended, 4403 origin not allowed / ticket for another socket / role not allowed, 4404 no such socket, 1001
+server stopping.
+
+Another module adds a socket kind with :meth:`WsServer.add_kind` (a path, the roles allowed, and an ``async
+handler(ws, grant, params)`` that owns the socket until it returns); ``/api/ws-ticket`` issues tickets for every
+kind registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+
+from ccserver.metrics import REGISTRY
+from screenpop.ws_tickets import Grant, TicketRefused
+
+log = logging.getLogger("ccserver.screenpop")
+
+OPEN = REGISTRY.counter("ccserver_ws_opened_total", "Websockets opened, by kind")
+REFUSED = REGISTRY.counter("ccserver_ws_refused_total", "Websockets refused at the handshake, by reason")
+
+BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND = 4400, 4401, 4403, 4404
+REFUSALS: dict[str, tuple[int, str]] = {
+    "missing": (UNAUTHORIZED, "ticket missing"),
+    "invalid": (UNAUTHORIZED, "ticket invalid, used or expired"),
+    "wrong_socket": (FORBIDDEN, "ticket is for another socket"),
+    "origin": (FORBIDDEN, "origin not allowed"),
+    "role": (FORBIDDEN, "role not allowed on this socket"),
+    "path": (NOT_FOUND, "no such socket"),
+    "last_seq": (BAD_REQUEST, "last_seq must be a non-negative integer"),
+    "session_ended": (UNAUTHORIZED, "session ended"),
+}
+MAX_INCOMING = 4096  # clients send nothing we need; a large frame is an error
+
+Handler = Callable[[ServerConnection, Grant, dict[str, str]], Awaitable[None]]
+Audit = Callable[[str, Grant | None, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class SocketKind:
+    name: str
+    path: str
+    handler: Handler | None = None
+    roles: tuple[str, ...] | None = None  # None: any signed-in user
+
+
+class WsServer:
+    def __init__(self, tickets: Any, *, host: str, port: int, public_url: str = "",
+                 allowed_origins: Iterable[str] = (), audit: Audit | None = None) -> None:
+        self.tickets = tickets
+        self.host, self.port = host, port
+        # The base the socket paths (/ws/agent …) are appended to; a base naming the /ws prefix itself means the same.
+        self._public_url = public_url.rstrip("/").removesuffix("/ws")
+        self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self.http_origin = ""  # set once HTTP listens: the default allowed origin
+        self.audit = audit
+        self.kinds: dict[str, SocketKind] = {}
+        self._by_session: dict[str, set[ServerConnection]] = {}
+        self._server: Server | None = None
+
+    # -- the registry ----------------------------------------------------------------------------------------
+    def add_kind(self, name: str, path: str, handler: Handler | None = None,
+                 roles: Iterable[str] | None = None) -> SocketKind:
+        kind = SocketKind(name, path, handler, tuple(roles) if roles is not None else None)
+        self.kinds[name] = kind
+        return kind
+
+    def kind(self, name: str) -> SocketKind | None:
+        return self.kinds.get(name)
+
+    @property
+    def public_url(self) -> str:
+        return self._public_url or f"ws://{self.host}:{self.bound_port}"
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def bound_port(self) -> int:
+        if self._server is not None:
+            for sock in self._server.sockets:
+                return int(sock.getsockname()[1])
+        return self.port
+
+    def url_for(self, kind: SocketKind, ticket: str) -> str:
+        return f"{self.public_url}{kind.path}?ticket={ticket}"
+
+    def origins(self) -> set[str]:
+        return self.allowed_origins or ({self.http_origin.lower()} if self.http_origin else set())
+
+    # -- the listener ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
+        self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
+                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    def end_session(self, session_id: str) -> None:
+        """A login ended (logout, deactivation, expiry): its sockets close (4401 session ended)."""
+        for ws in list(self._by_session.pop(session_id, ())):
+            asyncio.ensure_future(ws.close(*REFUSALS["session_ended"]))
+
+    @property
+    def connections(self) -> int:
+        return len(self._server.connections) if self._server is not None else 0
+
+    async def _refuse(self, ws: ServerConnection, reason: str, grant: Grant | None, path: str) -> None:
+        code, text = REFUSALS[reason]
+        REFUSED.inc(reason=reason)
+        ip = str(ws.remote_address[0]) if ws.remote_address else ""
+        if self.audit is not None:
+            try:
+                await self.audit("ws.refused", grant, ip, {"reason": reason, "path": path[:64], "code": code})
+            except Exception as exc:  # noqa: BLE001 - the refusal stands; the audit failure is logged
+                log.error("could not audit a refused websocket: %s", exc)
+        await ws.close(code, text)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        parts = urlsplit(request.path)
+        kind = next((k for k in self.kinds.values() if k.path == parts.path), None)
+        if kind is None or kind.handler is None:
+            return await self._refuse(ws, "path", None, parts.path)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.lower().rstrip("/") not in self.origins():
+            return await self._refuse(ws, "origin", None, parts.path)
+        params = {k: v[-1] for k, v in parse_qs(parts.query, max_num_fields=8).items()}
+        try:
+            grant = await self.tickets.redeem(params.get("ticket"), kind.name)
+        except TicketRefused as refused:
+            return await self._refuse(ws, refused.reason, None, parts.path)
+        if kind.roles is not None and grant.role != "admin" and grant.role not in kind.roles:
+            return await self._refuse(ws, "role", grant, parts.path)
+        last = params.get("last_seq")
+        if last is not None and not (last.isascii() and last.isdigit() and len(last) < 16):
+            return await self._refuse(ws, "last_seq", grant, parts.path)
+        OPEN.inc(kind=kind.name)
+        sockets = self._by_session.setdefault(grant.session_id, set())
+        sockets.add(ws)
+        try:
+            await kind.handler(ws, grant, params)
+        finally:
+            sockets.discard(ws)
+            if not sockets:
+                self._by_session.pop(grant.session_id, None)
+
+
+def sender(ws: ServerConnection) -> Callable[[str], None]:
+    """Write a text frame without waiting (websockets' broadcast to one socket): a slow client never holds up
+    the producer; its frames wait in its own transport buffer."""
+    targets = (ws,)
+
+    def send(text: str) -> None:
+        broadcast(targets, text)
+
+    return send

@@ -1,0 +1,109 @@
+"""The screen pop in a real browser: an agent's home page opens the socket (agent_socket.js), the AMI replay peer
+plays a recorded call as Asterisk, the card (card.js) pops with a hostile customer name shown as text, and is
+retracted on ring-no-answer; the answering agent's card shows the answer. Screenshots in zh-CN and en."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.live_server import ROOT, LiveServer
+
+TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
+HOSTILE = "<img src=x onerror=alert(1)>"
+RECORD = """() => {
+  window.ccEvents = [];
+  for (const name of ["cc:call", "cc:call-ended", "cc:socket"]) {
+    document.addEventListener(name, (e) => window.ccEvents.push([name, JSON.parse(JSON.stringify(e.detail))]));
+  }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    ami_port = _free_port()  # the peer starts once the pages are open; the server retries until then
+    live = LiveServer(tmp_path_factory.mktemp("browser-screenpop"), extra_env={
+        "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(ami_port), "CCSERVER_AMI_USERNAME": "ccserver",
+        "CCSERVER_AMI_SECRET": "ccserver-secret"}).start()
+    live.ami_port = ami_port  # type: ignore[attr-defined]
+    # The recorded caller (+8613912345678) is on file; their name is now hostile markup.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{live.data_dir / 'ccserver.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE customers SET name = :name WHERE id IN (SELECT cp.customer_id FROM customer_phones"
+                          " cp JOIN phone_numbers p ON p.id = cp.phone_id WHERE p.e164 = '+8613912345678')"),
+                     {"name": HOSTILE})
+    engine.dispose()
+    yield live
+    live.stop()
+
+
+def _page(browser: Any, server: LiveServer, locale: str, username: str,  # noqa: F811
+          path: str = "/") -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: errors.append("dialog: " + d.message))
+    log_in(page, server.url, username, server.demo_password)
+    if path != "/":
+        page.goto(server.url + path)
+        page.wait_for_load_state("networkidle")
+    page.evaluate(RECORD)
+    # The home page's status line, or the desktop's (desktop.js shows cc:socket there).
+    page.wait_for_selector("#cc-socket[data-state=open], #socket-state[data-state=open]", state="attached",
+                           timeout=10_000)
+    return context, page, errors
+
+
+def test_a_recorded_call_pops_and_retracts_in_the_browser(server: LiveServer, browser: Any,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    ring_ctx, ring, ring_errors = _page(browser, server, "zh-CN", "agent8009")
+    answer_ctx, answer, answer_errors = _page(browser, server, "en", "agent8003", "/desktop")  # the desktop page
+    assert ring.inner_text("#cc-socket") == "已连接"
+    ami_port = str(server.ami_port)  # type: ignore[attr-defined]
+    peer = subprocess.Popen([sys.executable, "-m", "tests.replay.serve_ami", TRANSCRIPT, "--port", ami_port,
+                             "--port-file", str(tmp_path / "port"), "--speed", "1", "--skip-action", "Originate",
+                             "--max-seconds", "120"], cwd=ROOT)
+    try:
+        ring.wait_for_selector("#cc-card[data-state=ringing]", timeout=60_000)
+        assert ring.inner_text("#cc-card h2") == HOSTILE  # text, not markup
+        assert ring.locator("#cc-card img").count() == 0 and ring.locator("img").count() == 0
+        assert ring.inner_text("#cc-card [data-field=queue]") == "service"
+        assert "客户等级" in ring.inner_text("#cc-card")  # the labels in the page's language
+        screenshot(ring, "screenpop-ringing-zh-CN")
+        ring.wait_for_selector("#cc-card[data-state=retracted][data-reason=no_answer]", state="attached",
+                               timeout=15_000)
+        assert ring.is_hidden("#cc-card")
+        answer.wait_for_selector("#cc-card[data-state=answered]", timeout=15_000)
+        assert answer.inner_text("#cc-card h2") == HOSTILE and "Tier" in answer.inner_text("#cc-card")
+        assert "Liu Yang" in answer.inner_text("#call-summary") or HOSTILE in answer.inner_text("#call-summary")
+        screenshot(answer, "screenpop-desktop-answered-en")
+        answer.wait_for_selector("#cc-card[hidden]", state="attached", timeout=15_000)
+        ring_events = ring.evaluate("window.ccEvents")
+        calls = [(name, detail.get("state") or detail.get("reason")) for name, detail in ring_events
+                 if name != "cc:socket"]
+        assert calls == [("cc:call", "ringing"), ("cc:call-ended", "no_answer")]
+        answer_calls = [(name, detail.get("state") or detail.get("reason"))
+                        for name, detail in answer.evaluate("window.ccEvents") if name != "cc:socket"]
+        assert answer_calls[-3:] == [("cc:call", "ringing"), ("cc:call", "answered"), ("cc:call-ended", "ended")]
+    finally:
+        peer.kill()
+        peer.wait()
+    assert ring_errors == [] and answer_errors == []  # no CSP refusal, no script error, no alert
+    ring_ctx.close()
+    answer_ctx.close()

@@ -1,0 +1,327 @@
+"""Screen pop end to end in one process: a recorded Asterisk call (tracker → hub) pops, updates and retracts on
+real websocket clients; the handshake refuses what it must, each refusal audited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import websockets
+
+from ccserver.clock import ManualClock
+from ccserver.events import EventHub
+from tests.screenpop_support import AGENTS, ORIGIN, call_frames, feed, frames, make_service, open_agent
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+CUSTOMER = {7: {"id": 7, "name": "王芳", "tier": "gold", "numbers": ["+8613912345678"], "lifecycle": "customer",
+                "vehicles": [{"brand": "Volvo", "model": "XC60", "plate": "沪A12345", "vin": "LVSHFFAC4HF123456"}]}}
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def started(**kw: Any) -> tuple[Any, Any, EventHub]:
+    hub = EventHub()
+    service, audits = make_service(hub=hub, **kw)
+    hub.start()
+    await service.start()
+    return service, audits, hub
+
+
+def test_ring_no_answer_retracts_and_the_answering_agent_gets_pop_update_retract() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            a9 = await open_agent(service, 9, "agent8009")
+            a3 = await open_agent(service, 3, "agent8003")
+            a1 = await open_agent(service, 1, "agent8001")
+            assert (await frames(a9, 1))[0]["type"] == "hello"
+            assert (await frames(a3, 1))[0]["type"] == "hello"
+            assert (await frames(a1, 1))[0] == {"type": "hello", "seq": 0, "agent": {"id": 1, "username": "agent8001"},
+                                                "state": None, "call": None, "customer": None, "call_state": None}
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            pop, retract = await call_frames(a9, 2)
+            assert pop["state"] == "ringing" and pop["call"]["uniqueid"] == "1795416928.4"
+            assert pop["call"]["queue"] == "service" and pop["call"]["linkedid"] == "1795416928.4"
+            assert pop["customer"]["name"] == "王芳" and pop["customer"]["caller_name"] == "Liu Yang"
+            assert retract["type"] == "retract" and retract["reason"] == "no_answer" and retract["seq"] > pop["seq"]
+            pop3, update3, retract3 = await call_frames(a3, 3)
+            assert (pop3["type"], update3["type"], retract3["type"]) == ("pop", "update", "retract")
+            assert update3["state"] == "answered" and update3["wait"] is not None
+            assert retract3["reason"] == "ended" and pop3["seq"] < update3["seq"] < retract3["seq"]
+            # Agent 8001 was never rung: nothing of that call ever reaches them.
+            with pytest.raises(TimeoutError):
+                await call_frames(a1, 1, timeout=0.3)
+            for ws in (a9, a3, a1):
+                await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_a_hostile_caller_name_arrives_as_data() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered", replace=("Liu Yang", HOSTILE))
+            pop = (await call_frames(ws, 1))[0]
+            assert pop["customer"]["caller_name"] == HOSTILE  # unchanged text; the page sets it as textContent
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_resume_with_last_seq_replays_the_missed_frames_once_and_a_too_old_gap_gets_a_hello() -> None:
+    async def main() -> None:
+        from screenpop.bus import MemoryBus
+
+        service, _audits, hub = await started(cards=CUSTOMER, bus=MemoryBus(replay_frames=3))
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            # The socket drops; the call rings and stops meanwhile.
+            await ws.close()
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+            seq, _cur, _st = await service.bus.snapshot(9)
+            assert seq >= 2
+            again = await open_agent(service, 9, "agent8009", last_seq=0 if seq <= 3 else seq - 2)
+            missed = await frames(again, min(seq, 2))
+            assert [f["seq"] for f in missed] == list(range(seq - len(missed) + 1, seq + 1))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(again.recv(), 0.2)  # nothing twice
+            await again.close()
+            # More frames than the buffer keeps since last_seq: a fresh hello instead.
+            for _ in range(5):
+                await service.bus.publish(9, {"type": "agent_state", "state": "idle"}, state=True)
+            old = await open_agent(service, 9, "agent8009", last_seq=1)
+            hello = (await frames(old, 1))[0]
+            assert hello["type"] == "hello" and hello["seq"] == seq + 5 and hello["state"] == "idle"
+            await service.bus.publish(9, {"type": "agent_state", "state": "paused"}, state=True)
+            assert (await frames(old, 1))[0]["seq"] == seq + 6
+            await old.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_hello_carries_the_call_on_screen() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            # Stop before the ring ends: the card is still up when the agent (re)opens the page.
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered",
+                 stop=lambda m: m.get("Event") == "AgentRingNoAnswer")
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+            ws = await open_agent(service, 9, "agent8009")
+            hello = (await frames(ws, 1))[0]
+            assert hello["type"] == "hello" and hello["call_state"] == "ringing"
+            assert hello["call"]["uniqueid"] == "1795416928.4" and hello["customer"]["name"] == "王芳"
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def _close_of(ws: Any) -> tuple[int | None, str | None]:
+    return ws.close_code, ws.close_reason
+
+
+async def _closed(url: str, origin: str | None = ORIGIN) -> tuple[int | None, str | None]:
+    ws = await websockets.connect(url, origin=origin)  # type: ignore[arg-type]
+    with pytest.raises(websockets.ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), 5)
+    return _close_of(ws)
+
+
+def test_handshake_refusals_close_with_a_code_and_reason_and_are_audited() -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        service, audits, hub = await started(clock=clock)
+        ws_server = service.ws
+        agent = ws_server.kinds["agent"]
+        try:
+            base = f"{ws_server.public_url}/ws/agent"
+            assert await _closed(base) == (4401, "ticket missing")
+            assert await _closed(base + "?ticket=nonsense") == (4401, "ticket invalid, used or expired")
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            assert await _closed(ws_server.url_for(agent, ticket), origin="http://evil.example") == (
+                4403, "origin not allowed")
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            ok = await websockets.connect(ws_server.url_for(agent, ticket), origin=ORIGIN)
+            assert json.loads(await ok.recv())["type"] == "hello"
+            await ok.close()
+            assert await _closed(ws_server.url_for(agent, ticket)) == (4401, "ticket invalid, used or expired")
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            await clock.advance(31)
+            assert await _closed(ws_server.url_for(agent, ticket)) == (4401, "ticket invalid, used or expired")
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "wallboard", "s9")
+            assert await _closed(ws_server.url_for(agent, ticket)) == (4403, "ticket is for another socket")
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            assert await _closed(ws_server.url_for(agent, ticket) + "&last_seq=-1") == (
+                4400, "last_seq must be a non-negative integer")
+            assert await _closed(f"{ws_server.public_url}/ws/nothing") == (4404, "no such socket")
+            # No Origin header (a non-browser client with a valid ticket): allowed.
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            plain = await websockets.connect(ws_server.url_for(agent, ticket))
+            assert json.loads(await plain.recv())["type"] == "hello"
+            # The login ends: its sockets close.
+            ws_server.end_session("s9")
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(plain.recv(), 5)
+            assert _close_of(plain) == (4401, "session ended")
+            reasons = [row[3]["reason"] for row in audits.rows if row[0] == "ws.refused"]
+            assert reasons == ["missing", "invalid", "origin", "invalid", "invalid", "wrong_socket", "last_seq",
+                               "path"]
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_masked_roles_see_masked_numbers_and_vins() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER, mask_roles=("agent",))
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            pop = (await call_frames(ws, 1))[0]
+            card = pop["customer"]
+            assert card["masked"] and card["numbers"] == ["+86139****5678"]
+            assert card["vehicles"][0]["vin"] == "LVS**********3456" and "13912345678" not in json.dumps(pop)
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_only_the_node_leading_the_asterisk_publishes() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER, leads=lambda _server: False)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.3)
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+assert AGENTS  # the static agent map the tests use (8009 never answers, 8003 answers, 8001 is never rung)
+
+
+def test_an_asterisk_restart_takes_down_the_cards_of_calls_it_lost() -> None:
+    from ccserver.events import Resynced
+
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered",
+                 stop=lambda m: m.get("Event") == "AgentRingNoAnswer")
+            assert (await call_frames(ws, 1))[0]["type"] == "pop"
+            hub.publish(Resynced("other", 1, 0.0, (), (), (), True))  # another Asterisk: not this call's
+            hub.publish(Resynced("default", 999, 0.0, (), (), (), True))  # this call's Asterisk lost it
+            retract = (await call_frames(ws, 1))[0]
+            assert retract["type"] == "retract" and retract["reason"] == "ended"
+            assert retract["call"]["uniqueid"] == "1795416928.4"
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_sla_alarms_of_the_agents_tickets_and_their_state_reach_them() -> None:
+    from ccserver.events import TicketSlaAlarm
+
+    async def main() -> None:
+        service, _audits, hub = await started(cards=CUSTOMER)
+        try:
+            ws = await open_agent(service, 9, "agent8009")
+            await frames(ws, 1)
+            hub.publish(TicketSlaAlarm("tickets", 1, 0.0, 77, "complaint", "high", "resolution", "warning",
+                                       1_800_000_000.0, 1, "service", 9, 7, HOSTILE))
+            hub.publish(TicketSlaAlarm("tickets", 2, 0.0, 78, "repair", "normal", "resolution", "breach",
+                                       1_800_000_000.0, 1, "service", 3, 7, "someone else's"))
+            frame = (await frames(ws, 1))[0]
+            assert frame["type"] == "ticket" and frame["event"] == "sla_warning"
+            assert frame["ticket"]["id"] == 77 and frame["ticket"]["subject"] == HOSTILE
+            feed(hub, "ami-inbound-ivr-ringnoanswer-then-answered")
+            states = []
+            while not states or states[-1] != "idle":
+                got = (await frames(ws, 1))[0]
+                if got["type"] == "agent_state":
+                    states.append(got["state"])
+            assert "ringing" in states
+            await ws.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_the_wallboard_socket_pushes_the_snapshot_to_supervisors_only() -> None:
+    from ccserver.wallboard import WallboardPublisher
+    from screenpop.wallboard_socket import WallboardSockets
+
+    async def main() -> None:
+        service, _audits, hub = await started()
+        builds = 0
+
+        async def build(version: int) -> dict[str, Any]:
+            nonlocal builds
+            builds += 1
+            return {"version": version, "queues": [], "note": HOSTILE}
+
+        publisher = WallboardPublisher(build, ManualClock())
+        WallboardSockets(publisher).register(service.ws)
+        try:
+            kind = service.ws.kinds["wallboard"]
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "wallboard", "s9")
+            refused = await websockets.connect(service.ws.url_for(kind, ticket), origin=ORIGIN)
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(refused.recv(), 5)
+            assert (refused.close_code, refused.close_reason) == (4403, "role not allowed on this socket")
+            ticket, _ = await service.tickets.issue(2, "supervisor1", "supervisor", "wallboard", "s2")
+            board = await websockets.connect(service.ws.url_for(kind, ticket), origin=ORIGIN)
+            first = json.loads(await asyncio.wait_for(board.recv(), 5))
+            assert first["note"] == HOSTILE
+            await publisher.flush()
+            second = json.loads(await asyncio.wait_for(board.recv(), 5))
+            assert second["version"] > first["version"] and builds == 2
+            await board.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())

@@ -382,27 +382,18 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     admin_reload = ConfigReloads(redis_client)
     admin_reload.on_reload(routing.refresher.reload_now)
 
-    async def reload_rules() -> None:  # the admin's routing rules (SQL) override the file's
-        from ccserver.admin import rules as admin_rules
+    # What a reload re-reads: rules → routing, agents (personal queue), directory; IVR menus; desktop codes.
+    from ccserver.admin.live import LiveSettings
 
-        routing.service.replace_rules(await blocking.run(admin_rules.effective, sessions,
-                                                         config.section("routing")))
-
-    admin_reload.on_reload(reload_rules)
-
-    async def reload_ivr() -> None:  # the admin's IVR menus (SQL) override the file's
-        from ccserver.admin import rules as admin_rules
-
-        ivr.settings = await blocking.run(admin_rules.effective_ivr, sessions, config.section("ivr"))
-
-    admin_reload.on_reload(reload_ivr)
+    live = LiveSettings(sessions, config, blocking.run, routing=routing.service, agents=agents, directory=directory,
+                        ivr=ivr, desktop=desktop)
+    live.attach(admin_reload)
 
     async def start_admin_reload() -> None:
         try:
-            await reload_rules()
-            await reload_ivr()
-        except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's rules until the next reload
-            log.warning("the admin's routing rules or IVR could not be read (%s); using the file's",
+            await live.reload_all()
+        except Exception as exc:  # noqa: BLE001 - SQL down at start: the file's settings until the next reload
+            log.warning("the admin's routing rules, IVR or desktop codes could not be read (%s); using the file's",
                         type(exc).__name__)
         await admin_reload.start()
     ctx = WebContext(

@@ -242,3 +242,51 @@ def test_routing_rules_page_refuses_an_unknown_queue(server: LiveServer, browser
     assert '"main"' in page.input_value("#ivr-form textarea")  # the built-in menus, ready to edit
     assert errors == []
     context.close()
+
+
+def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new_codes(
+        server: LiveServer, browser: Any) -> None:  # noqa: F811
+    import json
+
+    codes = {"pause_codes": [{"code": "break", "label_zh": "休息", "label_en": "Break"},
+                             {"code": "coaching", "label_zh": "辅导<i>", "label_en": "Coaching"}],
+             "dispositions": [{"code": "resolved", "label_zh": "已解决", "label_en": "Resolved"},
+                              {"code": "test_drive", "label_zh": "预约试驾", "label_en": "Test drive booked"}]}
+    for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
+        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1100})
+        page = context.new_page()
+        errors = watch_errors(page)
+        log_in(page, server.url, "admin", "admin")
+        page.goto(f"{server.url}/admin/codes")
+        page.wait_for_selector("#codes-pause_codes tbody tr td.code")
+        assert page.inner_text("h1") == ("暂停原因与处理结果" if lang == "zh-CN" else "Pause and disposition codes")
+        if lang == "zh-CN":
+            assert "午餐" in page.inner_text("#codes-pause_codes")  # the config file's, as the desktop shows them
+            assert "配置文件" in page.inner_text("#codes-source")
+            refused = {**codes, "pause_codes": [*codes["pause_codes"],
+                                                {"code": "wrapup", "label_zh": "整理", "label_en": "Wrap-up"}]}
+            page.fill("#codes-form textarea", json.dumps(refused, ensure_ascii=False))
+            page.click("#codes-form button[type=submit]")
+            page.wait_for_selector("#message.error")
+            assert "'wrapup' is forced wrap-up's own reason" in page.inner_text("#message")
+            assert "coaching" not in page.inner_text("#codes-pause_codes")  # nothing applied
+            page.fill("#codes-form textarea", json.dumps(codes, ensure_ascii=False))
+            page.click("#codes-form button[type=submit]")
+            page.wait_for_selector("#codes-pause_codes td.code:text-is('coaching')")
+            assert "辅导<i>" in page.inner_text("#codes-pause_codes")  # shown as text
+        else:
+            page.wait_for_selector("#codes-dispositions td.code:text-is('test_drive')")
+            assert "Test drive booked" in page.inner_text("#codes-dispositions")
+        screenshot(page, f"admin-codes-{lang}")
+        assert errors == []
+        context.close()
+    # An agent's desktop on this server offers the new codes; no restart.
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    log_in(page, server.url, "agent8001", server.demo_password)
+    page.goto(f"{server.url}/desktop")
+    page.wait_for_selector("#pause-code")
+    options = page.eval_on_selector_all("#pause-code option", "os => os.map(o => [o.value, o.textContent])")
+    assert options == [["break", "休息"], ["coaching", "辅导<i>"]]
+    assert "预约试驾" in page.inner_text("#disposition")
+    context.close()

@@ -204,6 +204,12 @@ async function showSettings(form) {
   const data = await api("GET", form.dataset.settings);
   form.elements.json.value = JSON.stringify(data[form.dataset.field], null, 2);
   text(document.getElementById(`${form.id.replace("-form", "")}-source`), labels.source[data.source]);
+  if (form.dataset.tables) {  // the codes as the desktop shows them, one table per list
+    for (const [list, rows] of Object.entries(data[form.dataset.field])) {
+      const table = document.getElementById(`${form.dataset.tables}-${list}`);
+      if (table) render(table, rows);
+    }
+  }
 }
 for (const form of document.querySelectorAll("form[data-settings]")) {
   form.addEventListener("submit", async (event) => {

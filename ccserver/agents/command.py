@@ -55,13 +55,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
 async def _run(args: argparse.Namespace, config: Config) -> Any:
     from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
+    from ccserver.admin import rules as admin_rules
     from ccserver.agents import Actor, AgentService
     from ccserver.agents.queue_actions import AMIQueueActions
     from ccserver.agents.store import AgentStore
     from ccserver.ami.client import AMIServerConfig
     from ccserver.ami.manager import AMIManager
     from ccserver.db.engine import make_engine, session_factory
-    from routing.rules import RoutingRules
 
     loop = asyncio.get_running_loop()
     reactor = AsyncioSelectorReactor(loop)
@@ -75,7 +75,9 @@ async def _run(args: argparse.Namespace, config: Config) -> Any:
         return await asyncio.to_thread(fn, *a, **kw)
 
     actions = AMIQueueActions(ami, loop, connect_timeout=CONNECT_TIMEOUT)
-    service = AgentService(store, actions, rules=RoutingRules.from_dict(config.section("routing")),
+    # The admin's rules (SQL) when there are any, as the server uses them: the personal queue must be the same.
+    rules = await in_thread(admin_rules.effective, session_factory(engine), config.section("routing"))
+    service = AgentService(store, actions, rules=rules,
                            run_blocking=in_thread, servers=list(servers), default_server=config.callrouting.server)
     actor = Actor.system(f"cli:{_os_user()}")
     try:

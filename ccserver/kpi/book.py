@@ -37,7 +37,7 @@ from ccserver.events.types import (
     CallTransferred,
     Resynced,
 )
-from ccserver.kpi.counts import AgentCounts, QueueCounts, agent_figures, queue_figures
+from ccserver.kpi.counts import AgentCounts, QueueCounts, agent_figures, counted_state, queue_figures
 from ccserver.kpi.intervals import INTERVAL_SECONDS, interval_start, iso_utc, local_day
 from ccserver.state.model import running_average
 
@@ -432,7 +432,9 @@ class ServerBook:
         if clock.state == "wrapup" and clock.wrapup_until is not None and end > clock.wrapup_until:
             wrapped = max(0.0, clock.wrapup_until - start)
             return [("wrapup", "", wrapped), ("idle", "", end - max(start, clock.wrapup_until))]
-        return [(clock.state, clock.reason, end - start)]
+        # A forced wrap-up (a pause with reason wrapup) is wrap-up: the agent's and the last call's queue's.
+        state, reason = counted_state(clock.state, clock.reason)
+        return [(state, reason, end - start)]
 
     def _on_resynced(self, e: Resynced, t: float) -> None:
         calls = {c["uniqueid"]: c for c in e.calls}

@@ -13,7 +13,10 @@ Definitions (README "KPIs and reports" says the same):
 - **ASA** = answered callers' wait / answered; **AHT** = (talk + wrap-up) / handled, where a call is *handled*
   when its talk ends;
 - **occupancy** (agents) = (talking + wrap-up) / (available + ringing + talking + wrap-up): the share of the time
-  signed in and not paused that went to calls.
+  signed in and not paused that went to calls;
+- **wrap-up** is app_queue's own (``wrapuptime``) *and* the desktop's forced wrap-up, which is a queue pause with
+  the reason ``wrapup`` (ccserver/desktop): time paused with that reason counts as wrap-up (in AHT, occupancy and
+  the queue's wrap-up), never as paused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["AgentCounts", "QueueCounts", "agent_figures", "queue_figures"]
+__all__ = ["WRAPUP_PAUSE", "AgentCounts", "QueueCounts", "agent_figures", "counted_state", "queue_figures"]
+
+WRAPUP_PAUSE = "wrapup"  # the pause reason of the desktop's forced wrap-up (ccserver.desktop.settings.WRAPUP_REASON)
+
+
+def counted_state(state: str, reason: str = "") -> tuple[str, str]:
+    """The (state, reason) an agent's time counts in: idle is available; paused for forced wrap-up is wrap-up."""
+    if state == "idle":
+        return "available", reason
+    if state == "paused" and reason == WRAPUP_PAUSE:
+        return "wrapup", ""
+    return state, reason
 
 
 @dataclass(slots=True)
@@ -85,10 +99,10 @@ class AgentCounts:
         self.queues |= other.queues
 
     def spend(self, state: str, seconds: float, reason: str = "") -> None:
-        """Time spent in an agent state (``AgentStateChanged.state``: idle counts as available)."""
+        """Time spent in an agent state (``AgentStateChanged.state``), counted as :func:`counted_state` says."""
         if seconds <= 0:
             return
-        name = "available" if state == "idle" else state
+        name, reason = counted_state(state, reason)
         if name not in AGENT_STATES:
             return  # logged out: not the agent's time
         setattr(self, name, getattr(self, name) + seconds)

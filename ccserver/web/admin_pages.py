@@ -13,7 +13,7 @@ from ccserver.db.models import LINES, ROLES
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
 
-SECTIONS = ("stores", "dids", "calendar", "routing", "users", "data", "audit")
+SECTIONS = ("stores", "dids", "calendar", "routing", "codes", "users", "data", "audit")
 MANAGER_SECTIONS = ("stores", "dids", "calendar", "users")
 
 
@@ -23,7 +23,8 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's marker
 
 TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "calendar": N_("Hours and holidays"),
           "users": N_("Users"),
-          "routing": N_("Routing rules and IVR"), "data": N_("Import and export"), "audit": N_("Audit log")}
+          "routing": N_("Routing rules and IVR"), "codes": N_("Pause and disposition codes"),
+          "data": N_("Import and export"), "audit": N_("Audit log")}
 LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("Complaints"),
               "insurance": N_("Insurance"), "hotline": N_("Hotline")}
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ccserver.admin import codes as admin_codes
 from ccserver.admin import crm_export, org
 from ccserver.admin import rules as admin_rules
 from ccserver.admin import users as admin_users
@@ -61,6 +62,9 @@ class AdminRoutes:
         add("GET", "/api/admin/ivr", self.get_ivr, "admin")
         add("PUT", "/api/admin/ivr", self.put_ivr, "admin")
         add("DELETE", "/api/admin/ivr", self.reset_ivr, "admin")
+        add("GET", "/api/admin/desktop-codes", self.get_codes, "admin")
+        add("PUT", "/api/admin/desktop-codes", self.put_codes, "admin")
+        add("DELETE", "/api/admin/desktop-codes", self.reset_codes, "admin")
         add("GET", "/api/admin/audit", self.audit_log, "admin")
         add("GET", "/api/admin/export/{kind}", self.export)
         add("POST", "/api/admin/import/{kind}", self.import_csv, "admin")
@@ -319,6 +323,23 @@ class AdminRoutes:
     async def reset_ivr(self, req: Req) -> Response:
         await self.call(admin_rules.reset_ivr, self.actor(req))
         return await self.changed("ivr", None)
+
+    # --- the desktop's pause and disposition codes ----------------------------------------------------------
+
+    async def get_codes(self, req: Req) -> Response:
+        override = await self.call(admin_rules.stored, admin_codes.KEY)
+        settings = await self.call(admin_codes.effective, self.ctx.config.section("desktop"))
+        return json_response({"codes": admin_codes.as_json(settings),
+                              "source": "admin" if override is not None else "file"})
+
+    async def put_codes(self, req: Req) -> Response:
+        result = await self.call(admin_codes.save, self.actor(req), req.json().get("codes"),
+                                 self.ctx.config.section("desktop"))
+        return await self.changed("desktop_codes", result)
+
+    async def reset_codes(self, req: Req) -> Response:
+        result = await self.call(admin_codes.reset, self.actor(req), self.ctx.config.section("desktop"))
+        return await self.changed("desktop_codes", result)
 
     # --- audit, export, erasure -------------------------------------------------------------------------
 

@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].set_defaults(func=cmd_crm)
     sub.add_parser("check", parents=[common], help="check a deployment: database, Redis, AMI user and privileges, "
                    "FastAGI port, prompts").set_defaults(func=cmd_check)
+    from ccserver.dialer.command import add_parser as add_dialer_parser
+
+    add_dialer_parser(sub)
 
     cfg = sub.add_parser("config", help="configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

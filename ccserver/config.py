@@ -411,6 +411,16 @@ def _check_routing(values: dict[str, Any]) -> None:
         raise ConfigError(f"[routing]: {exc}") from None
 
 
+def _check_campaigns(values: dict[str, Any]) -> None:
+    """The [campaigns] section is validated as a whole (window, retry spacing, marketing types)."""
+    from ccserver.campaigns.settings import CampaignSettings, CampaignSettingsError
+
+    try:
+        CampaignSettings.from_dict({k: v for k, v in values.items() if v is not None})
+    except CampaignSettingsError as exc:
+        raise ConfigError(f"[campaigns] {exc}") from None
+
+
 def _check_ivr(values: dict[str, Any]) -> None:
     """The [ivr] table is validated as a whole over the built-in menu (errors name the key)."""
     from ivr.settings import IVRConfigError, IVRSettings
@@ -522,6 +532,22 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "dial_context": _parse_name,
         "transfer_context": _parse_name,
         "dial_timeout_seconds": _parse_float_range(5.0, 120.0),
+    },
+    "campaigns": {
+        "window_start": _parse_clock_time,
+        "window_end": _parse_clock_time,
+        "holidays": _split_list,
+        "max_attempts": _parse_int_range(1, 20),
+        "retry_spacing": _parse_table_value,
+        "abandon_cap": _parse_float_range(0.0, 0.5),
+        "abandon_window_seconds": _parse_float_range(60.0, 30 * 86_400.0),
+        "abandon_after_seconds": _parse_float_range(0.5, 10.0),
+        "marketing_types": _split_list,
+        "outbound_context": _parse_name,
+        "dial": _parse_str,
+        "amd": _parse_bool,
+        "lease_ttl_seconds": _parse_float_range(3.0, 300.0),
+        "originate_timeout_seconds": _parse_float_range(15.0, 120.0),  # the TSR: ring at least 15 s
     },
     "auth": {
         "token_lifetime_hours": _parse_positive_float,
@@ -703,6 +729,7 @@ def load_config(
     _check_tickets(values["tickets"], values["server"]["time_zone"])
     _check_ivr(values["ivr"])
     _check_desktop(values["desktop"])
+    _check_campaigns(values["campaigns"])
     if values["callrouting"]["margin_seconds"] >= values["callrouting"]["deadline_seconds"]:
         raise ConfigError("callrouting.margin_seconds must be below callrouting.deadline_seconds")
     return Config(values, sources)

@@ -285,6 +285,26 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     if telephony is not None:
         kpi.subscribe(telephony.hub)
     routing.service.on_callback.append(kpi.note_callback)
+    # Outbound campaigns (ccserver/campaigns): the service behind /api/campaigns and /api/dnc.
+    from ccserver.campaigns.service import CampaignService
+    from ccserver.campaigns.settings import CampaignSettings
+
+    campaign_settings = CampaignSettings.from_config(config)
+    campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
+                                default_region=config.phone.default_region)
+    # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
+    dialer: Any = None
+    if telephony is not None and telephony.server_names:
+        from ccserver.dialer.engine import AmiOriginator, Dialer
+        from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
+        from ccserver.dialer.store import DialerStore
+
+        dialer = Dialer(DialerStore(sessions), AmiOriginator(telephony.ami),
+                        RedisContactLeases(redis_client) if redis_client is not None else MemoryContactLeases(),
+                        run_blocking=blocking.run, settings=campaign_settings, clock=clock,
+                        tracker=telephony.tracker, redis=redis_client, node_id=telephony.node_id,
+                        server=telephony.server_names[0], default_zone=config.server.time_zone)
+        dialer.subscribe(telephony.hub)
 
     # The agent desktop (ccserver/desktop): forced wrap-up after each answered call (from the hub, for the
     # Asterisk servers this node leads), transfers and click-to-dial over AMI, notes and dispositions in SQL.
@@ -394,6 +414,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         supervisor=supervisor,
         recordings=RecordingFiles(recording_policy.dir),
         wallboard=wallboard,
+        campaigns=campaigns,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
         desktop=desktop,
@@ -479,6 +500,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("jobs", start_jobs, stop_jobs),
         # Before the listeners' turn at shutdown: the sockets close (1001) once HTTP and FastAGI have stopped.
         Step("screenpop", screenpop.start, screenpop.stop),
+        Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),
         Step("http", lambda: listen("http", lambda: reactor.listenTCP(http.port, site, backlog=128,

@@ -59,6 +59,11 @@ _SENTENCES: dict[str, Prompt] = {
     "cc-queue-callback-hint": Prompt("如不想继续等待，可随时按1，我们将按您的排队顺序回电。", "If you would rather "
                                      "not wait, press 1 at any time and we will call you back in your turn."),
     "cc-goodbye": Prompt("感谢您的来电，再见。", "Thank you for calling. Goodbye."),
+    # An answered campaign call no agent could take within the abandon limit (the store's number follows).
+    "cc-campaign-abandon": Prompt("您好，这里是您的汽车经销商客户服务中心，现在没有客服人员可以接听，"
+                                  "我们稍后会再联系您。我们的电话号码是",
+                                  "Hello, this is your car dealer's customer service. No one is free to talk right "
+                                  "now; we will call you again later. Our number is"),
     "cc-survey": Prompt("请为本次服务评分，非常满意请按5，非常不满意请按1。", "Please rate this call from 1 to 5, "
                         "where 5 is very satisfied and 1 very dissatisfied."),
     "cc-survey-invalid": Prompt("输入有误，请按1到5之间的数字。", "Sorry, please press a number from 1 to 5."),

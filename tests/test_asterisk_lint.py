@@ -481,3 +481,24 @@ def test_desktop_transfer_and_dial_contract(tmp_path: Path) -> None:
     queue = write(tmp_path, "queues_x.conf", "[sales]\nstrategy = ringall\nringinuse = no\nsetinterfacevar = yes\n"
                                              "autopause = all\nwrapuptime = 10\n")
     assert [p.message.split(":")[0] for p in lint([queue])] == ["[sales] wrapuptime = 10"]
+
+
+def test_campaign_contexts_shipped_and_checked(tmp_path: Path) -> None:
+    conf, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf")
+    assert conf is not None
+    answered = conf.section("ccserver-campaign")
+    outbound = conf.section("ccserver-outbound")
+    assert answered is not None and outbound is not None
+    text = "\n".join(i.value for i in answered.items)
+    assert "Queue(${CC_QUEUE},ct,,," in text and "CC_ABANDON_AFTER" in text and "AMD()" in text
+    assert "Playback(cc-campaign-abandon)" in text
+    assert "Dial(${CC_DIAL}" in "\n".join(i.value for i in outbound.items)
+    broken = (REPO_ROOT / "config" / "asterisk" / "extensions_ccserver.conf").read_text(encoding="utf-8")
+    broken = "\n".join(" same => n,Queue(${CC_QUEUE})" if "Queue(${CC_QUEUE}" in line and "ABANDON" in line
+                       else line for line in broken.replace("Playback(cc-campaign-abandon)", "Playback(beep)")
+                       .splitlines())
+    path = tmp_path / "extensions_ccserver.conf"
+    path.write_text(broken, encoding="utf-8")
+    messages = [p.message for p in lint([str(path)])]
+    assert any("does not bound Queue() by ${CC_ABANDON_AFTER}" in m for m in messages)
+    assert any("never plays cc-campaign-abandon" in m for m in messages)

@@ -23,8 +23,8 @@ from tests.replay.agi_transcripts import REPO_ROOT
 from tests.test_server_e2e import ROOT, ccserver, wait_for_banner
 
 ALL_DEFAULT = {"cc-callback-thanks", "cc-callback-unavailable", "cc-goodbye", "cc-queue-callback-hint",
-               "cc-after-hours", "cc-no-agents", "cc-callback-offer", "cc-survey", "cc-survey-invalid",
-               "cc-survey-thanks"}
+               "cc-campaign-abandon", "cc-after-hours", "cc-no-agents", "cc-callback-offer", "cc-survey",
+               "cc-survey-invalid", "cc-survey-thanks"}
 
 
 def test_dialplan_prompt_list_matches_the_shipped_dialplan() -> None:
@@ -92,7 +92,7 @@ def test_check_prompts_logs_one_warning_naming_each_missing_prompt(tmp_path: Pat
         "en/cc-after-hours"}
     assert len(caplog.records) == 1
     text = caplog.records[0].getMessage()
-    assert text.startswith(f"17 prompt(s) missing in {tmp_path}")
+    assert text.startswith(f"19 prompt(s) missing in {tmp_path}")
     assert "zh/cc-callback-thanks (the shipped dialplan)" in text
     assert "zh/cc-after-hours (routing.announce.after_hours)" in text and "en/cc-after-hours" not in text
     assert "en/cc-survey-thanks (callrouting.survey_thanks_prompt)" in text and "cc-survey " not in text

@@ -39,3 +39,11 @@ def test_example_ivr_is_the_built_in_menu():
     config = load_config(EXAMPLE, environ={})
     assert IVRSettings.from_dict(config.section("ivr")) == IVRSettings.from_dict()
     assert config.section("ivr")["menus"]["main"]["options"]["1"] == "line:sales"
+
+
+def test_example_campaign_settings_are_the_built_in_defaults():
+    from ccserver.campaigns.settings import CampaignSettings
+
+    config = load_config(EXAMPLE, environ={})
+    assert CampaignSettings.from_config(config) == CampaignSettings()
+    assert CampaignSettings.from_config(load_config(environ={})) == CampaignSettings()

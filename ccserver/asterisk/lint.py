@@ -14,6 +14,8 @@ dialplan
   - it passes ``${CC_ARRIVED}`` and ``${CC_LINE}`` to the ``callback`` script                    warning
   - ``Queue(${CC_QUEUE},…)`` has option ``t`` (the agent may transfer: desktop transfers)       warning
   - the desktop's contexts exist: ``ccserver-transfer`` and ``ccserver-dial`` (click-to-dial)    warning
+  - a campaign answer context (names ``CC_CAMPAIGN_ID``, queues, no ``incoming`` script) bounds
+    ``Queue()`` by ``${CC_ABANDON_AFTER}`` and plays the abandon message                      warning
 queues
   - a ``[general]`` setting given twice with different values (app_queue reads the first)        warning
   - a ``strategy`` Asterisk ignores: app_queue takes the first one of the category, so a
@@ -195,6 +197,18 @@ def _lint_dialplan(conf: ConfFile, queues_known: set[str] | None) -> list[Proble
                 out.append(Problem(item.path, item.line, "warning", f"[{section.name}] does not pass ${{CC_ARRIVED}} "
                                    "and ${CC_LINE} to the callback script: a caller leaving a queue loses their "
                                    "turn, and an IVR caller's callback follows the number dialled, not their line"))
+    inbound = {s.name for s in _inbound(conf)}
+    for section in conf.sections:
+        text = "\n".join(i.value for i in section.items)
+        queue_lines = [i.value for i in section.items if _QUEUE_APP.search(i.value)]
+        if section.name in inbound or "CC_CAMPAIGN_ID" not in text or not queue_lines:
+            continue  # not a campaign's answer context
+        if not any("CC_ABANDON_AFTER" in v for v in queue_lines):
+            out.append(Problem(section.path, section.line, "warning", f"[{section.name}] does not bound Queue() by "
+                               "${CC_ABANDON_AFTER}: an answered campaign callee may wait for an agent in silence"))
+        if "cc-campaign-abandon" not in text:
+            out.append(Problem(section.path, section.line, "warning", f"[{section.name}] never plays "
+                               "cc-campaign-abandon: an abandoned campaign callee must hear who called"))
     if queues_known is not None:
         for section in conf.sections:
             for item in section.items:

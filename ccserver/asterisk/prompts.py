@@ -21,7 +21,7 @@ log = logging.getLogger("ccserver.prompts")
 
 # Prompts config/asterisk/extensions_ccserver.conf (and the queues' periodic announcement) play by name
 # (tests/test_asterisk_prompts.py checks this list against the files).
-DIALPLAN_PROMPTS = ("cc-callback-thanks", "cc-callback-unavailable", "cc-goodbye")
+DIALPLAN_PROMPTS = ("cc-callback-thanks", "cc-callback-unavailable", "cc-goodbye", "cc-campaign-abandon")
 QUEUE_PROMPTS = ("cc-queue-callback-hint",)
 LANGUAGES = ("zh", "en")
 # File formats Asterisk plays a prompt from (format_*.so): the name is looked up with each extension.

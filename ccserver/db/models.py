@@ -762,3 +762,99 @@ class KpiAgentInterval(Base):
     paused_by_reason: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     queues: Mapped[list[str]] = mapped_column(JSON, default=list)  # the queues it served (store filtering)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+
+
+# --- outbound campaigns (issue #14) -----------------------------------------------------------------------
+
+CAMPAIGN_TYPES = ("return_visit", "satisfaction", "maintenance", "insurance", "member_event",
+                  "complaint_callback", "callback_request", "abandoned_caller")
+CAMPAIGN_MODES = ("preview", "progressive", "predictive")
+CAMPAIGN_STATUSES = ("draft", "running", "paused", "finished")
+CAMPAIGN_TARGET_STATUSES = ("pending", "active", "done", "dropped")
+CAMPAIGN_OUTCOMES = ("busy", "no_answer", "failed", "machine", "abandoned", "reached", "refused", "invalid")
+
+
+class Campaign(Base):
+    """An outbound campaign: what it calls for (``type``), how it dials (``mode``), where answered calls go
+    (``queue``), whose caller ID it shows (``store_id``'s DID), when (``window``, the callee's local time)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (one_of("type", CAMPAIGN_TYPES), one_of("mode", CAMPAIGN_MODES),
+                      one_of("status", CAMPAIGN_STATUSES))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    type: Mapped[str] = mapped_column(String(24))
+    mode: Mapped[str] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(12), default="draft", index=True)
+    queue: Mapped[str] = mapped_column(String(80))
+    store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    window: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"start": "09:00", "end": "20:00", "weekdays": [...]}
+    targets_spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # as posted: {"filter": {...}} | {"customer_ids"}
+    tiers_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_attempts: Mapped[int] = mapped_column(SmallInteger, default=3)
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignTarget(Base):
+    """One number a campaign calls (a customer's, or a CSV row's). Open while ``pending``; ``active`` while an
+    attempt is in flight; ``done`` (final outcome) or ``dropped`` (the gate refused it for good, ``drop_reason``)."""
+
+    __tablename__ = "campaign_targets"
+    __table_args__ = (
+        one_of("status", CAMPAIGN_TARGET_STATUSES),
+        UniqueConstraint("campaign_id", "e164", name="uq_campaign_targets_campaign_id_e164"),
+        Index("ix_campaign_targets_campaign_id_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(_fk("campaigns.id", "CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    e164: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str | None] = mapped_column(String(10))
+    order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # due date or original arrival: earlier first
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    last_outcome: Mapped[str | None] = mapped_column(String(12))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    drop_reason: Mapped[str | None] = mapped_column(String(24))
+
+
+class CampaignAttempt(Base):
+    """One Originate: its ActionID (announced to the tracker before it is sent), what became of it, the
+    disposition the agent gave and the ticket it made."""
+
+    __tablename__ = "campaign_attempts"
+    __table_args__ = (one_of("outcome", CAMPAIGN_OUTCOMES, nullable=True),
+                      Index("ix_campaign_attempts_campaign_id_originated_at", "campaign_id", "originated_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(_fk("campaigns.id", "CASCADE"))
+    target_id: Mapped[int] = mapped_column(_fk("campaign_targets.id", "CASCADE"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id", "SET NULL"), index=True)
+    action_id: Mapped[str] = mapped_column(String(64), unique=True)
+    node: Mapped[str | None] = mapped_column(String(120))
+    server: Mapped[str | None] = mapped_column(String(64))
+    uniqueid: Mapped[str | None] = mapped_column(String(64))
+    originated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    agent_interface: Mapped[str | None] = mapped_column(String(80))
+    disposition: Mapped[str | None] = mapped_column(String(40))
+    ticket_id: Mapped[int | None] = mapped_column(_fk("tickets.id", "SET NULL"))
+
+
+class DncNumber(Base):
+    """The number-level do-not-call list (numbers that may belong to no customer)."""
+
+    __tablename__ = "dnc_numbers"
+
+    e164: Mapped[str] = mapped_column(String(20), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
+    added_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api, csv, refusal

@@ -7,6 +7,7 @@ from ccserver.web.admin_routes import AdminRoutes
 from ccserver.web.agent_routes import AgentRoutes
 from ccserver.web.auth_routes import AuthRoutes
 from ccserver.web.call_routes import CallRoutes
+from ccserver.web.campaign_routes import CampaignRoutes
 from ccserver.web.channel import GuardedSite
 from ccserver.web.context import WebContext
 from ccserver.web.customer_routes import CustomerRoutes
@@ -48,6 +49,7 @@ def build_router(ctx: WebContext) -> Router:
     ScreenPopRoutes(ctx).register(router)
     # The pages may open the websocket (ws.public_url): CSP connect-src names its origin.
     router.connect_src = lambda: ctx.screenpop.ws.public_origin if ctx.screenpop is not None else ""
+    CampaignRoutes(ctx).register(router)
     return router
 
 

@@ -82,6 +82,8 @@ class WebContext:
     admin_reload: Any = None
     # Screen pop (screenpop.service.ScreenPopService): websocket tickets for /api/ws-ticket (None: 503).
     screenpop: Any = None
+    # Outbound campaigns for /api/campaigns and /api/dnc (ccserver.campaigns.service.CampaignService; None: 503).
+    campaigns: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

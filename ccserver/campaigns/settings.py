@@ -1,0 +1,79 @@
+"""The ``[campaigns]`` settings as one typed object (validated at start; errors name the key)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from ccserver.campaigns.compliance import MARKETING_TYPES, RetryPolicy
+from ccserver.campaigns.windows import CallingWindow, WindowError, parse_window
+from ccserver.db.models import CAMPAIGN_TYPES
+from ccserver.dialer.pacing import PacingSettings
+
+__all__ = ["CampaignSettings", "CampaignSettingsError"]
+
+
+class CampaignSettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    window: CallingWindow = field(default_factory=CallingWindow)  # global: every campaign's window lies inside it
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    pacing: PacingSettings = field(default_factory=PacingSettings)
+    abandon_window_seconds: float = 3600.0
+    abandon_after_seconds: float = 2.0
+    marketing_types: frozenset[str] = MARKETING_TYPES
+    outbound_context: str = "ccserver-outbound"
+    dial: str = "PJSIP/{number}@trunk"
+    amd: bool = False
+    lease_ttl_seconds: float = 15.0
+    originate_timeout_seconds: float = 30.0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> CampaignSettings:
+        def key(name: str, default: Any) -> Any:
+            return values.get(name, default)
+
+        try:
+            holidays = frozenset(date.fromisoformat(str(d)) for d in key("holidays", []))
+        except ValueError:
+            raise CampaignSettingsError("campaigns.holidays: expected dates such as 2026-10-01") from None
+        try:
+            window = parse_window({"start": key("window_start", "09:00"), "end": key("window_end", "20:00")},
+                                  holidays)
+        except WindowError as exc:
+            raise CampaignSettingsError(f"campaigns.{str(exc).replace('window.', 'window_')}") from None
+        spacing = key("retry_spacing", None)
+        try:
+            policy = RetryPolicy(int(key("max_attempts", 3)),
+                                 {k: float(v) for k, v in spacing.items()} if spacing else RetryPolicy().spacing)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CampaignSettingsError(f"campaigns.retry_spacing / max_attempts: {exc}") from None
+        try:
+            pacing = PacingSettings(abandon_cap=float(key("abandon_cap", 0.03)))
+        except ValueError as exc:
+            raise CampaignSettingsError(f"campaigns.abandon_cap: {exc}") from None
+        marketing = frozenset(key("marketing_types", sorted(MARKETING_TYPES)))
+        unknown = marketing - set(CAMPAIGN_TYPES)
+        if unknown:
+            raise CampaignSettingsError(f"campaigns.marketing_types: unknown type(s) {sorted(unknown)}")
+        return cls(window, policy, pacing, float(key("abandon_window_seconds", 3600.0)),
+                   float(key("abandon_after_seconds", 2.0)), marketing,
+                   str(key("outbound_context", "ccserver-outbound")), _dial(key("dial", "PJSIP/{number}@trunk")),
+                   bool(key("amd", False)),
+                   float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)))
+
+    @classmethod
+    def from_config(cls, config: Any) -> CampaignSettings:
+        return cls.from_dict(config.section("campaigns"))
+
+
+def _dial(value: Any) -> str:
+    text = str(value).strip()
+    if "{number}" not in text or any(ch in text for ch in "\r\n\0,\"'\\ ") or "/" not in text:
+        raise CampaignSettingsError("campaigns.dial: a dial string with {number}, e.g. PJSIP/{number}@trunk")
+    return text

@@ -1,0 +1,553 @@
+"""The dialer: a cluster-leased component that dials running campaigns over AMI Originate.
+
+One node dials at a time: the holder of the Redis lease ``ccserver:dialer:lease`` (renewed every ``ttl/3`` on the
+injected clock; the moment a renewal fails and the local copy of the lease has run out, dialing stops — calls in
+flight still get their outcome written). Without Redis the single node dials.
+
+Every tick (``tick`` seconds), for each running campaign that is not in preview mode:
+
+1. the pacing model says how many lines to add (:func:`ccserver.dialer.pacing.lines_to_dial`, fed by the
+   campaign's :class:`~ccserver.dialer.pacing.LiveStats` and the queue's free / busy agents);
+2. the planner picks that many targets through the compliance gate (:func:`ccserver.campaigns.planner.pick`) —
+   the window in the callee's local time, DNC, consent, attempts, spacing — and one active attempt per customer;
+3. for each: the contact leases in Redis (target + customer, all or nothing), the attempt row in SQL (with its
+   ActionID), ``tracker.expect_originate`` — and only then ``Originate`` (Async) of ``Local/<number>@<outbound
+   context>`` with ``CC_CAMPAIGN_ID``, ``CC_TARGET_ID``, ``CC_QUEUE``, ``CC_AMD``, ``CC_ABANDON_AFTER``,
+   ``CC_STORE_DID`` and the store's DID as caller ID; the answered leg continues in ``[ccserver-campaign]``.
+
+Results: the ``OriginateResponse`` (busy, no answer, failed — or answered), then the call's ``CallEnded`` on the hub:
+an agent took it → ``reached``; it waited in the campaign queue past ``abandon_after_seconds`` → ``abandoned`` (the
+dialplan played the message); it never reached the queue (AMD) → ``machine``. An Originate whose outcome is unknown
+(the AMI connection dropped) keeps its leases and is reconciled at the next ``Resynced`` against the live calls —
+adopted if its call is there, else ended as ``failed`` — never re-sent. A node taking the lease over reconciles the
+attempts left without an outcome the same way against the live model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ccserver.ami.errors import OriginateOutcomeUnknown
+from ccserver.ami.lease import RedisLease
+from ccserver.bridge import settle
+from ccserver.campaigns.compliance import FINAL_OUTCOMES, Contact, RetryPolicy
+from ccserver.campaigns.planner import CampaignRules, pick
+from ccserver.campaigns.selection import Target, TargetQueue
+from ccserver.campaigns.settings import CampaignSettings
+from ccserver.campaigns.windows import callee_zones, intersect, parse_window
+from ccserver.clock import Clock, LoopClock
+from ccserver.dialer.leases import ContactLeases
+from ccserver.dialer.pacing import LiveStats, lines_to_dial
+from ccserver.dialer.store import CampaignRow, DialerStore, TargetRow
+from ccserver.events.types import CallEnded, Resynced
+from ccserver.metrics import REGISTRY
+
+__all__ = ["AmiOriginator", "Dialer", "Originator", "tracker_floor"]
+
+log = logging.getLogger("ccserver.dialer")
+
+ORIGINATES = REGISTRY.counter("ccserver_dialer_originates_total",
+                              "Originates sent by the dialer, by campaign mode")
+OUTCOMES = REGISTRY.counter("ccserver_dialer_outcomes_total", "Campaign attempt outcomes, by outcome")
+LEASE_KEY = "ccserver:dialer:lease"
+CONTEXT_ANSWERED = "ccserver-campaign"
+# OriginateResponse outcome (ccserver.ami.client.ORIGINATE_REASONS) -> attempt outcome.
+_NOT_ANSWERED = {"busy": "busy", "no_answer": "no_answer", "hangup": "no_answer", "congestion": "failed",
+                 "failed": "failed"}
+
+
+class Originator(Protocol):
+    def new_action_id(self, server: str) -> str: ...
+
+    def originate(self, server: str, channel: str, **kwargs: Any) -> Awaitable[Any]:
+        """Sends the Originate at once; the awaitable gives the OriginateResult, or raises OriginateOutcomeUnknown
+        when the outcome cannot be known."""
+        ...
+
+
+class AmiOriginator:
+    """The AMI manager (ccserver.ami.manager.AMIManager) as an Originator."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    def new_action_id(self, server: str) -> str:
+        return str(self.manager.clients[server].new_originate_id())
+
+    def originate(self, server: str, channel: str, **kwargs: Any) -> Awaitable[Any]:
+        return settle(self.manager.originate(server, channel, **kwargs))  # written now, awaited later
+
+
+def tracker_floor(tracker: Any) -> Callable[[str, str, float], tuple[int, list[float]]]:
+    """Free agents of a queue and, for each busy one, seconds into its call — from the live model."""
+
+    def floor(queue: str, server: str, now: float) -> tuple[int, list[float]]:
+        q = tracker.queue(queue, server)
+        if q is None:
+            return 0, []
+        free, busy = 0, []
+        for member in q.members.values():
+            if not member.logged_in or member.paused:
+                continue
+            if member.available:
+                free += 1
+            elif member.in_call:
+                agent = tracker.agent(member.interface, server)
+                busy.append(max(0.0, now - agent.since) if agent is not None and agent.since else 0.0)
+        return free, busy
+
+    return floor
+
+
+@dataclass
+class _Live:
+    action_id: str
+    campaign_id: int
+    target: Target
+    e164: str
+    server: str
+    sent_at: float
+    holder: str
+    uniqueid: str | None = None
+    answered_at: float | None = None
+    unknown: bool = False
+
+
+@dataclass
+class _Campaign:
+    row: CampaignRow
+    queue: TargetQueue
+    contacts: dict[int, Contact]
+    rules: CampaignRules
+    stats: LiveStats
+
+
+class Dialer:
+    name = "dialer"
+
+    def __init__(self, store: DialerStore, originator: Originator, leases: ContactLeases, *,
+                 run_blocking: Callable[..., Any], settings: CampaignSettings | None = None,
+                 clock: Clock | None = None, tracker: Any = None, redis: Any = None, node_id: str = "node",
+                 server: str = "default", tick: float = 1.0, refresh: float = 60.0, check: float = 5.0,
+                 default_zone: str = "UTC",
+                 floor: Callable[[str, str, float], tuple[int, list[float]]] | None = None) -> None:
+        self.store = store
+        self.originator = originator
+        self.leases = leases
+        self.settings = settings or CampaignSettings()
+        self.clock: Clock = clock or LoopClock()
+        self.tracker = tracker
+        self.node_id = node_id
+        self.server = server
+        self.tick_seconds = tick
+        self.refresh_seconds = refresh
+        self.default_zone = default_zone
+        self.floor = floor or (tracker_floor(tracker) if tracker is not None else (lambda q, s, n: (0, [])))
+        self._run = run_blocking
+        self.lease = (RedisLease(redis, LEASE_KEY, node_id, ttl_ms=int(self.settings.lease_ttl_seconds * 1000),
+                                 clock=self.clock.monotonic) if redis is not None else None)
+        self.campaigns: dict[int, _Campaign] = {}
+        self.dnc: set[str] = set()
+        self.live: dict[str, _Live] = {}
+        self._by_uniqueid: dict[tuple[str, str], str] = {}
+        self._loaded_at: float | None = None
+        self._checked_at = 0.0
+        self.check_seconds = check
+        self._task: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._results: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[_Live, tuple[Any, ...]]] = []  # settled, not yet written
+        self._writer: asyncio.Future[None] | None = None
+        self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
+        self.leading = self.lease is None  # may dial now
+        self.tick_due = 0.0  # monotonic moment the current tick was scheduled for (pacing error = now - this)
+
+    # -- component ---------------------------------------------------------------------------------------------
+    def subscribe(self, hub: Any) -> None:
+        hub.subscribe("dialer", self.on_event, kinds=(CallEnded, Resynced))
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        self.leading = False
+        for task in (self._task, self._keeper):
+            if task is not None:
+                task.cancel()
+        if self._writer is not None and not self._writer.done():  # the outcomes settled so far reach SQL
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), 5.0)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - their attempts are reconciled later
+                log.warning("dialer: outcomes not all written at stop (%s)", exc)
+        if self.lease is not None and self.lease.held:
+            try:
+                await self.lease.release()
+            except Exception as exc:  # noqa: BLE001 - it expires by itself
+                log.warning("dialer: lease release failed (%s)", exc)
+
+    async def _loop(self) -> None:
+        due = self.clock.monotonic()
+        while True:
+            self.tick_due = due
+            try:
+                if not self.leading and self.lease is not None:
+                    await self.try_lead()
+                if self.leading:
+                    await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
+                log.exception("dialer tick failed")
+            # Ticks on a fixed schedule (no drift from the work each one does); a late tick skips, never bunches.
+            now = self.clock.monotonic()
+            due += self.tick_seconds
+            if due <= now:
+                due = now + self.tick_seconds
+            await self.clock.sleep(due - now)
+
+    async def try_lead(self) -> bool:
+        """Take the dialer's lease if it is free; on success start renewing it and reconcile what a previous
+        holder left. True if this node leads now."""
+        if self.lease is None or self.leading:
+            return self.leading
+        try:
+            if not await self.lease.acquire():
+                return False
+        except Exception as exc:  # noqa: BLE001 - Redis down: no dialing (at most one dialer)
+            log.warning("dialer: lease unavailable (%s)", exc)
+            return False
+        log.info("dialer: %s leads", self.node_id)
+        self.leading = True
+        self._keeper = asyncio.ensure_future(self._keep())
+        await self.reconcile_orphans()
+        return True
+
+    async def _keep(self) -> None:
+        assert self.lease is not None
+        interval = self.settings.lease_ttl_seconds / 3.0
+        while self.leading:
+            await self.clock.sleep(interval)
+            try:
+                held = await self.lease.renew()
+            except Exception as exc:  # noqa: BLE001 - Redis blip: keep it only while our copy is surely valid
+                held = self.lease.held
+                log.warning("dialer: lease renewal failed (%s)", exc)
+            if not held:
+                self.leading = False  # stop dialing at once; calls in flight still settle
+                log.error("dialer: lease lost by %s; dialing stopped", self.node_id)
+                return
+            for live in list(self.live.values()):  # our contacts stay ours while their calls last
+                await self.leases.extend(live.target.id, live.target.customer_id, live.holder, self._contact_ttl())
+
+    def _may_dial(self) -> bool:
+        return self.leading and (self.lease is None or self.lease.held)
+
+    def _contact_ttl(self) -> float:
+        return max(60.0, self.settings.originate_timeout_seconds * 4)
+
+    # -- campaigns and targets ---------------------------------------------------------------------------------
+    async def refresh(self, *, full: bool = True) -> None:
+        """Which campaigns run (every ``check`` seconds: a campaign started or paused on any node is seen within
+        that), and their open targets (a new campaign's at once; every campaign's every ``refresh`` seconds)."""
+        rows: list[CampaignRow] = await self._run(self.store.running_campaigns)
+        self.dnc = await self._run(self.store.dnc_numbers)
+        fresh: dict[int, _Campaign] = {}
+        for row in rows:
+            old = self.campaigns.get(row.id)
+            if old is not None and not full:
+                old.row = row
+                fresh[row.id] = old
+                continue
+            targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
+            in_flight = {live.target.id for live in self.live.values()}
+            zone = row.time_zone or self.default_zone
+            window = intersect(parse_window(row.window), self.settings.window)
+            policy = RetryPolicy(row.max_attempts, self.settings.policy.spacing)
+            contacts = {t.id: Contact(t.e164, row.type, callee_zones(t.e164, zone), t.do_not_call, t.consent,
+                                      t.attempts, t.last_outcome, t.last_attempt_at) for t in targets}
+            queue = TargetQueue(
+                (Target(t.id, t.customer_id, t.tier, t.order_at.timestamp() if t.order_at else float(t.id))
+                 for t in targets if t.id not in in_flight), tiers_first=row.tiers_first)
+            fresh[row.id] = _Campaign(row, queue, contacts,
+                                      CampaignRules(window, policy, self.settings.marketing_types),
+                                      old.stats if old is not None else LiveStats(
+                                          window=self.settings.abandon_window_seconds))
+        self.campaigns = fresh
+        self._checked_at = self.clock.monotonic()
+        if full:
+            self._loaded_at = self._checked_at
+
+    async def tick(self) -> int:
+        """One pacing round; returns the Originates sent."""
+        if not self._may_dial():
+            return 0
+        moment = self.clock.monotonic()
+        if self._loaded_at is None or moment - self._loaded_at >= self.refresh_seconds:
+            await self.refresh()
+        elif moment - self._checked_at >= self.check_seconds:
+            await self.refresh(full=False)
+        now = self.clock.time()
+        sent = 0
+        for campaign in list(self.campaigns.values()):
+            if campaign.row.mode == "preview":
+                continue
+            free, busy = self.floor(campaign.row.queue, self.server, now)
+            in_flight = sum(1 for live in self.live.values()
+                            if live.campaign_id == campaign.row.id and live.answered_at is None)
+            snapshot = campaign.stats.snapshot(campaign.row.mode, free, in_flight, busy, now)
+            wanted = lines_to_dial(snapshot, self.settings.pacing)
+            if wanted <= 0:
+                continue
+            busy_customers = {live.target.customer_id for live in self.live.values()
+                              if live.target.customer_id is not None}
+            dropped: list[tuple[Target, str]] = []
+            chosen = pick(campaign.queue, campaign.contacts, campaign.rules, self.dnc,
+                          datetime.fromtimestamp(now, UTC), wanted, busy=busy_customers,
+                          dropped=_collect(dropped))
+            for target, reason in dropped:
+                await self._run(self.store.drop_target, target.id, reason)
+            sent += await self._dial_all(campaign, chosen, now)
+        return sent
+
+    async def _dial_all(self, campaign: _Campaign, chosen: list[Target], now: float) -> int:
+        """The lines of one tick: contact leases, then every attempt row in one transaction, then for each line
+        ``expect_originate`` and the Originate — in that order, so nothing goes out unrecorded or unannounced."""
+        row = campaign.row
+        prepared: list[tuple[Target, str, str]] = []
+        for target in chosen:
+            action_id = self.originator.new_action_id(self.server)
+            holder = f"{self.node_id}|{action_id}"
+            if await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
+                prepared.append((target, action_id, holder))
+            else:
+                campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
+        if not prepared:
+            return 0
+        at = datetime.fromtimestamp(now, UTC)
+        began: set[str] = await self._run(self.store.begin_attempts, [
+            (row.id, t.id, t.customer_id, aid, self.node_id, self.server, at) for t, aid, _ in prepared])
+        sent = 0
+        for target, action_id, holder in prepared:
+            if action_id not in began:  # no longer pending (another node, a refusal): leave it
+                await self.leases.release(target.id, target.customer_id, holder)
+            elif not self._may_dial():  # the lease went while the rows were written: ended unsent
+                await self._run(self.store.finish_attempt, action_id, "failed", at)
+                await self.leases.release(target.id, target.customer_id, holder)
+            else:
+                self._send(campaign, target, action_id, holder, now)
+                sent += 1
+        return sent
+
+    def _send(self, campaign: _Campaign, target: Target, action_id: str, holder: str, now: float) -> None:
+        row = campaign.row
+        contact = campaign.contacts[target.id]
+        if self.tracker is not None:
+            self.tracker.expect_originate(action_id, server=self.server, dialed_number=contact.e164,
+                                          customer_id=str(target.customer_id) if target.customer_id else None,
+                                          campaign_id=str(row.id), sent_at=now)
+        live = _Live(action_id, row.id, target, contact.e164, self.server, now, holder)
+        self.live[action_id] = live
+        variables = {"CC_CAMPAIGN_ID": row.id, "CC_TARGET_ID": target.id, "CC_QUEUE": row.queue,
+                     "CC_AMD": int(self.settings.amd),
+                     "CC_ABANDON_AFTER": max(1, round(self.settings.abandon_after_seconds)),
+                     "CC_STORE_DID": row.caller_id or "",
+                     "CC_DIAL": self.settings.dial.replace("{number}", contact.e164)}
+        caller_id = None
+        if row.caller_id:
+            name = (row.store_name or "").replace('"', "").replace("<", "").replace(">", "")
+            caller_id = f'"{name}" <{row.caller_id}>' if name else row.caller_id
+        sending = self.originator.originate(
+            self.server, f"Local/{contact.e164}@{self.settings.outbound_context}", context=CONTEXT_ANSWERED,
+            exten="s", priority=1, caller_id=caller_id,
+            timeout_ms=int(self.settings.originate_timeout_seconds * 1000), variables=variables,
+            action_id=action_id)
+        self.sent.append(action_id)
+        ORIGINATES.inc(mode=row.mode)
+        task = asyncio.ensure_future(self._result(live, sending))
+        self._results.add(task)
+        task.add_done_callback(self._results.discard)
+
+    async def _result(self, live: _Live, sending: Any) -> None:
+        try:
+            result = await sending
+        except OriginateOutcomeUnknown as exc:
+            live.unknown = True  # keep the leases; reconciled at the next Resynced, never re-sent
+            log.warning("dialer: outcome of %s unknown (%s); reconciling at the next resync", live.action_id, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - Asterisk refused the action, or it was invalid
+            log.warning("dialer: Originate %s refused (%s)", live.action_id, exc)
+            await self._finish(live, "failed")
+            return
+        if live.action_id not in self.live:
+            return  # settled already (its CallEnded was delivered first)
+        now = self.clock.time()
+        stats = self._stats(live.campaign_id)
+        if getattr(result, "answered", False):
+            live.answered_at = now
+            live.uniqueid = getattr(result, "uniqueid", None)
+            if stats is not None:
+                stats.result(True, now - live.sent_at)
+            if live.uniqueid:
+                self._by_uniqueid[(live.server, live.uniqueid)] = live.action_id
+            await self._run(self.store.answered, live.action_id, live.uniqueid, datetime.fromtimestamp(now, UTC))
+            return  # the outcome comes with CallEnded
+        if stats is not None:
+            stats.result(False, now - live.sent_at)
+        await self._finish(live, _NOT_ANSWERED.get(getattr(result, "outcome", "failed"), "failed"))
+
+    def _stats(self, campaign_id: int) -> LiveStats | None:
+        campaign = self.campaigns.get(campaign_id)
+        return campaign.stats if campaign is not None else None
+
+    async def _finish(self, live: _Live, outcome: str, interface: str | None = None, *,
+                      uniqueid: str | None = None, answered_at: float | None = None) -> None:
+        """Settle an attempt: at once in memory (its contact may be picked again after the spacing), in SQL by the
+        outcome writer (one transaction for whatever has settled meanwhile), then its contact leases go."""
+        if self.live.pop(live.action_id, None) is None:
+            return  # already settled
+        if live.uniqueid:
+            self._by_uniqueid.pop((live.server, live.uniqueid), None)
+        now = self.clock.time()
+        answered = answered_at if answered_at is not None else live.answered_at
+        self._outcomes.append((live, (live.action_id, outcome, datetime.fromtimestamp(now, UTC), interface,
+                                      uniqueid or live.uniqueid,
+                                      datetime.fromtimestamp(answered, UTC) if answered is not None else None)))
+        OUTCOMES.inc(outcome=outcome)
+        campaign = self.campaigns.get(live.campaign_id)
+        if campaign is not None:
+            old = campaign.contacts.get(live.target.id)
+            if old is not None:
+                campaign.contacts[live.target.id] = replace(
+                    old, attempts=old.attempts + 1, last_outcome=outcome,
+                    last_attempt_at=datetime.fromtimestamp(live.sent_at, UTC))
+                if outcome not in FINAL_OUTCOMES and old.attempts + 1 < campaign.rules.policy.max_attempts:
+                    campaign.queue.add(live.target)  # the gate holds it back for the retry spacing
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_outcomes())
+
+    async def _write_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self._run(self.store.finish_attempts, [item for _, item in batch])
+            except Exception:  # noqa: BLE001 - keep them for the next try; the leases keep the contacts
+                log.exception("dialer: writing %d outcome(s) failed; retrying", len(batch))
+                self._outcomes[:0] = batch
+                await self.clock.sleep(1.0)
+                continue
+            for live, _ in batch:
+                if live.holder:
+                    await self.leases.release(live.target.id, live.target.customer_id, live.holder)
+
+    # -- hub events --------------------------------------------------------------------------------------------
+    async def on_event(self, event: Any) -> None:
+        if isinstance(event, CallEnded):
+            await self._on_call_ended(event)
+        elif isinstance(event, Resynced):
+            await self._on_resynced(event)
+
+    async def _on_call_ended(self, event: CallEnded) -> None:
+        action_id = self._by_uniqueid.get((event.server, event.uniqueid))
+        live = self.live.get(action_id) if action_id else None
+        record = event.record if isinstance(event.record, dict) else {}
+        if live is None and record.get("campaign_id") and record.get("answered_at") is not None:
+            # The hub may deliver the end before this node has read the OriginateResponse: match the campaign and
+            # the number dialled.
+            live = next((v for v in self.live.values() if v.server == event.server and not v.unknown
+                         and _matching_call(v.campaign_id, v.e164, None, v.action_id, [record])), None)
+        if live is None:
+            return
+        stats = self._stats(live.campaign_id)
+        if event.interface:
+            outcome = "reached"
+            if stats is not None:
+                stats.answered(event.at, False)
+                if event.talk_seconds is not None:
+                    stats.handled(float(event.talk_seconds))
+        elif event.queue:
+            outcome = "abandoned"
+            if stats is not None:
+                stats.answered(event.at, True)
+        else:
+            outcome = "machine"
+        answered_at = record.get("answered_at")
+        await self._finish(live, outcome, event.interface, uniqueid=event.uniqueid,
+                           answered_at=float(answered_at) if isinstance(answered_at, int | float) else event.at)
+
+    async def _on_resynced(self, event: Resynced) -> None:
+        for live in [v for v in self.live.values() if v.unknown and v.server == event.server]:
+            await self._reconcile(live, event.calls)
+
+    async def _reconcile(self, live: _Live, calls: Any) -> None:
+        call = _matching_call(live.campaign_id, live.e164, live.uniqueid, live.action_id, calls)
+        if call is None:
+            log.info("dialer: %s has no live call after the resync: ended as failed (not re-sent)", live.action_id)
+            await self._finish(live, "failed")
+            return
+        live.unknown = False
+        live.uniqueid = call["uniqueid"]
+        self._by_uniqueid[(live.server, call["uniqueid"])] = live.action_id
+        if call["answered_at"] is not None or call["up"]:
+            live.answered_at = live.answered_at or self.clock.time()
+
+    async def reconcile_orphans(self) -> None:
+        """Attempts without an outcome that this node does not follow (a crashed holder's): adopt the ones whose
+        call is live, end the others as failed. Never re-sent."""
+        # Only attempts past any ring time: a younger one may still be settled by the node that sent it.
+        before = datetime.fromtimestamp(self.clock.time() - self.settings.originate_timeout_seconds - 30.0, UTC)
+        rows = await self._run(self.store.unsettled, None, before)
+        calls = list(self.tracker.calls.values()) if self.tracker is not None else []
+        for action_id, campaign_id, server, uniqueid in rows:
+            if action_id in self.live:
+                continue
+            call = _matching_call(campaign_id, None, uniqueid, action_id, calls)
+            if call is None:
+                await self._run(self.store.finish_attempt, action_id, "failed",
+                                datetime.fromtimestamp(self.clock.time(), UTC))
+                continue
+            self._by_uniqueid[(server or self.server, call["uniqueid"])] = action_id
+            self.live[action_id] = _Live(action_id, campaign_id, Target(0, None), call["dialed_number"] or "",
+                                         server or self.server, self.clock.time(), "", call["uniqueid"],
+                                         call["answered_at"])
+
+    async def drain(self) -> None:
+        """Wait for the Originate results in progress and the outcomes to be written (tests, shutdown)."""
+        while self._results or (self._writer is not None and not self._writer.done()):
+            await asyncio.gather(*list(self._results), return_exceptions=True)
+            if self._writer is not None:
+                await asyncio.gather(self._writer, return_exceptions=True)
+
+
+def _collect(into: list[tuple[Target, str]]) -> Callable[[Target, str], None]:
+    def add(target: Target, reason: str) -> None:
+        into.append((target, reason))
+
+    return add
+
+
+def _digits(number: str | None) -> str:
+    return "".join(ch for ch in number or "" if ch.isdigit())
+
+
+def _field(call: Any, name: str) -> Any:
+    """A call of the live model, or of a Resynced snapshot (plain dicts)."""
+    return call.get(name) if isinstance(call, dict) else getattr(call, name, None)
+
+
+def _matching_call(campaign_id: int, e164: str | None, uniqueid: str | None, action_id: str,
+                   calls: Any) -> dict[str, Any] | None:
+    """The live call of an attempt: by its uniqueid, its synthetic record id, or campaign + dialled number."""
+    wanted = _digits(e164)
+    for call in calls:
+        found = _field(call, "uniqueid")
+        if (uniqueid and found == uniqueid) or found == f"originate:{action_id}" or (
+                str(_field(call, "campaign_id") or "") == str(campaign_id) and wanted
+                and _digits(_field(call, "dialed_number")).endswith(wanted[-8:])):
+            return {"uniqueid": found, "answered_at": _field(call, "answered_at"), "up": _field(call, "up"),
+                    "dialed_number": _field(call, "dialed_number")}
+    return None

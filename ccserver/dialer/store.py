@@ -1,0 +1,171 @@
+"""What the dialer reads and writes in SQL (blocking; the dialer calls it through ``run_blocking``).
+
+An attempt row is written *before* its Originate is sent (with the ActionID), and the target is marked
+``active``: after a crash, every Originate that may have gone out is known, and is reconciled, never re-sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from ccserver.campaigns.compliance import FINAL_OUTCOMES
+from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget, Customer, Did, DncNumber, Store
+
+__all__ = ["CampaignRow", "DialerStore", "TargetRow"]
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    id: int
+    type: str
+    mode: str
+    queue: str
+    window: dict[str, Any]
+    tiers_first: bool
+    max_attempts: int
+    time_zone: str | None  # the store's: the fallback for numbers without one
+    caller_id: str | None  # the store's DID
+    store_name: str | None
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    id: int
+    customer_id: int | None
+    e164: str
+    tier: str | None
+    order_at: datetime | None
+    attempts: int
+    last_outcome: str | None
+    last_attempt_at: datetime | None
+    do_not_call: bool
+    consent: bool
+
+
+class DialerStore:
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.sessions = session_factory
+
+    def running_campaigns(self) -> list[CampaignRow]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Campaign, Store.time_zone, Store.name)
+                .outerjoin(Store, Store.id == Campaign.store_id).where(Campaign.status == "running")).all()
+            dids: dict[int, str] = {}
+            store_ids = {c.store_id for c, _, _ in rows if c.store_id is not None}
+            if store_ids:
+                for store_id, number in session.execute(select(Did.store_id, Did.number)
+                                                        .where(Did.store_id.in_(store_ids)).order_by(Did.id)):
+                    if store_id is not None:
+                        dids.setdefault(store_id, number)
+            return [CampaignRow(c.id, c.type, c.mode, c.queue, c.window, c.tiers_first, c.max_attempts, tz,
+                                dids.get(c.store_id) if c.store_id is not None else None, name)
+                    for c, tz, name in rows]
+
+    def open_targets(self, campaign_id: int) -> list[TargetRow]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(CampaignTarget, Customer.do_not_call, Customer.consent)
+                .outerjoin(Customer, Customer.id == CampaignTarget.customer_id)
+                .where(CampaignTarget.campaign_id == campaign_id, CampaignTarget.status == "pending")).all()
+            return [TargetRow(t.id, t.customer_id, t.e164, t.tier, t.order_at, t.attempts, t.last_outcome,
+                              t.last_attempt_at, bool(dnc), bool(consent) if t.customer_id is not None else False)
+                    for t, dnc, consent in rows]
+
+    def dnc_numbers(self) -> set[str]:
+        with self.sessions() as session:
+            return set(session.scalars(select(DncNumber.e164)))
+
+    def begin_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]]) -> set[str]:
+        """Write the attempts of one tick and mark their targets active — each only if its target is still
+        pending (else someone else has it). ``rows``: (campaign, target, customer, action id, node, server, at).
+        Returns the action ids written."""
+        began: set[str] = set()
+        with self.sessions.begin() as session:
+            for campaign_id, target_id, customer_id, action_id, node, server, at in rows:
+                taken = session.execute(update(CampaignTarget)
+                                        .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
+                                        .values(status="active").execution_options(synchronize_session=False))
+                if not getattr(taken, "rowcount", 0):
+                    continue
+                session.execute(insert(CampaignAttempt).values(
+                    campaign_id=campaign_id, target_id=target_id, customer_id=customer_id, action_id=action_id,
+                    node=node, server=server, originated_at=at))
+                began.add(action_id)
+        return began
+
+    def begin_attempt(self, campaign_id: int, target_id: int, customer_id: int | None, action_id: str,
+                      node: str, server: str, at: datetime) -> bool:
+        return action_id in self.begin_attempts([(campaign_id, target_id, customer_id, action_id, node, server, at)])
+
+    def answered(self, action_id: str, uniqueid: str | None, at: datetime) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(CampaignAttempt).where(CampaignAttempt.action_id == action_id)
+                            .values(answered_at=at, uniqueid=uniqueid))
+
+    def finish_attempt(self, action_id: str, outcome: str, at: datetime, *, agent_interface: str | None = None,
+                       uniqueid: str | None = None, answered_at: datetime | None = None) -> None:
+        self.finish_attempts([(action_id, outcome, at, agent_interface, uniqueid, answered_at)])
+
+    def finish_attempts(self, items: list[tuple[str, str, datetime, str | None, str | None, datetime | None]]) -> None:
+        """Attempts' outcomes, in one transaction: (action id, outcome, at, agent interface, uniqueid, answered at).
+        Each target goes back to ``pending`` (retried after the spacing) or to ``done`` (a final outcome, or its
+        attempts used up). An attempt already settled is left as it is (a repeated event)."""
+        with self.sessions.begin() as session:
+            for action_id, outcome, at, agent_interface, uniqueid, answered_at in items:
+                row = session.execute(
+                    select(CampaignAttempt.id, CampaignAttempt.outcome, CampaignAttempt.target_id,
+                           CampaignAttempt.originated_at, Campaign.max_attempts)
+                    .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                    .where(CampaignAttempt.action_id == action_id)).one_or_none()
+                if row is None or row.outcome is not None:
+                    continue
+                values: dict[str, Any] = {"outcome": outcome, "ended_at": at}
+                if agent_interface:
+                    values["agent_interface"] = agent_interface
+                attempt_values = session.execute(select(CampaignAttempt.uniqueid, CampaignAttempt.answered_at)
+                                                 .where(CampaignAttempt.id == row.id)).one()
+                if attempt_values.uniqueid is None and uniqueid:
+                    values["uniqueid"] = uniqueid
+                if attempt_values.answered_at is None and answered_at is not None:
+                    values["answered_at"] = answered_at
+                session.execute(update(CampaignAttempt).where(CampaignAttempt.id == row.id).values(**values)
+                                .execution_options(synchronize_session=False))
+                target = session.execute(select(CampaignTarget.attempts, CampaignTarget.status)
+                                         .where(CampaignTarget.id == row.target_id)).one_or_none()
+                if target is None:
+                    continue
+                attempts = target.attempts + 1
+                status = target.status
+                if status == "active":
+                    status = "done" if outcome in FINAL_OUTCOMES or attempts >= row.max_attempts else "pending"
+                session.execute(update(CampaignTarget).where(CampaignTarget.id == row.target_id).values(
+                    attempts=attempts, last_outcome=outcome, last_attempt_at=row.originated_at, status=status)
+                    .execution_options(synchronize_session=False))
+
+    def drop_target(self, target_id: int, reason: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(update(CampaignTarget)
+                            .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
+                            .values(status="dropped", drop_reason=reason[:24]))
+
+    def unsettled(self, node: str | None = None, before: datetime | None = None
+                  ) -> list[tuple[str, int, str | None, str | None]]:
+        """Attempts sent but without an outcome (sent before ``before``): (action id, campaign, server, uniqueid)."""
+        with self.sessions() as session:
+            query = select(CampaignAttempt.action_id, CampaignAttempt.campaign_id, CampaignAttempt.server,
+                           CampaignAttempt.uniqueid).where(CampaignAttempt.outcome.is_(None))
+            if node is not None:
+                query = query.where(CampaignAttempt.node == node)
+            if before is not None:
+                query = query.where(CampaignAttempt.originated_at < before)
+            return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)]
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

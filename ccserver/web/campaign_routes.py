@@ -1,0 +1,169 @@
+"""Outbound campaigns over the API (roles ``campaign_manager`` and admin):
+
+- ``POST /api/campaigns`` ``{"name", "type", "mode", "queue", "store"?, "window"?, "targets", "tiers_first"?,
+  "max_attempts"?}`` → 201 ``{"id", "targets"}``;
+- ``POST /api/campaigns/{id}/start|pause|resume`` → ``{"id", "status", "from"}`` (409 from the wrong status);
+- ``GET /api/campaigns/{id}`` → the campaign with ``progress``; ``GET /api/campaigns`` → ``{"campaigns": [...]}``;
+- ``POST /api/campaigns/{id}/dispositions`` ``{"attempt_id", "disposition", "note"?}`` (agents too): ``reached``,
+  ``booked`` / ``callback`` / ``complaint`` (a ticket through the tickets service), ``refused`` (the contact ends and
+  every marketing campaign stops for the customer), ``wrong_number``;
+- ``POST /api/dnc`` ``{"number"}`` → ``{"number", "added"}``; ``POST /api/dnc/import`` (``text/csv``: a ``number``
+  column or the first one) → ``{"rows", "added", "already", "duplicates", "errors": [{"row", "value", "error"}],
+  "error_count"}``;
+  ``DELETE /api/dnc/{number}`` → ``{"number", "removed"}``.
+
+``GET /campaigns`` is the campaign manager's page. Every change is audited (``campaign.create``, ``campaign.start``
+…, ``dnc.add``, ``dnc.remove``). Errors are JSON ``{"error", "field"?}``: 400 a malformed field, 422 a well-formed one
+naming something that does not exist
+(queue, store, no matching customer), 404, 409, 503 without a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from ccserver.campaigns.service import CampaignError, CampaignService, Manager
+from ccserver.campaigns.spec import SpecError, parse_spec
+from ccserver.web.context import WebContext
+from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
+
+ROLES = ("campaign_manager",)
+
+
+class CampaignRoutes:
+    def __init__(self, ctx: WebContext):
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        router.add("POST", "/api/campaigns", self.create, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns", self.list, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}", self.get, access="api", roles=ROLES)
+        for action in ("start", "pause", "resume"):
+            router.add("POST", f"/api/campaigns/{{id}}/{action}", self._mover(action), access="api", roles=ROLES)
+        router.add("POST", "/api/campaigns/{id}/dispositions", self.dispose, access="api",
+                   roles=("agent", "supervisor", *ROLES))
+        router.add("POST", "/api/dnc", self.dnc_add, access="api", roles=ROLES)
+        router.add("GET", "/campaigns", self.page, access="page", roles=ROLES)
+        router.add("POST", "/api/dnc/import", self.dnc_import, access="api", roles=ROLES)
+        router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
+
+    def _service(self) -> CampaignService:
+        service: CampaignService | None = self.ctx.campaigns
+        if service is None:
+            raise HTTPError(503, "campaigns need the database")
+        return service
+
+    @staticmethod
+    def _who(req: Req) -> Manager:
+        p = req.principal
+        assert p is not None
+        return Manager(p.user_id, p.username)
+
+    async def _audit(self, req: Req, action: str, detail: dict[str, Any]) -> None:
+        who = self._who(req)
+        await self.ctx.run_blocking(self.ctx.users.audit, action, who.user_id, who.name, req.client_ip, detail)
+
+    @staticmethod
+    async def _call(coro: Any) -> Any:
+        try:
+            return await coro
+        except CampaignError as exc:
+            extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+            raise HTTPError(exc.status, exc.message, **extra) from None
+
+    @staticmethod
+    def _id(req: Req) -> int:
+        raw = req.path_params["id"]
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
+            raise HTTPError(404, "no such campaign")
+        return int(raw)
+
+    async def create(self, req: Req) -> Response:
+        service = self._service()
+        try:
+            spec = parse_spec(req.json())
+        except SpecError as exc:
+            raise HTTPError(exc.status, exc.message, field=exc.field) from None
+        created = await self._call(service.create(self._who(req), spec))
+        await self._audit(req, "campaign.create", {"campaign_id": created["id"], "name": spec.name,
+                                                   "type": spec.type, "mode": spec.mode, "targets": created["targets"]})
+        return json_response(created, 201)
+
+    async def list(self, req: Req) -> Response:
+        return json_response({"campaigns": await self._call(self._service().campaigns())})
+
+    async def get(self, req: Req) -> Response:
+        return json_response(await self._call(self._service().get(self._id(req))))
+
+    def _mover(self, action: str) -> Any:
+        async def move(req: Req) -> Response:
+            campaign_id = self._id(req)
+            moved = await self._call(self._service().move(self._who(req), campaign_id, action))
+            await self._audit(req, f"campaign.{action}", {"campaign_id": campaign_id, "from": moved["from"],
+                                                          "to": moved["status"]})
+            return json_response(moved)
+
+        return move
+
+    async def dispose(self, req: Req) -> Response:
+        service = self._service()
+        campaign_id = self._id(req)
+        body = req.json()
+        unknown = sorted(set(body) - {"attempt_id", "disposition", "note"})
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        attempt_id = body.get("attempt_id")
+        if not isinstance(attempt_id, int) or isinstance(attempt_id, bool) or not 0 < attempt_id < 2**53:
+            raise HTTPError(400, "attempt_id must be an attempt id", field="attempt_id")
+        p = req.principal
+        assert p is not None
+        from ccserver.tickets.access import Actor
+
+        actor = Actor(p.user_id, p.username, p.role, None, None, req.client_ip)
+        done = await self._call(service.dispose(self._who(req), campaign_id, attempt_id, body.get("disposition"),
+                                                body.get("note"), tickets=self.ctx.tickets, actor=actor))
+        await self._audit(req, "campaign.disposition", {"campaign_id": campaign_id, **done})
+        return json_response(done)
+
+    async def page(self, req: Req) -> Response:
+        """The campaign manager page (agents_ui/templates/campaigns.html + static/campaigns.js)."""
+        p = req.principal
+        assert p is not None
+        service: CampaignService | None = self.ctx.campaigns
+        cap = service.settings.pacing.abandon_cap if service is not None else 0.03
+        page = self.ctx.templates.render("campaigns.html", req.lang, principal=p,
+                                         csrf_token=self.ctx.signer.csrf_token(p.session_id), abandon_cap=cap)
+        return html_response(page)
+
+    async def dnc_add(self, req: Req) -> Response:
+        service = self._service()
+        body = req.json()
+        unknown = sorted(set(body) - {"number"})
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        added = await self._call(service.dnc_add(self._who(req), body.get("number")))
+        await self._audit(req, "dnc.add", {"number": added["number"], "added": added["added"]})
+        return json_response(added, 201 if added["added"] else 200)
+
+    async def dnc_import(self, req: Req) -> Response:
+        service = self._service()
+        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type not in ("text/csv", "text/plain"):
+            raise HTTPError(415, "expected Content-Type: text/csv")
+        try:
+            text = req.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+        if "\0" in text:
+            raise HTTPError(400, "the CSV must be text", field="body")
+        done = await self._call(service.dnc_import(self._who(req), text))
+        counts = ("rows", "added", "already", "duplicates", "error_count")
+        await self._audit(req, "dnc.import", {k: done[k] for k in counts})
+        return json_response(done)
+
+    async def dnc_remove(self, req: Req) -> Response:
+        service = self._service()
+        removed = await self._call(service.dnc_remove(self._who(req), unquote(req.path_params["number"])))
+        await self._audit(req, "dnc.remove", {"number": removed["number"]})
+        return json_response(removed)

@@ -23,7 +23,7 @@ class WallboardSockets:
         self.publisher = publisher
         self.connections: set[ServerConnection] = set()
         self.fanout = SharedFrameFanout()
-        self._unsubscribe = publisher.subscribe(self._send)
+        self._unsubscribe: Any = None  # subscribed while a wallboard is open: no updates built for nobody
 
     def _send(self, frame: Any) -> None:
         if self.connections:
@@ -36,8 +36,13 @@ class WallboardSockets:
         frame = await self.publisher.frame()
         await ws.send(frame.text)
         self.connections.add(ws)
+        if self._unsubscribe is None:
+            self._unsubscribe = self.publisher.subscribe(self._send)
         try:
             async for _message in ws:  # nothing to read from a wallboard
                 pass
         finally:
             self.connections.discard(ws)
+            if not self.connections and self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None

@@ -174,3 +174,33 @@ def test_redis_down_keeps_dirty_state_for_the_next_flush(redis_url):
         await client.aclose()
 
     asyncio.run(main())
+
+
+def test_a_call_is_one_json_field_and_an_older_mirrors_field_per_attribute_hash_still_reads(redis_url):
+    import json
+
+    from ccserver.state.model import Call
+
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        hub, tracker, store = mirrored(client)
+        hub.start()
+        for msg, t in timed_messages("ami-inbound-abandoned"):
+            tracker.handle(msg, t)
+        await asyncio.sleep(0)
+        hub.drain()
+        await store.flush()
+        written = await client.hgetall("cc:call:default:1795416944.10")
+        assert set(written) == {b"state"}
+        assert json.loads(written[b"state"])["outcome"] == "abandoned"
+        # what a mirror of the previous version wrote: one JSON value per attribute
+        await client.hset("cc:call:default:old.1", mapping={"server": '"default"', "uniqueid": '"old.1"',
+                                                            "caller_number": '"+8613800138000"', "queue": '"vip"',
+                                                            "someday": '"a field this version does not know"'})
+        reader = RedisStateReader(client)
+        assert await reader.call("old.1") == Call("default", "old.1", caller_number="+8613800138000", queue="vip")
+        await store.close()
+        await hub.stop()
+        await client.aclose()
+
+    asyncio.run(main())

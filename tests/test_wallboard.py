@@ -150,6 +150,33 @@ def test_publisher_refreshes_without_events_and_frame_builds_once() -> None:
     assert board.builds == 3
 
 
+def test_with_nobody_subscribed_events_build_nothing_and_a_poll_builds_at_most_twice_a_second() -> None:
+    async def main() -> tuple[int, list[int]]:
+        clock = ManualClock(NOW)
+        builds = 0
+
+        async def build(version: int) -> dict[str, Any]:
+            nonlocal builds
+            builds += 1
+            return {"version": version}
+
+        publisher = WallboardPublisher(build, clock, max_rate=2.0)
+        for _ in range(1000):  # the busy hour's events with no wallboard open
+            publisher.notify()
+            await clock.advance(0.01)
+        idle = builds
+        versions = []
+        for _ in range(4):  # a page polling every 0.2 s while events keep coming
+            publisher.notify()
+            versions.append((await publisher.frame()).version)
+            await clock.advance(0.2)
+        return idle, versions
+
+    idle, versions = asyncio.run(main())
+    assert idle == 0
+    assert versions == [1, 1, 1, 2]  # built on the first poll, then again once 0.5 s had passed
+
+
 def test_a_failed_update_is_logged_and_the_next_one_goes_out(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> tuple[Board, list[Any]]:
         clock = ManualClock(NOW)

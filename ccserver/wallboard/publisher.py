@@ -75,6 +75,8 @@ class WallboardPublisher:
     def notify(self, _event: Any = None) -> None:
         """Something changed: an update goes out as soon as the rate allows (coalescing everything until then)."""
         self._dirty = True
+        if not self._subscribers:
+            return  # nobody to push to: built when asked for (frame()), not for every call event
         if self._timer is not None or self._flushing is not None:
             return  # one is already due; it will see the change
         now = self._clock.monotonic()
@@ -128,8 +130,14 @@ class WallboardPublisher:
                 self.notify()
 
     async def frame(self) -> Frame:
-        """The latest frame (built now if there is none yet)."""
-        return self.current if self.current is not None else await self.flush()
+        """The latest frame: built now if there is none yet, or if something changed since and the rate allows
+        (with no subscriber, updates are built only here — polled — never in the background)."""
+        if self.current is None:
+            return await self.flush()
+        if self._dirty and self._timer is None and (
+                self._last_flush is None or self._clock.monotonic() - self._last_flush >= self.min_gap):
+            return await self.flush()
+        return self.current
 
     # -- the periodic refresh ------------------------------------------------------------------------------------
     async def _refresh(self) -> None:

@@ -22,11 +22,12 @@ side (ordering, gaps, rebuilding from the mirror) is :mod:`ccserver.state.follow
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ccserver.ami.message import AMIMessage
 
@@ -88,11 +89,11 @@ def _message_from(obj: Any, server: str) -> AMIMessage:
 
 def encode_event(msg: AMIMessage) -> str:
     """One AMI message as JSON: server tag, arrival time and every header pair in order (repeats kept)."""
-    return json.dumps({"server": msg.server, **_message_json(msg)}, separators=(",", ":"))
+    return orjson.dumps({"server": msg.server, **_message_json(msg)}).decode("utf-8")
 
 
 def decode_event(data: str | bytes) -> AMIMessage:
-    obj = json.loads(data)
+    obj = orjson.loads(data)
     return _message_from(obj, obj.get("server"))
 
 
@@ -107,7 +108,7 @@ def encode_relayed(msg: Relayed) -> str:
     else:
         obj.update(at=msg.at, queues=[_message_json(m) for m in msg.queue_items],
                    channels=[_message_json(m) for m in msg.channel_items])
-    return json.dumps(obj, separators=(",", ":"))
+    return orjson.dumps(obj).decode("utf-8")
 
 
 # A relay PUBLISH carries up to this many bytes of messages (one per line); Redis's default pub/sub client output
@@ -119,8 +120,7 @@ def own_prefix(server: str, node: str) -> bytes:
     """How every message ``node`` relays for ``server`` begins, as :func:`encode_relayed` writes it: a follower that
     is that node skips its own messages by this prefix instead of decoding each one (it would drop them anyway —
     they are what its own tracker applied)."""
-    head = json.dumps({"v": VERSION, "server": server, "node": node}, separators=(",", ":"))
-    return (head[:-1] + ",").encode("utf-8")
+    return orjson.dumps({"v": VERSION, "server": server, "node": node})[:-1] + b","
 
 
 def _positive(obj: dict[str, Any], name: str) -> int:
@@ -133,8 +133,8 @@ def _positive(obj: dict[str, Any], name: str) -> int:
 def decode_relayed(data: str | bytes) -> Relayed:
     """The message, or ValueError naming what is wrong with it (nothing half-read is returned)."""
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:  # invalid UTF-8 included
         raise ValueError(f"not JSON ({exc})") from None
     if not isinstance(obj, dict) or obj.get("v") != VERSION:
         raise ValueError(f"not a version {VERSION} relay message")

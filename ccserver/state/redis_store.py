@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+import orjson
+
 from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
@@ -62,7 +64,7 @@ _STATE = "state"  # the one hash field holding an object's fields as a JSON obje
 def _encode(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
     """One field, the whole object as JSON: one encode and one HSET field per object, not one per attribute (a call
     has ~36: packing them was most of a busy hour's flush)."""
-    return {_STATE: json.dumps({name: getattr(obj, name) for name in names}, separators=(",", ":"))}
+    return {_STATE: orjson.dumps({name: getattr(obj, name) for name in names}).decode("utf-8")}
 
 
 def _decode(raw: dict[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def _decode(raw: dict[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     state = raw.get(_STATE.encode()) if _STATE.encode() in raw else raw.get(_STATE)
     if state is not None:
-        return {k: v for k, v in json.loads(state).items() if k in names}
+        return {k: v for k, v in orjson.loads(state).items() if k in names}
     for k, v in raw.items():
         key = k.decode() if isinstance(k, bytes) else k
         if key in names:

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 SESSION_COOKIE = "ccserver_session"
+# Pages: scripts, styles and images only from our own origin (static ES modules; no inline script or handler);
+# forms post only to us; no <base> rewriting. Every other answer (JSON, CSV, audio, static files) renders nothing.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 class HTTPError(Exception):
@@ -49,6 +54,14 @@ class HTTPError(Exception):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+
+MAX_ERROR_CHARS = 300
+
+
+def clip(message: str) -> str:
+    """An error message cut to MAX_ERROR_CHARS: many quote the value refused, which may be 100,000 characters."""
+    return message if len(message) <= MAX_ERROR_CHARS else message[:MAX_ERROR_CHARS] + "…"
 
 
 def reason_phrase(status: int) -> bytes:
@@ -319,7 +332,7 @@ class Router(resource.Resource):
         except AuthUnavailable as exc:
             return json_response({"error": str(exc)}, 503, **{"Retry-After": "5"})
         except HTTPError as exc:
-            response = json_response({"error": exc.message, **exc.extra}, exc.status)
+            response = json_response({"error": clip(exc.message), **exc.extra}, exc.status)
             response.headers.update(exc.headers)
             return response
         except Exception as exc:
@@ -375,10 +388,8 @@ class Router(resource.Resource):
         request.setHeader("X-Frame-Options", "DENY")
         request.setHeader("Referrer-Policy", "same-origin")
         request.setHeader("Cache-Control", "no-store")
-        if response.content_type.startswith("text/html"):
-            request.setHeader(
-                "Content-Security-Policy", "default-src 'self'; object-src 'none'; frame-ancestors 'none'"
-            )
+        request.setHeader("Content-Security-Policy",
+                          PAGE_CSP if response.content_type.startswith("text/html") else OTHER_CSP)
         for name, value in response.headers.items():
             request.setHeader(name, value)
         for cookie in response.cookies:

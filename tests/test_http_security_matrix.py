@@ -349,3 +349,39 @@ def test_the_fuzzed_routes_do_work_with_good_values(desk_site: Any) -> None:
     for (_who, path, _body, status), reply in zip(GOOD, asyncio.run(main()), strict=True):
         assert reply.status == status, (path, reply.body)
     assert desk_site["desk"].calls.sent  # (spy: tests/test_supervisor.py, on its own recorded talking agent)
+
+
+ODD_VALUES = ["²", "١٢", "0" * 40, "-1", " 1", "1e3", "%0d%0a", "..", "ＡＢ"]
+ODD_QUERY = ("limit", "before", "year", "from", "to", "interval", "q", "format", "view", "action", "actor", "queue",
+             "store", "status", "kind", "offset", "customer_id", "next", "since", "days")
+
+
+def test_odd_path_and_query_values_never_crash(desk_site: Any, tmp_path: Path) -> None:
+    """Path parameters and query arguments that look like numbers to str.isdigit() but not to int() ("²"),
+    wide digits, huge numbers: a clear 4xx (or an answer), never a 500 — on every route, with the demo data."""
+    import asyncio
+
+    from ccserver.recordings.files import RecordingFiles
+
+    router = desk_site["router"]
+    router_ctx_routes = [r for r in router.routes if r.access != "public" and r.pattern[-1:] != ("logout",)]
+    for r in router_ctx_routes:
+        if r.pattern == ("api", "recordings", "{call_id}"):
+            r.handler.__self__.ctx.recordings = RecordingFiles(tmp_path)  # type: ignore[attr-defined]
+    admin = desk_site["bearer"]("admin")
+
+    async def main() -> list[tuple[str, Any]]:
+        out = []
+        for route in router_ctx_routes:
+            for value in ODD_VALUES:
+                parts = [value if p.startswith("{") else p for p in route.pattern]
+                query = "&".join(f"{name}={value}" for name in ODD_QUERY) if route.method == "GET" else ""
+                path = "/" + "/".join(parts) + (f"?{query}" if query else "")
+                body = {} if route.method in UNSAFE_METHODS else None
+                out.append((f"{route.method} {path}", await _json(router, route.method, path, admin, body)))
+        return out
+
+    replies = asyncio.run(main())
+    crashed = [label[:70] for label, reply in replies if reply.status >= 500
+               and reply.status != 503]
+    assert not crashed, "\n".join(crashed)

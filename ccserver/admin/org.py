@@ -46,7 +46,7 @@ def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _store_by_ref(session: Session, ref: Any) -> Store:
-    store = (session.get(Store, int(ref)) if isinstance(ref, int) or str(ref).isdigit()
+    store = (session.get(Store, int(ref)) if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit())
              else session.scalars(select(Store).where(Store.code == str(ref))).one_or_none())
     if store is None:
         raise AdminError(f"unknown store {ref!r}", 404)

@@ -79,7 +79,7 @@ def resolve_store(session: Session, store: str | int | None) -> int | None:
     """A store by code (or id); AdminError naming it when unknown."""
     if store is None or store == "":
         return None
-    if isinstance(store, int) or str(store).isdigit():
+    if isinstance(store, int) or (str(store).isascii() and str(store).isdigit()):
         found = session.get(Store, int(store))
     else:
         found = session.scalars(select(Store).where(Store.code == store)).one_or_none()

@@ -453,3 +453,37 @@ def test_logs_keep_numbers_and_sql_text_out(desk_site: Any, caplog: pytest.LogCa
     text = caplog.text
     assert "transfer to number" in text and "****" in text and "audit of call.dial not written" in text
     assert "13912345678" not in text and "13987654321" not in text and "INSERT INTO" not in text
+
+
+def test_no_line_break_or_nul_is_stored_in_one_line_fields(desk_site: Any) -> None:
+    """After every state-changing route got CR/LF/NUL in every field: the one-line columns (names, codes,
+    numbers, interfaces — what ends up in AMI headers, AGI variables, queue config, screen pops) hold none."""
+    import asyncio
+
+    from sqlalchemy import String, select
+
+    from ccserver.db import models
+
+    router = desk_site["router"]
+    routes = [r for r in router.routes if r.method in UNSAFE_METHODS and r.access != "public"
+              and r.pattern[-1:] != ("logout",)]
+    admin = desk_site["bearer"]("admin")
+
+    async def main() -> None:
+        for route in routes:
+            for name in BODY_FIELDS:
+                for value in (CONTROL, "a\x00b", [CONTROL]):
+                    await _json(router, route.method, _concrete(route), admin, {name: value})
+
+    asyncio.run(main())
+    checked = 0
+    with desk_site["desk"].sessions() as s:
+        for model in (models.Store, models.Queue, models.Did, models.User, models.Customer, models.PhoneNumber,
+                      models.Vehicle, models.AgentSession, models.Holiday):
+            for column in model.__table__.columns:
+                if type(column.type) is not String:  # String(n): one line; Text / JSON may hold paragraphs
+                    continue
+                for stored in s.scalars(select(column).where(column.is_not(None))):
+                    checked += 1
+                    assert not re.search(r"[\r\n\x00]", stored), f"{model.__name__}.{column.name}: {stored!r}"
+    assert checked > 1000

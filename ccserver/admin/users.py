@@ -120,8 +120,10 @@ def validate_fields(fields: dict[str, Any]) -> None:
             raise AdminError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
     for key, limit in (("display_name", 120), ("department", 40)):
         value = fields.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise AdminError(f"{key} must be text of at most {limit} characters")
+        # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused)
+        if value is not None and (not isinstance(value, str) or len(value) > limit
+                                  or any(ord(c) < 32 or c == "\x7f" for c in value)):
+            raise AdminError(f"{key} must be one line of text of at most {limit} characters")
 
 
 def add_user(session_factory: Callable[[], Session], actor: Actor, username: str, role: str, password_hash: str, *,

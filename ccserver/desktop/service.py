@@ -341,6 +341,8 @@ class DesktopService:
         changes: dict[str, Any] = {}
         if "name" in body:
             changes["name"] = _clean(body["name"], "name", 120, True)
+            if any(c in changes["name"] for c in "\r\n\t"):  # one line: shown in screen pops, lists, CSV
+                raise DesktopError(400, "name must be one line", "name")
         if "language" in body:
             if body["language"] not in LANGUAGES:
                 raise DesktopError(400, "language must be zh or en", "language")

@@ -487,3 +487,9 @@ def test_no_line_break_or_nul_is_stored_in_one_line_fields(desk_site: Any) -> No
                     checked += 1
                     assert not re.search(r"[\r\n\x00]", stored), f"{model.__name__}.{column.name}: {stored!r}"
     assert checked > 1000
+
+
+@pytest.mark.parametrize("path", ["/api/agents/8001/pause", "/api/supervisor/agents/8001/pause"])
+def test_pause_names_an_unknown_field(site: Any, path: str) -> None:
+    reply = call(site["router"], "POST", path, headers=site["admin"], json_body={"reason": "x", "colour": "red"})
+    assert reply.status == 400 and reply.json()["field"] == "colour"

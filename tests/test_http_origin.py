@@ -130,3 +130,16 @@ def test_policy_pure():
     assert policy.allows(view)
     assert policy.own_origins(view) == {"http://h:8080", "https://alias.example"}
     assert not policy.allows(RequestView(origin="", referer=None, host="h", secure=False, via_trusted_proxy=False))
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "//evil.example",
+                                    "/\\evil.example", "https://evil.example", "/\x00x"])
+def test_login_next_is_never_offsite(users, target):
+    router, _ = make_router(users)
+    page = call(router, "GET", "/login")
+    nonce = page.cookies()["ccserver_login"]
+    csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page.body).group(1).decode()
+    reply = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass",
+                                                 "csrf_token": csrf, "next": target},
+                 headers={"Cookie": f"ccserver_login={nonce}"})
+    assert reply.status == 303 and reply.header("location") == "/"

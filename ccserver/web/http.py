@@ -2,7 +2,8 @@
 
 Handlers are ``async def handler(req) -> Response``. Every route declares who may call it: ``public``,
 ``api`` (bearer token or session cookie; 401/403 answered as JSON) or ``page`` (session cookie; a
-browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token.
+browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token and,
+when the browser names one, our own Origin (``ccserver.web.origin``); so do logins.
 Credentials are checked by the ``Authenticator``: the signature (``TokenSigner``), then the session as it stands
 now (``ccserver.web.sessions``). A check that cannot be made answers 503.
 """

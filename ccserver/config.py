@@ -464,6 +464,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "metrics_token": _parse_str,
         "metrics_public": _parse_bool,
         "trusted_proxies": _parse_networks,
+        "allowed_origins": _parse_origins,
         "header_timeout": _parse_float_range(1.0, 600.0),
         "idle_timeout": _parse_float_range(1.0, 3600.0),
     },

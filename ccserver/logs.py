@@ -80,6 +80,11 @@ def set_log_pii(enabled: bool) -> None:
     _log_pii = enabled
 
 
+def log_pii_enabled() -> bool:
+    """``server.log_pii`` as set at start-up: for :func:`exception_summary` where no config is at hand."""
+    return _log_pii
+
+
 def mask_number(text: str) -> str:
     """``+8613800138000`` -> ``+86138****8000``: the last four characters and the prefix before the masked four
     are kept (enough to tell calls apart and see the country and network); short values keep their last two."""

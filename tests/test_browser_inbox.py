@@ -75,7 +75,9 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
     page.click("#comment-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#detail-history').innerText.includes('救援车已出发')")
     move("resolved", "resolved", comment="更换电瓶，已修复")
-    # a repair is called back before it is closed: the satisfaction is asked then
+    # a repair is called back before it is closed: the satisfaction is asked then. The list row changes before
+    # the detail is drawn again: wait for the detail's new actions (under load the old ones were still there).
+    page.wait_for_selector("#detail-actions button[data-to='customer_called_back']")
     assert page.locator("#detail-actions button[data-to='closed']").count() == 0
     assert page.is_visible("#transition-form .satisfaction")
     page.select_option("select[name=status]", "resolved,customer_called_back")

@@ -83,7 +83,7 @@ def test_ticket_endpoint_and_csp(live: LiveServer) -> None:
     ws_origin = got["url"].split("/ws/")[0]
     with urllib.request.urlopen(f"{live.url}/login", timeout=10) as page:  # noqa: S310 - the test's own server
         csp = page.headers["Content-Security-Policy"]
-    assert csp.endswith(f"; connect-src 'self' {ws_origin}") and "script-src" not in csp
+    assert csp.endswith(f"; connect-src 'self' {ws_origin}") and "script-src 'self';" in csp and "unsafe" not in csp
 
 
 def test_wrong_origin_and_reused_ticket_are_refused_by_the_live_server(live: LiveServer) -> None:

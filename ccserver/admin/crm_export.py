@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,9 +56,15 @@ def _csv(rows: list[list[Any]]) -> str:
     return out.getvalue()
 
 
+# A plain number (a phone number "+8613800138000", "-5") may start with + or -: nothing a spreadsheet runs.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 ().-]*")
+
+
 def _safe(value: Any) -> Any:
-    """No spreadsheet formulas from data (a name starting with = + - @ is prefixed with ')."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not value[1:2].isdigit():
+    """No spreadsheet formulas from data: a text starting with = + - @ (or tab / CR, which some spreadsheets
+    strip first) is prefixed with ' unless it is a plain number ("-2+3+cmd|' /C calc'!A0" is not)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") \
+            and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

@@ -457,7 +457,7 @@ class _Checker:
         if lifecycle not in LIFECYCLES:
             raise RowError(f"lifecycle {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         level_text = self.cell(cells, "membership_level") or "0"
-        if not level_text.isdigit() or int(level_text) > 9:
+        if not (level_text.isascii() and level_text.isdigit()) or int(level_text) > 9:
             raise RowError(f"membership_level {level_text!r} is not 0-9")
         store = self.store(self.cell(cells, "store"))
         values = {
@@ -500,7 +500,7 @@ class _Checker:
         if not brand or not model:
             raise RowError("brand and model are required")
         mileage = self.cell(cells, "mileage_km").replace(",", "")
-        if mileage and not mileage.isdigit():
+        if mileage and not (mileage.isascii() and mileage.isdigit()):
             raise RowError(f"mileage_km {mileage!r} is not a whole number")
         dates = {name: parse_date(v, name) if (v := self.cell(cells, name)) else None
                  for name in ("purchase_date", "next_maintenance_due", "insurance_expiry")}

@@ -46,8 +46,13 @@ def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _store_by_ref(session: Session, ref: Any) -> Store:
-    store = (session.get(Store, int(ref)) if isinstance(ref, int) or str(ref).isdigit()
-             else session.scalars(select(Store).where(Store.code == str(ref))).one_or_none())
+    if isinstance(ref, bool) or not isinstance(ref, str | int):
+        raise AdminError("store must be a store's code or id")
+    if isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
+        number = int(ref)  # an id beyond the column's range is no store (not a database error)
+        store = session.get(Store, number) if 0 < number < 2**31 else None
+    else:
+        store = session.scalars(select(Store).where(Store.code == ref)).one_or_none()
     if store is None:
         raise AdminError(f"unknown store {ref!r}", 404)
     return store
@@ -250,6 +255,8 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
             did.store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
         if "default_queue" in data or creating:
             wanted = data.get("default_queue")
+            if wanted is not None and not isinstance(wanted, str):
+                raise AdminError("default_queue must be a queue's name")
             if wanted:
                 by_name = {v: k for k, v in queues.items()}
                 if wanted not in by_name:

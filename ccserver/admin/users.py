@@ -79,8 +79,11 @@ def resolve_store(session: Session, store: str | int | None) -> int | None:
     """A store by code (or id); AdminError naming it when unknown."""
     if store is None or store == "":
         return None
-    if isinstance(store, int) or str(store).isdigit():
-        found = session.get(Store, int(store))
+    if isinstance(store, bool) or not isinstance(store, str | int):
+        raise AdminError("store must be a store's code or id")
+    if isinstance(store, int) or (store.isascii() and store.isdigit()):
+        number = int(store)  # an id beyond the column's range is no store (not a database error)
+        found = session.get(Store, number) if 0 < number < 2**31 else None
     else:
         found = session.scalars(select(Store).where(Store.code == store)).one_or_none()
     if found is None:
@@ -99,6 +102,9 @@ def validate_fields(fields: dict[str, Any]) -> None:
     """Check the editable fields a caller gives (only those present)."""
     if "role" in fields and fields["role"] not in ROLES:
         raise AdminError(f"unknown role {fields['role']!r}; one of {', '.join(ROLES)}")
+    for key in ("extension", "interface"):
+        if fields.get(key) is not None and not isinstance(fields[key], str):
+            raise AdminError(f"{key} must be text")
     ext = fields.get("extension")
     if ext not in (None, "") and not EXTENSION.match(str(ext)):
         raise AdminError(f"extension {ext!r} is not a dial string of 2-20 digits")
@@ -114,8 +120,10 @@ def validate_fields(fields: dict[str, Any]) -> None:
             raise AdminError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
     for key, limit in (("display_name", 120), ("department", 40)):
         value = fields.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            raise AdminError(f"{key} must be text of at most {limit} characters")
+        # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused)
+        if value is not None and (not isinstance(value, str) or len(value) > limit
+                                  or any(ord(c) < 32 or c == "\x7f" for c in value)):
+            raise AdminError(f"{key} must be one line of text of at most {limit} characters")
 
 
 def add_user(session_factory: Callable[[], Session], actor: Actor, username: str, role: str, password_hash: str, *,
@@ -179,6 +187,8 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
     if unknown:
         raise AdminError(f"cannot change {', '.join(sorted(unknown))}")
     validate_fields(fields)
+    if "display_name" in fields and not fields["display_name"]:
+        raise AdminError("display_name must be text of 1-120 characters")
     with session_factory() as session, session.begin():
         user = _get(session, username)
         codes = _store_codes(session)

@@ -30,7 +30,7 @@ def parse_skill(entry: str) -> tuple[str, int | None]:
     if not sep:
         return name, None
     explicit = explicit.strip()
-    if not explicit.isdigit() or int(explicit) > MAX_PENALTY:
+    if not (explicit.isascii() and explicit.isdigit()) or int(explicit) > MAX_PENALTY:
         raise ValueError(f"skill {entry!r}: the penalty after ':' must be a whole number 0-{MAX_PENALTY}")
     return name, int(explicit)
 

@@ -22,6 +22,7 @@ from ccserver.desktop.settings import WRAPUP_REASON, DesktopSettings
 from ccserver.desktop.store import DesktopStore, MergeRefused, UserScope
 from ccserver.desktop.targets import TRANSFER_KINDS, TargetError, dial_number, transfer_target
 from ccserver.desktop.wrapup import ForcedWrapUp
+from ccserver.logs import caller_number, exception_summary, log_pii_enabled
 from ccserver.tickets.store import TicketError, clean_text
 
 __all__ = ["DesktopError", "DesktopService", "LiveCall"]
@@ -158,8 +159,9 @@ class DesktopService:
     async def _audit(self, actor: Actor, action: str, target: str, detail: dict[str, Any]) -> None:
         try:
             await self._run(self.store.audit, action, actor.user_id, actor.username, target, detail, actor.ip)
-        except Exception:  # noqa: BLE001 - the change is made; a lost audit row is logged, not raised
-            log.exception("audit of %s not written", action)
+        except Exception as exc:  # noqa: BLE001 - the change is made; a lost audit row is logged, not raised
+            # no exception text unless server.log_pii: SQL errors carry the row (a dialled number, a note's id)
+            log.error("audit of %s not written: %s", action, exception_summary(exc, log_pii_enabled()))
 
     # -- wrap-up, dispositions and notes -------------------------------------------------------------------------
     async def disposition(self, actor: Actor, uniqueid: str, code: object, note: object = None) -> dict[str, Any]:
@@ -249,7 +251,8 @@ class DesktopService:
             raise DesktopError(exc.status, exc.message) from None
         await self._audit(actor, "call.transfer", f"call:{uniqueid}",
                           {"kind": kind, "target": target.type, "to": target.value, "exten": target.exten})
-        log.info("call %s: %s transfer to %s %s by %s", uniqueid, kind, target.type, target.exten, actor.username)
+        shown = caller_number(target.exten, log) if target.type == "number" else target.exten  # masked number
+        log.info("call %s: %s transfer to %s %s by %s", uniqueid, kind, target.type, shown, actor.username)
         return {"uniqueid": uniqueid, "kind": kind, "target": {"type": target.type, "value": target.value},
                 "status": "requested"}
 
@@ -338,6 +341,8 @@ class DesktopService:
         changes: dict[str, Any] = {}
         if "name" in body:
             changes["name"] = _clean(body["name"], "name", 120, True)
+            if any(c in changes["name"] for c in "\r\n\t"):  # one line: shown in screen pops, lists, CSV
+                raise DesktopError(400, "name must be one line", "name")
         if "language" in body:
             if body["language"] not in LANGUAGES:
                 raise DesktopError(400, "language must be zh or en", "language")

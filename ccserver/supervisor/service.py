@@ -18,6 +18,7 @@ from typing import Any
 
 from ccserver.agents import Actor, AgentError, AgentService
 from ccserver.agents.service import INTERFACE
+from ccserver.logs import exception_summary, log_pii_enabled
 from ccserver.supervisor.ami import SupervisorActionFailed, SupervisorAMI
 from ccserver.supervisor.spy import SPY_OPTIONS, SpyError, originate_headers
 
@@ -120,5 +121,6 @@ class SupervisorService:
     async def _audit(self, actor: Actor, action: str, target: str, detail: dict[str, Any]) -> None:
         try:
             await self._run(self.agents.store.audit, action, actor.user_id, actor.username, target, detail, actor.ip)
-        except Exception:  # noqa: BLE001 - the action happened; a lost audit row is logged, not raised
-            log.exception("audit of %s for %s not written", action, target)
+        except Exception as exc:  # noqa: BLE001 - the action happened; a lost audit row is logged, not raised
+            log.error("audit of %s for %s not written: %s", action, target,
+                      exception_summary(exc, log_pii_enabled()))  # SQL errors carry the row: text only with log_pii

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ccserver.logs import exception_summary, log_pii_enabled
 from ccserver.metrics import REGISTRY
 
 log = logging.getLogger("ccserver.wallboard")
@@ -90,8 +91,9 @@ class WallboardPublisher:
     async def _flush_logged(self) -> None:
         try:
             await self.flush()
-        except Exception:  # noqa: BLE001 - SQL briefly away: logged; the next event or refresh tries again
-            log.exception("wallboard update failed")
+        except Exception as exc:  # noqa: BLE001 - SQL briefly away: logged; the next event or refresh tries again
+            # the snapshot names agents: no exception text unless server.log_pii
+            log.error("wallboard update failed: %s", exception_summary(exc, log_pii_enabled()))
 
     async def flush(self) -> Frame:
         """Build, encode once, hand to every subscriber. Concurrent callers share the flush in progress."""
@@ -112,8 +114,8 @@ class WallboardPublisher:
             for send in list(self._subscribers):
                 try:
                     send(frame)
-                except Exception:  # noqa: BLE001 - one failing client path never stops the others
-                    log.exception("wallboard subscriber failed")
+                except Exception as exc:  # noqa: BLE001 - one failing client path never stops the others
+                    log.error("wallboard subscriber failed: %s", exception_summary(exc, log_pii_enabled()))
             self._flushing.set_result(frame)
             return frame
         except BaseException as exc:

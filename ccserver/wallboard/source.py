@@ -63,7 +63,7 @@ class WallboardSource:
                 rows_today = [r for r in rows if r["interval_start"] >= today]
                 rows_yday = [r for r in rows if r["interval_start"] < today]
             except Exception as exc:  # noqa: BLE001 - SQL away: the board still shows the live figures
-                log.warning("wallboard: interval rows not read (%s)", exc)
+                log.warning("wallboard: interval rows not read (%s)", type(exc).__name__)  # SQL text: parameters
                 return [], []
         self._rows = (interval, rows_today, rows_yday)
         return rows_today, rows_yday

@@ -27,6 +27,11 @@ from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 MANAGER_ROLES = ("agent", "department")  # the roles a store manager may give
 
 
+def _whole(text: str) -> bool:
+    """ASCII digits only: str.isdigit() is true of "²" and "١٢" too, which int() refuses (a 500)."""
+    return text.isascii() and text.isdigit()
+
+
 class AdminRoutes:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
@@ -114,7 +119,7 @@ class AdminRoutes:
     @staticmethod
     def _id(req: Req, name: str = "id") -> int:
         text = req.path_params[name]
-        if not text.isdigit() or len(text) > 12:
+        if not _whole(text) or len(text) > 12:
             raise HTTPError(404, "not found")
         return int(text)
 
@@ -177,7 +182,7 @@ class AdminRoutes:
 
     async def get_calendar(self, req: Req) -> Response:
         year_text = req.arg("year") or str(dt.date.today().year)
-        if not year_text.isdigit() or not 2000 <= int(year_text) <= 2100:
+        if not _whole(year_text) or not 2000 <= int(year_text) <= 2100:
             raise HTTPError(400, "year must be like 2027")
         return json_response(await self.call(org.list_days, int(year_text), await self.scope(req)))
 
@@ -356,7 +361,7 @@ class AdminRoutes:
 
         limit_text = req.arg("limit") or "200"
         before_text = req.arg("before") or ""
-        if not limit_text.isdigit() or (before_text and not before_text.isdigit()):
+        if not _whole(limit_text) or (before_text and not _whole(before_text)):
             raise HTTPError(400, "limit and before must be whole numbers")
         entries = await self.call(org.audit_entries, action=req.arg("action"), actor=req.arg("actor"),
                                   target=req.arg("target"), since=when("since"), until=when("until"),

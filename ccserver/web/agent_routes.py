@@ -81,6 +81,9 @@ class AgentRoutes:
 
     async def pause(self, req: Req) -> Response:
         body = req.json()
+        unknown = set(body) - {"reason"}
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         return await self._answer(self._service().pause(actor_of(req), req.path_params["ext"], body.get("reason")))
 
     async def unpause(self, req: Req) -> Response:

@@ -58,6 +58,8 @@ def _safe_next(target: str | None) -> str:
     """Only same-site relative paths: never an open redirect."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
+    if not target.isprintable() or len(target) > 2000:
+        return "/"  # no control characters into Location (browsers drop tab/CR/LF: "/\t/x" reads "//x")
     parsed = urlparse(target)
     return "/" if parsed.scheme or parsed.netloc else target
 

@@ -2,7 +2,8 @@
 
 Handlers are ``async def handler(req) -> Response``. Every route declares who may call it: ``public``,
 ``api`` (bearer token or session cookie; 401/403 answered as JSON) or ``page`` (session cookie; a
-browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token.
+browser without one is sent to the login page). Unsafe methods authenticated by cookie need a CSRF token and,
+when the browser names one, our own Origin (``ccserver.web.origin``); so do logins.
 Credentials are checked by the ``Authenticator``: the signature (``TokenSigner``), then the session as it stands
 now (``ccserver.web.sessions``). A check that cannot be made answers 503.
 """
@@ -24,16 +25,25 @@ from twisted.web import resource, server
 
 from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeRequired, Principal, TokenSigner
 from ccserver.logs import exception_summary
-from ccserver.web.client_address import Network, client_address, parse_networks
+from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
+from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
 
 if TYPE_CHECKING:
     from ccserver.web.sessions import Sessions
+
+# audit(action, actor_id, actor_name, ip, detail): the user store's audit, run off the loop.
+AuditFn = Callable[[str, "int | None", str, str, dict[str, Any]], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 SESSION_COOKIE = "ccserver_session"
+# Pages: scripts, styles and images only from our own origin (static ES modules; no inline script or handler);
+# forms post only to us; no <base> rewriting. Every other answer (JSON, CSV, audio, static files) renders nothing.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 
 class HTTPError(Exception):
@@ -45,6 +55,14 @@ class HTTPError(Exception):
         self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+
+MAX_ERROR_CHARS = 300
+
+
+def clip(message: str) -> str:
+    """An error message cut to MAX_ERROR_CHARS: many quote the value refused, which may be 100,000 characters."""
+    return message if len(message) <= MAX_ERROR_CHARS else message[:MAX_ERROR_CHARS] + "…"
 
 
 def reason_phrase(status: int) -> bytes:
@@ -119,6 +137,19 @@ class Req:
                 forwarded = self.raw.requestHeaders.getRawHeaders(b"X-Forwarded-For") or []
             self._client_ip = client_address(peer, [v.decode("latin-1") for v in forwarded], self._trusted_proxies)
         return self._client_ip
+
+    def origin_view(self) -> RequestView:
+        """What the Origin check (ccserver.web.origin) needs: the browser's claim and how we were reached."""
+        peer = parse_address(getattr(self.raw.getClientAddress(), "host", ""))
+        via_proxy = peer is not None and any(peer.version == n.version and peer in n for n in self._trusted_proxies)
+        headers = self.raw.requestHeaders
+        is_secure = getattr(self.raw, "isSecure", None)  # twisted's Request has it; test doubles may not
+        return RequestView(
+            origin=self.header("Origin"), referer=self.header("Referer"), host=self.header("Host"),
+            secure=bool(is_secure()) if is_secure else False, via_trusted_proxy=via_proxy,
+            forwarded_proto=header_values(headers.getRawHeaders(b"X-Forwarded-Proto")) if via_proxy else None,
+            forwarded_host=header_values(headers.getRawHeaders(b"X-Forwarded-Host")) if via_proxy else None,
+        )
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -234,10 +265,13 @@ class Authenticator:
 class Router(resource.Resource):
     isLeaf = True
 
-    def __init__(self, authenticator: Authenticator, trusted_proxies: Sequence[str] = (), log_pii: bool = False):
+    def __init__(self, authenticator: Authenticator, trusted_proxies: Sequence[str] = (), log_pii: bool = False,
+                 allowed_origins: Sequence[str] = (), audit: AuditFn | None = None):
         super().__init__()
         self.authenticator = authenticator
         self.trusted_proxies = parse_networks(trusted_proxies)
+        self.origins = OriginPolicy(allowed_origins)
+        self.audit = audit
         self.log_pii = log_pii
         self.routes: list[Route] = []
         # The origin pages may open websockets to (CSP connect-src), asked per page: known once ws listens.
@@ -285,6 +319,8 @@ class Router(resource.Resource):
             route, req.path_params = chosen
             if route.access != "public":
                 await self._authorize(req, route)
+            elif req.method in UNSAFE_METHODS and not req.header("Authorization"):
+                await self._check_origin(req, route)  # a browser form post (the login form)
             return await route.handler(req)
         except AuthError as exc:
             if not is_api and req.method == "GET":
@@ -299,7 +335,7 @@ class Router(resource.Resource):
         except AuthUnavailable as exc:
             return json_response({"error": str(exc)}, 503, **{"Retry-After": "5"})
         except HTTPError as exc:
-            response = json_response({"error": exc.message, **exc.extra}, exc.status)
+            response = json_response({"error": clip(exc.message), **exc.extra}, exc.status)
             response.headers.update(exc.headers)
             return response
         except Exception as exc:
@@ -313,6 +349,7 @@ class Router(resource.Resource):
         principal = await self.authenticator.authenticate(req)
         req.principal = principal
         if req.auth_via_cookie and req.method in UNSAFE_METHODS:
+            await self._check_origin(req, route)
             presented = req.header("X-CSRF-Token")
             if presented is None and req.body:
                 try:
@@ -326,6 +363,24 @@ class Router(resource.Resource):
         if route.roles:
             principal.require(*route.roles)
 
+    async def _check_origin(self, req: Req, route: Route) -> None:
+        """Forbidden unless the browser's Origin (else Referer), when it sends one, is ours; refusals audited.
+        Only for requests a browser may send with ambient credentials (bearer calls carry their own)."""
+        view = req.origin_view()
+        if self.origins.allows(view):
+            return
+        where = "/" + "/".join(route.pattern)
+        log.warning("refused %s %s: origin not allowed", req.method, where)
+        if self.audit is not None:
+            p = req.principal
+            detail = {"origin": describe(view), "method": req.method, "route": where}
+            try:
+                await self.audit("http.origin_refused", p.user_id if p else None, p.username if p else "",
+                                 req.client_ip, detail)
+            except Exception as exc:  # the refusal stands even when the audit log cannot be written
+                log.error("could not audit a refused origin: %s", exception_summary(exc, self.log_pii))
+        raise Forbidden("origin not allowed")
+
     def _write(self, response: Response, request: server.Request, finished: list[bool]) -> None:
         if finished:
             return  # the client went away; nothing to write to
@@ -337,10 +392,10 @@ class Router(resource.Resource):
         request.setHeader("Cache-Control", "no-store")
         if response.content_type.startswith("text/html"):
             connect = self.connect_src() if self.connect_src is not None else ""
-            request.setHeader(
-                "Content-Security-Policy", "default-src 'self'; object-src 'none'; frame-ancestors 'none'"
-                + (f"; connect-src 'self' {connect}" if connect else "")
-            )
+            request.setHeader("Content-Security-Policy",
+                              PAGE_CSP + (f"; connect-src 'self' {connect}" if connect else ""))
+        else:
+            request.setHeader("Content-Security-Policy", OTHER_CSP)
         for name, value in response.headers.items():
             request.setHeader(name, value)
         for cookie in response.cookies:

@@ -32,7 +32,7 @@ class RecordingRoutes:
 
     async def recording(self, req: Req) -> Response:
         raw_id = req.path_params["call_id"]
-        if not raw_id.isdigit() or len(raw_id) > 18:
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
             raise HTTPError(400, "call_id must be a call's number", field="call_id")
         files = self.ctx.recordings
         factory = self.ctx.session_factory

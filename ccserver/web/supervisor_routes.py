@@ -54,6 +54,9 @@ class SupervisorRoutes:
 
     async def pause(self, req: Req) -> Response:
         body = req.json() if req.body else {}
+        unknown = set(body) - {"reason"}
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
         return await self._answer(self._service().force_pause(actor_of(req), req.path_params["ext"],
                                                               body.get("reason")))
 

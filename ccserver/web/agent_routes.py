@@ -29,6 +29,15 @@ def end_sign_ins_with_web_sessions(sessions: Any, agents: AgentService) -> None:
         lambda principal, reason: agents.end_auth_session(principal.session_id, f"web {reason}"))
 
 
+async def agent_answer(coro: Coroutine[Any, Any, dict[str, Any]]) -> Response:
+    """The JSON answer of an agents-service call; its AgentError as the HTTP error it names."""
+    try:
+        result = await coro
+    except AgentError as exc:
+        raise HTTPError(exc.status, exc.message, **exc.extra) from None
+    return json_response(result)
+
+
 def actor_of(req: Req) -> Actor:
     p = req.principal
     assert p is not None
@@ -52,12 +61,6 @@ class AgentRoutes:
             raise HTTPError(503, "agent sign-in needs an Asterisk (ami.host or ami.servers)")
         return self.ctx.agents
 
-    async def _answer(self, coro: Coroutine[Any, Any, dict[str, Any]]) -> Response:
-        try:
-            result = await coro
-        except AgentError as exc:
-            raise HTTPError(exc.status, exc.message, **exc.extra) from None
-        return json_response(result)
 
     async def login(self, req: Req) -> Response:
         body = req.json()
@@ -72,22 +75,22 @@ class AgentRoutes:
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise HTTPError(400, "force must be true or false", field="force")
-        return await self._answer(self._service().login(
+        return await agent_answer(self._service().login(
             actor_of(req), req.path_params["ext"], body["queues"], interface=body.get("interface"),
             state_interface=body.get("state_interface"), server=body.get("server"), force=force))
 
     async def logout(self, req: Req) -> Response:
-        return await self._answer(self._service().logout(actor_of(req), req.path_params["ext"]))
+        return await agent_answer(self._service().logout(actor_of(req), req.path_params["ext"]))
 
     async def pause(self, req: Req) -> Response:
         body = req.json()
         unknown = set(body) - {"reason"}
         if unknown:
             raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-        return await self._answer(self._service().pause(actor_of(req), req.path_params["ext"], body.get("reason")))
+        return await agent_answer(self._service().pause(actor_of(req), req.path_params["ext"], body.get("reason")))
 
     async def unpause(self, req: Req) -> Response:
-        return await self._answer(self._service().unpause(actor_of(req), req.path_params["ext"]))
+        return await agent_answer(self._service().unpause(actor_of(req), req.path_params["ext"]))
 
     async def status(self, req: Req) -> Response:
-        return await self._answer(self._service().status(actor_of(req), req.path_params["ext"]))
+        return await agent_answer(self._service().status(actor_of(req), req.path_params["ext"]))

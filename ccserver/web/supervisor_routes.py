@@ -9,13 +9,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
 from typing import Any
 
-from ccserver.agents import AgentError
-from ccserver.web.agent_routes import actor_of
+from ccserver.web.agent_routes import actor_of, agent_answer
 from ccserver.web.context import WebContext
-from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
+from ccserver.web.http import HTTPError, Req, Response, Router, html_response
 
 ROLES = ("supervisor",)
 SPY_FIELDS = {"agent", "mode", "phone"}
@@ -37,19 +35,13 @@ class SupervisorRoutes:
             raise HTTPError(503, "supervisor actions need an Asterisk (ami.host or ami.servers)")
         return self.ctx.supervisor
 
-    async def _answer(self, coro: Coroutine[Any, Any, dict[str, Any]]) -> Response:
-        try:
-            result = await coro
-        except AgentError as exc:
-            raise HTTPError(exc.status, exc.message, **exc.extra) from None
-        return json_response(result)
 
     async def spy(self, req: Req) -> Response:
         body = req.json()
         unknown = set(body) - SPY_FIELDS
         if unknown:
             raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-        return await self._answer(self._service().spy(actor_of(req), body.get("agent"), body.get("mode"),
+        return await agent_answer(self._service().spy(actor_of(req), body.get("agent"), body.get("mode"),
                                                       body.get("phone")))
 
     async def pause(self, req: Req) -> Response:
@@ -57,17 +49,17 @@ class SupervisorRoutes:
         unknown = set(body) - {"reason"}
         if unknown:
             raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
-        return await self._answer(self._service().force_pause(actor_of(req), req.path_params["ext"],
+        return await agent_answer(self._service().force_pause(actor_of(req), req.path_params["ext"],
                                                               body.get("reason")))
 
     async def logout(self, req: Req) -> Response:
-        return await self._answer(self._service().force_logout(actor_of(req), req.path_params["ext"]))
+        return await agent_answer(self._service().force_logout(actor_of(req), req.path_params["ext"]))
 
     async def priority(self, req: Req) -> Response:
         body = req.json()
         if "priority" not in body:
             raise HTTPError(400, "priority is required", field="priority")
-        return await self._answer(self._service().change_priority(actor_of(req), req.path_params["uniqueid"],
+        return await agent_answer(self._service().change_priority(actor_of(req), req.path_params["uniqueid"],
                                                                   body["priority"]))
 
     async def page(self, req: Req) -> Response:

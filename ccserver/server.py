@@ -326,6 +326,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
                              wrapup=wrapup, clock=clock)
+    # Preview mode of campaigns (ccserver/campaigns/preview.py): the agent's next contact, dialled through the desktop.
+    from ccserver.campaigns.preview import PreviewService
+
+    preview = PreviewService(campaigns, desktop, default_zone=config.server.time_zone,
+                             node_id=telephony.node_id if telephony is not None else "node")
     # The wallboard: one snapshot per update (coalesced, encoded once for every client) from the live views, the
     # interval rows and the SLA alarms; every event on the hub marks it dirty.
     from ccserver.events import TicketSlaAlarm
@@ -415,6 +420,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         recordings=RecordingFiles(recording_policy.dir),
         wallboard=wallboard,
         campaigns=campaigns,
+        preview=preview,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
         desktop=desktop,

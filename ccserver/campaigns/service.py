@@ -44,7 +44,10 @@ log = logging.getLogger("ccserver.campaigns")
 MOVES = {"start": ({"draft"}, "running"), "pause": ({"running"}, "paused"), "resume": ({"paused"}, "running")}
 REFUSAL = "refused"
 # What an agent may say of an answered attempt; the ones that open a ticket, and of which kind.
-DISPOSITIONS = ("reached", "booked", "callback", "complaint", "refused", "wrong_number")
+DISPOSITIONS = ("reached", "booked", "callback", "complaint", "refused", "wrong_number", "no_answer", "busy")
+# Preview mode: the agent's disposition is the attempt's outcome (the dialer does not follow those calls); these
+# two say the customer was not reached, so only a preview attempt may have them.
+UNREACHED = ("no_answer", "busy")
 TICKET_FOR = {"booked": "appointment", "callback": "callback", "complaint": "complaint"}
 
 
@@ -109,7 +112,7 @@ class CampaignService:
                                 store_id=store_id, window=spec.window, targets_spec=spec.targets,
                                 tiers_first=spec.tiers_first,
                                 max_attempts=spec.max_attempts or self.settings.policy.max_attempts,
-                                created_by=who.user_id, created_at=now, updated_at=now)
+                                created_by=who.user_id, created_at=now, updated_at=now, script=spec.script)
             session.add(campaign)
             session.flush()
             rows = self._resolve(session, spec.targets)
@@ -220,7 +223,7 @@ class CampaignService:
         return {"id": c.id, "name": c.name, "type": c.type, "mode": c.mode, "status": c.status, "queue": c.queue,
                 "store_id": c.store_id, "window": c.window, "targets_spec": c.targets_spec,
                 "tiers_first": c.tiers_first, "max_attempts": c.max_attempts, "created_at": _now_iso(c.created_at),
-                "started_at": _now_iso(c.started_at), "progress": progress}
+                "started_at": _now_iso(c.started_at), "script": c.script, "progress": progress}
 
     @staticmethod
     def _progress(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -334,6 +337,9 @@ class CampaignService:
         if note is not None and (not isinstance(note, str) or len(note) > 2000):
             raise CampaignError(400, "note must be text of at most 2000 characters", "note")
         facts: dict[str, Any] = await self._run(self._attempt_facts, campaign_id, attempt_id)
+        if disposition in UNREACHED and not facts["preview"]:
+            raise CampaignError(400, f"{disposition} is for preview calls; the dialer records outcomes itself",
+                                "disposition")
         ticket_id = None
         kind = TICKET_FOR.get(disposition)
         if kind is not None:
@@ -349,6 +355,15 @@ class CampaignService:
             except TicketError as exc:
                 raise CampaignError(exc.status, exc.message, exc.field) from None
             ticket_id = int(ticket["id"])
+        if facts["preview"] and facts["outcome"] is None:
+            # The agent's word settles the preview attempt (attempts counted, the target done or back to the pool).
+            from ccserver.dialer.store import DialerStore
+
+            now = self.now()
+            outcome = disposition if disposition in UNREACHED else REFUSAL if disposition == REFUSAL else "reached"
+            await self._run(DialerStore(self.sessions).finish_attempts, [
+                (facts["action_id"], outcome, now, None, None, None if disposition in UNREACHED else now)])
+            await self._run(self._release_hold, attempt_id)
         result: dict[str, Any] = await self._run(self._dispose, attempt_id, disposition, ticket_id, self.now())
         if disposition == REFUSAL and facts["customer_id"] is not None:
             result["marketing_stopped"] = await self.refused(int(facts["customer_id"]))
@@ -364,12 +379,20 @@ class CampaignService:
             if row is None:
                 raise CampaignError(404, "no such attempt in this campaign", "attempt_id")
             attempt, name, store_id, e164 = row
-            if attempt.answered_at is None:
+            preview = session.scalar(select(Campaign.mode).where(Campaign.id == campaign_id)) == "preview"
+            if attempt.answered_at is None and not (preview and attempt.outcome is None):
                 raise CampaignError(409, "the attempt was not answered", "attempt_id")
             if attempt.disposition is not None:
                 raise CampaignError(409, f"already disposed ({attempt.disposition})", "attempt_id")
             return {"campaign_name": name, "store_id": store_id, "customer_id": attempt.customer_id,
-                    "uniqueid": attempt.uniqueid, "e164": e164}
+                    "uniqueid": attempt.uniqueid, "e164": e164, "preview": preview, "outcome": attempt.outcome,
+                    "action_id": attempt.action_id}
+
+    def _release_hold(self, attempt_id: int) -> None:
+        with self.sessions.begin() as session:
+            target_id = session.scalar(select(CampaignAttempt.target_id).where(CampaignAttempt.id == attempt_id))
+            session.execute(update(CampaignTarget).where(CampaignTarget.id == target_id)
+                            .values(held_by=None, held_until=None))
 
     def _dispose(self, attempt_id: int, disposition: str, ticket_id: int | None, now: datetime) -> dict[str, Any]:
         with self.sessions.begin() as session:

@@ -12,7 +12,7 @@ from ccserver.db.models import CAMPAIGN_MODES, CAMPAIGN_TYPES, TIERS
 
 __all__ = ["FILTER_KEYS", "CampaignSpec", "SpecError", "parse_spec"]
 
-FIELDS = {"name", "type", "mode", "queue", "store", "window", "targets", "tiers_first", "max_attempts"}
+FIELDS = {"name", "type", "mode", "queue", "store", "window", "targets", "tiers_first", "max_attempts", "script"}
 FILTER_KEYS = {"tiers", "store", "consent", "model", "last_visit_before", "maintenance_due_before",
                "insurance_expiry_before"}
 MAX_CUSTOMER_IDS = 100_000
@@ -35,6 +35,7 @@ class CampaignSpec:
     targets: dict[str, Any]  # {"filter": {...}} or {"customer_ids": [...]}, normalised
     tiers_first: bool = False
     max_attempts: int | None = None
+    script: str | None = None  # what the agent says in preview mode
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int, *, pattern_ok: Any = None) -> str:
@@ -145,4 +146,8 @@ def parse_spec(body: Any) -> CampaignSpec:
     if max_attempts is not None and not (isinstance(max_attempts, int) and not isinstance(max_attempts, bool)
                                          and 1 <= max_attempts <= 20):
         raise SpecError("max_attempts must be an integer from 1 to 20", "max_attempts")
-    return CampaignSpec(name, kind, mode, queue, store, dict(window or {}), targets, tiers_first, max_attempts)
+    script = body.get("script")
+    if script is not None and (not isinstance(script, str) or len(script) > 4000 or "\0" in script):
+        raise SpecError("script must be text of at most 4000 characters", "script")
+    return CampaignSpec(name, kind, mode, queue, store, dict(window or {}), targets, tiers_first, max_attempts,
+                        script.strip() or None if script is not None else None)

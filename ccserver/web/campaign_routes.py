@@ -47,6 +47,11 @@ class CampaignRoutes:
         router.add("GET", "/campaigns", self.page, access="page", roles=ROLES)
         router.add("POST", "/api/dnc/import", self.dnc_import, access="api", roles=ROLES)
         router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
+        # Preview mode (agents): the next contact, then dial or skip it.
+        agents = ("agent", "supervisor")
+        router.add("POST", "/api/preview/next", self.preview_next, access="api", roles=agents)
+        router.add("POST", "/api/preview/{target}/dial", self.preview_dial, access="api", roles=agents)
+        router.add("POST", "/api/preview/{target}/skip", self.preview_skip, access="api", roles=agents)
 
     def _service(self) -> CampaignService:
         service: CampaignService | None = self.ctx.campaigns
@@ -167,3 +172,55 @@ class CampaignRoutes:
         removed = await self._call(service.dnc_remove(self._who(req), unquote(req.path_params["number"])))
         await self._audit(req, "dnc.remove", {"number": removed["number"]})
         return json_response(removed)
+
+    # -- preview mode -------------------------------------------------------------------------------------------
+    def _preview(self) -> Any:
+        if self.ctx.preview is None:
+            raise HTTPError(503, "preview mode needs the database")
+        return self.ctx.preview
+
+    @staticmethod
+    def _target(req: Req) -> int:
+        raw = req.path_params["target"]
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
+            raise HTTPError(404, "no such target")
+        return int(raw)
+
+    @staticmethod
+    def _actor(req: Req) -> Any:
+        from ccserver.web.agent_routes import actor_of
+
+        return actor_of(req)
+
+    async def _desk(self, coro: Any) -> Any:
+        from ccserver.desktop.service import DesktopError
+
+        try:
+            return await self._call(coro)
+        except DesktopError as exc:
+            extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+            raise HTTPError(exc.status, exc.message, **extra) from None
+
+    async def preview_next(self, req: Req) -> Response:
+        shown = await self._desk(self._preview().next(self._actor(req)))
+        if shown.get("target") is not None:
+            await self._audit(req, "campaign.preview_next", {"campaign_id": shown["campaign"]["id"],
+                                                             "target_id": shown["target"]["id"]})
+        return json_response(shown)
+
+    async def preview_dial(self, req: Req) -> Response:
+        target = self._target(req)
+        dialled = await self._desk(self._preview().dial(self._actor(req), target))
+        await self._audit(req, "campaign.preview_dial", {k: dialled[k] for k in (
+            "campaign_id", "target_id", "attempt_id", "action_id")})
+        return json_response(dialled)
+
+    async def preview_skip(self, req: Req) -> Response:
+        target = self._target(req)
+        body = req.json()
+        unknown = sorted(set(body) - {"reason"})
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        skipped = await self._desk(self._preview().skip(self._actor(req), target, body.get("reason")))
+        await self._audit(req, "campaign.preview_skip", skipped)
+        return json_response(skipped)

@@ -138,8 +138,8 @@ def test_next_skip_dial_and_disposition(api: Any) -> None:
         assert (attempt.action_id, attempt.outcome, attempt.disposition, attempt.agent_interface) == (
             dialled["action_id"], "reached", "booked", AGENT_PHONE)
         assert attempt.answered_at is not None and attempt.ticket_id == out["booked"][1]["ticket_id"]
-    assert (targets[out["second_id"]].status, targets[out["second_id"]].attempts, targets[out["second_id"]].held_by) == (
-        "done", 1, None)
+    done = targets[out["second_id"]]
+    assert (done.status, done.attempts, done.held_by) == ("done", 1, None)
     assert (targets[out["third_id"]].status, targets[out["third_id"]].drop_reason) == ("dropped", "skip:wrong_number")
     assert targets[out["held"]].status == "pending"
     dnc = [t for t in targets.values() if t.e164 == out["first_e164"]][0]

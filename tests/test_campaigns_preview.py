@@ -191,3 +191,57 @@ def test_no_answer_on_a_preview_call_returns_the_contact_and_is_refused_for_dial
     refused = asyncio.run(request(router, "POST", f"/api/campaigns/{out['cid']}/dispositions", me,
                                   {"attempt_id": aid, "disposition": "busy"}))
     assert refused[0] == 400 and refused[1]["field"] == "disposition"
+
+
+def test_preview_dial_reaches_asterisk_as_the_recorded_originate(api: Any) -> None:
+    """The dial through the real AMI client to the replay peer of a recorded Originate session: the Originate rings
+    the agent's phone (Channel) with the customer's digits as Exten, and the attempt takes its ActionID."""
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    from ccserver.ami.client import AMIServerConfig
+    from ccserver.ami.manager import AMIManager
+    from ccserver.desktop.calls import AMIDesktopCalls
+    from tests.replay.ami_peer import AMIReplayFactory
+
+    router, token, desk, _clock = api
+    me, manager = token("agent8001"), token("campaigns")
+    with desk.sessions.begin() as s:
+        ids = list(s.scalars(select(Customer.id).order_by(Customer.id).limit(1)))
+        s.execute(update(Customer).where(Customer.id.in_(ids)).values(do_not_call=False))
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        reactor = AsyncioSelectorReactor(loop)
+        peer = AMIReplayFactory("ami-originate-results", clock=reactor, skip_actions=[])
+        port = reactor.listenTCP(0, peer, interface="127.0.0.1")
+        ami = AMIManager({"default": AMIServerConfig(port=port.getHost().port, auth="plain",
+                                                     secret="ccserver-secret")}, reactor=reactor)
+        ami.start()
+        await ami.clients["default"].when_connected().asFuture(loop)
+        desk.service.calls = AMIDesktopCalls(ami, loop)
+        try:
+            created = await request(router, "POST", "/api/campaigns", manager, {
+                "name": "投诉处理回访", "type": "complaint_callback", "mode": "preview", "queue": "sales",
+                "targets": {"customer_ids": ids}})
+            cid = created[1]["id"]
+            await request(router, "POST", f"/api/campaigns/{cid}/start", manager, {})
+            await request(router, "POST", "/api/agents/8001/login", me,
+                          {"queues": ["sales"], "interface": AGENT_PHONE})
+            shown = await request(router, "POST", "/api/preview/next", me, {})
+            dialled = await request(router, "POST", f"/api/preview/{shown[1]['target']['id']}/dial", me, {})
+            return {"shown": shown, "dialled": dialled,
+                    "sent": [dict(a.items()) for a in peer.actions if a.get("Action") == "Originate"]}
+        finally:
+            ami.stop()
+            port.stopListening()
+
+    out = asyncio.run(main())
+    status, dialled = out["dialled"]
+    assert status == 200, dialled
+    sent = out["sent"][0]
+    e164 = out["shown"][1]["target"]["e164"]
+    assert sent["ActionID"] == dialled["action_id"] and sent["Channel"] == AGENT_PHONE
+    assert (sent["Context"], sent["Async"]) == ("ccserver-dial", "true") and e164.endswith(sent["Exten"][-8:])
+    with desk.sessions() as s:
+        attempt = s.get(CampaignAttempt, dialled["attempt_id"])
+        assert attempt is not None and attempt.action_id == sent["ActionID"] and attempt.outcome is None

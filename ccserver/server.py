@@ -291,7 +291,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     campaign_settings = CampaignSettings.from_config(config)
     campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
-                                default_region=config.phone.default_region)
+                                default_region=config.phone.default_region, default_zone=config.server.time_zone)
     # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
     dialer: Any = None
     if telephony is not None and telephony.server_names:

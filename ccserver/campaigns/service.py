@@ -73,11 +73,13 @@ def _now_iso(value: datetime | None) -> str | None:
 
 class CampaignService:
     def __init__(self, session_factory: sessionmaker[Session], run_blocking: Callable[..., Awaitable[Any]], *,
-                 settings: CampaignSettings | None = None, clock: Any = None, default_region: str = "CN") -> None:
+                 settings: CampaignSettings | None = None, clock: Any = None, default_region: str = "CN",
+                 default_zone: str = "UTC") -> None:
         self.sessions = session_factory
         self.settings = settings or CampaignSettings()
         self.clock = clock if clock is not None else LoopClock()
         self.region = default_region
+        self.default_zone = default_zone  # for numbers without a zone of their own, when the store has none
         self._run = run_blocking
 
     def now(self) -> datetime:
@@ -122,6 +124,47 @@ class CampaignService:
                 {"campaign_id": campaign.id, "customer_id": cid, "e164": e164, "tier": tier, "order_at": order,
                  "status": "pending", "attempts": 0} for cid, e164, tier, order in rows])
             return {"id": campaign.id, "targets": len(rows)}
+
+    async def count(self, spec: CampaignSpec) -> dict[str, Any]:
+        """A dry run of ``create``: the same selection, then the compliance gate as it would answer now — how many
+        targets may be called, how many the gate excludes and why (``dnc_customer``, ``dnc_number``,
+        ``no_consent``), and how many are only outside the calling window now. Nothing is written."""
+        result: dict[str, Any] = await self._run(self._count, spec, self.now())
+        return result
+
+    def _count(self, spec: CampaignSpec, now: datetime) -> dict[str, Any]:
+        from ccserver.campaigns.compliance import check
+        from ccserver.dialer.engine import plan_campaign
+        from ccserver.dialer.store import CampaignRow, TargetRow
+
+        with self.sessions() as session:
+            store_id = self._store_id(session, spec.store, "store")
+            if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
+                raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
+            zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
+            rows = self._resolve(session, spec.targets)
+            flags = {cid: (bool(dnc), bool(consent)) for cid, dnc, consent in session.execute(
+                select(Customer.id, Customer.do_not_call, Customer.consent)
+                .where(Customer.id.in_([r[0] for r in rows])))} if rows else {}
+            dnc = set(session.scalars(select(DncNumber.e164)))
+        campaign = CampaignRow(0, spec.type, spec.mode, spec.queue, spec.window, spec.tiers_first,
+                               spec.max_attempts or self.settings.policy.max_attempts, zone, None, None)
+        targets = [TargetRow(i, cid, e164, tier, order, 0, None, None, *flags.get(cid, (False, False)))
+                   for i, (cid, e164, tier, order) in enumerate(rows)]
+        _queue, contacts, rules = plan_campaign(campaign, targets, self.settings, self.default_zone)
+        excluded: dict[str, int] = {}
+        eligible = waiting = 0
+        for contact in contacts.values():
+            verdict = check(contact, rules.window, rules.policy, dnc, now, rules.marketing_types)
+            if verdict.allowed:
+                eligible += 1
+            elif verdict.retry_at is not None:
+                eligible += 1
+                waiting += 1
+            else:
+                excluded[verdict.reason or "refused"] = excluded.get(verdict.reason or "refused", 0) + 1
+        return {"matched": len(rows), "eligible": eligible, "outside_window_now": waiting,
+                "excluded": dict(sorted(excluded.items())), "excluded_total": sum(excluded.values())}
 
     def _resolve(self, session: Session, targets: dict[str, Any]) -> list[tuple[int, str, str, datetime | None]]:
         """(customer id, e164, tier, order) per matching customer with a number; one row per number."""
@@ -254,6 +297,36 @@ class CampaignService:
                        abandoned=int(abandoned or 0), appointments=int(booked or 0))
             row["abandon_rate"] = round(row["abandoned"] / row["answered"], 4) if row["answered"] else 0.0
         return out
+
+    # -- results ------------------------------------------------------------------------------------------------
+    async def attempts(self, campaign_id: int) -> list[dict[str, Any]]:
+        """The campaign's attempts, oldest first (for the results per day and the CSV export)."""
+        result: list[dict[str, Any]] = await self._run(self._attempts, campaign_id)
+        return result
+
+    def _attempts(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            if session.get(Campaign, campaign_id) is None:
+                raise CampaignError(404, "no such campaign")
+            a = CampaignAttempt
+            rows = session.execute(
+                select(a.id, a.target_id, a.customer_id, CampaignTarget.e164, a.originated_at, a.answered_at,
+                       a.ended_at, a.outcome, a.disposition, a.ticket_id, a.agent_interface)
+                .join(CampaignTarget, CampaignTarget.id == a.target_id)
+                .where(a.campaign_id == campaign_id).order_by(a.originated_at, a.id))
+            keys = ("attempt_id", "target_id", "customer_id", "number", "originated_at", "answered_at", "ended_at",
+                    "outcome", "disposition", "ticket_id", "agent_interface")
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def dnc_list(self, limit: int = 1000) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._run(self._dnc_list, limit)
+        return result
+
+    def _dnc_list(self, limit: int) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            return [{"number": d.e164, "added_at": _now_iso(d.added_at), "source": d.source}
+                    for d in session.scalars(select(DncNumber).order_by(DncNumber.added_at.desc(), DncNumber.e164)
+                                             .limit(limit))]
 
     # -- the number-level DNC list ---------------------------------------------------------------------------
     async def dnc_add(self, who: Manager, raw: Any, source: str = "api") -> dict[str, Any]:

@@ -36,6 +36,11 @@ class CampaignRoutes:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
+        router.add("POST", "/api/campaigns/count", self.count, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results", self.results, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results.svg", self.results_svg, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results.csv", self.results_csv, access="api", roles=ROLES)
+        router.add("GET", "/api/dnc", self.dnc_list, access="api", roles=ROLES)
         router.add("POST", "/api/campaigns", self.create, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns", self.list, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns/{id}", self.get, access="api", roles=ROLES)
@@ -224,3 +229,41 @@ class CampaignRoutes:
         skipped = await self._desk(self._preview().skip(self._actor(req), target, body.get("reason")))
         await self._audit(req, "campaign.preview_skip", skipped)
         return json_response(skipped)
+
+    # -- before start: the dry-run count; after: results per day, CSV; the DNC list ------------------------------
+    async def count(self, req: Req) -> Response:
+        try:
+            spec = parse_spec(req.json())
+        except SpecError as exc:
+            raise HTTPError(exc.status, exc.message, field=exc.field) from None
+        return json_response(await self._call(self._service().count(spec)))
+
+    async def _days(self, req: Req) -> Any:  # (``list`` is a method name here)
+        from ccserver.campaigns.results import daily
+
+        service = self._service()
+        attempts = await self._call(service.attempts(self._id(req)))
+        return daily(attempts, service.default_zone)
+
+    async def results(self, req: Req) -> Response:
+        return json_response({"days": await self._days(req)})
+
+    async def results_svg(self, req: Req) -> Response:
+        from ccserver.campaigns.results import daily_chart
+
+        svg = daily_chart(await self._days(req))
+        return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8", {"Cache-Control": "no-store"})
+
+    async def results_csv(self, req: Req) -> Response:
+        from ccserver.campaigns.results import EXPORT_COLUMNS, export_rows
+        from ccserver.kpi.reports import to_csv
+
+        campaign_id = self._id(req)
+        rows = export_rows(await self._call(self._service().attempts(campaign_id)))
+        await self._audit(req, "campaign.export", {"campaign_id": campaign_id, "rows": len(rows)})
+        return Response(200, to_csv(rows, EXPORT_COLUMNS), "text/csv; charset=utf-8",
+                        {"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"',
+                         "Cache-Control": "no-store"})
+
+    async def dnc_list(self, req: Req) -> Response:
+        return json_response({"numbers": await self._call(self._service().dnc_list())})

@@ -41,6 +41,7 @@ class CampaignRoutes:
         router.add("GET", "/api/campaigns/{id}/results.svg", self.results_svg, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns/{id}/results.csv", self.results_csv, access="api", roles=ROLES)
         router.add("GET", "/api/dnc", self.dnc_list, access="api", roles=ROLES)
+        router.add("GET", "/campaigns/{id}/results", self.results_page, access="page", roles=ROLES)
         router.add("POST", "/api/campaigns", self.create, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns", self.list, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns/{id}", self.get, access="api", roles=ROLES)
@@ -253,6 +254,19 @@ class CampaignRoutes:
 
         svg = daily_chart(await self._days(req))
         return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8", {"Cache-Control": "no-store"})
+
+    async def results_page(self, req: Req) -> Response:
+        """A campaign's results per day: the server-drawn SVG chart (ccserver/campaigns/results.py), the table."""
+        from ccserver.campaigns.results import daily_chart
+
+        p = req.principal
+        assert p is not None
+        campaign = await self._call(self._service().get(self._id(req)))
+        days = await self._days(req)
+        page = self.ctx.templates.render("campaign_results.html", req.lang, principal=p,
+                                         csrf_token=self.ctx.signer.csrf_token(p.session_id), campaign=campaign,
+                                         days=days, chart=daily_chart(days))
+        return html_response(page)
 
     async def results_csv(self, req: Req) -> Response:
         from ccserver.campaigns.results import EXPORT_COLUMNS, export_rows

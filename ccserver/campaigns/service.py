@@ -298,6 +298,46 @@ class CampaignService:
             row["abandon_rate"] = round(row["abandoned"] / row["answered"], 4) if row["answered"] else 0.0
         return out
 
+    # -- targets from a CSV -------------------------------------------------------------------------------------
+    async def import_targets(self, who: Manager, campaign_id: int, csv_text: str) -> dict[str, Any]:
+        """Targets from a CSV (:mod:`ccserver.campaigns.target_csv`), row by row: good rows are added (a number a
+        customer has is linked to that customer), bad ones reported; a number the campaign has already is counted,
+        not added. Not into a finished campaign. The gate still applies at dial time."""
+        from ccserver.campaigns.target_csv import parse_targets_csv
+
+        parsed = parse_targets_csv(csv_text, self.region)
+        added, already, linked = await self._run(self._import_targets, campaign_id, parsed.good)
+        return {"rows": parsed.rows, "added": added, "already": already, "duplicates": parsed.duplicates,
+                "customers": linked, "errors": parsed.errors[:1000], "error_count": len(parsed.errors)}
+
+    def _import_targets(self, campaign_id: int, good: list[tuple[int, str, datetime | None]]
+                        ) -> tuple[int, int, int]:
+        with self.sessions.begin() as session:
+            campaign = session.get(Campaign, campaign_id, with_for_update=True)
+            if campaign is None:
+                raise CampaignError(404, "no such campaign")
+            if campaign.status == "finished":
+                raise CampaignError(409, "the campaign is finished", "status")
+            numbers = [e164 for _, e164, _ in good]
+            have = set(session.scalars(select(CampaignTarget.e164).where(
+                CampaignTarget.campaign_id == campaign_id, CampaignTarget.e164.in_(numbers)))) if numbers else set()
+            owners: dict[str, tuple[int, str | None]] = {}
+            if numbers:
+                for e164, cid, tier in session.execute(
+                        select(PhoneNumber.e164, Customer.id, Customer.tier)
+                        .join(customer_phones, customer_phones.c.phone_id == PhoneNumber.id)
+                        .join(Customer, Customer.id == customer_phones.c.customer_id)
+                        .where(PhoneNumber.e164.in_(numbers))
+                        .order_by(PhoneNumber.e164, customer_phones.c.is_primary.desc(), Customer.id)):
+                    owners.setdefault(e164, (cid, tier))
+            fresh = [(e164, order) for _, e164, order in good if e164 not in have]
+            if fresh:
+                session.execute(insert(CampaignTarget), [
+                    {"campaign_id": campaign_id, "customer_id": owners.get(e164, (None, None))[0], "e164": e164,
+                     "tier": owners.get(e164, (None, None))[1], "order_at": order, "status": "pending",
+                     "attempts": 0} for e164, order in fresh])
+            return len(fresh), len(good) - len(fresh), sum(1 for e164, _ in fresh if e164 in owners)
+
     # -- results ------------------------------------------------------------------------------------------------
     async def attempts(self, campaign_id: int) -> list[dict[str, Any]]:
         """The campaign's attempts, oldest first (for the results per day and the CSV export)."""

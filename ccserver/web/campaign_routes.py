@@ -41,6 +41,7 @@ class CampaignRoutes:
         router.add("GET", "/api/campaigns/{id}/results.svg", self.results_svg, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns/{id}/results.csv", self.results_csv, access="api", roles=ROLES)
         router.add("GET", "/api/dnc", self.dnc_list, access="api", roles=ROLES)
+        router.add("POST", "/api/campaigns/{id}/targets/import", self.import_targets, access="api", roles=ROLES)
         router.add("GET", "/campaigns/{id}/results", self.results_page, access="page", roles=ROLES)
         router.add("POST", "/api/campaigns", self.create, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns", self.list, access="api", roles=ROLES)
@@ -156,6 +157,25 @@ class CampaignRoutes:
         added = await self._call(service.dnc_add(self._who(req), body.get("number")))
         await self._audit(req, "dnc.add", {"number": added["number"], "added": added["added"]})
         return json_response(added, 201 if added["added"] else 200)
+
+    def _csv_body(self, req: Req) -> str:
+        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type not in ("text/csv", "text/plain"):
+            raise HTTPError(415, "expected Content-Type: text/csv")
+        try:
+            text = req.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+        if "\0" in text:
+            raise HTTPError(400, "the CSV must be text", field="body")
+        return text
+
+    async def import_targets(self, req: Req) -> Response:
+        campaign_id = self._id(req)
+        done = await self._call(self._service().import_targets(self._who(req), campaign_id, self._csv_body(req)))
+        counts = ("rows", "added", "already", "duplicates", "customers", "error_count")
+        await self._audit(req, "campaign.targets_import", {"campaign_id": campaign_id, **{k: done[k] for k in counts}})
+        return json_response(done)
 
     async def dnc_import(self, req: Req) -> Response:
         service = self._service()

@@ -92,9 +92,26 @@ class CampaignService:
         return result.e164
 
     # -- campaigns ---------------------------------------------------------------------------------------------
-    async def create(self, who: Manager, spec: CampaignSpec) -> dict[str, Any]:
-        result: dict[str, Any] = await self._run(self._create, who, spec, self.now())
+    async def create(self, who: Manager, spec: CampaignSpec, *, tickets: Any = None,
+                     actor: Any = None) -> dict[str, Any]:
+        """``tickets`` (a TicketService) and ``actor`` (its Actor: whose worklist) for ``{"source": …}`` targets."""
+        rows = await self._source_rows(spec, tickets, actor)
+        result: dict[str, Any] = await self._run(self._create, who, spec, self.now(), rows)
         return result
+
+    async def _source_rows(self, spec: CampaignSpec, tickets: Any, actor: Any
+                           ) -> list[tuple[int | None, str, str | None, datetime | None]] | None:
+        """Targets from the tickets service's call-back worklist (ccserver/campaigns/sources.py), or None."""
+        source = spec.targets.get("source")
+        if source is None:
+            return None
+        if tickets is None or actor is None:
+            raise CampaignError(503, "tickets are not configured", "targets.source")
+        from ccserver.campaigns.sources import worklist_targets
+
+        items = await tickets.callbacks(actor, 10_000)
+        rows, _unusable = worklist_targets(items, source, self.region)
+        return rows
 
     def _store_id(self, session: Session, ref: int | str | None, field: str) -> int | None:
         if ref is None:
@@ -105,7 +122,8 @@ class CampaignService:
             raise CampaignError(422, f"{field}: no such store", field)
         return int(found)
 
-    def _create(self, who: Manager, spec: CampaignSpec, now: datetime) -> dict[str, Any]:
+    def _create(self, who: Manager, spec: CampaignSpec, now: datetime,
+                rows: list[tuple[int | None, str, str | None, datetime | None]] | None = None) -> dict[str, Any]:
         with self.sessions.begin() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
@@ -117,7 +135,8 @@ class CampaignService:
                                 created_by=who.user_id, created_at=now, updated_at=now, script=spec.script)
             session.add(campaign)
             session.flush()
-            rows = self._resolve(session, spec.targets)
+            if rows is None:
+                rows = list(self._resolve(session, spec.targets))
             if not rows:
                 raise CampaignError(422, "targets: no customer with a phone number matches", "targets")
             session.execute(insert(CampaignTarget), [
@@ -125,14 +144,16 @@ class CampaignService:
                  "status": "pending", "attempts": 0} for cid, e164, tier, order in rows])
             return {"id": campaign.id, "targets": len(rows)}
 
-    async def count(self, spec: CampaignSpec) -> dict[str, Any]:
+    async def count(self, spec: CampaignSpec, *, tickets: Any = None, actor: Any = None) -> dict[str, Any]:
         """A dry run of ``create``: the same selection, then the compliance gate as it would answer now — how many
         targets may be called, how many the gate excludes and why (``dnc_customer``, ``dnc_number``,
         ``no_consent``), and how many are only outside the calling window now. Nothing is written."""
-        result: dict[str, Any] = await self._run(self._count, spec, self.now())
+        rows = await self._source_rows(spec, tickets, actor)
+        result: dict[str, Any] = await self._run(self._count, spec, self.now(), rows)
         return result
 
-    def _count(self, spec: CampaignSpec, now: datetime) -> dict[str, Any]:
+    def _count(self, spec: CampaignSpec, now: datetime,
+               rows: list[tuple[int | None, str, str | None, datetime | None]] | None = None) -> dict[str, Any]:
         from ccserver.campaigns.compliance import check
         from ccserver.dialer.engine import plan_campaign
         from ccserver.dialer.store import CampaignRow, TargetRow
@@ -142,14 +163,17 @@ class CampaignService:
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
                 raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
             zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
-            rows = self._resolve(session, spec.targets)
+            if rows is None:
+                rows = list(self._resolve(session, spec.targets))
             flags = {cid: (bool(dnc), bool(consent)) for cid, dnc, consent in session.execute(
                 select(Customer.id, Customer.do_not_call, Customer.consent)
-                .where(Customer.id.in_([r[0] for r in rows])))} if rows else {}
+                .where(Customer.id.in_([r[0] for r in rows if r[0] is not None])))} if rows else {}
             dnc = set(session.scalars(select(DncNumber.e164)))
         campaign = CampaignRow(0, spec.type, spec.mode, spec.queue, spec.window, spec.tiers_first,
                                spec.max_attempts or self.settings.policy.max_attempts, zone, None, None)
-        targets = [TargetRow(i, cid, e164, tier, order, 0, None, None, *flags.get(cid, (False, False)))
+        none = (False, False)  # a number no customer has: no do-not-call of its own, no consent
+        targets = [TargetRow(i, cid, e164, tier, order, 0, None, None,
+                             *(flags.get(cid, none) if cid is not None else none))
                    for i, (cid, e164, tier, order) in enumerate(rows)]
         _queue, contacts, rules = plan_campaign(campaign, targets, self.settings, self.default_zone)
         excluded: dict[str, int] = {}

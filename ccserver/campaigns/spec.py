@@ -100,9 +100,16 @@ def _filter(raw: Any) -> dict[str, Any]:
     return out
 
 
+SOURCES = ("resolution_callbacks", "abandoned_callers", "callback_requests")  # ccserver/campaigns/sources.py
+
+
 def _targets(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids"}:
-        raise SpecError('targets must be {"filter": {...}} or {"customer_ids": [...]}', "targets")
+    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids", "source"}:
+        raise SpecError('targets must be {"filter": {...}}, {"customer_ids": [...]} or {"source": "..."}', "targets")
+    if "source" in raw:
+        if raw["source"] not in SOURCES:
+            raise SpecError(f"targets.source must be one of {', '.join(SOURCES)}", "targets.source")
+        return {"source": raw["source"]}
     if "filter" in raw:
         return {"filter": _filter(raw["filter"])}
     ids = raw["customer_ids"]

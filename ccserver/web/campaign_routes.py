@@ -97,7 +97,8 @@ class CampaignRoutes:
             spec = parse_spec(req.json())
         except SpecError as exc:
             raise HTTPError(exc.status, exc.message, field=exc.field) from None
-        created = await self._call(service.create(self._who(req), spec))
+        tickets, actor = await self._worklist(req, spec)
+        created = await self._call(service.create(self._who(req), spec, tickets=tickets, actor=actor))
         await self._audit(req, "campaign.create", {"campaign_id": created["id"], "name": spec.name,
                                                    "type": spec.type, "mode": spec.mode, "targets": created["targets"]})
         return json_response(created, 201)
@@ -257,7 +258,23 @@ class CampaignRoutes:
             spec = parse_spec(req.json())
         except SpecError as exc:
             raise HTTPError(exc.status, exc.message, field=exc.field) from None
-        return json_response(await self._call(self._service().count(spec)))
+        tickets, actor = await self._worklist(req, spec)
+        return json_response(await self._call(self._service().count(spec, tickets=tickets, actor=actor)))
+
+    async def _worklist(self, req: Req, spec: Any) -> tuple[Any, Any]:
+        """For ``{"source": …}`` targets: the tickets service and the manager as its actor (their store's
+        worklist, or every store's without one — the tickets service's own rule)."""
+        if "source" not in spec.targets or self.ctx.tickets is None:
+            return None, None
+        from ccserver.tickets.access import Actor
+        from ccserver.web.ticket_routes import _scope
+
+        p = req.principal
+        assert p is not None
+        scope = await self.ctx.run_blocking(_scope, self.ctx.session_factory, p.user_id)
+        if scope is None:
+            raise HTTPError(401, "user not found")
+        return self.ctx.tickets, Actor(p.user_id, p.username, p.role, scope[0], scope[1], req.client_ip)
 
     async def _days(self, req: Req) -> Any:  # (``list`` is a method name here)
         from ccserver.campaigns.results import daily

@@ -292,6 +292,12 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     campaign_settings = CampaignSettings.from_config(config)
     campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
                                 default_region=config.phone.default_region, default_zone=config.server.time_zone)
+    # Due-date campaigns take the customers newly due once a day (one node per cluster with Redis).
+    from ccserver.campaigns.refresh import DueRefresh
+
+    due_refresh = DueRefresh(campaigns, clock=clock, zone=config.server.time_zone,
+                             hour=campaign_settings.refresh_hour, redis=redis_client,
+                             node_id=telephony.node_id if telephony is not None else "node")
     # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
     dialer: Any = None
     if telephony is not None and telephony.server_names:
@@ -506,6 +512,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("jobs", start_jobs, stop_jobs),
         # Before the listeners' turn at shutdown: the sockets close (1001) once HTTP and FastAGI have stopped.
         Step("screenpop", screenpop.start, screenpop.stop),
+        Step("campaign refresh", due_refresh.start, due_refresh.stop),
         Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

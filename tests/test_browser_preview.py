@@ -25,7 +25,7 @@ from tests.desktop_support import AGENT_PHONE, in_thread, make_desk
 from tests.test_browser_desktop import SEED, DeskServer, watch
 from tests.web_support import make_context
 
-START = 1_795_000_000.0  # Wed 2026-11-18 17:46 in Shanghai: inside the calling window
+START = 1_795_000_000.0  # Wed 2026-11-18 19:06 in Shanghai: inside the calling window
 SCRIPT = "您好，我是4S店回访专员，想了解您这次保养的感受……"
 
 

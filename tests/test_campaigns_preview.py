@@ -21,7 +21,7 @@ from tests.desktop_support import AGENT_PHONE, in_thread, make_desk
 from tests.test_desktop_api import request
 from tests.web_support import make_context
 
-START = 1_795_000_000.0  # Wed 2026-11-18 17:46 in Shanghai: inside the 09:00-20:00 window
+START = 1_795_000_000.0  # Wed 2026-11-18 19:06 in Shanghai: inside the 09:00-20:00 window
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_next_skip_dial_and_disposition(api: Any) -> None:
         third = out["third"][1]["target"]["id"]
         out["wrong"] = await request(router, "POST", f"/api/preview/{third}/skip", me, {"reason": "wrong_number"})
         out["fourth"] = await request(router, "POST", "/api/preview/next", me, {})
-        await clock.advance(4 * 3600.0)  # 21:46 in Shanghai: the window has closed since the contact was shown
+        await clock.advance(4 * 3600.0)  # 23:06 in Shanghai: the window has closed since the contact was shown
         fourth = out["fourth"][1]["target"]["id"] if out["fourth"][1]["target"] else None
         out["closed"] = await request(router, "POST", f"/api/preview/{fourth}/dial", me, {})
         out.update(cid=cid, held=held, second_id=second, third_id=third, fourth_id=fourth, first_e164=first.e164)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
@@ -136,7 +136,7 @@ class CampaignService:
             session.add(campaign)
             session.flush()
             if rows is None:
-                rows = list(self._resolve(session, spec.targets))
+                rows = list(self._targets_now(session, spec.targets, now))
             if not rows:
                 raise CampaignError(422, "targets: no customer with a phone number matches", "targets")
             session.execute(insert(CampaignTarget), [
@@ -164,7 +164,7 @@ class CampaignService:
                 raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
             zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
             if rows is None:
-                rows = list(self._resolve(session, spec.targets))
+                rows = list(self._targets_now(session, spec.targets, now))
             flags = {cid: (bool(dnc), bool(consent)) for cid, dnc, consent in session.execute(
                 select(Customer.id, Customer.do_not_call, Customer.consent)
                 .where(Customer.id.in_([r[0] for r in rows if r[0] is not None])))} if rows else {}
@@ -189,6 +189,14 @@ class CampaignService:
                 excluded[verdict.reason or "refused"] = excluded.get(verdict.reason or "refused", 0) + 1
         return {"matched": len(rows), "eligible": eligible, "outside_window_now": waiting,
                 "excluded": dict(sorted(excluded.items())), "excluded_total": sum(excluded.values())}
+
+    def _targets_now(self, session: Session, targets: dict[str, Any], now: datetime
+                     ) -> list[tuple[int, str, str, datetime | None]]:
+        if "due" in targets:  # today in the server's zone; the daily refresh adds those due later
+            from zoneinfo import ZoneInfo
+
+            return self._due(session, targets["due"], now.astimezone(ZoneInfo(self.default_zone)).date())
+        return self._resolve(session, targets)
 
     def _resolve(self, session: Session, targets: dict[str, Any]) -> list[tuple[int, str, str, datetime | None]]:
         """(customer id, e164, tier, order) per matching customer with a number; one row per number."""
@@ -222,7 +230,54 @@ class CampaignService:
                 last = (select(ServiceVisit.customer_id).group_by(ServiceVisit.customer_id)
                         .having(func.max(ServiceVisit.opened_at) < cutoff))
                 query = query.where(Customer.id.in_(last))
-        customers = dict(session.execute(query).all())
+        return self._numbers(session, dict(session.execute(query).all()), order_col)
+
+    def _due(self, session: Session, due: dict[str, Any], today: date
+             ) -> list[tuple[int, str, str, datetime | None]]:
+        """The customers a due-date campaign takes on ``today`` (ccserver/campaigns/refresh.py), with numbers."""
+        from ccserver.campaigns.refresh import due_range
+
+        first, last = due_range(due["kind"], due.get("days"), today)
+        order_col: Any = None
+        if due["kind"] == "post_service":
+            start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+            sub: Any = select(ServiceVisit.customer_id).where(
+                ServiceVisit.opened_at >= start, ServiceVisit.opened_at < start + timedelta(days=1),
+                ServiceVisit.status != "cancelled")
+        else:
+            column = {"maintenance": Vehicle.next_maintenance_due, "insurance": Vehicle.insurance_expiry,
+                      "post_purchase": Vehicle.purchase_date}[due["kind"]]
+            sub = select(Vehicle.customer_id).where(column >= first, column <= last)
+            order_col = func.min(column)
+        query = select(Customer.id, Customer.tier).where(Customer.id.in_(sub))
+        return self._numbers(session, dict(session.execute(query).all()), order_col)
+
+    async def refresh_due(self, today: date) -> dict[int, int]:
+        """Add the customers due on ``today`` to every draft, running or paused due-date campaign (numbers a
+        campaign has already are skipped). Returns {campaign id: targets added} for those that grew."""
+        result: dict[int, int] = await self._run(self._refresh_due, today)
+        return result
+
+    def _refresh_due(self, today: date) -> dict[int, int]:
+        added: dict[int, int] = {}
+        with self.sessions.begin() as session:
+            for campaign in session.scalars(select(Campaign).where(Campaign.status.in_(("draft", "running",
+                                                                                         "paused")))):
+                due = (campaign.targets_spec or {}).get("due")
+                if not isinstance(due, dict):
+                    continue
+                have = set(session.scalars(select(CampaignTarget.e164)
+                                           .where(CampaignTarget.campaign_id == campaign.id)))
+                fresh = [r for r in self._due(session, due, today) if r[1] not in have]
+                if fresh:
+                    session.execute(insert(CampaignTarget), [
+                        {"campaign_id": campaign.id, "customer_id": cid, "e164": e164, "tier": tier,
+                         "order_at": order, "status": "pending", "attempts": 0} for cid, e164, tier, order in fresh])
+                    added[campaign.id] = len(fresh)
+        return added
+
+    def _numbers(self, session: Session, customers: dict[int, Any], order_col: Any
+                 ) -> list[tuple[int, str, str, datetime | None]]:
         orders: dict[int, Any] = {}
         if order_col is not None and customers:
             orders = dict(session.execute(select(Vehicle.customer_id, order_col)

@@ -34,6 +34,7 @@ class CampaignSettings:
     originate_timeout_seconds: float = 30.0
     preview_hold_seconds: float = 600.0
     preview_scripts: Mapping[str, str] = field(default_factory=dict)  # by campaign type
+    refresh_hour: int = 6  # local hour the due-date campaigns take the newly due customers
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CampaignSettings:
@@ -68,7 +69,8 @@ class CampaignSettings:
                    str(key("outbound_context", "ccserver-outbound")), _dial(key("dial", "PJSIP/{number}@trunk")),
                    bool(key("amd", False)),
                    float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)),
-                   float(key("preview_hold_seconds", 600.0)), _scripts(key("preview_scripts", {})))
+                   float(key("preview_hold_seconds", 600.0)), _scripts(key("preview_scripts", {})),
+                   int(key("refresh_hour", 6)))
 
     @classmethod
     def from_config(cls, config: Any) -> CampaignSettings:

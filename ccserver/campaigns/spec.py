@@ -103,9 +103,27 @@ def _filter(raw: Any) -> dict[str, Any]:
 SOURCES = ("resolution_callbacks", "abandoned_callers", "callback_requests")  # ccserver/campaigns/sources.py
 
 
+DUE_KINDS = ("maintenance", "insurance", "post_purchase", "post_service")  # ccserver/campaigns/refresh.py
+
+
+def _due(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or raw.get("kind") not in DUE_KINDS or not set(raw) <= {"kind", "days"}:
+        raise SpecError(f"targets.due must be {{\"kind\": {' | '.join(DUE_KINDS)}, \"days\"?}}", "targets.due")
+    out: dict[str, Any] = {"kind": raw["kind"]}
+    if "days" in raw:
+        days = raw["days"]
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 365:
+            raise SpecError("targets.due.days must be a whole number of days from 0 to 365", "targets.due.days")
+        out["days"] = days
+    return out
+
+
 def _targets(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids", "source"}:
-        raise SpecError('targets must be {"filter": {...}}, {"customer_ids": [...]} or {"source": "..."}', "targets")
+    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids", "source", "due"}:
+        raise SpecError('targets must be {"filter": {...}}, {"customer_ids": [...]}, {"source": "..."} or '
+                        '{"due": {"kind": ...}}', "targets")
+    if "due" in raw:
+        return {"due": _due(raw["due"])}
     if "source" in raw:
         if raw["source"] not in SOURCES:
             raise SpecError(f"targets.source must be one of {', '.join(SOURCES)}", "targets.source")

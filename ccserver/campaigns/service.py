@@ -80,6 +80,7 @@ class CampaignService:
         self.clock = clock if clock is not None else LoopClock()
         self.region = default_region
         self.default_zone = default_zone  # for numbers without a zone of their own, when the store has none
+        self.invalidator: Any = None  # ccserver.customers.changes.Invalidator: rescored customers leave the cache
         self._run = run_blocking
 
     def now(self) -> datetime:
@@ -557,6 +558,9 @@ class CampaignService:
                 (facts["action_id"], outcome, now, None, None, None if disposition in UNREACHED else now)])
             await self._run(self._release_hold, attempt_id)
         result: dict[str, Any] = await self._run(self._dispose, attempt_id, disposition, ticket_id, self.now())
+        invalidation = result.pop("_invalidation", None)
+        if invalidation and self.invalidator is not None:
+            await self.invalidator.apply(invalidation)
         if disposition == REFUSAL and facts["customer_id"] is not None:
             result["marketing_stopped"] = await self.refused(int(facts["customer_id"]))
         return result
@@ -597,7 +601,15 @@ class CampaignService:
                 target = session.get(CampaignTarget, attempt.target_id)
                 if target is not None:
                     target.last_outcome, target.status = REFUSAL, "done"
-            return {"attempt_id": attempt_id, "disposition": disposition, "ticket_id": ticket_id}
+            out: dict[str, Any] = {"attempt_id": attempt_id, "disposition": disposition, "ticket_id": ticket_id}
+            if attempt.customer_id is not None:
+                # The disposition is a signal of the customer's value score (routing/value.py "campaign"):
+                # rescored in this transaction against the current cut-offs.
+                from ccserver.customers.changes import campaign_disposed
+
+                session.flush()
+                out["_invalidation"] = campaign_disposed(session, attempt.customer_id, tz=self.default_zone)
+            return out
 
     async def refused(self, customer_id: int) -> int:
         """The customer refused in a call: consent withdrawn, and every open target of a marketing campaign for

@@ -66,6 +66,19 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     screenshot(page, "campaigns-zh-dnc")
     page.click("#dnc-list tr[data-number='+8613800138000'] button[data-action=remove]")
     page.wait_for_selector("#dnc-list td.empty")
+    # targets from a CSV into the campaign: good rows added, the bad one listed with its row and reason
+    rows = "号码,到期日\n13955550101,2026-12-01\n不是号码,\n".encode()
+    page.set_input_files("#targets-file", files=[{"name": "targets.csv", "mimeType": "text/csv", "buffer": rows}])
+    page.click("#targets-import button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#import-message').innerText.includes('新增 1')")
+    assert "第 3 行" in page.inner_text("#import-errors")
+    # a due-date source checked before creation
+    page.select_option("#source", "due:insurance")
+    page.evaluate("() => { document.querySelector('#count-result').textContent = ''; }")
+    page.click("#count")
+    page.wait_for_function("() => document.querySelector('#count-result').innerText !== ''")
+    assert "匹配" in page.inner_text("#count-result"), page.inner_text("#count-result")
+    screenshot(page, "campaigns-zh-sources")
     # the results page: the server-drawn chart and the table per day, the CSV export link
     page.click("#campaigns tr[data-status='paused'] a[data-action=results]")
     page.wait_for_selector("svg.chart[role=img]")

@@ -25,6 +25,16 @@ function cell(row, value) {
 
 function render(campaigns) {
   table.replaceChildren();
+  const pick = document.getElementById("import-campaign");
+  const chosen = pick.value;
+  pick.replaceChildren();
+  for (const c of campaigns.filter((c) => c.status !== "finished")) {
+    const option = document.createElement("option");
+    option.value = String(c.id);
+    text(option, `#${c.id} ${c.name}`);
+    pick.appendChild(option);
+  }
+  if (chosen) pick.value = chosen;
   if (!campaigns.length) {
     const row = table.insertRow();
     const td = cell(row, labels.empty);
@@ -84,8 +94,17 @@ function spec() {
   return {
     name: data.get("name"), type: data.get("type"), mode: data.get("mode"), queue: data.get("queue"),
     window: { start: data.get("start"), end: data.get("end") },
-    targets: { filter: { tiers: data.getAll("tiers") } }, tiers_first: data.get("tiers_first") === "on",
+    targets: targets(String(data.get("source") || "filter"), data.getAll("tiers")),
+    tiers_first: data.get("tiers_first") === "on",
   };
+}
+
+// "due:kind[:days]" and "source:name" choose a due-date campaign or the tickets worklist; else the tier filter.
+function targets(choice, tiers) {
+  const [kind, name, days] = choice.split(":");
+  if (kind === "due") return { due: days ? { kind: name, days: Number(days) } : { kind: name } };
+  if (kind === "source") return { source: name };
+  return { filter: { tiers } };
 }
 
 // The dry run: how many the selection matches and what the compliance gate would exclude now, and why.
@@ -189,6 +208,36 @@ document.getElementById("dnc-import").addEventListener("submit", (event) => {
     if (!response.ok) throw new Error(done.error || String(response.status));
     return fill(labels.dnc_imported, done);
   });
+});
+
+// Targets from a CSV into a campaign, checked row by row: the bad rows are listed with the reason.
+document.getElementById("targets-import").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = document.getElementById("targets-file").files[0];
+  const id = document.getElementById("import-campaign").value;
+  const out = document.getElementById("import-message");
+  const errors = document.getElementById("import-errors");
+  errors.replaceChildren();
+  if (!file || !id) return;
+  try {
+    const response = await fetch(`/api/campaigns/${encodeURIComponent(id)}/targets/import`, {
+      method: "POST", credentials: "same-origin", body: await file.text(),
+      headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
+    });
+    const done = await response.json();
+    if (!response.ok) throw new Error(done.error || String(response.status));
+    out.className = "message";
+    text(out, fill(labels.imported, done));
+    for (const e of done.errors) {
+      const item = document.createElement("li");
+      text(item, fill(labels.row_error, e));
+      errors.appendChild(item);
+    }
+  } catch (error) {
+    out.className = "message error";
+    text(out, fill(labels.error, { message: error.message }));
+  }
+  await refresh();
 });
 
 refresh();

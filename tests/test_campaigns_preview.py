@@ -5,12 +5,13 @@ first); the disposition settles the attempt; the gate asked again at the dial; r
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
-from ccserver.campaigns.preview import PreviewService
+from ccserver.campaigns.preview import PreviewService, PreviewStore
 from ccserver.campaigns.service import CampaignService
 from ccserver.clock import ManualClock
 from ccserver.db.models import AuditLog, CampaignAttempt, CampaignTarget, Customer, DncNumber, Queue
@@ -245,3 +246,33 @@ def test_preview_dial_reaches_asterisk_as_the_recorded_originate(api: Any) -> No
     with desk.sessions() as s:
         attempt = s.get(CampaignAttempt, dialled["attempt_id"])
         assert attempt is not None and attempt.action_id == sent["ActionID"] and attempt.outcome is None
+
+
+def test_a_hold_that_runs_out_undialled_goes_back_to_the_pool(api: Any) -> None:
+    router, token, desk, clock = api
+    me, manager = token("agent8001"), token("campaigns")
+    with desk.sessions.begin() as s:
+        ids = list(s.scalars(select(Customer.id).order_by(Customer.id).limit(1)))
+        s.execute(update(Customer).where(Customer.id.in_(ids)).values(do_not_call=False))
+
+    async def main() -> tuple[Any, Any, Any]:
+        created = await request(router, "POST", "/api/campaigns", manager, {
+            "name": "回访", "type": "satisfaction", "mode": "preview", "queue": "sales",
+            "targets": {"customer_ids": ids}})
+        await request(router, "POST", f"/api/campaigns/{created[1]['id']}/start", manager, {})
+        await request(router, "POST", "/api/agents/8001/login", me, {"queues": ["sales"], "interface": AGENT_PHONE})
+        shown = await request(router, "POST", "/api/preview/next", me, {})
+        await clock.advance(601.0)  # campaigns.preview_hold_seconds (600) later, never dialled
+        released = await in_thread(PreviewStore(desk.sessions).release_expired,
+                                   datetime.fromtimestamp(clock.time(), UTC))
+        again = await request(router, "POST", "/api/preview/next", me, {})
+        return shown, released, again
+
+    shown, released, again = asyncio.run(main())
+    assert released == 1
+    assert again[1]["target"]["id"] == shown[1]["target"]["id"]  # free again: offered anew, held anew
+    with desk.sessions() as s:
+        target = s.get(CampaignTarget, shown[1]["target"]["id"])
+        assert target is not None and (target.status, target.held_by, target.attempts) == (
+            "active", desk.users["agent8001"].id, 0)
+        assert target.held_until is not None and target.held_until.timestamp() == clock.time() + 600

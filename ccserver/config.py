@@ -549,6 +549,9 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "amd": _parse_bool,
         "lease_ttl_seconds": _parse_float_range(3.0, 300.0),
         "originate_timeout_seconds": _parse_float_range(15.0, 120.0),  # the TSR: ring at least 15 s
+        "preview_hold_seconds": _parse_float_range(30.0, 86_400.0),
+        "preview_scripts": _parse_table_value,
+        "refresh_hour": _parse_int_range(0, 23),
     },
     "auth": {
         "token_lifetime_hours": _parse_positive_float,

@@ -291,7 +291,14 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     campaign_settings = CampaignSettings.from_config(config)
     campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
-                                default_region=config.phone.default_region)
+                                default_region=config.phone.default_region, default_zone=config.server.time_zone)
+    campaigns.invalidator = invalidator  # a disposition rescores the customer (ccserver/customers/changes.py)
+    # Due-date campaigns take the customers newly due once a day (one node per cluster with Redis).
+    from ccserver.campaigns.refresh import DueRefresh
+
+    due_refresh = DueRefresh(campaigns, clock=clock, zone=config.server.time_zone,
+                             hour=campaign_settings.refresh_hour, redis=redis_client,
+                             node_id=telephony.node_id if telephony is not None else "node")
     # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
     dialer: Any = None
     if telephony is not None and telephony.server_names:
@@ -326,6 +333,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
                              wrapup=wrapup, clock=clock)
+    # Preview mode of campaigns (ccserver/campaigns/preview.py): the agent's next contact, dialled through the desktop.
+    from ccserver.campaigns.preview import PreviewService
+
+    preview = PreviewService(campaigns, desktop, default_zone=config.server.time_zone,
+                             node_id=telephony.node_id if telephony is not None else "node")
     # The wallboard: one snapshot per update (coalesced, encoded once for every client) from the live views, the
     # interval rows and the SLA alarms; every event on the hub marks it dirty.
     from ccserver.events import TicketSlaAlarm
@@ -415,6 +427,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         recordings=RecordingFiles(recording_policy.dir),
         wallboard=wallboard,
         campaigns=campaigns,
+        preview=preview,
         sessions=default_sessions(config, users, blocking.run, reactor, revocations),
         tickets=tickets,
         desktop=desktop,
@@ -500,6 +513,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         Step("jobs", start_jobs, stop_jobs),
         # Before the listeners' turn at shutdown: the sockets close (1001) once HTTP and FastAGI have stopped.
         Step("screenpop", screenpop.start, screenpop.stop),
+        Step("campaign refresh", due_refresh.start, due_refresh.stop),
         Step("dialer", dialer.start if dialer is not None else None, dialer.stop if dialer is not None else None),
         Step("fastagi", lambda: listen("agi", lambda: listen_fastagi(reactor, agi_factory, agi.port,
                                                                        interface=agi.host)), stop_fastagi),

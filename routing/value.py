@@ -19,6 +19,10 @@ frequency             8   ``n / (n + 4)``: activities (orders + visits) in the w
 tenure                5   ``min(1, years since first purchase / 5)``
 vehicles              3   ``min(1, vehicles / 3)``
 membership            4   ``min(1, level / 5)``
+campaign              0   ``e / (e + 2)``, e = campaign calls reached + booked (a booking counts twice), from the
+                          agents' dispositions. **decision:** 0 by default — the budget above is full, so a site
+                          gives it points by lowering another; a refusal is always a risk flag
+                          (``campaign_refused:N``) and costs ``refusal_points`` each only where a site sets them
 complaints            0   **decision:** open complaints are a *risk flag*, not a deduction, by default: a
                           valuable customer who complains is still valuable, and demoting them at the moment
                           retention matters would be backwards. The flag is in ``ValueScore.risk`` and routing
@@ -85,6 +89,9 @@ class CustomerFacts:
     ``open_complaints``: complaint tickets not yet closed.
     ``has_purchases``: False → tier ``prospect`` whatever the score.
     ``manual_vip``: set by staff; makes the customer VIP regardless of tier (not scored).
+    ``campaign_reached`` / ``campaign_booked`` / ``campaign_refused``: outbound campaign calls in the window the
+    agent disposed as a conversation (any disposition but ``refused`` / ``wrong_number`` / ``no_answer`` /
+    ``busy``), as an appointment booked (also counted as reached), as a refusal of further calls.
     """
 
     spend: Mapping[str, float] = field(default_factory=dict)
@@ -96,6 +103,9 @@ class CustomerFacts:
     open_complaints: int = 0
     has_purchases: bool = False
     manual_vip: bool = False
+    campaign_reached: int = 0
+    campaign_booked: int = 0
+    campaign_refused: int = 0
 
 
 def _default_spend_points() -> dict[str, float]:
@@ -125,16 +135,20 @@ class ValueWeights:
     membership_points: float = 4.0
     membership_max_level: int = 5
     complaint_points: float = 0.0
+    campaign_points: float = 0.0
+    campaign_half_at: float = 2.0
+    refusal_points: float = 0.0
     window_days: int = 730
 
     def __post_init__(self) -> None:
         budgets = [*self.spend_points.values(), self.recency_points, self.frequency_points, self.tenure_points,
-                   self.vehicles_points, self.membership_points]
+                   self.vehicles_points, self.membership_points, self.campaign_points]
         for name, value in [*(("spend_points." + k, v) for k, v in self.spend_points.items()),
                             ("recency_points", self.recency_points), ("frequency_points", self.frequency_points),
                             ("tenure_points", self.tenure_points), ("vehicles_points", self.vehicles_points),
                             ("membership_points", self.membership_points),
-                            ("complaint_points", self.complaint_points)]:
+                            ("complaint_points", self.complaint_points),
+                            ("campaign_points", self.campaign_points), ("refusal_points", self.refusal_points)]:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}: must be a finite number ≥ 0, got {value!r}")
         if math.fsum(budgets) > 100.0:
@@ -148,6 +162,7 @@ class ValueWeights:
                                ("tenure_full_years", self.tenure_full_years),
                                ("vehicles_full", self.vehicles_full),
                                ("membership_max_level", self.membership_max_level),
+                               ("campaign_half_at", self.campaign_half_at),
                                ("window_days", self.window_days)):
             if not (math.isfinite(positive) and positive > 0):
                 raise ValueError(f"{name}: must be > 0, got {positive!r}")
@@ -238,6 +253,21 @@ def score(facts: CustomerFacts, as_of: date, weights: ValueWeights | None = None
         components["complaints"] = -min(earned, w.complaint_points * open_complaints)
         basis["complaints"] = f"{open_complaints} open complaint{'s' if open_complaints != 1 else ''}"
 
+    # Outbound campaign dispositions: a conversation is engagement (a booking counts double), a refusal is a risk
+    # flag — and, only where a site sets refusal_points, a deduction capped at what was earned (as complaints).
+    reached, booked = max(0, int(facts.campaign_reached)), max(0, int(facts.campaign_booked))
+    refused = max(0, int(facts.campaign_refused))
+    if w.campaign_points > 0 and (reached or booked):
+        engaged = reached + booked
+        components["campaign"] = w.campaign_points * (engaged / (engaged + w.campaign_half_at))
+        basis["campaign"] = f"{reached} campaign call{'s' if reached != 1 else ''} reached, {booked} booked"
+    if refused:
+        risk = (*risk, f"campaign_refused:{refused}")
+        if w.refusal_points > 0:
+            earned = math.fsum(components.values())
+            components["refusals"] = -min(max(0.0, earned), w.refusal_points * refused)
+            basis["refusals"] = f"refused {refused} campaign call{'s' if refused != 1 else ''}"
+
     total = math.fsum(components.values())
     total = min(100.0, max(0.0, total))
     return ValueScore(total=total, components=components, basis=basis, risk=risk)
@@ -259,6 +289,8 @@ def explain(value: ValueScore, *, min_points: float = 0.05) -> list[str]:
         name, _, count = flag.partition(":")
         if name == "open_complaints":
             lines.append(f"{count} open complaint{'s' if count != '1' else ''} (risk)")
+        elif name == "campaign_refused":
+            lines.append(f"refused {count} campaign call{'s' if count != '1' else ''} (risk)")
         else:
             lines.append(flag)
     return lines

@@ -37,6 +37,13 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     page.wait_for_selector("#message.error")
     assert "(queue)" in page.inner_text("#message")
     page.fill("input[name=queue]", "sales")
+    # Before creating: the dry-run count through the selection and the gate (demo customers without consent
+    # are excluded from an insurance campaign, and the page says why).
+    page.click("#count")
+    page.wait_for_function("() => document.querySelector('#count-result').innerText.includes('匹配')")
+    assert "可拨打" in page.inner_text("#count-result")
+    assert "无营销同意" in page.inner_text("#count-reasons")
+    screenshot(page, "campaigns-zh-count")
     page.click("form#create button[type=submit]")
     page.wait_for_selector("#campaigns tr[data-status='draft']")
     assert "已创建活动" in page.inner_text("#message")
@@ -51,6 +58,33 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     page.click("#campaigns tr[data-status='running'] button[data-action=pause]")
     page.wait_for_selector("#campaigns tr[data-status='paused'] button[data-action=resume]")
     assert page.inner_text("#campaigns tr[data-status='paused'] td.status") == "已暂停"
+    # the DNC screen: add (normalised), listed, removed
+    page.fill("#dnc-number", "138 0013 8000")
+    page.click("#dnc-add button[type=submit]")
+    page.wait_for_selector("#dnc-list tr[data-number='+8613800138000']")
+    assert "已加入免打扰名单" in page.inner_text("#dnc-message")
+    screenshot(page, "campaigns-zh-dnc")
+    page.click("#dnc-list tr[data-number='+8613800138000'] button[data-action=remove]")
+    page.wait_for_selector("#dnc-list td.empty")
+    # targets from a CSV into the campaign: good rows added, the bad one listed with its row and reason
+    rows = "号码,到期日\n13955550101,2026-12-01\n不是号码,\n".encode()
+    page.set_input_files("#targets-file", files=[{"name": "targets.csv", "mimeType": "text/csv", "buffer": rows}])
+    page.click("#targets-import button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#import-message').innerText.includes('新增 1')")
+    assert "第 3 行" in page.inner_text("#import-errors")
+    # a due-date source checked before creation
+    page.select_option("#source", "due:insurance")
+    page.evaluate("() => { document.querySelector('#count-result').textContent = ''; }")
+    page.click("#count")
+    page.wait_for_function("() => document.querySelector('#count-result').innerText !== ''")
+    assert "匹配" in page.inner_text("#count-result"), page.inner_text("#count-result")
+    screenshot(page, "campaigns-zh-sources")
+    # the results page: the server-drawn chart and the table per day, the CSV export link
+    page.click("#campaigns tr[data-status='paused'] a[data-action=results]")
+    page.wait_for_selector("svg.chart[role=img]")
+    assert page.inner_text("h1").startswith("每日结果") and page.locator("#days td.empty").count() == 1
+    assert page.get_attribute("#results-csv", "href").endswith("/results.csv")
+    screenshot(page, "campaigns-zh-results")
     context.close()
 
     context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
@@ -64,6 +98,15 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     page.wait_for_selector("#campaigns tr[data-status='running']")
     assert page.inner_text("#campaigns tr[data-status='running'] td.status") == "Running"
     screenshot(page, "campaigns-en")
+    page.fill("input[name=name]", "Member day")
+    page.select_option("select[name=type]", "member_event")
+    page.click("#count")
+    page.wait_for_function("() => document.querySelector('#count-result').innerText.includes('matched')")
+    screenshot(page, "campaigns-en-count")
+    page.click("#campaigns tr[data-status='running'] a[data-action=results]")
+    page.wait_for_selector("svg.chart[role=img]")
+    assert page.inner_text("h1").startswith("Results per day")
+    screenshot(page, "campaigns-en-results")
     context.close()
     # the one error the browser logs is the 422 the test provoked on purpose
     assert [e for e in errors if "status of 422" not in e] == []

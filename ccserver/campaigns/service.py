@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
@@ -44,7 +44,10 @@ log = logging.getLogger("ccserver.campaigns")
 MOVES = {"start": ({"draft"}, "running"), "pause": ({"running"}, "paused"), "resume": ({"paused"}, "running")}
 REFUSAL = "refused"
 # What an agent may say of an answered attempt; the ones that open a ticket, and of which kind.
-DISPOSITIONS = ("reached", "booked", "callback", "complaint", "refused", "wrong_number")
+DISPOSITIONS = ("reached", "booked", "callback", "complaint", "refused", "wrong_number", "no_answer", "busy")
+# Preview mode: the agent's disposition is the attempt's outcome (the dialer does not follow those calls); these
+# two say the customer was not reached, so only a preview attempt may have them.
+UNREACHED = ("no_answer", "busy")
 TICKET_FOR = {"booked": "appointment", "callback": "callback", "complaint": "complaint"}
 
 
@@ -70,11 +73,14 @@ def _now_iso(value: datetime | None) -> str | None:
 
 class CampaignService:
     def __init__(self, session_factory: sessionmaker[Session], run_blocking: Callable[..., Awaitable[Any]], *,
-                 settings: CampaignSettings | None = None, clock: Any = None, default_region: str = "CN") -> None:
+                 settings: CampaignSettings | None = None, clock: Any = None, default_region: str = "CN",
+                 default_zone: str = "UTC") -> None:
         self.sessions = session_factory
         self.settings = settings or CampaignSettings()
         self.clock = clock if clock is not None else LoopClock()
         self.region = default_region
+        self.default_zone = default_zone  # for numbers without a zone of their own, when the store has none
+        self.invalidator: Any = None  # ccserver.customers.changes.Invalidator: rescored customers leave the cache
         self._run = run_blocking
 
     def now(self) -> datetime:
@@ -87,9 +93,26 @@ class CampaignService:
         return result.e164
 
     # -- campaigns ---------------------------------------------------------------------------------------------
-    async def create(self, who: Manager, spec: CampaignSpec) -> dict[str, Any]:
-        result: dict[str, Any] = await self._run(self._create, who, spec, self.now())
+    async def create(self, who: Manager, spec: CampaignSpec, *, tickets: Any = None,
+                     actor: Any = None) -> dict[str, Any]:
+        """``tickets`` (a TicketService) and ``actor`` (its Actor: whose worklist) for ``{"source": …}`` targets."""
+        rows = await self._source_rows(spec, tickets, actor)
+        result: dict[str, Any] = await self._run(self._create, who, spec, self.now(), rows)
         return result
+
+    async def _source_rows(self, spec: CampaignSpec, tickets: Any, actor: Any
+                           ) -> list[tuple[int | None, str, str | None, datetime | None]] | None:
+        """Targets from the tickets service's call-back worklist (ccserver/campaigns/sources.py), or None."""
+        source = spec.targets.get("source")
+        if source is None:
+            return None
+        if tickets is None or actor is None:
+            raise CampaignError(503, "tickets are not configured", "targets.source")
+        from ccserver.campaigns.sources import worklist_targets
+
+        items = await tickets.callbacks(actor, 10_000)
+        rows, _unusable = worklist_targets(items, source, self.region)
+        return rows
 
     def _store_id(self, session: Session, ref: int | str | None, field: str) -> int | None:
         if ref is None:
@@ -100,7 +123,8 @@ class CampaignService:
             raise CampaignError(422, f"{field}: no such store", field)
         return int(found)
 
-    def _create(self, who: Manager, spec: CampaignSpec, now: datetime) -> dict[str, Any]:
+    def _create(self, who: Manager, spec: CampaignSpec, now: datetime,
+                rows: list[tuple[int | None, str, str | None, datetime | None]] | None = None) -> dict[str, Any]:
         with self.sessions.begin() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
@@ -109,16 +133,71 @@ class CampaignService:
                                 store_id=store_id, window=spec.window, targets_spec=spec.targets,
                                 tiers_first=spec.tiers_first,
                                 max_attempts=spec.max_attempts or self.settings.policy.max_attempts,
-                                created_by=who.user_id, created_at=now, updated_at=now)
+                                created_by=who.user_id, created_at=now, updated_at=now, script=spec.script)
             session.add(campaign)
             session.flush()
-            rows = self._resolve(session, spec.targets)
+            if rows is None:
+                rows = list(self._targets_now(session, spec.targets, now))
             if not rows:
                 raise CampaignError(422, "targets: no customer with a phone number matches", "targets")
             session.execute(insert(CampaignTarget), [
                 {"campaign_id": campaign.id, "customer_id": cid, "e164": e164, "tier": tier, "order_at": order,
                  "status": "pending", "attempts": 0} for cid, e164, tier, order in rows])
             return {"id": campaign.id, "targets": len(rows)}
+
+    async def count(self, spec: CampaignSpec, *, tickets: Any = None, actor: Any = None) -> dict[str, Any]:
+        """A dry run of ``create``: the same selection, then the compliance gate as it would answer now — how many
+        targets may be called, how many the gate excludes and why (``dnc_customer``, ``dnc_number``,
+        ``no_consent``), and how many are only outside the calling window now. Nothing is written."""
+        rows = await self._source_rows(spec, tickets, actor)
+        result: dict[str, Any] = await self._run(self._count, spec, self.now(), rows)
+        return result
+
+    def _count(self, spec: CampaignSpec, now: datetime,
+               rows: list[tuple[int | None, str, str | None, datetime | None]] | None = None) -> dict[str, Any]:
+        from ccserver.campaigns.compliance import check
+        from ccserver.dialer.engine import plan_campaign
+        from ccserver.dialer.store import CampaignRow, TargetRow
+
+        with self.sessions() as session:
+            store_id = self._store_id(session, spec.store, "store")
+            if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
+                raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
+            zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
+            if rows is None:
+                rows = list(self._targets_now(session, spec.targets, now))
+            flags = {cid: (bool(dnc), bool(consent)) for cid, dnc, consent in session.execute(
+                select(Customer.id, Customer.do_not_call, Customer.consent)
+                .where(Customer.id.in_([r[0] for r in rows if r[0] is not None])))} if rows else {}
+            dnc = set(session.scalars(select(DncNumber.e164)))
+        campaign = CampaignRow(0, spec.type, spec.mode, spec.queue, spec.window, spec.tiers_first,
+                               spec.max_attempts or self.settings.policy.max_attempts, zone, None, None)
+        none = (False, False)  # a number no customer has: no do-not-call of its own, no consent
+        targets = [TargetRow(i, cid, e164, tier, order, 0, None, None,
+                             *(flags.get(cid, none) if cid is not None else none))
+                   for i, (cid, e164, tier, order) in enumerate(rows)]
+        _queue, contacts, rules = plan_campaign(campaign, targets, self.settings, self.default_zone)
+        excluded: dict[str, int] = {}
+        eligible = waiting = 0
+        for contact in contacts.values():
+            verdict = check(contact, rules.window, rules.policy, dnc, now, rules.marketing_types)
+            if verdict.allowed:
+                eligible += 1
+            elif verdict.retry_at is not None:
+                eligible += 1
+                waiting += 1
+            else:
+                excluded[verdict.reason or "refused"] = excluded.get(verdict.reason or "refused", 0) + 1
+        return {"matched": len(rows), "eligible": eligible, "outside_window_now": waiting,
+                "excluded": dict(sorted(excluded.items())), "excluded_total": sum(excluded.values())}
+
+    def _targets_now(self, session: Session, targets: dict[str, Any], now: datetime
+                     ) -> list[tuple[int, str, str, datetime | None]]:
+        if "due" in targets:  # today in the server's zone; the daily refresh adds those due later
+            from zoneinfo import ZoneInfo
+
+            return self._due(session, targets["due"], now.astimezone(ZoneInfo(self.default_zone)).date())
+        return self._resolve(session, targets)
 
     def _resolve(self, session: Session, targets: dict[str, Any]) -> list[tuple[int, str, str, datetime | None]]:
         """(customer id, e164, tier, order) per matching customer with a number; one row per number."""
@@ -152,7 +231,54 @@ class CampaignService:
                 last = (select(ServiceVisit.customer_id).group_by(ServiceVisit.customer_id)
                         .having(func.max(ServiceVisit.opened_at) < cutoff))
                 query = query.where(Customer.id.in_(last))
-        customers = dict(session.execute(query).all())
+        return self._numbers(session, dict(session.execute(query).all()), order_col)
+
+    def _due(self, session: Session, due: dict[str, Any], today: date
+             ) -> list[tuple[int, str, str, datetime | None]]:
+        """The customers a due-date campaign takes on ``today`` (ccserver/campaigns/refresh.py), with numbers."""
+        from ccserver.campaigns.refresh import due_range
+
+        first, last = due_range(due["kind"], due.get("days"), today)
+        order_col: Any = None
+        if due["kind"] == "post_service":
+            start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+            sub: Any = select(ServiceVisit.customer_id).where(
+                ServiceVisit.opened_at >= start, ServiceVisit.opened_at < start + timedelta(days=1),
+                ServiceVisit.status != "cancelled")
+        else:
+            column = {"maintenance": Vehicle.next_maintenance_due, "insurance": Vehicle.insurance_expiry,
+                      "post_purchase": Vehicle.purchase_date}[due["kind"]]
+            sub = select(Vehicle.customer_id).where(column >= first, column <= last)
+            order_col = func.min(column)
+        query = select(Customer.id, Customer.tier).where(Customer.id.in_(sub))
+        return self._numbers(session, dict(session.execute(query).all()), order_col)
+
+    async def refresh_due(self, today: date) -> dict[int, int]:
+        """Add the customers due on ``today`` to every draft, running or paused due-date campaign (numbers a
+        campaign has already are skipped). Returns {campaign id: targets added} for those that grew."""
+        result: dict[int, int] = await self._run(self._refresh_due, today)
+        return result
+
+    def _refresh_due(self, today: date) -> dict[int, int]:
+        added: dict[int, int] = {}
+        with self.sessions.begin() as session:
+            for campaign in session.scalars(select(Campaign).where(Campaign.status.in_(("draft", "running",
+                                                                                         "paused")))):
+                due = (campaign.targets_spec or {}).get("due")
+                if not isinstance(due, dict):
+                    continue
+                have = set(session.scalars(select(CampaignTarget.e164)
+                                           .where(CampaignTarget.campaign_id == campaign.id)))
+                fresh = [r for r in self._due(session, due, today) if r[1] not in have]
+                if fresh:
+                    session.execute(insert(CampaignTarget), [
+                        {"campaign_id": campaign.id, "customer_id": cid, "e164": e164, "tier": tier,
+                         "order_at": order, "status": "pending", "attempts": 0} for cid, e164, tier, order in fresh])
+                    added[campaign.id] = len(fresh)
+        return added
+
+    def _numbers(self, session: Session, customers: dict[int, Any], order_col: Any
+                 ) -> list[tuple[int, str, str, datetime | None]]:
         orders: dict[int, Any] = {}
         if order_col is not None and customers:
             orders = dict(session.execute(select(Vehicle.customer_id, order_col)
@@ -220,7 +346,7 @@ class CampaignService:
         return {"id": c.id, "name": c.name, "type": c.type, "mode": c.mode, "status": c.status, "queue": c.queue,
                 "store_id": c.store_id, "window": c.window, "targets_spec": c.targets_spec,
                 "tiers_first": c.tiers_first, "max_attempts": c.max_attempts, "created_at": _now_iso(c.created_at),
-                "started_at": _now_iso(c.started_at), "progress": progress}
+                "started_at": _now_iso(c.started_at), "script": c.script, "progress": progress}
 
     @staticmethod
     def _progress(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -251,6 +377,76 @@ class CampaignService:
                        abandoned=int(abandoned or 0), appointments=int(booked or 0))
             row["abandon_rate"] = round(row["abandoned"] / row["answered"], 4) if row["answered"] else 0.0
         return out
+
+    # -- targets from a CSV -------------------------------------------------------------------------------------
+    async def import_targets(self, who: Manager, campaign_id: int, csv_text: str) -> dict[str, Any]:
+        """Targets from a CSV (:mod:`ccserver.campaigns.target_csv`), row by row: good rows are added (a number a
+        customer has is linked to that customer), bad ones reported; a number the campaign has already is counted,
+        not added. Not into a finished campaign. The gate still applies at dial time."""
+        from ccserver.campaigns.target_csv import parse_targets_csv
+
+        parsed = parse_targets_csv(csv_text, self.region)
+        added, already, linked = await self._run(self._import_targets, campaign_id, parsed.good)
+        return {"rows": parsed.rows, "added": added, "already": already, "duplicates": parsed.duplicates,
+                "customers": linked, "errors": parsed.errors[:1000], "error_count": len(parsed.errors)}
+
+    def _import_targets(self, campaign_id: int, good: list[tuple[int, str, datetime | None]]
+                        ) -> tuple[int, int, int]:
+        with self.sessions.begin() as session:
+            campaign = session.get(Campaign, campaign_id, with_for_update=True)
+            if campaign is None:
+                raise CampaignError(404, "no such campaign")
+            if campaign.status == "finished":
+                raise CampaignError(409, "the campaign is finished", "status")
+            numbers = [e164 for _, e164, _ in good]
+            have = set(session.scalars(select(CampaignTarget.e164).where(
+                CampaignTarget.campaign_id == campaign_id, CampaignTarget.e164.in_(numbers)))) if numbers else set()
+            owners: dict[str, tuple[int, str | None]] = {}
+            if numbers:
+                for e164, cid, tier in session.execute(
+                        select(PhoneNumber.e164, Customer.id, Customer.tier)
+                        .join(customer_phones, customer_phones.c.phone_id == PhoneNumber.id)
+                        .join(Customer, Customer.id == customer_phones.c.customer_id)
+                        .where(PhoneNumber.e164.in_(numbers))
+                        .order_by(PhoneNumber.e164, customer_phones.c.is_primary.desc(), Customer.id)):
+                    owners.setdefault(e164, (cid, tier))
+            fresh = [(e164, order) for _, e164, order in good if e164 not in have]
+            if fresh:
+                session.execute(insert(CampaignTarget), [
+                    {"campaign_id": campaign_id, "customer_id": owners.get(e164, (None, None))[0], "e164": e164,
+                     "tier": owners.get(e164, (None, None))[1], "order_at": order, "status": "pending",
+                     "attempts": 0} for e164, order in fresh])
+            return len(fresh), len(good) - len(fresh), sum(1 for e164, _ in fresh if e164 in owners)
+
+    # -- results ------------------------------------------------------------------------------------------------
+    async def attempts(self, campaign_id: int) -> list[dict[str, Any]]:
+        """The campaign's attempts, oldest first (for the results per day and the CSV export)."""
+        result: list[dict[str, Any]] = await self._run(self._attempts, campaign_id)
+        return result
+
+    def _attempts(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            if session.get(Campaign, campaign_id) is None:
+                raise CampaignError(404, "no such campaign")
+            a = CampaignAttempt
+            rows = session.execute(
+                select(a.id, a.target_id, a.customer_id, CampaignTarget.e164, a.originated_at, a.answered_at,
+                       a.ended_at, a.outcome, a.disposition, a.ticket_id, a.agent_interface)
+                .join(CampaignTarget, CampaignTarget.id == a.target_id)
+                .where(a.campaign_id == campaign_id).order_by(a.originated_at, a.id))
+            keys = ("attempt_id", "target_id", "customer_id", "number", "originated_at", "answered_at", "ended_at",
+                    "outcome", "disposition", "ticket_id", "agent_interface")
+            return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def dnc_list(self, limit: int = 1000) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self._run(self._dnc_list, limit)
+        return result
+
+    def _dnc_list(self, limit: int) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            return [{"number": d.e164, "added_at": _now_iso(d.added_at), "source": d.source}
+                    for d in session.scalars(select(DncNumber).order_by(DncNumber.added_at.desc(), DncNumber.e164)
+                                             .limit(limit))]
 
     # -- the number-level DNC list ---------------------------------------------------------------------------
     async def dnc_add(self, who: Manager, raw: Any, source: str = "api") -> dict[str, Any]:
@@ -334,6 +530,9 @@ class CampaignService:
         if note is not None and (not isinstance(note, str) or len(note) > 2000):
             raise CampaignError(400, "note must be text of at most 2000 characters", "note")
         facts: dict[str, Any] = await self._run(self._attempt_facts, campaign_id, attempt_id)
+        if disposition in UNREACHED and not facts["preview"]:
+            raise CampaignError(400, f"{disposition} is for preview calls; the dialer records outcomes itself",
+                                "disposition")
         ticket_id = None
         kind = TICKET_FOR.get(disposition)
         if kind is not None:
@@ -349,7 +548,19 @@ class CampaignService:
             except TicketError as exc:
                 raise CampaignError(exc.status, exc.message, exc.field) from None
             ticket_id = int(ticket["id"])
+        if facts["preview"] and facts["outcome"] is None:
+            # The agent's word settles the preview attempt (attempts counted, the target done or back to the pool).
+            from ccserver.dialer.store import DialerStore
+
+            now = self.now()
+            outcome = disposition if disposition in UNREACHED else REFUSAL if disposition == REFUSAL else "reached"
+            await self._run(DialerStore(self.sessions).finish_attempts, [
+                (facts["action_id"], outcome, now, None, None, None if disposition in UNREACHED else now)])
+            await self._run(self._release_hold, attempt_id)
         result: dict[str, Any] = await self._run(self._dispose, attempt_id, disposition, ticket_id, self.now())
+        invalidation = result.pop("_invalidation", None)
+        if invalidation and self.invalidator is not None:
+            await self.invalidator.apply(invalidation)
         if disposition == REFUSAL and facts["customer_id"] is not None:
             result["marketing_stopped"] = await self.refused(int(facts["customer_id"]))
         return result
@@ -364,12 +575,20 @@ class CampaignService:
             if row is None:
                 raise CampaignError(404, "no such attempt in this campaign", "attempt_id")
             attempt, name, store_id, e164 = row
-            if attempt.answered_at is None:
+            preview = session.scalar(select(Campaign.mode).where(Campaign.id == campaign_id)) == "preview"
+            if attempt.answered_at is None and not (preview and attempt.outcome is None):
                 raise CampaignError(409, "the attempt was not answered", "attempt_id")
             if attempt.disposition is not None:
                 raise CampaignError(409, f"already disposed ({attempt.disposition})", "attempt_id")
             return {"campaign_name": name, "store_id": store_id, "customer_id": attempt.customer_id,
-                    "uniqueid": attempt.uniqueid, "e164": e164}
+                    "uniqueid": attempt.uniqueid, "e164": e164, "preview": preview, "outcome": attempt.outcome,
+                    "action_id": attempt.action_id}
+
+    def _release_hold(self, attempt_id: int) -> None:
+        with self.sessions.begin() as session:
+            target_id = session.scalar(select(CampaignAttempt.target_id).where(CampaignAttempt.id == attempt_id))
+            session.execute(update(CampaignTarget).where(CampaignTarget.id == target_id)
+                            .values(held_by=None, held_until=None))
 
     def _dispose(self, attempt_id: int, disposition: str, ticket_id: int | None, now: datetime) -> dict[str, Any]:
         with self.sessions.begin() as session:
@@ -382,7 +601,15 @@ class CampaignService:
                 target = session.get(CampaignTarget, attempt.target_id)
                 if target is not None:
                     target.last_outcome, target.status = REFUSAL, "done"
-            return {"attempt_id": attempt_id, "disposition": disposition, "ticket_id": ticket_id}
+            out: dict[str, Any] = {"attempt_id": attempt_id, "disposition": disposition, "ticket_id": ticket_id}
+            if attempt.customer_id is not None:
+                # The disposition is a signal of the customer's value score (routing/value.py "campaign"):
+                # rescored in this transaction against the current cut-offs.
+                from ccserver.customers.changes import campaign_disposed
+
+                session.flush()
+                out["_invalidation"] = campaign_disposed(session, attempt.customer_id, tz=self.default_zone)
+            return out
 
     async def refused(self, customer_id: int) -> int:
         """The customer refused in a call: consent withdrawn, and every open target of a marketing campaign for

@@ -32,6 +32,9 @@ class CampaignSettings:
     amd: bool = False
     lease_ttl_seconds: float = 15.0
     originate_timeout_seconds: float = 30.0
+    preview_hold_seconds: float = 600.0
+    preview_scripts: Mapping[str, str] = field(default_factory=dict)  # by campaign type
+    refresh_hour: int = 6  # local hour the due-date campaigns take the newly due customers
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CampaignSettings:
@@ -65,7 +68,9 @@ class CampaignSettings:
                    float(key("abandon_after_seconds", 2.0)), marketing,
                    str(key("outbound_context", "ccserver-outbound")), _dial(key("dial", "PJSIP/{number}@trunk")),
                    bool(key("amd", False)),
-                   float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)))
+                   float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)),
+                   float(key("preview_hold_seconds", 600.0)), _scripts(key("preview_scripts", {})),
+                   int(key("refresh_hour", 6)))
 
     @classmethod
     def from_config(cls, config: Any) -> CampaignSettings:
@@ -77,3 +82,12 @@ def _dial(value: Any) -> str:
     if "{number}" not in text or any(ch in text for ch in "\r\n\0,\"'\\ ") or "/" not in text:
         raise CampaignSettingsError("campaigns.dial: a dial string with {number}, e.g. PJSIP/{number}@trunk")
     return text
+
+
+def _scripts(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise CampaignSettingsError("campaigns.preview_scripts: a table of campaign type = script text")
+    unknown = set(value) - set(CAMPAIGN_TYPES)
+    if unknown:
+        raise CampaignSettingsError(f"campaigns.preview_scripts: unknown type(s) {sorted(unknown)}")
+    return {str(k): str(v) for k, v in value.items()}

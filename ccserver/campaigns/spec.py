@@ -12,7 +12,7 @@ from ccserver.db.models import CAMPAIGN_MODES, CAMPAIGN_TYPES, TIERS
 
 __all__ = ["FILTER_KEYS", "CampaignSpec", "SpecError", "parse_spec"]
 
-FIELDS = {"name", "type", "mode", "queue", "store", "window", "targets", "tiers_first", "max_attempts"}
+FIELDS = {"name", "type", "mode", "queue", "store", "window", "targets", "tiers_first", "max_attempts", "script"}
 FILTER_KEYS = {"tiers", "store", "consent", "model", "last_visit_before", "maintenance_due_before",
                "insurance_expiry_before"}
 MAX_CUSTOMER_IDS = 100_000
@@ -35,6 +35,7 @@ class CampaignSpec:
     targets: dict[str, Any]  # {"filter": {...}} or {"customer_ids": [...]}, normalised
     tiers_first: bool = False
     max_attempts: int | None = None
+    script: str | None = None  # what the agent says in preview mode
 
 
 def _text(body: Mapping[str, Any], name: str, limit: int, *, pattern_ok: Any = None) -> str:
@@ -99,9 +100,34 @@ def _filter(raw: Any) -> dict[str, Any]:
     return out
 
 
+SOURCES = ("resolution_callbacks", "abandoned_callers", "callback_requests")  # ccserver/campaigns/sources.py
+
+
+DUE_KINDS = ("maintenance", "insurance", "post_purchase", "post_service")  # ccserver/campaigns/refresh.py
+
+
+def _due(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or raw.get("kind") not in DUE_KINDS or not set(raw) <= {"kind", "days"}:
+        raise SpecError(f"targets.due must be {{\"kind\": {' | '.join(DUE_KINDS)}, \"days\"?}}", "targets.due")
+    out: dict[str, Any] = {"kind": raw["kind"]}
+    if "days" in raw:
+        days = raw["days"]
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 365:
+            raise SpecError("targets.due.days must be a whole number of days from 0 to 365", "targets.due.days")
+        out["days"] = days
+    return out
+
+
 def _targets(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids"}:
-        raise SpecError('targets must be {"filter": {...}} or {"customer_ids": [...]}', "targets")
+    if not isinstance(raw, Mapping) or len(raw) != 1 or not set(raw) <= {"filter", "customer_ids", "source", "due"}:
+        raise SpecError('targets must be {"filter": {...}}, {"customer_ids": [...]}, {"source": "..."} or '
+                        '{"due": {"kind": ...}}', "targets")
+    if "due" in raw:
+        return {"due": _due(raw["due"])}
+    if "source" in raw:
+        if raw["source"] not in SOURCES:
+            raise SpecError(f"targets.source must be one of {', '.join(SOURCES)}", "targets.source")
+        return {"source": raw["source"]}
     if "filter" in raw:
         return {"filter": _filter(raw["filter"])}
     ids = raw["customer_ids"]
@@ -145,4 +171,8 @@ def parse_spec(body: Any) -> CampaignSpec:
     if max_attempts is not None and not (isinstance(max_attempts, int) and not isinstance(max_attempts, bool)
                                          and 1 <= max_attempts <= 20):
         raise SpecError("max_attempts must be an integer from 1 to 20", "max_attempts")
-    return CampaignSpec(name, kind, mode, queue, store, dict(window or {}), targets, tiers_first, max_attempts)
+    script = body.get("script")
+    if script is not None and (not isinstance(script, str) or len(script) > 4000 or "\0" in script):
+        raise SpecError("script must be text of at most 4000 characters", "script")
+    return CampaignSpec(name, kind, mode, queue, store, dict(window or {}), targets, tiers_first, max_attempts,
+                        script.strip() or None if script is not None else None)

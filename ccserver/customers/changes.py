@@ -140,6 +140,18 @@ def ticket_changed(
     return _rescore(session, customer_id, as_of, weights, tz)
 
 
+def campaign_disposed(
+    session: Session,
+    customer_id: int,
+    *,
+    as_of: date | None = None,
+    weights: ValueWeights | None = None,
+    tz: str = DEFAULT_TIME_ZONE,
+) -> Invalidation:
+    """An agent disposed a campaign call of ``customer_id`` (reached, booked, refused …): rescore and invalidate."""
+    return _rescore(session, customer_id, as_of, weights, tz)
+
+
 class Invalidator:
     """Applies Invalidations to a SummaryCache: ``await apply(inv)`` on the loop, ``submit(inv)`` from any
     thread. Twisted-driven coroutines await ``apply`` through ``cache.bridge`` like any cache call.

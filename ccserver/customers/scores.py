@@ -57,7 +57,7 @@ from ccserver.customers.valuation import (
     valuate,
     weights_from_settings,
 )
-from ccserver.db.models import Customer, Order, ServiceVisit, Ticket, ValueCutoffs, Vehicle
+from ccserver.db.models import CampaignAttempt, Customer, Order, ServiceVisit, Ticket, ValueCutoffs, Vehicle
 from ccserver.db.types import UTCDateTime
 from routing.value import TIERS, CustomerFacts, TierCutoffs, TierShares, ValueWeights, compute_cutoffs, tier_for
 
@@ -86,6 +86,9 @@ _sv = cast(Table, ServiceVisit.__table__)
 _vh = cast(Table, Vehicle.__table__)
 _tk = cast(Table, Ticket.__table__)
 _vc = cast(Table, ValueCutoffs.__table__)
+_ca = cast(Table, CampaignAttempt.__table__)
+# Campaign dispositions that were no conversation (ccserver/campaigns/service.py DISPOSITIONS).
+_NOT_REACHED: Final = ("refused", "wrong_number", "no_answer", "busy")
 
 Progress = Callable[[int, int], None]
 
@@ -208,6 +211,23 @@ def facts_for_range(
         )
     }
 
+    # Outbound campaign calls in the window, by the agent's disposition (reached / booked / refused).
+    campaign: dict[int, tuple[int, int, int]] = {}
+    attempt_in_window = and_(_ca.c.originated_at >= window_start_dt, _ca.c.originated_at < day_end,
+                             _ca.c.disposition.is_not(None))
+    for cid, reached, booked, refused in session.execute(
+        select(
+            _ca.c.customer_id,
+            func.sum(case((_ca.c.disposition.not_in(_NOT_REACHED), 1), else_=0)),
+            func.sum(case((_ca.c.disposition == "booked", 1), else_=0)),
+            func.sum(case((_ca.c.disposition == "refused", 1), else_=0)),
+        )
+        .where(_ca.c.customer_id.between(*lo_hi), attempt_in_window)
+        .group_by(_ca.c.customer_id),
+        rng,
+    ):
+        campaign[int(cid)] = (int(reached or 0), int(booked or 0), int(refused or 0))
+
     return {
         cid: CustomerFacts(
             spend=spend.get(cid, {}),
@@ -218,6 +238,9 @@ def facts_for_range(
             membership_level=level,
             open_complaints=int(complaints.get(cid, 0)),
             has_purchases=cid in purchased,
+            campaign_reached=campaign.get(cid, (0, 0, 0))[0],
+            campaign_booked=campaign.get(cid, (0, 0, 0))[1],
+            campaign_refused=campaign.get(cid, (0, 0, 0))[2],
         )
         for cid, level in base.items()
     }

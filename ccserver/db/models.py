@@ -797,6 +797,7 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    script: Mapped[str | None] = mapped_column(Text)  # what the agent says (preview); None: campaigns.preview_scripts
 
 
 class CampaignTarget(Base):
@@ -822,6 +823,9 @@ class CampaignTarget(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     drop_reason: Mapped[str | None] = mapped_column(String(24))
+    # Preview mode: the agent shown this target, until when (a skip "later" keeps them, so it is not re-offered).
+    held_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CampaignAttempt(Base):

@@ -47,7 +47,7 @@ from ccserver.dialer.store import CampaignRow, DialerStore, TargetRow
 from ccserver.events.types import CallEnded, Resynced
 from ccserver.metrics import REGISTRY
 
-__all__ = ["AmiOriginator", "Dialer", "Originator", "tracker_floor"]
+__all__ = ["AmiOriginator", "Dialer", "Originator", "plan_campaign", "tracker_floor"]
 
 log = logging.getLogger("ccserver.dialer")
 
@@ -265,16 +265,8 @@ class Dialer:
                 continue
             targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
             in_flight = {live.target.id for live in self.live.values()}
-            zone = row.time_zone or self.default_zone
-            window = intersect(parse_window(row.window), self.settings.window)
-            policy = RetryPolicy(row.max_attempts, self.settings.policy.spacing)
-            contacts = {t.id: Contact(t.e164, row.type, callee_zones(t.e164, zone), t.do_not_call, t.consent,
-                                      t.attempts, t.last_outcome, t.last_attempt_at) for t in targets}
-            queue = TargetQueue(
-                (Target(t.id, t.customer_id, t.tier, t.order_at.timestamp() if t.order_at else float(t.id))
-                 for t in targets if t.id not in in_flight), tiers_first=row.tiers_first)
-            fresh[row.id] = _Campaign(row, queue, contacts,
-                                      CampaignRules(window, policy, self.settings.marketing_types),
+            queue, contacts, rules = plan_campaign(row, targets, self.settings, self.default_zone, in_flight)
+            fresh[row.id] = _Campaign(row, queue, contacts, rules,
                                       old.stats if old is not None else LiveStats(
                                           window=self.settings.abandon_window_seconds))
         self.campaigns = fresh
@@ -521,6 +513,23 @@ class Dialer:
             await asyncio.gather(*list(self._results), return_exceptions=True)
             if self._writer is not None:
                 await asyncio.gather(self._writer, return_exceptions=True)
+
+
+def plan_campaign(row: CampaignRow, targets: list[TargetRow], settings: CampaignSettings, default_zone: str,
+                  leave_out: set[int] | frozenset[int] = frozenset()
+                  ) -> tuple[TargetQueue, dict[int, Contact], CampaignRules]:
+    """A campaign's open targets as the planner takes them: the selection queue (without ``leave_out``), each
+    target's facts for the gate, and the campaign's rules (its window inside the global one, its attempts).
+    The dialer and preview mode (ccserver/campaigns/preview.py) both pick through this."""
+    zone = row.time_zone or default_zone
+    window = intersect(parse_window(row.window), settings.window)
+    policy = RetryPolicy(row.max_attempts, settings.policy.spacing)
+    contacts = {t.id: Contact(t.e164, row.type, callee_zones(t.e164, zone), t.do_not_call, t.consent,
+                              t.attempts, t.last_outcome, t.last_attempt_at) for t in targets}
+    queue = TargetQueue(
+        (Target(t.id, t.customer_id, t.tier, t.order_at.timestamp() if t.order_at else float(t.id))
+         for t in targets if t.id not in leave_out), tiers_first=row.tiers_first)
+    return queue, contacts, CampaignRules(window, policy, settings.marketing_types)
 
 
 def _collect(into: list[tuple[Target, str]]) -> Callable[[Target, str], None]:

@@ -67,12 +67,15 @@ class DialerStore:
                                 dids.get(c.store_id) if c.store_id is not None else None, name)
                     for c, tz, name in rows]
 
-    def open_targets(self, campaign_id: int) -> list[TargetRow]:
+    def open_targets(self, campaign_id: int, *, status: str = "pending", only: int | None = None) -> list[TargetRow]:
+        """A campaign's targets in ``status`` (``only``: just that one — preview mode's held target)."""
         with self.sessions() as session:
-            rows = session.execute(
-                select(CampaignTarget, Customer.do_not_call, Customer.consent)
-                .outerjoin(Customer, Customer.id == CampaignTarget.customer_id)
-                .where(CampaignTarget.campaign_id == campaign_id, CampaignTarget.status == "pending")).all()
+            query = (select(CampaignTarget, Customer.do_not_call, Customer.consent)
+                     .outerjoin(Customer, Customer.id == CampaignTarget.customer_id)
+                     .where(CampaignTarget.campaign_id == campaign_id, CampaignTarget.status == status))
+            if only is not None:
+                query = query.where(CampaignTarget.id == only)
+            rows = session.execute(query).all()
             return [TargetRow(t.id, t.customer_id, t.e164, t.tier, t.order_at, t.attempts, t.last_outcome,
                               t.last_attempt_at, bool(dnc), bool(consent) if t.customer_id is not None else False)
                     for t, dnc, consent in rows]

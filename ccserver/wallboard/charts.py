@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from markupsafe import Markup
+
 from ccserver.kpi.counts import QueueCounts, queue_figures
 
 SLOTS_PER_DAY = 96  # 15-minute intervals
@@ -25,6 +27,12 @@ class Series:
     values: Sequence[float | None]  # one per x position; None = no data (a gap in the line)
     css: str = "s0"  # class for colour (app.css); the dash and marker follow the series' position
 
+
+
+def chart_markup(svg: str) -> Markup:
+    """A chart drawn here, for a template: every label these functions draw is html.escape()d, so it is marked
+    safe in this one place and no template needs ``|safe`` (tests/test_http_security_matrix.py scans for it)."""
+    return Markup(svg)  # noqa: S704 - built by this module's chart functions
 
 def day_slots(rows: Iterable[dict[str, Any]], day_start: float) -> list[dict[str, Any] | None]:
     """Queue interval rows of one local day summed per 15-minute slot (every queue together): each slot's

@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 from ccserver.campaigns.service import CampaignError, CampaignService, Manager
 from ccserver.campaigns.spec import SpecError, parse_spec
+from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
 
@@ -36,6 +37,13 @@ class CampaignRoutes:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
+        router.add("POST", "/api/campaigns/count", self.count, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results", self.results, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results.svg", self.results_svg, access="api", roles=ROLES)
+        router.add("GET", "/api/campaigns/{id}/results.csv", self.results_csv, access="api", roles=ROLES)
+        router.add("GET", "/api/dnc", self.dnc_list, access="api", roles=ROLES)
+        router.add("POST", "/api/campaigns/{id}/targets/import", self.import_targets, access="api", roles=ROLES)
+        router.add("GET", "/campaigns/{id}/results", self.results_page, access="page", roles=ROLES)
         router.add("POST", "/api/campaigns", self.create, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns", self.list, access="api", roles=ROLES)
         router.add("GET", "/api/campaigns/{id}", self.get, access="api", roles=ROLES)
@@ -47,6 +55,11 @@ class CampaignRoutes:
         router.add("GET", "/campaigns", self.page, access="page", roles=ROLES)
         router.add("POST", "/api/dnc/import", self.dnc_import, access="api", roles=ROLES)
         router.add("DELETE", "/api/dnc/{number}", self.dnc_remove, access="api", roles=ROLES)
+        # Preview mode (agents): the next contact, then dial or skip it.
+        agents = ("agent", "supervisor")
+        router.add("POST", "/api/preview/next", self.preview_next, access="api", roles=agents)
+        router.add("POST", "/api/preview/{target}/dial", self.preview_dial, access="api", roles=agents)
+        router.add("POST", "/api/preview/{target}/skip", self.preview_skip, access="api", roles=agents)
 
     def _service(self) -> CampaignService:
         service: CampaignService | None = self.ctx.campaigns
@@ -85,7 +98,8 @@ class CampaignRoutes:
             spec = parse_spec(req.json())
         except SpecError as exc:
             raise HTTPError(exc.status, exc.message, field=exc.field) from None
-        created = await self._call(service.create(self._who(req), spec))
+        tickets, actor = await self._worklist(req, spec)
+        created = await self._call(service.create(self._who(req), spec, tickets=tickets, actor=actor))
         await self._audit(req, "campaign.create", {"campaign_id": created["id"], "name": spec.name,
                                                    "type": spec.type, "mode": spec.mode, "targets": created["targets"]})
         return json_response(created, 201)
@@ -146,6 +160,25 @@ class CampaignRoutes:
         await self._audit(req, "dnc.add", {"number": added["number"], "added": added["added"]})
         return json_response(added, 201 if added["added"] else 200)
 
+    def _csv_body(self, req: Req) -> str:
+        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type not in ("text/csv", "text/plain"):
+            raise HTTPError(415, "expected Content-Type: text/csv")
+        try:
+            text = req.body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+        if "\0" in text:
+            raise HTTPError(400, "the CSV must be text", field="body")
+        return text
+
+    async def import_targets(self, req: Req) -> Response:
+        campaign_id = self._id(req)
+        done = await self._call(self._service().import_targets(self._who(req), campaign_id, self._csv_body(req)))
+        counts = ("rows", "added", "already", "duplicates", "customers", "error_count")
+        await self._audit(req, "campaign.targets_import", {"campaign_id": campaign_id, **{k: done[k] for k in counts}})
+        return json_response(done)
+
     async def dnc_import(self, req: Req) -> Response:
         service = self._service()
         content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
@@ -167,3 +200,125 @@ class CampaignRoutes:
         removed = await self._call(service.dnc_remove(self._who(req), unquote(req.path_params["number"])))
         await self._audit(req, "dnc.remove", {"number": removed["number"]})
         return json_response(removed)
+
+    # -- preview mode -------------------------------------------------------------------------------------------
+    def _preview(self) -> Any:
+        if self.ctx.preview is None:
+            raise HTTPError(503, "preview mode needs the database")
+        return self.ctx.preview
+
+    @staticmethod
+    def _target(req: Req) -> int:
+        raw = req.path_params["target"]
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
+            raise HTTPError(404, "no such target")
+        return int(raw)
+
+    @staticmethod
+    def _actor(req: Req) -> Any:
+        from ccserver.web.agent_routes import actor_of
+
+        return actor_of(req)
+
+    async def _desk(self, coro: Any) -> Any:
+        from ccserver.desktop.service import DesktopError
+
+        try:
+            return await self._call(coro)
+        except DesktopError as exc:
+            extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
+            raise HTTPError(exc.status, exc.message, **extra) from None
+
+    async def preview_next(self, req: Req) -> Response:
+        shown = await self._desk(self._preview().next(self._actor(req)))
+        if shown.get("target") is not None:
+            await self._audit(req, "campaign.preview_next", {"campaign_id": shown["campaign"]["id"],
+                                                             "target_id": shown["target"]["id"]})
+        return json_response(shown)
+
+    async def preview_dial(self, req: Req) -> Response:
+        target = self._target(req)
+        dialled = await self._desk(self._preview().dial(self._actor(req), target))
+        await self._audit(req, "campaign.preview_dial", {k: dialled[k] for k in (
+            "campaign_id", "target_id", "attempt_id", "action_id")})
+        return json_response(dialled)
+
+    async def preview_skip(self, req: Req) -> Response:
+        target = self._target(req)
+        body = req.json()
+        unknown = sorted(set(body) - {"reason"})
+        if unknown:
+            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        skipped = await self._desk(self._preview().skip(self._actor(req), target, body.get("reason")))
+        await self._audit(req, "campaign.preview_skip", skipped)
+        return json_response(skipped)
+
+    # -- before start: the dry-run count; after: results per day, CSV; the DNC list ------------------------------
+    async def count(self, req: Req) -> Response:
+        body = req.json()
+        if isinstance(body, dict) and not body.get("name"):
+            body = {**body, "name": "(dry run)"}  # a dry run needs no name yet
+        try:
+            spec = parse_spec(body)
+        except SpecError as exc:
+            raise HTTPError(exc.status, exc.message, field=exc.field) from None
+        tickets, actor = await self._worklist(req, spec)
+        return json_response(await self._call(self._service().count(spec, tickets=tickets, actor=actor)))
+
+    async def _worklist(self, req: Req, spec: Any) -> tuple[Any, Any]:
+        """For ``{"source": …}`` targets: the tickets service and the manager as its actor (their store's
+        worklist, or every store's without one — the tickets service's own rule)."""
+        if "source" not in spec.targets or self.ctx.tickets is None:
+            return None, None
+        from ccserver.tickets.access import Actor
+        from ccserver.web.ticket_routes import _scope
+
+        p = req.principal
+        assert p is not None
+        scope = await self.ctx.run_blocking(_scope, self.ctx.session_factory, p.user_id)
+        if scope is None:
+            raise HTTPError(401, "user not found")
+        return self.ctx.tickets, Actor(p.user_id, p.username, p.role, scope[0], scope[1], req.client_ip)
+
+    async def _days(self, req: Req) -> Any:  # (``list`` is a method name here)
+        from ccserver.campaigns.results import daily
+
+        service = self._service()
+        attempts = await self._call(service.attempts(self._id(req)))
+        return daily(attempts, service.default_zone)
+
+    async def results(self, req: Req) -> Response:
+        return json_response({"days": await self._days(req)})
+
+    async def results_svg(self, req: Req) -> Response:
+        from ccserver.campaigns.results import daily_chart
+
+        svg = daily_chart(await self._days(req))
+        return Response(200, svg.encode("utf-8"), "image/svg+xml; charset=utf-8", {"Cache-Control": "no-store"})
+
+    async def results_page(self, req: Req) -> Response:
+        """A campaign's results per day: the server-drawn SVG chart (ccserver/campaigns/results.py), the table."""
+        from ccserver.campaigns.results import daily_chart
+
+        p = req.principal
+        assert p is not None
+        campaign = await self._call(self._service().get(self._id(req)))
+        days = await self._days(req)
+        page = self.ctx.templates.render("campaign_results.html", req.lang, principal=p,
+                                         csrf_token=self.ctx.signer.csrf_token(p.session_id), campaign=campaign,
+                                         days=days, chart=chart_markup(daily_chart(days)))
+        return html_response(page)
+
+    async def results_csv(self, req: Req) -> Response:
+        from ccserver.campaigns.results import EXPORT_COLUMNS, export_rows
+        from ccserver.kpi.reports import to_csv
+
+        campaign_id = self._id(req)
+        rows = export_rows(await self._call(self._service().attempts(campaign_id)))
+        await self._audit(req, "campaign.export", {"campaign_id": campaign_id, "rows": len(rows)})
+        return Response(200, to_csv(rows, EXPORT_COLUMNS), "text/csv; charset=utf-8",
+                        {"Content-Disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"',
+                         "Cache-Control": "no-store"})
+
+    async def dnc_list(self, req: Req) -> Response:
+        return json_response({"numbers": await self._call(self._service().dnc_list())})

@@ -84,6 +84,8 @@ class WebContext:
     screenpop: Any = None
     # Outbound campaigns for /api/campaigns and /api/dnc (ccserver.campaigns.service.CampaignService; None: 503).
     campaigns: Any = None
+    # Preview mode for agents (ccserver.campaigns.preview.PreviewService; None: /api/preview/… answer 503).
+    preview: Any = None
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]

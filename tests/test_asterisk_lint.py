@@ -457,7 +457,7 @@ def test_desktop_transfer_and_dial_contract(tmp_path: Path) -> None:
     assert conf is not None
     transfer, dial = conf.section("ccserver-transfer"), conf.section("ccserver-dial")
     assert transfer is not None and dial is not None
-    assert {i.value.split(",")[0] for i in transfer.items if i.name == "exten"} == {"_q-.", "_a-.", "_X."}
+    assert {i.value.split(",")[0] for i in transfer.items if i.name == "exten"} == {"_q-.", "_a-.", "_AX.", "_X."}
     features, _ = parse_conf(REPO_ROOT / "config" / "asterisk" / "features_ccserver.conf")
     assert features is not None
     featuremap = features.section("featuremap")

@@ -57,7 +57,7 @@ def test_transfer_finds_the_agents_channel_and_sends_blind_and_attended_transfer
         assert call is not None
         channel = await calls.agent_channel("default", AGENT, call.agent_uniqueid, call.linkedid)
         out["channel"] = channel
-        for kind, exten in (("blind", "q-sales"), ("attended", "a-8002")):
+        for kind, exten in (("blind", "q-sales"), ("attended", "A8002")):
             try:
                 await calls.transfer("default", kind, channel or "", "ccserver-transfer", exten)
             except CallActionFailed as exc:
@@ -77,7 +77,7 @@ def test_transfer_finds_the_agents_channel_and_sends_blind_and_attended_transfer
     blind = next(a for a in out["sent"] if a.get("Action") == "BlindTransfer")
     assert (blind["Channel"], blind["Context"], blind["Exten"]) == (out["channel"], "ccserver-transfer", "q-sales")
     atxfer = next(a for a in out["sent"] if a.get("Action") == "Atxfer")
-    assert (atxfer["Channel"], atxfer["Context"], atxfer["Exten"]) == (out["channel"], "ccserver-transfer", "a-8002")
+    assert (atxfer["Channel"], atxfer["Context"], atxfer["Exten"]) == (out["channel"], "ccserver-transfer", "A8002")
     # the recording holds no transfer: the peer refuses as Asterisk refuses an unknown action, reported as a 502
     assert out["blind"][0] == 502 and "BlindTransfer refused by Asterisk default" in out["blind"][1]
     assert out["attended"][0] == 502

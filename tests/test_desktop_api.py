@@ -158,7 +158,7 @@ def test_transfers_reach_the_agents_channel_and_bad_targets_are_refused(api: Any
     channel = "Local/8001@agent-phones-00000001;1"
     assert [s for s in desk.calls.sent if s[0] == "transfer"][:4] == [
         ("transfer", "blind", channel, "ccserver-transfer", "q-sales"),
-        ("transfer", "attended", channel, "ccserver-transfer", "a-8002"),
+        ("transfer", "attended", channel, "ccserver-transfer", "A8002"),
         ("transfer", "blind", channel, "ccserver-transfer", "13912345678"),
         ("transfer", "blind", channel, "ccserver-transfer", "q-vip")]
     # the channel is looked up by the agent leg the recording's AgentConnect named

@@ -62,6 +62,13 @@ def test_transfer_targets() -> None:
     assert target("8002") == ("agent", "8002", "a-8002")
     assert target("13912345678") == ("number", "+8613912345678", "13912345678")
     assert target("newqueue", "queue", None) == ("queue", "newqueue", "q-newqueue")  # queues not known yet
+    # Atxfer types the extension as keypad presses: an agent is A<ext>; a queue cannot be typed at all
+    attended = transfer_target("8002", None, queues=QUEUES, extensions=EXTENSIONS, region="CN", attended=True)
+    assert (attended.type, attended.exten) == ("agent", "A8002")
+    assert transfer_target("13912345678", None, queues=QUEUES, extensions=EXTENSIONS, region="CN",
+                           attended=True).exten == "13912345678"
+    with pytest.raises(TargetError, match="transfer to a queue blind"):
+        transfer_target("sales", None, queues=QUEUES, extensions=EXTENSIONS, region="CN", attended=True)
     for to, hint in (("8002", "number"), ("nosuch", None), ("nosuch", "queue"), ("9999", "agent"),
                      ("sales\n", None), ("", None), ("sales", "colour")):
         with pytest.raises(TargetError):

@@ -232,7 +232,8 @@ class DesktopService:
         if queues is None:
             queues = set(await self._run(self.store.queue_names)) or None
         try:
-            target = transfer_target(to, target_type, queues=queues, extensions=extensions, region=self.region)
+            target = transfer_target(to, target_type, queues=queues, extensions=extensions, region=self.region,
+                                     attended=kind == "attended")
         except TargetError as exc:
             raise DesktopError(400, exc.message, exc.field) from None
         if target.type == "agent" and target.value == me.extension:

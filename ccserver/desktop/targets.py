@@ -62,10 +62,14 @@ def dial_number(raw: object, region: str, field: str = "number") -> DialNumber:
 
 
 def transfer_target(raw: object, type_hint: object, *, queues: set[str] | None, extensions: set[str],
-                    region: str) -> Target:
+                    region: str, attended: bool = False) -> Target:
     """``raw``: what the agent typed or picked; ``type_hint``: ``queue`` / ``agent`` / ``number`` or None (then a
     known queue name wins, then a known extension, else it must be a number). ``queues``: the queues Asterisk
-    has (None: not known yet, any safe name is taken); ``extensions``: active users' extensions."""
+    has (None: not known yet, any safe name is taken); ``extensions``: active users' extensions.
+
+    ``attended``: Asterisk's Atxfer *types* the extension as keypad presses (0-9 * # A-D; anything else is lost:
+    seen on Asterisk 22, ``a-8002`` arrived as ``8002`` and went out to the trunk). So an attended transfer to an
+    agent uses ``A<extension>``, and one to a queue — whose name cannot be typed — is refused (transfer blind)."""
     if type_hint is not None and type_hint not in TARGET_TYPES:
         raise TargetError(f"target must be one of {', '.join(TARGET_TYPES)}", "target")
     if not isinstance(raw, str) or not raw.strip():
@@ -76,10 +80,12 @@ def transfer_target(raw: object, type_hint: object, *, queues: set[str] | None, 
     if type_hint == "queue" or (type_hint is None and queues is not None and text in queues):
         if not SAFE_NAME.match(text) or (queues is not None and text not in queues):
             raise TargetError(f"no queue named {text!r}", "to")
+        if attended:
+            raise TargetError("an attended transfer goes to an agent or a number; transfer to a queue blind", "to")
         return Target("queue", text, f"q-{text}")
     if type_hint == "agent" or (type_hint is None and text in extensions):
         if not EXTENSION.match(text) or text not in extensions:
             raise TargetError(f"no agent has extension {text!r}", "to")
-        return Target("agent", text, f"a-{text}")
+        return Target("agent", text, f"A{text}" if attended else f"a-{text}")
     number = dial_number(text, region, "to")
     return Target("number", number.e164, number.digits)

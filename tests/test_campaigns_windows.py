@@ -118,3 +118,15 @@ def test_next_open_is_open_and_nothing_earlier_is(w: CallingWindow, zones: list[
     while t < got - timedelta(seconds=1):
         assert not is_open(w, zs, t)
         t += step
+
+
+def test_a_campaign_without_its_own_window_takes_the_configured_one() -> None:
+    """Seen on a live Asterisk: with campaigns.window_* at 00:00–23:59, a campaign created without a window sat
+    idle at night because it was taken as 09:00–20:00."""
+    from datetime import time as dtime
+
+    configured = CallingWindow(dtime(0, 0), dtime(23, 59), frozenset({0, 1, 2, 3, 4}))
+    assert parse_window(None, default=configured) == configured
+    partial = parse_window({"end": "18:00"}, default=configured)
+    assert (partial.start, partial.end, partial.weekdays) == (dtime(0, 0), dtime(18, 0), configured.weekdays)
+    assert parse_window(None) == CallingWindow()  # no configured window: 09:00–20:00 every day

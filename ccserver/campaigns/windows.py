@@ -63,20 +63,23 @@ def _hhmm(value: Any, name: str) -> dtime:
     return dtime(int(value[:2]), int(value[3:]))
 
 
-def parse_window(data: Mapping[str, Any] | None, holidays: Iterable[date] = ()) -> CallingWindow:
-    """``{"start": "09:00", "end": "20:00", "weekdays": [0, …, 6]}`` → a window; missing keys take defaults."""
+def parse_window(data: Mapping[str, Any] | None, holidays: Iterable[date] = (),
+                 default: CallingWindow | None = None) -> CallingWindow:
+    """``{"start": "09:00", "end": "20:00", "weekdays": [0, …, 6]}`` → a window; missing keys (or no window at all)
+    take ``default``'s (the configured global window), else 09:00–20:00 every day."""
+    base = default if default is not None else CallingWindow()
     if data is None:
-        return CallingWindow(holidays=frozenset(holidays))
+        return CallingWindow(base.start, base.end, base.weekdays, frozenset(holidays))
     if not isinstance(data, Mapping):
         raise WindowError("window: expected an object like {\"start\": \"09:00\", \"end\": \"20:00\"}")
     unknown = set(data) - {"start", "end", "weekdays"}
     if unknown:
         raise WindowError(f"window: unknown key(s) {sorted(unknown)}")
-    start = _hhmm(data.get("start", "09:00"), "start")
-    end = _hhmm(data.get("end", "20:00"), "end")
+    start = _hhmm(data["start"], "start") if "start" in data else base.start
+    end = _hhmm(data["end"], "end") if "end" in data else base.end
     if start >= end:
         raise WindowError("window: start must be before end (windows do not cross midnight)")
-    days = data.get("weekdays", list(range(7)))
+    days = data.get("weekdays", sorted(base.weekdays))
     if (not isinstance(days, list) or not days
             or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days)):
         raise WindowError("window.weekdays: expected a non-empty list of 0 (Monday) … 6 (Sunday)")

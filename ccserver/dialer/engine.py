@@ -522,7 +522,7 @@ def plan_campaign(row: CampaignRow, targets: list[TargetRow], settings: Campaign
     target's facts for the gate, and the campaign's rules (its window inside the global one, its attempts).
     The dialer and preview mode (ccserver/campaigns/preview.py) both pick through this."""
     zone = row.time_zone or default_zone
-    window = intersect(parse_window(row.window), settings.window)
+    window = intersect(parse_window(row.window, default=settings.window), settings.window)
     policy = RetryPolicy(row.max_attempts, settings.policy.spacing)
     contacts = {t.id: Contact(t.e164, row.type, callee_zones(t.e164, zone), t.do_not_call, t.consent,
                               t.attempts, t.last_outcome, t.last_attempt_at) for t in targets}

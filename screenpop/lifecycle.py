@@ -75,7 +75,8 @@ class ScreenPop:
     # -- events ----------------------------------------------------------------------------------------------
     async def _offered(self, e: CallOffered) -> None:
         if self.leads(e.server):
-            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name)
+            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name,
+                                decision_id=e.decision_id)
 
     async def _ringing(self, e: AgentRinging) -> None:
         leads = self.leads(e.server)
@@ -94,9 +95,9 @@ class ScreenPop:
                                              "customer": self._card(prefetched, ref, e.wait_seconds)}, call="set")
 
     async def _late_card(self, e: AgentRinging) -> Prefetched:
-        task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number)
+        task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, decision_id=e.decision_id)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), PREFETCH_WAIT)
+            return self.cards.with_ivr(e.uniqueid, await asyncio.wait_for(asyncio.shield(task), PREFETCH_WAIT))
         except (TimeoutError, Exception):  # noqa: BLE001 - pop without the card rather than not at all
             withheld = not e.caller_number
             return Prefetched(None, CallFacts(caller_number=e.caller_number, withheld=withheld))

@@ -25,6 +25,16 @@ log = logging.getLogger("ccserver.screenpop")
 IVR_RETRY_DELAYS = (0.0, 0.6, 1.2)
 
 
+def active_user_ids(session_factory: Callable[[], Any], ids: set[int]) -> set[int]:
+    """Which of ``ids`` are still active users (blocking: the thread pool)."""
+    from sqlalchemy import select
+
+    from ccserver.db.models import User
+
+    with session_factory() as s:
+        return set(s.scalars(select(User.id).where(User.id.in_(sorted(ids)), User.active.is_(True))))
+
+
 def ivr_lookup(memo: Any, load: Callable[[str], Awaitable[tuple[str, str] | None]],
                delays: tuple[float, ...] = IVR_RETRY_DELAYS) -> Callable[[str], Awaitable[str | None]]:
     """``decision id -> IVR path`` (None: none, or not found in time): this node's memo of the decisions it
@@ -67,6 +77,7 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
     ws = WsServer(tickets, host=ws_host if ws_host is not None else ws_conf.listen.host,
                   port=ws_port if ws_port is not None else ws_conf.listen.port, public_url=ws_conf.public_url,
                   allowed_origins=ws_conf.allowed_origins, audit=audit)
+    ws.users_allowed = lambda ids: run_blocking(active_user_ids, sessions, ids)
     replay = config.screenpop.replay_frames
     bus: Any = RedisBus(redis, replay) if redis is not None else MemoryBus(replay)
     pop = None

@@ -7,7 +7,10 @@ socket of that agent, wherever it is connected:
 - :class:`RedisBus` (several nodes): one Lua script numbers the frame (``INCR``), keeps it in the agent's replay
   list, remembers the agent's current call / state frame and ``PUBLISH``es it on ``ccserver:screenpop:frames``;
   every node listens there and delivers to the sockets it holds. The numbering is atomic with the publish, so
-  every node sees an agent's frames in seq order.
+  every node sees an agent's frames in seq order. The publishing node does not wait for its own message to come
+  back through the subscription: when the script returns, the frame goes to this node's sockets at once if it is
+  the next one they expect (``deliver_next``); out of order (another node's frame still on its way), it waits
+  for the subscription, which delivers both in order. The copy that comes back later is skipped by seq.
 
 :class:`LocalSockets` is the node's registry of open sockets per agent; each socket remembers the last seq it
 sent, so a frame reaching it twice (replay racing a live frame) goes out once.
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccserver.metrics import REGISTRY
-from screenpop.frames import REPLAY_FRAMES, AgentLog, encode_body, replay_after
+from screenpop.frames import REPLAY_FRAMES, AgentLog, encode_body, replay_after, with_seq
 
 log = logging.getLogger("ccserver.screenpop")
 
@@ -69,6 +72,13 @@ class Socket:
             self.send(text)
             DELIVERED.inc()
 
+    def deliver_next(self, seq: int, text: str) -> None:
+        """Only if ``seq`` is the very next frame (the publisher's shortcut; never skips one still on its way)."""
+        if self.held is None and seq == self.last_sent + 1:
+            self.last_sent = seq
+            self.send(text)
+            DELIVERED.inc()
+
     def release(self, last_sent: int) -> None:
         """Resume done (hello or replay sent up to ``last_sent``): now the held frames, skipping what went out."""
         self.last_sent = max(self.last_sent, last_sent)
@@ -94,6 +104,10 @@ class LocalSockets:
     def deliver(self, user_id: int, seq: int, text: str) -> None:
         for sock in self.by_user.get(user_id, ()):
             sock.deliver(seq, text)
+
+    def deliver_next(self, user_id: int, seq: int, text: str) -> None:
+        for sock in self.by_user.get(user_id, ()):
+            sock.deliver_next(seq, text)
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.by_user.values())
@@ -190,9 +204,13 @@ class RedisBus:
 
     async def publish(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
         FRAMES.inc(type=frame.get("type", "?"))
-        return int(await self._script(keys=self._keys(user_id),
-                                      args=[encode_body(frame), self.channel, str(user_id), self.replay_frames,
-                                            KEEP_SECONDS, call, "set" if state else "keep"]))
+        body = encode_body(frame)
+        seq = int(await self._script(keys=self._keys(user_id),
+                                     args=[body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
+                                           "set" if state else "keep"]))
+        if user_id in self.local.by_user:
+            self.local.deliver_next(user_id, seq, with_seq(body, seq))  # this node's sockets: no pub/sub round trip
+        return seq
 
     async def snapshot(self, user_id: int) -> tuple[int, str | None, str | None]:
         seq_key, _log, cur, st = self._keys(user_id)

@@ -110,7 +110,9 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any, redis_
 
             from screenpop.bus import RedisBus
 
-            client = aioredis.Redis.from_url(redis_url)
+            # 1,000 sockets opening at once each read their hello: they wait for one of 50 connections.
+            client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(redis_url,
+                                                                                            max_connections=50))
             await client.flushdb()
             bus = RedisBus(client)
         directory = AgentDirectory(load_map, now=time.time)

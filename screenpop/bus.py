@@ -128,6 +128,10 @@ class MemoryBus:
         return None
 
     async def publish(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        return self.post(user_id, frame, call=call, state=state)
+
+    def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        """Publish without waiting (here: at once)."""
         FRAMES.inc(type=frame.get("type", "?"))
         agent_log = self._logs.get(user_id)
         if agent_log is None:
@@ -162,6 +166,8 @@ class RedisBus:
         self._script = redis.register_script(PUBLISH_SCRIPT)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._pending: list[tuple[int, str, str, bool, asyncio.Future[int] | None]] = []
+        self._flusher: asyncio.Future[None] | None = None
 
     def _keys(self, user_id: int) -> list[str]:
         return [f"{KEY}{part}:{user_id}" for part in ("seq", "log", "cur", "st")]
@@ -203,14 +209,46 @@ class RedisBus:
                     await pubsub.aclose()
 
     async def publish(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        """Publish and wait for the frame's seq."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.post(user_id, frame, call=call, state=state, done=done)
+        return await done
+
+    def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False,
+             done: asyncio.Future[int] | None = None) -> None:
+        """Publish without waiting: frames posted meanwhile go to Redis in order, in one pipeline (one round trip),
+        so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
         FRAMES.inc(type=frame.get("type", "?"))
-        body = encode_body(frame)
-        seq = int(await self._script(keys=self._keys(user_id),
-                                     args=[body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
-                                           "set" if state else "keep"]))
-        if user_id in self.local.by_user:
-            self.local.deliver_next(user_id, seq, with_seq(body, seq))  # this node's sockets: no pub/sub round trip
-        return seq
+        self._pending.append((user_id, encode_body(frame), call, state, done))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for user_id, body, call, state, _done in batch:
+                            await self._script(keys=self._keys(user_id), client=pipe,  # queued, not sent yet
+                                         args=[body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS,
+                                               call, "set" if state else "keep"])
+                        seqs = await pipe.execute()
+                    if len(seqs) != len(batch):
+                        raise RuntimeError(f"{len(seqs)} answers to {len(batch)} frames")
+                except Exception as exc:  # noqa: BLE001 - Redis away: those frames are lost; clients resume by seq
+                    log.warning("screen pop: %d frames not published (%s)", len(batch), type(exc).__name__)
+                    for *_rest, done in batch:
+                        if done is not None and not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (user_id, body, _call, _state, done), seq in zip(batch, seqs, strict=False):
+                    if user_id in self.local.by_user:  # this node's sockets: no pub/sub round trip
+                        self.local.deliver_next(user_id, int(seq), with_seq(body, int(seq)))
+                    if done is not None and not done.done():
+                        done.set_result(int(seq))
+        finally:
+            self._flusher = None
 
     async def snapshot(self, user_id: int) -> tuple[int, str | None, str | None]:
         seq_key, _log, cur, st = self._keys(user_id)

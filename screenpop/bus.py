@@ -216,8 +216,8 @@ class RedisBus:
 
     def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False,
              done: asyncio.Future[int] | None = None) -> None:
-        """Publish without waiting: frames posted meanwhile go to Redis in order, in one pipeline (one round trip),
-        so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
+        """Publish without waiting: frames posted meanwhile go to Redis in order (one EVALSHA, or one pipeline for
+        several), so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
         FRAMES.inc(type=frame.get("type", "?"))
         self._pending.append((user_id, encode_body(frame), call, state, done))
         if self._flusher is None:
@@ -228,12 +228,18 @@ class RedisBus:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for user_id, body, call, state, _done in batch:
-                            await self._script(keys=self._keys(user_id), client=pipe,  # queued, not sent yet
-                                         args=[body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS,
-                                               call, "set" if state else "keep"])
-                        seqs = await pipe.execute()
+                    if len(batch) == 1:  # the usual case: one EVALSHA (a pipeline first asks SCRIPT EXISTS)
+                        user_id, body, call, state, _done = batch[0]
+                        seqs = [await self._script(keys=self._keys(user_id), args=[
+                            body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
+                            "set" if state else "keep"])]
+                    else:
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            for user_id, body, call, state, _done in batch:
+                                await self._script(keys=self._keys(user_id), client=pipe, args=[  # queued, not sent
+                                    body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
+                                    "set" if state else "keep"])
+                            seqs = await pipe.execute()
                     if len(seqs) != len(batch):
                         raise RuntimeError(f"{len(seqs)} answers to {len(batch)} frames")
                 except Exception as exc:  # noqa: BLE001 - Redis away: those frames are lost; clients resume by seq

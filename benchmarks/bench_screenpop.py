@@ -70,7 +70,7 @@ def _wire(msg: Any) -> bytes:
 
 
 # -- the server process ---------------------------------------------------------------------------------------
-def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any) -> None:
+def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any, redis_url: str | None = None) -> None:
     from ccserver.server import install_reactor
 
     reactor = install_reactor()
@@ -104,7 +104,17 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any) -> Non
     async def main() -> None:
         hub = EventHub()
         tracker = StateTracker(publish=hub.publish)
-        bus = MemoryBus()
+        bus: Any = MemoryBus()
+        if redis_url:  # as several nodes run it: the Lua script numbers and publishes, the subscription delivers
+            import redis.asyncio as aioredis
+
+            from screenpop.bus import RedisBus
+
+            # 1,000 sockets opening at once each read their hello: they wait for one of 50 connections.
+            client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(redis_url,
+                                                                                            max_connections=50))
+            await client.flushdb()
+            bus = RedisBus(client)
         directory = AgentDirectory(load_map, now=time.time)
         pop = ScreenPop(bus, directory, CardCache(load_card, identify, now=time.time), leads=lambda _s: True)
         ws = WsServer(MemoryTickets(time.time, lifetime=600), host="127.0.0.1", port=0)
@@ -166,7 +176,13 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any) -> Non
                                or print(f"bench server failed: {t.exception()!r}", file=sys.stderr, flush=True))
 
     reactor.callLater(0, started)
-    reactor.run()
+    profile_to = os.environ.get("BENCH_PROFILE")  # a file: the server process's cProfile stats (where time goes)
+    if profile_to:
+        import cProfile
+
+        cProfile.runctx("reactor.run()", globals(), {"reactor": reactor}, profile_to)
+    else:
+        reactor.run()
 
 
 # -- the client process ---------------------------------------------------------------------------------------
@@ -363,13 +379,14 @@ async def _client_main(agents: int, samples: int, ami_port_q: Any, from_server: 
     })
 
 
-def run(agents: int = 1000, samples: int = 300) -> dict[str, Any]:
+def run(agents: int = 1000, samples: int = 300, redis_url: str | None = None) -> dict[str, Any]:
+    """``redis_url``: the frames go through Redis (``RedisBus``, that database flushed) as with several nodes."""
     ctx = mp.get_context("spawn")
     ami_port_q, to_client, to_server, results = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
     client = ctx.Process(target=_client, args=(agents, samples, ami_port_q, to_client, to_server, results))
     client.start()
     ami_port = ami_port_q.get(timeout=60)
-    server = ctx.Process(target=_server, args=(agents, ami_port, to_client, to_server))
+    server = ctx.Process(target=_server, args=(agents, ami_port, to_client, to_server, redis_url))
     server.start()
     try:
         out: dict[str, Any] = results.get(timeout=60 + samples * 2)
@@ -386,8 +403,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--redis", metavar="URL", help="frames through Redis (RedisBus); the database is flushed")
     args = parser.parse_args()
-    print(json.dumps(run(args.agents, args.samples), indent=2, ensure_ascii=False))
+    print(json.dumps(run(args.agents, args.samples, args.redis), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

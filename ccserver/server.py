@@ -364,12 +364,15 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                                           cluster=ClusterJobs(redis_client), session_factory=sessions)
     # Screen pop (screenpop/): the websocket listener on ws.listen, pops from the hub for the servers this node
     # leads, fanned out to every node through Redis.
+    from ccserver.callrouting.decision_memo import DecisionMemo
     from screenpop.wiring import build_screenpop
 
+    decision_memo = DecisionMemo()  # the IVR paths of the decisions this node answers, for the cards
+    routing.service.on_decision.append(decision_memo.note)
     screenpop = build_screenpop(config, sessions=sessions, run_blocking=blocking.run, users=SQLUserStore(sessions),
                                 redis=redis_client, hub=telephony.hub if telephony is not None else None,
                                 leads=telephony.leading.__contains__ if telephony is not None else None,
-                                directory=directory)
+                                directory=directory, decision_memo=decision_memo)
     if screenpop.pop is not None:
         invalidator.listeners.append(screenpop.pop.cards.listener)
     from screenpop.wallboard_socket import WallboardSockets

@@ -7,7 +7,10 @@ socket of that agent, wherever it is connected:
 - :class:`RedisBus` (several nodes): one Lua script numbers the frame (``INCR``), keeps it in the agent's replay
   list, remembers the agent's current call / state frame and ``PUBLISH``es it on ``ccserver:screenpop:frames``;
   every node listens there and delivers to the sockets it holds. The numbering is atomic with the publish, so
-  every node sees an agent's frames in seq order.
+  every node sees an agent's frames in seq order. The publishing node does not wait for its own message to come
+  back through the subscription: when the script returns, the frame goes to this node's sockets at once if it is
+  the next one they expect (``deliver_next``); out of order (another node's frame still on its way), it waits
+  for the subscription, which delivers both in order. The copy that comes back later is skipped by seq.
 
 :class:`LocalSockets` is the node's registry of open sockets per agent; each socket remembers the last seq it
 sent, so a frame reaching it twice (replay racing a live frame) goes out once.
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ccserver.metrics import REGISTRY
-from screenpop.frames import REPLAY_FRAMES, AgentLog, encode_body, replay_after
+from screenpop.frames import REPLAY_FRAMES, AgentLog, encode_body, replay_after, with_seq
 
 log = logging.getLogger("ccserver.screenpop")
 
@@ -69,6 +72,13 @@ class Socket:
             self.send(text)
             DELIVERED.inc()
 
+    def deliver_next(self, seq: int, text: str) -> None:
+        """Only if ``seq`` is the very next frame (the publisher's shortcut; never skips one still on its way)."""
+        if self.held is None and seq == self.last_sent + 1:
+            self.last_sent = seq
+            self.send(text)
+            DELIVERED.inc()
+
     def release(self, last_sent: int) -> None:
         """Resume done (hello or replay sent up to ``last_sent``): now the held frames, skipping what went out."""
         self.last_sent = max(self.last_sent, last_sent)
@@ -95,6 +105,10 @@ class LocalSockets:
         for sock in self.by_user.get(user_id, ()):
             sock.deliver(seq, text)
 
+    def deliver_next(self, user_id: int, seq: int, text: str) -> None:
+        for sock in self.by_user.get(user_id, ()):
+            sock.deliver_next(seq, text)
+
     def __len__(self) -> int:
         return sum(len(s) for s in self.by_user.values())
 
@@ -114,6 +128,10 @@ class MemoryBus:
         return None
 
     async def publish(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        return self.post(user_id, frame, call=call, state=state)
+
+    def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        """Publish without waiting (here: at once)."""
         FRAMES.inc(type=frame.get("type", "?"))
         agent_log = self._logs.get(user_id)
         if agent_log is None:
@@ -148,6 +166,8 @@ class RedisBus:
         self._script = redis.register_script(PUBLISH_SCRIPT)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._pending: list[tuple[int, str, str, bool, asyncio.Future[int] | None]] = []
+        self._flusher: asyncio.Future[None] | None = None
 
     def _keys(self, user_id: int) -> list[str]:
         return [f"{KEY}{part}:{user_id}" for part in ("seq", "log", "cur", "st")]
@@ -189,10 +209,52 @@ class RedisBus:
                     await pubsub.aclose()
 
     async def publish(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
+        """Publish and wait for the frame's seq."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.post(user_id, frame, call=call, state=state, done=done)
+        return await done
+
+    def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False,
+             done: asyncio.Future[int] | None = None) -> None:
+        """Publish without waiting: frames posted meanwhile go to Redis in order (one EVALSHA, or one pipeline for
+        several), so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
         FRAMES.inc(type=frame.get("type", "?"))
-        return int(await self._script(keys=self._keys(user_id),
-                                      args=[encode_body(frame), self.channel, str(user_id), self.replay_frames,
-                                            KEEP_SECONDS, call, "set" if state else "keep"]))
+        self._pending.append((user_id, encode_body(frame), call, state, done))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    if len(batch) == 1:  # the usual case: one EVALSHA (a pipeline first asks SCRIPT EXISTS)
+                        user_id, body, call, state, _done = batch[0]
+                        seqs = [await self._script(keys=self._keys(user_id), args=[
+                            body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
+                            "set" if state else "keep"])]
+                    else:
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            for user_id, body, call, state, _done in batch:
+                                await self._script(keys=self._keys(user_id), client=pipe, args=[  # queued, not sent
+                                    body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
+                                    "set" if state else "keep"])
+                            seqs = await pipe.execute()
+                    if len(seqs) != len(batch):
+                        raise RuntimeError(f"{len(seqs)} answers to {len(batch)} frames")
+                except Exception as exc:  # noqa: BLE001 - Redis away: those frames are lost; clients resume by seq
+                    log.warning("screen pop: %d frames not published (%s)", len(batch), type(exc).__name__)
+                    for *_rest, done in batch:
+                        if done is not None and not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (user_id, body, _call, _state, done), seq in zip(batch, seqs, strict=False):
+                    if user_id in self.local.by_user:  # this node's sockets: no pub/sub round trip
+                        self.local.deliver_next(user_id, int(seq), with_seq(body, int(seq)))
+                    if done is not None and not done.done():
+                        done.set_result(int(seq))
+        finally:
+            self._flusher = None
 
     async def snapshot(self, user_id: int) -> tuple[int, str | None, str | None]:
         seq_key, _log, cur, st = self._keys(user_id)

@@ -6,11 +6,16 @@ directory, never creating a prospect) and loads their card data in the thread po
 cached. ``AgentRinging`` then takes ``card_for(uniqueid)``: a dict lookup, no SQL. A customer's entry is dropped
 when the customer changes (``Invalidator.listeners``: orders, visits, tickets, edits) and after ``ttl`` seconds in
 any case (another node's changes).
+
+The IVR path is looked up beside the card, by the call's decision id (``ivr_of``: the routing node's memo, else
+the decision log — ``ccserver.callrouting.decision_memo``), and joins the card when it is known: a slow lookup
+never holds the card back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -108,9 +113,12 @@ class CardCache:
 
     def __init__(self, load: Callable[[int], Awaitable[dict[str, Any] | None]],
                  identify: Callable[[str], Awaitable[tuple[int | None, list[tuple[str, str]]]]] | None = None, *,
-                 now: Callable[[], float], ttl: float = CARD_TTL) -> None:
+                 now: Callable[[], float], ttl: float = CARD_TTL,
+                 ivr_of: Callable[[str], Awaitable[str | None]] | None = None) -> None:
         self._load = load
         self._identify = identify
+        self._ivr_of = ivr_of
+        self._ivr: dict[str, asyncio.Future[str | None]] = {}  # uniqueid -> the IVR path lookup
         self._now = now
         self.ttl = ttl
         self._by_customer: dict[int, tuple[float, dict[str, Any] | None]] = {}
@@ -142,13 +150,18 @@ class CardCache:
         return await pending
 
     def prefetch(self, uniqueid: str, customer_id: str | None, caller_number: str | None,
-                 ivr_path: str | None = None, caller_name: str | None = None) -> asyncio.Future[Prefetched]:
-        """Start (once per call) finding and loading the caller's card."""
+                 ivr_path: str | None = None, caller_name: str | None = None,
+                 decision_id: str | None = None) -> asyncio.Future[Prefetched]:
+        """Start (once per call) finding and loading the caller's card, and its IVR path by ``decision_id``."""
         known = self._calls.get(uniqueid)
         if known is not None:
             return known
         if len(self._calls) >= MAX_CALLS:
             self._calls.pop(next(iter(self._calls)))
+        if len(self._ivr) >= MAX_CALLS:
+            self._ivr.pop(next(iter(self._ivr)))
+        if decision_id and self._ivr_of is not None and ivr_path is None:
+            self._ivr[uniqueid] = asyncio.ensure_future(self._ivr_of(decision_id))
         task = asyncio.ensure_future(self._prefetch(customer_id, caller_number, ivr_path, caller_name))
         self._calls[uniqueid] = task
         return task
@@ -181,12 +194,20 @@ class CardCache:
         task = self._calls.get(uniqueid)
         if task is None or not task.done() or task.cancelled() or task.exception() is not None:
             return None
-        return task.result()
+        return self.with_ivr(uniqueid, task.result())
+
+    def with_ivr(self, uniqueid: str, found: Prefetched) -> Prefetched:
+        """``found`` with the call's IVR path when its lookup has finished (else as it is)."""
+        ivr = self._ivr.get(uniqueid)
+        if ivr is not None and found.facts.ivr_path is None and ivr.done() and not ivr.cancelled() \
+                and ivr.exception() is None and ivr.result():
+            found = Prefetched(found.data, dataclasses.replace(found.facts, ivr_path=ivr.result()))
+        return found
 
     def pending(self, uniqueid: str) -> asyncio.Future[Prefetched] | None:
         return self._calls.get(uniqueid)
 
     def forget(self, uniqueid: str) -> None:
-        task = self._calls.pop(uniqueid, None)
-        if task is not None and not task.done():
-            task.cancel()
+        for task in (self._calls.pop(uniqueid, None), self._ivr.pop(uniqueid, None)):
+            if task is not None and not task.done():
+                task.cancel()

@@ -10,6 +10,8 @@
   (``ended``) to the agent who had the call.
 - ``AgentStateChanged`` → ``agent_state``; ``TicketSlaAlarm`` for a ticket assigned to a user → ``ticket``.
 
+Frames are posted, not awaited (``bus.post``): the events behind a frame never wait for its Redis round trip.
+
 Every node keeps the same bookkeeping (they all see the events, relayed), but only the node leading the event's
 Asterisk publishes frames, so each frame is sent once, whatever node the agent's socket is on (:mod:`.bus`).
 """
@@ -75,7 +77,8 @@ class ScreenPop:
     # -- events ----------------------------------------------------------------------------------------------
     async def _offered(self, e: CallOffered) -> None:
         if self.leads(e.server):
-            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name)
+            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name,
+                                decision_id=e.decision_id)
 
     async def _ringing(self, e: AgentRinging) -> None:
         leads = self.leads(e.server)
@@ -90,13 +93,13 @@ class ScreenPop:
         prefetched = self.cards.ready(e.uniqueid) or await self._late_card(e)
         call = {"uniqueid": e.uniqueid, "linkedid": e.linkedid, "queue": e.queue, "decision_id": e.decision_id,
                 "wait": e.wait_seconds, "interface": e.interface, "server": e.server}
-        await self.bus.publish(ref.user_id, {"type": "pop", "state": "ringing", "call": call,
+        self.bus.post(ref.user_id, {"type": "pop", "state": "ringing", "call": call,
                                              "customer": self._card(prefetched, ref, e.wait_seconds)}, call="set")
 
     async def _late_card(self, e: AgentRinging) -> Prefetched:
-        task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number)
+        task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, decision_id=e.decision_id)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), PREFETCH_WAIT)
+            return self.cards.with_ivr(e.uniqueid, await asyncio.wait_for(asyncio.shield(task), PREFETCH_WAIT))
         except (TimeoutError, Exception):  # noqa: BLE001 - pop without the card rather than not at all
             withheld = not e.caller_number
             return Prefetched(None, CallFacts(caller_number=e.caller_number, withheld=withheld))
@@ -128,7 +131,7 @@ class ScreenPop:
         frame: dict[str, Any] = {"type": "update", "state": "answered", "call": call, "wait": e.wait_seconds}
         if prefetched is not None:
             frame["customer"] = self._card(prefetched, ref, e.wait_seconds)
-        await self.bus.publish(ref.user_id, frame, call="set")
+        self.bus.post(ref.user_id, frame, call="set")
 
     async def _abandoned(self, e: CallAbandoned) -> None:
         for user_id in list(self.calls.get(e.uniqueid, {})):
@@ -159,7 +162,7 @@ class ScreenPop:
             return
         del on_screen[user_id]
         if self.leads(server):
-            await self.bus.publish(user_id, {"type": "retract", "reason": reason,
+            self.bus.post(user_id, {"type": "retract", "reason": reason,
                                              "call": {"uniqueid": uniqueid, "queue": queue}}, call="clear")
 
     async def _agent_state(self, e: AgentStateChanged) -> None:
@@ -180,7 +183,7 @@ class ScreenPop:
         ref = self.agents.lookup(e.server, e.interface)
         if ref is None or not self.leads(e.server):
             return
-        await self.bus.publish(ref.user_id, {"type": "agent_state", "state": e.state, "previous": e.previous,
+        self.bus.post(ref.user_id, {"type": "agent_state", "state": e.state, "previous": e.previous,
                                              "since": e.since, "paused_reason": e.paused_reason,
                                              "queues": list(e.queues), "call": e.call, "interface": e.interface},
                                state=True)
@@ -188,7 +191,7 @@ class ScreenPop:
     async def _ticket(self, e: TicketSlaAlarm) -> None:
         if e.assignee_id is None:
             return
-        await self.bus.publish(e.assignee_id, {"type": "ticket", "event": "sla_" + e.stage, "ticket": {
+        self.bus.post(e.assignee_id, {"type": "ticket", "event": "sla_" + e.stage, "ticket": {
             "id": e.ticket_id, "kind": e.kind, "severity": e.severity, "clock": e.clock, "due_at": e.due_at,
             "subject": e.subject, "customer_id": e.customer_id}})
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -16,14 +18,55 @@ from screenpop.service import ScreenPopService
 from screenpop.ws_server import WsServer
 from screenpop.ws_tickets import Grant, MemoryTickets, RedisTickets
 
+log = logging.getLogger("ccserver.screenpop")
+
+# When the call's decision was answered on another node, its logged row is read: the log is written behind
+# (about once a second), so a row not there yet is read again after these pauses.
+IVR_RETRY_DELAYS = (0.0, 0.6, 1.2)
+
+
+def active_user_ids(session_factory: Callable[[], Any], ids: set[int]) -> set[int]:
+    """Which of ``ids`` are still active users (blocking: the thread pool)."""
+    from sqlalchemy import select
+
+    from ccserver.db.models import User
+
+    with session_factory() as s:
+        return set(s.scalars(select(User.id).where(User.id.in_(sorted(ids)), User.active.is_(True))))
+
+
+def ivr_lookup(memo: Any, load: Callable[[str], Awaitable[tuple[str, str] | None]],
+               delays: tuple[float, ...] = IVR_RETRY_DELAYS) -> Callable[[str], Awaitable[str | None]]:
+    """``decision id -> IVR path`` (None: none, or not found in time): this node's memo of the decisions it
+    answered, else ``load`` (the decision log row; None while unwritten)."""
+
+    async def ivr_of(decision_id: str) -> str | None:
+        hit = memo.get(decision_id) if memo is not None else None
+        if hit is not None:
+            return str(hit[0]) or None
+        try:
+            for delay in delays:
+                if delay:
+                    await asyncio.sleep(delay)
+                found = await load(decision_id)
+                if found is not None:
+                    return found[0] or None
+        except Exception as exc:  # noqa: BLE001 - the card shows without the path rather than fail
+            log.warning("screen pop: IVR path of a decision not read (%s)", type(exc).__name__)
+        return None
+
+    return ivr_of
+
 
 def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., Awaitable[Any]], users: Any,
                     redis: Any = None, hub: Any = None, leads: Callable[[str], bool] | None = None,
                     directory: Any = None, now: Callable[[], float] = time.time,
-                    ws_host: str | None = None, ws_port: int | None = None) -> ScreenPopService:
+                    ws_host: str | None = None, ws_port: int | None = None,
+                    decision_memo: Any = None) -> ScreenPopService:
     """``hub``/``leads``: the call-events hub and "does this node publish for that Asterisk" (None: no pops,
     only the listener). ``directory``: the customer directory, to find a caller by number when the call carries
-    no ``CC_CUSTOMER_ID``."""
+    no ``CC_CUSTOMER_ID``. ``decision_memo``: the IVR paths of the decisions this node answered
+    (``ccserver.callrouting.decision_memo.DecisionMemo``)."""
     ws_conf = config.ws
     tickets: Any = RedisTickets(redis, now) if redis is not None else MemoryTickets(now)
 
@@ -34,6 +77,7 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
     ws = WsServer(tickets, host=ws_host if ws_host is not None else ws_conf.listen.host,
                   port=ws_port if ws_port is not None else ws_conf.listen.port, public_url=ws_conf.public_url,
                   allowed_origins=ws_conf.allowed_origins, audit=audit)
+    ws.users_allowed = lambda ids: run_blocking(active_user_ids, sessions, ids)
     replay = config.screenpop.replay_frames
     bus: Any = RedisBus(redis, replay) if redis is not None else MemoryBus(replay)
     pop = None
@@ -53,7 +97,10 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
             variants = await run_blocking(names_of, sessions, list(identity.other_customer_ids))
             return cid, variants
 
-        cards = CardCache(lambda cid: run_blocking(load_card_data, sessions, cid), identify, now=now)
+        from ccserver.callrouting.decision_memo import load_ivr_of
+
+        ivr_of = ivr_lookup(decision_memo, lambda decision_id: run_blocking(load_ivr_of, sessions, decision_id))
+        cards = CardCache(lambda cid: run_blocking(load_card_data, sessions, cid), identify, now=now, ivr_of=ivr_of)
         agents = AgentDirectory(lambda: run_blocking(load_agent_map, sessions), now=now)
         tz = ZoneInfo(config.server.time_zone)
         pop = ScreenPop(bus, agents, cards, leads=leads or (lambda _server: True),

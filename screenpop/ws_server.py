@@ -8,6 +8,10 @@ closed at once with a code and a reason a browser can read (``CloseEvent.code`` 
 session ended, 4403 origin not allowed / ticket for another socket / role not allowed, 4404 no such socket, 1001
 server stopping.
 
+A socket stays bound to its user: a deactivated user's open sockets close with 4401 ``user deactivated`` — at
+once on the node that deactivated them (:meth:`WsServer.end_user`), on the others at their next check of the
+users still allowed (``users_allowed``, every ``USER_CHECK_SECONDS``: one SQL read for all the sockets held).
+
 Another module adds a socket kind with :meth:`WsServer.add_kind` (a path, the roles allowed, and an ``async
 handler(ws, grant, params)`` that owns the socket until it returns); ``/api/ws-ticket`` issues tickets for every
 kind registered.
@@ -42,7 +46,9 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "path": (NOT_FOUND, "no such socket"),
     "last_seq": (BAD_REQUEST, "last_seq must be a non-negative integer"),
     "session_ended": (UNAUTHORIZED, "session ended"),
+    "deactivated": (UNAUTHORIZED, "user deactivated"),
 }
+USER_CHECK_SECONDS = 10.0
 MAX_INCOMING = 4096  # clients send nothing we need; a large frame is an error
 
 Handler = Callable[[ServerConnection, Grant, dict[str, str]], Awaitable[None]]
@@ -69,7 +75,12 @@ class WsServer:
         self.audit = audit
         self.kinds: dict[str, SocketKind] = {}
         self._by_session: dict[str, set[ServerConnection]] = {}
+        self._grants: dict[ServerConnection, Grant] = {}  # the open sockets and whose they are
         self._server: Server | None = None
+        # ``ids -> the ids of those still active`` (None: not checked); see the module docstring.
+        self.users_allowed: Callable[[set[int]], Awaitable[set[int]]] | None = None
+        self.user_check_seconds = USER_CHECK_SECONDS
+        self._checker: asyncio.Task[None] | None = None
 
     # -- the registry ----------------------------------------------------------------------------------------
     def add_kind(self, name: str, path: str, handler: Handler | None = None,
@@ -108,8 +119,13 @@ class WsServer:
         # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
         self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
                                    max_queue=4, ping_interval=20, ping_timeout=20, server_header=None)
+        if self.users_allowed is not None:
+            self._checker = asyncio.ensure_future(self._check_users_forever())
 
     async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            self._checker = None
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -119,6 +135,29 @@ class WsServer:
         """A login ended (logout, deactivation, expiry): its sockets close (4401 session ended)."""
         for ws in list(self._by_session.pop(session_id, ())):
             asyncio.ensure_future(ws.close(*REFUSALS["session_ended"]))
+
+    def end_user(self, user_id: int) -> int:
+        """The user was deactivated: their sockets here close (4401 user deactivated). How many."""
+        closing = [ws for ws, grant in self._grants.items() if grant.user_id == user_id]
+        for ws in closing:
+            asyncio.ensure_future(ws.close(*REFUSALS["deactivated"]))
+        return len(closing)
+
+    async def check_users(self) -> int:
+        """Close the sockets of users no longer active (deactivated on another node). How many closed."""
+        if self.users_allowed is None or not self._grants:
+            return 0
+        ids = {grant.user_id for grant in self._grants.values()}
+        allowed = await self.users_allowed(ids)
+        return sum(self.end_user(user_id) for user_id in ids - allowed)
+
+    async def _check_users_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.user_check_seconds)
+            try:
+                await self.check_users()
+            except Exception as exc:  # noqa: BLE001 - checked again next time (SQL down: sockets stay)
+                log.warning("websocket user check failed (%s)", type(exc).__name__)
 
     @property
     def connections(self) -> int:
@@ -158,9 +197,11 @@ class WsServer:
         OPEN.inc(kind=kind.name)
         sockets = self._by_session.setdefault(grant.session_id, set())
         sockets.add(ws)
+        self._grants[ws] = grant
         try:
             await kind.handler(ws, grant, params)
         finally:
+            self._grants.pop(ws, None)
             sockets.discard(ws)
             if not sockets:
                 self._by_session.pop(grant.session_id, None)

@@ -40,7 +40,7 @@ class Audits:
 
 def make_service(*, clock: ManualClock | None = None, bus: Any = None, tickets: Any = None,
                  cards: dict[int, dict[str, Any]] | None = None, mask_roles: tuple[str, ...] = (),
-                 leads: Any = None, hub: EventHub | None = None) -> tuple[ScreenPopService, Audits]:
+                 leads: Any = None, hub: EventHub | None = None, ivr_of: Any = None) -> tuple[ScreenPopService, Audits]:
     clock = clock or ManualClock()
     audits = Audits()
     data = cards or {}
@@ -52,7 +52,7 @@ def make_service(*, clock: ManualClock | None = None, bus: Any = None, tickets: 
         return (next(iter(data)) if data else None), []
 
     agents = AgentDirectory(_static_map, now=clock.time)
-    card_cache = CardCache(load, identify, now=clock.time)
+    card_cache = CardCache(load, identify, now=clock.time, ivr_of=ivr_of)
     bus = bus if bus is not None else MemoryBus()
     pop = ScreenPop(bus, agents, card_cache, leads=leads or (lambda _s: True), mask_roles=mask_roles)
     ws = WsServer(tickets or MemoryTickets(clock.time), host="127.0.0.1", port=0, allowed_origins=[ORIGIN],

@@ -94,6 +94,12 @@ def watch(page: Any) -> list[str]:
     return errors
 
 
+def bind_card(page: Any) -> None:
+    """Bind card.js to the desktop's #cc-card, as screenpop_page.js does on a server with the screen pop (this
+    harness has no websocket listener; the frames come from :func:`frame`)."""
+    page.evaluate("() => import('/static/card.js').then((m) => { m.bindCard(document.getElementById('cc-card')); })")
+
+
 def frame(page: Any, name: str, detail: dict[str, Any]) -> None:
     """Dispatch a screen-pop frame's document event, as agent_socket.js does (the desktop's reaction is tested)."""
     page.evaluate("([name, detail]) => document.dispatchEvent(new CustomEvent(name, { detail }))", [name, detail])
@@ -109,6 +115,7 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     page.click("a[href='/desktop']")
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("#status-title") == "我的状态"
+    bind_card(page)
 
     # sign in from another phone (hot-desking) to two queues
     page.fill("#interface", AGENT_PHONE)
@@ -138,7 +145,11 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
                                     "wait": 0.2},
                            "customer": {"id": 5, "name": HOSTILE, "tier": "gold", "number": "+8613800138000"}})
     page.wait_for_selector("#call-summary[data-state='ringing']")
-    assert page.inner_text("#call-summary .name") == HOSTILE  # caller text as text
+    assert page.inner_text("#cc-card h2") == HOSTILE  # caller text as text, on the card only
+    summary = page.inner_text("#call-summary")
+    assert HOSTILE not in summary and "vip" in summary and "振铃" in summary
+    assert page.locator("#cc-card [data-field=queue]").count() == 0  # the call's facts are the summary's
+    assert page.inner_text("#cc-card [data-field=tier]") == "金牌"
     assert page.locator("img").count() == 0
     assert page.input_value("#ticket-form input[name=customer_id]") == "5"
     assert page.input_value("#ticket-form input[name=phone]") == "+8613800138000"
@@ -232,11 +243,24 @@ def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) ->
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.get_attribute("html", "lang") == "en"
     assert page.inner_text("#call-title") == "Current call" and page.inner_text("#agent-state") == "Signed out"
+    bind_card(page)
     frame(page, "cc:pop", {"type": "pop", "seq": 1, "state": "ringing",
                            "call": {"uniqueid": "1795416999.1", "queue": "english", "wait": 4},
-                           "customer": {"id": 9, "name": HOSTILE, "tier": "diamond", "number": "+8613700000001"}})
+                           "customer": {"id": 9, "name": HOSTILE, "tier": "diamond", "number": "+8613700000001",
+                                        "caller_name": "Wang", "language": "en", "store": "bj-volvo",
+                                        "vehicles": [{"brand": "Volvo", "model": "XC90", "plate": "京A88888"}],
+                                        "ivr_path": "main.4"}})
     page.wait_for_selector("#call-summary[data-state='ringing']")
-    assert "Diamond" in page.inner_text("#call-summary") and "waited 4 s" in page.inner_text("#call-summary")
+    summary = page.inner_text("#call-summary")
+    assert "Ringing" in summary and "Queue: english" in summary and "waited 4 s" in summary
+    assert HOSTILE not in summary and "diamond" not in summary.lower()  # the customer is the card's
+    assert page.inner_text("#cc-card h2") == HOSTILE and page.inner_text("#cc-card [data-field=ivr]") == "main.4"
+    assert page.inner_text("#cc-card [data-field=tier]") == "Diamond"
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "desktop-ringing-en-960")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    screenshot(page, "desktop-ringing-en-1280")
+    page.set_viewport_size({"width": 960, "height": 900})
     # ring-no-answer: retracted, nothing to wrap up
     frame(page, "cc:retract", {"type": "retract", "seq": 2, "reason": "no_answer",
                                "call": {"uniqueid": "1795416999.1"}})

@@ -124,3 +124,44 @@ def test_the_replayed_call_pops_and_retracts_on_real_sockets(live: LiveServer, t
         peer.kill()
         peer.wait()
         stack.close()
+
+
+def _error(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, dict[str, Any]]:
+    try:
+        _post(url, body, token)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    return 200, {}
+
+
+def _admin_token(live: LiveServer) -> str:
+    import re
+
+    logins = (live.data_dir / "demo-logins.txt").read_text(encoding="utf-8")
+    match = re.search(r"admin login:\s+admin / (\S+)", logins)
+    assert match, logins
+    return str(_post(f"{live.url}/api/login", {"username": "admin", "password": match.group(1)})["token"])
+
+
+def test_a_forced_password_change_gets_no_ticket(live: LiveServer) -> None:
+    token = _post(f"{live.url}/api/login", {"username": "agent8005", "password": live.demo_password})["token"]
+    assert "ticket" in _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
+    admin = _admin_token(live)
+    _post(f"{live.url}/api/admin/users/agent8005/password", {"password": "a-new-Password-4711"}, admin)
+    # The session signed in before the reset, and a fresh login with the new password alike: no ticket.
+    assert _error(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token) == \
+        (403, {"error": "choose a new password first (POST /api/password)", "reason": "password_change_required"})
+    fresh = _post(f"{live.url}/api/login", {"username": "agent8005", "password": "a-new-Password-4711"})["token"]
+    status, body = _error(f"{live.url}/api/ws-ticket", {"socket": "agent"}, fresh)
+    assert (status, body["reason"]) == (403, "password_change_required")
+
+
+def test_a_deactivated_users_open_socket_closes(live: LiveServer) -> None:
+    got = _ticket(live, "agent8006")
+    with connect(got["url"], origin=live.url) as ws:  # type: ignore[arg-type]
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+        _post(f"{live.url}/api/admin/users/agent8006/deactivate", {}, _admin_token(live))
+        with pytest.raises(ConnectionClosed):
+            while True:  # agent_state frames may come first
+                ws.recv(timeout=5)
+        assert (ws.close_code, ws.close_reason) == (4401, "user deactivated")

@@ -4,6 +4,7 @@ and a socket's de-duplication while it resumes."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 
 import pytest
@@ -176,6 +177,40 @@ def test_redis_bus_numbers_atomically_and_replays(redis_url: str) -> None:
             assert seq == 3 and current == sent[2]
         finally:
             await bus.stop()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_the_publishers_shortcut_sends_only_the_next_frame() -> None:
+    sent: list[str] = []
+    sock = Socket(7, sent.append)
+    sock.deliver_next(1, "a")  # still resuming (held): the shortcut never jumps the replay
+    sock.release(0)
+    sock.deliver_next(2, "b")  # seq 1 (another node's) is still on its way: left to the subscription
+    sock.deliver(1, "a")
+    sock.deliver(2, "b")
+    sock.deliver_next(3, "c")
+    sock.deliver(3, "c")  # the subscription's copy of what the shortcut sent
+    assert sent == ["a", "b", "c"]
+
+
+def test_the_publishing_node_sends_to_its_own_sockets_without_the_pubsub_round_trip(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        bus = RedisBus(client)  # not started: nothing comes back through the subscription
+        sent: list[str] = []
+        try:
+            sock = Socket(7, sent.append)
+            sock.release(0)
+            bus.local.add(sock)
+            assert await bus.publish(7, {"type": "pop", "i": 0}, call="set") == 1
+            assert await bus.publish(8, {"type": "pop", "i": 1}) == 1  # another agent: not ours
+            assert [json.loads(t) for t in sent] == [{"seq": 1, "type": "pop", "i": 0}]
+            assert await bus.replay(7, 0) == sent  # the same text as the script kept
+        finally:
             await client.aclose()
 
     asyncio.run(main())

@@ -325,3 +325,34 @@ def test_the_wallboard_socket_pushes_the_snapshot_to_supervisors_only() -> None:
             await hub.stop(1.0)
 
     run(main())
+
+
+def test_a_user_deactivated_on_another_node_has_their_sockets_closed_at_the_next_check() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started()
+        active = {3, 9}
+        checked: list[set[int]] = []
+
+        async def users_allowed(ids: set[int]) -> set[int]:
+            checked.append(set(ids))
+            return ids & active
+
+        service.ws.users_allowed = users_allowed
+        try:
+            a9 = await open_agent(service, 9, "agent8009")
+            a3 = await open_agent(service, 3, "agent8003")
+            assert (await frames(a9, 1))[0]["type"] == "hello" and (await frames(a3, 1))[0]["type"] == "hello"
+            assert await service.ws.check_users() == 0
+            active.discard(9)  # deactivated elsewhere
+            assert await service.ws.check_users() == 1 and checked == [{3, 9}, {3, 9}]
+            with pytest.raises(websockets.ConnectionClosed):
+                await a9.recv()
+            assert (a9.close_code, a9.close_reason) == (4401, "user deactivated")
+            await a3.send("still here")  # the active agent's socket stays open
+            assert a3.close_code is None
+            await a3.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())

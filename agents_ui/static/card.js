@@ -2,7 +2,9 @@
 // value from the server or the caller goes in with textContent, never as HTML.
 // Emits document CustomEvents for the desktop: "cc:call" {call, customer, state} when a call pops, is answered or
 // is shown again after a reconnect (hello), and "cc:call-ended" {call, reason} when it is retracted.
-// Labels come from the element's data-l-* attributes (translated by the page template).
+// Labels come from the element's data-l-* attributes (translated by the page template). A page that shows the call
+// itself (the desktop's call summary: state, queue, wait) marks the element data-call-facts="page": the card then
+// shows the customer only, so nothing appears twice.
 
 function label(root, key, fallback) {
   return root.dataset[`l${key[0].toUpperCase()}${key.slice(1)}`] || fallback;
@@ -43,18 +45,22 @@ export function renderCard(root, frame) {
   const h2 = el("h2", title, "cc-card-name");
   root.append(h2);
   const facts = el("dl", undefined, "cc-card-facts");
-  row(root, facts, "state", "State", frame.state || frame.call_state);
+  const callFacts = root.dataset.callFacts !== "page";
+  if (callFacts) row(root, facts, "state", "State", frame.state || frame.call_state);
   row(root, facts, "callerName", "Caller ID name", customer.name ? customer.caller_name : null);
   row(root, facts, "number", "Number", customer.withheld ? label(root, "withheld", "Withheld") : customer.number);
-  row(root, facts, "tier", "Tier", customer.tier);
+  const tier = typeof customer.tier === "string" ? customer.tier.replace(/[^a-z]/g, "") : "";
+  row(root, facts, "tier", "Tier", tier ? label(root, `tier${tier[0].toUpperCase()}${tier.slice(1)}`, tier) : null);
   row(root, facts, "membership", "Membership",
       customer.membership ? `${customer.membership.level} · ${customer.membership.points}` : null);
   row(root, facts, "language", "Language", customer.language);
   row(root, facts, "consultant", "Consultant", customer.consultant && customer.consultant.name);
   row(root, facts, "advisor", "Advisor", customer.advisor && customer.advisor.name);
   row(root, facts, "store", "Store", customer.store);
-  row(root, facts, "queue", "Queue", call.queue);
-  row(root, facts, "wait", "Wait", typeof call.wait === "number" ? `${Math.round(call.wait)} s` : null);
+  if (callFacts) {
+    row(root, facts, "queue", "Queue", call.queue);
+    row(root, facts, "wait", "Wait", typeof call.wait === "number" ? `${Math.round(call.wait)} s` : null);
+  }
   row(root, facts, "ivr", "IVR", customer.ivr_path);
   if (customer.new_prospect) row(root, facts, "prospect", "New prospect", "✓");
   root.append(facts);

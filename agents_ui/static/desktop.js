@@ -178,12 +178,6 @@ if (extension) {
 }
 
 // -- the call on the desk -------------------------------------------------------------------------------------------
-function customerName(customer, call) {
-  if (customer && customer.name) return customer.name;
-  if (call && call.caller_status === "withheld") return labels.withheld;
-  return labels.unknown_caller;
-}
-
 function customerPhone(customer, call) {
   return (customer && (customer.number || customer.phone || (customer.phones && customer.phones[0]))) ||
     (call && (call.caller || call.caller_number)) || "";
@@ -202,34 +196,25 @@ function renderCall() {
     box.append(p);
     return;
   }
-  const { call, customer } = current;
+  const { call } = current;
   box.dataset.state = current.state;
   card.dataset.state = current.state;
   card.dataset.uniqueid = call.uniqueid || "";
-  const title = document.createElement("p");
-  title.className = "caller";
-  const name = document.createElement("strong");
-  name.className = "name";
-  text(name, customerName(customer, call));
-  title.append(name);
-  if (customer && customer.tier) {
-    const tier = document.createElement("span");
-    tier.className = `tier tier-${customer.tier}`;
-    text(tier, label("tier", customer.tier));
-    title.append(" ", tier);
-  }
-  const status = document.createElement("span");
+  // The call's facts only: who is calling is the card's (card.js, #cc-card), shown once.
+  const line = document.createElement("p");
+  line.className = "call-line";
+  const status = document.createElement("strong");
   status.className = "call-state";
   text(status, current.reason ? label("ended", current.reason) : label("call_state", current.state));
-  title.append(" ", status);
-  box.append(title);
-  const facts = document.createElement("p");
+  line.append(status);
+  const facts = document.createElement("span");
   facts.className = "facts-line";
-  const parts = [customerPhone(customer, call)];
+  const parts = [];
   if (call.queue) parts.push(`${labels.queue}: ${call.queue}`);
   if (call.wait !== undefined && call.wait !== null) parts.push(fmt(labels.wait, { seconds: Math.round(call.wait) }));
-  text(facts, parts.filter(Boolean).join(" · "));
-  box.append(facts);
+  text(facts, parts.join(" · "));
+  if (parts.length) line.append(" ", facts);
+  box.append(line);
 }
 
 function prefillForms() {

@@ -175,6 +175,8 @@ class RoutingService:
         self.recording_policy: Any = None
         # hook(server, queue, at) for every callback request, e.g. the KPIs' count; called, never awaited.
         self.on_callback: list[Callable[[str, str, float], Any]] = []
+        # Each decision record as it is queued for the log (the screen pop's IVR paths: decision_memo.py).
+        self.on_decision: list[Callable[[dict[str, Any]], None]] = []
 
     def replace_rules(self, rules: RoutingRules) -> None:
         """An admin changed the routing rules (ccserver/admin/rules.py): the next call uses them."""
@@ -277,9 +279,15 @@ class RoutingService:
                  variables["CC_QUEUE"] or "-", variables["CC_PRIORITY"], variables["CC_TIER"],
                  variables["CC_AGENT_QUEUE"] or "-", variables["CC_EWT"],
                  f" FALLBACK={fallback}" if fallback else "", latency * 1000, "; ".join(decision.reasons))
-        self._submit(decision_record(decision, variables, made_at=self._wall(), server=server, uniqueid=uniqueid,
-                                     caller_raw=raw, caller_e164=caller.e164, dialed=extension,
-                                     fallback=fallback is not None, latency_ms=latency * 1000))
+        record = decision_record(decision, variables, made_at=self._wall(), server=server, uniqueid=uniqueid,
+                                 caller_raw=raw, caller_e164=caller.e164, dialed=extension,
+                                 fallback=fallback is not None, latency_ms=latency * 1000)
+        self._submit(record)
+        for hook in self.on_decision:
+            try:
+                hook(record)
+            except Exception:  # noqa: BLE001 - bookkeeping never fails a call
+                log.exception("decision hook failed (decision %s)", decision.decision_id)
 
     def _decide(self, decision_id: str, caller: Any, uniqueid: str, extension: str, did: DidRoute,
                 customer: CustomerSummary | None, server: str, notes: list[str], bonus: int = 0,

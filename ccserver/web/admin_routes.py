@@ -293,6 +293,8 @@ class AdminRoutes:
             await self._user_in_scope(heir, limit)
         result = await self.call(admin_users.deactivate, self.actor(req), name, heir)
         self.ctx.sessions.users.forget(target["id"])  # their sessions end at their next request
+        if self.ctx.screenpop is not None:  # their open websockets close now (other nodes': at their next check)
+            self.ctx.screenpop.ws.end_user(target["id"])
         return json_response({"result": result})
 
     # --- routing rules -------------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ class Dialog:
         await self.use_language("en" if self.language == "zh" else "zh", force=True)
 
     async def ask(self, prompts: Sequence[str], timeout_ms: int, max_digits: int = 1) -> str:
-        """Play ``prompts`` and return the key(s) pressed ("" for none). Raises :class:`PromptFailed`, or
+        """Play ``prompts`` and return the key(s) pressed ("" for none). Raises :class:`PromptFailed` (a prompt
+        Asterisk cannot play: GET DATA -1 while the channel is up, Read's READSTATUS=ERROR), or
         ``CallerHungUp`` once Asterisk said the caller left."""
         session = self.session
         if len(prompts) == 1:
@@ -92,6 +93,8 @@ class Dialog:
         status, _, digits = (answer.data or "").partition(":")
         if status == "HANGUP":
             raise CallerHungUp("caller hung up during Read")
+        if status == "ERROR":  # a prompt Asterisk cannot play: Read gives up at once, never waiting for a key
+            raise PromptFailed("&".join(prompts))
         return digits
 
     async def play(self, prompts: Sequence[str]) -> None:

@@ -593,3 +593,20 @@ def test_a_call_to_a_closed_line_is_counted_as_closed(demo: Any) -> None:
     before = _ivr_counts()
     h.call(Caller([]), extension="4008002000")  # the service line, closed at 23:30
     assert _counted(before) == {"end=closed": 1}
+
+
+def test_a_read_asterisk_cannot_play_hands_the_caller_to_a_person_at_once(demo: Any) -> None:
+    """Seen on a live Asterisk without the prompt files: Read answers READSTATUS=ERROR at once; taken as "no key",
+    the three tries were gone in half a second. It is a prompt failure: the operator, after one question."""
+
+    class NoSounds(Caller):
+        def _answer(self, line: str, index: int) -> Any:
+            if command_verb(line) == "GET FULL VARIABLE":
+                return ("200 result=1 (ERROR:)",)
+            return super()._answer(line, index)
+
+    h = IVRHarness(demo)
+    caller = NoSounds(["1"])
+    call = h.call(caller)
+    assert len(caller.questions) == 1
+    assert mset(call.peer)["CC_QUEUE"] == "hotline" and mset(call.peer)["CC_IVR"] == "prompt-failed"

@@ -370,3 +370,20 @@ def test_a_new_leader_reconciles_a_crashed_nodes_attempts(sqlite_url: str) -> No
     sent = asyncio.run(run())
     assert sent == []  # nothing re-sent
     assert outcomes(sessions) == [(targets[0], "failed"), (targets[1], "reached"), (targets[2], None)]
+
+
+def test_a_campaign_of_no_store_calls_from_the_groups_number(sqlite_url: str) -> None:
+    """Seen on a live Asterisk: a campaign without a store sent no caller ID (the callee saw <unknown>)."""
+    from ccserver.db.models import Campaign, Did
+
+    sessions = database(sqlite_url)
+    cid, _targets = campaign(sessions, NUMBERS[:1])
+    with sessions.begin() as s:
+        s.add(Did(number="4008009000", store_id=None, line="hotline"))  # the group's hotline
+        s.execute(update(Campaign).where(Campaign.id == cid).values(store_id=None))
+    row, = DialerStore(sessions).running_campaigns()
+    assert row.caller_id == "4008009000"
+    with sessions.begin() as s:
+        s.execute(update(Campaign).where(Campaign.id == cid).values(store_id=1))
+    row, = DialerStore(sessions).running_campaigns()
+    assert row.caller_id == "4008001000"  # a store's campaign keeps its store's number

@@ -63,8 +63,12 @@ class DialerStore:
                                                         .where(Did.store_id.in_(store_ids)).order_by(Did.id)):
                     if store_id is not None:
                         dids.setdefault(store_id, number)
+            # A campaign of no store (or a store without a DID) calls from the group's number: a call must always
+            # carry a caller ID the callee can call back (the US TSR requires one; seen empty on a live Asterisk).
+            group = session.scalar(select(Did.number).order_by(Did.store_id.is_not(None), Did.id).limit(1)) \
+                if rows else None
             return [CampaignRow(c.id, c.type, c.mode, c.queue, c.window, c.tiers_first, c.max_attempts, tz,
-                                dids.get(c.store_id) if c.store_id is not None else None, name)
+                                (dids.get(c.store_id) if c.store_id is not None else None) or group, name)
                     for c, tz, name in rows]
 
     def open_targets(self, campaign_id: int, *, status: str = "pending", only: int | None = None) -> list[TargetRow]:

@@ -82,6 +82,7 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
     from twisted.internet.threads import deferToThreadPool
 
     from ccserver.agi import FastAGIFactory, listen_fastagi
+    from ccserver.bridge import as_deferred
     from ccserver.callrouting import RoutingRuntime
     from ccserver.config import load_config
     from ccserver.customers.cache import RedisSummaryCache
@@ -147,12 +148,12 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
     def start() -> None:
         if call_path is not None:
             call_path.start()
-        routing.start().addCallback(freeze_startup_objects).addCallback(
+        as_deferred(routing.start()).addCallback(freeze_startup_objects).addCallback(
             lambda _: call_path.when_connected() if call_path is not None else None).addCallback(ready)
 
     reactor.callLater(0, start)
     # As `ccserver run` does at shutdown: flush the decisions still buffered (the client counts the rows).
-    reactor.addSystemEventTrigger("before", "shutdown", routing.stop)
+    reactor.addSystemEventTrigger("before", "shutdown", lambda: as_deferred(routing.stop()))
     # SIGTERM (the client's terminate()) stops the reactor, so reactor.run() returns and a profile is written.
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     if profile_path and not os.environ.get("BENCH_ROUTE_PROFILE_PHASE"):

@@ -49,3 +49,13 @@ def log_in(page: Any, base: str, username: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+# page.evaluate(RECORD_CARD_EVENTS): the page keeps every card / socket event (card.js, agent_socket.js) in
+# window.ccEvents for the test to read.
+RECORD_CARD_EVENTS = """() => {
+  window.ccEvents = [];
+  for (const name of ["cc:call", "cc:call-ended", "cc:socket"]) {
+    document.addEventListener(name, (e) => window.ccEvents.push([name, JSON.parse(JSON.stringify(e.detail))]));
+  }
+}"""

@@ -6,7 +6,6 @@ still arrives, once. Screenshots of the reconnecting state in zh-CN and en."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -17,23 +16,12 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
-from tests.live_server import ROOT, LiveServer
+from tests.browser import RECORD_CARD_EVENTS, browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.live_server import ROOT, LiveServer, free_port
 from tests.ws_proxy import WsProxy
 
 TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
-RECORD = """() => {
-  window.ccEvents = [];
-  for (const name of ["cc:call", "cc:call-ended", "cc:socket"]) {
-    document.addEventListener(name, (e) => window.ccEvents.push([name, JSON.parse(JSON.stringify(e.detail))]));
-  }
-}"""
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
@@ -45,7 +33,7 @@ def _post(url: str, body: dict[str, Any], token: str | None = None) -> dict[str,
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    ami_port, ws_port = _free_port(), _free_port()
+    ami_port, ws_port = free_port(), free_port()
     proxy = WsProxy(ws_port).start()
     live = LiveServer(tmp_path_factory.mktemp("browser-reconnect"), extra_env={
         "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(ami_port), "CCSERVER_AMI_USERNAME": "ccserver",
@@ -67,7 +55,7 @@ def _page(browser: Any, server: LiveServer, locale: str, username: str, path: st
     if path != "/":
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
-    page.evaluate(RECORD)
+    page.evaluate(RECORD_CARD_EVENTS)
     page.wait_for_selector("#cc-socket[data-state=open], #socket-state[data-state=open]", state="attached",
                            timeout=10_000)
     return context, page, errors

@@ -4,7 +4,6 @@ retracted on ring-no-answer; the answering agent's card shows the answer. Screen
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,28 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
-from tests.live_server import ROOT, LiveServer
+from tests.browser import RECORD_CARD_EVENTS, browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.live_server import ROOT, LiveServer, free_port
 
 TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
 HOSTILE = "<img src=x onerror=alert(1)>"
-RECORD = """() => {
-  window.ccEvents = [];
-  for (const name of ["cc:call", "cc:call-ended", "cc:socket"]) {
-    document.addEventListener(name, (e) => window.ccEvents.push([name, JSON.parse(JSON.stringify(e.detail))]));
-  }
-}"""
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    ami_port = _free_port()  # the peer starts once the pages are open; the server retries until then
+    ami_port = free_port()  # the peer starts once the pages are open; the server retries until then
     live = LiveServer(tmp_path_factory.mktemp("browser-screenpop"), extra_env={
         "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(ami_port), "CCSERVER_AMI_USERNAME": "ccserver",
         "CCSERVER_AMI_SECRET": "ccserver-secret"}).start()
@@ -63,7 +51,7 @@ def _page(browser: Any, server: LiveServer, locale: str, username: str,  # noqa:
     if path != "/":
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
-    page.evaluate(RECORD)
+    page.evaluate(RECORD_CARD_EVENTS)
     # The home page's status line, or the desktop's (desktop.js shows cc:socket there).
     page.wait_for_selector("#cc-socket[data-state=open], #socket-state[data-state=open]", state="attached",
                            timeout=10_000)

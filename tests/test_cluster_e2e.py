@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,11 @@ import sqlalchemy
 
 from ccserver.state.model import to_dict
 from ccserver.state.redis_store import RedisStateReader
+from tests.live_server import free_port
 from tests.test_server_e2e import ROOT, ccserver, http, wait_for_banner
 
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Node:

@@ -4,7 +4,6 @@ websocket clients that got their tickets from POST /api/ws-ticket; wrong Origin 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.live_server import ROOT, LiveServer
+from tests.live_server import ROOT, LiveServer, free_port
 
 TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
@@ -50,7 +44,7 @@ def _call_frames(ws: Any, count: int, timeout: float) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    ami_port = _free_port()  # nobody listens yet: the server retries until the peer starts below
+    ami_port = free_port()  # nobody listens yet: the server retries until the peer starts below
     server = LiveServer(tmp_path_factory.mktemp("screenpop"), extra_env={
         "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(ami_port), "CCSERVER_AMI_USERNAME": "ccserver",
         "CCSERVER_AMI_SECRET": "ccserver-secret"}).start()

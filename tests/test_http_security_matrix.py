@@ -197,7 +197,7 @@ class RecordingSupervisorAMI:
     def connected(self, server: str) -> bool:
         return True
 
-    async def originate(self, server: str, headers: dict[str, Any]) -> str:
+    async def originate(self, server: str, headers: dict[str, Any], announce: Any = None) -> str:
         self.sent.append(("originate", server, dict(headers)))
         return "Originate successfully queued"
 

@@ -170,6 +170,20 @@ def test_originate_results():
     assert not tracker.calls
 
 
+def test_internal_originates_are_recorded_as_internal_calls():
+    # A supervisor's phone rung into ChanSpy: our own phone, neither a caller nor a customer dialled.
+    records: list[dict] = []
+    tracker = StateTracker(publish=records_to(records.append))
+    tracker.expect_originate("orig-answer", direction="internal")
+    tracker.expect_originate("orig-noanswer", direction="internal")
+    replay(tracker, "ami-originate-results")
+    by_uid = {r["uniqueid"]: r for r in records}
+    assert (by_uid["1795416969.18"]["direction"], by_uid["1795416969.18"]["outcome"]) == ("internal", "answered")
+    assert (by_uid["1795416969.22"]["direction"], by_uid["1795416969.22"]["outcome"]) == ("internal", "no_answer")
+    with pytest.raises(ValueError):
+        tracker.expect_originate("x", direction="inbound")
+
+
 def test_unannounced_originates_do_not_make_calls_outbound():
     # The lab's inbound calls are themselves Originates (by the recorder): they stay inbound.
     _, records = run("ami-inbound-vip-answered")

@@ -188,6 +188,9 @@ def test_listen_whisper_barge_send_the_originate_into_chanspy(sessions: Any) -> 
     assert (o["Channel"], o["Context"], o["Exten"], o["Priority"], o["Async"]) == (
         BOSS_PHONE, "ccserver-spy", "barge", "1", "true")
     assert o["CallerID"] == '"barge 8001" <8001>'
+    # Announced to the tracker before it was written, so the supervisor's leg is recorded as an internal call
+    # (seen live: unannounced, every spy leg was an inbound "ivr_hangup" call from the agent's extension).
+    assert tracker._originates[("default", o["ActionID"])].direction == "internal"  # noqa: SLF001
     with sessions() as s:
         audit = s.scalars(select(AuditLog).where(AuditLog.action.like("supervisor.%"))).all()
     assert [(a.action, a.actor_name, a.target, a.detail["phone"]) for a in audit] == [

@@ -172,12 +172,15 @@ def _duration(text: str | None) -> float:
 
 
 class _Originate:
-    __slots__ = ("action_id", "server", "dialed_number", "customer_id", "campaign_id", "decision_id", "sent_at")
+    __slots__ = ("action_id", "server", "dialed_number", "customer_id", "campaign_id", "decision_id", "sent_at",
+                 "direction")
 
-    def __init__(self, action_id: str, server: str, sent_at: float, **info: str | None) -> None:
+    def __init__(self, action_id: str, server: str, sent_at: float, direction: str = "outbound",
+                 **info: str | None) -> None:
         self.action_id = action_id
         self.server = server
         self.sent_at = sent_at
+        self.direction = direction
         self.dialed_number = info.get("dialed_number")
         self.customer_id = info.get("customer_id")
         self.campaign_id = info.get("campaign_id")
@@ -283,16 +286,22 @@ class StateTracker:
         campaign_id: str | None = None,
         decision_id: str | None = None,
         sent_at: float | None = None,
+        direction: str = "outbound",
     ) -> None:
         """The dialer announces an Originate it sent, so its OriginateResponse makes an outbound call record.
 
+        ``direction="internal"``: a call between our own phones (a supervisor's phone rung into ChanSpy), recorded
+        as such so it never passes for a caller who hung up in the IVR.
         Originates we did not announce (another tool's, a lab recorder's) never change a call's direction.
         """
+        if direction not in ("outbound", "internal"):
+            raise ValueError(f"an originated call is outbound or internal, not {direction!r}")
         key = (server, action_id)
         self._originates[key] = _Originate(
             action_id,
             server,
             sent_at if sent_at is not None else (self.now or self._clock()),
+            direction,
             dialed_number=dialed_number,
             customer_id=customer_id,
             campaign_id=campaign_id,
@@ -620,8 +629,8 @@ class StateTracker:
             return
         if msg.get("ChannelState") == "6" and not call.up:
             call.up = True
-            if call.direction == "outbound" and call.answered_at is None:
-                call.answered_at = t  # the customer picked up
+            if call.direction != "inbound" and call.answered_at is None:
+                call.answered_at = t  # the customer (or our own phone, for an internal call) picked up
             self._dirty_call(call)
 
     def _on_newcallerid(self, msg: HeaderLookup, server: str, t: float) -> None:
@@ -710,7 +719,7 @@ class StateTracker:
         return None
 
     def _make_outbound(self, call: Call, pending: _Originate) -> None:
-        call.direction = "outbound"
+        call.direction = pending.direction
         call.involved = True
         call.dialed_frozen = True
         if pending.dialed_number:
@@ -1099,7 +1108,7 @@ class StateTracker:
             self._end_agent_call(call.server, call.agent_interface, t, 0)
         for leg in [k for k, v in self._legs.items() if v == call.key]:
             self._legs.pop(leg, None)
-        if call.outcome == Outcome.ANSWERED or (call.direction == "outbound" and call.answered_at is not None):
+        if call.outcome == Outcome.ANSWERED or (call.direction != "inbound" and call.answered_at is not None):
             call.outcome = Outcome.ANSWERED
         elif call.outcome is not None:
             pass  # abandoned, or an originate failure: already settled by its own event
@@ -1107,7 +1116,7 @@ class StateTracker:
             call.outcome = override
         elif call.queue_joined_at is not None:
             call.outcome = Outcome.QUEUE_TIMEOUT
-        elif call.direction == "outbound":
+        elif call.direction != "inbound":
             call.outcome = Outcome.NO_ANSWER
         else:
             call.outcome = Outcome.IVR_HANGUP

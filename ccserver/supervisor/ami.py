@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout
@@ -25,7 +26,8 @@ class SupervisorActionFailed(Exception):
 class SupervisorAMI(Protocol):
     def connected(self, server: str) -> bool: ...
 
-    async def originate(self, server: str, headers: dict[str, Any]) -> str: ...
+    async def originate(self, server: str, headers: dict[str, Any],
+                        announce: Callable[[str], None] | None = None) -> str: ...
 
     async def change_priority(self, server: str, queue: str, channel: str, priority: int) -> str: ...
 
@@ -54,7 +56,15 @@ class AMISupervisorActions:
             raise SupervisorActionFailed(f"{action}: Asterisk {server} not reachable ({exc})", refused=False) from None
         return str(reply.get("Message") or "") if hasattr(reply, "get") else ""
 
-    async def originate(self, server: str, headers: dict[str, Any]) -> str:
+    async def originate(self, server: str, headers: dict[str, Any],
+                        announce: Callable[[str], None] | None = None) -> str:
+        """``announce(action_id)`` is called with the Originate's ActionID before it is written (the tracker must
+        know the call is ours before Asterisk's OriginateResponse can arrive)."""
+        client = self._ami.clients.get(server)
+        if announce is not None and client is not None:
+            action_id = client.new_originate_id()
+            announce(action_id)
+            headers = {**headers, "ActionID": action_id}
         return await self._send(server, "Originate", **headers)
 
     async def change_priority(self, server: str, queue: str, channel: str, priority: int) -> str:

@@ -78,8 +78,14 @@ class SupervisorService:
             raise AgentError(400, str(exc)) from None
         if not self.ami.connected(server):
             raise AgentError(503, f"Asterisk {server} is not connected; try again shortly")
+        tracker = self.tracker
+
+        def announce(action_id: str) -> None:  # the spy leg is recorded as an internal call, not a caller
+            if tracker is not None:
+                tracker.expect_originate(action_id, server=server, direction="internal")
+
         try:
-            await self.ami.originate(server, headers)
+            await self.ami.originate(server, headers, announce)
         except SupervisorActionFailed as exc:
             raise AgentError(502 if exc.refused else 503, str(exc)) from None
         detail = {"mode": mode, "phone": phone, "interface": interface, "server": server,

@@ -500,7 +500,8 @@ def main() -> None:
                         rounds=args.rounds or 6, variants=variants)
         print(json.dumps(result, indent=2))
     else:
-        print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema), indent=2))
+        print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema,
+                             rounds=args.rounds or 5), indent=2))
 
 
 if __name__ == "__main__":

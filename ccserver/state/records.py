@@ -225,7 +225,7 @@ class RecordBatcher:
 
 
 # Records freed per loop step once their batch is written. Freeing a 1,000-record batch of routing decisions (each a
-# dict with its reasons, variables and COPY row: ~40 objects) took 0.5-1.3 ms of the loop's CPU in one step, the
+# dict with its reasons, variables and COPY row: ~40 objects) took 0.5-1.5 ms of the loop's CPU in one step, the
 # slowest step the decision log had on the routed-call benchmark; a call arriving then waited for it.
 RELEASE_STEP = 100
 

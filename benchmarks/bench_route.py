@@ -25,6 +25,9 @@ Switches (environment):
     BENCH_ROUTE_PROFILE_PHASE=hit         … of that phase only (warm, miss or hit)
     BENCH_ROUTE_DUMP=/tmp/lat             each phase's latencies, one per line, in /tmp/lat.<phase>
     BENCH_ROUTE_THREADS=1                 the server's CPU seconds per thread, printed at each phase boundary
+    BENCH_ROUTE_STEPS=/tmp/steps          the loop's steps over 0.5 ms of CPU (by callback or task) and the garbage
+                                          collector's pauses, from the first call on, written at exit: what held
+                                          the loop, apart from the machine (CPU time, not wall time)
 
 For worker threads too: ``py-spy record --gil --subprocesses -f raw -- python -m benchmarks.bench_route …``.
 
@@ -68,6 +71,60 @@ DID = "4008001000"
 
 # -- the server process ------------------------------------------------------------------------------------------
 LIBRARY_PIECES = ("redis",)  # what `--library` can switch to the maintained client (A/B)
+
+
+def _step_trace(path: str, slow: float = 0.0005) -> tuple[Any, Any]:
+    """(start, dump) for BENCH_ROUTE_STEPS: every loop callback's CPU time and every collection's, once started."""
+    import asyncio.events
+    import collections
+    import gc
+
+    on = [False]
+    steps = [0, 0.0]
+    slow_steps: collections.Counter[str] = collections.Counter()
+    worst: list[tuple[float, str]] = []
+    pauses: dict[int, list[float]] = collections.defaultdict(list)
+    gc_started = [0.0]
+    run = asyncio.events.Handle._run
+
+    def timed(handle: Any) -> None:
+        if not on[0]:
+            return run(handle)
+        t0 = time.thread_time()
+        run(handle)
+        spent = time.thread_time() - t0
+        steps[0] += 1
+        steps[1] += spent
+        if spent > slow:
+            owner = getattr(handle._callback, "__self__", None)
+            name = owner.get_name() if isinstance(owner, asyncio.Task) else getattr(
+                handle._callback, "__qualname__", type(handle._callback).__name__)
+            slow_steps[name] += 1
+            worst.append((spent, name))
+
+    def collected(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.thread_time()
+        elif on[0]:
+            pauses[info["generation"]].append(time.thread_time() - gc_started[0])
+
+    def start(result: Any = None) -> Any:
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign, assignment]
+        gc.callbacks.append(collected)
+        on[0] = True
+        return result
+
+    def dump() -> None:
+        lines = [f"loop steps {steps[0]}, {steps[1]:.3f} s CPU; over {slow * 1e3:g} ms: {sum(slow_steps.values())}"]
+        lines += [f"  {n:5d}  {name}" for name, n in slow_steps.most_common(15)]
+        lines.append("  slowest (ms): " + ", ".join(f"{t * 1e3:.2f} {name}" for t, name in sorted(worst)[-8:]))
+        for generation, times in sorted(pauses.items()):
+            times.sort()
+            lines.append(f"gc gen{generation}: {len(times)} pauses, p50 {times[len(times) // 2] * 1e3:.3f} ms, "
+                         f"max {times[-1] * 1e3:.3f} ms, total {sum(times) * 1e3:.1f} ms")
+        Path(path).write_text("\n".join(lines) + "\n")
+
+    return start, dump
 
 
 def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = frozenset()) -> None:
@@ -141,7 +198,12 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
     factory = FastAGIFactory({**routing.handlers(), "stats": stats, "profile": profile}, clock=reactor)
     port: Any = listen_fastagi(reactor, factory, 0)
 
+    steps_path = os.environ.get("BENCH_ROUTE_STEPS")
+    trace_steps, dump_steps = _step_trace(steps_path) if steps_path else (None, None)
+
     def ready(_: Any) -> None:
+        if trace_steps is not None:
+            trace_steps()
         Path(port_file + ".tmp").write_text(str(port.getHost().port))
         os.rename(port_file + ".tmp", port_file)
 
@@ -164,6 +226,8 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
         if profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
+        if dump_steps is not None:
+            dump_steps()
 
 
 # -- the client (plays Asterisk) -----------------------------------------------------------------------------------
@@ -500,7 +564,8 @@ def main() -> None:
                         rounds=args.rounds or 6, variants=variants)
         print(json.dumps(result, indent=2))
     else:
-        print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema), indent=2))
+        print(json.dumps(run(args.customers, args.calls, redis_url=args.redis, schema=args.schema,
+                             rounds=args.rounds or 5), indent=2))
 
 
 if __name__ == "__main__":

@@ -54,8 +54,22 @@ def _port_of(listening: Any) -> int:
     return int(listening.getHost().port)
 
 
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The loop shares the process
+# with worker threads running Python (SQL through SQLAlchemy: the call records, web pages, the routing data's
+# refresh): when one of them holds the GIL as a call's bytes arrive, the loop waits for it up to the whole interval.
+# Measured with a pure-Python worker beside an idle loop: the loop's wake-up delay p50 5.8 / p99 11.6 ms at 5 ms,
+# 1.3 / 4.9 ms at 0.5 ms. A thread running alone is never interrupted, so this costs nothing until both want the GIL.
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+
 def install_reactor() -> Any:
+    """Twisted's asyncio reactor on a new loop, first thing in a server process; also sets the GIL switch interval
+    (``SWITCH_INTERVAL_SECONDS``), which every process serving calls on one loop beside worker threads wants."""
+    import sys
+
     from twisted.internet import asyncioreactor
+
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

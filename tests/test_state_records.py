@@ -49,6 +49,55 @@ def test_flush_writes_in_batches_of_batch_size():
     asyncio.run(main())
 
 
+def test_a_written_batch_is_freed_a_slice_per_loop_turn_and_a_sink_may_keep_its_list():
+    """Freeing a large written batch at once held the loop for a millisecond: it goes RELEASE_STEP records a turn."""
+    from ccserver.state.records import RELEASE_STEP
+
+    turns = 0
+    freed_at: list[int] = []
+
+    class Record(dict):
+        def __del__(self) -> None:
+            freed_at.append(turns)
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    kept: list[list[dict]] = []
+
+    async def keep(batch: list[dict]) -> None:
+        kept.append(batch)
+
+    async def main():
+        tick = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        batcher = RecordBatcher(keep, batch_size=1000, interval=60)
+        for i in range(3 * RELEASE_STEP + 50):
+            batcher.submit(Record(uniqueid=f"u{i}"))
+        await batcher.flush()
+        assert freed_at == []  # the sink kept its list: nothing freed, nothing emptied
+        assert len(kept[0]) == 3 * RELEASE_STEP + 50
+
+        async def forget(batch: list[dict]) -> None:
+            assert len(batch) == 3 * RELEASE_STEP + 50
+
+        batcher.sink, batcher._async_sink = forget, True
+        kept.clear()  # the kept records die here, at once: start over with records only the batcher holds
+        freed_at.clear()
+        for i in range(3 * RELEASE_STEP + 50):
+            batcher.submit(Record(uniqueid=f"v{i}"))
+        await batcher.flush()
+        tick.cancel()
+        assert len(freed_at) == 3 * RELEASE_STEP + 50  # all freed once flush() returned
+        per_turn = [freed_at.count(t) for t in sorted(set(freed_at))]
+        assert max(per_turn) <= RELEASE_STEP and len(per_turn) >= 4
+
+    asyncio.run(main())
+
+
 def test_interval_flush_and_size_trigger():
     async def main():
         sink = FlakySink()

@@ -165,7 +165,7 @@ class RecordBatcher:
                     budget -= n
                 self._inflight = [self._buffer.popleft() for _ in range(n)]
             try:
-                await self._write(self._inflight)
+                await self._write(list(self._inflight))  # the sink's own list: ours is freed in slices (_release)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - any sink failure means "retry later"
@@ -185,8 +185,9 @@ class RecordBatcher:
                 continue
             self.written += len(self._inflight)
             self.batches += 1
-            self._inflight = []
+            written, self._inflight = self._inflight, []
             delay = self.retry_initial
+            await _release(written)
         return True
 
     async def _write(self, batch: list[dict]) -> None:
@@ -221,6 +222,21 @@ class RecordBatcher:
         if self.pending:
             log.error("call records: %d not written at shutdown", self.pending)
         return self.pending
+
+
+# Records freed per loop step once their batch is written. Freeing a 1,000-record batch of routing decisions (each a
+# dict with its reasons, variables and COPY row: ~40 objects) took 0.5-1.5 ms of the loop's CPU in one step, the
+# slowest step the decision log had on the routed-call benchmark; a call arriving then waited for it.
+RELEASE_STEP = 100
+
+
+async def _release(batch: list[dict]) -> None:
+    """Free a written batch ``RELEASE_STEP`` records at a time, letting the loop run between slices (records a sink
+    kept, or a hook, simply stay alive)."""
+    while len(batch) > RELEASE_STEP:
+        del batch[-RELEASE_STEP:]
+        await asyncio.sleep(0)
+    batch.clear()
 
 
 def _dt(value: float | None) -> datetime | None:

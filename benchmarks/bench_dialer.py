@@ -108,13 +108,22 @@ class _MemoryStore:
     def dnc_numbers(self) -> set[str]:
         return set()
 
-    def begin_attempts(self, rows: list[Any]) -> set[str]:
+    def begin_attempts(self, rows: list[Any], *, sent: bool = True) -> set[str]:
         began = set()
         for row in rows:
             if row[1] not in self.active:
                 self.active.add(row[1])
                 began.add(row[3])
         return began
+
+    def prepare_attempts(self, rows: list[Any]) -> set[str]:
+        return self.begin_attempts(rows, sent=False)
+
+    def settle(self, sent: list[Any], finished: list[Any], unsent: list[Any]) -> None:
+        return None
+
+    def release_unsent(self, items: list[Any]) -> None:
+        return None
 
     def finish_attempts(self, items: list[Any]) -> None:
         return None
@@ -128,7 +137,7 @@ class _MemoryStore:
     def answered(self, *a: Any) -> None:
         return None
 
-    def unsettled(self, node: str | None = None) -> list[Any]:
+    def unsettled(self, node: str | None = None, before: Any = None) -> list[Any]:
         return []
 
 

@@ -15,6 +15,26 @@ Every tick (``tick`` seconds), for each running campaign that is not in preview 
    context>`` with ``CC_CAMPAIGN_ID``, ``CC_TARGET_ID``, ``CC_QUEUE``, ``CC_AMD``, ``CC_ABANDON_AFTER``,
    ``CC_STORE_DID`` and the store's DID as caller ID; the answered leg continues in ``[ccserver-campaign]``.
 
+**The reserve (rows written ahead).** Steps 2–3 up to the SQL write run *ahead* of the sends, off their path: per
+campaign, a background fill claims about ``prewrite_seconds`` worth of lines (as many as were sent over the last
+``prewrite_seconds``; refilled when half used) — picked through the gate, leased, their attempt rows written in one
+transaction with ``sent_at`` empty. A tick then takes its lines from the reserve, asks the compliance gate again in
+memory at that moment (window, DNC, consent: a DNC entry or a refusal that arrived after the write — through
+:meth:`Dialer.forbid` at once on this node, through the ``check`` refresh from others — still stops the send),
+sets the send marks (:mod:`ccserver.dialer.leases`; one Redis round trip per tick) and sends. The rows' ``sent_at``
+and the outcomes follow through one writer, off the path. A line the gate now refuses, a reserve line older than
+``max(5 s, 3 × prewrite_seconds)``, a paused campaign's, a lost server's and every line at a lost lease or a stop are
+released: outcome ``unsent`` (not an attempt), the target back to ``pending`` (or ``dropped`` for good, DNC /
+consent), the leases freed. After a crash, a row written ahead without a send mark is recognised and released the
+same way (:meth:`Dialer.reconcile_orphans`); with a mark, or without durable marks (no Redis), it is reconciled as
+sent — never a double dial. When the reserve is empty and no fill is running (the first lines of a burst, or
+``prewrite_seconds = 0``) the tick writes its rows itself before sending, as before.
+
+**Several Asterisk servers.** Each line is given a server when its row is written: the campaign's store's pinned
+servers (``campaigns.store_servers``), else ``campaigns.servers`` (default: every configured one), round robin among
+those whose AMI is connected on this node. The free agents are counted over the same servers. An Originate whose
+outcome became unknown is reconciled at *its* server's ``Resynced`` against that server's channels.
+
 Results: the ``OriginateResponse`` (busy, no answer, failed — or answered), then the call's ``CallEnded`` on the hub:
 an agent took it → ``reached``; it waited in the campaign queue past ``abandon_after_seconds`` → ``abandoned`` (the
 dialplan played the message); it never reached the queue (AMD) → ``machine``. An Originate whose outcome is unknown
@@ -27,15 +47,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ccserver.ami.errors import OriginateOutcomeUnknown
 from ccserver.ami.lease import RedisLease
 from ccserver.bridge import settle
-from ccserver.campaigns.compliance import FINAL_OUTCOMES, Contact, RetryPolicy
+from ccserver.campaigns.compliance import FINAL_OUTCOMES, Contact, RetryPolicy, check
 from ccserver.campaigns.planner import CampaignRules, pick
 from ccserver.campaigns.selection import Target, TargetQueue
 from ccserver.campaigns.settings import CampaignSettings
@@ -82,6 +103,10 @@ class AmiOriginator:
     def originate(self, server: str, channel: str, **kwargs: Any) -> Awaitable[Any]:
         return settle(self.manager.originate(server, channel, **kwargs))  # written now, awaited later
 
+    def connected(self, server: str) -> bool:
+        client = self.manager.clients.get(server)
+        return bool(client is not None and client.connected)
+
 
 def tracker_floor(tracker: Any) -> Callable[[str, str, float], tuple[int, list[float]]]:
     """Free agents of a queue and, for each busy one, seconds into its call — from the live model."""
@@ -119,12 +144,49 @@ class _Live:
 
 
 @dataclass
+class _Ready:
+    """A line written ahead: leases held, attempt row in SQL (``sent_at`` empty), not sent yet."""
+
+    target: Target
+    action_id: str
+    holder: str
+    server: str
+    written: float  # monotonic
+
+
+@dataclass
 class _Campaign:
     row: CampaignRow
     queue: TargetQueue
     contacts: dict[int, Contact]
     rules: CampaignRules
     stats: LiveStats
+    reserve: deque[_Ready] = field(default_factory=deque)
+    claiming: set[int] = field(default_factory=set)  # targets a running fill has picked
+    filling: asyncio.Future[None] | None = None
+    sends: deque[float] = field(default_factory=deque)  # monotonic moments of recent sends (the reserve's size)
+    turn: int = 0  # round robin over the servers
+    customers: dict[int, int | None] = field(default_factory=dict)  # target -> customer
+
+
+class _Overlay(Mapping[int, Contact]):
+    """A campaign's contacts with what :meth:`Dialer.forbid` learnt since they were read."""
+
+    def __init__(self, campaign: _Campaign, dialer: Dialer) -> None:
+        self.contacts, self.customers, self.dialer = campaign.contacts, campaign.customers, dialer
+
+    def __getitem__(self, key: int) -> Contact:
+        return self.dialer._amend(self.contacts[key], self.customers.get(key))
+
+    def get(self, key: int, default: Any = None) -> Any:
+        found = self.contacts.get(key)
+        return default if found is None else self.dialer._amend(found, self.customers.get(key))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.contacts)
+
+    def __len__(self) -> int:
+        return len(self.contacts)
 
 
 class Dialer:
@@ -135,7 +197,8 @@ class Dialer:
                  clock: Clock | None = None, tracker: Any = None, redis: Any = None, node_id: str = "node",
                  server: str = "default", tick: float = 1.0, refresh: float = 60.0, check: float = 5.0,
                  default_zone: str = "UTC",
-                 floor: Callable[[str, str, float], tuple[int, list[float]]] | None = None) -> None:
+                 floor: Callable[[str, str, float], tuple[int, list[float]]] | None = None,
+                 servers: Sequence[str] | None = None) -> None:
         self.store = store
         self.originator = originator
         self.leases = leases
@@ -144,6 +207,8 @@ class Dialer:
         self.tracker = tracker
         self.node_id = node_id
         self.server = server
+        self.servers: list[str] = list(servers) if servers else [server]
+        self._connected: Callable[[str], bool] = getattr(originator, "connected", None) or (lambda name: True)
         self.tick_seconds = tick
         self.refresh_seconds = refresh
         self.default_zone = default_zone
@@ -162,6 +227,11 @@ class Dialer:
         self._keeper: asyncio.Task[None] | None = None
         self._results: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[_Live, tuple[Any, ...]]] = []  # settled, not yet written
+        self._confirms: list[tuple[str, datetime]] = []  # sent, ``sent_at`` not yet written
+        self._unsents: list[tuple[_Ready, tuple[str, datetime, str | None]]] = []  # released, not yet written
+        self._writing: set[str] = set()  # action ids whose outcome or release is being written
+        self._dnc_customers: set[int] = set()  # learnt through forbid() since the contacts were read
+        self._no_consent: set[int] = set()
         self._writer: asyncio.Future[None] | None = None
         self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
         self.leading = self.lease is None  # may dial now
@@ -179,6 +249,7 @@ class Dialer:
         for task in (self._task, self._keeper):
             if task is not None:
                 task.cancel()
+        self.release_reserves()
         if self._writer is not None and not self._writer.done():  # the outcomes settled so far reach SQL
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), 5.0)
@@ -240,6 +311,7 @@ class Dialer:
             if not held:
                 self.leading = False  # stop dialing at once; calls in flight still settle
                 log.error("dialer: lease lost by %s; dialing stopped", self.node_id)
+                self.release_reserves()
                 return
             for live in list(self.live.values()):  # our contacts stay ours while their calls last
                 await self.leases.extend(live.target.id, live.target.customer_id, live.holder, self._contact_ttl())
@@ -265,14 +337,45 @@ class Dialer:
                 continue
             targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
             in_flight = {live.target.id for live in self.live.values()}
+            if old is not None:
+                in_flight |= {r.target.id for r in old.reserve} | old.claiming
             queue, contacts, rules = plan_campaign(row, targets, self.settings, self.default_zone, in_flight)
-            fresh[row.id] = _Campaign(row, queue, contacts, rules,
-                                      old.stats if old is not None else LiveStats(
-                                          window=self.settings.abandon_window_seconds))
+            customers = {t.id: t.customer_id for t in targets}
+            if old is None:
+                fresh[row.id] = _Campaign(row, queue, contacts, rules,
+                                          LiveStats(window=self.settings.abandon_window_seconds),
+                                          customers=customers)
+            else:  # the same object: a fill in progress adds to this one's reserve
+                keep = {r.target.id for r in old.reserve} | old.claiming | {
+                    v.target.id for v in self.live.values() if v.campaign_id == row.id}
+                old.row, old.queue, old.rules = row, queue, rules
+                old.contacts = {**{k: old.contacts[k] for k in keep if k in old.contacts}, **contacts}
+                old.customers = {**{k: old.customers.get(k) for k in keep}, **customers}
+                fresh[row.id] = old
+        for campaign_id, gone in self.campaigns.items():
+            if campaign_id not in fresh:  # paused or finished: its lines written ahead are not sent
+                self._release_reserve(gone)
         self.campaigns = fresh
         self._checked_at = self.clock.monotonic()
         if full:
             self._loaded_at = self._checked_at
+
+    def forbid(self, *, numbers: Any = (), customers: Any = (), refused: Any = ()) -> None:
+        """Stop sends at once, even of lines written ahead: ``numbers`` put on the DNC list, ``customers`` whose
+        ``do_not_call`` was set, ``refused``: customers who withdrew their consent (marketing types). The campaign
+        service calls this after its commit; other nodes' changes arrive with the next refresh."""
+        self.dnc = self.dnc | set(numbers)
+        self._dnc_customers.update(int(c) for c in customers)
+        self._no_consent.update(int(c) for c in refused)
+
+    def _amend(self, contact: Contact, customer_id: int | None) -> Contact:
+        if customer_id is None:
+            return contact
+        if customer_id in self._dnc_customers and not contact.do_not_call:
+            contact = replace(contact, do_not_call=True)
+        if customer_id in self._no_consent and contact.consent:
+            contact = replace(contact, consent=False)
+        return contact
 
     async def tick(self) -> int:
         """One pacing round; returns the Originates sent."""
@@ -281,6 +384,7 @@ class Dialer:
         moment = self.clock.monotonic()
         if self._loaded_at is None or moment - self._loaded_at >= self.refresh_seconds:
             await self.refresh()
+            await self.reconcile_orphans()  # a crashed node's attempts (and this one's, after a restart)
         elif moment - self._checked_at >= self.check_seconds:
             await self.refresh(full=False)
         now = self.clock.time()
@@ -288,61 +392,188 @@ class Dialer:
         for campaign in list(self.campaigns.values()):
             if campaign.row.mode == "preview":
                 continue
-            free, busy = self.floor(campaign.row.queue, self.server, now)
+            self._expire(campaign, moment)
+            free, busy = 0, []
+            for name in self._servers_of(campaign):
+                f, b = self.floor(campaign.row.queue, name, now)
+                free += f
+                busy.extend(b)
             in_flight = sum(1 for live in self.live.values()
                             if live.campaign_id == campaign.row.id and live.answered_at is None)
             snapshot = campaign.stats.snapshot(campaign.row.mode, free, in_flight, busy, now)
             wanted = lines_to_dial(snapshot, self.settings.pacing)
             if wanted <= 0:
                 continue
-            busy_customers = {live.target.customer_id for live in self.live.values()
-                              if live.target.customer_id is not None}
-            dropped: list[tuple[Target, str]] = []
-            chosen = pick(campaign.queue, campaign.contacts, campaign.rules, self.dnc,
-                          datetime.fromtimestamp(now, UTC), wanted, busy=busy_customers,
-                          dropped=_collect(dropped))
+            done = await self._send_ready(campaign, wanted, now)
+            if done < wanted and not campaign.reserve and campaign.filling is None:
+                # Nothing written ahead (a burst's first lines, or prewrite_seconds = 0): write them now.
+                await self._prepare(campaign, wanted - done, now)
+                done += await self._send_ready(campaign, wanted - done, now)
+            sent += done
+            self._top_up(campaign, moment, now)
+        return sent
+
+    # -- the reserve ---------------------------------------------------------------------------------------------
+    def _servers_of(self, campaign: _Campaign) -> list[str]:
+        pinned = self.settings.store_servers.get(campaign.row.store_code or "") if campaign.row.store_code else None
+        return list(pinned) if pinned else self.servers
+
+    def _server_for(self, campaign: _Campaign) -> str | None:
+        """The next connected server of the campaign's, round robin."""
+        names = self._servers_of(campaign)
+        for _ in range(len(names)):
+            name = names[campaign.turn % len(names)]
+            campaign.turn += 1
+            if self._connected(name):
+                return name
+        return None
+
+    def _top_up(self, campaign: _Campaign, moment: float, now: float) -> None:
+        """Start a background fill when the reserve is down to half of the last ``prewrite_seconds``' sends."""
+        ahead = self.settings.prewrite_seconds
+        if ahead <= 0 or campaign.filling is not None:
+            return
+        while campaign.sends and campaign.sends[0] < moment - ahead:
+            campaign.sends.popleft()
+        size = len(campaign.sends)
+        if size and len(campaign.reserve) <= size // 2:
+            campaign.filling = asyncio.ensure_future(self._fill(campaign, size - len(campaign.reserve), now))
+
+    async def _fill(self, campaign: _Campaign, n: int, now: float) -> None:
+        try:
+            await self._prepare(campaign, n, now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the next tick writes its lines itself
+            log.exception("dialer: writing lines ahead failed")
+        finally:
+            campaign.filling = None
+
+    async def _prepare(self, campaign: _Campaign, n: int, now: float) -> int:
+        """Pick up to ``n`` lines through the gate, lease them and write their rows ahead (one transaction); they
+        join the campaign's reserve. Returns how many did."""
+        row = campaign.row
+        if not self._may_dial():
+            return 0
+        busy_customers = {live.target.customer_id for live in self.live.values()
+                          if live.target.customer_id is not None}
+        for other in self.campaigns.values():
+            busy_customers.update(r.target.customer_id for r in other.reserve if r.target.customer_id is not None)
+        dropped: list[tuple[Target, str]] = []
+        chosen = pick(campaign.queue, _Overlay(campaign, self), campaign.rules, self.dnc,
+                      datetime.fromtimestamp(now, UTC), n, busy=busy_customers, dropped=_collect(dropped))
+        campaign.claiming.update(t.id for t in chosen)
+        try:
             for target, reason in dropped:
                 await self._run(self.store.drop_target, target.id, reason)
-            sent += await self._dial_all(campaign, chosen, now)
-        return sent
+            prepared: list[tuple[Target, str, str, str]] = []
+            for target in chosen:
+                server = self._server_for(campaign)
+                if server is None:  # no Asterisk connected: the target waits
+                    campaign.queue.defer(target, now + 5.0)
+                    continue
+                action_id = self.originator.new_action_id(server)
+                holder = f"{self.node_id}|{action_id}"
+                if await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
+                    prepared.append((target, action_id, holder, server))
+                else:
+                    campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
+            if not prepared:
+                return 0
+            at = datetime.fromtimestamp(now, UTC)
+            began: set[str] = await self._run(self.store.prepare_attempts, [
+                (row.id, t.id, t.customer_id, aid, self.node_id, server, at) for t, aid, _, server in prepared])
+            written = self.clock.monotonic()
+            mine = self.campaigns.get(row.id) is campaign
+            count = 0
+            for target, action_id, holder, server in prepared:
+                ready = _Ready(target, action_id, holder, server, written)
+                if action_id not in began:  # no longer pending (another node, a refusal): leave it
+                    await self.leases.release(target.id, target.customer_id, holder)
+                elif not mine or not self._may_dial():  # paused, or the lease went, while the rows were written
+                    self._unsent(campaign, ready, None)
+                else:
+                    campaign.reserve.append(ready)
+                    count += 1
+            return count
+        finally:
+            campaign.claiming.difference_update(t.id for t in chosen)
 
-    async def _dial_all(self, campaign: _Campaign, chosen: list[Target], now: float) -> int:
-        """The lines of one tick: contact leases, then every attempt row in one transaction, then for each line
-        ``expect_originate`` and the Originate — in that order, so nothing goes out unrecorded or unannounced."""
-        row = campaign.row
-        prepared: list[tuple[Target, str, str]] = []
-        for target in chosen:
-            action_id = self.originator.new_action_id(self.server)
-            holder = f"{self.node_id}|{action_id}"
-            if await self.leases.take(target.id, target.customer_id, holder, self._contact_ttl()):
-                prepared.append((target, action_id, holder))
-            else:
-                campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
-        if not prepared:
-            return 0
+    async def _send_ready(self, campaign: _Campaign, n: int, now: float) -> int:
+        """Send up to ``n`` lines of the reserve: each asked the gate again now; their send marks set (one round
+        trip), then their Originates."""
+        batch: list[_Ready] = []
         at = datetime.fromtimestamp(now, UTC)
-        began: set[str] = await self._run(self.store.begin_attempts, [
-            (row.id, t.id, t.customer_id, aid, self.node_id, self.server, at) for t, aid, _ in prepared])
-        sent = 0
-        for target, action_id, holder in prepared:
-            if action_id not in began:  # no longer pending (another node, a refusal): leave it
-                await self.leases.release(target.id, target.customer_id, holder)
-            elif not self._may_dial():  # the lease went while the rows were written: ended unsent
-                await self._run(self.store.finish_attempt, action_id, "failed", at)
-                await self.leases.release(target.id, target.customer_id, holder)
+        rules = campaign.rules
+        while campaign.reserve and len(batch) < n:
+            ready = campaign.reserve.popleft()
+            contact = campaign.contacts.get(ready.target.id)
+            if contact is None:
+                self._unsent(campaign, ready, None)
+                continue
+            verdict = check(self._amend(contact, ready.target.customer_id), rules.window, rules.policy, self.dnc, at,
+                            rules.marketing_types)
+            if not verdict.allowed:  # changed since the row was written: not sent
+                self._unsent(campaign, ready, verdict.reason if verdict.permanent else None)
+            elif not self._connected(ready.server):
+                self._unsent(campaign, ready, None)
             else:
-                self._send(campaign, target, action_id, holder, now)
-                sent += 1
-        return sent
+                batch.append(ready)
+        if not batch:
+            return 0
+        if not self._may_dial():
+            for ready in batch:
+                self._unsent(campaign, ready, None)
+            return 0
+        try:
+            await self.leases.mark_sent([r.action_id for r in batch])
+        except Exception as exc:  # noqa: BLE001 - unmarked: not sent (a mark that did land only costs an attempt)
+            log.warning("dialer: send marks not set (%s); %d line(s) not sent", exc, len(batch))
+            for ready in batch:
+                self._unsent(campaign, ready, None)
+            return 0
+        if not self._may_dial():
+            for ready in batch:
+                self._unsent(campaign, ready, None)
+            return 0
+        moment = self.clock.monotonic()
+        for ready in batch:
+            self._send(campaign, ready, now)
+            campaign.sends.append(moment)
+        return len(batch)
 
-    def _send(self, campaign: _Campaign, target: Target, action_id: str, holder: str, now: float) -> None:
+    def _expire(self, campaign: _Campaign, moment: float) -> None:
+        limit = max(5.0, 3.0 * self.settings.prewrite_seconds)
+        while campaign.reserve and moment - campaign.reserve[0].written > limit:
+            self._unsent(campaign, campaign.reserve.popleft(), None)
+
+    def _release_reserve(self, campaign: _Campaign) -> None:
+        while campaign.reserve:
+            self._unsent(campaign, campaign.reserve.popleft(), None)
+
+    def release_reserves(self) -> None:
+        """Every line written ahead is released (a lost lease, a stop)."""
+        for campaign in self.campaigns.values():
+            self._release_reserve(campaign)
+
+    def _unsent(self, campaign: _Campaign, ready: _Ready, drop: str | None) -> None:
+        """A line written ahead that will not be sent: its row ``unsent`` (by the writer), the target back in the
+        queue unless the gate refused it for good, its leases freed once written."""
+        if drop is None:
+            campaign.queue.add(ready.target)
+        self._writing.add(ready.action_id)
+        self._unsents.append((ready, (ready.action_id, datetime.fromtimestamp(self.clock.time(), UTC), drop)))
+        self._kick()
+
+    def _send(self, campaign: _Campaign, ready: _Ready, now: float) -> None:
         row = campaign.row
+        target, action_id, server = ready.target, ready.action_id, ready.server
         contact = campaign.contacts[target.id]
         if self.tracker is not None:
-            self.tracker.expect_originate(action_id, server=self.server, dialed_number=contact.e164,
+            self.tracker.expect_originate(action_id, server=server, dialed_number=contact.e164,
                                           customer_id=str(target.customer_id) if target.customer_id else None,
                                           campaign_id=str(row.id), sent_at=now)
-        live = _Live(action_id, row.id, target, contact.e164, self.server, now, holder)
+        live = _Live(action_id, row.id, target, contact.e164, server, now, ready.holder)
         self.live[action_id] = live
         variables = {"CC_CAMPAIGN_ID": row.id, "CC_TARGET_ID": target.id, "CC_QUEUE": row.queue,
                      "CC_AMD": int(self.settings.amd),
@@ -354,12 +585,14 @@ class Dialer:
             name = (row.store_name or "").replace('"', "").replace("<", "").replace(">", "")
             caller_id = f'"{name}" <{row.caller_id}>' if name else row.caller_id
         sending = self.originator.originate(
-            self.server, f"Local/{contact.e164}@{self.settings.outbound_context}", context=CONTEXT_ANSWERED,
+            server, f"Local/{contact.e164}@{self.settings.outbound_context}", context=CONTEXT_ANSWERED,
             exten="s", priority=1, caller_id=caller_id,
             timeout_ms=int(self.settings.originate_timeout_seconds * 1000), variables=variables,
             action_id=action_id)
         self.sent.append(action_id)
         ORIGINATES.inc(mode=row.mode)
+        self._confirms.append((action_id, datetime.fromtimestamp(now, UTC)))
+        self._kick()
         task = asyncio.ensure_future(self._result(live, sending))
         self._results.add(task)
         task.add_done_callback(self._results.discard)
@@ -409,6 +642,7 @@ class Dialer:
         self._outcomes.append((live, (live.action_id, outcome, datetime.fromtimestamp(now, UTC), interface,
                                       uniqueid or live.uniqueid,
                                       datetime.fromtimestamp(answered, UTC) if answered is not None else None)))
+        self._writing.add(live.action_id)
         OUTCOMES.inc(outcome=outcome)
         campaign = self.campaigns.get(live.campaign_id)
         if campaign is not None:
@@ -419,22 +653,36 @@ class Dialer:
                     last_attempt_at=datetime.fromtimestamp(live.sent_at, UTC))
                 if outcome not in FINAL_OUTCOMES and old.attempts + 1 < campaign.rules.policy.max_attempts:
                     campaign.queue.add(live.target)  # the gate holds it back for the retry spacing
+        self._kick()
+
+    def _kick(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write_outcomes())
 
     async def _write_outcomes(self) -> None:
-        while self._outcomes:
+        """The one writer: sends confirmed (``sent_at``), outcomes and released lines, whatever has gathered, in
+        one transaction at a time; the leases of what was written go after it."""
+        while self._outcomes or self._confirms or self._unsents:
             batch, self._outcomes = self._outcomes, []
+            confirms, self._confirms = self._confirms, []
+            unsents, self._unsents = self._unsents, []
             try:
-                await self._run(self.store.finish_attempts, [item for _, item in batch])
+                await self._run(self.store.settle, confirms, [item for _, item in batch],
+                                [item for _, item in unsents])
             except Exception:  # noqa: BLE001 - keep them for the next try; the leases keep the contacts
-                log.exception("dialer: writing %d outcome(s) failed; retrying", len(batch))
+                log.exception("dialer: writing %d outcome(s) failed; retrying", len(batch) + len(unsents))
                 self._outcomes[:0] = batch
+                self._confirms[:0] = confirms
+                self._unsents[:0] = unsents
                 await self.clock.sleep(1.0)
                 continue
             for live, _ in batch:
+                self._writing.discard(live.action_id)
                 if live.holder:
                     await self.leases.release(live.target.id, live.target.customer_id, live.holder)
+            for ready, _ in unsents:
+                self._writing.discard(ready.action_id)
+                await self.leases.release(ready.target.id, ready.target.customer_id, ready.holder)
 
     # -- hub events --------------------------------------------------------------------------------------------
     async def on_event(self, event: Any) -> None:
@@ -494,8 +742,18 @@ class Dialer:
         before = datetime.fromtimestamp(self.clock.time() - self.settings.originate_timeout_seconds - 30.0, UTC)
         rows = await self._run(self.store.unsettled, None, before)
         calls = list(self.tracker.calls.values()) if self.tracker is not None else []
-        for action_id, campaign_id, server, uniqueid in rows:
-            if action_id in self.live:
+        ours = set(self.live) | self._writing | {r.action_id for c in self.campaigns.values() for r in c.reserve}
+        ahead = [r[0] for r in rows if not r[4] and r[0] not in ours]
+        # Written ahead: without a send mark it never left — released (with durable marks; without them, a
+        # restarted single node cannot tell and reconciles it as sent).
+        marked = await self.leases.marked(ahead) if self.leases.durable else set(ahead)
+        unsent = [(a, datetime.fromtimestamp(self.clock.time(), UTC), None) for a in ahead if a not in marked]
+        if unsent:
+            log.info("dialer: %d line(s) written ahead by a stopped node were never sent: released", len(unsent))
+            await self._run(self.store.release_unsent, unsent)
+        released = {u[0] for u in unsent}
+        for action_id, campaign_id, server, uniqueid, _sent in rows:
+            if action_id in ours or action_id in released:
                 continue
             call = _matching_call(campaign_id, None, uniqueid, action_id, calls)
             if call is None:

@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,8 @@ def _postgres_url() -> tuple[str, Any]:
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", drop
 
 
-def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, backend: str = "sqlite") -> dict[str, Any]:
+def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, backend: str = "sqlite",
+               prewrite: float | None = None) -> dict[str, Any]:
     from ccserver.clock import LoopClock
     from ccserver.db.models import Campaign, CampaignTarget
     from ccserver.dialer.engine import Dialer
@@ -229,6 +231,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
         from ccserver.campaigns.windows import CallingWindow as Window
 
         settings = CampaignSettings(window=Window(datetime.min.time(), datetime.max.time().replace(microsecond=0)))
+        if prewrite is not None:
+            settings = replace(settings, prewrite_seconds=prewrite)
         store: Any = DialerStore(sessions) if sql else _MemoryStore(DialerStore(sessions))
         dialer = Dialer(store, Fast(), MemoryContactLeases(), run_blocking=in_thread,
                         settings=settings, clock=LoopClock(), tick=0.002, refresh=3600.0,
@@ -250,7 +254,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
         drop()
     errors = [(at - (start[0] + k / rate)) * 1000 for k, at in enumerate(sent)]
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    return {"sql": sql, "backend": backend if sql else "memory", "seconds": seconds, "target_rate": rate,
+    return {"sql": sql, "backend": backend if sql else "memory", "prewrite_seconds": settings.prewrite_seconds,
+            "seconds": seconds, "target_rate": rate,
             "sent": len(sent),
             "rate": round((len(sent) - 1) / span, 1) if span else 0.0,
             "error_median_ms": round(statistics.median(errors), 3), "error_p99_ms": round(_pct(errors, 0.99), 3),
@@ -280,8 +285,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only", choices=("selection", "sqlite", "postgresql", "memory", "simulation"),
+                        help="one part only (the Originates rows: sqlite, postgresql, memory)")
+    parser.add_argument("--prewrite", type=float, default=None,
+                        help="campaigns.prewrite_seconds for the Originates rows (default: the shipped value)")
     args = parser.parse_args()
-    print(json.dumps(run(args.contacts, args.seconds), indent=2))
+    if args.only is None:
+        out = run(args.contacts, args.seconds)
+    elif args.only == "selection":
+        out = selection(args.contacts)
+    elif args.only == "simulation":
+        out = simulation()
+    else:
+        out = originates(args.seconds, sql=args.only != "memory",
+                         backend="postgresql" if args.only == "postgresql" else "sqlite", prewrite=args.prewrite)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

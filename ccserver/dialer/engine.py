@@ -765,6 +765,11 @@ class Dialer:
                                          server or self.server, self.clock.time(), "", call["uniqueid"],
                                          call["answered_at"])
 
+    async def flush(self) -> None:
+        """Wait until what has settled so far (sends, outcomes, released lines) is written."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     async def drain(self) -> None:
         """Wait for the Originate results in progress and the outcomes to be written (tests, shutdown)."""
         while self._results or (self._writer is not None and not self._writer.done()):

@@ -300,3 +300,62 @@ def test_without_durable_marks_a_restart_reconciles_rows_written_ahead_as_sent(s
     assert asyncio.run(run()) == []
     assert [r[2] for r in attempts(sessions)] == ["failed"]
     assert targets_state(sessions)[first][:2] == ("pending", 1)
+
+
+def test_a_preview_call_never_disposed_is_released_after_its_call_ended(sqlite_url: str) -> None:
+    """Dialled, answered by nobody's disposition: held while its call lives; once the call is gone and
+    ``preview_disposition_seconds`` have passed, the attempt ends ``undisposed``, the hold goes and the target is
+    retried after the matrix's spacing — or done at max attempts."""
+    from ccserver.campaigns.compliance import check
+    from ccserver.dialer.engine import plan_campaign
+    from ccserver.state import StateTracker
+    from ccserver.state.model import Call
+
+    sessions = database(sqlite_url)
+    cid, (first, second) = campaign(sessions, ["+8613800000031", "+8613800000032"], mode="preview",
+                                    max_attempts=2)
+    last, (third,) = campaign(sessions, ["+8613800000033"], mode="preview", max_attempts=1)
+    store = DialerStore(sessions)
+    at = datetime.fromtimestamp(MORNING, UTC)
+    assert store.begin_attempts([(cid, first, None, "pv-1", "n", "default", at),
+                                 (cid, second, None, "pv-2", "n", "default", at),
+                                 (last, third, None, "pv-3", "n", "default", at)]) == {"pv-1", "pv-2", "pv-3"}
+    with sessions.begin() as s:  # pv-2 was disposed by its agent: not the sweeper's
+        s.execute(update(CampaignAttempt).where(CampaignAttempt.action_id == "pv-2").values(disposition="later"))
+    tracker = StateTracker()
+    tracker.calls[("default", "1795416969.70")] = Call(server="default", uniqueid="1795416969.70",
+                                                       dialed_number="13800000031", up=True)
+    tracker.calls[("default", "1795416969.71")] = Call(server="default", uniqueid="1795416969.71",
+                                                       dialed_number="13800000033", up=True)
+    settings = replace(CampaignSettings(), preview_disposition_seconds=300.0)
+
+    async def run() -> list[int]:
+        clock = ManualClock(MORNING + 60)
+        dialer = make(sessions, clock, [0], tracker=tracker, settings=settings)
+        released = [await dialer.sweep_preview()]  # both calls live
+        del tracker.calls[("default", "1795416969.70")]
+        del tracker.calls[("default", "1795416969.71")]  # both ended
+        released.append(await dialer.sweep_preview())  # the disposition time starts now
+        await clock.advance(299.0)
+        released.append(await dialer.sweep_preview())
+        await clock.advance(1.0)
+        released.append(await dialer.sweep_preview())
+        await clock.advance(300.0)
+        released.append(await dialer.sweep_preview())  # nothing twice
+        return released
+
+    assert asyncio.run(run()) == [0, 0, 0, 2, 0]
+    outcomes = {r[0]: r[2] for r in attempts(sessions)}
+    assert outcomes == {"pv-1": "undisposed", "pv-2": None, "pv-3": "undisposed"}
+    with sessions() as s:
+        t1, t3 = s.get(CampaignTarget, first), s.get(CampaignTarget, third)
+        assert t1 is not None and t3 is not None
+        assert (t1.status, t1.attempts, t1.last_outcome, t1.held_by) == ("pending", 1, "undisposed", None)
+        assert (t3.status, t3.attempts) == ("done", 1)  # its one attempt used
+    # The retry matrix's spacing for undisposed applies: not callable at once, callable after it.
+    row, = [r for r in store.running_campaigns() if r.id == cid]
+    _queue, contacts, rules = plan_campaign(row, store.open_targets(cid), CampaignSettings(), "Asia/Shanghai")
+    soon = datetime.fromtimestamp(MORNING + 1200, UTC)
+    later = datetime.fromtimestamp(MORNING + 3 * 3600, UTC)
+    assert check(contacts[first], rules.window, rules.policy, set(), soon).reason == "spacing"
+    assert check(contacts[first], rules.window, rules.policy, set(), later).allowed

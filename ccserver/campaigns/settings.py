@@ -35,6 +35,7 @@ class CampaignSettings:
     preview_hold_seconds: float = 600.0
     preview_scripts: Mapping[str, str] = field(default_factory=dict)  # by campaign type
     refresh_hour: int = 6  # local hour the due-date campaigns take the newly due customers
+    preview_disposition_seconds: float = 300.0  # a preview call ended this long without a disposition: released
     prewrite_seconds: float = 1.0  # the dialer writes about this much of its lines ahead (0: each before its send)
     servers: tuple[str, ...] = ()  # Asterisk servers the dialer uses (empty: every configured one)
     store_servers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # store code -> its servers
@@ -73,7 +74,8 @@ class CampaignSettings:
                    bool(key("amd", False)),
                    float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)),
                    float(key("preview_hold_seconds", 600.0)), _scripts(key("preview_scripts", {})),
-                   int(key("refresh_hour", 6)), _seconds(key("prewrite_seconds", 1.0), "prewrite_seconds"),
+                   int(key("refresh_hour", 6)), float(key("preview_disposition_seconds", 300.0)),
+                   _seconds(key("prewrite_seconds", 1.0), "prewrite_seconds"),
                    _names(key("servers", []), "servers"), _store_servers(key("store_servers", {})))
 
     def check_servers(self, configured: list[str]) -> None:

@@ -232,6 +232,8 @@ class Dialer:
         self._writing: set[str] = set()  # action ids whose outcome or release is being written
         self._dnc_customers: set[int] = set()  # learnt through forbid() since the contacts were read
         self._no_consent: set[int] = set()
+        self._swept_at = float("-inf")
+        self._preview_gone: dict[str, float] = {}  # preview call -> when first seen without a live call
         self._writer: asyncio.Future[None] | None = None
         self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
         self.leading = self.lease is None  # may dial now
@@ -388,6 +390,9 @@ class Dialer:
         elif moment - self._checked_at >= self.check_seconds:
             await self.refresh(full=False)
         now = self.clock.time()
+        if moment - self._swept_at >= self.check_seconds:
+            self._swept_at = moment
+            await self.sweep_preview()
         sent = 0
         for campaign in list(self.campaigns.values()):
             if campaign.row.mode == "preview":
@@ -412,6 +417,34 @@ class Dialer:
             sent += done
             self._top_up(campaign, moment, now)
         return sent
+
+    async def sweep_preview(self) -> int:
+        """Preview calls dialled and never disposed: once no live call carries the number on its server any more
+        (the call ended) and ``preview_disposition_seconds`` have passed since, the attempt ends ``undisposed``
+        (retried per the retry matrix) and the agent's hold goes. Returns how many were released."""
+        rows = await self._run(self.store.preview_outstanding)
+        now = self.clock.time()
+        calls = list(self.tracker.calls.values()) if self.tracker is not None else []
+        due: list[str] = []
+        seen = set()
+        for action_id, server, e164, _sent in rows:
+            seen.add(action_id)
+            if _live_number(calls, server, e164, action_id):
+                self._preview_gone.pop(action_id, None)
+                continue
+            gone = self._preview_gone.setdefault(action_id, now)
+            if now - gone >= self.settings.preview_disposition_seconds:
+                due.append(action_id)
+        for action_id in list(self._preview_gone):
+            if action_id not in seen:
+                del self._preview_gone[action_id]
+        if due:
+            log.info("dialer: %d preview call(s) ended without a disposition: released as undisposed", len(due))
+            await self._run(self.store.release_undisposed, due, datetime.fromtimestamp(now, UTC))
+            for action_id in due:
+                self._preview_gone.pop(action_id, None)
+                OUTCOMES.inc(outcome="undisposed")
+        return len(due)
 
     # -- the reserve ---------------------------------------------------------------------------------------------
     def _servers_of(self, campaign: _Campaign) -> list[str]:
@@ -809,6 +842,18 @@ def _digits(number: str | None) -> str:
 def _field(call: Any, name: str) -> Any:
     """A call of the live model, or of a Resynced snapshot (plain dicts)."""
     return call.get(name) if isinstance(call, dict) else getattr(call, name, None)
+
+
+def _live_number(calls: Any, server: str | None, e164: str, action_id: str) -> bool:
+    """A live call on ``server`` that dials ``e164`` (or is the Originate ``action_id``'s)."""
+    wanted = _digits(e164)[-8:]
+    for call in calls:
+        if server and _field(call, "server") not in (None, server):
+            continue
+        if _field(call, "uniqueid") == f"originate:{action_id}" or (
+                wanted and _digits(_field(call, "dialed_number")).endswith(wanted)):
+            return True
+    return False
 
 
 def _matching_call(campaign_id: int, e164: str | None, uniqueid: str | None, action_id: str,

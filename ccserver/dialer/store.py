@@ -209,6 +209,28 @@ class DialerStore:
                 attempts=attempts, last_outcome=outcome, last_attempt_at=row.originated_at, status=status)
                 .execution_options(synchronize_session=False))
 
+    def preview_outstanding(self) -> list[tuple[str, str | None, str, datetime | None]]:
+        """Preview calls dialled (``sent_at``) and neither settled nor disposed: (action id, server, number, sent)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(CampaignAttempt.action_id, CampaignAttempt.server, CampaignTarget.e164,
+                       CampaignAttempt.sent_at)
+                .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                .join(CampaignTarget, CampaignTarget.id == CampaignAttempt.target_id)
+                .where(Campaign.mode == "preview", CampaignAttempt.outcome.is_(None),
+                       CampaignAttempt.disposition.is_(None), CampaignAttempt.sent_at.is_not(None)))
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def release_undisposed(self, action_ids: list[str], at: datetime) -> None:
+        """Preview calls that ended without a disposition: outcome ``undisposed`` (an attempt: retried after its
+        spacing, or done at max attempts), the agent's hold on the target released."""
+        with self.sessions.begin() as session:
+            self._finish(session, [(a, "undisposed", at, None, None, None) for a in action_ids])
+            targets = select(CampaignAttempt.target_id).where(CampaignAttempt.action_id.in_(action_ids),
+                                                              CampaignAttempt.outcome == "undisposed")
+            session.execute(update(CampaignTarget).where(CampaignTarget.id.in_(targets))
+                            .values(held_by=None, held_until=None).execution_options(synchronize_session=False))
+
     def drop_target(self, target_id: int, reason: str) -> None:
         with self.sessions.begin() as session:
             session.execute(update(CampaignTarget)

@@ -37,10 +37,12 @@ outcome became unknown is reconciled at *its* server's ``Resynced`` against that
 
 Results: the ``OriginateResponse`` (busy, no answer, failed — or answered), then the call's ``CallEnded`` on the hub:
 an agent took it → ``reached``; it waited in the campaign queue past ``abandon_after_seconds`` → ``abandoned`` (the
-dialplan played the message); it never reached the queue (AMD) → ``machine``. An Originate whose outcome is unknown
-(the AMI connection dropped) keeps its leases and is reconciled at the next ``Resynced`` against the live calls —
-adopted if its call is there, else ended as ``failed`` — never re-sent. A node taking the lease over reconciles the
-attempts left without an outcome the same way against the live model.
+dialplan played the message); AMD() found a machine (the dialplan's ``UserEvent(CcAmd,Status: MACHINE)``, on the
+call as ``amd``) → ``machine``; it never reached the queue otherwise (the callee hung up first) → ``no_answer``
+(``machine`` when ``campaigns.amd`` is on and no verdict came: a dialplan without the UserEvent). An Originate whose
+outcome is unknown (the AMI connection dropped) keeps its leases and is reconciled at the next ``Resynced`` against
+the live calls — adopted if its call is there, else ended as ``failed`` — never re-sent. A node taking the lease
+over reconciles the attempts left without an outcome the same way against the live model.
 """
 
 from __future__ import annotations
@@ -736,7 +738,11 @@ class Dialer:
         if live is None:
             return
         stats = self._stats(live.campaign_id)
-        if event.interface:
+        final = event.final if isinstance(event.final, dict) else {}
+        amd = final.get("amd")
+        if amd == "MACHINE":  # [ccserver-campaign] hung up on it (UserEvent CcAmd)
+            outcome = "machine"
+        elif event.interface:
             outcome = "reached"
             if stats is not None:
                 stats.answered(event.at, False)
@@ -746,8 +752,10 @@ class Dialer:
             outcome = "abandoned"
             if stats is not None:
                 stats.answered(event.at, True)
-        else:
-            outcome = "machine"
+        elif amd is not None:  # the dialplan said what AMD() found; not a machine: the callee hung up first
+            outcome = "no_answer"
+        else:  # no verdict (AMD off, or a dialplan from before UserEvent CcAmd): it never reached the queue
+            outcome = "machine" if self.settings.amd else "no_answer"
         answered_at = record.get("answered_at")
         await self._finish(live, outcome, event.interface, uniqueid=event.uniqueid,
                            answered_at=float(answered_at) if isinstance(answered_at, int | float) else event.at)

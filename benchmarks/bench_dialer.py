@@ -240,10 +240,14 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
                         floor=lambda q, s, now: (sum(1 for v in dialer.live.values() if v.answered_at is None)
                                                  + owed(now), []))
 
+        loop_cpu = [0.0]
+
         async def main() -> None:
             await dialer.refresh()
+            cpu0 = time.thread_time()  # the loop thread's CPU (SQL runs in the pool's threads)
             await dialer.start()
             await asyncio.sleep(seconds)
+            loop_cpu[0] = time.thread_time() - cpu0
             await dialer.stop()
             await asyncio.sleep(0.5)
 
@@ -253,6 +257,7 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
     if drop is not None:
         drop()
     errors = [(at - (start[0] + k / rate)) * 1000 for k, at in enumerate(sent)]
+    steady = errors[rate * 2:]  # after the first two seconds (the reserve's ramp)
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
     return {"sql": sql, "backend": backend if sql else "memory", "prewrite_seconds": settings.prewrite_seconds,
             "seconds": seconds, "target_rate": rate,
@@ -260,6 +265,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
             "rate": round((len(sent) - 1) / span, 1) if span else 0.0,
             "error_median_ms": round(statistics.median(errors), 3), "error_p99_ms": round(_pct(errors, 0.99), 3),
             "error_max_ms": round(max(errors), 3),
+            "steady_error_p99_ms": round(_pct(steady, 0.99), 3) if steady else None,
+            "lines": dict(dialer.lines), "loop_cpu_ms_per_originate": round(loop_cpu[0] * 1000 / max(1, len(sent)), 3),
             "error_by_second_p99_ms": [round(_pct(errors[i:i + rate], 0.99), 1) for i in range(0, len(errors), rate)]}
 
 

@@ -77,6 +77,9 @@ log = logging.getLogger("ccserver.dialer")
 ORIGINATES = REGISTRY.counter("ccserver_dialer_originates_total",
                               "Originates sent by the dialer, by campaign mode")
 OUTCOMES = REGISTRY.counter("ccserver_dialer_outcomes_total", "Campaign attempt outcomes, by outcome")
+LINES = REGISTRY.counter("ccserver_dialer_lines_total",
+                         "Dialer lines by what became of them: sent from the reserve (ahead), written and sent in "
+                         "their tick (in_tick), released unsent (unsent)")
 LEASE_KEY = "ccserver:dialer:lease"
 CONTEXT_ANSWERED = "ccserver-campaign"
 # OriginateResponse outcome (ccserver.ami.client.ORIGINATE_REASONS) -> attempt outcome.
@@ -168,6 +171,8 @@ class _Campaign:
     filling: asyncio.Future[None] | None = None
     sends: deque[float] = field(default_factory=deque)  # monotonic moments of recent sends (the reserve's size)
     turn: int = 0  # round robin over the servers
+    dry: bool = False  # a tick wanted more than the reserve held while a fill ran
+    last_fill: int = 0
     customers: dict[int, int | None] = field(default_factory=dict)  # target -> customer
 
 
@@ -235,6 +240,7 @@ class Dialer:
         self._dnc_customers: set[int] = set()  # learnt through forbid() since the contacts were read
         self._no_consent: set[int] = set()
         self._swept_at = float("-inf")
+        self.lines = {"ahead": 0, "in_tick": 0, "unsent": 0}  # what became of the lines (tests, the benchmark)
         self._preview_gone: dict[str, float] = {}  # preview call -> when first seen without a live call
         self._writer: asyncio.Future[None] | None = None
         self.sent: list[str] = []  # ActionIDs sent by this node, in order (tests, metrics)
@@ -412,10 +418,20 @@ class Dialer:
             if wanted <= 0:
                 continue
             done = await self._send_ready(campaign, wanted, now)
-            if done < wanted and not campaign.reserve and campaign.filling is None:
-                # Nothing written ahead (a burst's first lines, or prewrite_seconds = 0): write them now.
-                await self._prepare(campaign, wanted - done, now)
-                done += await self._send_ready(campaign, wanted - done, now)
+            if done:
+                self.lines["ahead"] += done
+                LINES.inc(done, state="ahead")
+            if done < wanted and not campaign.reserve:
+                if campaign.filling is None:
+                    # Nothing written ahead (a burst's first lines, or prewrite_seconds = 0): write them now.
+                    await self._prepare(campaign, wanted - done, now)
+                    more = await self._send_ready(campaign, wanted - done, now)
+                    if more:
+                        self.lines["in_tick"] += more
+                        LINES.inc(more, state="in_tick")
+                    done += more
+                else:
+                    campaign.dry = True  # the fill did not keep up: the next one writes more
             sent += done
             self._top_up(campaign, moment, now)
         return sent
@@ -471,8 +487,14 @@ class Dialer:
         while campaign.sends and campaign.sends[0] < moment - ahead:
             campaign.sends.popleft()
         size = len(campaign.sends)
-        if size and len(campaign.reserve) <= size // 2:
-            campaign.filling = asyncio.ensure_future(self._fill(campaign, size - len(campaign.reserve), now))
+        if size and (len(campaign.reserve) <= size // 2 or campaign.dry):
+            n = size - len(campaign.reserve)
+            if campaign.dry:  # demand outran the reserve (a ramp): grow geometrically
+                n = max(n, 2 * campaign.last_fill)
+                campaign.dry = False
+            n = min(max(n, 1), 1000)
+            campaign.last_fill = n
+            campaign.filling = asyncio.ensure_future(self._fill(campaign, n, now))
 
     async def _fill(self, campaign: _Campaign, n: int, now: float) -> None:
         try:
@@ -596,6 +618,8 @@ class Dialer:
         queue unless the gate refused it for good, its leases freed once written."""
         if drop is None:
             campaign.queue.add(ready.target)
+        self.lines["unsent"] += 1
+        LINES.inc(state="unsent")
         self._writing.add(ready.action_id)
         self._unsents.append((ready, (ready.action_id, datetime.fromtimestamp(self.clock.time(), UTC), drop)))
         self._kick()

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccserver.campaigns.compliance import FINAL_OUTCOMES
 from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget, Customer, Did, DncNumber, Store
 
 __all__ = ["CampaignRow", "DialerStore", "TargetRow"]
+
+_ATTEMPTS = cast(Table, CampaignAttempt.__table__)  # Core statements for the batched writes
 
 
 @dataclass(frozen=True)
@@ -98,19 +100,24 @@ class DialerStore:
         else has it). ``rows``: (campaign, target, customer, action id, node, server, at). ``sent=False``: written
         ahead, ``sent_at`` left empty until :meth:`settle` says the Originate left. Returns the action ids
         written."""
-        began: set[str] = set()
+        if not rows:
+            return set()
         with self.sessions.begin() as session:
-            for campaign_id, target_id, customer_id, action_id, node, server, at in rows:
-                taken = session.execute(update(CampaignTarget)
-                                        .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
-                                        .values(status="active").execution_options(synchronize_session=False))
-                if not getattr(taken, "rowcount", 0):
-                    continue
-                session.execute(insert(CampaignAttempt).values(
-                    campaign_id=campaign_id, target_id=target_id, customer_id=customer_id, action_id=action_id,
-                    node=node, server=server, originated_at=at, sent_at=at if sent else None))
-                began.add(action_id)
-        return began
+            # Two statements for the whole batch: the targets still pending become active (RETURNING says which),
+            # then their attempt rows in one executemany.
+            taken = set(session.scalars(
+                update(CampaignTarget)
+                .where(CampaignTarget.id.in_([r[1] for r in rows]), CampaignTarget.status == "pending")
+                .values(status="active").returning(CampaignTarget.id)
+                .execution_options(synchronize_session=False)))
+            mine = [r for r in rows if r[1] in taken]
+            if mine:
+                session.execute(insert(_ATTEMPTS), [
+                    {"campaign_id": campaign_id, "target_id": target_id, "customer_id": customer_id,
+                     "action_id": action_id, "node": node, "server": server, "originated_at": at,
+                     "sent_at": at if sent else None}
+                    for campaign_id, target_id, customer_id, action_id, node, server, at in mine])
+        return {r[3] for r in mine}
 
     def prepare_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]]) -> set[str]:
         """:meth:`begin_attempts` ahead of the Originates (``sent_at`` empty)."""
@@ -123,10 +130,12 @@ class DialerStore:
         outcomes (as :meth:`finish_attempts`), then rows written ahead that were never sent (action id, when,
         drop reason or None — see :meth:`release_unsent`)."""
         with self.sessions.begin() as session:
-            for action_id, at in sent:
-                session.execute(update(CampaignAttempt)
-                                .where(CampaignAttempt.action_id == action_id, CampaignAttempt.sent_at.is_(None))
-                                .values(sent_at=at, originated_at=at).execution_options(synchronize_session=False))
+            if sent:  # one executemany
+                table = _ATTEMPTS
+                session.execute(update(table)
+                                .where(table.c.action_id == bindparam("b_action"), table.c.sent_at.is_(None))
+                                .values(sent_at=bindparam("b_at"), originated_at=bindparam("b_at")),
+                                [{"b_action": action_id, "b_at": at} for action_id, at in sent])
             self._finish(session, finished)
             self._unsent(session, unsent)
 

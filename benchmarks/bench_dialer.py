@@ -1,13 +1,15 @@
 """The dialer's hot paths and the pacing simulation.
 
-    python -m benchmarks.bench_dialer [--contacts 1000000] [--seconds 30]
+    python -m benchmarks.bench_dialer [--contacts 1000000] [--seconds 30] [--only sqlite|postgresql|memory|…]
+                                      [--prewrite SECONDS]
 
 - **next-contact selection**: a campaign of ``contacts`` targets (random tiers, due dates, a fifth of them not due
   yet), tiers first; each measured call is :func:`ccserver.campaigns.planner.pick` of one contact through the
   compliance gate (window in the callee's zone, DNC, consent, attempts, spacing) — what the dialer does per line.
   Target: p99 ≤ 1 ms.
 - **Originates per second**: the real :class:`ccserver.dialer.engine.Dialer` on the asyncio loop (real clock,
-  tick 2 ms), a SQLite database (SQL in one worker thread, off the loop as in ``ccserver run``), an originator
+  tick 2 ms; its attempt rows written ahead, ``campaigns.prewrite_seconds`` — ``--prewrite 0`` writes each line in its
+  tick, before its Originate, as the dialer did before), a SQLite database (SQL in one worker thread, off the loop as in ``ccserver run``), an originator
   that answers "no answer" after 300 ms, and a floor that owes one line every 10 ms (line k due at start + k/100 s).
   Pacing error = when Originate k left − when line k was due. Target: 100/s sustained, p99 ≤ 10 ms. The same on
   PostgreSQL (TEST_DATABASE_URL, a private schema, 8 SQL threads), and with the store in memory: the dialer's
@@ -124,6 +126,12 @@ class _MemoryStore:
         return None
 
     def release_unsent(self, items: list[Any]) -> None:
+        return None
+
+    def preview_outstanding(self) -> list[Any]:
+        return []
+
+    def release_undisposed(self, *a: Any) -> None:
         return None
 
     def finish_attempts(self, items: list[Any]) -> None:

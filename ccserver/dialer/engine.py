@@ -168,6 +168,7 @@ class _Campaign:
     stats: LiveStats
     reserve: deque[_Ready] = field(default_factory=deque)
     claiming: set[int] = field(default_factory=set)  # targets a running fill has picked
+    sending: set[int] = field(default_factory=set)  # targets between the reserve and the Originate (send marks)
     filling: asyncio.Future[None] | None = None
     sends: deque[float] = field(default_factory=deque)  # monotonic moments of recent sends (the reserve's size)
     turn: int = 0  # round robin over the servers
@@ -232,6 +233,7 @@ class Dialer:
         self.check_seconds = check
         self._task: asyncio.Task[None] | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._maintainer: asyncio.Task[None] | None = None
         self._results: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[_Live, tuple[Any, ...]]] = []  # settled, not yet written
         self._confirms: list[tuple[str, datetime]] = []  # sent, ``sent_at`` not yet written
@@ -253,10 +255,11 @@ class Dialer:
 
     async def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
+        self._maintainer = asyncio.ensure_future(self._maintain_loop())
 
     async def stop(self) -> None:
         self.leading = False
-        for task in (self._task, self._keeper):
+        for task in (self._task, self._keeper, self._maintainer):
             if task is not None:
                 task.cancel()
         self.release_reserves()
@@ -279,7 +282,7 @@ class Dialer:
                 if not self.leading and self.lease is not None:
                     await self.try_lead()
                 if self.leading:
-                    await self.tick()
+                    await self.tick(maintain=False)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one bad tick must not stop the dialer
@@ -348,7 +351,7 @@ class Dialer:
             targets: list[TargetRow] = await self._run(self.store.open_targets, row.id)
             in_flight = {live.target.id for live in self.live.values()}
             if old is not None:
-                in_flight |= {r.target.id for r in old.reserve} | old.claiming
+                in_flight |= {r.target.id for r in old.reserve} | old.claiming | old.sending
             queue, contacts, rules = plan_campaign(row, targets, self.settings, self.default_zone, in_flight)
             customers = {t.id: t.customer_id for t in targets}
             if old is None:
@@ -356,7 +359,7 @@ class Dialer:
                                           LiveStats(window=self.settings.abandon_window_seconds),
                                           customers=customers)
             else:  # the same object: a fill in progress adds to this one's reserve
-                keep = {r.target.id for r in old.reserve} | old.claiming | {
+                keep = {r.target.id for r in old.reserve} | old.claiming | old.sending | {
                     v.target.id for v in self.live.values() if v.campaign_id == row.id}
                 old.row, old.queue, old.rules = row, queue, rules
                 old.contacts = {**{k: old.contacts[k] for k in keep if k in old.contacts}, **contacts}
@@ -387,20 +390,41 @@ class Dialer:
             contact = replace(contact, consent=False)
         return contact
 
-    async def tick(self) -> int:
-        """One pacing round; returns the Originates sent."""
-        if not self._may_dial():
-            return 0
+    async def maintain(self) -> None:
+        """What is due of the SQL reads: the campaigns (every ``check``; their targets every ``refresh``, then the
+        orphans), the preview calls without a disposition (every ``check``)."""
         moment = self.clock.monotonic()
         if self._loaded_at is None or moment - self._loaded_at >= self.refresh_seconds:
             await self.refresh()
             await self.reconcile_orphans()  # a crashed node's attempts (and this one's, after a restart)
         elif moment - self._checked_at >= self.check_seconds:
             await self.refresh(full=False)
-        now = self.clock.time()
         if moment - self._swept_at >= self.check_seconds:
             self._swept_at = moment
             await self.sweep_preview()
+
+    async def _maintain_loop(self) -> None:
+        """``ccserver run``: the SQL reads in their own task, so no tick (no send) waits for them."""
+        while True:
+            await self.clock.sleep(min(1.0, self.check_seconds))
+            if not self._may_dial() or self._loaded_at is None:
+                continue
+            try:
+                await self.maintain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("dialer: refresh failed")
+
+    async def tick(self, *, maintain: bool = True) -> int:
+        """One pacing round; returns the Originates sent. ``maintain``: do the due SQL reads first (else a task of
+        their own does them; the first load is always done here)."""
+        if not self._may_dial():
+            return 0
+        if maintain or self._loaded_at is None:
+            await self.maintain()
+        moment = self.clock.monotonic()
+        now = self.clock.time()
         sent = 0
         for campaign in list(self.campaigns.values()):
             if campaign.row.mode == "preview":
@@ -582,6 +606,8 @@ class Dialer:
             for ready in batch:
                 self._unsent(campaign, ready, None)
             return 0
+        ids = {r.target.id for r in batch}
+        campaign.sending |= ids
         try:
             await self.leases.mark_sent([r.action_id for r in batch])
         except Exception as exc:  # noqa: BLE001 - unmarked: not sent (a mark that did land only costs an attempt)
@@ -589,6 +615,8 @@ class Dialer:
             for ready in batch:
                 self._unsent(campaign, ready, None)
             return 0
+        finally:
+            campaign.sending -= ids
         if not self._may_dial():
             for ready in batch:
                 self._unsent(campaign, ready, None)

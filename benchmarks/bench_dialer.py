@@ -9,8 +9,9 @@
   Target: p99 ≤ 1 ms.
 - **Originates per second**: the real :class:`ccserver.dialer.engine.Dialer` on the asyncio loop (real clock,
   tick 2 ms; its attempt rows written ahead, ``campaigns.prewrite_seconds`` — ``--prewrite 0`` writes each line in its
-  tick, before its Originate, as the dialer did before), a SQLite database (SQL in one worker thread, off the loop as in ``ccserver run``), an originator
-  that answers "no answer" after 300 ms, and a floor that owes one line every 10 ms (line k due at start + k/100 s).
+  tick, before its Originate, as the dialer did before), a SQLite database (SQL in one worker thread, off the loop
+  as in ``ccserver run``), an originator that answers "no answer" after 300 ms, and a floor that owes one line
+  every 10 ms (line k due at start + k/100 s).
   Pacing error = when Originate k left − when line k was due. Target: 100/s sustained, p99 ≤ 10 ms. The same on
   PostgreSQL (TEST_DATABASE_URL, a private schema, 8 SQL threads), and with the store in memory: the dialer's
   own path (pacing, gate, leases, Originate) without SQL.

@@ -202,6 +202,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
                  "attempts": 0} for i in range(n)])
         sent: list[float] = []
         start: list[float] = []
+        paths: list[float] = []  # from the start of its tick to the Originate: the send's own path
+        ticked = [0.0]
 
         def owed(now: float) -> int:
             """Lines the schedule owes by now: one every 1/rate s from the first tick."""
@@ -219,6 +221,7 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
 
             def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
                 sent.append(time.monotonic())
+                paths.append(sent[-1] - ticked[0])
                 return self._later()
 
             async def _later(self) -> Any:
@@ -249,6 +252,13 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
                         floor=lambda q, s, now: (sum(1 for v in dialer.live.values() if v.answered_at is None)
                                                  + owed(now), []))
 
+        real_tick = dialer.tick
+
+        async def timed_tick(**kw: Any) -> int:
+            ticked[0] = time.monotonic()
+            return await real_tick(**kw)
+
+        dialer.tick = timed_tick  # type: ignore[method-assign]
         loop_cpu = [0.0]
 
         async def main() -> None:
@@ -275,6 +285,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
             "error_median_ms": round(statistics.median(errors), 3), "error_p99_ms": round(_pct(errors, 0.99), 3),
             "error_max_ms": round(max(errors), 3),
             "steady_error_p99_ms": round(_pct(steady, 0.99), 3) if steady else None,
+            "path_median_ms": round(statistics.median(paths) * 1000, 3),
+            "path_p99_ms": round(_pct(paths, 0.99) * 1000, 3),
             "lines": dict(dialer.lines), "loop_cpu_ms_per_originate": round(loop_cpu[0] * 1000 / max(1, len(sent)), 3),
             "error_by_second_p99_ms": [round(_pct(errors[i:i + rate], 0.99), 1) for i in range(0, len(errors), rate)]}
 

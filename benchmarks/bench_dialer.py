@@ -1,14 +1,17 @@
 """The dialer's hot paths and the pacing simulation.
 
-    python -m benchmarks.bench_dialer [--contacts 1000000] [--seconds 30]
+    python -m benchmarks.bench_dialer [--contacts 1000000] [--seconds 30] [--only sqlite|postgresql|memory|…]
+                                      [--prewrite SECONDS]
 
 - **next-contact selection**: a campaign of ``contacts`` targets (random tiers, due dates, a fifth of them not due
   yet), tiers first; each measured call is :func:`ccserver.campaigns.planner.pick` of one contact through the
   compliance gate (window in the callee's zone, DNC, consent, attempts, spacing) — what the dialer does per line.
   Target: p99 ≤ 1 ms.
 - **Originates per second**: the real :class:`ccserver.dialer.engine.Dialer` on the asyncio loop (real clock,
-  tick 2 ms), a SQLite database (SQL in one worker thread, off the loop as in ``ccserver run``), an originator
-  that answers "no answer" after 300 ms, and a floor that owes one line every 10 ms (line k due at start + k/100 s).
+  tick 2 ms; its attempt rows written ahead, ``campaigns.prewrite_seconds`` — ``--prewrite 0`` writes each line in its
+  tick, before its Originate, as the dialer did before), a SQLite database (SQL in one worker thread, off the loop
+  as in ``ccserver run``), an originator that answers "no answer" after 300 ms, and a floor that owes one line
+  every 10 ms (line k due at start + k/100 s).
   Pacing error = when Originate k left − when line k was due. Target: 100/s sustained, p99 ≤ 10 ms. The same on
   PostgreSQL (TEST_DATABASE_URL, a private schema, 8 SQL threads), and with the store in memory: the dialer's
   own path (pacing, gate, leases, Originate) without SQL.
@@ -26,6 +29,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,13 +112,28 @@ class _MemoryStore:
     def dnc_numbers(self) -> set[str]:
         return set()
 
-    def begin_attempts(self, rows: list[Any]) -> set[str]:
+    def begin_attempts(self, rows: list[Any], *, sent: bool = True) -> set[str]:
         began = set()
         for row in rows:
             if row[1] not in self.active:
                 self.active.add(row[1])
                 began.add(row[3])
         return began
+
+    def prepare_attempts(self, rows: list[Any]) -> set[str]:
+        return self.begin_attempts(rows, sent=False)
+
+    def settle(self, sent: list[Any], finished: list[Any], unsent: list[Any]) -> None:
+        return None
+
+    def release_unsent(self, items: list[Any]) -> None:
+        return None
+
+    def preview_outstanding(self) -> list[Any]:
+        return []
+
+    def release_undisposed(self, *a: Any) -> None:
+        return None
 
     def finish_attempts(self, items: list[Any]) -> None:
         return None
@@ -128,7 +147,7 @@ class _MemoryStore:
     def answered(self, *a: Any) -> None:
         return None
 
-    def unsettled(self, node: str | None = None) -> list[Any]:
+    def unsettled(self, node: str | None = None, before: Any = None) -> list[Any]:
         return []
 
 
@@ -155,7 +174,8 @@ def _postgres_url() -> tuple[str, Any]:
     return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", drop
 
 
-def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, backend: str = "sqlite") -> dict[str, Any]:
+def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, backend: str = "sqlite",
+               prewrite: float | None = None) -> dict[str, Any]:
     from ccserver.clock import LoopClock
     from ccserver.db.models import Campaign, CampaignTarget
     from ccserver.dialer.engine import Dialer
@@ -182,6 +202,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
                  "attempts": 0} for i in range(n)])
         sent: list[float] = []
         start: list[float] = []
+        paths: list[float] = []  # from the start of its tick to the Originate: the send's own path
+        ticked = [0.0]
 
         def owed(now: float) -> int:
             """Lines the schedule owes by now: one every 1/rate s from the first tick."""
@@ -199,6 +221,7 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
 
             def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
                 sent.append(time.monotonic())
+                paths.append(sent[-1] - ticked[0])
                 return self._later()
 
             async def _later(self) -> Any:
@@ -220,6 +243,8 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
         from ccserver.campaigns.windows import CallingWindow as Window
 
         settings = CampaignSettings(window=Window(datetime.min.time(), datetime.max.time().replace(microsecond=0)))
+        if prewrite is not None:
+            settings = replace(settings, prewrite_seconds=prewrite)
         store: Any = DialerStore(sessions) if sql else _MemoryStore(DialerStore(sessions))
         dialer = Dialer(store, Fast(), MemoryContactLeases(), run_blocking=in_thread,
                         settings=settings, clock=LoopClock(), tick=0.002, refresh=3600.0,
@@ -227,10 +252,21 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
                         floor=lambda q, s, now: (sum(1 for v in dialer.live.values() if v.answered_at is None)
                                                  + owed(now), []))
 
+        real_tick = dialer.tick
+
+        async def timed_tick(**kw: Any) -> int:
+            ticked[0] = time.monotonic()
+            return await real_tick(**kw)
+
+        dialer.tick = timed_tick  # type: ignore[method-assign]
+        loop_cpu = [0.0]
+
         async def main() -> None:
             await dialer.refresh()
+            cpu0 = time.thread_time()  # the loop thread's CPU (SQL runs in the pool's threads)
             await dialer.start()
             await asyncio.sleep(seconds)
+            loop_cpu[0] = time.thread_time() - cpu0
             await dialer.stop()
             await asyncio.sleep(0.5)
 
@@ -240,12 +276,18 @@ def originates(seconds: float = 30.0, rate: int = 100, *, sql: bool = True, back
     if drop is not None:
         drop()
     errors = [(at - (start[0] + k / rate)) * 1000 for k, at in enumerate(sent)]
+    steady = errors[rate * 2:]  # after the first two seconds (the reserve's ramp)
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    return {"sql": sql, "backend": backend if sql else "memory", "seconds": seconds, "target_rate": rate,
+    return {"sql": sql, "backend": backend if sql else "memory", "prewrite_seconds": settings.prewrite_seconds,
+            "seconds": seconds, "target_rate": rate,
             "sent": len(sent),
             "rate": round((len(sent) - 1) / span, 1) if span else 0.0,
             "error_median_ms": round(statistics.median(errors), 3), "error_p99_ms": round(_pct(errors, 0.99), 3),
             "error_max_ms": round(max(errors), 3),
+            "steady_error_p99_ms": round(_pct(steady, 0.99), 3) if steady else None,
+            "path_median_ms": round(statistics.median(paths) * 1000, 3),
+            "path_p99_ms": round(_pct(paths, 0.99) * 1000, 3),
+            "lines": dict(dialer.lines), "loop_cpu_ms_per_originate": round(loop_cpu[0] * 1000 / max(1, len(sent)), 3),
             "error_by_second_p99_ms": [round(_pct(errors[i:i + rate], 0.99), 1) for i in range(0, len(errors), rate)]}
 
 
@@ -271,8 +313,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only", choices=("selection", "sqlite", "postgresql", "memory", "simulation"),
+                        help="one part only (the Originates rows: sqlite, postgresql, memory)")
+    parser.add_argument("--prewrite", type=float, default=None,
+                        help="campaigns.prewrite_seconds for the Originates rows (default: the shipped value)")
     args = parser.parse_args()
-    print(json.dumps(run(args.contacts, args.seconds), indent=2))
+    if args.only is None:
+        out = run(args.contacts, args.seconds)
+    elif args.only == "selection":
+        out = selection(args.contacts)
+    elif args.only == "simulation":
+        out = simulation()
+    else:
+        out = originates(args.seconds, sql=args.only != "memory",
+                         backend="postgresql" if args.only == "postgresql" else "sqlite", prewrite=args.prewrite)
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -552,6 +552,10 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "preview_hold_seconds": _parse_float_range(30.0, 86_400.0),
         "preview_scripts": _parse_table_value,
         "refresh_hour": _parse_int_range(0, 23),
+        "preview_disposition_seconds": _parse_float_range(30.0, 86_400.0),
+        "prewrite_seconds": _parse_float_range(0.0, 10.0),
+        "servers": _split_list,
+        "store_servers": _parse_table_value,
     },
     "auth": {
         "token_lifetime_hours": _parse_positive_float,

@@ -313,19 +313,23 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     due_refresh = DueRefresh(campaigns, clock=clock, zone=config.server.time_zone,
                              hour=campaign_settings.refresh_hour, redis=redis_client,
                              node_id=telephony.node_id if telephony is not None else "node")
-    # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), on the first server.
+    # The dialer (ccserver/dialer): with an Asterisk only; one node dials (the Redis lease), over the servers whose
+    # AMI it holds (campaigns.servers / store_servers).
     dialer: Any = None
     if telephony is not None and telephony.server_names:
         from ccserver.dialer.engine import AmiOriginator, Dialer
         from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
         from ccserver.dialer.store import DialerStore
 
+        campaign_settings.check_servers(telephony.server_names)
         dialer = Dialer(DialerStore(sessions), AmiOriginator(telephony.ami),
                         RedisContactLeases(redis_client) if redis_client is not None else MemoryContactLeases(),
                         run_blocking=blocking.run, settings=campaign_settings, clock=clock,
                         tracker=telephony.tracker, redis=redis_client, node_id=telephony.node_id,
-                        server=telephony.server_names[0], default_zone=config.server.time_zone)
+                        server=telephony.server_names[0], default_zone=config.server.time_zone,
+                        servers=list(campaign_settings.servers) or telephony.server_names)
         dialer.subscribe(telephony.hub)
+        campaigns.on_forbid.append(dialer.forbid)
 
     # The agent desktop (ccserver/desktop): forced wrap-up after each answered call (from the hub, for the
     # Asterisk servers this node leads), transfers and click-to-dial over AMI, notes and dispositions in SQL.

@@ -237,8 +237,8 @@ def test_cluster_lease_one_dialer_then_takeover(sqlite_url: str, redis_url: str)
 
 def test_answered_calls_end_reached_abandoned_or_machine_and_feed_the_abandon_rate(sqlite_url: str) -> None:
     """After an answered Originate, the call's CallEnded decides: an agent took it (reached), it left the campaign
-    queue unanswered (abandoned: counted in the rolling abandon rate the pacing follows), it never reached the
-    queue (machine)."""
+    queue unanswered (abandoned: counted in the rolling abandon rate the pacing follows), AMD() found a machine
+    (the call's ``amd``, from the dialplan's UserEvent CcAmd: machine)."""
     from ccserver.events.types import CallEnded
     from tests.dialer_support import Result
 
@@ -263,10 +263,10 @@ def test_answered_calls_end_reached_abandoned_or_machine_and_feed_the_abandon_ra
         await clock.advance(8.0)
         await dialer.drain()
         lives = sorted(dialer.live.values(), key=lambda v: v.target.id)
-        ends = [("PJSIP/8001", "sales", 95.0), (None, "sales", None), (None, None, None)]
-        for n, (live, (interface, queue, talk)) in enumerate(zip(lives, ends, strict=True)):
+        ends = [("PJSIP/8001", "sales", 95.0, {}), (None, "sales", None, {}), (None, None, None, {"amd": "MACHINE"})]
+        for n, (live, (interface, queue, talk, final)) in enumerate(zip(lives, ends, strict=True)):
             await dialer.on_event(CallEnded("default", 10 + n, clock.time(), live.uniqueid or "", "x", queue,
-                                            interface, 1.0, talk, {"campaign_id": str(cid)}, {}))
+                                            interface, 1.0, talk, {"campaign_id": str(cid)}, final))
         await dialer.drain()
         stats = dialer.campaigns[cid].stats
         return stats.abandon_rate(clock.time()), stats.handle_times, stats.answer_rate, dialer.live

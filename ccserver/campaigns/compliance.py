@@ -44,7 +44,7 @@ def is_marketing(campaign_type: str, marketing_types: Container[str] = MARKETING
 
 def _default_spacing() -> dict[str, float]:
     return {"busy": 15 * 60.0, "no_answer": 2 * 3600.0, "failed": 30 * 60.0, "machine": 4 * 3600.0,
-            "abandoned": 3600.0}
+            "abandoned": 3600.0, "undisposed": 3600.0}
 
 
 @dataclass(frozen=True)

@@ -123,10 +123,10 @@ class PreviewStore:
                 node=node, agent_interface=interface, originated_at=at).returning(CampaignAttempt.id))
             return int(result.scalar_one())
 
-    def sent(self, attempt_id: int, action_id: str, server: str) -> None:
+    def sent(self, attempt_id: int, action_id: str, server: str, at: datetime) -> None:
         with self.sessions.begin() as session:
             session.execute(update(CampaignAttempt).where(CampaignAttempt.id == attempt_id)
-                            .values(action_id=action_id, server=server))
+                            .values(action_id=action_id, server=server, sent_at=at))
 
     def rehold(self, target_id: int, user_id: int, until: datetime) -> None:
         """After a failed Originate the agent keeps the contact (to retry or skip it)."""
@@ -249,7 +249,7 @@ class PreviewService:
             await self._run(self.dialer_store.finish_attempts, [(provisional, "failed", now, None, None, None)])
             await self._run(self.store.rehold, target_id, me.id, now + self._hold())
             raise CampaignError(exc.status, exc.message, exc.field) from None
-        await self._run(self.store.sent, attempt_id, dialled["action_id"], sign_in.server)
+        await self._run(self.store.sent, attempt_id, dialled["action_id"], sign_in.server, now)
         return {"attempt_id": attempt_id, "campaign_id": t["campaign_id"], "target_id": target_id,
                 "action_id": dialled["action_id"], "number": dialled["number"], "caller_id": dialled["caller_id"],
                 "status": dialled["status"]}

@@ -63,6 +63,11 @@ class Manager:
     name: str
 
 
+def _sent_attempt() -> Any:
+    """Attempts that were dialled: not the dialer's lines written ahead and never sent (``unsent``)."""
+    return or_(CampaignAttempt.outcome.is_(None), CampaignAttempt.outcome != "unsent")
+
+
 def _rowcount(result: Any) -> int:
     return int(result.rowcount or 0)  # a CursorResult for DML (the typing says Result)
 
@@ -81,7 +86,17 @@ class CampaignService:
         self.region = default_region
         self.default_zone = default_zone  # for numbers without a zone of their own, when the store has none
         self.invalidator: Any = None  # ccserver.customers.changes.Invalidator: rescored customers leave the cache
+        # Told after the commit of a DNC entry or a refusal (keywords numbers= / refused=): the dialer's forbid,
+        # so a line it wrote ahead is not sent.
+        self.on_forbid: list[Callable[..., None]] = []
         self._run = run_blocking
+
+    def _forbid(self, **what: Any) -> None:
+        for listener in self.on_forbid:
+            try:
+                listener(**what)
+            except Exception:  # noqa: BLE001 - the dialer's next refresh reads the same from SQL
+                log.exception("campaigns: a forbid listener failed")
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.time(), UTC)
@@ -371,7 +386,7 @@ class CampaignService:
                        func.sum(case((a.outcome.in_(("reached", "refused")), 1), else_=0)),
                        func.sum(case((a.outcome == "abandoned", 1), else_=0)),
                        func.sum(case((a.disposition == "booked", 1), else_=0)))
-                .where(a.campaign_id.in_(ids)).group_by(a.campaign_id)):
+                .where(a.campaign_id.in_(ids), _sent_attempt()).group_by(a.campaign_id)):
             row = out[cid]
             row.update(dialed=int(dialed), answered=int(answered), reached=int(reached or 0),
                        abandoned=int(abandoned or 0), appointments=int(booked or 0))
@@ -433,7 +448,7 @@ class CampaignService:
                 select(a.id, a.target_id, a.customer_id, CampaignTarget.e164, a.originated_at, a.answered_at,
                        a.ended_at, a.outcome, a.disposition, a.ticket_id, a.agent_interface)
                 .join(CampaignTarget, CampaignTarget.id == a.target_id)
-                .where(a.campaign_id == campaign_id).order_by(a.originated_at, a.id))
+                .where(a.campaign_id == campaign_id, _sent_attempt()).order_by(a.originated_at, a.id))
             keys = ("attempt_id", "target_id", "customer_id", "number", "originated_at", "answered_at", "ended_at",
                     "outcome", "disposition", "ticket_id", "agent_interface")
             return [dict(zip(keys, row, strict=True)) for row in rows]
@@ -452,6 +467,7 @@ class CampaignService:
     async def dnc_add(self, who: Manager, raw: Any, source: str = "api") -> dict[str, Any]:
         number = self.e164(raw)
         result: dict[str, Any] = await self._run(self._dnc_add, who, number, source, self.now())
+        self._forbid(numbers=[number])
         return result
 
     def _dnc_add(self, who: Manager, number: str, source: str, now: datetime) -> dict[str, Any]:
@@ -487,6 +503,7 @@ class CampaignService:
             else:
                 numbers.append(result.e164)
         added: int = await self._run(self._dnc_add_many, who, sorted(set(numbers)), self.now())
+        self._forbid(numbers=sorted(set(numbers)))
         return {"rows": len(numbers) + len(errors), "added": added, "already": len(set(numbers)) - added,
                 "duplicates": len(numbers) - len(set(numbers)), "errors": errors[:1000], "error_count": len(errors)}
 
@@ -615,6 +632,7 @@ class CampaignService:
         """The customer refused in a call: consent withdrawn, and every open target of a marketing campaign for
         them dropped (``refused``). Returns the targets dropped."""
         dropped: int = await self._run(self._refused, customer_id, self.now())
+        self._forbid(refused=[customer_id])
         return dropped
 
     def _refused(self, customer_id: int, now: datetime) -> int:

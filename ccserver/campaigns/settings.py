@@ -35,6 +35,10 @@ class CampaignSettings:
     preview_hold_seconds: float = 600.0
     preview_scripts: Mapping[str, str] = field(default_factory=dict)  # by campaign type
     refresh_hour: int = 6  # local hour the due-date campaigns take the newly due customers
+    preview_disposition_seconds: float = 300.0  # a preview call ended this long without a disposition: released
+    prewrite_seconds: float = 1.0  # the dialer writes about this much of its lines ahead (0: each before its send)
+    servers: tuple[str, ...] = ()  # Asterisk servers the dialer uses (empty: every configured one)
+    store_servers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # store code -> its servers
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CampaignSettings:
@@ -70,11 +74,44 @@ class CampaignSettings:
                    bool(key("amd", False)),
                    float(key("lease_ttl_seconds", 15.0)), float(key("originate_timeout_seconds", 30.0)),
                    float(key("preview_hold_seconds", 600.0)), _scripts(key("preview_scripts", {})),
-                   int(key("refresh_hour", 6)))
+                   int(key("refresh_hour", 6)), float(key("preview_disposition_seconds", 300.0)),
+                   _seconds(key("prewrite_seconds", 1.0), "prewrite_seconds"),
+                   _names(key("servers", []), "servers"), _store_servers(key("store_servers", {})))
+
+    def check_servers(self, configured: list[str]) -> None:
+        """Every server named here must be configured (``[asterisk.<name>]``)."""
+        named = set(self.servers).union(*self.store_servers.values()) if self.store_servers else set(self.servers)
+        unknown = sorted(named - set(configured))
+        if unknown:
+            raise CampaignSettingsError(f"campaigns.servers / store_servers: unknown Asterisk server(s) {unknown}")
 
     @classmethod
     def from_config(cls, config: Any) -> CampaignSettings:
         return cls.from_dict(config.section("campaigns"))
+
+
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise CampaignSettingsError(f"campaigns.{name}: a number of seconds") from None
+    if not 0 <= seconds <= 10:
+        raise CampaignSettingsError(f"campaigns.{name}: between 0 and 10 seconds")
+    return seconds
+
+
+def _names(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise CampaignSettingsError(f"campaigns.{name}: a list of Asterisk server names")
+    return tuple(value)
+
+
+def _store_servers(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise CampaignSettingsError("campaigns.store_servers: a table of store code = server name(s)")
+    return {str(k): _names(v, f"store_servers.{k}") for k, v in value.items()}
 
 
 def _dial(value: Any) -> str:

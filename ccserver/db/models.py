@@ -771,7 +771,10 @@ CAMPAIGN_TYPES = ("return_visit", "satisfaction", "maintenance", "insurance", "m
 CAMPAIGN_MODES = ("preview", "progressive", "predictive")
 CAMPAIGN_STATUSES = ("draft", "running", "paused", "finished")
 CAMPAIGN_TARGET_STATUSES = ("pending", "active", "done", "dropped")
-CAMPAIGN_OUTCOMES = ("busy", "no_answer", "failed", "machine", "abandoned", "reached", "refused", "invalid")
+# ``unsent``: written ahead of its Originate, never sent (not an attempt: the target keeps its count);
+# ``undisposed``: a preview call that ended without the agent's disposition (retried per the retry matrix).
+CAMPAIGN_OUTCOMES = ("busy", "no_answer", "failed", "machine", "abandoned", "reached", "refused", "invalid",
+                     "unsent", "undisposed")
 
 
 class Campaign(Base):
@@ -845,6 +848,8 @@ class CampaignAttempt(Base):
     server: Mapped[str | None] = mapped_column(String(64))
     uniqueid: Mapped[str | None] = mapped_column(String(64))
     originated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the Originate left; None while the row is only written ahead (ccserver/dialer/engine.py "reserve").
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(12))

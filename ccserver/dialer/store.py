@@ -2,21 +2,26 @@
 
 An attempt row is written *before* its Originate is sent (with the ActionID), and the target is marked
 ``active``: after a crash, every Originate that may have gone out is known, and is reconciled, never re-sent.
+The dialer writes its rows ahead of time (``prepare_attempts``: ``sent_at`` empty); ``settle`` then records, in
+one transaction, which of them left (``sent_at``), which never will (outcome ``unsent``: the target goes back to
+``pending`` without an attempt counted, or is dropped when the gate refused it for good) and the outcomes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ccserver.campaigns.compliance import FINAL_OUTCOMES
 from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget, Customer, Did, DncNumber, Store
 
 __all__ = ["CampaignRow", "DialerStore", "TargetRow"]
+
+_ATTEMPTS = cast(Table, CampaignAttempt.__table__)  # Core statements for the batched writes
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class CampaignRow:
     time_zone: str | None  # the store's: the fallback for numbers without one
     caller_id: str | None  # the store's DID
     store_name: str | None
+    store_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,10 @@ class DialerStore:
     def running_campaigns(self) -> list[CampaignRow]:
         with self.sessions() as session:
             rows = session.execute(
-                select(Campaign, Store.time_zone, Store.name)
+                select(Campaign, Store.time_zone, Store.name, Store.code)
                 .outerjoin(Store, Store.id == Campaign.store_id).where(Campaign.status == "running")).all()
             dids: dict[int, str] = {}
-            store_ids = {c.store_id for c, _, _ in rows if c.store_id is not None}
+            store_ids = {c.store_id for c, _, _, _ in rows if c.store_id is not None}
             if store_ids:
                 for store_id, number in session.execute(select(Did.store_id, Did.number)
                                                         .where(Did.store_id.in_(store_ids)).order_by(Did.id)):
@@ -68,8 +74,8 @@ class DialerStore:
             group = session.scalar(select(Did.number).order_by(Did.store_id.is_not(None), Did.id).limit(1)) \
                 if rows else None
             return [CampaignRow(c.id, c.type, c.mode, c.queue, c.window, c.tiers_first, c.max_attempts, tz,
-                                (dids.get(c.store_id) if c.store_id is not None else None) or group, name)
-                    for c, tz, name in rows]
+                                (dids.get(c.store_id) if c.store_id is not None else None) or group, name, code)
+                    for c, tz, name, code in rows]
 
     def open_targets(self, campaign_id: int, *, status: str = "pending", only: int | None = None) -> list[TargetRow]:
         """A campaign's targets in ``status`` (``only``: just that one — preview mode's held target)."""
@@ -88,23 +94,72 @@ class DialerStore:
         with self.sessions() as session:
             return set(session.scalars(select(DncNumber.e164)))
 
-    def begin_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]]) -> set[str]:
-        """Write the attempts of one tick and mark their targets active — each only if its target is still
-        pending (else someone else has it). ``rows``: (campaign, target, customer, action id, node, server, at).
-        Returns the action ids written."""
-        began: set[str] = set()
+    def begin_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]], *,
+                       sent: bool = True) -> set[str]:
+        """Write attempts and mark their targets active — each only if its target is still pending (else someone
+        else has it). ``rows``: (campaign, target, customer, action id, node, server, at). ``sent=False``: written
+        ahead, ``sent_at`` left empty until :meth:`settle` says the Originate left. Returns the action ids
+        written."""
+        if not rows:
+            return set()
         with self.sessions.begin() as session:
-            for campaign_id, target_id, customer_id, action_id, node, server, at in rows:
-                taken = session.execute(update(CampaignTarget)
-                                        .where(CampaignTarget.id == target_id, CampaignTarget.status == "pending")
-                                        .values(status="active").execution_options(synchronize_session=False))
-                if not getattr(taken, "rowcount", 0):
-                    continue
-                session.execute(insert(CampaignAttempt).values(
-                    campaign_id=campaign_id, target_id=target_id, customer_id=customer_id, action_id=action_id,
-                    node=node, server=server, originated_at=at))
-                began.add(action_id)
-        return began
+            # Two statements for the whole batch: the targets still pending become active (RETURNING says which),
+            # then their attempt rows in one executemany.
+            taken = set(session.scalars(
+                update(CampaignTarget)
+                .where(CampaignTarget.id.in_([r[1] for r in rows]), CampaignTarget.status == "pending")
+                .values(status="active").returning(CampaignTarget.id)
+                .execution_options(synchronize_session=False)))
+            mine = [r for r in rows if r[1] in taken]
+            if mine:
+                session.execute(insert(_ATTEMPTS), [
+                    {"campaign_id": campaign_id, "target_id": target_id, "customer_id": customer_id,
+                     "action_id": action_id, "node": node, "server": server, "originated_at": at,
+                     "sent_at": at if sent else None}
+                    for campaign_id, target_id, customer_id, action_id, node, server, at in mine])
+        return {r[3] for r in mine}
+
+    def prepare_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]]) -> set[str]:
+        """:meth:`begin_attempts` ahead of the Originates (``sent_at`` empty)."""
+        return self.begin_attempts(rows, sent=False)
+
+    def settle(self, sent: list[tuple[str, datetime]], finished: list[tuple[str, str, datetime, str | None,
+                                                                            str | None, datetime | None]],
+               unsent: list[tuple[str, datetime, str | None]]) -> None:
+        """In one transaction: Originates that left (action id, when: ``sent_at`` and ``originated_at``), then
+        outcomes (as :meth:`finish_attempts`), then rows written ahead that were never sent (action id, when,
+        drop reason or None — see :meth:`release_unsent`)."""
+        with self.sessions.begin() as session:
+            if sent:  # one executemany
+                table = _ATTEMPTS
+                session.execute(update(table)
+                                .where(table.c.action_id == bindparam("b_action"), table.c.sent_at.is_(None))
+                                .values(sent_at=bindparam("b_at"), originated_at=bindparam("b_at")),
+                                [{"b_action": action_id, "b_at": at} for action_id, at in sent])
+            self._finish(session, finished)
+            self._unsent(session, unsent)
+
+    def release_unsent(self, items: list[tuple[str, datetime, str | None]]) -> None:
+        """Rows written ahead whose Originate was never sent: outcome ``unsent`` (not an attempt); the target goes
+        back to ``pending`` — or is ``dropped`` with the reason when the gate refused it for good (DNC, consent)."""
+        with self.sessions.begin() as session:
+            self._unsent(session, items)
+
+    @staticmethod
+    def _unsent(session: Session, items: list[tuple[str, datetime, str | None]]) -> None:
+        for action_id, at, drop in items:
+            row = session.execute(select(CampaignAttempt.id, CampaignAttempt.target_id).where(
+                CampaignAttempt.action_id == action_id, CampaignAttempt.outcome.is_(None),
+                CampaignAttempt.sent_at.is_(None))).one_or_none()
+            if row is None:
+                continue  # settled, or sent after all
+            session.execute(update(CampaignAttempt).where(CampaignAttempt.id == row.id)
+                            .values(outcome="unsent", ended_at=at).execution_options(synchronize_session=False))
+            values: dict[str, Any] = ({"status": "dropped", "drop_reason": drop[:24]} if drop else
+                                      {"status": "pending"})
+            session.execute(update(CampaignTarget)
+                            .where(CampaignTarget.id == row.target_id, CampaignTarget.status == "active")
+                            .values(**values).execution_options(synchronize_session=False))
 
     def begin_attempt(self, campaign_id: int, target_id: int, customer_id: int | None, action_id: str,
                       node: str, server: str, at: datetime) -> bool:
@@ -124,36 +179,66 @@ class DialerStore:
         Each target goes back to ``pending`` (retried after the spacing) or to ``done`` (a final outcome, or its
         attempts used up). An attempt already settled is left as it is (a repeated event)."""
         with self.sessions.begin() as session:
-            for action_id, outcome, at, agent_interface, uniqueid, answered_at in items:
-                row = session.execute(
-                    select(CampaignAttempt.id, CampaignAttempt.outcome, CampaignAttempt.target_id,
-                           CampaignAttempt.originated_at, Campaign.max_attempts)
-                    .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
-                    .where(CampaignAttempt.action_id == action_id)).one_or_none()
-                if row is None or row.outcome is not None:
-                    continue
-                values: dict[str, Any] = {"outcome": outcome, "ended_at": at}
-                if agent_interface:
-                    values["agent_interface"] = agent_interface
-                attempt_values = session.execute(select(CampaignAttempt.uniqueid, CampaignAttempt.answered_at)
-                                                 .where(CampaignAttempt.id == row.id)).one()
-                if attempt_values.uniqueid is None and uniqueid:
-                    values["uniqueid"] = uniqueid
-                if attempt_values.answered_at is None and answered_at is not None:
-                    values["answered_at"] = answered_at
-                session.execute(update(CampaignAttempt).where(CampaignAttempt.id == row.id).values(**values)
-                                .execution_options(synchronize_session=False))
-                target = session.execute(select(CampaignTarget.attempts, CampaignTarget.status)
-                                         .where(CampaignTarget.id == row.target_id)).one_or_none()
-                if target is None:
-                    continue
-                attempts = target.attempts + 1
-                status = target.status
-                if status == "active":
-                    status = "done" if outcome in FINAL_OUTCOMES or attempts >= row.max_attempts else "pending"
-                session.execute(update(CampaignTarget).where(CampaignTarget.id == row.target_id).values(
-                    attempts=attempts, last_outcome=outcome, last_attempt_at=row.originated_at, status=status)
-                    .execution_options(synchronize_session=False))
+            self._finish(session, items)
+
+    @staticmethod
+    def _finish(session: Session, items: list[tuple[str, str, datetime, str | None, str | None, datetime | None]]
+                ) -> None:
+        for action_id, outcome, at, agent_interface, uniqueid, answered_at in items:
+            row = session.execute(
+                select(CampaignAttempt.id, CampaignAttempt.outcome, CampaignAttempt.target_id,
+                       CampaignAttempt.originated_at, Campaign.max_attempts)
+                .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                .where(CampaignAttempt.action_id == action_id)).one_or_none()
+            if row is None or row.outcome is not None:
+                continue
+            values: dict[str, Any] = {"outcome": outcome, "ended_at": at}
+            if agent_interface:
+                values["agent_interface"] = agent_interface
+            attempt_values = session.execute(select(CampaignAttempt.uniqueid, CampaignAttempt.answered_at,
+                                                    CampaignAttempt.sent_at)
+                                             .where(CampaignAttempt.id == row.id)).one()
+            if attempt_values.sent_at is None:  # an outcome means it was sent (its confirmation came later)
+                values["sent_at"] = row.originated_at
+            if attempt_values.uniqueid is None and uniqueid:
+                values["uniqueid"] = uniqueid
+            if attempt_values.answered_at is None and answered_at is not None:
+                values["answered_at"] = answered_at
+            session.execute(update(CampaignAttempt).where(CampaignAttempt.id == row.id).values(**values)
+                            .execution_options(synchronize_session=False))
+            target = session.execute(select(CampaignTarget.attempts, CampaignTarget.status)
+                                     .where(CampaignTarget.id == row.target_id)).one_or_none()
+            if target is None:
+                continue
+            attempts = target.attempts + 1
+            status = target.status
+            if status == "active":
+                status = "done" if outcome in FINAL_OUTCOMES or attempts >= row.max_attempts else "pending"
+            session.execute(update(CampaignTarget).where(CampaignTarget.id == row.target_id).values(
+                attempts=attempts, last_outcome=outcome, last_attempt_at=row.originated_at, status=status)
+                .execution_options(synchronize_session=False))
+
+    def preview_outstanding(self) -> list[tuple[str, str | None, str, datetime | None]]:
+        """Preview calls dialled (``sent_at``) and neither settled nor disposed: (action id, server, number, sent)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(CampaignAttempt.action_id, CampaignAttempt.server, CampaignTarget.e164,
+                       CampaignAttempt.sent_at)
+                .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                .join(CampaignTarget, CampaignTarget.id == CampaignAttempt.target_id)
+                .where(Campaign.mode == "preview", CampaignAttempt.outcome.is_(None),
+                       CampaignAttempt.disposition.is_(None), CampaignAttempt.sent_at.is_not(None)))
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def release_undisposed(self, action_ids: list[str], at: datetime) -> None:
+        """Preview calls that ended without a disposition: outcome ``undisposed`` (an attempt: retried after its
+        spacing, or done at max attempts), the agent's hold on the target released."""
+        with self.sessions.begin() as session:
+            self._finish(session, [(a, "undisposed", at, None, None, None) for a in action_ids])
+            targets = select(CampaignAttempt.target_id).where(CampaignAttempt.action_id.in_(action_ids),
+                                                              CampaignAttempt.outcome == "undisposed")
+            session.execute(update(CampaignTarget).where(CampaignTarget.id.in_(targets))
+                            .values(held_by=None, held_until=None).execution_options(synchronize_session=False))
 
     def drop_target(self, target_id: int, reason: str) -> None:
         with self.sessions.begin() as session:
@@ -162,16 +247,20 @@ class DialerStore:
                             .values(status="dropped", drop_reason=reason[:24]))
 
     def unsettled(self, node: str | None = None, before: datetime | None = None
-                  ) -> list[tuple[str, int, str | None, str | None]]:
-        """Attempts sent but without an outcome (sent before ``before``): (action id, campaign, server, uniqueid)."""
+                  ) -> list[tuple[str, int, str | None, str | None, bool]]:
+        """The dialer's attempts without an outcome (written before ``before``; preview calls are the agents'):
+        (action id, campaign, server, uniqueid, sent — False: written ahead, not known to have left)."""
         with self.sessions() as session:
-            query = select(CampaignAttempt.action_id, CampaignAttempt.campaign_id, CampaignAttempt.server,
-                           CampaignAttempt.uniqueid).where(CampaignAttempt.outcome.is_(None))
+            query = (select(CampaignAttempt.action_id, CampaignAttempt.campaign_id, CampaignAttempt.server,
+                            CampaignAttempt.uniqueid, CampaignAttempt.sent_at)
+                     .join(Campaign, Campaign.id == CampaignAttempt.campaign_id)
+                     .where(CampaignAttempt.outcome.is_(None), Campaign.mode != "preview",
+                            CampaignAttempt.agent_interface.is_(None)))
             if node is not None:
                 query = query.where(CampaignAttempt.node == node)
             if before is not None:
                 query = query.where(CampaignAttempt.originated_at < before)
-            return [(r[0], r[1], r[2], r[3]) for r in session.execute(query)]
+            return [(r[0], r[1], r[2], r[3], r[4] is not None) for r in session.execute(query)]
 
 
 def utc(ts: float) -> datetime:

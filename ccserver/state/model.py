@@ -101,6 +101,7 @@ class Call:
     up: bool = False  # channel reached Up at least once
     involved: bool = False  # touched by the contact centre (CC_ variable, queue, our originate)
     dialed_frozen: bool = False  # dialed_number no longer follows Exten
+    amd: str | None = None  # AMDSTATUS from the campaign dialplan (UserEvent CcAmd): MACHINE, HUMAN, NOTSURE, HANGUP
 
     @property
     def key(self) -> tuple[str, str]:

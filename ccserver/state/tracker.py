@@ -98,6 +98,7 @@ EVENTS: frozenset[str] = frozenset(
         "BlindTransfer",
         "AttendedTransfer",
         "FullyBooted",
+        "UserEvent",  # only CcAmd (the campaign dialplan's answering-machine verdict) is looked at
         "Shutdown",
     }
 )
@@ -124,6 +125,9 @@ _MAX_PENDING_ORIGINATES = 10_000
 
 def _discard(event: CallEvent) -> None:
     """Where events go when nobody listens (a tracker used on its own)."""
+
+
+AMD_STATUSES = frozenset({"MACHINE", "HUMAN", "NOTSURE", "HANGUP"})  # Asterisk's AMD() verdicts (AMDSTATUS)
 
 
 def is_tracked_variable(name: str) -> bool:
@@ -248,6 +252,7 @@ class StateTracker:
             "BlindTransfer": self._on_blind_transfer,
             "AttendedTransfer": self._on_attended_transfer,
             "FullyBooted": self._on_fully_booted,
+            "UserEvent": self._on_user_event,
             "Shutdown": self._on_shutdown,
             "QueueParams": self._on_list_item,
             "QueueMember": self._on_list_item,
@@ -652,6 +657,20 @@ class StateTracker:
         self._apply_variable(call, name, msg.get("Value") or "")
         if name.startswith("CC_"):
             call.dialed_frozen = True
+        self._dirty_call(call)
+
+    def _on_user_event(self, msg: HeaderLookup, server: str, t: float) -> None:
+        # [ccserver-campaign]: UserEvent(CcAmd,Status: ${AMDSTATUS}) right after AMD(), on the answered leg.
+        if msg.get("UserEvent") != "CcAmd":
+            return
+        status = (msg.get("Status") or "").strip().upper()
+        if status not in AMD_STATUSES:
+            return
+        call = (self.calls.get((server, msg.get("Uniqueid") or ""))
+                or self.calls.get((server, msg.get("Linkedid") or "")))
+        if call is None or call.state == CallState.ENDED:
+            return
+        call.amd = status
         self._dirty_call(call)
 
     def _on_bridge_enter(self, msg: HeaderLookup, server: str, t: float) -> None:

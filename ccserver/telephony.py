@@ -33,7 +33,7 @@ from ccserver.events import CallEnded, EventHub
 from ccserver.state.follower import RelayFollower
 from ccserver.state.records import RecordBatcher, sql_sink
 from ccserver.state.redis_store import RedisMirror, RedisStateReader
-from ccserver.state.tracker import EVENTS, StateTracker
+from ccserver.state.tracker import EVENTS, StateTracker, is_tracked_variable
 
 log = logging.getLogger("ccserver.telephony")
 
@@ -75,7 +75,8 @@ class Telephony:
         }
         self.ami = AMIManager(servers, reactor=reactor)
         for event in EVENTS:
-            self.ami.on(event, self._on_event)
+            # VarSet: the tracker looks at a few variables only (half a busy hour's events are others, left undecoded)
+            self.ami.on(event, self._on_event, when=("Variable", is_tracked_variable) if event == "VarSet" else None)
         self.ami.on_resync(self._resync)
         self._tasks: list[asyncio.Future[Any]] = []  # lease keepers and relay readers
         self._keepers: list[LeaseKeeper] = []

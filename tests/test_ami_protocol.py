@@ -206,3 +206,28 @@ def test_unsolicited_response_is_ignored():
     proto, _, _, _ = make("p-unsol")
     proto.dataReceived(BANNER + b"Response: Success\r\nActionID: nobody\r\n\r\n")
     assert AMIMetrics("p-unsol").unmatched.value(server="p-unsol") == 1
+
+
+def test_event_filtered_on_a_header_is_dropped_undecoded_unless_a_handler_wants_it():
+    server = "p-filter"
+    proto, _, _, disp = make(server)
+    seen: list[str] = []
+    unsubscribe = disp.on("VarSet", lambda m: seen.append(m.get("Variable", "-")),
+                          when=("Variable", lambda v: v.startswith("CC_")))
+
+    def varset(name: str) -> bytes:
+        return f"Event: VarSet\r\nChannel: PJSIP/a-1\r\nVariable: {name}\r\nValue: 1\r\nUniqueid: 1.1\r\n\r\n".encode()
+
+    no_header = b"Event: VarSet\r\nChannel: PJSIP/a-1\r\nValue: 1\r\n\r\n"  # kept: the filter cannot tell
+    last_line = b"Event: VarSet\r\nChannel: PJSIP/a-1\r\nVariable: CC_LAST\r\n\r\n"  # the header is the last line
+    proto.dataReceived(BANNER + varset("BRIDGEPEER") + varset("CC_QUEUE") + no_header + last_line + varset("X"))
+    m = AMIMetrics(server)
+    assert seen == ["CC_QUEUE", "-", "CC_LAST"]
+    assert m.messages.value(server=server) == 5 and m.dropped.value(server=server) == 2
+
+    other: list[str] = []
+    disp.on("VarSet", lambda msg: other.append(msg["Variable"]))  # a handler without a filter wants every VarSet
+    proto.dataReceived(varset("BRIDGEPEER"))
+    assert other == ["BRIDGEPEER"] and seen[-1] == "BRIDGEPEER"
+    unsubscribe()
+    assert disp.filters == {}

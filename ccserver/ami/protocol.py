@@ -4,8 +4,8 @@ Speed: a busy Asterisk sends ~900 events/s, most of which (VarSet, Newexten, Dev
 subscribes to. Messages are framed on CRLF CRLF with ``bytes.find`` over the whole buffer; for an event
 the name is read from its first line (``Event: X``) and, when nobody wants it, the message is counted
 and skipped without decoding or building a dict; so is an event whose handlers all filter on one header (VarSet's
-``Variable``) that turns it down (``EventDispatcher.on(..., when=...)``). Only responses, subscribed events and members of a
-pending list action are parsed.
+``Variable``) that turns it down (``EventDispatcher.on(..., when=...)``). Only responses, subscribed events and
+members of a pending list action are parsed.
 
 The reactor is never imported here: a clock (``IReactorTime``) is passed in.
 """

@@ -107,7 +107,8 @@ def _encode_relayed(msg: Relayed) -> bytes:
         assert msg.event is not None
         # The hot path (every AMI event the tracker applied): the fields before "event" as text, in the same order,
         # and the message's own header list serialised as it is (no copy, no dict of the whole message).
-        return b"".join((_event_head(msg.server, msg.node, msg.term), str(msg.seq).encode(), b',"kind":"event","event":',
+        return b"".join((_event_head(msg.server, msg.node, msg.term), str(msg.seq).encode(),
+                         b',"kind":"event","event":',
                          orjson.dumps({"arrival": msg.event.arrival, "items": msg.event._items}), b"}"))
     obj: dict[str, Any] = {"v": VERSION, "server": msg.server, "node": msg.node, "term": msg.term, "seq": msg.seq,
                            "kind": msg.kind}

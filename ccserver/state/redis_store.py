@@ -16,8 +16,8 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 
 :class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
 marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
-``flush_interval`` (or sooner when many are dirty) and writes them in one MULTI/EXEC pipeline — one round trip
-however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
+``flush_interval`` (or sooner when many are dirty) and writes them in one atomic script (``_APPLY_LUA``: the
+commands as its arguments) — one round trip and one reply however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
 calls and queues that vanished while the link was down (an Asterisk restart) leave Redis too.
 
 With several ccserver nodes only the node consuming a server's AMI mirrors it (``owns``); it tells the mirror where
@@ -244,7 +244,8 @@ class RedisMirror:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write every dirty object's current state in one MULTI/EXEC round trip."""
+        """Write every dirty object's current state in one round trip: one script running every write (atomic, as
+        MULTI/EXEC was, without a reply per command for the client to read)."""
         async with self._lock:
             if self.owns is not None:
                 self._drop_unowned()
@@ -255,7 +256,7 @@ class RedisMirror:
                 self._resynced
             self._calls, self._ended, self._queues, self._agents, self._resynced = set(), {}, set(), set(), set()
             tracker = self.tracker
-            pipe = self.redis.pipeline(transaction=True)
+            pipe = _Writes()
             servers = set(resynced) | set(moved)
             for server in resynced:
                 self._write_server(pipe, server)
@@ -286,7 +287,9 @@ class RedisMirror:
             positions = self.positions() if self.positions is not None else {}
             written = {server: self._write_relay(pipe, server, positions) for server in servers}
             try:
-                await pipe.execute()
+                batch = self.redis.pipeline(transaction=False)
+                batch.eval(_APPLY_LUA, 0, *pipe.args)
+                await batch.execute()
             except BaseException:
                 # Put back what we took (the tracker holds the current state; ended calls their final one).
                 self._calls |= calls
@@ -374,7 +377,7 @@ class RedisMirror:
         k = self.keys
         pipe.hset(k.queue(q.server, q.name), mapping=_encode(q, _QUEUE_SCALARS))
         pipe.sadd(k.queues(q.server), q.name)
-        # Waiting callers and members are small: rewrite them whole, atomically inside MULTI.
+        # Waiting callers and members are small: rewrite them whole, atomically inside the flush's script.
         pipe.delete(k.qwait(q.server, q.name), k.qcaller(q.server, q.name), k.qmembers(q.server, q.name))
         if q.callers:
             scores = {c.uniqueid: waiting_score(c.priority, c.joined_at) for c in q.callers}
@@ -394,6 +397,70 @@ class RedisMirror:
     def _write_agent(self, pipe: Any, agent: AgentState) -> None:
         pipe.hset(self.keys.agent(agent.server, agent.interface), mapping=_encode(agent, _AGENT_FIELDS))
         pipe.sadd(self.keys.agents(agent.server), agent.interface)
+
+
+# Runs the commands a flush lists in ARGV as name, argument count, arguments…; like MULTI/EXEC, a failing command
+# does not stop the others (pcall), and the first error is the reply (the flush then fails and is retried).
+_APPLY_LUA = """
+local i, n, err = 1, #ARGV, nil
+while i <= n do
+  local argc = tonumber(ARGV[i + 1])
+  local r = redis.pcall(ARGV[i], unpack(ARGV, i + 2, i + 1 + argc))
+  if err == nil and type(r) == 'table' and r.err then err = r.err end
+  i = i + 2 + argc
+end
+if err then return redis.error_reply(err) end
+return n
+"""
+_CHUNK = 1000  # at most this many members / fields / pairs per command (Lua's unpack has a limit, ~8000 values)
+
+
+class _Writes:
+    """The commands of one flush, with the redis-py pipeline methods the mirror uses, flattened for ``_APPLY_LUA``."""
+
+    __slots__ = ("args",)
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+
+    def _add(self, name: str, key: str, values: list[Any], step: int) -> None:
+        args = self.args
+        for i in range(0, len(values), _CHUNK * step):
+            part = values[i:i + _CHUNK * step]
+            args += (name, len(part) + 1, key)
+            args += part
+
+    def hset(self, key: str, field: str | None = None, value: Any = None, mapping: Mapping[str, Any] | None = None
+             ) -> None:
+        pairs: list[Any] = [field, value] if field is not None else []
+        if mapping:
+            for k, v in mapping.items():
+                pairs += (k, v)
+        self._add("HSET", key, pairs, 2)
+
+    def sadd(self, key: str, *members: Any) -> None:
+        self._add("SADD", key, list(members), 1)
+
+    def srem(self, key: str, *members: Any) -> None:
+        self._add("SREM", key, list(members), 1)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._add("HDEL", key, list(fields), 1)
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        pairs: list[Any] = []
+        for member, score in mapping.items():
+            pairs += (score, member)
+        self._add("ZADD", key, pairs, 2)
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self.args += ("HINCRBY", 3, key, field, amount)
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.args += ("EXPIRE", 2, key, seconds)
+
+    def delete(self, *keys: str) -> None:
+        self.args += ("DEL", len(keys), *keys)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 :class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
 marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
 ``flush_interval`` (or sooner when many are dirty) and writes them in one atomic script (``_APPLY_LUA``: the
-commands as its arguments) — one round trip and one reply however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
-calls and queues that vanished while the link was down (an Asterisk restart) leave Redis too.
+commands as its arguments) — one round trip and one reply however many events touched them. A ``Resynced``
+event rewrites the server's indexes from the tracker's truth, so calls and queues that vanished while the link was
+down (an Asterisk restart) leave Redis too.
 
 With several ccserver nodes only the node consuming a server's AMI mirrors it (``owns``); it tells the mirror where
 its relay stands (``positions``), so a follower that missed relayed messages can load :meth:`RedisStateReader.snapshot`

@@ -16,8 +16,8 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 
 :class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
 marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
-``flush_interval`` (or sooner when many are dirty) and writes them in one atomic script (``_APPLY_LUA``: the
-commands as its arguments) — one round trip and one reply however many events touched them. A ``Resynced``
+``flush_interval`` (or sooner when many are dirty) and writes them in one atomic script (``_APPLY_LUA``, the
+commands as one JSON argument) — one round trip and one reply however many events touched them. A ``Resynced``
 event rewrites the server's indexes from the tracker's truth, so calls and queues that vanished while the link was
 down (an Asterisk restart) leave Redis too.
 
@@ -66,6 +66,10 @@ def _encode(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
     """One field, the whole object as JSON: one encode and one HSET field per object, not one per attribute (a call
     has ~36: packing them was most of a busy hour's flush)."""
     return {_STATE: orjson.dumps({name: getattr(obj, name) for name in names}).decode("utf-8")}
+
+
+def _json(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode("utf-8")
 
 
 def _decode(raw: dict[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -246,7 +250,7 @@ class RedisMirror:
 
     async def flush(self) -> None:
         """Write every dirty object's current state in one round trip: one script running every write (atomic, as
-        MULTI/EXEC was, without a reply per command for the client to read)."""
+        MULTI/EXEC was), the commands its one JSON argument — no packing of each argument, no reply per command."""
         async with self._lock:
             if self.owns is not None:
                 self._drop_unowned()
@@ -289,7 +293,7 @@ class RedisMirror:
             written = {server: self._write_relay(pipe, server, positions) for server in servers}
             try:
                 batch = self.redis.pipeline(transaction=False)
-                batch.eval(_APPLY_LUA, 0, *pipe.args)
+                batch.eval(_APPLY_LUA, 0, pipe.payload())
                 await batch.execute()
             except BaseException:
                 # Put back what we took (the tracker holds the current state; ended calls their final one).
@@ -385,13 +389,13 @@ class RedisMirror:
             pipe.zadd(k.qwait(q.server, q.name), scores)
             pipe.hset(
                 k.qcaller(q.server, q.name),
-                mapping={c.uniqueid: json.dumps({n: getattr(c, n) for n in _WAITING_FIELDS}) for c in q.callers},
+                mapping={c.uniqueid: _json({n: getattr(c, n) for n in _WAITING_FIELDS}) for c in q.callers},
             )
         if q.members:
             pipe.hset(
                 k.qmembers(q.server, q.name),
                 mapping={
-                    m.interface: json.dumps({n: getattr(m, n) for n in _MEMBER_FIELDS}) for m in q.members.values()
+                    m.interface: _json({n: getattr(m, n) for n in _MEMBER_FIELDS}) for m in q.members.values()
                 },
             )
 
@@ -400,68 +404,76 @@ class RedisMirror:
         pipe.sadd(self.keys.agents(agent.server), agent.interface)
 
 
-# Runs the commands a flush lists in ARGV as name, argument count, arguments…; like MULTI/EXEC, a failing command
-# does not stop the others (pcall), and the first error is the reply (the flush then fails and is retried).
+# Runs the commands of a flush, given as one JSON array of [name, argument…] arrays (one argument for the client to
+# encode and send, not thousands: redis-py's packing of each argument was most of a flush). Like MULTI/EXEC, a failing
+# command does not stop the others (pcall), and the first error is the reply (the flush then fails and is retried).
 _APPLY_LUA = """
-local i, n, err = 1, #ARGV, nil
-while i <= n do
-  local argc = tonumber(ARGV[i + 1])
-  local r = redis.pcall(ARGV[i], unpack(ARGV, i + 2, i + 1 + argc))
+local err = nil
+for _, c in ipairs(cjson.decode(ARGV[1])) do
+  local r = redis.pcall(unpack(c))
   if err == nil and type(r) == 'table' and r.err then err = r.err end
-  i = i + 2 + argc
 end
 if err then return redis.error_reply(err) end
-return n
+return 1
 """
 _CHUNK = 1000  # at most this many members / fields / pairs per command (Lua's unpack has a limit, ~8000 values)
 
 
-class _Writes:
-    """The commands of one flush, with the redis-py pipeline methods the mirror uses, flattened for ``_APPLY_LUA``."""
+def _arg(value: Any) -> str:
+    """An argument as redis-py would send it (str as is, numbers by repr), as text."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, bytes)):
+        raise TypeError(f"a Redis argument cannot be a {type(value).__name__}")
+    return value.decode("utf-8") if isinstance(value, bytes) else repr(value)
 
-    __slots__ = ("args",)
+
+class _Writes:
+    """The commands of one flush, with the redis-py pipeline methods the mirror uses, for ``_APPLY_LUA``."""
+
+    __slots__ = ("commands",)
 
     def __init__(self) -> None:
-        self.args: list[Any] = []
+        self.commands: list[list[str]] = []
 
-    def _add(self, name: str, key: str, values: list[Any], step: int) -> None:
-        args = self.args
+    def payload(self) -> bytes:
+        return orjson.dumps(self.commands)
+
+    def _add(self, name: str, key: str, values: list[str], step: int) -> None:
         for i in range(0, len(values), _CHUNK * step):
-            part = values[i:i + _CHUNK * step]
-            args += (name, len(part) + 1, key)
-            args += part
+            self.commands.append([name, key, *values[i:i + _CHUNK * step]])
 
     def hset(self, key: str, field: str | None = None, value: Any = None, mapping: Mapping[str, Any] | None = None
              ) -> None:
-        pairs: list[Any] = [field, value] if field is not None else []
+        pairs: list[str] = [field, _arg(value)] if field is not None else []
         if mapping:
             for k, v in mapping.items():
-                pairs += (k, v)
+                pairs += (k, v if type(v) is str else _arg(v))
         self._add("HSET", key, pairs, 2)
 
-    def sadd(self, key: str, *members: Any) -> None:
+    def sadd(self, key: str, *members: str) -> None:
         self._add("SADD", key, list(members), 1)
 
-    def srem(self, key: str, *members: Any) -> None:
+    def srem(self, key: str, *members: str) -> None:
         self._add("SREM", key, list(members), 1)
 
     def hdel(self, key: str, *fields: str) -> None:
         self._add("HDEL", key, list(fields), 1)
 
     def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
-        pairs: list[Any] = []
+        pairs: list[str] = []
         for member, score in mapping.items():
-            pairs += (score, member)
+            pairs += (_arg(score), member)
         self._add("ZADD", key, pairs, 2)
 
     def hincrby(self, key: str, field: str, amount: int = 1) -> None:
-        self.args += ("HINCRBY", 3, key, field, amount)
+        self.commands.append(["HINCRBY", key, field, _arg(amount)])
 
     def expire(self, key: str, seconds: int) -> None:
-        self.args += ("EXPIRE", 2, key, seconds)
+        self.commands.append(["EXPIRE", key, _arg(seconds)])
 
     def delete(self, *keys: str) -> None:
-        self.args += ("DEL", len(keys), *keys)
+        self.commands.append(["DEL", *keys])
 
 
 @dataclass(frozen=True, slots=True)

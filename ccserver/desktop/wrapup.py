@@ -61,11 +61,17 @@ class ForcedWrapUp:
     def subscribe(self, hub: Any) -> Any:
         from ccserver.events import CallEnded
 
-        return hub.subscribe("desktop-wrapup", self.on_call_ended, kinds=(CallEnded,))
+        return hub.subscribe("desktop-wrapup", self._on_call_ended, kinds=(CallEnded,))
+
+    def _wanted(self, event: Any) -> bool:
+        return bool(self.seconds > 0 and event.outcome == "answered" and event.interface and self.leads(event.server))
+
+    def _on_call_ended(self, event: Any) -> Any:
+        """The hub's handler: a coroutine only for the calls that may start a wrap-up (most calls end otherwise)."""
+        return self.on_call_ended(event) if self._wanted(event) else None
 
     async def on_call_ended(self, event: Any) -> None:
-        if (self.seconds <= 0 or event.outcome != "answered" or not event.interface
-                or not self.leads(event.server)):
+        if not self._wanted(event):
             return
         row = await self._run(self.agents.store.active_on, event.server, event.interface)
         if row is None:

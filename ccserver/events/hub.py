@@ -86,7 +86,7 @@ class Subscription:
             self._failed(event)
             return None
         self.delivered += 1
-        return result if inspect.isawaitable(result) else None
+        return None if result is None or not inspect.isawaitable(result) else result
 
     def _failed(self, event: CallEvent) -> None:
         self.failed += 1

@@ -143,6 +143,7 @@ class Subscription:
 class EventHub:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        self._by_kind: dict[type, tuple[Subscription, ...]] = {}  # event type -> its subscribers, built on first use
         self._running = False
 
     def subscribe(self, name: str, handler: Handler, *, kinds: Iterable[type] | None = None,
@@ -153,12 +154,14 @@ class EventHub:
             raise ValueError("maxsize must be positive")
         sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize, batch)
         self._subs = [*self._subs, sub]  # copy-on-write: publish iterates without a guard
+        self._by_kind = {}
         if self._running:
             sub.start()
         return sub
 
     def _remove(self, sub: Subscription) -> None:
         self._subs = [s for s in self._subs if s is not sub]
+        self._by_kind = {}
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -167,10 +170,18 @@ class EventHub:
     def publish(self, event: CallEvent) -> None:
         PUBLISHED.inc()
         kind = type(event)
-        for sub in self._subs:
-            kinds = sub.kinds
-            if kinds is None or kind in kinds:
-                sub._offer(event)
+        subs = self._by_kind.get(kind)
+        if subs is None:
+            subs = self._by_kind[kind] = tuple(s for s in self._subs if s.kinds is None or kind in s.kinds)
+        for sub in subs:
+            queue = sub.queue
+            if len(queue) >= sub.maxsize:
+                sub._offer(event)  # the slow path: drops the oldest, counts and logs
+                continue
+            queue.append(event)
+            wake = sub._wake
+            if wake is not None and not wake.is_set():
+                wake.set()
 
     def start(self) -> None:
         """Start every subscriber's delivery task (call from the running event loop)."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, QueueChanged, Resynced
+from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, CallUpdated, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
 
@@ -176,6 +176,10 @@ class RedisMirror:
         server = event.server
         self._seen[server] = event.seq
         if self.owns is not None and not self.owns(server):
+            return
+        if type(event) is CallUpdated:  # most events: one call changed
+            self._calls.add((server, event.uniqueid))
+            self._maybe_wake()
             return
         if isinstance(event, QueueChanged):
             self._queues.add((server, event.queue))

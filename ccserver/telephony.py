@@ -33,7 +33,7 @@ from ccserver.events import CallEnded, EventHub
 from ccserver.state.follower import RelayFollower
 from ccserver.state.records import RecordBatcher, sql_sink
 from ccserver.state.redis_store import RedisMirror, RedisStateReader
-from ccserver.state.tracker import EVENTS, StateTracker, is_tracked_variable
+from ccserver.state.tracker import EVENTS, StateTracker
 
 log = logging.getLogger("ccserver.telephony")
 
@@ -74,9 +74,9 @@ class Telephony:
             for s in config.ami_servers()
         }
         self.ami = AMIManager(servers, reactor=reactor)
+        filters = self.tracker.event_filters()  # what the tracker would ignore is left undecoded by the reader
         for event in EVENTS:
-            # VarSet: the tracker looks at a few variables only (half a busy hour's events are others, left undecoded)
-            self.ami.on(event, self._on_event, when=("Variable", is_tracked_variable) if event == "VarSet" else None)
+            self.ami.on(event, self._on_event, when=filters.get(event))
         self.ami.on_resync(self._resync)
         self._tasks: list[asyncio.Future[Any]] = []  # lease keepers and relay readers
         self._keepers: list[LeaseKeeper] = []

@@ -23,8 +23,9 @@ from ccserver.metrics import REGISTRY
 log = logging.getLogger("ccserver.ami")
 
 Handler = Callable[[AMIMessage], Any]
-# (header, test): see EventDispatcher.on
-When = tuple[str, Callable[[str], bool]]
+# (headers, test): see EventDispatcher.on
+When = tuple[tuple[str, ...], Callable[..., bool]]
+Filter = tuple[tuple[bytes, ...], Callable[..., bool]]  # the header lines as on the wire, and the test
 _handler_errors = REGISTRY.counter("ccserver_ami_handler_errors_total", "AMI event handlers that raised")
 
 
@@ -59,25 +60,27 @@ def call_handler(handler: Handler, msg: AMIMessage) -> Deferred[Any] | None:
 class EventDispatcher:
     """Handlers by event name (``by_bytes`` mirrors ``handlers`` keyed by the wire bytes for the hot path).
 
-    ``filters``: for the events whose every handler was subscribed with ``when=(header, test)``, the wire bytes of
-    each such header line and its test — what the reader looks at to drop an event undecoded (see :meth:`on`).
+    ``filters``: for the events whose every handler was subscribed with ``when=(headers, test)``, the wire bytes of
+    those header lines and the test — what the reader looks at to drop an event undecoded (see :meth:`on`).
     """
 
     def __init__(self) -> None:
         self.handlers: dict[str, list[Handler]] = {}
         self.by_bytes: dict[bytes, list[Handler]] = {}
         self.catch_all: list[Handler] = []
-        self.filters: dict[bytes, tuple[tuple[bytes, Callable[[str], bool]], ...]] = {}
+        self.filters: dict[bytes, tuple[Filter, ...]] = {}
         self._when: dict[str, list[tuple[Handler, When | None]]] = {}
 
     def on(self, event: str, handler: Handler, *, when: When | None = None) -> Callable[[], None]:
         """Subscribe ``handler`` to events named ``event``; returns an unsubscribe function.
 
-        ``when=(header, test)``: the handler ignores the events whose ``header`` (spelled exactly so; its first
-        value) fails ``test(value)`` — e.g. the tracker and VarSet: ``("Variable", is_tracked_variable)``. When every
-        handler of the event says so, the reader drops such events undecoded (counted in
-        ``ccserver_ami_events_dropped_total``). A handler may still receive events its test rejects (another
-        handler wants them, the header is missing or spelled otherwise): the test is a hint, not a guarantee.
+        ``when=(headers, test)``: the handler ignores the events for which ``test(server, *values)`` is false —
+        ``values`` those ``headers`` carry (each spelled exactly so; its first value), ``server`` the Asterisk it
+        came from. E.g. the tracker and VarSet: ``(("Variable",), lambda server, name: is_tracked_variable(name))``.
+        When every handler of the event says so, the reader drops such events undecoded (counted in
+        ``ccserver_ami_events_dropped_total``); it asks as it reaches each event, after the handlers have seen the
+        ones before. A handler may still receive events its test rejects (another handler wants them, a header is
+        missing or spelled otherwise): the test is a hint, not a guarantee.
         """
         handlers = self.handlers.get(event)
         if handlers is None:
@@ -107,7 +110,8 @@ class EventDispatcher:
         key = event.encode("utf-8")
         subs = self._when.get(event)
         if subs and all(w is not None for _h, w in subs):
-            self.filters[key] = tuple((f"\r\n{w[0]}: ".encode(), w[1]) for _h, w in subs if w is not None)
+            self.filters[key] = tuple((tuple(f"\r\n{h}: ".encode() for h in w[0]), w[1])
+                                      for _h, w in subs if w is not None)
         else:
             self.filters.pop(key, None)
 
@@ -128,21 +132,22 @@ class EventDispatcher:
             call_handler(handler, msg)
 
 
-def rejected(data: bytes, start: int, end: int, tests: tuple[tuple[bytes, Callable[[str], bool]], ...]) -> bool:
-    """Whether every ``(header line, test)`` of an event filter turns down the message ``data[start:end]`` (its
-    header lines after the first): a header that is missing, or not UTF-8, keeps the message."""
+def rejected(data: bytes, start: int, end: int, tests: tuple[Filter, ...], server: str) -> bool:
+    """Whether every filter of an event turns down the message ``data[start:end]`` (its header lines after the
+    first): a header that is missing, or not UTF-8, keeps the message."""
     find = data.find
-    for line, test in tests:
-        i = find(line, start, end)
-        if i < 0:
-            return False
-        i += len(line)
-        j = find(b"\r\n", i, end + 2)
-        try:
-            value = data[i:j].decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        if test(value):
+    for lines, test in tests:
+        values = []
+        for line in lines:
+            i = find(line, start, end)
+            if i < 0:
+                return False
+            i += len(line)
+            try:
+                values.append(data[i:find(b"\r\n", i, end + 2)].decode("utf-8"))
+            except UnicodeDecodeError:
+                return False
+        if test(server, *values):
             return False
     return True
 

@@ -74,8 +74,9 @@ class Telephony:
             for s in config.ami_servers()
         }
         self.ami = AMIManager(servers, reactor=reactor)
+        filters = self.tracker.event_filters()  # what the tracker would ignore is left undecoded by the reader
         for event in EVENTS:
-            self.ami.on(event, self._on_event)
+            self.ami.on(event, self._on_event, when=filters.get(event))
         self.ami.on_resync(self._resync)
         self._tasks: list[asyncio.Future[Any]] = []  # lease keepers and relay readers
         self._keepers: list[LeaseKeeper] = []

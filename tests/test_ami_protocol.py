@@ -206,3 +206,37 @@ def test_unsolicited_response_is_ignored():
     proto, _, _, _ = make("p-unsol")
     proto.dataReceived(BANNER + b"Response: Success\r\nActionID: nobody\r\n\r\n")
     assert AMIMetrics("p-unsol").unmatched.value(server="p-unsol") == 1
+
+
+def test_event_filtered_on_its_headers_is_dropped_undecoded_unless_a_handler_wants_it():
+    server = "p-filter"
+    proto, _, _, disp = make(server)
+    seen: list[str] = []
+    asked: list[tuple[str, ...]] = []
+
+    def test(srv: str, name: str, uid: str) -> bool:
+        asked.append((srv, name, uid))
+        return name.startswith("CC_") or uid == "keep.1"
+
+    unsubscribe = disp.on("VarSet", lambda m: seen.append(m.get("Variable", "-")),
+                          when=(("Variable", "Uniqueid"), test))
+
+    def varset(name: str, uid: str = "1.1") -> bytes:
+        return (f"Event: VarSet\r\nChannel: PJSIP/a-1\r\nVariable: {name}\r\nValue: 1\r\n"
+                f"Uniqueid: {uid}\r\n\r\n").encode()
+
+    no_header = b"Event: VarSet\r\nChannel: PJSIP/a-1\r\nValue: 1\r\nUniqueid: 1.1\r\n\r\n"  # kept: cannot tell
+    last_line = b"Event: VarSet\r\nVariable: CC_LAST\r\nUniqueid: 1.1\r\n\r\n"  # a header on the last line
+    proto.dataReceived(BANNER + varset("BRIDGEPEER") + varset("CC_QUEUE") + no_header + last_line + varset("X")
+                       + varset("Y", "keep.1"))
+    m = AMIMetrics(server)
+    assert seen == ["CC_QUEUE", "-", "CC_LAST", "Y"]
+    assert m.messages.value(server=server) == 6 and m.dropped.value(server=server) == 2
+    assert asked[0] == (server, "BRIDGEPEER", "1.1") and len(asked) == 5  # the one without a Variable: not asked
+
+    other: list[str] = []
+    disp.on("VarSet", lambda msg: other.append(msg["Variable"]))  # a handler without a filter wants every VarSet
+    proto.dataReceived(varset("BRIDGEPEER"))
+    assert other == ["BRIDGEPEER"] and seen[-1] == "BRIDGEPEER"
+    unsubscribe()
+    assert disp.filters == {}

@@ -198,9 +198,9 @@ def test_a_long_batch_is_split_below_the_publish_size_limit(monkeypatch):
 
     class Pipe:
         def __init__(self) -> None:
-            self.sent: list[tuple[str, str]] = []
+            self.sent: list[tuple[str, bytes]] = []
 
-        def publish(self, channel: str, data: str) -> None:
+        def publish(self, channel: str, data: bytes) -> None:
             self.sent.append((channel, data))
 
         async def execute(self) -> None:
@@ -217,7 +217,7 @@ def test_a_long_batch_is_split_below_the_publish_size_limit(monkeypatch):
     messages = [Relayed("ast1", "n1", 1, n, EVENT, event=varset()) for n in range(1, 41)]
     asyncio.run(relay.publish_batch(messages))
     assert len(pipe.sent) > 1 and all(len(data) <= 1000 for _, data in pipe.sent)
-    lines = [line for _, data in pipe.sent for line in data.split("\n")]
+    lines = [line for _, data in pipe.sent for line in data.split(b"\n")]
     assert [decode_relayed(line) for line in lines] == messages
 
 

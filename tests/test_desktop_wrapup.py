@@ -112,3 +112,33 @@ def test_ending_a_wrapup_this_node_does_not_time(loaded: Any) -> None:
     assert first == {"extension": "8001", "wrapup_ended": True}
     assert again == {"extension": "8001", "wrapup_ended": False}
     assert after == {(False, "")}
+
+
+def test_calls_ended_together_reach_the_wrapup_through_the_hub_as_one_batch(loaded: Any) -> None:
+    from ccserver.events import EventHub
+
+    async def scenario(desk: Desk) -> Any:
+        hub = EventHub()
+        desk.wrapup.subscribe(hub)
+        queried: list[list[tuple[str, str]]] = []
+        store = desk.agents.store
+        real = store.active_on_many
+
+        def counted(phones: Any) -> Any:
+            queried.append(sorted(phones))
+            return real(phones)
+
+        store.active_on_many = counted  # type: ignore[method-assign]
+        hub.start()
+        for event in (ended(outcome="abandoned"), ended(interface="PJSIP/9999"), ended()):
+            hub.publish(event)
+        for _ in range(500):  # the sign-ins are read in a worker thread
+            if desk.wrapup.current("8001") is not None:
+                break
+            await asyncio.sleep(0.01)
+        await hub.stop()
+        return queried, paused(desk), desk.wrapup.current("8001")
+
+    queried, now, current = run(loaded, scenario)
+    assert queried == [sorted([("default", "PJSIP/9999"), ("default", AGENT_PHONE)])]  # one query, answered calls
+    assert now == {(True, "wrapup")} and current is not None and current.uniqueid == CALL

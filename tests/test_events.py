@@ -153,3 +153,44 @@ def test_kinds_filter_and_close() -> None:
     sub.close()
     replay(StateTracker(publish=hub.publish), "ami-inbound-vip-answered")
     assert hub.drain() == 0 and len(got) == 1
+
+
+def test_a_batch_subscriber_gets_what_queued_since_its_last_call_in_order() -> None:
+    async def main() -> tuple[list[list[int]], int, list[int]]:
+        hub = EventHub()
+        batches: list[list[int]] = []
+        release = asyncio.Event()
+
+        async def slow_batches(events: list[QueueChanged]) -> None:
+            batches.append([e.seq for e in events])
+            await release.wait()
+
+        def broken(events: list[QueueChanged]) -> None:
+            raise RuntimeError("bug in a subscriber")
+
+        one_by_one: list[int] = []
+        hub.subscribe("batches", slow_batches, batch=True)
+        hub.subscribe("broken", broken, batch=True)
+        hub.subscribe("single", lambda e: one_by_one.append(e.seq))
+        hub.start()
+        failed = FAILED.value(subscriber="broken")
+        hub.publish(_event(1))
+        for _ in range(5):
+            await asyncio.sleep(0)  # the batch subscriber takes [1] and waits on it
+        for seq in range(2, 8):
+            hub.publish(_event(seq))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        await hub.stop()
+        return batches, int(FAILED.value(subscriber="broken") - failed), one_by_one
+
+    batches, failed, one_by_one = asyncio.run(main())
+    assert batches == [[1], [2, 3, 4, 5, 6, 7]] and one_by_one == list(range(1, 8))
+    assert failed == 2  # one failure per batch; the next batch is still delivered
+    hub = EventHub()
+    got: list[list[int]] = []
+    hub.subscribe("batches", lambda events: got.append([e.seq for e in events]), batch=True)
+    for seq in (1, 2, 3):
+        hub.publish(_event(seq))
+    assert hub.drain() == 3 and got == [[1, 2, 3]]  # without a loop: drain() delivers them as one batch

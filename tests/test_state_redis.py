@@ -205,3 +205,37 @@ def test_a_call_is_one_json_field_and_an_older_mirrors_field_per_attribute_hash_
         await client.aclose()
 
     asyncio.run(main())
+
+
+def test_a_queue_larger_than_one_command_and_a_failing_write(redis_url):
+    """A flush's writes run in one script: a queue of 2,500 waiting callers and 1,200 members (split over several
+    commands) reads back whole; a write Redis refuses fails the flush — the others applied, the dirty state kept."""
+    from ccserver.state.model import Member, QueueState, WaitingCaller
+
+    async def main():
+        client = aioredis.Redis.from_url(redis_url)
+        hub, tracker, store = mirrored(client)
+        q = QueueState("default", "big")
+        q.callers = [WaitingCaller(f"c.{i}", 0, 1000.0 + i, f"+86{i}") for i in range(2500)]
+        q.members = {f"PJSIP/{i}": Member(f"PJSIP/{i}", name=f"agent é {i}") for i in range(1200)}
+        tracker.queues[("default", "big")] = q
+        store._queues.add(("default", "big"))
+        await store.flush()
+        back = await RedisStateReader(client).queue("big")
+        assert [c.uniqueid for c in back.callers] == [c.uniqueid for c in q.callers]
+        assert back.callers == q.callers and back.members == q.members
+        await client.set("cc:calls:default", "not a set")  # the call's SADD to its index fails: WRONGTYPE
+        for msg, t in timed_messages("ami-inbound-abandoned"):
+            tracker.handle(msg, t)
+        hub.drain()
+        dirty = store.dirty
+        with pytest.raises(aioredis.ResponseError, match="WRONGTYPE"):
+            await store.flush()
+        assert store.dirty == dirty
+        assert await client.exists("cc:queue:default:complaints")  # the other writes went through
+        await client.delete("cc:calls:default")
+        await store.flush()
+        assert store.dirty == 0
+        await client.aclose()
+
+    asyncio.run(main())

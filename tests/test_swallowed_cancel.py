@@ -116,7 +116,7 @@ class SwallowingPubSub:
 def test_the_relay_reader_ends_when_stopping_although_its_read_swallowed_the_cancel():
     async def main():
         pubsub = SwallowingPubSub()
-        redis = type("R", (), {"pubsub": lambda self: pubsub})()
+        redis = type("R", (), {"pubsub": lambda self, **kw: pubsub})()
         relay = EventRelay(redis, channel_prefix="test:")
         stopping = False
         task = asyncio.ensure_future(relay.follow("ast1", lambda m: None, stopping=lambda: stopping, poll=0.01))

@@ -3,7 +3,7 @@ Asterisk is brought to it (see :mod:`ccserver.agents.reconcile`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +91,20 @@ class AgentStore:
             row = s.scalars(select(AgentSession).where(AgentSession.extension == extension,
                                                        AgentSession.ended_at.is_(None))).first()
             return _row(row) if row is not None else None
+
+    def active_on_many(self, phones: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SessionRow]:
+        """:meth:`active_on` for many (server, interface) pairs in one query: the pairs signed in, with their row."""
+        wanted = set(phones)
+        if not wanted:
+            return {}
+        out: dict[tuple[str, str], SessionRow] = {}
+        with self._sessions() as s:
+            for row in s.scalars(select(AgentSession).where(
+                    AgentSession.interface.in_(sorted({i for _s, i in wanted})), AgentSession.ended_at.is_(None))):
+                key = (row.server, row.interface)
+                if key in wanted and key not in out:
+                    out[key] = _row(row)
+        return out
 
     def active_on(self, server: str, interface: str) -> SessionRow | None:
         with self._sessions() as s:

@@ -26,7 +26,7 @@ from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from ccserver.ami.actions import HeaderValue, build_action
-from ccserver.ami.dispatch import EventDispatcher, Handler, call_handler
+from ccserver.ami.dispatch import EventDispatcher, Handler, When, call_handler
 from ccserver.ami.errors import AMIAuthError, AMIConnectionLost, AMIError, AMITimeout, OriginateOutcomeUnknown
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.metrics import AMIMetrics
@@ -169,8 +169,9 @@ class AMIClient:
         self.metrics.connected.set(0, server=server)
 
     # -- public API ------------------------------------------------------------------------------
-    def on(self, event: str, handler: Handler) -> Callable[[], None]:
-        return self.dispatcher.on(event, handler)
+    def on(self, event: str, handler: Handler, *, when: When | None = None) -> Callable[[], None]:
+        """Subscribe to events named ``event`` (``when``: see :meth:`EventDispatcher.on`)."""
+        return self.dispatcher.on(event, handler, when=when)
 
     def on_any(self, handler: Handler) -> Callable[[], None]:
         return self.dispatcher.on_any(handler)

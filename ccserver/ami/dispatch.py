@@ -23,6 +23,9 @@ from ccserver.metrics import REGISTRY
 log = logging.getLogger("ccserver.ami")
 
 Handler = Callable[[AMIMessage], Any]
+# (headers, test): see EventDispatcher.on
+When = tuple[tuple[str, ...], Callable[..., bool]]
+Filter = tuple[tuple[bytes, ...], Callable[..., bool]]  # the header lines as on the wire, and the test
 _handler_errors = REGISTRY.counter("ccserver_ami_handler_errors_total", "AMI event handlers that raised")
 
 
@@ -55,29 +58,62 @@ def call_handler(handler: Handler, msg: AMIMessage) -> Deferred[Any] | None:
 
 
 class EventDispatcher:
-    """Handlers by event name (``by_bytes`` mirrors ``handlers`` keyed by the wire bytes for the hot path)."""
+    """Handlers by event name (``by_bytes`` mirrors ``handlers`` keyed by the wire bytes for the hot path).
+
+    ``filters``: for the events whose every handler was subscribed with ``when=(headers, test)``, the wire bytes of
+    those header lines and the test — what the reader looks at to drop an event undecoded (see :meth:`on`).
+    """
 
     def __init__(self) -> None:
         self.handlers: dict[str, list[Handler]] = {}
         self.by_bytes: dict[bytes, list[Handler]] = {}
         self.catch_all: list[Handler] = []
+        self.filters: dict[bytes, tuple[Filter, ...]] = {}
+        self._when: dict[str, list[tuple[Handler, When | None]]] = {}
 
-    def on(self, event: str, handler: Handler) -> Callable[[], None]:
-        """Subscribe ``handler`` to events named ``event``; returns an unsubscribe function."""
+    def on(self, event: str, handler: Handler, *, when: When | None = None) -> Callable[[], None]:
+        """Subscribe ``handler`` to events named ``event``; returns an unsubscribe function.
+
+        ``when=(headers, test)``: the handler ignores the events for which ``test(server, *values)`` is false —
+        ``values`` those ``headers`` carry (each spelled exactly so; its first value), ``server`` the Asterisk it
+        came from. E.g. the tracker and VarSet: ``(("Variable",), lambda server, name: is_tracked_variable(name))``.
+        When every handler of the event says so, the reader drops such events undecoded (counted in
+        ``ccserver_ami_events_dropped_total``); it asks as it reaches each event, after the handlers have seen the
+        ones before. A handler may still receive events its test rejects (another handler wants them, a header is
+        missing or spelled otherwise): the test is a hint, not a guarantee.
+        """
         handlers = self.handlers.get(event)
         if handlers is None:
             handlers = self.handlers[event] = []
             self.by_bytes[event.encode("utf-8")] = handlers
         handlers.append(handler)
+        self._when.setdefault(event, []).append((handler, when))
+        self._refilter(event)
         return lambda: self.off(event, handler)
 
     def off(self, event: str, handler: Handler) -> None:
         handlers = self.handlers.get(event)
         if handlers and handler in handlers:
             handlers.remove(handler)
+            subs = self._when.get(event, [])
+            for i, (h, _w) in enumerate(subs):
+                if h == handler:
+                    del subs[i]
+                    break
             if not handlers:
                 del self.handlers[event]
                 del self.by_bytes[event.encode("utf-8")]
+                self._when.pop(event, None)
+            self._refilter(event)
+
+    def _refilter(self, event: str) -> None:
+        key = event.encode("utf-8")
+        subs = self._when.get(event)
+        if subs and all(w is not None for _h, w in subs):
+            self.filters[key] = tuple((tuple(f"\r\n{h}: ".encode() for h in w[0]), w[1])
+                                      for _h, w in subs if w is not None)
+        else:
+            self.filters.pop(key, None)
 
     def on_any(self, handler: Handler) -> Callable[[], None]:
         """Subscribe to every event (this disables the skip-undecoded fast path: use sparingly)."""
@@ -94,6 +130,26 @@ class EventDispatcher:
                 call_handler(handler, msg)
         for handler in tuple(self.catch_all):
             call_handler(handler, msg)
+
+
+def rejected(data: bytes, start: int, end: int, tests: tuple[Filter, ...], server: str) -> bool:
+    """Whether every filter of an event turns down the message ``data[start:end]`` (its header lines after the
+    first): a header that is missing, or not UTF-8, keeps the message."""
+    find = data.find
+    for lines, test in tests:
+        values = []
+        for line in lines:
+            i = find(line, start, end)
+            if i < 0:
+                return False
+            i += len(line)
+            try:
+                values.append(data[i:find(b"\r\n", i, end + 2)].decode("utf-8"))
+            except UnicodeDecodeError:
+                return False
+        if test(server, *values):
+            return False
+    return True
 
 
 class HandOff:

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from ccserver.ami.client import AMIClient, AMIServerConfig, OriginateResult
-from ccserver.ami.dispatch import Handler
+from ccserver.ami.dispatch import Handler, When
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.protocol import ActionResult
 
@@ -31,7 +31,7 @@ class AMIManager:
     ) -> None:
         self.reactor = reactor
         self.clients: dict[str, AMIClient] = {}
-        self._subs: list[tuple[str | None, Handler]] = []
+        self._subs: list[tuple[str | None, Handler, When | None]] = []
         self._resync: list[Callable[[str, AMIClient], Any]] = []
         for name, cfg in servers.items():
             self.add_server(name, cfg, endpoint=(endpoints or {}).get(name))
@@ -42,22 +42,23 @@ class AMIManager:
             raise ValueError(f"AMI server {name!r} is already configured")
         client = AMIClient(config, reactor=self.reactor, server=name, endpoint=endpoint)
         self.clients[name] = client
-        for event, handler in self._subs:
+        for event, handler, when in self._subs:
             if event is None:
                 client.on_any(handler)
             else:
-                client.on(event, handler)
+                client.on(event, handler, when=when)
         client.on_resync(lambda c: self._run_resync(c))
         return client
 
     # subscriptions
-    def on(self, event: str, handler: Handler) -> None:
-        self._subs.append((event, handler))
+    def on(self, event: str, handler: Handler, *, when: When | None = None) -> None:
+        """``handler`` for events named ``event`` of every server (``when``: see ``EventDispatcher.on``)."""
+        self._subs.append((event, handler, when))
         for client in self.clients.values():
-            client.on(event, handler)
+            client.on(event, handler, when=when)
 
     def on_any(self, handler: Handler) -> None:
-        self._subs.append((None, handler))
+        self._subs.append((None, handler, None))
         for client in self.clients.values():
             client.on_any(handler)
 

@@ -3,8 +3,9 @@
 Speed: a busy Asterisk sends ~900 events/s, most of which (VarSet, Newexten, DeviceStateChange…) nobody
 subscribes to. Messages are framed on CRLF CRLF with ``bytes.find`` over the whole buffer; for an event
 the name is read from its first line (``Event: X``) and, when nobody wants it, the message is counted
-and skipped without decoding or building a dict. Only responses, subscribed events and members of a
-pending list action are parsed.
+and skipped without decoding or building a dict; so is an event whose handlers all filter on its headers and turn
+it down (``EventDispatcher.on(..., when=...)``: the tracker's VarSets of other variables, channel events of channels
+it does not follow). Only responses, subscribed events and members of a pending list action are parsed.
 
 The reactor is never imported here: a clock (``IReactorTime``) is passed in.
 """
@@ -21,7 +22,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from ccserver.ami.actions import HeaderValue, build_action, list_complete_event
-from ccserver.ami.dispatch import EventDispatcher
+from ccserver.ami.dispatch import EventDispatcher, rejected
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout, OriginateOutcomeUnknown
 from ccserver.ami.message import BANNER_PREFIX, AMIMessage, decode_block, parse_block
 from ccserver.ami.metrics import AMIMetrics
@@ -249,6 +250,8 @@ class AMIProtocol(Protocol):
         find = data.find
         startswith = data.startswith
         wanted = self.dispatcher.by_bytes
+        filters = self.dispatcher.filters
+        server = self.server
         catch_all = bool(self.dispatcher.catch_all)
         count = 0
         dropped = 0
@@ -266,10 +269,10 @@ class AMIProtocol(Protocol):
                 name = data[pos + 7:nl]
                 if (
                     not catch_all
-                    and name not in wanted
+                    and (name not in wanted or (name in filters and rejected(data, nl, end, filters[name], server)))
                     and not (self._lists and find(_ACTIONID_LINE, pos, end) >= 0)
                 ):
-                    dropped += 1  # nobody wants it: counted, never decoded
+                    dropped += 1  # nobody wants it (or every handler's filter turns it down): counted, never decoded
                     pos = end + 4
                     continue
             if end - pos > cap:

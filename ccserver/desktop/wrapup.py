@@ -61,11 +61,30 @@ class ForcedWrapUp:
     def subscribe(self, hub: Any) -> Any:
         from ccserver.events import CallEnded
 
-        return hub.subscribe("desktop-wrapup", self.on_call_ended, kinds=(CallEnded,))
+        return hub.subscribe("desktop-wrapup", self._on_calls_ended, kinds=(CallEnded,), batch=True)
+
+    def _wanted(self, event: Any) -> bool:
+        return bool(self.seconds > 0 and event.outcome == "answered" and event.interface and self.leads(event.server))
+
+    def _on_calls_ended(self, events: list[Any]) -> Any:
+        """The hub's handler (a batch: the calls ended since its last call): a coroutine only when one of them may
+        start a wrap-up, and then one query for all of their phones' sign-ins."""
+        wanted = [e for e in events if self._wanted(e)]
+        return self._start_all(wanted) if wanted else None
+
+    async def _start_all(self, events: list[Any]) -> None:
+        rows = await self._run(self.agents.store.active_on_many, [(e.server, e.interface) for e in events])
+        for event in events:
+            row = rows.get((event.server, event.interface))
+            if row is None:
+                continue  # not signed in through ccserver (a static member, another tool's agent)
+            try:
+                await self.start(row.extension, event.uniqueid, row.paused, row.pause_reason or "")
+            except Exception:  # noqa: BLE001 - one agent's failure must not cost the others their wrap-up
+                log.exception("wrap-up for %s after call %s failed", row.extension, event.uniqueid)
 
     async def on_call_ended(self, event: Any) -> None:
-        if (self.seconds <= 0 or event.outcome != "answered" or not event.interface
-                or not self.leads(event.server)):
+        if not self._wanted(event):
             return
         row = await self._run(self.agents.store.active_on, event.server, event.interface)
         if row is None:

@@ -6,7 +6,8 @@ own bounded queue and its own task on the event loop: :meth:`EventHub.publish` o
 interested subscribers and wakes their tasks, so publishing costs the tracker a few list operations, whatever the
 subscribers do. A subscriber that falls behind by ``maxsize`` events loses its oldest ones (counted in
 ``ccserver_events_dropped_total{subscriber}`` and logged); one that raises is logged and counted in
-``ccserver_events_failed_total{subscriber}`` and keeps receiving the next events.
+``ccserver_events_failed_total{subscriber}`` and keeps receiving the next events. ``batch=True``: the handler is
+called with a list of every event queued since its last call instead (one SQL query for many calls, say).
 
 Without a running event loop (plain unit tests), events wait in the queues until :meth:`EventHub.drain` delivers
 them to the synchronous handlers.
@@ -38,16 +39,17 @@ _LOG_INTERVAL = 10.0
 
 
 class Subscription:
-    __slots__ = ("name", "handler", "kinds", "maxsize", "queue", "dropped", "failed", "delivered", "_wake",
+    __slots__ = ("name", "handler", "kinds", "maxsize", "batch", "queue", "dropped", "failed", "delivered", "_wake",
                  "_task", "_hub", "_last_log")
 
     def __init__(self, hub: EventHub, name: str, handler: Handler, kinds: frozenset[type] | None,
-                 maxsize: int) -> None:
+                 maxsize: int, batch: bool = False) -> None:
         self._hub = hub
         self.name = name
         self.handler = handler
         self.kinds = kinds
         self.maxsize = maxsize
+        self.batch = batch
         self.queue: deque[CallEvent] = deque()
         self.dropped = 0
         self.failed = 0
@@ -86,7 +88,19 @@ class Subscription:
             self._failed(event)
             return None
         self.delivered += 1
-        return result if inspect.isawaitable(result) else None
+        return None if result is None or not inspect.isawaitable(result) else result
+
+    def _deliver_batch(self) -> tuple[CallEvent, Awaitable[Any] | None]:
+        """A batch subscriber: everything queued, in one call (the first event names the batch in a failure)."""
+        events = list(self.queue)
+        self.queue.clear()
+        try:
+            result = self.handler(events)
+        except Exception:  # noqa: BLE001
+            self._failed(events[0])
+            return events[0], None
+        self.delivered += len(events)
+        return events[0], None if result is None or not inspect.isawaitable(result) else result
 
     def _failed(self, event: CallEvent) -> None:
         self.failed += 1
@@ -112,8 +126,11 @@ class Subscription:
             await wake.wait()
             wake.clear()
             while queue:
-                event = queue.popleft()
-                pending = self._deliver(event)
+                if self.batch:
+                    event, pending = self._deliver_batch()
+                else:
+                    event = queue.popleft()
+                    pending = self._deliver(event)
                 if pending is not None:
                     try:
                         await pending
@@ -126,20 +143,25 @@ class Subscription:
 class EventHub:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        self._by_kind: dict[type, tuple[Subscription, ...]] = {}  # event type -> its subscribers, built on first use
         self._running = False
 
     def subscribe(self, name: str, handler: Handler, *, kinds: Iterable[type] | None = None,
-                  maxsize: int = DEFAULT_MAXSIZE) -> Subscription:
+                  maxsize: int = DEFAULT_MAXSIZE, batch: bool = False) -> Subscription:
+        """``batch``: ``handler(events)`` receives every event queued since its last call, as a list (in order) —
+        for a subscriber whose work per event is a round trip it can make once for many."""
         if maxsize <= 0:
             raise ValueError("maxsize must be positive")
-        sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize)
+        sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize, batch)
         self._subs = [*self._subs, sub]  # copy-on-write: publish iterates without a guard
+        self._by_kind = {}
         if self._running:
             sub.start()
         return sub
 
     def _remove(self, sub: Subscription) -> None:
         self._subs = [s for s in self._subs if s is not sub]
+        self._by_kind = {}
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -148,10 +170,18 @@ class EventHub:
     def publish(self, event: CallEvent) -> None:
         PUBLISHED.inc()
         kind = type(event)
-        for sub in self._subs:
-            kinds = sub.kinds
-            if kinds is None or kind in kinds:
-                sub._offer(event)
+        subs = self._by_kind.get(kind)
+        if subs is None:
+            subs = self._by_kind[kind] = tuple(s for s in self._subs if s.kinds is None or kind in s.kinds)
+        for sub in subs:
+            queue = sub.queue
+            if len(queue) >= sub.maxsize:
+                sub._offer(event)  # the slow path: drops the oldest, counts and logs
+                continue
+            queue.append(event)
+            wake = sub._wake
+            if wake is not None and not wake.is_set():
+                wake.set()
 
     def start(self) -> None:
         """Start every subscriber's delivery task (call from the running event loop)."""
@@ -179,9 +209,13 @@ class EventHub:
             progress = False
             for sub in self._subs:
                 while sub.queue:
-                    pending = sub._deliver(sub.queue.popleft())
+                    if sub.batch:
+                        count += len(sub.queue)
+                        _first, pending = sub._deliver_batch()
+                    else:
+                        pending = sub._deliver(sub.queue.popleft())
+                        count += 1
                     if pending is not None and hasattr(pending, "close"):
                         pending.close()
-                    count += 1
                     progress = True
         return count

@@ -16,9 +16,10 @@ Layout (``{p}`` = prefix, default ``cc``; every key names the Asterisk server, s
 
 :class:`RedisMirror` is a subscriber of the call-events hub. Writes never happen on the event path: an event only
 marks *which* call, queue or agent is dirty; a background task reads their current state from the tracker every
-``flush_interval`` (or sooner when many are dirty) and writes them in one MULTI/EXEC pipeline — one round trip
-however many events touched them. A ``Resynced`` event rewrites the server's indexes from the tracker's truth, so
-calls and queues that vanished while the link was down (an Asterisk restart) leave Redis too.
+``flush_interval`` (or sooner when many are dirty) and writes them in one atomic script (``_APPLY_LUA``, the
+commands as one JSON argument) — one round trip and one reply however many events touched them. A ``Resynced``
+event rewrites the server's indexes from the tracker's truth, so calls and queues that vanished while the link was
+down (an Asterisk restart) leave Redis too.
 
 With several ccserver nodes only the node consuming a server's AMI mirrors it (``owns``); it tells the mirror where
 its relay stands (``positions``), so a follower that missed relayed messages can load :meth:`RedisStateReader.snapshot`
@@ -37,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, QueueChanged, Resynced
+from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, CallUpdated, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
 
@@ -65,6 +66,10 @@ def _encode(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
     """One field, the whole object as JSON: one encode and one HSET field per object, not one per attribute (a call
     has ~36: packing them was most of a busy hour's flush)."""
     return {_STATE: orjson.dumps({name: getattr(obj, name) for name in names}).decode("utf-8")}
+
+
+def _json(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode("utf-8")
 
 
 def _decode(raw: dict[Any, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -172,6 +177,10 @@ class RedisMirror:
         self._seen[server] = event.seq
         if self.owns is not None and not self.owns(server):
             return
+        if type(event) is CallUpdated:  # most events: one call changed
+            self._calls.add((server, event.uniqueid))
+            self._maybe_wake()
+            return
         if isinstance(event, QueueChanged):
             self._queues.add((server, event.queue))
         elif isinstance(event, AgentStateChanged):
@@ -244,7 +253,8 @@ class RedisMirror:
         await self.flush()
 
     async def flush(self) -> None:
-        """Write every dirty object's current state in one MULTI/EXEC round trip."""
+        """Write every dirty object's current state in one round trip: one script running every write (atomic, as
+        MULTI/EXEC was), the commands its one JSON argument — no packing of each argument, no reply per command."""
         async with self._lock:
             if self.owns is not None:
                 self._drop_unowned()
@@ -255,7 +265,7 @@ class RedisMirror:
                 self._resynced
             self._calls, self._ended, self._queues, self._agents, self._resynced = set(), {}, set(), set(), set()
             tracker = self.tracker
-            pipe = self.redis.pipeline(transaction=True)
+            pipe = _Writes()
             servers = set(resynced) | set(moved)
             for server in resynced:
                 self._write_server(pipe, server)
@@ -286,7 +296,9 @@ class RedisMirror:
             positions = self.positions() if self.positions is not None else {}
             written = {server: self._write_relay(pipe, server, positions) for server in servers}
             try:
-                await pipe.execute()
+                batch = self.redis.pipeline(transaction=False)
+                batch.eval(_APPLY_LUA, 0, pipe.payload())
+                await batch.execute()
             except BaseException:
                 # Put back what we took (the tracker holds the current state; ended calls their final one).
                 self._calls |= calls
@@ -374,26 +386,98 @@ class RedisMirror:
         k = self.keys
         pipe.hset(k.queue(q.server, q.name), mapping=_encode(q, _QUEUE_SCALARS))
         pipe.sadd(k.queues(q.server), q.name)
-        # Waiting callers and members are small: rewrite them whole, atomically inside MULTI.
+        # Waiting callers and members are small: rewrite them whole, atomically inside the flush's script.
         pipe.delete(k.qwait(q.server, q.name), k.qcaller(q.server, q.name), k.qmembers(q.server, q.name))
         if q.callers:
             scores = {c.uniqueid: waiting_score(c.priority, c.joined_at) for c in q.callers}
             pipe.zadd(k.qwait(q.server, q.name), scores)
             pipe.hset(
                 k.qcaller(q.server, q.name),
-                mapping={c.uniqueid: json.dumps({n: getattr(c, n) for n in _WAITING_FIELDS}) for c in q.callers},
+                mapping={c.uniqueid: _json({n: getattr(c, n) for n in _WAITING_FIELDS}) for c in q.callers},
             )
         if q.members:
             pipe.hset(
                 k.qmembers(q.server, q.name),
                 mapping={
-                    m.interface: json.dumps({n: getattr(m, n) for n in _MEMBER_FIELDS}) for m in q.members.values()
+                    m.interface: _json({n: getattr(m, n) for n in _MEMBER_FIELDS}) for m in q.members.values()
                 },
             )
 
     def _write_agent(self, pipe: Any, agent: AgentState) -> None:
         pipe.hset(self.keys.agent(agent.server, agent.interface), mapping=_encode(agent, _AGENT_FIELDS))
         pipe.sadd(self.keys.agents(agent.server), agent.interface)
+
+
+# Runs the commands of a flush, given as one JSON array of [name, argument…] arrays (one argument for the client to
+# encode and send, not thousands: redis-py's packing of each argument was most of a flush). Like MULTI/EXEC, a failing
+# command does not stop the others (pcall), and the first error is the reply (the flush then fails and is retried).
+_APPLY_LUA = """
+local err = nil
+for _, c in ipairs(cjson.decode(ARGV[1])) do
+  local r = redis.pcall(unpack(c))
+  if err == nil and type(r) == 'table' and r.err then err = r.err end
+end
+if err then return redis.error_reply(err) end
+return 1
+"""
+_CHUNK = 1000  # at most this many members / fields / pairs per command (Lua's unpack has a limit, ~8000 values)
+
+
+def _arg(value: Any) -> str:
+    """An argument as redis-py would send it (str as is, numbers by repr), as text."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, bytes)):
+        raise TypeError(f"a Redis argument cannot be a {type(value).__name__}")
+    return value.decode("utf-8") if isinstance(value, bytes) else repr(value)
+
+
+class _Writes:
+    """The commands of one flush, with the redis-py pipeline methods the mirror uses, for ``_APPLY_LUA``."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+
+    def payload(self) -> bytes:
+        return orjson.dumps(self.commands)
+
+    def _add(self, name: str, key: str, values: list[str], step: int) -> None:
+        for i in range(0, len(values), _CHUNK * step):
+            self.commands.append([name, key, *values[i:i + _CHUNK * step]])
+
+    def hset(self, key: str, field: str | None = None, value: Any = None, mapping: Mapping[str, Any] | None = None
+             ) -> None:
+        pairs: list[str] = [field, _arg(value)] if field is not None else []
+        if mapping:
+            for k, v in mapping.items():
+                pairs += (k, v if type(v) is str else _arg(v))
+        self._add("HSET", key, pairs, 2)
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._add("SADD", key, list(members), 1)
+
+    def srem(self, key: str, *members: str) -> None:
+        self._add("SREM", key, list(members), 1)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._add("HDEL", key, list(fields), 1)
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        pairs: list[str] = []
+        for member, score in mapping.items():
+            pairs += (_arg(score), member)
+        self._add("ZADD", key, pairs, 2)
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self.commands.append(["HINCRBY", key, field, _arg(amount)])
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.commands.append(["EXPIRE", key, _arg(seconds)])
+
+    def delete(self, *keys: str) -> None:
+        self.commands.append(["DEL", *keys])
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,6 +281,31 @@ class StateTracker:
             self.now = t
         handler(msg, server, t)
 
+    def event_filters(self) -> dict[str, tuple[tuple[str, ...], Callable[..., bool]]]:
+        """For the AMI reader (``EventDispatcher.on(..., when=...)``): per event name, the headers and a test
+        ``test(server, *values)`` that is false when this tracker would ignore the event *now* — a VarSet of another
+        variable; a channel event of a channel that is neither a call it follows nor an agent leg it knows (about
+        half the channel events of a busy hour: agents' legs, Local channels). The reader then drops it undecoded,
+        so it is neither applied nor relayed (a follower would ignore it as well). The tracker's clock (:attr:`now`)
+        moves with the next event it applies instead."""
+        def root(server: str, uid: str, linkedid: str) -> bool:  # Newchannel: only a root channel starts a call
+            return uid == linkedid and bool(uid)
+
+        def followed(server: str, uid: str) -> bool:  # Newstate, NewCallerid, BridgeEnter: a call's own channel
+            return (server, uid) in self.calls
+
+        def known(server: str, uid: str) -> bool:  # Hangup: a call's channel, or an agent leg of one
+            return (server, uid) in self.calls or (server, uid) in self._legs
+
+        return {
+            "VarSet": (("Variable",), lambda server, name: is_tracked_variable(name)),
+            "Newchannel": (("Uniqueid", "Linkedid"), root),
+            "Newstate": (("Uniqueid",), followed),
+            "NewCallerid": (("Uniqueid",), followed),
+            "BridgeEnter": (("Uniqueid",), followed),
+            "Hangup": (("Uniqueid",), known),
+        }
+
     def expect_originate(
         self,
         action_id: str,

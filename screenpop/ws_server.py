@@ -8,9 +8,10 @@ closed at once with a code and a reason a browser can read (``CloseEvent.code`` 
 session ended, 4403 origin not allowed / ticket for another socket / role not allowed, 4404 no such socket, 1001
 server stopping.
 
-A socket stays bound to its user: a deactivated user's open sockets close with 4401 ``user deactivated`` — at
-once on the node that deactivated them (:meth:`WsServer.end_user`), on the others at their next check of the
-users still allowed (``users_allowed``, every ``USER_CHECK_SECONDS``: one SQL read for all the sockets held).
+A socket stays bound to its user: a deactivated user's open sockets close with 4401 ``user deactivated``, and a
+user an admin forced to choose a new password with 4401 ``password change required`` — at once on the node that
+did it (:meth:`WsServer.end_user`), on the others at their next check of the users holding sockets
+(``users_refused``, every ``USER_CHECK_SECONDS``: one SQL read for all the sockets held).
 
 Another module adds a socket kind with :meth:`WsServer.add_kind` (a path, the roles allowed, and an ``async
 handler(ws, grant, params)`` that owns the socket until it returns); ``/api/ws-ticket`` issues tickets for every
@@ -47,6 +48,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "last_seq": (BAD_REQUEST, "last_seq must be a non-negative integer"),
     "session_ended": (UNAUTHORIZED, "session ended"),
     "deactivated": (UNAUTHORIZED, "user deactivated"),
+    "password_change": (UNAUTHORIZED, "password change required"),
 }
 USER_CHECK_SECONDS = 10.0
 MAX_INCOMING = 4096  # clients send nothing we need; a large frame is an error
@@ -77,8 +79,9 @@ class WsServer:
         self._by_session: dict[str, set[ServerConnection]] = {}
         self._grants: dict[ServerConnection, Grant] = {}  # the open sockets and whose they are
         self._server: Server | None = None
-        # ``ids -> the ids of those still active`` (None: not checked); see the module docstring.
-        self.users_allowed: Callable[[set[int]], Awaitable[set[int]]] | None = None
+        # ``ids -> {id: reason}`` for those whose sockets must close (a REFUSALS key: ``deactivated``,
+        # ``password_change``); None: not checked. See the module docstring.
+        self.users_refused: Callable[[set[int]], Awaitable[dict[int, str]]] | None = None
         self.user_check_seconds = USER_CHECK_SECONDS
         self._checker: asyncio.Task[None] | None = None
 
@@ -119,7 +122,7 @@ class WsServer:
         # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
         self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
                                    max_queue=4, ping_interval=20, ping_timeout=20, server_header=None)
-        if self.users_allowed is not None:
+        if self.users_refused is not None:
             self._checker = asyncio.ensure_future(self._check_users_forever())
 
     async def stop(self) -> None:
@@ -136,20 +139,23 @@ class WsServer:
         for ws in list(self._by_session.pop(session_id, ())):
             asyncio.ensure_future(ws.close(*REFUSALS["session_ended"]))
 
-    def end_user(self, user_id: int) -> int:
-        """The user was deactivated: their sockets here close (4401 user deactivated). How many."""
+    def end_user(self, user_id: int, reason: str = "deactivated") -> int:
+        """The user was deactivated (``reason`` ``deactivated``) or must choose a new password
+        (``password_change``): their sockets here close with 4401 and that reason. How many."""
+        code, text = REFUSALS[reason]
         closing = [ws for ws, grant in self._grants.items() if grant.user_id == user_id]
         for ws in closing:
-            asyncio.ensure_future(ws.close(*REFUSALS["deactivated"]))
+            asyncio.ensure_future(ws.close(code, text))
         return len(closing)
 
     async def check_users(self) -> int:
-        """Close the sockets of users no longer active (deactivated on another node). How many closed."""
-        if self.users_allowed is None or not self._grants:
+        """Close the sockets of users no longer allowed one (deactivated, or forced to change their password, on
+        another node or from a shell). How many closed."""
+        if self.users_refused is None or not self._grants:
             return 0
         ids = {grant.user_id for grant in self._grants.values()}
-        allowed = await self.users_allowed(ids)
-        return sum(self.end_user(user_id) for user_id in ids - allowed)
+        refused = await self.users_refused(ids)
+        return sum(self.end_user(user_id, reason) for user_id, reason in refused.items() if user_id in ids)
 
     async def _check_users_forever(self) -> None:
         while True:

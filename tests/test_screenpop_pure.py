@@ -11,7 +11,15 @@ import pytest
 
 from ccserver.clock import ManualClock
 from screenpop.bus import LocalSockets, MemoryBus, RedisBus, Socket
-from screenpop.card import CallFacts, build_card, care_reminders, mask_number, mask_vin
+from screenpop.card import (
+    CallFacts,
+    birthday_reminder,
+    build_card,
+    care_reminders,
+    mask_number,
+    mask_vin,
+    next_birthday,
+)
 from screenpop.frames import AgentLog, encode_body, replay_after, seq_of, with_seq
 from screenpop.ws_tickets import MemoryTickets, RedisTickets, TicketRefused
 
@@ -108,6 +116,49 @@ def test_card_masks_for_masked_roles_and_covers_unknown_withheld_and_ambiguous_c
     assert mask_number("1234") == "****" and mask_vin("ABC") == "***" and mask_number(None) is None
     assert care_reminders([{"insurance_expiry": "not a date"}], TODAY) == []
     assert care_reminders([{"insurance_expiry": "2023-10-15"}], TODAY) == []  # years overdue: a stale record
+
+
+def _days(born: str, today: date) -> int | None:
+    reminder = birthday_reminder(born, today)
+    return None if reminder is None else int(reminder["days"])
+
+
+def test_birthday_reminder_within_30_days_across_the_year_end_and_on_29_february() -> None:
+    assert _days("1985-12-10", TODAY) == 17 and _days("1985-11-23", TODAY) == 0  # soon; today
+    assert _days("1985-11-22", TODAY) is None  # yesterday: next year's is 364 days off
+    assert _days("1985-12-23", TODAY) == 30 and _days("1985-12-24", TODAY) is None  # the 30-day edge
+    # December looks into January: next year's birthday, the age it brings.
+    dec = date(2026, 12, 20)
+    assert birthday_reminder("1990-01-05", dec) == {"kind": "birthday", "due": "2027-01-05", "days": 16, "age": 37,
+                                                    "vehicle": None, "plate": None}
+    assert _days("1990-12-19", dec) is None and _days("1990-12-31", date(2026, 12, 31)) == 0
+    assert _days("1990-01-19", date(2026, 12, 20)) == 30
+    # 29 February: on 28 February in a common year, on the 29th in a leap year.
+    assert next_birthday(date(1988, 2, 29), date(2027, 2, 10)) == date(2027, 2, 28)
+    assert next_birthday(date(1988, 2, 29), date(2028, 2, 10)) == date(2028, 2, 29)
+    assert next_birthday(date(1988, 2, 29), date(2027, 3, 1)) == date(2028, 2, 29)  # past this year's
+    assert next_birthday(date(1988, 2, 29), date(2027, 2, 28)) == date(2027, 2, 28)
+    assert _days("1988-02-29", date(2027, 2, 28)) == 0 and _days("1988-02-29", date(2028, 2, 1)) == 28
+    assert _days("1988-02-29", date(2027, 1, 30)) == 29  # to 28 February 2027
+    # Born 28 February, today 29 February of a leap year: next year's, 365 days off.
+    assert _days("1990-02-28", date(2028, 2, 29)) is None
+    # No date, a bad one, a date of birth after today: no reminder.
+    for nothing in (None, "", "not a date", "2027-01-01", date(2030, 1, 1)):
+        assert birthday_reminder(nothing, TODAY) is None
+    assert birthday_reminder(date(1985, 12, 1), TODAY, days=5) is None  # a shorter window
+
+
+def test_the_card_puts_the_birthday_among_the_care_reminders_most_urgent_first() -> None:
+    card = build_card({**DATA, "birthday": "1979-12-01"}, CallFacts(caller_number="+8613800138000"), today=TODAY,
+                      masked=True)
+    assert card["birthday"] == "1979-12-01"
+    assert [(c["kind"], c["days"]) for c in card["care"]] == [("insurance", -3), ("birthday", 8), ("maintenance", 17)]
+    assert card["care"][1] == {"kind": "birthday", "due": "2026-12-01", "days": 8, "age": 47, "vehicle": None,
+                               "plate": None}
+    far = build_card({**DATA, "birthday": "1979-06-01"}, CallFacts(), today=TODAY, masked=False)
+    assert "birthday" not in [c["kind"] for c in far["care"]] and far["birthday"] == "1979-06-01"
+    none = build_card(DATA, CallFacts(), today=TODAY, masked=False)
+    assert none["birthday"] is None and [c["kind"] for c in none["care"]] == ["insurance", "maintenance"]
 
 
 def test_frames_are_numbered_per_agent_and_replayed_without_gaps() -> None:

@@ -52,6 +52,7 @@ REFUSALS: dict[str, tuple[int, str]] = {
 }
 USER_CHECK_SECONDS = 10.0
 MAX_INCOMING = 4096  # clients send nothing we need; a large frame is an error
+BACKLOG = 2048
 
 Handler = Callable[[ServerConnection, Grant, dict[str, str]], Awaitable[None]]
 Audit = Callable[[str, Grant | None, str, dict[str, Any]], Awaitable[None]]
@@ -120,8 +121,10 @@ class WsServer:
     # -- the listener ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
+        # A listen backlog for a whole floor reconnecting at once (the kernel caps it at net.core.somaxconn).
         self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
-                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None)
+                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None,
+                                   backlog=BACKLOG)
         if self.users_refused is not None:
             self._checker = asyncio.ensure_future(self._check_users_forever())
 

@@ -407,3 +407,43 @@ def test_refused_user_ids_reads_deactivated_deleted_and_forced_password_change(s
                                                         4: "deactivated", 5: "deactivated"}
     assert refused_user_ids(factory, {1}) == {}
     engine.dispose()
+
+
+def test_frames_queued_in_one_turn_of_the_loop_go_out_in_one_write_in_order() -> None:
+    from types import SimpleNamespace
+
+    from websockets.protocol import State
+
+    from ccserver.wallboard.fanout import wire_frame
+    from screenpop.ws_server import sender
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+    async def main() -> None:
+        transport = Transport()
+        ws: Any = SimpleNamespace(protocol=SimpleNamespace(state=State.OPEN, extensions=[]), send_in_progress=None,
+                                  transport=transport)
+        send = sender(ws)
+        send('{"seq":1,"type":"agent_state"}')
+        send('{"seq":2,"type":"pop","customer":{"name":"王芳"}}')
+        assert transport.writes == []  # not yet: at the end of this turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert transport.writes == [wire_frame(b'{"seq":1,"type":"agent_state"}')
+                                    + wire_frame('{"seq":2,"type":"pop","customer":{"name":"王芳"}}'.encode())]
+        send('{"seq":3,"type":"retract"}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert transport.writes[1:] == [wire_frame(b'{"seq":3,"type":"retract"}')]
+        ws.protocol.state = State.CLOSING  # a socket going away gets nothing more
+        send('{"seq":4,"type":"agent_state"}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 2
+
+    run(main())

@@ -132,11 +132,15 @@ class MemoryBus:
 
     def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
         """Publish without waiting (here: at once)."""
-        FRAMES.inc(type=frame.get("type", "?"))
+        return self.post_body(user_id, encode_body(frame), frame.get("type", "?"), call=call, state=state)
+
+    def post_body(self, user_id: int, body: str, kind: str, *, call: str = "keep", state: bool = False) -> int:
+        """:meth:`post` of a frame already encoded (``body``: a JSON object without its seq; ``kind``: its type)."""
+        FRAMES.inc(type=kind)
         agent_log = self._logs.get(user_id)
         if agent_log is None:
             agent_log = self._logs[user_id] = AgentLog(self.replay_frames)
-        seq, text = agent_log.append(encode_body(frame))
+        seq, text = agent_log.append(body)
         if call == "set":
             self._current[user_id] = text
         elif call == "clear":
@@ -218,8 +222,13 @@ class RedisBus:
              done: asyncio.Future[int] | None = None) -> None:
         """Publish without waiting: frames posted meanwhile go to Redis in order (one EVALSHA, or one pipeline for
         several), so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
-        FRAMES.inc(type=frame.get("type", "?"))
-        self._pending.append((user_id, encode_body(frame), call, state, done))
+        self.post_body(user_id, encode_body(frame), frame.get("type", "?"), call=call, state=state, done=done)
+
+    def post_body(self, user_id: int, body: str, kind: str, *, call: str = "keep", state: bool = False,
+                  done: asyncio.Future[int] | None = None) -> None:
+        """:meth:`post` of a frame already encoded (``body``: a JSON object without its seq; ``kind``: its type)."""
+        FRAMES.inc(type=kind)
+        self._pending.append((user_id, body, call, state, done))
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
 

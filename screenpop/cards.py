@@ -208,6 +208,10 @@ class CardCache:
     def pending(self, uniqueid: str) -> asyncio.Future[Prefetched] | None:
         return self._calls.get(uniqueid)
 
+    def ivr_pending(self, uniqueid: str) -> asyncio.Future[str | None] | None:
+        """The call's IVR path lookup (None: none started)."""
+        return self._ivr.get(uniqueid)
+
     def forget(self, uniqueid: str) -> None:
         for task in (self._calls.pop(uniqueid, None), self._ivr.pop(uniqueid, None)):
             if task is not None and not task.done():

@@ -330,3 +330,73 @@ def test_the_socket_url_is_built_from_the_public_base() -> None:
         assert server.public_origin == "wss://cc.example.com"
     local = WsServer(MemoryTickets(ManualClock().time), host="127.0.0.1", port=8081)
     assert local.public_url == "ws://127.0.0.1:8081"
+
+
+def test_the_card_is_encoded_once_per_call_and_spliced_into_each_frame_as_built() -> None:
+    """The pop and update frames carry exactly the card build_card makes (the wait of that moment, masked for a
+    masked role), though it was encoded ahead, when the prefetch finished; a later IVR path, or the next day,
+    makes it encode again."""
+    from ccserver.events import AgentRinging, CallAnswered, CallOffered
+    from screenpop.agents_map import AgentDirectory, AgentRef
+    from screenpop.cards import CardCache
+    from screenpop.lifecycle import ScreenPop
+
+    refs = {("default", "PJSIP/1"): AgentRef(1, "a1", "1", "agent"),
+            ("default", "PJSIP/2"): AgentRef(2, "s2", "2", "supervisor")}
+    day = [TODAY]
+
+    async def main() -> None:
+        ivr_done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        async def load(_cid: int) -> dict[str, object]:
+            return {**DATA, "birthday": "1980-12-01"}
+
+        async def identify(_raw: str) -> tuple[int | None, list[tuple[str, str]]]:
+            return 42, [("43", "李娜")]
+
+        async def ivr_of(_decision: str) -> str | None:
+            return await ivr_done
+
+        async def agent_map() -> dict[object, AgentRef]:
+            return dict(refs)
+
+        bus = MemoryBus()
+        got: dict[int, list[dict[str, object]]] = {1: [], 2: []}
+        for user in (1, 2):
+            sock = Socket(user, lambda text, user=user: got[user].append(json.loads(text)))
+            sock.release(0)
+            bus.local.add(sock)
+        cards = CardCache(load, identify, now=lambda: 0.0, ivr_of=ivr_of)
+        pop = ScreenPop(bus, AgentDirectory(agent_map, now=lambda: 0.0), cards, leads=lambda _s: True,
+                        mask_roles=("supervisor",), today=lambda: day[0])
+        await pop.agents.refresh()
+        await pop.on_event(CallOffered("default", 1, 0.0, "9.1", "9.1", "service", 1, 0, "+8613800138000", "Liu",
+                                       "4008", "d1", None, "gold"))
+        await cards.pending("9.1")  # type: ignore[misc]
+        await asyncio.sleep(0)
+        assert set(pop._encoded) == {("9.1", False), ("9.1", True)}  # encoded ahead, both maskings
+
+        def expected(masked: bool, wait: float, ivr: str | None, today: date) -> dict[str, object]:
+            facts = CallFacts(caller_number="+8613800138000", caller_name="Liu", variants=(("43", "李娜"),),
+                              ivr_path=ivr, wait_seconds=wait)
+            return build_card({**DATA, "birthday": "1980-12-01"}, facts, today=today, masked=masked)
+
+        await pop.on_event(AgentRinging("default", 2, 0.0, "9.1", "9.1", "service", "PJSIP/1", "a1", None, "d1",
+                                        None, "+8613800138000", 7.5))
+        await pop.on_event(AgentRinging("default", 3, 0.0, "9.1", "9.1", "service", "PJSIP/2", "s2", None, "d1",
+                                        None, "+8613800138000", 8.0))
+        assert got[1][-1]["type"] == "pop" and got[1][-1]["customer"] == expected(False, 7.5, None, TODAY)
+        assert got[2][-1]["customer"] == expected(True, 8.0, None, TODAY)
+        assert got[1][-1]["call"]["wait"] == 7.5  # type: ignore[index]
+        ivr_done.set_result("main.2/after_sales.1")  # the IVR path joins, and the day turns
+        await asyncio.sleep(0)
+        day[0] = date(2026, 11, 24)
+        await pop.on_event(CallAnswered("default", 4, 0.0, "9.1", "9.1", "service", "PJSIP/1", "a1", 9.0, 9,
+                                        "d1", None))
+        update = got[1][-1]
+        assert update["type"] == "update" and update["state"] == "answered" and update["wait"] == 9.0
+        assert update["customer"] == expected(False, 9.0, "main.2/after_sales.1", date(2026, 11, 24))
+        assert [c["days"] for c in update["customer"]["care"] if c["kind"] == "birthday"] == [7]  # type: ignore
+        assert json.loads(bus._current[1]) == update  # what a hello shows now
+
+    asyncio.run(main())

@@ -130,7 +130,7 @@ class Stamps:
                     pop_out.setdefault(m.group(1), now)
                     cpu_out.setdefault(m.group(1), cpu)
 
-        ami_protocol.AMIProtocol.dataReceived = data_received  # type: ignore[method-assign]
+        ami_protocol.AMIProtocol.dataReceived = data_received  # type: ignore[method-assign,assignment]
         if hasattr(ws_server, "write_frames"):  # the frames a turn of the loop queued, written at once
             write_frames = ws_server.write_frames
 
@@ -183,8 +183,8 @@ class Stamps:
             finally:
                 del pop.bus.post
 
-        EventHub.publish = hub_publish  # type: ignore[method-assign]
-        ScreenPop._ringing = lifecycle_ringing  # type: ignore[method-assign]
+        EventHub.publish = hub_publish  # type: ignore[method-assign,assignment]
+        ScreenPop._ringing = lifecycle_ringing  # type: ignore[method-assign,assignment]
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -307,7 +307,7 @@ def _server(agents: int, ami_port: Any, to_client: Any, from_client: Any, redis_
             profiler.enable()
         await loop.run_in_executor(None, from_client.get)  # done
         stamps.recording = False
-        if profiler is not None:
+        if profiler is not None and profile_to:
             profiler.disable()
             profiler.dump_stats(profile_to)
         to_client.put({"ami_in": stamps.ami_in, "pop_out": stamps.pop_out, "trigger_in": stamps.trigger_in,

@@ -101,7 +101,7 @@ class Stamps:
         self.trigger_in: dict[int, float] = {}
         self.bare_out: dict[int, float] = {}
         self.gc_ms: list[tuple[int, float]] = []  # (generation, pause)
-        self.stages: dict[str, dict[str, float]] = {}  # BENCH_TRACE: stage -> uniqueid -> when
+        self.stages: dict[str, dict[str, tuple[float, float]]] = {}  # BENCH_TRACE: stage -> uniqueid -> (wall, cpu)
         self._gc_start = 0.0
         self.recording = False
 
@@ -153,35 +153,35 @@ class Stamps:
             self._trace()
 
     def _trace(self) -> None:
-        """Stamp the stages between (BENCH_TRACE=1): the AgentRinging event published on the hub, the lifecycle
-        taking it, the pop frame posted to the bus."""
+        """Stamp the stages between (BENCH_TRACE=1), wall and thread CPU time: the AgentRinging event published
+        on the hub, the lifecycle taking it, the pop frame posted to the bus."""
         from ccserver.events import AgentRinging, EventHub
         from screenpop.lifecycle import ScreenPop
 
         published, taken = self.stages.setdefault("published", {}), self.stages.setdefault("taken", {})
         posted = self.stages.setdefault("posted", {})
-        clock = time.perf_counter
+        clock, cpu_clock = time.perf_counter, time.thread_time
         publish, ringing = EventHub.publish, ScreenPop._ringing
 
         def hub_publish(hub: Any, event: Any) -> None:
             if type(event) is AgentRinging:
-                published.setdefault(event.uniqueid, clock())
+                published.setdefault(event.uniqueid, (clock(), cpu_clock()))
             publish(hub, event)
 
         async def lifecycle_ringing(pop: Any, event: Any) -> None:
-            taken.setdefault(event.uniqueid, clock())
-            post = pop.bus.post
+            taken.setdefault(event.uniqueid, (clock(), cpu_clock()))
+            post_body = pop.bus.post_body
 
-            def bus_post(user_id: int, frame: dict[str, Any], **kw: Any) -> Any:
-                if frame.get("type") == "pop":
-                    posted.setdefault(frame["call"]["uniqueid"], clock())
-                return post(user_id, frame, **kw)
+            def bus_post_body(user_id: int, body: str, kind: str, **kw: Any) -> Any:
+                if kind == "pop":
+                    posted.setdefault(event.uniqueid, (clock(), cpu_clock()))
+                return post_body(user_id, body, kind, **kw)
 
-            pop.bus.post = bus_post
+            pop.bus.post_body = bus_post_body
             try:
                 await ringing(pop, event)
             finally:
-                del pop.bus.post
+                del pop.bus.post_body
 
         EventHub.publish = hub_publish  # type: ignore[method-assign,assignment]
         ScreenPop._ringing = lifecycle_ringing  # type: ignore[method-assign,assignment]
@@ -639,14 +639,19 @@ async def _probe_main(agents: int, samples: int, probes: int, crowd: int, ami_po
             if u in cpu_in and u in cpu_out])
     gcs = server["gc_ms"]
     stages: dict[str, dict[str, float]] = {}
-    if server["stages"]:  # BENCH_TRACE: the server's path stage by stage
-        marks = [("ami_in", server_in), *((name, server["stages"][name]) for name in ("published", "taken",
-                                                                                        "posted")),
-                 ("pop_out", server["pop_out"])]
+    if server["stages"]:  # BENCH_TRACE: the server's path stage by stage, wall and CPU time
+        def both(wall: dict[str, float], cpu: dict[str, float]) -> dict[str, tuple[float, float]]:
+            return {u: (wall[u], cpu[u]) for u in wall if u in cpu}
+
+        marks = [("ami_in", both(server_in, cpu_in)),
+                 *((name, {u: tuple(v) for u, v in server["stages"][name].items()})
+                   for name in ("published", "taken", "posted")),
+                 ("pop_out", both(server["pop_out"], cpu_out))]
         for (first, at), (then, later) in zip(marks, marks[1:], strict=False):
-            gaps = [(later[u] - at[u]) * 1000 for u, _t0, _t3 in pop if u in at and u in later]
-            if gaps:
-                stages[f"{first}→{then}"] = figures(gaps)
+            keys = [u for u, _t0, _t3 in pop if u in at and u in later]
+            if keys:
+                stages[f"{first}→{then}"] = figures([(later[u][0] - at[u][0]) * 1000 for u in keys])
+                stages[f"{first}→{then} cpu"] = figures([(later[u][1] - at[u][1]) * 1000 for u in keys])
     results.put({
         "agents": agents, "samples": samples, "probes": probes, "crowd_processes": crowd,
         "background_messages": background_messages,

@@ -400,3 +400,39 @@ def test_the_card_is_encoded_once_per_call_and_spliced_into_each_frame_as_built(
         assert json.loads(bus._current[1]) == update  # what a hello shows now
 
     asyncio.run(main())
+
+
+def test_frames_posted_together_go_to_redis_in_one_pipeline_even_when_redis_lost_the_script(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import secrets
+
+    import redis.asyncio as aioredis
+
+    import screenpop.bus as bus_module
+
+    # A script text Redis has never seen (as after a restart): the first pipeline meets NOSCRIPT, loads, retries.
+    monkeypatch.setattr(bus_module, "PUBLISH_SCRIPT", bus_module.PUBLISH_SCRIPT + f"\n-- {secrets.token_hex(8)}")
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        bus = RedisBus(client)  # not started: only the publisher's shortcut delivers
+        sent: list[str] = []
+        try:
+            assert await client.script_exists(bus._script.sha) == [False]
+            sock = Socket(7, sent.append)
+            sock.release(0)
+            bus.local.add(sock)
+            loop = asyncio.get_running_loop()
+            done = [loop.create_future() for _ in range(3)]
+            bus.post(7, {"type": "agent_state", "state": "ringing"}, state=True, done=done[0])
+            bus.post_body(7, '{"type":"pop","state":"ringing"}', "pop", call="set", done=done[1])
+            bus.post(8, {"type": "agent_state", "state": "idle"}, done=done[2])
+            assert await asyncio.gather(*done) == [1, 2, 1]
+            assert [json.loads(t)["type"] for t in sent] == ["agent_state", "pop"]
+            assert await client.script_exists(bus._script.sha) == [True]
+            seq, current, state = await bus.snapshot(7)
+            assert seq == 2 and current == sent[1] and state == sent[0]
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

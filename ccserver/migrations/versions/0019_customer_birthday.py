@@ -1,7 +1,7 @@
 """A customer's birthday (nullable): imported from the CRM, shown on the screen-pop card as a care reminder.
 
-Revision ID: 0018_customer_birthday
-Revises: 0017_campaigns_more
+Revision ID: 0019_customer_birthday
+Revises: 0018_dialer
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018_customer_birthday"
-down_revision = "0017_campaigns_more"
+revision = "0019_customer_birthday"
+down_revision = "0018_dialer"
 branch_labels = None
 depends_on = None
 

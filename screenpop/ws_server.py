@@ -223,20 +223,29 @@ def sender(ws: ServerConnection) -> Callable[[str], None]:
     transport buffer). The frames one turn of the event loop queues for a socket go out in ONE write at the end
     of that turn — a ring's ``agent_state`` and ``pop`` (or an answer's ``update`` and ``agent_state``) cost
     one send system call, not two, and the second frame does not wait behind the first one's."""
-    loop = asyncio.get_running_loop()
-    queued: list[str] = []
+    return _Outbox(ws)
 
-    def flush() -> None:
-        texts = queued.copy()
-        queued.clear()
-        write_frames(ws, texts)
 
-    def send(text: str) -> None:
-        if not queued:
-            loop.call_soon(flush)
-        queued.append(text)
+class _Outbox:
+    """One socket's frames waiting for the end of the loop's turn (small: one per connected agent)."""
 
-    return send
+    __slots__ = ("ws", "queued")
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.queued: list[str] | None = None
+
+    def __call__(self, text: str) -> None:
+        if self.queued is None:
+            self.queued = [text]
+            asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            self.queued.append(text)
+
+    def flush(self) -> None:
+        texts, self.queued = self.queued, None
+        if texts:
+            write_frames(self.ws, texts)
 
 
 def write_frames(ws: ServerConnection, texts: list[str]) -> None:

@@ -311,7 +311,8 @@ def render(results: dict[str, Any]) -> str:
             s_, o_ = parts["server"], parts["outside"]
             lines += [f"| … in the server (AMI bytes read → the pop handed to the socket) | {s_['p50_ms']:.2f} ms "
                       f"| {s_['p99_ms']:.2f} ms | {s_['max_ms']:.1f} ms | |",
-                      f"| … outside it (kernel, scheduler, the probe's loop) | {o_['p50_ms']:.2f} ms "
+                      f"| … outside it (kernel, scheduler, the server's loop busy before it reads, the probe) "
+                      f"| {o_['p50_ms']:.2f} ms "
                       f"| {o_['p99_ms']:.2f} ms | {o_['max_ms']:.1f} ms | |"]
         if "server_cpu" in parts:
             c_ = parts["server_cpu"]

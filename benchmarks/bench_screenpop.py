@@ -20,10 +20,11 @@ Every sample is stamped four times with ``time.perf_counter()`` (CLOCK_MONOTONIC
 on the machine): the probe writes the ``AgentCalled`` bytes (t0); the server's AMI protocol receives them (t1);
 the server hands the ``pop`` frame to the socket's transport (t2, just before the write); the probe reads the
 frame (t3). So the end-to-end figure (t3 − t0) splits into the server's own path (t2 − t1) and the time outside
-it (kernel, the scheduler, the probe's loop). The server also takes its thread's CPU time at t1 and t2: the
-path's wall time minus that CPU time is time the server was not running (the machine's other processes had the
-cores). The bare unicast is stamped the same way (trigger written, read, frame written, frame read). The server
-also records its garbage-collector pauses during the samples.
+it: in (t1 − t0: the kernel, and the server's loop finishing what it was doing — background AMI bursts — or not
+being scheduled) and out (t3 − t2: the kernel, the scheduler, the probe's loop). The server also takes its
+thread's CPU time at t1 and t2: the path's wall time minus that CPU time is time the server was not running
+(the machine's other processes had the cores). The bare unicast is stamped the same way (trigger written,
+read, frame written, frame read). The server also records its garbage-collector pauses during the samples.
 
 Memory: the server's RSS after the 1,000 agent sockets opened and got their hello, minus before, per agent.
 

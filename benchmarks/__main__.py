@@ -290,18 +290,35 @@ def render(results: dict[str, Any]) -> str:
         r = results["screenpop"]
         head("Screen pop: AgentCalled bytes on the AMI socket → the pop frame at the agent's websocket", "screenpop")
         pop, bare, mem = r["pop"], r["bare"], r["memory"]
+        split = r.get("crowd_processes") is not None
         lines += [f"{r['agents']:,} agents connected (and {r['agents']:,} bare sockets), the busy hour looped as "
-                  f"background ({r['background_messages']:,} AMI messages during the run), {r['samples']:,} "
+                  f"background ({r['background_messages']:,} AMI messages during the run"
+                  + (", its agents' phones moved onto connected agents" if split else "") + f"), {r['samples']:,} "
                   f"samples, each a recorded call rewritten for one agent; the pop frame is {r['frame_bytes']:,} "
                   "bytes (card included). The peer: a bare `websockets` server sending the same frame to one of "
-                  "its 1,000 sockets when a TCP trigger arrives, measured alternately in the same run. Both ends "
-                  "of every sample are timed in the client process (`bench_screenpop.py`)"
+                  "its 1,000 sockets when a TCP trigger arrives, measured alternately in the same run. "
+                  + (f"The sampled agents' sockets ({r['probes']}) are held by the probe process that plays "
+                     f"Asterisk and times both ends; the other sockets by {r['crowd_processes']} crowd processes "
+                     "(`bench_screenpop.py`)" if split else
+                     "Both ends of every sample are timed in the client process (`bench_screenpop.py`)")
                   + (f"; the machine's 1-minute load average at the end was {r['load_average_1m']}"
                      if "load_average_1m" in r else "") + ".", "",
                   "| | p50 | p99 | max | target |", "|---|---|---|---|---|",
                   f"| **screen pop** (AMI → tracker → hub → card → websocket) | **{pop['p50_ms']:.2f} ms** "
-                  f"| **{pop['p99_ms']:.2f} ms** | {pop['max_ms']:.1f} ms | p99 ≤ 5 ms |",
-                  f"| bare `websockets` unicast of the same frame | {bare['p50_ms']:.2f} ms | {bare['p99_ms']:.2f} ms "
+                  f"| **{pop['p99_ms']:.2f} ms** | {pop['max_ms']:.1f} ms | p99 ≤ 5 ms |"]
+        parts = r.get("pop_parts", {})
+        if "server" in parts:
+            s_, o_ = parts["server"], parts["outside"]
+            lines += [f"| … in the server (AMI bytes read → the pop handed to the socket) | {s_['p50_ms']:.2f} ms "
+                      f"| {s_['p99_ms']:.2f} ms | {s_['max_ms']:.1f} ms | |",
+                      f"| … outside it (kernel, scheduler, the server's loop busy before it reads, the probe) "
+                      f"| {o_['p50_ms']:.2f} ms "
+                      f"| {o_['p99_ms']:.2f} ms | {o_['max_ms']:.1f} ms | |"]
+        if "server_cpu" in parts:
+            c_ = parts["server_cpu"]
+            lines.append(f"| … the server's CPU time on that path | {c_['p50_ms']:.2f} ms | {c_['p99_ms']:.2f} ms "
+                         f"| {c_['max_ms']:.1f} ms | |")
+        lines += [f"| bare `websockets` unicast of the same frame | {bare['p50_ms']:.2f} ms | {bare['p99_ms']:.2f} ms "
                   f"| {bare['max_ms']:.1f} ms | |",
                   "", f"Server memory per connected agent (RSS after the {r['agents']:,} agent sockets opened and "
                   f"got their hello, minus before): **{mem['per_agent_kib']:.1f} KiB** (target ≤ 20 KiB).", ""]

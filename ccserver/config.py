@@ -443,7 +443,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "log_pii": _parse_bool,
     },
     "database": {"url": _parse_db_url},
-    "redis": {"url": _parse_redis_url},
+    "redis": {"url": _parse_redis_url, "max_connections": _parse_int_range(4, 10_000),
+              "pool_timeout": _parse_float_range(0.1, 60.0)},
     "ami": {
         "host": _parse_str,
         "port": _parse_port,

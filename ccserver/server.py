@@ -144,9 +144,11 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     probes: dict[str, Any] = {"database": database_probe}
     redis_client = None
     if config.redis.url:
-        import redis.asyncio as aioredis
+        from ccserver.redis_pool import make_redis_client
 
-        redis_client = aioredis.Redis.from_url(config.redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        # A blocking pool: a burst (1,000 sockets opening at once) waits for a connection instead of failing.
+        redis_client = make_redis_client(config.redis.url, max_connections=config.redis.max_connections,
+                                         pool_timeout=config.redis.pool_timeout)
 
         async def redis_probe() -> str:
             await redis_client.ping()

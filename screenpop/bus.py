@@ -24,6 +24,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from ccserver.metrics import REGISTRY
 from screenpop.frames import REPLAY_FRAMES, AgentLog, encode_body, replay_after, with_seq
 
@@ -132,11 +134,15 @@ class MemoryBus:
 
     def post(self, user_id: int, frame: dict[str, Any], *, call: str = "keep", state: bool = False) -> int:
         """Publish without waiting (here: at once)."""
-        FRAMES.inc(type=frame.get("type", "?"))
+        return self.post_body(user_id, encode_body(frame), frame.get("type", "?"), call=call, state=state)
+
+    def post_body(self, user_id: int, body: str, kind: str, *, call: str = "keep", state: bool = False) -> int:
+        """:meth:`post` of a frame already encoded (``body``: a JSON object without its seq; ``kind``: its type)."""
+        FRAMES.inc(type=kind)
         agent_log = self._logs.get(user_id)
         if agent_log is None:
             agent_log = self._logs[user_id] = AgentLog(self.replay_frames)
-        seq, text = agent_log.append(encode_body(frame))
+        seq, text = agent_log.append(body)
         if call == "set":
             self._current[user_id] = text
         elif call == "clear":
@@ -218,8 +224,13 @@ class RedisBus:
              done: asyncio.Future[int] | None = None) -> None:
         """Publish without waiting: frames posted meanwhile go to Redis in order (one EVALSHA, or one pipeline for
         several), so a pop never waits behind the round trips of the frames before it (``agent_state`` …)."""
-        FRAMES.inc(type=frame.get("type", "?"))
-        self._pending.append((user_id, encode_body(frame), call, state, done))
+        self.post_body(user_id, encode_body(frame), frame.get("type", "?"), call=call, state=state, done=done)
+
+    def post_body(self, user_id: int, body: str, kind: str, *, call: str = "keep", state: bool = False,
+                  done: asyncio.Future[int] | None = None) -> None:
+        """:meth:`post` of a frame already encoded (``body``: a JSON object without its seq; ``kind``: its type)."""
+        FRAMES.inc(type=kind)
+        self._pending.append((user_id, body, call, state, done))
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
 
@@ -228,18 +239,17 @@ class RedisBus:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    if len(batch) == 1:  # the usual case: one EVALSHA (a pipeline first asks SCRIPT EXISTS)
+                    if len(batch) == 1:  # one EVALSHA (loading the script first if Redis lacks it)
                         user_id, body, call, state, _done = batch[0]
                         seqs = [await self._script(keys=self._keys(user_id), args=[
                             body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
                             "set" if state else "keep"])]
-                    else:
-                        async with self.redis.pipeline(transaction=False) as pipe:
-                            for user_id, body, call, state, _done in batch:
-                                await self._script(keys=self._keys(user_id), client=pipe, args=[  # queued, not sent
-                                    body, self.channel, str(user_id), self.replay_frames, KEEP_SECONDS, call,
-                                    "set" if state else "keep"])
-                            seqs = await pipe.execute()
+                    else:  # a ring's agent_state + pop …: one pipeline of EVALSHAs, one round trip
+                        try:
+                            seqs = await self._evalsha_pipeline(batch)
+                        except NoScriptError:  # Redis restarted or flushed its scripts: none of them ran
+                            await self.redis.script_load(PUBLISH_SCRIPT)
+                            seqs = await self._evalsha_pipeline(batch)
                     if len(seqs) != len(batch):
                         raise RuntimeError(f"{len(seqs)} answers to {len(batch)} frames")
                 except Exception as exc:  # noqa: BLE001 - Redis away: those frames are lost; clients resume by seq
@@ -255,6 +265,16 @@ class RedisBus:
                         done.set_result(int(seq))
         finally:
             self._flusher = None
+
+    async def _evalsha_pipeline(self, batch: list[tuple[int, str, str, bool, asyncio.Future[int] | None]]
+                                ) -> list[Any]:
+        """The frames' scripts by their SHA in one pipeline. Not redis-py's ``Script`` in a pipeline: that asks
+        ``SCRIPT EXISTS`` first, a second round trip on every ring."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, body, call, state, _done in batch:
+                pipe.evalsha(self._script.sha, 4, *self._keys(user_id), body, self.channel, str(user_id),
+                             self.replay_frames, KEEP_SECONDS, call, "set" if state else "keep")
+            return list(await pipe.execute())
 
     async def snapshot(self, user_id: int) -> tuple[int, str | None, str | None]:
         seq_key, _log, cur, st = self._keys(user_id)

@@ -7,7 +7,8 @@ data: the page renders it as text (agents_ui/static/card.js uses textContent onl
 
 Card data keys (all optional except ``id``/``name``): ``kind``, ``tier``, ``score``, ``reasons`` (the score's
 breakdown in words), ``membership_level``, ``membership_points``, ``language``, ``lifecycle``, ``consultant``,
-``advisor``, ``store``, ``numbers``, ``vehicles``, ``orders``, ``visits``, ``tickets``, ``calls``.
+``advisor``, ``store``, ``birthday`` (ISO date), ``numbers``, ``vehicles``, ``orders``, ``visits``, ``tickets``,
+``calls``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-CARE_DAYS = 30  # a care reminder when insurance or maintenance is due within this many days
+CARE_DAYS = 30  # a care reminder when a birthday, insurance or maintenance is due within this many days
 OVERDUE_DAYS = 90  # … or overdue by at most this many (older dates are stale records, not reminders)
 LAST_VISITS = 5
 LAST_CALLS = 5
@@ -71,10 +72,42 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def care_reminders(vehicles: list[dict[str, Any]], today: date, days: int = CARE_DAYS) -> list[dict[str, Any]]:
-    """Insurance or maintenance due within ``days`` (or overdue by at most ``OVERDUE_DAYS``): one reminder each,
-    most urgent first."""
+def next_birthday(born: date, today: date) -> date:
+    """The first birthday on or after ``today``. Someone born on 29 February has it on 28 February in a common
+    year (the last day of their birth month); a birthday already past this year is next year's (December's
+    ``today`` finds January's birthdays)."""
+    for year in (today.year, today.year + 1):
+        try:
+            day = born.replace(year=year)
+        except ValueError:  # 29 February in a common year
+            day = date(year, 2, 28)
+        if day >= today:
+            return day
+    raise AssertionError("unreachable: next year's birthday is always after today")
+
+
+def birthday_reminder(born: Any, today: date, days: int = CARE_DAYS) -> dict[str, Any] | None:
+    """The birthday care reminder when the next birthday is within ``days`` (0: today), else None. ``born``: a
+    date or ISO text (None, empty, unreadable or after ``today``: no reminder)."""
+    birth = _day(born)
+    if birth is None or birth > today:
+        return None
+    due = next_birthday(birth, today)
+    ahead = (due - today).days
+    if ahead > days:
+        return None
+    return {"kind": "birthday", "due": due.isoformat(), "days": ahead, "age": due.year - birth.year,
+            "vehicle": None, "plate": None}
+
+
+def care_reminders(vehicles: list[dict[str, Any]], today: date, days: int = CARE_DAYS,
+                   birthday: Any = None) -> list[dict[str, Any]]:
+    """The customer's birthday within ``days``, and each vehicle's insurance or maintenance due within ``days``
+    (or overdue by at most ``OVERDUE_DAYS``): one reminder each, most urgent first."""
     out: list[dict[str, Any]] = []
+    born = birthday_reminder(birthday, today, days)
+    if born is not None:
+        out.append(born)
     for v in vehicles:
         for kind, key in (("insurance", "insurance_expiry"), ("maintenance", "next_maintenance_due")):
             due = _day(v.get(key))
@@ -129,13 +162,14 @@ def build_card(data: dict[str, Any] | None, call: CallFacts, *, today: date, mas
         "consultant": data.get("consultant"),
         "advisor": data.get("advisor"),
         "store": data.get("store"),
+        "birthday": data.get("birthday"),
         "numbers": [mask_number(n) if masked else n for n in data.get("numbers") or []],
         "vehicles": [_vehicle(v, masked) for v in vehicles],
         "orders": list(data.get("orders") or [])[:LAST_ORDERS],
         "visits": list(data.get("visits") or [])[:LAST_VISITS],
         "open_tickets": list(data.get("tickets") or []),
         "calls": list(data.get("calls") or [])[:LAST_CALLS],
-        "care": care_reminders(vehicles, today),
+        "care": care_reminders(vehicles, today, birthday=data.get("birthday")),
     })
     if data.get("lifecycle") == "target" and data.get("tier", "prospect") == "prospect" and call.new_prospect:
         base["new_prospect"] = True

@@ -72,6 +72,7 @@ def load_card_data(session_factory: Callable[[], Any], customer_id: int) -> dict
             "language": c.language, "lifecycle": c.lifecycle,
             "consultant": person(c.sales_consultant_id), "advisor": person(c.service_advisor_id),
             "store": store.name if store is not None else None,
+            "birthday": _iso(c.birthday),
             "numbers": [p.e164 for p in c.phones],
             "vehicles": [{"brand": v.brand, "model": v.model, "plate": v.plate, "vin": v.vin,
                           "purchase_date": _iso(v.purchase_date), "mileage_km": v.mileage_km,
@@ -206,6 +207,10 @@ class CardCache:
 
     def pending(self, uniqueid: str) -> asyncio.Future[Prefetched] | None:
         return self._calls.get(uniqueid)
+
+    def ivr_pending(self, uniqueid: str) -> asyncio.Future[str | None] | None:
+        """The call's IVR path lookup (None: none started)."""
+        return self._ivr.get(uniqueid)
 
     def forget(self, uniqueid: str) -> None:
         for task in (self._calls.pop(uniqueid, None), self._ivr.pop(uniqueid, None)):

@@ -12,6 +12,10 @@
 
 Frames are posted, not awaited (``bus.post``): the events behind a frame never wait for its Redis round trip.
 
+The card goes into a frame as JSON encoded once per call (and masking), when its prefetch finishes — seconds
+before the phone rings: a ring only adds the wait and the call's facts (``_card_json``). Its ``wait_seconds``
+comes last in the object.
+
 Every node keeps the same bookkeeping (they all see the events, relayed), but only the node leading the event's
 Asterisk publishes frames, so each frame is sent once, whatever node the agent's socket is on (:mod:`.bus`).
 """
@@ -38,7 +42,8 @@ from ccserver.events import (
 )
 from screenpop.agents_map import AgentDirectory, AgentRef
 from screenpop.card import CallFacts, build_card
-from screenpop.cards import CardCache, Prefetched
+from screenpop.cards import MAX_CALLS, CardCache, Prefetched
+from screenpop.frames import encode_body
 
 log = logging.getLogger("ccserver.screenpop")
 
@@ -60,6 +65,8 @@ class ScreenPop:
         self.calls: dict[str, dict[int, str]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._server_of: dict[str, str] = {}  # uniqueid -> the Asterisk it rang on
+        # (uniqueid, masked) -> (card data, facts, day, the card's JSON without its wait): see _card_json
+        self._encoded: dict[tuple[str, bool], tuple[Any, CallFacts, date, str]] = {}
         self._handlers: dict[type, Callable[[Any], Any]] = {
             CallOffered: self._offered, AgentRinging: self._ringing, AgentRingStopped: self._ring_stopped,
             CallAnswered: self._answered, CallAbandoned: self._abandoned, CallEnded: self._ended,
@@ -77,8 +84,29 @@ class ScreenPop:
     # -- events ----------------------------------------------------------------------------------------------
     async def _offered(self, e: CallOffered) -> None:
         if self.leads(e.server):
-            self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name,
-                                decision_id=e.decision_id)
+            task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, caller_name=e.caller_name,
+                                       decision_id=e.decision_id)
+            # Encode the card as soon as it is loaded (and again if the IVR path joins it later): the ring only
+            # splices it in.
+            uniqueid = e.uniqueid
+
+            def warm(_done: asyncio.Future[Any]) -> None:
+                self._warm(uniqueid)
+
+            task.add_done_callback(warm)
+            ivr = self.cards.ivr_pending(uniqueid)
+            if ivr is not None:
+                ivr.add_done_callback(warm)
+
+    def _warm(self, uniqueid: str) -> None:
+        found = self.cards.ready(uniqueid)
+        if found is None:
+            return
+        try:
+            for masked in (False, True) if self.mask_roles else (False,):
+                self._card_json(uniqueid, found, masked)
+        except Exception as exc:  # noqa: BLE001 - the ring builds it then
+            log.warning("screen pop: card not encoded ahead (%s)", type(exc).__name__)
 
     async def _ringing(self, e: AgentRinging) -> None:
         leads = self.leads(e.server)
@@ -93,8 +121,9 @@ class ScreenPop:
         prefetched = self.cards.ready(e.uniqueid) or await self._late_card(e)
         call = {"uniqueid": e.uniqueid, "linkedid": e.linkedid, "queue": e.queue, "decision_id": e.decision_id,
                 "wait": e.wait_seconds, "interface": e.interface, "server": e.server}
-        self.bus.post(ref.user_id, {"type": "pop", "state": "ringing", "call": call,
-                                             "customer": self._card(prefetched, ref, e.wait_seconds)}, call="set")
+        body = (f'{{"type":"pop","state":"ringing","call":{encode_body(call)},'
+                f'"customer":{self._customer(e.uniqueid, prefetched, ref, e.wait_seconds)}}}')
+        self.bus.post_body(ref.user_id, body, "pop", call="set")
 
     async def _late_card(self, e: AgentRinging) -> Prefetched:
         task = self.cards.prefetch(e.uniqueid, e.customer_id, e.caller_number, decision_id=e.decision_id)
@@ -104,12 +133,34 @@ class ScreenPop:
             withheld = not e.caller_number
             return Prefetched(None, CallFacts(caller_number=e.caller_number, withheld=withheld))
 
-    def _card(self, prefetched: Prefetched, ref: AgentRef, wait: float | None) -> dict[str, Any]:
+    def _card_json(self, uniqueid: str, prefetched: Prefetched, masked: bool) -> str:
+        """The call's card as JSON, without ``wait_seconds``: encoded once for the call's data and facts, the
+        masking and the day (the care reminders count from it); again when any of them changes."""
+        today = self.today()
+        key = (uniqueid, masked)
+        hit = self._encoded.get(key)
+        if hit is not None and hit[0] is prefetched.data and hit[1] == prefetched.facts and hit[2] == today:
+            return hit[3]
         f = prefetched.facts
         facts = CallFacts(caller_number=f.caller_number, caller_name=f.caller_name, withheld=f.withheld,
-                          variants=f.variants,
-                          new_prospect=f.new_prospect, ivr_path=f.ivr_path, wait_seconds=wait)
-        return build_card(prefetched.data, facts, today=self.today(), masked=ref.role in self.mask_roles)
+                          variants=f.variants, new_prospect=f.new_prospect, ivr_path=f.ivr_path)
+        card = build_card(prefetched.data, facts, today=today, masked=masked)
+        del card["wait_seconds"]
+        text = encode_body(card)
+        if key not in self._encoded and len(self._encoded) >= 2 * MAX_CALLS:
+            self._encoded.pop(next(iter(self._encoded)))
+        self._encoded[key] = (prefetched.data, prefetched.facts, today, text)
+        return text
+
+    def _customer(self, uniqueid: str, prefetched: Prefetched, ref: AgentRef, wait: float | None) -> str:
+        """The ``customer`` of a frame, as JSON: the encoded card with this moment's wait."""
+        text = self._card_json(uniqueid, prefetched, ref.role in self.mask_roles)
+        return f'{text[:-1]},"wait_seconds":{json.dumps(wait)}}}'
+
+    def _forget(self, uniqueid: str) -> None:
+        self.cards.forget(uniqueid)
+        self._encoded.pop((uniqueid, False), None)
+        self._encoded.pop((uniqueid, True), None)
 
     async def _ring_stopped(self, e: AgentRingStopped) -> None:
         ref = self.agents.lookup(e.server, e.interface)
@@ -129,9 +180,10 @@ class ScreenPop:
         call = {"uniqueid": e.uniqueid, "linkedid": e.linkedid, "queue": e.queue, "decision_id": e.decision_id,
                 "wait": e.wait_seconds, "interface": e.interface, "server": e.server}
         frame: dict[str, Any] = {"type": "update", "state": "answered", "call": call, "wait": e.wait_seconds}
+        body = encode_body(frame)
         if prefetched is not None:
-            frame["customer"] = self._card(prefetched, ref, e.wait_seconds)
-        self.bus.post(ref.user_id, frame, call="set")
+            body = f'{body[:-1]},"customer":{self._customer(e.uniqueid, prefetched, ref, e.wait_seconds)}}}'
+        self.bus.post_body(ref.user_id, body, "update", call="set")
 
     async def _abandoned(self, e: CallAbandoned) -> None:
         for user_id in list(self.calls.get(e.uniqueid, {})):
@@ -142,7 +194,7 @@ class ScreenPop:
             await self._retract(e.server, e.uniqueid, e.queue, user_id, "ended", only=None)
         self.calls.pop(e.uniqueid, None)
         self._server_of.pop(e.uniqueid, None)
-        self.cards.forget(e.uniqueid)
+        self._forget(e.uniqueid)
 
     async def _resynced(self, e: Resynced) -> None:
         """Asterisk's own list of calls after a (re)connect (a restart loses calls without any end event): the
@@ -153,7 +205,7 @@ class ScreenPop:
                 await self._retract(e.server, uniqueid, None, user_id, "ended", only=None)
             self.calls.pop(uniqueid, None)
             self._server_of.pop(uniqueid, None)
-            self.cards.forget(uniqueid)
+            self._forget(uniqueid)
 
     async def _retract(self, server: str, uniqueid: str, queue: str | None, user_id: int, reason: str,
                        only: str | None) -> None:

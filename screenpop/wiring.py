@@ -25,14 +25,25 @@ log = logging.getLogger("ccserver.screenpop")
 IVR_RETRY_DELAYS = (0.0, 0.6, 1.2)
 
 
-def active_user_ids(session_factory: Callable[[], Any], ids: set[int]) -> set[int]:
-    """Which of ``ids`` are still active users (blocking: the thread pool)."""
+def refused_user_ids(session_factory: Callable[[], Any], ids: set[int]) -> dict[int, str]:
+    """Which of ``ids`` may no longer hold a socket, and why: ``deactivated`` (inactive or deleted) or
+    ``password_change`` (an admin forced a new password). Blocking: the thread pool."""
     from sqlalchemy import select
 
     from ccserver.db.models import User
 
     with session_factory() as s:
-        return set(s.scalars(select(User.id).where(User.id.in_(sorted(ids)), User.active.is_(True))))
+        rows = s.execute(select(User.id, User.active, User.must_change_password)
+                         .where(User.id.in_(sorted(ids)))).all()
+    found = {int(row[0]): (bool(row[1]), bool(row[2])) for row in rows}
+    refused: dict[int, str] = {}
+    for user_id in ids:
+        active, must_change = found.get(user_id, (False, False))
+        if not active:
+            refused[user_id] = "deactivated"
+        elif must_change:
+            refused[user_id] = "password_change"
+    return refused
 
 
 def ivr_lookup(memo: Any, load: Callable[[str], Awaitable[tuple[str, str] | None]],
@@ -77,7 +88,7 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
     ws = WsServer(tickets, host=ws_host if ws_host is not None else ws_conf.listen.host,
                   port=ws_port if ws_port is not None else ws_conf.listen.port, public_url=ws_conf.public_url,
                   allowed_origins=ws_conf.allowed_origins, audit=audit)
-    ws.users_allowed = lambda ids: run_blocking(active_user_ids, sessions, ids)
+    ws.users_refused = lambda ids: run_blocking(refused_user_ids, sessions, ids)
     replay = config.screenpop.replay_frames
     bus: Any = RedisBus(redis, replay) if redis is not None else MemoryBus(replay)
     pop = None

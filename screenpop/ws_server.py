@@ -8,9 +8,10 @@ closed at once with a code and a reason a browser can read (``CloseEvent.code`` 
 session ended, 4403 origin not allowed / ticket for another socket / role not allowed, 4404 no such socket, 1001
 server stopping.
 
-A socket stays bound to its user: a deactivated user's open sockets close with 4401 ``user deactivated`` — at
-once on the node that deactivated them (:meth:`WsServer.end_user`), on the others at their next check of the
-users still allowed (``users_allowed``, every ``USER_CHECK_SECONDS``: one SQL read for all the sockets held).
+A socket stays bound to its user: a deactivated user's open sockets close with 4401 ``user deactivated``, and a
+user an admin forced to choose a new password with 4401 ``password change required`` — at once on the node that
+did it (:meth:`WsServer.end_user`), on the others at their next check of the users holding sockets
+(``users_refused``, every ``USER_CHECK_SECONDS``: one SQL read for all the sockets held).
 
 Another module adds a socket kind with :meth:`WsServer.add_kind` (a path, the roles allowed, and an ``async
 handler(ws, grant, params)`` that owns the socket until it returns); ``/api/ws-ticket`` issues tickets for every
@@ -27,6 +28,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from ccserver.metrics import REGISTRY
 from screenpop.ws_tickets import Grant, TicketRefused
@@ -47,9 +50,11 @@ REFUSALS: dict[str, tuple[int, str]] = {
     "last_seq": (BAD_REQUEST, "last_seq must be a non-negative integer"),
     "session_ended": (UNAUTHORIZED, "session ended"),
     "deactivated": (UNAUTHORIZED, "user deactivated"),
+    "password_change": (UNAUTHORIZED, "password change required"),
 }
 USER_CHECK_SECONDS = 10.0
 MAX_INCOMING = 4096  # clients send nothing we need; a large frame is an error
+BACKLOG = 2048
 
 Handler = Callable[[ServerConnection, Grant, dict[str, str]], Awaitable[None]]
 Audit = Callable[[str, Grant | None, str, dict[str, Any]], Awaitable[None]]
@@ -77,8 +82,9 @@ class WsServer:
         self._by_session: dict[str, set[ServerConnection]] = {}
         self._grants: dict[ServerConnection, Grant] = {}  # the open sockets and whose they are
         self._server: Server | None = None
-        # ``ids -> the ids of those still active`` (None: not checked); see the module docstring.
-        self.users_allowed: Callable[[set[int]], Awaitable[set[int]]] | None = None
+        # ``ids -> {id: reason}`` for those whose sockets must close (a REFUSALS key: ``deactivated``,
+        # ``password_change``); None: not checked. See the module docstring.
+        self.users_refused: Callable[[set[int]], Awaitable[dict[int, str]]] | None = None
         self.user_check_seconds = USER_CHECK_SECONDS
         self._checker: asyncio.Task[None] | None = None
 
@@ -117,9 +123,11 @@ class WsServer:
     # -- the listener ----------------------------------------------------------------------------------------
     async def start(self) -> None:
         # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
+        # A listen backlog for a whole floor reconnecting at once (the kernel caps it at net.core.somaxconn).
         self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
-                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None)
-        if self.users_allowed is not None:
+                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None,
+                                   backlog=BACKLOG)
+        if self.users_refused is not None:
             self._checker = asyncio.ensure_future(self._check_users_forever())
 
     async def stop(self) -> None:
@@ -136,20 +144,23 @@ class WsServer:
         for ws in list(self._by_session.pop(session_id, ())):
             asyncio.ensure_future(ws.close(*REFUSALS["session_ended"]))
 
-    def end_user(self, user_id: int) -> int:
-        """The user was deactivated: their sockets here close (4401 user deactivated). How many."""
+    def end_user(self, user_id: int, reason: str = "deactivated") -> int:
+        """The user was deactivated (``reason`` ``deactivated``) or must choose a new password
+        (``password_change``): their sockets here close with 4401 and that reason. How many."""
+        code, text = REFUSALS[reason]
         closing = [ws for ws, grant in self._grants.items() if grant.user_id == user_id]
         for ws in closing:
-            asyncio.ensure_future(ws.close(*REFUSALS["deactivated"]))
+            asyncio.ensure_future(ws.close(code, text))
         return len(closing)
 
     async def check_users(self) -> int:
-        """Close the sockets of users no longer active (deactivated on another node). How many closed."""
-        if self.users_allowed is None or not self._grants:
+        """Close the sockets of users no longer allowed one (deactivated, or forced to change their password, on
+        another node or from a shell). How many closed."""
+        if self.users_refused is None or not self._grants:
             return 0
         ids = {grant.user_id for grant in self._grants.values()}
-        allowed = await self.users_allowed(ids)
-        return sum(self.end_user(user_id) for user_id in ids - allowed)
+        refused = await self.users_refused(ids)
+        return sum(self.end_user(user_id, reason) for user_id, reason in refused.items() if user_id in ids)
 
     async def _check_users_forever(self) -> None:
         while True:
@@ -208,11 +219,49 @@ class WsServer:
 
 
 def sender(ws: ServerConnection) -> Callable[[str], None]:
-    """Write a text frame without waiting (websockets' broadcast to one socket): a slow client never holds up
-    the producer; its frames wait in its own transport buffer."""
-    targets = (ws,)
+    """Write text frames without waiting: a slow client never holds up the producer (its frames wait in its own
+    transport buffer). The frames one turn of the event loop queues for a socket go out in ONE write at the end
+    of that turn — a ring's ``agent_state`` and ``pop`` (or an answer's ``update`` and ``agent_state``) cost
+    one send system call, not two, and the second frame does not wait behind the first one's."""
+    return _Outbox(ws)
 
-    def send(text: str) -> None:
-        broadcast(targets, text)
 
-    return send
+class _Outbox:
+    """One socket's frames waiting for the end of the loop's turn (small: one per connected agent)."""
+
+    __slots__ = ("ws", "queued")
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.queued: list[str] | None = None
+
+    def __call__(self, text: str) -> None:
+        if self.queued is None:
+            self.queued = [text]
+            asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            self.queued.append(text)
+
+    def flush(self) -> None:
+        texts, self.queued = self.queued, None
+        if texts:
+            write_frames(self.ws, texts)
+
+
+def write_frames(ws: ServerConnection, texts: list[str]) -> None:
+    """Write ``texts`` to ``ws`` as text frames in one transport write (a server's frames are not masked: the
+    bytes are the frame as is, as :mod:`ccserver.wallboard.fanout` writes them). A socket no longer open gets
+    nothing; one with an extension or a fragmented send in progress goes through websockets' ``broadcast``."""
+    protocol = ws.protocol
+    if protocol.state is not State.OPEN:
+        return
+    if protocol.extensions or ws.send_in_progress is not None:
+        for text in texts:
+            broadcast((ws,), text)
+        return
+    serialize = Frame.serialize
+    data = b"".join([serialize(Frame(Opcode.TEXT, text.encode()), mask=False, extensions=()) for text in texts])
+    try:
+        ws.transport.write(data)
+    except Exception as exc:  # noqa: BLE001 - as broadcast does: the socket is going; its reader sees it close
+        log.warning("a websocket write failed: %s", type(exc).__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -242,3 +243,55 @@ def test_export_and_erase(crm):
         assert "王小明" not in str(audit.detail) and "13800138000" not in str(audit.detail)
     text = "".join(export_csv(sessions, "customers"))
     assert "王小明" not in text and "13800138000" not in text
+
+
+BIRTHDAYS = """姓名,手机,客户类型,生日
+王小明,13800138000,个人,1985-03-12
+李华,13900139000,个人,1990/2/29
+张三,13700137000,个人,2027-01-01
+赵四,13600136000,个人,1899-12-31
+顺达物流,13500135000,公司,2000-01-01
+钱五,13400134000,个人,
+孙六,13300133000,个人,1988年2月29日
+周七,13200132000,个人,yesterday
+"""
+
+
+def test_birthdays_are_imported_checked_per_row_filled_in_later_and_erased(crm):
+    today = dt.date(2026, 11, 23)
+    table = ci.read_table("customers", BIRTHDAYS.encode("gb18030"))
+    assert "birthday" in table.columns
+    plan = ci.plan(crm, "customers", table, today=today)
+    rows = _by_line(plan)
+    assert rows[2][0] == "new" and rows[7][0] == "new" and rows[8][0] == "new"
+    assert rows[3] == ("error", "birthday '1990/2/29' is not a date like 2025-10-08")  # 1990 is no leap year
+    assert rows[4] == ("error", "birthday '2027-01-01' is in the future")
+    assert rows[5] == ("error", "birthday '1899-12-31' is before 1900")
+    assert rows[6] == ("error", "a company has no birthday (leave the birthday empty)")
+    assert rows[9] == ("error", "birthday 'yesterday' is not a date like 2025-10-08")
+    ci.write(crm, plan)
+    with session_factory(crm)() as s:
+        born = {name: day for name, day in s.execute(select(Customer.name, Customer.birthday))}
+        qian_id = s.scalars(select(Customer.id).where(Customer.name == "钱五")).one()
+    assert born == {"王小明": dt.date(1985, 3, 12), "钱五": None, "孙六": dt.date(1988, 2, 29)}
+    # A later export with birthdays fills in the one missing, never overwrites one on file.
+    later = "name,phone,birthday\n钱五,13400134000,1970-05-01\n王小明,13800138000,1999-01-01\n"
+    again = ci.plan(crm, "customers", ci.read_table("customers", later.encode()), today=today)
+    rows = _by_line(again)
+    assert rows[2] == ("merged", f"number +8613400134000 already belongs to customer #{qian_id}: merged, "
+                                 "birthday added")
+    assert rows[3][0] == "unchanged"
+    assert ci.write(crm, again)["birthdays_added"] == 1
+    with session_factory(crm)() as s:
+        qian = s.scalars(select(Customer).where(Customer.name == "钱五")).one()
+        wang = s.scalars(select(Customer).where(Customer.name == "王小明")).one()
+    assert qian.birthday == dt.date(1970, 5, 1) and wang.birthday == dt.date(1985, 3, 12)
+    # The card reads it (and so its care reminder); erasure removes it.
+    from screenpop.cards import load_card_data
+
+    sessions = session_factory(crm)
+    card = load_card_data(sessions, wang.id)
+    assert card is not None and card["birthday"] == "1985-03-12"
+    erase_customer(sessions, Actor(None, "test"), wang.id)
+    with sessions() as s:
+        assert s.get(Customer, wang.id).birthday is None  # type: ignore[union-attr]

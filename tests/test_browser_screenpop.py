@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +18,15 @@ from tests.live_server import ROOT, LiveServer, free_port
 
 TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
 HOSTILE = "<img src=x onerror=alert(1)>"
+AGE = 40  # the recorded caller turns 40 in BIRTHDAY_IN days (days counted in the server's time zone)
+BIRTHDAY_IN = 10
+
+
+def _birthday() -> date:
+    """A date of birth whose next birthday is BIRTHDAY_IN days from today in Asia/Shanghai (server.time_zone)."""
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    ahead = today + timedelta(days=BIRTHDAY_IN)
+    return ahead.replace(year=ahead.year - AGE)  # 40 years before a leap year is one too: 29 February works
 
 
 
@@ -26,14 +37,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_PORT": str(ami_port), "CCSERVER_AMI_USERNAME": "ccserver",
         "CCSERVER_AMI_SECRET": "ccserver-secret"}).start()
     live.ami_port = ami_port  # type: ignore[attr-defined]
-    # The recorded caller (+8613912345678) is on file; their name is now hostile markup.
+    # The recorded caller (+8613912345678) is on file; their name is now hostile markup, their birthday near.
     from sqlalchemy import create_engine, text
 
     engine = create_engine(f"sqlite:///{live.data_dir / 'ccserver.sqlite3'}")
     with engine.begin() as conn:
-        conn.execute(text("UPDATE customers SET name = :name WHERE id IN (SELECT cp.customer_id FROM customer_phones"
-                          " cp JOIN phone_numbers p ON p.id = cp.phone_id WHERE p.e164 = '+8613912345678')"),
-                     {"name": HOSTILE})
+        conn.execute(text("UPDATE customers SET name = :name, birthday = :born WHERE id IN (SELECT cp.customer_id"
+                          " FROM customer_phones cp JOIN phone_numbers p ON p.id = cp.phone_id"
+                          " WHERE p.e164 = '+8613912345678')"),
+                     {"name": HOSTILE, "born": _birthday()})
     engine.dispose()
     yield live
     live.stop()
@@ -73,12 +85,17 @@ def test_a_recorded_call_pops_and_retracts_in_the_browser(server: LiveServer, br
         assert ring.locator("#cc-card img").count() == 0 and ring.locator("img").count() == 0
         assert ring.inner_text("#cc-card [data-field=queue]") == "service"
         assert "客户等级" in ring.inner_text("#cc-card")  # the labels in the page's language
+        care = ring.inner_text("#cc-card .cc-card-care li[data-kind=birthday]")
+        assert care.startswith(f"生日（满 {AGE} 岁） · ") and care.endswith(f" · {BIRTHDAY_IN} 天后"), care
+        assert ring.inner_text("#cc-card [data-field=birthday]") == _birthday().isoformat()
         screenshot(ring, "screenpop-ringing-zh-CN")
         ring.wait_for_selector("#cc-card[data-state=retracted][data-reason=no_answer]", state="attached",
                                timeout=15_000)
         assert ring.is_hidden("#cc-card")
         answer.wait_for_selector("#cc-card[data-state=answered]", timeout=15_000)
         assert answer.inner_text("#cc-card h2") == HOSTILE and "Tier" in answer.inner_text("#cc-card")
+        care = answer.inner_text("#cc-card .cc-card-care li[data-kind=birthday]")
+        assert care.startswith(f"Birthday (turns {AGE}) · ") and care.endswith(f" · in {BIRTHDAY_IN} days"), care
         summary = answer.inner_text("#call-summary")  # the call's facts; the customer is the card's, shown once
         assert "Answered" in summary and "service" in summary and HOSTILE not in summary and "Liu Yang" not in summary
         assert answer.locator("text=" + HOSTILE).count() == 1

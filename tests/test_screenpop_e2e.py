@@ -137,11 +137,17 @@ def _admin_token(live: LiveServer) -> str:
     return str(_post(f"{live.url}/api/login", {"username": "admin", "password": match.group(1)})["token"])
 
 
-def test_a_forced_password_change_gets_no_ticket(live: LiveServer) -> None:
+def test_a_forced_password_change_closes_the_open_socket_and_gets_no_ticket(live: LiveServer) -> None:
     token = _post(f"{live.url}/api/login", {"username": "agent8005", "password": live.demo_password})["token"]
-    assert "ticket" in _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
+    got = _post(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token)
     admin = _admin_token(live)
-    _post(f"{live.url}/api/admin/users/agent8005/password", {"password": "a-new-Password-4711"}, admin)
+    with connect(got["url"], origin=live.url) as ws:  # type: ignore[arg-type]
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"
+        _post(f"{live.url}/api/admin/users/agent8005/password", {"password": "a-new-Password-4711"}, admin)
+        with pytest.raises(ConnectionClosed):
+            while True:  # agent_state frames may come first
+                ws.recv(timeout=5)
+        assert (ws.close_code, ws.close_reason) == (4401, "password change required")
     # The session signed in before the reset, and a fresh login with the new password alike: no ticket.
     assert _error(f"{live.url}/api/ws-ticket", {"socket": "agent"}, token) == \
         (403, {"error": "choose a new password first (POST /api/password)", "reason": "password_change_required"})

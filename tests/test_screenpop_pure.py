@@ -11,7 +11,15 @@ import pytest
 
 from ccserver.clock import ManualClock
 from screenpop.bus import LocalSockets, MemoryBus, RedisBus, Socket
-from screenpop.card import CallFacts, build_card, care_reminders, mask_number, mask_vin
+from screenpop.card import (
+    CallFacts,
+    birthday_reminder,
+    build_card,
+    care_reminders,
+    mask_number,
+    mask_vin,
+    next_birthday,
+)
 from screenpop.frames import AgentLog, encode_body, replay_after, seq_of, with_seq
 from screenpop.ws_tickets import MemoryTickets, RedisTickets, TicketRefused
 
@@ -108,6 +116,49 @@ def test_card_masks_for_masked_roles_and_covers_unknown_withheld_and_ambiguous_c
     assert mask_number("1234") == "****" and mask_vin("ABC") == "***" and mask_number(None) is None
     assert care_reminders([{"insurance_expiry": "not a date"}], TODAY) == []
     assert care_reminders([{"insurance_expiry": "2023-10-15"}], TODAY) == []  # years overdue: a stale record
+
+
+def _days(born: str, today: date) -> int | None:
+    reminder = birthday_reminder(born, today)
+    return None if reminder is None else int(reminder["days"])
+
+
+def test_birthday_reminder_within_30_days_across_the_year_end_and_on_29_february() -> None:
+    assert _days("1985-12-10", TODAY) == 17 and _days("1985-11-23", TODAY) == 0  # soon; today
+    assert _days("1985-11-22", TODAY) is None  # yesterday: next year's is 364 days off
+    assert _days("1985-12-23", TODAY) == 30 and _days("1985-12-24", TODAY) is None  # the 30-day edge
+    # December looks into January: next year's birthday, the age it brings.
+    dec = date(2026, 12, 20)
+    assert birthday_reminder("1990-01-05", dec) == {"kind": "birthday", "due": "2027-01-05", "days": 16, "age": 37,
+                                                    "vehicle": None, "plate": None}
+    assert _days("1990-12-19", dec) is None and _days("1990-12-31", date(2026, 12, 31)) == 0
+    assert _days("1990-01-19", date(2026, 12, 20)) == 30
+    # 29 February: on 28 February in a common year, on the 29th in a leap year.
+    assert next_birthday(date(1988, 2, 29), date(2027, 2, 10)) == date(2027, 2, 28)
+    assert next_birthday(date(1988, 2, 29), date(2028, 2, 10)) == date(2028, 2, 29)
+    assert next_birthday(date(1988, 2, 29), date(2027, 3, 1)) == date(2028, 2, 29)  # past this year's
+    assert next_birthday(date(1988, 2, 29), date(2027, 2, 28)) == date(2027, 2, 28)
+    assert _days("1988-02-29", date(2027, 2, 28)) == 0 and _days("1988-02-29", date(2028, 2, 1)) == 28
+    assert _days("1988-02-29", date(2027, 1, 30)) == 29  # to 28 February 2027
+    # Born 28 February, today 29 February of a leap year: next year's, 365 days off.
+    assert _days("1990-02-28", date(2028, 2, 29)) is None
+    # No date, a bad one, a date of birth after today: no reminder.
+    for nothing in (None, "", "not a date", "2027-01-01", date(2030, 1, 1)):
+        assert birthday_reminder(nothing, TODAY) is None
+    assert birthday_reminder(date(1985, 12, 1), TODAY, days=5) is None  # a shorter window
+
+
+def test_the_card_puts_the_birthday_among_the_care_reminders_most_urgent_first() -> None:
+    card = build_card({**DATA, "birthday": "1979-12-01"}, CallFacts(caller_number="+8613800138000"), today=TODAY,
+                      masked=True)
+    assert card["birthday"] == "1979-12-01"
+    assert [(c["kind"], c["days"]) for c in card["care"]] == [("insurance", -3), ("birthday", 8), ("maintenance", 17)]
+    assert card["care"][1] == {"kind": "birthday", "due": "2026-12-01", "days": 8, "age": 47, "vehicle": None,
+                               "plate": None}
+    far = build_card({**DATA, "birthday": "1979-06-01"}, CallFacts(), today=TODAY, masked=False)
+    assert "birthday" not in [c["kind"] for c in far["care"]] and far["birthday"] == "1979-06-01"
+    none = build_card(DATA, CallFacts(), today=TODAY, masked=False)
+    assert none["birthday"] is None and [c["kind"] for c in none["care"]] == ["insurance", "maintenance"]
 
 
 def test_frames_are_numbered_per_agent_and_replayed_without_gaps() -> None:
@@ -279,3 +330,109 @@ def test_the_socket_url_is_built_from_the_public_base() -> None:
         assert server.public_origin == "wss://cc.example.com"
     local = WsServer(MemoryTickets(ManualClock().time), host="127.0.0.1", port=8081)
     assert local.public_url == "ws://127.0.0.1:8081"
+
+
+def test_the_card_is_encoded_once_per_call_and_spliced_into_each_frame_as_built() -> None:
+    """The pop and update frames carry exactly the card build_card makes (the wait of that moment, masked for a
+    masked role), though it was encoded ahead, when the prefetch finished; a later IVR path, or the next day,
+    makes it encode again."""
+    from ccserver.events import AgentRinging, CallAnswered, CallOffered
+    from screenpop.agents_map import AgentDirectory, AgentRef
+    from screenpop.cards import CardCache
+    from screenpop.lifecycle import ScreenPop
+
+    refs = {("default", "PJSIP/1"): AgentRef(1, "a1", "1", "agent"),
+            ("default", "PJSIP/2"): AgentRef(2, "s2", "2", "supervisor")}
+    day = [TODAY]
+
+    async def main() -> None:
+        ivr_done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+        async def load(_cid: int) -> dict[str, object]:
+            return {**DATA, "birthday": "1980-12-01"}
+
+        async def identify(_raw: str) -> tuple[int | None, list[tuple[str, str]]]:
+            return 42, [("43", "李娜")]
+
+        async def ivr_of(_decision: str) -> str | None:
+            return await ivr_done
+
+        async def agent_map() -> dict[object, AgentRef]:
+            return dict(refs)
+
+        bus = MemoryBus()
+        got: dict[int, list[dict[str, object]]] = {1: [], 2: []}
+        for user in (1, 2):
+            sock = Socket(user, lambda text, user=user: got[user].append(json.loads(text)))
+            sock.release(0)
+            bus.local.add(sock)
+        cards = CardCache(load, identify, now=lambda: 0.0, ivr_of=ivr_of)
+        pop = ScreenPop(bus, AgentDirectory(agent_map, now=lambda: 0.0), cards, leads=lambda _s: True,
+                        mask_roles=("supervisor",), today=lambda: day[0])
+        await pop.agents.refresh()
+        await pop.on_event(CallOffered("default", 1, 0.0, "9.1", "9.1", "service", 1, 0, "+8613800138000", "Liu",
+                                       "4008", "d1", None, "gold"))
+        await cards.pending("9.1")  # type: ignore[misc]
+        await asyncio.sleep(0)
+        assert set(pop._encoded) == {("9.1", False), ("9.1", True)}  # encoded ahead, both maskings
+
+        def expected(masked: bool, wait: float, ivr: str | None, today: date) -> dict[str, object]:
+            facts = CallFacts(caller_number="+8613800138000", caller_name="Liu", variants=(("43", "李娜"),),
+                              ivr_path=ivr, wait_seconds=wait)
+            return build_card({**DATA, "birthday": "1980-12-01"}, facts, today=today, masked=masked)
+
+        await pop.on_event(AgentRinging("default", 2, 0.0, "9.1", "9.1", "service", "PJSIP/1", "a1", None, "d1",
+                                        None, "+8613800138000", 7.5))
+        await pop.on_event(AgentRinging("default", 3, 0.0, "9.1", "9.1", "service", "PJSIP/2", "s2", None, "d1",
+                                        None, "+8613800138000", 8.0))
+        assert got[1][-1]["type"] == "pop" and got[1][-1]["customer"] == expected(False, 7.5, None, TODAY)
+        assert got[2][-1]["customer"] == expected(True, 8.0, None, TODAY)
+        assert got[1][-1]["call"]["wait"] == 7.5  # type: ignore[index]
+        ivr_done.set_result("main.2/after_sales.1")  # the IVR path joins, and the day turns
+        await asyncio.sleep(0)
+        day[0] = date(2026, 11, 24)
+        await pop.on_event(CallAnswered("default", 4, 0.0, "9.1", "9.1", "service", "PJSIP/1", "a1", 9.0, 9,
+                                        "d1", None))
+        update = got[1][-1]
+        assert update["type"] == "update" and update["state"] == "answered" and update["wait"] == 9.0
+        assert update["customer"] == expected(False, 9.0, "main.2/after_sales.1", date(2026, 11, 24))
+        assert [c["days"] for c in update["customer"]["care"] if c["kind"] == "birthday"] == [7]  # type: ignore
+        assert json.loads(bus._current[1]) == update  # what a hello shows now
+
+    asyncio.run(main())
+
+
+def test_frames_posted_together_go_to_redis_in_one_pipeline_even_when_redis_lost_the_script(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import secrets
+
+    import redis.asyncio as aioredis
+
+    import screenpop.bus as bus_module
+
+    # A script text Redis has never seen (as after a restart): the first pipeline meets NOSCRIPT, loads, retries.
+    monkeypatch.setattr(bus_module, "PUBLISH_SCRIPT", bus_module.PUBLISH_SCRIPT + f"\n-- {secrets.token_hex(8)}")
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        bus = RedisBus(client)  # not started: only the publisher's shortcut delivers
+        sent: list[str] = []
+        try:
+            assert await client.script_exists(bus._script.sha) == [False]
+            sock = Socket(7, sent.append)
+            sock.release(0)
+            bus.local.add(sock)
+            loop = asyncio.get_running_loop()
+            done = [loop.create_future() for _ in range(3)]
+            bus.post(7, {"type": "agent_state", "state": "ringing"}, state=True, done=done[0])
+            bus.post_body(7, '{"type":"pop","state":"ringing"}', "pop", call="set", done=done[1])
+            bus.post(8, {"type": "agent_state", "state": "idle"}, done=done[2])
+            assert await asyncio.gather(*done) == [1, 2, 1]
+            assert [json.loads(t)["type"] for t in sent] == ["agent_state", "pop"]
+            assert await client.script_exists(bus._script.sha) == [True]
+            seq, current, state = await bus.snapshot(7)
+            assert seq == 2 and current == sent[1] and state == sent[0]
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

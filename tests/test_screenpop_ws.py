@@ -327,32 +327,123 @@ def test_the_wallboard_socket_pushes_the_snapshot_to_supervisors_only() -> None:
     run(main())
 
 
-def test_a_user_deactivated_on_another_node_has_their_sockets_closed_at_the_next_check() -> None:
+def test_a_user_deactivated_or_forced_to_change_password_elsewhere_loses_their_sockets_at_the_next_check() -> None:
     async def main() -> None:
         service, _audits, hub = await started()
-        active = {3, 9}
+        refused: dict[int, str] = {}
         checked: list[set[int]] = []
 
-        async def users_allowed(ids: set[int]) -> set[int]:
+        async def users_refused(ids: set[int]) -> dict[int, str]:
             checked.append(set(ids))
-            return ids & active
+            return {i: why for i, why in refused.items() if i in ids}
 
-        service.ws.users_allowed = users_allowed
+        service.ws.users_refused = users_refused
         try:
             a9 = await open_agent(service, 9, "agent8009")
             a3 = await open_agent(service, 3, "agent8003")
-            assert (await frames(a9, 1))[0]["type"] == "hello" and (await frames(a3, 1))[0]["type"] == "hello"
+            a1 = await open_agent(service, 1, "agent8001")
+            for ws in (a9, a3, a1):
+                assert (await frames(ws, 1))[0]["type"] == "hello"
             assert await service.ws.check_users() == 0
-            active.discard(9)  # deactivated elsewhere
-            assert await service.ws.check_users() == 1 and checked == [{3, 9}, {3, 9}]
-            with pytest.raises(websockets.ConnectionClosed):
-                await a9.recv()
+            refused.update({9: "deactivated", 3: "password_change"})  # done on another node
+            assert await service.ws.check_users() == 2 and checked == [{1, 3, 9}, {1, 3, 9}]
+            for ws in (a9, a3):
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
             assert (a9.close_code, a9.close_reason) == (4401, "user deactivated")
-            await a3.send("still here")  # the active agent's socket stays open
-            assert a3.close_code is None
-            await a3.close()
+            assert (a3.close_code, a3.close_reason) == (4401, "password change required")
+            await a1.send("still here")  # the others' sockets stay open
+            assert a1.close_code is None
+            await a1.close()
         finally:
             await service.stop()
             await hub.stop(1.0)
+
+    run(main())
+
+
+def test_end_user_closes_every_socket_of_that_user_with_the_reason() -> None:
+    async def main() -> None:
+        service, _audits, hub = await started()
+        try:
+            first = await open_agent(service, 3, "agent8003")
+            second = await open_agent(service, 3, "agent8003")  # a second tab
+            other = await open_agent(service, 1, "agent8001")
+            for ws in (first, second, other):
+                assert (await frames(ws, 1))[0]["type"] == "hello"
+            assert service.ws.end_user(3, "password_change") == 2
+            for ws in (first, second):
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 5)
+                assert (ws.close_code, ws.close_reason) == (4401, "password change required")
+            await other.send("still here")
+            assert other.close_code is None
+            await other.close()
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    run(main())
+
+
+def test_refused_user_ids_reads_deactivated_deleted_and_forced_password_change(sqlite_url: str) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from ccserver.db.engine import make_engine
+    from ccserver.db.models import Base, User
+    from screenpop.wiring import refused_user_ids
+
+    engine = make_engine(sqlite_url)
+    Base.metadata.create_all(engine)
+    factory = sessionmaker(engine)
+    with factory.begin() as s:
+        s.add_all([User(id=1, username="ok", display_name="ok", role="agent"),
+                   User(id=2, username="gone", display_name="gone", role="agent", active=False),
+                   User(id=3, username="reset", display_name="reset", role="agent", must_change_password=True),
+                   User(id=4, username="both", display_name="both", role="agent", active=False,
+                        must_change_password=True)])
+    assert refused_user_ids(factory, {1, 2, 3, 4, 5}) == {2: "deactivated", 3: "password_change",
+                                                        4: "deactivated", 5: "deactivated"}
+    assert refused_user_ids(factory, {1}) == {}
+    engine.dispose()
+
+
+def test_frames_queued_in_one_turn_of_the_loop_go_out_in_one_write_in_order() -> None:
+    from types import SimpleNamespace
+
+    from websockets.protocol import State
+
+    from ccserver.wallboard.fanout import wire_frame
+    from screenpop.ws_server import sender
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+    async def main() -> None:
+        transport = Transport()
+        ws: Any = SimpleNamespace(protocol=SimpleNamespace(state=State.OPEN, extensions=[]), send_in_progress=None,
+                                  transport=transport)
+        send = sender(ws)
+        send('{"seq":1,"type":"agent_state"}')
+        send('{"seq":2,"type":"pop","customer":{"name":"王芳"}}')
+        assert transport.writes == []  # not yet: at the end of this turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert transport.writes == [wire_frame(b'{"seq":1,"type":"agent_state"}')
+                                    + wire_frame('{"seq":2,"type":"pop","customer":{"name":"王芳"}}'.encode())]
+        send('{"seq":3,"type":"retract"}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert transport.writes[1:] == [wire_frame(b'{"seq":3,"type":"retract"}')]
+        ws.protocol.state = State.CLOSING  # a socket going away gets nothing more
+        send('{"seq":4,"type":"agent_state"}')
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 2
 
     run(main())

@@ -25,14 +25,39 @@ function row(root, list, key, fallback, value) {
   list.append(dt, dd);
 }
 
-function section(root, key, fallback, items, format) {
+function section(root, key, fallback, items, format, kindOf) {
   if (!Array.isArray(items) || items.length === 0) return null;
   const box = el("section", undefined, `cc-card-${key}`);
   box.append(el("h3", label(root, key, fallback)));
   const ul = el("ul");
-  for (const item of items) ul.append(el("li", format(item)));
+  for (const item of items) {
+    const li = el("li", format(item));
+    if (kindOf) li.dataset.kind = kindOf(item);
+    ul.append(li);
+  }
   box.append(ul);
   return box;
+}
+
+// One care reminder in words: what ("Birthday (turns 47)", "Insurance expires"), the day, and how far off it is.
+const CARE_KINDS = { birthday: "Birthday (turns {age})", insurance: "Insurance expires", maintenance: "Maintenance due" };
+
+function when(root, days) {
+  if (typeof days !== "number") return "";
+  if (days === 0) return label(root, "careToday", "today");
+  if (days === 1) return label(root, "careTomorrow", "tomorrow");
+  if (days > 0) return label(root, "careIn", "in {n} days").replace("{n}", String(days));
+  if (days === -1) return label(root, "careOverdueDay", "1 day overdue");
+  return label(root, "careOverdue", "{n} days overdue").replace("{n}", String(-days));
+}
+
+export function careText(root, c) {
+  const kind = Object.hasOwn(CARE_KINDS, c.kind) ? c.kind : null;
+  const what = kind
+    ? label(root, `care${kind[0].toUpperCase()}${kind.slice(1)}`, CARE_KINDS[kind]).replace("{age}", String(c.age ?? ""))
+    : String(c.kind ?? "");
+  const vehicle = [c.vehicle, c.plate].filter(Boolean).join(" ");
+  return [what, c.due, when(root, c.days), vehicle].filter(Boolean).join(" · ");
 }
 
 export function renderCard(root, frame) {
@@ -57,6 +82,7 @@ export function renderCard(root, frame) {
   row(root, facts, "consultant", "Consultant", customer.consultant && customer.consultant.name);
   row(root, facts, "advisor", "Advisor", customer.advisor && customer.advisor.name);
   row(root, facts, "store", "Store", customer.store);
+  row(root, facts, "birthday", "Date of birth", customer.birthday);
   if (callFacts) {
     row(root, facts, "queue", "Queue", call.queue);
     row(root, facts, "wait", "Wait", typeof call.wait === "number" ? `${Math.round(call.wait)} s` : null);
@@ -66,7 +92,7 @@ export function renderCard(root, frame) {
   root.append(facts);
   for (const part of [
     section(root, "reasons", "Why this tier", customer.reasons, (r) => r),
-    section(root, "care", "Care reminders", customer.care, (c) => `${c.kind} ${c.due} ${c.vehicle || ""}`),
+    section(root, "care", "Care reminders", customer.care, (c) => careText(root, c), (c) => String(c.kind ?? "")),
     section(root, "vehicles", "Vehicles", customer.vehicles,
             (v) => [v.brand, v.model, v.plate, v.vin, v.mileage_km && `${v.mileage_km} km`].filter(Boolean).join(" · ")),
     section(root, "tickets", "Open tickets", customer.open_tickets, (t) => `#${t.id} ${t.kind} ${t.status} ${t.subject}`),

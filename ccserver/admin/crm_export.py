@@ -164,6 +164,7 @@ def erase_customer(session_factory: Callable[[], Session], actor: Actor, custome
                         .values(done_at=dt.datetime.now(dt.UTC), outcome="cancelled"))
         customer.name = ERASED_NAME
         customer.source = None
+        customer.birthday = None
         customer.consent = False
         customer.do_not_call = True
         customer.score_components = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from ccserver.db.models import (
     CUSTOMER_KINDS,
@@ -72,6 +72,8 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("sales_consultant", False, "zhang.wei", "user name (or display name) of the sales consultant"),
         Field("service_advisor", False, "", "user name (or display name) of the service advisor"),
         Field("vin", False, "", "a VIN of the customer's car: merges into its owner when the number is new"),
+        Field("birthday", False, "1985-03-12", "a person's date of birth (also 1985/3/12, 1985年3月12日); fills "
+              "in a birthday an existing customer lacks"),
     ),
     "vehicles": (
         Field("vin", True, "LVSHCAMB1CE012345", "17-character VIN"),
@@ -123,6 +125,8 @@ ALIASES: dict[str, str] = {
     "保险到期日": "insurance_expiry", "订单类型": "kind", "业务类型": "kind", "金额": "amount",
     "订单金额": "amount", "订单日期": "ordered_on", "日期": "ordered_on", "进厂时间": "opened_at",
     "开单时间": "opened_at", "状态": "status", "维修内容": "description", "描述": "description",
+    "生日": "birthday", "出生日期": "birthday", "出生年月日": "birthday", "客户生日": "birthday",
+    "date of birth": "birthday", "birth date": "birthday", "birthdate": "birthday", "dob": "birthday",
 }
 _OWNER = {"phone": "customer_phone", "name": "customer_name", "service_advisor": "advisor"}
 
@@ -170,6 +174,7 @@ class Plan:
     new_vehicles: list[dict[str, Any]] = field(default_factory=list)  # customer_id may be a key
     new_orders: list[dict[str, Any]] = field(default_factory=list)
     new_visits: list[dict[str, Any]] = field(default_factory=list)
+    birthdays: dict[int, dt.date] = field(default_factory=dict)  # existing customer id -> the birthday it lacked
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -292,6 +297,7 @@ class _Known:
     customer_phones: set[tuple[int, str]]  # (customer id, e164) links
     order_keys: set[tuple[Any, ...]]
     visit_keys: set[tuple[Any, ...]]
+    with_birthday: set[int] = field(default_factory=set)  # customer ids whose birthday is known
 
 
 def _load_known(conn: Connection, kind: str) -> _Known:
@@ -319,7 +325,10 @@ def _load_known(conn: Connection, kind: str) -> _Known:
     if kind == "visits":
         visit_keys = {_visit_key(*r) for r in conn.execute(select(
             ServiceVisit.customer_id, ServiceVisit.vehicle_id, ServiceVisit.store_id, ServiceVisit.opened_at))}
-    return _Known(stores, users, phones, phone_ids, vins, links, order_keys, visit_keys)
+    with_birthday: set[int] = set()
+    if kind == "customers":
+        with_birthday = set(conn.scalars(select(Customer.id).where(Customer.birthday.is_not(None))))
+    return _Known(stores, users, phones, phone_ids, vins, links, order_keys, visit_keys, with_birthday)
 
 
 def _order_key(cid: Any, vid: Any, sid: Any, kind: str, amount: Any, on: dt.date) -> tuple[Any, ...]:
@@ -358,6 +367,16 @@ def parse_date(value: str, what: str) -> dt.date:
         raise RowError(f"{what} {value!r} is not a date like 2025-10-08") from None
 
 
+def parse_birthday(value: str, today: dt.date) -> dt.date:
+    """A date of birth: a date (as :func:`parse_date` reads them), not after ``today``, not before 1900."""
+    born = parse_date(value, "birthday")
+    if born > today:
+        raise RowError(f"birthday {value!r} is in the future")
+    if born.year < 1900:
+        raise RowError(f"birthday {value!r} is before 1900")
+    return born
+
+
 def _datetime(value: str, tz: str, what: str) -> dt.datetime:
     m = _DATETIME.match(value.strip())
     if not m:
@@ -373,10 +392,11 @@ def _datetime(value: str, tz: str, what: str) -> dt.datetime:
 class _Checker:
     """Turns rows into a :class:`Plan`, remembering what earlier lines of the file add (merge, not duplicate)."""
 
-    def __init__(self, kind: str, table: Table, known: _Known, region: str):
+    def __init__(self, kind: str, table: Table, known: _Known, region: str, today: dt.date | None = None):
         self.plan = Plan(kind, table)
         self.known = known
         self.region = region
+        self.today = today or dt.date.today()
         self.file_phones: dict[str, str] = {}  # e164 -> customer key of an earlier line
         self.file_vins: dict[str, int] = {}  # vin -> line
         self.file_keys: dict[tuple[Any, ...], int] = {}
@@ -429,6 +449,20 @@ class _Checker:
         self.plan.links.append((customer, e164, primary))
         return True
 
+    def fill_birthday(self, customer: str | int, born: dt.date) -> bool:
+        """Give a customer without a birthday this one (an existing customer, or an earlier line's). True: done."""
+        if isinstance(customer, str):
+            values = self.plan.new_customers[customer]
+            if values.get("birthday") is None and values.get("kind", "person") == "person":
+                values["birthday"] = born
+                return True
+            return False
+        if customer in self.known.with_birthday:
+            return False
+        self.known.with_birthday.add(customer)
+        self.plan.birthdays[customer] = born
+        return True
+
     def new_customer(self, line: int, values: dict[str, Any]) -> str:
         key = f"n{line}"
         self.plan.new_customers[key] = values
@@ -460,8 +494,12 @@ class _Checker:
         if not (level_text.isascii() and level_text.isdigit()) or int(level_text) > 9:
             raise RowError(f"membership_level {level_text!r} is not 0-9")
         store = self.store(self.cell(cells, "store"))
+        born_text = self.cell(cells, "birthday")
+        born = parse_birthday(born_text, self.today) if born_text else None
+        if born is not None and kind == "company":
+            raise RowError("a company has no birthday (leave the birthday empty)")
         values = {
-            "kind": kind, "name": name, "lifecycle": lifecycle, "language": language,
+            "kind": kind, "name": name, "birthday": born, "lifecycle": lifecycle, "language": language,
             "source": _text(self.cell(cells, "source"), 40, "source") or None,
             "consent": _bool(self.cell(cells, "consent"), "consent"),
             "do_not_call": _bool(self.cell(cells, "do_not_call"), "do_not_call"),
@@ -477,10 +515,12 @@ class _Checker:
             existing, how = self.known.vins[vin][1], f"VIN {vin}"
         if existing is not None:
             added = extra is not None and self.owner(extra[0]) is None and self.add_phone(existing, *extra, False)
+            dated = born is not None and self.fill_birthday(existing, born)
             where = f"customer #{existing}" if isinstance(existing, int) else f"line {existing[1:]}"
-            if added or isinstance(existing, str):
+            if added or dated or isinstance(existing, str):
                 return RowResult(line, "merged", f"{how} already belongs to {where}: merged"
-                                 + (f", {extra[0] if extra else ''} added" if added else ""))
+                                 + (f", {extra[0] if extra else ''} added" if added else "")
+                                 + (", birthday added" if dated else ""))
             return RowResult(line, "unchanged", f"{how} already belongs to {where}: nothing new")
         key = self.new_customer(line, values)
         self.add_phone(key, e164, phone_kind, True)
@@ -592,11 +632,11 @@ class _Checker:
 
 
 def plan(engine: Engine, kind: str, table: Table, *, region: str = "CN",
-         progress: Callable[[int, int], None] | None = None) -> Plan:
-    """Check every row against the database (read only)."""
+         progress: Callable[[int, int], None] | None = None, today: dt.date | None = None) -> Plan:
+    """Check every row against the database (read only). ``today``: what a birthday may not be after."""
     with engine.connect() as conn:
         known = _load_known(conn, kind)
-    checker = _Checker(kind, table, known, region)
+    checker = _Checker(kind, table, known, region, today)
     check_row: Callable[[int, list[str]], RowResult] = getattr(checker, kind)
     total = len(table.rows)
     for done, (line, cells) in enumerate(table.rows, 1):
@@ -622,7 +662,7 @@ def write(engine: Engine, p: Plan, progress: Callable[[int, int], None] | None =
     """Apply the plan in one transaction (all of it, or — on any failure — nothing). Counts of rows inserted."""
     stamp = now()
     total = len(p.new_customers) + len(p.new_phones) + len(p.links) + len(p.new_vehicles) + len(p.new_orders) \
-        + len(p.new_visits)
+        + len(p.new_visits) + len(p.birthdays)
     done = 0
 
     def step(n: int) -> None:
@@ -636,7 +676,7 @@ def write(engine: Engine, p: Plan, progress: Callable[[int, int], None] | None =
         keys = list(p.new_customers)
         defaults = {"kind": "person", "lifecycle": "customer", "language": "zh", "source": None, "consent": False,
                     "do_not_call": False, "manual_vip": False, "membership_level": 0, "sales_consultant_id": None,
-                    "service_advisor_id": None, "home_store_id": None}
+                    "service_advisor_id": None, "home_store_id": None, "birthday": None}
         for start in range(0, len(keys), BATCH):
             chunk = keys[start : start + BATCH]
             rows = [{**defaults, **p.new_customers[k], "created_at": stamp, "updated_at": stamp} for k in chunk]
@@ -669,10 +709,17 @@ def write(engine: Engine, p: Plan, progress: Callable[[int, int], None] | None =
             for row_chunk in _chunks(rows):
                 conn.execute(insert(table), [{**r, "customer_id": customer_id(r["customer_id"])} for r in row_chunk])
                 step(len(row_chunk))
+        if p.birthdays:  # only where the customer had none (checked at plan time; re-checked here)
+            stmt = (update(Customer).where(Customer.id == bindparam("cid"), Customer.birthday.is_(None))
+                    .values(birthday=bindparam("born"), updated_at=stamp))
+            rows_b = [{"cid": cid, "born": born} for cid, born in p.birthdays.items()]
+            for b_chunk in _chunks(rows_b):
+                conn.execute(stmt.execution_options(synchronize_session=False), list(b_chunk))
+                step(len(b_chunk))
         if total == 0 and progress:
             progress(0, 0)
     return {"customers": len(p.new_customers), "phone_numbers": len(p.new_phones), "vehicles": len(p.new_vehicles),
-            "orders": len(p.new_orders), "visits": len(p.new_visits)}
+            "orders": len(p.new_orders), "visits": len(p.new_visits), "birthdays_added": len(p.birthdays)}
 
 
 def report(p: Plan, *, all_rows: bool = False) -> Iterator[str]:

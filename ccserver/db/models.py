@@ -258,6 +258,7 @@ class Customer(Base):
     score_components: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     score_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     home_store_id: Mapped[int | None] = mapped_column(_fk("stores.id", "SET NULL"), index=True)
+    birthday: Mapped[date | None] = mapped_column(Date)  # a person's, from the CRM import: the card's care reminder
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_utcnow, onupdate=_utcnow)
     last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -276,6 +276,8 @@ class AdminRoutes:
         hashed = await self._hash(req.json().get("password"))
         result = await self.call(admin_users.set_password, self.actor(req), name, hashed, must_change=True)
         self.ctx.sessions.users.forget(target["id"])
+        if self.ctx.screenpop is not None:  # their open websockets close now (other nodes': at their next check)
+            self.ctx.screenpop.ws.end_user(target["id"], "password_change")
         return json_response({"result": result})
 
     async def deactivate_user(self, req: Req) -> Response:

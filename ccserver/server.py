@@ -58,8 +58,11 @@ def _port_of(listening: Any) -> int:
 # with worker threads running Python (SQL through SQLAlchemy: the call records, web pages, the routing data's
 # refresh): when one of them holds the GIL as a call's bytes arrive, the loop waits for it up to the whole interval.
 # Measured with a pure-Python worker beside an idle loop: the loop's wake-up delay p50 5.8 / p99 11.6 ms at 5 ms,
-# 1.3 / 4.9 ms at 0.5 ms. A thread running alone is never interrupted, so this costs nothing until both want the GIL.
-SWITCH_INTERVAL_SECONDS = 0.0005
+# 1.3 / 4.9 ms at 0.5 ms. But 0.5 ms also makes the loop hand the GIL back every 0.5 ms while a worker wants it:
+# the IVR booking benchmark (tickets written by SQL threads beside 50 sessions) went from slowest-decision p99
+# ~1 ms at 2 or 5 ms to 5-6 ms at 0.5 ms, with 30 % more CPU per session; the routed call's hit p99 moved
+# 0.1-0.2 ms the other way. 2 ms keeps the wait bounded without the churn.
+SWITCH_INTERVAL_SECONDS = 0.002
 
 
 def install_reactor() -> Any:

@@ -20,7 +20,7 @@ from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget
 from ccserver.dialer.engine import Dialer
 from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
 from ccserver.dialer.store import DialerStore
-from tests.dialer_support import MORNING, ScriptedOriginator, campaign, database, inline, turns
+from tests.dialer_support import MORNING, ScriptedOriginator, campaign, database, filled, inline, turns
 
 
 def numbers(n: int, base: int = 0) -> list[str]:
@@ -254,7 +254,7 @@ def test_after_a_crash_unmarked_rows_are_released_and_marked_ones_reconciled(sql
         a_orig = ScriptedOriginator(clock, delay=3600.0)
         a = make(sessions, clock, [3], leases=RedisContactLeases(redis), originator=a_orig, node_id="a")
         assert await a.tick() == 3
-        await turns()
+        await filled(a)
         assert len(a.campaigns[cid].reserve) == 3
         # A dies here: its reserve is never released, its calls never settle.
         for task in list(a._results):

@@ -348,7 +348,7 @@ def render(results: dict[str, Any]) -> str:
                   f"**Originates per second**: the real dialer, a line owed every {1000 / o['target_rate']:.0f} ms for "
                   f"{o['seconds']:g} s; pacing error = sent − due.", "",
                   "| store | sent/s | pacing error p50 | p99 | max | target |", "|---|---|---|---|---|---|",
-                  f"| SQLite (attempt rows written ahead of their Originates) | {o['rate']} | {o['error_median_ms']} ms "
+                  f"| SQLite (attempt rows written ahead) | {o['rate']} | {o['error_median_ms']} ms "
                   f"| **{o['error_p99_ms']} ms** | {o['error_max_ms']} ms | 100/s, p99 ≤ 10 ms |",
                   *([f"| PostgreSQL (8 SQL threads) | {pg['rate']} | {pg['error_median_ms']} ms "
                      f"| **{pg['error_p99_ms']} ms** | {pg['error_max_ms']} ms | 100/s, p99 ≤ 10 ms |"] if pg else []),

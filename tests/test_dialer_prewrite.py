@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from ccserver.campaigns.service import CampaignService
 from ccserver.campaigns.settings import CampaignSettings
 from ccserver.clock import ManualClock
-from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget
+from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget, Customer
 from ccserver.dialer.engine import Dialer
 from ccserver.dialer.leases import MemoryContactLeases, RedisContactLeases
 from ccserver.dialer.store import DialerStore
@@ -155,6 +155,42 @@ def test_a_dnc_entry_or_a_refusal_after_the_write_stops_the_send(sqlite_url: str
     assert len(originator.sent) == 2 + sent_now
     assert len({kw["variables"]["CC_TARGET_ID"] for _a, _c, kw in originator.sent}) == len(originator.sent)
     assert set(ids) >= {int(kw["variables"]["CC_TARGET_ID"]) for _a, _c, kw in originator.sent}
+
+
+def test_a_customer_barred_by_another_path_is_not_dialled(sqlite_url: str) -> None:
+    """``do_not_call`` set, or consent withdrawn, on the customer row itself (the customer page, a CRM import, an
+    erasure — not the campaign service) after the dialer read its contacts: those customers' lines are never
+    sent, their targets dropped with the reason, long before the next full refresh re-reads the contacts."""
+    sessions = database(sqlite_url)
+    cid, ids = campaign(sessions, numbers(8), type="insurance", max_attempts=1)  # a marketing type
+    with sessions() as s:
+        by_target = {t.id: (t.customer_id, t.e164) for t in s.scalars(select(CampaignTarget))}
+    barred_target, unconsented_target = ids[-1], ids[-2]  # the last in order: not picked before the change
+
+    async def run() -> ScriptedOriginator:
+        clock = ManualClock(MORNING)
+        free = [2]
+        originator = ScriptedOriginator(clock, delay=1.0)
+        dialer = make(sessions, clock, free, originator=originator)
+        assert await dialer.tick() == 2
+        await turns()
+        with sessions.begin() as s:  # as the customer page or an import would
+            s.execute(update(Customer).where(Customer.id == by_target[barred_target][0]).values(do_not_call=True))
+            s.execute(update(Customer).where(Customer.id == by_target[unconsented_target][0]).values(consent=False))
+        for _ in range(20):  # 10 s: well inside the 60 s full refresh
+            await clock.advance(0.5)
+            await dialer.tick()
+            await turns()
+        await dialer.flush()
+        return originator
+
+    originator = asyncio.run(run())
+    dialled = {int(kw["variables"]["CC_TARGET_ID"]) for _a, _c, kw in originator.sent}
+    assert barred_target not in dialled and unconsented_target not in dialled
+    assert len(dialled) == 6  # everyone else was dialled
+    state = targets_state(sessions)
+    assert state[barred_target] == ("dropped", 0, "dnc_customer")
+    assert state[unconsented_target] == ("dropped", 0, "no_consent")
 
 
 def test_window_closing_after_the_write_releases_the_line_back_to_pending(sqlite_url: str) -> None:

@@ -561,6 +561,14 @@ class Dialer:
                     campaign.queue.defer(target, now + 60.0)  # dialled elsewhere right now
             if not prepared:
                 return 0
+            # The contacts were read at the last full refresh; a customer barred since by another path (the
+            # customer page, an import, an erasure) is read again here, off the send's path, so the gate at the
+            # send refuses their line (``unsent``, the target dropped with the reason).
+            customer_ids = [t.customer_id for t, _aid, _holder, _server in prepared if t.customer_id is not None]
+            if customer_ids:
+                barred, unconsented = await self._run(self.store.barred_customers, customer_ids)
+                if barred or unconsented:
+                    self.forbid(customers=barred, refused=unconsented)
             at = datetime.fromtimestamp(now, UTC)
             began: set[str] = await self._run(self.store.prepare_attempts, [
                 (row.id, t.id, t.customer_id, aid, self.node_id, server, at) for t, aid, _, server in prepared])

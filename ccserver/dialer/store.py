@@ -94,6 +94,14 @@ class DialerStore:
         with self.sessions() as session:
             return set(session.scalars(select(DncNumber.e164)))
 
+    def barred_customers(self, customer_ids: list[int]) -> tuple[set[int], set[int]]:
+        """Of these customers, the ones ``do_not_call`` now and the ones without ``consent`` now — whatever path
+        changed them (the customer page, a CRM import, an erasure): (do-not-call ids, no-consent ids)."""
+        with self.sessions() as session:
+            rows = session.execute(select(Customer.id, Customer.do_not_call, Customer.consent)
+                                   .where(Customer.id.in_(customer_ids))).all()
+        return {r[0] for r in rows if r[1]}, {r[0] for r in rows if not r[2]}
+
     def begin_attempts(self, rows: list[tuple[int, int, int | None, str, str, str, datetime]], *,
                        sent: bool = True) -> set[str]:
         """Write attempts and mark their targets active — each only if its target is still pending (else someone

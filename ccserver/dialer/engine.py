@@ -564,9 +564,13 @@ class Dialer:
             # The contacts were read at the last full refresh; a customer barred since by another path (the
             # customer page, an import, an erasure) is read again here, off the send's path, so the gate at the
             # send refuses their line (``unsent``, the target dropped with the reason).
-            customer_ids = [t.customer_id for t, _aid, _holder, _server in prepared if t.customer_id is not None]
-            if customer_ids:
-                barred, unconsented = await self._run(self.store.barred_customers, customer_ids)
+            # Only what changed since is remembered (forbid's sets hold changes, not every customer without consent).
+            known = {t.customer_id: campaign.contacts.get(t.id) for t, _aid, _holder, _server in prepared
+                     if t.customer_id is not None}
+            if known:
+                barred, unconsented = await self._run(self.store.barred_customers, list(known))
+                barred = {c for c in barred if (contact := known.get(c)) is not None and not contact.do_not_call}
+                unconsented = {c for c in unconsented if (contact := known.get(c)) is not None and contact.consent}
                 if barred or unconsented:
                     self.forbid(customers=barred, refused=unconsented)
             at = datetime.fromtimestamp(now, UTC)

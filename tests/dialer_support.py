@@ -4,6 +4,7 @@ running campaign; inline run_blocking; the AMI manager shape over one replayed c
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,10 +108,13 @@ class ScriptedOriginator:
         self.clock, self.outcome, self.delay = clock, outcome, delay
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
         self._n = 0
+        # Unique across instances: tests sharing one database (hypothesis examples) must never reuse an
+        # action id, and id(self) is recycled once an earlier originator is freed.
+        self._prefix = uuid.uuid4().hex[:12]
 
     def new_action_id(self, server: str) -> str:
         self._n += 1
-        return f"scripted-{id(self):x}-{self._n}"
+        return f"scripted-{self._prefix}-{self._n}"
 
     def originate(self, server: str, channel: str, **kwargs: Any) -> Any:
         self.sent.append((kwargs["action_id"], channel, kwargs))

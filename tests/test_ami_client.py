@@ -253,6 +253,21 @@ def test_originate_refuses_an_unsafe_or_pending_action_id():
     assert [a.get("ActionID") for a in net.peer.actions if a.get("Action") == "Originate"] == [aid]
 
 
+def test_originate_ids_never_repeat_within_a_process_and_differ_between_clients(monkeypatch):
+    # Campaign attempts keep action ids unique in the database: a repeat would fail the attempt's write.
+    # Force the random parts to collide: the sequence alone must keep ids apart.
+    monkeypatch.setattr("ccserver.ami.client.secrets.token_hex", lambda n: "00" * n)
+    client = AMIClient(AMIServerConfig(secret="s"), server="c-seq",
+                       reactor=MemoryReactorClock())
+    ids = [client.new_originate_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all("\r" not in i and "\n" not in i for i in ids)
+    monkeypatch.undo()
+    a, b = (AMIClient(AMIServerConfig(secret="s"), server=n,
+                      reactor=MemoryReactorClock()) for n in ("c1", "c2"))
+    assert a.new_originate_id() != b.new_originate_id()
+
+
 def test_asterisk_restart_reconnects_with_backoff_and_resyncs():
     net = Net("ami-asterisk-restart-with-waiting-caller")
     client = net.client("c-restart")

@@ -162,6 +162,7 @@ class AMIClient:
         self._originates: dict[str, _OriginateWait] = {}
         self._id_prefix = f"cc{secrets.token_hex(3)}"
         self._proto_seq = 0
+        self._originate_seq = 0
         self._waiters: list[Deferred[AMIClient]] = []
         # Internal subscriptions: they make these events "wanted", so they are parsed.
         self.dispatcher.on("FullyBooted", self._on_fully_booted)
@@ -234,8 +235,11 @@ class AMIClient:
                                  complete_event=complete_event, timeout=timeout)
 
     def new_originate_id(self) -> str:
-        """A fresh ActionID for ``originate(action_id=…)``: this client's prefix, unique in practice."""
-        return f"{self._id_prefix}-orig-{secrets.token_hex(4)}"
+        """A fresh ActionID for ``originate(action_id=…)``. The sequence makes it unique within this process (a
+        random part alone collides after ~10^5 originates, and campaign attempts keep action ids unique in the
+        database); the random prefix and tail keep it apart from earlier processes' ids."""
+        self._originate_seq += 1
+        return f"{self._id_prefix}-orig-{self._originate_seq}-{secrets.token_hex(4)}"
 
     def originate(
         self,

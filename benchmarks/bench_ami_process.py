@@ -11,6 +11,11 @@ reaching the number of messages sent, read from ``/metrics`` (polled every 10 ms
 poll). panoramisk's finish line is its handler of the last event, as in bench_ami.
 
     .venv/bin/python -m benchmarks.bench_ami_process [--copies 10] [--runs 3]
+
+Each ccserver run also reports the CPU seconds its threads spent between the start and the finish line
+(``cpu_by_thread``: ``main`` is the reactor thread; the others are named as the OS knows them). Switch:
+``BENCH_AMI_PYSPY=/tmp/ami.raw`` samples the server with py-spy (every thread, 1 kHz, raw stacks; ``py-spy`` on
+PATH) from just before the stream to its exit — it slows the run, so its figures are not comparable.
 """
 
 from __future__ import annotations
@@ -112,6 +117,35 @@ def _metric(url: str, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each of the server's threads by name, summed over threads of one name
+    (``ccserver-sql_3`` → ``ccserver-sql``): where the stream's CPU went, beside the wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        key = "main" if task.name == str(pid) else re.sub(r"_\d+$", "", name)
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _attach_profiler(pid: int) -> subprocess.Popen[bytes] | None:
+    """``BENCH_AMI_PYSPY=/tmp/ami.raw``: py-spy samples the started server (every thread, 1 kHz, raw stacks) from
+    before the stream to its exit, so start-up is not in the profile (the idle tail after the stream is)."""
+    out = os.environ.get("BENCH_AMI_PYSPY")
+    if not out:
+        return None
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "1000", "--threads", "--format", "raw",
+                            "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches (a bench switch, not a measured figure)
+    return spy
+
+
 def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any]:
     import sqlalchemy
 
@@ -136,6 +170,7 @@ def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any
                    capture_output=True)
     server = subprocess.Popen([sys.executable, "-m", "ccserver", "run"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    spy = None
     try:
         url = ""
         deadline = time.monotonic() + 60
@@ -143,6 +178,8 @@ def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any
             line = server.stdout.readline() if server.stdout else ""
             if m := re.search(r"web:\s+(http://\S+?)/ ", line):
                 url = m.group(1)
+        spy = _attach_profiler(server.pid)
+        cpu0 = _thread_cpu(server.pid)
         go.put(True)
         t0 = started.get(timeout=60)  # the fake Asterisk starts streaming
         seen = 0.0
@@ -151,11 +188,16 @@ def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any
             if seen < messages:
                 time.sleep(0.01)  # the poll interval (the figure errs by at most this)
         t1 = time.perf_counter()
+        cpu1 = _thread_cpu(server.pid)
         published = _metric(url, "ccserver_events_published_total")
-        return {"seconds": t1 - t0, "messages_counted": seen, "events_published": published}
+        cpu = {name: round(cpu1.get(name, 0.0) - cpu0.get(name, 0.0), 3) for name in cpu1}
+        return {"seconds": t1 - t0, "messages_counted": seen, "events_published": published,
+                "cpu_by_thread": {k: v for k, v in sorted(cpu.items()) if v > 0}}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
+        if spy is not None:
+            spy.wait(60)
         fake.join(10)
         if fake.is_alive():
             fake.terminate()
@@ -200,7 +242,8 @@ def run(copies: int = 10, runs: int = 3) -> dict[str, Any]:
     theirs_rates = [messages / s["seconds"] for s in theirs]
     report["ccserver_run"] = {"msgs_per_s_median": round(statistics.median(ours_rates)),
                               "seconds": [round(s["seconds"], 3) for s in ours],
-                              "events_published": ours[-1]["events_published"]}
+                              "events_published": ours[-1]["events_published"],
+                              "cpu_by_thread": [s["cpu_by_thread"] for s in ours]}
     report["panoramisk"] = {"msgs_per_s_median": round(statistics.median(theirs_rates)),
                             "seconds": [round(s["seconds"], 3) for s in theirs]}
     report["ratio_median"] = round(report["ccserver_run"]["msgs_per_s_median"] /

@@ -25,7 +25,7 @@ from ccserver.ami.client import AMIClient, AMIServerConfig
 from ccserver.ami.lease import LeaseKeeper, RedisLease
 from ccserver.ami.manager import AMIManager
 from ccserver.ami.message import AMIMessage
-from ccserver.ami.relay import EventRelay, RelayOutbox
+from ccserver.ami.relay import AUDIENCE_SECONDS, EventRelay, RelayOutbox
 from ccserver.clock import Clock, LoopClock
 from ccserver.cluster import default_node_id
 from ccserver.config import Config
@@ -58,10 +58,14 @@ class Telephony:
         # leading): its call records are this node's to write, whenever the hub gets round to delivering them.
         self._led: dict[str, list[list[int | None]]] = {}
         self.relay = EventRelay(redis) if redis is not None else None
-        self.outbox = RelayOutbox(self.relay, self.node_id) if self.relay is not None else None
         self.follower = (RelayFollower(self.relay, RedisStateReader(redis), self.tracker, clock=self.clock,
                                        node_id=self.node_id)
                          if self.relay is not None else None)
+        self.outbox = (RelayOutbox(self.relay, self.node_id, listening=self.follower.listening, clock=self.clock,
+                                   audience_interval=AUDIENCE_SECONDS)
+                       if self.relay is not None and self.follower is not None else None)
+        if self.follower is not None and self.outbox is not None:
+            self.follower.on_hello = self.outbox.hello
         self.store = None
         if redis is not None:
             assert self.outbox is not None
@@ -188,6 +192,7 @@ class Telephony:
                 await asyncio.wait_for(self.outbox.flush(), RELAY_FLUSH_SECONDS)
             except TimeoutError:
                 log.warning("event relay: messages still unpublished %.0f s after the stop", RELAY_FLUSH_SECONDS)
+            self.outbox.close()
         await self.hub.stop()  # deliver what the tracker published (call records, mirror) before closing them
         if self.store is not None:
             await self.store.close()  # ... and the mirror its last state, before the leases go

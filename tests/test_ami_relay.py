@@ -11,6 +11,8 @@ import redis.asyncio as aioredis
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.relay import (
     EVENT,
+    HELLO,
+    MARK,
     RESYNC,
     START,
     EventRelay,
@@ -54,11 +56,16 @@ def test_every_kind_roundtrips():
         Relayed("ast1", "n1", 3, 1, START, after=None),
         Relayed("ast1", "n1", 3, 2, EVENT, event=varset()),
         Relayed("ast1", "n1", 3, 3, RESYNC, at=1795417158.5, queue_items=queue_items, channel_items=()),
+        Relayed("ast1", "n1", 3, 4, MARK),
+        Relayed("ast1", "n2", 0, 0, HELLO, after=(3, 4)),
+        Relayed("ast1", "n2", 0, 0, HELLO, after=None),
     ):
         back = decode_relayed(encode_relayed(msg))
-        assert back == msg and back.position == (3, msg.seq)
+        assert back == msg and back.position == (msg.term, msg.seq)
     event = decode_relayed(encode_relayed(Relayed("ast1", "n1", 3, 2, EVENT, event=varset(server="x")))).event
     assert event is not None and event.server == "ast1"  # the envelope names the server
+    # A hello is another node's: the follower that sent it skips it by its own prefix like any of its messages.
+    assert encode_relayed(Relayed("ast1", "n2", 0, 0, HELLO, after=None)).encode().startswith(own_prefix("ast1", "n2"))
 
 
 GOOD = {"v": 1, "server": "ast1", "node": "n1", "term": 3, "seq": 2, "kind": "event",
@@ -82,6 +89,8 @@ GOOD = {"v": 1, "server": "ast1", "node": "n1", "term": 3, "seq": 2, "kind": "ev
     (json.dumps({**GOOD, "kind": "start", "seq": 1, "after": [1]}), "after must be"),
     (json.dumps({**GOOD, "kind": "start", "seq": 4, "after": None}), "starts at seq 1"),
     (json.dumps({**GOOD, "kind": "resync", "at": 1.0, "queues": []}), "a resync needs"),
+    (json.dumps({**GOOD, "kind": "hello", "after": [1, "2"]}), "after must be"),
+    (json.dumps({**GOOD, "kind": "mark", "seq": 0}), "seq must be a positive integer"),
 ])
 def test_bad_messages_are_refused_with_the_reason(data, complaint):
     with pytest.raises(ValueError, match=complaint):
@@ -262,5 +271,106 @@ def test_outbox_numbers_per_server_and_term_and_publishes_in_order():
         assert outbox.end("ast1") == (7, 5) and outbox.position("ast1") is None
         with pytest.raises(LookupError):
             outbox.event("ast1", varset())
+
+    asyncio.run(main())
+
+
+class AudienceRelay(RecordingRelay):
+    """A relay whose channel has ``subscriptions`` listeners (``PUBSUB NUMSUB``), or fails to count them."""
+
+    def __init__(self, subscriptions: int = 0) -> None:
+        super().__init__()
+        self.subscriptions = subscriptions
+        self.counting_fails = False
+
+    async def listeners(self, server):
+        await asyncio.sleep(0)
+        if self.counting_fails:
+            raise ConnectionError("Redis is down")
+        return self.subscriptions
+
+
+def sent(relay):
+    return [(m.seq, m.kind) for batch in relay.batches for m in batch]
+
+
+def test_a_leader_nobody_follows_numbers_and_keeps_but_publishes_nothing_until_a_follower_says_hello():
+    from ccserver.clock import ManualClock
+
+    async def main():
+        clock = ManualClock()
+        relay = AudienceRelay(subscriptions=1)  # the leader's own follower only
+        own = {"ast1": True}
+        outbox = RelayOutbox(relay, "node-a", listening=own.get, clock=clock, audience_interval=1.0,  # type: ignore[arg-type]
+                             quiet_keep=100)
+        outbox.begin("ast1", 4, after=None)
+        await until(lambda: not outbox.heard("ast1"))  # the first look, at once
+        await outbox.flush()
+        assert sent(relay) == [(1, START)]
+        for _ in range(150):
+            outbox.event("ast1", varset())
+        outbox.resync("ast1", [varset()], [], 5.0)
+        await outbox.flush()
+        assert sent(relay) == [(1, START)] and outbox.position("ast1") == (4, 152)  # numbered, the mirror's position
+        assert outbox.unheard["ast1"] == 150
+        # A follower rebuilt from the mirror up to seq 120 and says so: what it lacks goes out, in order, at once.
+        relay.subscriptions = 2
+        outbox.hello("ast1", (4, 120))
+        await outbox.flush()
+        assert sent(relay)[1:] == [(n, EVENT) for n in range(121, 152)] + [(152, RESYNC)]
+        assert outbox.heard("ast1")
+        outbox.event("ast1", varset())
+        await outbox.flush()
+        assert sent(relay)[-1] == (153, EVENT)
+        # It leaves: at the next look the leader keeps its messages again.
+        relay.subscriptions = 1
+        await clock.advance(1.0)
+        await until(lambda: not outbox.heard("ast1"))
+        for _ in range(120):
+            outbox.event("ast1", varset())
+        # A follower whose mirror position is older than what was kept (100 of them): a mark makes it rebuild.
+        before = len(sent(relay))
+        outbox.hello("ast1", (4, 153))
+        await outbox.flush()
+        assert sent(relay)[before:] == [(274, MARK)]
+        # A hello from another term, or none known, is a mark too; a hello while publishing changes nothing.
+        outbox.hello("ast1", (3, 900))
+        await outbox.flush()
+        assert sent(relay)[before:] == [(274, MARK)]
+        outbox.close()
+
+    asyncio.run(main())
+
+
+def test_an_audience_that_never_says_hello_gets_a_mark_at_the_second_look_and_counting_errors_mean_publish():
+    from ccserver.clock import ManualClock
+
+    async def main():
+        clock = ManualClock()
+        relay = AudienceRelay(subscriptions=0)  # the leader's own follower is not subscribed (yet)
+        outbox = RelayOutbox(relay, "node-a", listening=lambda server: False, clock=clock,  # type: ignore[arg-type]
+                             audience_interval=1.0)
+        outbox.begin("ast1", 1, after=None)
+        await until(lambda: not outbox.heard("ast1"))
+        for _ in range(5):
+            outbox.event("ast1", varset())
+        relay.subscriptions = 1  # someone subscribed (an older node, or its hello was lost)
+        await clock.advance(1.0)
+        await outbox.flush()
+        assert not outbox.heard("ast1") and sent(relay) == [(1, START)]  # it may still say hello
+        await clock.advance(1.0)
+        await until(lambda: outbox.heard("ast1"))
+        await outbox.flush()
+        assert sent(relay) == [(1, START), (7, MARK)]  # the numbers skip: it rebuilds from the mirror
+        # Redis cannot count: publish (a publish failure is counted as lost where it happens).
+        relay.subscriptions = 0
+        relay.counting_fails = True
+        await clock.advance(1.0)
+        outbox.event("ast1", varset())
+        await outbox.flush()
+        assert outbox.heard("ast1") and sent(relay)[-1] == (8, EVENT)
+        assert outbox.end("ast1") == (1, 8)
+        await clock.advance(1.0)
+        assert not outbox._watchers  # stopped with the lead
 
     asyncio.run(main())

@@ -64,6 +64,44 @@ def test_follower_applies_the_busy_hour_in_order_and_only_the_leader_records(red
     run(main)
 
 
+def test_a_lone_leader_publishes_nothing_and_a_node_joining_later_follows_without_a_gap(redis_url):
+    """Nobody else follows: the leader numbers what it applies (the mirror keeps the position) but publishes none of
+    it. A node that starts mid-hour rebuilds from the mirror, says hello, and the leader publishes what it kept after
+    that position: the follower applies it in order — no gap, one rebuild. When it stops, the leader goes quiet
+    again."""
+
+    async def main():
+        redis = aioredis.Redis.from_url(redis_url)
+        a, b = Node(redis, "a"), Node(redis, "b")
+        messages = timed_messages("ami-inbound-load-40-calls")
+        gaps = GAPS.value(server="default")
+        stopped: list[Node] = []
+        try:
+            a.telephony.start()
+            await until(lambda: a.leads() and not a.telephony.outbox.heard("default"), what="a leads, alone")
+            await a.telephony.outbox.flush()  # its term's start
+            published = a.telephony.outbox.published
+            assert a.ami(messages[:1500]) > 1000
+            await a.telephony.outbox.flush()
+            assert a.telephony.outbox.published == published  # nothing went out
+            assert a.telephony.outbox.unheard["default"] > 1000
+            b.telephony.start()
+            await until(lambda: a.relayed_to(b), what="b follows a")
+            assert view(b.tracker) == view(a.tracker)
+            assert b.follower.rebuilt == 1 and GAPS.value(server="default") == gaps  # straight on from the mirror
+            a.ami(messages[1500:])
+            await until(lambda: a.relayed_to(b), what="b applied everything")
+            assert view(b.tracker) == view(a.tracker) and a.telephony.outbox.heard("default")
+            assert b.follower.rebuilt == 1 and GAPS.value(server="default") == gaps
+            await b.stop()
+            stopped = [b]
+            await until(lambda: not a.telephony.outbox.heard("default"), what="a alone again")
+        finally:
+            await shut(redis, *[n for n in (a, b) if n not in stopped])
+
+    run(main)
+
+
 def test_relayed_messages_lost_on_the_way_are_a_gap_rebuilt_from_the_mirror(redis_url):
     async def main():
         redis, a, b = await leader_and_follower(redis_url)

@@ -14,9 +14,21 @@ messages, in order, one JSON object per line (a leader publishes what it applied
 - ``kind`` ``event``: ``event`` = ``{"arrival": t, "items": [[header, value], …]}``, one AMI event, repeats kept.
 - ``kind`` ``resync``: ``at``, ``queues``, ``channels`` — the items of the QueueStatus and CoreShowChannels answers of
   a full resync (``StateTracker.resync``), so every follower applies the same truth after an Asterisk restart.
+- ``kind`` ``mark``: nothing to apply — the leader numbered messages without publishing them (no other node
+  followed) and now has an audience: the follower sees the numbers skip before it, rebuilds from the mirror up to
+  there, and follows from it at once instead of at the leader's next AMI event.
+- ``kind`` ``hello`` (from a follower, not numbered: ``term`` and ``seq`` are 0): ``after`` = [term, seq] it rebuilt
+  to from the mirror (null: unknown). A leader that was publishing nothing publishes what it kept after that.
 
 :class:`RelayOutbox` numbers and publishes (the leader); :class:`EventRelay` is the pub/sub transport; the follower's
 side (ordering, gaps, rebuilding from the mirror) is :mod:`ccserver.state.follower`.
+
+Nobody listening, nothing published: every node follows every server's channel, the leader too (it skips its own
+messages), so ``PUBSUB NUMSUB`` less the leader's own subscription is how many other nodes follow. While that is
+none (checked every ``AUDIENCE_SECONDS``), the leader still numbers each message — the mirror records the position
+— but neither encodes nor publishes it: a lone node spends nothing on a relay no one reads. A node that starts
+following meanwhile rebuilds from the mirror on subscribing, and once the leader sees it, the numbers it publishes
+skip: the follower takes that as a gap and rebuilds once more (``ccserver_relay_gaps_total``), then follows.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,17 +44,26 @@ from typing import Any
 import orjson
 
 from ccserver.ami.message import AMIMessage
+from ccserver.clock import Clock, LoopClock
+from ccserver.metrics import REGISTRY
 
-__all__ = ["EVENT", "KINDS", "RESYNC", "START", "EventRelay", "Position", "RelayOutbox", "Relayed", "decode_event",
-           "decode_relayed", "encode_event", "encode_relayed", "own_prefix"]
+__all__ = ["AUDIENCE_SECONDS", "EVENT", "HELLO", "KINDS", "MARK", "RESYNC", "START", "EventRelay", "Position",
+           "RelayOutbox", "Relayed", "decode_event", "decode_relayed", "encode_event", "encode_relayed", "own_prefix"]
 
 log = logging.getLogger("ccserver.ami.relay")
 
 VERSION = 1
-START, EVENT, RESYNC = "start", "event", "resync"
-KINDS = (START, EVENT, RESYNC)
+START, EVENT, RESYNC, MARK, HELLO = "start", "event", "resync", "mark", "hello"
+KINDS = (START, EVENT, RESYNC, MARK, HELLO)
 
 Position = tuple[int, int]  # (term, seq) of one relayed message
+AUDIENCE_SECONDS = 1.0  # how often a leader asks Redis whether another node follows its relay
+QUIET_KEEP = 20_000  # messages a leader keeps, unpublished, while no other node follows (for the next follower)
+
+UNHEARD = REGISTRY.counter(
+    "ccserver_relay_unheard_total",
+    "AMI messages a leader numbered but did not publish on the cross-node relay because no other node followed it, "
+    "by server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,10 @@ def _encode_relayed(msg: Relayed) -> bytes:
                            "kind": msg.kind}
     if msg.kind == START:
         obj["after"] = list(msg.after) if msg.after is not None else None
+    elif msg.kind == MARK:
+        pass
+    elif msg.kind == HELLO:
+        obj["after"] = list(msg.after) if msg.after is not None else None
     else:
         obj.update(at=msg.at, queues=[_message_json(m) for m in msg.queue_items],
                    channels=[_message_json(m) for m in msg.channel_items])
@@ -145,6 +171,13 @@ def _positive(obj: dict[str, Any], name: str) -> int:
     return value
 
 
+def _position(after: Any) -> Position | None:
+    if after is not None and not (isinstance(after, list) and len(after) == 2
+                                  and all(isinstance(x, int) and not isinstance(x, bool) for x in after)):
+        raise ValueError("after must be [term, seq] or null")
+    return (after[0], after[1]) if after is not None else None
+
+
 def decode_relayed(data: str | bytes) -> Relayed:
     """The message, or ValueError naming what is wrong with it (nothing half-read is returned)."""
     try:
@@ -158,17 +191,17 @@ def decode_relayed(data: str | bytes) -> Relayed:
         raise ValueError("server and node must be strings")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if kind == HELLO:
+        return Relayed(server, node, 0, 0, kind, after=_position(obj.get("after")))
     term, seq = _positive(obj, "term"), _positive(obj, "seq")
     if kind == EVENT:
         return Relayed(server, node, term, seq, kind, event=_message_from(obj.get("event"), server))
     if kind == START:
-        after = obj.get("after")
-        if after is not None and not (isinstance(after, list) and len(after) == 2
-                                      and all(isinstance(x, int) and not isinstance(x, bool) for x in after)):
-            raise ValueError("after must be [term, seq] or null")
         if seq != 1:
             raise ValueError("a term starts at seq 1")
-        return Relayed(server, node, term, seq, kind, after=(after[0], after[1]) if after is not None else None)
+        return Relayed(server, node, term, seq, kind, after=_position(obj.get("after")))
+    if kind == MARK:
+        return Relayed(server, node, term, seq, kind)
     at, queues, channels = obj.get("at"), obj.get("queues"), obj.get("channels")
     if not isinstance(at, (int, float)) or not isinstance(queues, list) or not isinstance(channels, list):
         raise ValueError("a resync needs at, queues and channels")
@@ -194,6 +227,16 @@ class EventRelay:
 
     def channel(self, server: str) -> str:
         return f"{self.prefix}{server}"
+
+    async def hello(self, server: str, node: str, after: Position | None) -> None:
+        """Say to ``server``'s leader that ``node`` follows, rebuilt up to ``after`` (see :meth:`RelayOutbox.hello`)."""
+        await self.redis.publish(self.channel(server), _encode_relayed(Relayed(server, node, 0, 0, HELLO,
+                                                                               after=after)))
+
+    async def listeners(self, server: str) -> int:
+        """How many subscriptions ``server``'s channel has (``PUBSUB NUMSUB``), this node's own included."""
+        reply = await self.redis.pubsub_numsub(self.channel(server))
+        return int(reply[0][1]) if reply else 0
 
     async def publish_batch(self, messages: Sequence[Relayed]) -> None:
         """Publish in order, in one round trip: a pipeline runs on one connection (separate publishes may go out on
@@ -282,9 +325,20 @@ async def _as_is(response: Any) -> Any:
 class RelayOutbox:
     """The leader's side: numbers each message it relays (per server, within its term) as its tracker applies it,
     and publishes them in order from one background task — the AMI read path never waits for Redis. Messages that
-    cannot be published are lost to the followers, who see the numbers skip and rebuild from the mirror."""
+    cannot be published are lost to the followers, who see the numbers skip and rebuild from the mirror.
 
-    def __init__(self, relay: EventRelay, node_id: str) -> None:
+    With no other node following (see "Nobody listening" above) messages are numbered and kept — the last
+    ``quiet_keep`` of them, unencoded — instead of published. A follower says :data:`HELLO` with the position it
+    rebuilt to from the mirror: the kept messages after that position go out at once, in order, and it follows
+    without a gap. When they do not reach back that far, or an audience shows up in ``PUBSUB NUMSUB`` and has not
+    said hello by the next look, a :data:`MARK` tells it to rebuild."""
+
+    def __init__(self, relay: EventRelay, node_id: str, *, listening: Callable[[str], bool] | None = None,
+                 clock: Clock | None = None, audience_interval: float | None = None,
+                 quiet_keep: int = QUIET_KEEP) -> None:
+        """``audience_interval``: seconds between asking Redis whether another node follows (None: never ask,
+        always publish). ``listening(server)``: whether this node's own follower is subscribed to that channel
+        now (its subscription is not an audience)."""
         self.relay = relay
         self.node_id = node_id
         self._positions: dict[str, Position] = {}
@@ -292,6 +346,21 @@ class RelayOutbox:
         self._drain: asyncio.Task[None] | None = None
         self.published = 0
         self.lost = 0
+        self._listening = listening
+        self._clock: Clock = clock if clock is not None else LoopClock()
+        self.audience_interval = audience_interval
+        self.quiet_keep = quiet_keep
+        # Per server, while no other node follows: what was numbered and not published, (seq, message) — a message
+        # is an AMI event, or a Relayed for the rare other kinds. Absent: publishing (or not known yet).
+        self._quiet: dict[str, deque[tuple[int, AMIMessage | Relayed]]] = {}
+        self._hellos: dict[str, int] = {}  # per server: hellos heard (a listener count asked before one is stale)
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self.unheard: dict[str, int] = {}  # per server: messages numbered while no other node followed
+        self._counted: dict[str, int] = {}  # … of which already in the metric
+
+    def heard(self, server: str) -> bool:
+        """Whether ``server``'s messages are published now (another node follows, or it is not known yet)."""
+        return server not in self._quiet
 
     def position(self, server: str) -> Position | None:
         """(term, seq) of the last message numbered for ``server``; None while this node does not relay it."""
@@ -303,22 +372,112 @@ class RelayOutbox:
     def begin(self, server: str, term: int, after: Position | None) -> None:
         """This node leads ``server`` from now on, in ``term``; ``after``: the last message it applied before."""
         self._positions[server] = (term, 0)
+        self._quiet.pop(server, None)
         self._add(Relayed(server, self.node_id, term, 1, START, after=after))
+        if self.audience_interval is not None and server not in self._watchers:
+            watcher = asyncio.ensure_future(self._watch(server, self.audience_interval))
+            watcher.add_done_callback(_log_crash)
+            self._watchers[server] = watcher
 
     def end(self, server: str) -> Position | None:
         """This node stops leading ``server``: the position of the last message it numbered."""
+        watcher = self._watchers.pop(server, None)
+        if watcher is not None:
+            watcher.cancel()
+        self._quiet.pop(server, None)
+        self._count_unheard(server)
         return self._positions.pop(server, None)
+
+    def close(self) -> None:
+        """Stop asking Redis about listeners (at shutdown)."""
+        for server in list(self._watchers):
+            self._watchers.pop(server).cancel()
 
     def event(self, server: str, msg: AMIMessage) -> None:
         term, seq = self._next(server)
-        self._add(Relayed(server, self.node_id, term, seq, EVENT, event=msg))
+        quiet = self._quiet.get(server)
+        if quiet is None:
+            self._add(Relayed(server, self.node_id, term, seq, EVENT, event=msg))
+        else:  # numbered (the mirror keeps the position) and kept, never encoded: no other node follows
+            self._positions[server] = (term, seq)
+            quiet.append((seq, msg))
+            self.unheard[server] = self.unheard.get(server, 0) + 1
 
     def resync(self, server: str, queue_items: Iterable[AMIMessage], channel_items: Iterable[AMIMessage],
                at: float) -> None:
         term, seq = self._next(server)
-        self._add(Relayed(server, self.node_id, term, seq, RESYNC, at=at, queue_items=tuple(queue_items),
-                          channel_items=tuple(channel_items)))
+        msg = Relayed(server, self.node_id, term, seq, RESYNC, at=at, queue_items=tuple(queue_items),
+                      channel_items=tuple(channel_items))
+        quiet = self._quiet.get(server)
+        if quiet is None:
+            self._add(msg)
+        else:
+            self._positions[server] = msg.position
+            quiet.append((seq, msg))
 
+    # -- the audience -----------------------------------------------------------------------------------------
+    def hello(self, server: str, after: Position | None) -> None:
+        """A follower of ``server`` rebuilt from the mirror up to ``after``: publish from there on."""
+        if server not in self._positions:
+            return  # this node does not lead it (any more): the leader that does will hear the same hello
+        self._hellos[server] = self._hellos.get(server, 0) + 1
+        quiet = self._quiet.pop(server, None)
+        if quiet is None:
+            return  # publishing already
+        term, seq = self._positions[server]
+        newer = [(n, m) for n, m in quiet if after is not None and n > after[1]]
+        if after is not None and after[0] == term and (after[1] >= seq or (newer and newer[0][0] == after[1] + 1)):
+            for n, m in newer:  # what the follower lacks, in order (their numbers are already taken)
+                self._enqueue(m if isinstance(m, Relayed) else Relayed(server, self.node_id, term, n, EVENT, event=m))
+            log.info("relay %s: a follower said hello at %s: publishing from there (%d kept messages)", server,
+                     after, len(newer))
+        else:
+            self._mark(server)
+            log.info("relay %s: a follower said hello at %s, before what was kept: it rebuilds", server, after)
+
+    def _mark(self, server: str) -> None:
+        """Tell whoever follows that they missed messages (they rebuild from the mirror)."""
+        term, seq = self._next(server)
+        self._add(Relayed(server, self.node_id, term, seq, MARK))
+
+    def _count_unheard(self, server: str) -> None:
+        unheard = self.unheard.get(server, 0)
+        counted = self._counted.get(server, 0)
+        if unheard > counted:
+            UNHEARD.inc(unheard - counted, server=server)
+            self._counted[server] = unheard
+
+    async def _watch(self, server: str, interval: float) -> None:
+        seen = False  # an audience without a hello, seen at the last look
+        while server in self._positions:
+            hellos = self._hellos.get(server, 0)
+            try:
+                subscriptions = await self.relay.listeners(server)
+                own = 1 if self._listening is not None and self._listening(server) else 0
+                others = subscriptions - own > 0
+            except Exception as exc:  # noqa: BLE001 - cannot tell: publish (the publish reports Redis errors)
+                log.debug("relay %s: could not count listeners: %s", server, exc)
+                others = True
+            if server not in self._positions:
+                return  # stopped leading while asking
+            if self._hellos.get(server, 0) == hellos:  # else a hello came meanwhile: the count may predate it
+                quiet = server in self._quiet
+                if not others and not quiet:
+                    log.info("relay %s: no other node follows: numbering without publishing", server)
+                    self._quiet[server] = deque(maxlen=self.quiet_keep)
+                elif others and quiet and seen:  # a follower that never said hello (it was lost): it rebuilds
+                    self._quiet.pop(server, None)
+                    self._mark(server)
+                    log.info("relay %s: another node follows: publishing", server)
+                    seen = False
+                elif others and quiet:
+                    seen = True  # give it until the next look to say hello
+                else:
+                    seen = False
+            self._count_unheard(server)
+            await self._clock.sleep(interval)
+
+    # -- publishing -------------------------------------------------------------------------------------------
     def _next(self, server: str) -> Position:
         try:
             term, seq = self._positions[server]
@@ -328,6 +487,9 @@ class RelayOutbox:
 
     def _add(self, msg: Relayed) -> None:
         self._positions[msg.server] = msg.position
+        self._enqueue(msg)
+
+    def _enqueue(self, msg: Relayed) -> None:
         self._pending.append(msg)
         if self._drain is None:
             self._drain = asyncio.ensure_future(self._publish())

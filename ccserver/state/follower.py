@@ -18,6 +18,10 @@ connection dropped), rebuilds the server's state:
 If the mirror never joins up (its leader died, Redis lost writes) the snapshot is loaded anyway and the held messages
 after it are applied as they are; that is logged as a warning.
 
+After every rebuild the follower says *hello* on the relay with the position it reached: a leader that published
+nothing because no other node followed publishes from there (``RelayOutbox.hello``). While this node leads, the
+hellos of the others go to its own outbox (``on_hello``).
+
 The reader (:meth:`RelayFollower.run`) is supervised: a Redis error ends the subscription (so does a connection
 that stays silent through a PING: see ``EventRelay.follow``), and it is restarted after a capped exponential backoff
 with jitter (``ccserver.ami.client.backoff_delay``; counted in
@@ -35,12 +39,12 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ccserver.ami.client import backoff_delay
-from ccserver.ami.relay import EVENT, RESYNC, START, EventRelay, Position, Relayed, own_prefix
+from ccserver.ami.relay import EVENT, HELLO, RESYNC, START, EventRelay, Position, Relayed, own_prefix
 from ccserver.clock import Clock, LoopClock
 from ccserver.logs import log_text
 from ccserver.metrics import REGISTRY
@@ -111,8 +115,10 @@ class RelayFollower:
     def __init__(self, relay: EventRelay, reader: RedisStateReader, tracker: Any, *, clock: Clock | None = None,
                  rebuild_wait: float = 10.0, poll_interval: float = 0.05, backoff_initial: float = 0.5,
                  backoff_cap: float = 10.0, reader_idle: float = 10.0, rng: random.Random | None = None,
-                 node_id: str | None = None) -> None:
+                 node_id: str | None = None, on_hello: Callable[[str, Position | None], Any] | None = None) -> None:
         self.relay = relay
+        # While this node leads a server, a follower's hello goes to its outbox (RelayOutbox.hello).
+        self.on_hello = on_hello
         self.node_id = node_id  # this node's own relayed messages are skipped undecoded (its tracker applied them)
         self.reader = reader
         self.tracker = tracker
@@ -124,6 +130,7 @@ class RelayFollower:
         self.reader_idle = reader_idle  # quiet seconds before the reader checks its connection (PING)
         self.rng = rng
         self._servers: dict[str, _Server] = {}
+        self._hellos: set[asyncio.Future[None]] = set()
         self.rebuilt = 0  # rebuilds completed (for tests and logs)
         self.stopped = False
 
@@ -142,6 +149,12 @@ class RelayFollower:
     def position(self, server: str) -> Position | None:
         """The last relayed message applied to ``server``'s state here (None: unknown)."""
         return self._server(server).position
+
+    def listening(self, server: str) -> bool:
+        """Whether this node's reader of ``server``'s relay is subscribed now (Redis confirmed it, and it has not
+        ended since): the leader does not count its own subscription as an audience."""
+        state = self._servers.get(server)
+        return state is not None and state.subscribed and not self.stopped
 
     def rebuilding(self, server: str) -> bool:
         return self._server(server).held is not None
@@ -173,6 +186,10 @@ class RelayFollower:
         """One relayed message, in the order Redis delivered it."""
         state = self._server(server)
         if self.stopped:
+            return
+        if msg.kind == HELLO:  # another follower's, not numbered: for the leader only
+            if state.leading is not None and self.on_hello is not None:
+                self.on_hello(server, msg.after)
             return
         if state.leading is not None:
             if msg.term > state.leading and state.early is not None and len(state.early) <= MAX_EARLY:
@@ -260,6 +277,9 @@ class RelayFollower:
         self.rebuilt += 1
         log.info("relay %s: rebuilt from the mirror at %s (%d calls, %d queues, %d agents); %d held messages",
                  server, snap.position, len(snap.calls), len(snap.queues), len(snap.agents), len(held))
+        hello = asyncio.ensure_future(self._hello(server, snap.position))  # a quiet leader publishes from there
+        self._hellos.add(hello)
+        hello.add_done_callback(self._hellos.discard)
         newer = [m for m in held if snap.position is None or m.position > snap.position]
         if exact:
             for msg in newer:  # in order; a gap among them starts the next rebuild
@@ -267,6 +287,12 @@ class RelayFollower:
         else:
             for msg in newer:
                 self._apply(server, state, msg)
+
+    async def _hello(self, server: str, position: Position | None) -> None:
+        try:
+            await self.relay.hello(server, self.node_id or "follower", position)
+        except Exception as exc:  # noqa: BLE001 - the leader also counts subscriptions: it finds this node anyway
+            log.debug("relay %s: hello not sent: %s", server, exc)
 
     # -- the supervised reader -------------------------------------------------------------------------------
     async def run(self, server: str) -> None:
@@ -282,13 +308,15 @@ class RelayFollower:
                                         skip_prefix=own_prefix(server, self.node_id) if self.node_id else None)
                 reason = "the subscription ended"
             except asyncio.CancelledError:
+                state.subscribed = False
                 self._stop_rebuild(state)
                 raise
             except Exception as exc:  # noqa: BLE001 - any Redis failure: restart it
                 reason = f"{type(exc).__name__}: {exc}"
+            subscribed, state.subscribed = state.subscribed, False
             if self.stopped:
                 return
-            attempt = 1 if state.subscribed else attempt + 1
+            attempt = 1 if subscribed else attempt + 1
             delay = backoff_delay(attempt, initial=self.backoff_initial, cap=self.backoff_cap, rng=self.rng)
             RESTARTS.inc(server=server)
             log.warning("relay %s: reader stopped (%s); restarting in %.1f s", server, reason, delay)

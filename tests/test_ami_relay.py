@@ -374,3 +374,28 @@ def test_an_audience_that_never_says_hello_gets_a_mark_at_the_second_look_and_co
         assert not outbox._watchers  # stopped with the lead
 
     asyncio.run(main())
+
+
+def test_kept_messages_are_forgotten_after_ten_seconds_and_a_late_hello_gets_a_mark():
+    from ccserver.clock import ManualClock
+
+    async def main():
+        clock = ManualClock()
+        relay = AudienceRelay(subscriptions=1)
+        outbox = RelayOutbox(relay, "node-a", listening=lambda server: True, clock=clock,  # type: ignore[arg-type]
+                             audience_interval=1.0)
+        outbox.begin("ast1", 2, after=None)
+        await until(lambda: not outbox.heard("ast1"))
+        for _ in range(3):
+            outbox.event("ast1", varset(arrival=clock.time()))
+        await clock.advance(9.0)
+        outbox.event("ast1", varset(arrival=clock.time()))
+        assert len(outbox._quiet["ast1"]) == 4
+        await clock.advance(2.0)  # the first three are over 10 s old at this look
+        assert [seq for seq, _m in outbox._quiet["ast1"]] == [5]
+        outbox.hello("ast1", (2, 2))  # its mirror is older than what is still kept
+        await outbox.flush()
+        assert sent(relay) == [(1, START), (6, MARK)]
+        outbox.close()
+
+    asyncio.run(main())

@@ -58,7 +58,8 @@ KINDS = (START, EVENT, RESYNC, MARK, HELLO)
 
 Position = tuple[int, int]  # (term, seq) of one relayed message
 AUDIENCE_SECONDS = 1.0  # how often a leader asks Redis whether another node follows its relay
-QUIET_KEEP = 20_000  # messages a leader keeps, unpublished, while no other node follows (for the next follower)
+QUIET_KEEP = 20_000  # messages a leader keeps, unpublished, while no other node follows (for the next follower) …
+QUIET_SECONDS = 10.0  # … for this long: a newcomer rebuilds from a mirror written every 50 ms
 
 UNHEARD = REGISTRY.counter(
     "ccserver_relay_unheard_total",
@@ -475,7 +476,18 @@ class RelayOutbox:
                 else:
                     seen = False
             self._count_unheard(server)
+            self._forget(server, self._clock.time() - QUIET_SECONDS)
             await self._clock.sleep(interval)
+
+    def _forget(self, server: str, before: float) -> None:
+        """Drop kept messages that arrived before ``before``: no newcomer's mirror is that old (memory stays small
+        on a lone node)."""
+        quiet = self._quiet.get(server)
+        while quiet:
+            kept = quiet[0][1]
+            if (kept.at if isinstance(kept, Relayed) else kept.arrival or 0.0) >= before:
+                break
+            quiet.popleft()
 
     # -- publishing -------------------------------------------------------------------------------------------
     def _next(self, server: str) -> Position:

@@ -140,7 +140,7 @@ def _attach_profiler(pid: int) -> subprocess.Popen[bytes] | None:
     out = os.environ.get("BENCH_AMI_PYSPY")
     if not out:
         return None
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "1000", "--threads", "--format", "raw",
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "250", "--threads", "--format", "raw",
                             "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attaches (a bench switch, not a measured figure)
     return spy

@@ -105,7 +105,9 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
                                           create_prospect=False)
             found = identity.customer
             cid = int(found.id) if found is not None and str(found.id).isdigit() else None
-            variants = await run_blocking(names_of, sessions, list(identity.other_customer_ids))
+            others = list(identity.other_customer_ids)
+            # Most numbers belong to one customer: no second trip to a worker thread for nobody's names.
+            variants = await run_blocking(names_of, sessions, others) if others else []
             return cid, variants
 
         from ccserver.callrouting.decision_memo import load_ivr_of

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import sqlalchemy
 from sqlalchemy import select
+from twisted.internet.defer import Deferred
 
 from ccserver.callrouting import RoutingRuntime
 from ccserver.config import load_config
@@ -32,6 +33,10 @@ def demo_pg(pg_url: str) -> Iterator[tuple[str, Any, Any]]:
     engine.dispose()
 
 
+async def _fired(deferred: Deferred[Any]) -> Any:
+    return await deferred.asFuture(asyncio.get_running_loop())
+
+
 def _numbers(sessions: Any) -> list[str]:
     with sessions() as s:
         return list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.id)))
@@ -43,15 +48,17 @@ def test_same_answers_as_the_directory(demo_pg: Any) -> None:
     lookup = LoopLookup.from_engine(engine, directory, max_connections=2)
     numbers = [*_numbers(sessions), "+8613999999999", "+862150000000"]  # and two nobody has
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[list[Any], list[Any]]:
         try:
-            return [await lookup.identify(n) for n in numbers]
+            coroutine = [await lookup.identify(n) for n in numbers]
+            deferred = [await _fired(lookup.identify_deferred(n)) for n in numbers]
+            return coroutine, deferred
         finally:
             await lookup.aclose()
 
-    got = asyncio.run(scenario())
+    got, by_deferred = asyncio.run(scenario())
     expected = [directory.identify(n, store_id=None, line=None, create_prospect=False) for n in numbers]
-    assert got == expected
+    assert got == expected and by_deferred == expected
     kinds = {"known": sum(i.customer is not None for i in got), "shared": sum(bool(i.other_customer_ids) for i in got),
              "unknown": sum(i.customer is None for i in got)}
     assert kinds["known"] > 50 and kinds["shared"] >= 1 and kinds["unknown"] >= 2, kinds
@@ -149,7 +156,8 @@ def _terminate(admin: Any, pids: list[int]) -> None:
     raise AssertionError(f"backends {pids} still there")
 
 
-def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any, caplog: Any) -> None:
+@pytest.mark.parametrize("entry", ["identify", "identify_deferred"])
+def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any, caplog: Any, entry: str) -> None:
     url, engine, sessions = demo_pg
     number = _numbers(sessions)[0]
     lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
@@ -163,7 +171,10 @@ def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any, caplog
         # first attempt fails, and it is tried again on a new connection.
         _terminate(admin, pids)
         with caplog.at_level(logging.INFO, logger="ccserver.customers.loop_lookup"):
-            assert await lookup.identify(number) == first
+            if entry == "identify":
+                assert await lookup.identify(number) == first
+            else:
+                assert await _fired(lookup.identify_deferred(number)) == first
         assert "trying again on a new one" in caplog.text
         # The other dead one is dropped by its reader as soon as the loop runs: no lookup ever tries it.
         await asyncio.wait_for(_until(lambda: lookup.connections == 1), 5)
@@ -256,6 +267,38 @@ def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: An
         lookup._release(held)  # given back: straight to the waiting lookup
         assert (await waiting).customer is not None
         assert lookup.connections == 1
+        await lookup.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_deferred_lookup_answers_from_the_connections_reader(demo_pg: Any) -> None:
+    """The routed call's miss: its coroutine is resumed by the reader callback that read the answer (no asyncio
+    Task, no loop turn in between); with no idle connection it goes the coroutine's way (opened, then kept)."""
+    _, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+
+    async def scenario() -> None:
+        first = await _fired(lookup.identify_deferred(number))  # none idle yet: opened by identify()
+        assert first.customer is not None and lookup.connections == 1 and len(lookup._idle) == 1
+        fired_in: list[Any] = []
+        conn = lookup._idle[0]
+        reader = conn._readable
+
+        def watched() -> None:
+            fired_in.append("reader")
+            reader()
+            fired_in.append("reader done")
+
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(conn.fd)
+        loop.add_reader(conn.fd, watched)
+        answer = lookup.identify_deferred(number)
+        answer.addCallback(lambda identity: fired_in.append(identity) or identity)
+        assert not answer.called and lookup._idle == []
+        assert await _fired(answer) == first
+        assert fired_in[:3] == ["reader", first, "reader done"] and lookup._idle == [conn]
         await lookup.aclose()
 
     asyncio.run(scenario())

@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
+from twisted.internet.defer import Deferred
 
+from ccserver.bridge import as_deferred
 from ccserver.customers.directory import CustomerDirectory, Identity, by_number_sql
 from ccserver.db.engine import psycopg_connect_kwargs
 
@@ -57,6 +61,9 @@ _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _OK = pq.ConnStatus.OK
 _BAD = pq.ConnStatus.BAD
 _IDLE = pq.TransactionStatus.IDLE
+
+
+Done = Callable[[list[Any] | None, BaseException | None], None]
 
 
 class LookupBusy(psycopg.OperationalError):
@@ -82,6 +89,15 @@ def _text(value: Any) -> bytes:
     return str(value).encode()
 
 
+def _settle(future: asyncio.Future[list[Any]], results: list[Any] | None, error: BaseException | None) -> None:
+    if future.done():  # cancelled
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(results or [])
+
+
 class _Connection:
     """One of the lookup's connections: the prepared statement sent on its libpq connection, the answer read by
     a reader registered on the loop for the connection's whole life (so a server closing it while idle is seen
@@ -97,25 +113,26 @@ class _Connection:
         self.fd = self.pgconn.socket
         self.loop = loop
         self.transformer = Transformer(conn)
-        self.waiter: asyncio.Future[list[Any]] | None = None
+        self.waiter: Done | None = None  # called once with the query's results, or its error
         self.results: list[Any] = []
         self.broken = False  # failed: to be closed
         self.gone = False  # closed, or being closed: never handed out again
         self._lost = lost  # the owner's callback for a connection that broke while idle
         loop.add_reader(self.fd, self._readable)
 
-    def query(self, values: list[bytes | None]) -> asyncio.Future[list[Any]]:
-        """Send the prepared statement; a future for its results (OperationalError: the connection broke)."""
+    def query(self, values: list[bytes | None], done: Done) -> None:
+        """Send the prepared statement; ``done(results, None)`` once they are all in — called from the reader,
+        the connection idle again — or ``done(None, error)`` (an OperationalError: the connection broke).
+        Raises OperationalError when it cannot be sent."""
         pgconn = self.pgconn
         try:
             pgconn.send_query_prepared(_STATEMENT, values)
         except BaseException:
             self.broken = True
             raise
-        self.waiter = waiter = self.loop.create_future()
+        self.waiter = done
         if pgconn.flush():  # the socket's buffer is full (never seen for one small message): the rest when writable
             self.loop.add_writer(self.fd, self._writable)
-        return waiter
 
     def _writable(self) -> None:
         try:
@@ -135,10 +152,9 @@ class _Connection:
             while not pgconn.is_busy():
                 result = pgconn.get_result()
                 if result is None:  # the query's results are all in
-                    waiter, self.waiter = self.waiter, None
+                    done, self.waiter = self.waiter, None
                     results, self.results = self.results, []
-                    if not waiter.done():
-                        waiter.set_result(results)
+                    done(results, None)  # may send the next query on this connection: nothing more here
                     return
                 self.results.append(result)
         except psycopg.OperationalError as exc:
@@ -153,10 +169,9 @@ class _Connection:
 
     def _broken(self, exc: BaseException) -> None:
         self.broken = True
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None:
-            if not waiter.done():
-                waiter.set_exception(exc)  # the lookup discards the connection
+        done, self.waiter = self.waiter, None
+        if done is not None:
+            done(None, exc)  # the lookup discards the connection
         else:
             self._lost(self, exc)
 
@@ -167,9 +182,7 @@ class _Connection:
         self.gone = True
         self.loop.remove_reader(self.fd)
         self.loop.remove_writer(self.fd)
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None:
-            waiter.cancel()  # a lookup that no one awaits any more (cancelled)
+        self.waiter = None  # a query under way belongs to a lookup no one awaits any more (cancelled)
         closing = self.conn.close()
         try:
             closing.send(None)
@@ -212,34 +225,85 @@ class LoopLookup:
         """Connections open or being opened."""
         return self._open
 
+    def identify_deferred(self, e164: str) -> Deferred[Identity]:
+        """``identify`` as a Deferred fired straight from the connection's reader — no asyncio Task, no loop turn
+        between the answer and the caller — for the routed call's Twisted-driven coroutine (a cache miss).
+        When no connection is idle, or the one taken breaks, the rest is ``identify``'s (waiting, retrying)."""
+        if self._closed or not self._idle:
+            return as_deferred(self.identify(e164))
+        conn = self._idle.pop()
+        values = self._values(e164)
+        answer: Deferred[Identity] = Deferred()
+
+        def done(results: list[Any] | None, error: BaseException | None) -> None:
+            rows: list[Any] = []
+            if error is None:
+                try:
+                    rows = self._rows(conn, results)
+                except Exception as exc:  # noqa: BLE001 - handed on below
+                    error = exc
+            if error is None:
+                self._release(conn)
+                try:
+                    identity = self._directory.identity_from_rows(rows)
+                except Exception:  # noqa: BLE001 - to the caller, as a Failure
+                    answer.errback()
+                    return
+                answer.callback(identity)
+            elif self._failed(conn, error, 1):
+                as_deferred(self._attempts(values, 2)).chainDeferred(answer)
+            else:
+                answer.errback(error)
+
+        try:
+            conn.query(values, done)
+        except psycopg.OperationalError as exc:
+            done(None, exc)
+        return answer
+
     async def identify(self, e164: str) -> Identity:
         """The customer behind ``e164`` (never creates one)."""
         if self._closed:
             raise RuntimeError("customer lookup closed")
+        return await self._attempts(self._values(e164), 1)
+
+    def _values(self, e164: str) -> list[bytes | None]:
         number = e164.encode()
-        values: list[bytes | None] = [number if v is _E164 else v for v in self._params]
-        for attempt in (1, 2):
+        return [number if v is _E164 else v for v in self._params]
+
+    async def _attempts(self, values: list[bytes | None], first: int) -> Identity:
+        loop = asyncio.get_running_loop()
+        for attempt in range(first, 3):
             if attempt == 1 and self._idle:
                 conn = self._idle.pop()
             else:  # after a broken one, a new connection: the idle ones may be broken too (a restarted database)
                 conn = await self._acquire(fresh=attempt == 2)
+            answer: asyncio.Future[list[Any]] = loop.create_future()
             try:
-                results = await conn.query(values)
-                rows = self._rows(conn, results)
+                conn.query(values, functools.partial(_settle, answer))
+                rows = self._rows(conn, await answer)
             except BaseException as exc:
-                if conn.usable:  # the query refused (a statement timeout, say), the connection fine: no retry
-                    self._release(conn)
-                    raise
-                self._discard(conn)  # broken, or its query still under way (the lookup cancelled)
-                if attempt == 2 or self._closed or not isinstance(exc, psycopg.OperationalError):
-                    raise
-                log.info("customer lookup connection lost (%s); trying again on a new one", exc)
-                continue
+                if self._failed(conn, exc, attempt):
+                    continue
+                raise
             self._release(conn)
             return self._directory.identity_from_rows(rows)
         raise AssertionError("unreachable")
 
-    def _rows(self, conn: _Connection, results: list[Any]) -> list[Any]:
+    def _failed(self, conn: _Connection, exc: BaseException, attempt: int) -> bool:
+        """After ``exc`` on ``conn``: whether to try again (once, on a new connection)."""
+        if conn.usable:  # the query refused (a statement timeout, say), the connection fine: no retry
+            self._release(conn)
+            return False
+        self._discard(conn)  # broken, or its query still under way (the lookup cancelled)
+        if attempt == 2 or self._closed or not isinstance(exc, psycopg.OperationalError):
+            return False
+        log.info("customer lookup connection lost (%s); trying again on a new one", exc)
+        return True
+
+    def _rows(self, conn: _Connection, results: list[Any] | None) -> list[Any]:
+        if results is None:
+            raise psycopg.InterfaceError("customer lookup: no results")
         if len(results) != 1 or results[0].status != _TUPLES_OK:
             bad = next((r for r in results if r.status != _TUPLES_OK), None)
             if bad is None:

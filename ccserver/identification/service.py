@@ -262,7 +262,7 @@ class IdentificationService:
         try:
             identity: Identity | None = None
             if self._loop_lookup is not None:
-                identity = await as_deferred(self._loop_lookup.identify(e164))
+                identity = await self._loop_lookup.identify_deferred(e164)  # resumed from its reader
                 if identity is not None and identity.customer is None and create_prospect:
                     identity = None  # unknown: the directory creates the prospect (a transaction, in a thread)
             if identity is None:

@@ -267,6 +267,13 @@ def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: An
         lookup._release(held)  # given back: straight to the waiting lookup
         assert (await waiting).customer is not None
         assert lookup.connections == 1
+        held = await lookup._acquire(fresh=False)
+        waiting = asyncio.ensure_future(lookup.identify(number))
+        await asyncio.sleep(0)
+        lookup._discard(held)  # broken while the lookup waits: its place goes to the lookup, which opens one
+        assert lookup.connections == 1 and held.gone
+        assert (await waiting).customer is not None
+        assert lookup.connections == 1 and len(lookup._idle) == 1 and lookup._idle[0] is not held
         await lookup.aclose()
 
     asyncio.run(scenario())

@@ -176,22 +176,14 @@ class _Connection:
             self._lost(self, exc)
 
     def close(self) -> None:
-        """Off the loop and closed (at once: ``AsyncConnection.close`` awaits nothing)."""
+        """Off the loop, then closed at once (``PQfinish``, as ``AsyncConnection.close`` does)."""
         if self.gone:
             return
         self.gone = True
         self.loop.remove_reader(self.fd)
         self.loop.remove_writer(self.fd)
         self.waiter = None  # a query under way belongs to a lookup no one awaits any more (cancelled)
-        closing = self.conn.close()
-        try:
-            closing.send(None)
-        except StopIteration:
-            pass
-        except Exception:  # noqa: BLE001 - already broken
-            log.debug("closing a customer lookup connection failed", exc_info=True)
-        else:  # a psycopg that awaits in close(): let it finish on the loop
-            asyncio.ensure_future(closing)
+        self.pgconn.finish()
 
 
 class LoopLookup:

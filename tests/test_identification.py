@@ -68,3 +68,21 @@ def test_the_deadline_race_on_the_asyncio_reactor_uses_the_loops_timer() -> None
         assert raced.called and raced.result == ("answer",) and timer.cancelled()
 
     asyncio.run(main())
+
+
+def test_the_deadline_race_outside_the_running_loop_uses_the_reactors_timer() -> None:
+    from twisted.internet.defer import Deferred
+
+    from ccserver.identification import race
+
+    loop = asyncio.new_event_loop()
+    try:
+        reactor = AsyncioSelectorReactor(loop)
+        before = len(reactor.getDelayedCalls())
+        lookup: Deferred[Any] = Deferred()
+        raced = race(lookup, 30.0, reactor)
+        assert len(reactor.getDelayedCalls()) == before + 1  # the loop is not running: the reactor's callLater
+        lookup.callback("answer")
+        assert raced.result == ("answer",) and len(reactor.getDelayedCalls()) == before  # cancelled
+    finally:
+        loop.close()

@@ -111,11 +111,19 @@ def race(lookup: Deferred[Any], timeout: float, clock: Any) -> Deferred[Any]:
     lookup.addBoth(done)
     if early:
         return succeed((early[0],))
-    if isinstance(clock, AsyncioSelectorReactor):
-        timer = asyncio.get_running_loop().call_later(timeout, fire, TIMED_OUT)  # cancel(): a no-op once run
+    loop = _running_loop() if isinstance(clock, AsyncioSelectorReactor) else None
+    if loop is not None:
+        timer = loop.call_later(timeout, fire, TIMED_OUT)  # its cancel(): a no-op once it has run
     else:
         timer = _Timer(clock.callLater(timeout, fire, TIMED_OUT))
     return race
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # the reactor's loop not running (yet): its own callLater
+        return None
 
 
 class _Timer:

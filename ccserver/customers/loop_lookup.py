@@ -15,8 +15,11 @@ CPU, most of it around the one round trip — the pool's checkout and return, th
 row factory per lookup, and psycopg's wait on the socket (a reader added and removed — two ``epoll_ctl`` — a
 future and a timer per query). Each connection here is a psycopg ``AsyncConnection`` (connecting, its type
 loaders) whose libpq connection (``conn.pgconn``) gets the prepared statement sent directly, its socket's reader
-left registered on the loop for the connection's life, and the rows loaded by psycopg's ``Transformer``: ~60 µs
-per lookup measured alone.
+left registered on the loop for the connection's life, and the rows loaded by psycopg's ``Transformer``: ~70 µs
+per lookup measured alone (one ``sendto``, one ``recvfrom``, one ``epoll_wait``). ``identify_deferred``, which the
+routing service awaits on a cache miss, fires its Deferred from that reader, so the routed call carries on in
+the same loop step as the answer arrives. (On the routed-call benchmark side by side, 8 rounds × 1,000 calls:
+the cache miss's server CPU 1.40 -> 0.90 ms with this and the smaller changes made alongside, hits unchanged.)
 
 The lookup owns at most ``max_connections`` connections, opened on demand. A lookup takes an idle one, or opens
 one while there are fewer, or waits (in order) at most ``acquire_timeout`` seconds for one to come back, else

@@ -23,6 +23,8 @@ Switches (environment):
 
     BENCH_ROUTE_PROFILE=/tmp/route.prof   cProfile of the server's reactor thread, written when it exits (SIGTERM)
     BENCH_ROUTE_PROFILE_PHASE=hit         … of that phase only (warm, miss or hit)
+    BENCH_ROUTE_PROFILE_CPU=1             … timed by the thread's CPU clock, not the wall clock (a send that wakes
+                                          another process otherwise counts the time that process ran)
     BENCH_ROUTE_DUMP=/tmp/lat             each phase's latencies, one per line, in /tmp/lat.<phase>
     BENCH_ROUTE_THREADS=1                 the server's CPU seconds per thread, printed at each phase boundary
     BENCH_ROUTE_STEPS=/tmp/steps          the loop's steps over 0.5 ms of CPU (by callback or task) and the garbage
@@ -189,7 +191,8 @@ def serve(url: str, redis_url: str, port_file: str, library: frozenset[str] = fr
     import cProfile
 
     profile_path = os.environ.get("BENCH_ROUTE_PROFILE")
-    profiler = cProfile.Profile()
+    cpu_clock = os.environ.get("BENCH_ROUTE_PROFILE_CPU")
+    profiler = cProfile.Profile(time.thread_time) if cpu_clock else cProfile.Profile()
 
     async def profile(session: Any) -> None:
         profiler.enable() if session.args and session.args[0] == "on" else profiler.disable()

@@ -5,18 +5,21 @@ routed call over real FastAGI whose cache miss is read this way (an unknown numb
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy
 from sqlalchemy import select
+from twisted.internet.defer import Deferred
 
 from ccserver.callrouting import RoutingRuntime
 from ccserver.config import load_config
-from ccserver.customers.directory import CustomerDirectory
-from ccserver.customers.loop_lookup import LoopLookup
+from ccserver.customers.directory import CustomerDirectory, by_number_sql
+from ccserver.customers.loop_lookup import LookupBusy, LoopLookup, _positional
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import PhoneNumber
 from ccserver.demo import generate
@@ -30,6 +33,10 @@ def demo_pg(pg_url: str) -> Iterator[tuple[str, Any, Any]]:
     engine.dispose()
 
 
+async def _fired(deferred: Deferred[Any]) -> Any:
+    return await deferred.asFuture(asyncio.get_running_loop())
+
+
 def _numbers(sessions: Any) -> list[str]:
     with sessions() as s:
         return list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.id)))
@@ -41,15 +48,17 @@ def test_same_answers_as_the_directory(demo_pg: Any) -> None:
     lookup = LoopLookup.from_engine(engine, directory, max_connections=2)
     numbers = [*_numbers(sessions), "+8613999999999", "+862150000000"]  # and two nobody has
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> tuple[list[Any], list[Any]]:
         try:
-            return [await lookup.identify(n) for n in numbers]
+            coroutine = [await lookup.identify(n) for n in numbers]
+            deferred = [await _fired(lookup.identify_deferred(n)) for n in numbers]
+            return coroutine, deferred
         finally:
             await lookup.aclose()
 
-    got = asyncio.run(scenario())
+    got, by_deferred = asyncio.run(scenario())
     expected = [directory.identify(n, store_id=None, line=None, create_prospect=False) for n in numbers]
-    assert got == expected
+    assert got == expected and by_deferred == expected
     kinds = {"known": sum(i.customer is not None for i in got), "shared": sum(bool(i.other_customer_ids) for i in got),
              "unknown": sum(i.customer is None for i in got)}
     assert kinds["known"] > 50 and kinds["shared"] >= 1 and kinds["unknown"] >= 2, kinds
@@ -64,7 +73,7 @@ def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
     async def scenario() -> list[Any]:
         try:
             results = await asyncio.gather(*(lookup.identify(n) for n in numbers))
-            assert lookup._pool.get_stats()["pool_size"] <= 3
+            assert lookup.connections == 3 and len(lookup._idle) == 3  # all opened, none more, all given back
             return results
         finally:
             await lookup.aclose()
@@ -130,22 +139,46 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         loop.close()
 
 
-def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any) -> None:
+def _backend_pids(lookup: LoopLookup) -> list[int]:
+    return [c.conn.info.backend_pid for c in lookup._idle]
+
+
+def _terminate(admin: Any, pids: list[int]) -> None:
+    """End those backends (the database restarted, say), and wait until PostgreSQL has them gone."""
+    with admin.begin() as c:
+        for pid in pids:
+            c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": pid})
+    for _ in range(500):
+        with admin.begin() as c:
+            if not c.execute(sqlalchemy.text("select count(*) from pg_stat_activity where pid = any(:p)"),
+                             {"p": pids}).scalar_one():
+                return
+    raise AssertionError(f"backends {pids} still there")
+
+
+@pytest.mark.parametrize("entry", ["identify", "identify_deferred"])
+def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any, caplog: Any, entry: str) -> None:
     url, engine, sessions = demo_pg
     number = _numbers(sessions)[0]
     lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=2)
     admin = sqlalchemy.create_engine(url)
 
     async def scenario() -> None:
-        first = await lookup.identify(number)
-        pids = [c.info.backend_pid for c in lookup._pool._pool]
-        assert len(pids) == 2
-        with admin.begin() as c:  # the database restarted, say: every idle connection is gone
-            for pid in pids:
-                c.execute(sqlalchemy.text("select pg_terminate_backend(:pid)"), {"pid": pid})
-        await asyncio.sleep(0.05)  # for the terminations to reach the sockets (not a clock)
-        assert await lookup.identify(number) == first  # one failed attempt, the pool checked, then a new one
-        assert all(c.info.backend_pid not in pids for c in lookup._pool._pool)
+        first, _ = await asyncio.gather(lookup.identify(number), lookup.identify(number))  # both connections open
+        pids = _backend_pids(lookup)
+        assert len(pids) == 2 and lookup.connections == 2
+        # Every idle connection gone while the loop does not run (its readers have not seen it yet): the lookup's
+        # first attempt fails, and it is tried again on a new connection.
+        _terminate(admin, pids)
+        with caplog.at_level(logging.INFO, logger="ccserver.customers.loop_lookup"):
+            if entry == "identify":
+                assert await lookup.identify(number) == first
+            else:
+                assert await _fired(lookup.identify_deferred(number)) == first
+        assert "trying again on a new one" in caplog.text
+        # The other dead one is dropped by its reader as soon as the loop runs: no lookup ever tries it.
+        await asyncio.wait_for(_until(lambda: lookup.connections == 1), 5)
+        assert [p for p in _backend_pids(lookup) if p in pids] == []
         await lookup.aclose()
         with pytest.raises(RuntimeError):
             await lookup.identify(number)
@@ -154,23 +187,125 @@ def test_dropped_connections_are_replaced_within_the_lookup(demo_pg: Any) -> Non
     admin.dispose()
 
 
-def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: Any) -> None:
-    from psycopg_pool import PoolTimeout
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
 
+
+def test_an_idle_connection_the_server_closes_is_dropped_and_replaced(demo_pg: Any) -> None:
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+    admin = sqlalchemy.create_engine(url)
+
+    async def scenario() -> None:
+        first = await lookup.identify(number)
+        pids = _backend_pids(lookup)
+        _terminate(admin, pids)
+        await asyncio.wait_for(_until(lambda: lookup.connections == 0), 5)  # seen by its reader, while idle
+        assert await lookup.identify(number) == first  # on a new connection, at the first attempt
+        assert lookup.connections == 1 and _backend_pids(lookup) != pids
+        await lookup.aclose()
+        assert lookup.connections == 0
+
+    asyncio.run(scenario())
+    admin.dispose()
+
+
+def test_a_cancelled_lookup_drops_its_connection_and_a_failed_query_keeps_it(demo_pg: Any) -> None:
+    """A lookup cancelled with its query under way leaves the connection in an unknown state: closed, its place
+    free. A query PostgreSQL refuses (here: its statement_timeout, behind a lock) leaves it usable: kept."""
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+    kwargs = {**lookup._connect_kwargs, "options": lookup._connect_kwargs.get("options", "") +
+              " -c statement_timeout=300"}
+    strict = LoopLookup(CustomerDirectory(sessions), kwargs, *_positional(*by_number_sql(engine.dialect)),
+                        max_connections=1)
+    admin = sqlalchemy.create_engine(url)
+
+    async def scenario() -> None:
+        first = await lookup.identify(number)
+        await strict.identify(number)
+        (pid,) = _backend_pids(strict)
+        with admin.begin() as c:  # the lookup's query waits for this lock
+            c.execute(sqlalchemy.text("lock table customers in access exclusive mode"))
+            task = asyncio.ensure_future(lookup.identify(number))
+            await asyncio.wait_for(_until(lambda: lookup._idle == []), 5)  # the query is under way
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert lookup.connections == 0  # closed
+            with pytest.raises(psycopg.errors.QueryCanceled):  # statement timeout while the lock is held
+                await strict.identify(number)
+            assert strict.connections == 1 and _backend_pids(strict) == [pid]  # kept
+        assert await lookup.identify(number) == first  # on a new connection
+        assert await strict.identify(number) == first and _backend_pids(strict) == [pid]
+        await lookup.aclose()
+        await strict.aclose()
+
+    asyncio.run(scenario())
+    admin.dispose()
+
+
+def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: Any) -> None:
     _, engine, sessions = demo_pg
     number = _numbers(sessions)[0]
     lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1, acquire_timeout=0.2)
 
     async def scenario() -> None:
         await lookup.identify(number)
-        held = await lookup._pool.getconn()  # the only connection, taken (a lookup stuck on the database)
+        held = await lookup._acquire(fresh=False)  # the only connection, taken (a lookup stuck on the database)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(PoolTimeout):
+        with pytest.raises(LookupBusy):
             await lookup.identify(number)
         assert 0.15 <= loop.time() - started < 1.0
-        await lookup._pool.putconn(held)
-        assert (await lookup.identify(number)).customer is not None
+        waiting = asyncio.ensure_future(lookup.identify(number))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        lookup._release(held)  # given back: straight to the waiting lookup
+        assert (await waiting).customer is not None
+        assert lookup.connections == 1
+        held = await lookup._acquire(fresh=False)
+        waiting = asyncio.ensure_future(lookup.identify(number))
+        await asyncio.sleep(0)
+        lookup._discard(held)  # broken while the lookup waits: its place goes to the lookup, which opens one
+        assert lookup.connections == 1 and held.gone
+        assert (await waiting).customer is not None
+        assert lookup.connections == 1 and len(lookup._idle) == 1 and lookup._idle[0] is not held
+        await lookup.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_deferred_lookup_answers_from_the_connections_reader(demo_pg: Any) -> None:
+    """The routed call's miss: its coroutine is resumed by the reader callback that read the answer (no asyncio
+    Task, no loop turn in between); with no idle connection it goes the coroutine's way (opened, then kept)."""
+    _, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+
+    async def scenario() -> None:
+        first = await _fired(lookup.identify_deferred(number))  # none idle yet: opened by identify()
+        assert first.customer is not None and lookup.connections == 1 and len(lookup._idle) == 1
+        fired_in: list[Any] = []
+        conn = lookup._idle[0]
+        reader = conn._readable
+
+        def watched() -> None:
+            fired_in.append("reader")
+            reader()
+            fired_in.append("reader done")
+
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(conn.fd)
+        loop.add_reader(conn.fd, watched)
+        answer = lookup.identify_deferred(number)
+        answer.addCallback(lambda identity: fired_in.append(identity) or identity)
+        assert not answer.called and lookup._idle == []
+        assert await _fired(answer) == first
+        assert fired_in[:3] == ["reader", first, "reader done"] and lookup._idle == [conn]
         await lookup.aclose()
 
     asyncio.run(scenario())

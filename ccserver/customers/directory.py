@@ -248,6 +248,8 @@ class CustomerDirectory:
         """The Identity from the rows of the by-number query (``by_number_sql``), however they were fetched."""
         if not rows:
             return Identity(None)
+        if len(rows) == 1:  # most numbers: one customer, nothing to order
+            return Identity(self._summary(rows[0], ambiguous=False), (), False)
         unique = {row.id: row for row in rows}
         ordered = sorted(unique.values(), key=_recency_key, reverse=True)
         best = ordered[0]

@@ -111,7 +111,8 @@ def _fake_asterisk(payload: bytes, port_queue: Any, started: Any, go: Any) -> No
 
 
 def _metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as reply:  # noqa: S310 - loopback
+    # Only the family polled: the probe costs the server little (a full scrape renders every metric).
+    with urllib.request.urlopen(f"{url}/metrics?name[]={name}", timeout=5) as reply:  # noqa: S310 - loopback
         text = reply.read().decode()
     m = re.search(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0

@@ -125,9 +125,12 @@ class Registry:
     def histogram(self, name: str, help_text: str, buckets: Iterable[float] = DEFAULT_BUCKETS) -> Histogram:
         return self._add(Histogram(name, help_text, buckets))  # type: ignore[return-value]
 
-    def render(self) -> str:
+    def render(self, names: Iterable[str] | None = None) -> str:
+        """The text format of every metric, or of those named (unknown names are left out)."""
         out: list[str] = []
-        for metric in self._metrics.values():
+        chosen = self._metrics.values() if names is None else [m for n in dict.fromkeys(names)
+                                                                if (m := self._metrics.get(n)) is not None]
+        for metric in chosen:
             out.extend(metric.header())
             out.extend(metric.lines())
         return "\n".join(out) + "\n"

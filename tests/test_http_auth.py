@@ -375,6 +375,11 @@ def test_metrics_access(users):
     assert call(router, "GET", "/metrics", client_ip="192.0.2.50").status == 401
     ok = call(router, "GET", "/metrics", headers={"Authorization": "Bearer scrape-me"}, client_ip="192.0.2.50")
     assert ok.status == 200 and ok.header("content-type").startswith("text/plain")
+    one = call(router, "GET", "/metrics?name[]=ccserver_http_timeouts_total&name=ccserver_no_such_metric",
+               headers={"Authorization": "Bearer scrape-me"}, client_ip="192.0.2.50")
+    families = [line.split()[2] for line in one.body.decode().splitlines() if line.startswith("# TYPE")]
+    assert one.status == 200 and families == ["ccserver_http_timeouts_total"]
+    assert call(router, "GET", "/metrics?name[]=x", client_ip="192.0.2.50").status == 401  # still checked
     # Loopback is no exemption: behind a reverse proxy on the same host every client comes from there.
     unauthenticated = call(router, "GET", "/metrics", client_ip="127.0.0.1")
     assert unauthenticated.status == 401 and unauthenticated.header("www-authenticate") == "Bearer"

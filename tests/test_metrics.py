@@ -25,6 +25,17 @@ def test_counter_gauge_and_labels_render():
     assert calls.value() == 3 and errors.value(server="pbx-a") == 1
 
 
+def test_render_only_the_families_named():
+    reg = Registry()
+    reg.counter("x_a_total", "a").inc(server="s1")
+    reg.gauge("x_b", "b").set(2)
+    reg.counter("x_c_total", "c").inc()
+    text = reg.render(["x_c_total", "x_a_total", "x_nope", "x_a_total"])
+    assert text == ('# HELP x_c_total c\n# TYPE x_c_total counter\nx_c_total 1\n'
+                    '# HELP x_a_total a\n# TYPE x_a_total counter\nx_a_total{server="s1"} 1\n')
+    assert reg.render([]) == "\n" and "x_b 2" in reg.render()
+
+
 def test_histogram_buckets_are_cumulative_and_bounds_inclusive():
     reg = Registry()
     hist = reg.histogram("x_seconds", "time", buckets=(0.1, 1.0))

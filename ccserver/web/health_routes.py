@@ -3,7 +3,7 @@
 /metrics needs the static scrape token (``http.metrics_token``, sent as ``Authorization: Bearer``) or a
 supervisor/admin login, unless ``http.metrics_public = true``. No address is exempt: behind a reverse proxy on the
 same host every client would come from loopback. No credentials or bad ones: 401; a valid login of another
-role: 403.
+role: 403. ``?name[]=…`` (repeatable; ``name=`` too) renders only the metric families named.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class HealthRoutes:
                 return json_response({"error": f"metrics need the scrape token or a supervisor login ({exc})"}, 401,
                                      **{"WWW-Authenticate": "Bearer"})
             principal.require("supervisor")  # Forbidden: 403
-        return Response(200, REGISTRY.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+        # ?name[]=a&name[]=b (or name=): only those families — a script polling one counter, not a full scrape.
+        names = req.query.get("name[]", []) + req.query.get("name", [])
+        return Response(200, REGISTRY.render(names or None).encode(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _has_scrape_token(self, req: Req) -> bool:
         token = self.ctx.config.http.metrics_token

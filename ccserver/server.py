@@ -107,6 +107,18 @@ def freeze_startup_objects(result: Any = None) -> Any:
     return result
 
 
+def screenpop_lookup(sessions: Any, directory: Any) -> Any:
+    """The screen pop's own customer lookup on the event loop (2 connections of its own, so a burst of offered
+    calls never queues in front of a routed call's lookup); None on SQLite (the worker-thread path)."""
+    from ccserver.customers.directory import CustomerDirectory
+    from ccserver.customers.loop_lookup import LoopLookup
+
+    bind = sessions.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql" or not isinstance(directory, CustomerDirectory):
+        return None
+    return LoopLookup.from_engine(bind, directory, max_connections=2)
+
+
 def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> int:
     check_schema(config.database_url)
     reactor = install_reactor()
@@ -406,7 +418,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     screenpop = build_screenpop(config, sessions=sessions, run_blocking=blocking.run, users=SQLUserStore(sessions),
                                 redis=redis_client, hub=telephony.hub if telephony is not None else None,
                                 leads=telephony.leading.__contains__ if telephony is not None else None,
-                                directory=directory, decision_memo=decision_memo)
+                                directory=directory, decision_memo=decision_memo,
+                                lookup=screenpop_lookup(sessions, directory))
     if screenpop.pop is not None:
         invalidator.listeners.append(screenpop.pop.cards.listener)
     from screenpop.wallboard_socket import WallboardSockets

@@ -96,7 +96,7 @@ def names_of(session_factory: Callable[[], Any], ids: list[int]) -> list[tuple[s
     if not ids:
         return []
     with session_factory() as s:
-        found = dict(s.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids))).tuples().all())
+        found = {row[0]: row[1] for row in s.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids)))}
     return [(str(i), found[i]) for i in ids if i in found]
 
 

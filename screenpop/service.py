@@ -34,6 +34,7 @@ class ScreenPopService:
         self.pop = pop
         self.hub = hub
         self._subscription: Any = None
+        self.closers: list[Any] = []  # async callables run at stop (the card lookup's connections)
         ws.add_kind("agent", AGENT_PATH, self.agent_socket)
         if ws.kind("wallboard") is None:
             ws.add_kind("wallboard", WALLBOARD_PATH, None, roles=("supervisor", "admin"))  # claimed by the wallboard
@@ -59,6 +60,8 @@ class ScreenPopService:
             self._subscription.close()
             self._subscription = None
         await self.bus.stop()
+        for close in self.closers:
+            await close()
 
     async def agent_socket(self, ws: ServerConnection, grant: Grant, params: dict[str, str]) -> None:
         sock = Socket(grant.user_id, sender(ws))

@@ -73,11 +73,13 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
                     redis: Any = None, hub: Any = None, leads: Callable[[str], bool] | None = None,
                     directory: Any = None, now: Callable[[], float] = time.time,
                     ws_host: str | None = None, ws_port: int | None = None,
-                    decision_memo: Any = None) -> ScreenPopService:
+                    decision_memo: Any = None, lookup: Any = None) -> ScreenPopService:
     """``hub``/``leads``: the call-events hub and "does this node publish for that Asterisk" (None: no pops,
     only the listener). ``directory``: the customer directory, to find a caller by number when the call carries
     no ``CC_CUSTOMER_ID``. ``decision_memo``: the IVR paths of the decisions this node answered
-    (``ccserver.callrouting.decision_memo.DecisionMemo``)."""
+    (``ccserver.callrouting.decision_memo.DecisionMemo``). ``lookup``: the directory's query on the event loop
+    (``ccserver.customers.loop_lookup.LoopLookup``, PostgreSQL; its own connections, not the routed calls'), used
+    before the worker-thread path — no thread hop and no GIL hand-over per offered call; the service closes it."""
     ws_conf = config.ws
     tickets: Any = RedisTickets(redis, now) if redis is not None else MemoryTickets(now)
 
@@ -101,8 +103,15 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
             number = normalize(raw, region=region)
             if directory is None or number.e164 is None:
                 return None, []
-            identity = await run_blocking(directory.identify, number.e164, store_id=None, line=None,
-                                          create_prospect=False)
+            identity = None
+            if lookup is not None:
+                try:
+                    identity = await lookup.identify(number.e164)
+                except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path answers
+                    log.debug("screen pop: lookup on the loop failed (%s); through a worker thread", exc)
+            if identity is None:
+                identity = await run_blocking(directory.identify, number.e164, store_id=None, line=None,
+                                              create_prospect=False)
             found = identity.customer
             cid = int(found.id) if found is not None and str(found.id).isdigit() else None
             others = list(identity.other_customer_ids)
@@ -118,4 +127,7 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
         tz = ZoneInfo(config.server.time_zone)
         pop = ScreenPop(bus, agents, cards, leads=leads or (lambda _server: True),
                         mask_roles=config.screenpop.mask_roles, today=lambda: datetime.now(tz).date())
-    return ScreenPopService(ws, bus, pop, hub)
+    service = ScreenPopService(ws, bus, pop, hub)
+    if lookup is not None:
+        service.closers.append(lookup.aclose)
+    return service

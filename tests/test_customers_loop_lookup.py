@@ -309,3 +309,53 @@ def test_the_deferred_lookup_answers_from_the_connections_reader(demo_pg: Any) -
         await lookup.aclose()
 
     asyncio.run(scenario())
+
+
+def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(demo_pg: Any) -> None:
+    """A pop's card by the caller's number: through the screen pop's own loop lookup (no worker thread), the same
+    customer and shared-number variants as the directory; a lookup that fails sends it through the thread path."""
+    from ccserver.events import EventHub
+    from ccserver.server import screenpop_lookup
+    from screenpop.wiring import build_screenpop
+
+    pg_url, engine, sessions = demo_pg
+    directory = CustomerDirectory(sessions)
+    numbers = _numbers(sessions)
+    shared = next(n for n in numbers
+                  if directory.identify(n, store_id=None, line=None, create_prospect=False).other_customer_ids)
+    threaded: list[str] = []
+
+    async def run_blocking(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(getattr(fn, "__name__", repr(fn)))
+        return fn(*args, **kwargs)
+
+    class Broken:
+        async def identify(self, e164: str) -> Any:
+            raise LookupBusy("every connection busy")
+
+        async def aclose(self) -> None:
+            pass
+
+    config = load_config(environ={"CCSERVER_DATABASE_URL": pg_url})
+
+    async def card(lookup: Any, number: str) -> Any:
+        service = build_screenpop(config, sessions=sessions, run_blocking=run_blocking, users=None, hub=EventHub(),
+                                  directory=directory, lookup=lookup, ws_port=0)
+        assert service.pop is not None
+        try:
+            return await service.pop.cards.prefetch("1700000000.1", None, number)
+        finally:
+            for close in service.closers:
+                await close()
+
+    lookup = screenpop_lookup(sessions, directory)
+    assert isinstance(lookup, LoopLookup) and lookup.max_connections == 2
+    found = asyncio.run(card(lookup, shared))
+    expected = directory.identify(shared, store_id=None, line=None, create_prospect=False)
+    assert found.data is not None and str(found.data["id"]) == str(expected.customer.id)
+    assert {cid for cid, _name in found.facts.variants} == {str(i) for i in expected.other_customer_ids}
+    assert "identify" not in threaded  # found on the loop (the card and the names are read in threads)
+    threaded.clear()
+    again = asyncio.run(card(Broken(), shared))
+    assert "identify" in threaded and str(again.data["id"]) == str(expected.customer.id)
+    assert screenpop_lookup(session_factory(make_engine("sqlite://")), directory) is None

@@ -184,7 +184,9 @@ def render(results: dict[str, Any]) -> str:
             "subscriber (Redis mirror, cross-node relay, call records, KPIs, screen pop, wallboard, wrap-up, "
             "abandoned callers), on PostgreSQL and Redis as in production — beside panoramisk fed the same bytes, "
             f"alternating, {r['runs']} runs each (`benchmarks/bench_ami_process.py`). ccserver's finish line is its "
-            "own `ccserver_ami_messages_total` reaching the count sent (polled every 10 ms).", "",
+            "own `ccserver_ami_messages_total` reaching the count sent (polled every 10 ms, that family alone: "
+            "`/metrics?name[]=…`). A lone node: nobody follows its cross-node relay, so it numbers what it applies "
+            "and publishes none of it (README, Connecting Asterisk).", "",
             "| consumer | messages/s (median) | seconds per run |", "|---|---|---|",
             f"| **ccserver run** | **{_f(ours['msgs_per_s_median'])}** | "
             f"{', '.join(str(x) for x in ours['seconds'])} |",
@@ -192,6 +194,12 @@ def render(results: dict[str, Any]) -> str:
             f"{', '.join(str(x) for x in theirs['seconds'])} |", "",
             f"ccserver run / panoramisk: **{r['ratio_median']}×** (target ≥ 4×); {_f(ours['events_published'])} call "
             "events published on the hub per run.", ""]
+        if ours.get("cpu_by_thread"):
+            spent = ours["cpu_by_thread"]
+            main = sorted(t.get("main", 0.0) for t in spent)[len(spent) // 2]
+            rest = sorted(sum(v for k, v in t.items() if k != "main") for t in spent)[len(spent) // 2]
+            lines += [f"ccserver's CPU over the stream (median of the runs): reactor thread {main:.2f} s, its other "
+                      f"threads (SQL workers, the asyncio executor) {rest:.2f} s.", ""]
 
     if "ivr" in results:
         r = results["ivr"]

@@ -1,4 +1,5 @@
-"""Writing to a Twisted TCP/UNIX transport without a trip through the reactor when its buffer is empty.
+"""Writing to (and closing) a Twisted TCP/UNIX transport without a trip through the reactor when its buffer is
+empty.
 
 ``transport.write`` only queues: the bytes leave on the next loop iteration, after the reactor registered the
 socket for writability (an ``epoll_ctl``), polled, and unregistered it again (another). On the call path that
@@ -6,13 +7,29 @@ is twice per routed call (the Redis lookup, the MSet answer), each a small line 
 ``send()`` takes whole. ``write_through`` sends such a line at once and leaves everything else — bytes already
 queued, a partial send, an error, a transport of another kind (TLS) — to ``transport.write`` as before, so
 ordering and error handling stay Twisted's.
+
+``transport.loseConnection`` likewise waits for a writability event even when nothing is left to write: it
+registers the socket for writing, and on the next iteration ``doWrite`` sends an empty buffer (a ``send()`` of
+zero bytes), unregisters it, and only then closes the socket — a loop iteration, two ``epoll_ctl`` and a
+``send`` per routed call. ``close_through`` closes such an idle TCP connection at once, the way the reactor
+does when that ``doWrite`` reports the connection done (``connectionLost`` with ``ConnectionDone``: stop
+reading, an orderly ``shutdown`` and ``close``, then the protocol's ``connectionLost``) — so the protocol's
+``connectionLost`` runs before ``close_through`` returns. Anything else (bytes still queued, a producer, TLS,
+another kind of transport) goes through ``transport.loseConnection`` as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["write_through"]
+from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+__all__ = ["close_through", "write_through"]
+
+# One shared Failure, as the reactor's own (posixbase._disconnectSelectable) for every connection it closes.
+_DONE = Failure(ConnectionDone())
 
 
 def write_through(transport: Any, data: bytes) -> None:
@@ -28,3 +45,14 @@ def write_through(transport: Any, data: bytes) -> None:
                 return
             data = data[sent:]
     transport.write(data)
+
+
+def close_through(transport: Any) -> None:
+    """``transport.loseConnection()``, done at once when nothing is left to write (see the module docstring)."""
+    if (isinstance(transport, tcp.Connection) and not transport.TLS and transport.connected
+            and not transport.disconnecting and transport.producer is None and not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)):
+        transport.disconnecting = True  # as loseConnection: a write from connectionLost is dropped, not sent
+        transport.connectionLost(_DONE)
+        return
+    transport.loseConnection()

@@ -1,5 +1,6 @@
 """write_through on a real loopback TCP connection: sent at once when idle, in order behind queued bytes, the
-rest of a partial send queued, and plain ``write`` for transports that are not Twisted file descriptors."""
+rest of a partial send queued, and plain ``write`` for transports that are not Twisted file descriptors; and
+close_through: an idle connection closed at once (orderly), one with bytes queued closed once they are out."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 
-from ccserver.netio import write_through
+from ccserver.netio import close_through, write_through
 
 
 @pytest.fixture
@@ -91,3 +93,63 @@ def test_other_transports_just_write() -> None:
     transport = StringTransport()
     write_through(transport, b"x\n")
     assert transport.value() == b"x\n"
+
+
+class _Seen(Protocol):
+    def __init__(self) -> None:
+        self.lost: list[Any] = []
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's name
+        self.lost.append(reason)
+
+
+def _recv_all(client: socket.socket, reactor: Any) -> bytes:
+    """Everything the client reads until the server's FIN (EOF)."""
+    client.setblocking(False)
+    data = b""
+    for _ in range(400):
+        try:
+            chunk = client.recv(1 << 20)
+        except BlockingIOError:
+            _spin(reactor, 0.005)
+            continue
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("no EOF")
+
+
+def test_close_through_an_idle_transport_closes_at_once(connected: Any) -> None:
+    reactor, transport, client = connected
+    seen = _Seen()
+    transport.protocol = seen
+    seen.makeConnection(transport)
+    write_through(transport, b"EXEC MSet \"CC_QUEUE=vip\"\n")
+    close_through(transport)
+    # No reactor iteration ran: the socket is closed and the protocol told, as after loseConnection's doWrite.
+    assert len(seen.lost) == 1 and seen.lost[0].check(ConnectionDone)
+    assert transport.disconnected and not transport.connected
+    assert transport not in reactor.getReaders() and transport not in reactor.getWriters()
+    client.settimeout(1.0)
+    assert client.recv(100) == b"EXEC MSet \"CC_QUEUE=vip\"\n"
+    assert client.recv(100) == b""  # an orderly close (FIN), not a reset
+    close_through(transport)  # closed already: nothing happens
+    assert len(seen.lost) == 1
+
+
+def test_close_through_with_bytes_queued_waits_for_them(connected: Any) -> None:
+    reactor, transport, client = connected
+    seen = _Seen()
+    transport.protocol = seen
+    seen.makeConnection(transport)
+    transport.write(b"first\n")  # queued: leaves on the next iteration
+    close_through(transport)
+    assert not seen.lost and transport.disconnecting  # loseConnection: closed once the bytes are out
+    assert _recv_all(client, reactor) == b"first\n"
+    assert len(seen.lost) == 1 and seen.lost[0].check(ConnectionDone)
+
+
+def test_close_through_other_transports_lose_connection() -> None:
+    transport = StringTransport()
+    close_through(transport)
+    assert transport.disconnecting

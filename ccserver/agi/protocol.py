@@ -34,7 +34,7 @@ from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
 from ccserver.logs import caller_number, log_text
-from ccserver.netio import write_through
+from ccserver.netio import close_through, write_through
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITCPTransport
@@ -285,7 +285,8 @@ class FastAGIProtocol(Protocol):
             return
         self.dead = self._closing = True
         if self._head is None and self.transport is not None:
-            self.transport.loseConnection()  # type: ignore[misc]
+            # At once when nothing is left to write (netio.close_through): connectionLost runs before this returns.
+            close_through(self.transport)
         # else: closed by _pop once the queued commands have been answered
 
     # -- commands ------------------------------------------------------------------------------------
@@ -355,7 +356,7 @@ class FastAGIProtocol(Protocol):
         else:
             self._head = None
             if self._closing and self.transport is not None:
-                self.transport.loseConnection()  # type: ignore[misc]
+                close_through(self.transport)
         return head
 
     def _line(self, raw: bytes, arrival: int) -> None:

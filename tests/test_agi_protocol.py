@@ -677,6 +677,25 @@ def test_env_lookup_without_full_parse_agrees_with_parse() -> None:
         assert seen[0] == seen[1]
 
 
+def test_env_lookup_read_twice_agrees_with_parse() -> None:
+    """A key read again without a full parse (routing reads the caller ID, the DID and the uniqueid twice) gives
+    the same value, also for keys a hostile caller ID repeats; after a full parse the parse is what counts."""
+    from ccserver.agi.env import parse_env
+    from ccserver.agi.session import AGISession
+
+    block = (b"agi_network: yes\nagi_network_script: incoming\nagi_uniqueid: 1.1\nagi_callerid: 1\n"
+             b"agi_uniqueid: forged\nagi_extension: 999\nagi_calleridname: x\r\nagi_extension: 4008001000\n"
+             b"agi_accountcode: \n\n")
+    keys = ("uniqueid", "extension", "callerid", "calleridname", "accountcode", "nosuch", "uniqueid", "extension")
+    session = AGISession(None, block, "incoming")  # type: ignore[arg-type]
+    first = [session.get(k, "dflt") for k in keys]
+    again = [session.get(k, "dflt") for k in keys]
+    full = parse_env(block)
+    assert first == again == [full.get(k, "dflt") for k in keys]
+    assert first[:2] == ["1.1", "4008001000"]
+    assert session.env == full and [session.get(k, "dflt") for k in keys] == first
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_args_without_a_full_parse_match_the_full_parse(seed: int) -> None:
     """``session.args`` takes shortcuts for no argument and for one; for any block — recorded env, hostile caller

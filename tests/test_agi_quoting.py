@@ -263,6 +263,19 @@ def test_set_variables_validates_before_writing() -> None:
 
 
 _VALUE_CHARS = "aZ09_.:/@+- ,=\"\\'()[]{}$|\t\u00e9\u5f20"
+_ODD_NAMES = ("CDR(userfield)", "A=B", "A,B", "1X", "CC_\u00c9", "A B", "")
+
+
+class _Shouty(str):
+    """A str subclass whose text, when formatted, is not its characters."""
+
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        return self.upper()
+
+    def __str__(self) -> str:
+        return self.upper()
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -280,6 +293,10 @@ def test_fast_plan_is_the_general_plan(seed: int) -> None:
             variables["CC_N"] = rng.choice((7, 1.5))
         if rng.random() < 0.05:
             variables["CC_LONG"] = "x" * 1500
+        if rng.random() < 0.1:  # a name that is not plain: a function form, or one MSet's splitter would misread
+            variables[rng.choice(_ODD_NAMES)] = rng.choice(("x", "", "a,b", "a=b"))
+        if rng.random() < 0.05:  # a str subclass: formatted as the general path formats it
+            variables["CC_SUB"] = _Shouty(rng.choice(("vip", "a b")))
         for use_mset in (True, False):
             try:
                 expected = _plan_general(variables, use_mset)

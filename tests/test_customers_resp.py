@@ -193,6 +193,7 @@ def test_lookup_on_twisted_answers_as_redis_py_does(aio_reactor: Any, redis_url:
     client.start()
     run(reactor, client.when_connected())  # SELECT 15 done: the keys below are the suite's own database's
     assert client.connected
+    assert type(client._protocol) is RespProtocol  # the protocol itself, not ClientService's forwarding proxy
     aio = aioredis.Redis.from_url(redis_url)
     cache = RedisSummaryCache(aio, call_path=client)
     run(reactor, cache.store("+8613800138000", ZHANG))

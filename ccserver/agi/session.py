@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ccserver.agi import commands as cmd
 from ccserver.agi.env import FIRST_WINS, parse_env, request_query
-from ccserver.agi.quoting import MAX_COMMAND_BYTES, MSET_MAX_PAIRS, as_text, check_name, is_plain_name, mset_safe, quote
+from ccserver.agi.quoting import MAX_COMMAND_BYTES, MSET_MAX_PAIRS, as_text, check_name, mset_safe, quote
 from ccserver.agi.request import AGIRequest
 
 if TYPE_CHECKING:
@@ -54,12 +54,13 @@ class AGISession:
     """One FastAGI call. ``env`` is the ``agi_*`` block without the prefix (parsed on first use: routing
     reads only the script name, and a handler that needs nothing from the env pays nothing)."""
 
-    __slots__ = ("_proto", "_raw", "_env", "script")
+    __slots__ = ("_proto", "_raw", "_env", "_found", "script")
 
     def __init__(self, proto: FastAGIProtocol, raw_env: bytes, script: str) -> None:
         self._proto = proto
         self._raw = raw_env
         self._env: dict[str, str] | None = None
+        self._found: dict[str, str] = {}  # what get() read from the raw block so far (a router reads some twice)
         self.script = script
 
     # -- environment ---------------------------------------------------------------------------------
@@ -75,14 +76,20 @@ class AGISession:
         a router reads three or four keys, and a direct search is a quarter of the cost of a full parse.
         A repeated key resolves as in ``parse_env`` (see ``env``): the first line for ``FIRST_WINS`` keys, else
         the last."""
-        if self._env is not None:
-            return self._env.get(key, default)
+        env = self._env
+        if env is not None:
+            return env.get(key, default)
+        found = self._found
+        value = found.get(key)
+        if value is not None:
+            return value
+        needles = _NEEDLES.get(key) or _needles(key)
+        needle, line_needle, first_wins = needles
         raw = self._raw
-        needle = f"agi_{key}: ".encode()
-        if key not in FIRST_WINS:
-            start = raw.rfind(b"\n" + needle)
+        if not first_wins:
+            start = raw.rfind(line_needle)
             if start >= 0:
-                start += len(needle) + 1
+                start += len(line_needle)
             elif raw.startswith(needle):
                 start = len(needle)
             else:
@@ -90,13 +97,14 @@ class AGISession:
         elif raw.startswith(needle):
             start = len(needle)
         else:
-            start = raw.find(b"\n" + needle)
+            start = raw.find(line_needle)
             if start < 0:
                 return self.env.get(key, default)
-            start += len(needle) + 1
+            start += len(line_needle)
         end = raw.find(b"\n", start)
-        value = raw[start:end] if end >= 0 else raw[start:]
-        return value.decode("utf-8", "replace").removesuffix("\r")
+        value = (raw[start:end] if end >= 0 else raw[start:]).decode("utf-8", "replace").removesuffix("\r")
+        found[key] = value
+        return value
 
     @property
     def uniqueid(self) -> str:
@@ -250,24 +258,43 @@ class AGISession:
         return sent
 
 
+# Per env key: ``agi_<key>: ``, the same after a newline, and whether its first line wins (env.FIRST_WINS).
+_NEEDLES: dict[str, tuple[bytes, bytes, bool]] = {}
+
+
+def _needles(key: str) -> tuple[bytes, bytes, bool]:
+    needle = f"agi_{key}: ".encode()
+    needles = (needle, b"\n" + needle, key in FIRST_WINS)
+    if len(_NEEDLES) < 256:  # a handler reads a handful of keys; anything else is not remembered
+        _NEEDLES[key] = needles
+    return needles
+
+
 _MSET_OVERHEAD = len(b'EXEC MSet ""\n')
 
-# Values made only of these characters (what routing's sanitize_value produces) need no escaping on either
-# parsing layer: the common answer is then planned with one C-level match per value, not four checks.
-_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.:/@+-]*").fullmatch
+# The common answer (what routing's to_dialplan produces): plain names ``[A-Za-z_][A-Za-z0-9_]*`` (is_plain_name)
+# and values made only of ``[A-Za-z0-9_.:/@+-]`` (what sanitize_value produces), which need no escaping on either
+# parsing layer. Checked with one C-level match over the whole ``name=value,...`` body: as neither class holds
+# ``=`` or ``,``, a body with exactly one comma per pair boundary that matches is exactly a body of such pairs.
+_PLAIN_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN_VALUE = r"[A-Za-z0-9_.:/@+-]*"
+_PLAIN_BODY = re.compile(f"{_PLAIN_NAME}={_PLAIN_VALUE}(?:,{_PLAIN_NAME}={_PLAIN_VALUE})*").fullmatch
+_STR_ONLY = {str}
 
 
 def _plan_set_variables(
     variables: Mapping[str, object], use_mset: bool
 ) -> list[tuple[bytes, list[tuple[str, str]] | None]]:
-    if use_mset and 1 < len(variables) <= MSET_MAX_PAIRS:
-        plain = [(name, value) for name, value in variables.items()
-                 if type(name) is str and type(value) is str and _PLAIN_VALUE(value) and is_plain_name(name)]
-        if len(plain) == len(variables):
-            try:
-                return [(cmd.mset(plain), plain)]  # what _plan_general plans for them, in one line
-            except ValueError:
-                pass  # longer than one command line: the general path splits it
+    count = len(variables)
+    if use_mset and 1 < count <= MSET_MAX_PAIRS and \
+            {*map(type, variables), *map(type, variables.values())} == _STR_ONLY:
+        pairs = cast("Mapping[str, str]", variables).items()  # every name and value a str: checked just above
+        body = ",".join(map("=".join, pairs))
+        if body.count(",") == count - 1 and _PLAIN_BODY(body):
+            data = b'EXEC MSet "' + body.encode("ascii") + b'"\n'  # what cmd.mset() builds for these pairs
+            if len(data) <= MAX_COMMAND_BYTES:
+                return [(data, list(pairs))]
+            # longer than one command line: the general path splits it
     return _plan_general(variables, use_mset)
 
 

@@ -119,9 +119,10 @@ def _arg(value: object) -> bytes:
 
 def encode_command(args: tuple[object, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for value in args:
-        data = _arg(value)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        data = value.encode("utf-8") if type(value) is str else _arg(value)  # str, the usual argument: inline
+        append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
 
 
@@ -137,6 +138,11 @@ class RespProtocol(Protocol):
         self._pending: deque[tuple[Deferred[Any], float, Callable[[Any], bool] | None]] = deque()
         self._sweeper: Any = None  # one timer for all pending requests, not one per request
         self._lost = False
+
+    def unwrapped(self) -> RespProtocol:
+        """This protocol itself: what ``ClientService`` hands its set-up is a proxy that forwards every attribute
+        through ``__getattr__`` (several per routed call); the client keeps the protocol behind it."""
+        return self
 
     def connectionMade(self) -> None:
         # Small requests, one after another: Nagle would hold one back until the previous is acknowledged, and
@@ -273,7 +279,7 @@ class RespClient:
             await protocol.request("AUTH", *auth)
         if setup["db"]:
             await protocol.request("SELECT", setup["db"])
-        self._protocol = protocol
+        self._protocol = protocol.unwrapped()
         log.info("call-path Redis client connected")
 
     def start(self) -> None:

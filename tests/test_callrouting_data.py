@@ -144,6 +144,16 @@ def test_settings_from_config_and_ids(tmp_path: Any) -> None:
     ids = {new_decision_id(1_800_000_000.0) for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 16 and i.isalnum() and i.islower() for i in ids)
     assert new_decision_id(1_800_000_000.0) < new_decision_id(1_800_000_001.0)
+    # Standard base32 (lowercased) of the 80 bits: epoch ms, a 16-bit counter, the process's 16-bit salt.
+    import base64
+
+    from ccserver.callrouting import service
+
+    for now in (0.0, 1_800_000_000.123, 2**48 / 1000 - 0.001, 2**48 / 1000 + 5.0):
+        decision_id = new_decision_id(now)
+        value = int.from_bytes(base64.b32decode(decision_id.upper()), "big")
+        assert base64.b32encode(value.to_bytes(10, "big")).decode().lower() == decision_id
+        assert value >> 32 == int(now * 1000) & 0xFFFF_FFFF_FFFF and value & 0xFFFF == service._SALT
 
 
 @pytest.mark.parametrize(("closes", "step"), [((18, 0, 0), 60), ((17, 59, 59), 1), ((17, 59, 59, 500_000), 0)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -106,6 +107,14 @@ def test_with_calls_counts_earlier_calls_only():
     assert with_calls(ZHANG, 3).customer.calls_last_24h == 2
     assert with_calls(ZHANG, 1).customer.calls_last_24h == 0
     assert with_calls(Identity(None), 5) == Identity(None)
+    # every other field kept, as dataclasses.replace keeps them (SHARED: ambiguous, after calls_last_24h)
+    for identity in (ZHANG, SHARED, Identity(SHARED.customer, (8,), True)):
+        changed = with_calls(identity, 4)
+        assert changed == Identity(replace(identity.customer, calls_last_24h=3), identity.other_customer_ids,
+                                   identity.created_prospect)
+    assert with_calls(with_calls(ZHANG, 4), 4) == with_calls(ZHANG, 4)
+    assert decode_identity('{"c":null,"o":null}') is None  # malformed: unreadable, as before
+    assert decode_identity('{"c":null,"o":["x"]}') is None
 
 
 def test_hit_miss_and_one_round_trip(make_cache):

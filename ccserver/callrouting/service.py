@@ -33,7 +33,6 @@ events as for any queue call (screen pop, wallboard), then falls through to ``CC
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import itertools
@@ -42,7 +41,7 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -90,10 +89,18 @@ _SALT = secrets.randbits(16)
 _COUNTER = itertools.count(secrets.randbits(16))
 
 
+# Lowercase base32 (RFC 4648's alphabet) of every 10-bit value, two characters each: the 80 bits of an id are 8
+# look-ups — what base64.b32encode of its 10 bytes, lowercased, gives, in a fraction of the time.
+_B32: Final = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS: Final = tuple(high + low for high in _B32 for low in _B32)
+
+
 def new_decision_id(now: float) -> str:
     """16 chars of lowercase base32: epoch ms (48 bits), counter (16), per-process salt (16)."""
     value = ((int(now * 1000) & 0xFFFF_FFFF_FFFF) << 32) | ((next(_COUNTER) & 0xFFFF) << 16) | _SALT
-    return base64.b32encode(value.to_bytes(10, "big")).decode("ascii").lower()
+    p = _B32_PAIRS
+    return (p[value >> 70] + p[(value >> 60) & 1023] + p[(value >> 50) & 1023] + p[(value >> 40) & 1023]
+            + p[(value >> 30) & 1023] + p[(value >> 20) & 1023] + p[(value >> 10) & 1023] + p[value & 1023])
 
 
 CALLBACK_ATTEMPTS = 3  # writes of a callback ticket that failed outright, within the deadline

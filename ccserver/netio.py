@@ -16,6 +16,13 @@ does when that ``doWrite`` reports the connection done (``connectionLost`` with 
 reading, an orderly ``shutdown`` and ``close``, then the protocol's ``connectionLost``) — so the protocol's
 ``connectionLost`` runs before ``close_through`` returns. Anything else (bytes still queued, a producer, TLS,
 another kind of transport) goes through ``transport.loseConnection`` as before.
+
+``read_through`` reads a TCP connection just accepted without waiting for the reactor to report it readable.
+A FastAGI peer sends its whole ``agi_*`` block as soon as it is connected, so by the time the accept runs the
+block has usually arrived, and the loop iteration that would report it (an ``epoll_wait`` and the reactor's
+dispatch) is saved; when it has not, the read finds nothing (one ``recv``) and the reactor reports it as usual.
+The read is the reactor's own (``_readOrWrite``, in the connection's log context), so what the reactor does with
+an error, an EOF or an exception from the protocol is done here too.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from typing import Any
 from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
+from twisted.python.log import callWithLogger
 
-__all__ = ["close_through", "write_through"]
+__all__ = ["close_through", "read_through", "write_through"]
 
 # One shared Failure, as the reactor's own (posixbase._disconnectSelectable) for every connection it closes.
 _DONE = Failure(ConnectionDone())
@@ -56,3 +64,13 @@ def close_through(transport: Any) -> None:
         transport.connectionLost(_DONE)
         return
     transport.loseConnection()
+
+
+def read_through(transport: Any) -> None:
+    """What the reactor does when ``transport`` turns readable, done now (see the module docstring). For a TCP
+    connection on a reactor with the ``_readOrWrite`` dispatch (the asyncio reactor); otherwise nothing."""
+    if not isinstance(transport, tcp.Connection) or transport.TLS or not transport.connected:
+        return
+    dispatch = getattr(transport.reactor, "_readOrWrite", None)
+    if dispatch is not None:
+        callWithLogger(transport, dispatch, transport, True)

@@ -14,7 +14,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 
-from ccserver.netio import close_through, write_through
+from ccserver.netio import close_through, read_through, write_through
 
 
 @pytest.fixture
@@ -153,3 +153,96 @@ def test_close_through_other_transports_lose_connection() -> None:
     transport = StringTransport()
     close_through(transport)
     assert transport.disconnecting
+
+
+class _Eager(Protocol):
+    """Reads through at connectionMade; records what arrived, and when."""
+
+    def __init__(self, made: list[Any]) -> None:
+        self.made = made
+        self.events: list[Any] = []
+        self.in_made = False
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+        self.made.append(self)
+        self.in_made = True
+        read_through(self.transport)
+        self.in_made = False
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        self.events.append(("data", data, self.in_made))
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802 - Twisted's name
+        self.events.append(("lost", reason.type.__name__, self.in_made))
+
+
+@pytest.fixture
+def eager_port() -> Iterator[tuple[Any, int, list[Any]]]:
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    loop = asyncio.new_event_loop()
+    reactor = AsyncioSelectorReactor(loop)
+    made: list[Any] = []
+    factory = Factory()
+    factory.buildProtocol = lambda addr: _Eager(made)  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    yield reactor, port.getHost().port, made
+    for proto in made:
+        if proto.transport.connected:
+            proto.transport.abortConnection()
+    _spin(reactor, 0.01)
+    port.stopListening()
+    loop.close()
+
+
+def _accepted(reactor: Any, made: list[Any]) -> Any:
+    for _ in range(200):
+        if made:
+            return made[0]
+        _spin(reactor, 0.005)
+    raise AssertionError("not accepted")
+
+
+def test_read_through_reads_what_came_with_the_connection(eager_port: Any) -> None:
+    reactor, port, made = eager_port
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(b"agi_network: yes\n\n")
+    proto = _accepted(reactor, made)
+    assert proto.events == [("data", b"agi_network: yes\n\n", True)]  # inside connectionMade: no loop iteration
+    client.sendall(b"200 result=1\n")
+    _recv_events(reactor, proto, 2)
+    assert proto.events[1] == ("data", b"200 result=1\n", False)  # later reads: the reactor's, as usual
+    client.close()
+
+
+def test_read_through_with_nothing_there_leaves_it_to_the_reactor(eager_port: Any) -> None:
+    reactor, port, made = eager_port
+    client = socket.create_connection(("127.0.0.1", port))
+    proto = _accepted(reactor, made)
+    assert proto.events == [] and proto.transport.connected
+    client.sendall(b"late\n")
+    _recv_events(reactor, proto, 1)
+    assert proto.events == [("data", b"late\n", False)]
+    client.close()
+
+
+def test_read_through_an_eof_closes_as_the_reactor_would(eager_port: Any) -> None:
+    reactor, port, made = eager_port
+    client = socket.create_connection(("127.0.0.1", port))
+    client.close()  # the peer is gone before the accept ran
+    proto = _accepted(reactor, made)
+    _recv_events(reactor, proto, 1)
+    assert proto.events == [("lost", "ConnectionDone", True)] or proto.events == [("lost", "ConnectionDone", False)]
+    assert not proto.transport.connected and proto.transport not in reactor.getReaders()
+
+
+def test_read_through_other_transports_do_nothing() -> None:
+    read_through(StringTransport())
+
+
+def _recv_events(reactor: Any, proto: Any, count: int) -> None:
+    for _ in range(200):
+        if len(proto.events) >= count:
+            return
+        _spin(reactor, 0.005)
+    raise AssertionError(f"events so far: {proto.events}")

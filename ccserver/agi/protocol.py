@@ -34,7 +34,7 @@ from ccserver.agi.request import AGIRequest, HandlerRunner
 from ccserver.agi.results import parse_result, parse_result_bytes
 from ccserver.agi.session import MINUS_ONE_HANGS_UP, MINUS_TWO_FAILS, AGISession
 from ccserver.logs import caller_number, log_text
-from ccserver.netio import close_through, write_through
+from ccserver.netio import close_through, read_through, write_through
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITCPTransport
@@ -118,6 +118,8 @@ class FastAGIProtocol(Protocol):
         factory = self.factory
         self.connected_at = factory.clock.seconds()
         factory.watch_header(self)
+        # Asterisk writes its agi_* block as soon as it is connected: usually here already (netio.read_through).
+        read_through(self.transport)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.dead = self._closing = self._lost = True

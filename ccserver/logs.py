@@ -165,6 +165,15 @@ class LineFormatter(EscapingFormatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - stdlib name
         return f"{self._second(record.created)},{int(record.msecs):03d}"
 
+    def format(self, record: logging.LogRecord) -> str:
+        """What ``logging.Formatter.format`` makes of this format, built directly for a record without a traceback or
+        stack (every routed call's line): no format-string search, no ``%`` over the record's whole ``__dict__``."""
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = message = escape_controls(record.getMessage())
+        record.asctime = asctime = self.formatTime(record)
+        return f"{asctime} {record.levelname:<7} {record.name}: {message}"
+
 
 class JSONFormatter(logging.Formatter):
     def __init__(self) -> None:

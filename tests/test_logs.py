@@ -67,6 +67,26 @@ def test_line_formatter_keeps_one_record_on_one_line() -> None:
     assert LineFormatter().format(record("%s", log_text("a\\b\x1b"))).endswith(": a\\\\b\\x1b")
 
 
+def test_line_formatter_formats_as_its_format_string() -> None:
+    """The direct build of a plain record gives what ``logging.Formatter`` makes of the format string."""
+
+    class Reference(logs.EscapingFormatter):
+        def __init__(self) -> None:
+            super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+        def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+            return LineFormatter().formatTime(record)
+
+    for rec in (record("route uniqueid=%s (%.1f ms): %s", "1.2", 0.25, "a; b"), record(HOSTILE_TEXT),
+                record("%d%%", 5), logging.LogRecord("x", logging.INFO, __file__, 1, "msg", None, None),
+                logging.LogRecord("x", 35, __file__, 1, {"a": 1}, None, None)):  # a level without a name
+        expected = Reference().format(rec)
+        assert LineFormatter().format(rec) == expected and rec.message == expected.split(": ", 1)[1]
+    with_stack = record("x")
+    with_stack.stack_info = "Stack (most recent call last):\n  here"
+    assert LineFormatter().format(with_stack) == Reference().format(with_stack)
+
+
 def test_json_formatter_escapes_what_json_leaves_raw() -> None:
     out = JSONFormatter().format(record("%s", HOSTILE_TEXT, exc=raised("\x9bboom")))
     assert "\n" not in out and "\x9b" not in out and "\u202e" not in out and "\u2028" not in out

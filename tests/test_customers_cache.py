@@ -115,6 +115,9 @@ def test_with_calls_counts_earlier_calls_only():
     assert with_calls(with_calls(ZHANG, 4), 4) == with_calls(ZHANG, 4)
     assert decode_identity('{"c":null,"o":null}') is None  # malformed: unreadable, as before
     assert decode_identity('{"c":null,"o":["x"]}') is None
+    assert decode_identity('{"c":[1,2,3,4,5,6,7,8,9]}') is None  # a field short
+    assert decode_identity('{"c":[1,2,3,4,5,6,7,8,9,10,11]}') is None  # one too many
+    assert decode_identity('{"c":"abcdefghij"}') == Identity(CustomerSummary(*"abcdefghi", ambiguous="j"))
 
 
 def test_hit_miss_and_one_round_trip(make_cache):

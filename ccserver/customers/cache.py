@@ -138,10 +138,21 @@ def decode_identity(raw: str | bytes) -> Identity | None:
     try:
         data = json.loads(raw)
         c = data["c"]
-        customer = None if c is None else CustomerSummary(**dict(zip(_FIELDS, c, strict=True)))
+        if c is None:
+            customer = None
+        else:
+            # _FIELDS in order (checked below); a list of another length fails the unpacking (ValueError)
+            id_, name, tier, score, vip, language, consultant, advisor, complaint, ambiguous = c
+            customer = CustomerSummary(id_, name, tier, score, vip, language, consultant, advisor, complaint,
+                                       ambiguous=ambiguous)
         return Identity(customer, tuple(map(int, data.get("o", ()))), False)
     except (ValueError, TypeError, KeyError):
         return None
+
+
+# decode_identity passes the first nine of _FIELDS by position: they must be CustomerSummary's first nine fields.
+if tuple(f.name for f in fields(CustomerSummary))[:9] != _FIELDS[:9]:
+    raise ImportError("CustomerSummary's fields moved: update decode_identity")
 
 
 def _customer_ids(identity: Identity) -> list[int]:

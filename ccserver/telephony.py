@@ -61,11 +61,11 @@ class Telephony:
         self.follower = (RelayFollower(self.relay, RedisStateReader(redis), self.tracker, clock=self.clock,
                                        node_id=self.node_id)
                          if self.relay is not None else None)
-        self.outbox = (RelayOutbox(self.relay, self.node_id, listening=self.follower.listening, clock=self.clock,
-                                   audience_interval=AUDIENCE_SECONDS)
-                       if self.relay is not None and self.follower is not None else None)
-        if self.follower is not None and self.outbox is not None:
-            self.follower.on_hello = self.outbox.hello
+        self.outbox = None
+        if self.relay is not None and self.follower is not None:
+            self.outbox = RelayOutbox(self.relay, self.node_id, listening=self.follower.listening, clock=self.clock,
+                                      audience_interval=AUDIENCE_SECONDS)
+            self.follower.on_hello = self.outbox.hello  # while this node leads, the others' hellos reach its outbox
         self.store = None
         if redis is not None:
             assert self.outbox is not None

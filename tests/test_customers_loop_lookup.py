@@ -59,9 +59,10 @@ def test_same_answers_as_the_directory(demo_pg: Any) -> None:
     got, by_deferred = asyncio.run(scenario())
     expected = [directory.identify(n, store_id=None, line=None, create_prospect=False) for n in numbers]
     assert got == expected and by_deferred == expected
-    kinds = {"known": sum(i.customer is not None for i in got), "shared": sum(bool(i.other_customer_ids) for i in got),
+    kinds = {"known": sum(i.customer is not None for i in got),
+             "several_on_one": sum(bool(i.other_customer_ids) for i in got),
              "unknown": sum(i.customer is None for i in got)}
-    assert kinds["known"] > 50 and kinds["shared"] >= 1 and kinds["unknown"] >= 2, kinds
+    assert kinds["known"] > 50 and kinds["several_on_one"] >= 1 and kinds["unknown"] >= 2, kinds
 
 
 def test_more_lookups_than_connections_wait_their_turn(demo_pg: Any) -> None:
@@ -313,7 +314,8 @@ def test_the_deferred_lookup_answers_from_the_connections_reader(demo_pg: Any) -
 
 def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(demo_pg: Any) -> None:
     """A pop's card by the caller's number: through the screen pop's own loop lookup (no worker thread), the same
-    customer and shared-number variants as the directory; a lookup that fails sends it through the thread path."""
+    customer and the other customers on that number as the directory; a lookup that fails sends it through the
+    thread path."""
     from ccserver.events import EventHub
     from ccserver.server import screenpop_lookup
     from screenpop.wiring import build_screenpop
@@ -321,7 +323,7 @@ def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(
     pg_url, engine, sessions = demo_pg
     directory = CustomerDirectory(sessions)
     numbers = _numbers(sessions)
-    shared = next(n for n in numbers
+    common_number = next(n for n in numbers
                   if directory.identify(n, store_id=None, line=None, create_prospect=False).other_customer_ids)
     threaded: list[str] = []
 
@@ -350,12 +352,12 @@ def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(
 
     lookup = screenpop_lookup(sessions, directory)
     assert isinstance(lookup, LoopLookup) and lookup.max_connections == 2
-    found = asyncio.run(card(lookup, shared))
-    expected = directory.identify(shared, store_id=None, line=None, create_prospect=False)
+    found = asyncio.run(card(lookup, common_number))
+    expected = directory.identify(common_number, store_id=None, line=None, create_prospect=False)
     assert found.data is not None and str(found.data["id"]) == str(expected.customer.id)
     assert {cid for cid, _name in found.facts.variants} == {str(i) for i in expected.other_customer_ids}
     assert "identify" not in threaded  # found on the loop (the card and the names are read in threads)
     threaded.clear()
-    again = asyncio.run(card(Broken(), shared))
+    again = asyncio.run(card(Broken(), common_number))
     assert "identify" in threaded and str(again.data["id"]) == str(expected.customer.id)
     assert screenpop_lookup(session_factory(make_engine("sqlite://")), directory) is None

@@ -27,8 +27,10 @@ Nobody listening, nothing published: every node follows every server's channel, 
 messages), so ``PUBSUB NUMSUB`` less the leader's own subscription is how many other nodes follow. While that is
 none (checked every ``AUDIENCE_SECONDS``), the leader still numbers each message — the mirror records the position
 — but neither encodes nor publishes it: a lone node spends nothing on a relay no one reads. A node that starts
-following meanwhile rebuilds from the mirror on subscribing, and once the leader sees it, the numbers it publishes
-skip: the follower takes that as a gap and rebuilds once more (``ccserver_relay_gaps_total``), then follows.
+following meanwhile rebuilds from the mirror on subscribing and says ``hello`` with the position it reached; the
+leader publishes the messages it kept after that position, so the newcomer follows without a gap. Only when the
+kept messages do not reach back that far, or a subscriber never says hello, does a ``mark`` make it rebuild again
+(``ccserver_relay_gaps_total``).
 """
 
 from __future__ import annotations
@@ -135,13 +137,9 @@ def _encode_relayed(msg: Relayed) -> bytes:
                          orjson.dumps({"arrival": msg.event.arrival, "items": msg.event._items}), b"}"))
     obj: dict[str, Any] = {"v": VERSION, "server": msg.server, "node": msg.node, "term": msg.term, "seq": msg.seq,
                            "kind": msg.kind}
-    if msg.kind == START:
+    if msg.kind in (START, HELLO):
         obj["after"] = list(msg.after) if msg.after is not None else None
-    elif msg.kind == MARK:
-        pass
-    elif msg.kind == HELLO:
-        obj["after"] = list(msg.after) if msg.after is not None else None
-    else:
+    elif msg.kind == RESYNC:
         obj.update(at=msg.at, queues=[_message_json(m) for m in msg.queue_items],
                    channels=[_message_json(m) for m in msg.channel_items])
     return orjson.dumps(obj)
@@ -396,25 +394,28 @@ class RelayOutbox:
 
     def event(self, server: str, msg: AMIMessage) -> None:
         term, seq = self._next(server)
-        quiet = self._quiet.get(server)
-        if quiet is None:
-            self._add(Relayed(server, self.node_id, term, seq, EVENT, event=msg))
-        else:  # numbered (the mirror keeps the position) and kept, never encoded: no other node follows
-            self._positions[server] = (term, seq)
-            quiet.append((seq, msg))
+        if self._keep(server, term, seq, msg):
             self.unheard[server] = self.unheard.get(server, 0) + 1
+        else:
+            self._add(Relayed(server, self.node_id, term, seq, EVENT, event=msg))
 
     def resync(self, server: str, queue_items: Iterable[AMIMessage], channel_items: Iterable[AMIMessage],
                at: float) -> None:
         term, seq = self._next(server)
         msg = Relayed(server, self.node_id, term, seq, RESYNC, at=at, queue_items=tuple(queue_items),
                       channel_items=tuple(channel_items))
+        if not self._keep(server, term, seq, msg):
+            self._add(msg)
+
+    def _keep(self, server: str, term: int, seq: int, item: AMIMessage | Relayed) -> bool:
+        """While no other node follows: ``item`` numbered (the mirror keeps the position) and kept, never encoded.
+        False when messages are published."""
         quiet = self._quiet.get(server)
         if quiet is None:
-            self._add(msg)
-        else:
-            self._positions[server] = msg.position
-            quiet.append((seq, msg))
+            return False
+        self._positions[server] = (term, seq)
+        quiet.append((seq, item))
+        return True
 
     # -- the audience -----------------------------------------------------------------------------------------
     def hello(self, server: str, after: Position | None) -> None:

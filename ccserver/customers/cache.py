@@ -150,8 +150,9 @@ def decode_identity(raw: str | bytes) -> Identity | None:
         return None
 
 
-# decode_identity passes the first nine of _FIELDS by position: they must be CustomerSummary's first nine fields.
-if tuple(f.name for f in fields(CustomerSummary))[:9] != _FIELDS[:9]:
+# decode_identity unpacks exactly _FIELDS (ten, "ambiguous" last) and passes the first nine by position: they must
+# be CustomerSummary's first nine fields.
+if tuple(f.name for f in fields(CustomerSummary))[:9] != _FIELDS[:9] or _FIELDS[9:] != ("ambiguous",):
     raise ImportError("CustomerSummary's fields moved: update decode_identity")
 
 

@@ -14,8 +14,9 @@ poll). panoramisk's finish line is its handler of the last event, as in bench_am
 
 Each ccserver run also reports the CPU seconds its threads spent between the start and the finish line
 (``cpu_by_thread``: ``main`` is the reactor thread; the others are named as the OS knows them). Switch:
-``BENCH_AMI_PYSPY=/tmp/ami.raw`` samples the server with py-spy (every thread, 1 kHz, raw stacks; ``py-spy`` on
-PATH) from just before the stream to its exit — it slows the run, so its figures are not comparable.
+``BENCH_AMI_PYSPY=/tmp/ami.raw`` samples the server with py-spy (every thread, raw stacks, ``BENCH_AMI_PYSPY_RATE``
+samples per second, default 250; ``py-spy`` on PATH) from just before the stream to its exit — it slows the run, so
+its figures are not comparable.
 """
 
 from __future__ import annotations
@@ -136,12 +137,13 @@ def _thread_cpu(pid: int) -> dict[str, float]:
 
 
 def _attach_profiler(pid: int) -> subprocess.Popen[bytes] | None:
-    """``BENCH_AMI_PYSPY=/tmp/ami.raw``: py-spy samples the started server (every thread, 1 kHz, raw stacks) from
+    """``BENCH_AMI_PYSPY=/tmp/ami.raw``: py-spy samples the started server (every thread, raw stacks) from
     before the stream to its exit, so start-up is not in the profile (the idle tail after the stream is)."""
     out = os.environ.get("BENCH_AMI_PYSPY")
     if not out:
         return None
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "250", "--threads", "--format", "raw",
+    rate = os.environ.get("BENCH_AMI_PYSPY_RATE", "250")
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", rate, "--threads", "--format", "raw",
                             "--output", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attaches (a bench switch, not a measured figure)
     return spy

@@ -143,3 +143,45 @@ def test_login_next_is_never_offsite(users, target):
                                                  "csrf_token": csrf, "next": target},
                  headers={"Cookie": f"ccserver_login={nonce}"})
     assert reply.status == 303 and reply.header("location") == "/"
+
+
+def test_repeated_refusals_are_counted_but_written_once_a_minute(users):
+    """A hostile page can make every visitor's browser send foreign-origin requests, and anyone can send them
+    without logging in: each is refused and counted, but the audit table and the log get one entry per client,
+    origin and route a minute, the next one saying how many went unwritten."""
+    from ccserver.web.http import ORIGIN_REFUSED
+
+    router, _ = make_router(users)
+    now = [1000.0]
+    router.origin_refusals.clock = lambda: now[0]
+    session = browser_session(router)
+    before = ORIGIN_REFUSED.value()
+    audited = len(users.audit_log)
+    for _ in range(50):
+        reply = call(router, "POST", "/api/logout", headers={**session, "Origin": "https://evil.example"})
+        assert reply.status == 403 and reply.json() == {"error": "origin not allowed"}
+    assert ORIGIN_REFUSED.value() == before + 50
+    rows = [e for e in users.audit_log[audited:] if e[0] == "http.origin_refused"]
+    assert len(rows) == 1 and "repeats" not in rows[0][4]
+    # Another origin, or another route, is another key: written at once.
+    call(router, "POST", "/api/logout", headers={**session, "Origin": "https://other.example"})
+    call(router, "POST", "/api/password", headers={**session, "Origin": "https://evil.example"})
+    rows = [e for e in users.audit_log[audited:] if e[0] == "http.origin_refused"]
+    assert [(r[4]["origin"], r[4]["route"]) for r in rows] == [
+        ("https://evil.example", "/api/logout"), ("https://other.example", "/api/logout"),
+        ("https://evil.example", "/api/password")]
+    now[0] += 61
+    call(router, "POST", "/api/logout", headers={**session, "Origin": "https://evil.example"})
+    last = users.audit_log[-1]
+    assert last[0] == "http.origin_refused" and last[4]["repeats"] == 49
+    assert call(router, "GET", "/api/me", headers=session).status == 200  # nothing happened to the session
+
+
+def test_refusal_keys_are_bounded():
+    from ccserver.web.origin import RefusalThrottle
+
+    throttle = RefusalThrottle(lambda: 0.0, max_keys=3)
+    assert [throttle.admit("192.0.2.1", f"https://e{i}.example", "/api/x") for i in range(5)] == [0] * 5
+    assert len(throttle._seen) == 3
+    assert throttle.admit("192.0.2.1", "https://e4.example", "/api/x") is None  # still remembered
+    assert throttle.admit("192.0.2.1", "https://e0.example", "/api/x") == 0  # forgotten: written again

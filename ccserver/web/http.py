@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -25,8 +26,9 @@ from twisted.web import resource, server
 
 from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeRequired, Principal, TokenSigner
 from ccserver.logs import exception_summary
+from ccserver.metrics import REGISTRY
 from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
-from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
+from ccserver.web.origin import OriginPolicy, RefusalThrottle, RequestView, describe, header_values
 
 if TYPE_CHECKING:
     from ccserver.web.sessions import Sessions
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 AuditFn = Callable[[str, "int | None", str, str, dict[str, Any]], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
+ORIGIN_REFUSED = REGISTRY.counter("ccserver_http_origin_refused_total",
+                                  "Browser requests refused because their Origin (or Referer) is not ours")
 
 MAX_BODY_BYTES = 1 << 20
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -266,11 +270,13 @@ class Router(resource.Resource):
     isLeaf = True
 
     def __init__(self, authenticator: Authenticator, trusted_proxies: Sequence[str] = (), log_pii: bool = False,
-                 allowed_origins: Sequence[str] = (), audit: AuditFn | None = None):
+                 allowed_origins: Sequence[str] = (), audit: AuditFn | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.authenticator = authenticator
         self.trusted_proxies = parse_networks(trusted_proxies)
         self.origins = OriginPolicy(allowed_origins)
+        self.origin_refusals = RefusalThrottle(clock)
         self.audit = audit
         self.log_pii = log_pii
         self.routes: list[Route] = []
@@ -370,10 +376,18 @@ class Router(resource.Resource):
         if self.origins.allows(view):
             return
         where = "/" + "/".join(route.pattern)
-        log.warning("refused %s %s: origin not allowed", req.method, where)
+        ORIGIN_REFUSED.inc()
+        origin = describe(view)
+        repeats = self.origin_refusals.admit(req.client_ip, origin, where)
+        if repeats is None:
+            raise Forbidden("origin not allowed")  # this key was written less than a minute ago: counted only
+        log.warning("refused %s %s: origin not allowed (%d more since the last such line)", req.method, where,
+                    repeats)
         if self.audit is not None:
             p = req.principal
-            detail = {"origin": describe(view), "method": req.method, "route": where}
+            detail: dict[str, Any] = {"origin": origin, "method": req.method, "route": where}
+            if repeats:
+                detail["repeats"] = repeats
             try:
                 await self.audit("http.origin_refused", p.user_id if p else None, p.username if p else "",
                                  req.client_ip, detail)

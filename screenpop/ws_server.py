@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from ccserver.metrics import REGISTRY
+from ccserver.web.refusals import RefusalThrottle
 from screenpop.ws_tickets import Grant, TicketRefused
 
 log = logging.getLogger("ccserver.screenpop")
@@ -70,7 +72,8 @@ class SocketKind:
 
 class WsServer:
     def __init__(self, tickets: Any, *, host: str, port: int, public_url: str = "",
-                 allowed_origins: Iterable[str] = (), audit: Audit | None = None) -> None:
+                 allowed_origins: Iterable[str] = (), audit: Audit | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.tickets = tickets
         self.host, self.port = host, port
         # The base the socket paths (/ws/agent …) are appended to; a base naming the /ws prefix itself means the same.
@@ -78,6 +81,9 @@ class WsServer:
         self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.http_origin = ""  # set once HTTP listens: the default allowed origin
         self.audit = audit
+        # Refusals before a ticket is redeemed (no ticket, a made-up one, a foreign origin, a wrong path) can be
+        # sent by anyone: audited once a minute per address, reason and path (see ccserver/web/refusals.py).
+        self.anonymous_refusals = RefusalThrottle(clock)
         self.kinds: dict[str, SocketKind] = {}
         self._by_session: dict[str, set[ServerConnection]] = {}
         self._grants: dict[ServerConnection, Grant] = {}  # the open sockets and whose they are
@@ -178,9 +184,13 @@ class WsServer:
         code, text = REFUSALS[reason]
         REFUSED.inc(reason=reason)
         ip = str(ws.remote_address[0]) if ws.remote_address else ""
-        if self.audit is not None:
+        repeats = self.anonymous_refusals.admit(ip, reason, path[:64]) if grant is None else 0
+        if self.audit is not None and repeats is not None:
+            detail: dict[str, Any] = {"reason": reason, "path": path[:64], "code": code}
+            if repeats:
+                detail["repeats"] = repeats
             try:
-                await self.audit("ws.refused", grant, ip, {"reason": reason, "path": path[:64], "code": code})
+                await self.audit("ws.refused", grant, ip, detail)
             except Exception as exc:  # noqa: BLE001 - the refusal stands; the audit failure is logged
                 log.error("could not audit a refused websocket: %s", exc)
         await ws.close(code, text)

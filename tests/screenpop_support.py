@@ -56,7 +56,7 @@ def make_service(*, clock: ManualClock | None = None, bus: Any = None, tickets: 
     bus = bus if bus is not None else MemoryBus()
     pop = ScreenPop(bus, agents, card_cache, leads=leads or (lambda _s: True), mask_roles=mask_roles)
     ws = WsServer(tickets or MemoryTickets(clock.time), host="127.0.0.1", port=0, allowed_origins=[ORIGIN],
-                  audit=audits)
+                  audit=audits, clock=clock.time)
     return ScreenPopService(ws, bus, pop, hub if hub is not None else EventHub()), audits
 
 

@@ -178,7 +178,7 @@ def test_repeated_refusals_are_counted_but_written_once_a_minute(users):
 
 
 def test_refusal_keys_are_bounded():
-    from ccserver.web.origin import RefusalThrottle
+    from ccserver.web.refusals import RefusalThrottle
 
     throttle = RefusalThrottle(lambda: 0.0, max_keys=3)
     assert [throttle.admit("192.0.2.1", f"https://e{i}.example", "/api/x") for i in range(5)] == [0] * 5

@@ -12,6 +12,7 @@ import websockets
 
 from ccserver.clock import ManualClock
 from ccserver.events import EventHub
+from screenpop.ws_server import REFUSED
 from tests.screenpop_support import AGENTS, ORIGIN, call_frames, feed, frames, make_service, open_agent
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -157,6 +158,7 @@ def test_handshake_refusals_close_with_a_code_and_reason_and_are_audited() -> No
         service, audits, hub = await started(clock=clock)
         ws_server = service.ws
         agent = ws_server.kinds["agent"]
+        invalid_before = REFUSED.value(reason="invalid")
         try:
             base = f"{ws_server.public_url}/ws/agent"
             assert await _closed(base) == (4401, "ticket missing")
@@ -187,9 +189,14 @@ def test_handshake_refusals_close_with_a_code_and_reason_and_are_audited() -> No
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(plain.recv(), 5)
             assert _close_of(plain) == (4401, "session ended")
+            # The second and third made-up tickets within the minute were counted, not written again.
             reasons = [row[3]["reason"] for row in audits.rows if row[0] == "ws.refused"]
-            assert reasons == ["missing", "invalid", "origin", "invalid", "invalid", "wrong_socket", "last_seq",
-                               "path"]
+            assert reasons == ["missing", "invalid", "origin", "wrong_socket", "last_seq", "path"]
+            assert REFUSED.value(reason="invalid") - invalid_before == 3
+            await clock.advance(60)
+            assert await _closed(base + "?ticket=again") == (4401, "ticket invalid, used or expired")
+            last = audits.rows[-1]
+            assert last[0] == "ws.refused" and last[3]["reason"] == "invalid" and last[3]["repeats"] == 2
         finally:
             await service.stop()
             await hub.stop(1.0)

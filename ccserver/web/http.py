@@ -28,7 +28,8 @@ from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeR
 from ccserver.logs import exception_summary
 from ccserver.metrics import REGISTRY
 from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
-from ccserver.web.origin import OriginPolicy, RefusalThrottle, RequestView, describe, header_values
+from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
+from ccserver.web.refusals import RefusalThrottle
 
 if TYPE_CHECKING:
     from ccserver.web.sessions import Sessions

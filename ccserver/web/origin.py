@@ -12,8 +12,7 @@ plus every origin in ``http.allowed_origins`` (another name the site is reached 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -106,34 +105,3 @@ def describe(view: RequestView, limit: int = 200) -> str:
 def header_values(values: Sequence[bytes] | None) -> str | None:
     return ", ".join(v.decode("latin-1") for v in values) if values else None
 
-
-class RefusalThrottle:
-    """At most one audit row and one log line per (client address, origin, route) a minute for refused origins.
-
-    Anyone can send a request with a foreign Origin (no login needed), and a hostile page can make every visitor's
-    browser do it: written each time, the refusals would fill the audit table and the log. Every refusal is still
-    refused and counted (``ccserver_http_origin_refused_total``); the row written when a key's minute has passed
-    says how many went unwritten since the last one (``repeats``). The keys are bounded (the oldest forgotten).
-    """
-
-    def __init__(self, clock: Callable[[], float], *, window: float = 60.0, max_keys: int = 4096) -> None:
-        self.clock = clock
-        self.window = window
-        self.max_keys = max_keys
-        self._seen: OrderedDict[tuple[str, str, str], list[float]] = OrderedDict()  # key -> [written at, repeats]
-
-    def admit(self, client: str, origin: str, route: str) -> int | None:
-        """The number of refusals of this key left unwritten since its last row, when this one is to be written;
-        None when it is to be counted only."""
-        key = (client, origin, route)
-        now = self.clock()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self.window:
-            seen[1] += 1
-            return None
-        repeats = int(seen[1]) if seen is not None else 0
-        self._seen[key] = [now, 0]
-        self._seen.move_to_end(key)
-        while len(self._seen) > self.max_keys:
-            self._seen.popitem(last=False)
-        return repeats

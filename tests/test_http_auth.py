@@ -81,6 +81,20 @@ def test_failed_logins_are_audited_and_rate_limited(users):
     assert login(router, "agent8001", "agent-pass").status == 200
 
 
+def test_hammering_a_lock_out_is_refused_every_time_but_audited_once_a_minute(users):
+    router, ctx = make_router(users)
+    for _ in range(3):
+        assert login(router, "agent8001", "wrong").status == 401
+    for _ in range(40):
+        assert login(router, "agent8001", "agent-pass").status == 429
+    limited = [entry for entry in users.audit_log if entry[0] == "login.rate_limited"]
+    assert len(limited) == 1 and limited[0][3] == "192.0.2.10"
+    ctx.clock.advance(61)
+    assert login(router, "agent8001", "agent-pass").status == 429
+    limited = [entry for entry in users.audit_log if entry[0] == "login.rate_limited"]
+    assert len(limited) == 2 and limited[-1][4] == {"repeats": 39}
+
+
 def test_login_form_rate_limited_says_when(users):
     router, _ = make_router(users)
     for _ in range(3):

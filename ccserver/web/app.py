@@ -29,7 +29,7 @@ from ccserver.web.wallboard_routes import WallboardRoutes
 def build_router(ctx: WebContext) -> Router:
     router = Router(Authenticator(ctx.signer, ctx.sessions), trusted_proxies=ctx.config.http.trusted_proxies,
                     log_pii=ctx.config.server.log_pii, allowed_origins=ctx.config.http.allowed_origins,
-                    audit=lambda *entry: ctx.run_blocking(ctx.users.audit, *entry))
+                    audit=lambda *entry: ctx.run_blocking(ctx.users.audit, *entry), clock=ctx.clock.seconds)
     AuthRoutes(ctx).register(router)
     HealthRoutes(ctx, router).register(router)
     PageRoutes(ctx).register(router)

@@ -30,6 +30,7 @@ from ccserver.web.http import (
     json_response,
     redirect,
 )
+from ccserver.web.refusals import RefusalThrottle
 from ccserver.web.sessions import LOGOUT
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ def _safe_next(target: str | None) -> str:
 class AuthRoutes:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
+        # A locked-out address may keep trying as fast as it likes: each attempt is refused (429), but audited
+        # once a minute per address (ccserver/web/refusals.py), else the audit table grows with the hammering.
+        self.rate_limited = RefusalThrottle(ctx.clock.seconds)
 
     def register(self, router: Router) -> None:
         router.add("POST", "/api/login", self.api_login, access="public")
@@ -77,7 +81,8 @@ class AuthRoutes:
         router.add("POST", "/logout", self.logout_form, access="page")
 
     async def _check_credentials(self, username: str, password: str, ip: str) -> UserRecord:
-        """The active user for these credentials, or HTTPError 401/429/503. Every attempt is audited."""
+        """The active user for these credentials, or HTTPError 401/429/503. Every attempt is audited (those refused for
+        the lock-out once a minute per address)."""
         try:
             admission = await self.ctx.limiter.admit(username, ip)
         except Exception as exc:  # Redis down: no budget to check against, so no login (never an unlimited one)
@@ -85,7 +90,10 @@ class AuthRoutes:
             raise HTTPError(503, "login is unavailable right now; try again shortly",
                             headers={"Retry-After": "5"}) from None
         if not admission.admitted:
-            await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, {})
+            repeats = self.rate_limited.admit(ip)
+            if repeats is not None:
+                detail = {"repeats": repeats} if repeats else {}
+                await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, detail)
             wait = admission.retry_after_seconds
             raise HTTPError(429, "too many failed login attempts; try again later", retry_after=wait,
                             headers={"Retry-After": str(wait)})

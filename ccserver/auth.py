@@ -18,6 +18,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from ccserver.texts import T
+
 ROLES = ("agent", "supervisor", "department", "campaign_manager", "admin")
 
 
@@ -60,7 +62,7 @@ class Principal:
     def require(self, *roles: str) -> None:
         """Admin may do everything; otherwise the role must be one of ``roles``."""
         if self.role != "admin" and self.role not in roles:
-            raise Forbidden(f"role {self.role!r} may not do this")
+            raise Forbidden(T("role {role} may not do this", role=repr(self.role)))
 
 
 class TokenSigner:
@@ -82,22 +84,22 @@ class TokenSigner:
 
     def verify(self, token: str) -> Principal:
         if not token.isascii():  # hmac.compare_digest refuses non-ASCII str (TypeError): never a valid token
-            raise AuthError("malformed token")
+            raise AuthError(T("malformed token"))
         try:
             version, payload, signature = token.split(".")
         except ValueError:
-            raise AuthError("malformed token") from None
+            raise AuthError(T("malformed token")) from None
         if version != "v1" or not hmac.compare_digest(signature, self._sign(payload)):
-            raise AuthError("invalid token")
+            raise AuthError(T("invalid token"))
         try:
             body = json.loads(_unb64(payload))
             principal = Principal(int(body["u"]), str(body["n"]), str(body["r"]), float(body["e"]), str(body["s"]))
         except (ValueError, KeyError, TypeError):
-            raise AuthError("malformed token") from None
+            raise AuthError(T("malformed token")) from None
         if principal.expires_at <= self._clock():
-            raise AuthError("token expired")
+            raise AuthError(T("token expired"))
         if principal.role not in ROLES:
-            raise AuthError("invalid token")
+            raise AuthError(T("invalid token"))
         return principal
 
     def csrf_token(self, binding: str) -> str:

@@ -27,6 +27,7 @@ from ccserver.agents.penalties import member_penalty
 from ccserver.agents.queue_actions import ALREADY, NO_SUCH_QUEUE, NOT_MEMBER, MemberActionFailed, QueueActions
 from ccserver.agents.reconcile import MemberFacts, Plan, SignIn, plan_reconcile
 from ccserver.agents.store import AgentStore, AgentUser, SessionConflict, SessionRow
+from ccserver.texts import T
 from routing.decision import personal_queue
 from routing.rules import SAFE_NAME, RoutingRules
 
@@ -73,10 +74,11 @@ class Actor:
 
 def check_pause_reason(reason: object) -> str:
     if not isinstance(reason, str) or not reason.strip():
-        raise AgentError(400, "reason is required: a short pause code such as 'lunch'", field="reason")
+        raise AgentError(400, T("reason is required: a short pause code such as 'lunch'"), field="reason")
     text = reason.strip()
     if len(text) > MAX_REASON or not text.isprintable() or any(c in text for c in ",|;"):
-        raise AgentError(400, f"reason must be printable text of at most {MAX_REASON} characters, without , | ;",
+        raise AgentError(400, T("reason must be printable text of at most {max_reason} characters, without , | ;",
+                                max_reason=MAX_REASON),
                          field="reason")
     return text
 
@@ -112,7 +114,8 @@ class AgentService:
             holder = await self._run(self.store.active_on, where, phone)
             if holder is not None and holder.extension != extension:
                 if not (force and actor.supervises):
-                    raise AgentError(409, f"phone {phone} is signed in by extension {holder.extension}",
+                    raise AgentError(409, T("phone {phone} is signed in by extension {extension}", phone=phone,
+                                            extension=holder.extension),
                                      holder=holder.extension)
                 await self._sign_out(holder, f"replaced by {extension}", actor)
             lines = await self._run(self.store.queue_lines)
@@ -145,7 +148,8 @@ class AgentService:
             if wanted and not any(results[q] == "joined" for q in wanted):
                 for q in joined:
                     await self._member(self.actions.remove, where, q, phone)
-                raise AgentError(422, f"none of the queues exists in Asterisk {where}: {', '.join(wanted)}",
+                raise AgentError(422, T("none of the queues exists in Asterisk {where}: {wanted}", where=where,
+                                        wanted=', '.join(wanted)),
                                  field="queues")
             row = SessionRow(0, user.id, extension, phone, member_name, where, joined,
                              state_interface=state_phone, auth_session_id=actor.auth_session_id,
@@ -248,40 +252,42 @@ class AgentService:
 
     async def _target(self, actor: Actor, extension: object) -> AgentUser:
         if not isinstance(extension, str) or not EXTENSION.match(extension):
-            raise AgentError(400, "extension must be letters and digits (at most 20)", field="extension")
+            raise AgentError(400, T("extension must be letters and digits (at most 20)"), field="extension")
         user = await self._run(self.store.user_by_extension, extension)
         if user is None or not user.active:
-            raise AgentError(404, f"no active user has extension {extension}")
+            raise AgentError(404, T("no active user has extension {extension}", extension=extension))
         if not actor.supervises and actor.user_id != user.id:
-            raise AgentError(403, f"role {actor.role!r} may sign in only its own extension")
+            raise AgentError(403, T("role {role} may sign in only its own extension", role=repr(actor.role)))
         return user
 
     @staticmethod
     def _interface(value: object, field: str) -> str:
         if not value:
-            raise AgentError(400, f"{field} is required (this user has no phone on record)", field=field)
+            raise AgentError(400, T("{field} is required (this user has no phone on record)", field=field), field=field)
         if not isinstance(value, str) or not INTERFACE.match(value):
-            raise AgentError(400, f"{field} must be an Asterisk interface such as PJSIP/8001", field=field)
+            raise AgentError(400, T("{field} must be an Asterisk interface such as PJSIP/8001", field=field),
+                             field=field)
         return value
 
     @staticmethod
     def _queue_names(queues: Iterable[object]) -> list[str]:
         if isinstance(queues, str | bytes) or not isinstance(queues, Iterable):
-            raise AgentError(400, "queues must be a list of queue names", field="queues")
+            raise AgentError(400, T("queues must be a list of queue names"), field="queues")
         names: list[str] = []
         for q in queues:
             if not isinstance(q, str) or not SAFE_NAME.match(q):
-                raise AgentError(400, f"bad queue name {q!r}", field="queues")
+                raise AgentError(400, T("bad queue name {q}", q=repr(q)), field="queues")
             if q not in names:
                 names.append(q)
         if len(names) > MAX_QUEUES:
-            raise AgentError(400, f"at most {MAX_QUEUES} queues", field="queues")
+            raise AgentError(400, T("at most {max_queues} queues", max_queues=MAX_QUEUES), field="queues")
         return names
 
     def _server_for(self, interface: str, asked: str | None, previous: SessionRow | None) -> str:
         if asked:
             if asked not in self.servers:
-                raise AgentError(400, f"unknown Asterisk server {asked!r} (configured: {', '.join(self.servers)})",
+                raise AgentError(400, T("unknown Asterisk server {asked} (configured: {servers})", asked=repr(asked),
+                                        servers=', '.join(self.servers)),
                                  field="server")
             return asked
         if self.tracker is not None and len(self.servers) > 1:
@@ -294,9 +300,9 @@ class AgentService:
 
     async def _require_connected(self, server: str) -> None:
         if not self.servers:
-            raise AgentError(503, "no Asterisk is configured (ami.host / ami.servers)")
+            raise AgentError(503, T("no Asterisk is configured (ami.host / ami.servers)"))
         if not await self.actions.ready(server):
-            raise AgentError(503, f"Asterisk {server} is not connected; try again shortly")
+            raise AgentError(503, T("Asterisk {server} is not connected; try again shortly", server=server))
 
     def _check_queues_exist(self, server: str, wanted: list[str], lines: dict[str, str | None]) -> None:
         known = _known_queues(self.tracker, server) if self.tracker is not None else None
@@ -306,7 +312,8 @@ class AgentService:
             return
         unknown = [q for q in wanted if q not in known]
         if unknown:
-            raise AgentError(400, f"unknown queue(s): {', '.join(unknown)}", field="queues", unknown=unknown)
+            raise AgentError(400, T("unknown queue(s): {unknown}", unknown=', '.join(unknown)), field="queues",
+                             unknown=unknown)
 
     async def _member(self, method: Callable[..., Awaitable[str]], *args: Any, **kwargs: Any) -> str:
         try:
@@ -339,11 +346,12 @@ class AgentService:
         async with self._lock(extension):
             row = await self._run(self.store.active, extension)
             if row is None:
-                raise AgentError(409, f"extension {extension} is not signed in")
+                raise AgentError(409, T("extension {extension} is not signed in", extension=extension))
             await self._require_connected(row.server)
             outcome = await self._member(self.actions.pause, row.server, row.interface, paused=paused, reason=reason)
             if outcome == NOT_MEMBER:
-                raise AgentError(409, f"{row.interface} is in no queue on Asterisk {row.server}; sign in again")
+                raise AgentError(409, T("{interface} is in no queue on Asterisk {server}; sign in again",
+                                        interface=row.interface, server=row.server))
             await self._run(self.store.set_pause, row.id, paused, reason)
             await self._audit(actor, "agent.pause" if paused else "agent.unpause", extension,
                               {"interface": row.interface, "reason": reason})

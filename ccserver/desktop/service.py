@@ -23,6 +23,7 @@ from ccserver.desktop.store import DesktopStore, MergeRefused, UserScope
 from ccserver.desktop.targets import TRANSFER_KINDS, TargetError, dial_number, transfer_target
 from ccserver.desktop.wrapup import ForcedWrapUp
 from ccserver.logs import caller_number, exception_summary, log_pii_enabled
+from ccserver.texts import T
 from ccserver.tickets.store import TicketError, clean_text
 
 __all__ = ["DesktopError", "DesktopService", "LiveCall"]
@@ -80,10 +81,10 @@ class DesktopService:
     # -- who and what ------------------------------------------------------------------------------------------
     async def user(self, actor: Actor) -> UserScope:
         if actor.user_id is None:
-            raise DesktopError(401, "not signed in")
+            raise DesktopError(401, T("not signed in"))
         scope = await self._run(self.store.user, actor.user_id)
         if scope is None:
-            raise DesktopError(401, "user not found or inactive")
+            raise DesktopError(401, T("user not found or inactive"))
         return scope
 
     async def sign_in_of(self, extension: str | None) -> Any:
@@ -137,14 +138,14 @@ class DesktopService:
     async def _call_access(self, actor: Actor, uniqueid: object) -> tuple[UserScope, LiveCall | None,
                                                                             dict[str, Any] | None]:
         if not isinstance(uniqueid, str) or not UNIQUEID.match(uniqueid):
-            raise DesktopError(404, "no such call")
+            raise DesktopError(404, T("no such call"))
         me = await self.user(actor)
         live = self.live_call(uniqueid)
         row = await self._run(self.store.call, uniqueid)
         wrap = self.wrapup.current(me.extension) if self.wrapup is not None and me.extension else None
         authors = await self._run(self.store.note_authors, uniqueid) if row is None else set()
         if live is None and row is None and not authors and (wrap is None or wrap.uniqueid != uniqueid):
-            raise DesktopError(404, "no such call")
+            raise DesktopError(404, T("no such call"))
         if me.role in SUPERVISING:
             return me, live, row
         sign_in = await self.sign_in_of(me.extension)
@@ -153,7 +154,7 @@ class DesktopService:
                 or (row is not None and (row["agent_id"] == me.id or row["agent_interface"] in interfaces))
                 or (wrap is not None and wrap.uniqueid == uniqueid) or me.id in authors)
         if not mine:
-            raise DesktopError(403, "this call was not yours")
+            raise DesktopError(403, T("this call was not yours"))
         return me, live, row
 
     async def _audit(self, actor: Actor, action: str, target: str, detail: dict[str, Any]) -> None:
@@ -187,7 +188,7 @@ class DesktopService:
         body = _clean(text, "text", MAX_NOTE, True)
         if ticket_id is not None and (isinstance(ticket_id, bool) or not isinstance(ticket_id, int)
                                       or not 0 < ticket_id < 2**53):
-            raise DesktopError(400, "ticket_id must be a positive integer", "ticket_id")
+            raise DesktopError(400, T("ticket_id must be a positive integer"), "ticket_id")
         me, live, row = await self._call_access(actor, uniqueid)
         server = live.server if live is not None else (row or {}).get("server")
         saved = await self._run(lambda: self.store.add_note(uniqueid, server, "note", me.id, text=body,
@@ -223,10 +224,10 @@ class DesktopService:
     async def transfer(self, actor: Actor, uniqueid: str, kind: object, to: object,
                        target_type: object = None) -> dict[str, Any]:
         if kind not in TRANSFER_KINDS:
-            raise DesktopError(400, "kind must be blind or attended", "kind")
+            raise DesktopError(400, T("kind must be blind or attended"), "kind")
         me, live, _row = await self._call_access(actor, uniqueid)
         if live is None or live.state != "talking" or not live.agent_interface:
-            raise DesktopError(409, "the call is not connected to an agent now")
+            raise DesktopError(409, T("the call is not connected to an agent now"))
         extensions = await self._run(self.store.extensions)
         queues = self._known_queues(live.server)
         if queues is None:
@@ -237,14 +238,14 @@ class DesktopService:
         except TargetError as exc:
             raise DesktopError(400, exc.message, exc.field) from None
         if target.type == "agent" and target.value == me.extension:
-            raise DesktopError(400, "that is your own extension", "to")
+            raise DesktopError(400, T("that is your own extension"), "to")
         if self.calls is None:
-            raise DesktopError(503, "transfers need an Asterisk (ami.host or ami.servers)")
+            raise DesktopError(503, T("transfers need an Asterisk (ami.host or ami.servers)"))
         try:
             channel = await self.calls.agent_channel(live.server, live.agent_interface, live.agent_uniqueid,
                                                      live.linkedid)
             if channel is None:
-                raise DesktopError(409, "the agent's channel is gone: the call may have just ended")
+                raise DesktopError(409, T("the agent's channel is gone: the call may have just ended"))
             await self.calls.transfer(live.server, str(kind), channel, self.settings.transfer_context, target.exten)
         except CallActionFailed as exc:
             await self._audit(actor, "call.transfer_failed", f"call:{uniqueid}",
@@ -265,16 +266,16 @@ class DesktopService:
             raise DesktopError(400, exc.message, exc.field) from None
         if ticket_id is not None and (isinstance(ticket_id, bool) or not isinstance(ticket_id, int)
                                       or not 0 < ticket_id < 2**53):
-            raise DesktopError(400, "ticket_id must be a positive integer", "ticket_id")
+            raise DesktopError(400, T("ticket_id must be a positive integer"), "ticket_id")
         me = await self.user(actor)
         row = await self.sign_in_of(me.extension)
         if row is None:
-            raise DesktopError(409, "sign in first: click-to-dial rings your signed-in phone")
+            raise DesktopError(409, T("sign in first: click-to-dial rings your signed-in phone"))
         ticket: dict[str, Any] | None = None
         ticket_actor = None
         if ticket_id is not None:
             if self.tickets is None:
-                raise DesktopError(503, "tickets not configured")
+                raise DesktopError(503, T("tickets not configured"))
             from ccserver.tickets.access import Actor as TicketActor
 
             ticket_actor = TicketActor(me.id, actor.username, me.role, me.store_id, me.department, actor.ip)
@@ -286,7 +287,7 @@ class DesktopService:
         line = (ticket or {}).get("department")
         did = await self._run(self.store.caller_id, store_id, line if line in ("sales", "service") else None)
         if self.calls is None:
-            raise DesktopError(503, "click-to-dial needs an Asterisk (ami.host or ami.servers)")
+            raise DesktopError(503, T("click-to-dial needs an Asterisk (ami.host or ami.servers)"))
         customer = ((ticket or {}).get("customer") or {}).get("id")
         variables = {"CC_DIAL_E164": dialled.e164, "CC_DID": did or "",
                      "CC_TICKET_ID": str(ticket_id or ""), "CC_CUSTOMER_ID": str(customer or "")}
@@ -322,7 +323,7 @@ class DesktopService:
     async def search(self, actor: Actor, query: object) -> list[dict[str, Any]]:
         await self.user(actor)
         if not isinstance(query, str) or not 2 <= len(query.strip()) <= 60 or not query.isprintable():
-            raise DesktopError(400, "q must be 2 to 60 printable characters: a name, number, plate or VIN", "q")
+            raise DesktopError(400, T("q must be 2 to 60 printable characters: a name, number, plate or VIN"), "q")
         from routing.numbers import normalize
 
         number = normalize(query, region=self.region)
@@ -332,48 +333,48 @@ class DesktopService:
         await self.user(actor)
         found = await self._run(self.store.customer, customer_id)
         if found is None:
-            raise DesktopError(404, "no such customer")
+            raise DesktopError(404, T("no such customer"))
         return found  # type: ignore[no-any-return]
 
     async def update_customer(self, actor: Actor, customer_id: int, body: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(body) - {"name", "language", "home_store_id", "kind"})
         if unknown:
-            raise DesktopError(400, f"unknown field(s): {', '.join(unknown)}", unknown[0])
+            raise DesktopError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), unknown[0])
         changes: dict[str, Any] = {}
         if "name" in body:
             changes["name"] = _clean(body["name"], "name", 120, True)
             if any(c in changes["name"] for c in "\r\n\t"):  # one line: shown in screen pops, lists, CSV
-                raise DesktopError(400, "name must be one line", "name")
+                raise DesktopError(400, T("name must be one line"), "name")
         if "language" in body:
             if body["language"] not in LANGUAGES:
-                raise DesktopError(400, "language must be zh or en", "language")
+                raise DesktopError(400, T("language must be zh or en"), "language")
             changes["language"] = body["language"]
         if "kind" in body:
             if body["kind"] not in CUSTOMER_KINDS:
-                raise DesktopError(400, "kind must be person or company", "kind")
+                raise DesktopError(400, T("kind must be person or company"), "kind")
             changes["kind"] = body["kind"]
         if "home_store_id" in body:
             value = body["home_store_id"]
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise DesktopError(400, "home_store_id must be a store id", "home_store_id")
+                raise DesktopError(400, T("home_store_id must be a store id"), "home_store_id")
             changes["home_store_id"] = value
         if not changes:
-            raise DesktopError(400, "nothing to change", "name")
+            raise DesktopError(400, T("nothing to change"), "name")
         current = await self.customer(actor, customer_id)
         if not current["prospect"] and actor.role not in SUPERVISING:
-            raise DesktopError(403, "agents edit only the prospects created for unknown callers")
+            raise DesktopError(403, T("agents edit only the prospects created for unknown callers"))
         updated = await self._run(self.store.update_customer, customer_id, changes)
         await self._audit(actor, "customer.update", f"customer:{customer_id}", {"fields": sorted(changes)})
         return updated  # type: ignore[no-any-return]
 
     async def merge(self, actor: Actor, prospect_id: int, into: object) -> dict[str, Any]:
         if isinstance(into, bool) or not isinstance(into, int) or not 0 < into < 2**53:
-            raise DesktopError(400, "into must be the id of the existing customer", "into")
+            raise DesktopError(400, T("into must be the id of the existing customer"), "into")
         await self.user(actor)
         try:
             moved = await self._run(self.store.merge, prospect_id, into)
         except LookupError:
-            raise DesktopError(404, "no such customer") from None
+            raise DesktopError(404, T("no such customer")) from None
         except MergeRefused as exc:
             raise DesktopError(409, str(exc)) from None
         await self._audit(actor, "customer.merge", f"customer:{into}", {"from": prospect_id, "moved": moved})

@@ -31,6 +31,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import T
 
 __all__ = ["DesktopStore", "MergeRefused", "UserScope"]
 
@@ -215,15 +216,15 @@ class DesktopStore:
         ``into_id`` and delete the prospect. Only a prospect (tier ``prospect``, no vehicles, orders or visits)
         may be merged away: a real customer's history is never folded into another by a click."""
         if prospect_id == into_id:
-            raise MergeRefused("a customer cannot be merged into itself")
+            raise MergeRefused(T("a customer cannot be merged into itself"))
         with self.sessions.begin() as s:
             prospect, into = s.get(Customer, prospect_id), s.get(Customer, into_id)
             if prospect is None or into is None:
-                raise LookupError("no such customer")
+                raise LookupError(T("no such customer"))
             owns = sum(s.scalar(select(func.count()).select_from(m).where(m.customer_id == prospect_id)) or 0
                        for m in (Vehicle, Order, ServiceVisit))
             if prospect.tier != "prospect" or owns:
-                raise MergeRefused("only a prospect without vehicles, orders or visits can be merged away")
+                raise MergeRefused(T("only a prospect without vehicles, orders or visits can be merged away"))
             moved: dict[str, int] = {}
             for model in (Call, Ticket, CallbackTask, Appointment, RoutingDecision):
                 result = s.execute(update(model).where(model.customer_id == prospect_id).values(customer_id=into_id))

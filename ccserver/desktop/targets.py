@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from ccserver.texts import T
 from routing.numbers import normalize
 from routing.rules import SAFE_NAME
 
@@ -47,17 +48,17 @@ class Target:
 
 def dial_number(raw: object, region: str, field: str = "number") -> DialNumber:
     if not isinstance(raw, str) or not raw.strip():
-        raise TargetError(f"{field} is required: a phone number", field)
+        raise TargetError(T("{field} is required: a phone number", field=field), field)
     if _CONTROL.search(raw):
-        raise TargetError(f"{field} contains control characters (CR, LF, NUL …)", field)
+        raise TargetError(T("{field} contains control characters (CR, LF, NUL …)", field=field), field)
     number = normalize(raw, region=region)
     if not number.ok or not number.e164:
-        raise TargetError(f"{field} is not a valid phone number ({number.reason})", field)
+        raise TargetError(T("{field} is not a valid phone number ({reason})", field=field, reason=number.reason), field)
     parsed = phonenumbers.parse(number.e164)
     dialled = phonenumbers.format_out_of_country_calling_number(parsed, region)
     digits = "".join(ch for ch in dialled if ch.isdigit())
     if not digits:
-        raise TargetError(f"{field} is not a dialable number", field)
+        raise TargetError(T("{field} is not a dialable number", field=field), field)
     return DialNumber(number.e164, digits)
 
 
@@ -71,21 +72,21 @@ def transfer_target(raw: object, type_hint: object, *, queues: set[str] | None, 
     seen on Asterisk 22, ``a-8002`` arrived as ``8002`` and went out to the trunk). So an attended transfer to an
     agent uses ``A<extension>``, and one to a queue — whose name cannot be typed — is refused (transfer blind)."""
     if type_hint is not None and type_hint not in TARGET_TYPES:
-        raise TargetError(f"target must be one of {', '.join(TARGET_TYPES)}", "target")
+        raise TargetError(T("target must be one of {target_types}", target_types=', '.join(TARGET_TYPES)), "target")
     if not isinstance(raw, str) or not raw.strip():
-        raise TargetError("to is required: a queue, an agent's extension or a phone number", "to")
+        raise TargetError(T("to is required: a queue, an agent's extension or a phone number"), "to")
     if _CONTROL.search(raw):
-        raise TargetError("to contains control characters (CR, LF, NUL …)", "to")
+        raise TargetError(T("to contains control characters (CR, LF, NUL …)"), "to")
     text = raw.strip()
     if type_hint == "queue" or (type_hint is None and queues is not None and text in queues):
         if not SAFE_NAME.match(text) or (queues is not None and text not in queues):
-            raise TargetError(f"no queue named {text!r}", "to")
+            raise TargetError(T("no queue named {text}", text=repr(text)), "to")
         if attended:
-            raise TargetError("an attended transfer goes to an agent or a number; transfer to a queue blind", "to")
+            raise TargetError(T("an attended transfer goes to an agent or a number; transfer to a queue blind"), "to")
         return Target("queue", text, f"q-{text}")
     if type_hint == "agent" or (type_hint is None and text in extensions):
         if not EXTENSION.match(text) or text not in extensions:
-            raise TargetError(f"no agent has extension {text!r}", "to")
+            raise TargetError(T("no agent has extension {text}", text=repr(text)), "to")
         return Target("agent", text, f"A{text}" if attended else f"a-{text}")
     number = dial_number(text, region, "to")
     return Target("number", number.e164, number.digits)

@@ -21,6 +21,7 @@ from ccserver.agents.service import INTERFACE
 from ccserver.logs import exception_summary, log_pii_enabled
 from ccserver.supervisor.ami import SupervisorActionFailed, SupervisorAMI
 from ccserver.supervisor.spy import SPY_OPTIONS, SpyError, originate_headers
+from ccserver.texts import T
 
 log = logging.getLogger("ccserver.supervisor")
 
@@ -42,34 +43,36 @@ class SupervisorService:
     @staticmethod
     def _require(actor: Actor) -> None:
         if not actor.supervises:
-            raise AgentError(403, f"role {actor.role!r} may not do supervisor actions")
+            raise AgentError(403, T("role {role} may not do supervisor actions", role=repr(actor.role)))
 
     async def spy(self, actor: Actor, extension: object, mode: object, phone: object = None) -> dict[str, Any]:
         """Ring the supervisor's phone (``phone``, else their user's own) into ChanSpy on the agent's call."""
         self._require(actor)
         if not isinstance(mode, str) or mode not in SPY_OPTIONS:
-            raise AgentError(400, f"mode must be one of {', '.join(SPY_OPTIONS)}", field="mode")
+            raise AgentError(400, T("mode must be one of {modes}", modes=', '.join(SPY_OPTIONS)),
+                             field="mode")
         if not isinstance(extension, str):
-            raise AgentError(400, "agent must be an extension", field="agent")
+            raise AgentError(400, T("agent must be an extension"), field="agent")
         store = self.agents.store
         target = await self.agents._target(actor, extension)  # noqa: SLF001 - the same checks as every agent action
         row = await self._run(store.active, extension)
         interface = row.interface if row is not None else target.interface
         server = row.server if row is not None else self.agents.default_server
         if not interface:
-            raise AgentError(409, f"extension {extension} is not signed in and has no phone")
+            raise AgentError(409, T("extension {extension} is not signed in and has no phone", extension=extension))
         state = self.tracker.agents.get((server, interface)) if self.tracker is not None else None
         if state is None or state.state not in ON_A_CALL or not state.current_call:
-            raise AgentError(409, f"agent {extension} is not on a call", field="agent")
+            raise AgentError(409, T("agent {extension} is not on a call", extension=extension), field="agent")
         if phone is None:
             me = await self._run(store.user_by_id, actor.user_id) if actor.user_id is not None else None
             phone = me.interface if me is not None else None
             if not phone:
-                raise AgentError(409, "your user has no phone on record; pass phone (e.g. PJSIP/8100)", field="phone")
+                raise AgentError(409, T("your user has no phone on record; pass phone (e.g. PJSIP/8100)"),
+                                 field="phone")
         if not isinstance(phone, str) or not INTERFACE.match(phone):
-            raise AgentError(400, "phone must be an Asterisk interface such as PJSIP/8100", field="phone")
+            raise AgentError(400, T("phone must be an Asterisk interface such as PJSIP/8100"), field="phone")
         if phone == interface:
-            raise AgentError(400, "phone is the agent's own phone", field="phone")
+            raise AgentError(400, T("phone is the agent's own phone"), field="phone")
         try:
             headers = originate_headers(mode, supervisor_phone=phone, agent_interface=interface,
                                         agent_extension=extension, supervisor=actor.username,
@@ -77,7 +80,7 @@ class SupervisorService:
         except SpyError as exc:
             raise AgentError(400, str(exc)) from None
         if not self.ami.connected(server):
-            raise AgentError(503, f"Asterisk {server} is not connected; try again shortly")
+            raise AgentError(503, T("Asterisk {server} is not connected; try again shortly", server=server))
         tracker = self.tracker
 
         def announce(action_id: str) -> None:  # the spy leg is recorded as an internal call, not a caller
@@ -106,16 +109,17 @@ class SupervisorService:
         """Give a waiting caller ``priority`` in their queue (higher is served first)."""
         self._require(actor)
         if not UNIQUEID.match(uniqueid):
-            raise AgentError(400, "uniqueid must look like 1795416921.0", field="uniqueid")
+            raise AgentError(400, T("uniqueid must look like 1795416921.0"), field="uniqueid")
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= MAX_PRIORITY:
-            raise AgentError(400, f"priority must be a whole number 0-{MAX_PRIORITY}", field="priority")
+            raise AgentError(400, T("priority must be a whole number 0-{max_priority}", max_priority=MAX_PRIORITY),
+                             field="priority")
         call = None
         if self.tracker is not None:
             call = next((c for (_srv, uid), c in list(self.tracker.calls.items()) if uid == uniqueid), None)
         if call is None or call.state not in WAITING or not call.queue or not call.channel:
-            raise AgentError(409, f"call {uniqueid} is not waiting in a queue")
+            raise AgentError(409, T("call {uniqueid} is not waiting in a queue", uniqueid=uniqueid))
         if not self.ami.connected(call.server):
-            raise AgentError(503, f"Asterisk {call.server} is not connected; try again shortly")
+            raise AgentError(503, T("Asterisk {server} is not connected; try again shortly", server=call.server))
         try:
             await self.ami.change_priority(call.server, call.queue, call.channel, priority)
         except SupervisorActionFailed as exc:

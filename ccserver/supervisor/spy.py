@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ccserver.texts import T
+
 SPY_CONTEXT = "ccserver-spy"
 COMMON_OPTIONS = "bqSE"
 SPY_OPTIONS: dict[str, str] = {
@@ -45,7 +47,8 @@ def channel_prefix(interface: str) -> str:
         base = _LOCAL_OPTIONS.sub("", base)  # Local/8001@agent-phones/n -> Local/8001@agent-phones
     prefix = base + "-"
     if not _PREFIX.match(prefix):
-        raise SpyError(f"interface {interface!r} cannot be spied on (not a plain Tech/resource)")
+        raise SpyError(T("interface {interface} cannot be spied on (not a plain Tech/resource)",
+                         interface=repr(interface)))
     return prefix
 
 
@@ -53,11 +56,11 @@ def originate_headers(mode: str, *, supervisor_phone: str, agent_interface: str,
                       supervisor: str, timeout_seconds: int = 30) -> dict[str, Any]:
     """The ``Originate`` headers: ring ``supervisor_phone``; when answered, spy on the agent's channel."""
     if mode not in SPY_OPTIONS:
-        raise SpyError(f"mode must be one of {', '.join(SPY_OPTIONS)}")
+        raise SpyError(T("mode must be one of {modes}", modes=', '.join(SPY_OPTIONS)))
     prefix = channel_prefix(agent_interface)
     for name, value in (("supervisor", supervisor), ("agent_extension", agent_extension)):
         if not re.fullmatch(r"[A-Za-z0-9_.\-@]{1,64}", value):
-            raise SpyError(f"{name} {value!r} is not a plain name")
+            raise SpyError(T("{name} {value} is not a plain name", name=name, value=repr(value)))
     return {
         "Channel": supervisor_phone,
         "Context": SPY_CONTEXT,

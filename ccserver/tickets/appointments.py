@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ccserver.db.models import Appointment, Store, Ticket
+from ccserver.texts import T
 from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
 from ccserver.tickets.store import NewTicket, TicketError, TicketStore, retrying
@@ -66,7 +67,7 @@ class Appointments:
     def _store(self, session: Session, store_id: int) -> tuple[str, str]:
         row = session.execute(select(Store.code, Store.time_zone).where(Store.id == store_id)).one_or_none()
         if row is None:
-            raise TicketError(400, "no such store", "store_id")
+            raise TicketError(400, T("no such store"), "store_id")
         return str(row.code), str(row.time_zone or self.settings.time_zone)
 
     def _capacity(self, code: str, tz: ZoneInfo, store_id: int, start: datetime) -> int:
@@ -128,18 +129,18 @@ class Appointments:
     def _check_slot(self, session: Session, store_id: int, slot: datetime, now: datetime) -> int:
         """The capacity of ``slot`` at the store, or TicketError naming the field ``slot``."""
         if slot.tzinfo is None:
-            raise TicketError(400, "slot must carry a time zone offset", "slot")
+            raise TicketError(400, T("slot must carry a time zone offset"), "slot")
         code, zone = self._store(session, store_id)
         tz = ZoneInfo(zone)
         local = slot.astimezone(tz)
         if (local.minute, local.second, local.microsecond) != (0, 0, 0):
-            raise TicketError(400, "slot must start on the hour (store time)", "slot")
+            raise TicketError(400, T("slot must start on the hour (store time)"), "slot")
         earliest, latest = self._window(now)
         if not earliest <= slot <= latest:
-            raise TicketError(400, "slot is not bookable now (too soon, past, or too far ahead)", "slot")
+            raise TicketError(400, T("slot is not bookable now (too soon, past, or too far ahead)"), "slot")
         capacity = self._capacity(code, tz, store_id, slot)
         if capacity <= 0:
-            raise TicketError(400, "the store takes no appointments at that hour", "slot")
+            raise TicketError(400, T("the store takes no appointments at that hour"), "slot")
         return capacity
 
     @staticmethod
@@ -149,7 +150,7 @@ class Appointments:
         for seat in range(1, capacity + 1):
             if seat not in taken:
                 return seat
-        raise TicketError(409, "that slot is fully booked", "slot")
+        raise TicketError(409, T("that slot is fully booked"), "slot")
 
     # -- booking ---------------------------------------------------------------------------------------------------
     def book(self, *, customer_id: int, store_id: int, slot: datetime, actor: Actor, now: datetime,
@@ -200,9 +201,10 @@ class Appointments:
                 appointment = session.scalars(select(Appointment).where(Appointment.ticket_id == ticket_id)
                                               .with_for_update()).one_or_none()
                 if ticket.kind != "appointment" or appointment is None:
-                    raise TicketError(400, "only an appointment can be rescheduled", "ticket")
+                    raise TicketError(400, T("only an appointment can be rescheduled"), "ticket")
                 if ticket.status not in lifecycle.WORKING or appointment.status != "booked":
-                    raise TicketError(409, f"the appointment is {ticket.status}", "ticket", current=ticket.status)
+                    raise TicketError(409, T("the appointment is {status}", status=ticket.status), "ticket",
+                                      current=ticket.status)
                 before = appointment.slot_start
                 if before == slot:
                     return Booking(ticket.id, appointment.id, appointment.store_id, slot, appointment.seat, False)

@@ -37,6 +37,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import T
 from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
 from ccserver.tickets.notify import Outbox
@@ -87,15 +88,15 @@ def clean_text(value: Any, field: str, limit: int, *, required: bool) -> str | N
     """Text from a person: stripped, at most ``limit`` characters, no control characters but newlines and tabs."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise TicketError(400, f"{field} is required", field)
+            raise TicketError(400, T("{field} is required", field=field), field)
         return None
     if not isinstance(value, str):
-        raise TicketError(400, f"{field} must be text", field)
+        raise TicketError(400, T("{field} must be text", field=field), field)
     text = value.strip()
     if len(text) > limit:
-        raise TicketError(400, f"{field} is longer than {limit} characters", field)
+        raise TicketError(400, T("{field} is longer than {limit} characters", field=field, limit=limit), field)
     if _CONTROL.search(text):
-        raise TicketError(400, f"{field} contains control characters", field)
+        raise TicketError(400, T("{field} contains control characters", field=field), field)
     return text
 
 
@@ -156,7 +157,7 @@ class TicketStore:
             stmt = stmt.with_for_update()
         ticket = session.scalars(stmt).one_or_none()
         if ticket is None or not actor.may_see(ticket.store_id, ticket.department, ticket.assignee_id):
-            raise TicketError(404, "no such ticket")
+            raise TicketError(404, T("no such ticket"))
         return ticket
 
     def _notify(self, session: Session, event: str, ticket: Ticket, now: datetime, **more: Any) -> None:
@@ -187,25 +188,29 @@ class TicketStore:
     def validate_new(self, session: Session, new: NewTicket) -> tuple[str, str | None]:
         """(department, store code) for a new ticket; TicketError naming the field when something is wrong."""
         if new.kind not in TICKET_KINDS:
-            raise TicketError(400, f"kind must be one of {', '.join(TICKET_KINDS)}", "kind")
+            raise TicketError(400, T("kind must be one of {kinds}", kinds=', '.join(TICKET_KINDS)),
+                              "kind")
         if new.severity not in TICKET_SEVERITIES:
-            raise TicketError(400, f"severity must be one of {', '.join(TICKET_SEVERITIES)}", "severity")
+            raise TicketError(400, T("severity must be one of {severities}",
+                                     severities=', '.join(TICKET_SEVERITIES)), "severity")
         if new.source not in TICKET_SOURCES:
-            raise TicketError(400, f"source must be one of {', '.join(TICKET_SOURCES)}", "source")
+            raise TicketError(400, T("source must be one of {sources}",
+                                     sources=', '.join(TICKET_SOURCES)), "source")
         if new.category is not None and new.category not in self.settings.categories[new.kind]:
-            raise TicketError(400, f"category must be one of {', '.join(self.settings.categories[new.kind])}",
+            raise TicketError(400, T("category must be one of {categories}",
+                                     categories=', '.join(self.settings.categories[new.kind])),
                               "category")
         codes = self.store_codes(session)
         if new.store_id is not None and new.store_id not in codes:
-            raise TicketError(400, "no such store", "store_id")
+            raise TicketError(400, T("no such store"), "store_id")
         if new.customer_id is not None and session.get(Customer, new.customer_id) is None:
-            raise TicketError(400, "no such customer", "customer_id")
+            raise TicketError(400, T("no such customer"), "customer_id")
         if new.vehicle_id is not None:
             owner = session.execute(select(Vehicle.customer_id).where(Vehicle.id == new.vehicle_id)).scalar()
             if owner is None or (new.customer_id is not None and int(owner) != new.customer_id):
-                raise TicketError(400, "no such vehicle of this customer", "vehicle_id")
+                raise TicketError(400, T("no such vehicle of this customer"), "vehicle_id")
         if new.department is not None and not _NAME.match(new.department):
-            raise TicketError(400, "department must be a department name", "department")
+            raise TicketError(400, T("department must be a department name"), "department")
         store_code = codes.get(new.store_id) if new.store_id is not None else None
         department = new.department or self.settings.department_for(new.kind, store_code, new.category)
         return department, store_code
@@ -342,12 +347,13 @@ class TicketStore:
     def transition(self, ticket_id: int, to: str, actor: Actor, now: datetime, *, comment: str | None = None,
                    satisfaction: int | None = None) -> Invalidation:
         if to not in TICKET_STATUSES:
-            raise TicketError(400, f"to must be one of {', '.join(TICKET_STATUSES)}", "to")
+            raise TicketError(400, T("to must be one of {statuses}",
+                                     statuses=', '.join(TICKET_STATUSES)), "to")
         if satisfaction is not None and to != "customer_called_back":
-            raise TicketError(400, "satisfaction is recorded with the call back (to = customer_called_back)",
+            raise TicketError(400, T("satisfaction is recorded with the call back (to = customer_called_back)"),
                               "satisfaction")
         if to == "customer_called_back" and satisfaction is None:
-            raise TicketError(400, "satisfaction (1-5) is required when the customer was called back",
+            raise TicketError(400, T("satisfaction (1-5) is required when the customer was called back"),
                               "satisfaction")
         with self.sessions.begin() as session:
             ticket = self._load(session, ticket_id, actor, lock=True)
@@ -358,7 +364,7 @@ class TicketStore:
                 raise TicketError(409, str(exc), "to", allowed=list(exc.allowed), current=current) from None
             reopening = to == "in_progress" and current in ("resolved", "customer_called_back")
             if (to == "cancelled" or reopening) and not comment:
-                raise TicketError(400, "a comment is required to cancel or reopen a ticket", "comment")
+                raise TicketError(400, T("a comment is required to cancel or reopen a ticket"), "comment")
             ticket.status, ticket.updated_at = to, now
             if current == "new" and ticket.first_responded_at is None:
                 ticket.first_responded_at = now
@@ -414,7 +420,8 @@ class TicketStore:
         with self.sessions.begin() as session:
             ticket = self._load(session, ticket_id, actor, lock=True)
             if ticket.status in lifecycle.FINAL:
-                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", current=ticket.status)
+                raise TicketError(409, T("the ticket is {status}", status=ticket.status), "ticket",
+                                  current=ticket.status)
             ticket.updated_at = now
             self._event(session, ticket.id, actor, now, "comment", comment=text)
 
@@ -422,17 +429,18 @@ class TicketStore:
                assignee_id: int | None = None, comment: str | None = None) -> None:
         """Reassign to another department and/or person; a new ticket becomes ``assigned``."""
         if department is None and assignee_id is None:
-            raise TicketError(400, "name a department or an assignee", "department")
+            raise TicketError(400, T("name a department or an assignee"), "department")
         if department is not None and not _NAME.match(department):
-            raise TicketError(400, "department must be a department name", "department")
+            raise TicketError(400, T("department must be a department name"), "department")
         with self.sessions.begin() as session:
             ticket = self._load(session, ticket_id, actor, lock=True)
             if ticket.status in lifecycle.FINAL:
-                raise TicketError(409, f"the ticket is {ticket.status}", "ticket", current=ticket.status)
+                raise TicketError(409, T("the ticket is {status}", status=ticket.status), "ticket",
+                                  current=ticket.status)
             if assignee_id is not None:
                 user = session.get(User, assignee_id)
                 if user is None or not user.active or user.role not in STAFF_ROLES:
-                    raise TicketError(400, "no such active staff member", "assignee_id")
+                    raise TicketError(400, T("no such active staff member"), "assignee_id")
             before = {"department": ticket.department, "assignee_id": ticket.assignee_id}
             if department is not None:
                 ticket.department = department

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ccserver.agents import Actor, AgentError, AgentService
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -58,7 +59,7 @@ class AgentRoutes:
 
     def _service(self) -> AgentService:
         if self.ctx.agents is None:
-            raise HTTPError(503, "agent sign-in needs an Asterisk (ami.host or ami.servers)")
+            raise HTTPError(503, T("agent sign-in needs an Asterisk (ami.host or ami.servers)"))
         return self.ctx.agents
 
 
@@ -66,15 +67,16 @@ class AgentRoutes:
         body = req.json()
         unknown = set(body) - LOGIN_FIELDS
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))),
+                            field=sorted(unknown)[0])
         if "queues" not in body:
-            raise HTTPError(400, "queues is required (a list of queue names; may be empty)", field="queues")
+            raise HTTPError(400, T("queues is required (a list of queue names; may be empty)"), field="queues")
         for name in ("interface", "state_interface", "server"):
             if body.get(name) is not None and not isinstance(body[name], str):
-                raise HTTPError(400, f"{name} must be a string", field=name)
+                raise HTTPError(400, T("{name} must be a string", name=name), field=name)
         force = body.get("force", False)
         if not isinstance(force, bool):
-            raise HTTPError(400, "force must be true or false", field="force")
+            raise HTTPError(400, T("force must be true or false"), field="force")
         return await agent_answer(self._service().login(
             actor_of(req), req.path_params["ext"], body["queues"], interface=body.get("interface"),
             state_interface=body.get("state_interface"), server=body.get("server"), force=force))
@@ -86,7 +88,8 @@ class AgentRoutes:
         body = req.json()
         unknown = set(body) - {"reason"}
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))),
+                            field=sorted(unknown)[0])
         return await agent_answer(self._service().pause(actor_of(req), req.path_params["ext"], body.get("reason")))
 
     async def unpause(self, req: Req) -> Response:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from agents_ui.i18n import translations
 from ccserver.auth import Principal
 from ccserver.passwords import PasswordBusy, hash_password
+from ccserver.texts import T
 from ccserver.web.context import UserRecord, WebContext
 from ccserver.web.http import (
     SESSION_COOKIE,
@@ -87,7 +88,7 @@ class AuthRoutes:
             admission = await self.ctx.limiter.admit(username, ip)
         except Exception as exc:  # Redis down: no budget to check against, so no login (never an unlimited one)
             log.warning("login refused: login budgets unavailable (%s)", type(exc).__name__)
-            raise HTTPError(503, "login is unavailable right now; try again shortly",
+            raise HTTPError(503, T("login is unavailable right now; try again shortly"),
                             headers={"Retry-After": "5"}) from None
         if not admission.admitted:
             repeats = self.rate_limited.admit(ip)
@@ -95,7 +96,7 @@ class AuthRoutes:
                 detail = {"repeats": repeats} if repeats else {}
                 await self.ctx.run_blocking(self.ctx.users.audit, "login.rate_limited", None, username, ip, detail)
             wait = admission.retry_after_seconds
-            raise HTTPError(429, "too many failed login attempts; try again later", retry_after=wait,
+            raise HTTPError(429, T("too many failed login attempts; try again later"), retry_after=wait,
                             headers={"Retry-After": str(wait)})
         try:
             user, ok = await self._verify(username, password)
@@ -109,7 +110,7 @@ class AuthRoutes:
             await self.ctx.run_blocking(
                 self.ctx.users.audit, "login.failed", user.id if user else None, username, ip, {"reason": reason}
             )
-            raise HTTPError(401, "invalid username or password")
+            raise HTTPError(401, T("invalid username or password"))
         await self._settle(self.ctx.limiter.succeeded(admission))
         await self.ctx.run_blocking(self.ctx.users.audit, "login.succeeded", user.id, user.username, ip, {})
         return user
@@ -128,7 +129,8 @@ class AuthRoutes:
         try:
             return user, await self.ctx.passwords.verify(password, stored)
         except PasswordBusy:
-            raise HTTPError(503, "too many logins at once; try again shortly", headers={"Retry-After": "1"}) from None
+            raise HTTPError(503, T("too many logins at once; try again shortly"),
+                            headers={"Retry-After": "1"}) from None
 
     def _issue(self, user: UserRecord) -> tuple[str, Principal]:
         token, principal = self.ctx.signer.issue(user.id, user.username, user.role)
@@ -142,7 +144,7 @@ class AuthRoutes:
             await self.ctx.sessions.end(p, LOGOUT)
         except Exception as exc:  # the revocation could not be stored: say so rather than pretend it is over
             log.warning("logout not recorded: revocations unavailable (%s)", type(exc).__name__)
-            raise HTTPError(503, "logout could not be recorded; try again shortly",
+            raise HTTPError(503, T("logout could not be recorded; try again shortly"),
                             headers={"Retry-After": "5"}) from None
         await self.ctx.run_blocking(self.ctx.users.audit, "logout", p.user_id, p.username, req.client_ip, {"via": via})
 
@@ -150,9 +152,9 @@ class AuthRoutes:
         data = req.json()
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            raise HTTPError(400, "username and password are required strings")
+            raise HTTPError(400, T("username and password are required strings"))
         if len(username) > 150 or len(password) > 1024:
-            raise HTTPError(400, "username or password too long")
+            raise HTTPError(400, T("username or password too long"))
         user = await self._check_credentials(username, password, req.client_ip)
         token, principal = self._issue(user)
         return json_response(

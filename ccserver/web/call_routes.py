@@ -16,6 +16,7 @@ from typing import Any
 
 from ccserver.callrouting.history import MAX_LIMIT, CallHistory
 from ccserver.state.model import CallState
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -34,7 +35,7 @@ def _when(text: str | None, name: str, *, end: bool = False) -> datetime | None:
             return moment + timedelta(days=1) if end else moment  # "to=2026-12-01" includes that day
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise HTTPError(400, f"{name} must be an ISO date (2026-12-01) or date-time", field=name) from None
+        raise HTTPError(400, T("{name} must be an ISO date (2026-12-01) or date-time", name=name), field=name) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -43,7 +44,8 @@ def _int(req: Req, name: str, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise HTTPError(400, f"{name} must be an integer from {low} to {high}", field=name)
+        raise HTTPError(400, T("{name} must be an integer from {low} to {high}", name=name, low=low, high=high),
+                        field=name)
     return int(raw)
 
 
@@ -74,16 +76,16 @@ class CallRoutes:
 
     def _history(self) -> CallHistory:
         if self.ctx.session_factory is None:
-            raise HTTPError(503, "call history not configured")
+            raise HTTPError(503, T("call history not configured"))
         return CallHistory(self.ctx.session_factory)
 
     async def calls(self, req: Req) -> Response:
         queue = req.arg("queue")
         if queue is not None and not QUEUE.match(queue):
-            raise HTTPError(400, "queue must be a queue name", field="queue")
+            raise HTTPError(400, T("queue must be a queue name"), field="queue")
         live = req.arg("live")
         if live not in (None, "0", "1", "true", "false"):
-            raise HTTPError(400, "live must be 1 or 0", field="live")
+            raise HTTPError(400, T("live must be 1 or 0"), field="live")
         if live in ("1", "true"):
             tracker = self.ctx.tracker
             now = time.time()
@@ -93,10 +95,10 @@ class CallRoutes:
             return json_response({"calls": calls, "total": len(calls), "live": True})
         start, end = _when(req.arg("from"), "from"), _when(req.arg("to"), "to", end=True)
         if start is not None and end is not None and end <= start:
-            raise HTTPError(400, "to must be after from", field="to")
+            raise HTTPError(400, T("to must be after from"), field="to")
         raw_customer = req.arg("customer_id")
         if raw_customer is not None and not (raw_customer.isascii() and raw_customer.isdigit()):
-            raise HTTPError(400, "customer_id must be a customer number", field="customer_id")
+            raise HTTPError(400, T("customer_id must be a customer number"), field="customer_id")
         limit = _int(req, "limit", 100, 1, MAX_LIMIT)
         offset = _int(req, "offset", 0, 0, 10_000_000)
         found = await self.ctx.run_blocking(self._history().calls, start=start, end=end,
@@ -107,8 +109,8 @@ class CallRoutes:
     async def decision(self, req: Req) -> Response:
         decision_id = req.path_params["id"]
         if not DECISION_ID.match(decision_id):
-            raise HTTPError(404, "no such decision")
+            raise HTTPError(404, T("no such decision"))
         found = await self.ctx.run_blocking(self._history().decision, decision_id)
         if found is None:
-            raise HTTPError(404, "no such decision")
+            raise HTTPError(404, T("no such decision"))
         return json_response(found)

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from ccserver.customers.directory import CustomerDirectory, CustomerProfile
 from ccserver.db.models import TIERS
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 from routing.numbers import STATUS_OK, STATUS_WITHHELD, normalize
@@ -53,13 +54,13 @@ class CustomerRoutes:
     def _directory(self) -> CustomerDirectory:
         directory = self.ctx.customers
         if directory is None:
-            raise HTTPError(503, "customer directory not configured")
+            raise HTTPError(503, T("customer directory not configured"))
         return directory
 
     async def lookup(self, req: Req) -> Response:
         raw = req.arg("phone")
         if raw is None or not raw.strip():
-            raise HTTPError(400, "query parameter 'phone' is required")
+            raise HTTPError(400, T("query parameter 'phone' is required"))
         region = self.ctx.config.phone.default_region
         number = normalize(raw, region=region)
         result: dict[str, Any] = {"query": number.raw, "e164": number.e164 or None, "status": number.status}
@@ -67,7 +68,7 @@ class CustomerRoutes:
             return json_response({**result, "customer": None, "ambiguous": False, "others": []})
         e164 = number.e164
         if number.status != STATUS_OK or not e164:
-            raise HTTPError(400, f"not a usable phone number: {number.reason}", query=number.raw,
+            raise HTTPError(400, T("not a usable phone number: {reason}", reason=number.reason), query=number.raw,
                             number_status=number.status)  # fmt: skip
         directory = self._directory()
 
@@ -89,12 +90,12 @@ class CustomerRoutes:
     async def list_customers(self, req: Req) -> Response:
         tier = req.arg("tier")
         if tier is not None and tier not in TIERS:
-            raise HTTPError(400, f"tier must be one of {', '.join(TIERS)}")
+            raise HTTPError(400, T("tier must be one of {tiers}", tiers=', '.join(TIERS)))
         raw_limit = req.arg("limit")
         limit = DEFAULT_LIMIT
         if raw_limit is not None:
             if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-                raise HTTPError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+                raise HTTPError(400, T("limit must be an integer from 1 to {max_limit}", max_limit=MAX_LIMIT))
             limit = int(raw_limit)
         directory = self._directory()
         found = await self.ctx.run_blocking(directory.top_customers, tier, limit)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ccserver.desktop.service import DesktopError, DesktopService
+from ccserver.texts import T
 from ccserver.web.agent_routes import actor_of
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
@@ -31,13 +32,13 @@ DESKTOP_ROLES: Final = ("agent", "department", "supervisor")
 def _fields(body: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), field=unknown[0])
 
 
 def _path_id(req: Req, name: str = "id") -> int:
     raw = req.path_params[name]
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
-        raise HTTPError(404, "not found")
+        raise HTTPError(404, T("not found"))
     return int(raw)
 
 
@@ -64,7 +65,7 @@ class DesktopRoutes:
     def _service(self) -> DesktopService:
         service = self.ctx.desktop
         if service is None:
-            raise HTTPError(503, "the desktop is not configured (needs the database)")
+            raise HTTPError(503, T("the desktop is not configured (needs the database)"))
         return service  # type: ignore[no-any-return]
 
     @staticmethod

@@ -27,6 +27,7 @@ from twisted.web import resource, server
 from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeRequired, Principal, TokenSigner
 from ccserver.logs import exception_summary
 from ccserver.metrics import REGISTRY
+from ccserver.texts import T, translated
 from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
 from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
 from ccserver.web.refusals import RefusalThrottle
@@ -63,6 +64,13 @@ class HTTPError(Exception):
 
 
 MAX_ERROR_CHARS = 300
+
+
+def _said(exc: Exception, req: Req) -> str:
+    """An exception's message for this reader (translated when it is a ccserver.texts.Text and they asked for a
+    language; ``str(exc)`` would drop the template)."""
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return translated(message, req.reader_gettext)
 
 
 def clip(message: str) -> str:
@@ -167,6 +175,16 @@ class Req:
 
         return negotiate(self.cookie(COOKIE), self.header("Accept-Language"))
 
+    @property
+    def reader_gettext(self) -> Callable[[str], str] | None:
+        """For error messages (ccserver/texts.py): the catalogue of the language the reader asked for — a page's
+        language cookie or a browser's Accept-Language — else None: English, as scripts and API clients get."""
+        from agents_ui.i18n import COOKIE, translations
+
+        if self.cookie(COOKIE) is None and self.header("Accept-Language") is None:
+            return None
+        return translations(self.lang).gettext
+
     def cookie(self, name: str) -> str | None:
         raw = self.header("Cookie")
         if not raw:
@@ -183,23 +201,23 @@ class Req:
         """The JSON object body, or a 400 that says what is wrong."""
         content_type = (self.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise HTTPError(415, "expected Content-Type: application/json")
+            raise HTTPError(415, T("expected Content-Type: application/json"))
         try:
             data = json.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HTTPError(400, f"body is not valid JSON: {exc}") from None
+            raise HTTPError(400, T("body is not valid JSON: {reason}", reason=str(exc))) from None
         if not isinstance(data, dict):
-            raise HTTPError(400, "body must be a JSON object")
+            raise HTTPError(400, T("body must be a JSON object"))
         return data
 
     def form(self) -> dict[str, str]:
         content_type = (self.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
-            raise HTTPError(415, "expected a form post")
+            raise HTTPError(415, T("expected a form post"))
         try:
             parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise HTTPError(400, f"bad form body: {exc}") from None
+            raise HTTPError(400, T("bad form body: {reason}", reason=str(exc))) from None
         return {k: v[0] for k, v in parsed.items()}
 
 
@@ -256,12 +274,12 @@ class Authenticator:
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError("expected Authorization: Bearer <token>")
+                raise AuthError(T("expected Authorization: Bearer <token>"))
             principal = self.signer.verify(token.strip())
         else:
             cookie = req.cookie(SESSION_COOKIE)
             if not cookie:
-                raise AuthError("authentication required")
+                raise AuthError(T("authentication required"))
             principal = self.signer.verify(cookie)
             req.auth_via_cookie = True
         return await self.sessions.check(principal)
@@ -312,17 +330,17 @@ class Router(resource.Resource):
         route: Route | None = None
         try:
             if too_large:
-                raise HTTPError(413, "request body too large")
+                raise HTTPError(413, T("request body too large"))
             if parts is None:
-                raise HTTPError(404, "not found")
+                raise HTTPError(404, T("not found"))
             candidates = [(r, p) for r in self.routes if (p := r.match(parts)) is not None]
             if not candidates:
-                raise HTTPError(404, "not found")
+                raise HTTPError(404, T("not found"))
             chosen = next(((r, p) for r, p in candidates if r.method == req.method), None)
             if chosen is None and req.method == "HEAD":
                 chosen = next(((r, p) for r, p in candidates if r.method == "GET"), None)
             if chosen is None:
-                raise HTTPError(405, "method not allowed")
+                raise HTTPError(405, T("method not allowed"))
             route, req.path_params = chosen
             if route.access != "public":
                 await self._authorize(req, route)
@@ -332,17 +350,18 @@ class Router(resource.Resource):
         except AuthError as exc:
             if not is_api and req.method == "GET":
                 return redirect("/login?next=" + quote(req.path, safe="/"))
-            return json_response({"error": str(exc)}, 401, **{"WWW-Authenticate": "Bearer"})
+            return json_response({"error": _said(exc, req)}, 401, **{"WWW-Authenticate": "Bearer"})
         except PasswordChangeRequired as exc:
             if not is_api and req.method == "GET":
                 return redirect("/password")
-            return json_response({"error": str(exc), "reason": "password_change_required"}, 403)
+            return json_response({"error": _said(exc, req), "reason": "password_change_required"}, 403)
         except Forbidden as exc:
-            return json_response({"error": str(exc)}, 403)
+            return json_response({"error": _said(exc, req)}, 403)
         except AuthUnavailable as exc:
-            return json_response({"error": str(exc)}, 503, **{"Retry-After": "5"})
+            return json_response({"error": _said(exc, req)}, 503, **{"Retry-After": "5"})
         except HTTPError as exc:
-            response = json_response({"error": clip(exc.message), **exc.extra}, exc.status)
+            response = json_response({"error": clip(translated(exc.message, req.reader_gettext)), **exc.extra},
+                                     exc.status)
             response.headers.update(exc.headers)
             return response
         except Exception as exc:
@@ -350,7 +369,7 @@ class Router(resource.Resource):
             # server.log_pii (SQL errors carry their parameters).
             where = "/" + "/".join(route.pattern) if route is not None else "(no route)"
             log.error("unhandled error serving %r %s: %s", req.method, where, exception_summary(exc, self.log_pii))
-            return json_response({"error": "internal error"}, 500)
+            return json_response({"error": translated(T("internal error"), req.reader_gettext)}, 500)
 
     async def _authorize(self, req: Req, route: Route) -> None:
         principal = await self.authenticator.authenticate(req)
@@ -364,9 +383,9 @@ class Router(resource.Resource):
                 except HTTPError:
                     presented = None
             if not self.authenticator.signer.check_csrf(principal.session_id, presented):
-                raise Forbidden("missing or invalid CSRF token")
+                raise Forbidden(T("missing or invalid CSRF token"))
         if principal.must_change_password and route.pattern not in PASSWORD_CHANGE_ROUTES:
-            raise PasswordChangeRequired("choose a new password first (POST /api/password)")
+            raise PasswordChangeRequired(T("choose a new password first (POST /api/password)"))
         if route.roles:
             principal.require(*route.roles)
 
@@ -381,7 +400,7 @@ class Router(resource.Resource):
         origin = describe(view)
         repeats = self.origin_refusals.admit(req.client_ip, origin, where)
         if repeats is None:
-            raise Forbidden("origin not allowed")  # this key was written less than a minute ago: counted only
+            raise Forbidden(T("origin not allowed"))  # this key was written less than a minute ago: counted only
         log.warning("refused %s %s: origin not allowed (%d more since the last such line)", req.method, where,
                     repeats)
         if self.audit is not None:
@@ -394,7 +413,7 @@ class Router(resource.Resource):
                                  req.client_ip, detail)
             except Exception as exc:  # the refusal stands even when the audit log cannot be written
                 log.error("could not audit a refused origin: %s", exception_summary(exc, self.log_pii))
-        raise Forbidden("origin not allowed")
+        raise Forbidden(T("origin not allowed"))
 
     def _write(self, response: Response, request: server.Request, finished: list[bool]) -> None:
         if finished:

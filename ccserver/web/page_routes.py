@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agents_ui import static_dir
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response
 
@@ -49,11 +50,11 @@ class PageRoutes:
         name = req.path_params["name"]
         path = self.static.get(name)
         if path is None:
-            raise HTTPError(404, "not found")
+            raise HTTPError(404, T("not found"))
         try:
             body = path.read_bytes()
         except OSError:  # removed since start-up
-            raise HTTPError(404, "not found") from None
+            raise HTTPError(404, T("not found")) from None
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         response = Response(200, body, content_type)
         response.headers["Cache-Control"] = "public, max-age=3600"

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ccserver.db.models import Call, Queue, User
 from ccserver.recordings import RangeNotSatisfiable, parse_range
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router
 
@@ -33,11 +34,11 @@ class RecordingRoutes:
     async def recording(self, req: Req) -> Response:
         raw_id = req.path_params["call_id"]
         if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
-            raise HTTPError(400, "call_id must be a call's number", field="call_id")
+            raise HTTPError(400, T("call_id must be a call's number"), field="call_id")
         files = self.ctx.recordings
         factory = self.ctx.session_factory
         if files is None or factory is None:
-            raise HTTPError(404, "no recordings on this server")
+            raise HTTPError(404, T("no recordings on this server"))
         principal = req.principal
         assert principal is not None
 
@@ -56,15 +57,15 @@ class RecordingRoutes:
 
         name, allowed = await self.ctx.run_blocking(lookup)
         if not allowed:
-            raise HTTPError(404, "no such call")  # another store's call: not even its existence
+            raise HTTPError(404, T("no such call"))  # another store's call: not even its existence
         if not name:
-            raise HTTPError(404, "this call has no recording (not recorded, or past retention)")
+            raise HTTPError(404, T("this call has no recording (not recorded, or past retention)"))
         path = files.resolve(name)
         if path is None:
-            raise HTTPError(403, "the recording's stored path leaves the recordings folder; refused")
+            raise HTTPError(403, T("the recording's stored path leaves the recordings folder; refused"))
         size = await self.ctx.run_blocking(_size, path)
         if size is None:
-            raise HTTPError(404, "the recording file is missing")
+            raise HTTPError(404, T("the recording file is missing"))
         try:
             wanted = parse_range(req.header("Range"), size)
         except RangeNotSatisfiable as exc:

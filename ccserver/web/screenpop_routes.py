@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -21,7 +22,7 @@ class ScreenPopRoutes:
     async def ticket(self, req: Req) -> Response:
         service: Any = self.ctx.screenpop
         if service is None:
-            raise HTTPError(503, "websockets are not running")
+            raise HTTPError(503, T("websockets are not running"))
         body = req.json()
         name = body.get("socket") if isinstance(body, dict) else None
         if not isinstance(name, str):

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from ccserver.auth import AuthError, AuthUnavailable, Principal
 from ccserver.logs import exception_summary
+from ccserver.texts import T
 
 log = logging.getLogger(__name__)
 
@@ -163,23 +164,23 @@ class Sessions:
             revoked = await self.revocations.is_revoked(principal.session_id)
         except Exception as exc:
             log.warning("session check failed: revocations unavailable (%s)", type(exc).__name__)
-            raise AuthUnavailable("session check unavailable; try again shortly") from None
+            raise AuthUnavailable(T("session check unavailable; try again shortly")) from None
         if revoked:
-            raise AuthError("session ended")
+            raise AuthError(T("session ended"))
         try:
             user = await self.users.get(principal.user_id)
         except Exception as exc:
             log.warning("session check failed: user lookup unavailable (%s)", type(exc).__name__)
-            raise AuthUnavailable("session check unavailable; try again shortly") from None
+            raise AuthUnavailable(T("session check unavailable; try again shortly")) from None
         if user is None or not user.active:
             try:
                 ended_here = await self.end(principal, DEACTIVATED)
             except Exception as exc:
                 log.warning("session check failed: revocations unavailable (%s)", type(exc).__name__)
-                raise AuthUnavailable("session check unavailable; try again shortly") from None
+                raise AuthUnavailable(T("session check unavailable; try again shortly")) from None
             if ended_here:
                 log.info("session of user id %d ended: %s", principal.user_id, "deactivated" if user else "deleted")
-            raise AuthError("user deactivated")
+            raise AuthError(T("user deactivated"))
         must_change = bool(getattr(user, "must_change_password", False))
         if user.role != principal.role or user.username != principal.username \
                 or must_change != principal.must_change_password:

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from ccserver.state.model import to_dict
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -48,8 +49,8 @@ class StateRoutes:
             configured = self.ctx.config.ami_servers()
             server = configured[0].name if configured else "default"
         elif not SERVER.match(server):
-            raise HTTPError(400, "server must be an Asterisk server name", field="server")
+            raise HTTPError(400, T("server must be an Asterisk server name"), field="server")
         tracker = self.ctx.tracker
         if tracker is None:
-            raise HTTPError(503, "no Asterisk configured")
+            raise HTTPError(503, T("no Asterisk configured"))
         return json_response(state_json(tracker, server))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccserver.texts import T
 from ccserver.web.agent_routes import actor_of, agent_answer
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response
@@ -32,7 +33,7 @@ class SupervisorRoutes:
 
     def _service(self) -> Any:
         if self.ctx.supervisor is None:
-            raise HTTPError(503, "supervisor actions need an Asterisk (ami.host or ami.servers)")
+            raise HTTPError(503, T("supervisor actions need an Asterisk (ami.host or ami.servers)"))
         return self.ctx.supervisor
 
 
@@ -40,7 +41,8 @@ class SupervisorRoutes:
         body = req.json()
         unknown = set(body) - SPY_FIELDS
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))),
+                            field=sorted(unknown)[0])
         return await agent_answer(self._service().spy(actor_of(req), body.get("agent"), body.get("mode"),
                                                       body.get("phone")))
 
@@ -48,7 +50,8 @@ class SupervisorRoutes:
         body = req.json() if req.body else {}
         unknown = set(body) - {"reason"}
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))),
+                            field=sorted(unknown)[0])
         return await agent_answer(self._service().force_pause(actor_of(req), req.path_params["ext"],
                                                               body.get("reason")))
 
@@ -58,7 +61,7 @@ class SupervisorRoutes:
     async def priority(self, req: Req) -> Response:
         body = req.json()
         if "priority" not in body:
-            raise HTTPError(400, "priority is required", field="priority")
+            raise HTTPError(400, T("priority is required"), field="priority")
         return await agent_answer(self._service().change_priority(actor_of(req), req.path_params["uniqueid"],
                                                                   body["priority"]))
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from ccserver.db.models import TICKET_KINDS, TICKET_SEVERITIES, TICKET_STATUSES, Store, User
+from ccserver.texts import T
 from ccserver.tickets import Actor, NewTicket, TicketError, TicketService
 from ccserver.tickets.appointments import slot_json
 from ccserver.tickets.store import MAX_BODY, MAX_COMMENT, MAX_SUBJECT, SORTS, clean_text
@@ -44,16 +45,16 @@ MAX_LIMIT: Final = 200
 def _fields(body: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), field=unknown[0])
 
 
 def _id(value: Any, name: str, *, required: bool = False) -> int | None:
     if value is None:
         if required:
-            raise HTTPError(400, f"{name} is required", field=name)
+            raise HTTPError(400, T("{name} is required", name=name), field=name)
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**53:
-        raise HTTPError(400, f"{name} must be a positive integer", field=name)
+        raise HTTPError(400, T("{name} must be a positive integer", name=name), field=name)
     return value
 
 
@@ -62,7 +63,7 @@ def _query_id(req: Req, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
-        raise HTTPError(400, f"{name} must be a positive integer", field=name)
+        raise HTTPError(400, T("{name} must be a positive integer", name=name), field=name)
     return int(raw)
 
 
@@ -71,7 +72,8 @@ def _int(req: Req, name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-        raise HTTPError(400, f"{name} must be an integer from {low} to {high}", field=name)
+        raise HTTPError(400, T("{name} must be an integer from {low} to {high}", name=name, low=low, high=high),
+                        field=name)
     return int(raw)
 
 
@@ -82,21 +84,23 @@ def _choices(req: Req, name: str, allowed: tuple[str, ...]) -> list[str]:
     values = [v.strip() for v in raw.split(",") if v.strip()]
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise HTTPError(400, f"{name} must be one or more (comma-separated) of {', '.join(allowed)}", field=name)
+        raise HTTPError(400, T("{name} must be one or more (comma-separated) of {allowed}", name=name,
+                               allowed=', '.join(allowed)), field=name)
     return values
 
 
 def _when(value: Any, name: str, tz: str) -> dt.datetime:
     """An ISO date-time (a naive one is in ``tz``) or date (its start in ``tz``)."""
     if not isinstance(value, str):
-        raise HTTPError(400, f"{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", field=name)
+        raise HTTPError(400, T("{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", name=name), field=name)
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value)
             return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise HTTPError(400, f"{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", field=name) from None
+        raise HTTPError(400, T("{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", name=name),
+                        field=name) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
 
 
@@ -138,7 +142,7 @@ class TicketRoutes:
     def _service(self) -> TicketService:
         service = self.ctx.tickets
         if service is None or self.ctx.session_factory is None:
-            raise HTTPError(503, "tickets not configured")
+            raise HTTPError(503, T("tickets not configured"))
         return service
 
     async def _actor(self, req: Req) -> Actor:
@@ -146,7 +150,7 @@ class TicketRoutes:
         assert p is not None
         scope = await self.ctx.run_blocking(_scope, self.ctx.session_factory, p.user_id)
         if scope is None:
-            raise HTTPError(401, "user not found")
+            raise HTTPError(401, T("user not found"))
         store_id, department, _name = scope
         return Actor(p.user_id, p.username, p.role, store_id, department, req.client_ip)
 
@@ -167,7 +171,7 @@ class TicketRoutes:
     def _ticket_id(self, req: Req) -> int:
         raw = req.path_params["id"]
         if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
-            raise HTTPError(404, "no such ticket")
+            raise HTTPError(404, T("no such ticket"))
         return int(raw)
 
     # -- tickets -------------------------------------------------------------------------------------------------------
@@ -178,27 +182,29 @@ class TicketRoutes:
         actor = await self._actor(req)
         kind = body.get("kind")
         if kind not in TICKET_KINDS:
-            raise HTTPError(400, f"kind must be one of {', '.join(TICKET_KINDS)}", field="kind")
+            raise HTTPError(400, T("kind must be one of {kinds}", kinds=', '.join(TICKET_KINDS)),
+                            field="kind")
         severity = body.get("severity", "normal")
         if severity not in TICKET_SEVERITIES:
-            raise HTTPError(400, f"severity must be one of {', '.join(TICKET_SEVERITIES)}", field="severity")
+            raise HTTPError(400, T("severity must be one of {severities}",
+                                   severities=', '.join(TICKET_SEVERITIES)), field="severity")
         category = body.get("category")
         if category is not None and not isinstance(category, str):
-            raise HTTPError(400, "category must be text", field="category")
+            raise HTTPError(400, T("category must be text"), field="category")
         department = body.get("department")
         if department is not None and (not isinstance(department, str) or not _DEPARTMENT.match(department)):
-            raise HTTPError(400, "department must be a department name", field="department")
+            raise HTTPError(400, T("department must be a department name"), field="department")
         store_id = _id(body.get("store_id"), "store_id")
         if actor.store_id is not None and actor.role != "admin":
             if store_id is not None and store_id != actor.store_id:
-                raise HTTPError(403, "you may open tickets for your own store only", field="store_id")
+                raise HTTPError(403, T("you may open tickets for your own store only"), field="store_id")
             store_id = actor.store_id
         phone = body.get("phone")
         contact = None
         if phone is not None:
             number = normalize(str(phone), region=self.ctx.config.phone.default_region)
             if not isinstance(phone, str) or not number.ok or not number.e164:
-                raise HTTPError(400, "phone must be a phone number", field="phone")
+                raise HTTPError(400, T("phone must be a phone number"), field="phone")
             contact = number.e164
         try:
             new = NewTicket(kind=kind, subject=clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=True)
@@ -231,12 +237,12 @@ class TicketRoutes:
         if store:
             found = await self.ctx.run_blocking(_store_ref, self.ctx.session_factory, store)
             if found is None:
-                raise HTTPError(400, "store must be a store id or code", field="store")
+                raise HTTPError(400, T("store must be a store id or code"), field="store")
             filters["store_id"] = found
         department = req.arg("department")
         if department:
             if not _DEPARTMENT.match(department):
-                raise HTTPError(400, "department must be a department name", field="department")
+                raise HTTPError(400, T("department must be a department name"), field="department")
             filters["department"] = department
         actor = await self._actor(req)
         assignee = req.arg("assignee")
@@ -246,7 +252,7 @@ class TicketRoutes:
             filters["assignee_id"] = _query_id(req, "assignee")
         sort = req.arg("sort") or "due"
         if sort not in SORTS:
-            raise HTTPError(400, f"sort must be one of {', '.join(SORTS)}", field="sort")
+            raise HTTPError(400, T("sort must be one of {sorts}", sorts=', '.join(SORTS)), field="sort")
         filters["sort"] = sort
         tickets, total = await self._call(service.find(actor, **filters))
         return json_response({"tickets": tickets, "total": total})
@@ -257,11 +263,12 @@ class TicketRoutes:
         _fields(body, {"to", "comment", "satisfaction"})
         to = body.get("to")
         if not isinstance(to, str) or to not in TICKET_STATUSES:
-            raise HTTPError(400, f"to must be one of {', '.join(TICKET_STATUSES)}", field="to")
+            raise HTTPError(400, T("to must be one of {statuses}", statuses=', '.join(TICKET_STATUSES)),
+                            field="to")
         satisfaction = body.get("satisfaction")
         if satisfaction is not None and (isinstance(satisfaction, bool) or not isinstance(satisfaction, int)
                                          or not 1 <= satisfaction <= 5):
-            raise HTTPError(400, "satisfaction must be an integer from 1 to 5", field="satisfaction")
+            raise HTTPError(400, T("satisfaction must be an integer from 1 to 5"), field="satisfaction")
         comment = await self._call(_async(clean_text, body.get("comment"), "comment", MAX_COMMENT, required=False))
         actor = await self._actor(req)
         ticket_id = self._ticket_id(req)
@@ -287,7 +294,7 @@ class TicketRoutes:
         _fields(body, {"department", "assignee_id", "comment"})
         department = body.get("department")
         if department is not None and (not isinstance(department, str) or not _DEPARTMENT.match(department)):
-            raise HTTPError(400, "department must be a department name", field="department")
+            raise HTTPError(400, T("department must be a department name"), field="department")
         comment = await self._call(_async(clean_text, body.get("comment"), "comment", MAX_COMMENT, required=False))
         actor = await self._actor(req)
         ticket_id = self._ticket_id(req)
@@ -303,10 +310,10 @@ class TicketRoutes:
         service = self._service()
         store = req.arg("store")
         if not store:
-            raise HTTPError(400, "store is required (a store id or code)", field="store")
+            raise HTTPError(400, T("store is required (a store id or code)"), field="store")
         store_id = await self.ctx.run_blocking(_store_ref, self.ctx.session_factory, store)
         if store_id is None:
-            raise HTTPError(400, "store must be a store id or code", field="store")
+            raise HTTPError(400, T("store must be a store id or code"), field="store")
         raw_from = req.arg("from")
         after = _when(raw_from, "from", self.ctx.config.server.time_zone) if raw_from else None
         limit = _int(req, "limit", 20, 1, 100)
@@ -320,7 +327,7 @@ class TicketRoutes:
         actor = await self._actor(req)
         store_id = _id(body.get("store_id"), "store_id", required=True)
         if actor.store_id is not None and actor.role != "admin" and store_id != actor.store_id:
-            raise HTTPError(403, "you may book at your own store only", field="store_id")
+            raise HTTPError(403, T("you may book at your own store only"), field="store_id")
         slot = _when(body.get("slot"), "slot", self.ctx.config.server.time_zone)
         try:
             subject = clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=False)
@@ -329,7 +336,7 @@ class TicketRoutes:
             raise HTTPError(exc.status, exc.message, field=exc.field) from None
         category = body.get("category", "maintenance")
         if not isinstance(category, str):
-            raise HTTPError(400, "category must be text", field="category")
+            raise HTTPError(400, T("category must be text"), field="category")
         booking = await self._call(service.book(
             actor, customer_id=_id(body.get("customer_id"), "customer_id", required=True), store_id=store_id,
             slot=slot, vehicle_id=_id(body.get("vehicle_id"), "vehicle_id"), category=category, subject=subject,

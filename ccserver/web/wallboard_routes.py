@@ -15,6 +15,7 @@ import zlib
 from typing import Any
 
 from ccserver.kpi.views import visible_queues
+from ccserver.texts import T
 from ccserver.wallboard.publisher import encode
 from ccserver.wallboard.snapshot import for_queues
 from ccserver.web.context import WebContext
@@ -35,7 +36,7 @@ class WallboardRoutes:
 
     def _publisher(self) -> Any:
         if self.ctx.wallboard is None:
-            raise HTTPError(503, "the wallboard is not running on this server")
+            raise HTTPError(503, T("the wallboard is not running on this server"))
         return self.ctx.wallboard
 
     async def snapshot(self, req: Req) -> Response:

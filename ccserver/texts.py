@@ -1,0 +1,47 @@
+"""Messages people read in another language: an English text that remembers its template and values.
+
+Services raise errors in English (logs, API scripts and tests read them so). A message made with
+``T("agent {extension} is not signed in", extension=ext)`` is that English string — a ``str`` in every way — and
+also keeps the template and the values, so the HTTP layer can answer a zh-CN page with the catalogue's translation
+(``agents_ui/locale``, extracted by ``make i18n`` with the keyword ``T``) filled with the same values. A plain
+``str`` message stays English everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class Text(str):
+    """An English message (the ``str`` itself) with its ``template`` and ``params``: see :func:`T`."""
+
+    template: str
+    params: dict[str, object]
+
+    def __new__(cls, template: str, params: dict[str, object]) -> Text:
+        self = super().__new__(cls, template.format(**params) if params else template)
+        self.template = template
+        self.params = params
+        return self
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message in the catalogue's language; the English one if the translation does not fit the values."""
+        try:
+            return gettext(self.template).format(**self.params) if self.params else gettext(self.template)
+        except (KeyError, IndexError, ValueError):
+            return str.__str__(self)
+
+    def __reduce__(self) -> tuple[object, ...]:  # copy / pickle keep the template
+        return (Text, (self.template, dict(self.params)))
+
+
+def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extraction keyword, short as gettext's _
+    """``template`` in English with ``{name}`` fields filled from ``params`` (values are never translated)."""
+    return Text(template, params)
+
+
+def translated(message: str, gettext: Callable[[str], str] | None) -> str:
+    """``message`` for a reader of ``gettext``'s language (None: English, as written)."""
+    if gettext is None or not isinstance(message, Text):
+        return message
+    return message.translated(gettext)

@@ -1,0 +1,41 @@
+"""Review findings on ccserver.customers.loop_lookup (failing tests: each names what goes wrong)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sqlalchemy
+
+from ccserver.customers.directory import CustomerDirectory
+from ccserver.customers.loop_lookup import LoopLookup
+from tests.test_customers_loop_lookup import _numbers, demo_pg  # noqa: F401 - the fixture
+
+
+def test_a_column_type_change_does_not_break_every_later_lookup(demo_pg: Any) -> None:  # noqa: F811
+    """A migration that widens a column the query returns (varchar(120) -> varchar(200)) invalidates the
+    server-side prepared statement's result type: PostgreSQL answers "cached plan must not change result type".
+    The lookup treats that as "a query PostgreSQL refuses": the connection is kept, with its stale statement, so
+    every later lookup on it fails the same way until the process restarts (every routed call loses its tier)."""
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+    admin = sqlalchemy.create_engine(url)
+
+    async def scenario() -> list[str]:
+        first = await lookup.identify(number)
+        with admin.begin() as c:
+            c.execute(sqlalchemy.text("alter table customers alter column name type varchar(200)"))
+        errors = []
+        for _ in range(3):
+            try:
+                assert await lookup.identify(number) == first
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"{type(exc).__name__}: {exc}")
+        await lookup.aclose()
+        return errors
+
+    errors = asyncio.run(scenario())
+    admin.dispose()
+    # One failure at most (the one that finds out) is acceptable; three in a row is a connection never healed.
+    assert len(errors) <= 1, errors

@@ -40,3 +40,29 @@ def test_a_column_type_change_does_not_break_every_later_lookup(demo_pg: Any) ->
     # The stale statement is found out by the first lookup, which is tried again on a new connection (as after a
     # broken one): no caller loses their tier. Unfixed: three failures in a row, and every later one too.
     assert errors == [], errors
+
+
+def test_probe_a_cancelled_deferred_lookup_keeps_its_connection(demo_pg: Any) -> None:  # noqa: F811
+    """Probe (expected to pass): the routed call's Deferred cancelled while its query runs: the late answer is
+    dropped quietly and the connection goes back idle (not closed, no AlreadyCalledError)."""
+    from twisted.internet.defer import CancelledError
+
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1)
+
+    async def scenario() -> None:
+        await lookup.identify(number)
+        answer = lookup.identify_deferred(number)
+        failures: list[Any] = []
+        answer.addErrback(lambda f: failures.append(f.type))
+        answer.cancel()
+        assert failures == [CancelledError]
+        for _ in range(200):
+            if lookup._idle:
+                break
+            await asyncio.sleep(0.005)
+        assert len(lookup._idle) == 1 and lookup.connections == 1
+        await lookup.aclose()
+
+    asyncio.run(scenario())

@@ -25,8 +25,9 @@ The lookup owns at most ``max_connections`` connections, opened on demand. A loo
 one while there are fewer, or waits (in order) at most ``acquire_timeout`` seconds for one to come back, else
 ``LookupBusy``. A connection that breaks — during a lookup, or while idle (its reader sees the server close it)
 — is closed and its place freed; the lookup it broke under is tried once more on a newly opened connection (a
-restarted database costs no caller their tier). A query PostgreSQL refuses (a statement timeout, say) is raised
-as it is, the connection kept; a lookup cancelled with its query under way closes its connection. What is raised
+restarted database costs no caller their tier). So is a lookup whose prepared statement went stale (a migration
+changed a returned column's type: "cached plan must not change result type"), that connection dropped. A query
+PostgreSQL refuses otherwise (a statement timeout, say) is raised as it is, the connection kept; a lookup cancelled with its query under way closes its connection. What is raised
 goes to the routing service, which routes without customer data.
 
 Read only. Creating a prospect for an unknown number stays with ``CustomerDirectory.identify`` in a worker
@@ -64,6 +65,9 @@ _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _OK = pq.ConnStatus.OK
 _BAD = pq.ConnStatus.BAD
 _IDLE = pq.TransactionStatus.IDLE
+# SQLSTATEs after which the connection's prepared statement cannot serve again: feature_not_supported ("cached
+# plan must not change result type", after a column's type changed) and invalid_sql_statement_name (gone).
+_STALE_STATEMENT = frozenset({"0A000", "26000"})
 
 
 Done = Callable[[list[Any] | None, BaseException | None], None]
@@ -287,11 +291,14 @@ class LoopLookup:
 
     def _failed(self, conn: _Connection, exc: BaseException, attempt: int) -> bool:
         """After ``exc`` on ``conn``: whether to try again (once, on a new connection)."""
-        if conn.usable:  # the query refused (a statement timeout, say), the connection fine: no retry
+        stale = getattr(exc, "sqlstate", None) in _STALE_STATEMENT
+        if conn.usable and not stale:  # the query refused (a statement timeout, say), the connection fine: no retry
             self._release(conn)
             return False
-        self._discard(conn)  # broken, or its query still under way (the lookup cancelled)
-        if attempt == 2 or self._closed or not isinstance(exc, psycopg.OperationalError):
+        # broken, its query still under way (the lookup cancelled), or its prepared statement no longer usable
+        # (a migration changed a column's type: "cached plan must not change result type"; or it is gone)
+        self._discard(conn)
+        if attempt == 2 or self._closed or not (stale or isinstance(exc, psycopg.OperationalError)):
             return False
         log.info("customer lookup connection lost (%s); trying again on a new one", exc)
         return True

@@ -27,8 +27,9 @@ one while there are fewer, or waits (in order) at most ``acquire_timeout`` secon
 — is closed and its place freed; the lookup it broke under is tried once more on a newly opened connection (a
 restarted database costs no caller their tier). So is a lookup whose prepared statement went stale (a migration
 changed a returned column's type: "cached plan must not change result type"), that connection dropped. A query
-PostgreSQL refuses otherwise (a statement timeout, say) is raised as it is, the connection kept; a lookup cancelled with its query under way closes its connection. What is raised
-goes to the routing service, which routes without customer data.
+PostgreSQL refuses otherwise (a statement timeout, say) is raised as it is, the connection kept; a lookup
+cancelled with its query under way closes its connection. What is raised goes to the routing service, which
+routes without customer data.
 
 Read only. Creating a prospect for an unknown number stays with ``CustomerDirectory.identify`` in a worker
 thread (a transaction with race handling, and rarer).

@@ -1,4 +1,4 @@
-"""Review findings on ccserver.customers.loop_lookup (failing tests: each names what goes wrong)."""
+"""The loop lookup after a migration: a prepared statement gone stale costs no lookup (found in review)."""
 
 from __future__ import annotations
 

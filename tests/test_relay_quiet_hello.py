@@ -1,5 +1,5 @@
-"""Review probes on the relay's hello (the claim "a hello from another term, or none known, is a mark" is asserted
-in test_ami_relay only while the leader publishes, where any hello is a no-op)."""
+"""A quiet leader and the hellos it gets: another term's, or none known, is a mark; the same term gets the kept
+tail (test_ami_relay asserts the first only while the leader publishes, where any hello is a no-op)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_probe_a_quiet_leaders_hello_from_another_term_or_none_is_a_mark():
             outbox = RelayOutbox(relay, "node-a", listening=lambda server: True, clock=clock,  # type: ignore[arg-type]
                                  audience_interval=1.0)
             outbox.begin("ast1", 4, after=(3, 9))
-            await until(lambda: not outbox.heard("ast1"))
+            await until(lambda outbox=outbox: not outbox.heard("ast1"))
             for _ in range(3):
                 outbox.event("ast1", varset())
             outbox.hello("ast1", after)

@@ -249,6 +249,38 @@ def test_a_cancelled_lookup_drops_its_connection_and_a_failed_query_keeps_it(dem
     admin.dispose()
 
 
+def test_a_cancelled_lookup_behind_a_lock_leaves_no_session_waiting_there(demo_pg: Any) -> None:
+    """Cancelled while its query waits for a lock, the lookup closes its connection; PostgreSQL would notice the
+    closed client only when the lock goes. The lookup's own statement_timeout ends that session meanwhile."""
+    url, engine, sessions = demo_pg
+    number = _numbers(sessions)[0]
+    lookup = LoopLookup.from_engine(engine, CustomerDirectory(sessions), max_connections=1, statement_timeout=0.3)
+    admin = sqlalchemy.create_engine(url)
+
+    def waiting(pid: int) -> bool:
+        with admin.connect() as c:
+            return bool(c.execute(sqlalchemy.text("select count(*) from pg_stat_activity where pid = :pid"),
+                                  {"pid": pid}).scalar())
+
+    async def scenario() -> None:
+        await lookup.identify(number)
+        (pid,) = _backend_pids(lookup)
+        with admin.begin() as c:  # held until the end of the block
+            c.execute(sqlalchemy.text("lock table customers in access exclusive mode"))
+            task = asyncio.ensure_future(lookup.identify(number))
+            await asyncio.wait_for(_until(lambda: lookup._idle == []), 5)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert lookup.connections == 0
+            # the lock still held: the session is gone once its statement timed out
+            await asyncio.wait_for(_until(lambda: not waiting(pid)), 5)
+        await lookup.aclose()
+
+    asyncio.run(scenario())
+    admin.dispose()
+
+
 def test_a_lookup_waits_for_a_connection_at_most_the_acquire_timeout(demo_pg: Any) -> None:
     _, engine, sessions = demo_pg
     number = _numbers(sessions)[0]

@@ -199,12 +199,20 @@ class LoopLookup:
     ``aclose()`` at shutdown."""
 
     def __init__(self, directory: CustomerDirectory, connect_kwargs: dict[str, Any], sql: str,
-                 params: list[Any], *, max_connections: int = 4, acquire_timeout: float = 2.0) -> None:
+                 params: list[Any], *, max_connections: int = 4, acquire_timeout: float = 2.0,
+                 statement_timeout: float = 2.0) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         self._directory = directory
         # connect_timeout: a database host that does not answer must not hold a connection slot for minutes.
         self._connect_kwargs = {"connect_timeout": 2, **connect_kwargs, "autocommit": True}
+        # statement_timeout: a lookup behind a lock must not hold its connection until the lock goes, nor — when
+        # it was cancelled and its connection closed — leave its server session waiting there (PostgreSQL notices
+        # the closed client only when it answers). Unless the database URL's options already set one.
+        options = str(self._connect_kwargs.get("options") or "")
+        if "statement_timeout" not in options:
+            self._connect_kwargs["options"] = f"{options} -c statement_timeout={round(statement_timeout * 1000)}"
+            self._connect_kwargs["options"] = str(self._connect_kwargs["options"]).strip()
         self._prepare = f"PREPARE {_STATEMENT.decode()} AS {sql}"
         self._params: list[Any] = [v if v is _E164 else _text(v) for v in params]
         self.max_connections = max_connections

@@ -38,5 +38,5 @@ clean:
 
 # Page texts: extract every message of the templates and the web code, then update both catalogues (zh_CN, en).
 i18n: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project ccserver -o agents_ui/locale/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k T --no-location --sort-output --project ccserver -o agents_ui/locale/messages.pot .
 	$(BIN)/pybabel update -i agents_ui/locale/messages.pot -d agents_ui/locale -D messages --no-fuzzy-matching

@@ -12,14 +12,17 @@ from agents_ui import Pages
 from agents_ui.i18n import DEFAULT, negotiate, translations
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where error messages people read are marked with ccserver.texts.T (babel.cfg lists the same folders).
+TEXT_SOURCES = (("ccserver/web", "**.py"), ("ccserver/desktop", "**.py"), ("ccserver/agents", "**.py"),
+                ("ccserver/supervisor", "**.py"), ("ccserver/tickets", "**.py"), ("ccserver", "auth.py"))
 
 
 def extracted() -> set[str]:
     """Every message the templates and the web code mark for translation (as `make i18n` extracts them)."""
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "T": None}
     found: set[str] = set()
     for folder, method in (("agents_ui", [("**.py", "python"), ("templates/**.html", "jinja2")]),
-                           ("ccserver/web", [("**.py", "python")])):
+                           *((folder, [(files, "python")]) for folder, files in TEXT_SOURCES)):
         for _file, _line, message, *_rest in extract_from_dir(
                 ROOT / folder, method, keywords=keywords, options_map={"templates/**.html": {
                     "extensions": "jinja2.ext.i18n"}}):

@@ -33,6 +33,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import T
 
 EXPORT_KINDS = ("customers", "tickets")
 CHUNK = 2000
@@ -73,7 +74,8 @@ def export_csv(session_factory: Callable[[], Session], kind: str, *,
                store_id: int | None = None) -> Iterator[str]:
     """The CSV, in chunks of text (header first). ``store_id`` limits it to one store (a store manager)."""
     if kind not in EXPORT_KINDS:
-        raise AdminError(f"cannot export {kind!r}; one of {', '.join(EXPORT_KINDS)}", 404)
+        raise AdminError(T("cannot export {kind}; one of {export_kinds}", kind=repr(kind),
+                           export_kinds=', '.join(EXPORT_KINDS)), 404)
     yield _csv([list(CUSTOMER_COLUMNS if kind == "customers" else TICKET_COLUMNS)])
     with session_factory() as session:
         stores = {i: c for i, c in session.execute(select(Store.id, Store.code))}
@@ -127,9 +129,9 @@ def erase_customer(session_factory: Callable[[], Session], actor: Actor, custome
     with session_factory() as session, session.begin():
         customer = session.get(Customer, customer_id)
         if customer is None:
-            raise AdminError(f"no customer #{customer_id}", 404)
+            raise AdminError(T("no customer #{customer_id}", customer_id=customer_id), 404)
         if customer.name == ERASED_NAME:
-            raise AdminError(f"customer #{customer_id} is erased already", 409)
+            raise AdminError(T("customer #{customer_id} is erased already", customer_id=customer_id), 409)
         phone_ids = list(session.scalars(select(customer_phones.c.phone_id)
                                          .where(customer_phones.c.customer_id == customer_id)))
         numbers = list(session.scalars(select(PhoneNumber.e164).where(PhoneNumber.id.in_(phone_ids))))

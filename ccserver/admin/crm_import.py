@@ -39,6 +39,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import T
 from routing.numbers import normalize
 
 KINDS = ("customers", "vehicles", "orders", "visits")
@@ -344,9 +345,9 @@ def _visit_key(cid: Any, vid: Any, sid: Any, opened: dt.datetime) -> tuple[Any, 
 def _text(value: str, limit: int, what: str) -> str:
     value = value.strip()
     if any(ord(c) < 32 or c == "\x7f" for c in value):
-        raise RowError(f"{what} contains control characters")
+        raise RowError(T("{what} contains control characters", what=what))
     if len(value) > limit:
-        raise RowError(f"{what} longer than {limit} characters")
+        raise RowError(T("{what} longer than {limit} characters", what=what, limit=limit))
     return value
 
 
@@ -354,7 +355,7 @@ def _bool(value: str, what: str) -> bool:
     try:
         return _BOOL[value.strip().lower()]
     except KeyError:
-        raise RowError(f"{what} {value!r} is not yes/no") from None
+        raise RowError(T("{what} {value} is not yes/no", what=what, value=repr(value))) from None
 
 
 def parse_date(value: str, what: str) -> dt.date:
@@ -364,28 +365,28 @@ def parse_date(value: str, what: str) -> dt.date:
             raise ValueError
         return dt.date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
-        raise RowError(f"{what} {value!r} is not a date like 2025-10-08") from None
+        raise RowError(T("{what} {value} is not a date like 2025-10-08", what=what, value=repr(value))) from None
 
 
 def parse_birthday(value: str, today: dt.date) -> dt.date:
     """A date of birth: a date (as :func:`parse_date` reads them), not after ``today``, not before 1900."""
     born = parse_date(value, "birthday")
     if born > today:
-        raise RowError(f"birthday {value!r} is in the future")
+        raise RowError(T("birthday {value} is in the future", value=repr(value)))
     if born.year < 1900:
-        raise RowError(f"birthday {value!r} is before 1900")
+        raise RowError(T("birthday {value} is before 1900", value=repr(value)))
     return born
 
 
 def _datetime(value: str, tz: str, what: str) -> dt.datetime:
     m = _DATETIME.match(value.strip())
     if not m:
-        raise RowError(f"{what} {value!r} is not a date and time like 2025-10-08 09:30")
+        raise RowError(T("{what} {value} is not a date and time like 2025-10-08 09:30", what=what, value=repr(value)))
     day = parse_date(m[1], what)
     try:
         clock = dt.time(int(m[2] or 0), int(m[3] or 0), int(m[4] or 0))
     except ValueError:
-        raise RowError(f"{what} {value!r} has an impossible time") from None
+        raise RowError(T("{what} {value} has an impossible time", what=what, value=repr(value))) from None
     return dt.datetime.combine(day, clock, ZoneInfo(tz)).astimezone(dt.UTC)
 
 
@@ -408,7 +409,7 @@ class _Checker:
     def number(self, raw: str, what: str) -> tuple[str, str]:
         parsed = normalize(raw, region=self.region)
         if not parsed.ok or parsed.e164 is None:
-            raise RowError(f"bad {what} {raw!r}: {parsed.reason}")
+            raise RowError(T("bad {what} {raw}: {reason}", what=what, raw=repr(raw), reason=parsed.reason))
         return parsed.e164, parsed.kind if parsed.kind in PHONE_KINDS else "other"
 
     def store(self, value: str) -> tuple[int, str] | None:
@@ -416,7 +417,7 @@ class _Checker:
             return None
         found = self.known.stores.get(value.lower())
         if found is None:
-            raise RowError(f"unknown store {value!r}")
+            raise RowError(T("unknown store {value}", value=repr(value)))
         return found
 
     def user(self, value: str, what: str) -> int | None:
@@ -424,7 +425,7 @@ class _Checker:
             return None
         found = self.known.users.get(value.lower())
         if found is None:
-            raise RowError(f"unknown {what} {value!r}")
+            raise RowError(T("unknown {what} {value}", what=what, value=repr(value)))
         return found
 
     def owner(self, e164: str) -> str | int | None:
@@ -473,31 +474,32 @@ class _Checker:
     def customers(self, line: int, cells: list[str]) -> RowResult:
         name = _text(self.cell(cells, "name"), 120, "name")
         if not name:
-            raise RowError("name is empty")
+            raise RowError(T("name is empty"))
         raw = self.cell(cells, "phone")
         if not raw:
-            raise RowError("phone is empty")
+            raise RowError(T("phone is empty"))
         e164, phone_kind = self.number(raw, "phone")
         second = self.cell(cells, "phone2")
         extra = self.number(second, "phone2") if second else None
         kind = self.cell(cells, "kind") or "person"
         kind = _CUSTOMER_KIND.get(kind, kind.lower())
         if kind not in CUSTOMER_KINDS:
-            raise RowError(f"kind {kind!r} is not person or company")
+            raise RowError(T("kind {kind} is not person or company", kind=repr(kind)))
         language = (self.cell(cells, "language") or "zh").lower()[:2]
         if language not in LANGUAGES:
-            raise RowError(f"language {language!r} is not zh or en")
+            raise RowError(T("language {language} is not zh or en", language=repr(language)))
         lifecycle = (self.cell(cells, "lifecycle") or "customer").lower()
         if lifecycle not in LIFECYCLES:
-            raise RowError(f"lifecycle {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
+            raise RowError(T("lifecycle {lifecycle} is not one of {lifecycles}", lifecycle=repr(lifecycle),
+                             lifecycles=', '.join(LIFECYCLES)))
         level_text = self.cell(cells, "membership_level") or "0"
         if not (level_text.isascii() and level_text.isdigit()) or int(level_text) > 9:
-            raise RowError(f"membership_level {level_text!r} is not 0-9")
+            raise RowError(T("membership_level {level_text} is not 0-9", level_text=repr(level_text)))
         store = self.store(self.cell(cells, "store"))
         born_text = self.cell(cells, "birthday")
         born = parse_birthday(born_text, self.today) if born_text else None
         if born is not None and kind == "company":
-            raise RowError("a company has no birthday (leave the birthday empty)")
+            raise RowError(T("a company has no birthday (leave the birthday empty)"))
         values = {
             "kind": kind, "name": name, "birthday": born, "lifecycle": lifecycle, "language": language,
             "source": _text(self.cell(cells, "source"), 40, "source") or None,
@@ -531,17 +533,17 @@ class _Checker:
     def vehicles(self, line: int, cells: list[str]) -> RowResult:
         vin = self.cell(cells, "vin").upper().replace(" ", "")
         if not VIN.match(vin):
-            raise RowError(f"bad VIN {vin!r} (17 letters and digits, no I, O or Q)")
+            raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(vin)))
         if vin in self.file_vins:
-            raise RowError(f"duplicate VIN {vin} (also on line {self.file_vins[vin]})")
+            raise RowError(T("duplicate VIN {vin} (also on line {file_vins})", vin=vin, file_vins=self.file_vins[vin]))
         e164, phone_kind = self.number(self.cell(cells, "customer_phone"), "customer_phone")
         brand = _text(self.cell(cells, "brand"), 60, "brand")
         model = _text(self.cell(cells, "model"), 80, "model")
         if not brand or not model:
-            raise RowError("brand and model are required")
+            raise RowError(T("brand and model are required"))
         mileage = self.cell(cells, "mileage_km").replace(",", "")
         if mileage and not (mileage.isascii() and mileage.isdigit()):
-            raise RowError(f"mileage_km {mileage!r} is not a whole number")
+            raise RowError(T("mileage_km {mileage} is not a whole number", mileage=repr(mileage)))
         dates = {name: parse_date(v, name) if (v := self.cell(cells, name)) else None
                  for name in ("purchase_date", "next_maintenance_due", "insurance_expiry")}
         plate = _text(self.cell(cells, "plate"), 16, "plate") or None
@@ -554,7 +556,7 @@ class _Checker:
         if owner_key is None:
             name = _text(self.cell(cells, "customer_name"), 120, "customer_name")
             if not name:
-                raise RowError(f"no customer has number {e164} and customer_name is empty")
+                raise RowError(T("no customer has number {e164} and customer_name is empty", e164=e164))
             owner_key = self.new_customer(line, {"name": name, "lifecycle": "customer"})
             self.add_phone(owner_key, e164, phone_kind, True)
         self.plan.new_vehicles.append({"customer_id": owner_key, "vin": vin, "brand": brand, "model": model,
@@ -567,15 +569,15 @@ class _Checker:
         raw = self.cell(cells, "customer_phone")
         if vin:
             if vin not in self.known.vins:
-                raise RowError(f"no vehicle with VIN {vin}; import vehicles first")
+                raise RowError(T("no vehicle with VIN {vin}; import vehicles first", vin=vin))
             vid, cid = self.known.vins[vin]
             return cid, vid
         if not raw:
-            raise RowError("give customer_phone or vin")
+            raise RowError(T("give customer_phone or vin"))
         e164, _ = self.number(raw, "customer_phone")
         owner = self.known.phones.get(e164)
         if owner is None:
-            raise RowError(f"no customer with number {e164}; import customers first")
+            raise RowError(T("no customer with number {e164}; import customers first", e164=e164))
         cid = owner
         return cid, None
 
@@ -593,14 +595,15 @@ class _Checker:
         kind = self.cell(cells, "kind")
         kind = _ORDER_KIND.get(kind, kind.lower())
         if kind not in ORDER_KINDS:
-            raise RowError(f"order kind {kind!r} is not one of {', '.join(ORDER_KINDS)}")
+            raise RowError(T("order kind {kind} is not one of {order_kinds}", kind=repr(kind),
+                             order_kinds=', '.join(ORDER_KINDS)))
         text = self.cell(cells, "amount").replace(",", "").replace("¥", "").replace("￥", "")
         try:
             amount = Decimal(text)
         except InvalidOperation:
-            raise RowError(f"amount {text!r} is not a number") from None
+            raise RowError(T("amount {text} is not a number", text=repr(text))) from None
         if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
-            raise RowError(f"amount {text!r} is out of range")
+            raise RowError(T("amount {text} is out of range", text=repr(text)))
         on = parse_date(self.cell(cells, "ordered_on"), "ordered_on")
         sid = store[0] if store else None
         dup = self._dedupe(line, _order_key(cid, vid, sid, kind, amount, on), self.known.order_keys, "order")
@@ -614,12 +617,13 @@ class _Checker:
         cid, vid = self._customer_and_vehicle(cells)
         store = self.store(self.cell(cells, "store"))
         if store is None:
-            raise RowError("store is empty")
+            raise RowError(T("store is empty"))
         opened = _datetime(self.cell(cells, "opened_at"), store[1], "opened_at")
         status = self.cell(cells, "status") or "collected"
         status = _VISIT_STATUS.get(status, status.lower())
         if status not in VISIT_STATUSES:
-            raise RowError(f"status {status!r} is not one of {', '.join(VISIT_STATUSES)}")
+            raise RowError(T("status {status} is not one of {visit_statuses}", status=repr(status),
+                             visit_statuses=', '.join(VISIT_STATUSES)))
         advisor = self.user(self.cell(cells, "advisor"), "advisor")
         dup = self._dedupe(line, _visit_key(cid, vid, store[0], opened), self.known.visit_keys, "visit")
         if dup:

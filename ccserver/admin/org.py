@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ccserver.admin.users import Actor, AdminError, audit
 from ccserver.db.models import LINES, AuditLog, BusinessHours, DealerGroup, Did, Holiday, MakeupWorkday, Queue, Store
+from ccserver.texts import T
 
 STORE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 DID_NUMBER = re.compile(r"^\+?[0-9]{3,31}$")
@@ -32,35 +33,35 @@ def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False)
     value = data.get(key)
     if value is None or value == "":
         if required:
-            raise AdminError(f"{key} is required")
+            raise AdminError(T("{key} is required", key=key))
         return None
     if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
-        raise AdminError(f"{key} must be one line of text of at most {limit} characters")
+        raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit))
     return value.strip()
 
 
 def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
-        raise AdminError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        raise AdminError(T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))))
 
 
 def _store_by_ref(session: Session, ref: Any) -> Store:
     if isinstance(ref, bool) or not isinstance(ref, str | int):
-        raise AdminError("store must be a store's code or id")
+        raise AdminError(T("store must be a store's code or id"))
     if isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
         number = int(ref)  # an id beyond the column's range is no store (not a database error)
         store = session.get(Store, number) if 0 < number < 2**31 else None
     else:
         store = session.scalars(select(Store).where(Store.code == ref)).one_or_none()
     if store is None:
-        raise AdminError(f"unknown store {ref!r}", 404)
+        raise AdminError(T("unknown store {ref}", ref=repr(ref)), 404)
     return store
 
 
 def _in_scope(store_id: int | None, limit_store: int | None, what: str) -> None:
     if limit_store is not None and store_id != limit_store:
-        raise AdminError(f"{what} belongs to another store", 403)
+        raise AdminError(T("{what} belongs to another store", what=what), 403)
 
 
 # --- stores ------------------------------------------------------------------------------------------------
@@ -85,7 +86,8 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
     creating = store_id is None
     code = _text(data, "code", 32, required=creating)
     if code is not None and not STORE_CODE.match(code):
-        raise AdminError(f"store code {code!r}: 2-32 lower-case letters, digits and dashes, e.g. bj-volvo")
+        raise AdminError(T("store code {code}: 2-32 lower-case letters, digits and dashes, e.g. bj-volvo",
+                           code=repr(code)))
     fields = {key: _text(data, key, limit, required=creating and key != "address")
               for key, limit in (("name", 120), ("brand", 60), ("city", 60), ("time_zone", 64), ("address", 255))
               if creating or key in data}
@@ -94,12 +96,12 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise AdminError(f"unknown time zone {tz!r} (e.g. Asia/Shanghai)") from None
+            raise AdminError(T("unknown time zone {tz} (e.g. Asia/Shanghai)", tz=repr(tz))) from None
     with sf() as session, session.begin():
         if code is not None:
             clash = session.scalars(select(Store.id).where(Store.code == code)).first()
             if clash is not None and clash != store_id:
-                raise AdminError(f"a store with code {code!r} exists already", 409)
+                raise AdminError(T("a store with code {code} exists already", code=repr(code)), 409)
         if creating:
             group = session.scalars(select(DealerGroup).order_by(DealerGroup.id)).first()
             if group is None:
@@ -116,7 +118,7 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
                 store.code = code
             for key, value in fields.items():
                 if value is None and key != "address":
-                    raise AdminError(f"{key} cannot be empty")
+                    raise AdminError(T("{key} cannot be empty", key=key))
                 setattr(store, key, value)
         session.flush()
         after = store_dict(store)
@@ -148,10 +150,10 @@ def list_queues(sf: SessionFactory, limit_store: int | None = None) -> list[dict
 def _line(value: Any, *, required: bool) -> str | None:
     if value in (None, ""):
         if required:
-            raise AdminError(f"line is required: one of {', '.join(LINES)}")
+            raise AdminError(T("line is required: one of {lines}", lines=', '.join(LINES)))
         return None
     if value not in LINES:
-        raise AdminError(f"unknown line {value!r}; one of {', '.join(LINES)}")
+        raise AdminError(T("unknown line {value}; one of {lines}", value=repr(value), lines=', '.join(LINES)))
     return str(value)
 
 
@@ -162,15 +164,16 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
     creating = queue_id is None
     name = _text(data, "name", 80, required=creating)
     if name is not None and not QUEUE_NAME.match(name):
-        raise AdminError(f"queue name {name!r}: letters, digits, _ and - (the Asterisk queue's name)")
+        raise AdminError(T("queue name {name}: letters, digits, _ and - (the Asterisk queue's name)", name=repr(name)))
     strategy = data.get("strategy")
     if strategy is not None and strategy not in STRATEGIES:
-        raise AdminError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+        raise AdminError(T("unknown strategy {strategy}; one of {strategies}", strategy=repr(strategy),
+                           strategies=', '.join(STRATEGIES)))
     with sf() as session, session.begin():
         stores = _stores(session)
         if name is not None and session.scalars(select(Queue.id).where(Queue.name == name,
                                                                        Queue.id != (queue_id or 0))).first():
-            raise AdminError(f"a queue named {name!r} exists already", 409)
+            raise AdminError(T("a queue named {name} exists already", name=repr(name)), 409)
         if creating:
             queue = Queue(name=name, strategy=strategy or "leastrecent")
             session.add(queue)
@@ -178,7 +181,7 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
         else:
             found = session.get(Queue, queue_id)
             if found is None:
-                raise AdminError(f"no queue #{queue_id}", 404)
+                raise AdminError(T("no queue #{queue_id}", queue_id=queue_id), 404)
             queue = found
             _in_scope(queue.store_id, limit_store, f"queue {queue.name}")
             before = queue_dict(queue, stores)
@@ -230,12 +233,12 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
     if number is not None:
         number = number.replace(" ", "").replace("-", "")
         if not DID_NUMBER.match(number):
-            raise AdminError(f"DID {number!r} is not a number as Asterisk's ${{EXTEN}} shows it")
+            raise AdminError(T("DID {number} is not a number as Asterisk's ${{EXTEN}} shows it", number=repr(number)))
     with sf() as session, session.begin():
         stores, queues = _stores(session), _queues(session)
         if number is not None and session.scalars(select(Did.id).where(Did.number == number,
                                                                        Did.id != (did_id or 0))).first():
-            raise AdminError(f"DID {number} exists already", 409)
+            raise AdminError(T("DID {number} exists already", number=number), 409)
         if creating:
             did = Did(number=number, line=_line(data.get("line"), required=True))
             session.add(did)
@@ -243,7 +246,7 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
         else:
             found = session.get(Did, did_id)
             if found is None:
-                raise AdminError(f"no DID #{did_id}", 404)
+                raise AdminError(T("no DID #{did_id}", did_id=did_id), 404)
             did = found
             _in_scope(did.store_id, limit_store, f"DID {did.number}")
             before = did_dict(did, stores, queues)
@@ -256,12 +259,12 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
         if "default_queue" in data or creating:
             wanted = data.get("default_queue")
             if wanted is not None and not isinstance(wanted, str):
-                raise AdminError("default_queue must be a queue's name")
+                raise AdminError(T("default_queue must be a queue's name"))
             if wanted:
                 by_name = {v: k for k, v in queues.items()}
                 if wanted not in by_name:
-                    raise AdminError(f"unknown queue {wanted!r}: create it first (known: "
-                                     f"{', '.join(sorted(by_name)) or 'none'})")
+                    raise AdminError(T("unknown queue {queue}: create it first (known: {known})", queue=repr(wanted),
+                                       known=", ".join(sorted(by_name)) or "-"))
                 did.default_queue_id = by_name[wanted]
             else:
                 did.default_queue_id = None
@@ -278,7 +281,7 @@ def delete_did(sf: SessionFactory, actor: Actor, did_id: int, limit_store: int |
     with sf() as session, session.begin():
         did = session.get(Did, did_id)
         if did is None:
-            raise AdminError(f"no DID #{did_id}", 404)
+            raise AdminError(T("no DID #{did_id}", did_id=did_id), 404)
         _in_scope(did.store_id, limit_store, f"DID {did.number}")
         before = did_dict(did, _stores(session), _queues(session))
         session.delete(did)
@@ -292,7 +295,7 @@ def _clock(value: Any, what: str) -> dt.time:
     try:
         return dt.time.fromisoformat(str(value))
     except ValueError:
-        raise AdminError(f"{what} {value!r} is not a time like 08:30") from None
+        raise AdminError(T("{what} {value} is not a time like 08:30", what=what, value=repr(value))) from None
 
 
 def hours_of(sf: SessionFactory, store: Any, limit_store: int | None = None) -> dict[str, Any]:
@@ -317,20 +320,20 @@ def set_hours(sf: SessionFactory, actor: Actor, store: Any, hours: Any,
     "line": null or a line}]`` (closes before opens: until the next morning; equal: 24 hours). An empty list: the
     store is always open (routing cannot know better)."""
     if not isinstance(hours, list):
-        raise AdminError("hours must be a list")
+        raise AdminError(T("hours must be a list"))
     rows = []
     for n, item in enumerate(hours, 1):
         if not isinstance(item, dict):
-            raise AdminError(f"hours row {n} must be an object")
+            raise AdminError(T("hours row {n} must be an object", n=n))
         _check_fields(item, {"weekday", "opens", "closes", "line"})
         weekday = item.get("weekday")
         if not isinstance(weekday, int) or not 0 <= weekday <= 6:
-            raise AdminError(f"hours row {n}: weekday must be 0 (Monday) to 6 (Sunday)")
+            raise AdminError(T("hours row {n}: weekday must be 0 (Monday) to 6 (Sunday)", n=n))
         # routing/calendar.py: closes < opens runs overnight, closes == opens is 24 hours, 00:00 is midnight.
         opens, closes = _clock(item.get("opens"), f"hours row {n}: opens"), _clock(item.get("closes"),
                                                                                    f"hours row {n}: closes")
         if opens.tzinfo is not None or closes.tzinfo is not None:
-            raise AdminError(f"hours row {n}: wall-clock times only (the store's time zone applies)")
+            raise AdminError(T("hours row {n}: wall-clock times only (the store's time zone applies)", n=n))
         rows.append((weekday, opens, closes, _line(item.get("line"), required=False)))
     with sf() as session, session.begin():
         found = _store_by_ref(session, store)
@@ -376,19 +379,19 @@ def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
     _check_fields(data, {"day", "name", "store"})
     model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
     if model is None:
-        raise AdminError(f"unknown calendar {kind!r}", 404)
+        raise AdminError(T("unknown calendar {kind}", kind=repr(kind)), 404)
     try:
         day = dt.date.fromisoformat(str(data.get("day")))
     except ValueError:
-        raise AdminError(f"day {data.get('day')!r} is not a date like 2027-02-06") from None
+        raise AdminError(T("day {value} is not a date like 2027-02-06", value=repr(data.get('day')))) from None
     name = _text(data, "name", 80, required=True)
     with sf() as session, session.begin():
         store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
         if limit_store is not None and store_id != limit_store:
-            raise AdminError("a store manager may only add days for their own store", 403)
+            raise AdminError(T("a store manager may only add days for their own store"), 403)
         if session.scalars(select(model.id).where(model.day == day, and_(
                 model.store_id.is_(None) if store_id is None else model.store_id == store_id))).first():
-            raise AdminError(f"{day} is already on that calendar", 409)
+            raise AdminError(T("{day} is already on that calendar", day=day), 409)
         row = model(day=day, name=name, store_id=store_id)
         session.add(row)
         session.flush()
@@ -400,11 +403,11 @@ def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
 def delete_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, limit_store: int | None = None) -> None:
     model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
     if model is None:
-        raise AdminError(f"unknown calendar {kind!r}", 404)
+        raise AdminError(T("unknown calendar {kind}", kind=repr(kind)), 404)
     with sf() as session, session.begin():
         row = session.get(model, day_id)
         if row is None:
-            raise AdminError(f"no such day #{day_id}", 404)
+            raise AdminError(T("no such day #{day_id}", day_id=day_id), 404)
         _in_scope(row.store_id, limit_store, "that day")
         before = {"day": row.day.isoformat(), "name": row.name, "store_id": row.store_id}
         session.delete(row)
@@ -417,7 +420,7 @@ def import_cn_year(sf: SessionFactory, actor: Actor, year: int) -> dict[str, Any
     from ccserver.demo.calendar_cn import PROVISIONAL_YEARS, has_official_table, holidays, makeup_workdays
 
     if not has_official_table(year) and year not in PROVISIONAL_YEARS:
-        raise AdminError(f"no bundled calendar for {year}; enter its days by hand", 404)
+        raise AdminError(T("no bundled calendar for {year}; enter its days by hand", year=year), 404)
     added = {"holidays": 0, "makeup_workdays": 0}
     with sf() as session, session.begin():
         for key, model, days in (("holidays", Holiday, holidays(year)),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ccserver.admin.users import Actor, AdminError, audit
 from ccserver.db.models import AdminSetting, Queue
+from ccserver.texts import T
 from routing.rules import RoutingRules, RulesError
 
 KEY = "routing"
@@ -57,25 +58,25 @@ def _named_queues(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 def validate(sf: Callable[[], Session], data: Any, sound_dir: str = "") -> RoutingRules:
     if not isinstance(data, dict):
-        raise AdminError("the rules must be an object in the [routing] schema")
+        raise AdminError(T("the rules must be an object in the [routing] schema"))
     try:
         rules = RoutingRules.from_dict(data)
     except RulesError as exc:
-        raise AdminError(f"{exc.key}: {exc.message}") from None
+        raise AdminError(T("{key}: {message}", key=exc.key, message=exc.message)) from None
     with sf() as session:
         known = set(session.scalars(select(Queue.name)))
     for where, queue in _named_queues(data):
         if str(queue) not in known:
-            raise AdminError(f"{where}: unknown queue {queue!r} (create it first; known: "
-                             f"{', '.join(sorted(known)) or 'none'})")
+            raise AdminError(T("{where}: unknown queue {queue} (create it first; known: {known})", where=where,
+                               queue=repr(queue), known=", ".join(sorted(known)) or "-"))
     if sound_dir:
         from ccserver.asterisk.prompts import LANGUAGES, missing_prompts
 
         prompts = [p for p in (data.get("announce") or {}).values() if p]
         missing = missing_prompts(sound_dir, prompts, LANGUAGES)
         if missing:
-            raise AdminError(f"routing.announce: no sound file for {', '.join(missing)} in {sound_dir} "
-                             "(`ccserver prompts build`, or record it)")
+            raise AdminError(T("routing.announce: no sound file for {prompts} in {sound_dir} (`ccserver prompts "
+                               "build`, or record it)", prompts=", ".join(missing), sound_dir=sound_dir))
     return rules
 
 
@@ -106,7 +107,7 @@ def _drop(sf: Callable[[], Session], actor: Actor, key: str, action: str) -> Non
     with sf() as session, session.begin():
         row = session.get(AdminSetting, key)
         if row is None:
-            raise AdminError(f"the {key} settings are the config file's already", 409)
+            raise AdminError(T("the {key} settings are the config file's already", key=key), 409)
         before = dict(row.value)
         session.delete(row)
         audit(session, actor, action, f"setting:{key}", before, {"from": "file"})
@@ -127,7 +128,7 @@ def save_ivr(sf: Callable[[], Session], actor: Actor, table: Any, sound_dir: str
     from ivr.settings import IVRConfigError, IVRSettings
 
     if not isinstance(table, dict):
-        raise AdminError("the IVR settings must be an object in the [ivr] schema")
+        raise AdminError(T("the IVR settings must be an object in the [ivr] schema"))
     try:
         settings = IVRSettings.from_dict(table)
     except IVRConfigError as exc:
@@ -139,8 +140,8 @@ def save_ivr(sf: Callable[[], Session], actor: Actor, table: Any, sound_dir: str
         prompts |= {ticket.prompt for ticket in settings.tickets.values()}
         missing = missing_prompts(sound_dir, sorted(prompts), LANGUAGES)
         if missing:
-            raise AdminError(f"ivr: no sound file for {', '.join(missing[:8])} in {sound_dir} "
-                             "(`ccserver prompts build`, or record it)")
+            raise AdminError(T("ivr: no sound file for {prompts} in {sound_dir} (`ccserver prompts build`, or "
+                               "record it)", prompts=", ".join(missing[:8]), sound_dir=sound_dir))
     before = stored(sf, IVR_KEY)
     with sf() as session, session.begin():
         row = session.get(AdminSetting, IVR_KEY)

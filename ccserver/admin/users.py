@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ccserver.db.models import LANGUAGES, ROLES, AuditLog, Customer, ServiceVisit, Store, Ticket, User
+from ccserver.texts import T
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 EXTENSION = re.compile(r"^[0-9*#]{2,20}$")
@@ -47,11 +48,11 @@ class Actor:
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AdminError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise AdminError(T("the password must have at least {min_password} characters", min_password=MIN_PASSWORD))
     if len(password) > 1024:
-        raise AdminError("the password is too long (at most 1024 characters)")
+        raise AdminError(T("the password is too long (at most 1024 characters)"))
     if any(ord(c) < 32 for c in password):
-        raise AdminError("the password may not contain control characters")
+        raise AdminError(T("the password may not contain control characters"))
 
 
 def audit(session: Session, actor: Actor, action: str, target: str, before: Any, after: Any) -> None:
@@ -80,50 +81,52 @@ def resolve_store(session: Session, store: str | int | None) -> int | None:
     if store is None or store == "":
         return None
     if isinstance(store, bool) or not isinstance(store, str | int):
-        raise AdminError("store must be a store's code or id")
+        raise AdminError(T("store must be a store's code or id"))
     if isinstance(store, int) or (store.isascii() and store.isdigit()):
         number = int(store)  # an id beyond the column's range is no store (not a database error)
         found = session.get(Store, number) if 0 < number < 2**31 else None
     else:
         found = session.scalars(select(Store).where(Store.code == store)).one_or_none()
     if found is None:
-        raise AdminError(f"unknown store {store!r}", 404)
+        raise AdminError(T("unknown store {store}", store=repr(store)), 404)
     return found.id
 
 
 def _get(session: Session, username: str) -> User:
     user = session.scalars(select(User).where(User.username == username)).one_or_none()
     if user is None:
-        raise AdminError(f"no user named {username!r}", 404)
+        raise AdminError(T("no user named {username}", username=repr(username)), 404)
     return user
 
 
 def validate_fields(fields: dict[str, Any]) -> None:
     """Check the editable fields a caller gives (only those present)."""
     if "role" in fields and fields["role"] not in ROLES:
-        raise AdminError(f"unknown role {fields['role']!r}; one of {', '.join(ROLES)}")
+        raise AdminError(T("unknown role {fields}; one of {roles}", fields=repr(fields['role']),
+                           roles=', '.join(ROLES)))
     for key in ("extension", "interface"):
         if fields.get(key) is not None and not isinstance(fields[key], str):
-            raise AdminError(f"{key} must be text")
+            raise AdminError(T("{key} must be text", key=key))
     ext = fields.get("extension")
     if ext not in (None, "") and not EXTENSION.match(str(ext)):
-        raise AdminError(f"extension {ext!r} is not a dial string of 2-20 digits")
+        raise AdminError(T("extension {ext} is not a dial string of 2-20 digits", ext=repr(ext)))
     iface = fields.get("interface")
     if iface not in (None, "") and not INTERFACE.match(str(iface)):
-        raise AdminError(f"interface {iface!r} is not an Asterisk interface like PJSIP/8001")
+        raise AdminError(T("interface {iface} is not an Asterisk interface like PJSIP/8001", iface=repr(iface)))
     for key in ("skills", "languages"):
         value = fields.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
-            raise AdminError(f"{key} must be a list of names")
+            raise AdminError(T("{key} must be a list of names", key=key))
     for lang in fields.get("languages") or ():
         if lang not in LANGUAGES:
-            raise AdminError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
+            raise AdminError(T("unknown language {lang}; one of {languages}", lang=repr(lang),
+                               languages=', '.join(LANGUAGES)))
     for key, limit in (("display_name", 120), ("department", 40)):
         value = fields.get(key)
         # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused)
         if value is not None and (not isinstance(value, str) or len(value) > limit
                                   or any(ord(c) < 32 or c == "\x7f" for c in value)):
-            raise AdminError(f"{key} must be one line of text of at most {limit} characters")
+            raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit))
 
 
 def add_user(session_factory: Callable[[], Session], actor: Actor, username: str, role: str, password_hash: str, *,
@@ -131,16 +134,17 @@ def add_user(session_factory: Callable[[], Session], actor: Actor, username: str
              interface: str | None = None, department: str | None = None, skills: Sequence[str] = (),
              languages: Sequence[str] = ("zh",), must_change_password: bool = True) -> dict[str, Any]:
     if not USERNAME.match(username):
-        raise AdminError(f"{username!r} is not a valid user name (letters, digits, _ . @ -; at most 64)")
+        raise AdminError(T("{username} is not a valid user name (letters, digits, _ . @ -; at most 64)",
+                           username=repr(username)))
     fields = {"role": role, "extension": extension, "interface": interface, "skills": list(skills),
               "languages": list(languages), "display_name": display_name, "department": department}
     validate_fields(fields)
     with session_factory() as session, session.begin():
         if session.scalars(select(User.id).where(User.username == username)).first() is not None:
-            raise AdminError(f"a user named {username!r} exists already", 409)
+            raise AdminError(T("a user named {username} exists already", username=repr(username)), 409)
         if extension and session.scalars(select(User.username).where(
                 User.extension == extension, User.active.is_(True))).first() is not None:
-            raise AdminError(f"extension {extension} belongs to another active user", 409)
+            raise AdminError(T("extension {extension} belongs to another active user", extension=extension), 409)
         user = User(username=username, display_name=display_name or username, role=role,
                     password_hash=password_hash, active=True, extension=extension or None,
                     interface=interface or None, skills=list(skills), languages=list(languages),
@@ -171,7 +175,7 @@ def change_own_password(session_factory: Callable[[], Session], user_id: int, pa
     with session_factory() as session, session.begin():
         user = session.get(User, user_id)
         if user is None:
-            raise AdminError("no such user", 404)
+            raise AdminError(T("no such user"), 404)
         user.password_hash = password_hash
         was = bool(user.must_change_password)
         user.must_change_password = False
@@ -185,10 +189,10 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
     allowed = {"role", "store", "department", "skills", "languages", "extension", "interface", "display_name"}
     unknown = set(fields) - allowed
     if unknown:
-        raise AdminError(f"cannot change {', '.join(sorted(unknown))}")
+        raise AdminError(T("cannot change {unknown}", unknown=', '.join(sorted(unknown))))
     validate_fields(fields)
     if "display_name" in fields and not fields["display_name"]:
-        raise AdminError("display_name must be text of 1-120 characters")
+        raise AdminError(T("display_name must be text of 1-120 characters"))
     with session_factory() as session, session.begin():
         user = _get(session, username)
         codes = _store_codes(session)
@@ -202,7 +206,7 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
                 setattr(user, key, value)
         if user.extension and session.scalars(select(User.username).where(
                 User.extension == user.extension, User.active.is_(True), User.id != user.id)).first():
-            raise AdminError(f"extension {user.extension} belongs to another active user", 409)
+            raise AdminError(T("extension {extension} belongs to another active user", extension=user.extension), 409)
         session.flush()
         after = describe(user, codes)
         audit(session, actor, "user.updated", f"user:{username}", before, after)
@@ -217,14 +221,15 @@ def deactivate(session_factory: Callable[[], Session], actor: Actor, username: s
     with session_factory() as session, session.begin():
         user = _get(session, username)
         if not user.active:
-            raise AdminError(f"{username!r} is already deactivated", 409)
+            raise AdminError(T("{username} is already deactivated", username=repr(username)), 409)
         heir: User | None = None
         if reassign_to is not None:
             heir = _get(session, reassign_to)
             if heir.id == user.id:
-                raise AdminError("cannot reassign a user's customers to themselves")
+                raise AdminError(T("cannot reassign a user's customers to themselves"))
             if not heir.active:
-                raise AdminError(f"{reassign_to!r} is deactivated; reassign to an active user", 409)
+                raise AdminError(T("{reassign_to} is deactivated; reassign to an active user",
+                                   reassign_to=repr(reassign_to)), 409)
         new_id = heir.id if heir else None
         moved = {
             "sales_customers": _rows(session, update(Customer).where(Customer.sales_consultant_id == user.id)

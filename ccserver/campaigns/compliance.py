@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from ccserver.campaigns.windows import CallingWindow, is_open, next_open
 from ccserver.db.models import CAMPAIGN_OUTCOMES, CAMPAIGN_TYPES
+from ccserver.texts import T
 
 __all__ = ["CAMPAIGN_TYPES", "Contact", "FINAL_OUTCOMES", "MARKETING_TYPES", "OUTCOMES", "RetryPolicy",
            "Verdict", "check", "is_marketing"]
@@ -56,12 +57,12 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError("max_attempts must be ≥ 1")
+            raise ValueError(T("max_attempts must be ≥ 1"))
         for outcome, seconds in self.spacing.items():
             if outcome not in OUTCOMES or outcome in FINAL_OUTCOMES:
-                raise ValueError(f"retry spacing for {outcome!r}: not a retryable outcome")
+                raise ValueError(T("retry spacing for {outcome}: not a retryable outcome", outcome=repr(outcome)))
             if seconds < 0:
-                raise ValueError(f"retry spacing for {outcome!r} must be ≥ 0")
+                raise ValueError(T("retry spacing for {outcome} must be ≥ 0", outcome=repr(outcome)))
 
     def earliest_retry(self, outcome: str, at: datetime) -> datetime | None:
         """When a contact whose attempt ended ``outcome`` at ``at`` may be dialled again; None: never."""

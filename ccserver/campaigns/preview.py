@@ -33,6 +33,7 @@ from ccserver.campaigns.service import CampaignError, CampaignService
 from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget
 from ccserver.dialer.engine import _collect, plan_campaign
 from ccserver.dialer.store import DialerStore, TargetRow
+from ccserver.texts import T
 
 __all__ = ["SKIP_REASONS", "PreviewService"]
 
@@ -165,7 +166,7 @@ class PreviewService:
         me = await self.desktop.user(actor)
         row = await self.desktop.sign_in_of(me.extension)
         if row is None:
-            raise CampaignError(409, "sign in first: preview contacts come from the queues you are signed in to")
+            raise CampaignError(409, T("sign in first: preview contacts come from the queues you are signed in to"))
         return me, row
 
     async def next(self, actor: Any) -> dict[str, Any]:
@@ -206,7 +207,7 @@ class PreviewService:
     async def card(self, actor: Any, target_id: int) -> dict[str, Any]:
         t = await self._run(self.store.target, target_id)
         if t is None:
-            raise CampaignError(404, "no such target")
+            raise CampaignError(404, T("no such target"))
         c = t["campaign"]
         script = c["script"] or self.settings.preview_scripts.get(c["type"], "")
         customer = None
@@ -221,25 +222,25 @@ class PreviewService:
     async def _mine(self, me: Any, target_id: int) -> dict[str, Any]:
         t = await self._run(self.store.target, target_id)
         if t is None or t["held_by"] != me.id or t["status"] != "active":
-            raise CampaignError(404, "this contact is not held by you (ask for the next one)", "target")
+            raise CampaignError(404, T("this contact is not held by you (ask for the next one)"), "target")
         if t["campaign"]["status"] != "running" or t["campaign"]["mode"] != "preview":
-            raise CampaignError(409, "the campaign is not running in preview mode", "campaign")
+            raise CampaignError(409, T("the campaign is not running in preview mode"), "campaign")
         return t
 
     async def dial(self, actor: Any, target_id: int) -> dict[str, Any]:
         me, sign_in = await self._agent(actor)
         t = await self._mine(me, target_id)
         if t["attempt_id"] is not None:
-            raise CampaignError(409, "already dialled: give its disposition", "target")
+            raise CampaignError(409, T("already dialled: give its disposition"), "target")
         now = self.campaigns.now()
         verdict = await self._gate(t, now)
         if verdict is not None:
-            raise CampaignError(409, f"not callable now ({verdict})", "target")
+            raise CampaignError(409, T("not callable now ({verdict})", verdict=verdict), "target")
         provisional = f"preview-{target_id}-{uuid.uuid4().hex[:12]}"
         attempt_id = await self._run(self.store.begin, target_id, me.id, provisional, self.node_id,
                                      sign_in.interface, now)
         if attempt_id is None:
-            raise CampaignError(409, "already dialled or no longer yours", "target")
+            raise CampaignError(409, T("already dialled or no longer yours"), "target")
         from ccserver.desktop.service import DesktopError
 
         try:
@@ -271,14 +272,15 @@ class PreviewService:
 
     async def skip(self, actor: Any, target_id: int, reason: Any) -> dict[str, Any]:
         if reason not in SKIP_REASONS:
-            raise CampaignError(400, f"reason must be one of {', '.join(SKIP_REASONS)}", "reason")
+            raise CampaignError(400, T("reason must be one of {skip_reasons}", skip_reasons=', '.join(SKIP_REASONS)),
+                                "reason")
         me, _sign_in = await self._agent(actor)
         t = await self._mine(me, target_id)
         if t["attempt_id"] is not None:
-            raise CampaignError(409, "already dialled: give its disposition", "target")
+            raise CampaignError(409, T("already dialled: give its disposition"), "target")
         now = self.campaigns.now()
         drop = f"skip:{reason}" if SKIP_REASONS[reason] else None
         if not await self._run(self.store.skip, target_id, me.id, drop, now + self._hold()):
-            raise CampaignError(409, "no longer yours", "target")
+            raise CampaignError(409, T("no longer yours"), "target")
         return {"target_id": target_id, "campaign_id": t["campaign_id"], "reason": reason,
                 "status": "dropped" if drop else "pending"}

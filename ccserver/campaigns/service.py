@@ -34,6 +34,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import T
 from routing.numbers import normalize
 
 __all__ = ["CampaignError", "CampaignService", "Manager"]
@@ -104,7 +105,8 @@ class CampaignService:
     def e164(self, raw: Any, field: str = "number") -> str:
         result = normalize(raw if isinstance(raw, str) else None, region=self.region)
         if not isinstance(raw, str) or result.e164 is None:
-            raise CampaignError(400, f"{field} must be a phone number (E.164 such as +8613800138000)", field)
+            raise CampaignError(400, T("{field} must be a phone number (E.164 such as +8613800138000)", field=field),
+                                field)
         return result.e164
 
     # -- campaigns ---------------------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ class CampaignService:
         if source is None:
             return None
         if tickets is None or actor is None:
-            raise CampaignError(503, "tickets are not configured", "targets.source")
+            raise CampaignError(503, T("tickets are not configured"), "targets.source")
         from ccserver.campaigns.sources import worklist_targets
 
         items = await tickets.callbacks(actor, 10_000)
@@ -135,7 +137,7 @@ class CampaignService:
         column = Store.id if isinstance(ref, int) else Store.code
         found = session.scalar(select(Store.id).where(column == ref))
         if found is None:
-            raise CampaignError(422, f"{field}: no such store", field)
+            raise CampaignError(422, T("{field}: no such store", field=field), field)
         return int(found)
 
     def _create(self, who: Manager, spec: CampaignSpec, now: datetime,
@@ -143,7 +145,7 @@ class CampaignService:
         with self.sessions.begin() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
-                raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
+                raise CampaignError(422, T("queue: no queue named {queue}", queue=repr(spec.queue)), "queue")
             campaign = Campaign(name=spec.name, type=spec.type, mode=spec.mode, status="draft", queue=spec.queue,
                                 store_id=store_id, window=spec.window, targets_spec=spec.targets,
                                 tiers_first=spec.tiers_first,
@@ -154,7 +156,7 @@ class CampaignService:
             if rows is None:
                 rows = list(self._targets_now(session, spec.targets, now))
             if not rows:
-                raise CampaignError(422, "targets: no customer with a phone number matches", "targets")
+                raise CampaignError(422, T("targets: no customer with a phone number matches"), "targets")
             session.execute(insert(CampaignTarget), [
                 {"campaign_id": campaign.id, "customer_id": cid, "e164": e164, "tier": tier, "order_at": order,
                  "status": "pending", "attempts": 0} for cid, e164, tier, order in rows])
@@ -177,7 +179,7 @@ class CampaignService:
         with self.sessions() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
-                raise CampaignError(422, f"queue: no queue named {spec.queue!r}", "queue")
+                raise CampaignError(422, T("queue: no queue named {queue}", queue=repr(spec.queue)), "queue")
             zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
             if rows is None:
                 rows = list(self._targets_now(session, spec.targets, now))
@@ -326,9 +328,10 @@ class CampaignService:
         with self.sessions.begin() as session:
             campaign = session.get(Campaign, campaign_id, with_for_update=True)
             if campaign is None:
-                raise CampaignError(404, "no such campaign")
+                raise CampaignError(404, T("no such campaign"))
             if campaign.status not in allowed:
-                raise CampaignError(409, f"cannot {action} a {campaign.status} campaign", "status")
+                raise CampaignError(409, T("cannot {action} a {status} campaign", action=action,
+                                           status=campaign.status), "status")
             before = campaign.status
             campaign.status, campaign.updated_at = to, now
             if action == "start":
@@ -343,7 +346,7 @@ class CampaignService:
         with self.sessions() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
-                raise CampaignError(404, "no such campaign")
+                raise CampaignError(404, T("no such campaign"))
             return self._describe(campaign, self._progress(session, [campaign_id]).get(campaign_id, {}))
 
     async def campaigns(self) -> list[dict[str, Any]]:
@@ -410,9 +413,9 @@ class CampaignService:
         with self.sessions.begin() as session:
             campaign = session.get(Campaign, campaign_id, with_for_update=True)
             if campaign is None:
-                raise CampaignError(404, "no such campaign")
+                raise CampaignError(404, T("no such campaign"))
             if campaign.status == "finished":
-                raise CampaignError(409, "the campaign is finished", "status")
+                raise CampaignError(409, T("the campaign is finished"), "status")
             numbers = [e164 for _, e164, _ in good]
             have = set(session.scalars(select(CampaignTarget.e164).where(
                 CampaignTarget.campaign_id == campaign_id, CampaignTarget.e164.in_(numbers)))) if numbers else set()
@@ -442,7 +445,7 @@ class CampaignService:
     def _attempts(self, campaign_id: int) -> list[dict[str, Any]]:
         with self.sessions() as session:
             if session.get(Campaign, campaign_id) is None:
-                raise CampaignError(404, "no such campaign")
+                raise CampaignError(404, T("no such campaign"))
             a = CampaignAttempt
             rows = session.execute(
                 select(a.id, a.target_id, a.customer_id, CampaignTarget.e164, a.originated_at, a.answered_at,
@@ -525,7 +528,7 @@ class CampaignService:
         with self.sessions.begin() as session:
             gone = _rowcount(session.execute(delete(DncNumber).where(DncNumber.e164 == number)))
             if not gone:
-                raise CampaignError(404, "number not on the DNC list", "number")
+                raise CampaignError(404, T("number not on the DNC list"), "number")
             return {"number": number, "removed": True}
 
     async def dnc_numbers(self) -> set[str]:
@@ -543,18 +546,20 @@ class CampaignService:
         through the tickets service (``tickets``: a TicketService, ``actor``: its Actor); ``refused`` ends the
         contact and stops every marketing campaign for the customer (consent withdrawn)."""
         if disposition not in DISPOSITIONS:
-            raise CampaignError(400, f"disposition must be one of {', '.join(DISPOSITIONS)}", "disposition")
+            raise CampaignError(400, T("disposition must be one of {dispositions}",
+                                       dispositions=', '.join(DISPOSITIONS)), "disposition")
         if note is not None and (not isinstance(note, str) or len(note) > 2000):
-            raise CampaignError(400, "note must be text of at most 2000 characters", "note")
+            raise CampaignError(400, T("note must be text of at most 2000 characters"), "note")
         facts: dict[str, Any] = await self._run(self._attempt_facts, campaign_id, attempt_id)
         if disposition in UNREACHED and not facts["preview"]:
-            raise CampaignError(400, f"{disposition} is for preview calls; the dialer records outcomes itself",
+            raise CampaignError(400, T("{disposition} is for preview calls; the dialer records outcomes itself",
+                                       disposition=disposition),
                                 "disposition")
         ticket_id = None
         kind = TICKET_FOR.get(disposition)
         if kind is not None:
             if tickets is None:
-                raise CampaignError(503, "tickets are not configured")
+                raise CampaignError(503, T("tickets are not configured"))
             from ccserver.tickets.store import NewTicket, TicketError
 
             subject = f"{facts['campaign_name']}: {disposition}"[:200]
@@ -590,13 +595,14 @@ class CampaignService:
                 .join(CampaignTarget, CampaignTarget.id == CampaignAttempt.target_id)
                 .where(CampaignAttempt.id == attempt_id, CampaignAttempt.campaign_id == campaign_id)).one_or_none()
             if row is None:
-                raise CampaignError(404, "no such attempt in this campaign", "attempt_id")
+                raise CampaignError(404, T("no such attempt in this campaign"), "attempt_id")
             attempt, name, store_id, e164 = row
             preview = session.scalar(select(Campaign.mode).where(Campaign.id == campaign_id)) == "preview"
             if attempt.answered_at is None and not (preview and attempt.outcome is None):
-                raise CampaignError(409, "the attempt was not answered", "attempt_id")
+                raise CampaignError(409, T("the attempt was not answered"), "attempt_id")
             if attempt.disposition is not None:
-                raise CampaignError(409, f"already disposed ({attempt.disposition})", "attempt_id")
+                raise CampaignError(409, T("already disposed ({disposition})", disposition=attempt.disposition),
+                                    "attempt_id")
             return {"campaign_name": name, "store_id": store_id, "customer_id": attempt.customer_id,
                     "uniqueid": attempt.uniqueid, "e164": e164, "preview": preview, "outcome": attempt.outcome,
                     "action_id": attempt.action_id}

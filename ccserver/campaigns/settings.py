@@ -11,6 +11,7 @@ from ccserver.campaigns.compliance import MARKETING_TYPES, RetryPolicy
 from ccserver.campaigns.windows import CallingWindow, WindowError, parse_window
 from ccserver.db.models import CAMPAIGN_TYPES
 from ccserver.dialer.pacing import PacingSettings
+from ccserver.texts import T
 
 __all__ = ["CampaignSettings", "CampaignSettingsError"]
 
@@ -48,26 +49,27 @@ class CampaignSettings:
         try:
             holidays = frozenset(date.fromisoformat(str(d)) for d in key("holidays", []))
         except ValueError:
-            raise CampaignSettingsError("campaigns.holidays: expected dates such as 2026-10-01") from None
+            raise CampaignSettingsError(T("campaigns.holidays: expected dates such as 2026-10-01")) from None
         try:
             window = parse_window({"start": key("window_start", "09:00"), "end": key("window_end", "20:00")},
                                   holidays)
         except WindowError as exc:
-            raise CampaignSettingsError(f"campaigns.{str(exc).replace('window.', 'window_')}") from None
+            raise CampaignSettingsError(T("campaigns.{value}", value=str(exc).replace('window.', 'window_'))) from None
         spacing = key("retry_spacing", None)
         try:
             policy = RetryPolicy(int(key("max_attempts", 3)),
                                  {k: float(v) for k, v in spacing.items()} if spacing else RetryPolicy().spacing)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise CampaignSettingsError(f"campaigns.retry_spacing / max_attempts: {exc}") from None
+            raise CampaignSettingsError(T("campaigns.retry_spacing / max_attempts: {exc}", exc=exc)) from None
         try:
             pacing = PacingSettings(abandon_cap=float(key("abandon_cap", 0.03)))
         except ValueError as exc:
-            raise CampaignSettingsError(f"campaigns.abandon_cap: {exc}") from None
+            raise CampaignSettingsError(T("campaigns.abandon_cap: {exc}", exc=exc)) from None
         marketing = frozenset(key("marketing_types", sorted(MARKETING_TYPES)))
         unknown = marketing - set(CAMPAIGN_TYPES)
         if unknown:
-            raise CampaignSettingsError(f"campaigns.marketing_types: unknown type(s) {sorted(unknown)}")
+            raise CampaignSettingsError(T("campaigns.marketing_types: unknown type(s) {unknown}",
+                                          unknown=sorted(unknown)))
         return cls(window, policy, pacing, float(key("abandon_window_seconds", 3600.0)),
                    float(key("abandon_after_seconds", 2.0)), marketing,
                    str(key("outbound_context", "ccserver-outbound")), _dial(key("dial", "PJSIP/{number}@trunk")),
@@ -83,7 +85,8 @@ class CampaignSettings:
         named = set(self.servers).union(*self.store_servers.values()) if self.store_servers else set(self.servers)
         unknown = sorted(named - set(configured))
         if unknown:
-            raise CampaignSettingsError(f"campaigns.servers / store_servers: unknown Asterisk server(s) {unknown}")
+            raise CampaignSettingsError(T("campaigns.servers / store_servers: unknown Asterisk server(s) {unknown}",
+                                          unknown=unknown))
 
     @classmethod
     def from_config(cls, config: Any) -> CampaignSettings:
@@ -94,9 +97,9 @@ def _seconds(value: Any, name: str) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise CampaignSettingsError(f"campaigns.{name}: a number of seconds") from None
+        raise CampaignSettingsError(T("campaigns.{name}: a number of seconds", name=name)) from None
     if not 0 <= seconds <= 10:
-        raise CampaignSettingsError(f"campaigns.{name}: between 0 and 10 seconds")
+        raise CampaignSettingsError(T("campaigns.{name}: between 0 and 10 seconds", name=name))
     return seconds
 
 
@@ -104,27 +107,27 @@ def _names(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise CampaignSettingsError(f"campaigns.{name}: a list of Asterisk server names")
+        raise CampaignSettingsError(T("campaigns.{name}: a list of Asterisk server names", name=name))
     return tuple(value)
 
 
 def _store_servers(value: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, Mapping):
-        raise CampaignSettingsError("campaigns.store_servers: a table of store code = server name(s)")
+        raise CampaignSettingsError(T("campaigns.store_servers: a table of store code = server name(s)"))
     return {str(k): _names(v, f"store_servers.{k}") for k, v in value.items()}
 
 
 def _dial(value: Any) -> str:
     text = str(value).strip()
     if "{number}" not in text or any(ch in text for ch in "\r\n\0,\"'\\ ") or "/" not in text:
-        raise CampaignSettingsError("campaigns.dial: a dial string with {number}, e.g. PJSIP/{number}@trunk")
+        raise CampaignSettingsError(T("campaigns.dial: a dial string with {number}, e.g. PJSIP/{number}@trunk"))
     return text
 
 
 def _scripts(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-        raise CampaignSettingsError("campaigns.preview_scripts: a table of campaign type = script text")
+        raise CampaignSettingsError(T("campaigns.preview_scripts: a table of campaign type = script text"))
     unknown = set(value) - set(CAMPAIGN_TYPES)
     if unknown:
-        raise CampaignSettingsError(f"campaigns.preview_scripts: unknown type(s) {sorted(unknown)}")
+        raise CampaignSettingsError(T("campaigns.preview_scripts: unknown type(s) {unknown}", unknown=sorted(unknown)))
     return {str(k): str(v) for k, v in value.items()}

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from ccserver.texts import T
+
 __all__ = ["CallingWindow", "WindowError", "callee_zones", "intersect", "is_open", "next_open", "parse_window"]
 
 ALL_DAYS = frozenset(range(7))  # Monday = 0, as datetime.weekday()
@@ -43,7 +45,7 @@ class CallingWindow:
 
     def __post_init__(self) -> None:
         if not self.weekdays <= ALL_DAYS:
-            raise WindowError("window.weekdays: each must be 0 (Monday) … 6 (Sunday)")
+            raise WindowError(T("window.weekdays: each must be 0 (Monday) … 6 (Sunday)"))
 
     @property
     def empty(self) -> bool:
@@ -59,7 +61,8 @@ class CallingWindow:
 
 def _hhmm(value: Any, name: str) -> dtime:
     if not isinstance(value, str) or not _HHMM.match(value):
-        raise WindowError(f"window.{name}: expected \"HH:MM\" (00:00–23:59), got {value!r}")
+        raise WindowError(T("window.{name}: expected \"HH:MM\" (00:00–23:59), got {value}", name=name,
+                            value=repr(value)))
     return dtime(int(value[:2]), int(value[3:]))
 
 
@@ -71,18 +74,18 @@ def parse_window(data: Mapping[str, Any] | None, holidays: Iterable[date] = (),
     if data is None:
         return CallingWindow(base.start, base.end, base.weekdays, frozenset(holidays))
     if not isinstance(data, Mapping):
-        raise WindowError("window: expected an object like {\"start\": \"09:00\", \"end\": \"20:00\"}")
+        raise WindowError(T("window: expected an object like {\"start\": \"09:00\", \"end\": \"20:00\"}"))
     unknown = set(data) - {"start", "end", "weekdays"}
     if unknown:
-        raise WindowError(f"window: unknown key(s) {sorted(unknown)}")
+        raise WindowError(T("window: unknown key(s) {unknown}", unknown=sorted(unknown)))
     start = _hhmm(data["start"], "start") if "start" in data else base.start
     end = _hhmm(data["end"], "end") if "end" in data else base.end
     if start >= end:
-        raise WindowError("window: start must be before end (windows do not cross midnight)")
+        raise WindowError(T("window: start must be before end (windows do not cross midnight)"))
     days = data.get("weekdays", sorted(base.weekdays))
     if (not isinstance(days, list) or not days
             or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 6 for d in days)):
-        raise WindowError("window.weekdays: expected a non-empty list of 0 (Monday) … 6 (Sunday)")
+        raise WindowError(T("window.weekdays: expected a non-empty list of 0 (Monday) … 6 (Sunday)"))
     return CallingWindow(start, end, frozenset(days), frozenset(holidays))
 
 
@@ -118,7 +121,7 @@ def callee_zones(e164: str, fallback: str) -> tuple[ZoneInfo, ...]:
 def is_open(window: CallingWindow, zones: Iterable[ZoneInfo], at: datetime) -> bool:
     """May a call start at ``at`` (aware) for a callee in ``zones``? Open in every zone, or not at all."""
     if at.tzinfo is None:
-        raise ValueError("is_open needs an aware datetime")
+        raise ValueError(T("is_open needs an aware datetime"))
     zones = tuple(zones)
     return bool(zones) and all(window.open_at_local(at.astimezone(z)) for z in zones)
 

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ccserver.texts import T
+
 __all__ = ["Code", "DesktopSettings", "DesktopSettingsError", "WRAPUP_REASON"]
 
 WRAPUP_REASON = "wrapup"  # the pause reason of forced wrap-up (never a configurable pause code)
@@ -51,22 +53,26 @@ class Code:
 
 def _codes(value: Any, key: str) -> tuple[Code, ...]:
     if not isinstance(value, list) or not value:
-        raise DesktopSettingsError(f"desktop.{key}: expected a non-empty list of {{code, label_zh, label_en}}")
+        raise DesktopSettingsError(T("desktop.{key}: expected a non-empty list of {{code, label_zh, label_en}}",
+                                     key=key))
     out: list[Code] = []
     for i, item in enumerate(value):
         if not isinstance(item, dict) or set(item) != {"code", "label_zh", "label_en"}:
-            raise DesktopSettingsError(f"desktop.{key}[{i}]: expected exactly code, label_zh, label_en")
+            raise DesktopSettingsError(T("desktop.{key}[{i}]: expected exactly code, label_zh, label_en", key=key, i=i))
         code = item["code"]
         if not isinstance(code, str) or not _CODE.match(code):
-            raise DesktopSettingsError(f"desktop.{key}[{i}].code: lower-case letters, digits, '_', '-' (≤ 40)")
+            raise DesktopSettingsError(T("desktop.{key}[{i}].code: lower-case letters, digits, '_', '-' (≤ 40)",
+                                         key=key, i=i))
         if key == "pause_codes" and code == WRAPUP_REASON:
-            raise DesktopSettingsError(f"desktop.{key}[{i}].code: '{WRAPUP_REASON}' is forced wrap-up's own reason")
+            raise DesktopSettingsError(T("desktop.{key}[{i}].code: '{wrapup_reason}' is forced wrap-up's own reason",
+                                         key=key, i=i, wrapup_reason=WRAPUP_REASON))
         for label in ("label_zh", "label_en"):
             text = item[label]
             if not isinstance(text, str) or not text.strip() or len(text) > 60 or not text.isprintable():
-                raise DesktopSettingsError(f"desktop.{key}[{i}].{label}: printable text of 1–60 characters")
+                raise DesktopSettingsError(T("desktop.{key}[{i}].{label}: printable text of 1–60 characters", key=key,
+                                             i=i, label=label))
         if any(c.code == code for c in out):
-            raise DesktopSettingsError(f"desktop.{key}: code {code!r} given twice")
+            raise DesktopSettingsError(T("desktop.{key}: code {code} given twice", key=key, code=repr(code)))
         out.append(Code(code, item["label_zh"].strip(), item["label_en"].strip()))
     return tuple(out)
 

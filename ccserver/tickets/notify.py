@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from ccserver.db.models import Notification, NotificationDeadLetter
 from ccserver.metrics import REGISTRY
+from ccserver.texts import T
 
 __all__ = ["EVENTS", "Outbox", "WebhookDeliverer", "http_post", "sign"]
 
@@ -69,7 +70,7 @@ class Outbox:
         if not self.enabled:
             return
         if event not in EVENTS:
-            raise ValueError(f"unknown notification event {event!r}")
+            raise ValueError(T("unknown notification event {event}", event=repr(event)))
         session.execute(insert(Notification).values(event=event, payload=data, created_at=now, attempts=0,
                                                     next_attempt_at=now))
 
@@ -95,7 +96,7 @@ def http_post(max_workers: int = 2) -> Post:
 
     def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
         if not url.startswith(("http://", "https://")):  # checked by the config too: never file: or others
-            raise ValueError("the webhook URL must be http:// or https://")
+            raise ValueError(T("the webhook URL must be http:// or https://"))
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
             with opener.open(request, timeout=timeout) as response:

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from ccserver.db.models import TICKET_KINDS, TICKET_SEVERITIES
+from ccserver.texts import T
 
 __all__ = ["DEFAULTS", "NotifySettings", "SlaSpec", "SlotRule", "TicketSettings", "TicketSettingsError"]
 
@@ -97,7 +98,7 @@ class SlaSpec:
         amount = float(match.group(1))
         seconds = amount * (3600 if match.group(2) == "h" else 60)
         if not math.isfinite(seconds) or seconds > 366 * 86400:
-            raise TicketSettingsError(f"{where}: too long")
+            raise TicketSettingsError(T("{where}: too long", where=where))
         return cls("business", timedelta(seconds=seconds))
 
 
@@ -145,18 +146,19 @@ class TicketSettings:
             if given is None:
                 return merged
             if not isinstance(given, dict):
-                raise TicketSettingsError(f"tickets.{name}: expected a table of kind → value")
+                raise TicketSettingsError(T("tickets.{name}: expected a table of kind → value", name=name))
             for key in given:
                 if key not in TICKET_KINDS:
-                    raise TicketSettingsError(f"tickets.{name}.{key}: unknown kind (one of {', '.join(TICKET_KINDS)})")
+                    raise TicketSettingsError(T("tickets.{name}.{key}: unknown kind (one of {ticket_kinds})",
+                                                name=name, key=key, ticket_kinds=', '.join(TICKET_KINDS)))
             merged.update(given)
             return merged
 
         categories: dict[str, tuple[str, ...]] = {}
         for kind, listed in table("categories").items():
             if not isinstance(listed, list) or not all(isinstance(c, str) and _NAME.match(c) for c in listed):
-                raise TicketSettingsError(f"tickets.categories.{kind}: expected a list of category codes "
-                                          "(letters, digits, '_', '-', '.')")
+                raise TicketSettingsError(T("tickets.categories.{kind}: expected a list of category codes "
+                                            "(letters, digits, '_', '-', '.')", kind=kind))
             categories[kind] = tuple(listed)
 
         departments: dict[str, str] = {}
@@ -166,33 +168,38 @@ class TicketSettings:
         raw_routes = values.get("routes")
         raw_routes = DEFAULTS["routes"] if raw_routes is None else raw_routes
         if not isinstance(raw_routes, list):
-            raise TicketSettingsError("tickets.routes: expected a list of {kind, store?, category?, department}")
+            raise TicketSettingsError(T("tickets.routes: expected a list of {kind, store?, category?, department}"))
         routes = []
         for i, r in enumerate(raw_routes):
             where = f"tickets.routes[{i}]"
             if not isinstance(r, dict) or set(r) - {"kind", "store", "category", "department"}:
-                raise TicketSettingsError(f"{where}: expected a table with kind, store, category, department")
+                raise TicketSettingsError(T("{where}: expected a table with kind, store, category, department",
+                                            where=where))
             route_kind = r.get("kind")
             if route_kind not in TICKET_KINDS:
-                raise TicketSettingsError(f"{where}.kind: one of {', '.join(TICKET_KINDS)}")
+                raise TicketSettingsError(T("{where}.kind: one of {ticket_kinds}", where=where,
+                                            ticket_kinds=', '.join(TICKET_KINDS)))
             kind = str(route_kind)
             store = _wild(r.get("store"), f"{where}.store")
             category = _wild(r.get("category"), f"{where}.category")
             if category is not None and category not in categories[kind]:
-                raise TicketSettingsError(f"{where}.category: {category!r} is not a {kind} category")
+                raise TicketSettingsError(T("{where}.category: {category} is not a {kind} category", where=where,
+                                            category=repr(category), kind=kind))
             routes.append(Route(kind, store, category, _department(r.get("department"), f"{where}.department")))
 
         sla: dict[str, dict[str, tuple[SlaSpec | None, SlaSpec | None]]] = {}
         for kind, by_severity in table("sla").items():
             if not isinstance(by_severity, dict) or "normal" not in by_severity:
-                raise TicketSettingsError(f"tickets.sla.{kind}: expected a table of severity → clocks, with normal")
+                raise TicketSettingsError(T("tickets.sla.{kind}: expected a table of severity → clocks, with normal",
+                                            kind=kind))
             sla[kind] = {}
             for severity, clocks in by_severity.items():
                 where = f"tickets.sla.{kind}.{severity}"
                 if severity not in TICKET_SEVERITIES:
-                    raise TicketSettingsError(f"{where}: unknown severity (one of {', '.join(TICKET_SEVERITIES)})")
+                    raise TicketSettingsError(T("{where}: unknown severity (one of {ticket_severities})", where=where,
+                                                ticket_severities=', '.join(TICKET_SEVERITIES)))
                 if not isinstance(clocks, dict) or set(clocks) - {"first_response", "resolution"}:
-                    raise TicketSettingsError(f"{where}: expected {{first_response, resolution}}")
+                    raise TicketSettingsError(T("{where}: expected {{first_response, resolution}}", where=where))
                 sla[kind][severity] = (SlaSpec.parse(clocks.get("first_response"), f"{where}.first_response"),
                                        SlaSpec.parse(clocks.get("resolution"), f"{where}.resolution"))
 
@@ -200,7 +207,8 @@ class TicketSettings:
         slots = DEFAULTS["slots"] if slots is None else {**DEFAULTS["slots"], **slots} if isinstance(slots, dict) \
             else slots
         if not isinstance(slots, dict) or set(slots) - set(DEFAULTS["slots"]):
-            raise TicketSettingsError("tickets.slots: expected a table of line, lead_minutes, horizon_days, capacity")
+            raise TicketSettingsError(
+                T("tickets.slots: expected a table of line, lead_minutes, horizon_days, capacity"))
         line = slots.get("line") or None
         if line is not None:
             line = _department(line, "tickets.slots.line")
@@ -209,16 +217,19 @@ class TicketSettings:
         rules = []
         capacity = slots.get("capacity")
         if not isinstance(capacity, list):
-            raise TicketSettingsError("tickets.slots.capacity: expected a list of {store?, weekdays, hours, capacity}")
+            raise TicketSettingsError(
+                T("tickets.slots.capacity: expected a list of {store?, weekdays, hours, capacity}"))
         for i, rule in enumerate(capacity):
             where = f"tickets.slots.capacity[{i}]"
             if not isinstance(rule, dict) or set(rule) - {"store", "weekdays", "hours", "capacity"}:
-                raise TicketSettingsError(f"{where}: expected a table with store, weekdays, hours, capacity")
+                raise TicketSettingsError(T("{where}: expected a table with store, weekdays, hours, capacity",
+                                            where=where))
             weekdays, hours = rule.get("weekdays", list(range(7))), rule.get("hours")
             if not isinstance(weekdays, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in weekdays):
-                raise TicketSettingsError(f"{where}.weekdays: a list of 0 (Monday) … 6 (Sunday)")
+                raise TicketSettingsError(T("{where}.weekdays: a list of 0 (Monday) … 6 (Sunday)", where=where))
             if not isinstance(hours, list) or not all(isinstance(h, int) and 0 <= h <= 23 for h in hours):
-                raise TicketSettingsError(f"{where}.hours: a list of hours 0 … 23 (the slot starts at hour:00)")
+                raise TicketSettingsError(T("{where}.hours: a list of hours 0 … 23 (the slot starts at hour:00)",
+                                            where=where))
             rules.append(SlotRule(_wild(rule.get("store"), f"{where}.store"), frozenset(weekdays),
                                   frozenset(hours), int(_number(rule.get("capacity"), f"{where}.capacity", 0, 1000))))
 
@@ -284,7 +295,8 @@ class NotifySettings:
 
 def _department(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _NAME.match(value):
-        raise TicketSettingsError(f"{where}: expected a department name (letters, digits, '_', '-', '.')")
+        raise TicketSettingsError(T("{where}: expected a department name (letters, digits, '_', '-', '.')",
+                                    where=where))
     return value
 
 
@@ -292,7 +304,7 @@ def _wild(value: Any, where: str) -> str | None:
     if value is None or value == "*":
         return None
     if not isinstance(value, str) or not _NAME.match(value):
-        raise TicketSettingsError(f"{where}: expected a code, or '*' for any")
+        raise TicketSettingsError(T("{where}: expected a code, or '*' for any", where=where))
     return value
 
 
@@ -300,7 +312,7 @@ def _number(value: Any, where: str, low: float, high: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise TicketSettingsError(f"{where}: expected a number") from None
+        raise TicketSettingsError(T("{where}: expected a number", where=where)) from None
     if not (math.isfinite(number) and low <= number <= high):
-        raise TicketSettingsError(f"{where}: must be between {low:g} and {high:g}")
+        raise TicketSettingsError(T("{where}: must be between {low:g} and {high:g}", where=where, low=low, high=high))
     return number

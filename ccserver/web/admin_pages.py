@@ -10,6 +10,7 @@ import datetime as dt
 
 from agents_ui.i18n import translations
 from ccserver.db.models import LINES, ROLES
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
 
@@ -47,7 +48,7 @@ class AdminPages:
     async def page(self, req: Req) -> Response:
         section = req.path_params["section"]
         if section not in SECTIONS:
-            raise HTTPError(404, "not found")
+            raise HTTPError(404, T("not found"))
         p = req.principal
         assert p is not None
         gettext = translations(req.lang).gettext

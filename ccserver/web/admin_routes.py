@@ -21,6 +21,7 @@ from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
 from ccserver.db.models import User
 from ccserver.passwords import PasswordBusy
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -79,7 +80,7 @@ class AdminRoutes:
 
     def _sessions(self) -> Any:
         if self.ctx.session_factory is None:
-            raise HTTPError(503, "administration needs the database")
+            raise HTTPError(503, T("administration needs the database"))
         return self.ctx.session_factory
 
     async def scope(self, req: Req) -> int | None:
@@ -96,7 +97,7 @@ class AdminRoutes:
 
         store = await self.ctx.run_blocking(store_of, p.user_id)
         if store is None:
-            raise HTTPError(403, "only an admin, or a supervisor with a store (a store manager), may do this")
+            raise HTTPError(403, T("only an admin, or a supervisor with a store (a store manager), may do this"))
         return int(store)
 
     def actor(self, req: Req) -> Actor:
@@ -120,7 +121,7 @@ class AdminRoutes:
     def _id(req: Req, name: str = "id") -> int:
         text = req.path_params[name]
         if not _whole(text) or len(text) > 12:
-            raise HTTPError(404, "not found")
+            raise HTTPError(404, T("not found"))
         return int(text)
 
     # --- stores, hours -------------------------------------------------------------------------------------
@@ -183,13 +184,13 @@ class AdminRoutes:
     async def get_calendar(self, req: Req) -> Response:
         year_text = req.arg("year") or str(dt.date.today().year)
         if not _whole(year_text) or not 2000 <= int(year_text) <= 2100:
-            raise HTTPError(400, "year must be like 2027")
+            raise HTTPError(400, T("year must be like 2027"))
         return json_response(await self.call(org.list_days, int(year_text), await self.scope(req)))
 
     async def import_calendar(self, req: Req) -> Response:
         year = req.json().get("year")
         if not isinstance(year, int):
-            raise HTTPError(400, "year must be a number like 2027")
+            raise HTTPError(400, T("year must be a number like 2027"))
         return await self.changed("calendar", await self.call(org.import_cn_year, self.actor(req), year))
 
     async def add_day(self, req: Req) -> Response:
@@ -207,20 +208,23 @@ class AdminRoutes:
     async def _user_in_scope(self, name: str, limit: int | None) -> dict[str, Any]:
         found = [u for u in await self.call(admin_users.list_users) if u["username"] == name]
         if not found or (limit is not None and found[0]["store_id"] != limit):
-            raise HTTPError(404, f"no user named {name!r}" + (" in your store" if limit is not None else ""))
+            if limit is not None:
+                raise HTTPError(404, T("no user named {name} in your store", name=repr(name)))
+            raise HTTPError(404, T("no user named {name}", name=repr(name)))
         return found[0]
 
     def _manager_may(self, limit: int | None, data: dict[str, Any]) -> None:
         if limit is None:
             return
         if data.get("role") is not None and data["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, f"a store manager may only give the roles {', '.join(MANAGER_ROLES)}")
+            raise HTTPError(403, T("a store manager may only give the roles {manager_roles}",
+                                   manager_roles=', '.join(MANAGER_ROLES)))
         if "store" in data and data["store"] not in (limit, str(limit)):
-            raise HTTPError(403, "a store manager may only manage users of their own store")
+            raise HTTPError(403, T("a store manager may only manage users of their own store"))
 
     async def _hash(self, password: Any) -> str:
         if not isinstance(password, str):
-            raise HTTPError(400, "password must be text")
+            raise HTTPError(400, T("password must be text"))
         try:
             admin_users.check_password(password)
         except AdminError as exc:
@@ -228,7 +232,7 @@ class AdminRoutes:
         try:
             return await self.ctx.passwords.hash(password)
         except PasswordBusy:
-            raise HTTPError(503, "too busy; try again shortly", headers={"Retry-After": "1"}) from None
+            raise HTTPError(503, T("too busy; try again shortly"), headers={"Retry-After": "1"}) from None
 
     async def list_users(self, req: Req) -> Response:
         limit = await self.scope(req)
@@ -244,9 +248,9 @@ class AdminRoutes:
                    "skills", "languages"}
         unknown = set(data) - allowed
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))))
         if not isinstance(data.get("username"), str) or not isinstance(data.get("role"), str):
-            raise HTTPError(400, "username and role are required")
+            raise HTTPError(400, T("username and role are required"))
         hashed = await self._hash(data.get("password"))
         result = await self.call(
             admin_users.add_user, self.actor(req), data["username"], data["role"], hashed,
@@ -262,7 +266,7 @@ class AdminRoutes:
         data = req.json()
         self._manager_may(limit, data)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, "a store manager may only change agents and department users")
+            raise HTTPError(403, T("a store manager may only change agents and department users"))
         result = await self.call(admin_users.update_user, self.actor(req), name, data)
         self.ctx.sessions.users.forget(target["id"])  # a new role applies at the user's next request
         return json_response({"result": result})
@@ -272,7 +276,7 @@ class AdminRoutes:
         name = req.path_params["name"]
         target = await self._user_in_scope(name, limit)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, "a store manager may only reset agents' and department users' passwords")
+            raise HTTPError(403, T("a store manager may only reset agents' and department users' passwords"))
         hashed = await self._hash(req.json().get("password"))
         result = await self.call(admin_users.set_password, self.actor(req), name, hashed, must_change=True)
         self.ctx.sessions.users.forget(target["id"])
@@ -285,13 +289,13 @@ class AdminRoutes:
         name = req.path_params["name"]
         target = await self._user_in_scope(name, limit)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, "a store manager may only deactivate agents and department users")
+            raise HTTPError(403, T("a store manager may only deactivate agents and department users"))
         if req.principal is not None and target["id"] == req.principal.user_id:
-            raise HTTPError(400, "you cannot deactivate yourself")
+            raise HTTPError(400, T("you cannot deactivate yourself"))
         heir = req.json().get("reassign_to") if req.body else None
         if heir is not None:
             if not isinstance(heir, str):
-                raise HTTPError(400, "reassign_to must be a user name")
+                raise HTTPError(400, T("reassign_to must be a user name"))
             await self._user_in_scope(heir, limit)
         result = await self.call(admin_users.deactivate, self.actor(req), name, heir)
         self.ctx.sessions.users.forget(target["id"])  # their sessions end at their next request
@@ -360,13 +364,13 @@ class AdminRoutes:
             try:
                 value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
-                raise HTTPError(400, f"{name} must be an ISO date or time") from None
+                raise HTTPError(400, T("{name} must be an ISO date or time", name=name)) from None
             return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
         limit_text = req.arg("limit") or "200"
         before_text = req.arg("before") or ""
         if not _whole(limit_text) or (before_text and not _whole(before_text)):
-            raise HTTPError(400, "limit and before must be whole numbers")
+            raise HTTPError(400, T("limit and before must be whole numbers"))
         entries = await self.call(org.audit_entries, action=req.arg("action"), actor=req.arg("actor"),
                                   target=req.arg("target"), since=when("since"), until=when("until"),
                                   limit=int(limit_text), before_id=int(before_text) if before_text else None)
@@ -375,7 +379,8 @@ class AdminRoutes:
     async def export(self, req: Req) -> Response:
         kind = req.path_params["kind"]
         if kind not in crm_export.EXPORT_KINDS:
-            raise HTTPError(404, f"cannot export {kind!r}; one of {', '.join(crm_export.EXPORT_KINDS)}")
+            raise HTTPError(404, T("cannot export {kind}; one of {export_kinds}", kind=repr(kind),
+                                   export_kinds=', '.join(crm_export.EXPORT_KINDS)))
         limit = await self.scope(req)
 
         def build(sessions: Any) -> str:

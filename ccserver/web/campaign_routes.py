@@ -25,6 +25,7 @@ from urllib.parse import unquote
 
 from ccserver.campaigns.service import CampaignError, CampaignService, Manager
 from ccserver.campaigns.spec import SpecError, parse_spec
+from ccserver.texts import T
 from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
@@ -64,7 +65,7 @@ class CampaignRoutes:
     def _service(self) -> CampaignService:
         service: CampaignService | None = self.ctx.campaigns
         if service is None:
-            raise HTTPError(503, "campaigns need the database")
+            raise HTTPError(503, T("campaigns need the database"))
         return service
 
     @staticmethod
@@ -89,7 +90,7 @@ class CampaignRoutes:
     def _id(req: Req) -> int:
         raw = req.path_params["id"]
         if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
-            raise HTTPError(404, "no such campaign")
+            raise HTTPError(404, T("no such campaign"))
         return int(raw)
 
     async def create(self, req: Req) -> Response:
@@ -126,10 +127,10 @@ class CampaignRoutes:
         body = req.json()
         unknown = sorted(set(body) - {"attempt_id", "disposition", "note"})
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), field=unknown[0])
         attempt_id = body.get("attempt_id")
         if not isinstance(attempt_id, int) or isinstance(attempt_id, bool) or not 0 < attempt_id < 2**53:
-            raise HTTPError(400, "attempt_id must be an attempt id", field="attempt_id")
+            raise HTTPError(400, T("attempt_id must be an attempt id"), field="attempt_id")
         p = req.principal
         assert p is not None
         from ccserver.tickets.access import Actor
@@ -155,7 +156,7 @@ class CampaignRoutes:
         body = req.json()
         unknown = sorted(set(body) - {"number"})
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), field=unknown[0])
         added = await self._call(service.dnc_add(self._who(req), body.get("number")))
         await self._audit(req, "dnc.add", {"number": added["number"], "added": added["added"]})
         return json_response(added, 201 if added["added"] else 200)
@@ -163,13 +164,13 @@ class CampaignRoutes:
     def _csv_body(self, req: Req) -> str:
         content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type not in ("text/csv", "text/plain"):
-            raise HTTPError(415, "expected Content-Type: text/csv")
+            raise HTTPError(415, T("expected Content-Type: text/csv"))
         try:
             text = req.body.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+            raise HTTPError(400, T("the CSV must be UTF-8"), field="body") from None
         if "\0" in text:
-            raise HTTPError(400, "the CSV must be text", field="body")
+            raise HTTPError(400, T("the CSV must be text"), field="body")
         return text
 
     async def import_targets(self, req: Req) -> Response:
@@ -183,13 +184,13 @@ class CampaignRoutes:
         service = self._service()
         content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type not in ("text/csv", "text/plain"):
-            raise HTTPError(415, "expected Content-Type: text/csv")
+            raise HTTPError(415, T("expected Content-Type: text/csv"))
         try:
             text = req.body.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise HTTPError(400, "the CSV must be UTF-8", field="body") from None
+            raise HTTPError(400, T("the CSV must be UTF-8"), field="body") from None
         if "\0" in text:
-            raise HTTPError(400, "the CSV must be text", field="body")
+            raise HTTPError(400, T("the CSV must be text"), field="body")
         done = await self._call(service.dnc_import(self._who(req), text))
         counts = ("rows", "added", "already", "duplicates", "error_count")
         await self._audit(req, "dnc.import", {k: done[k] for k in counts})
@@ -204,14 +205,14 @@ class CampaignRoutes:
     # -- preview mode -------------------------------------------------------------------------------------------
     def _preview(self) -> Any:
         if self.ctx.preview is None:
-            raise HTTPError(503, "preview mode needs the database")
+            raise HTTPError(503, T("preview mode needs the database"))
         return self.ctx.preview
 
     @staticmethod
     def _target(req: Req) -> int:
         raw = req.path_params["target"]
         if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**53:
-            raise HTTPError(404, "no such target")
+            raise HTTPError(404, T("no such target"))
         return int(raw)
 
     @staticmethod
@@ -248,7 +249,7 @@ class CampaignRoutes:
         body = req.json()
         unknown = sorted(set(body) - {"reason"})
         if unknown:
-            raise HTTPError(400, f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+            raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(unknown)), field=unknown[0])
         skipped = await self._desk(self._preview().skip(self._actor(req), target, body.get("reason")))
         await self._audit(req, "campaign.preview_skip", skipped)
         return json_response(skipped)
@@ -277,7 +278,7 @@ class CampaignRoutes:
         assert p is not None
         scope = await self.ctx.run_blocking(_scope, self.ctx.session_factory, p.user_id)
         if scope is None:
-            raise HTTPError(401, "user not found")
+            raise HTTPError(401, T("user not found"))
         return self.ctx.tickets, Actor(p.user_id, p.username, p.role, scope[0], scope[1], req.client_ip)
 
     async def _days(self, req: Req) -> Any:  # (``list`` is a method name here)

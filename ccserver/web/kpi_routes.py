@@ -22,6 +22,7 @@ from ccserver.kpi.intervals import iso_utc, zone
 from ccserver.kpi.reports import AGENT_COLUMNS, QUEUE_COLUMNS, agent_report, queue_report, to_csv
 from ccserver.kpi.store import KpiStore
 from ccserver.kpi.views import LiveViews, visible_queues
+from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -59,7 +60,7 @@ class KpiRoutes:
     async def queues(self, req: Req) -> Response:
         wanted = req.arg("queue")
         if wanted is not None and not QUEUE.match(wanted):
-            raise HTTPError(400, "queue must be a queue name", field="queue")
+            raise HTTPError(400, T("queue must be a queue name"), field="queue")
         visible = await self._visible_queues(req)
         views = LiveViews.of(self.ctx)
         now = views.now()
@@ -74,7 +75,7 @@ class KpiRoutes:
     # -- reports -----------------------------------------------------------------------------------------------
     def _store(self) -> KpiStore:
         if self.ctx.session_factory is None:
-            raise HTTPError(503, "reports need the database")
+            raise HTTPError(503, T("reports need the database"))
         return KpiStore(self.ctx.session_factory)
 
     def _range(self, req: Req) -> tuple[datetime, datetime, str, str]:
@@ -83,10 +84,10 @@ class KpiRoutes:
         tz = zone(self.ctx.config.server.time_zone)
         interval = req.arg("interval", "day")
         if interval not in MAX_DAYS:
-            raise HTTPError(400, "interval must be 15m or day", field="interval")
+            raise HTTPError(400, T("interval must be 15m or day"), field="interval")
         fmt = req.arg("format", "json")
         if fmt not in ("json", "csv"):
-            raise HTTPError(400, "format must be json or csv", field="format")
+            raise HTTPError(400, T("format must be json or csv"), field="format")
         today = datetime.fromtimestamp(self._now(), tz).date()
 
         def parse(name: str, default: date, end: bool) -> datetime:
@@ -98,21 +99,23 @@ class KpiRoutes:
                     return moment + timedelta(days=1) if end else moment  # "to=2026-12-01" includes that day
                 value = datetime.fromisoformat(text)
             except ValueError:
-                raise HTTPError(400, f"{name} must be a date (2026-12-01) or an ISO date-time", field=name) from None
+                raise HTTPError(400, T("{name} must be a date (2026-12-01) or an ISO date-time", name=name),
+                                field=name) from None
             return value if value.tzinfo is not None else value.replace(tzinfo=tz)
 
         start = parse("from", today, False)
         end = parse("to", start.astimezone(tz).date(), True)
         if end <= start:
-            raise HTTPError(400, "to must be after from", field="to")
+            raise HTTPError(400, T("to must be after from"), field="to")
         if end - start > timedelta(days=MAX_DAYS[interval]):
-            raise HTTPError(400, f"at most {MAX_DAYS[interval]} days with interval={interval}", field="to")
+            raise HTTPError(400, T("at most {max_days} days with interval={interval}", max_days=MAX_DAYS[interval],
+                                   interval=interval), field="to")
         return start, end, interval, fmt
 
     def _name(self, req: Req, name: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = req.arg(name)
         if value is not None and not pattern.match(value):
-            raise HTTPError(400, f"{name} must be {what}", field=name)
+            raise HTTPError(400, T("{name} must be {what}", name=name, what=what), field=name)
         return value
 
     async def queue_report(self, req: Req) -> Response:
@@ -124,7 +127,7 @@ class KpiRoutes:
             wanted = {queue} & visible if visible is not None else {queue}
         rows = await self.ctx.run_blocking(self._store().queue_rows, start, end, wanted, MAX_ROWS + 1)
         if len(rows) > MAX_ROWS:
-            raise HTTPError(400, "too many rows: name a queue or shorten the range", field="to")
+            raise HTTPError(400, T("too many rows: name a queue or shorten the range"), field="to")
         report = queue_report(rows, interval, self.ctx.config.server.time_zone)
         return await self._answer(req, "queues", report, QUEUE_COLUMNS, start, end, interval, queue=queue)
 
@@ -136,7 +139,7 @@ class KpiRoutes:
         rows = await self.ctx.run_blocking(self._store().agent_rows, start, end, {agent} if agent else None,
                                            MAX_ROWS + 1)
         if len(rows) > MAX_ROWS:
-            raise HTTPError(400, "too many rows: name an agent or shorten the range", field="to")
+            raise HTTPError(400, T("too many rows: name an agent or shorten the range"), field="to")
         rows = [r for r in rows
                 if (queue is None or queue in r["queues"]) and (visible is None or set(r["queues"]) & visible)]
         report = agent_report(rows, interval, self.ctx.config.server.time_zone)

@@ -69,7 +69,7 @@ class RecordingRoutes:
         try:
             wanted = parse_range(req.header("Range"), size)
         except RangeNotSatisfiable as exc:
-            raise HTTPError(416, str(exc), headers={"Content-Range": f"bytes */{size}",
+            raise HTTPError(416, str(exc), headers={"Content-Range": T("bytes */{size}", size=size),
                                                     "Accept-Ranges": "bytes"}) from None
         first, last = wanted if wanted is not None else (0, size - 1)
         if wanted is not None:

@@ -15,6 +15,7 @@ from ccserver.db.models import Queue, Store
 from ccserver.kpi.intervals import zone
 from ccserver.kpi.report_page import agent_chart, agent_totals, queue_chart, store_chart, store_totals
 from ccserver.kpi.reports import agent_report, queue_report
+from ccserver.texts import T
 from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response
@@ -39,12 +40,12 @@ class ReportPageRoutes:
         assert p is not None
         view = req.arg("view", "queues") or "queues"
         if view not in VIEWS:
-            raise HTTPError(400, "view must be queues, agents or stores", field="view")
+            raise HTTPError(400, T("view must be queues, agents or stores"), field="view")
         start, end, interval, _fmt = self.kpi._range(req)  # noqa: SLF001 - one parser for the page and the API
         visible = await self.kpi._visible_queues(req)  # noqa: SLF001
         factory = self.ctx.session_factory
         if factory is None:
-            raise HTTPError(503, "reports need the database")
+            raise HTTPError(503, T("reports need the database"))
         store = self.kpi._store()  # noqa: SLF001
         tz = self.ctx.config.server.time_zone
         context: dict[str, Any] = {"rows": [], "chart": chart_markup(""), "totals": []}

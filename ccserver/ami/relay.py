@@ -262,8 +262,9 @@ class EventRelay:
                      poll: float = 0.5, idle: float = 10.0, skip_prefix: bytes | None = None) -> None:
         """Hand each message relayed for ``server`` to ``deliver(msg)`` until ``stopping()`` (looked at every ``poll``
         seconds at least); a Redis error ends it (raised: the caller restarts it, see ``RelayFollower.run``).
-        ``subscribed()`` runs each time Redis confirms the subscription: the first time, and whenever the client
-        re-subscribed by itself after its connection dropped — messages published meanwhile are lost here.
+        ``subscribed()`` runs each time Redis confirms the subscription: the first time, and again should the client
+        re-subscribe by itself. (redis-py 8 does not: a dropped connection raises here, and the caller's restart
+        subscribes anew and runs it then — messages published meanwhile are lost, hence the rebuild.)
 
         A connection that goes silent may be dead without anyone saying so (a Redis host gone, a partition): after
         ``idle`` quiet seconds it is sent a PING, and if ``idle`` more pass without anything, ``TimeoutError`` ends

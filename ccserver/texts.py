@@ -40,6 +40,13 @@ def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extractio
     return Text(template, params)
 
 
+def message_of(exc: BaseException) -> str:
+    """An exception's message, a :class:`Text` kept as such (``str(exc)`` would make it a plain ``str``): for the
+    places that turn one error into another."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, str) else str(exc)
+
+
 def translated(message: str, gettext: Callable[[str], str] | None) -> str:
     """``message`` for a reader of ``gettext``'s language (None: English, as written)."""
     if gettext is None or not isinstance(message, Text):

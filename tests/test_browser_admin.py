@@ -78,7 +78,7 @@ def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(serv
     did = {"number": NEW_DID, "line": "sales", "store": "sz-byd", "default_queue": "sz-sales"}
     submit(page, "#did-form", did)  # the queue does not exist yet: refused, with the reason
     page.wait_for_selector("#message.error")
-    assert "未保存" in page.inner_text("#message") and "unknown queue 'sz-sales'" in page.inner_text("#message")
+    assert "未保存" in page.inner_text("#message") and "未知队列 'sz-sales'" in page.inner_text("#message")  # in Chinese
     submit(page, "#queue-form", {"name": "sz-sales", "store": "sz-byd", "line": "sales"})
     page.wait_for_selector("table[data-key=queues] td.name:text-is('sz-sales')")
     submit(page, "#did-form", did)
@@ -213,7 +213,7 @@ def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) 
     page.fill("#hours-store [name=store]", "nowhere")
     page.click("#hours-store button[type=submit]")
     page.wait_for_selector("#message.error")
-    assert "unknown store 'nowhere'" in page.inner_text("#message")
+    assert "未知门店 'nowhere'" in page.inner_text("#message")  # the API's error, in the page's language
     screenshot(page, "admin-calendar-zh-CN")
     assert errors == []
     context.close()
@@ -268,7 +268,7 @@ def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new
             page.fill("#codes-form textarea", json.dumps(refused, ensure_ascii=False))
             page.click("#codes-form button[type=submit]")
             page.wait_for_selector("#message.error")
-            assert "'wrapup' is forced wrap-up's own reason" in page.inner_text("#message")
+            assert "'wrapup' 是强制话后处理专用的原因" in page.inner_text("#message")
             assert "coaching" not in page.inner_text("#codes-pause_codes")  # nothing applied
             page.fill("#codes-form textarea", json.dumps(codes, ensure_ascii=False))
             page.click("#codes-form button[type=submit]")

@@ -20,6 +20,7 @@ from ccserver.admin.rules import _drop, stored
 from ccserver.admin.users import Actor, AdminError, audit
 from ccserver.db.models import AdminSetting
 from ccserver.desktop.settings import DesktopSettings, DesktopSettingsError
+from ccserver.texts import T, message_of
 
 KEY = "desktop_codes"
 LISTS = ("pause_codes", "dispositions")
@@ -38,12 +39,12 @@ def effective(sf: Callable[[], Session], file_desktop: dict[str, Any] | None) ->
 
 def validate(data: Any) -> dict[str, list[dict[str, str]]]:
     if not isinstance(data, dict) or set(data) != set(LISTS):
-        raise AdminError("the codes must be an object with exactly pause_codes and dispositions, each a list of "
-                         "{code, label_zh, label_en}")
+        raise AdminError(T("the codes must be an object with exactly pause_codes and dispositions, each a list of "
+                           "{code, label_zh, label_en}"))
     try:
         return as_json(DesktopSettings.from_dict(data))
     except DesktopSettingsError as exc:
-        raise AdminError(str(exc)) from None
+        raise AdminError(message_of(exc)) from None
 
 
 def save(sf: Callable[[], Session], actor: Actor, data: Any, file_desktop: dict[str, Any] | None) -> dict[str, Any]:

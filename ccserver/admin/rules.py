@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ccserver.admin.users import Actor, AdminError, audit
 from ccserver.db.models import AdminSetting, Queue
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from routing.rules import RoutingRules, RulesError
 
 KEY = "routing"
@@ -132,7 +132,7 @@ def save_ivr(sf: Callable[[], Session], actor: Actor, table: Any, sound_dir: str
     try:
         settings = IVRSettings.from_dict(table)
     except IVRConfigError as exc:
-        raise AdminError(str(exc)) from None
+        raise AdminError(message_of(exc)) from None
     if sound_dir and settings.enabled:
         from ccserver.asterisk.prompts import LANGUAGES, missing_prompts
 

@@ -27,7 +27,7 @@ from ccserver.agents.penalties import member_penalty
 from ccserver.agents.queue_actions import ALREADY, NO_SUCH_QUEUE, NOT_MEMBER, MemberActionFailed, QueueActions
 from ccserver.agents.reconcile import MemberFacts, Plan, SignIn, plan_reconcile
 from ccserver.agents.store import AgentStore, AgentUser, SessionConflict, SessionRow
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from routing.decision import personal_queue
 from routing.rules import SAFE_NAME, RoutingRules
 
@@ -157,7 +157,7 @@ class AgentService:
             try:
                 row = await self._run(self.store.start, row)
             except SessionConflict as exc:
-                raise AgentError(409, str(exc)) from None
+                raise AgentError(409, message_of(exc)) from None
             await self._audit(actor, "agent.login", extension, {"interface": phone, "server": where,
                                                                 "queues": joined, "warnings": warnings})
         log.info("agent %s signed in from %s on %s to %s (by %s)", extension, phone, where,
@@ -319,7 +319,7 @@ class AgentService:
         try:
             return await method(*args, **kwargs)
         except MemberActionFailed as exc:
-            raise AgentError(503, str(exc)) from None
+            raise AgentError(503, message_of(exc)) from None
 
     async def _sign_out(self, row: SessionRow, reason: str, actor: Actor) -> list[str]:
         """Remove ``row``'s phone from its queues (and any other queue live state shows it in), end the sign-in.

@@ -9,7 +9,7 @@ from typing import Any
 
 from ccserver.campaigns.windows import WindowError, parse_window
 from ccserver.db.models import CAMPAIGN_MODES, CAMPAIGN_TYPES, TIERS
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 
 __all__ = ["FILTER_KEYS", "CampaignSpec", "SpecError", "parse_spec"]
 
@@ -165,7 +165,7 @@ def parse_spec(body: Any) -> CampaignSpec:
     try:
         parse_window(window)
     except WindowError as exc:
-        raise SpecError(str(exc), "window") from None
+        raise SpecError(message_of(exc), "window") from None
     if "targets" not in body:
         raise SpecError('targets is required: {"filter": {...}} or {"customer_ids": [...]}', "targets")
     targets = _targets(body["targets"])

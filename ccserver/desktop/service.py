@@ -23,7 +23,7 @@ from ccserver.desktop.store import DesktopStore, MergeRefused, UserScope
 from ccserver.desktop.targets import TRANSFER_KINDS, TargetError, dial_number, transfer_target
 from ccserver.desktop.wrapup import ForcedWrapUp
 from ccserver.logs import caller_number, exception_summary, log_pii_enabled
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from ccserver.tickets.store import TicketError, clean_text
 
 __all__ = ["DesktopError", "DesktopService", "LiveCall"]
@@ -376,6 +376,6 @@ class DesktopService:
         except LookupError:
             raise DesktopError(404, T("no such customer")) from None
         except MergeRefused as exc:
-            raise DesktopError(409, str(exc)) from None
+            raise DesktopError(409, message_of(exc)) from None
         await self._audit(actor, "customer.merge", f"customer:{into}", {"from": prospect_id, "moved": moved})
         return {"merged": prospect_id, "into": into, "moved": moved}

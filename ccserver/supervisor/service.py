@@ -21,7 +21,7 @@ from ccserver.agents.service import INTERFACE
 from ccserver.logs import exception_summary, log_pii_enabled
 from ccserver.supervisor.ami import SupervisorActionFailed, SupervisorAMI
 from ccserver.supervisor.spy import SPY_OPTIONS, SpyError, originate_headers
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 
 log = logging.getLogger("ccserver.supervisor")
 
@@ -78,7 +78,7 @@ class SupervisorService:
                                         agent_extension=extension, supervisor=actor.username,
                                         timeout_seconds=self.originate_timeout)
         except SpyError as exc:
-            raise AgentError(400, str(exc)) from None
+            raise AgentError(400, message_of(exc)) from None
         if not self.ami.connected(server):
             raise AgentError(503, T("Asterisk {server} is not connected; try again shortly", server=server))
         tracker = self.tracker
@@ -90,7 +90,7 @@ class SupervisorService:
         try:
             await self.ami.originate(server, headers, announce)
         except SupervisorActionFailed as exc:
-            raise AgentError(502 if exc.refused else 503, str(exc)) from None
+            raise AgentError(502 if exc.refused else 503, message_of(exc)) from None
         detail = {"mode": mode, "phone": phone, "interface": interface, "server": server,
                   "call": state.current_call}
         await self._audit(actor, f"supervisor.{mode}", f"extension:{extension}", detail)
@@ -123,7 +123,7 @@ class SupervisorService:
         try:
             await self.ami.change_priority(call.server, call.queue, call.channel, priority)
         except SupervisorActionFailed as exc:
-            raise AgentError(409 if exc.refused else 503, str(exc)) from None
+            raise AgentError(409 if exc.refused else 503, message_of(exc)) from None
         await self._audit(actor, "supervisor.priority", f"call:{uniqueid}",
                           {"queue": call.queue, "from": call.priority, "to": priority, "server": call.server})
         return {"uniqueid": uniqueid, "queue": call.queue, "priority": priority, "previous": call.priority}

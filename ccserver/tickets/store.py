@@ -37,7 +37,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
 from ccserver.tickets.notify import Outbox
@@ -361,7 +361,7 @@ class TicketStore:
             try:
                 lifecycle.check(ticket.kind, current, to)
             except lifecycle.IllegalTransition as exc:
-                raise TicketError(409, str(exc), "to", allowed=list(exc.allowed), current=current) from None
+                raise TicketError(409, message_of(exc), "to", allowed=list(exc.allowed), current=current) from None
             reopening = to == "in_progress" and current in ("resolved", "customer_called_back")
             if (to == "cancelled" or reopening) and not comment:
                 raise TicketError(400, T("a comment is required to cancel or reopen a ticket"), "comment")

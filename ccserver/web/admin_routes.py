@@ -21,7 +21,7 @@ from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
 from ccserver.db.models import User
 from ccserver.passwords import PasswordBusy
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 
@@ -411,7 +411,7 @@ class AdminRoutes:
             try:
                 table = ci.read_table(kind, req.body)
             except ci.ImportError_ as exc:
-                raise AdminError(str(exc)) from None
+                raise AdminError(message_of(exc)) from None
             plan = ci.plan(engine, kind, table, region=region)
             counts = None if dry_run else ci.write(engine, plan)
             return {"kind": kind, "encoding": table.encoding, "rows": len(table.rows), "ignored": table.ignored,

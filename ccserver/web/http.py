@@ -27,7 +27,7 @@ from twisted.web import resource, server
 from ccserver.auth import AuthError, AuthUnavailable, Forbidden, PasswordChangeRequired, Principal, TokenSigner
 from ccserver.logs import exception_summary
 from ccserver.metrics import REGISTRY
-from ccserver.texts import T, translated
+from ccserver.texts import T, message_of, translated
 from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
 from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
 from ccserver.web.refusals import RefusalThrottle
@@ -69,8 +69,7 @@ MAX_ERROR_CHARS = 300
 def _said(exc: Exception, req: Req) -> str:
     """An exception's message for this reader (translated when it is a ccserver.texts.Text and they asked for a
     language; ``str(exc)`` would drop the template)."""
-    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
-    return translated(message, req.reader_gettext)
+    return translated(message_of(exc), req.reader_gettext)
 
 
 def clip(message: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ccserver.db.models import Call, Queue, User
 from ccserver.recordings import RangeNotSatisfiable, parse_range
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router
 
@@ -69,7 +69,7 @@ class RecordingRoutes:
         try:
             wanted = parse_range(req.header("Range"), size)
         except RangeNotSatisfiable as exc:
-            raise HTTPError(416, str(exc), headers={"Content-Range": T("bytes */{size}", size=size),
+            raise HTTPError(416, message_of(exc), headers={"Content-Range": f"bytes */{size}",
                                                     "Accept-Ranges": "bytes"}) from None
         first, last = wanted if wanted is not None else (0, size - 1)
         if wanted is not None:

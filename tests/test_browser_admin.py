@@ -78,7 +78,7 @@ def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(serv
     did = {"number": NEW_DID, "line": "sales", "store": "sz-byd", "default_queue": "sz-sales"}
     submit(page, "#did-form", did)  # the queue does not exist yet: refused, with the reason
     page.wait_for_selector("#message.error")
-    assert "未保存" in page.inner_text("#message") and "未知队列 'sz-sales'" in page.inner_text("#message")  # in Chinese
+    assert "未保存" in page.inner_text("#message") and "未知队列 'sz-sales'" in page.inner_text("#message")
     submit(page, "#queue-form", {"name": "sz-sales", "store": "sz-byd", "line": "sales"})
     page.wait_for_selector("table[data-key=queues] td.name:text-is('sz-sales')")
     submit(page, "#did-form", did)

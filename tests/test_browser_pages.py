@@ -32,6 +32,13 @@ def test_login_in_chinese_then_english(server: LiveServer, browser: Any) -> None
     assert page.inner_text("[role=alert]") == "用户名或密码错误。"
     assert page.input_value("input[name=username]") == "<img src=x onerror=alert(1)>"  # shown as text
     assert page.locator("img").count() == 0
+    # switching the language on the refused login loads the form again (by GET: a reload re-posted it, "expired")
+    page.click("[data-lang=en]")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("h1") == "Log in" and page.locator("[role=alert]").count() == 0
+    page.click("[data-lang=zh-CN]")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("h1") == "登录"
     log_in(page, server.url, "agent8001", server.demo_password)
     assert "欢迎" in page.inner_text("h1")
     page.click("[data-lang=en]")  # the switch remembers the choice and reloads the page in it

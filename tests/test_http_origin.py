@@ -142,6 +142,9 @@ def test_login_next_is_never_offsite(users, target):
     reply = call(router, "POST", "/login", form={"username": "agent8001", "password": "agent-pass",
                                                  "csrf_token": csrf, "next": target},
                  headers={"Cookie": f"ccserver_login={nonce}"})
+    if "\x00" in target:  # no text with NUL is taken at all: the form is refused, nowhere to go
+        assert reply.status == 400 and reply.header("location") is None
+        return
     assert reply.status == 303 and reply.header("location") == "/"
 
 

@@ -1,12 +1,13 @@
 // Shared by every page (loaded as an ES module: no inline script, the CSP forbids it).
-// - the language switch: remembers the choice in the ccserver_lang cookie and reloads the page in it;
+// - the language switch: remembers the choice in the ccserver_lang cookie and loads the page again in it (by GET);
 // - api(): fetch JSON from the API with the page's CSRF token (unsafe methods need it with a session cookie).
 
 const LANG_COOKIE = "ccserver_lang";
 
 function switchLanguage(lang) {
   document.cookie = `${LANG_COOKIE}=${encodeURIComponent(lang)}; Path=/; Max-Age=31536000; SameSite=Strict`;
-  window.location.reload();
+  // Load the page again by GET: reload() would post a form again (the login after a wrong password: expired).
+  window.location.replace(window.location.pathname + window.location.search);
 }
 
 for (const button of document.querySelectorAll("[data-lang]")) {

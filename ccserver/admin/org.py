@@ -384,6 +384,8 @@ def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
         day = dt.date.fromisoformat(str(data.get("day")))
     except ValueError:
         raise AdminError(T("day {value} is not a date like 2027-02-06", value=repr(data.get('day')))) from None
+    if not 1970 <= day.year <= 9000:  # as every date a request names (ccserver/web/moments.py): the calendar lists it
+        raise AdminError(T("day {value} must be between the years 1970 and 9000", value=repr(data.get('day'))))
     name = _text(data, "name", 80, required=True)
     with sf() as session, session.begin():
         store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None

@@ -24,6 +24,7 @@ from ccserver.passwords import PasswordBusy
 from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
+from ccserver.web.moments import bounded
 
 MANAGER_ROLES = ("agent", "department")  # the roles a store manager may give
 
@@ -365,6 +366,7 @@ class AdminRoutes:
                 value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise HTTPError(400, T("{name} must be an ISO date or time", name=name)) from None
+            bounded(value, name)
             return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
         limit_text = req.arg("limit") or "200"

@@ -19,6 +19,7 @@ from ccserver.state.model import CallState
 from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
+from ccserver.web.moments import bounded
 
 ROLES = ("supervisor",)
 DECISION_ID = re.compile(r"^[a-z2-7]{16}$")
@@ -30,12 +31,13 @@ def _when(text: str | None, name: str, *, end: bool = False) -> datetime | None:
         return None
     try:
         if len(text) == 10:
-            day = date.fromisoformat(text)
+            day = bounded(date.fromisoformat(text), name)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment  # "to=2026-12-01" includes that day
         value = datetime.fromisoformat(text)
     except ValueError:
         raise HTTPError(400, T("{name} must be an ISO date (2026-12-01) or date-time", name=name), field=name) from None
+    bounded(value, name)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 

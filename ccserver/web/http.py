@@ -66,6 +66,10 @@ class HTTPError(Exception):
 MAX_ERROR_CHARS = 300
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's marker: extracted by `make i18n`, translated when shown
+    return message
+
+
 def _said(exc: Exception, req: Req) -> str:
     """An exception's message for this reader (translated when it is a ccserver.texts.Text and they asked for a
     language; ``str(exc)`` would drop the template)."""
@@ -134,10 +138,13 @@ class Req:
         self.principal: Principal | None = None
         self.auth_via_cookie = False
         self.path_params: dict[str, str] = {}
+        self.route: Route | None = None  # the route chosen, once it is
 
     def header(self, name: str) -> str | None:
-        value = self.raw.getHeader(name)
-        return value.decode("latin-1") if isinstance(value, bytes) else value
+        """The header's last value as latin-1 text (any bytes decode so; twisted's ``getHeader`` raises on bytes
+        that are not UTF-8, and a hostile client sends them: a token or cookie with them is then simply invalid)."""
+        values = self.raw.requestHeaders.getRawHeaders(name.encode("latin-1"))
+        return values[-1].decode("latin-1") if values else None
 
     @property
     def client_ip(self) -> str:
@@ -203,10 +210,13 @@ class Req:
             raise HTTPError(415, T("expected Content-Type: application/json"))
         try:
             data = json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, an int of 4,300+ digits
             raise HTTPError(400, T("body is not valid JSON: {reason}", reason=str(exc))) from None
+        except RecursionError:
+            raise HTTPError(400, T("body is nested too deeply")) from None
         if not isinstance(data, dict):
             raise HTTPError(400, T("body must be a JSON object"))
+        refuse_unstorable_text(data)
         return data
 
     def form(self) -> dict[str, str]:
@@ -217,10 +227,42 @@ class Req:
             parsed = parse_qs(self.body.decode("utf-8"), keep_blank_values=True, max_num_fields=100)
         except (UnicodeDecodeError, ValueError) as exc:
             raise HTTPError(400, T("bad form body: {reason}", reason=str(exc))) from None
-        return {k: v[0] for k, v in parsed.items()}
+        form = {k: v[0] for k, v in parsed.items()}
+        refuse_unstorable_text(form)
+        return form
 
 
 Handler = Callable[[Req], Awaitable[Response]]
+
+
+def refuse_unstorable_text(data: Any) -> None:
+    """HTTPError 400 for text no database stores: a NUL character (PostgreSQL refuses it) or a lone UTF-16
+    surrogate (``"\\ud800"`` is valid JSON, but no UTF-8 encodes it) anywhere in a request's strings, keys included;
+    ``field`` names the top-level key it was under. Checked once at the door, so no handler meets them halfway
+    through a write."""
+    stack: list[tuple[Any, str | None]] = [(data, None)]
+    while stack:
+        item, field = stack.pop()
+        if isinstance(item, str):
+            bad = None
+            if "\x00" in item:
+                bad = T("text may not contain the NUL character")
+            elif not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    bad = T("text may not contain a lone UTF-16 surrogate")
+            if bad is not None:
+                if field is None:
+                    raise HTTPError(400, bad)
+                raise HTTPError(400, bad, field=field)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                top = field if field is not None else (key if isinstance(key, str) else None)
+                stack.append((key, top))
+                stack.append((value, top))
+        elif isinstance(item, list):
+            stack.extend((value, field) for value in item)
 
 
 def split_path(path: str) -> tuple[str, ...] | None:
@@ -324,6 +366,42 @@ class Router(resource.Resource):
             self._crash(Failure(exc), request, finished)
 
     async def _dispatch(self, req: Req, too_large: bool) -> Response:
+        response = await self._answer(req, too_large)
+        if response.status >= 400 and req.method in ("GET", "HEAD") and response.content_type.startswith(
+                "application/json") and self._for_a_person(req):
+            return self._error_page(req, response)  # a person at a browser, not a script: a page, not JSON
+        return response
+
+    @staticmethod
+    def _for_a_person(req: Req) -> bool:
+        """A page route's answer, or — no route matched — a browser's request for a page (it asks for HTML); the
+        API and the machine routes (/healthz, /metrics) keep their JSON."""
+        if req.route is not None:
+            return req.route.access == "page"
+        return not req.path.startswith("/api/") and "text/html" in (req.header("Accept") or "")
+
+    def _error_page(self, req: Req, response: Response) -> Response:
+        """The refusal of a page request (a role that may not see it, a page that does not exist, a bad date in
+        its address) as a page in the reader's language, with the same status; the API keeps its JSON."""
+        from agents_ui import Pages
+        from agents_ui.i18n import translations
+
+        try:
+            message = str(json.loads(response.body).get("error") or "")
+        except (ValueError, AttributeError):
+            message = ""
+        headings = {403: N_("Not allowed"), 404: N_("Page not found"), 405: N_("Page not found"),
+                    503: N_("Not available right now")}
+        lang = req.lang
+        gettext = translations(lang).gettext
+        heading = gettext(headings.get(response.status) or (N_("Something went wrong") if response.status >= 500
+                                                             else N_("The request was refused")))
+        page = html_response(Pages().render("error.html", lang, heading=heading, message=message,
+                                            principal=None), response.status)
+        page.headers.update({k: v for k, v in response.headers.items() if k.lower() == "retry-after"})
+        return page
+
+    async def _answer(self, req: Req, too_large: bool) -> Response:
         parts = split_path(req.path)
         is_api = parts is not None and bool(parts) and parts[0] == "api"
         route: Route | None = None
@@ -332,6 +410,7 @@ class Router(resource.Resource):
                 raise HTTPError(413, T("request body too large"))
             if parts is None:
                 raise HTTPError(404, T("not found"))
+            refuse_unstorable_text(req.query)
             candidates = [(r, p) for r in self.routes if (p := r.match(parts)) is not None]
             if not candidates:
                 raise HTTPError(404, T("not found"))
@@ -341,6 +420,7 @@ class Router(resource.Resource):
             if chosen is None:
                 raise HTTPError(405, T("method not allowed"))
             route, req.path_params = chosen
+            req.route = route
             if route.access != "public":
                 await self._authorize(req, route)
             elif req.method in UNSAFE_METHODS and not req.header("Authorization"):

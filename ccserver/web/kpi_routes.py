@@ -25,6 +25,7 @@ from ccserver.kpi.views import LiveViews, visible_queues
 from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
+from ccserver.web.moments import bounded
 
 ROLES = ("supervisor",)
 QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")
@@ -94,13 +95,14 @@ class KpiRoutes:
             text = req.arg(name)
             try:
                 if text is None or text == "" or len(text) == 10:
-                    day = default if not text else date.fromisoformat(text)
+                    day = default if not text else bounded(date.fromisoformat(text), name)
                     moment = datetime(day.year, day.month, day.day, tzinfo=tz)
                     return moment + timedelta(days=1) if end else moment  # "to=2026-12-01" includes that day
                 value = datetime.fromisoformat(text)
             except ValueError:
                 raise HTTPError(400, T("{name} must be a date (2026-12-01) or an ISO date-time", name=name),
                                 field=name) from None
+            bounded(value, name)
             return value if value.tzinfo is not None else value.replace(tzinfo=tz)
 
         start = parse("from", today, False)

@@ -30,6 +30,7 @@ from ccserver.tickets.appointments import slot_json
 from ccserver.tickets.store import MAX_BODY, MAX_COMMENT, MAX_SUBJECT, SORTS, clean_text
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
+from ccserver.web.moments import bounded
 from routing.numbers import normalize
 
 READ_ROLES: Final = ("agent", "supervisor", "department")
@@ -95,12 +96,13 @@ def _when(value: Any, name: str, tz: str) -> dt.datetime:
         raise HTTPError(400, T("{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", name=name), field=name)
     try:
         if len(value) == 10:
-            day = dt.date.fromisoformat(value)
+            day = bounded(dt.date.fromisoformat(value), name)
             return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise HTTPError(400, T("{name} must be an ISO date-time such as 2026-11-24T09:00+08:00", name=name),
                         field=name) from None
+    bounded(moment, name)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
 
 

@@ -111,7 +111,7 @@ def race(lookup: Deferred[Any], timeout: float, clock: Any) -> Deferred[Any]:
     lookup.addBoth(done)
     if early:
         return succeed((early[0],))
-    loop = _running_loop() if isinstance(clock, AsyncioSelectorReactor) else None
+    loop = _running_loop(clock) if isinstance(clock, AsyncioSelectorReactor) else None
     if loop is not None:
         timer = loop.call_later(timeout, fire, TIMED_OUT)  # its cancel(): a no-op once it has run
     else:
@@ -119,11 +119,12 @@ def race(lookup: Deferred[Any], timeout: float, clock: Any) -> Deferred[Any]:
     return race
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # the reactor's loop not running (yet): its own callLater
-        return None
+def _running_loop(reactor: AsyncioSelectorReactor) -> asyncio.AbstractEventLoop | None:
+    """The reactor's asyncio loop while it runs, else None (not running yet: the reactor's own callLater).
+    Not ``asyncio.get_running_loop()``: on Python 3.11 that is a ``getpid()`` system call each time (its check
+    against a fork), one per cache miss."""
+    loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop
+    return loop if loop.is_running() else None
 
 
 class _Timer:

@@ -50,6 +50,7 @@ from typing import Any, Final, Protocol, TypeVar
 from ccserver.bridge import as_deferred
 from ccserver.customers.directory import Identity
 from ccserver.customers.resp import RespError, RespOutOfStep, ScriptDigest
+from ccserver.jsontext import json_encoder
 from routing.decision import CustomerSummary
 
 __all__ = [
@@ -120,7 +121,7 @@ _SUMMARY_VALUES: Final = operator.attrgetter(*_SUMMARY_INIT)
 _CALLS_AT: Final = _SUMMARY_INIT.index("calls_last_24h")
 
 
-_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per dumps() call
+_JSON: Final = json_encoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per call
 _FIELD_VALUES: Final = operator.attrgetter(*_FIELDS)
 
 
@@ -130,7 +131,7 @@ def encode_identity(identity: Identity) -> str:
     data: dict[str, Any] = {"c": None if c is None else _FIELD_VALUES(c)}
     if identity.other_customer_ids:
         data["o"] = list(identity.other_customer_ids)
-    return _JSON.encode(data)
+    return _JSON(data)
 
 
 def decode_identity(raw: str | bytes) -> Identity | None:

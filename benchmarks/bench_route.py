@@ -33,6 +33,17 @@ Switches (environment):
 
 For worker threads too: ``py-spy record --gil --subprocesses -f raw -- python -m benchmarks.bench_route …``.
 
+**Two source trees against each other** (a change measured beside the code it changes, on one kept schema —
+``bench_demo_load --keep``, vacuumed once): ``python -m benchmarks.bench_route_trees --schema S --tree
+main=/path/to/main --tree new=.`` runs this module's server from each tree and alternates them round by round.
+
+What the miss phase counts was checked against what a cache miss costs the server (issue #8): everything the
+server does between the phase's two ``stats`` calls is per-call work — the warm-up phase opens the SQL lookup's
+connection, the COPY connection and the Redis client before any phase is timed; no collector pause worth
+counting falls in a phase (``BENCH_ROUTE_STEPS``); the first round is not systematically dearer than the
+others; the routing data refresh (every 60 s, a worker thread) rarely falls in a phase of this run. So nothing
+is taken out.
+
 **Library against ours** (the README says which of the call path's I/O is hand-written, and why)::
 
     python -m benchmarks.bench_route --ab [--customers 100000] [--calls 1000] [--rounds 6] [--schema S]

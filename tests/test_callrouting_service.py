@@ -378,10 +378,21 @@ def test_bounded_cache_hit_and_miss_answer_as_the_raced_path_does(demo: Any) -> 
     assert answers[0] == answers[1]
 
 
+_HUNG: list[Deferred[Any]] = []
+
+
+def _hung_thread(*args: Any, **kwargs: Any) -> Deferred[Any]:
+    """A worker thread that never returns. Its Deferred is held, as a thread pool holds its work until it is done
+    (a Deferred nothing holds is garbage with the lookup awaiting it, and the collector would free its slot)."""
+    hung: Deferred[Any] = Deferred()
+    _HUNG.append(hung)
+    return hung
+
+
 def test_a_call_waits_for_a_lookup_slot_until_its_deadline(demo: Any) -> None:
     _, data = demo
     busy, timeout = FALLBACKS.value(reason="directory_busy"), FALLBACKS.value(reason="timeout")
-    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: Deferred(),  # type: ignore[arg-type]
+    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=_hung_thread,  # type: ignore[arg-type]
                   settings=RoutingSettings(max_pending_lookups=1))
     first = svc.call("agi-01-13800138000")
     second = svc.call("agi-02-13912345678")
@@ -398,7 +409,7 @@ def test_a_call_waits_for_a_lookup_slot_until_its_deadline(demo: Any) -> None:
 def test_with_no_room_to_wait_a_call_is_turned_away_at_once(demo: Any) -> None:
     _, data = demo
     before = FALLBACKS.value(reason="directory_busy")
-    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=lambda *a, **kw: Deferred(),  # type: ignore[arg-type]
+    svc = Service(data, CustomerDirectory(lambda: None), run_blocking=_hung_thread,  # type: ignore[arg-type]
                   settings=RoutingSettings(max_pending_lookups=1, max_waiting_lookups=0))
     first = svc.call("agi-01-13800138000")
     second = svc.call("agi-02-13912345678")

@@ -132,6 +132,7 @@ def test_routed_calls_read_misses_on_the_loop_and_still_create_prospects(demo_pg
         assert thread_reads == ["+8613912340000"]
         again = call("agi-01-13800138000", callerid="13912340001", arg_1="camp7")  # a campaign leg: no prospect
         assert again["CC_CUSTOMER_ID"] == "" and thread_reads == ["+8613912340000"]
+        assert routing.service.identification._slots.busy == 0  # every lookup gave its slot back
     finally:
         loop.run_until_complete(asyncio.wait_for(routing.stop(), 15))
         loop.run_until_complete(asyncio.wait_for(port.stopListening().asFuture(loop), 2))

@@ -179,6 +179,45 @@ def test_loss_and_garbage_fail_pending_requests(proto: Any) -> None:
     assert chatty_transport.disconnecting
 
 
+def test_a_request_behind_goes_with_the_next_request(proto: Any) -> None:
+    protocol, transport, clock = proto
+    store = _results(protocol.request_behind("EVALSHA", "s", 0, within=0.02))
+    assert transport.value() == b""  # held back
+    lookup = _results(protocol.request("EVALSHA", "l", 0))
+    assert transport.value() == encode_command(("EVALSHA", "s", 0)) + encode_command(("EVALSHA", "l", 0))
+    protocol.dataReceived(b":1\r\n:2\r\n")  # both replies in one read, in order
+    assert store == [1] and lookup == [2]
+    clock.advance(0.02)  # the flush timer finds nothing left to write
+    assert transport.value() == encode_command(("EVALSHA", "s", 0)) + encode_command(("EVALSHA", "l", 0))
+    clock.advance(5)
+    assert not transport.disconnecting and not clock.getDelayedCalls()
+
+
+def test_a_request_behind_is_written_within_its_delay_and_timed_out_from_then(proto: Any) -> None:
+    protocol, transport, clock = proto
+    store = _results(protocol.request_behind("GET", "a", within=0.02))
+    clock.advance(0.019)
+    assert transport.value() == b""
+    clock.advance(0.001)
+    assert transport.value() == encode_command(("GET", "a"))
+    clock.advance(0.99)  # 0.99 s after it was written: not late yet
+    assert store == [] and not transport.disconnecting
+    clock.advance(0.02)
+    assert transport.disconnecting or transport.disconnected
+    store[0].trap(RespUnavailable)
+
+
+def test_requests_behind_fail_with_the_connection_unwritten(proto: Any) -> None:
+    protocol, transport, clock = proto
+    store = _results(protocol.request_behind("GET", "a", within=0.02))
+    protocol.connectionLost(None)
+    store[0].trap(RespUnavailable)
+    clock.advance(1)
+    assert transport.value() == b"" and not clock.getDelayedCalls()
+    refused = _results(protocol.request_behind("GET", "b", within=0.02))
+    refused[0].trap(RespUnavailable)
+
+
 # -- against the real Redis ------------------------------------------------------------------------------------------
 def run(reactor: Any, awaitable: Any, timeout: float = 5.0) -> Any:
     loop = reactor._asyncioEventloop

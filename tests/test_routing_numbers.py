@@ -185,3 +185,26 @@ def test_property_local_numbers(local):
     _check_property(r)
     if r.status == "ok":
         assert r.e164 == "+8621" + local
+
+
+def test_cn_number_type_is_the_librarys() -> None:
+    """The +86 type table (routing.numbers._CN_TYPE, CN's patterns compiled once) answers as
+    ``phonenumbers.number_type`` for every length and leading digits a caller ID can give it."""
+    import random
+
+    from phonenumbers import PhoneNumber
+
+    from routing.numbers import _CN_TYPE
+
+    rng = random.Random(86)
+    prefixes = ["1", "10", "13", "14", "15", "16", "17", "18", "19", "2", "20", "21", "3", "311", "371", "4", "400",
+                "5", "6", "7", "755", "8", "800", "9", "95", "96", "106", "12", "1349", "1740"]
+    seen = set()
+    for _ in range(40_000):
+        prefix = rng.choice(prefixes) if rng.random() < 0.7 else rng.choice("123456789")
+        length = rng.randint(len(prefix), 12)
+        nsn = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+        expected = phonenumbers.number_type(PhoneNumber(country_code=86, national_number=int(nsn)))
+        assert _CN_TYPE(nsn) == expected, nsn
+        seen.add(expected)
+    assert len(seen) >= 5  # unknown, fixed line, mobile, toll free, shared cost at least

@@ -15,11 +15,11 @@ tests, the classic AGI entry point) get theirs in the sink.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ccserver.jsontext import json_encoder
 from ccserver.state.records import RecordBatcher
 from routing.decision import Decision
 
@@ -76,7 +76,7 @@ COPY_COLUMNS = ("decision_id", "made_at", "server", "uniqueid", "caller_raw", "c
                 "tier", "queue", "priority", "preferred_agent_interface", "ewt_seconds", "callback_offer", "fallback",
                 "latency_ms", "reasons", "variables")  # fmt: skip
 COPY_SQL = f"COPY routing_decisions ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-_JSON = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with options builds an encoder per call
+_JSON = json_encoder(ensure_ascii=False)  # json.dumps with options builds an encoder per call
 # The dumpers write_row uses, by column (JSON goes as its text; PostgreSQL parses it).
 COPY_TYPES = ("text", "timestamptz", "text", "text", "text", "text", "text", "int8", "text", "text", "int4", "text",
               "int4", "bool", "bool", "float8", "text", "text")  # fmt: skip

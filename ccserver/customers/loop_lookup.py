@@ -111,7 +111,7 @@ class _Connection:
     a reader registered on the loop for the connection's whole life (so a server closing it while idle is seen
     at once)."""
 
-    __slots__ = ("conn", "pgconn", "fd", "loop", "transformer", "waiter", "results", "broken", "gone",
+    __slots__ = ("conn", "pgconn", "fd", "loop", "transformer", "typed", "waiter", "results", "broken", "gone",
                  "_lost")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], loop: asyncio.AbstractEventLoop,
@@ -121,6 +121,7 @@ class _Connection:
         self.fd = self.pgconn.socket
         self.loop = loop
         self.transformer = Transformer(conn)
+        self.typed = False  # the transformer's column loaders set (from this connection's first rows)
         self.waiter: Done | None = None  # called once with the query's results, or its error
         self.results: list[Any] = []
         self.broken = False  # failed: to be closed
@@ -327,7 +328,11 @@ class LoopLookup:
             row_type: Any = collections.namedtuple("CustomerRow", fields, rename=True)  # type: ignore[misc]
             make_row = self._row = row_type._make
         transformer = conn.transformer
-        transformer.set_pgresult(result)
+        # The prepared statement's columns and their types are fixed for the connection's life (PostgreSQL refuses
+        # to run it, rather than change its result's types, after a schema change): their loaders are looked up
+        # from the first rows only.
+        transformer.set_pgresult(result, set_loaders=not conn.typed)
+        conn.typed = True
         return transformer.load_rows(0, result.ntuples, make_row)
 
     async def _acquire(self, *, fresh: bool) -> _Connection:

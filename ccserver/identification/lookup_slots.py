@@ -51,6 +51,13 @@ class LookupSlots:
         self._waiting.append(turn)
         return turn
 
+    def take_now(self) -> bool:
+        """A slot now, if one is free (True: the caller's, to give back), else False and nothing queued."""
+        if self.busy < self.size:
+            self.busy += 1
+            return True
+        return False
+
     def give_back(self) -> None:
         """A slot is free: it goes to the longest-waiting call, else back to the pool. A lookup that finishes
         at once inside the hand-over gives its slot back here too: those are handed on in this loop, not by

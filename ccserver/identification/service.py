@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
 from ccserver.bridge import as_deferred, drive, wait
@@ -111,7 +111,7 @@ def race(lookup: Deferred[Any], timeout: float, clock: Any) -> Deferred[Any]:
     lookup.addBoth(done)
     if early:
         return succeed((early[0],))
-    loop = _running_loop() if isinstance(clock, AsyncioSelectorReactor) else None
+    loop = _running_loop(clock) if isinstance(clock, AsyncioSelectorReactor) else None
     if loop is not None:
         timer = loop.call_later(timeout, fire, TIMED_OUT)  # its cancel(): a no-op once it has run
     else:
@@ -119,11 +119,12 @@ def race(lookup: Deferred[Any], timeout: float, clock: Any) -> Deferred[Any]:
     return race
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # the reactor's loop not running (yet): its own callLater
-        return None
+def _running_loop(reactor: AsyncioSelectorReactor) -> asyncio.AbstractEventLoop | None:
+    """The reactor's asyncio loop while it runs, else None (not running yet: the reactor's own callLater).
+    Not ``asyncio.get_running_loop()``: on Python 3.11 that is a ``getpid()`` system call each time (its check
+    against a fork), one per cache miss."""
+    loop: asyncio.AbstractEventLoop = reactor._asyncioEventloop
+    return loop if loop.is_running() else None
 
 
 class _Timer:
@@ -219,10 +220,11 @@ class IdentificationService:
             remaining -= self._clock.seconds() - started
             if remaining <= 0:
                 return None, self._fallback("timeout", uniqueid, notes, "no time left after the cache")
-            pending = self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count, queued)
+            pending = self._directory_deferred(e164, did, create_prospect, cache if cache_ok else None, count,
+                                               queued)
         else:
-            pending = self._lookup(e164, did, create_prospect, uniqueid, notes, queued)
-        outcome = (await race(drive(pending), remaining, self._clock))[0]
+            pending = drive(self._lookup(e164, did, create_prospect, uniqueid, notes, queued))
+        outcome = (await race(pending, remaining, self._clock))[0]
         if outcome is TIMED_OUT:
             if queued:  # still waiting for a lookup slot: leave the queue, no lookup for a call already routed
                 queued.pop().cancel()
@@ -276,6 +278,56 @@ class IdentificationService:
             self._fallback_cache(uniqueid, notes, exc)
             return None, None, False
 
+    def _directory_deferred(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
+                            count: int | None, queued: list[Deferred[None]]) -> Deferred[Any]:
+        """``_from_directory`` as a Deferred. The usual cache miss — a loop lookup (PostgreSQL) and a lookup slot
+        free — is chained on the lookup's own Deferred, without a coroutine and its runner; anything else (a
+        slot to wait for, no loop lookup, a prospect to create) is ``_from_directory`` driven as before."""
+        lookup = self._loop_lookup
+        if lookup is None or self._directory is None or not self._slots.take_now():
+            return drive(self._from_directory(e164, did, create_prospect, cache, count, queued))
+        try:
+            found = lookup.identify_deferred(e164)
+        except Exception:  # noqa: BLE001 - a Failure, as from the coroutine
+            self._slots.give_back()
+            return fail()
+
+        def identified(identity: Identity | None) -> Any:
+            if identity is None or (identity.customer is None and create_prospect):
+                # unknown: the directory creates the prospect (a transaction, in a thread), in the slot taken
+                return drive(self._in_thread(e164, did, create_prospect, cache, count))
+            self._slots.give_back()
+            if cache is not None:
+                self._store(cache, e164, identity)
+            return identity, count
+
+        def failed(failure: Failure) -> Failure:
+            self._slots.give_back()
+            return failure
+
+        return found.addCallbacks(identified, failed)
+
+    async def _in_thread(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
+                         count: int | None) -> tuple[Identity | None, int | None]:
+        """The directory's identify in a worker thread, in a lookup slot already taken (given back here)."""
+        try:
+            assert self._directory is not None
+            store_id = int(did.store_id) if did.store_id.isdigit() else None
+            identity = await self._run_blocking(self._directory.identify, e164, store_id=store_id, line=did.line,
+                                                create_prospect=create_prospect)
+        finally:
+            self._slots.give_back()
+        if cache is not None and identity is not None:
+            self._store(cache, e164, identity)
+        return identity, count
+
+    @staticmethod
+    def _store(cache: SummaryCache, e164: str, identity: Identity) -> None:
+        """Cache a SQL answer, fire and forget. Redis: a Deferred through the call-path client, no asyncio hop."""
+        store = getattr(cache, "store_deferred", None)
+        stored = store(e164, identity) if store is not None else await_cache(cache, cache.store(e164, identity))
+        stored.addErrback(_store_failed)
+
     async def _from_directory(self, e164: str, did: DidRoute, create_prospect: bool, cache: SummaryCache | None,
                               count: int | None, queued: list[Deferred[None]]) -> tuple[Identity | None, int | None]:
         """The SQL lookup in a lookup slot (waiting for one in ``queued`` while all are busy): read on the loop
@@ -301,10 +353,7 @@ class IdentificationService:
         finally:
             self._slots.give_back()
         if cache is not None and identity is not None:
-            # Fire and forget. Redis: a Deferred through the call-path client, no asyncio hop.
-            store = getattr(cache, "store_deferred", None)
-            stored = store(e164, identity) if store is not None else await_cache(cache, cache.store(e164, identity))
-            stored.addErrback(lambda f: log.debug("summary cache store failed: %s", f.getErrorMessage()))
+            self._store(cache, e164, identity)
         return identity, count
 
     def _fallback_cache(self, uniqueid: str, notes: list[str], exc: BaseException) -> None:
@@ -313,6 +362,10 @@ class IdentificationService:
                     _clean(exc, 300))
         notes.append("summary cache unavailable: looked up in SQL")
 
+
+
+def _store_failed(failure: Failure) -> None:
+    log.debug("summary cache store failed: %s", failure.getErrorMessage())
 
 
 async def _as_future(coro: Any) -> Any:

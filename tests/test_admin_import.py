@@ -295,3 +295,29 @@ def test_birthdays_are_imported_checked_per_row_filled_in_later_and_erased(crm):
     erase_customer(sessions, Actor(None, "test"), wang.id)
     with sessions() as s:
         assert s.get(Customer, wang.id).birthday is None  # type: ignore[union-attr]
+
+
+def test_messy_rows_are_reported_by_their_first_line_and_import_nothing_half(crm):
+    """A stray CR inside a field of an LF file (the csv module cut the row there and imported its halves), a quoted
+    field over two lines (reported by its last line), a VIN that names no car (passed over in silence)."""
+    data = ("name,phone,vin\n"
+            "韩\r十七,13800138001,\n"
+            '"李\n四",13800138002,\n'
+            "王五,13800138003,NOTAVIN\n"
+            "赵六,13800138004,\n").encode()
+    table = ci.read_table("customers", data)
+    assert [line for line, _cells in table.rows] == [2, 3, 5, 6]  # the quoted row by its first line
+    before = _counts(crm)
+    plan = ci.plan(crm, "customers", table)
+    rows = _by_line(plan)
+    assert rows[2] == ("error", "name contains control characters")  # the CR stays in the cell, refused there
+    assert rows[3] == ("error", "name contains control characters")  # a line break inside a name: same
+    assert rows[5] == ("error", "bad VIN 'NOTAVIN' (17 letters and digits, no I, O or Q)")
+    assert rows[6][0] == "new" and len(plan.results) == 4
+    ci.write(crm, plan)
+    assert _counts(crm)["customers"] == before["customers"] + 1  # only 赵六: no half of 韩十七's row
+
+
+def test_a_file_of_cr_line_ends_still_reads_as_lines():
+    table = ci.read_table("customers", "name,phone\r王五,13800138003\r赵六,13800138004\r".encode())
+    assert [cells for _line, cells in table.rows] == [["王五", "13800138003"], ["赵六", "13800138004"]]

@@ -45,6 +45,8 @@ from routing.numbers import normalize
 KINDS = ("customers", "vehicles", "orders", "visits")
 BATCH = 2000
 VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+_LONE_CR = re.compile(r"\r(?!\n)")
+_CR_MARK = "\ue000"  # a private-use character standing for a lone CR while the csv module reads the text
 PHONE_KINDS = {"mobile", "landline", "toll_free"}
 
 
@@ -237,6 +239,12 @@ def read_table(kind: str, data: bytes, mapping: dict[str, str] | None = None) ->
     if bad:
         raise ImportError_(f"the mapping names unknown {kind} fields: {', '.join(bad)}")
     text, encoding = decode(data)
+    # A lone CR in a file whose lines end in LF is inside a field (a name typed with a stray carriage return), not
+    # a line end: the csv module would cut the row there and import its halves. Kept as a CR in the cell, where the
+    # field's own check refuses it with the line. (A file of CR-only line ends — old Mac — is left as it is.)
+    lone_cr = "\n" in text and _LONE_CR.search(text) is not None and _CR_MARK not in text
+    if lone_cr:
+        text = _LONE_CR.sub(_CR_MARK, text)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -261,9 +269,13 @@ def read_table(kind: str, data: bytes, mapping: dict[str, str] | None = None) ->
                            "give --mapping, or see --template)")
     rows: list[tuple[int, list[str]]] = []
     try:
+        first = reader.line_num + 1  # a quoted field may span lines: a row is reported by its first one
         for cells in reader:
+            if lone_cr:
+                cells = [c.replace(_CR_MARK, "\r") for c in cells]
             if any(c.strip() for c in cells):
-                rows.append((reader.line_num, cells))
+                rows.append((first, cells))
+            first = reader.line_num + 1
     except csv.Error as exc:
         raise ImportError_(f"line {reader.line_num}: {exc}") from None
     return Table(encoding, header, columns, ignored, rows)
@@ -510,7 +522,9 @@ class _Checker:
             "service_advisor_id": self.user(self.cell(cells, "service_advisor"), "service advisor"),
             "home_store_id": store[0] if store else None,
         }
-        vin = self.cell(cells, "vin").upper()
+        vin = self.cell(cells, "vin").upper().replace(" ", "")
+        if vin and not VIN.match(vin):  # a VIN that names no car merges nothing: said, not passed over
+            raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(vin)))
         existing = self.owner(e164)
         how = f"number {e164}"
         if existing is None and vin and vin in self.known.vins:

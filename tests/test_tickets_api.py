@@ -186,8 +186,14 @@ def test_role_rules(api: Any) -> None:
     assert (status, error["field"]) == (403, "store_id")
     status, ticket = api("agent8002", "POST", "/api/tickets", {"kind": "inquiry", "subject": "x"})
     assert status == 201 and ticket["store"]["id"] == api.bj
+    # a department nobody works in and no setting routes to: refused (the ticket would leave every inbox)
+    status, error = api("service-dept", "POST", f"/api/tickets/{bj_repair}/assign", {"department": "nosuchdept"})
+    assert (status, error["field"]) == (400, "department") and "nosuchdept" in error["error"]
+    status, error = api("agent8002", "POST", "/api/tickets", {"kind": "inquiry", "subject": "x",
+                                                              "department": "nosuchdept"})
+    assert (status, error["field"]) == (400, "department")
     # reassigned away, it leaves the department's view
-    status, moved = api("service-dept", "POST", f"/api/tickets/{bj_repair}/assign", {"department": "bodyshop"})
+    status, moved = api("service-dept", "POST", f"/api/tickets/{bj_repair}/assign", {"department": "sales"})
     assert status == 200 and moved == {"id": bj_repair, "visible": False}
     assert visible("service-dept") == set()
     assert api("service-dept", "POST", f"/api/tickets/{bj_sales}/assign", {})[1]["field"] == "department"

@@ -211,6 +211,9 @@ class TicketStore:
                 raise TicketError(400, T("no such vehicle of this customer"), "vehicle_id")
         if new.department is not None and not _NAME.match(new.department):
             raise TicketError(400, T("department must be a department name"), "department")
+        if new.department is not None and new.department not in self._departments(session):
+            raise TicketError(400, T("unknown department {department}", department=repr(new.department)),
+                              "department", known=sorted(self._departments(session)))
         store_code = codes.get(new.store_id) if new.store_id is not None else None
         department = new.department or self.settings.department_for(new.kind, store_code, new.category)
         return department, store_code
@@ -425,6 +428,13 @@ class TicketStore:
             ticket.updated_at = now
             self._event(session, ticket.id, actor, now, "comment", comment=text)
 
+    def _departments(self, session: Session) -> set[str]:
+        """The departments tickets can be in: those the settings route tickets to, and those users work in."""
+        known = set(self.settings.departments.values()) | {route.department for route in self.settings.routes}
+        known |= {d for d in session.scalars(select(User.department).where(User.department.is_not(None),
+                                                                          User.active.is_(True))) if d}
+        return known
+
     def assign(self, ticket_id: int, actor: Actor, now: datetime, *, department: str | None = None,
                assignee_id: int | None = None, comment: str | None = None) -> None:
         """Reassign to another department and/or person; a new ticket becomes ``assigned``."""
@@ -441,6 +451,11 @@ class TicketStore:
                 user = session.get(User, assignee_id)
                 if user is None or not user.active or user.role not in STAFF_ROLES:
                     raise TicketError(400, T("no such active staff member"), "assignee_id")
+            if department is not None and department != ticket.department \
+                    and department not in self._departments(session):
+                # a name no inbox shows: the ticket would leave every department's view
+                raise TicketError(400, T("unknown department {department}", department=repr(department)),
+                                  "department", known=sorted(self._departments(session)))
             before = {"department": ticket.department, "assignee_id": ticket.assignee_id}
             if department is not None:
                 ticket.department = department

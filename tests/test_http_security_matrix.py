@@ -497,3 +497,18 @@ def test_no_line_break_or_nul_is_stored_in_one_line_fields(desk_site: Any) -> No
 def test_pause_names_an_unknown_field(site: Any, path: str) -> None:
     reply = call(site["router"], "POST", path, headers=site["admin"], json_body={"reason": "x", "colour": "red"})
     assert reply.status == 400 and reply.json()["field"] == "colour"
+
+
+def test_the_home_page_offers_administration_only_to_those_who_may_administer(desk_site: Any) -> None:
+    """An admin, or a supervisor with a store (a store manager); a supervisor without one got forms that refuse
+    everything (found by a newcomer)."""
+    import asyncio
+
+    async def home(who: str) -> str:
+        reply = await _json(desk_site["router"], "GET", "/", desk_site["bearer"](who))
+        assert reply.status == 200
+        return str(reply.body.decode("utf-8"))
+
+    assert 'href="/admin"' in asyncio.run(home("admin"))
+    supervisor = asyncio.run(home("supervisor1"))
+    assert 'href="/supervisor"' in supervisor and 'href="/admin"' not in supervisor

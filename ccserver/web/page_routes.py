@@ -33,18 +33,22 @@ class PageRoutes:
         p = req.principal
         assert p is not None
         expires = dt.datetime.fromtimestamp(p.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        extension, store_id = await self._user_facts(p.user_id)
         page = self.ctx.templates.render(
             "home.html", req.lang,
             principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id), expires=expires,
-            screenpop=await self._has_extension(p.user_id),
+            screenpop=self.ctx.screenpop is not None and bool(extension),
+            # administration is for admins and store managers (a supervisor with a store); a supervisor without
+            # one would land on forms that refuse everything
+            administers=p.role == "admin" or (p.role == "supervisor" and store_id is not None),
         )
         return html_response(page)
 
-    async def _has_extension(self, user_id: int) -> bool:
-        """The home page carries the screen-pop card for users with an extension (when websockets run)."""
-        if self.ctx.screenpop is None or self.ctx.session_factory is None:
-            return False
-        return bool(await self.ctx.run_blocking(_extension_of, self.ctx.session_factory, user_id))
+    async def _user_facts(self, user_id: int) -> tuple[str | None, int | None]:
+        """(extension, store id) of the user: the screen-pop card needs an extension; administration a store."""
+        if self.ctx.session_factory is None:
+            return None, None
+        return await self.ctx.run_blocking(_facts_of, self.ctx.session_factory, user_id)  # type: ignore[no-any-return]
 
     async def static_file(self, req: Req) -> Response:
         name = req.path_params["name"]
@@ -61,9 +65,9 @@ class PageRoutes:
         return response
 
 
-def _extension_of(session_factory: Any, user_id: int) -> str | None:
+def _facts_of(session_factory: Any, user_id: int) -> tuple[str | None, int | None]:
     from ccserver.db.models import User
 
     with session_factory() as session:
         user = session.get(User, user_id)
-        return user.extension if user is not None else None
+        return (user.extension, user.store_id) if user is not None else (None, None)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from ccserver import __version__
 from ccserver.config import Config, ConfigError, load_config
 from ccserver.logs import setup_logging
+from ccserver.redact import mask_url
 
 
 class ProgressBar:
@@ -121,6 +122,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     config = _load(args)
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return _db(args, config)
+    except OperationalError as exc:  # the server refused or is not there: one line, not alembic's chained traces
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unreachable"
+        print(f"ccserver: cannot reach the database ({mask_url(config.database_url)}): {reason}", file=sys.stderr)
+        return 2
+
+
+def _db(args: argparse.Namespace, config: Config) -> int:
     from ccserver.db import migrate
 
     url = config.database_url

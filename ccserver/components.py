@@ -25,6 +25,11 @@ from ccserver.bridge import settle
 log = logging.getLogger("ccserver")
 
 
+class ListenError(RuntimeError):
+    """A component could not open its listening port (taken, or not ours to bind): ``ccserver run`` says so in one
+    line naming the setting, and exits 2."""
+
+
 class Component(Protocol):
     name: str
 

@@ -12,6 +12,7 @@ import signal
 from typing import Any
 
 from ccserver import __version__
+from ccserver.components import ListenError
 from ccserver.config import Config
 from ccserver.redact import mask_url
 
@@ -27,8 +28,6 @@ class SchemaNotReady(RuntimeError):
     pass
 
 
-class ListenError(RuntimeError):
-    pass
 
 
 def check_schema(database_url: str) -> None:
@@ -507,7 +506,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         try:
             ports[name] = start()
         except CannotListenError as exc:
-            raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}") from None
+            raise ListenError(f"cannot listen on {exc.interface or '*'}:{exc.port} ({name}.listen): "
+                              f"{exc.socketError}") from None
 
     async def stop_fastagi() -> None:
         # No new calls; the ones in flight finish (each submits its decision record) before the record writers

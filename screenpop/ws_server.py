@@ -32,6 +32,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from ccserver.components import ListenError
 from ccserver.metrics import REGISTRY
 from ccserver.web.refusals import RefusalThrottle
 from screenpop.ws_tickets import Grant, TicketRefused
@@ -130,9 +131,12 @@ class WsServer:
     async def start(self) -> None:
         # No compression: permessage-deflate keeps ~64 KiB of zlib state per socket; frames are small anyway.
         # A listen backlog for a whole floor reconnecting at once (the kernel caps it at net.core.somaxconn).
-        self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
-                                   max_queue=4, ping_interval=20, ping_timeout=20, server_header=None,
-                                   backlog=BACKLOG)
+        try:
+            self._server = await serve(self._handle, self.host, self.port, compression=None, max_size=MAX_INCOMING,
+                                       max_queue=4, ping_interval=20, ping_timeout=20, server_header=None,
+                                       backlog=BACKLOG)
+        except OSError as exc:  # the port taken (a second ccserver run), or not ours to bind
+            raise ListenError(f"cannot listen on {self.host}:{self.port} (ws.listen): {exc.strerror or exc}") from None
         if self.users_refused is not None:
             self._checker = asyncio.ensure_future(self._check_users_forever())
 

@@ -176,3 +176,22 @@ def test_a_browser_is_sent_to_the_password_page(data, tmp_path, monkeypatch):
     form = call(router, "GET", "/password", headers={**cookie, "Accept-Language": "zh-CN"})
     assert form.status == 200 and "修改密码" in form.body.decode()
     engine.dispose()
+
+
+def test_add_without_a_terminal_says_how_to_give_the_password(data, capsys, monkeypatch):
+    """A script or a pipe: getpass reads stdin, finds it at its end — an EOFError traceback before."""
+    def no_terminal(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("getpass.getpass", no_terminal)
+    assert main(["users", "add", "li", "--role", "agent", *data]) == 1
+    assert "--password-file" in capsys.readouterr().err
+
+
+def test_db_commands_against_a_database_that_is_not_there_say_so_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CCSERVER_DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:9/none")
+    for command in (["db", "current"], ["db", "upgrade"]):
+        assert main([*command, "--data-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ccserver: cannot reach the database") and "Traceback" not in err
+        assert "secret" not in err  # the password masked

@@ -436,3 +436,23 @@ def test_frames_posted_together_go_to_redis_in_one_pipeline_even_when_redis_lost
             await client.aclose()
 
     asyncio.run(main())
+
+
+def test_a_taken_websocket_port_is_one_line_naming_the_setting() -> None:
+    """A second `ccserver run` beside the first: one line naming ws.listen, not chained tracebacks."""
+    import asyncio
+    import socket
+
+    from ccserver.components import ListenError
+    from screenpop.ws_server import WsServer
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    server = WsServer(MemoryTickets(ManualClock().time), host="127.0.0.1", port=port)
+    try:
+        with pytest.raises(ListenError, match=rf"cannot listen on 127\.0\.0\.1:{port} \(ws\.listen\)"):
+            asyncio.run(server.start())
+    finally:
+        taken.close()

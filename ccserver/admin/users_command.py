@@ -62,8 +62,12 @@ def read_password(path: str | None, ask: Callable[[str], str] | None = None) -> 
         password = lines[0] if lines else ""
     else:
         ask = ask or getpass.getpass
-        password = ask("New password: ")
-        if ask("Repeat it: ") != password:
+        try:
+            password = ask("New password: ")
+            again = ask("Repeat it: ")
+        except EOFError:  # no terminal and nothing on stdin (a script, a pipe): say how to give one
+            raise AdminError("no password given: run it in a terminal, or give --password-file FILE") from None
+        if again != password:
             raise AdminError("the two passwords differ")
     check_password(password)
     return password

@@ -112,3 +112,43 @@ def test_reason_phrase_on_the_wire(connect):
     channel, transport = open_connection()
     serve(channel, b"GET /nowhere HTTP/1.1\r\nHost: cc.example\r\n\r\n")
     assert transport.value().startswith(b"HTTP/1.1 404 Not Found\r\n")
+
+
+def test_a_declared_body_over_the_cap_is_refused_before_it_is_read(connect):
+    """Content-Length: 99999999999 held the connection a minute with no answer (twisted.web waited for the body,
+    spooling it to a temporary file); now 413 at once, nothing read, the connection closed."""
+    from ccserver.web.channel import BODIES_REFUSED
+
+    _clock, open_connection = connect
+    before = BODIES_REFUSED.value()
+    channel, transport = open_connection()
+    channel.dataReceived(b"POST /api/login HTTP/1.1\r\nHost: cc.example\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 99999999999\r\n\r\n" + b"x" * 1000)
+    assert transport.value().startswith(b"HTTP/1.1 413 ") and b"request body too large" in transport.value()
+    assert transport.disconnecting and BODIES_REFUSED.value() == before + 1
+    channel.dataReceived(b"y" * 100_000)  # what still comes is not read
+    assert transport.value().count(b"HTTP/1.1") == 1
+
+
+def test_a_chunked_body_is_refused_the_moment_it_passes_the_cap(connect):
+    from ccserver.web.http import MAX_BODY_BYTES
+
+    _clock, open_connection = connect
+    channel, transport = open_connection()
+    channel.dataReceived(b"POST /api/login HTTP/1.1\r\nHost: cc.example\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n" % (65536, b"z" * 65536)
+    for _ in range(MAX_BODY_BYTES // 65536):
+        channel.dataReceived(chunk)
+        assert transport.value() == b""  # up to the cap: still reading
+    channel.dataReceived(chunk)
+    assert transport.value().startswith(b"HTTP/1.1 413 ") and transport.disconnecting
+
+
+def test_a_body_within_the_cap_is_served_as_before(connect):
+    _clock, open_connection = connect
+    channel, transport = open_connection()
+    body = b'{"username": "nobody", "password": "x"}'
+    serve(channel, b"POST /api/login HTTP/1.1\r\nHost: cc.example\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    assert transport.value().startswith(b"HTTP/1.1 401 ")

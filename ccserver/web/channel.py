@@ -18,23 +18,36 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 
 from ccserver.metrics import REGISTRY
+from ccserver.web.http import MAX_BODY_BYTES
 
 TIMEOUTS = REGISTRY.counter(
     "ccserver_http_timeouts_total",
     "HTTP connections closed by a timeout: reason=header (request headers not complete in http.header_timeout) "
     "or idle (nothing received for http.idle_timeout)",
 )
+_TOO_LARGE_BODY = b'{"error": "request body too large"}'
+_TOO_LARGE = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: "
+              + str(len(_TOO_LARGE_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _TOO_LARGE_BODY)
+BODIES_REFUSED = REGISTRY.counter(
+    "ccserver_http_bodies_refused_total",
+    "HTTP requests refused 413 before their body was read: a declared or chunked body over the 1 MiB cap",
+)
 
 
 class GuardedChannel(http.HTTPChannel):
-    """An HTTPChannel with a deadline for each request's headers, besides the idle timeout."""
+    """An HTTPChannel with a deadline for each request's headers, besides the idle timeout, and a cap on a request's
+    body: a declared ``Content-Length`` over ``max_body`` — or a chunked body that grows past it — is answered 413
+    and the connection closed at once, before the body is read (twisted.web would take it all, spooled to a temporary
+    file past 100 KB, and the router then refused it: a client could fill the disk, or hold the connection)."""
 
     header_timeout: float = 10.0
+    max_body: int = MAX_BODY_BYTES
 
     def __init__(self) -> None:
         super().__init__()
         self._header_deadline: Any = None
         self._between_requests = False
+        self.refused = False
 
     def _arm(self) -> None:
         self._disarm()
@@ -54,15 +67,29 @@ class GuardedChannel(http.HTTPChannel):
         super().connectionMade()
         self._arm()
 
+    def allHeadersReceived(self) -> None:  # noqa: N802
+        self._disarm()
+        super().allHeadersReceived()
+
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        if self.refused:
+            return  # answered 413 and closing: what else arrives is not read
         if self._between_requests and data:
             self._between_requests = False
             self._arm()  # the next request on a kept-alive connection has begun
         super().dataReceived(data)
 
-    def allHeadersReceived(self) -> None:  # noqa: N802
-        self._disarm()
-        super().allHeadersReceived()
+    def too_large(self) -> None:
+        """Answer 413 now and close: called by the request (``CappedRequest``) as soon as its body is over the cap."""
+        if self.refused:
+            return
+        self.refused = True
+        BODIES_REFUSED.inc()
+        transport: Any = self.transport
+        if transport is not None:
+            transport.write(_TOO_LARGE)
+            transport.loseConnection()
+
 
     def requestDone(self, request: Any) -> None:  # noqa: N802
         # Before the parent's: it replays pipelined bytes through dataReceived, which must see a new request.
@@ -78,6 +105,41 @@ class GuardedChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
 
+class CappedRequest(server.Request):
+    """A request whose body may not pass ``GuardedChannel.max_body``: a larger declared ``Content-Length`` is refused
+    before anything is read (not even its temporary file made), a chunked body the moment it passes the cap."""
+
+    _seen = 0
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
+        channel: Any = self.channel
+        if length is not None and length > getattr(channel, "max_body", MAX_BODY_BYTES):
+            self._refuse()
+            length = 0  # an empty in-memory body: nothing spooled to disk
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self._refused:
+            return
+        self._seen += len(data)
+        if self._seen > getattr(self.channel, "max_body", MAX_BODY_BYTES):
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
+        if self._refused:
+            return  # already answered 413: never handed to the router
+        super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        too_large = getattr(self.channel, "too_large", None)
+        if too_large is not None:
+            too_large()
+
+
 class GuardedSite(server.Site):
     """A Site whose connections are ``GuardedChannel`` s. No access log: request lines carry query strings
     (phone numbers in ``/api/customers/lookup?phone=``), and nothing here reads Twisted's log anyway."""
@@ -90,6 +152,8 @@ class GuardedSite(server.Site):
         channel = super().buildProtocol(addr)
         channel.header_timeout = self.header_timeout
         return channel
+
+    requestFactory = CappedRequest
 
     def protocol(self) -> GuardedChannel:  # type: ignore[override]  # HTTPFactory calls self.protocol()
         return GuardedChannel()

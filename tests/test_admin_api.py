@@ -69,6 +69,9 @@ def test_a_new_did_is_refused_with_the_reason_then_routes_the_next_call(admin):
     bad_tz = call(router, "POST", "/api/admin/stores", headers=boss, json_body={
         "code": "x1", "name": "x", "brand": "x", "city": "x", "time_zone": "Mars/Olympus"})
     assert bad_tz.status == 400 and "unknown time zone" in bad_tz.json()["error"]
+    spoof = call(router, "POST", "/api/admin/stores", headers=boss, json_body={  # U+202E: shows reversed
+        "code": "x2", "name": "深圳\u202e店4S迪亚比", "brand": "x", "city": "x", "time_zone": "Asia/Shanghai"})
+    assert spoof.status == 400 and "name" in spoof.json()["error"]
     did = {"number": "075586001000", "line": "sales", "store": "sz-byd", "default_queue": "sz-sales"}
     refused = call(router, "POST", "/api/admin/dids", headers=boss, json_body=did)
     assert refused.status == 400 and "unknown queue 'sz-sales'" in refused.json()["error"]

@@ -101,6 +101,9 @@ def test_auth_and_roles_per_route(api: Any) -> None:
     ({"kind": "complaint", "subject": "x", "department": "<script>"}, 400, "department"),
     ({"kind": "complaint", "subject": "x" * 201}, 400, "subject"),
     ({"kind": "complaint", "subject": "x\x00y"}, 400, "subject"),
+    ({"kind": "complaint", "subject": "first line\nsecond line"}, 400, "subject"),  # a list row's one line
+    ({"kind": "complaint", "subject": "refund \u202eredro"}, 400, "subject"),  # displays in another order
+    ({"kind": "complaint", "subject": "x", "body": "\u2066hidden\u2069"}, 400, "body"),
     ({"kind": "complaint", "subject": "x", "priority": 9}, 400, "priority"),
 ])  # fmt: skip
 def test_create_validation_names_the_field(api: Any, body: dict[str, Any], status: int, field: str) -> None:

@@ -52,7 +52,9 @@ _T: Table = Ticket.__table__  # type: ignore[assignment]
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
 MAX_COMMENT = 4_000
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# control characters but newlines and tabs, and the bidirectional overrides and isolates, which make a text display
+# in another order than it is stored (a subject that reads as something it is not)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 STAFF_ROLES = ("agent", "supervisor", "department", "admin")
 SORTS = ("due", "created", "updated", "severity")
@@ -84,8 +86,9 @@ class NewTicket:
     arrived_at: datetime | None = None
 
 
-def clean_text(value: Any, field: str, limit: int, *, required: bool) -> str | None:
-    """Text from a person: stripped, at most ``limit`` characters, no control characters but newlines and tabs."""
+def clean_text(value: Any, field: str, limit: int, *, required: bool, one_line: bool = False) -> str | None:
+    """Text from a person: stripped, at most ``limit`` characters, no control characters but newlines and tabs
+    (``one_line``: nor those line breaks — a subject shown in a list row)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise TicketError(400, T("{field} is required", field=field), field)
@@ -97,6 +100,8 @@ def clean_text(value: Any, field: str, limit: int, *, required: bool) -> str | N
         raise TicketError(400, T("{field} is longer than {limit} characters", field=field, limit=limit), field)
     if _CONTROL.search(text):
         raise TicketError(400, T("{field} contains control characters", field=field), field)
+    if one_line and ("\n" in text or "\r" in text):
+        raise TicketError(400, T("{field} must be one line", field=field), field)
     return text
 
 

@@ -209,8 +209,9 @@ class TicketRoutes:
                 raise HTTPError(400, T("phone must be a phone number"), field="phone")
             contact = number.e164
         try:
-            new = NewTicket(kind=kind, subject=clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=True)
-                            or "", body=clean_text(body.get("body"), "body", MAX_BODY, required=False),
+            subject = clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=True, one_line=True)
+            text = clean_text(body.get("body"), "body", MAX_BODY, required=False)
+            new = NewTicket(kind=kind, subject=subject or "", body=text,
                             category=category, severity=severity, store_id=store_id,
                             customer_id=_id(body.get("customer_id"), "customer_id"),
                             vehicle_id=_id(body.get("vehicle_id"), "vehicle_id"), department=department,
@@ -332,7 +333,7 @@ class TicketRoutes:
             raise HTTPError(403, T("you may book at your own store only"), field="store_id")
         slot = _when(body.get("slot"), "slot", self.ctx.config.server.time_zone)
         try:
-            subject = clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=False)
+            subject = clean_text(body.get("subject"), "subject", MAX_SUBJECT, required=False, one_line=True)
             text = clean_text(body.get("body"), "body", MAX_BODY, required=False)
         except TicketError as exc:
             raise HTTPError(exc.status, exc.message, field=exc.field) from None

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
@@ -225,6 +226,8 @@ class WsServer:
         self._grants[ws] = grant
         try:
             await kind.handler(ws, grant, params)
+        except ConnectionClosed:
+            pass  # the client went, or broke the rules (a message over 4 KiB: closed 1009): not a server error
         finally:
             self._grants.pop(ws, None)
             sockets.discard(ws)

@@ -454,3 +454,34 @@ def test_frames_queued_in_one_turn_of_the_loop_go_out_in_one_write_in_order() ->
         assert len(transport.writes) == 2
 
     run(main())
+
+
+def test_a_message_over_4_kib_closes_the_socket_1009_without_an_error_in_the_log(caplog: Any) -> None:
+    """Clients send nothing we need; a large frame closes the socket (1009). It logged an ERROR traceback."""
+    import logging
+
+    clock = ManualClock()
+
+    async def main() -> int | None:
+        service, _audits, hub = await started(clock=clock)
+        try:
+            ticket, _ = await service.tickets.issue(9, "agent8009", "agent", "agent", "s9")
+            ws = await websockets.connect(service.ws.url_for(service.ws.kinds["agent"], ticket), origin=ORIGIN)
+            assert json.loads(await ws.recv())["type"] == "hello"
+            await ws.send("x" * 5000)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            await asyncio.wait_for(_until_no_sockets(service), 5)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+        finally:
+            await service.stop()
+            await hub.stop(1.0)
+
+    caplog.set_level(logging.ERROR)
+    assert run(main()) == 1009
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def _until_no_sockets(service: Any) -> None:
+    while service.ws.connections:
+        await asyncio.sleep(0.01)

@@ -240,7 +240,7 @@ def _cn_number_type() -> Callable[[str], int]:
 
     metadata = PhoneMetadata.metadata_for_region("CN", None)
     if phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(86) != ("CN",) or metadata is None:
-        return lambda nsn: phonenumbers.number_type(PhoneNumber(country_code=86,  # type: ignore[no-any-return]
+        return lambda nsn: phonenumbers.number_type(PhoneNumber(country_code=86,
                                                                 national_number=int(nsn)))
 
     def desc(d: Any) -> _Desc:

@@ -113,7 +113,7 @@ def test_inbox_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F8
     assert "First response" in page.inner_text(f"#tickets tr[data-id='{tid}']")
     screenshot(page, "inbox-en")
     # reassigning to another department takes it out of this inbox
-    page.fill("#assign-form input[name=department]", "bodyshop")
+    page.fill("#assign-form input[name=department]", "sales")
     page.click("#assign-form button[type=submit]")
     page.wait_for_function(f"() => !document.querySelector(\"#tickets tr[data-id='{tid}']\")")
     assert page.is_hidden("#detail")

@@ -12,14 +12,10 @@ from agents_ui.i18n import translations
 from ccserver.db.models import LINES, ROLES
 from ccserver.texts import T
 from ccserver.web.context import WebContext
-from ccserver.web.http import HTTPError, Req, Response, Router, html_response, redirect
+from ccserver.web.http import N_, HTTPError, Req, Response, Router, html_response, redirect
 
 SECTIONS = ("stores", "dids", "calendar", "routing", "codes", "users", "data", "audit")
 MANAGER_SECTIONS = ("stores", "dids", "calendar", "users")
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's marker
-    return message
 
 
 TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "calendar": N_("Hours and holidays"),

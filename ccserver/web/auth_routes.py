@@ -21,6 +21,7 @@ from ccserver.passwords import PasswordBusy, hash_password
 from ccserver.texts import T
 from ccserver.web.context import UserRecord, WebContext
 from ccserver.web.http import (
+    N_,
     SESSION_COOKIE,
     HTTPError,
     Req,
@@ -39,10 +40,6 @@ log = logging.getLogger(__name__)
 LOGIN_NONCE_COOKIE = "ccserver_login"
 # Verified against when the username is unknown, so both paths cost one KDF run (no user enumeration by timing).
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's marker: extracted by `make i18n`, translated when shown
-    return message
 
 
 _FORM_MESSAGES = {

@@ -11,11 +11,7 @@ from agents_ui.i18n import translations
 from ccserver.admin.users import AdminError, check_password
 from ccserver.passwords import PasswordBusy
 from ccserver.web.context import WebContext
-from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response, redirect
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's marker
-    return message
+from ccserver.web.http import N_, HTTPError, Req, Response, Router, html_response, json_response, redirect
 
 
 class PasswordRoutes:

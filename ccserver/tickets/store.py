@@ -216,9 +216,8 @@ class TicketStore:
                 raise TicketError(400, T("no such vehicle of this customer"), "vehicle_id")
         if new.department is not None and not _NAME.match(new.department):
             raise TicketError(400, T("department must be a department name"), "department")
-        if new.department is not None and new.department not in self._departments(session):
-            raise TicketError(400, T("unknown department {department}", department=repr(new.department)),
-                              "department", known=sorted(self._departments(session)))
+        if new.department is not None:
+            self._check_department(session, new.department)
         store_code = codes.get(new.store_id) if new.store_id is not None else None
         department = new.department or self.settings.department_for(new.kind, store_code, new.category)
         return department, store_code
@@ -433,12 +432,17 @@ class TicketStore:
             ticket.updated_at = now
             self._event(session, ticket.id, actor, now, "comment", comment=text)
 
-    def _departments(self, session: Session) -> set[str]:
-        """The departments tickets can be in: those the settings route tickets to, and those users work in."""
+    def _check_department(self, session: Session, department: str) -> None:
+        """TicketError 400 unless tickets can be in ``department``: one the settings route tickets to, or one an
+        active user works in (any other name leaves the ticket out of every department's inbox)."""
         known = set(self.settings.departments.values()) | {route.department for route in self.settings.routes}
+        if department in known:
+            return
         known |= {d for d in session.scalars(select(User.department).where(User.department.is_not(None),
                                                                           User.active.is_(True))) if d}
-        return known
+        if department not in known:
+            raise TicketError(400, T("unknown department {department}", department=repr(department)),
+                              "department", known=sorted(known))
 
     def assign(self, ticket_id: int, actor: Actor, now: datetime, *, department: str | None = None,
                assignee_id: int | None = None, comment: str | None = None) -> None:
@@ -456,11 +460,8 @@ class TicketStore:
                 user = session.get(User, assignee_id)
                 if user is None or not user.active or user.role not in STAFF_ROLES:
                     raise TicketError(400, T("no such active staff member"), "assignee_id")
-            if department is not None and department != ticket.department \
-                    and department not in self._departments(session):
-                # a name no inbox shows: the ticket would leave every department's view
-                raise TicketError(400, T("unknown department {department}", department=repr(department)),
-                                  "department", known=sorted(self._departments(session)))
+            if department is not None and department != ticket.department:
+                self._check_department(session, department)  # a name no inbox shows: it would leave every view
             before = {"department": ticket.department, "assignee_id": ticket.assignee_id}
             if department is not None:
                 ticket.department = department

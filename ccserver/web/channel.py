@@ -90,7 +90,6 @@ class GuardedChannel(http.HTTPChannel):
             transport.write(_TOO_LARGE)
             transport.loseConnection()
 
-
     def requestDone(self, request: Any) -> None:  # noqa: N802
         # Before the parent's: it replays pipelined bytes through dataReceived, which must see a new request.
         self._between_requests = True
@@ -106,38 +105,32 @@ class GuardedChannel(http.HTTPChannel):
 
 
 class CappedRequest(server.Request):
-    """A request whose body may not pass ``GuardedChannel.max_body``: a larger declared ``Content-Length`` is refused
-    before anything is read (not even its temporary file made), a chunked body the moment it passes the cap."""
+    """A request of a ``GuardedChannel`` whose body may not pass its ``max_body``: a larger declared
+    ``Content-Length`` is refused before anything is read (not even its temporary file made), a chunked body the
+    moment it passes the cap. Once refused, the channel's ``refused`` says so to all of it."""
 
+    channel: GuardedChannel
     _seen = 0
-    _refused = False
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
-        channel: Any = self.channel
-        if length is not None and length > getattr(channel, "max_body", MAX_BODY_BYTES):
-            self._refuse()
+        if length is not None and length > self.channel.max_body:
+            self.channel.too_large()
             length = 0  # an empty in-memory body: nothing spooled to disk
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
-        if self._refused:
+        if self.channel.refused:
             return
         self._seen += len(data)
-        if self._seen > getattr(self.channel, "max_body", MAX_BODY_BYTES):
-            self._refuse()
+        if self._seen > self.channel.max_body:
+            self.channel.too_large()
             return
         super().handleContentChunk(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
-        if self._refused:
+        if self.channel.refused:
             return  # already answered 413: never handed to the router
         super().requestReceived(command, path, version)
-
-    def _refuse(self) -> None:
-        self._refused = True
-        too_large = getattr(self.channel, "too_large", None)
-        if too_large is not None:
-            too_large()
 
 
 class GuardedSite(server.Site):

@@ -200,6 +200,11 @@ def render(results: dict[str, Any]) -> str:
             rest = sorted(sum(v for k, v in t.items() if k != "main") for t in spent)[len(spent) // 2]
             lines += [f"ccserver's CPU over the stream (median of the runs): reactor thread {main:.2f} s, its other "
                       f"threads (SQL workers, the asyncio executor) {rest:.2f} s.", ""]
+        if ours.get("cpu_after"):
+            after = sorted(ours["cpu_after"])[len(ours["cpu_after"]) // 2]
+            lines += [f"The subscribers' work still queued at the finish line (call records, callback tickets for the "
+                      f"abandoned callers, KPI writes; the hub is asynchronous by design): {after:.2f} s of CPU in the "
+                      f"2 s after it (median; an idle server's ticks included).", ""]
 
     if "ivr" in results:
         r = results["ivr"]

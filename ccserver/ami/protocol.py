@@ -35,6 +35,8 @@ _ACTIONID_LINE = b"\r\nActionID: "
 _BANNER = BANNER_PREFIX.encode()
 _ERROR_RESPONSES = frozenset({"Error", "Failure", "Fail"})
 MAX_BANNER = 1024
+READ_SIZE = 1 << 22  # bytes asked of the socket per read
+SLICE = 1000  # messages decoded per turn of the loop; the rest of a big read waits one turn, reading paused
 
 
 class ActionResult:
@@ -123,15 +125,25 @@ class AMIProtocol(Protocol):
         self._seq = 0
         self._keepalive: IDelayedCall | None = None
         self._bad = _RateLimitedLog()
+        self._next_slice: IDelayedCall | None = None  # the rest of a big read, handled on the loop's next turn
 
     # -- connection ------------------------------------------------------------------------------
     def connectionMade(self) -> None:
         self.connected = True
+        # Read a burst in big pieces: every read costs a system call and a turn of every hub subscriber, whatever
+        # its size (measured with bench_ami_process: 64 KiB → 4 MiB took the whole process from 0.55 to 0.35 s per
+        # busy-hour stream). A live Asterisk's usual trickle is read as it comes, whatever this size.
+        transport = self.transport
+        if transport is not None and hasattr(transport, "bufferSize"):
+            transport.bufferSize = READ_SIZE
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError("closed"))) -> None:  # noqa: B008
         self.connected = False
         self.logged_in = False
         self.stop_keepalive()
+        if self._next_slice is not None and self._next_slice.active():  # type: ignore[misc]
+            self._next_slice.cancel()  # type: ignore[misc]
+        self._next_slice = None
         pending, self._pending = self._pending, {}
         self._lists = 0
         for aid, p in pending.items():
@@ -255,8 +267,9 @@ class AMIProtocol(Protocol):
         catch_all = bool(self.dispatcher.catch_all)
         count = 0
         dropped = 0
+        decoded = 0
         cap = self.max_message_size
-        while True:
+        while decoded < SLICE:
             end = find(_TERM, pos)
             if end < 0:
                 break
@@ -282,10 +295,16 @@ class AMIProtocol(Protocol):
                 continue
             msg = self._parse(data[pos:end], arrival)
             pos = end + 4
+            decoded += 1
             self._handle(msg)
 
         rest = data[pos:] if pos else data
-        if len(rest) > cap:
+        if decoded >= SLICE and _TERM in rest:
+            # One read must not hold the loop (a routed call, a pop) for the whole of a burst: what is left waits
+            # one turn, the socket unread meanwhile so the piece stays bounded.
+            self._buf = rest
+            self._pause_for_next_slice()
+        elif len(rest) > cap:
             self._bad("AMI %s: unterminated message over %d bytes, skipping to the next message", self.server, cap)
             self.metrics.malformed.inc(server=self.server, kind="oversize")
             self._skipping = True
@@ -296,6 +315,20 @@ class AMIProtocol(Protocol):
             self.metrics.messages.inc(count, server=self.server)
         if dropped:
             self.metrics.dropped.inc(dropped, server=self.server)
+
+    def _pause_for_next_slice(self) -> None:
+        if self._next_slice is None:
+            if self.transport is not None:
+                self.transport.pauseProducing()  # type: ignore[attr-defined]
+            self._next_slice = self.clock.callLater(0, self._read_next_slice)  # type: ignore[arg-type]
+
+    def _read_next_slice(self) -> None:
+        self._next_slice = None
+        if not self.connected:
+            return
+        self.dataReceived(b"")
+        if self._next_slice is None and self.connected and self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def _skip_oversized(self, data: bytes) -> int:
         end = data.find(_TERM)

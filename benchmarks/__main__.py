@@ -200,6 +200,14 @@ def render(results: dict[str, Any]) -> str:
             rest = sorted(sum(v for k, v in t.items() if k != "main") for t in spent)[len(spent) // 2]
             lines += [f"ccserver's CPU over the stream (median of the runs): reactor thread {main:.2f} s, its other "
                       f"threads (SQL workers, the asyncio executor) {rest:.2f} s.", ""]
+        if ours.get("loop_held"):
+            held = ours["loop_held"][-1]  # cumulative buckets of the last run's server
+            total = held.get("+Inf", 0)
+            bound = next((le for le, n in held.items() if n == total and le != "+Inf"), "+Inf")
+            over = {le: total - n for le, n in held.items() if le in ("0.005", "0.02")}
+            lines += [f"How long the AMI reads held the event loop (`ccserver_ami_read_seconds`, last run): {total} "
+                      f"reads or slices, every one within {float(bound) * 1000:g} ms; over 5 ms: {over.get('0.005')}, "
+                      f"over 20 ms: {over.get('0.02')}.", ""]
         if ours.get("cpu_after"):
             after = sorted(ours["cpu_after"])[len(ours["cpu_after"]) // 2]
             lines += [f"The subscribers' work still queued at the finish line (call records, callback tickets for the "

@@ -122,6 +122,14 @@ def _metric(url: str, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def _histogram(url: str, name: str) -> dict[str, int]:
+    """A histogram's cumulative buckets (``le`` → count) from ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/metrics?name[]={name}", timeout=5) as reply:  # noqa: S310 - loopback
+        text = reply.read().decode()
+    line = re.compile(rf'^{re.escape(name)}_bucket{{le="([^"]+)"}} (\S+)$', re.M)
+    return {m.group(1): int(float(m.group(2))) for m in line.finditer(text)}
+
+
 def _thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of each of the server's threads by name, summed over threads of one name
     (``ccserver-sql_3`` → ``ccserver-sql``): where the stream's CPU went, beside the wall time."""
@@ -197,12 +205,14 @@ def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any
         t1 = time.perf_counter()
         cpu1 = _thread_cpu(server.pid)
         published = _metric(url, "ccserver_events_published_total")
+        held = _histogram(url, "ccserver_ami_read_seconds")  # how long each read / slice held the loop
         time.sleep(AFTER)  # what the subscribers still do once every message is read (the hub's queues, SQL)
         cpu2 = _thread_cpu(server.pid)
         cpu = {name: round(cpu1.get(name, 0.0) - cpu0.get(name, 0.0), 3) for name in cpu1}
         after = round(sum(cpu2.values()) - sum(cpu1.values()), 3)
         return {"seconds": t1 - t0, "messages_counted": seen, "events_published": published,
-                "cpu_by_thread": {k: v for k, v in sorted(cpu.items()) if v > 0}, "cpu_after": after}
+                "cpu_by_thread": {k: v for k, v in sorted(cpu.items()) if v > 0}, "cpu_after": after,
+                "loop_held": held}
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
@@ -254,7 +264,8 @@ def run(copies: int = 10, runs: int = 3) -> dict[str, Any]:
                               "seconds": [round(s["seconds"], 3) for s in ours],
                               "events_published": ours[-1]["events_published"],
                               "cpu_by_thread": [s["cpu_by_thread"] for s in ours],
-                              "cpu_after": [s["cpu_after"] for s in ours]}
+                              "cpu_after": [s["cpu_after"] for s in ours],
+                              "loop_held": [s["loop_held"] for s in ours]}
     report["panoramisk"] = {"msgs_per_s_median": round(statistics.median(theirs_rates)),
                             "seconds": [round(s["seconds"], 3) for s in theirs]}
     report["ratio_median"] = round(report["ccserver_run"]["msgs_per_s_median"] /

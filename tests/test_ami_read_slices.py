@@ -44,6 +44,8 @@ def events(n: int, start: int = 0) -> bytes:
 
 def test_a_burst_is_handled_one_slice_per_turn_with_reading_paused():
     proto, transport, clock, got = make("slices-burst")
+    held = proto.metrics.read_seconds
+    before = held.count
     total = 2 * SLICE + SLICE // 2
     proto.dataReceived(events(total))
     assert len(got) == SLICE
@@ -55,6 +57,7 @@ def test_a_burst_is_handled_one_slice_per_turn_with_reading_paused():
     assert transport.producerState == "producing"
     assert clock.getDelayedCalls() == []
     assert AMIMetrics("slices-burst").messages.value(server="slices-burst") == 2 * total
+    assert held.count - before == 3  # each slice's hold of the loop is measured (ccserver_ami_read_seconds)
 
 
 def test_a_message_split_across_reads_survives_the_slices():

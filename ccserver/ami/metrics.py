@@ -24,5 +24,9 @@ class AMIMetrics:
         self.keepalive_timeouts = registry.counter(
             "ccserver_ami_keepalive_timeouts_total", "AMI connections dropped because Ping went unanswered")
         self.login_failures = registry.counter("ccserver_ami_login_failures_total", "AMI logins refused or failed")
+        self.read_seconds = registry.histogram(
+            "ccserver_ami_read_seconds",
+            "Time one AMI read (or one slice of a burst) held the event loop: framing, parsing, the tracker, the hub",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
         self.handoff_overflow = registry.counter(
             "ccserver_ami_handoff_dropped_total", "Events dropped because a hand-off queue was full")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, fail
@@ -245,6 +246,7 @@ class AMIProtocol(Protocol):
 
     # -- reading ---------------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
+        started = perf_counter()
         if self._buf:
             data = self._buf + data
             self._buf = b""
@@ -313,6 +315,7 @@ class AMIProtocol(Protocol):
             self._buf = rest
         if count:
             self.metrics.messages.inc(count, server=self.server)
+            self.metrics.read_seconds.observe(perf_counter() - started)
         if dropped:
             self.metrics.dropped.inc(dropped, server=self.server)
 

@@ -354,6 +354,20 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
     page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('预约成功')")
     screenshot(page, "desktop-off-call-zh-CN")
 
+    # a call that rings takes the forms over; the agent picks again; later frames of that call keep the pick, and
+    # so does the call's retraction (never answered)
+    frame(page, "cc:pop", {"type": "pop", "seq": 1, "state": "ringing", "call": {"uniqueid": "1795417000.7"},
+                           "customer": {"id": prospect, "name": HOSTILE, "tier": "prospect"}})
+    page.wait_for_selector("#call-summary[data-state='ringing']")
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(prospect)
+    page.click("#customer-ticket")
+    frame(page, "cc:update", {"type": "update", "seq": 2, "state": "ringing", "call": {"uniqueid": "1795417000.7"},
+                              "customer": {"id": prospect, "name": HOSTILE, "tier": "prospect"}})
+    frame(page, "cc:retract", {"type": "retract", "seq": 3, "reason": "no_answer",
+                               "call": {"uniqueid": "1795417000.7"}})
+    page.wait_for_selector("#call-summary[data-state='none']")
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(cid)
+
     with desk.sessions() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.subject == "邮件询价：保养套餐")).one()
         assert ticket.customer_id == prospect

@@ -299,6 +299,7 @@ function dispose() {
     if (current && current.state === "ended") {
       current = null;
       renderCall();
+      callPlaceholder(); // the forms keep the customer (a follow-up ticket), not the call: nothing left to link
     }
     await refreshState();
     return result;

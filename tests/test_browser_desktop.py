@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-from ccserver.db.models import CallNote
+from ccserver.db.models import Appointment, CallNote, Customer, Store, Ticket, Vehicle
 from ccserver.demo import demo_password_for, generate
 from ccserver.events import CallEnded
 from ccserver.web.app import build_site
@@ -290,6 +290,93 @@ def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) ->
     screenshot(page, "desktop-en-960")
     page.set_viewport_size({"width": 1280, "height": 800})
     screenshot(page, "desktop-en-1280")
+    assert page.locator("img").count() == 0
+    assert errors == []
+    context.close()
+
+
+def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    """No call and not signed in (a customer e-mailed): from the Customers tab, a ticket for a prospect whose name is
+    hostile (shown as text) and an appointment at a known customer's home store; nothing is linked to a call."""
+    desk = server.desk
+    assert desk is not None
+    prospect, _known, _plate = server.call(make_prospect, desk, "+8613955552222")
+
+    def bookable() -> tuple[int, str, str]:
+        with desk.sessions() as s:
+            row = s.execute(select(Customer.id, Vehicle.plate, Store.code)
+                            .join(Vehicle, Vehicle.customer_id == Customer.id)
+                            .join(Store, Store.id == Customer.home_store_id)
+                            .where(Vehicle.plate.is_not(None), Customer.tier != "prospect")
+                            .order_by(Customer.id)).first()
+        assert row is not None
+        return int(row[0]), str(row[1]), str(row[2])
+
+    cid, plate, home = server.call(bookable)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = watch(page)
+    log_in(page, server.url, "agent8003", demo_password_for(SEED))
+    page.goto(f"{server.url}/desktop")
+    page.wait_for_selector("#queue-list input[value='vip']")
+    assert page.get_attribute("#call-summary", "data-state") == "none"
+    assert page.inner_text("#forms-title") == "工单与预约"
+    page.click("#book")  # nobody chosen yet: said in the page's language, nothing sent
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('请先选择客户')")
+
+    # (a) a ticket for the prospect found by number
+    page.click(".tab[data-tab='customers']")
+    page.fill("#customer-search input[name=q]", "139 5555 2222")
+    page.click("#customer-search button[type=submit]")
+    page.click(f"#customer-results button[data-id='{prospect}']")
+    page.wait_for_selector("#customer-detail:not([hidden])")
+    page.click("#customer-ticket")
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(prospect)
+    assert page.input_value("#ticket-form input[name=customer_name]") == HOSTILE  # a value: text, not markup
+    assert page.input_value("#ticket-form input[name=phone]") == "+8613955552222"
+    assert f"#{prospect}" in page.inner_text("#forms-message")
+    page.select_option("#ticket-kind", "inquiry")
+    page.fill("#ticket-form input[name=subject]", "邮件询价：保养套餐")
+    page.click("#create-ticket")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('已创建')")
+    page.wait_for_function("() => document.querySelector('#customer-history').innerText.includes('保养套餐')")
+
+    # (b) an appointment for a known customer found by plate: their home store's free slots come up
+    page.fill("#customer-search input[name=q]", plate)
+    page.click("#customer-search button[type=submit]")
+    page.click(f"#customer-results button[data-id='{cid}']")
+    page.wait_for_function(f"() => document.querySelector('#customer-title').innerText.startsWith('#{cid} ')")
+    page.click("#customer-book")
+    assert page.input_value("#appointment-form input[name=store]") == home
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(cid)
+    page.locator("#slots input[type=radio]").first.check()
+    page.click("#book")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('预约成功')")
+    screenshot(page, "desktop-off-call-zh-CN")
+
+    # a call that rings takes the forms over; the agent picks again; later frames of that call keep the pick, and
+    # so does the call's retraction (never answered)
+    frame(page, "cc:pop", {"type": "pop", "seq": 1, "state": "ringing", "call": {"uniqueid": "1795417000.7"},
+                           "customer": {"id": prospect, "name": HOSTILE, "tier": "prospect"}})
+    page.wait_for_selector("#call-summary[data-state='ringing']")
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(prospect)
+    page.click("#customer-ticket")
+    frame(page, "cc:update", {"type": "update", "seq": 2, "state": "ringing", "call": {"uniqueid": "1795417000.7"},
+                              "customer": {"id": prospect, "name": HOSTILE, "tier": "prospect"}})
+    frame(page, "cc:retract", {"type": "retract", "seq": 3, "reason": "no_answer",
+                               "call": {"uniqueid": "1795417000.7"}})
+    page.wait_for_selector("#call-summary[data-state='none']")
+    assert page.input_value("#ticket-form input[name=customer_id]") == str(cid)
+
+    with desk.sessions() as s:
+        ticket = s.scalars(select(Ticket).where(Ticket.subject == "邮件询价：保养套餐")).one()
+        assert ticket.customer_id == prospect
+        appointment = s.scalars(select(Appointment).where(Appointment.customer_id == cid)
+                                .order_by(Appointment.id.desc())).first()
+        assert appointment is not None and appointment.store_id == s.scalars(
+            select(Store.id).where(Store.code == home)).one()
+        linked = set(s.scalars(select(CallNote.ticket_id).where(CallNote.ticket_id.is_not(None))))
+        assert ticket.id not in linked and appointment.ticket_id not in linked  # no call: no call link
     assert page.locator("img").count() == 0
     assert errors == []
     context.close()

@@ -12,8 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from ccserver.db.models import (
+    Appointment,
     AuditLog,
     CallNote,
+    Customer,
     TicketEvent,
 )
 from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
@@ -23,7 +25,8 @@ from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, m
 from tests.web_support import make_context
 
 
-async def request(router: Any, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
+async def request(router: Any, method: str, path: str, token: str, body: Any = None,
+                  lang: str | None = None) -> tuple[int, Any]:
     from twisted.internet.address import IPv4Address
     from twisted.web.test.requesthelper import DummyRequest
 
@@ -38,6 +41,8 @@ async def request(router: Any, method: str, path: str, token: str, body: Any = N
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req.content = io.BytesIO(raw)
     req.requestHeaders.addRawHeader("Authorization", f"Bearer {token}")
+    if lang is not None:  # a reader's language: errors come in it (API clients without one get English)
+        req.requestHeaders.addRawHeader("Accept-Language", lang)
     if body is not None:
         req.requestHeaders.addRawHeader("Content-Type", "application/json")
     router.render(req)
@@ -264,6 +269,99 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     assert "+8613955550000" in into[1]["phones"] and "1795000000.0000" in [c["uniqueid"] for c in into[1]["calls"]]
     assert [(a[1], a[2]["from"]) for a in audit(desk, "customer.merge")] == [(f"customer:{known}", prospect)]
     assert len(audit(desk, "customer.update")) == 1
+
+
+def a_customer_with_a_home_store(desk: Desk) -> int:
+    with desk.sessions() as s:
+        found = s.scalars(select(Customer.id).where(Customer.home_store_id.is_not(None), Customer.tier != "prospect")
+                          .order_by(Customer.id)).first()
+    assert found is not None
+    return int(found)
+
+
+def test_off_call_a_customer_found_under_customers_gets_a_ticket_and_an_appointment(api: Any) -> None:
+    """An agent not signed in and on no call (a customer e-mailed): the customer from the search, then the ticket
+    and the booking the desktop's forms send for them — no call, no call note; an unknown customer is refused."""
+    router, token, desk = api
+    me = token("agent8001")
+    cid = a_customer_with_a_home_store(desk)
+
+    async def main() -> list[tuple[int, Any]]:
+        state = await request(router, "GET", "/api/desktop/state", me)
+        detail = await request(router, "GET", f"/api/desktop/customers/{cid}", me)
+        home = detail[1]["home_store"]
+        ticket = await request(router, "POST", "/api/tickets", me, {
+            "kind": "inquiry", "subject": "邮件询价", "customer_id": cid, "phone": detail[1]["phones"][0]})
+        slots = await request(router, "GET", f"/api/slots?store={home['code']}&limit=2", me)
+        slot = slots[1]["slots"][0]["start"]
+        booked = await request(router, "POST", "/api/appointments", me,
+                               {"customer_id": cid, "store_id": home["id"], "slot": slot})
+        return [state, detail, ticket, slots, booked,
+                # what the desk sent off-call before: no caller, so no customer
+                await request(router, "POST", "/api/appointments", me,
+                              {"customer_id": None, "store_id": home["id"], "slot": slot}),
+                await request(router, "POST", "/api/tickets", me,
+                              {"kind": "inquiry", "subject": "x", "customer_id": 99999999}, lang="zh-CN"),
+                await request(router, "POST", "/api/appointments", me,
+                              {"customer_id": 99999999, "store_id": home["id"], "slot": slot}, lang="zh-CN"),
+                await request(router, "POST", "/api/tickets", token("campaigns"),
+                              {"kind": "inquiry", "subject": "x", "customer_id": cid}),
+                await request(router, "POST", "/api/appointments", token("campaigns"),
+                              {"customer_id": cid, "store_id": home["id"], "slot": slot}),
+                await request(router, "GET", f"/api/desktop/customers/{cid}", me)]
+
+    (state, detail, ticket, slots, booked, no_customer, unknown_ticket, unknown_booking, campaign_ticket,
+     campaign_booking, after) = asyncio.run(main())
+    assert state[0] == 200 and not state[1]["signed_in"] and state[1]["call"] is None
+    assert detail[0] == 200 and detail[1]["home_store"]["code"]
+    assert ticket[0] == 201, ticket
+    assert ticket[1]["customer"]["id"] == cid and ticket[1]["kind"] == "inquiry"
+    assert slots[0] == 200 and slots[1]["slots"]
+    assert booked[0] == 201, booked
+    assert (booked[1]["kind"], booked[1]["customer"]["id"]) == ("appointment", cid)
+    assert (no_customer[0], no_customer[1]["field"]) == (400, "customer_id")
+    assert unknown_ticket[0] == 400 and unknown_ticket[1] == {"error": "没有这位客户", "field": "customer_id"}
+    assert unknown_booking[0] == 400 and unknown_booking[1] == {"error": "没有这位客户", "field": "customer_id"}
+    assert campaign_ticket[0] == 403 and campaign_booking[0] == 403  # roles kept
+    assert {ticket[1]["id"], booked[1]["id"]} <= {t["id"] for t in after[1]["tickets"]}  # in the history
+    with desk.sessions() as s:
+        assert s.scalars(select(CallNote)).all() == []  # no call: nothing links, nothing fails
+        appointment = s.scalars(select(Appointment).where(Appointment.ticket_id == booked[1]["id"])).one()
+        assert (appointment.customer_id, appointment.store_id) == (cid, detail[1]["home_store"]["id"])
+    assert [a[2]["ticket"] for a in audit(desk, "ticket.create")] == [ticket[1]["id"]]
+    assert [a[2]["ticket"] for a in audit(desk, "appointment.book")] == [booked[1]["id"]]
+
+
+def test_off_call_store_staff_open_tickets_and_book_at_their_own_store_only(api: Any) -> None:
+    """Store staff on the desktop (department role with a store): a found customer's ticket is their store's and
+    a booking elsewhere is refused, in the reader's language."""
+    router, token, desk = api
+    me = token("bj-volvo-service01")
+    own = desk.users["bj-volvo-service01"].store_id
+    assert own is not None
+    cid = a_customer_with_a_home_store(desk)
+
+    async def main() -> list[tuple[int, Any]]:
+        other_slots = await request(router, "GET", f"/api/slots?store={own + 1}&limit=1", me)
+        own_slots = await request(router, "GET", f"/api/slots?store={own}&limit=1", me)
+        return [
+            await request(router, "POST", "/api/tickets", me,
+                          {"kind": "repair", "subject": "回访", "customer_id": cid}),
+            await request(router, "POST", "/api/tickets", me,
+                          {"kind": "repair", "subject": "回访", "customer_id": cid, "store_id": own + 1}, lang="zh-CN"),
+            await request(router, "POST", "/api/appointments", me, {
+                "customer_id": cid, "store_id": own + 1, "slot": other_slots[1]["slots"][0]["start"]}, lang="zh-CN"),
+            await request(router, "POST", "/api/appointments", me, {
+                "customer_id": cid, "store_id": own, "slot": own_slots[1]["slots"][0]["start"]}),
+        ]
+
+    ticket, other_store_ticket, other_store_booking, booked = asyncio.run(main())
+    assert ticket[0] == 201 and ticket[1]["store"]["id"] == own and ticket[1]["customer"]["id"] == cid
+    assert other_store_ticket[0] == 403
+    assert other_store_ticket[1] == {"error": "您只能为自己的门店创建工单", "field": "store_id"}
+    assert other_store_booking[0] == 403
+    assert other_store_booking[1] == {"error": "您只能在自己的门店预约", "field": "store_id"}
+    assert booked[0] == 201 and booked[1]["customer"]["id"] == cid and booked[1]["store"]["id"] == own
 
 
 def test_the_desktop_page_and_its_config(api: Any) -> None:

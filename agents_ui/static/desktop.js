@@ -1,7 +1,8 @@
 // The agent desktop: sign-in with hot-desking and queues, pause codes, state and time in state; the current call
 // (from the screen-pop socket's document events: cc:pop / cc:update / cc:retract / cc:hello / cc:agent_state /
 // cc:socket / cc:call / cc:call-ended), notes, forced wrap-up with dispositions, transfer, tickets and
-// appointments pre-filled from the call; the callback worklist with click-to-dial, my tickets, customer search.
+// appointments pre-filled from the call or for a customer found under Customers (off-call too: the call link is
+// added only when a call is on the desk); the callback worklist with click-to-dial, my tickets, customer search.
 // Everything goes through the JSON API (common.js api(): CSRF token); caller text goes in as text, never HTML.
 import { api, text } from "/static/common.js";
 
@@ -19,6 +20,7 @@ let shownState = null;
 let current = null; // { call, customer, state } — the call on the desk (or just ended, for wrap-up)
 let wrapupUntil = null; // ms
 let chosenSlot = null;
+let formsFrom = null; // whose customer the ticket / appointment forms hold: "call" (the caller) or "pick" (Customers)
 
 function say(id, message) { text($(id), message || ""); }
 
@@ -217,16 +219,29 @@ function renderCall() {
   box.append(line);
 }
 
-function prefillForms() {
+// The forms' customer: id (what the APIs get), name and number (shown as text), the store to book at — the
+// viewer's own when they have one (booking elsewhere is refused), else the customer's.
+function fillCustomer(customer, phone) {
   const form = $("ticket-form");
-  const customer = current && current.customer;
   form.elements.customer_id.value = customer && customer.id ? customer.id : "";
   form.elements.customer_name.value = customer && customer.name ? customer.name : "";
-  form.elements.phone.value = current ? customerPhone(customer, current.call) : "";
-  form.elements.body.placeholder = current && current.call.uniqueid
-    ? fmt(labels.from_call, { uniqueid: current.call.uniqueid }) : "";
-  const store = customer && (customer.store_code || (customer.store && (customer.store.code || customer.store.id)));
+  form.elements.phone.value = phone || "";
+  const store = (config && config.store_id) || (customer && (customer.store_code ||
+    (customer.store && (customer.store.code || customer.store.id)) ||
+    (customer.home_store && customer.home_store.code) || customer.home_store_id));
   if (store) $("appointment-form").elements.store.value = store;
+}
+
+function callPlaceholder() {
+  $("ticket-form").elements.body.placeholder = current && current.call.uniqueid
+    ? fmt(labels.from_call, { uniqueid: current.call.uniqueid }) : "";
+}
+
+function prefillForms() {
+  const customer = current && current.customer;
+  fillCustomer(customer, current ? customerPhone(customer, current.call) : "");
+  formsFrom = current ? "call" : null;
+  callPlaceholder();
 }
 
 function setCall(call, customer, callState) {
@@ -238,7 +253,8 @@ function setCall(call, customer, callState) {
     state: callState || (same ? current.state : "ringing"),
   };
   renderCall();
-  prefillForms();
+  // A new call takes the forms; later frames of the same call leave a customer the agent picked under Customers.
+  if (!same || formsFrom !== "pick") prefillForms(); else callPlaceholder();
   if (current.state === "ringing" || current.state === "answered") {
     showAgentState(current.state === "ringing" ? "ringing" : "talking", null); // the frame is news before the poll
   }
@@ -249,7 +265,7 @@ function endCall(call, reason) {
   if (current.state === "ringing") {
     current = null; // retracted before it was ours: nothing to wrap up
     renderCall();
-    prefillForms();
+    if (formsFrom !== "pick") prefillForms(); else callPlaceholder();
     refreshState();
     return;
   }
@@ -283,6 +299,7 @@ function dispose() {
     if (current && current.state === "ended") {
       current = null;
       renderCall();
+      callPlaceholder(); // the forms keep the customer (a follow-up ticket), not the call: nothing left to link
     }
     await refreshState();
     return result;
@@ -367,7 +384,20 @@ document.addEventListener("cc:socket", (event) => {
   text(line, label("socket", d.state));
 });
 
-// -- tickets and appointments from the call ---------------------------------------------------------------------------
+// -- tickets and appointments: for the caller, or for a customer picked under Customers (no call needed) -------------
+async function linkToCall(ticket) {
+  // Only with a call on the desk: its notes name the ticket, so the call and the ticket are linked both ways in the
+  // history. Off-call there is nothing to link, and a refused note never undoes the ticket.
+  if (!current || !current.call.uniqueid) return;
+  await api("POST", `/api/calls/${uniqueid()}/notes`, { text: `#${ticket.id} ${ticket.subject}`,
+    ticket_id: ticket.id }).catch(() => {});
+}
+
+function refreshShownCustomer(id) {
+  // the customer open under Customers shows the new ticket in their history
+  if (shownCustomer && id && shownCustomer.id === id) openCustomer(id).catch(() => {});
+}
+
 $("ticket-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = event.target.elements;
@@ -377,21 +407,18 @@ $("ticket-form").addEventListener("submit", (event) => {
   if (form.phone.value) body.phone = form.phone.value;
   act("forms-message", async () => {
     const ticket = await api("POST", "/api/tickets", body);
-    if (current && current.call.uniqueid) {
-      // The call's notes name the ticket: the call and the ticket are linked both ways in the history.
-      await api("POST", `/api/calls/${uniqueid()}/notes`, { text: `#${ticket.id} ${ticket.subject}`,
-        ticket_id: ticket.id }).catch(() => {});
-    }
+    await linkToCall(ticket);
     form.subject.value = "";
     form.body.value = "";
     say("forms-message", fmt(labels.ticket_created, { id: ticket.id }));
+    refreshShownCustomer(body.customer_id);
     loadMine();
   });
 });
 
-$("find-slots").addEventListener("click", () => {
+function findSlots() {
   const store = $("appointment-form").elements.store.value.trim();
-  act("forms-message", async () => {
+  return act("forms-message", async () => {
     const data = await api("GET", `/api/slots?store=${encodeURIComponent(store)}&limit=8`);
     const box = $("slots");
     box.replaceChildren();
@@ -411,17 +438,26 @@ $("find-slots").addEventListener("click", () => {
       box.append(item);
     }
   });
-});
+}
+
+$("find-slots").addEventListener("click", () => findSlots());
 
 $("appointment-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const customerId = $("ticket-form").elements.customer_id.value;
+  const customerId = Number($("ticket-form").elements.customer_id.value) || null;
+  // Said here, in the page's language, rather than the API's "customer_id is required" for a form with no caller.
+  if (!customerId || !chosenSlot) {
+    say("forms-message", customerId ? labels.pick_slot : labels.pick_customer);
+    return;
+  }
   act("forms-message", async () => {
     const ticket = await api("POST", "/api/appointments", {
-      customer_id: customerId ? Number(customerId) : null, store_id: Number($("slots").dataset.store),
-      slot: chosenSlot });
+      customer_id: customerId, store_id: Number($("slots").dataset.store), slot: chosenSlot });
+    await linkToCall(ticket);
     say("forms-message", fmt(labels.booked, { id: ticket.id }));
     $("slots").replaceChildren();
+    chosenSlot = null;
+    refreshShownCustomer(customerId);
     loadMine();
   });
 });
@@ -559,6 +595,27 @@ $("customer-search").addEventListener("submit", (event) => {
       ul.append(li);
     }
   });
+});
+
+// The forms take the customer shown under Customers: a ticket or an appointment for them, with or without a call.
+function pickShownCustomer() {
+  const c = shownCustomer;
+  fillCustomer(c, c.phones[0] || "");
+  formsFrom = "pick";
+  $("slots").replaceChildren();
+  chosenSlot = null;
+  say("forms-message", fmt(labels.picked, { id: c.id }));
+  document.querySelector(".forms-panel").scrollIntoView({ block: "nearest" });
+}
+
+$("customer-ticket").addEventListener("click", () => {
+  pickShownCustomer();
+  $("ticket-form").elements.subject.focus();
+});
+
+$("customer-book").addEventListener("click", () => {
+  pickShownCustomer();
+  if ($("appointment-form").elements.store.value.trim()) findSlots(); else $("appointment-form").elements.store.focus();
 });
 
 $("customer-edit").addEventListener("submit", (event) => {

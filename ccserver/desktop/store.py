@@ -194,9 +194,12 @@ class DesktopStore:
                                "created_at": _iso(t.created_at)}
                               for t in s.scalars(select(Ticket).where(Ticket.customer_id == c.id)
                                                  .order_by(Ticket.id.desc()).limit(20))]
-            stores = {row.id: row.name for row in s.execute(select(Store.id, Store.name))}
+            stores = {row.id: row for row in s.execute(select(Store.id, Store.code, Store.name))}
+            home = stores.get(c.home_store_id) if c.home_store_id else None
+            # the desktop's appointment form starts at the home store (by code, as agents type it)
+            out["home_store"] = {"id": home.id, "code": home.code, "name": home.name} if home else None
             out["visits"] = [{"id": v.id, "opened_at": _iso(v.opened_at), "status": v.status,
-                              "store": stores.get(v.store_id) if v.store_id else None,
+                              "store": stores[v.store_id].name if v.store_id in stores else None,
                               "description": v.description}
                              for v in s.scalars(select(ServiceVisit).where(ServiceVisit.customer_id == c.id)
                                                 .order_by(ServiceVisit.opened_at.desc()).limit(10))]

@@ -37,7 +37,7 @@ _BANNER = BANNER_PREFIX.encode()
 _ERROR_RESPONSES = frozenset({"Error", "Failure", "Fail"})
 MAX_BANNER = 1024
 READ_SIZE = 1 << 22  # bytes asked of the socket per read
-SLICE = 1000  # messages decoded per turn of the loop; the rest of a big read waits one turn, reading paused
+SLICE = 300  # messages decoded per turn of the loop; the rest of a big read waits one turn, reading paused
 
 
 class ActionResult:

@@ -193,3 +193,12 @@ def test_a_holiday_is_edited_and_removed_and_routing_sees_it(admin):  # noqa: F8
     assert gone.status == 200 and refresher.current.is_open(route, tuesday_noon)
     days = call(router, "GET", "/api/admin/calendar?year=2027", headers=boss).json()["holidays"]
     assert [d["day"] for d in days] == ["2027-03-03", "2027-05-01"]
+
+    makeup = call(router, "POST", "/api/admin/calendar/makeup_workdays", headers=boss,
+                  json_body={"day": "2027-02-07", "name": "春节调休"}).json()["result"]["id"]
+    renamed = call(router, "PATCH", f"/api/admin/calendar/makeup_workdays/{makeup}", headers=boss,
+                   json_body={"day": "2027-02-20", "store": "sh-bmw"})
+    assert renamed.status == 200 and renamed.json()["result"]["store"] == "sh-bmw"
+    assert _audit(router, boss, "makeup_workday.updated")[0]["detail"]["after"]["day"] == "2027-02-20"
+    assert call(router, "PATCH", f"/api/admin/calendar/birthdays/{makeup}", headers=boss,
+                json_body={"name": "x"}).status == 404

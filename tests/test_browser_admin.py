@@ -341,6 +341,18 @@ def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: 
     page.click(f"{row} button.confirm")
     page.wait_for_selector(row, state="detached")
     assert page.inner_text("#message") == "已删除。"
+
+    # A user is edited the same way (name and password are not: they have their own forms); no Delete.
+    page.goto(f"{server.url}/admin/users")
+    user = "table[data-key=users] tr:has(td.username:text-is('agent8002'))"
+    page.click(f"{user} button.edit")
+    assert page.is_disabled("#user-form [name=username]") and page.is_disabled("#user-form [name=password]")
+    assert page.locator(f"{user} button.delete").count() == 0
+    page.fill("#user-form [name=department]", "售后<二组>")
+    page.click("#user-form button[type=submit]")
+    page.wait_for_selector(f"{user} td.department:text-is('售后<二组>')")
+    assert page.is_enabled("#user-form [name=username]") and page.inner_text("#message") == "已保存。"
+
     page.goto(f"{server.url}/admin/audit")
     page.fill("form[data-query] [name=action]", "store.")
     page.click("form[data-query] button[type=submit]")

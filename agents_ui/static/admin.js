@@ -34,9 +34,13 @@ function button(label, className = "") {
 // first, in the row itself: the name, "Delete" again to confirm, or Cancel.
 function actions(table, row, td) {
   const edit = button(labels.edit, "edit");
+  edit.addEventListener("click", () => startEdit(table, row));
+  if (table.dataset.actions === "edit") {  // (users are deactivated, by their own form, never deleted)
+    td.replaceChildren(edit);
+    return;
+  }
   const remove = button(labels.delete, "danger delete");
   td.replaceChildren(edit, " ", remove);
-  edit.addEventListener("click", () => startEdit(table, row));
   remove.addEventListener("click", () => {
     const question = document.createElement("span");
     text(question, labels.confirm_delete.replace("{name}", row[table.dataset.name]));
@@ -60,7 +64,7 @@ function actions(table, row, td) {
 }
 
 function itemPath(table, row) {
-  return table.dataset.item.replace("{id}", encodeURIComponent(row.id));
+  return table.dataset.item.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(row[name]));
 }
 
 function render(table, rows) {
@@ -96,15 +100,23 @@ function render(table, rows) {
   }
 }
 
-// Editing reuses the add form: filled with the row, its button saves (PATCH) until saved or cancelled.
+// Editing reuses the add form: filled with the row, its button saves (PATCH) until saved or cancelled. Fields
+// marked data-fixed (a user's name, the initial password) are not edited here.
+const editedRows = new WeakMap();  // form -> the row as it was shown
+
+function shown(value) {
+  return value === null || value === undefined ? "" : Array.isArray(value) ? value.join(",") : String(value);
+}
+
 function startEdit(table, row) {
   const form = document.getElementById(table.dataset.form);
   for (const field of form.elements) {
     if (!field.name) continue;
     field.removeAttribute("aria-invalid");
-    const value = row[field.name];
-    field.value = value === null || value === undefined ? "" : Array.isArray(value) ? value.join(",") : value;
+    field.disabled = "fixed" in field.dataset;
+    field.value = shown(row[field.name]);
   }
+  editedRows.set(form, row);
   form.dataset.editing = itemPath(table, row);
   const submit = form.querySelector("button[type=submit]");
   submit.dataset.addLabel ??= submit.textContent;
@@ -123,6 +135,8 @@ function startEdit(table, row) {
 
 function stopEdit(form) {
   delete form.dataset.editing;
+  editedRows.delete(form);
+  for (const field of form.elements) field.disabled = false;
   form.reset();
   const submit = form.querySelector("button[type=submit]");
   if (submit.dataset.addLabel) text(submit, submit.dataset.addLabel);
@@ -130,11 +144,17 @@ function stopEdit(form) {
   if (cancel) cancel.hidden = true;
 }
 
-// An edit sends every field of the form: an emptied one clears the value (a DID with no store is group-wide).
-function everyValue(form) {
-  const body = values(form);
+// An edit sends the fields changed from the row: an emptied one as null, which clears the value (a DID with no
+// store is group-wide); a list field as a list, [] when emptied.
+function changedValues(form) {
+  const row = editedRows.get(form) || {};
+  const body = {};
   for (const field of form.elements) {
-    if (field.name && !(field.name in body)) body[field.name] = null;
+    if (!field.name || field.disabled) continue;
+    const list = "listField" in field.dataset;
+    const now = list ? field.value.split(",").map((v) => v.trim()).filter(Boolean) : field.value.trim();
+    if ((list ? now.join(",") : now) === shown(row[field.name])) continue;
+    body[field.name] = list || now !== "" ? now : null;
   }
   return body;
 }
@@ -169,7 +189,12 @@ for (const form of document.querySelectorAll("form[data-create], form[data-path]
     event.preventDefault();
     for (const field of form.elements) field.removeAttribute("aria-invalid");
     const editing = form.dataset.editing;
-    const body = editing ? everyValue(form) : values(form);
+    const body = editing ? changedValues(form) : values(form);
+    if (editing && !Object.keys(body).length) {  // nothing changed: nothing to send
+      stopEdit(form);
+      say(labels.saved);
+      return;
+    }
     let path = editing || form.dataset.create;
     if (form.dataset.path) {
       path = form.dataset.path.replace(/\{(\w+)\}/g, (_, name) => {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from ccserver.db.models import BusinessHours, Holiday, Store, User
 from tests.test_admin_api import _login, admin  # noqa: F401 - admin is a fixture
 from tests.web_support import call
@@ -80,7 +82,7 @@ def test_a_store_in_use_is_not_removed_and_the_reason_says_by_what(admin):  # no
     assert refused.json()["error"] == ("store 'bj-volvo' is still used by 2 user(s), 1 queue(s): "
                                        "move or remove them first")
     in_chinese = call(router, "DELETE", f"/api/admin/stores/{bj}", headers={**boss, **ZH}).json()["error"]
-    assert "'bj-volvo'" in in_chinese and "2 个用户" in in_chinese and "1 个队列" in in_chinese, in_chinese
+    assert in_chinese == "门店 'bj-volvo' 仍被以下使用：2 个用户、1 个队列。请先将它们移走或删除", in_chinese
     with sessions() as s:
         assert s.get(Store, bj) is not None and s.query(User).filter_by(store_id=bj).count() == 2
     assert _audit(router, boss, "store.deleted") == []
@@ -202,3 +204,34 @@ def test_a_holiday_is_edited_and_removed_and_routing_sees_it(admin):  # noqa: F8
     assert _audit(router, boss, "makeup_workday.updated")[0]["detail"]["after"]["day"] == "2027-02-20"
     assert call(router, "PATCH", f"/api/admin/calendar/birthdays/{makeup}", headers=boss,
                 json_body={"name": "x"}).status == 404
+
+
+def test_removal_on_the_demo_data_in_sqlite_and_postgresql(loaded):
+    """What refuses a removal is counted by each database alike; a removed store's hours and days go with it."""
+    from sqlalchemy import select
+
+    from ccserver.admin import org
+    from ccserver.admin.users import Actor, AdminError
+    from ccserver.db.models import Did, Queue
+
+    _, sessions = loaded
+    actor = Actor(None, "test")
+    with sessions() as s:
+        first = s.scalars(select(Store).order_by(Store.id)).first()
+        routed = s.scalars(select(Queue).where(Queue.id.in_(select(Did.default_queue_id)))).first()
+    with pytest.raises(AdminError) as store_refused:
+        org.delete_store(sessions, actor, first.id)
+    assert store_refused.value.status == 409
+    assert "user(s)" in store_refused.value.message and "customer(s)" in store_refused.value.message
+    assert routed is not None
+    with pytest.raises(AdminError) as queue_refused:
+        org.delete_queue(sessions, actor, routed.id)
+    assert queue_refused.value.status == 409 and "(default queue)" in queue_refused.value.message
+    made = org.save_store(sessions, actor, {"code": "zz-new", "name": "新店", "brand": "x", "city": "x",
+                                            "time_zone": "Asia/Shanghai"})
+    org.set_hours(sessions, actor, "zz-new", [{"weekday": 1, "opens": "09:00", "closes": "17:00"}])
+    org.add_day(sessions, actor, "makeup_workdays", {"day": "2027-02-07", "name": "调休", "store": "zz-new"})
+    org.delete_store(sessions, actor, made["id"])
+    with sessions() as s:
+        assert s.get(Store, made["id"]) is None and s.get(Store, first.id) is not None
+        assert s.query(BusinessHours).filter_by(store_id=made["id"]).count() == 0

@@ -166,8 +166,12 @@ _STORE_USES: tuple[tuple[Any, Any, Callable[[int], Text]], ...] = (
 
 
 def _listing(parts: list[Text]) -> Text:
-    """Texts joined by commas, each translated for the reader (ccserver/texts.py translates nested texts)."""
-    return Text(", ".join(f"{{p{i}}}" for i in range(len(parts))), {f"p{i}": part for i, part in enumerate(parts)})
+    """The texts as one list, each read in the reader's language (ccserver/texts.py translates nested texts), and
+    so is the comma between them (、 in Chinese)."""
+    listed = parts[0]
+    for part in parts[1:]:
+        listed = T("{first}, {then}", first=listed, then=part)
+    return listed
 
 
 def delete_store(sf: SessionFactory, actor: Actor, store_id: int) -> None:

@@ -235,3 +235,30 @@ def test_removal_on_the_demo_data_in_sqlite_and_postgresql(loaded):
     with sessions() as s:
         assert s.get(Store, made["id"]) is None and s.get(Store, first.id) is not None
         assert s.query(BusinessHours).filter_by(store_id=made["id"]).count() == 0
+
+
+def test_a_page_session_changes_and_removes_only_from_our_own_origin(admin):  # noqa: F811
+    router, _, _ = admin
+    boss = _login(router, "boss")
+    host = {"Host": "cc.example.com"}
+    page = _cookie_session(router, "boss")
+    token = call(router, "GET", "/api/me", headers={**page, **host}).json()["csrf_token"]
+    session = {**page, **host, "X-CSRF-Token": token}
+    store = call(router, "POST", "/api/admin/stores", headers=boss, json_body={
+        "code": "gz-toyota", "name": "广州丰田", "brand": "Toyota", "city": "Guangzhou", "time_zone": "Asia/Shanghai"})
+    day = call(router, "POST", "/api/admin/calendar/holidays", headers=boss,
+               json_body={"day": "2027-03-01", "name": "店庆", "store": "gz-toyota"}).json()["result"]["id"]
+    evil = {**session, "Origin": "https://evil.example"}
+    own = {**session, "Origin": "http://cc.example.com"}
+    store_path, day_path = f"/api/admin/stores/{store.json()['result']['id']}", f"/api/admin/calendar/holidays/{day}"
+    for method, path, body in (("PATCH", store_path, {"name": "x"}), ("PATCH", day_path, {"name": "x"}),
+                               ("DELETE", day_path, None), ("DELETE", store_path, None)):
+        refused = call(router, method, path, headers=evil, json_body=body)
+        assert refused.status == 403 and refused.json()["error"] == "origin not allowed", (method, path)
+    for method, path, body in (("PATCH", store_path, {"name": "广州丰田4S店"}),
+                               ("PATCH", day_path, {"name": "周年店庆"}),
+                               ("DELETE", day_path, None), ("DELETE", store_path, None)):
+        assert call(router, method, path, headers=own, json_body=body).status == 200, (method, path)
+    entries = call(router, "GET", "/api/admin/audit?target=store:gz-toyota", headers=boss).json()["entries"]
+    assert [e["action"] for e in entries] == ["store.deleted", "store.updated", "store.created"]
+    assert entries[1]["actor"] == "boss" and entries[1]["detail"]["after"]["name"] == "广州丰田4S店"

@@ -66,12 +66,13 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     screenshot(page, "campaigns-zh-dnc")
     page.click("#dnc-list tr[data-number='+8613800138000'] button[data-action=remove]")
     page.wait_for_selector("#dnc-list td.empty")
-    # targets from a CSV into the campaign: good rows added, the bad one listed with its row and reason
-    rows = "号码,到期日\n13955550101,2026-12-01\n不是号码,\n".encode()
+    # targets from a GBK CSV (a Chinese Excel export) into the campaign: good rows added, the bad one listed with
+    # its row and reason; the page sends the file's bytes (decoded as UTF-8 first, the header would be garbled)
+    rows = "号码,到期日\n13955550101,2026-12-01\n不是号码,\n".encode("gbk")
     page.set_input_files("#targets-file", files=[{"name": "targets.csv", "mimeType": "text/csv", "buffer": rows}])
     page.click("#targets-import button[type=submit]")
     page.wait_for_function("() => document.querySelector('#import-message').innerText.includes('新增 1')")
-    assert "第 3 行" in page.inner_text("#import-errors")
+    assert "第 3 行" in page.inner_text("#import-errors") and page.locator("#import-errors li").count() == 1
     # a due-date source checked before creation
     page.select_option("#source", "due:insurance")
     page.evaluate("() => { document.querySelector('#count-result').textContent = ''; }")

@@ -10,6 +10,7 @@ FRAMES, not the socket."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-from ccserver.db.models import Appointment, CallNote, Customer, Store, Ticket, Vehicle
+from ccserver.db.models import Appointment, CallNote, Customer, ServiceVisit, Store, Ticket, Vehicle
 from ccserver.demo import demo_password_for, generate
 from ccserver.events import CallEnded
 from ccserver.web.app import build_site
@@ -310,6 +311,9 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
                             .where(Vehicle.plate.is_not(None), Customer.tier != "prospect")
                             .order_by(Customer.id)).first()
         assert row is not None
+        with desk.sessions.begin() as s:  # a car in the workshop: its visit's status is shown in the page's language
+            s.add(ServiceVisit(customer_id=row[0], opened_at=dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC),
+                               status="waiting_parts", description="更换刹车片"))
         return int(row[0]), str(row[1]), str(row[2])
 
     cid, plate, home = server.call(bookable)
@@ -346,6 +350,8 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
     page.click("#customer-search button[type=submit]")
     page.click(f"#customer-results button[data-id='{cid}']")
     page.wait_for_function(f"() => document.querySelector('#customer-title').innerText.startsWith('#{cid} ')")
+    history = page.inner_text("#customer-history")
+    assert "等待配件" in history and "waiting_parts" not in history
     page.click("#customer-book")
     assert page.input_value("#appointment-form input[name=store]") == home
     assert page.input_value("#ticket-form input[name=customer_id]") == str(cid)

@@ -230,3 +230,30 @@ def test_dnc_csv_import_row_by_row(api: Any) -> None:
     with api.sessions() as s:
         assert set(s.scalars(select(DncNumber.e164))) == {"+8613800138000", "+8613912345678"}
         assert list(s.scalars(select(AuditLog.action).where(AuditLog.action == "dnc.import"))) == ["dnc.import"] * 2
+
+
+def test_dnc_csv_import_reads_gbk_and_a_bom_and_refuses_garbage_whole(api: Any) -> None:
+    csv_type = {"Content-Type": "text/csv"}
+    # a Chinese Excel export: GBK, Chinese headers and names
+    gbk = "姓名,号码\n张三,138 0013 8000\n李四,不是号码\n".encode("gbk")
+    status, done = api("campaigns", "POST", "/api/dnc/import", gbk, **csv_type)
+    assert status == 200, done
+    assert (done["rows"], done["added"], done["error_count"]) == (2, 1, 1)
+    assert (done["errors"][0]["row"], done["errors"][0]["value"]) == (3, "不是号码")
+    # UTF-8 with a BOM: the header is still found past it
+    bom = b"\xef\xbb\xbf" + "电话,备注\n13912345678,王五\n".encode()
+    status, done = api("campaigns", "POST", "/api/dnc/import", bom, **csv_type)
+    assert status == 200 and (done["rows"], done["added"], done["error_count"]) == (1, 1, 0), done
+    with api.sessions() as s:
+        before = set(s.scalars(select(DncNumber.e164)))
+    assert before == {"+8613800138000", "+8613912345678"}
+    # bytes neither UTF-8 nor GB18030: a 400 naming the byte, nothing added, nothing audited
+    garbage = "号码\n13700137000\n".encode("gbk") + b"\xff\xfe13600136000\n"
+    status, done = api("campaigns", "POST", "/api/dnc/import", garbage, **csv_type)
+    assert status == 400 and done["field"] == "body"
+    assert done["error"] == f"the file is neither UTF-8 nor GB18030/GBK (byte {len(garbage) - 14})"
+    zh = api("campaigns", "POST", "/api/dnc/import", garbage, **csv_type, **{"Accept-Language": "zh-CN"})[1]
+    assert str(len(garbage) - 14) in zh["error"] and "GB18030" in zh["error"] and zh["error"] != done["error"]
+    with api.sessions() as s:
+        assert set(s.scalars(select(DncNumber.e164))) == before
+        assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "dnc.import")) == 2

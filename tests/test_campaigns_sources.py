@@ -116,3 +116,38 @@ def test_campaigns_from_the_tickets_worklist(api: Any) -> None:  # noqa: F811
     assert made[0] == 201 and made[1]["targets"] == 1
     assert api("campaigns", "POST", "/api/campaigns", body(targets={"source": "everyone"}))[1]["field"] == \
         "targets.source"
+
+
+def test_csv_import_reads_gbk_and_a_bom_and_refuses_garbage_whole(api: Any) -> None:  # noqa: F811
+    with api.sessions() as s:
+        first = s.scalar(select(Customer.id).order_by(Customer.id))
+    cid = api("campaigns", "POST", "/api/campaigns", body(targets={"customer_ids": [first]}))[1]["id"]
+    csv_type = {"Content-Type": "text/csv"}
+
+    def targets() -> dict[str, Any]:
+        with api.sessions() as s:
+            return {t.e164: t.order_at for t in s.scalars(select(CampaignTarget)
+                                                                .where(CampaignTarget.campaign_id == cid))}
+
+    # a Chinese Excel export: GBK, Chinese headers (号码, 到期日) and names
+    gbk = "姓名,号码,到期日\n张三,139 5555 0201,2026-12-01\n李四,不是号码,\n".encode("gbk")
+    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import", gbk, **csv_type)
+    assert status == 200, done
+    assert (done["rows"], done["added"], done["error_count"]) == (2, 1, 1)
+    assert (done["errors"][0]["row"], done["errors"][0]["value"]) == (3, "不是号码")
+    # UTF-8 with a BOM: the header (电话) is still found past it
+    bom = b"\xef\xbb\xbf" + "电话,姓名\n13955550202,王五\n".encode()
+    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import", bom, **csv_type)
+    assert status == 200 and (done["rows"], done["added"], done["error_count"]) == (1, 1, 0), done
+    before = targets()
+    assert {"+8613955550201", "+8613955550202"} <= set(before)
+    assert before["+8613955550201"] is not None and before["+8613955550201"].date().isoformat() == "2026-12-01"
+    # bytes neither UTF-8 nor GB18030: a 400 naming the byte, no target added, nothing audited
+    garbage = "号码\n13955550203\n".encode("gbk") + b"\x80\n13955550204\n"
+    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import", garbage, **csv_type)
+    assert status == 400 and done["field"] == "body"
+    offset = garbage.index(b"\x80")
+    assert done["error"] == f"the file is neither UTF-8 nor GB18030/GBK (byte {offset})"
+    assert targets() == before
+    with api.sessions() as s:
+        assert len(list(s.scalars(select(AuditLog.id).where(AuditLog.action == "campaign.targets_import")))) == 2

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Where error messages people read are marked with ccserver.texts.T (babel.cfg lists the same folders).
 TEXT_SOURCES = (("ccserver/web", "**.py"), ("ccserver/desktop", "**.py"), ("ccserver/agents", "**.py"),
                 ("ccserver/supervisor", "**.py"), ("ccserver/tickets", "**.py"), ("ccserver/admin", "**.py"),
-                ("ccserver/campaigns", "**.py"), ("ccserver", "auth.py"))
+                ("ccserver/campaigns", "**.py"), ("ccserver", "auth.py"), ("ccserver", "csvtext.py"))
 
 
 def extracted() -> set[str]:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
-from ccserver.db.models import AuditLog, Store, User
+from ccserver.db.models import AuditLog, Customer, Store, User
 from ccserver.web.app import build_router
 from ccserver.web.http import SESSION_COOKIE
 from ccserver.web.sql_users import SQLUserStore
@@ -274,3 +274,27 @@ def test_inbox_page(api: Any) -> None:
     agent = api.users["agent8001"]
     assert api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={api.ctx.signer.issue(agent.id, agent.username, agent.role)[0]}"})[0] == 403  # noqa: E501
     assert api(None, "GET", "/inbox")[0] == 303  # not logged in: to the login page
+
+
+def test_a_customers_ticket_takes_their_home_store_and_its_staff_see_it(api: Any) -> None:
+    sh = api.bj + 1
+    with api.sessions.begin() as s:
+        homed_bj = Customer(name="北京车主", home_store_id=api.bj)
+        homed_sh = Customer(name="上海车主", home_store_id=sh)
+        s.add_all([homed_bj, homed_sh])
+        s.flush()
+        bj_customer, sh_customer = homed_bj.id, homed_sh.id
+        service_dept = s.scalars(select(User).where(User.username == "service-dept")).one()
+        assert service_dept.store_id == api.bj  # the service department's inbox of bj-volvo
+    # the group call centre opens a complaint for the customer, naming no store: it is their home store's
+    ticket = make(api, "agent8001", customer_id=bj_customer)
+    assert ticket["store"]["id"] == api.bj and ticket["department"] == "service"
+    for who, sees in (("supervisor2", True), ("agent8002", True), ("service-dept", True),
+                      ("sh-bmw-service01", False)):
+        listed = {t["id"] for t in api(who, "GET", "/api/tickets?limit=200")[1]["tickets"]}
+        assert (ticket["id"] in listed) is sees, who
+        assert api(who, "GET", f"/api/tickets/{ticket['id']}")[0] == (200 if sees else 404), who
+    # a store given wins over the home store
+    assert make(api, "agent8001", customer_id=bj_customer, store_id=sh)["store"]["id"] == sh
+    # a store's own agent opens tickets for their store, whichever store the customer calls home
+    assert make(api, "agent8002", customer_id=sh_customer)["store"]["id"] == api.bj

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from ccserver.db.models import CallbackTask, Customer, Ticket, Vehicle
+from ccserver.db.models import CallbackTask, Customer, Notification, Ticket, Vehicle
 from ccserver.events import CallAbandoned
-from ccserver.tickets import Actor, NewTicket, TicketError
+from ccserver.tickets import Actor, NewTicket, TicketError, TicketSettings
 from ccserver.tickets.abandoned import AbandonedCallers
 from ivr.ports import OpenRepair, TicketsPort
 from tests.tickets_support import MONDAY_10, actor, events, make_service, notifications, store_id
@@ -290,3 +290,42 @@ def test_vehicle_must_be_the_customers(loaded: Any) -> None:
     with pytest.raises(TicketError) as caught:
         asyncio.run(service.create(NewTicket(kind="repair", subject="x", customer_id=2, vehicle_id=zhang_car), ADMIN))
     assert caught.value.field == "vehicle_id"
+
+
+def test_a_customers_ticket_without_a_store_is_their_home_stores(loaded: Any) -> None:
+    _url, sessions = loaded
+    # a store route: a complaint of bj-volvo's goes to sales; only a ticket that has the store takes it
+    settings = TicketSettings.from_dict({"routes": [{"kind": "complaint", "store": "bj-volvo", "department": "sales"}]})
+    service, _clock, _ = make_service(sessions, settings=settings)
+    bj, sh = store_id(sessions, "bj-volvo"), store_id(sessions, "sh-bmw")
+    with sessions.begin() as s:
+        homed, homeless = Customer(name="北京车主", home_store_id=bj), Customer(name="无门店客户")
+        s.add_all([homed, homeless])
+        s.flush()
+        homed_id, homeless_id = homed.id, homeless.id
+
+    def create(**fields: Any) -> dict[str, Any]:
+        return asyncio.run(service.create(NewTicket(kind="complaint", subject="home store", **fields), ADMIN))
+
+    home = create(customer_id=homed_id)
+    assert home["store"]["code"] == "bj-volvo" and home["department"] == "sales"  # routed as bj-volvo's
+    assert notifications(sessions)[-1] == ("ticket.created", home["id"])
+    with sessions() as s:
+        assert s.scalars(select(Notification.payload).order_by(Notification.id.desc())).first()["ticket"][
+            "store_id"] == bj
+    given = create(customer_id=homed_id, store_id=sh)  # a store given wins
+    assert given["store"]["code"] == "sh-bmw" and given["department"] == "service"
+    assert create(customer_id=homeless_id)["store"] is None  # no home store: none
+    assert create()["store"] is None  # no customer: none
+    # the IVR's port too
+    ivr = asyncio.run(service.create_ticket("repair", homed_id, None, "breakdown", "报修", "", "normal", "u-home"))
+    with sessions() as s:
+        assert s.get(Ticket, ivr).store_id == bj  # type: ignore[union-attr]
+
+    # seen as bj-volvo's: its store manager and its sales staff see it, another store's do not
+    def sees(who: Actor) -> bool:
+        return home["id"] in {t["id"] for t in asyncio.run(service.find(who, limit=500))[0]}
+
+    assert sees(Actor(50, "bj-manager", "supervisor", bj)) and sees(actor(sessions, "bj-volvo-sales01"))
+    assert not sees(Actor(53, "sh-manager", "supervisor", sh)) and not sees(actor(sessions, "sh-bmw-sales01"))
+    assert asyncio.run(service.get(home["id"], Actor(50, "bj-manager", "supervisor", bj)))["id"] == home["id"]

@@ -201,7 +201,7 @@ document.getElementById("dnc-import").addEventListener("submit", (event) => {
   if (!file) return;
   dncDo(async () => {
     const response = await fetch("/api/dnc/import", {
-      method: "POST", credentials: "same-origin", body: await file.text(),
+      method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),  // bytes: file.text() would garble GBK
       headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
     });
     const done = await response.json();
@@ -221,7 +221,7 @@ document.getElementById("targets-import").addEventListener("submit", async (even
   if (!file || !id) return;
   try {
     const response = await fetch(`/api/campaigns/${encodeURIComponent(id)}/targets/import`, {
-      method: "POST", credentials: "same-origin", body: await file.text(),
+      method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),  // bytes: file.text() would garble GBK
       headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
     });
     const done = await response.json();

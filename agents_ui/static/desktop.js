@@ -571,7 +571,7 @@ async function openCustomer(id) {
       `${k.disposition ? " · " + k.disposition : ""}`),
     historyList(labels.tickets, c.tickets, (t) => `#${t.id} ${label("kind", t.kind)} · ${t.subject} · ` +
       label("status", t.status)),
-    historyList(labels.visits, c.visits, (v) => `${when(v.opened_at)} · ${v.store || ""} · ${v.status}`),
+    historyList(labels.visits, c.visits, (v) => `${when(v.opened_at)} · ${v.store || ""} · ${label("visit_status", v.status)}`),
   );
 }
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
+from ccserver import csvtext
 from ccserver.db.models import (
     CUSTOMER_KINDS,
     LANGUAGES,
@@ -39,7 +40,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from routing.numbers import normalize
 
 KINDS = ("customers", "vehicles", "orders", "visits")
@@ -190,20 +191,6 @@ class Plan:
 # --- reading -----------------------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 with BOM, UTF-8, else GB18030 (which reads GBK and GB2312)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError as exc:
-        raise ImportError_(f"the file is neither UTF-8 nor GB18030/GBK (byte {exc.start})") from None
-
-
 def load_mapping(path: str | Path | None) -> dict[str, str]:
     if path is None:
         return {}
@@ -238,7 +225,10 @@ def read_table(kind: str, data: bytes, mapping: dict[str, str] | None = None) ->
     bad = sorted(v for v in mapping.values() if v not in names)
     if bad:
         raise ImportError_(f"the mapping names unknown {kind} fields: {', '.join(bad)}")
-    text, encoding = decode(data)
+    try:
+        text, encoding = csvtext.decode(data)  # the same encodings as every CSV upload
+    except csvtext.UndecodableCSV as exc:
+        raise ImportError_(message_of(exc)) from None
     # A lone CR in a file whose lines end in LF is inside a field (a name typed with a stray carriage return), not
     # a line end: the csv module would cut the row there and import its halves. Kept as a CR in the cell, where the
     # field's own check refuses it with the line. (A file of CR-only line ends — old Mac — is left as it is.)

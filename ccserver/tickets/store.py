@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -244,13 +244,27 @@ class TicketStore:
                     detail={"source": new.source, "department": department, "uniqueid": new.uniqueid})
         return ticket_id, True
 
+    @staticmethod
+    def _at_home_store(session: Session, new: NewTicket) -> NewTicket:
+        """``new`` with the customer's home store when it names a customer but no store: the ticket is then routed
+        (departments by store, the store's opening hours for its SLA) and seen (store staff) as that store's. A
+        store given wins; an unknown customer is left for :meth:`validate_new` to refuse."""
+        if new.store_id is not None or new.customer_id is None:
+            return new
+        customer = session.get(Customer, new.customer_id)  # validate_new's own look-up then finds it loaded
+        if customer is None or customer.home_store_id is None:
+            return new
+        return replace(new, store_id=customer.home_store_id)
+
     def create(self, new: NewTicket, actor: Actor, now: datetime) -> tuple[int, bool, Invalidation]:
-        """Open a ticket: (id, created, invalidation). Idempotent per call (``uniqueid``) and kind."""
+        """Open a ticket: (id, created, invalidation). Idempotent per call (``uniqueid``) and kind. A ticket for a
+        customer with no store given is their home store's (:meth:`_at_home_store`)."""
 
         def write() -> tuple[int, bool, Invalidation]:
             with self.sessions.begin() as session:
-                department, _code = self.validate_new(session, new)
-                ticket_id, created = self._insert_ticket(session, new, actor, now, department)
+                ticket_new = self._at_home_store(session, new)
+                department, _code = self.validate_new(session, ticket_new)
+                ticket_id, created = self._insert_ticket(session, ticket_new, actor, now, department)
                 inv = Invalidation()
                 if created:
                     ticket = session.get(Ticket, ticket_id)

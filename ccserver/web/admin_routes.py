@@ -19,7 +19,7 @@ from ccserver.admin import crm_export, org
 from ccserver.admin import rules as admin_rules
 from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
-from ccserver.db.models import User
+from ccserver.db.models import Queue, User
 from ccserver.passwords import PasswordBusy
 from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
@@ -177,8 +177,6 @@ class AdminRoutes:
 
         def named_by_rules(sessions: Any) -> list[str]:
             """Where the rules routing uses (the admin's, else the file's) name this queue."""
-            from ccserver.db.models import Queue
-
             with sessions() as session:
                 queue = session.get(Queue, queue_id)
             if queue is None:

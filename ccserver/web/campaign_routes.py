@@ -15,7 +15,9 @@
 ``GET /campaigns`` is the campaign manager's page. Every change is audited (``campaign.create``, ``campaign.start``
 …, ``dnc.add``, ``dnc.remove``). Errors are JSON ``{"error", "field"?}``: 400 a malformed field, 422 a well-formed one
 naming something that does not exist
-(queue, store, no matching customer), 404, 409, 503 without a database.
+(queue, store, no matching customer), 404, 409, 503 without a database. A CSV upload (DNC numbers, a campaign's
+targets) is read as the CRM import reads one (:mod:`ccserver.csvtext`: UTF-8 with or without a BOM, else
+GBK/GB18030); other bytes are a 400 naming the first byte's offset.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
+from ccserver import csvtext
 from ccserver.campaigns.service import CampaignError, CampaignService, Manager
 from ccserver.campaigns.spec import SpecError, parse_spec
-from ccserver.texts import T
+from ccserver.texts import T, message_of
 from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
@@ -165,10 +168,10 @@ class CampaignRoutes:
         content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
         if content_type not in ("text/csv", "text/plain"):
             raise HTTPError(415, T("expected Content-Type: text/csv"))
-        try:
-            text = req.body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise HTTPError(400, T("the CSV must be UTF-8"), field="body") from None
+        try:  # the encodings the CRM import reads too: Chinese Excel saves CSV as GBK
+            text, _encoding = csvtext.decode(req.body)
+        except csvtext.UndecodableCSV as exc:
+            raise HTTPError(400, message_of(exc), field="body") from None
         if "\0" in text:
             raise HTTPError(400, T("the CSV must be text"), field="body")
         return text
@@ -182,16 +185,7 @@ class CampaignRoutes:
 
     async def dnc_import(self, req: Req) -> Response:
         service = self._service()
-        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type not in ("text/csv", "text/plain"):
-            raise HTTPError(415, T("expected Content-Type: text/csv"))
-        try:
-            text = req.body.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise HTTPError(400, T("the CSV must be UTF-8"), field="body") from None
-        if "\0" in text:
-            raise HTTPError(400, T("the CSV must be text"), field="body")
-        done = await self._call(service.dnc_import(self._who(req), text))
+        done = await self._call(service.dnc_import(self._who(req), self._csv_body(req)))
         counts = ("rows", "added", "already", "duplicates", "error_count")
         await self._audit(req, "dnc.import", {k: done[k] for k in counts})
         return json_response(done)

@@ -342,6 +342,24 @@ def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: 
     page.wait_for_selector(row, state="detached")
     assert page.inner_text("#message") == "已删除。"
 
+    # Queues and DIDs: the same Edit and Delete; a queue routing still uses is refused with where.
+    page.goto(f"{server.url}/admin/dids")
+    submit(page, "#queue-form", {"name": "tmp-queue", "line": "service"})
+    queue = "table[data-key=queues] tr:has(td.name:text-is('tmp-queue'))"
+    page.wait_for_selector(queue)
+    page.click(f"{queue} button.edit")
+    page.fill("#queue-form [name=description]", "临时")
+    page.click("#queue-form button[type=submit]")
+    page.wait_for_selector(f"{queue} td.description:text-is('临时')")
+    vip = "table[data-key=queues] tr:has(td.name:text-is('vip'))"
+    page.click(f"{vip} button.delete")
+    page.click(f"{vip} button.confirm")
+    page.wait_for_selector("#message.error")
+    assert "未保存：队列 'vip' 仍被以下使用：路由规则（routing.queues." in page.inner_text("#message")
+    page.click(f"{queue} button.delete")
+    page.click(f"{queue} button.confirm")
+    page.wait_for_selector(queue, state="detached")
+
     # A user is edited the same way (name and password are not: they have their own forms); no Delete.
     page.goto(f"{server.url}/admin/users")
     user = "table[data-key=users] tr:has(td.username:text-is('agent8002'))"

@@ -26,8 +26,10 @@ class Text(str):
 
     def translated(self, gettext: Callable[[str], str]) -> str:
         """The message in the catalogue's language; the English one if the translation does not fit the values."""
+        # A value that is itself a Text (a list of reasons) is read in the same language.
+        params = {k: v.translated(gettext) if isinstance(v, Text) else v for k, v in self.params.items()}
         try:
-            return gettext(self.template).format(**self.params) if self.params else gettext(self.template)
+            return gettext(self.template).format(**params) if params else gettext(self.template)
         except (KeyError, IndexError, ValueError):
             return str.__str__(self)
 

@@ -290,3 +290,91 @@ def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new
     assert options == [["break", "休息"], ["coaching", "辅导<i>"]]
     assert "预约试驾" in page.inner_text("#disposition")
     context.close()
+
+
+def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: LiveServer,
+                                                                         browser: Any) -> None:  # noqa: F811
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/stores")
+    form, table = "#store-form", "table[data-key=stores]"
+    submit(page, form, {"code": "gz-tpyo", "name": "广州丰田", "brand": "Toyota", "city": "广州"})
+    row = f"{table} tr:has(td.code:text-is('gz-tpyo'))"
+    page.wait_for_selector(row)
+
+    # Edit: the add form takes the row's values; a bad value is refused and its field marked; then saved.
+    page.click(f"{row} button.edit")
+    assert page.input_value(f"{form} [name=name]") == "广州丰田"
+    assert page.inner_text(f"{form} button[type=submit]") == "保存修改"
+    page.fill(f"{form} [name=code]", "gz-toyota")
+    page.fill(f"{form} [name=time_zone]", "Mars/Olympus")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "未保存：未知时区 'Mars/Olympus'" in page.inner_text("#message")
+    assert page.get_attribute(f"{form} [name=time_zone]", "aria-invalid") == "true"
+    page.fill(f"{form} [name=time_zone]", "Asia/Shanghai")
+    page.fill(f"{form} [name=address]", "天河路<1>号")
+    page.click(f"{form} button[type=submit]")
+    row = f"{table} tr:has(td.code:text-is('gz-toyota'))"
+    page.wait_for_selector(row)
+    assert "天河路<1>号" in page.inner_text(row) and page.locator(f"{table} td.code:text-is('gz-tpyo')").count() == 0
+    assert page.inner_text(f"{form} button[type=submit]") == "添加门店"  # back to adding
+    screenshot(page, "admin-store-edited-zh-CN")
+
+    # A store still in use: asked, then refused with what uses it.
+    used = f"{table} tr:has(td.code:text-is('bj-volvo'))"
+    page.click(f"{used} button.delete")
+    assert "删除 bj-volvo？" in page.inner_text(f"{used} td.actions")
+    page.click(f"{used} button.confirm")
+    page.wait_for_selector("#message.error")
+    assert "门店 'bj-volvo' 仍被以下使用" in page.inner_text("#message") and "个用户" in page.inner_text("#message")
+    assert page.locator(used).count() == 1
+
+    # Cancel keeps the row; confirming removes it.
+    page.click(f"{row} button.delete")
+    page.click(f"{row} button.cancel")
+    assert page.locator(f"{row} button.confirm").count() == 0 and page.locator(row).count() == 1
+    page.click(f"{row} button.delete")
+    screenshot(page, "admin-store-delete-confirm-zh-CN")
+    page.click(f"{row} button.confirm")
+    page.wait_for_selector(row, state="detached")
+    assert page.inner_text("#message") == "已删除。"
+
+    # Queues and DIDs: the same Edit and Delete; a queue routing still uses is refused with where.
+    page.goto(f"{server.url}/admin/dids")
+    submit(page, "#queue-form", {"name": "tmp-queue", "line": "service"})
+    queue = "table[data-key=queues] tr:has(td.name:text-is('tmp-queue'))"
+    page.wait_for_selector(queue)
+    page.click(f"{queue} button.edit")
+    page.fill("#queue-form [name=description]", "临时")
+    page.click("#queue-form button[type=submit]")
+    page.wait_for_selector(f"{queue} td.description:text-is('临时')")
+    vip = "table[data-key=queues] tr:has(td.name:text-is('vip'))"
+    page.click(f"{vip} button.delete")
+    page.click(f"{vip} button.confirm")
+    page.wait_for_selector("#message.error")
+    assert "未保存：队列 'vip' 仍被以下使用：路由规则（routing.queues." in page.inner_text("#message")
+    page.click(f"{queue} button.delete")
+    page.click(f"{queue} button.confirm")
+    page.wait_for_selector(queue, state="detached")
+
+    # A user is edited the same way (name and password are not: they have their own forms); no Delete.
+    page.goto(f"{server.url}/admin/users")
+    user = "table[data-key=users] tr:has(td.username:text-is('agent8002'))"
+    page.click(f"{user} button.edit")
+    assert page.is_disabled("#user-form [name=username]") and page.is_disabled("#user-form [name=password]")
+    assert page.locator(f"{user} button.delete").count() == 0
+    page.fill("#user-form [name=department]", "售后<二组>")
+    page.click("#user-form button[type=submit]")
+    page.wait_for_selector(f"{user} td.department:text-is('售后<二组>')")
+    assert page.is_enabled("#user-form [name=username]") and page.inner_text("#message") == "已保存。"
+
+    page.goto(f"{server.url}/admin/audit")
+    page.fill("form[data-query] [name=action]", "store.")
+    page.click("form[data-query] button[type=submit]")
+    page.wait_for_selector("#audit-list td.action:text-is('store.deleted')")
+    assert page.locator("#audit-list td.action:text-is('store.updated')").count() == 1
+    assert errors == []
+    context.close()

@@ -23,18 +23,64 @@ function cell(row, column) {
   return value;
 }
 
+function button(label, className = "") {
+  const b = document.createElement("button");
+  b.type = "button";
+  if (className) b.className = className;
+  return text(b, label);
+}
+
+// A row that can be changed (the table has data-item, the path of one row) ends with Edit and Delete. Delete asks
+// first, in the row itself: the name, "Delete" again to confirm, or Cancel.
+function actions(table, row, td) {
+  const edit = button(labels.edit, "edit");
+  edit.addEventListener("click", () => startEdit(table, row));
+  if (table.dataset.actions === "edit") {  // (users are deactivated, by their own form, never deleted)
+    td.replaceChildren(edit);
+    return;
+  }
+  const remove = button(labels.delete, "danger delete");
+  td.replaceChildren(edit, " ", remove);
+  remove.addEventListener("click", () => {
+    const question = document.createElement("span");
+    text(question, labels.confirm_delete.replace("{name}", row[table.dataset.name]));
+    const yes = button(labels.delete, "danger confirm");
+    const no = button(labels.cancel, "cancel");
+    td.replaceChildren(question, " ", yes, " ", no);
+    no.addEventListener("click", () => actions(table, row, td));
+    yes.addEventListener("click", async () => {
+      yes.disabled = true;
+      try {
+        await api("DELETE", itemPath(table, row));
+        say(labels.deleted);
+        reloadLists();
+      } catch (error) {
+        say(labels.refused.replace("{reason}", error.message), true);
+        actions(table, row, td);
+      }
+    });
+    yes.focus();
+  });
+}
+
+function itemPath(table, row) {
+  return table.dataset.item.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(row[name]));
+}
+
 function render(table, rows) {
   const columns = table.dataset.columns.split(",");
+  const editable = "item" in table.dataset;
   table.replaceChildren();
   const head = table.createTHead().insertRow();
   for (const column of columns) {
     const th = document.createElement("th");
     head.append(text(th, labels.columns[column] || column));
   }
+  if (editable) head.append(text(document.createElement("th"), labels.actions));
   const body = table.createTBody();
   if (!rows.length) {
     const td = body.insertRow().insertCell();
-    td.colSpan = columns.length;
+    td.colSpan = columns.length + (editable ? 1 : 0);
     td.className = "empty";
     text(td, labels.empty);
   }
@@ -46,7 +92,71 @@ function render(table, rows) {
       td.className = column;
       text(td, cell(row, column));
     }
+    if (editable) {
+      const td = tr.insertCell();
+      td.className = "actions";
+      actions(table, row, td);
+    }
   }
+}
+
+// Editing reuses the add form: filled with the row, its button saves (PATCH) until saved or cancelled. Fields
+// marked data-fixed (a user's name, the initial password) are not edited here.
+const editedRows = new WeakMap();  // form -> the row as it was shown
+
+function shown(value) {
+  return value === null || value === undefined ? "" : Array.isArray(value) ? value.join(",") : String(value);
+}
+
+function startEdit(table, row) {
+  const form = document.getElementById(table.dataset.form);
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    field.removeAttribute("aria-invalid");
+    field.disabled = "fixed" in field.dataset;
+    field.value = shown(row[field.name]);
+  }
+  editedRows.set(form, row);
+  form.dataset.editing = itemPath(table, row);
+  const submit = form.querySelector("button[type=submit]");
+  submit.dataset.addLabel ??= submit.textContent;
+  text(submit, labels.save);
+  let cancel = form.querySelector("button.cancel-edit");
+  if (!cancel) {
+    cancel = button(labels.cancel, "cancel-edit");
+    cancel.addEventListener("click", () => { stopEdit(form); say(""); });
+    submit.after(cancel);
+  }
+  cancel.hidden = false;
+  say(labels.editing.replace("{name}", row[table.dataset.name]));
+  form.scrollIntoView({ block: "nearest" });
+  form.elements[0].focus();
+}
+
+function stopEdit(form) {
+  delete form.dataset.editing;
+  editedRows.delete(form);
+  for (const field of form.elements) field.disabled = false;
+  form.reset();
+  const submit = form.querySelector("button[type=submit]");
+  if (submit.dataset.addLabel) text(submit, submit.dataset.addLabel);
+  const cancel = form.querySelector("button.cancel-edit");
+  if (cancel) cancel.hidden = true;
+}
+
+// An edit sends the fields changed from the row: an emptied one as null, which clears the value (a DID with no
+// store is group-wide); a list field as a list, [] when emptied.
+function changedValues(form) {
+  const row = editedRows.get(form) || {};
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.disabled) continue;
+    const list = "listField" in field.dataset;
+    const now = list ? field.value.split(",").map((v) => v.trim()).filter(Boolean) : field.value.trim();
+    if ((list ? now.join(",") : now) === shown(row[field.name])) continue;
+    body[field.name] = list || now !== "" ? now : null;
+  }
+  return body;
 }
 
 async function load(table, query = "") {
@@ -77,8 +187,15 @@ function reloadLists() {
 for (const form of document.querySelectorAll("form[data-create], form[data-path]")) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = values(form);
-    let path = form.dataset.create;
+    for (const field of form.elements) field.removeAttribute("aria-invalid");
+    const editing = form.dataset.editing;
+    const body = editing ? changedValues(form) : values(form);
+    if (editing && !Object.keys(body).length) {  // nothing changed: nothing to send
+      stopEdit(form);
+      say(labels.saved);
+      return;
+    }
+    let path = editing || form.dataset.create;
     if (form.dataset.path) {
       path = form.dataset.path.replace(/\{(\w+)\}/g, (_, name) => {
         const value = encodeURIComponent(body[name] || "");
@@ -87,12 +204,17 @@ for (const form of document.querySelectorAll("form[data-create], form[data-path]
       });
     }
     try {
-      await api("POST", path, body);
+      await api(editing ? "PATCH" : "POST", path, body);
       say(labels.saved);
-      form.reset();
+      if (editing) stopEdit(form); else form.reset();
       reloadLists();
     } catch (error) {
       say(labels.refused.replace("{reason}", error.message), true);
+      const field = error.field && form.elements[error.field];
+      if (field && field.setAttribute) {  // the field the server names: marked and focused
+        field.setAttribute("aria-invalid", "true");
+        field.focus();
+      }
     }
   });
 }

@@ -15,12 +15,30 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from ccserver.admin.users import Actor, AdminError, audit
-from ccserver.db.models import LINES, AuditLog, BusinessHours, DealerGroup, Did, Holiday, MakeupWorkday, Queue, Store
-from ccserver.texts import T
+from ccserver.db.models import (
+    LINES,
+    Appointment,
+    AuditLog,
+    BusinessHours,
+    CallbackTask,
+    Campaign,
+    Customer,
+    DealerGroup,
+    Did,
+    Holiday,
+    MakeupWorkday,
+    Order,
+    Queue,
+    ServiceVisit,
+    Store,
+    Ticket,
+    User,
+)
+from ccserver.texts import T, Text
 
 STORE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 DID_NUMBER = re.compile(r"^\+?[0-9]{3,31}$")
@@ -38,10 +56,11 @@ def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False)
     value = data.get(key)
     if value is None or value == "":
         if required:
-            raise AdminError(T("{key} is required", key=key))
+            raise AdminError(T("{key} is required", key=key), field=key)
         return None
     if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 or c in _BIDI_CONTROLS for c in value):
-        raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit))
+        raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit),
+                         field=key)
     return value.strip()
 
 
@@ -53,14 +72,14 @@ def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
 
 def _store_by_ref(session: Session, ref: Any) -> Store:
     if isinstance(ref, bool) or not isinstance(ref, str | int):
-        raise AdminError(T("store must be a store's code or id"))
+        raise AdminError(T("store must be a store's code or id"), field="store")
     if isinstance(ref, int) or (ref.isascii() and ref.isdigit()):
         number = int(ref)  # an id beyond the column's range is no store (not a database error)
         store = session.get(Store, number) if 0 < number < 2**31 else None
     else:
         store = session.scalars(select(Store).where(Store.code == ref)).one_or_none()
     if store is None:
-        raise AdminError(T("unknown store {ref}", ref=repr(ref)), 404)
+        raise AdminError(T("unknown store {ref}", ref=repr(ref)), 404, field="store")
     return store
 
 
@@ -92,7 +111,7 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
     code = _text(data, "code", 32, required=creating)
     if code is not None and not STORE_CODE.match(code):
         raise AdminError(T("store code {code}: 2-32 lower-case letters, digits and dashes, e.g. bj-volvo",
-                           code=repr(code)))
+                           code=repr(code)), field="code")
     fields = {key: _text(data, key, limit, required=creating and key != "address")
               for key, limit in (("name", 120), ("brand", 60), ("city", 60), ("time_zone", 64), ("address", 255))
               if creating or key in data}
@@ -101,12 +120,12 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise AdminError(T("unknown time zone {tz} (e.g. Asia/Shanghai)", tz=repr(tz))) from None
+            raise AdminError(T("unknown time zone {tz} (e.g. Asia/Shanghai)", tz=repr(tz)), field="time_zone") from None
     with sf() as session, session.begin():
         if code is not None:
             clash = session.scalars(select(Store.id).where(Store.code == code)).first()
             if clash is not None and clash != store_id:
-                raise AdminError(T("a store with code {code} exists already", code=repr(code)), 409)
+                raise AdminError(T("a store with code {code} exists already", code=repr(code)), 409, field="code")
         if creating:
             group = session.scalars(select(DealerGroup).order_by(DealerGroup.id)).first()
             if group is None:
@@ -123,12 +142,56 @@ def save_store(sf: SessionFactory, actor: Actor, data: dict[str, Any], store_id:
                 store.code = code
             for key, value in fields.items():
                 if value is None and key != "address":
-                    raise AdminError(T("{key} cannot be empty", key=key))
+                    raise AdminError(T("{key} cannot be empty", key=key), field=key)
                 setattr(store, key, value)
         session.flush()
         after = store_dict(store)
         audit(session, actor, "store.created" if creating else "store.updated", f"store:{store.code}", before, after)
         return after
+
+
+# What still names a store (a row that would lose its store, or go with it): deleting it is refused while any
+# does. The store's own hours and days are not in the list: they go with it.
+_STORE_USES: tuple[tuple[Any, Any, Callable[[int], Text]], ...] = (
+    (User, User.store_id, lambda n: T("{n} user(s)", n=n)),
+    (Queue, Queue.store_id, lambda n: T("{n} queue(s)", n=n)),
+    (Did, Did.store_id, lambda n: T("{n} DID(s)", n=n)),
+    (Customer, Customer.home_store_id, lambda n: T("{n} customer(s)", n=n)),
+    (Ticket, Ticket.store_id, lambda n: T("{n} ticket(s)", n=n)),
+    (Order, Order.store_id, lambda n: T("{n} order(s)", n=n)),
+    (ServiceVisit, ServiceVisit.store_id, lambda n: T("{n} service visit(s)", n=n)),
+    (CallbackTask, CallbackTask.store_id, lambda n: T("{n} call-back task(s)", n=n)),
+    (Appointment, Appointment.store_id, lambda n: T("{n} appointment(s)", n=n)),
+    (Campaign, Campaign.store_id, lambda n: T("{n} campaign(s)", n=n)))
+
+
+def _listing(parts: list[Text]) -> Text:
+    """The texts as one list, each read in the reader's language (ccserver/texts.py translates nested texts), and
+    so is the comma between them (、 in Chinese)."""
+    listed = parts[0]
+    for part in parts[1:]:
+        listed = T("{first}, {then}", first=listed, then=part)
+    return listed
+
+
+def delete_store(sf: SessionFactory, actor: Actor, store_id: int) -> None:
+    """Remove a store that nothing uses any more (an admin's typo, a store never opened); its hours and its own
+    holidays go with it. Refused (409), naming what still uses it, otherwise: those are moved or removed first."""
+    with sf() as session, session.begin():
+        store = _store_by_ref(session, store_id)
+        uses = []
+        for model, column, counted in _STORE_USES:
+            n = session.scalar(select(func.count()).select_from(model).where(column == store.id)) or 0
+            if n:
+                uses.append(counted(n))
+        if uses:
+            raise AdminError(T("store {code} is still used by {uses}: move or remove them first",
+                               code=repr(store.code), uses=_listing(uses)), 409)
+        before = store_dict(store)
+        for model in (BusinessHours, Holiday, MakeupWorkday):  # as ON DELETE CASCADE would (and does in SQL)
+            session.execute(delete(model).where(model.store_id == store.id))
+        session.delete(store)
+        audit(session, actor, "store.deleted", f"store:{before['code']}", before, None)
 
 
 # --- queues ------------------------------------------------------------------------------------------------
@@ -155,10 +218,11 @@ def list_queues(sf: SessionFactory, limit_store: int | None = None) -> list[dict
 def _line(value: Any, *, required: bool) -> str | None:
     if value in (None, ""):
         if required:
-            raise AdminError(T("line is required: one of {lines}", lines=', '.join(LINES)))
+            raise AdminError(T("line is required: one of {lines}", lines=', '.join(LINES)), field="line")
         return None
     if value not in LINES:
-        raise AdminError(T("unknown line {value}; one of {lines}", value=repr(value), lines=', '.join(LINES)))
+        raise AdminError(T("unknown line {value}; one of {lines}", value=repr(value), lines=', '.join(LINES)),
+                         field="line")
     return str(value)
 
 
@@ -169,16 +233,17 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
     creating = queue_id is None
     name = _text(data, "name", 80, required=creating)
     if name is not None and not QUEUE_NAME.match(name):
-        raise AdminError(T("queue name {name}: letters, digits, _ and - (the Asterisk queue's name)", name=repr(name)))
+        raise AdminError(T("queue name {name}: letters, digits, _ and - (the Asterisk queue's name)", name=repr(name)),
+                         field="name")
     strategy = data.get("strategy")
     if strategy is not None and strategy not in STRATEGIES:
         raise AdminError(T("unknown strategy {strategy}; one of {strategies}", strategy=repr(strategy),
-                           strategies=', '.join(STRATEGIES)))
+                           strategies=', '.join(STRATEGIES)), field="strategy")
     with sf() as session, session.begin():
         stores = _stores(session)
         if name is not None and session.scalars(select(Queue.id).where(Queue.name == name,
                                                                        Queue.id != (queue_id or 0))).first():
-            raise AdminError(T("a queue named {name} exists already", name=repr(name)), 409)
+            raise AdminError(T("a queue named {name} exists already", name=repr(name)), 409, field="name")
         if creating:
             queue = Queue(name=name, strategy=strategy or "leastrecent")
             session.add(queue)
@@ -205,6 +270,34 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
         after = queue_dict(queue, stores)
         audit(session, actor, "queue.created" if creating else "queue.updated", f"queue:{queue.name}", before, after)
         return after
+
+
+def delete_queue(sf: SessionFactory, actor: Actor, queue_id: int, limit_store: int | None = None,
+                 named_by_rules: list[str] | None = None) -> None:
+    """Remove a queue nothing routes to. Refused (409) while a DID has it as its default queue, the routing rules
+    name it (``named_by_rules``: where, e.g. ``routing.fallback_queue``) or a campaign that has not finished puts its
+    answered calls in it. Calls keep the queue's name (history survives)."""
+    with sf() as session, session.begin():
+        queue = session.get(Queue, queue_id)
+        if queue is None:
+            raise AdminError(T("no queue #{queue_id}", queue_id=queue_id), 404)
+        _in_scope(queue.store_id, limit_store, f"queue {queue.name}")
+        uses = []
+        dids = list(session.scalars(select(Did.number).where(Did.default_queue_id == queue.id).order_by(Did.number)))
+        if dids:
+            uses.append(T("the DID(s) {numbers} (default queue)", numbers=", ".join(dids)))
+        if named_by_rules:
+            uses.append(T("the routing rules ({keys})", keys=", ".join(named_by_rules)))
+        campaigns = list(session.scalars(select(Campaign.name).where(Campaign.queue == queue.name,
+                                                                     Campaign.status != "finished")))
+        if campaigns:
+            uses.append(T("the campaign(s) {names}", names=", ".join(repr(c) for c in campaigns)))
+        if uses:
+            raise AdminError(T("queue {name} is still used by {uses}: change them first", name=repr(queue.name),
+                               uses=_listing(uses)), 409)
+        before = queue_dict(queue, _stores(session))
+        session.delete(queue)
+        audit(session, actor, "queue.deleted", f"queue:{before['name']}", before, None)
 
 
 # --- DIDs --------------------------------------------------------------------------------------------------
@@ -238,12 +331,13 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
     if number is not None:
         number = number.replace(" ", "").replace("-", "")
         if not DID_NUMBER.match(number):
-            raise AdminError(T("DID {number} is not a number as Asterisk's ${{EXTEN}} shows it", number=repr(number)))
+            raise AdminError(T("DID {number} is not a number as Asterisk's ${{EXTEN}} shows it", number=repr(number)),
+                             field="number")
     with sf() as session, session.begin():
         stores, queues = _stores(session), _queues(session)
         if number is not None and session.scalars(select(Did.id).where(Did.number == number,
                                                                        Did.id != (did_id or 0))).first():
-            raise AdminError(T("DID {number} exists already", number=number), 409)
+            raise AdminError(T("DID {number} exists already", number=number), 409, field="number")
         if creating:
             did = Did(number=number, line=_line(data.get("line"), required=True))
             session.add(did)
@@ -264,12 +358,12 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
         if "default_queue" in data or creating:
             wanted = data.get("default_queue")
             if wanted is not None and not isinstance(wanted, str):
-                raise AdminError(T("default_queue must be a queue's name"))
+                raise AdminError(T("default_queue must be a queue's name"), field="default_queue")
             if wanted:
                 by_name = {v: k for k, v in queues.items()}
                 if wanted not in by_name:
                     raise AdminError(T("unknown queue {queue}: create it first (known: {known})", queue=repr(wanted),
-                                       known=", ".join(sorted(by_name)) or "-"))
+                                       known=", ".join(sorted(by_name)) or "-"), field="default_queue")
                 did.default_queue_id = by_name[wanted]
             else:
                 did.default_queue_id = None
@@ -379,26 +473,47 @@ def list_days(sf: SessionFactory, year: int | None = None, limit_store: int | No
         return out
 
 
-def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
-            limit_store: int | None = None) -> dict[str, Any]:
-    _check_fields(data, {"day", "name", "store"})
+def _calendar(kind: str) -> Any:
     model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
     if model is None:
         raise AdminError(T("unknown calendar {kind}", kind=repr(kind)), 404)
+    return model
+
+
+def _day(data: dict[str, Any]) -> dt.date:
     try:
         day = dt.date.fromisoformat(str(data.get("day")))
     except ValueError:
-        raise AdminError(T("day {value} is not a date like 2027-02-06", value=repr(data.get('day')))) from None
+        raise AdminError(T("day {value} is not a date like 2027-02-06", value=repr(data.get('day'))),
+                         field="day") from None
     if not 1970 <= day.year <= 9000:  # as every date a request names (ccserver/web/moments.py): the calendar lists it
-        raise AdminError(T("day {value} must be between the years 1970 and 9000", value=repr(data.get('day'))))
+        raise AdminError(T("day {value} must be between the years 1970 and 9000", value=repr(data.get('day'))),
+                         field="day")
+    return day
+
+
+def _day_dict(row: Any, stores: dict[int, str]) -> dict[str, Any]:
+    return {"id": row.id, "day": row.day.isoformat(), "name": row.name,
+            "store": stores.get(row.store_id) if row.store_id else None}
+
+
+def _day_taken(session: Session, model: Any, day: dt.date, store_id: int | None, row_id: int = 0) -> None:
+    if session.scalars(select(model.id).where(model.day == day, model.id != row_id, and_(
+            model.store_id.is_(None) if store_id is None else model.store_id == store_id))).first():
+        raise AdminError(T("{day} is already on that calendar", day=day), 409, field="day")
+
+
+def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
+            limit_store: int | None = None) -> dict[str, Any]:
+    _check_fields(data, {"day", "name", "store"})
+    model = _calendar(kind)
+    day = _day(data)
     name = _text(data, "name", 80, required=True)
     with sf() as session, session.begin():
         store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
         if limit_store is not None and store_id != limit_store:
             raise AdminError(T("a store manager may only add days for their own store"), 403)
-        if session.scalars(select(model.id).where(model.day == day, and_(
-                model.store_id.is_(None) if store_id is None else model.store_id == store_id))).first():
-            raise AdminError(T("{day} is already on that calendar", day=day), 409)
+        _day_taken(session, model, day, store_id)
         row = model(day=day, name=name, store_id=store_id)
         session.add(row)
         session.flush()
@@ -407,10 +522,37 @@ def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
         return after
 
 
+def update_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, data: dict[str, Any],
+               limit_store: int | None = None) -> dict[str, Any]:
+    """Change a holiday's or make-up day's date, name or store (the fields ``add_day`` takes, checked alike)."""
+    _check_fields(data, {"day", "name", "store"})
+    model = _calendar(kind)
+    day = _day(data) if "day" in data else None
+    name = _text(data, "name", 80, required=True) if "name" in data else None
+    with sf() as session, session.begin():
+        row = session.get(model, day_id)
+        if row is None:
+            raise AdminError(T("no such day #{day_id}", day_id=day_id), 404)
+        _in_scope(row.store_id, limit_store, "that day")
+        stores = _stores(session)
+        before = _day_dict(row, stores)
+        if "store" in data:
+            row.store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
+            if limit_store is not None and row.store_id != limit_store:
+                raise AdminError(T("a store manager may only add days for their own store"), 403)
+        if day is not None:
+            row.day = day
+        if name is not None:
+            row.name = name
+        _day_taken(session, model, row.day, row.store_id, row.id)
+        session.flush()
+        after = _day_dict(row, stores)
+        audit(session, actor, f"{kind[:-1]}.updated", f"{kind}:{row.day}", before, after)
+        return after
+
+
 def delete_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, limit_store: int | None = None) -> None:
-    model: Any = {"holidays": Holiday, "makeup_workdays": MakeupWorkday}.get(kind)
-    if model is None:
-        raise AdminError(T("unknown calendar {kind}", kind=repr(kind)), 404)
+    model = _calendar(kind)
     with sf() as session, session.begin():
         row = session.get(model, day_id)
         if row is None:

@@ -41,7 +41,7 @@ def effective(sf: Callable[[], Session], file_rules: dict[str, Any] | None) -> R
     return RoutingRules.from_dict(override if override is not None else (file_rules or None))
 
 
-def _named_queues(data: dict[str, Any]) -> list[tuple[str, str]]:
+def named_queues(data: dict[str, Any]) -> list[tuple[str, str]]:
     """(where, queue name) for every queue the rules name."""
     named: list[tuple[str, str]] = []
     for line, tiers in (data.get("queues") or {}).items():
@@ -65,7 +65,7 @@ def validate(sf: Callable[[], Session], data: Any, sound_dir: str = "") -> Routi
         raise AdminError(T("{key}: {message}", key=exc.key, message=exc.message)) from None
     with sf() as session:
         known = set(session.scalars(select(Queue.name)))
-    for where, queue in _named_queues(data):
+    for where, queue in named_queues(data):
         if str(queue) not in known:
             raise AdminError(T("{where}: unknown queue {queue} (create it first; known: {known})", where=where,
                                queue=repr(queue), known=", ".join(sorted(known)) or "-"))

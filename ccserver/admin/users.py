@@ -29,12 +29,14 @@ OPEN_TICKETS = ("new", "assigned", "in_progress", "resolved")
 
 
 class AdminError(Exception):
-    """The change is refused; ``message`` says why (HTTP 400/404/409 from the API, exit 1 from the CLI)."""
+    """The change is refused; ``message`` says why (HTTP 400/404/409 from the API, exit 1 from the CLI);
+    ``field``, when one is to blame, names it (the API answers it beside the error, so a page can point at it)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, *, field: str | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
+        self.field = field
 
 
 @dataclass(frozen=True)

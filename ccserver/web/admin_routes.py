@@ -19,7 +19,7 @@ from ccserver.admin import crm_export, org
 from ccserver.admin import rules as admin_rules
 from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
-from ccserver.db.models import User
+from ccserver.db.models import Queue, User
 from ccserver.passwords import PasswordBusy
 from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
@@ -45,11 +45,13 @@ class AdminRoutes:
         add("GET", "/api/admin/stores", self.list_stores)
         add("POST", "/api/admin/stores", self.create_store, "admin")
         add("PATCH", "/api/admin/stores/{id}", self.update_store, "admin")
+        add("DELETE", "/api/admin/stores/{id}", self.delete_store, "admin")
         add("GET", "/api/admin/stores/{id}/hours", self.get_hours)
         add("PUT", "/api/admin/stores/{id}/hours", self.put_hours)
         add("GET", "/api/admin/queues", self.list_queues)
         add("POST", "/api/admin/queues", self.create_queue)
         add("PATCH", "/api/admin/queues/{id}", self.update_queue)
+        add("DELETE", "/api/admin/queues/{id}", self.delete_queue)
         add("GET", "/api/admin/dids", self.list_dids)
         add("POST", "/api/admin/dids", self.create_did)
         add("PATCH", "/api/admin/dids/{id}", self.update_did)
@@ -57,6 +59,7 @@ class AdminRoutes:
         add("GET", "/api/admin/calendar", self.get_calendar)
         add("POST", "/api/admin/calendar/import", self.import_calendar, "admin")
         add("POST", "/api/admin/calendar/{kind}", self.add_day)
+        add("PATCH", "/api/admin/calendar/{kind}/{id}", self.update_day)
         add("DELETE", "/api/admin/calendar/{kind}/{id}", self.delete_day)
         add("GET", "/api/admin/users", self.list_users)
         add("POST", "/api/admin/users", self.create_user)
@@ -110,6 +113,8 @@ class AdminRoutes:
         try:
             return await self.ctx.run_blocking(fn, self._sessions(), *args, **kwargs)
         except AdminError as exc:
+            if exc.field:  # the field to blame, beside the reason (a page marks it)
+                raise HTTPError(exc.status, exc.message, field=exc.field) from None
             raise HTTPError(exc.status, exc.message) from None
 
     async def changed(self, what: str, result: Any, status: int = 200) -> Response:
@@ -138,6 +143,10 @@ class AdminRoutes:
         result = await self.call(org.save_store, self.actor(req), req.json(), self._id(req))
         return await self.changed("store", result)
 
+    async def delete_store(self, req: Req) -> Response:
+        await self.call(org.delete_store, self.actor(req), self._id(req))
+        return await self.changed("store", None)
+
     async def get_hours(self, req: Req) -> Response:
         return json_response(await self.call(org.hours_of, req.path_params["id"], await self.scope(req)))
 
@@ -161,6 +170,23 @@ class AdminRoutes:
         limit = await self.scope(req)
         result = await self.call(org.save_queue, self.actor(req), req.json(), self._id(req), limit)
         return await self.changed("queue", result)
+
+    async def delete_queue(self, req: Req) -> Response:
+        limit = await self.scope(req)
+        queue_id = self._id(req)
+
+        def named_by_rules(sessions: Any) -> list[str]:
+            """Where the rules routing uses (the admin's, else the file's) name this queue."""
+            with sessions() as session:
+                queue = session.get(Queue, queue_id)
+            if queue is None:
+                return []
+            rules = admin_rules.effective(sessions, self.ctx.config.section("routing")).to_dict()
+            return [where for where, name in admin_rules.named_queues(rules) if str(name) == queue.name]
+
+        named = await self.call(named_by_rules)
+        await self.call(org.delete_queue, self.actor(req), queue_id, limit, named)
+        return await self.changed("queue", None)
 
     async def list_dids(self, req: Req) -> Response:
         return json_response({"dids": await self.call(org.list_dids, await self.scope(req))})
@@ -198,6 +224,12 @@ class AdminRoutes:
         limit = await self.scope(req)
         result = await self.call(org.add_day, self.actor(req), req.path_params["kind"], req.json(), limit)
         return await self.changed("calendar", result, 201)
+
+    async def update_day(self, req: Req) -> Response:
+        limit = await self.scope(req)
+        result = await self.call(org.update_day, self.actor(req), req.path_params["kind"], self._id(req), req.json(),
+                                 limit)
+        return await self.changed("calendar", result)
 
     async def delete_day(self, req: Req) -> Response:
         limit = await self.scope(req)

@@ -178,6 +178,32 @@ def test_admin_imports_a_gbk_csv_from_the_page(server: LiveServer, browser: Any)
     context.close()
 
 
+def test_a_refused_file_clears_the_previous_import_report(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    from pathlib import Path
+
+    csv_file = Path(__file__).parent / "data" / "crm" / "customers_gbk.csv"
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/data")
+    page.set_input_files("#import-form input[name=file]", str(csv_file))
+    page.click("#import-form button[type=submit]")  # a dry run: its report shows
+    page.wait_for_selector("#import-report td.reason")
+    assert page.inner_text("#import-summary").startswith("10 rows")
+    # then a file without the required columns: refused, and the first file's report must not stay under it
+    page.set_input_files("#import-form input[name=file]", files=[
+        {"name": "wrong.csv", "mimeType": "text/csv", "buffer": b"colour,size\nred,9\n"}])
+    page.click("#import-form button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "required column(s) missing" in page.inner_text("#message")
+    assert page.inner_text("#import-summary") == ""
+    assert page.locator("#import-report tr").count() == 0
+    screenshot(page, "admin-import-refused-en")
+    assert errors == [], errors
+    context.close()
+
+
 def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) -> None:  # noqa: F811
     context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
     page = context.new_page()

@@ -111,15 +111,26 @@ if (importForm) {
     event.preventDefault();
     const file = importForm.elements.file.files[0];
     if (!file) return;
+    // A new import: the previous one's summary and report go now, so a refused file never shows under them.
+    say("");
+    text(document.getElementById("import-summary"), "");
+    document.getElementById("import-report").replaceChildren();
     const dryRun = importForm.elements.dry_run.checked;
-    const response = await fetch(
-      `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
-        method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
-        headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
-      });
-    const data = await response.json();
-    if (!response.ok) {
-      say(labels.refused.replace("{reason}", data.error || response.status), true);
+    let response;
+    let data = null;
+    try {
+      response = await fetch(
+        `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
+          method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
+          headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
+        });
+      data = await response.json().catch(() => null);  // a proxy's HTML error page: refused with its status
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+      return;
+    }
+    if (!response.ok || !data?.result) {
+      say(labels.refused.replace("{reason}", data?.error || response.status), true);
       return;
     }
     const r = data.result;

@@ -23,6 +23,12 @@ function cell(row, column) {
   return value;
 }
 
+function words(td, value) {
+  const parts = (value === null || value === undefined ? "" : String(value)).split(/(\s+)/);
+  td.replaceChildren(...parts.filter(Boolean).map((part) => (/^\s+$/.test(part)
+    ? document.createTextNode(part) : text(Object.assign(document.createElement("span"), { className: "word" }), part))));
+}
+
 function render(table, rows) {
   const columns = table.dataset.columns.split(",");
   table.replaceChildren();
@@ -38,13 +44,16 @@ function render(table, rows) {
     td.className = "empty";
     text(td, labels.empty);
   }
+  // Columns in data-words wrap at their spaces only: each word is a span that never breaks (CSS .word), so
+  // "Hoffmann-Rasmussen" is not cut at its hyphen either.
+  const byWord = new Set((table.dataset.words || "").split(",").filter(Boolean));
   for (const row of rows) {
     const tr = body.insertRow();
     if (row.id !== undefined) tr.dataset.id = row.id;
     for (const column of columns) {
       const td = tr.insertCell();
       td.className = column;
-      text(td, cell(row, column));
+      if (byWord.has(column)) words(td, cell(row, column)); else text(td, cell(row, column));
     }
   }
 }

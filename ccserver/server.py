@@ -387,13 +387,16 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     # interval rows and the SLA alarms; every event on the hub marks it dirty.
     from ccserver.events import TicketSlaAlarm
     from ccserver.kpi.views import LiveViews
+    from ccserver.tickets.alarms import current_alarms
     from ccserver.wallboard import WallboardPublisher, WallboardSource
 
     board = config.wallboard
     wallboard_source = WallboardSource(
         LiveViews(kpi, telephony.tracker if telephony is not None else None, sessions, blocking.run, config),
         KpiStore(sessions), blocking.run, config.server.time_zone, target=board.service_level_target,
-        vip_tiers=tuple(board.vip_tiers), clock=clock)
+        vip_tiers=tuple(board.vip_tiers), clock=clock, restore=lambda now, since: blocking.run(
+            current_alarms, tickets.store, dt.datetime.fromtimestamp(now, dt.UTC),
+            dt.datetime.fromtimestamp(since, dt.UTC)))
     wallboard = WallboardPublisher(wallboard_source.build, clock, max_rate=board.max_updates_per_second)
     ticket_hub.subscribe("wallboard-alarms", wallboard_source.on_alarm, kinds=(TicketSlaAlarm,))
     wallboard.attach(ticket_hub)

@@ -283,3 +283,17 @@ def test_ivr_menus_are_validated_stored_and_reset(admin):
     assert call(router, "DELETE", "/api/admin/ivr", headers=boss).status == 409
     actions = [e["action"] for e in call(router, "GET", "/api/admin/audit?action=ivr.", headers=boss).json()["entries"]]
     assert actions == ["ivr.reset", "ivr.updated"]
+
+
+@pytest.mark.parametrize(("lang", "field"), [("en", '"What"'), ("zh-CN", "“类型”")])
+def test_a_file_missing_columns_is_refused_naming_the_forms_field_not_cli_options(admin, lang, field):
+    """The CLI's own message says --mapping / --template; a web user has neither: the answer names the form's
+    "What" field (the kind of file), in the reader's language."""
+    router, _, _ = admin
+    boss = _login(router, "boss")
+    reply = call(router, "POST", "/api/admin/import/customers?dry_run=1",
+                 headers={**boss, "Content-Type": "text/csv", "Accept-Language": lang},
+                 body=b"colour,size\nred,9\n")
+    error = reply.json()["error"]
+    assert reply.status == 400 and "--" not in error, error
+    assert field in error and "name, phone" in error and "colour, size" in error, error

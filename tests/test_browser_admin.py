@@ -178,6 +178,74 @@ def test_admin_imports_a_gbk_csv_from_the_page(server: LiveServer, browser: Any)
     context.close()
 
 
+def test_a_refused_file_clears_the_previous_import_report(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    from pathlib import Path
+
+    csv_file = Path(__file__).parent / "data" / "crm" / "customers_gbk.csv"
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/data")
+    page.set_input_files("#import-form input[name=file]", str(csv_file))
+    page.click("#import-form button[type=submit]")  # a dry run: its report shows
+    page.wait_for_selector("#import-report td.reason")
+    assert page.inner_text("#import-summary").startswith("10 rows")
+    # then a file without the required columns: refused, and the first file's report must not stay under it
+    page.set_input_files("#import-form input[name=file]", files=[
+        {"name": "wrong.csv", "mimeType": "text/csv", "buffer": b"colour,size\nred,9\n"}])
+    page.click("#import-form button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "required column(s) missing" in page.inner_text("#message")
+    assert page.inner_text("#import-summary") == ""
+    assert page.locator("#import-report tr").count() == 0
+    screenshot(page, "admin-import-refused-en")
+    assert errors == [], errors
+    context.close()
+
+
+# Every word of every cell of the table on one line: a word broken over two lines has line boxes at two heights.
+WORDS_BROKEN = """(table) => {
+  const broken = [];
+  for (const td of document.querySelectorAll(`${table} tbody td`)) {
+    const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (tops.size > 1) broken.push(`${td.className}: ${word[0]}`);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en-US"])
+def test_the_users_table_at_1280_breaks_no_word(server: LiveServer, browser: Any, lang: str) -> None:  # noqa: F811
+    context = browser.new_context(locale=lang, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = watch_errors(page)
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/users")
+    page.wait_for_selector("table[data-key=users] tbody td.username")
+    # a long name, with spaces and a hyphen, and a long username: each wraps at its spaces or not at all
+    long_user = "table[data-key=users] td.username:text-is('maximilian.hoffmann-rasmussen')"
+    if page.locator(long_user).count() == 0:  # (the other language's run may have made it)
+        submit(page, "#user-form", {"username": "maximilian.hoffmann-rasmussen", "role": "supervisor",
+                                    "display_name": "Maximilian Hoffmann-Rasmussen 欧阳娜娜",
+                                    "password": "first-pass-1"})
+        page.wait_for_selector(long_user)
+    screenshot(page, f"admin-users-1280-{lang}")
+    assert page.evaluate(WORDS_BROKEN, "table[data-key=users]") == []
+    # the page itself does not scroll sideways: the table scrolls in its own box if it must
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert errors == []
+    context.close()
+
+
 def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) -> None:  # noqa: F811
     context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
     page = context.new_page()

@@ -296,6 +296,35 @@ def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) ->
     context.close()
 
 
+def test_slots_show_the_stores_hours_in_a_browser_elsewhere(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    """An agent whose browser is in New York books at a Beijing store: the slots read in Beijing's hours (with the
+    zone's name), not New York's — 13 hours apart, so the wrong zone shows another hour."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    context = browser.new_context(locale="en-US", timezone_id="America/New_York",
+                                  viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = watch(page)
+    log_in(page, server.url, "agent8002", demo_password_for(SEED))
+    page.goto(f"{server.url}/desktop")
+    page.wait_for_selector("#queue-list input[value='sales']")
+    assert page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
+    page.fill("#appointment-form input[name=store]", "bj-volvo")
+    page.click("#find-slots")
+    page.wait_for_selector("#slots input[type=radio]")
+    starts = page.eval_on_selector_all("#slots input[type=radio]", "(radios) => radios.map((r) => r.value)")
+    shown = [" ".join(t.replace("\u202f", " ").split()) for t in page.locator("#slots label").all_inner_texts()]
+    assert len(starts) == len(shown) >= 1
+    for start, label in zip(starts, shown, strict=True):
+        beijing = datetime.fromisoformat(start).astimezone(ZoneInfo("Asia/Shanghai"))
+        hour = f"{beijing.hour % 12 or 12}:{beijing.minute:02d} {'AM' if beijing.hour < 12 else 'PM'}"
+        assert label == f"{beijing.month}/{beijing.day}/{beijing.year % 100}, {hour} GMT+8", (start, label)
+    screenshot(page, "desktop-slots-new-york-en")
+    assert errors == []
+    context.close()
+
+
 def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: DeskServer, browser: Any) -> None:  # noqa: F811
     """No call and not signed in (a customer e-mailed): from the Customers tab, a ticket for a prospect whose name is
     hostile (shown as text) and an appointment at a known customer's home store; nothing is linked to a call."""

@@ -16,7 +16,7 @@ from ccserver.events import EventHub
 from ccserver.events import TicketSlaAlarm as AlarmEvent
 from ccserver.tickets import Actor, NewTicket
 from ccserver.tickets.alarms import SlaAlarms
-from tests.tickets_support import events, make_service, notifications, store_id
+from tests.tickets_support import MONDAY_10, events, make_service, notifications, store_id
 
 SH = ZoneInfo("Asia/Shanghai")
 ADMIN = Actor(None, "admin", "admin")
@@ -109,3 +109,71 @@ def test_two_nodes_raise_each_alarm_once(loaded: Any, redis_url: str) -> None:
     first, later, rows = asyncio.run(main())
     assert sorted(len(r) for r in first) == [0, 2] and later == [[], []]  # ours and the demo complaint's
     assert rows == {("first_response", "breach")}
+
+
+class _NoCalls:
+    """Live views with no queues or agents: the wallboard's alarms are what these tests look at."""
+
+    async def queues(self, now: float) -> list[Any]:
+        return []
+
+    async def agents(self, now: float) -> list[Any]:
+        return []
+
+
+def test_a_restarted_wallboard_shows_the_alarms_that_still_stand(loaded: Any) -> None:
+    import json
+    from datetime import UTC
+
+    from ccserver.tickets.alarms import current_alarms
+    from ccserver.wallboard import WallboardPublisher, WallboardSource
+
+    _url, sessions = loaded
+    service, clock, _ = make_service(sessions)
+
+    def board(restore: Any = None) -> WallboardSource:
+        return WallboardSource(_NoCalls(), None, service._run, "Asia/Shanghai", target=80.0, vip_tiers=(),
+                               clock=clock, restore=restore)
+
+    async def restore(now: float, since: float) -> list[dict[str, Any]]:
+        return await service._run(current_alarms, service.store, datetime.fromtimestamp(now, UTC),
+                                  datetime.fromtimestamp(since, UTC))
+
+    def mine(alarms: list[dict[str, Any]], ids: set[int]) -> list[tuple[int, str, str, float]]:
+        return [(a["ticket_id"], a["clock"], a["stage"], a["at"]) for a in alarms if a["ticket_id"] in ids]
+
+    async def main() -> tuple[list[Any], list[Any], list[Any], tuple[int, int, int]]:
+        hub = EventHub()
+        before = board()  # the server before the restart: hears the alarms on the hub
+        hub.subscribe("wallboard-alarms", before.on_alarm, kinds=(AlarmEvent,))
+        alarms = SlaAlarms(service.store, service._run, clock, publish=hub.publish)
+        late = await service.create(NewTicket(kind="inquiry", subject="问价格"), ADMIN)
+        answered = await service.create(NewTicket(kind="inquiry", subject="问保险"), ADMIN)
+        await clock.advance(5 * 3600)  # both first responses are overdue: breached on the board
+        await alarms.check()
+        hub.drain()
+        await service.transition(answered["id"], "in_progress", ADMIN)  # answered since: its breach stands no more
+        down = await service.create(NewTicket(kind="inquiry", subject="问保养"), ADMIN)
+        await clock.advance(5 * 3600)  # the server is down meanwhile: nobody raised the new ticket's breach
+        ids = {late["id"], answered["id"], down["id"]}
+        heard = mine(list(before.alarms), ids)
+        after = board(restore)  # the restarted server
+        hub2 = EventHub()
+        hub2.subscribe("wallboard-alarms", after.on_alarm, kinds=(AlarmEvent,))
+        publisher = WallboardPublisher(after.build, clock)
+        await publisher.flush()
+        assert publisher.current is not None
+        restored = mine(json.loads(publisher.current.data)["alarms"], ids)  # what /api/wallboard serves
+        await SlaAlarms(service.store, service._run, clock, publish=hub2.publish).check()  # the job's first look
+        hub2.drain()
+        return heard, restored, mine(list(after.alarms), ids), (late["id"], answered["id"], down["id"])
+
+    heard, restored, later, (late_id, answered_id, down_id) = asyncio.run(main())
+    first_look = MONDAY_10.timestamp() + 5 * 3600
+    assert sorted(heard) == [(late_id, "first_response", "breach", first_look),
+                             (answered_id, "first_response", "breach", first_look)]
+    now = clock.time()
+    # newest first: the breach raised at the restart's look, then the one raised before the restart
+    assert restored == [(down_id, "first_response", "breach", now), (late_id, "first_response", "breach", first_look)]
+    # the job's first look after the restart raises the down ticket's breach: listed once, not twice
+    assert later == restored

@@ -240,6 +240,28 @@ def test_slots_booking_and_reschedule(api: Any) -> None:
     assert api("agent8001", "GET", "/api/slots?store=bj-volvo&limit=1")[1]["slots"][0]["free"] == 2
 
 
+def test_slots_and_bookings_carry_the_stores_time_zone(api: Any) -> None:
+    """A page shows a slot in the store's hours whatever the browser's zone: the zone's name and the start with the
+    store's offset come with each slot, and the zone with a booked ticket's appointment."""
+    from datetime import datetime
+
+    from ccserver.db.models import Store
+
+    status, found = api("agent8001", "GET", "/api/slots?store=bj-volvo&from=2026-11-25&limit=1")
+    slot = found["slots"][0]
+    assert (slot["start"], slot["local_start"], slot["time_zone"]) == (
+        "2026-11-25T00:00:00+00:00", "2026-11-25T08:00:00+08:00", "Asia/Shanghai")
+    with api.sessions.begin() as s:  # a store in another zone: its 08:00 is another instant
+        s.get(Store, api.bj).time_zone = "Asia/Tokyo"
+    status, found = api("agent8001", "GET", "/api/slots?store=bj-volvo&from=2026-11-25&limit=1")
+    slot = found["slots"][0]
+    assert slot["local_start"].endswith("+09:00") and slot["time_zone"] == "Asia/Tokyo"
+    assert datetime.fromisoformat(slot["local_start"]) == datetime.fromisoformat(slot["start"])
+    status, ticket = api("agent8001", "POST", "/api/appointments",
+                         {"customer_id": 1, "store_id": api.bj, "slot": slot["start"]})
+    assert status == 201 and ticket["appointment"]["time_zone"] == "Asia/Tokyo"
+
+
 def test_callbacks_worklist(api: Any) -> None:
     tid = make(api, kind="repair", subject="修好了", customer_id=1)["id"]
     for to in ("in_progress", "resolved"):

@@ -60,7 +60,8 @@ def test_book_until_full_then_409(loaded: Any) -> None:
     ticket = asyncio.run(service.get(booked[0].ticket_id, ADMIN))
     assert ticket["kind"] == "appointment" and ticket["status"] == "assigned" and ticket["department"] == "service"
     assert ticket["sla"]["first_response"]["state"] == "met"  # confirmed at once
-    assert ticket["appointment"] == {"slot": slot.astimezone(ZoneInfo("UTC")).isoformat(), "status": "booked"}
+    assert ticket["appointment"] == {"slot": slot.astimezone(ZoneInfo("UTC")).isoformat(), "status": "booked",
+                                     "time_zone": "Asia/Shanghai"}  # the store's: pages show the slot in it
     assert events(sessions, booked[0].ticket_id) == [("created", None, "assigned"), ("booked", None, None)]
     assert ("booking.made", booked[0].ticket_id) in notifications(sessions)
     # cancelling gives the seat back

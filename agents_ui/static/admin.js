@@ -67,6 +67,12 @@ function itemPath(table, row) {
   return table.dataset.item.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(row[name]));
 }
 
+function words(td, value) {
+  const parts = (value === null || value === undefined ? "" : String(value)).split(/(\s+)/);
+  td.replaceChildren(...parts.filter(Boolean).map((part) => (/^\s+$/.test(part)
+    ? document.createTextNode(part) : text(Object.assign(document.createElement("span"), { className: "word" }), part))));
+}
+
 function render(table, rows) {
   const columns = table.dataset.columns.split(",");
   const editable = "item" in table.dataset;
@@ -84,13 +90,16 @@ function render(table, rows) {
     td.className = "empty";
     text(td, labels.empty);
   }
+  // Columns in data-words wrap at their spaces only: each word is a span that never breaks (CSS .word), so
+  // "Hoffmann-Rasmussen" is not cut at its hyphen either.
+  const byWord = new Set((table.dataset.words || "").split(",").filter(Boolean));
   for (const row of rows) {
     const tr = body.insertRow();
     if (row.id !== undefined) tr.dataset.id = row.id;
     for (const column of columns) {
       const td = tr.insertCell();
       td.className = column;
-      text(td, cell(row, column));
+      if (byWord.has(column)) words(td, cell(row, column)); else text(td, cell(row, column));
     }
     if (editable) {
       const td = tr.insertCell();
@@ -233,15 +242,26 @@ if (importForm) {
     event.preventDefault();
     const file = importForm.elements.file.files[0];
     if (!file) return;
+    // A new import: the previous one's summary and report go now, so a refused file never shows under them.
+    say("");
+    text(document.getElementById("import-summary"), "");
+    document.getElementById("import-report").replaceChildren();
     const dryRun = importForm.elements.dry_run.checked;
-    const response = await fetch(
-      `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
-        method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
-        headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
-      });
-    const data = await response.json();
-    if (!response.ok) {
-      say(labels.refused.replace("{reason}", data.error || response.status), true);
+    let response;
+    let data = null;
+    try {
+      response = await fetch(
+        `/api/admin/import/${encodeURIComponent(importForm.elements.kind.value)}${dryRun ? "?dry_run=1" : ""}`, {
+          method: "POST", credentials: "same-origin", body: await file.arrayBuffer(),
+          headers: { "Content-Type": "text/csv", "X-CSRF-Token": await csrfToken(), Accept: "application/json" },
+        });
+      data = await response.json().catch(() => null);  // a proxy's HTML error page: refused with its status
+    } catch (error) {
+      say(labels.refused.replace("{reason}", error.message), true);
+      return;
+    }
+    if (!response.ok || !data?.result) {
+      say(labels.refused.replace("{reason}", data?.error || response.status), true);
       return;
     }
     const r = data.result;

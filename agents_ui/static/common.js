@@ -49,3 +49,15 @@ export function text(element, value) {
   element.textContent = value === null || value === undefined ? "" : String(value);
   return element;
 }
+
+// A time in a given zone (the store's), with the zone's short name, in the page's language: an appointment slot is
+// the store's hour whatever the browser's zone. Without a zone, the browser's (as before).
+export function zonedTime(iso, zone) {
+  const date = new Date(iso);
+  const lang = document.documentElement.lang;
+  if (!zone) return date.toLocaleString(lang, { dateStyle: "short", timeStyle: "short" });
+  const shown = date.toLocaleString(lang, { dateStyle: "short", timeStyle: "short", timeZone: zone });
+  const name = new Intl.DateTimeFormat(lang, { timeZone: zone, timeZoneName: "short" }).formatToParts(date)
+    .find((part) => part.type === "timeZoneName");
+  return name ? `${shown} ${name.value}` : shown;
+}

@@ -4,7 +4,7 @@
 // appointments pre-filled from the call or for a customer found under Customers (off-call too: the call link is
 // added only when a call is on the desk); the callback worklist with click-to-dial, my tickets, customer search.
 // Everything goes through the JSON API (common.js api(): CSRF token); caller text goes in as text, never HTML.
-import { api, text } from "/static/common.js";
+import { api, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("desktop-labels").textContent);
 const root = document.querySelector(".desktop");
@@ -434,7 +434,7 @@ function findSlots() {
       radio.value = slot.start;
       radio.addEventListener("change", () => { chosenSlot = slot.start; });
       item.append(radio, document.createTextNode(
-        ` ${new Date(slot.start).toLocaleString(document.documentElement.lang, { dateStyle: "short", timeStyle: "short" })}`));
+        ` ${zonedTime(slot.start, slot.time_zone)}`));
       box.append(item);
     }
   });

@@ -1,7 +1,7 @@
 // The department inbox: the tickets of the viewer's department with SLA countdowns, filter and sort; a ticket's
 // detail with its history, comment, status moves and reassignment. Everything through the JSON API (common.js api()
 // with CSRF); every text from the server or a caller goes in as text, never as HTML.
-import { api, text } from "/static/common.js";
+import { api, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("inbox-labels").textContent);
 const filters = document.getElementById("filters");
@@ -119,7 +119,7 @@ function renderDetail(t) {
   fact(facts, headings[7], clock);
   if (t.satisfaction) fact(facts, labels.satisfaction, `${t.satisfaction} / 5`);
   if (t.appointment) fact(facts, label("kind", "appointment"),
-    new Date(t.appointment.slot).toLocaleString(document.documentElement.lang));
+    zonedTime(t.appointment.slot, t.appointment.time_zone));
   text(document.getElementById("detail-body"), t.body || "");
 
   const actions = document.getElementById("detail-actions");

@@ -150,6 +150,17 @@ class ImportError_(Exception):  # noqa: N801 - not the builtin ImportError
     """The file cannot be imported at all (unreadable, a required column missing, a bad mapping)."""
 
 
+class MissingColumns(ImportError_):
+    """Required columns are missing. The message is the CLI's (it names ``--mapping`` and ``--template``); the web
+    page, which has neither, words its own from ``missing`` and ``found``."""
+
+    def __init__(self, missing: list[str], found: list[str]) -> None:
+        super().__init__(f"required column(s) missing: {', '.join(missing)} (columns found: {', '.join(found)}; "
+                         "give --mapping, or see --template)")
+        self.missing = missing
+        self.found = found
+
+
 @dataclass
 class Table:
     encoding: str
@@ -255,8 +266,7 @@ def read_table(kind: str, data: bytes, mapping: dict[str, str] | None = None) ->
     if kind in ("orders", "visits") and "customer_phone" not in columns and "vin" not in columns:
         missing.append("customer_phone or vin")
     if missing:
-        raise ImportError_(f"required column(s) missing: {', '.join(missing)} (columns found: {', '.join(header)}; "
-                           "give --mapping, or see --template)")
+        raise MissingColumns(missing, header)
     rows: list[tuple[int, list[str]]] = []
     try:
         first = reader.line_num + 1  # a quoted field may span lines: a row is reported by its first one

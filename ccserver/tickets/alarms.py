@@ -32,7 +32,7 @@ from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
 from ccserver.tickets.store import TicketStore
 
-__all__ = ["SlaAlarms", "raise_due_alarms"]
+__all__ = ["SlaAlarms", "current_alarms", "raise_due_alarms"]
 
 log = logging.getLogger("ccserver.tickets.sla")
 
@@ -86,6 +86,50 @@ def raise_due_alarms(store: TicketStore, now: datetime) -> list[dict[str, Any]]:
                                "assignee_id": ticket.assignee_id, "customer_id": ticket.customer_id,
                                "subject": ticket.subject})
     return raised
+
+
+def current_alarms(store: TicketStore, now: datetime, since: datetime) -> list[dict[str, Any]]:
+    """The alarms that still stand at ``now`` (blocking, read only), newest first, as the wallboard holds them —
+    for a wallboard that starts after they were published (a restarted server). An alarm stands while its ticket's
+    clock still runs with the same due time; it is listed when raised since ``since`` (its ``at`` is when it was
+    raised). An open ticket past its due time without an alarm row yet (the job has not looked since: the server
+    was down) is listed as its breach at ``now``, as the job's next look will raise it, so the board need not wait."""
+    horizon = now + store.settings.warning_before
+    found: dict[tuple[int, str, str, float], dict[str, Any]] = {}
+    with store.sessions() as session:
+        tickets = session.scalars(select(Ticket).where(or_(
+            and_(Ticket.status == "new", Ticket.first_responded_at.is_(None),
+                 Ticket.first_response_due_at <= horizon),
+            and_(Ticket.status.in_(lifecycle.WORKING), Ticket.sla_due_at <= horizon),
+        ))).all()
+        running: dict[tuple[int, str], tuple[Ticket, datetime]] = {}
+        for ticket in tickets:
+            if ticket.status == "new" and ticket.first_responded_at is None and ticket.first_response_due_at \
+                    and ticket.first_response_due_at <= horizon:
+                running[(ticket.id, "first_response")] = (ticket, ticket.first_response_due_at)
+            if ticket.sla_due_at is not None and ticket.sla_due_at <= horizon:
+                running[(ticket.id, "resolution")] = (ticket, ticket.sla_due_at)
+        rows = session.scalars(select(TicketSlaAlarm).where(
+            TicketSlaAlarm.ticket_id.in_([t.id for t in tickets]))).all() if tickets else []
+
+    def entry(ticket: Ticket, clock: str, stage: str, due: datetime, at: datetime) -> dict[str, Any]:
+        return {"ticket_id": ticket.id, "stage": stage, "clock": clock, "severity": ticket.severity,
+                "kind": ticket.kind, "subject": ticket.subject, "due_at": due.timestamp(), "at": at.timestamp(),
+                "store_id": ticket.store_id, "department": ticket.department}
+
+    raised = {(r.ticket_id, r.clock, r.stage, r.due_at.timestamp()) for r in rows}
+    for row in rows:
+        standing = running.get((row.ticket_id, row.clock))
+        if standing is None or standing[1] != row.due_at or row.raised_at < since:
+            continue  # met or moved (a reopened ticket's new due time alarms anew), or older than the board keeps
+        ticket, due = standing
+        found[(ticket.id, row.clock, row.stage, due.timestamp())] = entry(ticket, row.clock, row.stage, due,
+                                                                          row.raised_at)
+    for (ticket_id, clock), (ticket, due) in running.items():
+        key = (ticket_id, clock, "breach", due.timestamp())
+        if due <= now and key not in raised:
+            found[key] = entry(ticket, clock, "breach", due, now)
+    return sorted(found.values(), key=lambda a: (-a["at"], -a["ticket_id"]))
 
 
 class SlaAlarms:

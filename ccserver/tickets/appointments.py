@@ -38,6 +38,7 @@ class Slot:
     start: datetime  # aware, UTC
     capacity: int
     booked: int
+    time_zone: str = "UTC"  # the store's: the page shows the slot in it, whatever the browser's zone
 
     @property
     def end(self) -> datetime:
@@ -115,7 +116,7 @@ class Appointments:
                 .group_by(Appointment.slot_start))}
         slots = []
         for start, capacity in candidates:
-            slot = Slot(self._utc(start), capacity, booked.get(self._utc(start), 0))
+            slot = Slot(self._utc(start), capacity, booked.get(self._utc(start), 0), zone)
             if slot.free:
                 slots.append(slot)
                 if len(slots) >= limit:
@@ -225,5 +226,9 @@ class Appointments:
 
 
 def slot_json(slot: Slot) -> dict[str, Any]:
+    """``start``/``end`` in UTC (what a booking sends back); ``local_start`` the same instant with the store's
+    offset and ``time_zone`` its zone name, so a page shows the store's hour, not the browser's."""
+    tz = ZoneInfo(slot.time_zone)
     return {"start": slot.start.isoformat(), "end": slot.end.isoformat(), "capacity": slot.capacity,
-            "booked": slot.booked, "free": slot.free}
+            "booked": slot.booked, "free": slot.free, "time_zone": slot.time_zone,
+            "local_start": slot.start.astimezone(tz).isoformat()}

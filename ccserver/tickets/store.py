@@ -334,7 +334,8 @@ class TicketStore:
         users = {int(r.id): r for r in session.execute(
             select(User.id, User.username, User.display_name).where(User.id.in_(user_ids)))} if user_ids else {}
         stores = {int(r.id): r for r in session.execute(
-            select(Store.id, Store.code, Store.name).where(Store.id.in_(store_ids)))} if store_ids else {}
+            select(Store.id, Store.code, Store.name, Store.time_zone).where(Store.id.in_(store_ids)))} \
+            if store_ids else {}
         appointments = {int(a.ticket_id): a for a in session.scalars(
             select(Appointment).where(Appointment.ticket_id.in_([t.id for t in tickets])))} if tickets else {}
         out = []
@@ -359,7 +360,10 @@ class TicketStore:
                     "resolution": _clock(t.sla_due_at, t.resolved_at, now,
                                          running=t.status in lifecycle.WORKING, warning=self.settings.warning_before),
                 },
-                "appointment": ({"slot": _iso(a.slot_start), "status": a.status} if a is not None else None),
+                # the store's zone: the slot is shown in the store's hours, whatever the browser's zone
+                "appointment": ({"slot": _iso(a.slot_start), "status": a.status,
+                                 "time_zone": (s.time_zone if s is not None else None) or self.settings.time_zone}
+                                if a is not None else None),
                 "allowed": list(lifecycle.allowed_next(t.kind, t.status)),
             })
         return out

@@ -1,7 +1,9 @@
 """What the wallboard snapshot is made of, gathered once per update: the live queue and agent views
 (:class:`ccserver.kpi.views.LiveViews`, the same as ``/api/queues`` and ``/api/agents``), today's and yesterday's
 15-minute rows from SQL (read again only when an interval has closed), the open interval's live figures, and the
-ticket SLA alarms heard on the hub.
+ticket SLA alarms heard on the hub. The hub only carries alarms as they are raised, so a board that starts later (a
+restarted server) first reads the alarms that still stand from the tickets store (``restore``), then adds what
+the hub brings.
 
 The charts are language-neutral SVG (numbers and times only; the page writes the legend in its language), so one
 encoding serves zh-CN and en boards alike.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +29,8 @@ MAX_ALARMS = 50
 
 class WallboardSource:
     def __init__(self, views: Any, store: Any, run_blocking: Any, time_zone: str, *, target: float,
-                 vip_tiers: tuple[str, ...], clock: Any) -> None:
+                 vip_tiers: tuple[str, ...], clock: Any,
+                 restore: Callable[[float, float], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
         self.views = views
         self.store = store  # ccserver.kpi.store.KpiStore or None (no SQL: the chart shows the live interval only)
         self._run = run_blocking
@@ -35,14 +39,37 @@ class WallboardSource:
         self.vip_tiers = vip_tiers
         self._clock = clock
         self.alarms: deque[dict[str, Any]] = deque(maxlen=MAX_ALARMS)
+        # restore(now, since): the standing alarms raised since ``since``, newest first (ccserver.tickets.alarms
+        # current_alarms); read once, before the first snapshot, and again while it fails.
+        self._restore = restore
         self._rows: tuple[float, list[dict[str, Any]], list[dict[str, Any]]] | None = None  # (interval, today, yday)
 
     def on_alarm(self, event: Any) -> None:
         """A ``TicketSlaAlarm`` from the hub."""
-        self.alarms.appendleft({"ticket_id": event.ticket_id, "stage": event.stage, "clock": event.clock,
-                                "severity": event.severity, "kind": event.kind, "subject": event.subject,
-                                "due_at": event.due_at, "at": event.at, "store_id": event.store_id,
-                                "department": event.department})
+        alarm = {"ticket_id": event.ticket_id, "stage": event.stage, "clock": event.clock,
+                 "severity": event.severity, "kind": event.kind, "subject": event.subject,
+                 "due_at": event.due_at, "at": event.at, "store_id": event.store_id,
+                 "department": event.department}
+        self._forget(_key(alarm))  # listed already by the restore (a breach the job had not raised yet)
+        self.alarms.appendleft(alarm)
+
+    def _forget(self, key: tuple[Any, ...]) -> None:
+        for old in [a for a in self.alarms if _key(a) == key]:
+            self.alarms.remove(old)
+
+    async def _restore_alarms(self, now: float) -> None:
+        if self._restore is None:
+            return
+        try:
+            standing = await self._restore(now, now - ALARM_KEEP_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - SQL away: the hub's alarms show; the next build tries again
+            log.warning("wallboard: standing SLA alarms not read (%s)", type(exc).__name__)
+            return
+        self._restore = None
+        heard = {_key(a) for a in self.alarms}  # raised on the hub while the store was read: newer
+        merged = [*self.alarms, *(a for a in standing if _key(a) not in heard)]
+        merged.sort(key=lambda a: -a["at"])
+        self.alarms = deque(merged, maxlen=MAX_ALARMS)
 
     def _day_starts(self, now: float) -> tuple[float, float]:
         local = datetime.fromtimestamp(now, self.tz)
@@ -70,6 +97,7 @@ class WallboardSource:
 
     async def build(self, version: int) -> dict[str, Any]:
         now = self._clock.time()
+        await self._restore_alarms(now)
         queues = await self.views.queues(now)
         agents = await self.views.agents(now)
         rows_today, rows_yday = await self._history(now)
@@ -94,3 +122,7 @@ class WallboardSource:
                                   version=version)
         snapshot["charts"] = charts
         return snapshot
+
+
+def _key(alarm: dict[str, Any]) -> tuple[Any, ...]:
+    return alarm["ticket_id"], alarm["clock"], alarm["stage"], alarm["due_at"]

@@ -444,6 +444,10 @@ class AdminRoutes:
             engine = sessions.kw["bind"]
             try:
                 table = ci.read_table(kind, req.body)
+            except ci.MissingColumns as exc:  # the CLI's message names its options; the page has the "What" field
+                raise AdminError(T('required column(s) missing: {missing} (columns found: {found}); choose the '
+                                   'matching kind under "What", or rename the columns to the field names',
+                                   missing=", ".join(exc.missing), found=", ".join(exc.found))) from None
             except ci.ImportError_ as exc:
                 raise AdminError(message_of(exc)) from None
             plan = ci.plan(engine, kind, table, region=region)

@@ -105,3 +105,28 @@ def test_a_socket_transport_reads_in_big_pieces():
     transport = SocketLike()
     proto.makeConnection(transport)
     assert transport.bufferSize == READ_SIZE
+
+
+def test_a_flood_of_undecoded_events_is_bounded_by_the_clock(monkeypatch):
+    """Events nobody wants are skipped without decoding, so they do not count towards a slice; a read full of them
+    still yields the loop once its turn has lasted TURN_SECONDS (the clock is read every 128 messages)."""
+    import ccserver.ami.protocol as protocol
+
+    proto, transport, clock, got = make("slices-flood")
+    now = [0.0]
+
+    def fake_clock() -> float:
+        now[0] += protocol.TURN_SECONDS * 0.4  # every reading of the clock: 40 % of the turn gone
+        return now[0]
+
+    monkeypatch.setattr(protocol, "perf_counter", fake_clock)
+    flood = b"".join(b"Event: VarSet\r\nVariable: X\r\nValue: %d\r\n\r\n" % i for i in range(2000))
+    proto.dataReceived(flood + events(1))
+    # read at the start, then at 128 (0.4 of the turn gone), 256 (0.8) and 384 (1.2: over) skipped messages
+    assert transport.producerState == "paused" and got == []
+    skipped = AMIMetrics("slices-flood").dropped.value(server="slices-flood")
+    assert skipped == 384
+    for _ in range(10):
+        turn(clock)
+    assert got == ["1700000000.0"] and transport.producerState == "producing"
+    assert AMIMetrics("slices-flood").messages.value(server="slices-flood") == 2002

@@ -38,6 +38,7 @@ _ERROR_RESPONSES = frozenset({"Error", "Failure", "Fail"})
 MAX_BANNER = 1024
 READ_SIZE = 1 << 22  # bytes asked of the socket per read
 SLICE = 300  # messages decoded per turn of the loop; the rest of a big read waits one turn, reading paused
+TURN_SECONDS = 0.015  # and at most this long per turn, however many of its messages are skipped undecoded
 
 
 class ActionResult:
@@ -273,6 +274,7 @@ class AMIProtocol(Protocol):
         dropped = 0
         decoded = 0
         cap = self.max_message_size
+        late = False
         while decoded < SLICE:
             end = find(_TERM, pos)
             if end < 0:
@@ -280,6 +282,11 @@ class AMIProtocol(Protocol):
             if end == pos:  # stray blank line
                 pos += 4
                 continue
+            if not count & 127 and count and perf_counter() - started > TURN_SECONDS:
+                # A flood of events nobody decodes (no eventfilter for VarSet, say) costs little each but has no
+                # count: the clock bounds the turn too (read every 128 messages, not at each).
+                late = True
+                break
             count += 1
             if startswith(_EVENT, pos):
                 nl = find(b"\r\n", pos, end + 2)
@@ -302,7 +309,7 @@ class AMIProtocol(Protocol):
             decoded += 1
             self._handle(msg)
 
-        if decoded >= SLICE and find(_TERM, pos) >= 0:
+        if (late or decoded >= SLICE) and find(_TERM, pos) >= 0:
             # One read must not hold the loop (a routed call, a pop) for the whole of a burst: what is left waits
             # one turn, the socket unread meanwhile so the piece stays bounded. Kept whole with an offset, so the
             # rest of a 4 MiB read is not copied at every slice.

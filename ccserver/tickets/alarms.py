@@ -53,38 +53,43 @@ def _insert_once(session: Session, values: dict[str, Any]) -> bool:
     return session.execute(stmt).scalar() is not None
 
 
+def _clocks_due(session: Session, horizon: datetime) -> list[tuple[Ticket, str, datetime]]:
+    """(ticket, clock, due) of every SLA clock still running that is due by ``horizon``, by ticket id: a new ticket's
+    first response not given yet, a working ticket's resolution."""
+    due: list[tuple[Ticket, str, datetime]] = []
+    for ticket in session.scalars(select(Ticket).where(or_(
+            and_(Ticket.status == "new", Ticket.first_responded_at.is_(None),
+                 Ticket.first_response_due_at <= horizon),
+            and_(Ticket.status.in_(lifecycle.WORKING), Ticket.sla_due_at <= horizon),
+    )).order_by(Ticket.id)):
+        if ticket.status == "new" and ticket.first_responded_at is None and ticket.first_response_due_at \
+                and ticket.first_response_due_at <= horizon:
+            due.append((ticket, "first_response", ticket.first_response_due_at))
+        if ticket.sla_due_at is not None and ticket.sla_due_at <= horizon:
+            due.append((ticket, "resolution", ticket.sla_due_at))
+    return due
+
+
 def raise_due_alarms(store: TicketStore, now: datetime) -> list[dict[str, Any]]:
     """Raise the alarms due at ``now`` (blocking, one transaction); returns the ones this call raised."""
     horizon = now + store.settings.warning_before
     raised: list[dict[str, Any]] = []
     sessions: sessionmaker[Session] = store.sessions
     with sessions.begin() as session:
-        candidates = session.scalars(select(Ticket).where(or_(
-            and_(Ticket.status == "new", Ticket.first_responded_at.is_(None),
-                 Ticket.first_response_due_at <= horizon),
-            and_(Ticket.status.in_(lifecycle.WORKING), Ticket.sla_due_at <= horizon),
-        )).order_by(Ticket.id))
-        for ticket in candidates:
-            clocks = []
-            if ticket.status == "new" and ticket.first_responded_at is None and ticket.first_response_due_at \
-                    and ticket.first_response_due_at <= horizon:
-                clocks.append(("first_response", ticket.first_response_due_at))
-            if ticket.sla_due_at is not None and ticket.sla_due_at <= horizon:
-                clocks.append(("resolution", ticket.sla_due_at))
-            for clock, due in clocks:
-                stage = "breach" if due <= now else "warning"
-                if not _insert_once(session, {"ticket_id": ticket.id, "clock": clock, "stage": stage,
-                                              "due_at": due, "raised_at": now}):
-                    continue
-                store._event(session, ticket.id, _SYSTEM, now, f"sla_{stage}",
-                             detail={"clock": clock, "due_at": due.isoformat()})
-                store._notify(session, "ticket.sla_breached" if stage == "breach" else "ticket.sla_warning", ticket,
-                              now, clock=clock, due_at=due.isoformat())
-                raised.append({"ticket_id": ticket.id, "kind": ticket.kind, "severity": ticket.severity,
-                               "clock": clock, "stage": stage, "due_at": due.timestamp(),
-                               "store_id": ticket.store_id, "department": ticket.department,
-                               "assignee_id": ticket.assignee_id, "customer_id": ticket.customer_id,
-                               "subject": ticket.subject})
+        for ticket, clock, due in _clocks_due(session, horizon):
+            stage = "breach" if due <= now else "warning"
+            if not _insert_once(session, {"ticket_id": ticket.id, "clock": clock, "stage": stage,
+                                          "due_at": due, "raised_at": now}):
+                continue
+            store._event(session, ticket.id, _SYSTEM, now, f"sla_{stage}",
+                         detail={"clock": clock, "due_at": due.isoformat()})
+            store._notify(session, "ticket.sla_breached" if stage == "breach" else "ticket.sla_warning", ticket,
+                          now, clock=clock, due_at=due.isoformat())
+            raised.append({"ticket_id": ticket.id, "kind": ticket.kind, "severity": ticket.severity,
+                           "clock": clock, "stage": stage, "due_at": due.timestamp(),
+                           "store_id": ticket.store_id, "department": ticket.department,
+                           "assignee_id": ticket.assignee_id, "customer_id": ticket.customer_id,
+                           "subject": ticket.subject})
     return raised
 
 
@@ -97,20 +102,9 @@ def current_alarms(store: TicketStore, now: datetime, since: datetime) -> list[d
     horizon = now + store.settings.warning_before
     found: dict[tuple[int, str, str, float], dict[str, Any]] = {}
     with store.sessions() as session:
-        tickets = session.scalars(select(Ticket).where(or_(
-            and_(Ticket.status == "new", Ticket.first_responded_at.is_(None),
-                 Ticket.first_response_due_at <= horizon),
-            and_(Ticket.status.in_(lifecycle.WORKING), Ticket.sla_due_at <= horizon),
-        ))).all()
-        running: dict[tuple[int, str], tuple[Ticket, datetime]] = {}
-        for ticket in tickets:
-            if ticket.status == "new" and ticket.first_responded_at is None and ticket.first_response_due_at \
-                    and ticket.first_response_due_at <= horizon:
-                running[(ticket.id, "first_response")] = (ticket, ticket.first_response_due_at)
-            if ticket.sla_due_at is not None and ticket.sla_due_at <= horizon:
-                running[(ticket.id, "resolution")] = (ticket, ticket.sla_due_at)
-        rows = session.scalars(select(TicketSlaAlarm).where(
-            TicketSlaAlarm.ticket_id.in_([t.id for t in tickets]))).all() if tickets else []
+        running = {(ticket.id, clock): (ticket, due) for ticket, clock, due in _clocks_due(session, horizon)}
+        ids = sorted({ticket_id for ticket_id, _clock in running})
+        rows = session.scalars(select(TicketSlaAlarm).where(TicketSlaAlarm.ticket_id.in_(ids))).all() if ids else []
 
     def entry(ticket: Ticket, clock: str, stage: str, due: datetime, at: datetime) -> dict[str, Any]:
         return {"ticket_id": ticket.id, "stage": stage, "clock": clock, "severity": ticket.severity,

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
+from ccserver.admin.rules import named_queues
 from ccserver.admin.users import Actor, AdminError, audit
 from ccserver.db.models import (
     LINES,
@@ -273,10 +274,10 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
 
 
 def delete_queue(sf: SessionFactory, actor: Actor, queue_id: int, limit_store: int | None = None,
-                 named_by_rules: list[str] | None = None) -> None:
-    """Remove a queue nothing routes to. Refused (409) while a DID has it as its default queue, the routing rules
-    name it (``named_by_rules``: where, e.g. ``routing.fallback_queue``) or a campaign that has not finished puts its
-    answered calls in it. Calls keep the queue's name (history survives)."""
+                 rules: dict[str, Any] | None = None) -> None:
+    """Remove a queue nothing routes to. Refused (409) while a DID has it as its default queue, the routing rules in
+    use (``rules``, as :func:`ccserver.admin.rules.effective` gives them) name it, or a campaign that has not finished
+    puts its answered calls in it. Calls keep the queue's name (history survives)."""
     with sf() as session, session.begin():
         queue = session.get(Queue, queue_id)
         if queue is None:
@@ -286,6 +287,7 @@ def delete_queue(sf: SessionFactory, actor: Actor, queue_id: int, limit_store: i
         dids = list(session.scalars(select(Did.number).where(Did.default_queue_id == queue.id).order_by(Did.number)))
         if dids:
             uses.append(T("the DID(s) {numbers} (default queue)", numbers=", ".join(dids)))
+        named_by_rules = [where for where, name in named_queues(rules or {}) if str(name) == queue.name]
         if named_by_rules:
             uses.append(T("the routing rules ({keys})", keys=", ".join(named_by_rules)))
         campaigns = list(session.scalars(select(Campaign.name).where(Campaign.queue == queue.name,
@@ -463,8 +465,7 @@ def list_days(sf: SessionFactory, year: int | None = None, limit_store: int | No
                 query = query.where(model.day >= dt.date(year, 1, 1), model.day <= dt.date(year, 12, 31))
             if limit_store is not None:
                 query = query.where((model.store_id.is_(None)) | (model.store_id == limit_store))
-            out[key] = [{"id": d.id, "day": d.day.isoformat(), "name": d.name,
-                         "store": stores.get(d.store_id) if d.store_id else None} for d in session.scalars(query)]
+            out[key] = [_day_dict(d, stores) for d in session.scalars(query)]
         if year is not None:
             out["year"] = year
             imported = any(d["name"] for d in out["holidays"])

@@ -19,7 +19,7 @@ from ccserver.admin import crm_export, org
 from ccserver.admin import rules as admin_rules
 from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
-from ccserver.db.models import Queue, User
+from ccserver.db.models import User
 from ccserver.passwords import PasswordBusy
 from ccserver.texts import T, message_of
 from ccserver.web.context import WebContext
@@ -173,19 +173,14 @@ class AdminRoutes:
 
     async def delete_queue(self, req: Req) -> Response:
         limit = await self.scope(req)
-        queue_id = self._id(req)
+        file_rules = self.ctx.config.section("routing")
 
-        def named_by_rules(sessions: Any) -> list[str]:
-            """Where the rules routing uses (the admin's, else the file's) name this queue."""
-            with sessions() as session:
-                queue = session.get(Queue, queue_id)
-            if queue is None:
-                return []
-            rules = admin_rules.effective(sessions, self.ctx.config.section("routing")).to_dict()
-            return [where for where, name in admin_rules.named_queues(rules) if str(name) == queue.name]
+        def delete(sessions: Any, actor: Actor, queue_id: int) -> None:
+            # the rules routing uses (the admin's, else the file's): a queue they name is not removed
+            rules = admin_rules.effective(sessions, file_rules).to_dict()
+            org.delete_queue(sessions, actor, queue_id, limit, rules)
 
-        named = await self.call(named_by_rules)
-        await self.call(org.delete_queue, self.actor(req), queue_id, limit, named)
+        await self.call(delete, self.actor(req), self._id(req))
         return await self.changed("queue", None)
 
     async def list_dids(self, req: Req) -> Response:

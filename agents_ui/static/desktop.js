@@ -471,8 +471,7 @@ function cell(row, value, className) {
 }
 
 function when(iso) {
-  return iso ? new Date(iso).toLocaleString(document.documentElement.lang, { dateStyle: "short", timeStyle: "short" })
-    : "–";
+  return iso ? zonedTime(iso) : "–";  // the browser's zone: no store's zone to show these in
 }
 
 async function loadWorklist() {

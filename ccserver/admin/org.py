@@ -39,6 +39,7 @@ from ccserver.db.models import (
     Ticket,
     User,
 )
+from ccserver.textcheck import CONTROLS
 from ccserver.texts import T, Text
 
 STORE_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
@@ -48,18 +49,13 @@ STRATEGIES = ("ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "li
 SessionFactory = Callable[[], Session]
 
 
-# The bidirectional overrides and isolates: a name holding them displays in another order than it is stored (a
-# store name that reads as another's); no name needs them.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
     value = data.get(key)
     if value is None or value == "":
         if required:
             raise AdminError(T("{key} is required", key=key), field=key)
         return None
-    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 or c in _BIDI_CONTROLS for c in value):
+    if not isinstance(value, str) or len(value) > limit or CONTROLS.search(value):
         raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit),
                          field=key)
     return value.strip()

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from ccserver.textcheck import CONTROLS
 from ccserver.texts import T
 from routing.numbers import normalize
 from routing.rules import SAFE_NAME
 
 __all__ = ["DialNumber", "Target", "TargetError", "dial_number", "transfer_target"]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 EXTENSION = re.compile(r"^[0-9]{2,8}$")
 TRANSFER_KINDS = ("blind", "attended")
 TARGET_TYPES = ("queue", "agent", "number")
@@ -49,7 +49,7 @@ class Target:
 def dial_number(raw: object, region: str, field: str = "number") -> DialNumber:
     if not isinstance(raw, str) or not raw.strip():
         raise TargetError(T("{field} is required: a phone number", field=field), field)
-    if _CONTROL.search(raw):
+    if CONTROLS.search(raw):
         raise TargetError(T("{field} contains control characters (CR, LF, NUL …)", field=field), field)
     number = normalize(raw, region=region)
     if not number.ok or not number.e164:
@@ -75,7 +75,7 @@ def transfer_target(raw: object, type_hint: object, *, queues: set[str] | None, 
         raise TargetError(T("target must be one of {target_types}", target_types=', '.join(TARGET_TYPES)), "target")
     if not isinstance(raw, str) or not raw.strip():
         raise TargetError(T("to is required: a queue, an agent's extension or a phone number"), "to")
-    if _CONTROL.search(raw):
+    if CONTROLS.search(raw):
         raise TargetError(T("to contains control characters (CR, LF, NUL …)"), "to")
     text = raw.strip()
     if type_hint == "queue" or (type_hint is None and queues is not None and text in queues):

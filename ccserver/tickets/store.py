@@ -37,6 +37,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.textcheck import CONTROLS_BUT_LINE_BREAKS
 from ccserver.texts import T, message_of
 from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
@@ -52,9 +53,6 @@ _T: Table = Ticket.__table__  # type: ignore[assignment]
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
 MAX_COMMENT = 4_000
-# control characters but newlines and tabs, and the bidirectional overrides and isolates, which make a text display
-# in another order than it is stored (a subject that reads as something it is not)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 STAFF_ROLES = ("agent", "supervisor", "department", "admin")
 SORTS = ("due", "created", "updated", "severity")
@@ -98,7 +96,7 @@ def clean_text(value: Any, field: str, limit: int, *, required: bool, one_line: 
     text = value.strip()
     if len(text) > limit:
         raise TicketError(400, T("{field} is longer than {limit} characters", field=field, limit=limit), field)
-    if _CONTROL.search(text):
+    if CONTROLS_BUT_LINE_BREAKS.search(text):
         raise TicketError(400, T("{field} contains control characters", field=field), field)
     if one_line and ("\n" in text or "\r" in text):
         raise TicketError(400, T("{field} must be one line", field=field), field)

@@ -6,9 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select, update
 
-from ccserver.db.models import BusinessHours, Holiday, Store, User
-from tests.test_admin_api import _login, admin  # noqa: F401 - admin is a fixture
+from ccserver.db import migrate
+from ccserver.db.engine import make_engine, session_factory
+from ccserver.db.models import AuditLog, BusinessHours, Campaign, Did, Holiday, Store, User
+from ccserver.dialer.store import DialerStore
+from tests.test_admin_api import SYSTEM, _login, admin  # noqa: F401 - admin is a fixture
 from tests.web_support import call
 
 ZH = {"Accept-Language": "zh-CN"}
@@ -112,6 +116,94 @@ def test_a_did_is_edited_with_the_add_checks_and_removed(admin):  # noqa: F811
     removed = call(router, "DELETE", f"/api/admin/dids/{mine}", headers=mgr)
     assert removed.status == 200 and refresher.current.did("01064882000") is None  # the next call: unknown DID
     assert _audit(router, boss, "did.deleted")[0]["detail"]["before"]["number"] == "01064882000"
+
+
+def _campaign(sessions, name: str, status: str, store_id: int | None) -> None:
+    with sessions.begin() as s:
+        s.add(Campaign(name=name, type="maintenance", mode="progressive", status=status, queue="sales",
+                       store_id=store_id, window={}, targets_spec={}))
+
+
+@pytest.fixture
+def org_db(db_url):
+    """An empty database (SQLite, PostgreSQL) with two stores: its session factory."""
+    from ccserver.admin import org
+
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    for code, name in (("bj-volvo", "北京沃尔沃"), ("sh-bmw", "上海宝马")):
+        org.save_store(sessions, SYSTEM, {"code": code, "name": name, "brand": "x", "city": "x",
+                                          "time_zone": "Asia/Shanghai"})
+    yield sessions
+    engine.dispose()
+
+
+def test_a_did_is_not_removed_while_a_calling_campaign_has_no_other_caller_id(org_db):
+    """Campaigns call from their store's first DID, else the group's number (any DID, a group-wide one first:
+    dialer/store.py caller_ids): removing the last number a running or paused campaign can call from is refused."""
+    from ccserver.admin import org
+    from ccserver.admin.users import AdminError
+
+    sessions = org_db
+
+    def did(number: str, store: str | None = None) -> int:
+        return int(org.save_did(sessions, SYSTEM, {"number": number, "line": "sales", "store": store})["id"])
+
+    bj_sales = did("01064881000", "bj-volvo")
+    with sessions() as s:
+        bj = s.scalars(select(Store.id).where(Store.code == "bj-volvo")).one()
+    _campaign(sessions, "春季保养", "running", bj)
+    _campaign(sessions, "老客回访", "paused", None)  # of no store: the group's number, here bj-volvo's DID
+    _campaign(sessions, "草稿", "draft", bj)  # neither calls now nor will when resumed: not counted
+    _campaign(sessions, "旧活动", "finished", bj)
+    with pytest.raises(AdminError) as refused:
+        org.delete_did(sessions, SYSTEM, bj_sales)
+    assert refused.value.status == 409
+    assert refused.value.message == ("DID 01064881000 is the last caller ID of the campaign(s) '春季保养', '老客回访': "
+                                     "add another DID or finish them first")
+    with sessions() as s:
+        assert s.get(Did, bj_sales) is not None
+        assert s.scalars(select(AuditLog).where(AuditLog.action == "did.deleted")).first() is None
+
+    # Another DID of the store: the store's campaign calls from it, the others from the group's number.
+    bj_service = did("01064882000", "bj-volvo")
+    org.delete_did(sessions, SYSTEM, bj_sales)
+    # The group's number: a store's campaign without a DID of its own falls back on it.
+    group = did("4008001000")
+    org.delete_did(sessions, SYSTEM, bj_service)
+    assert [r.caller_id for r in DialerStore(sessions).running_campaigns()] == ["4008001000"]
+    with pytest.raises(AdminError) as last:
+        org.delete_did(sessions, SYSTEM, group)
+    assert last.value.status == 409 and "'春季保养', '老客回访'" in last.value.message
+    # Another store's DID is the group's number too when there is no group-wide one.
+    sh_sales = did("02158881000", "sh-bmw")
+    org.delete_did(sessions, SYSTEM, group)
+    assert [r.caller_id for r in DialerStore(sessions).running_campaigns()] == ["02158881000"]
+    # Only campaigns that call count: once they are finished the last DID goes.
+    with sessions.begin() as s:
+        s.execute(update(Campaign).where(Campaign.status.in_(("running", "paused"))).values(status="finished"))
+    org.delete_did(sessions, SYSTEM, sh_sales)
+    with sessions() as s:
+        assert s.scalars(select(Did)).first() is None
+
+
+def test_removing_a_campaigns_last_did_is_refused_over_http_in_the_readers_language(admin):  # noqa: F811
+    router, refresher, sessions = admin
+    boss = _login(router, "boss")
+    did = call(router, "POST", "/api/admin/dids", headers=boss,
+               json_body={"number": "01064881000", "line": "sales", "store": "bj-volvo"}).json()["result"]["id"]
+    _campaign(sessions, "春季保养", "running", _store_id(router, boss, "bj-volvo"))
+    refused = call(router, "DELETE", f"/api/admin/dids/{did}", headers=boss)
+    assert refused.status == 409
+    assert refused.json()["error"] == ("DID 01064881000 is the last caller ID of the campaign(s) '春季保养': "
+                                       "add another DID or finish them first")
+    in_chinese = call(router, "DELETE", f"/api/admin/dids/{did}", headers={**boss, **ZH}).json()["error"]
+    assert in_chinese == "DID 01064881000 是 外呼活动 '春季保养' 仅剩的来电显示号码。请先添加其他 DID，或结束这些活动"
+    assert refresher.current.did("01064881000") is not None and _audit(router, boss, "did.deleted") == []
+    call(router, "POST", "/api/admin/dids", headers=boss, json_body={"number": "4008001000", "line": "sales"})
+    removed = call(router, "DELETE", f"/api/admin/dids/{did}", headers=boss)
+    assert removed.status == 200 and refresher.current.did("01064881000") is None
 
 
 def test_a_queue_is_edited_and_removed_only_when_nothing_routes_to_it(admin):  # noqa: F811

@@ -20,8 +20,9 @@ from ccserver.callrouting.settings import RoutingSettings
 from ccserver.customers.directory import CustomerDirectory
 from ccserver.db import migrate
 from ccserver.db.engine import make_engine, session_factory
-from ccserver.db.models import Ticket
+from ccserver.db.models import BusinessHours, Customer, Store, Ticket
 from ccserver.demo import generate
+from ccserver.tickets.store import callback_store
 from tests.replay.agi_peer import Responder, agi_split, transcript_peer
 from tests.test_agi_protocol import Harness
 from tests.test_callrouting_service import CLOSED, customer_of, inline
@@ -45,7 +46,8 @@ def service(sessions: Any, data: RoutingData, *, tickets: Any = None, wall: floa
     settings = RoutingSettings()
     svc = RoutingService(data, CustomerDirectory(sessions), None, None, settings.routing_rules(), settings,
                          run_blocking, clock, None, wall=lambda: wall,
-                         callback_tickets=tickets or functools.partial(open_callback_ticket, sessions))
+                         callback_tickets=tickets or functools.partial(open_callback_ticket, sessions),
+                         callback_store=functools.partial(callback_store, sessions))
     return svc, clock
 
 
@@ -80,6 +82,12 @@ def tickets(sessions: Any) -> list[Ticket]:
         return list(s.scalars(select(Ticket).where(Ticket.kind == "callback")))
 
 
+def customer_id(sessions: Any, e164: str) -> int:
+    customer = customer_of(sessions, e164)
+    assert customer is not None
+    return customer.id
+
+
 def test_after_hours_request_opens_a_ticket_due_after_the_next_opening(demo: Any) -> None:
     sessions, data = demo
     svc, clock = service(sessions, data)
@@ -90,7 +98,7 @@ def test_after_hours_request_opens_a_ticket_due_after_the_next_opening(demo: Any
     ticket = opened[0]
     assert answer["ticket"] == str(ticket.id)
     assert ticket.status == "new" and ticket.department == "service"
-    assert ticket.customer_id == customer_of(sessions, "+8613912345678").id
+    assert ticket.customer_id == customer_id(sessions, "+8613912345678")
     # Called at 23:30 Shanghai time: due after the service line opens the next morning, not in the night.
     closed_at = datetime.fromtimestamp(CLOSED, UTC)
     assert ticket.sla_due_at is not None and ticket.sla_due_at > closed_at
@@ -332,6 +340,64 @@ def test_the_ivr_line_sets_calendar_and_department(demo: Any) -> None:
     ticket, = [t for t in tickets(sessions) if "+8613912345678" in t.subject]
     assert ticket.department == "sales"
     assert ticket.sla_due_at == datetime(2026, 3, 17, 1, 0, tzinfo=UTC) + timedelta(hours=2)  # 09:00 + 2 h
+# -- the ticket's store: the caller's home store, else the called number's ------------------------------------------
+BJ_SALES = "01064881000"  # bj-volvo's sales line
+
+
+def home_elsewhere(sessions: Any) -> tuple[int, int]:
+    """Liu Yang's home store becomes sh-bmw, whose sales line opens late on Tuesday (13:00): (bj-volvo, sh-bmw)."""
+    liu = customer_id(sessions, LIU)
+    with sessions.begin() as s:
+        bj, sh = (s.scalars(select(Store.id).where(Store.code == code)).one() for code in ("bj-volvo", "sh-bmw"))
+        s.get(Customer, liu).home_store_id = sh
+        tuesday = s.scalars(select(BusinessHours).where(BusinessHours.store_id == sh, BusinessHours.line == "sales",
+                                                        BusinessHours.weekday == 1)).one()
+        tuesday.opens_at = tuesday.opens_at.replace(hour=13)
+    return bj, sh
+
+
+def test_a_customers_callback_goes_to_their_home_store_and_its_hours(demo: Any) -> None:
+    sessions, _ = demo
+    _bj, sh = home_elsewhere(sessions)
+    svc, clock = service(sessions, RoutingData.load(sessions))  # Monday 23:30
+    request(svc, clock, "agi-02-13912345678", arg_2=BJ_SALES)
+    ticket, = [t for t in tickets(sessions) if t.contact_e164 == LIU]
+    assert ticket.store_id == sh and ticket.department == "sales"
+    # sh-bmw's sales line opens 13:00 on Tuesday (bj-volvo's at 09:00): due 15:00 in Shanghai
+    assert ticket.sla_due_at == datetime(2026, 3, 17, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("callerid", ["13700000099", "13912345678"])  # unknown (a new prospect); no home store
+def test_a_callback_without_a_home_store_keeps_the_called_numbers_store(demo: Any, callerid: str) -> None:
+    sessions, _ = demo
+    bj, _sh = home_elsewhere(sessions)
+    liu = customer_id(sessions, LIU)
+    with sessions.begin() as s:
+        s.get(Customer, liu).home_store_id = None
+    svc, clock = service(sessions, RoutingData.load(sessions))
+    request(svc, clock, "agi-02-13912345678", arg_2=BJ_SALES, callerid=callerid)
+    ticket, = [t for t in tickets(sessions) if t.contact_e164 == f"+86{callerid}"]
+    assert ticket.store_id == bj and ticket.customer_id == customer_id(sessions, f"+86{callerid}")
+    assert ticket.sla_due_at == datetime(2026, 3, 17, 3, 0, tzinfo=UTC)  # bj-volvo's sales line: 09:00 + 2 h
+
+
+def test_a_home_store_not_known_in_time_leaves_the_called_numbers_store(demo: Any, caplog: Any) -> None:
+    sessions, _ = demo
+    bj, _sh = home_elsewhere(sessions)
+
+    def stuck_lookup(fn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return Deferred() if getattr(fn, "func", None) is callback_store else inline(fn, *args, **kwargs)
+
+    svc, clock = service(sessions, RoutingData.load(sessions), run_blocking=stuck_lookup)
+    harness = start(svc, clock, "agi-02-13912345678", arg_2=BJ_SALES)
+    assert answer(harness) is None  # waiting on the home store ...
+    clock.advance(1.41)  # ... until the deadline: the called number's store, and the ticket is written
+    harness.flush()
+    ticket, = [t for t in tickets(sessions) if t.contact_e164 == LIU]
+    assert answer(harness) == str(ticket.id) and ticket.store_id == bj
+    assert any("home store not known" in r.getMessage() for r in caplog.records)
+
+
 # -- the KPIs count every request, by queue ------------------------------------------------------------------------
 @pytest.mark.parametrize(("overrides", "waiting_in", "queue"), [
     ({"arg_3": "", "arg_4": "", "arg_5": "vip"}, None, "vip"),  # CC_QUEUE, as the shipped dialplan passes it

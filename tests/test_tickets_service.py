@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from ccserver.db.models import CallbackTask, Customer, Notification, Ticket, Vehicle
+from ccserver.db.models import BusinessHours, CallbackTask, Customer, Notification, Ticket, Vehicle
 from ccserver.events import CallAbandoned
 from ccserver.tickets import Actor, NewTicket, TicketError, TicketSettings
 from ccserver.tickets.abandoned import AbandonedCallers
@@ -278,6 +278,40 @@ def test_abandoned_callers_get_one_callback_a_day(loaded: Any) -> None:
         assert t.arrived_at == MONDAY_10 - timedelta(seconds=60)
         assert t.sla_due_at == MONDAY_10 + timedelta(hours=2)  # the sales line is open: due in 2 h
     assert notifications(sessions) == [("ticket.created", first)]
+
+
+def test_an_abandoned_customers_callback_goes_to_their_home_store(loaded: Any) -> None:
+    _url, sessions = loaded
+    bj, sh = store_id(sessions, "bj-volvo"), store_id(sessions, "sh-bmw")
+    with sessions.begin() as s:
+        homed, homeless = Customer(name="上海车主", home_store_id=sh), Customer(name="无门店客户")
+        s.add_all([homed, homeless])
+        # sh-bmw's sales line opens at 14:00 this Monday: its hours, not the queue's store's, set the due time
+        monday = s.scalars(select(BusinessHours).where(BusinessHours.store_id == sh, BusinessHours.line == "sales",
+                                                        BusinessHours.weekday == 0)).one()
+        monday.opens_at = monday.opens_at.replace(hour=14)
+        s.flush()
+        homed_id, homeless_id = homed.id, homeless.id
+    service, clock, _ = make_service(sessions)
+    abandoned = AbandonedCallers(service)
+
+    def hung_up(number: str, customer_id: int | None) -> Ticket:
+        ticket_id = asyncio.run(abandoned.on_event(CallAbandoned(
+            server="default", seq=1, at=clock.time(), uniqueid=f"1700000000.{number}", queue="bj-volvo-sales",
+            position=1, original_position=1, wait_seconds=60.0, holdtime=60, caller_number=number,
+            decision_id="d" * 16, customer_id=str(customer_id) if customer_id is not None else None)))
+        with sessions() as s:
+            ticket = s.get(Ticket, ticket_id)
+            assert ticket is not None
+            return ticket
+
+    home = hung_up("13700000011", homed_id)
+    assert (home.store_id, home.department, home.customer_id) == (sh, "sales", homed_id)
+    assert home.sla_due_at == local("2026-11-23T16:00")  # sh-bmw's sales line opens at 14:00, + 2 h
+    for number, customer_id in (("13700000012", homeless_id), ("13700000013", None)):  # no home store; unknown
+        ticket = hung_up(number, customer_id)
+        assert (ticket.store_id, ticket.customer_id) == (bj, customer_id)
+        assert ticket.sla_due_at == MONDAY_10 + timedelta(hours=2)  # bj-volvo's sales line is open
 
 
 def test_vehicle_must_be_the_customers(loaded: Any) -> None:

@@ -39,6 +39,7 @@ from ccserver.db.models import (
     Ticket,
     User,
 )
+from ccserver.dialer.store import caller_ids
 from ccserver.textcheck import CONTROLS
 from ccserver.texts import T, Text
 
@@ -374,12 +375,27 @@ def save_did(sf: SessionFactory, actor: Actor, data: dict[str, Any], did_id: int
         return after
 
 
+# Campaigns that call, or will again when resumed: they must keep a caller ID.
+_CALLING_CAMPAIGNS = ("running", "paused")
+
+
 def delete_did(sf: SessionFactory, actor: Actor, did_id: int, limit_store: int | None = None) -> None:
+    """Remove a DID. Refused (409), naming the campaigns, while a running or paused campaign would be left with no
+    caller ID: it is the last number the campaign can call from (its store's DIDs, else the group's number —
+    ``ccserver.dialer.store.caller_ids``)."""
     with sf() as session, session.begin():
         did = session.get(Did, did_id)
         if did is None:
             raise AdminError(T("no DID #{did_id}", did_id=did_id), 404)
         _in_scope(did.store_id, limit_store, f"DID {did.number}")
+        calling = session.execute(select(Campaign.name, Campaign.store_id)
+                                  .where(Campaign.status.in_(_CALLING_CAMPAIGNS)).order_by(Campaign.name)).all()
+        left = caller_ids(session, {store for _, store in calling}, without=did.id)
+        stranded = [name for name, store in calling if left[store] is None]
+        if stranded:
+            names = T("the campaign(s) {names}", names=", ".join(repr(name) for name in stranded))
+            raise AdminError(T("DID {number} is the last caller ID of {uses}: add another DID or finish them first",
+                               number=did.number, uses=names), 409)
         before = did_dict(did, _stores(session), _queues(session))
         session.delete(did)
         audit(session, actor, "did.deleted", f"did:{before['number']}", before, None)

@@ -156,6 +156,7 @@ class RoutingService:
                  record_sink: Callable[[dict[str, Any]], None] | None = None, *,
                  wall: Callable[[], float] = time.time,
                  callback_tickets: Callable[..., tuple[int, bool]] | None = None,
+                 callback_store: Callable[[int | None, int | None], int | None] | None = None,
                  loop_lookup: LoopLookup | None = None,
                  identification: IdentificationService | None = None) -> None:
         if isinstance(routing_data, RoutingData):
@@ -176,6 +177,8 @@ class RoutingService:
         self._record_sink = record_sink
         self._wall = wall
         self._callback_tickets = callback_tickets  # blocking: open_callback_ticket bound to a session factory
+        # blocking: tickets.store.callback_store bound to a session factory (None: the DID's store)
+        self._callback_store = callback_store
         self._promises = PromiseKeeper(run_blocking, clock)  # callbacks promised before their ticket was written
         self._interest: dict[tuple[str, str], frozenset[str]] = {}
         # Which calls the dialplan records (ccserver.recordings.RecordingPolicy; None: none): CC_RECORD and the file.
@@ -343,7 +346,8 @@ class RoutingService:
     # -- callback requests ---------------------------------------------------------------------------------------
     async def callback(self, session: AGISession) -> None:
         """``AGI(agi://…/callback,${CC_DECISION_ID},${CC_DID},${CC_ARRIVED},${CC_LINE},${CC_QUEUE})``: open (or reuse) a
-        callback ticket for the caller's number, due after the line next opens, and answer ``CC_CALLBACK_TICKET``:
+        callback ticket for the caller's number — at their home store when they are a customer with one, else the
+        DID's store — due after that store's line next opens, and answer ``CC_CALLBACK_TICKET``:
         the ticket id; or, when SQL has not confirmed it within the deadline, its reference
         (``callback:<e164>:<due day>``, the ticket's de-duplication key) while the write goes on (see
         ``callback.PromiseKeeper``); or empty when no callback can be promised: withheld number, our own DID, SQL
@@ -370,16 +374,18 @@ class RoutingService:
         if caller.ok and caller.e164 is not None and not data.is_own_number(caller) and self._callback_tickets:
             budget = self.settings.deadline_seconds - self.settings.margin_seconds
             customer, _ = await self.identification.identify(caller.e164, did, True, budget, uniqueid, [])
+            customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
+            called = int(did.store_id) if did.store_id.isdigit() else None
+            store_id = await self._store_of_callback(customer_id, called, started + budget, uniqueid)
             now = datetime.fromtimestamp(self._wall(), UTC)
             asked = arrived or now  # when the caller began waiting: their place among the callbacks
-            store_id = int(did.store_id) if did.store_id.isdigit() else None
-            # A store DID: that store's calendar; a group-wide DID: whichever store opens first.
+            # The ticket's store's calendar; a group-wide DID and a caller without a home store: whichever store
+            # opens first.
             if store_id is None:
                 calendars = list(data.calendars.values())
             else:
                 calendars = [c] if (c := data.calendars.get(store_id)) else []
             due = callback_due(calendars, did.line, asked)
-            customer_id = int(customer.id) if customer is not None and customer.id.isdigit() else None
             key = callback_key(caller.e164, due, self.settings.time_zone)
             write = functools.partial(self._callback_tickets, e164=caller.e164, customer_id=customer_id,
                                       store_id=store_id, line=did.line, decision_id=decision_id, uniqueid=uniqueid,
@@ -388,6 +394,22 @@ class RoutingService:
         else:
             log.info("callback request uniqueid=%s: no number to call back (%s)", _clean(uniqueid), caller.status)
         await session.set_variables({"CC_CALLBACK_TICKET": ticket})
+
+    async def _store_of_callback(self, customer_id: int | None, called: int | None, deadline: float,
+                                 uniqueid: str) -> int | None:
+        """The callback ticket's store (``tickets.store.callback_store``): the caller's home store when they are a
+        customer with one, else ``called`` (the DID's) — also when SQL does not answer by ``deadline`` (service
+        clock): the ticket is still written, and the caller promised their call back."""
+        if customer_id is None or self._callback_store is None:
+            return called
+        lookup = self._run_blocking(self._callback_store, customer_id, called)
+        outcome = (await race(lookup, max(deadline - self._clock.seconds(), 0.05), self._clock))[0]
+        if outcome is TIMED_OUT or isinstance(outcome, Failure):
+            why = outcome.getErrorMessage() if isinstance(outcome, Failure) else "no answer in time"
+            log.warning("callback request uniqueid=%s: home store not known (%s); the called number's store",
+                        _clean(uniqueid), _clean(why, 200))
+            return called
+        return outcome  # type: ignore[no-any-return]
 
     def _count_callback(self, session: AGISession, args: list[str], did: DidRoute) -> None:
         """Tell the hooks which queue the request was for: the dialplan's CC_QUEUE (fifth argument), else the queue

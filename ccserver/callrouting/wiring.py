@@ -26,6 +26,7 @@ from ccserver.customers.cache import SummaryCache
 from ccserver.customers.directory import CustomerDirectory
 from ccserver.identification import IdentificationService
 from ccserver.state.tracker import StateTracker
+from ccserver.tickets.store import callback_store
 from routing.rules import RoutingRules
 
 __all__ = ["RoutingRuntime", "make_directory"]
@@ -75,6 +76,7 @@ class RoutingRuntime:
             loop_lookup=loop_lookup)
         service = RoutingService(refresher, directory, cache, tracker, rules, settings, run_blocking, reactor, submit,
                                  callback_tickets=functools.partial(open_callback_ticket, session_factory),
+                                 callback_store=functools.partial(callback_store, session_factory),
                                  identification=identification)
         return cls(service, refresher, batcher, loop_lookup)
 

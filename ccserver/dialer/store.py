@@ -9,6 +9,7 @@ one transaction, which of them left (``sent_at``), which never will (outcome ``u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ccserver.campaigns.compliance import FINAL_OUTCOMES
 from ccserver.db.models import Campaign, CampaignAttempt, CampaignTarget, Customer, Did, DncNumber, Store
 
-__all__ = ["CampaignRow", "DialerStore", "TargetRow"]
+__all__ = ["CampaignRow", "DialerStore", "TargetRow", "caller_ids"]
 
 _ATTEMPTS = cast(Table, CampaignAttempt.__table__)  # Core statements for the batched writes
 
@@ -53,6 +54,28 @@ class TargetRow:
     consent: bool
 
 
+def caller_ids(session: Session, store_ids: Iterable[int | None], *,
+               without: int | None = None) -> dict[int | None, str | None]:
+    """The number the campaigns of each store (None: of no store) call from: the store's first DID, else the
+    group's number (a group-wide DID first, else any store's), as a call must always carry a caller ID the callee
+    can call back (the US TSR requires one; seen empty on a live Asterisk). None only when there is no DID at all.
+    ``without``: as if that DID (its id) were gone — administration asks before deleting one."""
+    wanted = set(store_ids)
+    remaining = [Did.id != without] if without is not None else []
+    own: dict[int, str] = {}
+    stores = {s for s in wanted if s is not None}
+    if stores:
+        for store_id, number in session.execute(select(Did.store_id, Did.number)
+                                                .where(Did.store_id.in_(stores), *remaining).order_by(Did.id)):
+            if store_id is not None:
+                own.setdefault(store_id, number)
+    group = None
+    if any(s not in own for s in wanted):
+        group = session.scalar(select(Did.number).where(*remaining)
+                               .order_by(Did.store_id.is_not(None), Did.id).limit(1))
+    return {s: own.get(s, group) if s is not None else group for s in wanted}
+
+
 class DialerStore:
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.sessions = session_factory
@@ -62,19 +85,9 @@ class DialerStore:
             rows = session.execute(
                 select(Campaign, Store.time_zone, Store.name, Store.code)
                 .outerjoin(Store, Store.id == Campaign.store_id).where(Campaign.status == "running")).all()
-            dids: dict[int, str] = {}
-            store_ids = {c.store_id for c, _, _, _ in rows if c.store_id is not None}
-            if store_ids:
-                for store_id, number in session.execute(select(Did.store_id, Did.number)
-                                                        .where(Did.store_id.in_(store_ids)).order_by(Did.id)):
-                    if store_id is not None:
-                        dids.setdefault(store_id, number)
-            # A campaign of no store (or a store without a DID) calls from the group's number: a call must always
-            # carry a caller ID the callee can call back (the US TSR requires one; seen empty on a live Asterisk).
-            group = session.scalar(select(Did.number).order_by(Did.store_id.is_not(None), Did.id).limit(1)) \
-                if rows else None
+            numbers = caller_ids(session, {c.store_id for c, _, _, _ in rows})
             return [CampaignRow(c.id, c.type, c.mode, c.queue, c.window, c.tiers_first, c.max_attempts, tz,
-                                (dids.get(c.store_id) if c.store_id is not None else None) or group, name, code)
+                                numbers[c.store_id], name, code)
                     for c, tz, name, code in rows]
 
     def open_targets(self, campaign_id: int, *, status: str = "pending", only: int | None = None) -> list[TargetRow]:

@@ -4,7 +4,9 @@ A caller who hung up after waiting more than ``tickets.abandoned_min_wait_second
 ticket (``source = abandoned_call``), through the same de-duplication as callback requests
 (ccserver/callrouting/callback.py): one per number and callback day, whether the caller asked for a call back,
 hung up twice, or both. The ticket keeps when the caller first arrived (``arrived_at``: the hang-up minus the
-wait) and is due when the queue's store line next opens (any store for a group queue), like a callback request.
+wait). Like any ticket it is the caller's home store's when they are a customer with one, else the queue's store
+(``tickets.store.callback_store``), and is due when that store's line next opens (any store for a group queue
+and a caller without a home store), like a callback request.
 Withheld and unusable numbers cannot be called back and are skipped. With several nodes only the node that
 consumes the Asterisk server's AMI acts (``leads(server)``); the key would make the others' tickets the same one.
 """
@@ -22,6 +24,7 @@ from ccserver.callrouting.callback import callback_due, callback_key, open_callb
 from ccserver.db.models import Queue
 from ccserver.events import CallAbandoned
 from ccserver.metrics import REGISTRY
+from ccserver.tickets.store import callback_store
 from routing.numbers import normalize
 
 __all__ = ["AbandonedCallers"]
@@ -73,7 +76,8 @@ async def open_for_abandoned(service: Any, run_blocking: Callable[..., Awaitable
                              decision_id: str) -> int:
     """Open (or reuse) the abandoned caller's callback ticket; its id."""
     store = service.store
-    store_id, line = await run_blocking(queue_place, store.sessions, queue)
+    queue_store, line = await run_blocking(queue_place, store.sessions, queue)
+    store_id = await run_blocking(callback_store, store.sessions, customer_id, queue_store)
     calendars = store.calendars()
     chosen = [c for c in ([calendars.get(store_id)] if store_id is not None else list(calendars.values())) if c]
     now = datetime.fromtimestamp(service.clock.time(), UTC)

@@ -45,7 +45,7 @@ from ccserver.tickets.notify import Outbox
 from ccserver.tickets.settings import TicketSettings
 from ccserver.tickets.sla import due_at
 
-__all__ = ["NewTicket", "TicketError", "TicketStore", "clean_text", "retrying"]
+__all__ = ["NewTicket", "TicketError", "TicketStore", "callback_store", "clean_text", "home_store", "retrying"]
 
 log = logging.getLogger("ccserver.tickets")
 
@@ -57,6 +57,28 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 STAFF_ROLES = ("agent", "supervisor", "department", "admin")
 SORTS = ("due", "created", "updated", "severity")
 WRITE_ATTEMPTS = 6
+
+
+def home_store(session: Session, customer_id: int | None, otherwise: int | None) -> int | None:
+    """The store of a ticket for ``customer_id`` that nobody placed: the customer's home store, so the ticket is
+    routed (departments by store, the store's opening hours for its SLA) and seen (store staff) as that store's;
+    ``otherwise`` for no customer, an unknown one or one without a home store. The one rule for every ticket: those
+    opened through :meth:`TicketStore.create` and callback tickets (:func:`callback_store`)."""
+    customer = session.get(Customer, customer_id) if customer_id is not None else None
+    if customer is None or customer.home_store_id is None:
+        return otherwise
+    return int(customer.home_store_id)
+
+
+def callback_store(session_factory: Callable[[], Session], customer_id: int | None,
+                   called: int | None) -> int | None:
+    """The store of a callback ticket (a callback request, an abandoned caller): the caller's :func:`home_store`
+    when they are a customer with one, else ``called`` — the store of the number or queue called (None: the
+    group's). Known before the ticket is written: the store's hours set when it is due. Blocking."""
+    if customer_id is None:
+        return called
+    with session_factory() as session:
+        return home_store(session, customer_id, called)
 
 
 class TicketError(Exception):
@@ -244,15 +266,12 @@ class TicketStore:
 
     @staticmethod
     def _at_home_store(session: Session, new: NewTicket) -> NewTicket:
-        """``new`` with the customer's home store when it names a customer but no store: the ticket is then routed
-        (departments by store, the store's opening hours for its SLA) and seen (store staff) as that store's. A
+        """``new`` with the customer's home store when it names a customer but no store (:func:`home_store`). A
         store given wins; an unknown customer is left for :meth:`validate_new` to refuse."""
-        if new.store_id is not None or new.customer_id is None:
+        if new.store_id is not None:
             return new
-        customer = session.get(Customer, new.customer_id)  # validate_new's own look-up then finds it loaded
-        if customer is None or customer.home_store_id is None:
-            return new
-        return replace(new, store_id=customer.home_store_id)
+        store_id = home_store(session, new.customer_id, None)  # validate_new's own look-up then finds it loaded
+        return new if store_id is None else replace(new, store_id=store_id)
 
     def create(self, new: NewTicket, actor: Actor, now: datetime) -> tuple[int, bool, Invalidation]:
         """Open a ticket: (id, created, invalidation). Idempotent per call (``uniqueid``) and kind. A ticket for a

@@ -272,10 +272,22 @@ def test_a_holiday_is_edited_and_removed_and_routing_sees_it(admin):  # noqa: F8
          json_body={"day": "2027-03-03", "name": "x", "store": "bj-volvo"})
     clash = call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=mgr, json_body={"day": "2027-03-03"})
     assert clash.status == 409
-    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{group}", headers=mgr,
-                json_body={"name": "五一"}).status == 403  # group-wide: an admin's
-    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=mgr,
-                json_body={"store": "sh-bmw"}).status == 403
+    # A group-wide day is an admin's, and a day cannot move to another store: refused as a change (not an add),
+    # in the reader's language; a delete as a delete.
+    changing = "a store manager may only change their own store's days"
+    for day_id, body in ((group, {"name": "五一"}), (day, {"store": "sh-bmw"}), (day, {"store": None})):
+        refused = call(router, "PATCH", f"/api/admin/calendar/holidays/{day_id}", headers=mgr, json_body=body)
+        assert refused.status == 403 and refused.json()["error"] == changing, body
+    refused = call(router, "PATCH", f"/api/admin/calendar/holidays/{group}", headers={**mgr, **ZH},
+                   json_body={"name": "五一"})
+    assert refused.status == 403 and refused.json()["error"] == "门店经理只能修改本门店的日期"
+    refused = call(router, "DELETE", f"/api/admin/calendar/holidays/{group}", headers=mgr)
+    assert refused.status == 403 and refused.json()["error"] == "a store manager may only delete their own store's days"
+    refused = call(router, "DELETE", f"/api/admin/calendar/holidays/{group}", headers={**mgr, **ZH})
+    assert refused.status == 403 and refused.json()["error"] == "门店经理只能删除本门店的日期"
+    added = call(router, "POST", "/api/admin/calendar/holidays", headers={**mgr, **ZH},
+                 json_body={"day": "2027-03-09", "name": "x"})  # group-wide: an admin's to add
+    assert added.status == 403 and added.json()["error"] == "门店经理只能为自己的门店添加日期"
     assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=_login(router, "li"),
                 json_body={"name": "x"}).status == 403
     assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=_cookie_session(router, "mgr"),

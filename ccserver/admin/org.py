@@ -516,6 +516,13 @@ def _day_taken(session: Session, model: Any, day: dt.date, store_id: int | None,
         raise AdminError(T("{day} is already on that calendar", day=day), 409, field="day")
 
 
+def _own_day(store_id: int | None, limit_store: int | None, refusal: Text) -> None:
+    """A store manager's days are their store's: another store's, or a group-wide one (an admin's), is refused with
+    what they tried (add, change or delete), in the reader's language."""
+    if limit_store is not None and store_id != limit_store:
+        raise AdminError(refusal, 403)
+
+
 def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
             limit_store: int | None = None) -> dict[str, Any]:
     _check_fields(data, {"day", "name", "store"})
@@ -524,8 +531,7 @@ def add_day(sf: SessionFactory, actor: Actor, kind: str, data: dict[str, Any],
     name = _text(data, "name", 80, required=True)
     with sf() as session, session.begin():
         store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
-        if limit_store is not None and store_id != limit_store:
-            raise AdminError(T("a store manager may only add days for their own store"), 403)
+        _own_day(store_id, limit_store, T("a store manager may only add days for their own store"))
         _day_taken(session, model, day, store_id)
         row = model(day=day, name=name, store_id=store_id)
         session.add(row)
@@ -546,13 +552,12 @@ def update_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, data: d
         row = session.get(model, day_id)
         if row is None:
             raise AdminError(T("no such day #{day_id}", day_id=day_id), 404)
-        _in_scope(row.store_id, limit_store, "that day")
+        _own_day(row.store_id, limit_store, T("a store manager may only change their own store's days"))
         stores = _stores(session)
         before = _day_dict(row, stores)
         if "store" in data:
             row.store_id = _store_by_ref(session, data["store"]).id if data.get("store") else None
-            if limit_store is not None and row.store_id != limit_store:
-                raise AdminError(T("a store manager may only add days for their own store"), 403)
+            _own_day(row.store_id, limit_store, T("a store manager may only change their own store's days"))
         if day is not None:
             row.day = day
         if name is not None:
@@ -570,7 +575,7 @@ def delete_day(sf: SessionFactory, actor: Actor, kind: str, day_id: int, limit_s
         row = session.get(model, day_id)
         if row is None:
             raise AdminError(T("no such day #{day_id}", day_id=day_id), 404)
-        _in_scope(row.store_id, limit_store, "that day")
+        _own_day(row.store_id, limit_store, T("a store manager may only delete their own store's days"))
         before = {"day": row.day.isoformat(), "name": row.name, "store_id": row.store_id}
         session.delete(row)
         audit(session, actor, f"{kind[:-1]}.deleted", f"{kind}:{before['day']}", before, None)

@@ -366,3 +366,75 @@ def test_a_page_session_changes_and_removes_only_from_our_own_origin(admin):  # 
     entries = call(router, "GET", "/api/admin/audit?target=store:gz-toyota", headers=boss).json()["entries"]
     assert [e["action"] for e in entries] == ["store.deleted", "store.updated", "store.created"]
     assert entries[1]["actor"] == "boss" and entries[1]["detail"]["after"]["name"] == "广州丰田4S店"
+
+
+# Each refusal of a user's create or edit names the form field to blame (the page marks that input).
+USER_REFUSALS = (
+    ("POST", "/api/admin/users", {"role": "agent", "password": "initial-pass"}, "username"),
+    ("POST", "/api/admin/users", {"username": "a b", "role": "agent", "password": "initial-pass"}, "username"),
+    ("POST", "/api/admin/users", {"username": "li", "role": "agent", "password": "initial-pass"}, "username"),
+    ("POST", "/api/admin/users", {"username": "new.one", "password": "initial-pass"}, "role"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "wizard", "password": "initial-pass"}, "role"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "short"}, "password"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": 12345678}, "password"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "store": "nowhere"}, "store"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "store": True}, "store"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "extension": "12ab"}, "extension"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "extension": "8101"}, "extension"),  # li's
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "interface": "PJSIP/8\r\nAction: x"}, "interface"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "skills": "sales"}, "skills"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "languages": ["zh", "fr"]}, "languages"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "display_name": "a\nb"}, "display_name"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "department": "x" * 41}, "department"),
+    ("PATCH", "/api/admin/users/chen", {"role": "wizard"}, "role"),
+    ("PATCH", "/api/admin/users/chen", {"display_name": ""}, "display_name"),
+    ("PATCH", "/api/admin/users/chen", {"display_name": "a\u0000b"}, "display_name"),
+    ("PATCH", "/api/admin/users/chen", {"store": "nowhere"}, "store"),
+    ("PATCH", "/api/admin/users/chen", {"extension": 8101}, "extension"),
+    ("PATCH", "/api/admin/users/chen", {"extension": "8101"}, "extension"),
+    ("PATCH", "/api/admin/users/chen", {"interface": "no interface"}, "interface"),
+    ("PATCH", "/api/admin/users/chen", {"languages": "zh"}, "languages"),
+    ("PATCH", "/api/admin/users/chen", {"skills": [""]}, "skills"),
+    ("PATCH", "/api/admin/users/chen", {"department": 7}, "department"),
+    ("PATCH", "/api/admin/users/nobody", {"department": "x"}, "username"),
+    ("POST", "/api/admin/users/chen/password", {"password": "short"}, "password"),
+    ("POST", "/api/admin/users/nobody/password", {"password": "long-enough-1"}, "username"),
+    ("POST", "/api/admin/users/chen/deactivate", {"reassign_to": "nobody"}, "reassign_to"),
+    ("POST", "/api/admin/users/chen/deactivate", {"reassign_to": "chen"}, "reassign_to"),
+    ("POST", "/api/admin/users/chen/deactivate", {"reassign_to": 7}, "reassign_to"),
+    ("POST", "/api/admin/users/boss/deactivate", {}, "username"),  # oneself
+)
+
+# A store manager's refusals too: roles and stores they may not give, users they may not change.
+MANAGER_REFUSALS = (
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "supervisor", "password": "initial-pass"}, "role"),
+    ("POST", "/api/admin/users", {"username": "new.one", "role": "agent", "password": "initial-pass",
+                                  "store": "sh-bmw"}, "store"),
+    ("PATCH", "/api/admin/users/li", {"role": "admin"}, "role"),
+    ("PATCH", "/api/admin/users/chen", {"department": "x"}, "username"),  # another store's
+    ("PATCH", "/api/admin/users/mgr", {"department": "x"}, "username"),  # a supervisor: an admin's to change
+    ("POST", "/api/admin/users/li/deactivate", {"reassign_to": "chen"}, "reassign_to"),
+)
+
+
+def test_every_user_refusal_names_its_field(admin):  # noqa: F811
+    router, _, _ = admin
+    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    assert call(router, "PATCH", "/api/admin/users/li", headers=boss, json_body={"extension": "8101"}).status == 200
+    for who, cases in ((boss, USER_REFUSALS), (mgr, MANAGER_REFUSALS)):
+        for method, path, body, field in cases:
+            reply = call(router, method, path, headers={**who, **ZH}, json_body=body)
+            assert reply.status in (400, 403, 404, 409), (method, path, body, reply.status)
+            assert reply.json().get("field") == field, (method, path, body, reply.json())
+    names = {u["username"] for u in call(router, "GET", "/api/admin/users", headers=boss).json()["users"]}
+    # none was made (skills given as one string are refused, not split into letters)
+    assert "new.one" not in names and {"li", "chen", "boss"} <= names

@@ -50,11 +50,12 @@ class Actor:
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AdminError(T("the password must have at least {min_password} characters", min_password=MIN_PASSWORD))
+        raise AdminError(T("the password must have at least {min_password} characters", min_password=MIN_PASSWORD),
+                         field="password")
     if len(password) > 1024:
-        raise AdminError(T("the password is too long (at most 1024 characters)"))
+        raise AdminError(T("the password is too long (at most 1024 characters)"), field="password")
     if any(ord(c) < 32 for c in password):
-        raise AdminError(T("the password may not contain control characters"))
+        raise AdminError(T("the password may not contain control characters"), field="password")
 
 
 def audit(session: Session, actor: Actor, action: str, target: str, before: Any, after: Any) -> None:
@@ -83,52 +84,59 @@ def resolve_store(session: Session, store: str | int | None) -> int | None:
     if store is None or store == "":
         return None
     if isinstance(store, bool) or not isinstance(store, str | int):
-        raise AdminError(T("store must be a store's code or id"))
+        raise AdminError(T("store must be a store's code or id"), field="store")
     if isinstance(store, int) or (store.isascii() and store.isdigit()):
         number = int(store)  # an id beyond the column's range is no store (not a database error)
         found = session.get(Store, number) if 0 < number < 2**31 else None
     else:
         found = session.scalars(select(Store).where(Store.code == store)).one_or_none()
     if found is None:
-        raise AdminError(T("unknown store {store}", store=repr(store)), 404)
+        raise AdminError(T("unknown store {store}", store=repr(store)), 404, field="store")
     return found.id
 
 
-def _get(session: Session, username: str) -> User:
+def _get(session: Session, username: str, field: str = "username") -> User:
     user = session.scalars(select(User).where(User.username == username)).one_or_none()
     if user is None:
-        raise AdminError(T("no user named {username}", username=repr(username)), 404)
+        raise AdminError(T("no user named {username}", username=repr(username)), 404, field=field)
     return user
 
 
 def validate_fields(fields: dict[str, Any]) -> None:
-    """Check the editable fields a caller gives (only those present)."""
+    """Check the editable fields a caller gives (only those present). Each refusal names its field (the admin
+    page marks that input)."""
     if "role" in fields and fields["role"] not in ROLES:
         raise AdminError(T("unknown role {fields}; one of {roles}", fields=repr(fields['role']),
-                           roles=', '.join(ROLES)))
+                           roles=', '.join(ROLES)), field="role")
     for key in ("extension", "interface"):
         if fields.get(key) is not None and not isinstance(fields[key], str):
-            raise AdminError(T("{key} must be text", key=key))
+            raise AdminError(T("{key} must be text", key=key), field=key)
     ext = fields.get("extension")
     if ext not in (None, "") and not EXTENSION.match(str(ext)):
-        raise AdminError(T("extension {ext} is not a dial string of 2-20 digits", ext=repr(ext)))
+        raise AdminError(T("extension {ext} is not a dial string of 2-20 digits", ext=repr(ext)), field="extension")
     iface = fields.get("interface")
     if iface not in (None, "") and not INTERFACE.match(str(iface)):
-        raise AdminError(T("interface {iface} is not an Asterisk interface like PJSIP/8001", iface=repr(iface)))
+        raise AdminError(T("interface {iface} is not an Asterisk interface like PJSIP/8001", iface=repr(iface)),
+                         field="interface")
     for key in ("skills", "languages"):
         value = fields.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)):
-            raise AdminError(T("{key} must be a list of names", key=key))
+            raise AdminError(T("{key} must be a list of names", key=key), field=key)
     for lang in fields.get("languages") or ():
         if lang not in LANGUAGES:
             raise AdminError(T("unknown language {lang}; one of {languages}", lang=repr(lang),
-                               languages=', '.join(LANGUAGES)))
+                               languages=', '.join(LANGUAGES)), field="languages")
     for key, limit in (("display_name", 120), ("department", 40)):
         value = fields.get(key)
         # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused)
         if value is not None and (not isinstance(value, str) or len(value) > limit
                                   or any(ord(c) < 32 or c == "\x7f" for c in value)):
-            raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit))
+            raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit),
+                             field=key)
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, list | tuple) else value
 
 
 def add_user(session_factory: Callable[[], Session], actor: Actor, username: str, role: str, password_hash: str, *,
@@ -137,19 +145,23 @@ def add_user(session_factory: Callable[[], Session], actor: Actor, username: str
              languages: Sequence[str] = ("zh",), must_change_password: bool = True) -> dict[str, Any]:
     if not USERNAME.match(username):
         raise AdminError(T("{username} is not a valid user name (letters, digits, _ . @ -; at most 64)",
-                           username=repr(username)))
-    fields = {"role": role, "extension": extension, "interface": interface, "skills": list(skills),
-              "languages": list(languages), "display_name": display_name, "department": department}
+                           username=repr(username)), field="username")
+    # (a list or tuple as a list; anything else, a string above all, is refused by the check rather than split
+    # into letters)
+    fields = {"role": role, "extension": extension, "interface": interface, "skills": _as_list(skills),
+              "languages": _as_list(languages), "display_name": display_name, "department": department}
     validate_fields(fields)
     with session_factory() as session, session.begin():
         if session.scalars(select(User.id).where(User.username == username)).first() is not None:
-            raise AdminError(T("a user named {username} exists already", username=repr(username)), 409)
+            raise AdminError(T("a user named {username} exists already", username=repr(username)), 409,
+                             field="username")
         if extension and session.scalars(select(User.username).where(
                 User.extension == extension, User.active.is_(True))).first() is not None:
-            raise AdminError(T("extension {extension} belongs to another active user", extension=extension), 409)
+            raise AdminError(T("extension {extension} belongs to another active user", extension=extension), 409,
+                             field="extension")
         user = User(username=username, display_name=display_name or username, role=role,
                     password_hash=password_hash, active=True, extension=extension or None,
-                    interface=interface or None, skills=list(skills), languages=list(languages),
+                    interface=interface or None, skills=fields["skills"], languages=fields["languages"],
                     store_id=resolve_store(session, store), department=department or None,
                     must_change_password=must_change_password)
         session.add(user)
@@ -194,7 +206,7 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
         raise AdminError(T("cannot change {unknown}", unknown=', '.join(sorted(unknown))))
     validate_fields(fields)
     if "display_name" in fields and not fields["display_name"]:
-        raise AdminError(T("display_name must be text of 1-120 characters"))
+        raise AdminError(T("display_name must be text of 1-120 characters"), field="display_name")
     with session_factory() as session, session.begin():
         user = _get(session, username)
         codes = _store_codes(session)
@@ -208,7 +220,8 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
                 setattr(user, key, value)
         if user.extension and session.scalars(select(User.username).where(
                 User.extension == user.extension, User.active.is_(True), User.id != user.id)).first():
-            raise AdminError(T("extension {extension} belongs to another active user", extension=user.extension), 409)
+            raise AdminError(T("extension {extension} belongs to another active user", extension=user.extension),
+                             409, field="extension")
         session.flush()
         after = describe(user, codes)
         audit(session, actor, "user.updated", f"user:{username}", before, after)
@@ -223,15 +236,15 @@ def deactivate(session_factory: Callable[[], Session], actor: Actor, username: s
     with session_factory() as session, session.begin():
         user = _get(session, username)
         if not user.active:
-            raise AdminError(T("{username} is already deactivated", username=repr(username)), 409)
+            raise AdminError(T("{username} is already deactivated", username=repr(username)), 409, field="username")
         heir: User | None = None
         if reassign_to is not None:
-            heir = _get(session, reassign_to)
+            heir = _get(session, reassign_to, field="reassign_to")
             if heir.id == user.id:
-                raise AdminError(T("cannot reassign a user's customers to themselves"))
+                raise AdminError(T("cannot reassign a user's customers to themselves"), field="reassign_to")
             if not heir.active:
                 raise AdminError(T("{reassign_to} is deactivated; reassign to an active user",
-                                   reassign_to=repr(reassign_to)), 409)
+                                   reassign_to=repr(reassign_to)), 409, field="reassign_to")
         new_id = heir.id if heir else None
         moved = {
             "sales_customers": _rows(session, update(Customer).where(Customer.sales_consultant_id == user.id)

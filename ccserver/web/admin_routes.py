@@ -233,12 +233,13 @@ class AdminRoutes:
 
     # --- users ----------------------------------------------------------------------------------------------
 
-    async def _user_in_scope(self, name: str, limit: int | None) -> dict[str, Any]:
+    async def _user_in_scope(self, name: str, limit: int | None, field: str = "username") -> dict[str, Any]:
+        """The user ``name`` (a store manager: of their store); 404 naming ``field``, the form's input for it."""
         found = [u for u in await self.call(admin_users.list_users) if u["username"] == name]
         if not found or (limit is not None and found[0]["store_id"] != limit):
             if limit is not None:
-                raise HTTPError(404, T("no user named {name} in your store", name=repr(name)))
-            raise HTTPError(404, T("no user named {name}", name=repr(name)))
+                raise HTTPError(404, T("no user named {name} in your store", name=repr(name)), field=field)
+            raise HTTPError(404, T("no user named {name}", name=repr(name)), field=field)
         return found[0]
 
     def _manager_may(self, limit: int | None, data: dict[str, Any]) -> None:
@@ -246,17 +247,17 @@ class AdminRoutes:
             return
         if data.get("role") is not None and data["role"] not in MANAGER_ROLES:
             raise HTTPError(403, T("a store manager may only give the roles {manager_roles}",
-                                   manager_roles=', '.join(MANAGER_ROLES)))
+                                   manager_roles=', '.join(MANAGER_ROLES)), field="role")
         if "store" in data and data["store"] not in (limit, str(limit)):
-            raise HTTPError(403, T("a store manager may only manage users of their own store"))
+            raise HTTPError(403, T("a store manager may only manage users of their own store"), field="store")
 
     async def _hash(self, password: Any) -> str:
         if not isinstance(password, str):
-            raise HTTPError(400, T("password must be text"))
+            raise HTTPError(400, T("password must be text"), field="password")
         try:
             admin_users.check_password(password)
         except AdminError as exc:
-            raise HTTPError(400, exc.message) from None
+            raise HTTPError(400, exc.message, field="password") from None
         try:
             return await self.ctx.passwords.hash(password)
         except PasswordBusy:
@@ -277,8 +278,9 @@ class AdminRoutes:
         unknown = set(data) - allowed
         if unknown:
             raise HTTPError(400, T("unknown field(s): {unknown}", unknown=', '.join(sorted(unknown))))
-        if not isinstance(data.get("username"), str) or not isinstance(data.get("role"), str):
-            raise HTTPError(400, T("username and role are required"))
+        for key in ("username", "role"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise HTTPError(400, T("{key} is required", key=key), field=key)
         hashed = await self._hash(data.get("password"))
         result = await self.call(
             admin_users.add_user, self.actor(req), data["username"], data["role"], hashed,
@@ -294,7 +296,7 @@ class AdminRoutes:
         data = req.json()
         self._manager_may(limit, data)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, T("a store manager may only change agents and department users"))
+            raise HTTPError(403, T("a store manager may only change agents and department users"), field="username")
         result = await self.call(admin_users.update_user, self.actor(req), name, data)
         self.ctx.sessions.users.forget(target["id"])  # a new role applies at the user's next request
         return json_response({"result": result})
@@ -304,7 +306,8 @@ class AdminRoutes:
         name = req.path_params["name"]
         target = await self._user_in_scope(name, limit)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, T("a store manager may only reset agents' and department users' passwords"))
+            raise HTTPError(403, T("a store manager may only reset agents' and department users' passwords"),
+                            field="username")
         hashed = await self._hash(req.json().get("password"))
         result = await self.call(admin_users.set_password, self.actor(req), name, hashed, must_change=True)
         self.ctx.sessions.users.forget(target["id"])
@@ -317,14 +320,15 @@ class AdminRoutes:
         name = req.path_params["name"]
         target = await self._user_in_scope(name, limit)
         if limit is not None and target["role"] not in MANAGER_ROLES:
-            raise HTTPError(403, T("a store manager may only deactivate agents and department users"))
+            raise HTTPError(403, T("a store manager may only deactivate agents and department users"),
+                            field="username")
         if req.principal is not None and target["id"] == req.principal.user_id:
-            raise HTTPError(400, T("you cannot deactivate yourself"))
+            raise HTTPError(400, T("you cannot deactivate yourself"), field="username")
         heir = req.json().get("reassign_to") if req.body else None
         if heir is not None:
             if not isinstance(heir, str):
-                raise HTTPError(400, T("reassign_to must be a user name"))
-            await self._user_in_scope(heir, limit)
+                raise HTTPError(400, T("reassign_to must be a user name"), field="reassign_to")
+            await self._user_in_scope(heir, limit, "reassign_to")
         result = await self.call(admin_users.deactivate, self.actor(req), name, heir)
         self.ctx.sessions.users.forget(target["id"])  # their sessions end at their next request
         if self.ctx.screenpop is not None:  # their open websockets close now (other nodes': at their next check)

@@ -1,4 +1,4 @@
-"""The `ccserver` command: run, db, demo-data, scores, asterisk, prompts, agents, config."""
+"""The `ccserver` command: run, db, demo-data, scores, asterisk, prompts, agents, users, stores, queues, config."""
 
 from __future__ import annotations
 
@@ -302,6 +302,16 @@ def cmd_users(args: argparse.Namespace) -> int:
     return run(args, config)
 
 
+def cmd_org(args: argparse.Namespace) -> int:
+    """``stores delete`` and ``queues delete`` (ccserver/admin/org_command.py)."""
+    config = _load(args)
+    if not _schema_ready(config):
+        return 2
+    from ccserver.admin.org_command import run
+
+    return run(args, config)
+
+
 def cmd_crm(args: argparse.Namespace) -> int:
     """``import``, ``export`` and ``customers erase`` (ccserver/admin/crm_command.py)."""
     from ccserver.admin import crm_command
@@ -415,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_users_parser(sub, common)
     sub.choices["users"].set_defaults(func=cmd_users)
+
+    from ccserver.admin.org_command import add_parsers as add_org_parsers
+
+    add_org_parsers(sub, common)
+    for name in ("stores", "queues"):
+        sub.choices[name].set_defaults(func=cmd_org)
 
     from ccserver.admin.crm_command import add_parsers as add_crm_parsers
 

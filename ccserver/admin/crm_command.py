@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import sys
 from typing import Any
 
@@ -37,13 +36,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _actor() -> Any:
-    from ccserver.admin.users import Actor
+    from ccserver.admin.users import shell_actor
 
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "unknown"
-    return Actor(None, f"cli:{name}")
+    return shell_actor()
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:

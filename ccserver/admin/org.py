@@ -172,6 +172,16 @@ def _listing(parts: list[Text]) -> Text:
     return listed
 
 
+def store_id_by_code(sf: SessionFactory, code: str) -> int:
+    """The id of the store with this code (a command names a store by its code; an all-digit code such as "12" is
+    a code there, never an id)."""
+    with sf() as session:
+        found = session.scalars(select(Store.id).where(Store.code == code)).one_or_none()
+    if found is None:
+        raise AdminError(T("unknown store {ref}", ref=repr(code)), 404, field="store")
+    return int(found)
+
+
 def delete_store(sf: SessionFactory, actor: Actor, store_id: int) -> None:
     """Remove a store that nothing uses any more (an admin's typo, a store never opened); its hours and its own
     holidays go with it. Refused (409), naming what still uses it, otherwise: those are moved or removed first."""
@@ -268,6 +278,15 @@ def save_queue(sf: SessionFactory, actor: Actor, data: dict[str, Any], queue_id:
         after = queue_dict(queue, stores)
         audit(session, actor, "queue.created" if creating else "queue.updated", f"queue:{queue.name}", before, after)
         return after
+
+
+def queue_id_by_name(sf: SessionFactory, name: str) -> int:
+    """The id of the queue with this name (the Asterisk queue's)."""
+    with sf() as session:
+        found = session.scalars(select(Queue.id).where(Queue.name == name)).one_or_none()
+    if found is None:
+        raise AdminError(T("no queue named {name}", name=repr(name)), 404, field="name")
+    return int(found)
 
 
 def delete_queue(sf: SessionFactory, actor: Actor, queue_id: int, limit_store: int | None = None,

@@ -48,6 +48,17 @@ class Actor:
     ip: str = ""
 
 
+def shell_actor() -> Actor:
+    """The person running a ``ccserver`` command: ``cli:<os user>`` in the audit log."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no user database entry (a bare container)
+        name = "unknown"
+    return Actor(None, f"cli:{name}")
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AdminError(T("the password must have at least {min_password} characters", min_password=MIN_PASSWORD),

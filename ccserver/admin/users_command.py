@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, config: Config, ask: Callable[[str], str] | No
     from ccserver.db.engine import make_engine, session_factory
     from ccserver.passwords import hash_password
 
-    actor = u.Actor(None, f"cli:{_os_user()}")
+    actor = u.shell_actor()
     engine = make_engine(config.database_url)
     sessions = session_factory(engine)
     try:
@@ -108,10 +108,3 @@ def run(args: argparse.Namespace, config: Config, ask: Callable[[str], str] | No
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

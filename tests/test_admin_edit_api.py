@@ -438,3 +438,41 @@ def test_every_user_refusal_names_its_field(admin):  # noqa: F811
     names = {u["username"] for u in call(router, "GET", "/api/admin/users", headers=boss).json()["users"]}
     # none was made (skills given as one string are refused, not split into letters)
     assert "new.one" not in names and {"li", "chen", "boss"} <= names
+
+
+def test_a_store_manager_is_offered_only_what_the_api_lets_them_do(admin):  # noqa: F811
+    router, _, _ = admin
+    boss, mgr = _cookie_session(router, "boss"), _cookie_session(router, "mgr")
+
+    def page(who, section: str):
+        return call(router, "GET", f"/admin/{section}", headers=who)
+
+    stores = page(mgr, "stores")
+    assert stores.status == 200 and 'id="store-form"' not in stores.body.decode()  # adding a store: an admin's
+    assert 'id="store-form"' in page(boss, "stores").body.decode()
+    dids = page(mgr, "dids").body.decode()  # their queues and DIDs are their store's: the field is fixed
+    assert dids.count('<input name="store" readonly value="bj-volvo">') == 2
+    assert '<input name="store" readonly' not in page(boss, "dids").body.decode()
+    calendar = page(mgr, "calendar").body.decode()
+    assert calendar.count('readonly value="bj-volvo"') == 3  # the hours', the holidays', the make-up days'
+    assert calendar.count('data-changeable="store:bj-volvo"') == 2 and 'id="import-year"' not in calendar
+    users = page(mgr, "users").body.decode()
+    assert 'data-changeable="role:agent,department"' in users
+    assert '<option value="supervisor">' not in users and '<option value="agent">' in users
+    assert 'data-changeable' not in page(boss, "users").body.decode()
+    for section in ("routing", "codes", "data", "audit"):  # pages made of admin actions only
+        assert page(mgr, section).status == 403, section
+        assert page(boss, section).status == 200, section
+    assert page(_cookie_session(router, "floating"), "stores").status == 403  # a supervisor without a store
+
+    # What the fixed field sends, their store's code, is accepted as theirs; another store still is not.
+    api = _login(router, "mgr")
+    made = call(router, "POST", "/api/admin/users", headers=api, json_body={
+        "username": "bj.agent", "role": "agent", "password": "initial-pass", "store": "bj-volvo"})
+    assert made.status == 201 and made.json()["result"]["store"] == "bj-volvo"
+    edited = call(router, "PATCH", "/api/admin/users/bj.agent", headers=api, json_body={"store": "bj-volvo"})
+    assert edited.status == 200
+    elsewhere = call(router, "PATCH", "/api/admin/users/bj.agent", headers=api, json_body={"store": "sh-bmw"})
+    assert elsewhere.status == 403 and elsewhere.json()["field"] == "store"
+    nowhere = call(router, "PATCH", "/api/admin/users/bj.agent", headers=api, json_body={"store": "nowhere"})
+    assert nowhere.status == 404 and nowhere.json()["field"] == "store"

@@ -446,3 +446,105 @@ def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: 
     assert page.locator("#audit-list td.action:text-is('store.updated')").count() == 1
     assert errors == []
     context.close()
+
+
+def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(server: LiveServer, browser: Any,
+                                                                      tmp_path: Any) -> None:  # noqa: F811
+    """A supervisor with a store: no "add store" form, their store fixed in the forms that name one, no Edit or
+    Delete on the group-wide holidays or on supervisors, and the admin-only pages closed; what is offered works."""
+    from tests.live_server import _env, ccserver
+
+    secret = tmp_path / "pw"
+    secret.write_text("manager-pass-1\n", encoding="utf-8")
+    made = ccserver(["users", "add", "bj.manager", "--role", "supervisor", "--store", "bj-volvo",
+                     "--display-name", "北京店长", "--password-file", str(secret), "--no-force-change"],
+                    _env(server.data_dir))
+    assert made.returncode == 0 or "exists already" in made.stderr, made.stderr
+    # the group-wide calendar of 2026, imported by an admin (kept when it is there already)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/admin/calendar")
+    page.fill("#year-form [name=year]", "2026")
+    page.click("#year-form button[type=submit]")
+    page.click("#import-year")
+    page.wait_for_selector("#holidays td.name:has-text('春节')")
+    context.close()
+
+    for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
+        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        errors = watch_errors(page)
+        log_in(page, server.url, "bj.manager", "manager-pass-1")
+        page.click("a[href='/admin']")
+        page.wait_for_selector("table[data-key=stores] tbody td.code")
+        assert page.locator("#store-form").count() == 0  # only an admin adds a store
+        assert page.locator("table[data-key=stores] tbody td.code").all_inner_texts() == ["bj-volvo"]
+        assert page.locator("table[data-key=stores] button").count() == 0
+        assert [a.get_attribute("href") for a in page.locator("nav.pages a").all()] == [
+            "/", "/admin/stores", "/admin/dids", "/admin/calendar", "/admin/users"]
+        screenshot(page, f"admin-manager-stores-{lang}")
+
+        page.goto(f"{server.url}/admin/dids")
+        page.wait_for_selector("table[data-key=queues] tbody td.name")
+        for form in ("#queue-form", "#did-form"):
+            assert page.input_value(f"{form} [name=store]") == "bj-volvo"
+            assert page.get_attribute(f"{form} [name=store]", "readonly") is not None
+        queue = f"mgr-{lang}"
+        submit(page, "#queue-form", {"name": queue, "line": "service"})  # the store comes with the form
+        row = f"table[data-key=queues] tr:has(td.name:text-is('{queue}'))"
+        page.wait_for_selector(row)
+        assert page.inner_text(f"{row} td.store") == "bj-volvo" and page.locator(f"{row} button.edit").count() == 1
+        assert page.input_value("#queue-form [name=store]") == "bj-volvo"  # still, after the form is reset
+        screenshot(page, f"admin-manager-dids-{lang}")
+        page.click(f"{row} button.delete")
+        page.click(f"{row} button.confirm")
+        page.wait_for_selector(row, state="detached")
+
+        page.goto(f"{server.url}/admin/calendar")
+        page.wait_for_selector("#hours tbody tr")  # their store's hours, shown at once
+        assert page.input_value("#hours-store [name=store]") == "bj-volvo"
+        assert page.locator("#import-year").count() == 0
+        page.fill("#year-form [name=year]", "2026")
+        page.click("#year-form button[type=submit]")
+        page.wait_for_selector("#holidays td.name:has-text('春节')")
+        day = "2026-03-18" if lang == "zh-CN" else "2026-03-19"  # (working days)
+        submit(page, "#holiday-form", {"day": day, "name": "店庆<1>"})
+        own = f"#holidays tr:has(td.day:text-is('{day}'))"
+        page.wait_for_selector(own)
+        assert page.inner_text(f"{own} td.store") == "bj-volvo" and page.locator(f"{own} button.edit").count() == 1
+        group = "#holidays tr:has(td.name:has-text('春节'))"
+        assert page.locator(group).count() > 0 and page.locator(f"{group} button").count() == 0  # an admin's
+        assert page.locator("#makeup tbody button").count() == 0  # (every make-up day is group-wide)
+        screenshot(page, f"admin-manager-calendar-{lang}")
+        page.click(f"{own} button.delete")
+        page.click(f"{own} button.confirm")
+        page.wait_for_selector(own, state="detached")
+
+        page.goto(f"{server.url}/admin/users")
+        page.wait_for_selector("table[data-key=users] tbody td.username")
+        me = "table[data-key=users] tr:has(td.username:text-is('bj.manager'))"
+        staff = "table[data-key=users] tr:has(td.username:text-is('bj-volvo-sales01'))"
+        assert page.locator(f"{me} button").count() == 0 and page.locator(f"{staff} button.edit").count() == 1
+        assert page.eval_on_selector_all("#user-form [name=role] option", "os => os.map(o => o.value)") == [
+            "agent", "department"]
+        assert page.input_value("#user-form [name=store]") == "bj-volvo"
+        name = f"bj.new-{lang.lower()}"
+        if page.locator(f"table[data-key=users] td.username:text-is('{name}')").count() == 0:
+            submit(page, "#user-form", {"username": name, "role": "agent", "password": "first-pass-1"})
+            page.wait_for_selector(f"table[data-key=users] tr:has(td.username:text-is('{name}')) td.store")
+        assert page.inner_text(f"table[data-key=users] tr:has(td.username:text-is('{name}')) td.store") == "bj-volvo"
+        page.click(f"{staff} button.edit")
+        page.fill("#user-form [name=extension]", "12ab")  # refused: the field the server names is marked
+        page.click("#user-form button[type=submit]")
+        page.wait_for_selector("#message.error")
+        assert page.get_attribute("#user-form [name=extension]", "aria-invalid") == "true"
+        screenshot(page, f"admin-manager-users-{lang}")
+        page.click("#user-form button.cancel-edit")
+
+        for section in ("routing", "codes", "data", "audit"):  # admin actions only: not their pages
+            assert page.goto(f"{server.url}/admin/{section}").status == 403
+        assert ("只有管理员可以打开此页面" if lang == "zh-CN" else "only an admin may open this page") in \
+            page.inner_text("main")
+        assert errors == [], errors
+        context.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccserver.web.admin_pages import SECTIONS
+from ccserver.web.admin_pages import MANAGER_SECTIONS, SECTIONS
 from ccserver.web.http import UNSAFE_METHODS, Route
 from tests.web_support import MemoryUsers, call, make_router
 
@@ -261,12 +261,18 @@ async def _json(router: Any, method: str, path: str, headers: dict[str, str], bo
 
 PAGES = [("agent8001", "/desktop"), ("supervisor1", "/supervisor"), ("supervisor1", "/inbox"),
          ("supervisor1", "/reports"), ("supervisor1", "/reports?view=agents"), ("supervisor1", "/reports?view=stores"),
-         ("supervisor1", "/wallboard"), ("admin", "/"), ("admin", "/password"), ("supervisor1", "/admin/stores")]
+         ("supervisor1", "/wallboard"), ("admin", "/"), ("admin", "/password")]
 PAGES += [("admin", f"/admin/{section}") for section in SECTIONS]
+PAGES += [("supervisor2", f"/admin/{section}") for section in MANAGER_SECTIONS]  # made a store manager below
 
 
 def test_pages_with_data_have_no_inline_script(desk_site: Any) -> None:
     import asyncio
+
+    from ccserver.db.models import User
+
+    with desk_site["desk"].sessions.begin() as session:  # supervisor2 manages the first store (supervisor1: none)
+        session.get(User, desk_site["desk"].users["supervisor2"].id).store_id = 1
 
     async def main() -> list[Any]:
         return [await _json(desk_site["router"], "GET", path, desk_site["bearer"](who)) for who, path in PAGES]

@@ -63,6 +63,16 @@ function actions(table, row, td) {
   });
 }
 
+// A row the server would refuse this user to change has no Edit or Delete: data-changeable="column:a,b" (set for a
+// store manager) names the values of a row they may change — their store's holidays, not the group-wide ones;
+// agents and department staff, not supervisors.
+function changeable(table, row) {
+  const rule = table.dataset.changeable;
+  if (!rule) return true;
+  const [column, allowed] = [rule.slice(0, rule.indexOf(":")), rule.slice(rule.indexOf(":") + 1)];
+  return allowed.split(",").includes(String(row[column] ?? ""));
+}
+
 function itemPath(table, row) {
   return table.dataset.item.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(row[name]));
 }
@@ -104,7 +114,7 @@ function render(table, rows) {
     if (editable) {
       const td = tr.insertCell();
       td.className = "actions";
-      actions(table, row, td);
+      if (changeable(table, row)) actions(table, row, td);
     }
   }
 }
@@ -339,6 +349,7 @@ if (hoursStore) {
   hoursStore.addEventListener("submit", (event) => { event.preventDefault(); showHours(); });
   hoursForm.addEventListener("submit", (event) => { event.preventDefault(); changeHours(true); });
   document.getElementById("hours-clear").addEventListener("click", () => changeHours(false));
+  if (hoursStore.elements.store.readOnly) showHours();  // a store manager's own store: shown at once
 }
 
 // Routing rules and IVR: the effective settings as JSON, applied only when the server finds all of it valid.

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 from agents_ui.i18n import translations
-from ccserver.db.models import LINES, ROLES
+from ccserver.db.models import LINES, ROLES, Store, User
 from ccserver.texts import T
+from ccserver.web.admin_routes import MANAGER_ROLES
 from ccserver.web.context import WebContext
 from ccserver.web.http import N_, HTTPError, Req, Response, Router, html_response, redirect
 
 SECTIONS = ("stores", "dids", "calendar", "routing", "codes", "users", "data", "audit")
+# A store manager's pages: the others are made of forms the API refuses them (routing rules, codes, import, audit).
 MANAGER_SECTIONS = ("stores", "dids", "calendar", "users")
 
 
@@ -47,14 +49,38 @@ class AdminPages:
             raise HTTPError(404, T("not found"))
         p = req.principal
         assert p is not None
+        is_admin = p.role == "admin"
+        # A page offers only what the API lets this user do: a store manager's forms are fixed to their store
+        # (own_store), and a page made only of admin actions is not theirs to open.
+        own_store = None if is_admin else await self._store_of(p.user_id)
+        if not is_admin and section not in MANAGER_SECTIONS:
+            raise HTTPError(403, T("only an admin may open this page"))
         gettext = translations(req.lang).gettext
         page = self.ctx.templates.render(
             "admin.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
-            section=section, sections=SECTIONS if p.role == "admin" else MANAGER_SECTIONS,
+            section=section, sections=SECTIONS if is_admin else MANAGER_SECTIONS,
             titles={k: gettext(v) for k, v in TITLES.items()}, lines=LINES,
             line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
-            roles=ROLES if p.role == "admin" else ("agent", "department"),
+            roles=ROLES if is_admin else MANAGER_ROLES,
             role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,
             weekday_names=[gettext(d) for d in WEEKDAYS],
-            is_admin=p.role == "admin")
+            is_admin=is_admin, own_store=own_store)
         return html_response(page)
+
+    async def _store_of(self, user_id: int) -> str:
+        """The code of a store manager's store; 403 for a supervisor without one (every form would be refused),
+        as the API answers them."""
+        sessions = self.ctx.session_factory
+        if sessions is None:
+            raise HTTPError(503, T("administration needs the database"))
+
+        def code_of() -> str | None:
+            with sessions() as session:
+                user = session.get(User, user_id)
+                store = session.get(Store, user.store_id) if user is not None and user.store_id else None
+                return store.code if store is not None else None
+
+        code = await self.ctx.run_blocking(code_of)
+        if code is None:
+            raise HTTPError(403, T("only an admin, or a supervisor with a store (a store manager), may do this"))
+        return str(code)

@@ -34,6 +34,11 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _store_id(sessions: Any, ref: Any) -> int | None:
+    with sessions() as session:
+        return admin_users.resolve_store(session, ref)
+
+
 class AdminRoutes:
     def __init__(self, ctx: WebContext):
         self.ctx = ctx
@@ -242,14 +247,16 @@ class AdminRoutes:
             raise HTTPError(404, T("no user named {name}", name=repr(name)), field=field)
         return found[0]
 
-    def _manager_may(self, limit: int | None, data: dict[str, Any]) -> None:
+    async def _manager_may(self, limit: int | None, data: dict[str, Any]) -> None:
         if limit is None:
             return
         if data.get("role") is not None and data["role"] not in MANAGER_ROLES:
             raise HTTPError(403, T("a store manager may only give the roles {manager_roles}",
                                    manager_roles=', '.join(MANAGER_ROLES)), field="role")
         if "store" in data and data["store"] not in (limit, str(limit)):
-            raise HTTPError(403, T("a store manager may only manage users of their own store"), field="store")
+            # their store by its code (what the page shows and sends) is theirs too
+            if await self.call(_store_id, data["store"]) != limit:
+                raise HTTPError(403, T("a store manager may only manage users of their own store"), field="store")
 
     async def _hash(self, password: Any) -> str:
         if not isinstance(password, str):
@@ -272,7 +279,7 @@ class AdminRoutes:
         data = req.json()
         if limit is not None:
             data.setdefault("store", limit)
-        self._manager_may(limit, data)
+        await self._manager_may(limit, data)
         allowed = {"username", "role", "password", "display_name", "store", "extension", "interface", "department",
                    "skills", "languages"}
         unknown = set(data) - allowed
@@ -294,7 +301,7 @@ class AdminRoutes:
         name = req.path_params["name"]
         target = await self._user_in_scope(name, limit)
         data = req.json()
-        self._manager_may(limit, data)
+        await self._manager_may(limit, data)
         if limit is not None and target["role"] not in MANAGER_ROLES:
             raise HTTPError(403, T("a store manager may only change agents and department users"), field="username")
         result = await self.call(admin_users.update_user, self.actor(req), name, data)

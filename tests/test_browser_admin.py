@@ -448,8 +448,8 @@ def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: 
     context.close()
 
 
-def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(server: LiveServer, browser: Any,
-                                                                      tmp_path: Any) -> None:  # noqa: F811
+def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(
+        server: LiveServer, browser: Any, tmp_path: Any) -> None:  # noqa: F811
     """A supervisor with a store: no "add store" form, their store fixed in the forms that name one, no Edit or
     Delete on the group-wide holidays or on supervisors, and the admin-only pages closed; what is offered works."""
     from tests.live_server import _env, ccserver

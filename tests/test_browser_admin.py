@@ -546,5 +546,6 @@ def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(
             assert page.goto(f"{server.url}/admin/{section}").status == 403
         assert ("只有管理员可以打开此页面" if lang == "zh-CN" else "only an admin may open this page") in \
             page.inner_text("main")
+        screenshot(page, f"admin-manager-refused-page-{lang}")
         assert errors == [], errors
         context.close()

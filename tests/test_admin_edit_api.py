@@ -398,6 +398,8 @@ USER_REFUSALS = (
     ("PATCH", "/api/admin/users/chen", {"role": "wizard"}, "role"),
     ("PATCH", "/api/admin/users/chen", {"display_name": ""}, "display_name"),
     ("PATCH", "/api/admin/users/chen", {"display_name": "a\u0000b"}, "display_name"),
+    ("PATCH", "/api/admin/users/chen", {"display_name": "张\u202e伟"}, "display_name"),
+    ("PATCH", "/api/admin/users/chen", {"department": "x\u2066y"}, "department"),
     ("PATCH", "/api/admin/users/chen", {"store": "nowhere"}, "store"),
     ("PATCH", "/api/admin/users/chen", {"extension": 8101}, "extension"),
     ("PATCH", "/api/admin/users/chen", {"extension": "8101"}, "extension"),

@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ccserver.db.models import LANGUAGES, ROLES, AuditLog, Customer, ServiceVisit, Store, Ticket, User
+from ccserver.textcheck import CONTROLS
 from ccserver.texts import T
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -139,9 +140,10 @@ def validate_fields(fields: dict[str, Any]) -> None:
                                languages=', '.join(LANGUAGES)), field="languages")
     for key, limit in (("display_name", 120), ("department", 40)):
         value = fields.get(key)
-        # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused)
+        # one line: the display name is the queue member's name in AMI QueueAdd (CR/LF there is refused); no bidi
+        # override either (a name that reads as another agent's on the wallboard)
         if value is not None and (not isinstance(value, str) or len(value) > limit
-                                  or any(ord(c) < 32 or c == "\x7f" for c in value)):
+                                  or CONTROLS.search(value)):
             raise AdminError(T("{key} must be one line of text of at most {limit} characters", key=key, limit=limit),
                              field=key)
 

@@ -321,3 +321,21 @@ def test_messy_rows_are_reported_by_their_first_line_and_import_nothing_half(crm
 def test_a_file_of_cr_line_ends_still_reads_as_lines():
     table = ci.read_table("customers", "name,phone\r王五,13800138003\r赵六,13800138004\r".encode())
     assert [cells for _line, cells in table.rows] == [["王五", "13800138003"], ["赵六", "13800138004"]]
+
+
+def test_a_bidi_override_in_a_name_is_refused_like_a_control_character(crm):
+    """U+202E in a customer's name makes it display reversed on the screen pop and the desktop (a name that reads
+    as another's): the row is refused, the rest imported."""
+    data = ("name,phone\n"
+            "王\u202e五,13800138011\n"
+            "赵\u2066六,13800138012\n"
+            "钱七,13800138013\n").encode()
+    table = ci.read_table("customers", data)
+    before = _counts(crm)
+    plan = ci.plan(crm, "customers", table)
+    rows = _by_line(plan)
+    assert rows[2] == ("error", "name contains control characters")
+    assert rows[3] == ("error", "name contains control characters")
+    assert rows[4][0] == "new"
+    ci.write(crm, plan)
+    assert _counts(crm)["customers"] == before["customers"] + 1

@@ -40,6 +40,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.textcheck import CONTROLS
 from ccserver.texts import T, message_of
 from routing.numbers import normalize
 
@@ -356,7 +357,7 @@ def _visit_key(cid: Any, vid: Any, sid: Any, opened: dt.datetime) -> tuple[Any, 
 
 def _text(value: str, limit: int, what: str) -> str:
     value = value.strip()
-    if any(ord(c) < 32 or c == "\x7f" for c in value):
+    if CONTROLS.search(value):  # a bidi override too: a customer's name that reads as another's on the screen pop
         raise RowError(T("{what} contains control characters", what=what))
     if len(value) > limit:
         raise RowError(T("{what} longer than {limit} characters", what=what, limit=limit))

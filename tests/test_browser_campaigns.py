@@ -66,6 +66,16 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     screenshot(page, "campaigns-zh-dnc")
     page.click("#dnc-list tr[data-number='+8613800138000'] button[data-action=remove]")
     page.wait_for_selector("#dnc-list td.empty")
+    # a DNC CSV with a bad row: the good number listed with when (in the reader's time, not raw ISO), the bad row
+    # named with its reason like the targets import does
+    dnc_rows = "号码\n13955550199\n不是号码\n".encode("gbk")
+    page.set_input_files("#dnc-file", files=[{"name": "dnc.csv", "mimeType": "text/csv", "buffer": dnc_rows}])
+    page.click("#dnc-import button[type=submit]")
+    page.wait_for_selector("#dnc-list tr[data-number='+8613955550199']")
+    assert "第 3 行" in page.inner_text("#dnc-errors") and page.locator("#dnc-errors li").count() == 1
+    added_on = page.inner_text("#dnc-list tr[data-number='+8613955550199'] td:nth-child(2)")
+    assert ":" in added_on and "T" not in added_on and "Z" not in added_on, added_on
+    screenshot(page, "campaigns-zh-dnc-import")
     # targets from a GBK CSV (a Chinese Excel export) into the campaign: good rows added, the bad one listed with
     # its row and reason; the page sends the file's bytes (decoded as UTF-8 first, the header would be garbled)
     rows = "号码,到期日\n13955550101,2026-12-01\n不是号码,\n".encode("gbk")

@@ -106,6 +106,8 @@ def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(serv
     page.click("form[data-query] button[type=submit]")
     page.wait_for_selector("#audit-list td.action:text-is('did.created')")
     assert "admin" in page.inner_text("#audit-list") and NEW_DID in page.inner_text("#audit-list")
+    when = page.inner_text("#audit-list tr:first-child td.at")
+    assert ":" in when and "T" not in when and "Z" not in when, when  # the reader's time, not raw ISO UTC
     screenshot(page, "admin-audit-zh-CN")
     assert errors == []
     context.close()

@@ -320,3 +320,20 @@ def test_a_customers_ticket_takes_their_home_store_and_its_staff_see_it(api: Any
     assert make(api, "agent8001", customer_id=bj_customer, store_id=sh)["store"]["id"] == sh
     # a store's own agent opens tickets for their store, whichever store the customer calls home
     assert make(api, "agent8002", customer_id=sh_customer)["store"]["id"] == api.bj
+
+
+def test_mine_is_what_the_agent_opened_or_was_given(api: Any) -> None:
+    """The desktop's "my tickets": a ticket the agent opened for a department (nobody has taken it yet) is theirs to
+    follow, as is one assigned to them; a colleague's is not."""
+    opened = make(api, "agent8001", kind="inquiry", subject="opened by the agent")["id"]
+    given = make(api, kind="repair", subject="assigned to the agent")["id"]
+    status, assigned = api("admin", "POST", f"/api/tickets/{given}/assign",
+                           {"assignee_id": api.users["agent8001"].id})
+    assert status == 200, assigned
+    other = make(api, kind="inquiry", subject="someone else's")["id"]
+    status, found = api("agent8001", "GET", "/api/tickets?mine=1&limit=200")
+    assert status == 200 and {t["id"] for t in found["tickets"]} == {opened, given} and found["total"] == 2
+    assert other in {t["id"] for t in api("agent8001", "GET", "/api/tickets?mine=0&limit=200")[1]["tickets"]}
+    assert {t["id"] for t in api("agent8001", "GET", "/api/tickets?assignee=me")[1]["tickets"]} == {given}
+    status, error = api("agent8001", "GET", "/api/tickets?mine=yes")
+    assert (status, error["field"]) == (400, "mine")

@@ -501,7 +501,7 @@ async function loadWorklist() {
 }
 
 async function loadMine() {
-  const data = await api("GET", "/api/tickets?assignee=me&status=new,assigned,in_progress,resolved&limit=100");
+  const data = await api("GET", "/api/tickets?mine=1&status=new,assigned,in_progress,resolved&limit=100");
   const tbody = document.querySelector("#my-tickets tbody");
   tbody.replaceChildren();
   if (!data.tickets.length) cell(tbody.insertRow(), labels.none).colSpan = 5;

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -311,8 +311,10 @@ class TicketStore:
 
     def find(self, actor: Actor, now: datetime, *, customer_id: int | None = None, kinds: Iterable[str] = (),
              statuses: Iterable[str] = (), store_id: int | None = None, department: str | None = None,
-             assignee_id: int | None = None, sort: str = "due", limit: int = 50,
+             assignee_id: int | None = None, involving_id: int | None = None, sort: str = "due", limit: int = 50,
              offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """``involving_id``: the tickets assigned to that user or opened by them (an agent's "my tickets": what
+        they opened for a department, which nobody has taken yet, as well as what they were given)."""
         conditions = [actor.where(_T)]
         if customer_id is not None:
             conditions.append(_T.c.customer_id == customer_id)
@@ -326,6 +328,8 @@ class TicketStore:
             conditions.append(_T.c.department == department)
         if assignee_id is not None:
             conditions.append(_T.c.assignee_id == assignee_id)
+        if involving_id is not None:
+            conditions.append(or_(_T.c.assignee_id == involving_id, _T.c.created_by == involving_id))
         where = and_(*conditions)
         next_due = case((and_(_T.c.first_responded_at.is_(None), _T.c.first_response_due_at.is_not(None),
                               _T.c.status == "new"), _T.c.first_response_due_at),

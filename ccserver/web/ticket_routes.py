@@ -253,6 +253,11 @@ class TicketRoutes:
             filters["assignee_id"] = actor.user_id
         elif assignee:
             filters["assignee_id"] = _query_id(req, "assignee")
+        mine = req.arg("mine")
+        if mine not in (None, "", "0", "1"):
+            raise HTTPError(400, T("mine must be 1 or 0"), field="mine")
+        if mine == "1":
+            filters["involving_id"] = actor.user_id  # assigned to them or opened by them
         sort = req.arg("sort") or "due"
         if sort not in SORTS:
             raise HTTPError(400, T("sort must be one of {sorts}", sorts=', '.join(SORTS)), field="sort")

@@ -71,6 +71,9 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
     page.wait_for_function("() => document.querySelector('#detail-facts').innerText.includes('Service department')")
     assert "解决: 剩余" in page.inner_text("#detail-facts")  # responded: the resolution clock is the one shown
     move("in_progress", "in_progress")
+    # in progress, going back to "assigned" is putting it back, not accepting it a second time
+    page.wait_for_selector("#detail-actions button[data-to='resolved']")
+    assert page.inner_text("#detail-actions button[data-to='assigned']") == "退回（停止处理）"
     page.fill("#transition-form textarea[name=comment]", "救援车已出发")
     page.click("#comment-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#detail-history').innerText.includes('救援车已出发')")

@@ -120,7 +120,9 @@ function renderDetail(t) {
   if (t.satisfaction) fact(facts, labels.satisfaction, `${t.satisfaction} / 5`);
   if (t.appointment) fact(facts, label("kind", "appointment"),
     zonedTime(t.appointment.slot, t.appointment.time_zone));
-  text(document.getElementById("detail-body"), t.body || "");
+  const body = document.getElementById("detail-body");
+  text(body, t.body || "");
+  body.hidden = !t.body;  // no empty bordered box for a ticket without details
 
   const actions = document.getElementById("detail-actions");
   actions.replaceChildren();
@@ -129,7 +131,8 @@ function renderDetail(t) {
     button.type = "button";
     button.dataset.to = to;
     const reopening = to === "in_progress" && ["resolved", "customer_called_back"].includes(t.status);
-    text(button, reopening ? labels.reopen : label("action", to));
+    const puttingBack = to === "assigned" && t.status === "in_progress";  // not "Accept" a second time
+    text(button, reopening ? labels.reopen : puttingBack ? labels.put_back : label("action", to));
     if (to === "cancelled") button.className = "danger";
     button.addEventListener("click", () => move(to));
     actions.append(button);

@@ -122,3 +122,23 @@ def test_inbox_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F8
     assert page.is_hidden("#detail")
     assert errors == []
     context.close()
+
+
+def test_an_appointment_shows_its_time_where_a_deadline_would_be(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    token = post(server, "/api/login", {"username": "admin", "password": "admin"})["token"]
+    request = urllib.request.Request(f"{server.url}/api/slots?store=bj-volvo&limit=1",  # noqa: S310 - our server
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
+        slot = json.loads(response.read())["slots"][0]
+    booked = post(server, "/api/appointments", {"customer_id": 5, "store_id": 1, "slot": slot["start"]}, token)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    log_in(page, server.url, "admin", "admin")
+    page.goto(f"{server.url}/inbox")
+    page.select_option("select[name=kind]", "appointment")
+    row = page.locator(f"#tickets tr[data-id='{booked['id']}']")
+    row.wait_for()
+    due = row.locator(".sla").inner_text()
+    assert due.startswith("预约 ") and ":" in due, row.inner_text()  # its time, not "no deadline"
+    screenshot(page, "inbox-appointment-zh-CN")
+    context.close()

@@ -35,6 +35,10 @@ function runningClock(ticket) {
 function countdown(element, ticket) {
   const [name, clock] = runningClock(ticket);
   element.className = "sla";
+  if (!clock && ticket.appointment) {  // an appointment's time is what its ticket is due by
+    return text(element, fmt(labels.appointment_at,
+      { time: zonedTime(ticket.appointment.slot, ticket.appointment.time_zone) }));
+  }
   if (!clock) return text(element, labels.none);
   if (clock.met_at) {
     element.classList.add(clock.state === "met" ? "ok" : "late");

@@ -290,7 +290,11 @@ def test_inbox_page(api: Any) -> None:
     token, _ = api.ctx.signer.issue(u.id, u.username, u.role)
     status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}"})
     assert status == 200 and "部门工单箱".encode() in page and b'src="/static/inbox.js"' in page
-    assert b'data-department="service"' in page
+    assert b'data-department="service"' in page and b'<span class="dept">' in page
+    # a supervisor's list is every department they may see: the title names none (theirs is the call centre)
+    sup = api.users["supervisor1"]
+    status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={api.ctx.signer.issue(sup.id, sup.username, sup.role)[0]}"})  # noqa: E501
+    assert status == 200 and b'<span class="dept">' not in page
     status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}; ccserver_lang=en"})
     assert b"Department inbox" in page and b'"customer_called_back": "Customer called back"' in page
     agent = api.users["agent8001"]

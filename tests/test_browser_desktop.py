@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-from ccserver.db.models import Appointment, CallNote, Customer, ServiceVisit, Store, Ticket, Vehicle
+from ccserver.db.models import Appointment, Call, CallNote, Customer, Queue, ServiceVisit, Store, Ticket, Vehicle
 from ccserver.demo import demo_password_for, generate
 from ccserver.events import CallEnded
 from ccserver.web.app import build_site
@@ -323,6 +323,92 @@ def test_slots_show_the_stores_hours_in_a_browser_elsewhere(server: DeskServer, 
     screenshot(page, "desktop-slots-new-york-en")
     assert errors == []
     context.close()
+
+
+def en_store_time(at: dt.datetime, zone: str, name: str) -> str:
+    """``at`` as an en-US page shows it in ``zone`` (common.js zonedTime): 1/5/26, 10:30 AM GMT+1."""
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(zone))
+    hour = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return f"{local.month}/{local.day}/{local.year % 100}, {hour} {name}"
+
+
+def test_worklist_and_history_show_each_stores_hours_in_a_browser_elsewhere(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    """A browser in New York; a call back due at a Berlin store, a call in that store's queue, a visit at a
+    Shanghai store and a call of no store (the server's zone, Shanghai): each time reads in its store's hours,
+    named — the browser's own zone (EST) is none of them."""
+    desk = server.desk
+    assert desk is not None
+    due = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)  # overdue: first in the worklist
+    called = dt.datetime(2026, 11, 20, 16, 45, tzinfo=dt.UTC)
+    visited = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
+    prospect, _known, _plate = server.call(make_prospect, desk, "+8613955553333")
+    with desk.sessions.begin() as s:
+        berlin = s.scalars(select(Store).where(Store.code != "bj-volvo").order_by(Store.id)).first()
+        queue = s.scalars(select(Queue.name).where(Queue.store_id == berlin.id).order_by(Queue.id)).first()
+        shanghai = s.scalars(select(Store.id).where(Store.id != berlin.id).order_by(Store.id)).first()
+        assert queue is not None and shanghai is not None
+        berlin_id, was = berlin.id, berlin.time_zone
+        berlin.time_zone = "Europe/Berlin"
+        callback = Ticket(kind="callback", subject="请回电", status="new", severity="normal", source="web",
+                          customer_id=prospect, store_id=berlin.id, contact_e164="+8613955553333",
+                          sla_due_at=due, created_at=due, updated_at=due)
+        s.add_all([callback, Call(uniqueid="1795000002.1", server="default", customer_id=prospect, queue=queue,
+                                  entered_at=called),
+                   ServiceVisit(customer_id=prospect, store_id=shanghai, opened_at=visited, status="in_progress")])
+        s.flush()
+        callback_id = callback.id
+    try:
+        context = browser.new_context(locale="en-US", timezone_id="America/New_York",
+                                      viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors = watch(page)
+        log_in(page, server.url, "agent8001", demo_password_for(SEED))
+        page.goto(f"{server.url}/desktop")
+        page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
+        due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
+        assert " ".join(due_cell.replace("\u202f", " ").split()).startswith(
+            en_store_time(due, "Europe/Berlin", "GMT+1") + " · "), due_cell
+        screenshot(page, "desktop-worklist-new-york-en")
+        page.click(".tab[data-tab='customers']")
+        page.fill("#customer-search input[name=q]", "139 5555 3333")
+        page.click("#customer-search button[type=submit]")
+        page.click(f"#customer-results button[data-id='{prospect}']")
+        page.wait_for_function("() => document.querySelector('#customer-history').innerText.includes('询价')")
+        history = " ".join(page.inner_text("#customer-history").replace("\u202f", " ").split())
+        assert f"{en_store_time(called, 'Europe/Berlin', 'GMT+1')} · {queue}" in history, history
+        assert en_store_time(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC), "Asia/Shanghai", "GMT+8") in history
+        assert en_store_time(visited, "Asia/Shanghai", "GMT+8") in history
+        assert "EST" not in history and "GMT-5" not in history
+        screenshot(page, "desktop-history-new-york-en")
+        assert errors == []
+        context.close()
+
+        # the same in Chinese: the store's hour and the zone's name, the page's language
+        context = browser.new_context(locale="zh-CN", timezone_id="America/New_York",
+                                      viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors = watch(page)
+        log_in(page, server.url, "agent8001", demo_password_for(SEED))
+        page.goto(f"{server.url}/desktop")
+        page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
+        due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
+        assert due_cell.startswith("2026/1/5 10:30 GMT+1"), due_cell
+        screenshot(page, "desktop-worklist-new-york-zh-CN")
+        page.click(".tab[data-tab='customers']")
+        page.fill("#customer-search input[name=q]", "139 5555 3333")
+        page.click("#customer-search button[type=submit]")
+        page.click(f"#customer-results button[data-id='{prospect}']")
+        page.wait_for_function("() => document.querySelector('#customer-history').innerText.includes('询价')")
+        history = page.inner_text("#customer-history")
+        assert f"2026/11/20 17:45 GMT+1 · {queue}" in history and "2026/11/30 10:00 GMT+8" in history, history
+        screenshot(page, "desktop-history-new-york-zh-CN")
+        assert errors == []
+        context.close()
+    finally:
+        with desk.sessions.begin() as s:
+            s.get(Store, berlin_id).time_zone = was
 
 
 def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: DeskServer, browser: Any) -> None:  # noqa: F811

@@ -142,3 +142,41 @@ def test_an_appointment_shows_its_time_where_a_deadline_would_be(server: LiveSer
     assert due.startswith("预约 ") and ":" in due, row.inner_text()  # its time, not "no deadline"
     screenshot(page, "inbox-appointment-zh-CN")
     context.close()
+
+
+def test_a_tickets_times_read_in_its_stores_hours_in_a_browser_elsewhere(server: LiveServer,
+                                                                         browser: Any) -> None:  # noqa: F811
+    """A browser in New York, a ticket of the Beijing store: its history and its SLA due time (the countdown's
+    tooltip) read in Beijing's hours, with the zone's name — 13 hours from the browser's."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tid = open_ticket(server, "Engine light on")
+    context = browser.new_context(locale="en-US", timezone_id="America/New_York",
+                                  viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, server.url, "service-dept", server.demo_password)
+    page.goto(f"{server.url}/inbox")
+    page.click(f"#tickets tr[data-id='{tid}']")
+    page.wait_for_selector("#detail-history li")
+    ticket = page.evaluate("(id) => fetch(`/api/tickets/${id}`).then((r) => r.json())", tid)
+    assert ticket["time_zone"] == "Asia/Shanghai"
+
+    def beijing(iso: str) -> str:
+        local = datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai"))
+        hour = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+        return f"{local.month}/{local.day}/{local.year % 100}, {hour} GMT+8"
+
+    def plain(shown: str | None) -> str:
+        return " ".join((shown or "").replace("\u202f", " ").split())
+
+    first = plain(page.locator("#detail-history li").first.inner_text())
+    assert first.startswith(beijing(ticket["events"][0]["at"]) + " · "), first
+    due = ticket["sla"]["first_response"]["due_at"]
+    assert plain(page.get_attribute(f"#tickets tr[data-id='{tid}'] td.sla", "title")) == beijing(due)
+    screenshot(page, "inbox-new-york-en")
+    assert errors == []
+    context.close()

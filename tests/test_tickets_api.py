@@ -275,6 +275,27 @@ def test_callbacks_worklist(api: Any) -> None:
     assert tid not in {i["ticket_id"] for i in api("agent8002", "GET", "/api/callbacks")[1]["callbacks"]}
 
 
+def test_tickets_and_callbacks_carry_the_stores_time_zone(api: Any) -> None:
+    """Pages show a ticket's times (created, SLA due, history) and a call back's due time in the store's hours:
+    each carries its store's zone, and a ticket of no store the server's (tickets.time_zone, from server.time_zone)."""
+    with api.sessions.begin() as s:
+        s.get(Store, api.bj).time_zone = "America/Los_Angeles"
+    at_bj = make(api, kind="callback", subject="请回电", store_id=api.bj, phone="+8613800138000")
+    nowhere = make(api, kind="inquiry", subject="问问")
+    assert nowhere["store"] is None
+    assert (at_bj["time_zone"], nowhere["time_zone"]) == ("America/Los_Angeles", "Asia/Shanghai")
+    assert api("admin", "GET", f"/api/tickets/{at_bj['id']}")[1]["time_zone"] == "America/Los_Angeles"
+    listed = {t["id"]: t["time_zone"] for t in api("admin", "GET", "/api/tickets?limit=200")[1]["tickets"]}
+    assert (listed[at_bj["id"]], listed[nowhere["id"]]) == ("America/Los_Angeles", "Asia/Shanghai")
+    repair = make(api, kind="repair", subject="修好了", customer_id=1, store_id=api.bj)["id"]
+    for to in ("in_progress", "resolved"):
+        api("admin", "POST", f"/api/tickets/{repair}/transition", {"to": to})
+    worklist = {(i["type"], i["ticket_id"]): i for i in api("admin", "GET", "/api/callbacks")[1]["callbacks"]}
+    assert worklist[("callback_request", at_bj["id"])]["time_zone"] == "America/Los_Angeles"
+    assert worklist[("resolution_callback", repair)]["time_zone"] == "America/Los_Angeles"
+    assert {i["time_zone"] for i in worklist.values() if i["store_id"] != api.bj} <= {"Asia/Shanghai"}
+
+
 def test_cookie_sessions_need_csrf(api: Any) -> None:
     u = api.users["service-dept"]
     token, principal = api.ctx.signer.issue(u.id, u.username, u.role)

@@ -49,7 +49,7 @@ function countdown(element, ticket) {
   const state = left <= 0 ? "breached" : left <= 1800 ? "warning" : "ok";
   element.classList.add(state);
   element.dataset.state = state;
-  element.title = new Date(clock.due_at).toLocaleString(document.documentElement.lang);
+  element.title = zonedTime(clock.due_at, ticket.time_zone);  // the store's hours, as on the desktop
   return text(element, `${label("clock", name)}: ${fmt(left > 0 ? labels.left : labels.overdue,
     { time: duration(left) })}`);
 }
@@ -147,7 +147,7 @@ function renderDetail(t) {
   history.replaceChildren();
   for (const e of t.events || []) {
     const li = document.createElement("li");
-    const when = new Date(e.at).toLocaleString(document.documentElement.lang);
+    const when = zonedTime(e.at, t.time_zone);
     let what = label("event", e.action);
     if (e.action === "transition") what = `${label("status", e.from)} → ${label("status", e.to)}`;
     if (e.action === "assigned" && e.detail && e.detail.department) {

@@ -25,7 +25,7 @@ from ccserver.demo import demo_password_for, generate
 from ccserver.events import CallEnded
 from ccserver.web.app import build_site
 from ccserver.web.sql_users import SQLUserStore
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, make_prospect, play_until
 from tests.web_support import make_context
 
@@ -87,14 +87,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
     engine.dispose()
 
 
-def watch(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-    return errors
-
-
 def bind_card(page: Any) -> None:
     """Bind card.js to the desktop's #cc-card, as screenpop_page.js does on a server with the screen pop (this
     harness has no websocket listener; the frames come from :func:`frame`)."""
@@ -109,10 +101,8 @@ def frame(page: Any, name: str, detail: dict[str, Any]) -> None:
 def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> None:  # noqa: F811
     desk = server.desk
     assert desk is not None
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8001", demo_password_for(SEED))
+    context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), locale="zh-CN",
+                                           viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
     page.click("a[href='/desktop']")
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("#status-title") == "我的状态"
@@ -236,11 +226,8 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
 
 
 def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 960, "height": 900})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8002", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8002", demo_password_for(SEED), "/desktop",
+                                           locale="en-US", viewport={"width": 960, "height": 900}, dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.get_attribute("html", "lang") == "en"
     assert page.inner_text("#call-title") == "Current call" and page.inner_text("#agent-state") == "Signed out"
@@ -302,12 +289,9 @@ def test_slots_show_the_stores_hours_in_a_browser_elsewhere(server: DeskServer, 
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    context = browser.new_context(locale="en-US", timezone_id="America/New_York",
-                                  viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8002", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8002", demo_password_for(SEED), "/desktop",
+                                           locale="en-US", timezone_id="America/New_York",
+                                           viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
     page.fill("#appointment-form input[name=store]", "bj-volvo")
@@ -360,12 +344,9 @@ def test_worklist_and_history_show_each_stores_hours_in_a_browser_elsewhere(serv
         s.flush()
         callback_id = callback.id
     try:
-        context = browser.new_context(locale="en-US", timezone_id="America/New_York",
-                                      viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        errors = watch(page)
-        log_in(page, server.url, "agent8001", demo_password_for(SEED))
-        page.goto(f"{server.url}/desktop")
+        context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), "/desktop",
+                                               locale="en-US", timezone_id="America/New_York",
+                                               viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
         page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
         due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
         assert " ".join(due_cell.replace("\u202f", " ").split()).startswith(
@@ -386,12 +367,9 @@ def test_worklist_and_history_show_each_stores_hours_in_a_browser_elsewhere(serv
         context.close()
 
         # the same in Chinese: the store's hour and the zone's name, the page's language
-        context = browser.new_context(locale="zh-CN", timezone_id="America/New_York",
-                                      viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        errors = watch(page)
-        log_in(page, server.url, "agent8001", demo_password_for(SEED))
-        page.goto(f"{server.url}/desktop")
+        context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), "/desktop",
+                                               locale="zh-CN", timezone_id="America/New_York",
+                                               viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
         page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
         due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
         assert due_cell.startswith("2026/1/5 10:30 GMT+1"), due_cell
@@ -432,11 +410,9 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
         return int(row[0]), str(row[1]), str(row[2])
 
     cid, plate, home = server.call(bookable)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8003", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8003", demo_password_for(SEED), "/desktop",
+                                           locale="zh-CN", viewport={"width": 1280, "height": 800},
+                                           dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("#call-summary", "data-state") == "none"
     assert page.inner_text("#forms-title") == "工单与预约"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.live_server import LiveServer
 
 
@@ -41,12 +41,8 @@ def open_ticket(server: LiveServer, subject: str, **more: Any) -> int:
 
 def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer, browser: Any) -> None:  # noqa: F811
     tid = open_ticket(server, "无法启动 <script>alert(1)</script>", severity="urgent")
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    log_in(page, server.url, "service-dept", server.demo_password)
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900})
     page.click("a[href='/inbox']")
     page.wait_for_selector(f"#tickets tr[data-id='{tid}']")
     assert page.inner_text("h1").startswith("部门工单箱")
@@ -102,12 +98,8 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
 
 def test_inbox_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F811
     tid = open_ticket(server, "Brake noise after service")
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    log_in(page, server.url, "service-dept", server.demo_password)
-    page.goto(f"{server.url}/inbox")
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, "/inbox",
+                                           locale="en-US", viewport={"width": 1400, "height": 900}, watch=("console",))
     page.wait_for_selector(f"#tickets tr[data-id='{tid}']")
     assert page.get_attribute("html", "lang") == "en" and page.inner_text("h1").startswith("Department inbox")
     page.click(f"#tickets tr[data-id='{tid}']")
@@ -131,10 +123,8 @@ def test_an_appointment_shows_its_time_where_a_deadline_would_be(server: LiveSer
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
         slot = json.loads(response.read())["slots"][0]
     booked = post(server, "/api/appointments", {"customer_id": 5, "store_id": 1, "slot": slot["start"]}, token)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/inbox")
+    context, page, _ = signed_in_page(browser, server.url, "admin", "admin", "/inbox", locale="zh-CN",
+                                      viewport={"width": 1400, "height": 900})
     page.select_option("select[name=kind]", "appointment")
     row = page.locator(f"#tickets tr[data-id='{booked['id']}']")
     row.wait_for()
@@ -152,14 +142,9 @@ def test_a_tickets_times_read_in_its_stores_hours_in_a_browser_elsewhere(server:
     from zoneinfo import ZoneInfo
 
     tid = open_ticket(server, "Engine light on")
-    context = browser.new_context(locale="en-US", timezone_id="America/New_York",
-                                  viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    log_in(page, server.url, "service-dept", server.demo_password)
-    page.goto(f"{server.url}/inbox")
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, "/inbox",
+                                           locale="en-US", timezone_id="America/New_York",
+                                           viewport={"width": 1400, "height": 900})
     page.click(f"#tickets tr[data-id='{tid}']")
     page.wait_for_selector("#detail-history li")
     ticket = page.evaluate("(id) => fetch(`/api/tickets/${id}`).then((r) => r.json())", tid)

@@ -1,10 +1,11 @@
-"""What the admin API tests start from: a migrated SQLite database holding the bj-volvo store (the ``admin_db``
-fixture), users added as the admin tools add them whose password is ``password-<name>``, and their logins: through
-the API (a bearer token) or through the login page (a page's cookie session)."""
+"""What the admin API tests start from: a migrated database holding the bj-volvo store (``store_database``; on
+SQLite the ``admin_db`` fixture), users added as the admin tools add them, whose password is ``password-<name>``,
+and their logins: through the API (a bearer token) or through the login page (a page's cookie session)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,16 +21,25 @@ from tests.web_support import call
 SYSTEM = admin_users.Actor(None, "test")
 
 
-@pytest.fixture
-def admin_db(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    """The session factory of a new migrated SQLite database with the store ``bj-volvo`` (Beijing)."""
-    migrate.upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
+@contextmanager
+def store_database(url: str) -> Iterator[sessionmaker[Session]]:
+    """The session factory of the new database at ``url``, migrated, with the store ``bj-volvo`` (Beijing)."""
+    migrate.upgrade(url)
+    engine = make_engine(url)
     sessions = session_factory(engine)
     org.save_store(sessions, SYSTEM, {"code": "bj-volvo", "name": "北京沃尔沃", "brand": "Volvo", "city": "Beijing",
                                       "time_zone": "Asia/Shanghai"})
-    yield sessions
-    engine.dispose()
+    try:
+        yield sessions
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def admin_db(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    """:func:`store_database` on SQLite."""
+    with store_database(sqlite_url) as sessions:
+        yield sessions
 
 
 def add_user(sessions: sessionmaker[Session], name: str, role: str, **more: Any) -> None:

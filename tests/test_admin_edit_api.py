@@ -8,11 +8,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from ccserver.db import migrate
-from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import AuditLog, BusinessHours, Campaign, Did, Holiday, Store, User
 from ccserver.dialer.store import DialerStore
-from tests.admin_support import SYSTEM, admin_db, login, page_session  # noqa: F401 - admin_db is a fixture
+from tests.admin_support import SYSTEM, admin_db, login, page_session, store_database  # noqa: F401 - a fixture
 from tests.test_admin_api import admin  # noqa: F401 - a fixture
 from tests.web_support import call
 
@@ -121,14 +119,10 @@ def org_db(db_url):
     """An empty database (SQLite, PostgreSQL) with two stores: its session factory."""
     from ccserver.admin import org
 
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    sessions = session_factory(engine)
-    for code, name in (("bj-volvo", "北京沃尔沃"), ("sh-bmw", "上海宝马")):
-        org.save_store(sessions, SYSTEM, {"code": code, "name": name, "brand": "x", "city": "x",
+    with store_database(db_url) as sessions:
+        org.save_store(sessions, SYSTEM, {"code": "sh-bmw", "name": "上海宝马", "brand": "x", "city": "x",
                                           "time_zone": "Asia/Shanghai"})
-    yield sessions
-    engine.dispose()
+        yield sessions
 
 
 def test_a_did_is_not_removed_while_a_calling_campaign_has_no_other_caller_id(org_db):

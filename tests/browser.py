@@ -67,6 +67,9 @@ def open_page(browser: Any, *, locale: str, viewport: dict[str, int] | None = No
     for responses with a status in ``ignore_status`` (refusals the test provokes on purpose), and uncaught
     exceptions (``"pageerror"``). ``dismiss_dialogs``: an alert or confirm is an error too, recorded and dismissed
     (without a handler Playwright dismisses it unseen; tests that answer dialogs themselves leave it off)."""
+    unknown = set(watch) - {"console", "pageerror"}
+    if unknown:
+        raise ValueError(f"watch: {sorted(unknown)} is not 'console' or 'pageerror'")
     context = browser.new_context(locale=locale, viewport=viewport, timezone_id=timezone_id)
     page = context.new_page()
     errors: list[str] = []

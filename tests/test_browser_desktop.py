@@ -107,6 +107,10 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("#status-title") == "我的状态"
     bind_card(page)
+    # signed out: the badge says so once, the line says what to do, and no clock runs
+    page.wait_for_selector("#agent-state[data-state='logged_out']")
+    assert page.inner_text("#signin-line") == "选择话机和队列后签入。"
+    page.wait_for_function("() => document.querySelector('#state-timer').innerText === ''")
 
     # sign in from another phone (hot-desking) to two queues
     page.fill("#interface", AGENT_PHONE)
@@ -115,6 +119,7 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     page.click("#signin")
     page.wait_for_function("() => document.querySelector('#signin-line').innerText.includes('agent-phones')")
     page.wait_for_selector("#agent-state[data-state='idle']")
+    page.wait_for_function("() => document.querySelector('#state-timer').innerText !== ''")  # now timed
     assert {q for (q, i) in desk.asterisk.members if i == AGENT_PHONE} == {"vip", "sales", "agent-8001"}
 
     # pause with a reason code, back with the keyboard, pause with the keyboard, back with the button

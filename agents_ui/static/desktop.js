@@ -109,7 +109,8 @@ async function refreshState() {
 }
 
 function tick() {
-  text($("state-timer"), clock(Date.now() - stateSince));
+  // signed out is not a state the agent is timed in (the badge says it; a running clock there misleads)
+  text($("state-timer"), shownState === "logged_out" ? "" : clock(Date.now() - stateSince));
   if (wrapupUntil !== null) {
     const left = Math.max(0, Math.ceil((wrapupUntil - Date.now()) / 1000));
     text($("wrapup-timer"), fmt(labels.wrapup_left, { seconds: left }));

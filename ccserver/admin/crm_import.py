@@ -524,8 +524,8 @@ class _Checker:
             "consent": _bool(self.cell(cells, "consent"), "consent"),
             "do_not_call": _bool(self.cell(cells, "do_not_call"), "do_not_call"),
             "manual_vip": _bool(self.cell(cells, "vip"), "vip"), "membership_level": int(level_text),
-            "sales_consultant_id": self.user(self.cell(cells, "sales_consultant"), "sales consultant"),
-            "service_advisor_id": self.user(self.cell(cells, "service_advisor"), "service advisor"),
+            "sales_consultant_id": self.user(self.cell(cells, "sales_consultant"), T("sales consultant")),
+            "service_advisor_id": self.user(self.cell(cells, "service_advisor"), T("service advisor")),
             "home_store_id": store[0] if store else None,
         }
         vin = self.cell(cells, "vin").upper().replace(" ", "")

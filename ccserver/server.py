@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import signal
 from typing import Any
 
 from ccserver import __version__
+from ccserver.ami.link import asterisk_status
 from ccserver.components import ListenError
 from ccserver.config import Config
 from ccserver.redact import mask_url
@@ -395,7 +397,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     wallboard_source = WallboardSource(
         LiveViews(kpi, telephony.tracker if telephony is not None else None, sessions, blocking.run, config),
         KpiStore(sessions), blocking.run, config.server.time_zone, target=board.service_level_target,
-        vip_tiers=tuple(board.vip_tiers), clock=clock, restore=lambda now, since: blocking.run(
+        vip_tiers=tuple(board.vip_tiers), clock=clock, link=functools.partial(asterisk_status, telephony),
+        restore=lambda now, since: blocking.run(
             current_alarms, tickets.store, dt.datetime.fromtimestamp(now, dt.UTC),
             dt.datetime.fromtimestamp(since, dt.UTC)))
     wallboard = WallboardPublisher(wallboard_source.build, clock, max_rate=board.max_updates_per_second)
@@ -474,6 +477,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         customers=directory,
         agents=agents,
         tracker=telephony.tracker if telephony is not None else None,
+        asterisk=functools.partial(asterisk_status, telephony),
         session_factory=sessions,
         kpi=kpi,
         supervisor=supervisor,

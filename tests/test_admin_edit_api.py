@@ -464,3 +464,33 @@ def test_a_store_manager_is_offered_only_what_the_api_lets_them_do(admin):  # no
     assert elsewhere.status == 403 and elsewhere.json()["field"] == "store"
     nowhere = call(router, "PATCH", "/api/admin/users/bj.agent", headers=api, json_body={"store": "nowhere"})
     assert nowhere.status == 404 and nowhere.json()["field"] == "store"
+
+
+def test_a_users_department_is_one_tickets_can_be_in(admin):  # noqa: F811
+    # The tickets' list: the departments the tickets settings route to, and those active users already work in.
+    # Anything else would leave the person with an inbox no ticket ever reaches.
+    router, _, sessions = admin
+    boss = login(router, "boss")
+    typo = call(router, "PATCH", "/api/admin/users/chen", headers={**boss, **ZH},
+                json_body={"department": "nonexistent_dept"})
+    assert typo.status == 400 and typo.json()["field"] == "department"
+    assert typo.json()["error"].startswith("未知部门 'nonexistent_dept'") and "call_center" in typo.json()["error"]
+    made = call(router, "POST", "/api/admin/users", headers=boss, json_body={
+        "username": "new.one", "role": "department", "password": "initial-pass", "department": "servise"})
+    assert made.status == 400 and made.json()["field"] == "department" and "unknown department" in made.json()["error"]
+    with sessions() as s:
+        assert s.scalar(select(User.department).where(User.username == "chen")) is None
+        assert s.scalar(select(User.id).where(User.username == "new.one")) is None
+    assert call(router, "PATCH", "/api/admin/users/chen", headers=boss,
+                json_body={"department": "service"}).json()["result"]["department"] == "service"
+    # A department someone already works in (set before this check existed) stays valid, for them and others.
+    with sessions.begin() as s:
+        s.execute(update(User).where(User.username == "li").values(department="bodyshop"))
+    assert call(router, "PATCH", "/api/admin/users/li", headers=boss,
+                json_body={"department": "bodyshop", "display_name": "Li"}).status == 200
+    assert call(router, "PATCH", "/api/admin/users/chen", headers=boss,
+                json_body={"department": "bodyshop"}).status == 200
+    assert call(router, "PATCH", "/api/admin/users/chen", headers=boss, json_body={"department": ""}).status == 200
+    # The form suggests the departments tickets are routed to.
+    page = call(router, "GET", "/admin/users", headers=page_session(router, "boss")).body.decode()
+    assert '<input name="department" list="departments"' in page and '<option value="call_center">' in page

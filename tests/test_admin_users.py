@@ -66,6 +66,8 @@ def test_add_prompts_twice_and_refuses_bad_input(data, tmp_path, capsys, monkeyp
     assert "unknown store 'nowhere'" in capsys.readouterr().err
     assert main(["users", "add", "li", "--role", "agent", "--interface", "PJSIP/80 01\r\n", *data]) == 1
     assert "interface" in capsys.readouterr().err
+    assert main(["users", "add", "li", "--role", "department", "--department", "servise", *data]) == 1
+    assert "unknown department 'servise'" in capsys.readouterr().err  # a typo: an inbox no ticket reaches
     assert main(["users", "add", "li", "--role", "agent", *data]) == 0
     assert main(["users", "add", "li", "--role", "agent", *data]) == 1
     assert "exists already" in capsys.readouterr().err

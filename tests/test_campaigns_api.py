@@ -4,12 +4,14 @@ status moves, progress, the refusal stop, audit."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
+from ccserver.ami.link import asterisk_status
 from ccserver.campaigns.service import CampaignService
 from ccserver.clock import ManualClock
 from ccserver.db.models import AuditLog, Campaign, CampaignAttempt, CampaignTarget, Customer, DncNumber, Queue, User
@@ -17,7 +19,9 @@ from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
 from tests.test_tickets_api import _request
 from tests.tickets_support import in_thread
-from tests.web_support import make_context
+from tests.web_support import asterisk_up, make_context
+
+NO_ASTERISK = functools.partial(asterisk_status, None)
 
 
 @pytest.fixture
@@ -30,6 +34,7 @@ def api(loaded: Any) -> Any:
     ctx = make_context(SQLUserStore(sessions))
     ctx.run_blocking, ctx.session_factory = in_thread, sessions
     ctx.campaigns = CampaignService(sessions, in_thread, clock=ManualClock(1_795_000_000.0))
+    ctx.asterisk = asterisk_up
     router = build_router(ctx)
 
     def call(who: str | None, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
@@ -57,7 +62,7 @@ def test_roles_and_auth(api: Any) -> None:
         assert api(who, "GET", "/api/campaigns")[0] == 403
         assert api(who, "POST", "/api/campaigns", body())[0] == 403
         assert api(who, "POST", "/api/dnc", {"number": "+8613800138000"})[0] == 403
-    assert api("campaigns", "GET", "/api/campaigns") == (200, {"campaigns": []})
+    assert api("campaigns", "GET", "/api/campaigns") == (200, {"campaigns": [], "asterisk_link": asterisk_up()})
     assert api("admin", "GET", "/api/campaigns")[0] == 200
 
 
@@ -122,6 +127,30 @@ def test_create_start_pause_resume_and_progress(api: Any) -> None:
     with api.sessions() as s:
         actions = [a for a in s.scalars(select(AuditLog.action).order_by(AuditLog.id)) if a.startswith("campaign")]
     assert actions == ["campaign.create", "campaign.start", "campaign.pause", "campaign.resume"]
+
+
+@pytest.mark.parametrize("mode", ["progressive", "predictive", "preview"])
+def test_no_asterisk_configured_refuses_start_and_resume_in_any_mode(api: Any, mode: str) -> None:
+    # Every mode dials through AMI (preview by the agent's click-to-dial): running without one would only look busy.
+    created = api("campaigns", "POST", "/api/campaigns", body(mode=mode))[1]
+    cid = created["id"]
+    api.ctx.asterisk = NO_ASTERISK
+    status, refused = api("campaigns", "POST", f"/api/campaigns/{cid}/start", {}, **{"Accept-Language": "zh-CN"})
+    assert status == 409 and refused["field"] == "status" and "Asterisk" in refused["error"]
+    assert refused["error"] != "a campaign cannot run without an Asterisk: none is configured (ami.host or ami.servers)"
+    assert api("campaigns", "GET", f"/api/campaigns/{cid}")[1]["status"] == "draft"
+    listed = api("campaigns", "GET", "/api/campaigns")[1]
+    assert listed["asterisk_link"] == NO_ASTERISK()  # the page says why
+    api.ctx.asterisk = asterisk_up
+    assert api("campaigns", "POST", f"/api/campaigns/{cid}/start")[1]["status"] == "running"
+    assert api("campaigns", "POST", f"/api/campaigns/{cid}/pause")[1]["status"] == "paused"
+    api.ctx.asterisk = NO_ASTERISK
+    assert api("campaigns", "POST", f"/api/campaigns/{cid}/resume")[0] == 409
+    assert api("campaigns", "GET", f"/api/campaigns/{cid}")[1]["status"] == "paused"
+    with api.sessions() as s:
+        actions = [a for a in s.scalars(select(AuditLog.action).where(AuditLog.action.like("campaign.%"))
+                                        .order_by(AuditLog.id))]
+    assert actions[-3:] == ["campaign.create", "campaign.start", "campaign.pause"]  # refusals change nothing
 
 
 def test_customer_ids_targets(api: Any) -> None:

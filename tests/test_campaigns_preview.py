@@ -20,7 +20,7 @@ from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
 from tests.desktop_support import AGENT_PHONE, in_thread, make_desk
 from tests.test_desktop_api import request
-from tests.web_support import make_context
+from tests.web_support import asterisk_up, make_context
 
 START = 1_795_000_000.0  # Wed 2026-11-18 19:06 in Shanghai: inside the 09:00-20:00 window
 
@@ -34,6 +34,7 @@ def api(loaded: Any) -> Any:
     ctx.tickets, ctx.desktop = desk.tickets, desk.service
     clock = ManualClock(START)
     ctx.campaigns = CampaignService(sessions, in_thread, clock=clock)
+    ctx.asterisk = asterisk_up
     ctx.preview = PreviewService(ctx.campaigns, desk.service, default_zone="Asia/Shanghai")
     end_sign_ins_with_web_sessions(ctx.sessions, desk.agents)
     with sessions.begin() as s:

@@ -121,6 +121,7 @@ def test_notes_and_disposition_on_ones_own_call(api: Any) -> None:
     (state, note, notes, other_agent, campaign, empty, unknown, nul, bad_ticket, not_json, bad_id, no_call,
      bad_code, disposed, by_supervisor) = asyncio.run(main())
     assert state[0] == 200 and state[1]["signed_in"] and state[1]["call"]["uniqueid"] == CALL
+    assert state[1]["asterisk_link"]["configured"] is False  # make_context has none: the desktop's banner says so
     assert note[0] == 201 and note[1]["text"] == f"客户说 {HOSTILE}"  # JSON data: the page shows it as text
     assert notes[0] == 200 and [n["kind"] for n in notes[1]["notes"]] == ["note"]
     assert other_agent[0] == 403 and campaign[0] == 403

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
+from ccserver.ami.link import asterisk_status
 from ccserver.clock import ManualClock
 from ccserver.db.models import AuditLog, Customer, Queue, User
 from ccserver.events import EventHub
@@ -28,6 +29,7 @@ from tests.test_state_support import timed_messages
 from tests.web_support import make_context
 
 BUSY = timed_messages("ami-inbound-load-40-calls")
+NO_LINK = asterisk_status(None)  # make_context has no Asterisk: /api/queues says so (test_asterisk_link)
 DAY = "2026-11-23"  # the busy hour was recorded in the afternoon of 23 November 2026, Shanghai time
 
 
@@ -148,7 +150,7 @@ def test_live_queues_and_agents_by_role_and_store(site: Any) -> None:
     assert today["answered"] >= 5 and today["offered"] == today["answered"] + today["abandoned"]
     assert bulk["asterisk"]["holdtime"] > 0
     assert got["one"][1]["queues"] == body["queues"]
-    assert got["none"] == (200, {"at": body["at"], "queues": []})
+    assert got["none"] == (200, {"at": body["at"], "queues": [], "asterisk_link": NO_LINK})
     assert got["bad"][0] == 400 and got["bad"][1]["field"] == "queue"
     status, agents = got["agents"]
     assert status == 200 and len(agents["agents"]) == members
@@ -160,7 +162,7 @@ def test_live_queues_and_agents_by_role_and_store(site: Any) -> None:
     assert got["anonymous"][0] == 401
     assert got["admin"][1]["queues"] == body["queues"]
     assert got["store1"][1]["queues"] == body["queues"] and len(got["store1_agents"][1]["agents"]) == members
-    assert got["store2"] == (200, {"at": body["at"], "queues": []})
+    assert got["store2"] == (200, {"at": body["at"], "queues": [], "asterisk_link": NO_LINK})
     assert got["store2_agents"][1]["agents"] == []
 
 

@@ -77,6 +77,12 @@ def spin(request: DummyRequest | None = None, turns: int = _TURNS) -> None:
     LOOP.run_until_complete(turn())
 
 
+def asterisk_up() -> dict[str, Any]:
+    """ctx.asterisk of a server whose one Asterisk is connected (make_context's default: none configured)."""
+    return {"configured": True, "connected": True, "down_since": None,
+            "servers": [{"server": "default", "state": "connected", "since": None}]}
+
+
 def make_context(users: MemoryUsers, clock=None, probes=None, environ=None, limiter=None) -> WebContext:
     config = load_config(environ=environ or {"CCSERVER_SERVER_SECRET_KEY": "test-secret-key-0123456789"})
     clock = clock or task.Clock()

@@ -1,6 +1,6 @@
 // The campaign manager page: create a campaign, start / pause / resume it, its live progress (polled).
 // Everything from the server goes into the page as text (common.js text()), never as HTML.
-import { api, csrfToken, text, zonedTime } from "/static/common.js";
+import { api, csrfToken, showAsterisk, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("campaign-labels").textContent);
 const table = document.querySelector("#campaigns tbody");
@@ -74,7 +74,9 @@ function render(campaigns) {
 
 async function refresh() {
   try {
-    render((await api("GET", "/api/campaigns")).campaigns);
+    const listed = await api("GET", "/api/campaigns");
+    showAsterisk(listed.asterisk_link);
+    render(listed.campaigns);
   } catch (error) {
     text(message, fill(labels.error, { message: error.message }));
   }

@@ -61,3 +61,24 @@ export function zonedTime(iso, zone) {
     .find((part) => part.type === "timeZoneName");
   return name ? `${shown} ${name.value}` : shown;
 }
+
+// The Asterisk link banner (_asterisk_banner.html): none configured, or down since when (ccserver/ami/link.py);
+// hidden while every link is up.
+export function showAsterisk(status) {
+  const banner = document.getElementById("asterisk-banner");
+  if (!banner || !status) return;
+  let message = "";
+  if (!status.configured) {
+    message = banner.dataset.lNone;
+  } else if (!status.connected) {
+    const lang = document.documentElement.lang || undefined;
+    const since = status.down_since
+      ? new Date(status.down_since * 1000).toLocaleString(lang, { dateStyle: "short", timeStyle: "short" }) : "?";
+    const servers = status.servers.filter((s) => s.state === "disconnected").map((s) => s.server).join(", ");
+    message = banner.dataset.lDown.replace("{since}", since).replace("{servers}", servers);
+  }
+  const forCampaigns = status.configured ? banner.dataset.lDialing : banner.dataset.lNoStart;
+  if (message && forCampaigns) message += ` ${forCampaigns}`;
+  text(banner, message);
+  banner.hidden = !message;
+}

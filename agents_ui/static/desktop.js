@@ -4,7 +4,7 @@
 // appointments pre-filled from the call or for a customer found under Customers (off-call too: the call link is
 // added only when a call is on the desk); the callback worklist with click-to-dial, my tickets, customer search.
 // Everything goes through the JSON API (common.js api(): CSRF token); caller text goes in as text, never HTML.
-import { api, text, zonedTime } from "/static/common.js";
+import { api, showAsterisk, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("desktop-labels").textContent);
 const root = document.querySelector(".desktop");
@@ -102,6 +102,7 @@ function renderState() {
 async function refreshState() {
   try {
     state = await api("GET", "/api/desktop/state");
+    showAsterisk(state.asterisk_link);
     renderState();
   } catch (error) {
     say("status-message", error.message);

@@ -2,7 +2,7 @@
 // supervisor actions (POST /api/supervisor/…, with the page's CSRF token), recorded calls with a player.
 // Server and caller text goes in with textContent only.
 
-import { api, text } from "./common.js";
+import { api, showAsterisk, text } from "./common.js";
 
 const labels = JSON.parse(document.getElementById("supervisor-labels").textContent);
 const message = document.getElementById("message");
@@ -65,7 +65,8 @@ async function refreshAgents() {
 }
 
 async function refreshCallers() {
-  const { queues } = await api("GET", "/api/queues");
+  const { queues, asterisk_link: link } = await api("GET", "/api/queues");
+  showAsterisk(link);
   const body = document.querySelector("#callers tbody");
   body.replaceChildren();
   for (const q of queues) {

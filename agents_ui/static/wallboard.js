@@ -2,7 +2,7 @@
 // Polls with If-None-Match (a 304 costs nothing between updates); between snapshots it counts waits and time in
 // state itself. Every text from the server goes in with textContent; the charts are the server's own SVG.
 
-import { text } from "./common.js";
+import { showAsterisk, text } from "./common.js";
 
 const labels = JSON.parse(document.getElementById("wallboard-labels").textContent);
 const POLL_MS = 1000;
@@ -159,6 +159,7 @@ function render(s) {
   renderAgents(s);
   renderAlarms(s);
   renderCharts(s);
+  showAsterisk(s.asterisk_link);
   tick();
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ccserver.db.models import LANGUAGES, ROLES, AuditLog, Customer, ServiceVisit, Store, Ticket, User
 from ccserver.textcheck import CONTROLS
 from ccserver.texts import T
+from ccserver.tickets.store import known_departments
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 EXTENSION = re.compile(r"^[0-9*#]{2,20}$")
@@ -148,6 +149,15 @@ def validate_fields(fields: dict[str, Any]) -> None:
                              field=key)
 
 
+def _check_department(session: Session, department: str | None, configured: Collection[str] | None) -> None:
+    if not department or configured is None:
+        return
+    known = known_departments(session, set(configured))
+    if department not in known:
+        raise AdminError(T("unknown department {department}; one of {departments}", department=repr(department),
+                           departments=", ".join(sorted(known))), field="department")
+
+
 def _as_list(value: Any) -> Any:
     return list(value) if isinstance(value, list | tuple) else value
 
@@ -155,7 +165,10 @@ def _as_list(value: Any) -> Any:
 def add_user(session_factory: Callable[[], Session], actor: Actor, username: str, role: str, password_hash: str, *,
              display_name: str | None = None, store: str | int | None = None, extension: str | None = None,
              interface: str | None = None, department: str | None = None, skills: Sequence[str] = (),
-             languages: Sequence[str] = ("zh",), must_change_password: bool = True) -> dict[str, Any]:
+             languages: Sequence[str] = ("zh",), must_change_password: bool = True,
+             departments: Collection[str] | None = None) -> dict[str, Any]:
+    """``departments``: the ones the tickets settings route to (TicketSettings.configured_departments); given, the
+    user's department must be a department tickets can be in (else nothing ever reaches their inbox)."""
     if not USERNAME.match(username):
         raise AdminError(T("{username} is not a valid user name (letters, digits, _ . @ -; at most 64)",
                            username=repr(username)), field="username")
@@ -172,6 +185,7 @@ def add_user(session_factory: Callable[[], Session], actor: Actor, username: str
                 User.extension == extension, User.active.is_(True))).first() is not None:
             raise AdminError(T("extension {extension} belongs to another active user", extension=extension), 409,
                              field="extension")
+        _check_department(session, department, departments)
         user = User(username=username, display_name=display_name or username, role=role,
                     password_hash=password_hash, active=True, extension=extension or None,
                     interface=interface or None, skills=fields["skills"], languages=fields["languages"],
@@ -211,8 +225,9 @@ def change_own_password(session_factory: Callable[[], Session], user_id: int, pa
 
 
 def update_user(session_factory: Callable[[], Session], actor: Actor, username: str,
-                fields: dict[str, Any]) -> dict[str, Any]:
-    """Edit role, store, department, skills, languages, extension, interface, display name."""
+                fields: dict[str, Any], *, departments: Collection[str] | None = None) -> dict[str, Any]:
+    """Edit role, store, department, skills, languages, extension, interface, display name (``departments``: as
+    for :func:`add_user`)."""
     allowed = {"role", "store", "department", "skills", "languages", "extension", "interface", "display_name"}
     unknown = set(fields) - allowed
     if unknown:
@@ -224,6 +239,8 @@ def update_user(session_factory: Callable[[], Session], actor: Actor, username: 
         user = _get(session, username)
         codes = _store_codes(session)
         before = describe(user, codes)
+        if fields.get("department") not in (None, "", user.department):  # unchanged: not refused for its past
+            _check_department(session, fields["department"], departments)
         for key, value in fields.items():
             if key == "store":
                 user.store_id = resolve_store(session, value)

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace, config: Config, ask: Callable[[str], str] | No
     from ccserver.admin import users as u
     from ccserver.db.engine import make_engine, session_factory
     from ccserver.passwords import hash_password
+    from ccserver.tickets.settings import TicketSettings
 
     actor = u.shell_actor()
     engine = make_engine(config.database_url)
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace, config: Config, ask: Callable[[str], str] | No
                 sessions, actor, args.name, args.role, hashed, display_name=args.display_name, store=args.store,
                 extension=args.extension, interface=args.interface, department=args.department,
                 skills=_names(args.skills), languages=_names(args.languages),
-                must_change_password=not args.no_force_change)
+                must_change_password=not args.no_force_change,
+                departments=TicketSettings.from_config(config).configured_departments())
         elif args.users_command == "passwd":
             hashed = hash_password(read_password(args.password_file, ask))
             result = u.set_password(sessions, actor, args.name, hashed, must_change=not args.no_force_change)

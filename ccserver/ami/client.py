@@ -153,6 +153,8 @@ class AMIClient:
         self.running = False
         self.attempts = 0  # consecutive failed attempts
         self.connections = 0  # successful logins so far
+        # Since when (reactor seconds) this running client has had no logged-in link: the pages say so.
+        self.down_since: float | None = None
         self._auth_failed = False
         self._retry: IDelayedCall | None = None
         self._connecting: Deferred[Any] | None = None
@@ -203,6 +205,8 @@ class AMIClient:
         if self.running:
             return
         self.running = True
+        if not self.connected:
+            self.down_since = self.reactor.seconds()
         self._connect()
 
     def stop(self) -> None:
@@ -394,6 +398,7 @@ class AMIClient:
             self.metrics.reconnects.inc(server=self.server)
         self.connections += 1
         self.protocol = proto
+        self.down_since = None
         self.metrics.connected.set(1, server=self.server)
         log.info("AMI %s: logged in (Asterisk Call Manager %s)", self.server, proto.version)
         proto.start_keepalive(self.config.ping_interval, self.config.ping_timeout)
@@ -414,6 +419,7 @@ class AMIClient:
             timer.cancel()
         if self.protocol is proto:
             self.protocol = None
+            self.down_since = self.reactor.seconds()
             self.metrics.connected.set(0, server=self.server)
             log.warning("AMI %s: connection lost: %s", self.server, reason.getErrorMessage())
         for aid, wait in list(self._originates.items()):

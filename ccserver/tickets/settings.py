@@ -250,6 +250,10 @@ class TicketSettings:
         return cls.from_dict(config.section("tickets"), config.server.time_zone)
 
     # -- questions ------------------------------------------------------------------------------------------------
+    def configured_departments(self) -> set[str]:
+        """The departments tickets are sent to by these settings (kinds' defaults and routes)."""
+        return set(self.departments.values()) | {route.department for route in self.routes}
+
     def department_for(self, kind: str, store_code: str | None, category: str | None) -> str:
         """The department a new ticket goes to (see the module docstring)."""
         best: Route | None = None

@@ -472,13 +472,10 @@ class TicketStore:
             self._event(session, ticket.id, actor, now, "comment", comment=text)
 
     def _check_department(self, session: Session, department: str) -> None:
-        """TicketError 400 unless tickets can be in ``department``: one the settings route tickets to, or one an
-        active user works in (any other name leaves the ticket out of every department's inbox)."""
-        known = set(self.settings.departments.values()) | {route.department for route in self.settings.routes}
-        if department in known:
+        """TicketError 400 unless tickets can be in ``department`` (:func:`known_departments`)."""
+        if department in self.settings.configured_departments():
             return
-        known |= {d for d in session.scalars(select(User.department).where(User.department.is_not(None),
-                                                                          User.active.is_(True))) if d}
+        known = known_departments(session, self.settings.configured_departments())
         if department not in known:
             raise TicketError(400, T("unknown department {department}", department=repr(department)),
                               "department", known=sorted(known))
@@ -600,3 +597,10 @@ def _clock(due: datetime | None, met: datetime | None, now: datetime, *, running
         state = "ok"
     return {"due_at": _iso(due), "met_at": _iso(met), "state": state,
             "seconds_left": round((due - now).total_seconds()) if met is None and running else None}
+
+
+def known_departments(session: Session, configured: set[str]) -> set[str]:
+    """The departments tickets may be in: one the settings route tickets to (``configured``), or one an active user
+    works in (any other name is in nobody's inbox). The admin's user forms check against the same list."""
+    return configured | {d for d in session.scalars(select(User.department).where(User.department.is_not(None),
+                                                                                   User.active.is_(True))) if d}

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ccserver.ami.link import asterisk_status
 from ccserver.kpi.intervals import zone
 from ccserver.wallboard.charts import Series, day_slots, figure, hour_labels, line_chart
 from ccserver.wallboard.snapshot import build_snapshot
@@ -29,9 +30,10 @@ MAX_ALARMS = 50
 
 class WallboardSource:
     def __init__(self, views: Any, store: Any, run_blocking: Any, time_zone: str, *, target: float,
-                 vip_tiers: tuple[str, ...], clock: Any,
+                 vip_tiers: tuple[str, ...], clock: Any, link: Callable[[], dict[str, Any]] | None = None,
                  restore: Callable[[float, float], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
         self.views = views
+        self.link = link if link is not None else (lambda: asterisk_status(None))  # the "asterisk" banner's state
         self.store = store  # ccserver.kpi.store.KpiStore or None (no SQL: the chart shows the live interval only)
         self._run = run_blocking
         self.tz = zone(time_zone)
@@ -121,6 +123,7 @@ class WallboardSource:
         snapshot = build_snapshot(queues, agents, alarms, now=now, target=self.target, vip_tiers=self.vip_tiers,
                                   version=version)
         snapshot["charts"] = charts
+        snapshot["asterisk_link"] = self.link()
         return snapshot
 
 

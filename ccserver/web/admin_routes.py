@@ -22,6 +22,7 @@ from ccserver.admin.users import Actor, AdminError
 from ccserver.db.models import User
 from ccserver.passwords import PasswordBusy
 from ccserver.texts import T, message_of, translated
+from ccserver.tickets.settings import TicketSettings
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 from ccserver.web.moments import bounded
@@ -113,6 +114,12 @@ class AdminRoutes:
         p = req.principal
         assert p is not None
         return Actor(p.user_id, p.username, req.client_ip)
+
+    def _departments(self) -> set[str]:
+        """The departments the tickets settings route to: a user's department must be one tickets can be in."""
+        settings = self.ctx.tickets.settings if self.ctx.tickets is not None else TicketSettings.from_config(
+            self.ctx.config)
+        return settings.configured_departments()
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -293,7 +300,7 @@ class AdminRoutes:
             admin_users.add_user, self.actor(req), data["username"], data["role"], hashed,
             display_name=data.get("display_name"), store=data.get("store"), extension=data.get("extension"),
             interface=data.get("interface"), department=data.get("department"), skills=data.get("skills") or [],
-            languages=data.get("languages") or ["zh"], must_change_password=True)
+            languages=data.get("languages") or ["zh"], must_change_password=True, departments=self._departments())
         return json_response({"result": result}, 201)
 
     async def update_user(self, req: Req) -> Response:
@@ -304,7 +311,8 @@ class AdminRoutes:
         await self._manager_may(limit, data)
         if limit is not None and target["role"] not in MANAGER_ROLES:
             raise HTTPError(403, T("a store manager may only change agents and department users"), field="username")
-        result = await self.call(admin_users.update_user, self.actor(req), name, data)
+        result = await self.call(admin_users.update_user, self.actor(req), name, data,
+                                 departments=self._departments())
         self.ctx.sessions.users.forget(target["id"])  # a new role applies at the user's next request
         return json_response({"result": result})
 

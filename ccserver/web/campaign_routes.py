@@ -2,8 +2,11 @@
 
 - ``POST /api/campaigns`` ``{"name", "type", "mode", "queue", "store"?, "window"?, "targets", "tiers_first"?,
   "max_attempts"?}`` → 201 ``{"id", "targets"}``;
-- ``POST /api/campaigns/{id}/start|pause|resume`` → ``{"id", "status", "from"}`` (409 from the wrong status);
-- ``GET /api/campaigns/{id}`` → the campaign with ``progress``; ``GET /api/campaigns`` → ``{"campaigns": [...]}``;
+- ``POST /api/campaigns/{id}/start|pause|resume`` → ``{"id", "status", "from"}`` (409 from the wrong status, and
+  start / resume 409 with no Asterisk configured: every mode dials through AMI, preview by the agent's
+  click-to-dial);
+- ``GET /api/campaigns/{id}`` → the campaign with ``progress``; ``GET /api/campaigns`` → ``{"campaigns": [...],
+  "asterisk_link": {…}}`` (the link state, ccserver/ami/link.py: the page says dialling campaigns wait for it);
 - ``POST /api/campaigns/{id}/dispositions`` ``{"attempt_id", "disposition", "note"?}`` (agents too): ``reached``,
   ``booked`` / ``callback`` / ``complaint`` (a ticket through the tickets service), ``refused`` (the contact ends and
   every marketing campaign stops for the customer), ``wrong_number``;
@@ -109,7 +112,8 @@ class CampaignRoutes:
         return json_response(created, 201)
 
     async def list(self, req: Req) -> Response:
-        return json_response({"campaigns": await self._call(self._service().campaigns())})
+        return json_response({"campaigns": await self._call(self._service().campaigns()),
+                              "asterisk_link": self.ctx.asterisk()})
 
     async def get(self, req: Req) -> Response:
         return json_response(await self._call(self._service().get(self._id(req))))
@@ -117,6 +121,10 @@ class CampaignRoutes:
     def _mover(self, action: str) -> Any:
         async def move(req: Req) -> Response:
             campaign_id = self._id(req)
+            if action != "pause" and not self.ctx.asterisk()["configured"]:
+                # Running would only look busy: nothing can dial (a link that is merely down is waited for).
+                raise HTTPError(409, T("a campaign cannot run without an Asterisk: none is configured "
+                                       "(ami.host or ami.servers)"), field="status")
             moved = await self._call(self._service().move(self._who(req), campaign_id, action))
             await self._audit(req, f"campaign.{action}", {"campaign_id": campaign_id, "from": moved["from"],
                                                           "to": moved["status"]})

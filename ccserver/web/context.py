@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agents_ui import Pages
+from ccserver.ami.link import asterisk_status
 from ccserver.auth import TokenSigner
 from ccserver.config import Config
 from ccserver.login_limits import LoginLimiter
@@ -86,6 +87,8 @@ class WebContext:
     campaigns: Any = None
     # Preview mode for agents (ccserver.campaigns.preview.PreviewService; None: /api/preview/… answer 503).
     preview: Any = None
+    # The Asterisk link as the pages show it (ccserver.ami.link.asterisk_status; default: none configured).
+    asterisk: Callable[[], dict[str, Any]] = field(default_factory=lambda: _no_asterisk)
     # The per-request session check and the session-ended hook. Left out: made by __post_init__ with in-process
     # revocations (default_sessions).
     sessions: Sessions = None  # type: ignore[assignment]
@@ -93,6 +96,10 @@ class WebContext:
     def __post_init__(self) -> None:
         if self.sessions is None:
             self.sessions = default_sessions(self.config, self.users, self.run_blocking, self.clock)
+
+
+def _no_asterisk() -> dict[str, Any]:
+    return asterisk_status(None)
 
 
 def default_sessions(config: Config, users: UserStore, run_blocking: Callable[..., Awaitable[Any]], clock: Any,

@@ -116,7 +116,10 @@ class DesktopRoutes:
         return await self._answer(build())
 
     async def state(self, req: Req) -> Response:
-        return await self._answer(self._service().state(actor_of(req)))
+        return await self._answer(self._with_link(self._service().state(actor_of(req))))
+
+    async def _with_link(self, coro: Any) -> dict[str, Any]:
+        return {**await coro, "asterisk_link": self.ctx.asterisk()}
 
     async def end_wrapup(self, req: Req) -> Response:
         return await self._answer(self._service().end_wrapup(actor_of(req)))

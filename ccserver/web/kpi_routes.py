@@ -65,7 +65,8 @@ class KpiRoutes:
         visible = await self._visible_queues(req)
         views = LiveViews.of(self.ctx)
         now = views.now()
-        return json_response({"at": iso_utc(now), "queues": await views.queues(now, visible, wanted)})
+        return json_response({"at": iso_utc(now), "queues": await views.queues(now, visible, wanted),
+                              "asterisk_link": self.ctx.asterisk()})
 
     async def agents(self, req: Req) -> Response:
         visible = await self._visible_queues(req)

@@ -179,6 +179,9 @@ def test_a_customer_cannot_hold_two_appointments_at_one_time(loaded: Any) -> Non
             409, "customer_id", {"existing_ticket": first.ticket_id})
         assert str(twice.value) == (f"the customer already has appointment #{first.ticket_id} at sh-bmw, "
                                     "2026-11-24 08:00, at that time")
+    # the IVR hears "taken" and offers another time
+    ivr_slot = Slot(bj, local("2026-11-24T08:00"), local("2026-11-24T09:00"))
+    assert asyncio.run(service.book_appointment(1, bj, None, ivr_slot, "1700000003.1")) == SlotTaken(ivr_slot)
     # the next hour does not overlap; another customer takes the second seat of the first
     nine = asyncio.run(service.book(ADMIN, customer_id=1, store_id=bj, slot=local("2026-11-24T09:00")))
     assert asyncio.run(service.book(ADMIN, customer_id=2, store_id=sh, slot=local("2026-11-24T08:00"))).seat == 2

@@ -374,7 +374,8 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                               leads=telephony.leading.__contains__)
         wrapup.subscribe(telephony.hub)
         desktop_calls = AMIDesktopCalls(telephony.ami, asyncio.get_event_loop())
-    desktop = DesktopService(desktop_settings, DesktopStore(sessions), blocking.run,
+    desktop_store = DesktopStore(sessions, time_zone=config.server.time_zone)
+    desktop = DesktopService(desktop_settings, desktop_store, blocking.run,
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
                              wrapup=wrapup, clock=clock)

@@ -8,35 +8,26 @@ import io
 
 import pytest
 
+from ccserver.admin import org
 from ccserver.admin import users as admin_users
 from ccserver.admin.reload import ConfigReloads
 from ccserver.callrouting.directory_data import RoutingData, RoutingDataRefresher
-from ccserver.db import migrate
-from ccserver.db.engine import make_engine, session_factory
-from ccserver.passwords import hash_password
 from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
+from tests.admin_support import SYSTEM, add_user, admin_db, login, page_session  # noqa: F401 - admin_db is a fixture
 from tests.web_support import LOOP, call, inline_blocking, make_context
-
-SYSTEM = admin_users.Actor(None, "test")
 
 
 @pytest.fixture
-def admin(sqlite_url):
-    migrate.upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
-    sessions = session_factory(engine)
-    from ccserver.admin import org
-
-    org.save_store(sessions, SYSTEM, {"code": "bj-volvo", "name": "北京沃尔沃", "brand": "Volvo", "city": "Beijing",
-                                      "time_zone": "Asia/Shanghai"})
+def admin(admin_db):  # noqa: F811
+    """admin_db with a second store (sh-bmw), an admin, store managers and agents; the router over it."""
+    sessions = admin_db
     org.save_store(sessions, SYSTEM, {"code": "sh-bmw", "name": "上海宝马", "brand": "BMW", "city": "Shanghai",
                                       "time_zone": "Asia/Shanghai"})
     for name, role, store in (("boss", "admin", None), ("mgr", "supervisor", "bj-volvo"),
                               ("floating", "supervisor", None), ("li", "agent", "bj-volvo"),
                               ("chen", "agent", "sh-bmw")):
-        admin_users.add_user(sessions, SYSTEM, name, role, hash_password("password-" + name, n=2**10), store=store,
-                             must_change_password=False)
+        add_user(sessions, name, role, store=store)
     refresher = RoutingDataRefresher(lambda: RoutingData.load(sessions), inline_blocking)
     reloads = ConfigReloads(None)
     reloads.on_reload(refresher.reload_now)
@@ -49,20 +40,12 @@ def admin(sqlite_url):
     ctx = make_context(SQLUserStore(sessions))
     ctx.session_factory = sessions
     ctx.admin_reload = reloads
-    router = build_router(ctx)
-    yield router, refresher, sessions
-    engine.dispose()
-
-
-def _login(router, name: str) -> dict[str, str]:
-    reply = call(router, "POST", "/api/login", json_body={"username": name, "password": "password-" + name})
-    assert reply.status == 200, reply.body
-    return {"Authorization": f"Bearer {reply.json()['token']}"}
+    return build_router(ctx), refresher, sessions
 
 
 def test_a_new_did_is_refused_with_the_reason_then_routes_the_next_call(admin):
     router, refresher, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     store = call(router, "POST", "/api/admin/stores", headers=boss, json_body={
         "code": "sz-byd", "name": "深圳比亚迪4S店", "brand": "BYD", "city": "Shenzhen", "time_zone": "Asia/Shanghai"})
     assert store.status == 201 and store.json()["result"]["code"] == "sz-byd"
@@ -96,7 +79,7 @@ def test_a_new_did_is_refused_with_the_reason_then_routes_the_next_call(admin):
 
 def test_hours_are_validated_and_take_effect(admin):
     router, refresher, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "bj-sales", "store": "bj-volvo"})
     call(router, "POST", "/api/admin/dids", headers=boss,
          json_body={"number": "01064881000", "line": "sales", "store": "bj-volvo", "default_queue": "bj-sales"})
@@ -125,7 +108,7 @@ def test_hours_are_validated_and_take_effect(admin):
 
 def test_a_store_manager_is_limited_to_their_store(admin):
     router, _, _ = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "sh-sales", "store": "sh-bmw"})
     assert call(router, "POST", "/api/admin/stores", headers=mgr, json_body={"code": "zz"}).status == 403
     assert call(router, "GET", "/api/admin/stores", headers=mgr).json()["stores"][0]["code"] == "bj-volvo"
@@ -146,16 +129,16 @@ def test_a_store_manager_is_limited_to_their_store(admin):
     assert escalate.status == 403
     assert call(router, "POST", "/api/admin/users/chen/deactivate", headers=mgr, json_body={}).status == 404
     assert call(router, "GET", "/api/admin/audit", headers=mgr).status == 403
-    floating = _login(router, "floating")
+    floating = login(router, "floating")
     assert call(router, "GET", "/api/admin/dids", headers=floating).status == 403
-    li = _login(router, "li")
+    li = login(router, "li")
     assert call(router, "GET", "/api/admin/dids", headers=li).status == 403
 
 
 def test_users_reset_and_deactivate_with_reassignment(admin):
     router, _, sessions = admin
-    boss = _login(router, "boss")
-    li = _login(router, "li")
+    boss = login(router, "boss")
+    li = login(router, "li")
     from ccserver.db.models import Customer
 
     with sessions.begin() as s:
@@ -182,26 +165,22 @@ def test_export_is_role_limited_and_audited(admin):
         stores = {c: i for i, c in s.query(Store.id, Store.code)}
         s.add_all([Customer(name="北京客户", home_store_id=stores["bj-volvo"]),
                    Customer(name="=HYPERLINK(1)", home_store_id=stores["sh-bmw"])])
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     reply = call(router, "GET", "/api/admin/export/customers", headers=boss)
     assert reply.status == 200 and reply.header("content-type").startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(reply.body.decode("utf-8-sig"))))
     assert {r["name"] for r in rows} == {"北京客户", "'=HYPERLINK(1)"}  # no formula reaches a spreadsheet
     mine = call(router, "GET", "/api/admin/export/customers", headers=mgr)
     assert [r["name"] for r in csv.DictReader(io.StringIO(mine.body.decode("utf-8-sig")))] == ["北京客户"]
-    assert call(router, "GET", "/api/admin/export/tickets", headers=_login(router, "chen")).status == 403
+    assert call(router, "GET", "/api/admin/export/tickets", headers=login(router, "chen")).status == 403
     entries = call(router, "GET", "/api/admin/audit?action=crm.exported", headers=boss).json()["entries"]
     assert len(entries) == 2
 
 
 def test_cookie_sessions_need_the_csrf_token(admin):
     router, _, _ = admin
-    page = call(router, "GET", "/login")
-    csrf = page.body.decode().split('name="csrf_token" value="')[1].split('"')[0]
-    login = call(router, "POST", "/login", headers={"Cookie": f"ccserver_login={page.cookies()['ccserver_login']}"},
-                 form={"csrf_token": csrf, "username": "boss", "password": "password-boss", "next": "/"})
-    cookie = {"Cookie": f"ccserver_session={login.cookies()['ccserver_session']}"}
-    refused = call(router, "POST", "/api/admin/stores", headers=cookie, json_body={"code": "zz"})
+    refused = call(router, "POST", "/api/admin/stores", headers=page_session(router, "boss"),
+                   json_body={"code": "zz"})
     assert refused.status == 403 and "CSRF" in refused.json()["error"]
 
 
@@ -240,7 +219,7 @@ def test_a_reload_reaches_the_other_nodes_over_redis(redis_url):
 
 def test_routing_rules_are_validated_stored_and_reloaded(admin):
     router, refresher, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "bj-vip", "store": "bj-volvo"})
     unknown = call(router, "PUT", "/api/admin/routing-rules", headers=boss,
                    json_body={"rules": {"queues": {"sales": {"diamond": "nope"}}}})
@@ -256,7 +235,7 @@ def test_routing_rules_are_validated_stored_and_reloaded(admin):
     assert refresher.rules.queues["sales"]["diamond"] == "bj-vip"  # what the next call is routed by
     shown = call(router, "GET", "/api/admin/routing-rules", headers=boss).json()
     assert shown["source"] == "admin" and shown["rules"]["fallback_queue"] == "bj-vip"
-    mgr = _login(router, "mgr")
+    mgr = login(router, "mgr")
     assert call(router, "PUT", "/api/admin/routing-rules", headers=mgr, json_body={"rules": {}}).status == 403
     assert call(router, "DELETE", "/api/admin/routing-rules", headers=boss).status == 200
     assert refresher.rules.fallback_queue == "default"
@@ -267,7 +246,7 @@ def test_routing_rules_are_validated_stored_and_reloaded(admin):
 
 def test_ivr_menus_are_validated_stored_and_reset(admin):
     router, _, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     assert call(router, "GET", "/api/admin/ivr", headers=boss).json()["source"] == "file"
     broken = call(router, "PUT", "/api/admin/ivr", headers=boss,
                   json_body={"ivr": {"lines": {"hotline": "menu:nowhere"}}})
@@ -278,7 +257,7 @@ def test_ivr_menus_are_validated_stored_and_reset(admin):
     assert ok.status == 200
     shown = call(router, "GET", "/api/admin/ivr", headers=boss).json()
     assert shown["source"] == "admin" and shown["ivr"]["lines"]["sales"] == "menu:main"
-    assert call(router, "PUT", "/api/admin/ivr", headers=_login(router, "mgr"), json_body={"ivr": {}}).status == 403
+    assert call(router, "PUT", "/api/admin/ivr", headers=login(router, "mgr"), json_body={"ivr": {}}).status == 403
     assert call(router, "DELETE", "/api/admin/ivr", headers=boss).status == 200
     assert call(router, "DELETE", "/api/admin/ivr", headers=boss).status == 409
     actions = [e["action"] for e in call(router, "GET", "/api/admin/audit?action=ivr.", headers=boss).json()["entries"]]
@@ -290,7 +269,7 @@ def test_a_file_missing_columns_is_refused_naming_the_forms_field_not_cli_option
     """The CLI's own message says --mapping / --template; a web user has neither: the answer names the form's
     "What" field (the kind of file), in the reader's language."""
     router, _, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     reply = call(router, "POST", "/api/admin/import/customers?dry_run=1",
                  headers={**boss, "Content-Type": "text/csv", "Accept-Language": lang},
                  body=b"colour,size\nred,9\n")

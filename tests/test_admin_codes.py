@@ -7,26 +7,23 @@ import pytest
 
 from ccserver.admin import codes as admin_codes
 from ccserver.admin import org
-from ccserver.admin import users as admin_users
 from ccserver.admin.live import LiveSettings
 from ccserver.admin.reload import ConfigReloads
 from ccserver.agents import Actor, AgentService
 from ccserver.agents.store import AgentStore
-from ccserver.db import migrate
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.desktop.service import DesktopService
 from ccserver.desktop.settings import DesktopSettings
 from ccserver.desktop.store import DesktopStore
-from ccserver.passwords import hash_password
 from ccserver.state import StateTracker
 from ccserver.web.app import build_router
 from ccserver.web.sql_users import SQLUserStore
 from routing.decision import personal_queue
 from routing.rules import RoutingRules
+from tests.admin_support import SYSTEM, add_user, admin_db, login, page_session  # noqa: F401 - admin_db is a fixture
 from tests.agents_support import FakeAsterisk
 from tests.web_support import LOOP, call, inline_blocking, make_context
 
-SYSTEM = admin_users.Actor(None, "test")
 PAUSE = [{"code": "break", "label_zh": "休息", "label_en": "Break"},
          {"code": "coaching", "label_zh": "辅导", "label_en": "Coaching"}]
 DISPOSITIONS = [{"code": "resolved", "label_zh": "已解决", "label_en": "Resolved"},
@@ -44,17 +41,14 @@ class Routing:
 
 
 @pytest.fixture
-def live(sqlite_url):
-    migrate.upgrade(sqlite_url)
-    engine = make_engine(sqlite_url)
-    sessions = session_factory(engine)
-    org.save_store(sessions, SYSTEM, {"code": "bj-volvo", "name": "北京沃尔沃", "brand": "Volvo", "city": "Beijing",
-                                      "time_zone": "Asia/Shanghai"})
+def live(admin_db):  # noqa: F811
+    """admin_db with a queue, an admin, a store manager and an agent; the agents and desktop services over a
+    FakeAsterisk, fed by the reloads as the server wires them."""
+    sessions = admin_db
     org.save_queue(sessions, SYSTEM, {"name": "bj-sales", "store": "bj-volvo", "line": "sales"})
     for name, role, ext in (("boss", "admin", None), ("mgr", "supervisor", None), ("li", "agent", "8001")):
-        admin_users.add_user(sessions, SYSTEM, name, role, hash_password("password-" + name, n=2**10),
-                             store="bj-volvo" if role != "admin" else None, extension=ext,
-                             interface=f"PJSIP/{ext}" if ext else None, must_change_password=False)
+        add_user(sessions, name, role, store="bj-volvo" if role != "admin" else None, extension=ext,
+                 interface=f"PJSIP/{ext}" if ext else None)
     tracker = StateTracker()
     asterisk = FakeAsterisk({"bj-sales", "agent-8001", "p-8001"}, tracker=tracker)
     asterisk.resync()
@@ -70,14 +64,7 @@ def live(sqlite_url):
                             desktop=ctx.desktop)
     ctx.admin_reload = ConfigReloads(None)
     settings.attach(ctx.admin_reload)
-    yield build_router(ctx), ctx, routing, asterisk, sessions
-    engine.dispose()
-
-
-def _login(router, name: str) -> dict[str, str]:
-    reply = call(router, "POST", "/api/login", json_body={"username": name, "password": "password-" + name})
-    assert reply.status == 200, reply.body
-    return {"Authorization": f"Bearer {reply.json()['token']}"}
+    return build_router(ctx), ctx, routing, asterisk, sessions
 
 
 @pytest.mark.parametrize(("codes", "reason"), [
@@ -98,7 +85,7 @@ def _login(router, name: str) -> dict[str, str]:
 ])
 def test_bad_codes_are_refused_with_the_reason_and_nothing_changes(live, codes, reason):
     router, ctx, *_ = live
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     before = ctx.desktop.settings
     refused = call(router, "PUT", "/api/admin/desktop-codes", headers=boss, json_body={"codes": codes})
     assert refused.status == 400 and reason in refused.json()["error"], refused.json()
@@ -108,14 +95,14 @@ def test_bad_codes_are_refused_with_the_reason_and_nothing_changes(live, codes, 
 
 def test_codes_are_stored_audited_and_reach_the_desktop_at_once(live):
     router, ctx, _, _, sessions = live
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     shown = call(router, "GET", "/api/admin/desktop-codes", headers=boss).json()
     assert shown["source"] == "file" and shown["codes"]["pause_codes"][0]["code"] == "break"
     ok = call(router, "PUT", "/api/admin/desktop-codes", headers=boss,
               json_body={"codes": {"pause_codes": PAUSE, "dispositions": DISPOSITIONS}})
     assert ok.status == 200 and ok.json()["reloaded"] is True
     # The agent's desktop shows them on its next request; no restart.
-    li = _login(router, "li")
+    li = login(router, "li")
     config = call(router, "GET", "/api/desktop/config", headers=li).json()
     assert [c["code"] for c in config["pause_codes"]] == ["break", "coaching"]
     assert config["dispositions"][1] == {"code": "test_drive", "label_zh": "预约试驾", "label_en": "Test drive booked"}
@@ -123,7 +110,7 @@ def test_codes_are_stored_audited_and_reach_the_desktop_at_once(live):
     shown = call(router, "GET", "/api/admin/desktop-codes", headers=boss).json()
     assert shown["source"] == "admin" and shown["codes"]["dispositions"] == DISPOSITIONS
     # Only an admin edits them.
-    mgr = _login(router, "mgr")
+    mgr = login(router, "mgr")
     assert call(router, "PUT", "/api/admin/desktop-codes", headers=mgr,
                 json_body={"codes": {"pause_codes": PAUSE, "dispositions": DISPOSITIONS}}).status == 403
     assert call(router, "GET", "/api/admin/desktop-codes", headers=li).status == 403
@@ -142,12 +129,7 @@ def test_codes_are_stored_audited_and_reach_the_desktop_at_once(live):
 
 def test_cookie_sessions_need_the_csrf_token_to_change_codes(live):
     router, *_ = live
-    page = call(router, "GET", "/login")
-    csrf = page.body.decode().split('name="csrf_token" value="')[1].split('"')[0]
-    login = call(router, "POST", "/login", headers={"Cookie": f"ccserver_login={page.cookies()['ccserver_login']}"},
-                 form={"csrf_token": csrf, "username": "boss", "password": "password-boss", "next": "/"})
-    cookie = {"Cookie": f"ccserver_session={login.cookies()['ccserver_session']}"}
-    refused = call(router, "PUT", "/api/admin/desktop-codes", headers=cookie,
+    refused = call(router, "PUT", "/api/admin/desktop-codes", headers=page_session(router, "boss"),
                    json_body={"codes": {"pause_codes": PAUSE, "dispositions": DISPOSITIONS}})
     assert refused.status == 403 and "CSRF" in refused.json()["error"]
 
@@ -167,7 +149,7 @@ def test_a_node_that_hears_the_reload_gives_its_desktop_the_new_codes(live):
 
 def test_a_rules_edit_reaches_the_agents_service_personal_queue(live):
     router, ctx, routing, asterisk, _ = live
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     assert personal_queue(ctx.agents.rules, "8001") == "agent-8001"
     ok = call(router, "PUT", "/api/admin/routing-rules", headers=boss,
               json_body={"rules": {"preferred_agent": {"queue_template": "p-{ext}"}, "fallback_queue": "bj-sales"}})

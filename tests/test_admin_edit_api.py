@@ -8,23 +8,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select, update
 
-from ccserver.db import migrate
-from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import AuditLog, BusinessHours, Campaign, Did, Holiday, Store, User
 from ccserver.dialer.store import DialerStore
-from tests.test_admin_api import SYSTEM, _login, admin  # noqa: F401 - admin is a fixture
+from tests.admin_support import SYSTEM, admin_db, login, page_session, store_database  # noqa: F401 - a fixture
+from tests.test_admin_api import admin  # noqa: F401 - a fixture
 from tests.web_support import call
 
 ZH = {"Accept-Language": "zh-CN"}
-
-
-def _cookie_session(router, name: str) -> dict[str, str]:
-    """A page's session (cookie, no CSRF header): what a forged cross-site request would carry."""
-    page = call(router, "GET", "/login")
-    csrf = page.body.decode().split('name="csrf_token" value="')[1].split('"')[0]
-    login = call(router, "POST", "/login", headers={"Cookie": f"ccserver_login={page.cookies()['ccserver_login']}"},
-                 form={"csrf_token": csrf, "username": name, "password": "password-" + name, "next": "/"})
-    return {"Cookie": f"ccserver_session={login.cookies()['ccserver_session']}"}
 
 
 def _audit(router, boss, action: str) -> list[dict]:
@@ -38,7 +28,7 @@ def _store_id(router, boss, code: str) -> int:
 
 def test_a_store_is_edited_with_the_add_checks_and_removed_only_when_unused(admin):  # noqa: F811
     router, _, sessions = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     made = call(router, "POST", "/api/admin/stores", headers=boss, json_body={
         "code": "gz-tpyo", "name": "广州丰田", "brand": "Toyota", "city": "Guangzhou", "time_zone": "Asia/Shanghai"})
     store_id = made.json()["result"]["id"]
@@ -63,7 +53,7 @@ def test_a_store_is_edited_with_the_add_checks_and_removed_only_when_unused(admi
     call(router, "POST", "/api/admin/calendar/holidays", headers=boss,
          json_body={"day": "2027-03-01", "name": "店庆", "store": "gz-toyota"})
     assert call(router, "DELETE", f"/api/admin/stores/{store_id}", headers=mgr).status == 403
-    no_csrf = call(router, "DELETE", f"/api/admin/stores/{store_id}", headers=_cookie_session(router, "boss"))
+    no_csrf = call(router, "DELETE", f"/api/admin/stores/{store_id}", headers=page_session(router, "boss"))
     assert no_csrf.status == 403 and "CSRF" in no_csrf.json()["error"]
     gone = call(router, "DELETE", f"/api/admin/stores/{store_id}", headers=boss)
     assert gone.status == 200 and gone.json()["reloaded"] is True
@@ -78,7 +68,7 @@ def test_a_store_is_edited_with_the_add_checks_and_removed_only_when_unused(admi
 
 def test_a_store_in_use_is_not_removed_and_the_reason_says_by_what(admin):  # noqa: F811
     router, _, sessions = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "bj-sales", "store": "bj-volvo"})
     bj = _store_id(router, boss, "bj-volvo")
     refused = call(router, "DELETE", f"/api/admin/stores/{bj}", headers=boss)
@@ -94,7 +84,7 @@ def test_a_store_in_use_is_not_removed_and_the_reason_says_by_what(admin):  # no
 
 def test_a_did_is_edited_with_the_add_checks_and_removed(admin):  # noqa: F811
     router, refresher, _ = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     call(router, "POST", "/api/admin/queues", headers=boss, json_body={"name": "sh-sales", "store": "sh-bmw"})
     theirs = call(router, "POST", "/api/admin/dids", headers=boss,
                   json_body={"number": "02158881000", "line": "sales", "store": "sh-bmw"}).json()["result"]["id"]
@@ -109,9 +99,9 @@ def test_a_did_is_edited_with_the_add_checks_and_removed(admin):  # noqa: F811
     assert ok.status == 200 and refresher.current.did("02158881000").default_queue == "sh-sales"
     assert call(router, "PATCH", f"/api/admin/dids/{theirs}", headers=mgr, json_body={"line": "sales"}).status == 403
     assert call(router, "DELETE", f"/api/admin/dids/{theirs}", headers=mgr).status == 403
-    agent = _login(router, "li")
+    agent = login(router, "li")
     assert call(router, "DELETE", f"/api/admin/dids/{mine}", headers=agent).status == 403
-    assert call(router, "DELETE", f"/api/admin/dids/{mine}", headers=_cookie_session(router, "mgr")).status == 403
+    assert call(router, "DELETE", f"/api/admin/dids/{mine}", headers=page_session(router, "mgr")).status == 403
     assert refresher.current.did("01064882000") is not None
     removed = call(router, "DELETE", f"/api/admin/dids/{mine}", headers=mgr)
     assert removed.status == 200 and refresher.current.did("01064882000") is None  # the next call: unknown DID
@@ -129,14 +119,10 @@ def org_db(db_url):
     """An empty database (SQLite, PostgreSQL) with two stores: its session factory."""
     from ccserver.admin import org
 
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    sessions = session_factory(engine)
-    for code, name in (("bj-volvo", "北京沃尔沃"), ("sh-bmw", "上海宝马")):
-        org.save_store(sessions, SYSTEM, {"code": code, "name": name, "brand": "x", "city": "x",
+    with store_database(db_url) as sessions:
+        org.save_store(sessions, SYSTEM, {"code": "sh-bmw", "name": "上海宝马", "brand": "x", "city": "x",
                                           "time_zone": "Asia/Shanghai"})
-    yield sessions
-    engine.dispose()
+        yield sessions
 
 
 def test_a_did_is_not_removed_while_a_calling_campaign_has_no_other_caller_id(org_db):
@@ -190,7 +176,7 @@ def test_a_did_is_not_removed_while_a_calling_campaign_has_no_other_caller_id(or
 
 def test_removing_a_campaigns_last_did_is_refused_over_http_in_the_readers_language(admin):  # noqa: F811
     router, refresher, sessions = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     did = call(router, "POST", "/api/admin/dids", headers=boss,
                json_body={"number": "01064881000", "line": "sales", "store": "bj-volvo"}).json()["result"]["id"]
     _campaign(sessions, "春季保养", "running", _store_id(router, boss, "bj-volvo"))
@@ -208,7 +194,7 @@ def test_removing_a_campaigns_last_did_is_refused_over_http_in_the_readers_langu
 
 def test_a_queue_is_edited_and_removed_only_when_nothing_routes_to_it(admin):  # noqa: F811
     router, refresher, _ = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     queue = call(router, "POST", "/api/admin/queues", headers=mgr,
                  json_body={"name": "bj-sales", "store": "bj-volvo", "line": "sales"}).json()["result"]["id"]
     other = call(router, "POST", "/api/admin/queues", headers=boss,
@@ -234,8 +220,8 @@ def test_a_queue_is_edited_and_removed_only_when_nothing_routes_to_it(admin):  #
     call(router, "DELETE", "/api/admin/routing-rules", headers=boss)
 
     assert call(router, "DELETE", f"/api/admin/queues/{other}", headers=mgr).status == 403
-    assert call(router, "DELETE", f"/api/admin/queues/{queue}", headers=_login(router, "li")).status == 403
-    assert call(router, "DELETE", f"/api/admin/queues/{queue}", headers=_cookie_session(router, "mgr")).status == 403
+    assert call(router, "DELETE", f"/api/admin/queues/{queue}", headers=login(router, "li")).status == 403
+    assert call(router, "DELETE", f"/api/admin/queues/{queue}", headers=page_session(router, "mgr")).status == 403
     gone = call(router, "DELETE", f"/api/admin/queues/{queue}", headers=mgr)
     assert gone.status == 200 and gone.json()["reloaded"] is True
     assert [q["name"] for q in call(router, "GET", "/api/admin/queues", headers=boss).json()["queues"]] == ["sh-sales"]
@@ -245,7 +231,7 @@ def test_a_queue_is_edited_and_removed_only_when_nothing_routes_to_it(admin):  #
 
 def test_a_holiday_is_edited_and_removed_and_routing_sees_it(admin):  # noqa: F811
     router, refresher, _ = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     call(router, "POST", "/api/admin/dids", headers=boss,
          json_body={"number": "01064881000", "line": "sales", "store": "bj-volvo"})
     call(router, "PUT", "/api/admin/stores/bj-volvo/hours", headers=mgr,  # (a store without hours is always open)
@@ -288,11 +274,11 @@ def test_a_holiday_is_edited_and_removed_and_routing_sees_it(admin):  # noqa: F8
     added = call(router, "POST", "/api/admin/calendar/holidays", headers={**mgr, **ZH},
                  json_body={"day": "2027-03-09", "name": "x"})  # group-wide: an admin's to add
     assert added.status == 403 and added.json()["error"] == "门店经理只能为自己的门店添加日期"
-    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=_login(router, "li"),
+    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=login(router, "li"),
                 json_body={"name": "x"}).status == 403
-    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=_cookie_session(router, "mgr"),
+    assert call(router, "PATCH", f"/api/admin/calendar/holidays/{day}", headers=page_session(router, "mgr"),
                 json_body={"name": "x"}).status == 403
-    assert call(router, "DELETE", f"/api/admin/calendar/holidays/{day}", headers=_cookie_session(router, "mgr")
+    assert call(router, "DELETE", f"/api/admin/calendar/holidays/{day}", headers=page_session(router, "mgr")
                 ).status == 403
     assert [e["detail"]["before"]["day"] for e in _audit(router, boss, "holiday.updated")] == ["2027-03-01"]
     gone = call(router, "DELETE", f"/api/admin/calendar/holidays/{day}", headers=mgr)
@@ -343,9 +329,9 @@ def test_removal_on_the_demo_data_in_sqlite_and_postgresql(loaded):
 
 def test_a_page_session_changes_and_removes_only_from_our_own_origin(admin):  # noqa: F811
     router, _, _ = admin
-    boss = _login(router, "boss")
+    boss = login(router, "boss")
     host = {"Host": "cc.example.com"}
-    page = _cookie_session(router, "boss")
+    page = page_session(router, "boss")
     token = call(router, "GET", "/api/me", headers={**page, **host}).json()["csrf_token"]
     session = {**page, **host, "X-CSRF-Token": token}
     store = call(router, "POST", "/api/admin/stores", headers=boss, json_body={
@@ -430,7 +416,7 @@ MANAGER_REFUSALS = (
 
 def test_every_user_refusal_names_its_field(admin):  # noqa: F811
     router, _, _ = admin
-    boss, mgr = _login(router, "boss"), _login(router, "mgr")
+    boss, mgr = login(router, "boss"), login(router, "mgr")
     assert call(router, "PATCH", "/api/admin/users/li", headers=boss, json_body={"extension": "8101"}).status == 200
     for who, cases in ((boss, USER_REFUSALS), (mgr, MANAGER_REFUSALS)):
         for method, path, body, field in cases:
@@ -444,7 +430,7 @@ def test_every_user_refusal_names_its_field(admin):  # noqa: F811
 
 def test_a_store_manager_is_offered_only_what_the_api_lets_them_do(admin):  # noqa: F811
     router, _, _ = admin
-    boss, mgr = _cookie_session(router, "boss"), _cookie_session(router, "mgr")
+    boss, mgr = page_session(router, "boss"), page_session(router, "mgr")
 
     def page(who, section: str):
         return call(router, "GET", f"/admin/{section}", headers=who)
@@ -465,10 +451,10 @@ def test_a_store_manager_is_offered_only_what_the_api_lets_them_do(admin):  # no
     for section in ("routing", "codes", "data", "audit"):  # pages made of admin actions only
         assert page(mgr, section).status == 403, section
         assert page(boss, section).status == 200, section
-    assert page(_cookie_session(router, "floating"), "stores").status == 403  # a supervisor without a store
+    assert page(page_session(router, "floating"), "stores").status == 403  # a supervisor without a store
 
     # What the fixed field sends, their store's code, is accepted as theirs; another store still is not.
-    api = _login(router, "mgr")
+    api = login(router, "mgr")
     made = call(router, "POST", "/api/admin/users", headers=api, json_body={
         "username": "bj.agent", "role": "agent", "password": "initial-pass", "store": "bj-volvo"})
     assert made.status == 201 and made.json()["result"]["store"] == "bj-volvo"

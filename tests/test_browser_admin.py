@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.live_server import LiveServer
 from tests.replay.agi_peer import agi_split, env_block
 from tests.replay.agi_transcripts import load_agi
@@ -39,12 +39,7 @@ def replayed_call(port: int, did: str, caller: str = "13311112222") -> dict[str,
     return dict(pair.split("=", 1) for pair in words[2].split(","))
 
 
-def watch_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    refused = "the server responded with a status of 4"  # the refusals the tests provoke (and assert) on purpose
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and refused not in m.text else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return errors
+REFUSED = range(400, 500)  # the refusals the tests provoke (and assert) on purpose: not errors of the page
 
 
 def submit(page: Any, form: str, fields: dict[str, str]) -> None:
@@ -60,10 +55,8 @@ def submit(page: Any, form: str, fields: dict[str, str]) -> None:
 def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(server: LiveServer,
                                                                             browser: Any) -> None:  # noqa: F811
     assert replayed_call(server.agi_port, NEW_DID)["CC_QUEUE"] == "hotline"  # unknown DID: the fallback route
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     page.click("a[href='/admin']")
     page.wait_for_selector("table[data-key=stores] tbody tr")
     assert page.inner_text("h1") == "门店"
@@ -106,14 +99,15 @@ def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(serv
     page.click("form[data-query] button[type=submit]")
     page.wait_for_selector("#audit-list td.action:text-is('did.created')")
     assert "admin" in page.inner_text("#audit-list") and NEW_DID in page.inner_text("#audit-list")
+    when = page.inner_text("#audit-list tr:first-child td.at")
+    assert ":" in when and "T" not in when and "Z" not in when, when  # the reader's time, not raw ISO UTC
     screenshot(page, "admin-audit-zh-CN")
     assert errors == []
     context.close()
 
     # The new user must choose their own password first.
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1200, "height": 800})
-    page = context.new_page()
-    log_in(page, server.url, "sz.agent", "first-pass-1")
+    context, page, _ = signed_in_page(browser, server.url, "sz.agent", "first-pass-1", locale="zh-CN",
+                                      viewport={"width": 1200, "height": 800})
     assert page.url.endswith("/password") and "修改密码" in page.inner_text("h1")
     screenshot(page, "password-forced-zh-CN")
     page.fill("input[name=current_password]", "first-pass-1")
@@ -126,10 +120,8 @@ def test_admin_creates_a_store_a_did_and_a_user_and_the_next_call_uses_them(serv
 
 
 def test_admin_pages_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", locale="en-US",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     for section, title in (("stores", "Stores"), ("dids", "DIDs and queues"), ("users", "Users"),
                            ("audit", "Audit log")):
         page.goto(f"{server.url}/admin/{section}")
@@ -148,11 +140,8 @@ def test_admin_imports_a_gbk_csv_from_the_page(server: LiveServer, browser: Any)
     from pathlib import Path
 
     csv_file = Path(__file__).parent / "data" / "crm" / "customers_gbk.csv"
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/data")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/data", locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     page.set_input_files("#import-form input[name=file]", str(csv_file))
     page.click("#import-form button[type=submit]")  # a dry run first (the box is ticked)
     page.wait_for_selector("#import-report td.reason")
@@ -182,11 +171,8 @@ def test_a_refused_file_clears_the_previous_import_report(server: LiveServer, br
     from pathlib import Path
 
     csv_file = Path(__file__).parent / "data" / "crm" / "customers_gbk.csv"
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/data")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/data", locale="en-US",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     page.set_input_files("#import-form input[name=file]", str(csv_file))
     page.click("#import-form button[type=submit]")  # a dry run: its report shows
     page.wait_for_selector("#import-report td.reason")
@@ -225,11 +211,8 @@ WORDS_BROKEN = """(table) => {
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en-US"])
 def test_the_users_table_at_1280_breaks_no_word(server: LiveServer, browser: Any, lang: str) -> None:  # noqa: F811
-    context = browser.new_context(locale=lang, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/users")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/users", locale=lang,
+                                           viewport={"width": 1280, "height": 800}, ignore_status=REFUSED)
     page.wait_for_selector("table[data-key=users] tbody td.username")
     # a long name, with spaces and a hyphen, and a long username: each wraps at its spaces or not at all
     long_user = "table[data-key=users] td.username:text-is('maximilian.hoffmann-rasmussen')"
@@ -283,11 +266,8 @@ def test_the_users_table_and_the_menu_fit_1366(server: LiveServer, browser: Any,
 
 
 def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/calendar")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/calendar", locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     page.fill("#year-form [name=year]", "2027")
     page.click("#year-form button[type=submit]")
     page.wait_for_selector("#provisional:not([hidden])")  # 2027 has not been published: provisional
@@ -324,11 +304,8 @@ def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) 
 
 
 def test_routing_rules_page_refuses_an_unknown_queue(server: LiveServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/routing")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/routing", locale="en-US",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     page.wait_for_function("() => document.querySelector('#rules-form textarea').value.includes('fallback_queue')")
     assert page.inner_text("#rules-source") == "(from the config file)"
     page.fill("#rules-form textarea", '{"queues": {"sales": {"diamond": "no-such-queue"}}}')
@@ -357,11 +334,8 @@ def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new
              "dispositions": [{"code": "resolved", "label_zh": "已解决", "label_en": "Resolved"},
                               {"code": "test_drive", "label_zh": "预约试驾", "label_en": "Test drive booked"}]}
     for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
-        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1100})
-        page = context.new_page()
-        errors = watch_errors(page)
-        log_in(page, server.url, "admin", "admin")
-        page.goto(f"{server.url}/admin/codes")
+        context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/codes", locale=locale,
+                                               viewport={"width": 1400, "height": 1100}, ignore_status=REFUSED)
         page.wait_for_selector("#codes-pause_codes tbody tr td.code")
         assert page.inner_text("h1") == ("暂停原因与处理结果" if lang == "zh-CN" else "Pause and disposition codes")
         if lang == "zh-CN":
@@ -385,10 +359,8 @@ def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new
         assert errors == []
         context.close()
     # An agent's desktop on this server offers the new codes; no restart.
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    log_in(page, server.url, "agent8001", server.demo_password)
-    page.goto(f"{server.url}/desktop")
+    context, page, _ = signed_in_page(browser, server.url, "agent8001", server.demo_password, "/desktop",
+                                      locale="zh-CN", viewport={"width": 1400, "height": 900})
     page.wait_for_selector("#pause-code")
     options = page.eval_on_selector_all("#pause-code option", "os => os.map(o => [o.value, o.textContent])")
     assert options == [["break", "休息"], ["coaching", "辅导<i>"]]
@@ -398,11 +370,8 @@ def test_desktop_codes_page_refuses_wrapup_then_the_agents_desktop_shows_the_new
 
 def test_admin_edits_and_deletes_a_store_with_a_confirmation_in_chinese(server: LiveServer,
                                                                          browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/stores")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/stores", locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
     form, table = "#store-form", "table[data-key=stores]"
     submit(page, form, {"code": "gz-tpyo", "name": "广州丰田", "brand": "Toyota", "city": "广州"})
     row = f"{table} tr:has(td.code:text-is('gz-tpyo'))"
@@ -497,10 +466,8 @@ def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(
                     _env(server.data_dir))
     assert made.returncode == 0 or "exists already" in made.stderr, made.stderr
     # the group-wide calendar of 2026, imported by an admin (kept when it is there already)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/calendar")
+    context, page, _ = signed_in_page(browser, server.url, "admin", "admin", "/admin/calendar", locale="zh-CN",
+                                      viewport={"width": 1400, "height": 900})
     page.fill("#year-form [name=year]", "2026")
     page.click("#year-form button[type=submit]")
     page.click("#import-year")
@@ -508,10 +475,8 @@ def test_a_store_manager_is_offered_only_what_the_server_lets_them_do(
     context.close()
 
     for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
-        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors = watch_errors(page)
-        log_in(page, server.url, "bj.manager", "manager-pass-1")
+        context, page, errors = signed_in_page(browser, server.url, "bj.manager", "manager-pass-1", locale=locale,
+                                               viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)
         page.click("a[href='/admin']")
         page.wait_for_selector("table[data-key=stores] tbody td.code")
         assert page.locator("#store-form").count() == 0  # only an admin adds a store

@@ -20,12 +20,12 @@ import pytest
 from sqlalchemy import select
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
-from ccserver.db.models import Appointment, CallNote, Customer, ServiceVisit, Store, Ticket, Vehicle
+from ccserver.db.models import Appointment, Call, CallNote, Customer, Queue, ServiceVisit, Store, Ticket, Vehicle
 from ccserver.demo import demo_password_for, generate
 from ccserver.events import CallEnded
 from ccserver.web.app import build_site
 from ccserver.web.sql_users import SQLUserStore
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.desktop_support import AGENT_PHONE, CALL, HOSTILE, Desk, make_desk, make_prospect, play_until
 from tests.web_support import make_context
 
@@ -87,14 +87,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeskServer]:
     engine.dispose()
 
 
-def watch(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
-    return errors
-
-
 def bind_card(page: Any) -> None:
     """Bind card.js to the desktop's #cc-card, as screenpop_page.js does on a server with the screen pop (this
     harness has no websocket listener; the frames come from :func:`frame`)."""
@@ -109,14 +101,16 @@ def frame(page: Any, name: str, detail: dict[str, Any]) -> None:
 def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> None:  # noqa: F811
     desk = server.desk
     assert desk is not None
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8001", demo_password_for(SEED))
+    context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), locale="zh-CN",
+                                           viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
     page.click("a[href='/desktop']")
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("html", "lang") == "zh-CN" and page.inner_text("#status-title") == "我的状态"
     bind_card(page)
+    # signed out: the badge says so once, the line says what to do, and no clock runs
+    page.wait_for_selector("#agent-state[data-state='logged_out']")
+    assert page.inner_text("#signin-line") == "选择话机和队列后签入。"
+    page.wait_for_function("() => document.querySelector('#state-timer').innerText === ''")
 
     # sign in from another phone (hot-desking) to two queues
     page.fill("#interface", AGENT_PHONE)
@@ -125,6 +119,7 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     page.click("#signin")
     page.wait_for_function("() => document.querySelector('#signin-line').innerText.includes('agent-phones')")
     page.wait_for_selector("#agent-state[data-state='idle']")
+    page.wait_for_function("() => document.querySelector('#state-timer').innerText !== ''")  # now timed
     assert {q for (q, i) in desk.asterisk.members if i == AGENT_PHONE} == {"vip", "sales", "agent-8001"}
 
     # pause with a reason code, back with the keyboard, pause with the keyboard, back with the button
@@ -236,11 +231,8 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
 
 
 def test_the_desktop_in_english_at_960_wide(server: DeskServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 960, "height": 900})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8002", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8002", demo_password_for(SEED), "/desktop",
+                                           locale="en-US", viewport={"width": 960, "height": 900}, dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.get_attribute("html", "lang") == "en"
     assert page.inner_text("#call-title") == "Current call" and page.inner_text("#agent-state") == "Signed out"
@@ -302,12 +294,9 @@ def test_slots_show_the_stores_hours_in_a_browser_elsewhere(server: DeskServer, 
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    context = browser.new_context(locale="en-US", timezone_id="America/New_York",
-                                  viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8002", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8002", demo_password_for(SEED), "/desktop",
+                                           locale="en-US", timezone_id="America/New_York",
+                                           viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
     page.fill("#appointment-form input[name=store]", "bj-volvo")
@@ -323,6 +312,86 @@ def test_slots_show_the_stores_hours_in_a_browser_elsewhere(server: DeskServer, 
     screenshot(page, "desktop-slots-new-york-en")
     assert errors == []
     context.close()
+
+
+def en_store_time(at: dt.datetime, zone: str, name: str) -> str:
+    """``at`` as an en-US page shows it in ``zone`` (common.js zonedTime): 1/5/26, 10:30 AM GMT+1."""
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(zone))
+    hour = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+    return f"{local.month}/{local.day}/{local.year % 100}, {hour} {name}"
+
+
+def test_worklist_and_history_show_each_stores_hours_in_a_browser_elsewhere(server: DeskServer, browser: Any) -> None:  # noqa: F811
+    """A browser in New York; a call back due at a Berlin store, a call in that store's queue, a visit at a
+    Shanghai store and a call of no store (the server's zone, Shanghai): each time reads in its store's hours,
+    named — the browser's own zone (EST) is none of them."""
+    desk = server.desk
+    assert desk is not None
+    due = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)  # overdue: first in the worklist
+    called = dt.datetime(2026, 11, 20, 16, 45, tzinfo=dt.UTC)
+    visited = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
+    prospect, _known, _plate = server.call(make_prospect, desk, "+8613955553333")
+    with desk.sessions.begin() as s:
+        berlin = s.scalars(select(Store).where(Store.code != "bj-volvo").order_by(Store.id)).first()
+        queue = s.scalars(select(Queue.name).where(Queue.store_id == berlin.id).order_by(Queue.id)).first()
+        shanghai = s.scalars(select(Store.id).where(Store.id != berlin.id).order_by(Store.id)).first()
+        assert queue is not None and shanghai is not None
+        berlin_id, was = berlin.id, berlin.time_zone
+        berlin.time_zone = "Europe/Berlin"
+        callback = Ticket(kind="callback", subject="请回电", status="new", severity="normal", source="web",
+                          customer_id=prospect, store_id=berlin.id, contact_e164="+8613955553333",
+                          sla_due_at=due, created_at=due, updated_at=due)
+        s.add_all([callback, Call(uniqueid="1795000002.1", server="default", customer_id=prospect, queue=queue,
+                                  entered_at=called),
+                   ServiceVisit(customer_id=prospect, store_id=shanghai, opened_at=visited, status="in_progress")])
+        s.flush()
+        callback_id = callback.id
+    try:
+        context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), "/desktop",
+                                               locale="en-US", timezone_id="America/New_York",
+                                               viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
+        page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
+        due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
+        assert " ".join(due_cell.replace("\u202f", " ").split()).startswith(
+            en_store_time(due, "Europe/Berlin", "GMT+1") + " · "), due_cell
+        screenshot(page, "desktop-worklist-new-york-en")
+        page.click(".tab[data-tab='customers']")
+        page.fill("#customer-search input[name=q]", "139 5555 3333")
+        page.click("#customer-search button[type=submit]")
+        page.click(f"#customer-results button[data-id='{prospect}']")
+        page.wait_for_function("() => document.querySelector('#customer-history').innerText.includes('询价')")
+        history = " ".join(page.inner_text("#customer-history").replace("\u202f", " ").split())
+        assert f"{en_store_time(called, 'Europe/Berlin', 'GMT+1')} · {queue}" in history, history
+        assert en_store_time(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC), "Asia/Shanghai", "GMT+8") in history
+        assert en_store_time(visited, "Asia/Shanghai", "GMT+8") in history
+        assert "EST" not in history and "GMT-5" not in history
+        screenshot(page, "desktop-history-new-york-en")
+        assert errors == []
+        context.close()
+
+        # the same in Chinese: the store's hour and the zone's name, the page's language
+        context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), "/desktop",
+                                               locale="zh-CN", timezone_id="America/New_York",
+                                               viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
+        page.wait_for_selector(f"#worklist tr[data-ticket='{callback_id}']")
+        due_cell = page.inner_text(f"#worklist tr[data-ticket='{callback_id}'] td")
+        assert due_cell.startswith("2026/1/5 10:30 GMT+1"), due_cell
+        screenshot(page, "desktop-worklist-new-york-zh-CN")
+        page.click(".tab[data-tab='customers']")
+        page.fill("#customer-search input[name=q]", "139 5555 3333")
+        page.click("#customer-search button[type=submit]")
+        page.click(f"#customer-results button[data-id='{prospect}']")
+        page.wait_for_function("() => document.querySelector('#customer-history').innerText.includes('询价')")
+        history = page.inner_text("#customer-history")
+        assert f"2026/11/20 17:45 GMT+1 · {queue}" in history and "2026/11/30 10:00 GMT+8" in history, history
+        screenshot(page, "desktop-history-new-york-zh-CN")
+        assert errors == []
+        context.close()
+    finally:
+        with desk.sessions.begin() as s:
+            s.get(Store, berlin_id).time_zone = was
 
 
 def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: DeskServer, browser: Any) -> None:  # noqa: F811
@@ -346,11 +415,9 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
         return int(row[0]), str(row[1]), str(row[2])
 
     cid, plate, home = server.call(bookable)
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8003", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8003", demo_password_for(SEED), "/desktop",
+                                           locale="zh-CN", viewport={"width": 1280, "height": 800},
+                                           dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='vip']")
     assert page.get_attribute("#call-summary", "data-state") == "none"
     assert page.inner_text("#forms-title") == "工单与预约"

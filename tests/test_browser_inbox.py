@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.live_server import LiveServer
 
 
@@ -41,12 +41,8 @@ def open_ticket(server: LiveServer, subject: str, **more: Any) -> int:
 
 def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer, browser: Any) -> None:  # noqa: F811
     tid = open_ticket(server, "无法启动 <script>alert(1)</script>", severity="urgent")
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    log_in(page, server.url, "service-dept", server.demo_password)
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, locale="zh-CN",
+                                           viewport={"width": 1400, "height": 900})
     page.click("a[href='/inbox']")
     page.wait_for_selector(f"#tickets tr[data-id='{tid}']")
     assert page.inner_text("h1").startswith("部门工单箱")
@@ -71,6 +67,9 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
     page.wait_for_function("() => document.querySelector('#detail-facts').innerText.includes('Service department')")
     assert "解决: 剩余" in page.inner_text("#detail-facts")  # responded: the resolution clock is the one shown
     move("in_progress", "in_progress")
+    # in progress, going back to "assigned" is putting it back, not accepting it a second time
+    page.wait_for_selector("#detail-actions button[data-to='resolved']")
+    assert page.inner_text("#detail-actions button[data-to='assigned']") == "退回（停止处理）"
     page.fill("#transition-form textarea[name=comment]", "救援车已出发")
     page.click("#comment-form button[type=submit]")
     page.wait_for_function("() => document.querySelector('#detail-history').innerText.includes('救援车已出发')")
@@ -99,12 +98,8 @@ def test_department_staff_work_a_ticket_through_its_lifecycle(server: LiveServer
 
 def test_inbox_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F811
     tid = open_ticket(server, "Brake noise after service")
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    log_in(page, server.url, "service-dept", server.demo_password)
-    page.goto(f"{server.url}/inbox")
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, "/inbox",
+                                           locale="en-US", viewport={"width": 1400, "height": 900}, watch=("console",))
     page.wait_for_selector(f"#tickets tr[data-id='{tid}']")
     assert page.get_attribute("html", "lang") == "en" and page.inner_text("h1").startswith("Department inbox")
     page.click(f"#tickets tr[data-id='{tid}']")
@@ -117,5 +112,56 @@ def test_inbox_in_english(server: LiveServer, browser: Any) -> None:  # noqa: F8
     page.click("#assign-form button[type=submit]")
     page.wait_for_function(f"() => !document.querySelector(\"#tickets tr[data-id='{tid}']\")")
     assert page.is_hidden("#detail")
+    assert errors == []
+    context.close()
+
+
+def test_an_appointment_shows_its_time_where_a_deadline_would_be(server: LiveServer, browser: Any) -> None:  # noqa: F811
+    token = post(server, "/api/login", {"username": "admin", "password": "admin"})["token"]
+    request = urllib.request.Request(f"{server.url}/api/slots?store=bj-volvo&limit=1",  # noqa: S310 - our server
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the test's own server
+        slot = json.loads(response.read())["slots"][0]
+    booked = post(server, "/api/appointments", {"customer_id": 5, "store_id": 1, "slot": slot["start"]}, token)
+    context, page, _ = signed_in_page(browser, server.url, "admin", "admin", "/inbox", locale="zh-CN",
+                                      viewport={"width": 1400, "height": 900})
+    page.select_option("select[name=kind]", "appointment")
+    row = page.locator(f"#tickets tr[data-id='{booked['id']}']")
+    row.wait_for()
+    due = row.locator(".sla").inner_text()
+    assert due.startswith("预约 ") and ":" in due, row.inner_text()  # its time, not "no deadline"
+    screenshot(page, "inbox-appointment-zh-CN")
+    context.close()
+
+
+def test_a_tickets_times_read_in_its_stores_hours_in_a_browser_elsewhere(server: LiveServer,
+                                                                         browser: Any) -> None:  # noqa: F811
+    """A browser in New York, a ticket of the Beijing store: its history and its SLA due time (the countdown's
+    tooltip) read in Beijing's hours, with the zone's name — 13 hours from the browser's."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tid = open_ticket(server, "Engine light on")
+    context, page, errors = signed_in_page(browser, server.url, "service-dept", server.demo_password, "/inbox",
+                                           locale="en-US", timezone_id="America/New_York",
+                                           viewport={"width": 1400, "height": 900})
+    page.click(f"#tickets tr[data-id='{tid}']")
+    page.wait_for_selector("#detail-history li")
+    ticket = page.evaluate("(id) => fetch(`/api/tickets/${id}`).then((r) => r.json())", tid)
+    assert ticket["time_zone"] == "Asia/Shanghai"
+
+    def beijing(iso: str) -> str:
+        local = datetime.fromisoformat(iso).astimezone(ZoneInfo("Asia/Shanghai"))
+        hour = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+        return f"{local.month}/{local.day}/{local.year % 100}, {hour} GMT+8"
+
+    def plain(shown: str | None) -> str:
+        return " ".join((shown or "").replace("\u202f", " ").split())
+
+    first = plain(page.locator("#detail-history li").first.inner_text())
+    assert first.startswith(beijing(ticket["events"][0]["at"]) + " · "), first
+    due = ticket["sla"]["first_response"]["due_at"]
+    assert plain(page.get_attribute(f"#tickets tr[data-id='{tid}'] td.sla", "title")) == beijing(due)
+    screenshot(page, "inbox-new-york-en")
     assert errors == []
     context.close()

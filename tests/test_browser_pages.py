@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, log_in, open_page, screenshot  # noqa: F401 - browser is a fixture
 from tests.live_server import LiveServer
 
 
@@ -18,10 +18,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_login_in_chinese_then_english(server: LiveServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = open_page(browser, locale="zh-CN", viewport={"width": 1280, "height": 800},
+                                      watch=("console",))
     page.goto(f"{server.url}/login")
     assert page.get_attribute("html", "lang") == "zh-CN"
     assert page.inner_text("h1") == "登录"

@@ -20,9 +20,9 @@ from ccserver.db.models import CampaignAttempt, Customer, Queue
 from ccserver.demo import demo_password_for, generate
 from ccserver.web.app import build_site
 from ccserver.web.sql_users import SQLUserStore
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.desktop_support import AGENT_PHONE, in_thread, make_desk
-from tests.test_browser_desktop import SEED, DeskServer, watch
+from tests.test_browser_desktop import SEED, DeskServer
 from tests.web_support import make_context
 
 START = 1_795_000_000.0  # Wed 2026-11-18 19:06 in Shanghai: inside the calling window
@@ -72,11 +72,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PreviewServer]:
 def test_preview_contact_dial_and_disposition_in_chinese(server: PreviewServer, browser: Any) -> None:  # noqa: F811
     desk = server.desk
     assert desk is not None
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors = watch(page)
-    log_in(page, server.url, "agent8001", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, errors = signed_in_page(browser, server.url, "agent8001", demo_password_for(SEED), "/desktop",
+                                           locale="zh-CN", viewport={"width": 1280, "height": 900},
+                                           dismiss_dialogs=True)
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.inner_text("#preview-title") == "预览外呼"
     page.fill("#interface", AGENT_PHONE)
@@ -109,10 +107,8 @@ def test_preview_contact_dial_and_disposition_in_chinese(server: PreviewServer, 
 
 
 def test_preview_panel_in_english_before_signing_in(server: PreviewServer, browser: Any) -> None:  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 960, "height": 900})
-    page = context.new_page()
-    log_in(page, server.url, "agent8002", demo_password_for(SEED))
-    page.goto(f"{server.url}/desktop")
+    context, page, _ = signed_in_page(browser, server.url, "agent8002", demo_password_for(SEED), "/desktop",
+                                      locale="en-US", viewport={"width": 960, "height": 900})
     page.wait_for_selector("#queue-list input[value='sales']")
     assert page.inner_text("#preview-title") == "Preview calls" and page.inner_text("#preview-next") == "Next contact"
     page.click("#preview-next")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from tests.browser import RECORD_CARD_EVENTS, browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import RECORD_CARD_EVENTS, browser, screenshot, signed_in_page  # noqa: F401 - a fixture
 from tests.live_server import ROOT, LiveServer, free_port
 from tests.ws_proxy import WsProxy
 
@@ -46,15 +46,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _page(browser: Any, server: LiveServer, locale: str, username: str, path: str) -> tuple[Any, Any, list[str]]:  # noqa: F811
-    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: errors.append("dialog: " + d.message))
-    log_in(page, server.url, username, server.demo_password)
-    if path != "/":
-        page.goto(server.url + path)
-        page.wait_for_load_state("networkidle")
+    context, page, errors = signed_in_page(browser, server.url, username, server.demo_password,
+                                           None if path == "/" else path, locale=locale,
+                                           viewport={"width": 1280, "height": 800}, watch=("pageerror",),
+                                           dismiss_dialogs=True)
+    page.wait_for_load_state("networkidle")
     page.evaluate(RECORD_CARD_EVENTS)
     page.wait_for_selector("#cc-socket[data-state=open], #socket-state[data-state=open]", state="attached",
                            timeout=10_000)

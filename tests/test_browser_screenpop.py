@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser import RECORD_CARD_EVENTS, browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import RECORD_CARD_EVENTS, browser, screenshot, signed_in_page  # noqa: F401 - a fixture
 from tests.live_server import ROOT, LiveServer, free_port
 
 TRANSCRIPT = "ami-inbound-ivr-ringnoanswer-then-answered"
@@ -53,16 +53,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _page(browser: Any, server: LiveServer, locale: str, username: str,  # noqa: F811
           path: str = "/") -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: errors.append("dialog: " + d.message))
-    log_in(page, server.url, username, server.demo_password)
-    if path != "/":
-        page.goto(server.url + path)
-        page.wait_for_load_state("networkidle")
+    context, page, errors = signed_in_page(browser, server.url, username, server.demo_password,
+                                           None if path == "/" else path, locale=locale,
+                                           viewport={"width": 1280, "height": 800}, dismiss_dialogs=True)
+    page.wait_for_load_state("networkidle")
     page.evaluate(RECORD_CARD_EVENTS)
     # The home page's status line, or the desktop's (desktop.js shows cc:socket there).
     page.wait_for_selector("#cc-socket[data-state=open], #socket-state[data-state=open]", state="attached",

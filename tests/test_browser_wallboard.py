@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, log_in, screenshot  # noqa: F401 - browser is a fixture
+from tests.browser import browser, screenshot, signed_in_page  # noqa: F401 - browser is a fixture
 from tests.live_server import LiveServer
 
 # ami-inbound-vip-answered: the caller (Zhang Wei, CC_TIER gold) joins queue vip 0.5 s in, an agent answers 1 s later.
@@ -28,13 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def board(browser: Any, server: LiveServer, locale: str) -> Any:  # noqa: F811
-    context = browser.new_context(locale=locale, viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    log_in(page, server.url, "supervisor1", server.demo_password)
-    page.goto(f"{server.url}/wallboard")
+    context, page, errors = signed_in_page(browser, server.url, "supervisor1", server.demo_password, "/wallboard",
+                                           locale=locale, viewport={"width": 1920, "height": 1080})
     page.wait_for_function("() => document.getElementById('wallboard').dataset.version")
     return context, page, errors
 
@@ -122,12 +117,9 @@ def _seed_intervals(server: LiveServer) -> None:
 def test_reports_page_charts_and_export(server: LiveServer, browser: Any) -> None:  # noqa: F811
     _seed_intervals(server)
     for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
-        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
-        log_in(page, server.url, "supervisor1", server.demo_password)
-        page.goto(f"{server.url}/reports?from=2026-11-29&to=2026-11-30&interval=day")
+        context, page, errors = signed_in_page(browser, server.url, "supervisor1", server.demo_password,
+                                               "/reports?from=2026-11-29&to=2026-11-30&interval=day", locale=locale,
+                                               viewport={"width": 1400, "height": 1000}, watch=("console",))
         assert page.locator("figure.report-chart svg.chart polyline").count() >= 1
         assert page.locator("#report-table tbody tr").count() >= 8  # 2 days × 4 queues
         href = page.get_attribute("a.export", "href")
@@ -175,12 +167,9 @@ def _seed_console(server: LiveServer) -> int:
 def test_supervisor_console_actions_and_recording_player(server: LiveServer, browser: Any) -> None:  # noqa: F811
     call_id = _seed_console(server)
     for locale, lang in (("zh-CN", "zh-CN"), ("en-US", "en")):
-        context = browser.new_context(locale=locale, viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        log_in(page, server.url, "supervisor1", server.demo_password)
-        page.goto(f"{server.url}/supervisor")
+        context, page, errors = signed_in_page(browser, server.url, "supervisor1", server.demo_password,
+                                               "/supervisor", locale=locale, viewport={"width": 1400, "height": 900},
+                                               watch=("pageerror",))
         row = page.locator("#agents tr[data-extension='8001']")
         assert row.count() == 1
         page.wait_for_function("() => document.querySelector(\"#agents tr[data-extension='8001'] .state\")"

@@ -3,6 +3,7 @@ SVG + API), the audited CSV export, the DNC list."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,10 @@ def test_daily_results_by_local_day_and_the_chart() -> None:
     svg = daily_chart(days)
     assert svg.startswith("<svg") and "<script" not in svg and "11-17" in svg and "11-18" in svg
     assert svg.count('class="series') == 5
+    # each of the five lines has its own dash (not told apart by colour alone): none repeats the first's solid line
+    groups = re.findall(r'<g class="series[^"]*"[^>]*>(.*?)</g>', svg, re.S)
+    dashes = [m.group(1) if (m := re.search(r'<polyline[^>]*stroke-dasharray="([^"]+)"', g)) else "" for g in groups]
+    assert len(groups) == 5 and len(set(dashes)) == 5, dashes
     rows = export_rows([{**attempts[0], "attempt_id": 1, "number": "=cmd|' /C calc'!A0"}])
     assert rows[0]["originated_at"] == "2026-11-17T15:00:00+00:00" and rows[0]["attempt_id"] == 1
 

@@ -4,6 +4,7 @@ customers — each with its role refusals and bad payloads, the audit rows, and 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -14,8 +15,14 @@ from sqlalchemy import select
 from ccserver.db.models import (
     Appointment,
     AuditLog,
+    Call,
     CallNote,
     Customer,
+    Did,
+    Queue,
+    ServiceVisit,
+    Store,
+    Ticket,
     TicketEvent,
 )
 from ccserver.web.agent_routes import end_sign_ins_with_web_sessions
@@ -269,6 +276,36 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     assert "+8613955550000" in into[1]["phones"] and "1795000000.0000" in [c["uniqueid"] for c in into[1]["calls"]]
     assert [(a[1], a[2]["from"]) for a in audit(desk, "customer.merge")] == [(f"customer:{known}", prospect)]
     assert len(audit(desk, "customer.update")) == 1
+
+
+def test_a_customers_history_carries_each_stores_time_zone(api: Any) -> None:
+    """The desktop shows a customer's calls, tickets and visits in the hours of the store each was at: a call by
+    the store's DID (else its queue's store), a ticket's and a visit's own store; what has no store, the server's."""
+    router, token, desk = api
+    prospect, _known, _plate = make_prospect(desk)
+    when = dt.datetime(2026, 11, 23, 3, 0, tzinfo=dt.UTC)
+    with desk.sessions.begin() as s:
+        did = s.scalars(select(Did).where(Did.store_id.is_not(None)).order_by(Did.id)).first()
+        queue = s.scalars(select(Queue).where(Queue.store_id.is_not(None), Queue.store_id != did.store_id)
+                          .order_by(Queue.id)).first()
+        assert did is not None and queue is not None
+        s.get(Store, did.store_id).time_zone = "Asia/Tokyo"
+        s.get(Store, queue.store_id).time_zone = "Europe/Berlin"
+        s.add_all([Call(uniqueid="1795000001.1", server="default", customer_id=prospect, dialed=did.number,
+                        queue=queue.name, entered_at=when),
+                   Call(uniqueid="1795000001.2", server="default", customer_id=prospect, queue=queue.name,
+                        entered_at=when - dt.timedelta(hours=1)),
+                   Ticket(kind="repair", subject="异响", status="new", severity="normal", source="web",
+                          customer_id=prospect, store_id=queue.store_id, created_at=when, updated_at=when),
+                   ServiceVisit(customer_id=prospect, store_id=did.store_id, opened_at=when, status="in_progress")])
+
+    status, detail = asyncio.run(request(router, "GET", f"/api/desktop/customers/{prospect}", token("agent8001")))
+    assert status == 200
+    assert {c["uniqueid"]: c["time_zone"] for c in detail["calls"]} == {
+        "1795000001.1": "Asia/Tokyo", "1795000001.2": "Europe/Berlin", "1795000000.0000": "Asia/Shanghai"}
+    assert {t["subject"]: t["time_zone"] for t in detail["tickets"]} == {"异响": "Europe/Berlin",
+                                                                       "询价": "Asia/Shanghai"}
+    assert [v["time_zone"] for v in detail["visits"]] == ["Asia/Tokyo"]
 
 
 def a_customer_with_a_home_store(desk: Desk) -> int:

@@ -518,3 +518,41 @@ def test_the_home_page_offers_administration_only_to_those_who_may_administer(de
     assert 'href="/admin"' in asyncio.run(home("admin"))
     supervisor = asyncio.run(home("supervisor1"))
     assert 'href="/supervisor"' in supervisor and 'href="/admin"' not in supervisor
+
+
+
+MAIN_PAGES = ("/desktop", "/inbox", "/wallboard", "/supervisor", "/reports", "/campaigns")
+ROLES_TRIED = ("admin", "supervisor", "agent", "department", "campaign_manager")
+
+
+def _nav_links(html: bytes | str) -> set[str]:
+    text = html.decode() if isinstance(html, bytes) else html
+    nav = re.search(r'<nav class="pages">(.*?)</nav>', text, re.S)
+    assert nav is not None
+    return set(re.findall(r'href="([^"]+)"', nav.group(1)))
+
+
+@pytest.mark.parametrize("role", ROLES_TRIED)
+def test_the_navigation_offers_exactly_the_pages_the_role_may_open(role: str) -> None:
+    """One navigation (agents_ui/templates/_nav.html) on every page — a supervisor reaches the wallboard from the
+    inbox too — offering a role exactly the pages the router lets it open (anything but a 403)."""
+    from types import SimpleNamespace
+
+    from agents_ui import template_environment
+
+    users = MemoryUsers()
+    users.add(1, "someone", role, "some-pass")
+    router, _ = make_router(users)
+    token = call(router, "POST", "/api/login", json_body={"username": "someone", "password": "some-pass"}).json()
+    headers = {"Authorization": f"Bearer {token['token']}"}
+    replies = {path: call(router, "GET", path, headers=headers) for path in MAIN_PAGES}
+    admitted = {path for path, reply in replies.items() if reply.status != 403}
+    nav = template_environment("en").from_string('{% import "_nav.html" as nav with context %}{{ nav.pages("") }}')
+    assert _nav_links(nav.render(principal=SimpleNamespace(role=role))) == {"/"} | admitted
+    for path, reply in replies.items():
+        if reply.status == 200:  # (503: a service this test router lacks)
+            assert _nav_links(reply.body) == {"/"} | admitted, path
+            assert re.findall(rb'href="([^"]+)" aria-current="page"', reply.body) == [path.encode()]
+    home = call(router, "GET", "/", headers=headers).body
+    # the raw JSON of /healthz and /metrics is for the people who run the service
+    assert (b'href="/healthz"' in home) == (role in ("admin", "supervisor"))

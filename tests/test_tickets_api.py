@@ -275,6 +275,27 @@ def test_callbacks_worklist(api: Any) -> None:
     assert tid not in {i["ticket_id"] for i in api("agent8002", "GET", "/api/callbacks")[1]["callbacks"]}
 
 
+def test_tickets_and_callbacks_carry_the_stores_time_zone(api: Any) -> None:
+    """Pages show a ticket's times (created, SLA due, history) and a call back's due time in the store's hours:
+    each carries its store's zone, and a ticket of no store the server's (tickets.time_zone, from server.time_zone)."""
+    with api.sessions.begin() as s:
+        s.get(Store, api.bj).time_zone = "America/Los_Angeles"
+    at_bj = make(api, kind="callback", subject="请回电", store_id=api.bj, phone="+8613800138000")
+    nowhere = make(api, kind="inquiry", subject="问问")
+    assert nowhere["store"] is None
+    assert (at_bj["time_zone"], nowhere["time_zone"]) == ("America/Los_Angeles", "Asia/Shanghai")
+    assert api("admin", "GET", f"/api/tickets/{at_bj['id']}")[1]["time_zone"] == "America/Los_Angeles"
+    listed = {t["id"]: t["time_zone"] for t in api("admin", "GET", "/api/tickets?limit=200")[1]["tickets"]}
+    assert (listed[at_bj["id"]], listed[nowhere["id"]]) == ("America/Los_Angeles", "Asia/Shanghai")
+    repair = make(api, kind="repair", subject="修好了", customer_id=1, store_id=api.bj)["id"]
+    for to in ("in_progress", "resolved"):
+        api("admin", "POST", f"/api/tickets/{repair}/transition", {"to": to})
+    worklist = {(i["type"], i["ticket_id"]): i for i in api("admin", "GET", "/api/callbacks")[1]["callbacks"]}
+    assert worklist[("callback_request", at_bj["id"])]["time_zone"] == "America/Los_Angeles"
+    assert worklist[("resolution_callback", repair)]["time_zone"] == "America/Los_Angeles"
+    assert {i["time_zone"] for i in worklist.values() if i["store_id"] != api.bj} <= {"Asia/Shanghai"}
+
+
 def test_cookie_sessions_need_csrf(api: Any) -> None:
     u = api.users["service-dept"]
     token, principal = api.ctx.signer.issue(u.id, u.username, u.role)
@@ -290,7 +311,11 @@ def test_inbox_page(api: Any) -> None:
     token, _ = api.ctx.signer.issue(u.id, u.username, u.role)
     status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}"})
     assert status == 200 and "部门工单箱".encode() in page and b'src="/static/inbox.js"' in page
-    assert b'data-department="service"' in page
+    assert b'data-department="service"' in page and b'<span class="dept">' in page
+    # a supervisor's list is every department they may see: the title names none (theirs is the call centre)
+    sup = api.users["supervisor1"]
+    status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={api.ctx.signer.issue(sup.id, sup.username, sup.role)[0]}"})  # noqa: E501
+    assert status == 200 and b'<span class="dept">' not in page
     status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}; ccserver_lang=en"})
     assert b"Department inbox" in page and b'"customer_called_back": "Customer called back"' in page
     agent = api.users["agent8001"]
@@ -320,3 +345,20 @@ def test_a_customers_ticket_takes_their_home_store_and_its_staff_see_it(api: Any
     assert make(api, "agent8001", customer_id=bj_customer, store_id=sh)["store"]["id"] == sh
     # a store's own agent opens tickets for their store, whichever store the customer calls home
     assert make(api, "agent8002", customer_id=sh_customer)["store"]["id"] == api.bj
+
+
+def test_mine_is_what_the_agent_opened_or_was_given(api: Any) -> None:
+    """The desktop's "my tickets": a ticket the agent opened for a department (nobody has taken it yet) is theirs to
+    follow, as is one assigned to them; a colleague's is not."""
+    opened = make(api, "agent8001", kind="inquiry", subject="opened by the agent")["id"]
+    given = make(api, kind="repair", subject="assigned to the agent")["id"]
+    status, assigned = api("admin", "POST", f"/api/tickets/{given}/assign",
+                           {"assignee_id": api.users["agent8001"].id})
+    assert status == 200, assigned
+    other = make(api, kind="inquiry", subject="someone else's")["id"]
+    status, found = api("agent8001", "GET", "/api/tickets?mine=1&limit=200")
+    assert status == 200 and {t["id"] for t in found["tickets"]} == {opened, given} and found["total"] == 2
+    assert other in {t["id"] for t in api("agent8001", "GET", "/api/tickets?mine=0&limit=200")[1]["tickets"]}
+    assert {t["id"] for t in api("agent8001", "GET", "/api/tickets?assignee=me")[1]["tickets"]} == {given}
+    status, error = api("agent8001", "GET", "/api/tickets?mine=yes")
+    assert (status, error["field"]) == (400, "mine")

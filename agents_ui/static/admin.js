@@ -1,6 +1,6 @@
 // The admin pages: lists from /api/admin/…, forms that create or change through the API (CSRF via common.js).
 // Every value from the server goes into the page as text (text()), never as HTML.
-import { api, csrfToken, text } from "/static/common.js";
+import { api, csrfToken, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("admin-labels").textContent);
 const message = document.getElementById("message");
@@ -15,6 +15,7 @@ function cell(row, column) {
   if ((column === "before" || column === "after") && row.detail) value = row.detail[column];
   if (labels.values[column] && labels.values[column][value]) return labels.values[column][value];
   if (column === "weekday") return labels.weekdays[value];
+  if (column === "at" && value) return zonedTime(value);  // the audit log's UTC instant, in the reader's time
   if (column === "line" && value === null && "opens" in row) return "*";
   if (Array.isArray(value)) return value.join(", ");
   if (value === true) return labels.yes;

@@ -1,6 +1,6 @@
 // The campaign manager page: create a campaign, start / pause / resume it, its live progress (polled).
 // Everything from the server goes into the page as text (common.js text()), never as HTML.
-import { api, csrfToken, text } from "/static/common.js";
+import { api, csrfToken, text, zonedTime } from "/static/common.js";
 
 const labels = JSON.parse(document.getElementById("campaign-labels").textContent);
 const table = document.querySelector("#campaigns tbody");
@@ -147,6 +147,16 @@ form.addEventListener("submit", async (event) => {
 // The DNC screen: the list, add, remove, CSV import (the /api/dnc routes).
 const dncTable = document.querySelector("#dnc-list tbody");
 const dncMessage = document.getElementById("dnc-message");
+const dncErrors = document.getElementById("dnc-errors");
+
+// The rows a CSV import refused, each with its reason (the targets import and the DNC import alike).
+function listErrors(list, errors) {
+  for (const e of errors) {
+    const item = document.createElement("li");
+    text(item, fill(labels.row_error, e));
+    list.appendChild(item);
+  }
+}
 
 async function dncRefresh() {
   const listed = (await api("GET", "/api/dnc")).numbers;
@@ -160,7 +170,7 @@ async function dncRefresh() {
     const row = dncTable.insertRow();
     row.dataset.number = n.number;
     cell(row, n.number);
-    cell(row, (n.added_at || "").slice(0, 16).replace("T", " "));
+    cell(row, n.added_at ? zonedTime(n.added_at) : "");  // stored in UTC: shown in the reader's own time
     cell(row, n.source);
     const remove = document.createElement("button");
     remove.type = "button";
@@ -175,6 +185,7 @@ async function dncRefresh() {
 }
 
 async function dncDo(action) {
+  dncErrors.replaceChildren();
   try {
     const said = await action();
     dncMessage.className = "message";
@@ -206,6 +217,7 @@ document.getElementById("dnc-import").addEventListener("submit", (event) => {
     });
     const done = await response.json();
     if (!response.ok) throw new Error(done.error || String(response.status));
+    listErrors(dncErrors, done.errors);
     return fill(labels.dnc_imported, done);
   });
 });
@@ -228,11 +240,7 @@ document.getElementById("targets-import").addEventListener("submit", async (even
     if (!response.ok) throw new Error(done.error || String(response.status));
     out.className = "message";
     text(out, fill(labels.imported, done));
-    for (const e of done.errors) {
-      const item = document.createElement("li");
-      text(item, fill(labels.row_error, e));
-      errors.appendChild(item);
-    }
+    listErrors(errors, done.errors);
   } catch (error) {
     out.className = "message error";
     text(out, fill(labels.error, { message: error.message }));

@@ -109,7 +109,8 @@ async function refreshState() {
 }
 
 function tick() {
-  text($("state-timer"), clock(Date.now() - stateSince));
+  // signed out is not a state the agent is timed in (the badge says it; a running clock there misleads)
+  text($("state-timer"), shownState === "logged_out" ? "" : clock(Date.now() - stateSince));
   if (wrapupUntil !== null) {
     const left = Math.max(0, Math.ceil((wrapupUntil - Date.now()) / 1000));
     text($("wrapup-timer"), fmt(labels.wrapup_left, { seconds: left }));
@@ -470,8 +471,10 @@ function cell(row, value, className) {
   return td;
 }
 
-function when(iso) {
-  return iso ? zonedTime(iso) : "–";  // the browser's zone: no store's zone to show these in
+// A store's work is shown in the store's hours (``zone``, which the API gives with each item), whatever the
+// browser's zone: an agent in another city reads the times the store and the customer live by.
+function when(iso, zone) {
+  return iso ? zonedTime(iso, zone) : "–";
 }
 
 async function loadWorklist() {
@@ -483,7 +486,7 @@ async function loadWorklist() {
     const row = tbody.insertRow();
     row.dataset.ticket = item.ticket_id;
     if (item.overdue) row.className = "overdue";
-    cell(row, `${when(item.due_at)}${item.overdue ? " · " + labels.overdue : ""}`);
+    cell(row, `${when(item.due_at, item.time_zone)}${item.overdue ? " · " + labels.overdue : ""}`);
     cell(row, `${label("worktype", item.type)} #${item.ticket_id}`);
     cell(row, item.customer ? `${item.customer.name} (${label("tier", item.customer.tier)})` : "–");
     cell(row, item.phone || "–");
@@ -501,7 +504,7 @@ async function loadWorklist() {
 }
 
 async function loadMine() {
-  const data = await api("GET", "/api/tickets?assignee=me&status=new,assigned,in_progress,resolved&limit=100");
+  const data = await api("GET", "/api/tickets?mine=1&status=new,assigned,in_progress,resolved&limit=100");
   const tbody = document.querySelector("#my-tickets tbody");
   tbody.replaceChildren();
   if (!data.tickets.length) cell(tbody.insertRow(), labels.none).colSpan = 5;
@@ -566,11 +569,12 @@ async function openCustomer(id) {
   edit.elements.language.value = c.language;
   const history = $("customer-history");
   history.replaceChildren(
-    historyList(labels.calls, c.calls, (k) => `${when(k.entered_at)} · ${k.queue || k.direction} · ${k.outcome || ""}` +
-      `${k.disposition ? " · " + k.disposition : ""}`),
+    historyList(labels.calls, c.calls, (k) => `${when(k.entered_at, k.time_zone)} · ${k.queue || k.direction} · ` +
+      `${k.outcome || ""}${k.disposition ? " · " + k.disposition : ""}`),
     historyList(labels.tickets, c.tickets, (t) => `#${t.id} ${label("kind", t.kind)} · ${t.subject} · ` +
       label("status", t.status)),
-    historyList(labels.visits, c.visits, (v) => `${when(v.opened_at)} · ${v.store || ""} · ${label("visit_status", v.status)}`),
+    historyList(labels.visits, c.visits, (v) => `${when(v.opened_at, v.time_zone)} · ${v.store || ""} · ` +
+      label("visit_status", v.status)),
   );
 }
 

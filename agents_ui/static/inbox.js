@@ -35,6 +35,10 @@ function runningClock(ticket) {
 function countdown(element, ticket) {
   const [name, clock] = runningClock(ticket);
   element.className = "sla";
+  if (!clock && ticket.appointment) {  // an appointment's time is what its ticket is due by
+    return text(element, fmt(labels.appointment_at,
+      { time: zonedTime(ticket.appointment.slot, ticket.appointment.time_zone) }));
+  }
   if (!clock) return text(element, labels.none);
   if (clock.met_at) {
     element.classList.add(clock.state === "met" ? "ok" : "late");
@@ -45,7 +49,7 @@ function countdown(element, ticket) {
   const state = left <= 0 ? "breached" : left <= 1800 ? "warning" : "ok";
   element.classList.add(state);
   element.dataset.state = state;
-  element.title = new Date(clock.due_at).toLocaleString(document.documentElement.lang);
+  element.title = zonedTime(clock.due_at, ticket.time_zone);  // the store's hours, as on the desktop
   return text(element, `${label("clock", name)}: ${fmt(left > 0 ? labels.left : labels.overdue,
     { time: duration(left) })}`);
 }
@@ -120,7 +124,9 @@ function renderDetail(t) {
   if (t.satisfaction) fact(facts, labels.satisfaction, `${t.satisfaction} / 5`);
   if (t.appointment) fact(facts, label("kind", "appointment"),
     zonedTime(t.appointment.slot, t.appointment.time_zone));
-  text(document.getElementById("detail-body"), t.body || "");
+  const body = document.getElementById("detail-body");
+  text(body, t.body || "");
+  body.hidden = !t.body;  // no empty bordered box for a ticket without details
 
   const actions = document.getElementById("detail-actions");
   actions.replaceChildren();
@@ -129,7 +135,8 @@ function renderDetail(t) {
     button.type = "button";
     button.dataset.to = to;
     const reopening = to === "in_progress" && ["resolved", "customer_called_back"].includes(t.status);
-    text(button, reopening ? labels.reopen : label("action", to));
+    const puttingBack = to === "assigned" && t.status === "in_progress";  // not "Accept" a second time
+    text(button, reopening ? labels.reopen : puttingBack ? labels.put_back : label("action", to));
     if (to === "cancelled") button.className = "danger";
     button.addEventListener("click", () => move(to));
     actions.append(button);
@@ -140,7 +147,7 @@ function renderDetail(t) {
   history.replaceChildren();
   for (const e of t.events || []) {
     const li = document.createElement("li");
-    const when = new Date(e.at).toLocaleString(document.documentElement.lang);
+    const when = zonedTime(e.at, t.time_zone);
     let what = label("event", e.action);
     if (e.action === "transition") what = `${label("status", e.from)} → ${label("status", e.to)}`;
     if (e.action === "assigned" && e.detail && e.detail.department) {

@@ -466,7 +466,7 @@ class Ticket(Base):
     called_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)  # 1-5, asked on the resolution call back
-    created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"))
+    created_by: Mapped[int | None] = mapped_column(_fk("users.id", "SET NULL"), index=True)  # "my tickets"
     # Set only where a request must not open two tickets: callback requests, "callback:<e164>:<local due day>";
     # tickets the IVR opens, "call:<uniqueid>:<kind>".
     dedupe_key: Mapped[str | None] = mapped_column(String(120))

@@ -23,6 +23,7 @@ from ccserver.db.models import (
     Did,
     Order,
     PhoneNumber,
+    Queue,
     RoutingDecision,
     ServiceVisit,
     Store,
@@ -66,9 +67,10 @@ def _like(text: str) -> str:
 
 
 class DesktopStore:
-    def __init__(self, sessions: sessionmaker[Session], now: Any = None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], now: Any = None, *, time_zone: str = "Asia/Shanghai") -> None:
         self.sessions = sessions
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.time_zone = time_zone  # server.time_zone: the zone of what belongs to no store
 
     # -- who ------------------------------------------------------------------------------------------------------
     def user(self, user_id: int) -> UserScope | None:
@@ -84,8 +86,6 @@ class DesktopStore:
                                                                      User.extension.is_not(None))) if e}
 
     def queue_names(self) -> list[str]:
-        from ccserver.db.models import Queue
-
         with self.sessions() as s:
             return list(s.scalars(select(Queue.name).order_by(Queue.name)))
 
@@ -185,25 +185,50 @@ class DesktopStore:
                                 if v.next_maintenance_due else None,
                                 "insurance_expiry": v.insurance_expiry.isoformat() if v.insurance_expiry else None}
                                for v in s.scalars(select(Vehicle).where(Vehicle.customer_id == c.id))]
+            stores = {row.id: row for row in s.execute(select(Store.id, Store.code, Store.name, Store.time_zone))}
+
+            # Each time goes with the zone of the store it happened at (else the server's): the desktop shows it
+            # in that store's hours, wherever the agent's browser is.
+            def zone(store_id: int | None) -> str:
+                found = stores.get(store_id) if store_id is not None else None
+                return str(found.time_zone) if found is not None and found.time_zone else self.time_zone
+
+            calls = list(s.scalars(select(Call).where(Call.customer_id == c.id)
+                                   .order_by(Call.entered_at.desc()).limit(20)))
+            call_stores = self._call_stores(s, calls)
             out["calls"] = [{"uniqueid": k.uniqueid, "entered_at": _iso(k.entered_at), "direction": k.direction,
                              "queue": k.queue, "outcome": k.outcome, "disposition": k.disposition,
-                             "talk_seconds": k.talk_seconds}
-                            for k in s.scalars(select(Call).where(Call.customer_id == c.id)
-                                               .order_by(Call.entered_at.desc()).limit(20))]
+                             "talk_seconds": k.talk_seconds, "time_zone": zone(call_stores.get(k.id))}
+                            for k in calls]
             out["tickets"] = [{"id": t.id, "kind": t.kind, "status": t.status, "subject": t.subject,
-                               "created_at": _iso(t.created_at)}
+                               "created_at": _iso(t.created_at), "time_zone": zone(t.store_id)}
                               for t in s.scalars(select(Ticket).where(Ticket.customer_id == c.id)
                                                  .order_by(Ticket.id.desc()).limit(20))]
-            stores = {row.id: row for row in s.execute(select(Store.id, Store.code, Store.name))}
             home = stores.get(c.home_store_id) if c.home_store_id else None
             # the desktop's appointment form starts at the home store (by code, as agents type it)
             out["home_store"] = {"id": home.id, "code": home.code, "name": home.name} if home else None
             out["visits"] = [{"id": v.id, "opened_at": _iso(v.opened_at), "status": v.status,
                               "store": stores[v.store_id].name if v.store_id in stores else None,
-                              "description": v.description}
+                              "description": v.description, "time_zone": zone(v.store_id)}
                              for v in s.scalars(select(ServiceVisit).where(ServiceVisit.customer_id == c.id)
                                                 .order_by(ServiceVisit.opened_at.desc()).limit(10))]
             return out
+
+    @staticmethod
+    def _call_stores(s: Session, calls: list[Call]) -> dict[int, int]:
+        """Call id → the store it was for: the dialled number's (a DID of that store), else its queue's."""
+        dialed = {k.dialed for k in calls if k.dialed}
+        queues = {k.queue for k in calls if k.queue}
+        by_did = {str(n): i for n, i in s.execute(select(Did.number, Did.store_id).where(
+            Did.number.in_(dialed))) if i is not None} if dialed else {}
+        by_queue = {str(n): i for n, i in s.execute(select(Queue.name, Queue.store_id).where(
+            Queue.name.in_(queues))) if i is not None} if queues else {}
+        out: dict[int, int] = {}
+        for k in calls:
+            store = by_did.get(k.dialed or "") or by_queue.get(k.queue or "")
+            if store is not None:
+                out[k.id] = store
+        return out
 
     def update_customer(self, customer_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
         with self.sessions.begin() as s:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import Table, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -311,8 +311,10 @@ class TicketStore:
 
     def find(self, actor: Actor, now: datetime, *, customer_id: int | None = None, kinds: Iterable[str] = (),
              statuses: Iterable[str] = (), store_id: int | None = None, department: str | None = None,
-             assignee_id: int | None = None, sort: str = "due", limit: int = 50,
+             assignee_id: int | None = None, involving_id: int | None = None, sort: str = "due", limit: int = 50,
              offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """``involving_id``: the tickets assigned to that user or opened by them (an agent's "my tickets": what
+        they opened for a department, which nobody has taken yet, as well as what they were given)."""
         conditions = [actor.where(_T)]
         if customer_id is not None:
             conditions.append(_T.c.customer_id == customer_id)
@@ -326,6 +328,8 @@ class TicketStore:
             conditions.append(_T.c.department == department)
         if assignee_id is not None:
             conditions.append(_T.c.assignee_id == assignee_id)
+        if involving_id is not None:
+            conditions.append(or_(_T.c.assignee_id == involving_id, _T.c.created_by == involving_id))
         where = and_(*conditions)
         next_due = case((and_(_T.c.first_responded_at.is_(None), _T.c.first_response_due_at.is_not(None),
                               _T.c.status == "new"), _T.c.first_response_due_at),
@@ -361,13 +365,15 @@ class TicketStore:
             u = users.get(t.assignee_id) if t.assignee_id is not None else None
             s = stores.get(t.store_id) if t.store_id is not None else None
             a = appointments.get(t.id)
+            # the store's zone (else the server's): the pages show every time of the ticket in the store's hours
+            zone = (s.time_zone if s is not None else None) or self.settings.time_zone
             out.append({
                 "id": t.id, "kind": t.kind, "status": t.status, "category": t.category, "severity": t.severity,
                 "source": t.source, "subject": t.subject, "body": t.body, "department": t.department,
                 "store": {"id": s.id, "code": s.code, "name": s.name} if s is not None else None,
                 "customer": {"id": c.id, "name": c.name, "tier": c.tier} if c is not None else None,
                 "assignee": {"id": u.id, "username": u.username, "name": u.display_name} if u is not None else None,
-                "vehicle_id": t.vehicle_id, "uniqueid": t.uniqueid, "phone": t.contact_e164,
+                "vehicle_id": t.vehicle_id, "uniqueid": t.uniqueid, "phone": t.contact_e164, "time_zone": zone,
                 "satisfaction": t.satisfaction, "arrived_at": _iso(t.arrived_at), "created_at": _iso(t.created_at),
                 "updated_at": _iso(t.updated_at), "resolved_at": _iso(t.resolved_at),
                 "called_back_at": _iso(t.called_back_at), "closed_at": _iso(t.closed_at),
@@ -377,9 +383,7 @@ class TicketStore:
                     "resolution": _clock(t.sla_due_at, t.resolved_at, now,
                                          running=t.status in lifecycle.WORKING, warning=self.settings.warning_before),
                 },
-                # the store's zone: the slot is shown in the store's hours, whatever the browser's zone
-                "appointment": ({"slot": _iso(a.slot_start), "status": a.status,
-                                 "time_zone": (s.time_zone if s is not None else None) or self.settings.time_zone}
+                "appointment": ({"slot": _iso(a.slot_start), "status": a.status, "time_zone": zone}
                                 if a is not None else None),
                 "allowed": list(lifecycle.allowed_next(t.kind, t.status)),
             })
@@ -528,28 +532,32 @@ class TicketStore:
 
     def callbacks(self, actor: Actor, now: datetime, limit: int = 200) -> list[dict[str, Any]]:
         """The call-back worklist: open callback requests and abandoned callers (callback tickets) and open
-        resolution call backs, by due time, then tier (diamond first)."""
+        resolution call backs, by due time, then tier (diamond first); each with its store's time zone (else the
+        server's), the one its due time is shown in."""
         tier_rank = {"diamond": 0, "gold": 1, "silver": 2, "bronze": 3, "prospect": 4}
         with self.sessions() as session:
             items: list[dict[str, Any]] = []
             callback_rows = session.execute(
                 select(Ticket.id, Ticket.source, Ticket.contact_e164, Ticket.customer_id, Ticket.sla_due_at,
                        Ticket.arrived_at, Ticket.store_id, Ticket.department, Ticket.status, Ticket.subject,
-                       Customer.name, Customer.tier)
+                       Customer.name, Customer.tier, Store.time_zone)
                 .outerjoin(Customer, Customer.id == Ticket.customer_id)
+                .outerjoin(Store, Store.id == Ticket.store_id)
                 .where(Ticket.kind == "callback", Ticket.status.in_(lifecycle.WORKING), actor.where(_T))
                 .order_by(Ticket.sla_due_at).limit(limit))
             for r in callback_rows:
                 items.append({"type": "abandoned_call" if r.source == "abandoned_call" else "callback_request",
                               "ticket_id": r.id, "task_id": None, "due_at": r.sla_due_at, "phone": r.contact_e164,
                               "customer": _customer(r), "arrived_at": _iso(r.arrived_at), "store_id": r.store_id,
-                              "department": r.department, "status": r.status, "subject": r.subject})
+                              "department": r.department, "status": r.status, "subject": r.subject,
+                              "time_zone": r.time_zone or self.settings.time_zone})
             task_rows = session.execute(
                 select(CallbackTask.id, CallbackTask.ticket_id, CallbackTask.due_at, Ticket.customer_id,
                        Ticket.contact_e164, Ticket.store_id, Ticket.department, Ticket.status, Ticket.subject,
-                       Ticket.kind, Customer.name, Customer.tier)
+                       Ticket.kind, Customer.name, Customer.tier, Store.time_zone)
                 .join(Ticket, Ticket.id == CallbackTask.ticket_id)
                 .outerjoin(Customer, Customer.id == Ticket.customer_id)
+                .outerjoin(Store, Store.id == Ticket.store_id)
                 .where(CallbackTask.done_at.is_(None), actor.where(_T))
                 .order_by(CallbackTask.due_at).limit(limit))
             for row in task_rows:
@@ -558,7 +566,8 @@ class TicketStore:
                               "phone": row.contact_e164 or (self._primary_phone(session, row.customer_id)
                                                           if row.customer_id is not None else None),
                               "arrived_at": None, "store_id": row.store_id, "department": row.department,
-                              "status": row.status, "subject": row.subject, "kind": row.kind})
+                              "status": row.status, "subject": row.subject, "kind": row.kind,
+                              "time_zone": row.time_zone or self.settings.time_zone})
         far = datetime.max.replace(tzinfo=now.tzinfo)
         items.sort(key=lambda i: (i["due_at"] or far, tier_rank.get(str((i["customer"] or {}).get("tier")), 5),
                                   i["ticket_id"]))

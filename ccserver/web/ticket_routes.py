@@ -253,6 +253,11 @@ class TicketRoutes:
             filters["assignee_id"] = actor.user_id
         elif assignee:
             filters["assignee_id"] = _query_id(req, "assignee")
+        mine = req.arg("mine")
+        if mine not in (None, "", "0", "1"):
+            raise HTTPError(400, T("mine must be 1 or 0"), field="mine")
+        if mine == "1":
+            filters["involving_id"] = actor.user_id  # assigned to them or opened by them
         sort = req.arg("sort") or "due"
         if sort not in SORTS:
             raise HTTPError(400, T("sort must be one of {sorts}", sorts=', '.join(SORTS)), field="sort")
@@ -377,7 +382,10 @@ class TicketRoutes:
         settings = self.ctx.tickets.settings if self.ctx.tickets is not None else None
         page = self.ctx.templates.render(
             "inbox.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
-            department=actor.department, statuses=TICKET_STATUSES, kinds=TICKET_KINDS,
+            # the title names a department only when the list is that department's (department staff); a supervisor's
+            # or an admin's lists every department they may see
+            department=actor.department if p.role == "department" else None, statuses=TICKET_STATUSES,
+            kinds=TICKET_KINDS,
             categories=dict(settings.categories) if settings is not None else {})
         return html_response(page)
 

@@ -233,11 +233,8 @@ def test_the_users_table_at_1280_breaks_no_word(server: LiveServer, browser: Any
 def test_the_users_table_and_the_menu_fit_1366(server: LiveServer, browser: Any, lang: str) -> None:  # noqa: F811
     """At 1366×768 the users table (with the long user of the 1280 test) shows its Edit buttons without sideways
     scrolling, and the admin menu is one line."""
-    context = browser.new_context(locale=lang, viewport={"width": 1366, "height": 768})
-    page = context.new_page()
-    errors = watch_errors(page)
-    log_in(page, server.url, "admin", "admin")
-    page.goto(f"{server.url}/admin/users")
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/users", locale=lang,
+                                           viewport={"width": 1366, "height": 768}, ignore_status=REFUSED)
     page.wait_for_selector("table[data-key=users] tbody td.username")
     long_user = "table[data-key=users] td.username:text-is('maximilian.hoffmann-rasmussen')"
     if page.locator(long_user).count() == 0:

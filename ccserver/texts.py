@@ -9,7 +9,7 @@ also keeps the template and the values, so the HTTP layer can answer a zh-CN pag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 class Text(str):
@@ -24,10 +24,12 @@ class Text(str):
         self.params = params
         return self
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        """The message in the catalogue's language; the English one if the translation does not fit the values."""
+    def translated(self, gettext: Callable[[str], str], labels: Mapping[str, str] | None = None) -> str:
+        """The message in the catalogue's language; the English one if the translation does not fit the values.
+        A :class:`Field` value reads as its form's label when ``labels`` (field -> label shown) names it."""
         # A value that is itself a Text (a list of reasons) is read in the same language.
-        params = {k: v.translated(gettext) if isinstance(v, Text) else v for k, v in self.params.items()}
+        params = {k: v.translated(gettext, labels) if isinstance(v, Text)
+                  else (labels or {}).get(v, v) if isinstance(v, Field) else v for k, v in self.params.items()}
         try:
             return gettext(self.template).format(**params) if params else gettext(self.template)
         except (KeyError, IndexError, ValueError):
@@ -35,6 +37,14 @@ class Text(str):
 
     def __reduce__(self) -> tuple[object, ...]:  # copy / pickle keep the template
         return (Text, (self.template, dict(self.params)))
+
+
+class Field(str):
+    """A form field's name as a value of a :class:`Text` (``T("{field} must be a date", field=Field("from"))``):
+    English (the API) reads the name; a page that passes its labels to :func:`translated` reads the label it shows
+    in its language ("至" for ``to``), never the raw name inside a Chinese sentence."""
+
+    __slots__ = ()
 
 
 def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extraction keyword, short as gettext's _
@@ -49,8 +59,9 @@ def message_of(exc: BaseException) -> str:
     return first if isinstance(first, str) else str(exc)
 
 
-def translated(message: str, gettext: Callable[[str], str] | None) -> str:
-    """``message`` for a reader of ``gettext``'s language (None: English, as written)."""
+def translated(message: str, gettext: Callable[[str], str] | None, labels: Mapping[str, str] | None = None) -> str:
+    """``message`` for a reader of ``gettext``'s language (None: English, as written), its :class:`Field` values
+    read as ``labels`` names them."""
     if gettext is None or not isinstance(message, Text):
         return message
-    return message.translated(gettext)
+    return message.translated(gettext, labels)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from agents_ui.i18n import translations
 from ccserver.admin import crm_import as ci
 from ccserver.admin.crm_export import erase_customer, export_csv
 from ccserver.admin.users import Actor
@@ -29,6 +30,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.texts import translated
 
 CRM = Path(__file__).parent / "data" / "crm"
 COUNTED = (Customer, PhoneNumber, Vehicle, Order, ServiceVisit)
@@ -96,6 +98,24 @@ def test_gb18030_customers_dry_run_reports_every_bad_row(crm):
     for line in (4, 5, 6, 9, 10, 11):
         assert f"line {line}:" in report
     assert "4 new, 1 merged, 0 unchanged, 5 with errors" in report
+
+
+def test_row_reports_read_in_chinese_reasons_and_phone_library_texts_included(crm):
+    """A page in zh-CN reads every row's reason in Chinese: the RowError's text kept (not str()), the number's
+    reason from routing.numbers and the merged / unchanged lines too."""
+    zh = translations("zh-CN").gettext
+    rows = {r.line: translated(r.message, zh) for r in
+            ci.plan(crm, "customers", ci.read_table("customers", (CRM / "customers_gbk.csv").read_bytes())).results}
+    assert rows[4] == "phone '12345' 无效：短号或分机号"
+    assert rows[6] == "号码 +8613800138000 已属于第 2 行：已合并"
+    assert rows[9] == "名称为空"
+    csv = "name,phone\n李四,not-a-number\n"
+    _run(crm, "customers", "customers_gbk.csv")
+    again = {r.line: translated(r.message, zh) for r in ci.plan(
+        crm, "customers", ci.read_table("customers", (CRM / "customers_gbk.csv").read_bytes())).results}
+    assert "没有新内容" in again[2] and "客户 #" in again[2] and "nothing new" not in again[2]
+    bad = ci.plan(crm, "customers", ci.read_table("customers", csv.encode())).results
+    assert "不是号码" in translated(bad[0].message, zh)
 
 
 def test_import_writes_once_and_a_rerun_adds_nothing(crm):

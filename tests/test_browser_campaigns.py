@@ -31,7 +31,8 @@ def test_campaign_manager_creates_starts_and_pauses(server: LiveServer, browser:
     page.fill("input[name=queue]", "nosuch")
     page.click("form#create button[type=submit]")
     page.wait_for_selector("#message.error")
-    assert "(queue)" in page.inner_text("#message")
+    assert page.inner_text("#message") == "错误：队列：没有名为 'nosuch' 的队列"  # the field by its label
+    assert page.get_attribute("input[name=queue]", "aria-invalid") == "true"
     page.fill("input[name=queue]", "sales")
     # Before creating: the dry-run count through the selection and the gate (demo customers without consent
     # are excluded from an insurance campaign, and the page says why).

@@ -110,6 +110,7 @@ def test_a_shift_at_the_desktop_in_chinese(server: DeskServer, browser: Any) -> 
     # signed out: the badge says so once, the line says what to do, and no clock runs
     page.wait_for_selector("#agent-state[data-state='logged_out']")
     assert page.inner_text("#signin-line") == "选择话机和队列后签入。"
+    assert page.get_attribute("#interface", "placeholder") == "PJSIP/8001"  # their own extension, no one else's
     page.wait_for_function("() => document.querySelector('#state-timer').innerText === ''")
 
     # sign in from another phone (hot-desking) to two queues

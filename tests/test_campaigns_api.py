@@ -137,6 +137,8 @@ def test_dnc_add_remove_normalises_and_audits(api: Any) -> None:
         201, {"number": "+8613800138000", "added": True})
     assert api("campaigns", "POST", "/api/dnc", {"number": "+8613800138000"})[1]["added"] is False
     assert api("campaigns", "POST", "/api/dnc", {"number": "hello"})[1]["field"] == "number"
+    refused = api("campaigns", "POST", "/api/dnc", {"number": "hello"}, **{"Accept-Language": "zh-CN"})[1]
+    assert refused["error"].startswith("号码 必须是") and "number" not in refused["error"]  # the form's label
     assert api("campaigns", "POST", "/api/dnc", {"number": "+8613800138000", "x": 1})[1]["field"] == "x"
     assert api("campaigns", "DELETE", "/api/dnc/%2B8613800138000") == (200, {"number": "+8613800138000",
                                                                            "removed": True})
@@ -224,12 +226,16 @@ def test_dnc_csv_import_row_by_row(api: Any) -> None:
     assert done["errors"][0]["row"] == 3 and done["errors"][0]["value"] == "not-a-number"
     again = api("campaigns", "POST", "/api/dnc/import", b"13912345678\n", **{"Content-Type": "text/csv"})[1]
     assert (again["added"], again["already"]) == (0, 1)  # no header: the first column
+    zh = api("campaigns", "POST", "/api/dnc/import", csv_text.encode(),
+             **{"Content-Type": "text/csv", "Accept-Language": "zh-CN"})[1]
+    assert zh["errors"][0]["error"] == "不是电话号码（不是号码）"  # the number library's reason too
+    assert done["errors"][0]["error"] == "not a phone number (not a number)"  # a script reads English
     assert api("campaigns", "POST", "/api/dnc/import", b"x", **{"Content-Type": "application/json"})[0] == 415
     assert api("campaigns", "POST", "/api/dnc/import", b"\xff\xfe", **{"Content-Type": "text/csv"})[0] == 400
     assert api("agent8001", "POST", "/api/dnc/import", b"13912345678\n", **{"Content-Type": "text/csv"})[0] == 403
     with api.sessions() as s:
         assert set(s.scalars(select(DncNumber.e164))) == {"+8613800138000", "+8613912345678"}
-        assert list(s.scalars(select(AuditLog.action).where(AuditLog.action == "dnc.import"))) == ["dnc.import"] * 2
+        assert list(s.scalars(select(AuditLog.action).where(AuditLog.action == "dnc.import"))) == ["dnc.import"] * 3
 
 
 def test_dnc_csv_import_reads_gbk_and_a_bom_and_refuses_garbage_whole(api: Any) -> None:

@@ -86,3 +86,13 @@ def test_a_page_refusal_is_a_page_in_the_readers_language_and_the_api_keeps_json
     assert api.status == 404 and api.json() == {"error": "未找到"}
     script = call(router, "GET", "/no-such-page")  # no Accept: text/html, a script: JSON as before
     assert script.json() == {"error": "not found"}
+
+
+def test_the_error_page_leads_back_to_the_page_of_ours_the_reader_came_from(users) -> None:
+    router, _ = make_router(users)
+    html = {"Accept": "text/html", "Accept-Language": "zh-CN", "Host": "cc.example"}
+    came = call(router, "GET", "/no-such-page", headers={**html, "Referer": "http://cc.example/reports?view=agents"})
+    assert '<a href="/reports?view=agents">返回上一页</a>' in came.body.decode()
+    for referer in ("https://evil.example/x", "javascript:alert(1)", "http://cc.example//evil.example/"):
+        page = call(router, "GET", "/no-such-page", headers={**html, "Referer": referer}).body.decode()
+        assert "返回上一页" not in page and "返回首页" in page, referer

@@ -15,19 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # Where error messages people read are marked with ccserver.texts.T (babel.cfg lists the same folders).
 TEXT_SOURCES = (("ccserver/web", "**.py"), ("ccserver/desktop", "**.py"), ("ccserver/agents", "**.py"),
                 ("ccserver/supervisor", "**.py"), ("ccserver/tickets", "**.py"), ("ccserver/admin", "**.py"),
-                ("ccserver/campaigns", "**.py"), ("ccserver", "auth.py"), ("ccserver", "csvtext.py"))
+                ("ccserver/campaigns", "**.py"), ("ccserver", "auth.py"), ("ccserver", "csvtext.py"),
+                ("ccserver", "phonetext.py"))
 
 
-def extracted() -> set[str]:
-    """Every message the templates and the web code mark for translation (as `make i18n` extracts them)."""
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "T": None}
-    found: set[str] = set()
+def extracted() -> set[tuple[str | None, str]]:
+    """Every message the templates and the web code mark for translation (as `make i18n` extracts them), as
+    (context, message): pgettext's context tells apart one English word meaning two things."""
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None, "T": None}
+    found: set[tuple[str | None, str]] = set()
     for folder, method in (("agents_ui", [("**.py", "python"), ("templates/**.html", "jinja2")]),
                            *((folder, [(files, "python")]) for folder, files in TEXT_SOURCES)):
-        for _file, _line, message, *_rest in extract_from_dir(
+        for _file, _line, message, _comments, context in extract_from_dir(
                 ROOT / folder, method, keywords=keywords, options_map={"templates/**.html": {
                     "extensions": "jinja2.ext.i18n"}}):
-            found.add(message if isinstance(message, str) else message[0])
+            found.add((context, message if isinstance(message, str) else message[0]))
     return found
 
 
@@ -35,11 +37,11 @@ def test_every_message_has_a_chinese_translation() -> None:
     messages = extracted()
     assert len(messages) >= 10
     with open(ROOT / "agents_ui/locale/zh_CN/LC_MESSAGES/messages.po", "rb") as fh:
-        zh = {m.id: m.string for m in read_po(fh) if m.id}
+        zh = {(m.context, m.id): m.string for m in read_po(fh) if m.id}
     missing = sorted(m for m in messages if not zh.get(m))
     assert missing == [], f"run `make i18n` and translate: {missing}"
     with open(ROOT / "agents_ui/locale/en/LC_MESSAGES/messages.po", "rb") as fh:
-        en = {m.id for m in read_po(fh) if m.id}
+        en = {(m.context, m.id) for m in read_po(fh) if m.id}
     assert messages <= en
 
 
@@ -67,3 +69,21 @@ def test_pages_render_in_both_languages_and_escape_what_they_show() -> None:
     assert "<img src=x" not in hostile and "&lt;img src=x onerror=alert(1)&gt;" in hostile
     assert "<script>" not in zh and 'type="module" src="/static/common.js"' in zh  # no inline script
     assert translations("zh-CN").gettext("Invalid username or password.") == "用户名或密码错误。"
+
+
+def test_one_english_word_with_two_meanings_reads_right_in_each_place() -> None:
+    """"Since" filters the audit log by date and heads the supervisor's time-in-state column: a context each."""
+    templates = ROOT / "agents_ui/templates"
+    admin, console = (templates / "admin.html").read_text(), (templates / "supervisor.html").read_text()
+    assert 'pgettext("audit filter: entries from this date on", "Since")' in admin
+    assert 'pgettext("time in the current state", "Since")' in console
+    zh = translations("zh-CN")
+    assert zh.pgettext("audit filter: entries from this date on", "Since") == "起始日期"
+    assert zh.pgettext("time in the current state", "Since") == "持续"
+    assert translations("en").pgettext("audit filter: entries from this date on", "Since") == "Since"
+
+
+def test_error_page_headings_are_translated() -> None:
+    zh = translations("zh-CN")
+    assert zh.gettext("The request was refused") == "请求被拒绝"
+    assert zh.gettext("Something went wrong") == "出错了"

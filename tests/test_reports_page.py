@@ -101,3 +101,38 @@ def test_store_totals_pure() -> None:
             {"queue": "c", "offered": 4, "answered": 2, "abandoned": 2, "answered_in_sl": 2}]
     totals = store_totals(rows, {"a": 1, "b": 1}, {1: "One"})
     assert [(t["store"], t["offered"], t["service_level"]) for t in totals] == [("One", 20, 75.0), (None, 4, 50.0)]
+
+
+@pytest.mark.parametrize(("lang", "cookie", "reason"), [
+    ("zh-CN", "zh-CN", "“至”须晚于“从”"),
+    ("en", "en", "“To” must be after “From”"),
+])
+def test_a_reversed_range_is_refused_on_the_page_in_its_language_keeping_the_choices(
+        site: Any, lang: str, cookie: str, reason: str) -> None:
+    router, auth = site
+    page = call(router, "GET", "/reports?view=agents&from=2026-12-05&to=2026-11-01&interval=15m",
+                headers={**auth["boss"], "Cookie": f"ccserver_lang={cookie}", "Accept": "text/html"})
+    assert page.status == 400 and page.headers["content-type"][0].startswith("text/html")
+    html = page.body.decode()
+    assert f'<html lang="{lang}">' in html and 'id="report-form"' in html  # the reports page, not the error page
+    assert reason in html and "from" not in html.split('id="report-error">')[1].split("<")[0]
+    assert 'value="2026-12-05"' in html and 'value="2026-11-01" aria-invalid="true"' in html
+    assert '<option value="agents" selected>' in html and '<option value="15m" selected>' in html
+    assert "format=csv" not in html  # no export of a range that was refused
+
+
+def test_a_range_over_the_allowed_span_names_the_pages_labels(site: Any) -> None:
+    router, auth = site
+    page = call(router, "GET", "/reports?from=2025-01-01&to=2026-12-02&interval=15m",
+                headers={**auth["boss"], "Cookie": "ccserver_lang=zh-CN"})
+    assert page.status == 400
+    assert "“从”到“至”最多 31 天（“间隔”为 15m 时）" in page.body.decode()
+
+
+def test_one_day_is_a_report_and_the_api_keeps_its_field_names(site: Any) -> None:
+    router, auth = site
+    assert call(router, "GET", "/reports?from=2026-11-30&to=2026-11-30", headers=auth["boss"]).status == 200
+    one_day = call(router, "GET", "/api/reports/queues?from=2026-11-30&to=2026-11-30", headers=auth["boss"])
+    assert one_day.status == 200 and len(one_day.json()["rows"]) == 3
+    reversed_ = call(router, "GET", "/api/reports/queues?from=2026-11-30&to=2026-11-29", headers=auth["boss"])
+    assert reversed_.status == 400 and reversed_.json() == {"error": "to must be after from", "field": "to"}

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import orjson
 import pytest
 
 from agents_ui.i18n import translations
-from ccserver.texts import T, Text, translated
+from ccserver.phonetext import number_reason
+from ccserver.texts import Field, T, Text, translated
+from ccserver.web.field_labels import field_labels
 from tests.web_support import MemoryUsers, call, make_router
 
 
@@ -65,3 +69,25 @@ def test_framework_and_auth_errors_are_translated_too(users) -> None:
     assert reply.status == 400 and reply.json()["error"].startswith("请求内容不是有效的 JSON：")
     english = call(router, "GET", "/api/me", headers={"Authorization": "Bearer nonsense"})
     assert english.json() == {"error": "malformed token"}
+
+
+def test_a_field_reads_as_the_pages_label_and_stays_a_name_for_scripts() -> None:
+    message = T("{field}: no queue named {queue}", field=Field("queue"), queue=repr("nosuch"))
+    assert message == "queue: no queue named 'nosuch'"  # the API's English keeps the field's name
+    zh = translations("zh-CN").gettext
+    assert translated(message, zh, field_labels(zh)) == "队列：没有名为 'nosuch' 的队列"
+    assert translated(message, zh) == "queue：没有名为 'nosuch' 的队列"  # no labels given: the name
+    assert field_labels(None) is None
+    # a value equal to a field's name but not marked as one is data, never relabelled
+    assert translated(T("no queue named {name}", name="queue"), zh, field_labels(zh)) == "没有名为 queue 的队列"
+
+
+def test_every_reason_routing_numbers_gives_is_translatable() -> None:
+    source = (Path(__file__).resolve().parent.parent / "routing/numbers.py").read_text()
+    reasons = set(re.findall(r'_invalid\(raw, "([^"]+)"', source)) | {"withheld"}
+    assert len(reasons) >= 10
+    zh = translations("zh-CN").gettext
+    for reason in reasons:
+        text = number_reason(reason)
+        assert isinstance(text, Text) and text.translated(zh) != reason, reason
+    assert number_reason("something new") == "something new"

@@ -240,6 +240,17 @@ def test_slots_booking_and_reschedule(api: Any) -> None:
     assert api("agent8001", "GET", "/api/slots?store=bj-volvo&limit=1")[1]["slots"][0]["free"] == 2
 
 
+@pytest.mark.parametrize(("language", "subject"), [({"Cookie": "ccserver_lang=zh-CN"}, "维修保养预约"),
+                                                    ({"Accept-Language": "en-US,en"}, "Workshop appointment"),
+                                                    ({}, "Workshop appointment")])
+def test_a_booking_without_subject_is_titled_in_the_bookers_language(api: Any, language: dict[str, str],
+                                                                       subject: str) -> None:
+    slot = api("agent8001", "GET", "/api/slots?store=bj-volvo&limit=1")[1]["slots"][0]["start"]
+    status, ticket = api("agent8001", "POST", "/api/appointments",
+                         {"customer_id": 1, "store_id": api.bj, "slot": slot}, **language)
+    assert status == 201 and ticket["subject"] == subject
+
+
 def test_slots_and_bookings_carry_the_stores_time_zone(api: Any) -> None:
     """A page shows a slot in the store's hours whatever the browser's zone: the zone's name and the start with the
     store's offset come with each slot, and the zone with a booked ticket's appointment."""
@@ -318,6 +329,13 @@ def test_inbox_page(api: Any) -> None:
     assert status == 200 and b'<span class="dept">' not in page
     status, page = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}; ccserver_lang=en"})
     assert b"Department inbox" in page and b'"customer_called_back": "Customer called back"' in page
+    # tiers and departments by the labels the other pages show, not their codes (inbox.js reads these)
+    labels = json.loads(page.decode().split('id="inbox-labels">')[1].split("</script>")[0])
+    assert labels["tier"]["diamond"] == "Diamond" and labels["department"]["call_center"] == "Call centre"
+    zh = api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={token}; ccserver_lang=zh-CN"})[1].decode()
+    labels = json.loads(zh.split('id="inbox-labels">')[1].split("</script>")[0])
+    assert labels["tier"] == {"diamond": "钻石", "gold": "金牌", "silver": "银牌", "bronze": "铜牌",
+                              "prospect": "潜在客户"}
     agent = api.users["agent8001"]
     assert api(None, "GET", "/inbox", **{"Cookie": f"{SESSION_COOKIE}={api.ctx.signer.issue(agent.id, agent.username, agent.role)[0]}"})[0] == 403  # noqa: E501
     assert api(None, "GET", "/inbox")[0] == 303  # not logged in: to the login page

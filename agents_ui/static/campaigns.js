@@ -107,6 +107,16 @@ function targets(choice, tiers) {
   return { filter: { tiers } };
 }
 
+// A refusal: the server's message names the field by its label in the page's language; the field is marked.
+function refused(where, error) {
+  text(where, fill(labels.error, { message: error.message }));
+  const field = error.field && form.elements.namedItem(error.field);
+  if (field && field.setAttribute) {
+    field.setAttribute("aria-invalid", "true");
+    field.addEventListener("input", () => field.removeAttribute("aria-invalid"), { once: true });
+  }
+}
+
 // The dry run: how many the selection matches and what the compliance gate would exclude now, and why.
 document.getElementById("count").addEventListener("click", async () => {
   const result = document.getElementById("count-result");
@@ -125,7 +135,7 @@ document.getElementById("count").addEventListener("click", async () => {
     }
   } catch (error) {
     result.className = "message error";
-    text(result, fill(labels.error, { message: error.message }) + (error.field ? ` (${error.field})` : ""));
+    refused(result, error);
   }
 });
 
@@ -139,7 +149,7 @@ form.addEventListener("submit", async (event) => {
     form.reset();
   } catch (error) {
     message.className = "message error";
-    text(message, fill(labels.error, { message: error.message }) + (error.field ? ` (${error.field})` : ""));
+    refused(message, error);
   }
   await refresh();
 });

@@ -77,7 +77,7 @@ function renderTable(tickets, total) {
     cell(row, t.id);
     cell(row, `${label("kind", t.kind)}${t.category ? " · " + label("category", t.category) : ""}`);
     cell(row, t.subject, "subject");
-    cell(row, t.customer ? `${t.customer.name} (${t.customer.tier})` : t.phone || "–");
+    cell(row, t.customer ? `${t.customer.name} (${label("tier", t.customer.tier)})` : t.phone || "–");
     cell(row, t.store ? t.store.name : "–");
     cell(row, label("status", t.status), `status status-${t.status}`);
     cell(row, t.assignee ? t.assignee.name : labels.unassigned);
@@ -114,7 +114,7 @@ function renderDetail(t) {
   fact(facts, headings[1], `${label("kind", t.kind)}${t.category ? " · " + label("category", t.category) : ""}` +
     ` · ${label("severity", t.severity)}`);
   fact(facts, headings[5], label("status", t.status));
-  fact(facts, headings[3], t.customer ? `${t.customer.name} (${t.customer.tier})${t.phone ? " " + t.phone : ""}`
+  fact(facts, headings[3], t.customer ? `${t.customer.name} (${label("tier", t.customer.tier)})${t.phone ? " " + t.phone : ""}`
     : t.phone || "–");
   fact(facts, labels.department_title, label("department", t.department) || "–");
   fact(facts, headings[6], t.assignee ? t.assignee.name : labels.unassigned);

@@ -40,6 +40,7 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
+from ccserver.phonetext import number_reason
 from ccserver.textcheck import CONTROLS
 from ccserver.texts import T, message_of
 from routing.numbers import normalize
@@ -306,6 +307,9 @@ class RowError(Exception):
     pass
 
 
+_RECORDS = {"order": T("order"), "visit": T("visit")}  # what _dedupe names, in the reader's language
+
+
 @dataclass
 class _Known:
     """What the database holds already (read once at the start)."""
@@ -429,7 +433,8 @@ class _Checker:
     def number(self, raw: str, what: str) -> tuple[str, str]:
         parsed = normalize(raw, region=self.region)
         if not parsed.ok or parsed.e164 is None:
-            raise RowError(T("bad {what} {raw}: {reason}", what=what, raw=repr(raw), reason=parsed.reason))
+            raise RowError(T("bad {what} {raw}: {reason}", what=what, raw=repr(raw),
+                             reason=number_reason(parsed.reason)))
         return parsed.e164, parsed.kind if parsed.kind in PHONE_KINDS else "other"
 
     def store(self, value: str) -> tuple[int, str] | None:
@@ -526,26 +531,30 @@ class _Checker:
             "consent": _bool(self.cell(cells, "consent"), "consent"),
             "do_not_call": _bool(self.cell(cells, "do_not_call"), "do_not_call"),
             "manual_vip": _bool(self.cell(cells, "vip"), "vip"), "membership_level": int(level_text),
-            "sales_consultant_id": self.user(self.cell(cells, "sales_consultant"), "sales consultant"),
-            "service_advisor_id": self.user(self.cell(cells, "service_advisor"), "service advisor"),
+            "sales_consultant_id": self.user(self.cell(cells, "sales_consultant"), T("sales consultant")),
+            "service_advisor_id": self.user(self.cell(cells, "service_advisor"), T("service advisor")),
             "home_store_id": store[0] if store else None,
         }
         vin = self.cell(cells, "vin").upper().replace(" ", "")
         if vin and not VIN.match(vin):  # a VIN that names no car merges nothing: said, not passed over
             raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(vin)))
         existing = self.owner(e164)
-        how = f"number {e164}"
+        how = T("number {e164}", e164=e164)
         if existing is None and vin and vin in self.known.vins:
-            existing, how = self.known.vins[vin][1], f"VIN {vin}"
+            existing, how = self.known.vins[vin][1], T("VIN {vin}", vin=vin)
         if existing is not None:
             added = extra is not None and self.owner(extra[0]) is None and self.add_phone(existing, *extra, False)
             dated = born is not None and self.fill_birthday(existing, born)
-            where = f"customer #{existing}" if isinstance(existing, int) else f"line {existing[1:]}"
+            where = (T("customer #{id}", id=existing) if isinstance(existing, int)
+                     else T("line {line}", line=existing[1:]))
+            # Texts, not f-strings: the page reads the row report in its language (ccserver.texts).
             if added or dated or isinstance(existing, str):
-                return RowResult(line, "merged", f"{how} already belongs to {where}: merged"
-                                 + (f", {extra[0] if extra else ''} added" if added else "")
-                                 + (", birthday added" if dated else ""))
-            return RowResult(line, "unchanged", f"{how} already belongs to {where}: nothing new")
+                return RowResult(line, "merged", T(
+                    "{how} already belongs to {where}: merged{added}{birthday}", how=how, where=where,
+                    added=T(", {number} added", number=extra[0]) if added and extra else "",
+                    birthday=T(", birthday added") if dated else ""))
+            return RowResult(line, "unchanged", T("{how} already belongs to {where}: nothing new", how=how,
+                                                  where=where))
         key = self.new_customer(line, values)
         self.add_phone(key, e164, phone_kind, True)
         if extra is not None and self.owner(extra[0]) is None:
@@ -572,7 +581,8 @@ class _Checker:
         self.file_vins[vin] = line
         if vin in self.known.vins:
             owner = self.known.vins[vin][1]
-            return RowResult(line, "unchanged", f"VIN {vin} is already on customer #{owner}: nothing new")
+            return RowResult(line, "unchanged", T("VIN {vin} is already on customer #{owner}: nothing new", vin=vin,
+                                                  owner=owner))
         owner_key = self.owner(e164)
         merged = owner_key is not None
         if owner_key is None:
@@ -605,9 +615,11 @@ class _Checker:
 
     def _dedupe(self, line: int, key: tuple[Any, ...], existing: set[tuple[Any, ...]], what: str) -> RowResult | None:
         if key in existing:
-            return RowResult(line, "unchanged", f"this {what} is already in the database: nothing new")
+            return RowResult(line, "unchanged", T("this {what} is already in the database: nothing new",
+                                                  what=_RECORDS.get(what, what)))
         if key in self.file_keys:
-            return RowResult(line, "unchanged", f"the same {what} as line {self.file_keys[key]}: skipped")
+            return RowResult(line, "unchanged", T("the same {what} as line {line}: skipped",
+                                                  what=_RECORDS.get(what, what), line=self.file_keys[key]))
         self.file_keys[key] = line
         return None
 
@@ -669,7 +681,7 @@ def plan(engine: Engine, kind: str, table: Table, *, region: str = "CN",
         try:
             checker.plan.results.append(check_row(line, cells))
         except RowError as exc:
-            checker.plan.results.append(RowResult(line, "error", str(exc)))
+            checker.plan.results.append(RowResult(line, "error", message_of(exc)))
         if progress and (done % BATCH == 0 or done == total):
             progress(done, total)
     return checker.plan

@@ -34,7 +34,8 @@ from ccserver.db.models import (
     Vehicle,
     customer_phones,
 )
-from ccserver.texts import T
+from ccserver.phonetext import number_reason
+from ccserver.texts import Field, T
 from routing.numbers import normalize
 
 __all__ = ["CampaignError", "CampaignService", "Manager"]
@@ -105,8 +106,8 @@ class CampaignService:
     def e164(self, raw: Any, field: str = "number") -> str:
         result = normalize(raw if isinstance(raw, str) else None, region=self.region)
         if not isinstance(raw, str) or result.e164 is None:
-            raise CampaignError(400, T("{field} must be a phone number (E.164 such as +8613800138000)", field=field),
-                                field)
+            raise CampaignError(400, T("{field} must be a phone number (E.164 such as +8613800138000)",
+                                       field=Field(field)), field)
         return result.e164
 
     # -- campaigns ---------------------------------------------------------------------------------------------
@@ -137,7 +138,7 @@ class CampaignService:
         column = Store.id if isinstance(ref, int) else Store.code
         found = session.scalar(select(Store.id).where(column == ref))
         if found is None:
-            raise CampaignError(422, T("{field}: no such store", field=field), field)
+            raise CampaignError(422, T("{field}: no such store", field=Field(field)), field)
         return int(found)
 
     def _create(self, who: Manager, spec: CampaignSpec, now: datetime,
@@ -145,7 +146,8 @@ class CampaignService:
         with self.sessions.begin() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
-                raise CampaignError(422, T("queue: no queue named {queue}", queue=repr(spec.queue)), "queue")
+                raise CampaignError(422, T("{field}: no queue named {queue}", field=Field("queue"),
+                                           queue=repr(spec.queue)), "queue")
             campaign = Campaign(name=spec.name, type=spec.type, mode=spec.mode, status="draft", queue=spec.queue,
                                 store_id=store_id, window=spec.window, targets_spec=spec.targets,
                                 tiers_first=spec.tiers_first,
@@ -179,7 +181,8 @@ class CampaignService:
         with self.sessions() as session:
             store_id = self._store_id(session, spec.store, "store")
             if session.scalar(select(Queue.id).where(Queue.name == spec.queue)) is None:
-                raise CampaignError(422, T("queue: no queue named {queue}", queue=repr(spec.queue)), "queue")
+                raise CampaignError(422, T("{field}: no queue named {queue}", field=Field("queue"),
+                                           queue=repr(spec.queue)), "queue")
             zone = session.scalar(select(Store.time_zone).where(Store.id == store_id)) if store_id else None
             if rows is None:
                 rows = list(self._targets_now(session, spec.targets, now))
@@ -502,7 +505,8 @@ class CampaignService:
             raw = row[column].strip() if column < len(row) else ""
             result = normalize(raw, region=self.region)
             if result.e164 is None:
-                errors.append({"row": index, "value": raw[:40], "error": f"not a phone number ({result.reason})"})
+                errors.append({"row": index, "value": raw[:40], "error": T("not a phone number ({reason})",
+                                                                              reason=number_reason(result.reason))})
             else:
                 numbers.append(result.e164)
         added: int = await self._run(self._dnc_add_many, who, sorted(set(numbers)), self.now())

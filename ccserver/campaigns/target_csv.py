@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from ccserver.phonetext import number_reason
+from ccserver.texts import T
 from routing.numbers import normalize
 
 __all__ = ["MAX_ROWS", "ParsedTargets", "parse_targets_csv"]
@@ -46,12 +48,14 @@ def parse_targets_csv(text: str, region: str) -> ParsedTargets:
             continue
         out.rows += 1
         if out.rows > MAX_ROWS:
-            out.errors.append({"row": index, "value": "", "error": f"more than {MAX_ROWS} rows: the rest ignored"})
+            out.errors.append({"row": index, "value": "", "error": T("more than {max_rows} rows: the rest ignored",
+                                                                     max_rows=MAX_ROWS)})
             break
         raw = row[number_col].strip() if number_col < len(row) else ""
         result = normalize(raw, region=region)
         if result.e164 is None:
-            out.errors.append({"row": index, "value": raw[:40], "error": f"not a phone number ({result.reason})"})
+            out.errors.append({"row": index, "value": raw[:40], "error": T("not a phone number ({reason})",
+                                                                              reason=number_reason(result.reason))})
             continue
         order = None
         if due_col is not None and due_col < len(row) and row[due_col].strip():
@@ -59,7 +63,7 @@ def parse_targets_csv(text: str, region: str) -> ParsedTargets:
                 due = date.fromisoformat(row[due_col].strip())
             except ValueError:
                 out.errors.append({"row": index, "value": row[due_col].strip()[:40],
-                                   "error": "due must be a date such as 2026-12-01"})
+                                   "error": T("due must be a date such as 2026-12-01")})
                 continue
             order = datetime(due.year, due.month, due.day, tzinfo=UTC)
         if result.e164 in seen:

@@ -21,7 +21,7 @@ from ccserver.admin import users as admin_users
 from ccserver.admin.users import Actor, AdminError
 from ccserver.db.models import User
 from ccserver.passwords import PasswordBusy
-from ccserver.texts import T, message_of
+from ccserver.texts import T, message_of, translated
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 from ccserver.web.moments import bounded
@@ -461,7 +461,8 @@ class AdminRoutes:
             return {"kind": kind, "encoding": table.encoding, "rows": len(table.rows), "ignored": table.ignored,
                     "dry_run": dry_run, "new": plan.count("new"), "merged": plan.count("merged"),
                     "unchanged": plan.count("unchanged"), "errors": len(plan.errors), "imported": counts,
-                    "report": [{"line": r.line, "status": r.status, "message": r.message}
+                    "report": [{"line": r.line, "status": r.status,
+                                "message": translated(r.message, req.reader_gettext)}
                                for r in plan.results if r.status != "new"][:1000]}
 
         result = await self.call(run)

@@ -28,7 +28,7 @@ from urllib.parse import unquote
 from ccserver import csvtext
 from ccserver.campaigns.service import CampaignError, CampaignService, Manager
 from ccserver.campaigns.spec import SpecError, parse_spec
-from ccserver.texts import T, message_of
+from ccserver.texts import T, message_of, translated
 from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response, json_response
@@ -181,14 +181,14 @@ class CampaignRoutes:
         done = await self._call(self._service().import_targets(self._who(req), campaign_id, self._csv_body(req)))
         counts = ("rows", "added", "already", "duplicates", "customers", "error_count")
         await self._audit(req, "campaign.targets_import", {"campaign_id": campaign_id, **{k: done[k] for k in counts}})
-        return json_response(done)
+        return json_response(_rows_read(done, req))
 
     async def dnc_import(self, req: Req) -> Response:
         service = self._service()
         done = await self._call(service.dnc_import(self._who(req), self._csv_body(req)))
         counts = ("rows", "added", "already", "duplicates", "error_count")
         await self._audit(req, "dnc.import", {k: done[k] for k in counts})
-        return json_response(done)
+        return json_response(_rows_read(done, req))
 
     async def dnc_remove(self, req: Req) -> Response:
         service = self._service()
@@ -317,3 +317,8 @@ class CampaignRoutes:
 
     async def dnc_list(self, req: Req) -> Response:
         return json_response({"numbers": await self._call(self._service().dnc_list())})
+
+
+def _rows_read(done: dict[str, Any], req: Req) -> dict[str, Any]:
+    """An import's answer with each refused row's reason in the reader's language (ccserver.texts)."""
+    return {**done, "errors": [{**e, "error": translated(e["error"], req.reader_gettext)} for e in done["errors"]]}

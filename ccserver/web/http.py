@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from twisted.python.failure import Failure
 from twisted.web import resource, server
@@ -29,6 +29,7 @@ from ccserver.logs import exception_summary
 from ccserver.metrics import REGISTRY
 from ccserver.texts import T, message_of, translated
 from ccserver.web.client_address import Network, client_address, parse_address, parse_networks
+from ccserver.web.field_labels import field_labels
 from ccserver.web.origin import OriginPolicy, RequestView, describe, header_values
 from ccserver.web.refusals import RefusalThrottle
 
@@ -73,7 +74,16 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's marker: extracted by `mak
 def _said(exc: Exception, req: Req) -> str:
     """An exception's message for this reader (translated when it is a ccserver.texts.Text and they asked for a
     language; ``str(exc)`` would drop the template)."""
-    return translated(message_of(exc), req.reader_gettext)
+    return translated(message_of(exc), req.reader_gettext, field_labels(req.reader_gettext))
+
+
+def _page_before(req: Req) -> str | None:
+    """The path (and query) of the page of ours the browser came from, for the error page's "back" link (its
+    address may carry the choices the person made); None when the Referer is missing or another site's."""
+    referer = urlsplit(req.header("Referer") or "")
+    if not referer.path.startswith("/") or referer.path.startswith("//") or referer.netloc != req.header("Host"):
+        return None
+    return referer.path + ("?" + referer.query if referer.query else "")
 
 
 def clip(message: str) -> str:
@@ -392,12 +402,12 @@ class Router(resource.Resource):
             message = ""
         headings = {403: N_("Not allowed"), 404: N_("Page not found"), 405: N_("Page not found"),
                     503: N_("Not available right now")}
+        # Marked outside gettext(...): pybabel does not extract an N_ nested in another keyword's call.
+        fallback = N_("Something went wrong") if response.status >= 500 else N_("The request was refused")
         lang = req.lang
-        gettext = translations(lang).gettext
-        heading = gettext(headings.get(response.status) or (N_("Something went wrong") if response.status >= 500
-                                                             else N_("The request was refused")))
+        heading = translations(lang).gettext(headings.get(response.status) or fallback)
         page = html_response(Pages().render("error.html", lang, heading=heading, message=message,
-                                            principal=None), response.status)
+                                            back=_page_before(req), principal=None), response.status)
         page.headers.update({k: v for k, v in response.headers.items() if k.lower() == "retry-after"})
         return page
 
@@ -439,8 +449,9 @@ class Router(resource.Resource):
         except AuthUnavailable as exc:
             return json_response({"error": _said(exc, req)}, 503, **{"Retry-After": "5"})
         except HTTPError as exc:
-            response = json_response({"error": clip(translated(exc.message, req.reader_gettext)), **exc.extra},
-                                     exc.status)
+            gettext = req.reader_gettext
+            response = json_response({"error": clip(translated(exc.message, gettext, field_labels(gettext))),
+                                      **exc.extra}, exc.status)
             response.headers.update(exc.headers)
             return response
         except Exception as exc:

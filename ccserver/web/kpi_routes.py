@@ -22,7 +22,7 @@ from ccserver.kpi.intervals import iso_utc, zone
 from ccserver.kpi.reports import AGENT_COLUMNS, QUEUE_COLUMNS, agent_report, queue_report, to_csv
 from ccserver.kpi.store import KpiStore
 from ccserver.kpi.views import LiveViews, visible_queues
-from ccserver.texts import T
+from ccserver.texts import Field, T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
 from ccserver.web.moments import bounded
@@ -85,7 +85,7 @@ class KpiRoutes:
         tz = zone(self.ctx.config.server.time_zone)
         interval = req.arg("interval", "day")
         if interval not in MAX_DAYS:
-            raise HTTPError(400, T("interval must be 15m or day"), field="interval")
+            raise HTTPError(400, T("{field} must be 15m or day", field=Field("interval")), field="interval")
         fmt = req.arg("format", "json")
         if fmt not in ("json", "csv"):
             raise HTTPError(400, T("format must be json or csv"), field="format")
@@ -100,18 +100,20 @@ class KpiRoutes:
                     return moment + timedelta(days=1) if end else moment  # "to=2026-12-01" includes that day
                 value = datetime.fromisoformat(text)
             except ValueError:
-                raise HTTPError(400, T("{name} must be a date (2026-12-01) or an ISO date-time", name=name),
+                raise HTTPError(400, T("{name} must be a date (2026-12-01) or an ISO date-time", name=Field(name)),
                                 field=name) from None
             bounded(value, name)
             return value if value.tzinfo is not None else value.replace(tzinfo=tz)
 
         start = parse("from", today, False)
         end = parse("to", start.astimezone(tz).date(), True)
-        if end <= start:
-            raise HTTPError(400, T("to must be after from"), field="to")
+        if end <= start:  # a "to" date is included: from=to is that one day
+            raise HTTPError(400, T("{later} must be after {earlier}", later=Field("to"), earlier=Field("from")),
+                            field="to")
         if end - start > timedelta(days=MAX_DAYS[interval]):
-            raise HTTPError(400, T("at most {max_days} days with interval={interval}", max_days=MAX_DAYS[interval],
-                                   interval=interval), field="to")
+            raise HTTPError(400, T("at most {max_days} days between {earlier} and {later} with {field}={interval}",
+                                   max_days=MAX_DAYS[interval], earlier=Field("from"), later=Field("to"),
+                                   field=Field("interval"), interval=interval), field="to")
         return start, end, interval, fmt
 
     def _name(self, req: Req, name: str, pattern: re.Pattern[str], what: str) -> str | None:

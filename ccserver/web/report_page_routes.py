@@ -15,7 +15,7 @@ from ccserver.db.models import Queue, Store
 from ccserver.kpi.intervals import zone
 from ccserver.kpi.report_page import agent_chart, agent_totals, queue_chart, store_chart, store_totals
 from ccserver.kpi.reports import agent_report, queue_report
-from ccserver.texts import T
+from ccserver.texts import T, translated
 from ccserver.wallboard.charts import chart_markup
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, html_response
@@ -41,7 +41,10 @@ class ReportPageRoutes:
         view = req.arg("view", "queues") or "queues"
         if view not in VIEWS:
             raise HTTPError(400, T("view must be queues, agents or stores"), field="view")
-        start, end, interval, _fmt = self.kpi._range(req)  # noqa: SLF001 - one parser for the page and the API
+        try:
+            start, end, interval, _fmt = self.kpi._range(req)  # noqa: SLF001 - one parser for the page and the API
+        except HTTPError as exc:
+            return self._refused(req, view, exc)
         visible = await self.kpi._visible_queues(req)  # noqa: SLF001
         factory = self.ctx.session_factory
         if factory is None:
@@ -74,8 +77,26 @@ class ReportPageRoutes:
             "reports.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
             view=view, interval=interval, start=first, end=last, query=query,
             csv_url=f"/api/reports/{api}?{urlencode({**query, 'format': 'csv'})}", store_manager=visible is not None,
-            **context)
+            error="", error_field=None, **context)
         return html_response(page)
+
+
+    def _refused(self, req: Req, view: str, exc: HTTPError) -> Response:
+        """A range the reports refuse (to before from, too long, not a date): the page again, the person's choices
+        kept and the reason above them in the page's language, naming the fields by their labels (a 400, not the
+        error page the form's GET would otherwise lead to)."""
+        p = req.principal
+        assert p is not None
+        gettext = translations(req.lang).gettext
+        labels = {field: f"“{gettext(label)}”" for field, label in (("from", "From"), ("to", "To"),
+                                                                    ("interval", "Interval"))}
+        interval = req.arg("interval") or "day"
+        query = {"from": req.arg("from") or "", "to": req.arg("to") or "", "interval": interval}
+        page = self.ctx.templates.render(
+            "reports.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
+            view=view, interval=interval, query=query, csv_url="", store_manager=False, rows=[], totals=[],
+            chart=chart_markup(""), error=translated(exc.message, gettext, labels), error_field=exc.extra.get("field"))
+        return html_response(page, 400)
 
 
 def _stores(factory: Any) -> tuple[dict[str, int | None], dict[int, str]]:

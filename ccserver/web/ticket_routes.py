@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from ccserver.db.models import TICKET_KINDS, TICKET_SEVERITIES, TICKET_STATUSES, Store, User
-from ccserver.texts import T
+from ccserver.texts import T, translated
 from ccserver.tickets import Actor, NewTicket, TicketError, TicketService
 from ccserver.tickets.appointments import slot_json
 from ccserver.tickets.store import MAX_BODY, MAX_COMMENT, MAX_SUBJECT, SORTS, clean_text
@@ -345,6 +345,8 @@ class TicketRoutes:
         category = body.get("category", "maintenance")
         if not isinstance(category, str):
             raise HTTPError(400, T("category must be text"), field="category")
+        # A stored subject is data: written in the booker's language (a page's; English for a script).
+        subject = subject or translated(T("Workshop appointment"), req.reader_gettext)
         booking = await self._call(service.book(
             actor, customer_id=_id(body.get("customer_id"), "customer_id", required=True), store_id=store_id,
             slot=slot, vehicle_id=_id(body.get("vehicle_id"), "vehicle_id"), category=category, subject=subject,

@@ -337,6 +337,11 @@ def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     shown = {section: {key: {"value": value, "from": config.sources[(section, key)]} for key, value in keys.items()}
              for section, keys in config.redacted().items()}
+    if not config.get("server", "secret_key"):  # none configured: the one generated into the data folder is used
+        path = config.secret_key_file
+        shown["server"]["secret_key"] = (
+            {"value": "********", "from": f"generated file {path}"} if path.exists()
+            else {"value": "", "from": f"not set: generated into {path} at the first start"})
     print(json.dumps(shown, indent=2, ensure_ascii=False))
     return 0
 

@@ -627,12 +627,17 @@ class Config:
             return url
         return f"sqlite:///{(self.data_dir / 'ccserver.sqlite3').resolve()}"
 
+    @property
+    def secret_key_file(self) -> Path:
+        """Where a secret key is generated (and then read) when none is configured."""
+        return self.data_dir / "secret_key"
+
     def secret_key(self) -> bytes:
         """The configured secret, or one generated once and kept (0600) in the data folder."""
         configured: str = self.get("server", "secret_key")
         if configured:
             return configured.encode()
-        path = self.data_dir / "secret_key"
+        path = self.secret_key_file
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -206,6 +206,9 @@ def setup_logging(level: str = "INFO", json_lines: bool = False, log_pii: bool =
     root.setLevel(level)
     # Alembic narrates every migration step at INFO; its WARNINGs are what an operator needs.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # websockets logs "connection open" / "connection closed" at INFO for every page that opens a socket: shown at
+    # DEBUG only; its warnings and errors (failed handshakes, handler errors) still reach the log.
+    logging.getLogger("websockets").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
 
 
 def printable(text: str) -> str:

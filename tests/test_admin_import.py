@@ -46,7 +46,8 @@ def _seed(url: str) -> None:
         s.add_all([Store(group_id=group.id, code="bj-volvo", name="北京沃尔沃亚运村4S店", brand="Volvo",
                          city="Beijing"),
                    Store(group_id=group.id, code="sh-bmw", name="上海宝马浦东4S店", brand="BMW", city="Shanghai"),
-                   User(username="zhang.wei", display_name="张伟", role="agent")])
+                   User(username="zhang.wei", display_name="张伟", role="agent"),
+                   User(username="bj-volvo-sales01", display_name="Li Na 李娜", role="department")])
     engine.dispose()
 
 
@@ -359,3 +360,25 @@ def test_a_bidi_override_in_a_name_is_refused_like_a_control_character(crm):
     assert rows[4][0] == "new"
     ci.write(crm, plan)
     assert _counts(crm)["customers"] == before["customers"] + 1
+
+
+def test_the_templates_examples_do_not_land_on_demo_customers(tmp_path):
+    """An unedited template imported into the demo makes a new customer (its numbers come from blocks the generator
+    never uses) with a consultant the demo has, rather than merging into 张伟 (+8613800138000)."""
+    from ccserver.demo import generate
+    from ccserver.demo.reference import MOBILE_PREFIXES, STORES
+    from routing.numbers import normalize
+
+    examples = {normalize(f.example).e164 for kind in ci.KINDS for f in ci.FIELDS[kind] if "phone" in f.name}
+    assert examples == {"+8617000001234", "+8689830001234"}
+    assert "17000001234"[:3] not in MOBILE_PREFIXES
+    haikou = next(s for s in STORES if s.area_code == "898")
+    assert "3" not in haikou.landline_first_digits
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    generate(url, customers=2000, seed=7, as_of=dt.date(2026, 11, 23))
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalars(select(PhoneNumber.e164).where(PhoneNumber.e164.in_(examples))).all() == []
+        consultants = {f.example for f in ci.FIELDS["customers"] if f.name == "sales_consultant"}
+        assert conn.scalars(select(User.username).where(User.username.in_(consultants))).all() == list(consultants)
+    engine.dispose()

@@ -231,6 +231,39 @@ def test_the_users_table_at_1280_breaks_no_word(server: LiveServer, browser: Any
     context.close()
 
 
+@pytest.mark.parametrize("lang", ["en-US", "zh-CN"])
+def test_the_users_table_and_the_menu_fit_1366(server: LiveServer, browser: Any, lang: str) -> None:  # noqa: F811
+    """At 1366×768 the users table (with the long user of the 1280 test) shows its Edit buttons without sideways
+    scrolling, and the admin menu is one line."""
+    context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/users", locale=lang,
+                                           viewport={"width": 1366, "height": 768}, ignore_status=REFUSED)
+    page.wait_for_selector("table[data-key=users] tbody td.username")
+    long_user = "table[data-key=users] td.username:text-is('maximilian.hoffmann-rasmussen')"
+    if page.locator(long_user).count() == 0:
+        submit(page, "#user-form", {"username": "maximilian.hoffmann-rasmussen", "role": "supervisor",
+                                    "display_name": "Maximilian Hoffmann-Rasmussen 欧阳娜娜",
+                                    "password": "first-pass-1"})
+        page.wait_for_selector(long_user)
+    screenshot(page, f"admin-users-1366-{lang}")
+    fit = page.evaluate("""() => {
+      const box = document.querySelector(".table-scroll");
+      const edits = [...document.querySelectorAll("table[data-key=users] td.actions button")];
+      const links = [...document.querySelectorAll("header.top nav.pages a")];
+      return {table: box.scrollWidth, box: box.clientWidth, page: document.documentElement.scrollWidth,
+              editRight: Math.max(...edits.map((b) => b.getBoundingClientRect().right)), edits: edits.length,
+              menuLines: new Set(links.map((a) => Math.round(a.getBoundingClientRect().top))).size,
+              header: document.querySelector("header.top").getBoundingClientRect().height};
+    }""")
+    assert fit["edits"] > 60 and fit["table"] <= fit["box"], fit  # nothing to scroll sideways
+    assert fit["editRight"] <= 1366 and fit["page"] <= 1366, fit  # every Edit button inside the window
+    assert fit["menuLines"] == 1, fit
+    interface = page.locator("table[data-key=users] tr:has(td.username:text-is('agent8001')) td.extension")
+    assert interface.inner_text().split() == ["8001", "Local/8001@agent-phones/n"]  # the interface: under it
+    assert page.evaluate(WORDS_BROKEN, "table[data-key=users]") == []
+    assert errors == []
+    context.close()
+
+
 def test_store_hours_and_the_holiday_calendar(server: LiveServer, browser: Any) -> None:  # noqa: F811
     context, page, errors = signed_in_page(browser, server.url, "admin", "admin", "/admin/calendar", locale="zh-CN",
                                            viewport={"width": 1400, "height": 900}, ignore_status=REFUSED)

@@ -456,6 +456,14 @@ def test_off_call_a_found_customer_gets_a_ticket_and_an_appointment(server: Desk
     page.click("#book")
     page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('预约成功')")
     screenshot(page, "desktop-off-call-zh-CN")
+    # the same customer again into the same hour (a seat is still free there): refused, naming the booking
+    page.click("#customer-book")
+    page.locator("#slots input[type=radio]").first.check()
+    page.click("#book")
+    page.wait_for_function("() => document.querySelector('#forms-message').innerText.includes('已有预约')")
+    assert page.inner_text("#forms-message").startswith("该客户在此时段已有预约 #")
+    errors.remove("Failed to load resource: the server responded with a status of 409 (Conflict)")  # that refusal
+    screenshot(page, "desktop-double-booking-zh-CN")
 
     # a call that rings takes the forms over; the agent picks again; later frames of that call keep the pick, and
     # so does the call's retraction (never answered)

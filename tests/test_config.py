@@ -288,3 +288,21 @@ def test_config_errors_mask_url_passwords(name, value, secret):
 ])
 def test_mask_url(url, masked):
     assert mask_url(url) == masked
+
+
+def test_config_show_reports_the_generated_secret_key_masked(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CCSERVER_SERVER_DATA_DIR", str(tmp_path))
+    assert main(["config", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)["server"]["secret_key"]
+    assert shown == {"value": "", "from": f"not set: generated into {tmp_path / 'secret_key'} at the first start"}
+    key = load_config(environ={"CCSERVER_SERVER_DATA_DIR": str(tmp_path)}).secret_key().decode()
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert key not in out
+    assert json.loads(out)["server"]["secret_key"] == {"value": "********",
+                                                       "from": f"generated file {tmp_path / 'secret_key'}"}
+    monkeypatch.setenv("CCSERVER_SERVER_SECRET_KEY", "configured-secret")  # a configured key wins: env, masked
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "configured-secret" not in out
+    assert json.loads(out)["server"]["secret_key"] == {"value": "********", "from": "env"}

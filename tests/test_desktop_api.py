@@ -335,6 +335,9 @@ def test_off_call_a_customer_found_under_customers_gets_a_ticket_and_an_appointm
         booked = await request(router, "POST", "/api/appointments", me,
                                {"customer_id": cid, "store_id": home["id"], "slot": slot})
         return [state, detail, ticket, slots, booked,
+                # the same customer booked again into the same slot (a free seat left): refused, in the page's words
+                await request(router, "POST", "/api/appointments", me,
+                              {"customer_id": cid, "store_id": home["id"], "slot": slot}, lang="zh-CN"),
                 # what the desk sent off-call before: no caller, so no customer
                 await request(router, "POST", "/api/appointments", me,
                               {"customer_id": None, "store_id": home["id"], "slot": slot}),
@@ -348,7 +351,7 @@ def test_off_call_a_customer_found_under_customers_gets_a_ticket_and_an_appointm
                               {"customer_id": cid, "store_id": home["id"], "slot": slot}),
                 await request(router, "GET", f"/api/desktop/customers/{cid}", me)]
 
-    (state, detail, ticket, slots, booked, no_customer, unknown_ticket, unknown_booking, campaign_ticket,
+    (state, detail, ticket, slots, booked, twice, no_customer, unknown_ticket, unknown_booking, campaign_ticket,
      campaign_booking, after) = asyncio.run(main())
     assert state[0] == 200 and not state[1]["signed_in"] and state[1]["call"] is None
     assert detail[0] == 200 and detail[1]["home_store"]["code"]
@@ -357,6 +360,8 @@ def test_off_call_a_customer_found_under_customers_gets_a_ticket_and_an_appointm
     assert slots[0] == 200 and slots[1]["slots"]
     assert booked[0] == 201, booked
     assert (booked[1]["kind"], booked[1]["customer"]["id"]) == ("appointment", cid)
+    assert (twice[0], twice[1]["field"], twice[1]["existing_ticket"]) == (409, "customer_id", booked[1]["id"])
+    assert twice[1]["error"].startswith(f"该客户在此时段已有预约 #{booked[1]['id']}"), twice
     assert (no_customer[0], no_customer[1]["field"]) == (400, "customer_id")
     assert unknown_ticket[0] == 400 and unknown_ticket[1] == {"error": "没有这位客户", "field": "customer_id"}
     assert unknown_booking[0] == 400 and unknown_booking[1] == {"error": "没有这位客户", "field": "customer_id"}

@@ -32,8 +32,9 @@ def _db(server: LiveServer) -> sqlite3.Connection:
     return sqlite3.connect(server.data_dir / "ccserver.sqlite3")
 
 
-def _one_car_regular(server: LiveServer) -> tuple[int, str]:
-    """A customer with exactly one car, a home store, no VIP treatment (VIPs skip the menu): id and number."""
+def _one_car_regular(server: LiveServer, nth: int = 0) -> tuple[int, str]:
+    """A customer with exactly one car, a home store, no VIP treatment (VIPs skip the menu): id and number; ``nth``:
+    another such customer (one who holds an appointment cannot book a second one at the same hour)."""
     with _db(server) as db:
         row = db.execute(
             "SELECT c.id, p.e164 FROM customers c JOIN customer_phones cp ON cp.customer_id = c.id"
@@ -41,7 +42,7 @@ def _one_car_regular(server: LiveServer) -> tuple[int, str]:
             " WHERE c.tier NOT IN ('diamond', 'gold') AND NOT c.manual_vip AND c.home_store_id IS NOT NULL"
             " AND NOT p.shared AND (SELECT count(*) FROM vehicles v WHERE v.customer_id = c.id) = 1"
             " AND (SELECT count(*) FROM customer_phones o WHERE o.phone_id = p.id) = 1"
-            " ORDER BY c.id LIMIT 1").fetchone()
+            " ORDER BY c.id LIMIT 1 OFFSET ?", (nth,)).fetchone()
     assert row is not None, "the demo data has a one-car customer"
     return int(row[0]), str(row[1])
 
@@ -93,7 +94,7 @@ def test_a_caller_books_a_visit_through_the_servers_tickets_service(server: Live
 
 def test_the_same_call_asked_again_books_nothing_more(server: LiveServer) -> None:
     """Asterisk retrying a request after a lost answer (same uniqueid): one booking, not two."""
-    customer_id, number = _one_car_regular(server)
+    customer_id, number = _one_car_regular(server, nth=1)
     for _ in range(2):
         play_call(server.agi_port, Caller(["2", "1", "1", "1"]), callerid=number.removeprefix("+86"),
                   extension=HOTLINE, uniqueid="1795000002.5", network_script="incoming")

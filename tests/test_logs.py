@@ -197,3 +197,45 @@ def test_the_formatter_is_the_net_under_every_logger(capsys: pytest.CaptureFixtu
         root.setLevel(level)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "x\\r\\nforged\\x1b[2J" in err
+
+
+def _one_websocket_connection() -> None:
+    """A real websockets server and client: one connection opened, a message echoed, closed."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}") as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("level, shown", [("INFO", False), ("DEBUG", True)])
+def test_a_websocket_connection_logs_no_info_line(capsys: pytest.CaptureFixture[str], level: str,
+                                                  shown: bool) -> None:
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    try:
+        logs.setup_logging(level)
+        _one_websocket_connection()
+        logging.getLogger("websockets.server").warning("a websockets warning")
+        sys.stderr.flush()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        logging.getLogger("websockets").setLevel(logging.NOTSET)
+    err = capsys.readouterr().err
+    assert ("connection open" in err and "connection closed" in err) is shown, err
+    assert "a websockets warning" in err  # warnings and errors still reach the log
+    if not shown:  # the warning is the only line
+        assert len(err.splitlines()) == 1 and "WARNING" in err, err

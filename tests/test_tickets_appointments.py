@@ -164,3 +164,66 @@ def test_reschedule_moves_the_place(loaded: Any) -> None:
         asyncio.run(service.reschedule(repair, local("2026-11-24T13:00"), ADMIN))
     assert not_appointment.value.status == 400
     assert other.seat == 1
+
+
+def test_a_customer_cannot_hold_two_appointments_at_one_time(loaded: Any) -> None:
+    """Booked twice into one slot (two seats), or at another store at the same hour: refused, naming the first."""
+    _url, sessions = loaded
+    service, _clock, _ = make_service(sessions)
+    bj, sh = store_id(sessions, "bj-volvo"), store_id(sessions, "sh-bmw")
+    first = asyncio.run(service.book(ADMIN, customer_id=1, store_id=sh, slot=local("2026-11-24T08:00")))
+    for store in (sh, bj):
+        with pytest.raises(TicketError) as twice:
+            asyncio.run(service.book(ADMIN, customer_id=1, store_id=store, slot=local("2026-11-24T08:00")))
+        assert (twice.value.status, twice.value.field, twice.value.extra) == (
+            409, "customer_id", {"existing_ticket": first.ticket_id})
+        assert str(twice.value) == (f"the customer already has appointment #{first.ticket_id} at sh-bmw, "
+                                    "2026-11-24 08:00, at that time")
+    # the IVR hears "taken" and offers another time
+    ivr_slot = Slot(bj, local("2026-11-24T08:00"), local("2026-11-24T09:00"))
+    assert asyncio.run(service.book_appointment(1, bj, None, ivr_slot, "1700000003.1")) == SlotTaken(ivr_slot)
+    # the next hour does not overlap; another customer takes the second seat of the first
+    nine = asyncio.run(service.book(ADMIN, customer_id=1, store_id=bj, slot=local("2026-11-24T09:00")))
+    assert asyncio.run(service.book(ADMIN, customer_id=2, store_id=sh, slot=local("2026-11-24T08:00"))).seat == 2
+    # nor can a reschedule put the customer's two appointments together
+    with pytest.raises(TicketError) as moved:
+        asyncio.run(service.reschedule(nine.ticket_id, local("2026-11-24T08:00"), ADMIN))
+    assert (moved.value.status, moved.value.field) == (409, "customer_id")
+    # an appointment cancelled, or done (resolved), no longer holds the customer
+    asyncio.run(service.transition(first.ticket_id, "cancelled", ADMIN, comment="客户改期"))
+    again = asyncio.run(service.book(ADMIN, customer_id=1, store_id=sh, slot=local("2026-11-24T08:00")))
+    asyncio.run(service.transition(again.ticket_id, "in_progress", ADMIN))
+    asyncio.run(service.transition(again.ticket_id, "resolved", ADMIN))
+    assert asyncio.run(service.book(ADMIN, customer_id=1, store_id=bj, slot=local("2026-11-24T08:00"))).created
+
+
+def test_one_customer_booked_twice_at_once_gets_one_appointment(loaded: Any) -> None:
+    """Real threads on their own connections book one customer into the same hour (free seats, two stores) at once:
+    one wins, the others hear 409 naming the customer, and nothing of theirs is left behind."""
+    _url, sessions = loaded
+    service, _clock, _ = make_service(sessions)
+    stores = [store_id(sessions, "sh-bmw"), store_id(sessions, "bj-volvo")] * 2
+    now = service.now()
+    outcome: list[Any] = []
+    barrier = threading.Barrier(len(stores))
+
+    def caller(store: int) -> None:
+        barrier.wait()
+        try:
+            outcome.append(service.appointments.book(customer_id=5, store_id=store, slot=local("2026-11-24T10:00"),
+                                                     actor=ADMIN, now=now))
+        except TicketError as exc:
+            outcome.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    won = [r for r in outcome if not isinstance(r, TicketError)]
+    lost = [r for r in outcome if isinstance(r, TicketError)]
+    assert len(won) == 1, outcome
+    assert len(lost) == len(stores) - 1 and all((e.status, e.field) == (409, "customer_id") for e in lost)
+    with sessions() as s:
+        assert s.scalars(select(Appointment.ticket_id).where(Appointment.customer_id == 5)).all() == \
+            [won[0].ticket_id]

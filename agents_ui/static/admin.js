@@ -89,9 +89,22 @@ function render(table, rows) {
   const editable = "item" in table.dataset;
   table.replaceChildren();
   const head = table.createTHead().insertRow();
+  // data-details="extension:interface": a column shown on a second, smaller line under another (in its head
+  // too), rather than as a column of its own, to keep a wide table inside the window.
+  const details = new Map((table.dataset.details || "").split(",").filter(Boolean).map((pair) => pair.split(":")));
+  const withDetail = (cellNode, column, value, detail) => {
+    text(cellNode, value);
+    if (!details.has(column)) return;
+    // "Local/8001@agent-phones/n" may break after its "@" (a <wbr>), nowhere else
+    const line = Object.assign(document.createElement("small"), { className: "subline" });
+    const parts = detail === null || detail === undefined ? [] : String(detail).split(/(?<=@)/);
+    parts.forEach((part, i) => line.append(...(i ? [document.createElement("wbr")] : []), part));
+    cellNode.append(line);
+  };
   for (const column of columns) {
     const th = document.createElement("th");
-    head.append(text(th, labels.columns[column] || column));
+    withDetail(th, column, labels.columns[column] || column, labels.columns[details.get(column)]);
+    head.append(th);
   }
   if (editable) head.append(text(document.createElement("th"), labels.actions));
   const body = table.createTBody();
@@ -110,7 +123,8 @@ function render(table, rows) {
     for (const column of columns) {
       const td = tr.insertCell();
       td.className = column;
-      if (byWord.has(column)) words(td, cell(row, column)); else text(td, cell(row, column));
+      if (byWord.has(column)) words(td, cell(row, column));
+      else withDetail(td, column, cell(row, column), cell(row, details.get(column)));
     }
     if (editable) {
       const td = tr.insertCell();

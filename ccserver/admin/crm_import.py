@@ -61,11 +61,18 @@ class Field:
     help: str
 
 
+# The templates' example numbers come from blocks the demo generator never hands out (a 170 mobile block, not in
+# demo.reference.MOBILE_PREFIXES; a Haikou landline starting with 3, not in its landline_first_digits), so
+# importing an unedited template into the demo creates a new customer instead of merging into a demo one. The
+# consultant is a demo user name (every demo store has <store>-sales01).
+EXAMPLE_PHONE = "17000001234"
+EXAMPLE_PHONE2 = "0898-3000 1234"
+
 FIELDS: dict[str, tuple[Field, ...]] = {
     "customers": (
         Field("name", True, "王小明", "person or company name"),
-        Field("phone", True, "13800138000", "main number (mobile or landline with area code)"),
-        Field("phone2", False, "010-6552 8888", "a second number (optional)"),
+        Field("phone", True, EXAMPLE_PHONE, "main number (mobile or landline with area code)"),
+        Field("phone2", False, EXAMPLE_PHONE2, "a second number (optional)"),
         Field("kind", False, "person", "person or company (个人/公司); default person"),
         Field("store", False, "bj-volvo", "home store: its code or name"),
         Field("language", False, "zh", "zh or en; default zh"),
@@ -75,7 +82,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("vip", False, "no", "manual VIP (yes/no)"),
         Field("membership_level", False, "2", "0-9"),
         Field("lifecycle", False, "customer", "target, prospect, customer or dormant; default customer"),
-        Field("sales_consultant", False, "zhang.wei", "user name (or display name) of the sales consultant"),
+        Field("sales_consultant", False, "bj-volvo-sales01", "user name (or display name) of the sales consultant"),
         Field("service_advisor", False, "", "user name (or display name) of the service advisor"),
         Field("vin", False, "", "a VIN of the customer's car: merges into its owner when the number is new"),
         Field("birthday", False, "1985-03-12", "a person's date of birth (also 1985/3/12, 1985年3月12日); fills "
@@ -83,7 +90,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "vehicles": (
         Field("vin", True, "LVSHCAMB1CE012345", "17-character VIN"),
-        Field("customer_phone", True, "13800138000", "the owner's number (the customer is created if new)"),
+        Field("customer_phone", True, EXAMPLE_PHONE, "the owner's number (the customer is created if new)"),
         Field("customer_name", False, "王小明", "the owner's name (needed when the number is new)"),
         Field("brand", True, "Volvo", "brand"),
         Field("model", True, "XC60", "model"),
@@ -94,7 +101,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("insurance_expiry", False, "2027-05-19", "date"),
     ),
     "orders": (
-        Field("customer_phone", False, "13800138000", "the customer's number (or give vin)"),
+        Field("customer_phone", False, EXAMPLE_PHONE, "the customer's number (or give vin)"),
         Field("vin", False, "LVSHCAMB1CE012345", "the car (its owner is the customer)"),
         Field("store", False, "bj-volvo", "store code or name"),
         Field("kind", True, "service",
@@ -103,7 +110,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("ordered_on", True, "2025-10-08", "date"),
     ),
     "visits": (
-        Field("customer_phone", False, "13800138000", "the customer's number (or give vin)"),
+        Field("customer_phone", False, EXAMPLE_PHONE, "the customer's number (or give vin)"),
         Field("vin", False, "LVSHCAMB1CE012345", "the car"),
         Field("store", True, "bj-volvo", "store code or name"),
         Field("opened_at", True, "2025-10-08 09:30", "date and time, the store's local time"),

@@ -10,6 +10,12 @@ inserts the lowest free one together with its appointment ticket — one transac
 booking committed that seat first, its insert fails, the whole transaction is rolled back (nothing
 half-written) and it is tried again: then it sees the seat taken and takes the next one, or finds the slot full
 (409). A cancelled booking gives its seat up; a rescheduled one moves to a seat of its new slot the same way.
+
+**One customer, one place at a time.** A customer who already holds an active appointment (booked, its ticket
+still being worked: not cancelled, not done) overlapping the slot is refused (409, naming that appointment). The
+seat index cannot see this (two seats, or two stores), so a booking first writes the customer's row: on
+PostgreSQL that row lock, on SQLite the database's write lock, makes two bookings of one customer take turns,
+and the second one sees the first.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ccserver.db.models import Appointment, Store, Ticket
+from ccserver.db.models import Appointment, Customer, Store, Ticket
 from ccserver.texts import T
 from ccserver.tickets import lifecycle
 from ccserver.tickets.access import Actor
@@ -153,6 +159,34 @@ class Appointments:
                 return seat
         raise TicketError(409, T("that slot is fully booked"), "slot")
 
+    @staticmethod
+    def _hold_customer(session: Session, customer_id: int) -> None:
+        """Make bookings of one customer take turns until this transaction ends (see the module's docstring). A
+        no-op write rather than SELECT … FOR UPDATE: SQLite has no row locks, and only a write starts its
+        transaction (and takes its lock) before the reads that follow."""
+        session.execute(update(Customer).where(Customer.id == customer_id).values(id=Customer.id))
+
+    def _check_customer_free(self, session: Session, customer_id: int, slot: datetime,
+                             moving: int | None = None) -> None:
+        """TicketError 409 when the customer holds another active appointment overlapping ``slot`` (every slot is
+        an hour long); ``moving``: the appointment being rescheduled, which does not count."""
+        query = (select(Appointment.ticket_id, Appointment.slot_start, Store.code, Store.time_zone)
+                 .join(Ticket, Ticket.id == Appointment.ticket_id).join(Store, Store.id == Appointment.store_id)
+                 .where(Appointment.customer_id == customer_id, Appointment.status == "booked",
+                        Ticket.status.in_(lifecycle.WORKING),
+                        Appointment.slot_start > slot - SLOT, Appointment.slot_start < slot + SLOT)
+                 .order_by(Appointment.slot_start).limit(1))
+        if moving is not None:
+            query = query.where(Appointment.id != moving)
+        held = session.execute(query).first()
+        if held is None:
+            return
+        zone = ZoneInfo(str(held.time_zone or self.settings.time_zone))
+        when = self._utc(held.slot_start).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        raise TicketError(409, T("the customer already has appointment #{ticket} at {store}, {when}, at that time",
+                                 ticket=held.ticket_id, store=held.code, when=when),
+                          "customer_id", existing_ticket=held.ticket_id)
+
     # -- booking ---------------------------------------------------------------------------------------------------
     def book(self, *, customer_id: int, store_id: int, slot: datetime, actor: Actor, now: datetime,
              vehicle_id: int | None = None, uniqueid: str | None = None, source: str = "web",
@@ -174,6 +208,8 @@ class Appointments:
                                 vehicle_id=vehicle_id, source=source, uniqueid=uniqueid)
                 department, _code = self.tickets.validate_new(session, new)
                 capacity = self._check_slot(session, store_id, slot, now)
+                self._hold_customer(session, customer_id)
+                self._check_customer_free(session, customer_id, slot)
                 seat = self._free_seat(session, store_id, slot, capacity)
                 first_due, _ = self.tickets._due("appointment", "normal", store_id, department, now)
                 ticket_id, _created = self.tickets._insert_ticket(
@@ -210,6 +246,9 @@ class Appointments:
                 if before == slot:
                     return Booking(ticket.id, appointment.id, appointment.store_id, slot, appointment.seat, False)
                 capacity = self._check_slot(session, appointment.store_id, slot, now)
+                if appointment.customer_id is not None:
+                    self._hold_customer(session, appointment.customer_id)
+                    self._check_customer_free(session, appointment.customer_id, slot, moving=appointment.id)
                 appointment.slot_start, appointment.seat, appointment.updated_at = slot, None, now
                 session.flush()  # give the old seat up first
                 appointment.seat = self._free_seat(session, appointment.store_id, slot, capacity)

@@ -150,7 +150,8 @@ class TicketService:
             done = await self.book(IVR, customer_id=customer_id, store_id=store_id, vehicle_id=vehicle_id,
                                    slot=slot.starts_at, uniqueid=uniqueid or None, source="ivr")
         except TicketError as exc:
-            if exc.status == 409 and exc.field == "slot":
+            # full, or the caller already holds an appointment at that hour: either way, offer another time
+            if exc.status == 409 and exc.field in ("slot", "customer_id"):
                 return SlotTaken(slot)
             raise
         return Booking(done.ticket_id, customer_id, done.store_id, vehicle_id,

@@ -25,6 +25,10 @@ TITLES = {"stores": N_("Stores"), "dids": N_("DIDs and queues"), "calendar": N_(
           "users": N_("Users"),
           "routing": N_("Routing rules and IVR"), "codes": N_("Pause and disposition codes"),
           "data": N_("Import and export"), "audit": N_("Audit log")}
+# The menu's words, shorter where the title is long, so the English menu stays on one line at 1366 px (each link
+# carries its page's full title as a tooltip; the page's heading says it in full).
+NAV_TITLES = {**TITLES, "dids": N_("DIDs & queues"), "calendar": N_("Hours"), "routing": N_("Routing & IVR"),
+              "codes": N_("Codes"), "data": N_("Import/export")}
 LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("Complaints"),
               "insurance": N_("Insurance"), "hotline": N_("Hotline")}
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),
@@ -60,7 +64,8 @@ class AdminPages:
         page = self.ctx.templates.render(
             "admin.html", req.lang, principal=p, csrf_token=self.ctx.signer.csrf_token(p.session_id),
             section=section, sections=SECTIONS if is_admin else MANAGER_SECTIONS,
-            titles={k: gettext(v) for k, v in TITLES.items()}, lines=LINES,
+            titles={k: gettext(v) for k, v in TITLES.items()},
+            nav_titles={k: gettext(v) for k, v in NAV_TITLES.items()}, lines=LINES,
             line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
             roles=ROLES if is_admin else MANAGER_ROLES,
             role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,

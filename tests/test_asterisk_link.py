@@ -18,9 +18,8 @@ from ccserver.config import load_config
 from ccserver.kpi.views import LiveViews
 from ccserver.state.tracker import StateTracker
 from ccserver.wallboard import WallboardSource
-from ccserver.web.app import build_router
 from tests.test_ami_client import SECRET, Net
-from tests.web_support import MemoryUsers, call, make_context
+from tests.web_support import call, router_with_logins
 
 NONE: dict[str, Any] = {"configured": False, "connected": False, "down_since": None, "servers": []}
 
@@ -98,14 +97,8 @@ def test_the_wallboard_snapshot_carries_the_link() -> None:
 
 
 def test_api_queues_says_so_to_supervisors_only() -> None:
-    users = MemoryUsers()
-    users.add(1, "agent8001", "agent", "pw-agent-1")
-    users.add(2, "boss", "supervisor", "pw-boss-1")
-    ctx = make_context(users)
-    router = build_router(ctx)
-    tokens = {n: call(router, "POST", "/api/login", json_body={"username": n, "password": p}).json()["token"]
-              for n, p in (("agent8001", "pw-agent-1"), ("boss", "pw-boss-1"))}
-    boss = {"Authorization": f"Bearer {tokens['boss']}"}
+    router, ctx, logins = router_with_logins(("agent8001", "agent", "pw-agent-1"), ("boss", "supervisor", "pw-boss-1"))
+    boss = logins["boss"]
     answer = call(router, "GET", "/api/queues", headers=boss)
     assert answer.status == 200 and answer.json()["asterisk_link"] == NONE
     net = Net("ami-inbound-vip-answered", repeat_last=True)
@@ -118,4 +111,4 @@ def test_api_queues_says_so_to_supervisors_only() -> None:
     _drop(net)
     shown = call(router, "GET", "/api/queues", headers=boss).json()["asterisk_link"]
     assert shown["configured"] and not shown["connected"] and shown["down_since"] == 3.0
-    assert call(router, "GET", "/api/queues", headers={"Authorization": f"Bearer {tokens['agent8001']}"}).status == 403
+    assert call(router, "GET", "/api/queues", headers=logins["agent8001"]).status == 403

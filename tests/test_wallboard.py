@@ -17,7 +17,7 @@ from ccserver.wallboard.charts import Series, bar_chart, day_slots, figure, hour
 from ccserver.wallboard.snapshot import build_snapshot, for_queues, sl_status
 from ccserver.web.app import build_router
 from tests.test_state_support import replay
-from tests.web_support import MemoryUsers, call, make_context
+from tests.web_support import MemoryUsers, call, make_context, router_with_logins
 
 NOW = 1_795_416_923.0
 
@@ -234,14 +234,8 @@ def test_source_shows_the_recorded_vip_caller_waiting_then_answered() -> None:
 
 # -- the endpoint -------------------------------------------------------------------------------------------------
 def test_api_wallboard_shares_the_frame_with_etag_and_refuses_agents() -> None:
-    users = MemoryUsers()
-    users.add(1, "agent8001", "agent", "pw-agent-1")
-    users.add(2, "boss", "supervisor", "pw-boss-1")
-    ctx = make_context(users)
-    router = build_router(ctx)
-    tokens = {n: call(router, "POST", "/api/login", json_body={"username": n, "password": p}).json()["token"]
-              for n, p in (("agent8001", "pw-agent-1"), ("boss", "pw-boss-1"))}
-    boss = {"Authorization": f"Bearer {tokens['boss']}"}
+    router, ctx, logins = router_with_logins(("agent8001", "agent", "pw-agent-1"), ("boss", "supervisor", "pw-boss-1"))
+    boss = logins["boss"]
     assert call(router, "GET", "/api/wallboard", headers=boss).status == 503  # not running here
     clock = ManualClock(NOW)
     board = Board(clock)
@@ -253,7 +247,7 @@ def test_api_wallboard_shares_the_frame_with_etag_and_refuses_agents() -> None:
     assert again.status == 304 and again.body == b""
     assert board.builds == 1
     assert call(router, "GET", "/api/wallboard",
-                headers={"Authorization": f"Bearer {tokens['agent8001']}"}).status == 403
+                headers=logins["agent8001"]).status == 403
     page = call(router, "GET", "/wallboard", headers=boss)
     assert page.status == 200 and b'src="/static/wallboard.js"' in page.body and b"<script>" not in page.body
 

@@ -180,3 +180,17 @@ def send(router: Router, method: str, path: str, *, headers: dict[str, str] | No
 def make_router(users: MemoryUsers, **kwargs: Any) -> tuple[Router, WebContext]:
     ctx = make_context(users, **kwargs)
     return build_router(ctx), ctx
+
+
+def router_with_logins(*people: tuple[str, str, str]) -> tuple[Router, WebContext, dict[str, dict[str, str]]]:
+    """A router over in-memory users given as (name, role, password), ids from 1, and each one's ``Authorization``
+    header by name, logged in through ``POST /api/login`` as a script would."""
+    users = MemoryUsers()
+    for n, (name, role, password) in enumerate(people, start=1):
+        users.add(n, name, role, password)
+    router, ctx = make_router(users)
+    headers = {}
+    for name, _role, password in people:
+        token = call(router, "POST", "/api/login", json_body={"username": name, "password": password}).json()["token"]
+        headers[name] = {"Authorization": f"Bearer {token}"}
+    return router, ctx, headers

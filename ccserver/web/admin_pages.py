@@ -11,8 +11,7 @@ import datetime as dt
 from agents_ui.i18n import translations
 from ccserver.db.models import LINES, ROLES, Store, User
 from ccserver.texts import T
-from ccserver.tickets.settings import TicketSettings
-from ccserver.web.admin_routes import MANAGER_ROLES
+from ccserver.web.admin_routes import MANAGER_ROLES, ticket_departments
 from ccserver.web.context import WebContext
 from ccserver.web.http import N_, HTTPError, Req, Response, Router, html_response, redirect
 
@@ -70,15 +69,8 @@ class AdminPages:
             roles=ROLES if is_admin else MANAGER_ROLES,
             role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,
             weekday_names=[gettext(d) for d in WEEKDAYS],
-            is_admin=is_admin, own_store=own_store, departments=sorted(self._departments()))
+            is_admin=is_admin, own_store=own_store, departments=sorted(ticket_departments(self.ctx)))
         return html_response(page)
-
-    def _departments(self) -> set[str]:
-        """The departments tickets are routed to (the user form suggests them; the API refuses others that no
-        active user works in)."""
-        settings = self.ctx.tickets.settings if self.ctx.tickets is not None else TicketSettings.from_config(
-            self.ctx.config)
-        return settings.configured_departments()
 
     async def _store_of(self, user_id: int) -> str:
         """The code of a store manager's store; 403 for a supervisor without one (every form would be refused),

@@ -35,6 +35,13 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def ticket_departments(ctx: WebContext) -> set[str]:
+    """The departments the tickets settings route to: a user's department must be one tickets can be in (the user
+    form suggests them; the API refuses others that no active user works in)."""
+    settings = ctx.tickets.settings if ctx.tickets is not None else TicketSettings.from_config(ctx.config)
+    return settings.configured_departments()
+
+
 def _store_id(sessions: Any, ref: Any) -> int | None:
     with sessions() as session:
         return admin_users.resolve_store(session, ref)
@@ -114,12 +121,6 @@ class AdminRoutes:
         p = req.principal
         assert p is not None
         return Actor(p.user_id, p.username, req.client_ip)
-
-    def _departments(self) -> set[str]:
-        """The departments the tickets settings route to: a user's department must be one tickets can be in."""
-        settings = self.ctx.tickets.settings if self.ctx.tickets is not None else TicketSettings.from_config(
-            self.ctx.config)
-        return settings.configured_departments()
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -300,7 +301,8 @@ class AdminRoutes:
             admin_users.add_user, self.actor(req), data["username"], data["role"], hashed,
             display_name=data.get("display_name"), store=data.get("store"), extension=data.get("extension"),
             interface=data.get("interface"), department=data.get("department"), skills=data.get("skills") or [],
-            languages=data.get("languages") or ["zh"], must_change_password=True, departments=self._departments())
+            languages=data.get("languages") or ["zh"], must_change_password=True,
+            departments=ticket_departments(self.ctx))
         return json_response({"result": result}, 201)
 
     async def update_user(self, req: Req) -> Response:
@@ -312,7 +314,7 @@ class AdminRoutes:
         if limit is not None and target["role"] not in MANAGER_ROLES:
             raise HTTPError(403, T("a store manager may only change agents and department users"), field="username")
         result = await self.call(admin_users.update_user, self.actor(req), name, data,
-                                 departments=self._departments())
+                                 departments=ticket_departments(self.ctx))
         self.ctx.sessions.users.forget(target["id"])  # a new role applies at the user's next request
         return json_response({"result": result})
 

@@ -355,3 +355,45 @@ def test_chanvariable_headers_carry_decision_and_customer():
     tracker.handle(AMIMessage(items), t)
     call = tracker.call("1795416921.0")
     assert (call.decision_id, call.customer_id, call.queue) == ("dec-77", "42", "vip")
+
+
+def test_crowded_queue_waiting_list_stays_exact():
+    # The busy hour ten times over, interleaved: some 340 callers wait in "bulk" at once. Joins, leaves and
+    # hang-ups look the caller up in the queue's index instead of passing over the whole list; the list must
+    # still be exactly the calls waiting, in order, without duplicates, at every step.
+    from ccserver.ami.message import parse_stream
+    from tests.replay.ami_peer import multiply_stream
+    from tests.replay.transcripts import recv_sessions
+
+    tracker = StateTracker()
+    most = 0
+    for msg in parse_stream(multiply_stream(recv_sessions("ami-inbound-load-40-calls")[0], 10)):
+        tracker.handle(msg)
+        if msg.get("Event") in ("QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "Hangup"):
+            waiting = [c.uniqueid for c in tracker.queue("bulk").callers]
+            assert len(set(waiting)) == len(waiting)
+            assert [c.uniqueid for c in tracker.calls_in_queue("bulk")] == waiting
+            assert all(tracker.call(u).state in (CallState.QUEUED, CallState.RINGING) for u in waiting)
+            most = max(most, len(waiting))
+    assert most > 300
+    assert tracker.queue_snapshot("bulk")["callers"] == 0 and not tracker.calls
+
+
+def test_caller_leaves_after_a_resync_replaced_the_waiting_list():
+    # Resyncs put new lists in place of the queue's waiting list; a caller's leave must find the caller in the
+    # list in place now (the queue's index follows the list, not the other way round). Here the queue was first
+    # listed empty and a leave passed over it, then a resync listed the caller, who then leaves for real.
+    msgs = timed_messages("ami-asterisk-restart-with-waiting-caller")
+    first_status = next(i for i, (m, _) in enumerate(msgs) if m.get("Event") == "QueueStatusComplete")
+    now = msgs[first_status][1]
+    params = [m for m, _ in msgs[: first_status + 1] if m.get("Event") == "QueueParams"]
+    entries = [m for m, _ in msgs[: first_status + 1] if m.get("Event") == "QueueEntry"]
+    leave = next(m for m, _ in msgs if m.get("Event") == "QueueCallerLeave" and m.get("Queue") == "complaints")
+    tracker = StateTracker()
+    tracker.resync_queues("default", params, now=now)
+    tracker.handle(leave, now)  # nobody waits yet: nothing to take out
+    tracker.resync_queues("default", params + entries, now=now)
+    assert [c.uniqueid for c in tracker.queue("complaints").callers] == [leave["Uniqueid"]]
+    tracker.handle(leave, now + 1)
+    assert tracker.queue("complaints").callers == []
+    assert tracker.call(leave["Uniqueid"]).state == CallState.IVR

@@ -216,6 +216,8 @@ class StateTracker:
         self.queues: dict[tuple[str, str], QueueState] = {}
         self.agents: dict[tuple[str, str], AgentState] = {}
         self._legs: dict[tuple[str, str], tuple[str, str]] = {}  # agent leg -> caller's call key
+        # Each queue's waiting uniqueids, beside the very list they index (see _waiting_ids).
+        self._waiting: dict[tuple[str, str], tuple[list[WaitingCaller], set[str]]] = {}
         self._ringing: dict[tuple[str, str], dict[str, str]] = {}  # call key -> {interface: queue}
         self._memberships: dict[tuple[str, str], set[str]] = {}  # (server, interface) -> queue names
         self._originates: OrderedDict[tuple[str, str], _Originate] = OrderedDict()
@@ -424,6 +426,7 @@ class StateTracker:
         if complete:
             for key in [k for k in self.queues if k[0] == server and k[1] not in params]:
                 gone = self.queues.pop(key)
+                self._waiting.pop(key, None)
                 for interface in gone.members:
                     self._memberships.get((server, interface), set()).discard(gone.name)
                     touched_interfaces.add(interface)
@@ -574,6 +577,29 @@ class StateTracker:
                                    len(q.members)))
 
     # -- model helpers -----------------------------------------------------------------------------------------
+    def _waiting_ids(self, q: QueueState) -> set[str]:
+        """The uniqueids in ``q.callers``. Kept beside that very list object: a list put in its place (a resync,
+        a restart, a follower's load from Redis) is indexed anew on first use, so no path can leave it stale."""
+        cached = self._waiting.get(q.key)
+        if cached is None or cached[0] is not q.callers:
+            cached = self._waiting[q.key] = (q.callers, {c.uniqueid for c in q.callers})
+        return cached[1]
+
+    def _take_waiting(self, q: QueueState, uid: str) -> bool:
+        """Remove ``uid`` from the queue's waiting callers (in place); whether it was there. Joins, leaves and
+        hang-ups each cost a set lookup, not a pass over a long queue; the removal's own pass stops at the caller,
+        and the one leaving is most often at the head (answered, or first to give up)."""
+        ids = self._waiting_ids(q)
+        if uid not in ids:
+            return False
+        ids.discard(uid)
+        callers = q.callers
+        for i, c in enumerate(callers):
+            if c.uniqueid == uid:
+                del callers[i]
+                break
+        return True
+
     def _queue(self, server: str, name: str) -> QueueState:
         q = self.queues.get((server, name))
         if q is None:
@@ -813,10 +839,11 @@ class StateTracker:
         call.involved = call.dialed_frozen = True
         if call.outcome == Outcome.QUEUE_TIMEOUT:
             call.outcome = None  # it left one queue unanswered and joined another
-        q.callers = [c for c in q.callers if c.uniqueid != call.uniqueid]
+        self._take_waiting(q, call.uniqueid)
         # Asterisk reports where it put the caller; trust that over our own priority arithmetic.
         index = max(0, min(call.position - 1, len(q.callers)))
         q.callers.insert(index, WaitingCaller(call.uniqueid, call.priority, t, call.caller_number, call.caller_name))
+        self._waiting_ids(q).add(call.uniqueid)
         self._dirty_call(call)
         self._dirty_queue(q)
         self._send(CallOffered(server, self._next(server), t, call.uniqueid, call.linkedid, name, call.position,
@@ -827,7 +854,7 @@ class StateTracker:
         uid = msg.get("Uniqueid") or ""
         q = self.queues.get((server, msg.get("Queue") or ""))
         if q is not None:
-            q.callers = [c for c in q.callers if c.uniqueid != uid]
+            self._take_waiting(q, uid)
             self._dirty_queue(q)
         call = self.calls.get((server, uid))
         if call is not None:
@@ -1140,8 +1167,7 @@ class StateTracker:
         self._stop_ringing(call, t, "ended" if override == Outcome.LOST else "caller_left")
         if call.queue is not None:
             q = self.queues.get((call.server, call.queue))
-            if q is not None and any(c.uniqueid == call.uniqueid for c in q.callers):
-                q.callers = [c for c in q.callers if c.uniqueid != call.uniqueid]
+            if q is not None and self._take_waiting(q, call.uniqueid):
                 self._dirty_queue(q)
         if call.state == CallState.TALKING and call.agent_interface:
             # No AgentComplete (lost in a restart/crash): free the agent ourselves.

@@ -11,7 +11,8 @@ import pytest
 from ccserver.db import migrate
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.db.models import DealerGroup, KpiAgentInterval, KpiQueueInterval, Queue, Store, User
-from ccserver.kpi.report_page import store_totals
+from ccserver.kpi.report_page import agent_totals, store_totals
+from ccserver.kpi.reports import agent_report
 from ccserver.web.app import build_router
 from tests.web_support import MemoryUsers, call, make_context
 
@@ -101,6 +102,19 @@ def test_store_totals_pure() -> None:
             {"queue": "c", "offered": 4, "answered": 2, "abandoned": 2, "answered_in_sl": 2}]
     totals = store_totals(rows, {"a": 1, "b": 1}, {1: "One"})
     assert [(t["store"], t["offered"], t["service_level"]) for t in totals] == [("One", 20, 75.0), (None, 4, 50.0)]
+
+
+def test_agent_totals_add_the_stored_seconds_not_the_reports_roundings() -> None:
+    # Two days of one agent: each day's states round to a tenth (21315.225 -> 21315.2, 6797.55 -> 6797.5 …);
+    # added up again they would not make the 64,800 s the agent was signed in.
+    day = {"server": "default", "interface": "PJSIP/8004", "name": "Jia Kai", "handled": 34, "talk": 6797.55,
+           "available": 21315.225, "ringing": 205.165, "talking": 6797.55, "wrapup": 482.06, "paused": 3600.0,
+           "paused_by_reason": {"lunch": 3600.0}, "queues": ["hotline"]}
+    rows = [{**day, "interval_start": 1.0, "day": "2026-11-21"}, {**day, "interval_start": 2.0, "day": "2026-11-22"}]
+    (total,) = agent_totals(rows)
+    assert total["signed_in"] == 64800.0 and total["handled"] == 68
+    drifted = agent_totals(agent_report(rows, "day", "Asia/Shanghai"))[0]["signed_in"]
+    assert drifted != 64800.0  # what the page showed when it summed the report
 
 
 @pytest.mark.parametrize(("lang", "cookie", "reason"), [

@@ -30,10 +30,11 @@ def queue_chart(report: list[dict[str, Any]]) -> str:
     return line_chart(series, labels, title="", label_every=max(1, len(periods) // 12))
 
 
-def agent_totals(report: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Agent rows summed over the whole range, busiest first."""
+def agent_totals(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Agent rows as stored summed over the whole range, busiest first. The stored rows, not a report's: its
+    figures are rounded to a tenth, and adding them up again would add up the roundings (32,400.1 s signed in)."""
     sums: dict[str, tuple[AgentCounts, str]] = {}
-    for r in report:
+    for r in rows:
         counts, _name = sums.get(r["interface"], (AgentCounts(), ""))
         counts.add(AgentCounts.from_dict(r))
         sums[r["interface"]] = (counts, r.get("name") or r["interface"])

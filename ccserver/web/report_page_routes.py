@@ -56,7 +56,7 @@ class ReportPageRoutes:
             rows = await self.ctx.run_blocking(store.agent_rows, start, end, None, MAX_ROWS)
             rows = [r for r in rows if visible is None or set(r["queues"]) & visible]
             report = agent_report(rows, interval, tz)
-            totals = agent_totals(report)
+            totals = agent_totals(rows)
             context.update(rows=report, totals=totals, chart=chart_markup(agent_chart(totals)))
         else:
             rows = await self.ctx.run_blocking(store.queue_rows, start, end, visible, MAX_ROWS)

@@ -86,6 +86,25 @@ def test_charts_are_pure_escaped_svg() -> None:
     assert 'stroke-dasharray="8 5"' in svg  # the second series is dashed, not only another colour
     bars = bar_chart(["A&B", "C"], [12.0, None], title="t", unit="%")
     assert "A&amp;B" in bars and ">12%<" in bars and bars.count('class="bar') == 1
+    assert "rotate(" not in bars and 'viewBox="0 0 960 300"' in bars  # short labels stay level
+
+
+def test_bar_chart_slants_labels_too_wide_for_their_bars():
+    import re
+
+    # Twenty agents' names (the agents report) are wider than a bar's 44 px: level, they would overprint each other.
+    names = [f"Zhang Jianguo 张建国 {i}" for i in range(19)] + ["<b>Liao Jianhua 廖建华 of the Beijing store</b>"]
+    svg = bar_chart(names, [float(i) for i in range(20)], title="handled")
+    labels = re.findall(r'<text class="axis"[^>]*transform="rotate\(-35 [^"]+\)">([^<]*)</text>', svg)
+    assert len(labels) == 20
+    assert labels[0] == "Zhang Jianguo 张建国 0"
+    long = labels[-1]
+    assert long.endswith("…") and long.startswith("&lt;b&gt;Liao Jianhua")  # shortened, and escaped
+    assert "<title>&lt;b&gt;Liao Jianhua 廖建华 of the Beijing store&lt;/b&gt;</title>" in svg  # whole, as a tooltip
+    height = int(re.search(r'viewBox="0 0 960 (\d+)"', svg).group(1))
+    assert height > 300  # room below the plot for the slanted labels; the bars keep their scale
+    tallest = max(float(h) for h in re.findall(r'<rect class="bar[^"]*"[^>]* height="([\d.]+)"', svg))
+    assert tallest == pytest.approx(300 - 24 - 56)
 
 
 # -- the publisher ------------------------------------------------------------------------------------------------

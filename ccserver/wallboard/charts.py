@@ -7,6 +7,7 @@ dash pattern and point marker, and a legend names it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -135,12 +136,25 @@ def line_chart(series: Sequence[Series], x_labels: Sequence[str], *, title: str,
 def bar_chart(labels: Sequence[str], values: Sequence[float | None], *, title: str, unit: str = "",
               width: int = 960, height: int = 300, css: str = "s0") -> str:
     """Vertical bars, one per label, each with its value written above it (the figure is readable without
-    the colour or the bar's height)."""
+    the colour or the bar's height). Labels wider than their bar's slot (twenty agents' names, say) are slanted,
+    and the longest shortened with "…" (the whole label stays in the bar's tooltip), so none overlaps another."""
     n = max(len(labels), 1)
     left, right, top, bottom = 56, 16, 24, 56
-    plot_w, plot_h = width - left - right, height - top - bottom
+    slot = (width - left - right) / n
+    slanted = any(_label_width(label) > slot * 0.9 for label in labels)
+    if slanted:
+        shown = [_shorten(label, _SLANTED_MAX) for label in labels]
+        bottom = 24 + int(max(_label_width(label) for label in shown) * _SIN_SLANT)
+        height += bottom - 56  # the plot keeps its height; the labels get room below it
+        # The first labels reach left of their bars: the margin grows so they are not cut off at the edge.
+        reach = max(_label_width(label) * _COS_SLANT - slot * (i + 0.5) for i, label in enumerate(shown))
+        if reach + 8 > left:
+            left = int(reach) + 8
+            slot = (width - left - right) / n
+    else:
+        shown = list(labels)
+    plot_h = height - top - bottom
     top_value = max((v for v in values if v is not None), default=0.0) or 1.0
-    slot = plot_w / n
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
            f'role="img" aria-label="{escape(title)}">', f"<title>{escape(title)}</title>",
            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>']
@@ -149,13 +163,37 @@ def bar_chart(labels: Sequence[str], values: Sequence[float | None], *, title: s
         if v is not None:
             h = plot_h * v / top_value
             out.append(f'<rect class="bar {escape(css)}" x="{_fmt(cx - slot * 0.35)}" y="{_fmt(top + plot_h - h)}" '
-                       f'width="{_fmt(slot * 0.7)}" height="{_fmt(h)}"/>')
+                       f'width="{_fmt(slot * 0.7)}" height="{_fmt(h)}"><title>{escape(label)}</title></rect>')
             out.append(f'<text class="value" x="{_fmt(cx)}" y="{_fmt(top + plot_h - h - 4)}" text-anchor="middle">'
                        f"{escape(_fmt(v))}{escape(unit)}</text>")
-        out.append(f'<text class="axis" x="{_fmt(cx)}" y="{top + plot_h + 18}" text-anchor="middle">'
-                   f"{escape(label)}</text>")
+        if slanted:  # anchored at its end under the bar, rising to the left
+            y = top + plot_h + 14
+            out.append(f'<text class="axis" x="{_fmt(cx + 4)}" y="{y}" text-anchor="end" '
+                       f'transform="rotate(-{_SLANT} {_fmt(cx + 4)} {y})">{escape(shown[i])}</text>')
+        else:
+            out.append(f'<text class="axis" x="{_fmt(cx)}" y="{top + plot_h + 18}" text-anchor="middle">'
+                       f"{escape(label)}</text>")
     out.append("</svg>")
     return "".join(out)
+
+
+_SLANT = 35  # degrees
+_SIN_SLANT = math.sin(math.radians(_SLANT))
+_COS_SLANT = math.cos(math.radians(_SLANT))
+_SLANTED_MAX = 18.0 * 13  # px: the longest slanted label, about 18 Latin letters (13 px axis text)
+
+
+def _label_width(label: str, size: float = 13.0) -> float:
+    """About how wide ``label`` is drawn at ``size`` px: a CJK character an em, anything else 0.6 of one."""
+    return sum(size if ord(ch) >= 0x2E80 else size * 0.6 for ch in label)
+
+
+def _shorten(label: str, limit: float) -> str:
+    if _label_width(label) <= limit:
+        return label
+    while label and _label_width(label + "…") > limit:
+        label = label[:-1]
+    return label.rstrip() + "…"
 
 
 def hour_labels() -> list[str]:

@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/ccserver db upgrade
-	$(BIN)/ccserver demo-data --if-empty
+	$(BIN)/ccserver demo-data --if-empty --kpi-days 14
 	$(BIN)/ccserver run
 
 test: $(STAMP) lint typecheck unit

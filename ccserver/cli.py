@@ -172,6 +172,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             agent_interface=args.agent_interface,
             admin_password=args.admin_password,
             replace=args.replace,
+            kpi_days=args.kpi_days,
+            kpi_thresholds=(float(config.get("kpi", "service_level_seconds")),
+                            float(config.get("kpi", "short_abandon_seconds"))),
             progress=ProgressBar("demo data"),
             weights=ValueWeights(**config.get("scores", "weights")),
             shares=TierShares(**config.get("scores", "tier_shares")),
@@ -353,6 +356,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 366:
+        raise argparse.ArgumentTypeError("must be between 0 and 366")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -393,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--admin-password", default="admin")
     demo.add_argument("--replace", action="store_true", help="delete existing demo data first")
     demo.add_argument("--if-empty", action="store_true", help="do nothing when demo data is already loaded")
+    demo.add_argument("--kpi-days", type=_days, default=0, metavar="N",
+                      help="also N days of queue and agent KPI history before --as-of, for the reports (default 0)")
     demo.set_defaults(func=cmd_demo_data)
 
     scores = sub.add_parser("scores", help="customer value scores and tiers")

@@ -45,6 +45,7 @@ class LiveServer:
     speed: float | None = None  # the peer's pace (None: as fast as ccserver reads; 0.05: 20 times slower than recorded)
     retime: bool = False  # the peer stamps events with the time it sends them (waits measured on today's clock)
     extra_env: dict[str, str] = field(default_factory=dict)
+    demo_args: list[str] = field(default_factory=list)  # more `ccserver demo-data` options ("--kpi-days", "3")
     url: str = ""
     agi_port: int = 0
     demo_password: str = ""
@@ -55,7 +56,8 @@ class LiveServer:
     def start(self, timeout: float = 60.0) -> LiveServer:
         env = _env(self.data_dir, self.extra_env)
         for args in (["db", "upgrade"], ["demo-data", "--customers", str(self.customers), "--seed", "3",
-                                         "--as-of", "2026-11-23", "--agent-interface", "Local/{ext}@agent-phones/n"]):
+                                         "--as-of", "2026-11-23", "--agent-interface", "Local/{ext}@agent-phones/n",
+                                         *self.demo_args]):
             done = ccserver(args, env)
             if done.returncode != 0:
                 raise RuntimeError(f"ccserver {' '.join(args)} failed: {done.stderr}")

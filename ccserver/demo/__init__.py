@@ -16,6 +16,7 @@ from ccserver.db import migrate
 from ccserver.db.engine import make_engine
 from ccserver.db.models import Base, Customer, DealerGroup, User
 from ccserver.demo.generator import DemoGenerator
+from ccserver.demo.kpi_history import kpi_history
 from ccserver.demo.loader import PostgresCopyWriter, SqliteWriter, fix_sequences, insert_dicts
 from ccserver.passwords import hash_password
 from routing.value import TierShares, ValueWeights
@@ -45,6 +46,8 @@ def generate(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    kpi_days: int = 0,
+    kpi_thresholds: tuple[float, float] = (20.0, 5.0),
     batch_size: int = 5000,
     weights: ValueWeights | None = None,
     shares: TierShares | None = None,
@@ -59,12 +62,18 @@ def generate(
     ``weights`` and ``shares``) would leave them: the generator scores every customer on the facts SQL will
     read, the tiers the base's own cut-offs change are rewritten at the end (``scores.settle_tiers``), and the
     cut-offs are recorded in ``value_cutoffs`` — so single rescores and the nightly run start from them.
+
+    ``kpi_days``: that many days of queue and agent KPI intervals before ``as_of`` (``demo.kpi_history``), so
+    the reports and the wallboard's "yesterday" have figures before any call was made; none by default.
+    ``kpi_thresholds``: (service-level seconds, short-abandon seconds) they are counted with (``kpi.*``).
     """
     started = time.perf_counter()
     as_of = as_of or date.today()
     demo_password = demo_password or demo_password_for(seed)
     weights, shares = weights or ValueWeights(), shares or TierShares()
     # validates arguments before any I/O
+    if kpi_days < 0:
+        raise ValueError("kpi_days must not be negative")
     gen = DemoGenerator(customers, seed, as_of, agent_interface, weights=weights, shares=shares)
     if migrate.schema_status(url) != "up_to_date":
         migrate.upgrade(url)
@@ -79,6 +88,13 @@ def generate(
             for table, rows in ref:
                 insert_dicts(conn, table, rows)
                 counts[table] += len(rows)
+            if kpi_days:
+                tables = dict(ref)
+                history = kpi_history(tables["queues"], tables["users"], as_of, kpi_days, seed,
+                                      sl_seconds=kpi_thresholds[0], short_abandon_seconds=kpi_thresholds[1])
+                for table, rows in zip(("kpi_queue_intervals", "kpi_agent_intervals"), history, strict=True):
+                    insert_dicts(conn, table, rows)
+                    counts[table] += len(rows)
             writer = PostgresCopyWriter(conn) if is_pg else SqliteWriter(conn)
             writer.begin()
             done = 0

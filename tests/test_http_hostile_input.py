@@ -96,3 +96,22 @@ def test_the_error_page_leads_back_to_the_page_of_ours_the_reader_came_from(user
     for referer in ("https://evil.example/x", "javascript:alert(1)", "http://cc.example//evil.example/"):
         page = call(router, "GET", "/no-such-page", headers={**html, "Referer": referer}).body.decode()
         assert "返回上一页" not in page and "返回首页" in page, referer
+
+
+def test_a_signed_in_reader_keeps_the_navigation_and_log_out_on_a_refusal() -> None:
+    from tests.web_support import router_with_logins
+
+    router, _, auth = router_with_logins(("boss", "supervisor", "boss-pass"), ("agent8001", "agent", "agent-pass"))
+    html = {"Accept": "text/html", "Accept-Language": "en"}
+    bad = call(router, "GET", "/reports?view=nope", headers={**html, **auth["boss"]})
+    assert bad.status == 400
+    page = bad.body.decode()
+    assert "view must be queues, agents or stores" in page
+    assert '<a href="/wallboard">Wallboard</a>' in page and '<a href="/reports">Reports</a>' in page
+    assert 'action="/logout"' in page and 'name="csrf_token" value="' in page and "boss · " in page
+    refused = call(router, "GET", "/wallboard", headers={**html, **auth["agent8001"]})
+    assert refused.status == 403
+    page = refused.body.decode()
+    assert '<a href="/desktop">Desktop</a>' in page and "/wallboard" not in page.split("</nav>")[0]
+    anonymous = call(router, "GET", "/no-such-page", headers=html).body.decode()
+    assert 'class="pages"' not in anonymous and 'action="/logout"' not in anonymous

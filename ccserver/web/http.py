@@ -406,8 +406,13 @@ class Router(resource.Resource):
         fallback = N_("Something went wrong") if response.status >= 500 else N_("The request was refused")
         lang = req.lang
         heading = translations(lang).gettext(headings.get(response.status) or fallback)
+        # Signed in (a page refused for its role, or for a bad address): the reader keeps the navigation and the
+        # log-out button of every other page, and is not left with the way back alone.
+        principal = req.principal
+        csrf = self.authenticator.signer.csrf_token(principal.session_id) if principal is not None else ""
         page = html_response(Pages().render("error.html", lang, heading=heading, message=message,
-                                            back=_page_before(req), principal=None), response.status)
+                                            back=_page_before(req), principal=principal, csrf_token=csrf),
+                             response.status)
         page.headers.update({k: v for k, v in response.headers.items() if k.lower() == "retry-after"})
         return page
 

@@ -24,7 +24,7 @@ from ccserver.callrouting.callback import callback_due, callback_key, open_callb
 from ccserver.db.models import Queue
 from ccserver.events import CallAbandoned
 from ccserver.metrics import REGISTRY
-from ccserver.tickets.store import callback_store
+from ccserver.tickets.store import home_store
 from routing.numbers import normalize
 
 __all__ = ["AbandonedCallers"]
@@ -36,11 +36,20 @@ ABANDONED = REGISTRY.counter("ccserver_abandoned_callbacks_total",
                              "before the minimum wait), unreachable (no usable number)")
 
 
-def queue_place(session_factory: Any, queue: str) -> tuple[int | None, str | None]:
-    """(store id, line) of a queue by name; (None, None) when unknown. Blocking."""
-    with session_factory() as session:
-        row = session.execute(select(Queue.store_id, Queue.line).where(Queue.name == queue)).one_or_none()
+def _queue_place(session: Any, queue: str) -> tuple[int | None, str | None]:
+    """(store id, line) of a queue by name; (None, None) when unknown."""
+    row = session.execute(select(Queue.store_id, Queue.line).where(Queue.name == queue)).one_or_none()
     return (row.store_id, row.line) if row is not None else (None, None)
+
+
+def callback_place(session_factory: Any, queue: str, customer_id: int | None) -> tuple[int | None, str | None]:
+    """(store, line) of an abandoned caller's callback ticket: the caller's home store when they have one, else the
+    queue's (``tickets.store.callback_store``), and the queue's line. One session, one worker-thread hop: a burst
+    of abandons (a queue that melts down) is many of these at once. Blocking."""
+    with session_factory() as session:
+        queue_store, line = _queue_place(session, queue)
+        store_id = home_store(session, customer_id, queue_store) if customer_id is not None else queue_store
+    return store_id, line
 
 
 class AbandonedCallers:
@@ -76,8 +85,7 @@ async def open_for_abandoned(service: Any, run_blocking: Callable[..., Awaitable
                              decision_id: str) -> int:
     """Open (or reuse) the abandoned caller's callback ticket; its id."""
     store = service.store
-    queue_store, line = await run_blocking(queue_place, store.sessions, queue)
-    store_id = await run_blocking(callback_store, store.sessions, customer_id, queue_store)
+    store_id, line = await run_blocking(callback_place, store.sessions, queue, customer_id)
     calendars = store.calendars()
     chosen = [c for c in ([calendars.get(store_id)] if store_id is not None else list(calendars.values())) if c]
     now = datetime.fromtimestamp(service.clock.time(), UTC)

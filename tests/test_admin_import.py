@@ -382,3 +382,38 @@ def test_the_templates_examples_do_not_land_on_demo_customers(tmp_path):
         consultants = {f.example for f in ci.FIELDS["customers"] if f.name == "sales_consultant"}
         assert conn.scalars(select(User.username).where(User.username.in_(consultants))).all() == list(consultants)
     engine.dispose()
+
+
+def test_every_problem_of_a_row_is_said_at_once_in_column_order_and_in_chinese(crm):
+    """A row with three mistakes is fixed in one pass: the report names them all, in the file's column order,
+    and a zh-CN page reads each in Chinese. Rows with one mistake read as before; nothing of a refused row lands."""
+    zh = translations("zh-CN").gettext
+    customers = ("name,phone,language,store,birthday\n"
+                 ",12345,fr,深圳奔驰4S店,1990-02-30\n"
+                 "王五,13800138003,xx,,\n").encode()
+    plan = ci.plan(crm, "customers", ci.read_table("customers", customers))
+    rows = _by_line(plan)
+    assert rows[2] == ("error", "name is empty; bad phone '12345': short code or extension; language 'fr' is not "
+                                "zh or en; unknown store '深圳奔驰4S店'; birthday '1990-02-30' is not a date like "
+                                "2025-10-08")
+    assert rows[3] == ("error", "language 'xx' is not zh or en")
+    first = translated(plan.results[0].message, zh)
+    assert first.startswith("名称为空；phone '12345' 无效：短号或分机号；") and "未知门店" in first
+    assert not plan.new_customers
+    vehicles = (b"vin,customer_phone,brand,model,mileage_km\n"
+                b"NOTAVIN,13800138000,,,12km\n")
+    (result,) = ci.plan(crm, "vehicles", ci.read_table("vehicles", vehicles)).results
+    assert result.message == ("bad VIN 'NOTAVIN' (17 letters and digits, no I, O or Q); brand and model are "
+                              "required; mileage_km '12km' is not a whole number")
+    orders = b"customer_phone,kind,amount,ordered_on\n13800138000,lunch,abc,2025-13-01\n"
+    (result,) = ci.plan(crm, "orders", ci.read_table("orders", orders)).results
+    assert result.message.startswith("no customer with number +8613800138000; import customers first; order kind "
+                                     "'lunch' is not one of ")
+    assert result.message.endswith("; amount 'abc' is not a number; ordered_on '2025-13-01' is not a date like "
+                                   "2025-10-08")
+    visits = b"customer_phone,store,opened_at,status\n13800138000,nowhere,yesterday,lost\n"
+    (result,) = ci.plan(crm, "visits", ci.read_table("visits", visits)).results
+    assert result.message.startswith("no customer with number +8613800138000; import customers first; unknown store "
+                                     "'nowhere'; opened_at 'yesterday' is not a date")
+    assert result.message.endswith("; status 'lost' is not one of booked, in_progress, waiting_parts, ready, "
+                                   "collected, cancelled")

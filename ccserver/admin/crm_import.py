@@ -307,6 +307,24 @@ class RowError(Exception):
     pass
 
 
+def _every(checks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Each field's check run, and every refusal of the row said at once (in column order): a messy file is
+    fixed in one pass, not one import per mistake. The values by name when all pass."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, check in checks.items():
+        try:
+            values[name] = check()
+        except RowError as exc:
+            problems.append(message_of(exc))
+    if problems:
+        joined = problems[-1]
+        for problem in reversed(problems[:-1]):
+            joined = T("{problem}; {more}", problem=problem, more=joined)
+        raise RowError(joined)
+    return values
+
+
 _RECORDS = {"order": T("order"), "visit": T("visit")}  # what _dedupe names, in the reader's language
 
 
@@ -497,51 +515,83 @@ class _Checker:
     # --- one row per kind ---
 
     def customers(self, line: int, cells: list[str]) -> RowResult:
-        name = _text(self.cell(cells, "name"), 120, "name")
-        if not name:
-            raise RowError(T("name is empty"))
-        raw = self.cell(cells, "phone")
-        if not raw:
-            raise RowError(T("phone is empty"))
-        e164, phone_kind = self.number(raw, "phone")
-        second = self.cell(cells, "phone2")
-        extra = self.number(second, "phone2") if second else None
-        kind = self.cell(cells, "kind") or "person"
-        kind = _CUSTOMER_KIND.get(kind, kind.lower())
-        if kind not in CUSTOMER_KINDS:
-            raise RowError(T("kind {kind} is not person or company", kind=repr(kind)))
-        language = (self.cell(cells, "language") or "zh").lower()[:2]
-        if language not in LANGUAGES:
-            raise RowError(T("language {language} is not zh or en", language=repr(language)))
-        lifecycle = (self.cell(cells, "lifecycle") or "customer").lower()
-        if lifecycle not in LIFECYCLES:
-            raise RowError(T("lifecycle {lifecycle} is not one of {lifecycles}", lifecycle=repr(lifecycle),
-                             lifecycles=', '.join(LIFECYCLES)))
-        level_text = self.cell(cells, "membership_level") or "0"
-        if not (level_text.isascii() and level_text.isdigit()) or int(level_text) > 9:
-            raise RowError(T("membership_level {level_text} is not 0-9", level_text=repr(level_text)))
-        store = self.store(self.cell(cells, "store"))
-        born_text = self.cell(cells, "birthday")
-        born = parse_birthday(born_text, self.today) if born_text else None
-        if born is not None and kind == "company":
+        def cell(name: str) -> str:
+            return self.cell(cells, name)
+
+        def name() -> str:
+            value = _text(cell("name"), 120, "name")
+            if not value:
+                raise RowError(T("name is empty"))
+            return value
+
+        def phone() -> tuple[str, str]:
+            raw = cell("phone")
+            if not raw:
+                raise RowError(T("phone is empty"))
+            return self.number(raw, "phone")
+
+        def kind() -> str:
+            value = cell("kind") or "person"
+            value = _CUSTOMER_KIND.get(value, value.lower())
+            if value not in CUSTOMER_KINDS:
+                raise RowError(T("kind {kind} is not person or company", kind=repr(value)))
+            return value
+
+        def language() -> str:
+            value = (cell("language") or "zh").lower()[:2]
+            if value not in LANGUAGES:
+                raise RowError(T("language {language} is not zh or en", language=repr(value)))
+            return value
+
+        def lifecycle() -> str:
+            value = (cell("lifecycle") or "customer").lower()
+            if value not in LIFECYCLES:
+                raise RowError(T("lifecycle {lifecycle} is not one of {lifecycles}", lifecycle=repr(value),
+                                 lifecycles=', '.join(LIFECYCLES)))
+            return value
+
+        def level() -> int:
+            level_text = cell("membership_level") or "0"
+            if not (level_text.isascii() and level_text.isdigit()) or int(level_text) > 9:
+                raise RowError(T("membership_level {level_text} is not 0-9", level_text=repr(level_text)))
+            return int(level_text)
+
+        def check_vin() -> str:
+            value = cell("vin").upper().replace(" ", "")
+            if value and not VIN.match(value):  # a VIN that names no car merges nothing: said, not passed over
+                raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(value)))
+            return value
+
+        v = _every({
+            "name": name, "phone": phone,
+            "phone2": lambda: self.number(second, "phone2") if (second := cell("phone2")) else None,
+            "kind": kind, "language": language, "lifecycle": lifecycle, "level": level,
+            "store": lambda: self.store(cell("store")),
+            "born": lambda: parse_birthday(born_text, self.today) if (born_text := cell("birthday")) else None,
+            "source": lambda: _text(cell("source"), 40, "source") or None,
+            "consent": lambda: _bool(cell("consent"), "consent"),
+            "do_not_call": lambda: _bool(cell("do_not_call"), "do_not_call"),
+            "vip": lambda: _bool(cell("vip"), "vip"),
+            "consultant": lambda: self.user(cell("sales_consultant"), T("sales consultant")),
+            "advisor": lambda: self.user(cell("service_advisor"), T("service advisor")),
+            "vin": check_vin,
+        })
+        e164, phone_kind = v["phone"]
+        extra: tuple[str, str] | None = v["phone2"]
+        born, store, vin_text = v["born"], v["store"], v["vin"]
+        if born is not None and v["kind"] == "company":
             raise RowError(T("a company has no birthday (leave the birthday empty)"))
         values = {
-            "kind": kind, "name": name, "birthday": born, "lifecycle": lifecycle, "language": language,
-            "source": _text(self.cell(cells, "source"), 40, "source") or None,
-            "consent": _bool(self.cell(cells, "consent"), "consent"),
-            "do_not_call": _bool(self.cell(cells, "do_not_call"), "do_not_call"),
-            "manual_vip": _bool(self.cell(cells, "vip"), "vip"), "membership_level": int(level_text),
-            "sales_consultant_id": self.user(self.cell(cells, "sales_consultant"), T("sales consultant")),
-            "service_advisor_id": self.user(self.cell(cells, "service_advisor"), T("service advisor")),
+            "kind": v["kind"], "name": v["name"], "birthday": born, "lifecycle": v["lifecycle"],
+            "language": v["language"], "source": v["source"], "consent": v["consent"],
+            "do_not_call": v["do_not_call"], "manual_vip": v["vip"], "membership_level": v["level"],
+            "sales_consultant_id": v["consultant"], "service_advisor_id": v["advisor"],
             "home_store_id": store[0] if store else None,
         }
-        vin = self.cell(cells, "vin").upper().replace(" ", "")
-        if vin and not VIN.match(vin):  # a VIN that names no car merges nothing: said, not passed over
-            raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(vin)))
         existing = self.owner(e164)
         how = T("number {e164}", e164=e164)
-        if existing is None and vin and vin in self.known.vins:
-            existing, how = self.known.vins[vin][1], T("VIN {vin}", vin=vin)
+        if existing is None and vin_text and vin_text in self.known.vins:
+            existing, how = self.known.vins[vin_text][1], T("VIN {vin}", vin=vin_text)
         if existing is not None:
             added = extra is not None and self.owner(extra[0]) is None and self.add_phone(existing, *extra, False)
             dated = born is not None and self.fill_birthday(existing, born)
@@ -559,25 +609,47 @@ class _Checker:
         self.add_phone(key, e164, phone_kind, True)
         if extra is not None and self.owner(extra[0]) is None:
             self.add_phone(key, *extra, False)
-        return RowResult(line, "new", f"new customer {name} ({e164})")
+        return RowResult(line, "new", f"new customer {v['name']} ({e164})")
 
     def vehicles(self, line: int, cells: list[str]) -> RowResult:
-        vin = self.cell(cells, "vin").upper().replace(" ", "")
-        if not VIN.match(vin):
-            raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(vin)))
-        if vin in self.file_vins:
-            raise RowError(T("duplicate VIN {vin} (also on line {file_vins})", vin=vin, file_vins=self.file_vins[vin]))
-        e164, phone_kind = self.number(self.cell(cells, "customer_phone"), "customer_phone")
-        brand = _text(self.cell(cells, "brand"), 60, "brand")
-        model = _text(self.cell(cells, "model"), 80, "model")
-        if not brand or not model:
-            raise RowError(T("brand and model are required"))
-        mileage = self.cell(cells, "mileage_km").replace(",", "")
-        if mileage and not (mileage.isascii() and mileage.isdigit()):
-            raise RowError(T("mileage_km {mileage} is not a whole number", mileage=repr(mileage)))
-        dates = {name: parse_date(v, name) if (v := self.cell(cells, name)) else None
-                 for name in ("purchase_date", "next_maintenance_due", "insurance_expiry")}
-        plate = _text(self.cell(cells, "plate"), 16, "plate") or None
+        def cell(name: str) -> str:
+            return self.cell(cells, name)
+
+        def check_vin() -> str:
+            value = cell("vin").upper().replace(" ", "")
+            if not VIN.match(value):
+                raise RowError(T("bad VIN {vin} (17 letters and digits, no I, O or Q)", vin=repr(value)))
+            if value in self.file_vins:
+                raise RowError(T("duplicate VIN {vin} (also on line {file_vins})", vin=value,
+                                 file_vins=self.file_vins[value]))
+            return value
+
+        def brand_model() -> tuple[str, str]:
+            brand, model = _text(cell("brand"), 60, "brand"), _text(cell("model"), 80, "model")
+            if not brand or not model:
+                raise RowError(T("brand and model are required"))
+            return brand, model
+
+        def mileage() -> int | None:
+            value = cell("mileage_km").replace(",", "")
+            if value and not (value.isascii() and value.isdigit()):
+                raise RowError(T("mileage_km {mileage} is not a whole number", mileage=repr(value)))
+            return int(value) if value else None
+
+        def date(name: str) -> Callable[[], dt.date | None]:
+            return lambda: parse_date(value, name) if (value := cell(name)) else None
+
+        v = _every({
+            "vin": check_vin, "phone": lambda: self.number(cell("customer_phone"), "customer_phone"),
+            "brand_model": brand_model, "mileage": mileage,
+            **{name: date(name) for name in ("purchase_date", "next_maintenance_due", "insurance_expiry")},
+            "plate": lambda: _text(cell("plate"), 16, "plate") or None,
+        })
+        vin: str = v["vin"]
+        e164, phone_kind = v["phone"]
+        brand, model = v["brand_model"]
+        dates = {name: v[name] for name in ("purchase_date", "next_maintenance_due", "insurance_expiry")}
+        plate, mileage_km = v["plate"], v["mileage"]
         self.file_vins[vin] = line
         if vin in self.known.vins:
             owner = self.known.vins[vin][1]
@@ -592,7 +664,7 @@ class _Checker:
             owner_key = self.new_customer(line, {"name": name, "lifecycle": "customer"})
             self.add_phone(owner_key, e164, phone_kind, True)
         self.plan.new_vehicles.append({"customer_id": owner_key, "vin": vin, "brand": brand, "model": model,
-                                       "plate": plate, "mileage_km": int(mileage) if mileage else None, **dates})
+                                       "plate": plate, "mileage_km": mileage_km, **dates})
         return RowResult(line, "new", f"new vehicle {vin}" + (f", owner by number {e164}" if merged else
                                                                 f", new owner ({e164})"))
 
@@ -624,21 +696,31 @@ class _Checker:
         return None
 
     def orders(self, line: int, cells: list[str]) -> RowResult:
-        cid, vid = self._customer_and_vehicle(cells)
-        store = self.store(self.cell(cells, "store"))
-        kind = self.cell(cells, "kind")
-        kind = _ORDER_KIND.get(kind, kind.lower())
-        if kind not in ORDER_KINDS:
-            raise RowError(T("order kind {kind} is not one of {order_kinds}", kind=repr(kind),
-                             order_kinds=', '.join(ORDER_KINDS)))
-        text = self.cell(cells, "amount").replace(",", "").replace("¥", "").replace("￥", "")
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise RowError(T("amount {text} is not a number", text=repr(text))) from None
-        if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
-            raise RowError(T("amount {text} is out of range", text=repr(text)))
-        on = parse_date(self.cell(cells, "ordered_on"), "ordered_on")
+        def check_kind() -> str:
+            value = self.cell(cells, "kind")
+            value = _ORDER_KIND.get(value, value.lower())
+            if value not in ORDER_KINDS:
+                raise RowError(T("order kind {kind} is not one of {order_kinds}", kind=repr(value),
+                                 order_kinds=', '.join(ORDER_KINDS)))
+            return value
+
+        def check_amount() -> Decimal:
+            text = self.cell(cells, "amount").replace(",", "").replace("¥", "").replace("￥", "")
+            try:
+                value = Decimal(text)
+            except InvalidOperation:
+                raise RowError(T("amount {text} is not a number", text=repr(text))) from None
+            if not value.is_finite() or value < 0 or value >= Decimal("1e10"):
+                raise RowError(T("amount {text} is out of range", text=repr(text)))
+            return value
+
+        v = _every({"owner": lambda: self._customer_and_vehicle(cells),
+                    "store": lambda: self.store(self.cell(cells, "store")), "kind": check_kind,
+                    "amount": check_amount,
+                    "on": lambda: parse_date(self.cell(cells, "ordered_on"), "ordered_on")})
+        (cid, vid), store, on = v["owner"], v["store"], v["on"]
+        kind: str = v["kind"]
+        amount: Decimal = v["amount"]
         sid = store[0] if store else None
         dup = self._dedupe(line, _order_key(cid, vid, sid, kind, amount, on), self.known.order_keys, "order")
         if dup:
@@ -648,17 +730,33 @@ class _Checker:
         return RowResult(line, "new", f"new {kind} order for customer #{cid}")
 
     def visits(self, line: int, cells: list[str]) -> RowResult:
-        cid, vid = self._customer_and_vehicle(cells)
-        store = self.store(self.cell(cells, "store"))
-        if store is None:
-            raise RowError(T("store is empty"))
-        opened = _datetime(self.cell(cells, "opened_at"), store[1], "opened_at")
-        status = self.cell(cells, "status") or "collected"
-        status = _VISIT_STATUS.get(status, status.lower())
-        if status not in VISIT_STATUSES:
-            raise RowError(T("status {status} is not one of {visit_statuses}", status=repr(status),
-                             visit_statuses=', '.join(VISIT_STATUSES)))
-        advisor = self.user(self.cell(cells, "advisor"), "advisor")
+        try:  # first: the opening time is read in the store's zone (UTC only to say what else is wrong)
+            place: tuple[int, str] | None = self.store(self.cell(cells, "store"))
+            refused: str = "" if place is not None else T("store is empty")
+        except RowError as exc:
+            place, refused = None, message_of(exc)
+
+        def check_store() -> tuple[int, str]:
+            if place is None:
+                raise RowError(refused)
+            return place
+
+        def check_status() -> str:
+            value = self.cell(cells, "status") or "collected"
+            value = _VISIT_STATUS.get(value, value.lower())
+            if value not in VISIT_STATUSES:
+                raise RowError(T("status {status} is not one of {visit_statuses}", status=repr(value),
+                                 visit_statuses=', '.join(VISIT_STATUSES)))
+            return value
+
+        v = _every({"owner": lambda: self._customer_and_vehicle(cells), "store": check_store,
+                    "opened": lambda: _datetime(self.cell(cells, "opened_at"), place[1] if place else "UTC",
+                                                "opened_at"),
+                    "status": check_status,
+                    "advisor": lambda: self.user(self.cell(cells, "advisor"), "advisor")})
+        (cid, vid), opened, advisor = v["owner"], v["opened"], v["advisor"]
+        store: tuple[int, str] = v["store"]
+        status: str = v["status"]
         dup = self._dedupe(line, _visit_key(cid, vid, store[0], opened), self.known.visit_keys, "visit")
         if dup:
             return dup

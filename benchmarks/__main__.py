@@ -185,8 +185,8 @@ def render(results: dict[str, Any]) -> str:
             "abandoned callers), on PostgreSQL and Redis as in production — beside panoramisk fed the same bytes, "
             f"alternating, {r['runs']} runs each (`benchmarks/bench_ami_process.py`). ccserver's finish line is its "
             "own `ccserver_ami_messages_total` reaching the count sent (polled every 10 ms, that family alone: "
-            "`/metrics?name[]=…`). A lone node: nobody follows its cross-node relay, so it numbers what it applies "
-            "and publishes none of it (README, Connecting Asterisk).", "",
+            "`/metrics?name[]=…`, over one kept-alive connection). A lone node: nobody follows its cross-node relay, "
+            "so it numbers what it applies and publishes none of it (README, Connecting Asterisk).", "",
             "| consumer | messages/s (median) | seconds per run |", "|---|---|---|",
             f"| **ccserver run** | **{_f(ours['msgs_per_s_median'])}** | "
             f"{', '.join(str(x) for x in ours['seconds'])} |",

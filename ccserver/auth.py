@@ -18,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from ccserver.texts import T
+from ccserver.texts import RoleName, T
 
 ROLES = ("agent", "supervisor", "department", "campaign_manager", "admin")
 
@@ -62,7 +62,7 @@ class Principal:
     def require(self, *roles: str) -> None:
         """Admin may do everything; otherwise the role must be one of ``roles``."""
         if self.role != "admin" and self.role not in roles:
-            raise Forbidden(T("role {role} may not do this", role=repr(self.role)))
+            raise Forbidden(T("role {role} may not do this", role=RoleName(self.role)))
 
 
 class TokenSigner:

@@ -47,6 +47,30 @@ class Field(str):
     __slots__ = ()
 
 
+class RoleName(Text):
+    """A role as a value of a :class:`Text`: English (the API) reads its code, ``'agent'``; a page reads the role's
+    name in its language (the names the pages show: agents_ui/templates/_roles.html), never the code."""
+
+    NAMES = {"agent": "Agent", "supervisor": "Supervisor", "department": "Department",
+             "campaign_manager": "Campaign manager", "admin": "Administrator"}
+
+    def __new__(cls, role: str) -> RoleName:
+        self = str.__new__(cls, repr(role))
+        self.template, self.params, self.role = "{role}", {"role": repr(role)}, role
+        return self
+
+    role: str
+
+    def translated(self, gettext: Callable[[str], str], labels: Mapping[str, str] | None = None) -> str:
+        name = self.NAMES.get(self.role)
+        shown = gettext(name) if name is not None else name
+        # An English reader keeps the code they would type (the API's, the CLI's); others read the name.
+        return shown if shown is not None and shown != name else str.__str__(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (RoleName, (self.role,))
+
+
 def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extraction keyword, short as gettext's _
     """``template`` in English with ``{name}`` fields filled from ``params`` (values are never translated)."""
     return Text(template, params)

@@ -115,3 +115,17 @@ def test_a_signed_in_reader_keeps_the_navigation_and_log_out_on_a_refusal() -> N
     assert '<a href="/desktop">Desktop</a>' in page and "/wallboard" not in page.split("</nav>")[0]
     anonymous = call(router, "GET", "/no-such-page", headers=html).body.decode()
     assert 'class="pages"' not in anonymous and 'action="/logout"' not in anonymous
+
+
+def test_a_refusal_names_the_role_in_the_readers_language_and_the_api_keeps_the_code() -> None:
+    from tests.web_support import router_with_logins
+
+    router, _, auth = router_with_logins(("agent8001", "agent", "agent-pass"))
+    zh = call(router, "GET", "/wallboard", headers={"Accept": "text/html", "Accept-Language": "zh-CN",
+                                                    **auth["agent8001"]}).body.decode()
+    assert "坐席角色无权执行此操作" in zh and "&#39;agent&#39;" not in zh
+    en = call(router, "GET", "/wallboard", headers={"Accept": "text/html", "Accept-Language": "en",
+                                                    **auth["agent8001"]}).body.decode()
+    assert "role &#39;agent&#39; may not do this" in en  # English readers keep the code they would type
+    api = call(router, "GET", "/api/wallboard", headers=auth["agent8001"])
+    assert api.status == 403 and api.json() == {"error": "role 'agent' may not do this"}

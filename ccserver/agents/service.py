@@ -27,7 +27,7 @@ from ccserver.agents.penalties import member_penalty
 from ccserver.agents.queue_actions import ALREADY, NO_SUCH_QUEUE, NOT_MEMBER, MemberActionFailed, QueueActions
 from ccserver.agents.reconcile import MemberFacts, Plan, SignIn, plan_reconcile
 from ccserver.agents.store import AgentStore, AgentUser, SessionConflict, SessionRow
-from ccserver.texts import T, message_of
+from ccserver.texts import RoleName, T, message_of
 from routing.decision import personal_queue
 from routing.rules import SAFE_NAME, RoutingRules
 
@@ -257,7 +257,7 @@ class AgentService:
         if user is None or not user.active:
             raise AgentError(404, T("no active user has extension {extension}", extension=extension))
         if not actor.supervises and actor.user_id != user.id:
-            raise AgentError(403, T("role {role} may sign in only its own extension", role=repr(actor.role)))
+            raise AgentError(403, T("role {role} may sign in only its own extension", role=RoleName(actor.role)))
         return user
 
     @staticmethod

@@ -21,7 +21,7 @@ from ccserver.agents.service import INTERFACE
 from ccserver.logs import exception_summary, log_pii_enabled
 from ccserver.supervisor.ami import SupervisorActionFailed, SupervisorAMI
 from ccserver.supervisor.spy import SPY_OPTIONS, SpyError, originate_headers
-from ccserver.texts import T, message_of
+from ccserver.texts import RoleName, T, message_of
 
 log = logging.getLogger("ccserver.supervisor")
 
@@ -43,7 +43,7 @@ class SupervisorService:
     @staticmethod
     def _require(actor: Actor) -> None:
         if not actor.supervises:
-            raise AgentError(403, T("role {role} may not do supervisor actions", role=repr(actor.role)))
+            raise AgentError(403, T("role {role} may not do supervisor actions", role=RoleName(actor.role)))
 
     async def spy(self, actor: Actor, extension: object, mode: object, phone: object = None) -> dict[str, Any]:
         """Ring the supervisor's phone (``phone``, else their user's own) into ChanSpy on the agent's call."""

@@ -91,7 +91,7 @@ def kpi_history(queues: Sequence[dict[str, Any]], users: Sequence[dict[str, Any]
                     row["wrapup"] += wrapup
                     row["ringing"] += rng.uniform(3.0, 9.0)
                     row["queues"].add(name)
-                    if rng.random() < 0.03:  # the member rang out first (RINGNOANSWER) and the next one took it
+                    if rng.random() < 0.03:  # the agent also let a ring go unanswered (RINGNOANSWER) then
                         row["missed"] += 1
                 queue_rows.append({"server": SERVER, "queue": name, "interval_start": _utc(day, start), "day": day,
                                    "sl_threshold": sl_seconds, **counts})

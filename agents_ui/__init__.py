@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from agents_ui.i18n import DEFAULT, LANGUAGES, translations
+from ccserver.texts import RoleName
 
 __all__ = ["Pages", "static_dir", "template_environment"]
 
@@ -35,6 +36,7 @@ def template_environment(lang: str = DEFAULT) -> jinja2.Environment:
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.globals["lang"] = lang
     env.globals["languages"] = list(LANGUAGES)
+    env.globals["role_names"] = RoleName.NAMES  # _roles.html: a role's name for people, one list with the API's
     return env
 
 

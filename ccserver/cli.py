@@ -356,21 +356,22 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
 
 
-def _days(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _days(text: str) -> int:
+    value = _whole(text)
     if not 0 <= value <= 366:
         raise argparse.ArgumentTypeError("must be between 0 and 366")
     return value
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value

@@ -49,10 +49,10 @@ class Field(str):
 
 class RoleName(Text):
     """A role as a value of a :class:`Text`: English (the API) reads its code, ``'agent'``; a page reads the role's
-    name in its language (the names the pages show: agents_ui/templates/_roles.html), never the code."""
+    name in its language, never the code. ``NAMES`` are the names every page shows (agents_ui/templates/_roles.html
+    reads them from here)."""
 
-    NAMES = {"agent": "Agent", "supervisor": "Supervisor", "department": "Department",
-             "campaign_manager": "Campaign manager", "admin": "Administrator"}
+    NAMES: dict[str, str] = {}  # filled below: T is defined after this class
 
     def __new__(cls, role: str) -> RoleName:
         self = str.__new__(cls, repr(role))
@@ -74,6 +74,10 @@ class RoleName(Text):
 def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extraction keyword, short as gettext's _
     """``template`` in English with ``{name}`` fields filled from ``params`` (values are never translated)."""
     return Text(template, params)
+
+
+RoleName.NAMES.update(agent=T("Agent"), supervisor=T("Supervisor"), department=T("Department"),
+                      campaign_manager=T("Campaign manager"), admin=T("Administrator"))
 
 
 def message_of(exc: BaseException) -> str:

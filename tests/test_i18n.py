@@ -87,3 +87,17 @@ def test_error_page_headings_are_translated() -> None:
     zh = translations("zh-CN")
     assert zh.gettext("The request was refused") == "请求被拒绝"
     assert zh.gettext("Something went wrong") == "出错了"
+
+
+def test_pages_and_refusals_name_every_role_from_one_list() -> None:
+    from agents_ui import template_environment
+    from ccserver.auth import ROLES
+    from ccserver.texts import RoleName, T, translated
+
+    assert set(RoleName.NAMES) == set(ROLES)
+    zh = translations("zh-CN").gettext
+    macro = template_environment("zh-CN").from_string(
+        '{% import "_roles.html" as r with context %}{% for role in roles %}{{ r.name(role) }}|{% endfor %}')
+    shown = macro.render(roles=ROLES).split("|")[:-1]
+    assert shown == [translated(T("{role}", role=RoleName(role)), zh) for role in ROLES]
+    assert "班长" in shown and not set(shown) & set(ROLES)  # names, never the codes

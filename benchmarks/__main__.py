@@ -194,6 +194,12 @@ def render(results: dict[str, Any]) -> str:
             f"{', '.join(str(x) for x in theirs['seconds'])} |", "",
             f"ccserver run / panoramisk: **{r['ratio_median']}×** (target ≥ 4×); {_f(ours['events_published'])} call "
             "events published on the hub per run.", ""]
+        if ours.get("drained"):
+            lines += ["Readers first: while the reader is behind on the stream the hub's subscribers wait (half a "
+                      "second at most, README: The call-events hub), then handle what queued in one go. Their queues "
+                      "(`ccserver_events_queued`) were empty again "
+                      f"{', '.join(str(x) for x in ours['drained'])} s after the start: the stream read *and* every "
+                      f"event taken by its subscriber, {r['ratio_drained_median']}× panoramisk's time to read it.", ""]
         if ours.get("cpu_by_thread"):
             spent = ours["cpu_by_thread"]
             main = sorted(t.get("main", 0.0) for t in spent)[len(spent) // 2]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 LabelKey = tuple[tuple[str, str], ...]
 
@@ -73,6 +73,20 @@ class Gauge(Counter):
         self.values[tuple(sorted(labels.items()))] = float(value)
 
 
+class SampledGauge(_Metric):
+    """A gauge read when /metrics is rendered: ``sample()`` returns ``{labels: value}`` (nothing on a hot path)."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, sample: Callable[[], Mapping[LabelKey, float]]):
+        super().__init__(name, help_text)
+        self.sample = sample
+
+    def lines(self) -> list[str]:
+        values = dict(self.sample()) or {(): 0.0}
+        return [f"{self.name}{_labels_text(k)} {_fmt(v)}" for k, v in values.items()]
+
+
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -121,6 +135,9 @@ class Registry:
 
     def gauge(self, name: str, help_text: str) -> Gauge:
         return self._add(Gauge(name, help_text))  # type: ignore[return-value]
+
+    def sampled_gauge(self, name: str, help_text: str, sample: Callable[[], Mapping[LabelKey, float]]) -> SampledGauge:
+        return self._add(SampledGauge(name, help_text, sample))  # type: ignore[return-value]
 
     def histogram(self, name: str, help_text: str, buckets: Iterable[float] = DEFAULT_BUCKETS) -> Histogram:
         return self._add(Histogram(name, help_text, buckets))  # type: ignore[return-value]

@@ -77,7 +77,7 @@ class Telephony:
                                     ping_interval=config.ami.ping_interval)
             for s in config.ami_servers()
         }
-        self.ami = AMIManager(servers, reactor=reactor)
+        self.ami = AMIManager(servers, reactor=reactor, backlog=self.hub.backlog)
         filters = self.tracker.event_filters()  # what the tracker would ignore is left undecoded by the reader
         for event in EVENTS:
             self.ami.on(event, self._on_event, when=filters.get(event))

@@ -31,6 +31,7 @@ from ccserver.ami.errors import AMIAuthError, AMIConnectionLost, AMIError, AMITi
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.metrics import AMIMetrics
 from ccserver.ami.protocol import ActionResult, AMIProtocol
+from ccserver.events.backlog import ReadBacklog
 from ccserver.logs import log_text
 
 log = logging.getLogger("ccserver.ami")
@@ -141,8 +142,10 @@ class AMIClient:
         server: str = "default",
         endpoint: IStreamClientEndpoint | None = None,
         rng: random.Random | None = None,
+        backlog: ReadBacklog | None = None,
     ) -> None:
         self.config = config
+        self.backlog = backlog  # each connection reports to it whether it is behind on its input
         self.reactor = reactor
         self.server = server
         self.endpoint = endpoint or TCP4ClientEndpoint(reactor, config.host, config.port, timeout=10)
@@ -321,6 +324,7 @@ class AMIClient:
             default_timeout=self.config.action_timeout,
             metrics=self.metrics,
             on_lost=self._on_lost,
+            backlog=self.backlog,
         )
 
     def _connect(self) -> None:

@@ -12,6 +12,7 @@ from ccserver.ami.client import AMIClient, AMIServerConfig, OriginateResult
 from ccserver.ami.dispatch import Handler, When
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.protocol import ActionResult
+from ccserver.events.backlog import ReadBacklog
 
 
 class AMIManager:
@@ -28,8 +29,10 @@ class AMIManager:
         *,
         reactor: Any,
         endpoints: Mapping[str, IStreamClientEndpoint] | None = None,
+        backlog: ReadBacklog | None = None,
     ) -> None:
         self.reactor = reactor
+        self.backlog = backlog
         self.clients: dict[str, AMIClient] = {}
         self._subs: list[tuple[str | None, Handler, When | None]] = []
         self._resync: list[Callable[[str, AMIClient], Any]] = []
@@ -40,7 +43,7 @@ class AMIManager:
                    ) -> AMIClient:
         if name in self.clients:
             raise ValueError(f"AMI server {name!r} is already configured")
-        client = AMIClient(config, reactor=self.reactor, server=name, endpoint=endpoint)
+        client = AMIClient(config, reactor=self.reactor, server=name, endpoint=endpoint, backlog=self.backlog)
         self.clients[name] = client
         for event, handler, when in self._subs:
             if event is None:

@@ -12,7 +12,10 @@ The reactor is never imported here: a clock (``IReactorTime``) is passed in.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import termios
+from array import array
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, cast
@@ -27,6 +30,7 @@ from ccserver.ami.dispatch import EventDispatcher, rejected
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout, OriginateOutcomeUnknown
 from ccserver.ami.message import BANNER_PREFIX, AMIMessage, decode_block, parse_block
 from ccserver.ami.metrics import AMIMetrics
+from ccserver.events.backlog import ReadBacklog
 
 log = logging.getLogger("ccserver.ami")
 
@@ -106,8 +110,10 @@ class AMIProtocol(Protocol):
         default_timeout: float | None = 60.0,
         metrics: AMIMetrics | None = None,
         on_lost: Callable[[AMIProtocol, Failure], None] | None = None,
+        backlog: ReadBacklog | None = None,
     ) -> None:
         self.clock = clock
+        self.backlog = backlog  # told at each turn whether input is left unread (the hub's subscribers wait)
         self.dispatcher = dispatcher if dispatcher is not None else EventDispatcher()
         self.server = server
         self.max_message_size = max_message_size
@@ -129,6 +135,8 @@ class AMIProtocol(Protocol):
         self._bad = _RateLimitedLog()
         self._next_slice: IDelayedCall | None = None  # the rest of a big read, handled on the loop's next turn
         self._resume_at = 0  # where in ``_buf`` that rest starts
+        self._fd = -1  # the socket, asked how many bytes wait unread (FIONREAD) at the end of each read
+        self._unread_count = array("i", [0])
 
     # -- connection ------------------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -139,11 +147,18 @@ class AMIProtocol(Protocol):
         transport = self.transport
         if transport is not None and hasattr(transport, "bufferSize"):
             transport.bufferSize = READ_SIZE
+        try:
+            self._fd = transport.fileno() if transport is not None else -1  # type: ignore[attr-defined]
+        except (AttributeError, OSError, NotImplementedError):
+            self._fd = -1  # a test transport: nothing ever waits unread
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError("closed"))) -> None:  # noqa: B008
         self.connected = False
         self.logged_in = False
         self.stop_keepalive()
+        self._fd = -1
+        if self.backlog is not None:
+            self.backlog.caught_up(self)
         if self._next_slice is not None and self._next_slice.active():  # type: ignore[misc]
             self._next_slice.cancel()  # type: ignore[misc]
         self._next_slice = None
@@ -326,8 +341,23 @@ class AMIProtocol(Protocol):
         if count:
             self.metrics.messages.inc(count, server=self.server)
             self.metrics.read_seconds.observe(perf_counter() - started)
+            if self.backlog is not None:
+                if self._next_slice is not None or self._unread():
+                    self.backlog.behind(self)
+                else:
+                    self.backlog.caught_up(self)
         if dropped:
             self.metrics.dropped.inc(dropped, server=self.server)
+
+    def _unread(self) -> int:
+        """Bytes Asterisk has sent that wait in the socket (0 when that cannot be known)."""
+        if self._fd < 0:
+            return 0
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, self._unread_count)
+        except OSError:
+            return 0
+        return self._unread_count[0]
 
     def _pause_for_next_slice(self) -> None:
         if self._next_slice is None:

@@ -9,6 +9,10 @@ subscribers do. A subscriber that falls behind by ``maxsize`` events loses its o
 ``ccserver_events_failed_total{subscriber}`` and keeps receiving the next events. ``batch=True``: the handler is
 called with a list of every event queued since its last call instead (one SQL query for many calls, say).
 
+Readers first (:mod:`ccserver.events.backlog`): while an AMI reader is behind on a burst, a woken subscriber parks
+until the readers catch up (at most ``hub.backlog.hold`` seconds, or until its queue is half full), then handles
+everything queued meanwhile in one go.
+
 Without a running event loop (plain unit tests), events wait in the queues until :meth:`EventHub.drain` delivers
 them to the synchronous handlers.
 """
@@ -19,10 +23,12 @@ import asyncio
 import inspect
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ccserver.events.backlog import ReadBacklog
 from ccserver.events.types import CallEvent
 from ccserver.metrics import REGISTRY
 
@@ -33,14 +39,30 @@ DROPPED = REGISTRY.counter("ccserver_events_dropped_total",
                            "Call events a subscriber lost because its queue was full (slow subscriber)")
 FAILED = REGISTRY.counter("ccserver_events_failed_total", "Call events whose subscriber raised an error")
 
+_HUBS: weakref.WeakSet[EventHub] = weakref.WeakSet()
+
+
+def _queued() -> dict[tuple[tuple[str, str], ...], float]:
+    out: dict[tuple[tuple[str, str], ...], float] = {}
+    for hub in list(_HUBS):
+        for sub in hub._subs:
+            key = (("subscriber", sub.name),)
+            out[key] = out.get(key, 0.0) + len(sub.queue)
+    return out
+
+
+QUEUED = REGISTRY.sampled_gauge("ccserver_events_queued",
+                                "Call events waiting for their subscriber (held behind a burst, or a slow subscriber)",
+                                _queued)
+
 Handler = Callable[[Any], Awaitable[Any] | Any]
 DEFAULT_MAXSIZE = 10_000
 _LOG_INTERVAL = 10.0
 
 
 class Subscription:
-    __slots__ = ("name", "handler", "kinds", "maxsize", "batch", "queue", "dropped", "failed", "delivered", "_wake",
-                 "_task", "_hub", "_last_log")
+    __slots__ = ("name", "handler", "kinds", "maxsize", "soft", "batch", "queue", "dropped", "failed", "delivered",
+                 "_wake", "_task", "_hub", "_last_log", "_park")
 
     def __init__(self, hub: EventHub, name: str, handler: Handler, kinds: frozenset[type] | None,
                  maxsize: int, batch: bool = False) -> None:
@@ -49,6 +71,7 @@ class Subscription:
         self.handler = handler
         self.kinds = kinds
         self.maxsize = maxsize
+        self.soft = max(1, maxsize // 2)  # queued past this: no parking behind a reader, and publish takes _offer
         self.batch = batch
         self.queue: deque[CallEvent] = deque()
         self.dropped = 0
@@ -57,6 +80,7 @@ class Subscription:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_log = float("-inf")
+        self._park: asyncio.Future[None] | None = None  # while parked behind a reader's backlog
 
     def close(self) -> None:
         """Stop receiving events (the ones queued are discarded)."""
@@ -77,6 +101,9 @@ class Subscription:
                 self._last_log = now
                 log.warning("event subscriber %s is too slow: %d events dropped so far", self.name, self.dropped)
         queue.append(event)
+        park = self._park
+        if park is not None and not park.done():
+            park.set_result(None)  # half full: go on now rather than drop events later
         wake = self._wake
         if wake is not None and not wake.is_set():
             wake.set()
@@ -122,9 +149,17 @@ class Subscription:
         wake = self._wake
         assert wake is not None
         queue = self.queue
+        backlog = self._hub.backlog
         while True:
             await wake.wait()
             wake.clear()
+            if backlog.holding and len(queue) < self.soft:
+                self._park = backlog.park()
+                try:
+                    await self._park
+                finally:
+                    self._park = None
+                wake.clear()  # what was published meanwhile is queued: handled now
             while queue:
                 if self.batch:
                     event, pending = self._deliver_batch()
@@ -141,7 +176,9 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(self, backlog: ReadBacklog | None = None) -> None:
+        self.backlog = backlog if backlog is not None else ReadBacklog()  # the AMI readers report to it
+        _HUBS.add(self)
         self._subs: list[Subscription] = []
         self._by_kind: dict[type, tuple[Subscription, ...]] = {}  # event type -> its subscribers, built on first use
         self._running = False
@@ -175,8 +212,8 @@ class EventHub:
             subs = self._by_kind[kind] = tuple(s for s in self._subs if s.kinds is None or kind in s.kinds)
         for sub in subs:
             queue = sub.queue
-            if len(queue) >= sub.maxsize:
-                sub._offer(event)  # the slow path: drops the oldest, counts and logs
+            if len(queue) >= sub.soft:
+                sub._offer(event)  # the slow path: ends a parking, drops the oldest when full (counted, logged)
                 continue
             queue.append(event)
             wake = sub._wake
@@ -192,6 +229,7 @@ class EventHub:
     async def stop(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (within ``timeout``), then stop the tasks."""
         deadline = time.monotonic() + timeout
+        self.backlog.open()
         while any(s.queue for s in self._subs) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         self._running = False

@@ -76,7 +76,7 @@ def T(template: str, /, **params: object) -> Text:  # noqa: N802 - the extractio
     return Text(template, params)
 
 
-RoleName.NAMES.update(agent=T("Agent"), supervisor=T("Supervisor"), department=T("Department"),
+RoleName.NAMES.update(agent=T("Agent"), supervisor=T("Supervisor"), department=T("Department staff"),
                       campaign_manager=T("Campaign manager"), admin=T("Administrator"))
 
 

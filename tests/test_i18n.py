@@ -101,3 +101,7 @@ def test_pages_and_refusals_name_every_role_from_one_list() -> None:
     shown = macro.render(roles=ROLES).split("|")[:-1]
     assert shown == [translated(T("{role}", role=RoleName(role)), zh) for role in ROLES]
     assert "班长" in shown and not set(shown) & set(ROLES)  # names, never the codes
+    assert "部门人员" in shown  # the department role names its people ("部门" alone is a department)
+    from ccserver.web import admin_pages  # the admin pages' role picker reads the same list
+
+    assert not hasattr(admin_pages, "ROLE_NAMES")

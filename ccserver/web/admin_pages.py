@@ -10,7 +10,7 @@ import datetime as dt
 
 from agents_ui.i18n import translations
 from ccserver.db.models import LINES, ROLES, Store, User
-from ccserver.texts import T
+from ccserver.texts import RoleName, T
 from ccserver.web.admin_routes import MANAGER_ROLES, ticket_departments
 from ccserver.web.context import WebContext
 from ccserver.web.http import N_, HTTPError, Req, Response, Router, html_response, redirect
@@ -32,8 +32,6 @@ LINE_NAMES = {"sales": N_("Sales"), "service": N_("Service"), "complaints": N_("
               "insurance": N_("Insurance"), "hotline": N_("Hotline")}
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"), N_("Saturday"),
             N_("Sunday"))
-ROLE_NAMES = {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "department": N_("Department staff"),
-              "campaign_manager": N_("Campaign manager"), "admin": N_("Administrator")}
 
 
 class AdminPages:
@@ -67,7 +65,7 @@ class AdminPages:
             nav_titles={k: gettext(v) for k, v in NAV_TITLES.items()}, lines=LINES,
             line_names={k: gettext(v) for k, v in LINE_NAMES.items()},
             roles=ROLES if is_admin else MANAGER_ROLES,
-            role_names={k: gettext(v) for k, v in ROLE_NAMES.items()}, this_year=dt.date.today().year,
+            role_names={k: gettext(v) for k, v in RoleName.NAMES.items()}, this_year=dt.date.today().year,
             weekday_names=[gettext(d) for d in WEEKDAYS],
             is_admin=is_admin, own_store=own_store, departments=sorted(ticket_departments(self.ctx)))
         return html_response(page)

@@ -299,7 +299,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
                            after=deliverer.wake if deliverer else None)
     if telephony is not None:
         AbandonedCallers(tickets, region=config.phone.default_region,
-                         leads=lambda server: server in telephony.leading).subscribe(telephony.hub)
+                         owns=telephony.owns).subscribe(telephony.hub)
 
     def start_tickets() -> None:
         if telephony is None:

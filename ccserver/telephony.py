@@ -29,7 +29,7 @@ from ccserver.ami.relay import AUDIENCE_SECONDS, EventRelay, RelayOutbox
 from ccserver.clock import Clock, LoopClock
 from ccserver.cluster import default_node_id
 from ccserver.config import Config
-from ccserver.events import CallEnded, EventHub
+from ccserver.events import CallEnded, CallEvent, EventHub
 from ccserver.state.follower import RelayFollower
 from ccserver.state.records import RecordBatcher, sql_sink
 from ccserver.state.redis_store import RedisMirror, RedisStateReader
@@ -102,8 +102,13 @@ class Telephony:
 
     def _on_call_ended(self, event: CallEnded) -> None:
         # Only the node consuming a server's AMI writes its call records (followers would duplicate them).
-        if self.relay is None or self._led_at(event.server, event.seq):
+        if self.owns(event):
             self.records.submit(event.record)
+
+    def owns(self, event: CallEvent) -> bool:
+        """Whether this node consumed ``event.server``'s AMI when its tracker published ``event``: what the event
+        makes happen (a call record, a call back) is this node's to do, however late the hub delivers it."""
+        return self.relay is None or self._led_at(event.server, event.seq)
 
     def _led_at(self, server: str, seq: int) -> bool:
         return any(first is not None and first <= seq and (last is None or seq <= last)

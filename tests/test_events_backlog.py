@@ -15,7 +15,8 @@ from ccserver.ami.dispatch import EventDispatcher
 from ccserver.ami.protocol import SLICE, AMIProtocol
 from ccserver.clock import ManualClock
 from ccserver.events import EventHub, QueueChanged
-from ccserver.events.backlog import ReadBacklog
+from ccserver.events.backlog import BEHIND_BYTES, ReadBacklog
+from ccserver.events.hub import DROPPED
 from ccserver.metrics import REGISTRY
 
 BANNER = b"Asterisk Call Manager/13.0.0\r\n"
@@ -99,16 +100,24 @@ def test_a_long_burst_lets_the_subscribers_run_once_per_hold() -> None:
 def test_a_half_full_queue_goes_on_at_once_and_loses_nothing() -> None:
     async def main() -> None:
         clock = ManualClock()
-        hub, batches, singles = _hub(clock, maxsize=8)
+        hub, batches, singles = _hub(clock, "half", maxsize=8)
         hub.start()
+        dropped = DROPPED.value(subscriber="half-batch") + DROPPED.value(subscriber="half-single")
         hub.backlog.behind(READER)
-        for seq in range(1, 5):
+        for seq in range(1, 4):
             hub.publish(_event(seq))
             await clock.advance(0)
         assert batches == [] and singles == []
-        hub.publish(_event(5))  # past half of eight queued: waiting longer could mean dropping events
+        hub.publish(_event(4))  # half of eight queued: waiting longer could mean dropping events
         await clock.advance(0)
-        assert batches == [[1, 2, 3, 4, 5]] and singles == [1, 2, 3, 4, 5]
+        assert batches == [[1, 2, 3, 4]] and singles == [1, 2, 3, 4]
+        for seq in range(5, 41):  # a burst of five queues' worth, the reader behind all along
+            hub.publish(_event(seq))
+            await clock.advance(0)
+        assert hub.backlog.holding and clock.monotonic() < hub.backlog.hold
+        await clock.advance(0.5)
+        assert [seq for batch in batches for seq in batch] == singles == list(range(1, 41))  # all, in order
+        assert DROPPED.value(subscriber="half-batch") + DROPPED.value(subscriber="half-single") == dropped
         await hub.stop()
 
     asyncio.run(main())
@@ -176,20 +185,87 @@ def test_the_reader_is_behind_while_slices_of_a_read_wait_and_caught_up_after() 
     assert len(got) == SLICE + 10 and not backlog.holding
 
 
-def test_the_reader_is_behind_while_bytes_wait_in_its_socket() -> None:
+def _take(sock: socket.socket) -> bytes:
+    """Everything waiting in ``sock`` (what a read of the reactor would get)."""
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)
+    return data
+
+
+def test_the_reader_is_behind_while_a_backlog_waits_in_its_socket_not_for_the_next_event() -> None:
     ours, asterisk = socket.socketpair()
     try:
         proto, backlog, _, got = _reader(_SocketTransport(ours))
-        asterisk.sendall(b"Event: Newchannel\r\nUniqueid: 1.1\r\n\r\n")  # sent while the last read was handled
+        asterisk.sendall(b"Event: Newchannel\r\nUniqueid: 1.1\r\n\r\n")  # a busy hour's next event, meanwhile
         proto.dataReceived(_events(3))
-        assert len(got) == 3 and backlog.holding
+        assert len(got) == 3 and not backlog.holding  # the everyday trickle holds nobody
+        waiting = _events(BEHIND_BYTES // 40 + 1)  # a backlog: more than BEHIND_BYTES sent meanwhile
+        asterisk.sendall(waiting)
         proto.dataReceived(ours.recv(4096))
-        assert got[-1] == "1.1" and not backlog.holding
-        asterisk.sendall(b"Event: Newchannel\r\nUniqueid: 1.2\r\n\r\n")
-        proto.dataReceived(_events(1))
+        assert got[3] == "1.1" and backlog.holding
+        rest = _take(ours)
+        cut = len(rest) - 10
+        proto.dataReceived(rest[:cut])
+        proto.clock.advance(0)  # type: ignore[attr-defined]  # its slices (the reading is paused meanwhile)
+        assert not backlog.holding  # everything sent was read: the end of the last message is still on its way
+        proto.dataReceived(rest[cut:])
+        assert not backlog.holding and len(got) == 4 + BEHIND_BYTES // 40 + 1
+        asterisk.sendall(waiting)
+        proto.dataReceived(b"Event: Newch")  # part of a message: nothing handled, still reported
         assert backlog.holding
+        _take(ours)
+        proto.dataReceived(b"annel\r\nUniqueid: 1.2")
+        assert not backlog.holding and got[-1] != "1.2"
+        asterisk.sendall(waiting)
+        proto.dataReceived(b"\r\n\r\n")
+        assert backlog.holding and got[-1] == "1.2"
         proto.connectionLost()  # a connection that closes is caught up: nothing waits on it any more
         assert not backlog.holding
     finally:
         ours.close()
         asterisk.close()
+
+
+def test_every_asterisk_connection_reports_to_its_hubs_backlog() -> None:
+    from ccserver.config import load_config
+    from ccserver.telephony import Telephony
+
+    config = load_config(environ={"CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_USERNAME": "cc"})
+    telephony = Telephony(config, Clock(), session_factory=lambda: None)
+    clients = list(telephony.ami.clients.values())
+    assert clients and all(c._build_protocol().backlog is telephony.hub.backlog for c in clients)
+
+
+def test_a_subscription_closed_while_parked_and_a_restarted_hub_hold_nothing_back() -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        hub, batches, singles = _hub(clock, "closed")
+        gone: list[int] = []
+        leaving = hub.subscribe("closed-leaving", lambda e: gone.append(e.seq))
+        hub.start()
+        hub.backlog.behind(READER)
+        hub.publish(_event(1))
+        await clock.advance(0)
+        assert hub.backlog.parked == 3
+        leaving.close()
+        await clock.advance(0)
+        assert hub.backlog.parked == 2  # its cancelled wait is not counted
+        await hub.stop(1.0)
+        assert batches == [[1]] and singles == [1] and gone == []
+        hub.backlog.behind(READER)
+        hub.publish(_event(2))
+        hub.start()  # started again: bursts hold its subscribers again
+        await clock.advance(0)
+        assert batches == [[1]] and hub.backlog.parked == 2
+        hub.backlog.caught_up(READER)
+        await clock.advance(0.01)
+        assert batches == [[1], [2]] and singles == [1, 2] and clock.pending == 0  # no timer left behind
+        await hub.stop()
+
+    asyncio.run(main())

@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ccserver.clock import ManualClock
-from ccserver.events import CallEnded
+from ccserver.events import CallAbandoned, CallEnded
 from ccserver.state import LIST_EVENTS, StateTracker
 from ccserver.state.follower import GAPS, REBUILDS
 from tests.relay_support import Node, list_items, run, until, view
@@ -318,5 +318,36 @@ def test_a_lease_that_expires_moves_the_lead_through_the_lease_keepers(redis_url
         finally:
             await shut(redis, a, b)
             await cut_off.aclose()
+
+    run(main)
+
+
+def test_what_a_deposed_leader_published_stays_its_own_however_late_the_hub_delivers_it(redis_url):
+    """A burst holds a's subscribers (readers first); a loses its lease meanwhile. The calls that ended and the callers
+    who hung up while a led are still a's to record and call back when its hub delivers them (Telephony.owns): a
+    late delivery must not lose them, and b, which followed then, must not take them twice."""
+
+    async def main():
+        redis, a, b = await leader_and_follower(redis_url)
+        messages = timed_messages("ami-inbound-load-40-calls")
+        owned: dict[str, list[bool]] = {"a": [], "b": []}
+        for node in (a, b):
+            node.telephony.hub.subscribe("owns-probe", lambda e, n=node: owned[n.name].append(n.telephony.owns(e)),
+                                         kinds=(CallEnded, CallAbandoned))
+        try:
+            a.telephony.hub.backlog.hold = 60.0  # (the test's own pace must not end the hold)
+            a.telephony.hub.backlog.behind("pbx-reader")  # a burst: a's subscribers wait
+            a.ami(messages)
+            await until(lambda: a.telephony.hub.backlog.parked > 0, what="a's subscribers held")
+            await until(lambda: a.relayed_to(b))
+            assert owned["a"] == []
+            a.telephony._follow("default")  # the lease is lost before they ran
+            a.telephony.hub.backlog.caught_up("pbx-reader")
+            await until(lambda: not any(s.queue for s in a.telephony.hub.subscriptions), what="a's hub delivered")
+            await until(lambda: not any(s.queue for s in b.telephony.hub.subscriptions), what="b's hub delivered")
+        finally:
+            await shut(redis, a, b)
+        assert len(owned["a"]) >= 40 and all(owned["a"])  # every call end (40 calls) and hang-up published while a led
+        assert len(owned["b"]) == len(owned["a"]) and not any(owned["b"])  # b applied them as a follower
 
     run(main)

@@ -258,7 +258,7 @@ def test_callback_worklist_by_due_time_then_tier(loaded: Any) -> None:
 def test_abandoned_callers_get_one_callback_a_day(loaded: Any) -> None:
     _url, sessions = loaded
     service, clock, _ = make_service(sessions)
-    abandoned = AbandonedCallers(service, leads=lambda server: server == "default")
+    abandoned = AbandonedCallers(service, owns=lambda event: event.server == "default")
 
     def hung_up(number: str | None, wait: float, server: str = "default") -> Any:
         return asyncio.run(abandoned.on_event(CallAbandoned(

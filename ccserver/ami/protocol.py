@@ -30,7 +30,7 @@ from ccserver.ami.dispatch import EventDispatcher, rejected
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout, OriginateOutcomeUnknown
 from ccserver.ami.message import BANNER_PREFIX, AMIMessage, decode_block, parse_block
 from ccserver.ami.metrics import AMIMetrics
-from ccserver.events.backlog import ReadBacklog
+from ccserver.events.backlog import BEHIND_BYTES, ReadBacklog
 
 log = logging.getLogger("ccserver.ami")
 
@@ -157,8 +157,6 @@ class AMIProtocol(Protocol):
         self.logged_in = False
         self.stop_keepalive()
         self._fd = -1
-        if self.backlog is not None:
-            self.backlog.caught_up(self)
         if self._next_slice is not None and self._next_slice.active():  # type: ignore[misc]
             self._next_slice.cancel()  # type: ignore[misc]
         self._next_slice = None
@@ -176,6 +174,8 @@ class AMIProtocol(Protocol):
             self.banner_received.errback(Failure(AMIConnectionLost(f"{self.server}: closed before the banner")))
         if self.on_lost is not None:
             self.on_lost(self, reason)
+        if self.backlog is not None:
+            self.backlog.caught_up(self)  # last: nothing waits on a closed connection
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -263,6 +263,15 @@ class AMIProtocol(Protocol):
 
     # -- reading ---------------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
+        self._read(data)
+        backlog = self.backlog
+        if backlog is not None:  # after every read, whatever it held (part of a message, an oversized one …)
+            if self._next_slice is not None or self._unread() >= BEHIND_BYTES:
+                backlog.behind(self)
+            else:
+                backlog.caught_up(self)
+
+    def _read(self, data: bytes) -> None:
         started = perf_counter()
         pos = 0
         if self._buf:
@@ -341,11 +350,6 @@ class AMIProtocol(Protocol):
         if count:
             self.metrics.messages.inc(count, server=self.server)
             self.metrics.read_seconds.observe(perf_counter() - started)
-            if self.backlog is not None:
-                if self._next_slice is not None or self._unread():
-                    self.backlog.behind(self)
-                else:
-                    self.backlog.caught_up(self)
         if dropped:
             self.metrics.dropped.inc(dropped, server=self.server)
 

@@ -12,8 +12,9 @@ writing its next piece, or from answering the actions the burst made ccserver se
 
 Nothing waits for long and nothing is lost: a hold ends after ``hold`` seconds however long the burst lasts (the
 subscribers then run once, and wait again), a subscriber whose queue is half full goes on at once (before it would
-have to drop events), and a connection that closes counts as caught up. An Asterisk's everyday trickle never
-holds anything: each read empties the socket.
+have to drop events), and a connection that closes counts as caught up. An Asterisk's everyday trickle holds
+nothing: a reader is behind only with a slice of a read left or ``BEHIND_BYTES`` waiting in its socket (a busy
+hour's next event, written while the last was handled, is not a backlog). While the hub stops, nothing parks.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from ccserver.clock import Clock, LoopClock
 
 HOLD_SECONDS = 0.5  # the longest a burst delays the subscribers: a screen pop still shows while the phone rings
 QUIET_SECONDS = 0.01  # every reader caught up this long: the burst is over
+BEHIND_BYTES = 64 * 1024  # unread in a reader's socket: a backlog (a busy hour sends ~300 KB/s in small writes)
 
 
 class ReadBacklog:
-    __slots__ = ("hold", "quiet", "clock", "_behind", "_since", "_parked", "_timer", "_settling")
+    __slots__ = ("hold", "quiet", "clock", "_behind", "_since", "_parked", "_timer", "_settling", "_open")
 
     def __init__(self, hold: float = HOLD_SECONDS, quiet: float = QUIET_SECONDS, clock: Clock | None = None) -> None:
         if hold <= 0 or quiet < 0:
@@ -42,15 +44,16 @@ class ReadBacklog:
         self._parked: list[asyncio.Future[None]] = []
         self._timer: Any = None  # ends the hold ``hold`` seconds after it began
         self._settling: Any = None  # every reader caught up: ends the hold after ``quiet`` seconds
+        self._open = False  # the hub is stopping: nothing parks
 
     @property
     def holding(self) -> bool:
         """Whether a burst is on (a subscriber that wakes now parks)."""
-        return bool(self._behind) or self._settling is not None
+        return not self._open and (bool(self._behind) or self._settling is not None)
 
     @property
     def parked(self) -> int:
-        return len(self._parked)
+        return sum(1 for f in self._parked if not f.done())
 
     def behind(self, reader: Hashable) -> None:
         """``reader`` ended its turn with input left to read (called at every turn of a burst: kept cheap)."""
@@ -68,12 +71,15 @@ class ReadBacklog:
         behind = self._behind
         if behind:
             behind.discard(reader)
-            if not behind and self._parked:
+            if not behind and self.parked:  # (a closed subscription leaves its future cancelled)
                 self._settling = self.clock.call_later(self.quiet, self._release)
 
     def park(self) -> asyncio.Future[None]:
         """A future resolved when the burst is over or the hold runs out (call from the running loop)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._open:
+            future.set_result(None)
+            return future
         self._parked.append(future)
         if self._timer is None:
             delay = self._since + self.hold - self.clock.monotonic()
@@ -81,9 +87,13 @@ class ReadBacklog:
         return future
 
     def open(self) -> None:
-        """Forget every reader and let the parked subscribers go (the hub is stopping)."""
-        self._behind.clear()
+        """Let the parked subscribers go and park nobody until :meth:`close` (the hub is stopping)."""
+        self._open = True
         self._release()
+
+    def close(self) -> None:
+        """Hold subscribers behind readers again (the hub starts)."""
+        self._open = False
 
     def _held_long(self) -> None:
         self._timer = None

@@ -71,7 +71,7 @@ class Subscription:
         self.handler = handler
         self.kinds = kinds
         self.maxsize = maxsize
-        self.soft = max(1, maxsize // 2)  # queued past this: no parking behind a reader, and publish takes _offer
+        self.soft = max(1, maxsize // 2)  # this many queued: no parking behind a reader (publish takes _offer)
         self.batch = batch
         self.queue: deque[CallEvent] = deque()
         self.dropped = 0
@@ -102,7 +102,7 @@ class Subscription:
                 log.warning("event subscriber %s is too slow: %d events dropped so far", self.name, self.dropped)
         queue.append(event)
         park = self._park
-        if park is not None and not park.done():
+        if park is not None and len(queue) >= self.soft and not park.done():
             park.set_result(None)  # half full: go on now rather than drop events later
         wake = self._wake
         if wake is not None and not wake.is_set():
@@ -212,7 +212,7 @@ class EventHub:
             subs = self._by_kind[kind] = tuple(s for s in self._subs if s.kinds is None or kind in s.kinds)
         for sub in subs:
             queue = sub.queue
-            if len(queue) >= sub.soft:
+            if len(queue) >= sub.soft - 1:
                 sub._offer(event)  # the slow path: ends a parking, drops the oldest when full (counted, logged)
                 continue
             queue.append(event)
@@ -223,6 +223,7 @@ class EventHub:
     def start(self) -> None:
         """Start every subscriber's delivery task (call from the running event loop)."""
         self._running = True
+        self.backlog.close()
         for sub in self._subs:
             sub.start()
 

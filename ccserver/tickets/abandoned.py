@@ -8,7 +8,9 @@ wait). Like any ticket it is the caller's home store's when they are a customer 
 (``tickets.store.callback_store``), and is due when that store's line next opens (any store for a group queue
 and a caller without a home store), like a callback request.
 Withheld and unusable numbers cannot be called back and are skipped. With several nodes only the node that
-consumes the Asterisk server's AMI acts (``leads(server)``); the key would make the others' tickets the same one.
+consumed the Asterisk server's AMI when the event was published acts (``owns(event)``: ``Telephony.owns``); the key
+would make the others' tickets the same one. Judged by the event, not by leadership when it is handled: the hub may
+deliver it late (after a burst, README: readers first), and a lease lost meanwhile must not lose the call back.
 """
 
 from __future__ import annotations
@@ -53,17 +55,18 @@ def callback_place(session_factory: Any, queue: str, customer_id: int | None) ->
 
 
 class AbandonedCallers:
-    def __init__(self, service: Any, *, region: str = "CN", leads: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, service: Any, *, region: str = "CN", owns: Callable[[CallAbandoned], bool] | None = None
+                 ) -> None:
         self.service = service
         self.region = region
-        self.leads = leads
+        self.owns = owns
 
     def subscribe(self, hub: Any) -> Any:
         return hub.subscribe("tickets-abandoned", self.on_event, kinds=(CallAbandoned,))
 
     async def on_event(self, event: CallAbandoned) -> int | None:
         """The callback ticket opened or reused for the caller, or None when none is due."""
-        if self.leads is not None and not self.leads(event.server):
+        if self.owns is not None and not self.owns(event):
             return None
         settings = self.service.settings
         wait = event.wait_seconds if event.wait_seconds is not None else float(event.holdtime)

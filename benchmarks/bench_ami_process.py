@@ -125,8 +125,9 @@ def _fake_asterisk(payload: bytes, port_queue: Any, started: Any, go: Any) -> No
 
 
 def _metric(url: str, name: str, conn: http.client.HTTPConnection | None = None) -> float:
-    # Only the family polled: the probe costs the server little (a full scrape renders every metric). ``conn``: a
-    # kept-alive connection (the finish-line poll), so no poll costs the server an accept and a close as well.
+    """Every series of ``name`` added up (one server's counter; ``ccserver_events_queued{subscriber}``, all of them).
+    Only the family polled: the probe costs the server little (a full scrape renders every metric). ``conn``: a
+    kept-alive connection (the finish-line poll), so no poll costs the server an accept and a close as well."""
     path = f"/metrics?name[]={name}"
     if conn is not None:
         conn.request("GET", path)
@@ -134,14 +135,6 @@ def _metric(url: str, name: str, conn: http.client.HTTPConnection | None = None)
     else:
         with urllib.request.urlopen(f"{url}{path}", timeout=5) as reply:  # noqa: S310 - loopback
             text = reply.read().decode()
-    m = re.search(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def _metric_sum(conn: http.client.HTTPConnection, name: str) -> float:
-    """Every series of ``name`` added up (a labelled gauge: ``ccserver_events_queued{subscriber}``)."""
-    conn.request("GET", f"/metrics?name[]={name}")
-    text = conn.getresponse().read().decode()
     return sum(float(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
 
 
@@ -230,7 +223,7 @@ def _one_ccserver(payload: bytes, messages: int, workdir: Path) -> dict[str, Any
                 time.sleep(0.01)  # the poll interval (the figure errs by at most this)
         t1 = time.perf_counter()
         cpu1 = _thread_cpu(server.pid)
-        while _metric_sum(probe, "ccserver_events_queued") > 0:
+        while _metric(url, "ccserver_events_queued", probe) > 0:
             time.sleep(0.01)
         drained = time.perf_counter()
         probe.close()

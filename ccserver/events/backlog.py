@@ -75,11 +75,9 @@ class ReadBacklog:
                 self._settling = self.clock.call_later(self.quiet, self._release)
 
     def park(self) -> asyncio.Future[None]:
-        """A future resolved when the burst is over or the hold runs out (call from the running loop)."""
+        """A future resolved when the burst is over or the hold runs out (call from the running loop, while
+        :attr:`holding`)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._open:
-            future.set_result(None)
-            return future
         self._parked.append(future)
         if self._timer is None:
             delay = self._since + self.hold - self.clock.monotonic()

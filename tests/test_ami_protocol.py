@@ -240,3 +240,31 @@ def test_event_filtered_on_its_headers_is_dropped_undecoded_unless_a_handler_wan
     assert other == ["BRIDGEPEER"] and seen[-1] == "BRIDGEPEER"
     unsubscribe()
     assert disp.filters == {}
+
+
+def test_a_one_header_filter_drops_what_its_test_rejects_and_keeps_what_it_cannot_read():
+    # The usual case (the tracker's VarSet filter on Variable) goes through a reject function of its own:
+    # it must keep exactly what the general one keeps — a missing header, a value not UTF-8, the last line.
+    server = "p-filter-one"
+    proto, _, _, disp = make(server)
+    seen: list[str] = []
+    asked: list[tuple[str, str]] = []
+
+    def test(srv: str, name: str) -> bool:
+        asked.append((srv, name))
+        return name.startswith("CC_")
+
+    disp.on("VarSet", lambda m: seen.append(m.get("Variable", "-")), when=(("Variable",), test))
+    other = b"Event: VarSet\r\nVariable: BRIDGEPEER\r\nValue: 1\r\n\r\n"
+    ours = b"Event: VarSet\r\nVariable: CC_TIER\r\nValue: gold\r\n\r\n"
+    missing = b"Event: VarSet\r\nChannel: PJSIP/a-1\r\nValue: 1\r\n\r\n"
+    not_utf8 = b"Event: VarSet\r\nVariable: CC_\xff\xfe\r\nValue: 1\r\n\r\n"
+    last = b"Event: VarSet\r\nValue: 1\r\nVariable: CC_LAST\r\n\r\n"
+    last_other = b"Event: VarSet\r\nValue: 1\r\nVariable: DIALSTATUS\r\n\r\n"
+    spoofed = b"Event: VarSet\r\nValue: x\r\n Variable: CC_FAKE\r\nVariable: MIXMONITOR\r\n\r\n"
+    proto.dataReceived(BANNER + other + ours + missing + not_utf8 + last + last_other + spoofed)
+    m = AMIMetrics(server)
+    assert seen == ["CC_TIER", "-", "CC_\ufffd\ufffd", "CC_LAST"]
+    assert asked == [(server, "BRIDGEPEER"), (server, "CC_TIER"), (server, "CC_LAST"), (server, "DIALSTATUS"),
+                     (server, "MIXMONITOR")]
+    assert m.messages.value(server=server) == 7 and m.dropped.value(server=server) == 3

@@ -26,7 +26,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from ccserver.ami.actions import HeaderValue, build_action, list_complete_event
-from ccserver.ami.dispatch import EventDispatcher, rejected
+from ccserver.ami.dispatch import EventDispatcher
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout, OriginateOutcomeUnknown
 from ccserver.ami.message import BANNER_PREFIX, AMIMessage, decode_block, parse_block
 from ccserver.ami.metrics import AMIMetrics
@@ -317,7 +317,8 @@ class AMIProtocol(Protocol):
                 name = data[pos + 7:nl]
                 if (
                     not catch_all
-                    and (name not in wanted or (name in filters and rejected(data, nl, end, filters[name], server)))
+                    and (name not in wanted or ((reject := filters.get(name)) is not None
+                                                and reject(data, nl, end, server)))
                     and not (self._lists and find(_ACTIONID_LINE, pos, end) >= 0)
                 ):
                     dropped += 1  # nobody wants it (or every handler's filter turns it down): counted, never decoded

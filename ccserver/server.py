@@ -109,8 +109,9 @@ def freeze_startup_objects(result: Any = None) -> Any:
 
 
 def screenpop_lookup(sessions: Any, directory: Any) -> Any:
-    """The screen pop's own customer lookup on the event loop (2 connections of its own, so a burst of offered
-    calls never queues in front of a routed call's lookup); None on SQLite (the worker-thread path)."""
+    """The customer lookup on the event loop for the look-ups without a call (screen pop, the desktop's search,
+    the lookup API): 2 connections of its own, so a burst of offered calls never queues in front of a routed
+    call's lookup; None on SQLite (the worker-thread path)."""
     from ccserver.customers.directory import CustomerDirectory
     from ccserver.customers.loop_lookup import LoopLookup
 
@@ -207,6 +208,14 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     routing = RoutingRuntime.from_config(config, sessions, reactor=reactor, run_blocking=run_blocking,
                                          tracker=telephony.tracker if telephony is not None else None, cache=cache,
                                          directory=directory, settings=routing_settings)
+    # Who a number is without a call to route (screen pop, the desktop's search, /api/customers/lookup): the same
+    # identification service over the same cache and directory, with loop-lookup connections of its own, so a
+    # burst of pops never queues in front of a routed call's lookup. The screen pop service closes it.
+    from ccserver.identification import IdentificationService
+
+    lookups = IdentificationService(directory, cache, region=routing_settings.default_region,
+                                    run_blocking=run_blocking, clock=reactor, max_pending_lookups=4,
+                                    loop_lookup=screenpop_lookup(sessions, directory))
     # The IVR takes the `incoming` FastAGI script: DIDs that [ivr] sends to a menu run it, and hand the call back to
     # routing's decision for the line the caller chose; every other call goes straight to routing. Its tickets
     # (ivr/ports.py TicketsPort) are the tickets service's, given below once that is built.
@@ -380,7 +389,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     desktop = DesktopService(desktop_settings, desktop_store, blocking.run,
                              region=config.phone.default_region, agents=agents, calls=desktop_calls,
                              tracker=telephony.tracker if telephony is not None else None, tickets=tickets,
-                             wrapup=wrapup, clock=clock)
+                             wrapup=wrapup, clock=clock, identification=lookups, invalidator=invalidator)
     # Preview mode of campaigns (ccserver/campaigns/preview.py): the agent's next contact, dialled through the desktop.
     from ccserver.campaigns.preview import PreviewService
 
@@ -424,8 +433,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     screenpop = build_screenpop(config, sessions=sessions, run_blocking=blocking.run, users=SQLUserStore(sessions),
                                 redis=redis_client, hub=telephony.hub if telephony is not None else None,
                                 leads=telephony.leading.__contains__ if telephony is not None else None,
-                                directory=directory, decision_memo=decision_memo,
-                                lookup=screenpop_lookup(sessions, directory))
+                                identification=lookups, decision_memo=decision_memo)
     if screenpop.pop is not None:
         invalidator.listeners.append(screenpop.pop.cards.listener)
     from screenpop.wallboard_socket import WallboardSockets
@@ -475,6 +483,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
         passwords=passwords,
         health_probes=probes,
         customers=directory,
+        identification=lookups,
         agents=agents,
         tracker=telephony.tracker if telephony is not None else None,
         asterisk=functools.partial(asterisk_status, telephony),

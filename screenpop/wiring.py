@@ -71,15 +71,16 @@ def ivr_lookup(memo: Any, load: Callable[[str], Awaitable[tuple[str, str] | None
 
 def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., Awaitable[Any]], users: Any,
                     redis: Any = None, hub: Any = None, leads: Callable[[str], bool] | None = None,
-                    directory: Any = None, now: Callable[[], float] = time.time,
+                    identification: Any = None, now: Callable[[], float] = time.time,
                     ws_host: str | None = None, ws_port: int | None = None,
-                    decision_memo: Any = None, lookup: Any = None) -> ScreenPopService:
+                    decision_memo: Any = None) -> ScreenPopService:
     """``hub``/``leads``: the call-events hub and "does this node publish for that Asterisk" (None: no pops,
-    only the listener). ``directory``: the customer directory, to find a caller by number when the call carries
-    no ``CC_CUSTOMER_ID``. ``decision_memo``: the IVR paths of the decisions this node answered
-    (``ccserver.callrouting.decision_memo.DecisionMemo``). ``lookup``: the directory's query on the event loop
-    (``ccserver.customers.loop_lookup.LoopLookup``, PostgreSQL; its own connections, not the routed calls'), used
-    before the worker-thread path — no thread hop and no GIL hand-over per offered call; the service closes it."""
+    only the listener). ``identification``: the identification service
+    (``ccserver.identification.IdentificationService``), to find a caller by number when the call carries no
+    ``CC_CUSTOMER_ID`` — its ``find``: cache, then SQL, within a deadline, no call counted. ``ccserver run`` gives
+    it one of its own (own loop-lookup connections, not the routed calls'); the screen pop service closes it.
+    ``decision_memo``: the IVR paths of the decisions this node answered
+    (``ccserver.callrouting.decision_memo.DecisionMemo``)."""
     ws_conf = config.ws
     tickets: Any = RedisTickets(redis, now) if redis is not None else MemoryTickets(now)
 
@@ -95,26 +96,14 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
     bus: Any = RedisBus(redis, replay) if redis is not None else MemoryBus(replay)
     pop = None
     if hub is not None:
-        region = config.phone.default_region
 
         async def identify(raw: str) -> tuple[int | None, list[tuple[str, str]]]:
-            from routing.numbers import normalize
-
-            number = normalize(raw, region=region)
-            if directory is None or number.e164 is None:
+            if identification is None:
                 return None, []
-            identity = None
-            if lookup is not None:
-                try:
-                    identity = await lookup.identify(number.e164)
-                except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path answers
-                    log.debug("screen pop: lookup on the loop failed (%s); through a worker thread", exc)
-            if identity is None:
-                identity = await run_blocking(directory.identify, number.e164, store_id=None, line=None,
-                                              create_prospect=False)
-            found = identity.customer
+            identified = await identification.find(raw, context="screen-pop")
+            found = identified.customer
             cid = int(found.id) if found is not None and str(found.id).isdigit() else None
-            others = list(identity.other_customer_ids)
+            others = list(identified.others)
             # Most numbers belong to one customer: no second trip to a worker thread for nobody's names.
             variants = await run_blocking(names_of, sessions, others) if others else []
             return cid, variants
@@ -128,6 +117,6 @@ def build_screenpop(config: Any, *, sessions: Any, run_blocking: Callable[..., A
         pop = ScreenPop(bus, agents, cards, leads=leads or (lambda _server: True),
                         mask_roles=config.screenpop.mask_roles, today=lambda: datetime.now(tz).date())
     service = ScreenPopService(ws, bus, pop, hub)
-    if lookup is not None:
-        service.closers.append(lookup.aclose)
+    if identification is not None:
+        service.closers.append(identification.aclose)
     return service

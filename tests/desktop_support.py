@@ -9,16 +9,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from twisted.internet import task
 
 from ccserver.agents import Actor, AgentService
 from ccserver.agents.store import AgentStore
 from ccserver.clock import ManualClock
+from ccserver.customers.cache import MemorySummaryCache
+from ccserver.customers.changes import Invalidator
+from ccserver.customers.directory import CustomerDirectory
 from ccserver.db.models import Call, Customer, PhoneNumber, Ticket, User, Vehicle, customer_phones
 from ccserver.desktop.calls import CallActionFailed
 from ccserver.desktop.service import DesktopService
 from ccserver.desktop.settings import DesktopSettings
 from ccserver.desktop.store import DesktopStore
 from ccserver.desktop.wrapup import ForcedWrapUp
+from ccserver.identification import IdentificationService
 from ccserver.state.tracker import StateTracker
 from routing.rules import RoutingRules
 from tests.agents_support import FakeAsterisk
@@ -103,8 +108,14 @@ def make_desk(sessions: Any, wrapup_seconds: float = 30.0) -> Desk:
     settings = DesktopSettings(wrapup_seconds=wrapup_seconds)
     wrapup = ForcedWrapUp(agents, settings.wrapup_seconds, clock, in_thread)
     calls = RecordingCalls()
+    # As `ccserver run` wires it: the search asks identification (a number cache of its own here), and edits and
+    # merges drop what they changed from that cache.
+    cache = MemorySummaryCache()
+    lookups = IdentificationService(CustomerDirectory(sessions), cache, region="CN", run_blocking=in_thread,
+                                    clock=task.Clock())
     service = DesktopService(settings, DesktopStore(sessions), in_thread, region="CN", agents=agents, calls=calls,
-                             tracker=tracker, tickets=tickets, wrapup=wrapup, clock=clock)
+                             tracker=tracker, tickets=tickets, wrapup=wrapup, clock=clock, identification=lookups,
+                             invalidator=Invalidator(cache))
     with sessions() as s:
         users = {u.username: u for u in s.scalars(select(User))}
         for u in users.values():

@@ -6,11 +6,15 @@ from datetime import date
 from urllib.parse import quote
 
 import pytest
+from twisted.internet import task
 
-from ccserver.customers.directory import CustomerDirectory
+from ccserver.customers.cache import MemorySummaryCache
+from ccserver.customers.directory import CustomerDirectory, Identity
 from ccserver.db.engine import make_engine, session_factory
 from ccserver.demo import generate
-from tests.web_support import MemoryUsers, call, make_router
+from ccserver.identification import IdentificationService
+from routing.decision import CustomerSummary
+from tests.web_support import MemoryUsers, call, inline_blocking, make_router
 
 AS_OF = date(2026, 11, 23)
 
@@ -26,14 +30,26 @@ def users() -> MemoryUsers:
     return store
 
 
+def identification(directory, cache=None) -> IdentificationService:
+    """As `ccserver run` gives the web its lookups: the identification service over the directory and a cache."""
+    return IdentificationService(directory, cache if cache is not None else MemorySummaryCache(), region="CN",
+                                 run_blocking=inline_blocking, clock=task.Clock())
+
+
 @pytest.fixture
-def api(db_url, users):
+def served(db_url, users):
     generate(db_url, customers=300, seed=7, as_of=AS_OF)
     engine = make_engine(db_url)
     router, ctx = make_router(users)
     ctx.customers = CustomerDirectory(session_factory(engine))
-    yield router
+    ctx.identification = identification(ctx.customers)
+    yield router, ctx
     engine.dispose()
+
+
+@pytest.fixture
+def api(served):
+    return served[0]
 
 
 def token(router, username, password):
@@ -151,3 +167,33 @@ def test_not_configured_is_503(users):
     router, _ = make_router(users)
     reply = get(router, "/api/customers/lookup?phone=13800138000", token(router, "agent8001", "agent-pass"))
     assert reply.status == 503
+
+
+def test_lookup_asks_the_identification_service_and_counts_no_call(served):
+    """The number is looked up through identification's cache (then SQL, whose answer is cached), not as a call:
+    routing's 24-hour count for the number stays untouched, and no prospect is made."""
+    router, ctx = served
+    cache = MemorySummaryCache()
+    ctx.identification = identification(ctx.customers, cache)
+    headers = token(router, "agent8001", "agent-pass")
+    first = get(router, "/api/customers/lookup?phone=13800138000", headers).json()
+    assert first["customer"]["name"] == "张伟"
+    cached = cache.lookup_now("+8613800138000", 0.0)  # a routed call now: counted once, this one
+    assert cached[1] == 1 and cached[0] is not None and cached[0].customer.id == str(first["customer"]["id"])
+    # What the cache says is what the API answers (the number moved to another customer, as routing would see it).
+    other = get(router, "/api/customers/lookup?phone=13912345678", headers).json()["customer"]
+    cache.store_now("+8613800138000", Identity(CustomerSummary(str(other["id"]), other["name"]), (7,)))
+    moved = get(router, "/api/customers/lookup?phone=13800138000", headers).json()
+    assert moved["customer"]["name"] == "刘洋" and moved["others"] == [7]
+
+
+def test_lookup_that_could_not_answer_is_503(served):
+    router, ctx = served
+
+    class Down:
+        def identify(self, *args, **kwargs):
+            raise ConnectionError("could not connect to server")
+
+    ctx.identification = identification(Down())
+    reply = get(router, "/api/customers/lookup?phone=13800138000", token(router, "agent8001", "agent-pass"))
+    assert reply.status == 503 and "try again" in reply.json()["error"]

@@ -365,7 +365,7 @@ def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(
         return fn(*args, **kwargs)
 
     class Broken:
-        async def identify(self, e164: str) -> Any:
+        def identify_deferred(self, e164: str) -> Any:
             raise LookupBusy("every connection busy")
 
         async def aclose(self) -> None:
@@ -374,8 +374,16 @@ def test_screen_pop_finds_callers_on_the_loop_and_falls_back_to_a_worker_thread(
     config = load_config(environ={"CCSERVER_DATABASE_URL": pg_url})
 
     async def card(lookup: Any, number: str) -> Any:
+        from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+        from ccserver.customers.cache import MemorySummaryCache
+        from ccserver.identification import IdentificationService
+
+        # As `ccserver run` wires it: the identification service with the screen pop's own loop lookup.
+        lookups = IdentificationService(directory, MemorySummaryCache(), region="CN", run_blocking=run_blocking,
+                                        clock=AsyncioSelectorReactor(asyncio.get_running_loop()), loop_lookup=lookup)
         service = build_screenpop(config, sessions=sessions, run_blocking=run_blocking, users=None, hub=EventHub(),
-                                  directory=directory, lookup=lookup, ws_port=0)
+                                  identification=lookups, ws_port=0)
         assert service.pop is not None
         try:
             return await service.pop.cards.prefetch("1700000000.1", None, number)

@@ -255,10 +255,11 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
             await request(router, "POST", f"{base}/{prospect}/merge", me, {"into": known}),
             await request(router, "GET", f"{base}/{prospect}", me),
             await request(router, "GET", f"{base}/{known}", me),
+            await request(router, "GET", f"{base}?q=13955550000", me),  # the number is the known customer's now
         ]
 
     (by_number, by_plate, too_short, detail, edited, empty_name, not_editable, known_edit, merge_known, bad_into,
-     campaign, merged, gone, into) = asyncio.run(main())
+     campaign, merged, gone, into, number_again) = asyncio.run(main())
     assert by_number[0] == 200 and [c["id"] for c in by_number[1]["customers"]] == [prospect]
     assert by_number[1]["customers"][0]["name"] == HOSTILE and by_number[1]["customers"][0]["prospect"]
     assert by_plate[0] == 200 and known in [c["id"] for c in by_plate[1]["customers"]]
@@ -277,6 +278,8 @@ def test_customer_search_history_edit_and_merge_of_a_prospect(api: Any) -> None:
     assert "+8613955550000" in into[1]["phones"] and "1795000000.0000" in [c["uniqueid"] for c in into[1]["calls"]]
     assert [(a[1], a[2]["from"]) for a in audit(desk, "customer.merge")] == [(f"customer:{known}", prospect)]
     assert len(audit(desk, "customer.update")) == 1
+    # Identification's cache had the number as the prospect's (the first search): the merge dropped it.
+    assert number_again[0] == 200 and [c["id"] for c in number_again[1]["customers"]] == [known]
 
 
 def test_a_customers_history_carries_each_stores_time_zone(api: Any) -> None:

@@ -82,7 +82,8 @@ class RoutingRuntime:
 
     @property
     def identification(self) -> IdentificationService:
-        """Who a number is: the service routing uses, for every other feature too (IVR, screen pop, dialer)."""
+        """Who a number is: the service routing and the IVR use (screen pop, the desktop and the lookup API get one
+        of their own over the same cache: `ccserver run`)."""
         return self.service.identification
 
     def handlers(self) -> dict[str, Any]:

@@ -79,6 +79,10 @@ class SummaryCache(Protocol):
         """(cached identity or None, calls from ``e164`` in the 24 h up to ``now`` including this one)."""
         ...
 
+    async def peek(self, e164: str) -> Identity | None:
+        """The cached identity or None, counting no call: who a number is for a screen pop or a search."""
+        ...
+
     async def store(self, e164: str, identity: Identity) -> None: ...
 
     async def invalidate_customer(self, customer_id: int) -> None: ...
@@ -287,6 +291,11 @@ class RedisSummaryCache:
         keys, args = self._lookup_call(e164, now)
         return _lookup_reply(await self._checked(self._lookup(keys=keys, args=args), e164))
 
+    async def peek(self, e164: str) -> Identity | None:
+        # A plain GET through redis-py: not the call path, and not a call (no counter touched).
+        raw = await self.client.get(self._num(e164))
+        return decode_identity(raw) if raw is not None else None
+
     async def _checked(self, reply: Any, e164: str) -> Any:
         """The reply, once it names ``e164``; else the connections are dropped (which one carried it is not
         known here) and RespOutOfStep raised."""
@@ -478,6 +487,17 @@ class MemorySummaryCache:
             return None, count
         self._entries.move_to_end(e164)
         return identity, count
+
+    async def peek(self, e164: str) -> Identity | None:
+        entry = self._entries.get(e164)
+        if entry is None:
+            return None
+        expires, identity = entry
+        if expires <= self._clock():
+            self._drop(e164)
+            return None
+        self._entries.move_to_end(e164)
+        return identity
 
     async def store(self, e164: str, identity: Identity) -> None:
         self.store_now(e164, identity)

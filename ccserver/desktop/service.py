@@ -66,8 +66,14 @@ def _clean(value: Any, field: str, limit: int, required: bool) -> str | None:
 class DesktopService:
     def __init__(self, settings: DesktopSettings, store: DesktopStore, run_blocking: Callable[..., Awaitable[Any]],
                  *, region: str, agents: Any = None, calls: DesktopCalls | None = None, tracker: Any = None,
-                 tickets: Any = None, wrapup: ForcedWrapUp | None = None, clock: Any = None) -> None:
+                 tickets: Any = None, wrapup: ForcedWrapUp | None = None, clock: Any = None,
+                 identification: Any = None, invalidator: Any = None) -> None:
         self.settings = settings
+        # Who a number is (ccserver.identification.IdentificationService, its ``find``): the search's number part;
+        # its number cache (routing's too) forgets the customers an edit or a merge changed
+        # (ccserver.customers.changes.Invalidator).
+        self.identification = identification
+        self.invalidator = invalidator
         self.store = store
         self._run = run_blocking
         self.region = region
@@ -324,10 +330,23 @@ class DesktopService:
         await self.user(actor)
         if not isinstance(query, str) or not 2 <= len(query.strip()) <= 60 or not query.isprintable():
             raise DesktopError(400, T("q must be 2 to 60 printable characters: a name, number, plate or VIN"), "q")
-        from routing.numbers import normalize
+        text = query.strip()
+        first: list[int] = []
+        exact = None  # a number SQL matches exactly: when identification is not wired in or could not answer
+        if self.identification is not None:
+            number = self.identification.normalize(text)
+            if number.ok:
+                found = await self.identification.find(text, context="desktop-search")
+                if found.fallback is not None:
+                    exact = number.e164
+                elif found.customer is not None and str(found.customer.id).isdigit():
+                    first = [int(found.customer.id), *found.others]  # the number's customer, then the others on it
+        else:
+            from routing.numbers import normalize
 
-        number = normalize(query, region=self.region)
-        return await self._run(self.store.search, query.strip(), number.e164 if number.ok else None)  # type: ignore[no-any-return]
+            number = normalize(text, region=self.region)
+            exact = number.e164 if number.ok else None
+        return await self._run(self.store.search, text, exact, first=first)  # type: ignore[no-any-return]
 
     async def customer(self, actor: Actor, customer_id: int) -> dict[str, Any]:
         await self.user(actor)
@@ -364,6 +383,7 @@ class DesktopService:
         if not current["prospect"] and actor.role not in SUPERVISING:
             raise DesktopError(403, T("agents edit only the prospects created for unknown callers"))
         updated = await self._run(self.store.update_customer, customer_id, changes)
+        await self._forget(customer_id)
         await self._audit(actor, "customer.update", f"customer:{customer_id}", {"fields": sorted(changes)})
         return updated  # type: ignore[no-any-return]
 
@@ -377,5 +397,18 @@ class DesktopService:
             raise DesktopError(404, T("no such customer")) from None
         except MergeRefused as exc:
             raise DesktopError(409, message_of(exc)) from None
+        await self._forget(prospect_id, into)  # the prospect's numbers are the customer's now
         await self._audit(actor, "customer.merge", f"customer:{into}", {"from": prospect_id, "moved": moved})
         return {"merged": prospect_id, "into": into, "moved": moved}
+
+    async def _forget(self, *customer_ids: int) -> None:
+        """Drop these customers from the number cache (routing, screen pop and this search read it): a failure is
+        logged, the change stands (the cache's own expiry catches up)."""
+        if self.invalidator is None:
+            return
+        from ccserver.customers.changes import Invalidation
+
+        try:
+            await self.invalidator.apply(Invalidation(customer_ids=frozenset(customer_ids)))
+        except Exception as exc:  # noqa: BLE001 - Redis down: the edit is saved all the same
+            log.warning("desktop: customer cache not updated (%s)", type(exc).__name__)

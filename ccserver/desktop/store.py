@@ -7,6 +7,7 @@ Every query is built from bound parameters; search text is matched with ``LIKE``
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,11 +143,13 @@ class DesktopStore:
         return None
 
     # -- customers ------------------------------------------------------------------------------------------------
-    def search(self, text: str, e164: str | None, limit: int = 20) -> list[dict[str, Any]]:
-        """By name (substring), number (exact E.164), plate or VIN (substring, case-insensitive)."""
+    def search(self, text: str, e164: str | None, limit: int = 20, *,
+               first: Sequence[int] = ()) -> list[dict[str, Any]]:
+        """By name (substring), number (exact E.164), plate or VIN (substring, case-insensitive); ``first``: the
+        customers identification found for the number, listed before the rest."""
         pattern = _like(text.upper())
         with self.sessions() as s:
-            ids: list[int] = []
+            ids: list[int] = list(first)
             if e164:
                 ids += list(s.scalars(select(customer_phones.c.customer_id)
                                       .join(PhoneNumber, PhoneNumber.id == customer_phones.c.phone_id)

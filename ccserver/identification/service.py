@@ -1,7 +1,9 @@
 """Caller identification as a service: a raw caller ID (and the DID it dialled) → the customer, within a deadline.
 
-Every feature that must know who a number is calls this one service — routing (the FastAGI ``incoming`` script),
-callback requests, the IVR, screen pop, the desktop's search, the dialer — instead of copying the lookup:
+Every feature that must know who one number is calls this one service — routing (the FastAGI ``incoming`` script),
+callback requests, the IVR, screen pop, the desktop's search, ``/api/customers/lookup`` — instead of copying the
+lookup. (A campaign's CSV import links thousands of numbers at once, in its own transaction: one SQL join, not a
+call per number. The dialer's targets carry their customer from there.)
 
     normalise (phonenumbers; a local landline takes the DID's store area code)
     → the number → customer cache (Redis, shared by every node; in-process without Redis)
@@ -21,7 +23,14 @@ and warms the cache for the caller's next call.
 pool or the connections. A call that finds them all busy waits for one in a FIFO (``lookup_slots.LookupSlots``, at
 most ``max_waiting_lookups`` waiting) within its deadline: a burst of new callers is identified, not turned away.
 ``directory_busy`` counts the calls that never got a slot; ``timeout`` the lookups that started and did not answer
-in time. A Redis failure alone is not a lost customer: the lookup goes straight to SQL (``cache_error``).
+in time. A Redis failure alone is not a lost customer: the lookup goes straight to SQL (``cache_error``); nor is a
+loop lookup that fails (no connection free in time, a broken one): the directory answers in a worker thread, within
+the same deadline.
+
+**Without a call.** :meth:`find` answers screen pop, the desktop's search and ``/api/customers/lookup``: the same
+path, but the cache is only read (``peek``: no call counted) and no prospect made. ``ccserver run`` gives those
+features a service of their own over the same cache and directory, with two loop-lookup connections of its own, so
+a burst of pops never queues in front of a routed call's lookup; its give-ups are counted with routing's.
 
 Awaitables: this service runs inside FastAGI handlers (driven by ``ccserver.agi.request.HandlerRunner``) on the
 routed call's hot path, where the call-path Redis client answers with Deferreds resumed without a loop turn;
@@ -38,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from ccserver.bridge import as_deferred, drive, wait
@@ -159,6 +168,7 @@ class Identified:
     customer: CustomerSummary | None = None
     fallback: str | None = None
     notes: list[str] = field(default_factory=list)
+    others: tuple[int, ...] = ()  # the other customers on a shared number, most recently active first
 
 
 class IdentificationService:
@@ -179,6 +189,11 @@ class IdentificationService:
         self._loop_lookup = loop_lookup  # PostgreSQL: cache misses read on the loop
         self._slots = LookupSlots(max_pending_lookups, max_waiting_lookups)
 
+    async def aclose(self) -> None:
+        """Close the loop lookup's connections (for a service that owns its lookup; routing's closes its own)."""
+        if self._loop_lookup is not None:
+            await self._loop_lookup.aclose()
+
     def normalize(self, raw: str, did: DidRoute | None = None) -> CallerNumber:
         """The caller ID as a number: E.164, kind, or why not (withheld, garbage)."""
         return normalize(raw, region=self.region, local_area_code=did.area_code if did is not None else None)
@@ -188,21 +203,37 @@ class IdentificationService:
         """The customer behind ``e164`` (already normalised), within ``budget`` seconds: (customer or None,
         fallback reason or None). ``context`` names the call in log lines (its uniqueid); ``notes`` gets what
         happened, for the decision's reasons."""
-        return await self._identify(e164, did, create_prospect, budget, context, notes)
+        identity, fallback = await self._identify(e164, did, create_prospect, budget, context, notes)
+        return (identity.customer if identity is not None else None), fallback
 
     async def identify_async(self, raw: str, did: DidRoute | None = None, *, create_prospect: bool = False,
                              budget: float = 1.4, context: str = "-") -> Identified:
-        """From an asyncio task (a web handler, screen pop, the dialer): normalise ``raw`` and identify it."""
+        """From an asyncio task, for a caller on the line (the call counts in the number's 24-hour calls):
+        normalise ``raw`` and identify it."""
+        return await self._identified_number(raw, did, create_prospect, budget, context, counted=True)
+
+    async def find(self, raw: str, did: DidRoute | None = None, *, budget: float = 1.0,
+                   context: str = "-") -> Identified:
+        """Who a number is, for the features that look a caller up without routing a call — screen pop, the
+        desktop's search, ``/api/customers/lookup``: the same normalising, cache, SQL and deadline, but no call
+        is counted and no prospect made. A number shared by several customers names the others in ``others``."""
+        return await self._identified_number(raw, did, False, budget, context, counted=False)
+
+    async def _identified_number(self, raw: str, did: DidRoute | None, create_prospect: bool, budget: float,
+                                 context: str, *, counted: bool) -> Identified:
         caller = self.normalize(raw, did)
         found = Identified(caller)
         if caller.ok and caller.e164 is not None:
             route = did or DidRoute(did="", store_id="", line="", default_queue="")
-            found.customer, found.fallback = await _as_future(
-                self._identify(caller.e164, route, create_prospect, budget, context, found.notes))
+            identity, found.fallback = await _as_future(
+                self._identify(caller.e164, route, create_prospect, budget, context, found.notes, counted=counted))
+            if identity is not None:
+                found.customer = identity.customer
+                found.others = identity.other_customer_ids
         return found
 
     async def _identify(self, e164: str, did: DidRoute, create_prospect: bool, remaining: float, uniqueid: str,
-                        notes: list[str]) -> tuple[CustomerSummary | None, str | None]:
+                        notes: list[str], counted: bool = True) -> tuple[Identity | None, str | None]:
         if self._directory is None and self._cache is None:
             return None, None
         if remaining <= 0:
@@ -210,7 +241,7 @@ class IdentificationService:
         cache = self._cache
         queued: list[Deferred[None]] = []  # this call's place in the lookup queue while it waits for a slot
         bound = getattr(cache, "max_wait", None)
-        if cache is not None and bound is not None and bound < remaining:
+        if counted and cache is not None and bound is not None and bound < remaining:
             # The cache bounds its own wait well inside the budget (its client's timeout): awaited directly — a
             # hit, most calls, needs no timer and no extra Deferred. Only the SQL lookup is raced.
             started = self._clock.seconds()
@@ -223,7 +254,7 @@ class IdentificationService:
             pending = self._directory_deferred(e164, did, create_prospect, cache if cache_ok else None, count,
                                                queued)
         else:
-            pending = drive(self._lookup(e164, did, create_prospect, uniqueid, notes, queued))
+            pending = drive(self._lookup(e164, did, create_prospect, uniqueid, notes, queued, counted))
         outcome = (await race(pending, remaining, self._clock))[0]
         if outcome is TIMED_OUT:
             if queued:  # still waiting for a lookup slot: leave the queue, no lookup for a call already routed
@@ -238,12 +269,12 @@ class IdentificationService:
         return self._identified(identity, count, notes), None
 
     @staticmethod
-    def _identified(identity: Identity | None, count: int | None, notes: list[str]) -> CustomerSummary | None:
+    def _identified(identity: Identity | None, count: int | None, notes: list[str]) -> Identity | None:
         if identity is not None and count is not None:
             identity = with_calls(identity, count)  # the counter includes this call; routing wants earlier ones
         if identity is not None and identity.created_prospect:
             notes.append("new prospect recorded for this number")
-        return identity.customer if identity is not None else None
+        return identity
 
     def _fallback(self, reason: str, uniqueid: str, notes: list[str], detail: str) -> str:
         FALLBACKS.inc(reason=reason)
@@ -253,21 +284,23 @@ class IdentificationService:
         return reason
 
     async def _lookup(self, e164: str, did: DidRoute, create_prospect: bool, uniqueid: str, notes: list[str],
-                      queued: list[Deferred[None]]) -> tuple[Identity | None, int | None]:
+                      queued: list[Deferred[None]], counted: bool = True) -> tuple[Identity | None, int | None]:
         """Cache, then (on a miss) SQL: the whole lookup, when it is raced as one against the deadline."""
         cache = self._cache
         if cache is None:
             return await self._from_directory(e164, did, create_prospect, None, None, queued)
-        identity, count, cache_ok = await self._from_cache(cache, e164, uniqueid, notes)
+        identity, count, cache_ok = await self._from_cache(cache, e164, uniqueid, notes, counted)
         if _settled(identity, create_prospect) or self._directory is None:
             return identity, count
         return await self._from_directory(e164, did, create_prospect, cache if cache_ok else None, count, queued)
 
-    async def _from_cache(self, cache: SummaryCache, e164: str, uniqueid: str,
-                          notes: list[str]) -> tuple[Identity | None, int | None, bool]:
+    async def _from_cache(self, cache: SummaryCache, e164: str, uniqueid: str, notes: list[str],
+                          counted: bool = True) -> tuple[Identity | None, int | None, bool]:
         """(identity or None, 24-hour call count, whether the cache answered). Redis down is not a lost customer:
-        the caller goes on to SQL."""
+        the caller goes on to SQL. ``counted`` False: a look-up without a call (``peek``; no count)."""
         try:
+            if not counted:
+                return await await_cache(cache, cache.peek(e164)), None, True
             fast = getattr(cache, "lookup_deferred", None)  # Redis: a Deferred, no asyncio hop
             if fast is not None:
                 identity, count = await fast(e164, self._wall())
@@ -288,9 +321,9 @@ class IdentificationService:
             return drive(self._from_directory(e164, did, create_prospect, cache, count, queued))
         try:
             found = lookup.identify_deferred(e164)
-        except Exception:  # noqa: BLE001 - a Failure, as from the coroutine
-            self._slots.give_back()
-            return fail()
+        except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path, in the slot taken
+            _loop_lookup_failed(exc)
+            return drive(self._in_thread(e164, did, create_prospect, cache, count))
 
         def identified(identity: Identity | None) -> Any:
             if identity is None or (identity.customer is None and create_prospect):
@@ -301,9 +334,9 @@ class IdentificationService:
                 self._store(cache, e164, identity)
             return identity, count
 
-        def failed(failure: Failure) -> Failure:
-            self._slots.give_back()
-            return failure
+        def failed(failure: Failure) -> Any:
+            _loop_lookup_failed(failure.value)
+            return drive(self._in_thread(e164, did, create_prospect, cache, count))  # the slot is still ours
 
         return found.addCallbacks(identified, failed)
 
@@ -343,7 +376,10 @@ class IdentificationService:
         try:
             identity: Identity | None = None
             if self._loop_lookup is not None:
-                identity = await self._loop_lookup.identify_deferred(e164)  # resumed from its reader
+                try:
+                    identity = await self._loop_lookup.identify_deferred(e164)  # resumed from its reader
+                except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path below
+                    _loop_lookup_failed(exc)
                 if identity is not None and identity.customer is None and create_prospect:
                     identity = None  # unknown: the directory creates the prospect (a transaction, in a thread)
             if identity is None:
@@ -362,6 +398,10 @@ class IdentificationService:
                     _clean(exc, 300))
         notes.append("summary cache unavailable: looked up in SQL")
 
+
+
+def _loop_lookup_failed(exc: BaseException) -> None:
+    log.debug("customer lookup on the loop failed (%s); through a worker thread", type(exc).__name__)
 
 
 def _store_failed(failure: Failure) -> None:

@@ -58,8 +58,10 @@ class WebContext:
     passwords: PasswordWork
     # name -> ``async def probe() -> str`` (asyncio; bounded by the health route)
     health_probes: dict[str, Callable[[], Coroutine[Any, Any, str]]] = field(default_factory=dict)
-    # Caller identification for /api/customers (None: those routes answer 503).
+    # Caller identification for /api/customers (None: those routes answer 503): the directory (profiles, lists) and
+    # the identification service (who a number is: ccserver.identification.IdentificationService, its ``find``).
     customers: CustomerDirectory | None = None
+    identification: Any = None
     # Agent sign-in for /api/agents (None without an Asterisk: those routes answer 503).
     agents: AgentService | None = None
     # Live calls and decisions for /api/calls and /api/decisions (None without AMI: live calls are empty).

@@ -1,7 +1,9 @@
 """Customer lookup and tier lists over the API (bearer token or session cookie).
 
 - ``GET /api/customers/lookup?phone=…`` — who is this number? Roles: ``agent``, ``supervisor``, ``department``
-  (store consultants / advisors take calls too) and ``admin``. Never creates a prospect.
+  (store consultants / advisors take calls too) and ``admin``. Asks the identification service (``find``: the
+  number cache, then SQL, within its deadline; 503 when it gave up), then reads the profile. Never creates a
+  prospect and counts no call.
 - ``GET /api/customers?tier=gold&limit=50`` — customers by score, highest first. Roles: ``supervisor``,
   ``campaign_manager`` (builds call lists by tier) and ``admin``; agents look customers up one number at a
   time and do not get bulk lists.
@@ -19,7 +21,7 @@ from ccserver.db.models import TIERS
 from ccserver.texts import T
 from ccserver.web.context import WebContext
 from ccserver.web.http import HTTPError, Req, Response, Router, json_response
-from routing.numbers import STATUS_OK, STATUS_WITHHELD, normalize
+from routing.numbers import STATUS_OK, STATUS_WITHHELD
 
 LOOKUP_ROLES: Final = ("agent", "supervisor", "department")
 LIST_ROLES: Final = ("supervisor", "campaign_manager")
@@ -61,8 +63,11 @@ class CustomerRoutes:
         raw = req.arg("phone")
         if raw is None or not raw.strip():
             raise HTTPError(400, T("query parameter 'phone' is required"))
-        region = self.ctx.config.phone.default_region
-        number = normalize(raw, region=region)
+        directory = self._directory()
+        lookups = self.ctx.identification
+        if lookups is None:
+            raise HTTPError(503, T("customer directory not configured"))
+        number = lookups.normalize(raw)
         result: dict[str, Any] = {"query": number.raw, "e164": number.e164 or None, "status": number.status}
         if number.status == STATUS_WITHHELD:
             return json_response({**result, "customer": None, "ambiguous": False, "others": []})
@@ -70,21 +75,20 @@ class CustomerRoutes:
         if number.status != STATUS_OK or not e164:
             raise HTTPError(400, T("not a usable phone number: {reason}", reason=number.reason), query=number.raw,
                             number_status=number.status)  # fmt: skip
-        directory = self._directory()
-
-        def find() -> tuple[Any, CustomerProfile | None]:
-            identity = directory.identify(e164, store_id=None, line=None, create_prospect=False)
-            if identity.customer is None:
-                return identity, None
-            cid = int(identity.customer.id)
-            return identity, directory.profiles([cid]).get(cid)
-
-        identity, profile = await self.ctx.run_blocking(find)
+        # Who the number is: the identification service (cache, then SQL, within its deadline; no call counted).
+        found = await lookups.find(e164, context="api-lookup")
+        if found.fallback is not None:
+            raise HTTPError(503, T("the customer lookup did not answer in time; try again"))
+        customer = found.customer
+        profile: CustomerProfile | None = None
+        if customer is not None and str(customer.id).isdigit():
+            cid = int(customer.id)
+            profile = (await self.ctx.run_blocking(directory.profiles, [cid])).get(cid)
         return json_response({
             **result,
             "customer": profile_json(profile, detail=True) if profile is not None else None,
-            "ambiguous": bool(identity.customer and identity.customer.ambiguous),
-            "others": list(identity.other_customer_ids),
+            "ambiguous": bool(customer and customer.ambiguous),
+            "others": list(found.others),
         })  # fmt: skip
 
     async def list_customers(self, req: Req) -> Response:

@@ -84,5 +84,10 @@ class BlockingPool:
         call = functools.partial(fn, *args, **kwargs) if kwargs else (functools.partial(fn, *args) if args else fn)
         return loop.run_in_executor(self.executor, call)
 
+    def serve_default(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make this pool ``loop``'s default executor, so ``asyncio.to_thread`` and ``run_in_executor(None, …)``
+        (the record writers) run on it too: one pool for blocking SQL, bounded once."""
+        loop.set_default_executor(self.executor)
+
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -142,6 +142,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
 
     # The thread pool for blocking SQL: ``await blocking.run(fn, …)`` from asyncio code (ccserver/bridge.py).
     blocking = BlockingPool(16)
+    blocking.serve_default(asyncio.get_event_loop())  # asyncio.to_thread (the record writers) uses it too
     # The same pool, as Deferreds, for the pieces that chain on them (the routing data refresher, callback
     # promises, the nightly job).
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from ccserver.clock import ManualClock
 from ccserver.state import RecordBatcher, StateTracker, sql_sink
 from ccserver.state.records import RECORD_FIELDS
 from tests.test_state_support import records_to, replay
@@ -100,19 +101,22 @@ def test_a_written_batch_is_freed_a_slice_per_loop_turn_and_a_sink_may_keep_its_
 
 def test_interval_flush_and_size_trigger():
     async def main():
+        clock = ManualClock()
         sink = FlakySink()
-        batcher = RecordBatcher(sink, batch_size=5, interval=0.05)
+        batcher = RecordBatcher(sink, batch_size=5, interval=1.0, clock=clock)
         batcher.start()
         for r in recs(3):
             batcher.submit(r)
-        await asyncio.sleep(0.15)
+        await clock.advance(0.99)
+        assert sink.written == []  # a partial batch waits for the interval
+        await clock.advance(0.01)
         assert sink.written == ["u0", "u1", "u2"]  # the interval flushed a partial batch
-        slow = RecordBatcher(sink, batch_size=5, interval=30)
+        slow = RecordBatcher(sink, batch_size=5, interval=30, clock=clock)
         slow.start()
-        await asyncio.sleep(0)  # let its loop start waiting
+        await clock.advance(0)  # let its loop start waiting
         for r in recs(5, 100):
             slow.submit(r)
-        await asyncio.sleep(0.05)
+        await clock.advance(0)
         assert sink.written[-5:] == [f"u{i}" for i in range(100, 105)]  # a full batch does not wait 30 s
         assert await batcher.close() == 0 and await slow.close() == 0
 
@@ -124,21 +128,20 @@ def test_a_steady_stream_is_written_in_full_batches():
     stream must not degrade into one transaction per record or two."""
 
     async def main():
+        clock = ManualClock()
         batches: list[int] = []
 
         async def slow_sink(batch: list[dict]) -> None:
             batches.append(len(batch))
-            await asyncio.sleep(0.005)
+            await clock.sleep(0.005)  # a transaction's time: records keep arriving meanwhile
 
-        batcher = RecordBatcher(slow_sink, batch_size=50, interval=30)
+        batcher = RecordBatcher(slow_sink, batch_size=50, interval=30, clock=clock)
         batcher.start()
         for r in recs(300):
             batcher.submit(r)
-            await asyncio.sleep(0.0005)
-        for _ in range(200):  # the full batches are written without waiting for the 30 s interval
-            if batcher.pending < 50:
-                break
-            await asyncio.sleep(0.01)
+            await clock.advance(0.0005)
+        await clock.advance(0.01)
+        assert batcher.pending == 0  # the full batches were written without waiting for the 30 s interval
         assert await batcher.close() == 0
         assert sum(batches) == 300 and batcher.written == 300
         assert batches[:-1] == [50] * (len(batches) - 1)  # only the shutdown flush may be partial
@@ -149,15 +152,19 @@ def test_a_steady_stream_is_written_in_full_batches():
 
 def test_failing_sink_is_retried_and_nothing_is_lost():
     async def main():
+        clock = ManualClock()
         sink = FlakySink(failures=3)
-        batcher = RecordBatcher(sink, batch_size=4, interval=0.01, retry_initial=0.005, retry_max=0.02)
+        batcher = RecordBatcher(sink, batch_size=4, interval=1.0, retry_initial=0.5, retry_max=2.0, clock=clock)
         batcher.start()
         for r in recs(10):
             batcher.submit(r)
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if batcher.written == 10:
-                break
+        await clock.advance(0)
+        assert (sink.calls, batcher.written) == (1, 0)  # the first full batch failed: retried in 0.5 s
+        await clock.advance(0.5 + 1.0)  # then 1 s later (backoff doubles)
+        assert (sink.calls, batcher.written) == (3, 0)
+        await clock.advance(2.0)  # capped at 2 s: the fourth try writes both full batches
+        assert batcher.written == 8
+        await clock.advance(1.0)  # and the interval the partial one
         assert sink.written == [f"u{i}" for i in range(10)]  # in order, each exactly once
         assert batcher.failures == 3 and batcher.dropped == 0
         assert await batcher.close() == 0
@@ -167,21 +174,21 @@ def test_failing_sink_is_retried_and_nothing_is_lost():
 
 def test_buffer_is_bounded_while_the_sink_is_down():
     async def main():
+        clock = ManualClock()
         sink = FlakySink()
         sink.down = True
-        batcher = RecordBatcher(sink, batch_size=5, max_buffer=20, interval=0.01, retry_initial=0.005, retry_max=0.01)
+        batcher = RecordBatcher(sink, batch_size=5, max_buffer=20, interval=1.0, retry_initial=0.5, retry_max=1.0,
+                                clock=clock)
         batcher.start()
         for r in recs(100):
             batcher.submit(r)
             await asyncio.sleep(0)
-        await asyncio.sleep(0.05)
-        assert batcher.pending <= 20 + 5  # the buffer plus the one batch being retried
+        await clock.advance(5.0)
+        assert batcher.pending == 20 + 5  # the buffer plus the one batch being retried
         assert batcher.dropped == 100 - batcher.pending
         sink.down = False
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if not batcher.pending:
-                break
+        await clock.advance(1.0)  # the next retry writes the batch in flight, then the whole buffer
+        assert not batcher.pending
         assert batcher.written + batcher.dropped == batcher.submitted == 100
         assert sink.written[-1] == "u99"  # the newest survive, the oldest were dropped
         await batcher.close()

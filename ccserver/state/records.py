@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ccserver.clock import Clock, LoopClock
 from ccserver.logs import log_text
 from ccserver.state.model import Call
 
@@ -64,7 +65,8 @@ class RecordBatcher:
 
     ``sink(records)`` is either ``async def`` (awaited on the loop) or a plain callable (run in a worker thread,
     e.g. blocking SQLAlchemy). Call :meth:`start` once the loop runs, :meth:`submit` from anywhere on the loop,
-    and :meth:`close` on shutdown (it flushes what it can within ``shutdown_timeout``).
+    and :meth:`close` on shutdown (it flushes what it can within ``shutdown_timeout``). ``clock``: the interval, the
+    retry backoff and the shutdown deadline are read on it (:class:`ccserver.clock.ManualClock` in tests).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class RecordBatcher:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         shutdown_timeout: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ValueError("need 1 <= batch_size <= max_buffer")
@@ -90,6 +93,8 @@ class RecordBatcher:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.shutdown_timeout = shutdown_timeout
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self._interval_up = False  # set by the interval's timer
         self._buffer: deque[dict] = deque()
         self._inflight: list[dict] = []  # the batch being written (or retried): never dropped
         self._wakeup: asyncio.Event | None = None
@@ -137,16 +142,23 @@ class RecordBatcher:
         while not self._closing:
             interval_up = False
             if len(self._buffer) < self.batch_size:
+                timer = self.clock.call_later(self.interval, self._interval_passed)
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), self.interval)
-                except TimeoutError:
-                    interval_up = True
+                    await self._wakeup.wait()
+                finally:
+                    timer.cancel()
+                interval_up, self._interval_up = self._interval_up, False
             self._wakeup.clear()
             # Write what is buffered now — whole batches, or everything once the interval is up — and not what
             # arrives meanwhile: draining "until empty" under a steady stream wrote one or two records per sink
             # call (one SQL transaction each: measured 0.25 ms of CPU per routed call instead of ~0.03).
             queued = len(self._buffer)
             await self._drain(deadline=None, limit=queued if interval_up else queued - queued % self.batch_size)
+
+    def _interval_passed(self) -> None:
+        self._interval_up = True
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     async def _drain(self, deadline: float | None, limit: int | None = None) -> bool:
         async with self._lock:
@@ -176,9 +188,9 @@ class RecordBatcher:
                     delay,
                     exc_info=self.failures == 1,
                 )
-                if deadline is not None and time.monotonic() + delay > deadline:
+                if deadline is not None and self.clock.monotonic() + delay > deadline:
                     return False
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(self.retry_max, delay * 2)
                 if self._closing and deadline is None:
                     return False  # close() takes over with its own deadline
@@ -214,10 +226,22 @@ class RecordBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        # The deadline is the clock's; the drain is also cut off by it (a sink that never answers).
+        drain = asyncio.ensure_future(self._drain(self.clock.monotonic() + self.shutdown_timeout))
+        cut: list[bool] = []
+
+        def cut_off() -> None:
+            cut.append(True)
+            drain.cancel()
+
+        cutoff = self.clock.call_later(self.shutdown_timeout, cut_off)
         try:
-            await asyncio.wait_for(self._drain(time.monotonic() + self.shutdown_timeout), self.shutdown_timeout)
-        except TimeoutError:
-            pass
+            await drain
+        except asyncio.CancelledError:
+            if not cut:
+                raise  # close() itself was cancelled
+        finally:
+            cutoff.cancel()
         self._closed = True  # from here on a submit is an error (see the module docstring)
         if self.pending:
             log.error("call records: %d not written at shutdown", self.pending)

@@ -397,3 +397,45 @@ def test_caller_leaves_after_a_resync_replaced_the_waiting_list():
     tracker.handle(leave, now + 1)
     assert tracker.queue("complaints").callers == []
     assert tracker.call(leave["Uniqueid"]).state == CallState.IVR
+
+
+def _transfer(event: str, **headers: str) -> dict[str, str]:
+    # No recording holds a transfer (the lab's callers never transfer): the headers are Asterisk's documented ones
+    # for BlindTransfer and AttendedTransfer (the manager event docs in Asterisk's main/stasis_bridges.c), as dicts.
+    return {"Event": event, **headers}
+
+
+def test_transfers_are_published_and_counted_on_the_answered_call():
+    """The agent's BlindTransfer / AttendedTransfer on the recorded VIP call: a CallTransferred each (kind, target,
+    result, the transferring agent), counted on the call only when Asterisk reports success; a transfer of a call
+    the tracker does not follow publishes nothing."""
+    from ccserver.events import CallEnded, CallTransferred
+
+    published: list = []
+    tracker = StateTracker(publish=published.append)
+    rest = replay(tracker, "ami-inbound-vip-answered", stop=lambda m: m.get("Event") == "Hangup")
+    caller, agent_leg = "1795416921.0", "1795416921.2"
+    for msg in (
+        _transfer("BlindTransfer", Result="Fail", TransfererUniqueid=agent_leg, TransfereeUniqueid=caller,
+                  Context="agent-phones", Extension="8009", IsExternal="No"),
+        _transfer("BlindTransfer", Result="Success", TransfererUniqueid=agent_leg, TransfereeUniqueid=caller,
+                  Context="agent-phones", Extension="8002", IsExternal="No"),
+        _transfer("AttendedTransfer", Result="Success", OrigTransfererUniqueid=agent_leg,
+                  SecondTransfererUniqueid="1795416921.9", TransfereeUniqueid=caller, DestType="App",
+                  DestApp="VoiceMail"),
+        _transfer("BlindTransfer", Result="Success", TransfererUniqueid="9.9", TransfereeUniqueid="9.8",
+                  Context="agent-phones", Extension="8002"),  # not a call we follow
+    ):
+        tracker.handle(msg, 1795416990.0)
+    transfers = [e for e in published if isinstance(e, CallTransferred)]
+    assert [(e.uniqueid, e.kind, e.target, e.result, e.interface) for e in transfers] == [
+        (caller, "blind", "8009@agent-phones", "Fail", AGENT_8001),
+        (caller, "blind", "8002@agent-phones", "Success", AGENT_8001),
+        (caller, "attended", "VoiceMail", "Success", AGENT_8001),
+    ]
+    assert tracker.call(caller).transfers == 2
+    assert len({e.seq for e in transfers}) == 3 and all(e.server == "default" for e in transfers)
+    for msg, t in rest:
+        tracker.handle(msg, t)
+    (ended,) = [e for e in published if isinstance(e, CallEnded)]
+    assert ended.uniqueid == caller and ended.outcome == Outcome.ANSWERED and ended.final["transfers"] == 2

@@ -34,9 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("ccserver")
 
 
-def wait(deferred: Deferred[T]) -> asyncio.Future[T]:
-    """An asyncio future for a Deferred (on the running loop): ``result = await wait(d)``."""
-    return deferred.asFuture(asyncio.get_running_loop())
+def wait(deferred: Deferred[T], loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
+    """An asyncio future for a Deferred (on ``loop``, else the running loop): ``result = await wait(d)``."""
+    return deferred.asFuture(loop if loop is not None else asyncio.get_running_loop())
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> Deferred[T]:

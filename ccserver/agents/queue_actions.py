@@ -25,6 +25,7 @@ import asyncio
 from typing import Any, Protocol
 
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout
+from ccserver.bridge import wait
 
 DONE = "done"
 ALREADY = "already"
@@ -99,7 +100,7 @@ class AMIQueueActions:
         client.start()
         loop = self._loop or asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(client.when_connected().asFuture(loop), self._connect_timeout)
+            await asyncio.wait_for(wait(client.when_connected(), loop), self._connect_timeout)
         except TimeoutError:
             return False
         return bool(client.connected)
@@ -109,7 +110,7 @@ class AMIQueueActions:
             raise MemberActionFailed(f"no Asterisk server named {server!r} is configured")
         loop = self._loop or asyncio.get_running_loop()
         try:
-            await self._ami.send_action(server, action, **headers).asFuture(loop)
+            await wait(self._ami.send_action(server, action, **headers), loop)
         except AMIError as exc:
             outcome = outcome_of(action, exc.message)
             if outcome is None:

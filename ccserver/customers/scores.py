@@ -34,7 +34,6 @@ and read back as ``inf`` (anything ≥ 1000; scores are ≤ 100).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time as _time
@@ -49,6 +48,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BindParameter, Connection, Date, Table, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ccserver.bridge import as_deferred, settle
 from ccserver.customers.directory import OPEN_COMPLAINT_STATUSES
 from ccserver.customers.valuation import (
     PURCHASE_ORDER_KINDS,
@@ -551,18 +551,14 @@ class NightlyRecompute:
         if self._cluster is None and self._after is None:
             d = run(job, as_of)
         else:
-            from twisted.internet.defer import Deferred
-
-            d = Deferred.fromFuture(asyncio.ensure_future(self._once(run, job, as_of)))
+            d = as_deferred(self._once(run, job, as_of))
         d.addCallbacks(self._succeeded, self._failed)
         return d
 
     async def _once(self, run: Callable[..., Any], job: Callable[[date], Any], as_of: date) -> Any:
         """The run as an asyncio coroutine: in the worker thread, then ``after``; once per cluster if asked."""
-        loop = asyncio.get_running_loop()
-
         async def recompute() -> Any:
-            result = await run(job, as_of).asFuture(loop)
+            result = await settle(run(job, as_of))
             if self._after is not None:
                 await self._after(result)
             return result

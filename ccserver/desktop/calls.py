@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout
+from ccserver.bridge import wait
 
 __all__ = ["AMIDesktopCalls", "CallActionFailed", "DesktopCalls", "channel_matches"]
 
@@ -64,7 +65,7 @@ class AMIDesktopCalls:
             raise CallActionFailed(f"no Asterisk server named {server!r} is configured", 503)
         loop = self._loop or asyncio.get_running_loop()
         try:
-            return await self._ami.send_action(server, action, **headers).asFuture(loop)
+            return await wait(self._ami.send_action(server, action, **headers), loop)
         except AMIError as exc:
             raise CallActionFailed(f"{action} refused by Asterisk {server}: {exc.message}") from None
         except (AMIConnectionLost, AMITimeout) as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ccserver.ami.errors import AMIConnectionLost, AMIError, AMITimeout
+from ccserver.bridge import wait
 
 
 class SupervisorActionFailed(Exception):
@@ -48,7 +49,7 @@ class AMISupervisorActions:
             raise SupervisorActionFailed(f"no Asterisk server named {server!r} is configured", refused=False)
         loop = self._loop or asyncio.get_running_loop()
         try:
-            reply = await self._ami.send_action(server, action, **headers).asFuture(loop)
+            reply = await wait(self._ami.send_action(server, action, **headers), loop)
         except AMIError as exc:
             raise SupervisorActionFailed(f"{action} refused by Asterisk {server}: {exc.message}",
                                          refused=True) from None

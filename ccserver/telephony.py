@@ -52,7 +52,8 @@ class Telephony:
         self.hub = hub if hub is not None else EventHub()
         self.tracker = StateTracker(publish=self.hub.publish)
         self.records = RecordBatcher(sql_sink(session_factory))
-        self.hub.subscribe("call-records", self._on_call_ended, kinds=(CallEnded,))
+        # A call's record is never lost to a full queue: one that overflows is written at once (submit is O(1)).
+        self.hub.subscribe("call-records", self._on_call_ended, kinds=(CallEnded,), on_overflow=self._on_call_ended)
         self.leading: set[str] = set()  # servers whose AMI this node consumes
         # Per server, the tracker's event seqs published while this node led it ([first, last], last None: still
         # leading): its call records are this node's to write, whenever the hub gets round to delivering them.
@@ -71,7 +72,9 @@ class Telephony:
             assert self.outbox is not None
             self.store = RedisMirror(redis, self.tracker, owns=self.leading.__contains__,
                                      positions=self.outbox.positions)
-            self.hub.subscribe("redis-mirror", self.store.on_event)
+            # A mirror that lost an event writes its server whole at the next flush (as after a resync).
+            store = self.store
+            self.hub.subscribe("redis-mirror", store.on_event, on_overflow=lambda event: store.rewrite(event.server))
         servers = {
             s.name: AMIServerConfig(host=s.host, port=s.port, username=s.username, secret=s.secret,
                                     ping_interval=config.ami.ping_interval)

@@ -194,3 +194,47 @@ def test_a_batch_subscriber_gets_what_queued_since_its_last_call_in_order() -> N
     for seq in (1, 2, 3):
         hub.publish(_event(seq))
     assert hub.drain() == 3 and got == [[1, 2, 3]]  # without a loop: drain() delivers them as one batch
+
+
+def test_a_subscriber_that_must_not_lose_events_is_told_of_each_one_its_full_queue_drops() -> None:
+    """``on_overflow`` gets every event the queue loses, in order, in the publisher's turn; one that raises is
+    counted as the subscriber's failure and never reaches the publisher."""
+    hub = EventHub()
+    lost: list[int] = []
+    got: list[int] = []
+    hub.subscribe("keeps", lambda e: got.append(e.seq), maxsize=3, on_overflow=lambda e: lost.append(e.seq))
+
+    def broken(event: QueueChanged) -> None:
+        raise RuntimeError("bug in an overflow handler")
+
+    hub.subscribe("broken-overflow", lambda e: None, maxsize=1, on_overflow=broken)
+    failed = FAILED.value(subscriber="broken-overflow")
+    for seq in range(1, 7):
+        hub.publish(_event(seq))  # no loop runs the subscribers: the queues fill
+    assert lost == [1, 2, 3]
+    assert FAILED.value(subscriber="broken-overflow") == failed + 5
+    hub.drain()
+    assert got == [4, 5, 6]  # lost + delivered: every event once
+
+
+def test_call_records_and_the_mirror_lose_nothing_to_a_full_queue() -> None:
+    """Telephony's call-records subscriber writes an overflowing call's record at once; the Redis mirror marks the
+    server for a whole rewrite at its next flush (as after a resync)."""
+    import redis.asyncio as aioredis
+    from twisted.internet.task import Clock
+
+    from ccserver.config import load_config
+    from ccserver.telephony import Telephony
+
+    config = load_config(environ={"CCSERVER_AMI_HOST": "127.0.0.1", "CCSERVER_AMI_USERNAME": "cc"})
+    client = aioredis.Redis()  # never connected: nothing here reaches Redis
+    telephony = Telephony(config, Clock(), session_factory=lambda: None, redis=client)
+    records = next(s for s in telephony.hub.subscriptions if s.name == "call-records")
+    mirror = next(s for s in telephony.hub.subscriptions if s.name == "redis-mirror")
+    assert telephony.store is not None and telephony.relay is not None
+    telephony.relay = None  # a lone node: owns every event it publishes
+    ended = [e for e in collected("ami-inbound-vip-answered") if isinstance(e, CallEnded)][0]
+    for _ in range(records.maxsize + 1):
+        telephony.hub.publish(ended)
+    assert records.dropped == 1 and telephony.records.pending == 1  # the dropped one's record: submitted
+    assert mirror.dropped == 1 and "default" in telephony.store._resynced

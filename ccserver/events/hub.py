@@ -8,6 +8,9 @@ subscribers do. A subscriber that falls behind by ``maxsize`` events loses its o
 ``ccserver_events_dropped_total{subscriber}`` and logged); one that raises is logged and counted in
 ``ccserver_events_failed_total{subscriber}`` and keeps receiving the next events. ``batch=True``: the handler is
 called with a list of every event queued since its last call instead (one SQL query for many calls, say).
+``on_overflow(event)``: called with each event the subscriber loses, at once and in the publisher's turn — for a
+subscriber that must not lose what it was told (the Redis mirror rewrites the server; the call records write
+the record): keep it O(1).
 
 Readers first (:mod:`ccserver.events.backlog`): while an AMI reader is behind on a burst, a woken subscriber parks
 until the readers catch up (at most ``hub.backlog.hold`` seconds, or until its queue is half full), then handles
@@ -62,10 +65,11 @@ _LOG_INTERVAL = 10.0
 
 class Subscription:
     __slots__ = ("name", "handler", "kinds", "maxsize", "soft", "batch", "queue", "dropped", "failed", "delivered",
-                 "_wake", "_task", "_hub", "_last_log", "_park")
+                 "on_overflow", "_wake", "_task", "_hub", "_last_log", "_park")
 
     def __init__(self, hub: EventHub, name: str, handler: Handler, kinds: frozenset[type] | None,
-                 maxsize: int, batch: bool = False) -> None:
+                 maxsize: int, batch: bool = False,
+                 on_overflow: Callable[[Any], Any] | None = None) -> None:
         self._hub = hub
         self.name = name
         self.handler = handler
@@ -73,6 +77,7 @@ class Subscription:
         self.maxsize = maxsize
         self.soft = max(1, maxsize // 2)  # this many queued: no parking behind a reader (publish takes _offer)
         self.batch = batch
+        self.on_overflow = on_overflow
         self.queue: deque[CallEvent] = deque()
         self.dropped = 0
         self.failed = 0
@@ -93,13 +98,18 @@ class Subscription:
     def _offer(self, event: CallEvent) -> None:
         queue = self.queue
         if len(queue) >= self.maxsize:
-            queue.popleft()
+            lost = queue.popleft()
             self.dropped += 1
             DROPPED.inc(subscriber=self.name)
             now = time.monotonic()
             if now - self._last_log >= _LOG_INTERVAL:
                 self._last_log = now
                 log.warning("event subscriber %s is too slow: %d events dropped so far", self.name, self.dropped)
+            if self.on_overflow is not None:
+                try:
+                    self.on_overflow(lost)
+                except Exception:  # noqa: BLE001 - never the publisher's problem
+                    self._failed(lost)
         queue.append(event)
         park = self._park
         if park is not None and len(queue) >= self.soft and not park.done():
@@ -184,12 +194,15 @@ class EventHub:
         self._running = False
 
     def subscribe(self, name: str, handler: Handler, *, kinds: Iterable[type] | None = None,
-                  maxsize: int = DEFAULT_MAXSIZE, batch: bool = False) -> Subscription:
+                  maxsize: int = DEFAULT_MAXSIZE, batch: bool = False,
+                  on_overflow: Callable[[Any], Any] | None = None) -> Subscription:
         """``batch``: ``handler(events)`` receives every event queued since its last call, as a list (in order) —
-        for a subscriber whose work per event is a round trip it can make once for many."""
+        for a subscriber whose work per event is a round trip it can make once for many. ``on_overflow(event)``:
+        each event the subscriber loses to a full queue (module docstring)."""
         if maxsize <= 0:
             raise ValueError("maxsize must be positive")
-        sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize, batch)
+        sub = Subscription(self, name, handler, frozenset(kinds) if kinds is not None else None, maxsize, batch,
+                           on_overflow)
         self._subs = [*self._subs, sub]  # copy-on-write: publish iterates without a guard
         self._by_kind = {}
         if self._running:

@@ -476,19 +476,10 @@ class MemorySummaryCache:
         self._calls[e164] = times  # most recently called last
         while len(self._calls) > self.max_entries:
             self._calls.popitem(last=False)
-        count = len(times)
+        return self._live(e164), len(times)
 
-        entry = self._entries.get(e164)
-        if entry is None:
-            return None, count
-        expires, identity = entry
-        if expires <= self._clock():
-            self._drop(e164)
-            return None, count
-        self._entries.move_to_end(e164)
-        return identity, count
-
-    async def peek(self, e164: str) -> Identity | None:
+    def _live(self, e164: str) -> Identity | None:
+        """The cached identity while its TTL lasts (an expired one is dropped), marked recently used."""
         entry = self._entries.get(e164)
         if entry is None:
             return None
@@ -498,6 +489,9 @@ class MemorySummaryCache:
             return None
         self._entries.move_to_end(e164)
         return identity
+
+    async def peek(self, e164: str) -> Identity | None:
+        return self._live(e164)
 
     async def store(self, e164: str, identity: Identity) -> None:
         self.store_now(e164, identity)

@@ -330,22 +330,19 @@ class DesktopService:
         await self.user(actor)
         if not isinstance(query, str) or not 2 <= len(query.strip()) <= 60 or not query.isprintable():
             raise DesktopError(400, T("q must be 2 to 60 printable characters: a name, number, plate or VIN"), "q")
-        text = query.strip()
-        first: list[int] = []
-        exact = None  # a number SQL matches exactly: when identification is not wired in or could not answer
-        if self.identification is not None:
-            number = self.identification.normalize(text)
-            if number.ok:
-                found = await self.identification.find(text, context="desktop-search")
-                if found.fallback is not None:
-                    exact = number.e164
-                elif found.customer is not None and str(found.customer.id).isdigit():
-                    first = [int(found.customer.id), *found.others]  # the number's customer, then the others on it
-        else:
-            from routing.numbers import normalize
+        from routing.numbers import normalize
 
-            number = normalize(text, region=self.region)
-            exact = number.e164 if number.ok else None
+        text = query.strip()
+        lookups = self.identification
+        number = lookups.normalize(text) if lookups is not None else normalize(text, region=self.region)
+        exact = number.e164 if number.ok else None  # SQL matches it exactly unless identification answered
+        first: list[int] = []
+        if number.ok and lookups is not None:
+            found = await lookups.find(text, context="desktop-search")
+            if found.fallback is None:
+                exact = None
+                if found.customer is not None and str(found.customer.id).isdigit():
+                    first = [int(found.customer.id), *found.others]  # the number's customer, then the others on it
         return await self._run(self.store.search, text, exact, first=first)  # type: ignore[no-any-return]
 
     async def customer(self, actor: Actor, customer_id: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ccserver.clock import ManualClock
 from ccserver.events import (
     AgentRinging,
     AgentRingStopped,
@@ -238,3 +239,33 @@ def test_call_records_and_the_mirror_lose_nothing_to_a_full_queue() -> None:
         telephony.hub.publish(ended)
     assert records.dropped == 1 and telephony.records.pending == 1  # the dropped one's record: submitted
     assert mirror.dropped == 1 and "default" in telephony.store._resynced
+
+
+def test_stop_delivers_what_is_queued_then_gives_up_on_a_stuck_subscriber_at_its_timeout() -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        hub = EventHub(clock=clock)
+        assert hub.backlog.clock is clock
+        stuck = asyncio.Event()
+        got: list[int] = []
+
+        async def blocked(event: QueueChanged) -> None:
+            await stuck.wait()  # never set
+
+        hub.subscribe("steady", lambda e: got.append(e.seq))
+        hub.subscribe("stuck", blocked)
+        hub.start()
+        for seq in (1, 2, 3):
+            hub.publish(_event(seq))
+        stopping = asyncio.ensure_future(hub.stop(timeout=5.0))
+        await clock.advance(4.99)
+        assert got == [1, 2, 3] and not stopping.done()  # the steady one is served; the stuck one still holds
+        await clock.advance(0.02)  # the timeout, on the hub's clock: no real time passed
+        assert stopping.done() and stopping.exception() is None
+
+        idle = EventHub(clock=ManualClock())
+        idle.subscribe("steady", lambda e: None)
+        idle.start()
+        await idle.stop(timeout=5.0)  # nothing queued: returns without the clock moving
+
+    asyncio.run(main())

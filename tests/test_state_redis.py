@@ -8,6 +8,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from ccserver.clock import ManualClock
 from ccserver.events import EventHub
 from ccserver.state import AgentStatus, StateTracker
 from ccserver.state.model import to_dict
@@ -40,7 +41,7 @@ class CountingPipelines:
 
 def mirrored(client, **kw):
     """A tracker publishing on a hub, and a RedisMirror subscribed to it (delivered with hub.drain())."""
-    hub = EventHub()
+    hub = EventHub(clock=kw.get("clock"))
     tracker = StateTracker(publish=hub.publish)
     store = RedisMirror(client, tracker, **kw)
     hub.subscribe("redis-mirror", store.on_event)
@@ -129,29 +130,86 @@ def test_two_servers_with_the_same_uniqueids_stay_apart(redis_url):
     asyncio.run(main())
 
 
-def test_background_flusher_writes_without_explicit_flush(redis_url):
+def _flushes_seen(store):
+    """Wrap the mirror's flush: each call's clock time in a list, and an event set when one has written."""
+    seen: list[float] = []
+    written = asyncio.Event()
+    real = store.flush
+
+    async def flush():
+        seen.append(store.clock.monotonic())
+        await real()
+        written.set()
+
+    store.flush = flush
+    return seen, written
+
+
+def test_background_flusher_writes_on_its_interval_without_explicit_flush(redis_url):
     async def main():
         client = aioredis.Redis.from_url(redis_url)
-        hub, tracker, store = mirrored(client, flush_interval=0.02)
+        clock = ManualClock()
+        hub, tracker, store = mirrored(client, flush_interval=0.05, clock=clock)
+        seen, written = _flushes_seen(store)
         hub.start()
         store.start()
         for msg, t in timed_messages("ami-inbound-abandoned"):
             tracker.handle(msg, t)  # synchronous: no awaiting on the event path
-        await asyncio.sleep(0)  # the hub delivers to the mirror on the loop
-        assert store.dirty > 0
-        flushes = store.flushes
-
-        async def written() -> None:  # by the flusher's own timer: nobody calls flush()
-            while store.dirty or store.flushes == flushes:  # taken out of dirty before the write returns
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(written(), 60)  # generous: a loaded CI machine is slow, the figure is not timed
+        await clock.advance(0.049)  # the hub delivers to the mirror on the loop; the interval is not up yet
+        assert store.dirty > 0 and seen == []
+        await clock.advance(0.001)  # by the flusher's own timer: nobody calls flush()
+        assert seen == [pytest.approx(0.05)]
+        await asyncio.wait_for(written.wait(), 60)  # the write is real Redis I/O; the interval was not timed
+        assert store.dirty == 0
         reader = RedisStateReader(client)
         assert (await reader.queue("complaints")).abandoned == 1
         assert (await reader.call("1795416944.10")).outcome == "abandoned"
         await store.close()
         await hub.stop()
         await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_flusher_backs_off_while_redis_fails_and_starts_over_once_it_answers():
+    class Down(Exception):
+        pass
+
+    async def main():
+        clock = ManualClock()
+        hub, tracker, store = mirrored(None, flush_interval=0.05, clock=clock)
+        attempts: list[float] = []
+        answers = iter([Down(), Down(), None, Down(), None])
+
+        async def flush():  # Redis refuses twice, answers, refuses once more, answers
+            attempts.append(clock.monotonic())
+            outcome = next(answers)
+            if outcome is not None:
+                raise outcome
+
+        store.flush = flush
+        store.start()
+        await clock.advance(0.05)  # fails: waits 2 × 0.05, then the interval again
+        assert attempts == [pytest.approx(0.05)] and (store.errors, store.failing) == (1, 1)
+        await clock.advance(0.149)
+        assert len(attempts) == 1
+        await clock.advance(0.001)  # fails again: now 4 × 0.05
+        assert attempts[1] == pytest.approx(0.2) and store.failing == 2
+        await clock.advance(0.249)
+        assert len(attempts) == 2
+        await clock.advance(0.001)  # answers: the count in a row starts over
+        assert attempts[2] == pytest.approx(0.45) and (store.errors, store.failing) == (2, 0)
+        await clock.advance(0.05)  # one more failure waits 2 × 0.05 again, not 8 ×
+        await clock.advance(0.15)
+        assert attempts[3:] == [pytest.approx(0.5), pytest.approx(0.65)]
+        assert (store.errors, store.failing) == (3, 0)
+        store.failing = 40
+        assert store.retry_delay() == pytest.approx(0.05 * 64)  # at most 64 × the interval …
+        store.flush_interval = 1.0
+        assert store.retry_delay() == 5.0  # … and at most 5 s
+        store.failing = 0
+        store.flush = lambda: asyncio.sleep(0)  # close() flushes once more
+        await store.close()
 
     asyncio.run(main())
 

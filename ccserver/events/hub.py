@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ccserver.clock import Clock
 from ccserver.events.backlog import ReadBacklog
 from ccserver.events.types import CallEvent
 from ccserver.metrics import REGISTRY
@@ -186,8 +187,10 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, backlog: ReadBacklog | None = None) -> None:
-        self.backlog = backlog if backlog is not None else ReadBacklog()  # the AMI readers report to it
+    def __init__(self, backlog: ReadBacklog | None = None, clock: Clock | None = None) -> None:
+        """``clock``: what :meth:`stop` waits on (default: the backlog's, which is the loop's unless given)."""
+        self.backlog = backlog if backlog is not None else ReadBacklog(clock=clock)  # the AMI readers report to it
+        self.clock: Clock = clock if clock is not None else self.backlog.clock
         _HUBS.add(self)
         self._subs: list[Subscription] = []
         self._by_kind: dict[type, tuple[Subscription, ...]] = {}  # event type -> its subscribers, built on first use
@@ -242,10 +245,11 @@ class EventHub:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (within ``timeout``), then stop the tasks."""
-        deadline = time.monotonic() + timeout
+        clock = self.clock
+        deadline = clock.monotonic() + timeout
         self.backlog.open()
-        while any(s.queue for s in self._subs) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        while any(s.queue for s in self._subs) and clock.monotonic() < deadline:
+            await clock.sleep(0.01)
         self._running = False
         for sub in self._subs:
             if sub._task is not None:

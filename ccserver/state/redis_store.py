@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from ccserver.clock import Clock, LoopClock
 from ccserver.events.types import AgentStateChanged, CallEnded, CallEvent, CallUpdated, QueueChanged, Resynced
 from ccserver.state import query
 from ccserver.state.model import DEFAULT_SERVER, AgentState, Call, Member, QueueState, WaitingCaller
@@ -146,9 +147,12 @@ class RedisMirror:
         ended_ttl: int = 300,
         owns: Callable[[str], bool] | None = None,
         positions: Callable[[], Mapping[str, tuple[int, int]]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """``owns(server)``: whether this node mirrors that server now (default: every server). ``positions()``:
-        server -> (term, seq) of the last message this node relayed for it, for the servers it relays."""
+        server -> (term, seq) of the last message this node relayed for it, for the servers it relays. ``clock``:
+        the flush interval and the retry backoff run on it (:class:`ccserver.clock.ManualClock` in tests)."""
+        self.clock: Clock = clock if clock is not None else LoopClock()
         self.redis = redis
         self.tracker = tracker
         self.owns = owns
@@ -169,7 +173,8 @@ class RedisMirror:
         self._closing = False
         self._lock = asyncio.Lock()
         self.flushes = 0
-        self.errors = 0
+        self.errors = 0  # failed flushes in all
+        self.failing = 0  # … in a row (the backoff's exponent)
 
     # -- events (O(1), no I/O) -----------------------------------------------------------------------------------
     def on_event(self, event: CallEvent) -> None:
@@ -222,11 +227,12 @@ class RedisMirror:
         assert self._wakeup is not None
         # Ends on ``_closing``, not only on cancel: redis-py (8.1) can swallow a cancel that arrives during a flush.
         while not self._closing:
+            # Up at the interval, or sooner when enough is dirty (_maybe_wake) or on close.
+            interval = self.clock.call_later(self.flush_interval, self._wakeup.set)
             try:
-                async with asyncio.timeout(self.flush_interval):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+                await self._wakeup.wait()
+            finally:
+                interval.cancel()
             if self._closing:
                 return
             self._wakeup.clear()
@@ -236,8 +242,18 @@ class RedisMirror:
                 raise
             except Exception:  # noqa: BLE001 - Redis down: keep the model, retry on the next tick
                 self.errors += 1
-                log.warning("redis state flush failed (%d dirty)", self.dirty, exc_info=self.errors == 1)
-                await asyncio.sleep(min(5.0, self.flush_interval * 2 ** min(self.errors, 6)))
+                self.failing += 1
+                log.warning("redis state flush failed (%d dirty)", self.dirty, exc_info=self.failing == 1)
+                await self.clock.sleep(self.retry_delay())
+            else:
+                if self.failing:
+                    log.info("redis state flush works again after %d failures", self.failing)
+                    self.failing = 0
+
+    def retry_delay(self) -> float:
+        """After ``failing`` failed flushes in a row: the interval, doubled per failure, at most 64 times
+        the interval and at most 5 s."""
+        return min(5.0, self.flush_interval * 2 ** min(self.failing, 6))
 
     async def close(self) -> None:
         self._closing = True

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from ccserver.clock import Clock
+from ccserver.clock import Clock, LoopClock
 from ccserver.events.backlog import ReadBacklog
 from ccserver.events.types import CallEvent
 from ccserver.metrics import REGISTRY
@@ -188,9 +188,9 @@ class Subscription:
 
 class EventHub:
     def __init__(self, backlog: ReadBacklog | None = None, clock: Clock | None = None) -> None:
-        """``clock``: what :meth:`stop` waits on (default: the backlog's, which is the loop's unless given)."""
+        """``clock``: what :meth:`stop` waits on (default: the loop's), and the backlog's when none is given."""
         self.backlog = backlog if backlog is not None else ReadBacklog(clock=clock)  # the AMI readers report to it
-        self.clock: Clock = clock if clock is not None else self.backlog.clock
+        self.clock: Clock = clock if clock is not None else LoopClock()
         _HUBS.add(self)
         self._subs: list[Subscription] = []
         self._by_kind: dict[type, tuple[Subscription, ...]] = {}  # event type -> its subscribers, built on first use

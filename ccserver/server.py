@@ -346,6 +346,7 @@ def run_server(config: Config, agi_handlers: dict[str, Any] | None = None) -> in
     campaigns = CampaignService(sessions, blocking.run, settings=campaign_settings, clock=clock,
                                 default_region=config.phone.default_region, default_zone=config.server.time_zone)
     campaigns.invalidator = invalidator  # a disposition rescores the customer (ccserver/customers/changes.py)
+    campaigns.identification = lookups  # a CSV's numbers are linked to customers as calls from them would be
     # Due-date campaigns take the customers newly due once a day (one node per cluster with Redis).
     from ccserver.campaigns.refresh import DueRefresh
 

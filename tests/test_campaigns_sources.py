@@ -151,3 +151,42 @@ def test_csv_import_reads_gbk_and_a_bom_and_refuses_garbage_whole(api: Any) -> N
     assert targets() == before
     with api.sessions() as s:
         assert len(list(s.scalars(select(AuditLog.id).where(AuditLog.action == "campaign.targets_import")))) == 2
+
+
+def test_csv_import_links_each_number_to_whom_a_call_from_it_would_be_identified(api: Any) -> None:  # noqa: F811
+    """The import asks identification: a shared number goes to its most recently active customer (not the lowest
+    id, nor whose number is primary), and a company contact's number to the company."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func
+
+    from ccserver.db.models import CompanyContact
+
+    with api.sessions.begin() as s:
+        phone_id = s.execute(select(customer_phones.c.phone_id).group_by(customer_phones.c.phone_id)
+                             .having(func.count() == 2).order_by(customer_phones.c.phone_id).limit(1)).scalar_one()
+        shared = s.get(PhoneNumber, phone_id).e164
+        low, high = sorted(s.scalars(select(customer_phones.c.customer_id)
+                                     .where(customer_phones.c.phone_id == phone_id)))
+        s.execute(customer_phones.update().where(customer_phones.c.phone_id == phone_id)
+                  .values(is_primary=customer_phones.c.customer_id == low))  # the old join's pick: low
+        now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+        s.get(Customer, low).last_activity_at = now - timedelta(days=30)
+        s.get(Customer, high).last_activity_at = now - timedelta(days=1)  # identification's pick: high
+        contact = s.scalars(select(CompanyContact).order_by(CompanyContact.id)).first()
+        assert contact is not None
+        company, company_number = contact.company_id, s.get(PhoneNumber, contact.phone_id).e164
+        first = s.scalar(select(Customer.id).order_by(Customer.id))
+    cid = api("campaigns", "POST", "/api/campaigns", body(targets={"customer_ids": [first]}))[1]["id"]
+    csv_text = f"number\n{shared}\n{company_number}\n"
+    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import", csv_text.encode(),
+                       **{"Content-Type": "text/csv"})
+    assert status == 200, done
+    with api.sessions() as s:
+        rows = {t.e164: (t.customer_id, t.tier) for t in s.scalars(
+            select(CampaignTarget).where(CampaignTarget.campaign_id == cid, CampaignTarget.e164.in_(
+                [shared, company_number])))}
+        tiers = {c.id: c.tier for c in s.scalars(select(Customer).where(Customer.id.in_([high, company])))}
+    assert company_number != shared and done["added"] == 2 and done["customers"] == 2
+    assert rows[shared] == (high, tiers[high] or "prospect")
+    assert rows[company_number][0] == company

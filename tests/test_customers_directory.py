@@ -222,3 +222,29 @@ def test_placeholder_names_never_use_caller_text():
     assert placeholder_name("+862158881234", "landline") == "来电 021****1234"
     assert placeholder_name("+4420794600000", "landline") == "来电 +44****0000"
     assert placeholder_name("+86400800", "toll_free") == "来电 ****0800"
+
+
+def test_many_numbers_at_once_are_who_each_is_alone(loaded, monkeypatch):
+    """identities() — a campaign import's bulk lookup — gives every number the customer identify() gives it (shared
+    numbers, company contacts' numbers), in chunks, and makes no prospect for a number nobody has."""
+    import ccserver.customers.directory as directory_module
+
+    _, sessions = loaded
+    d = CustomerDirectory(sessions)
+    with sessions() as s:
+        numbers = list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.e164)))
+        customers = s.scalar(select(func.count()).select_from(Customer))
+    numbers += ["+8613955550123", numbers[0]]  # nobody's, and a repeat
+    monkeypatch.setattr(directory_module, "_MANY_CHUNK", 7)  # several queries
+    many = d.identities(numbers)
+    alone = {n: ident(d, n) for n in numbers}
+    assert set(many) == {n for n, identity in alone.items() if identity.customer is not None}
+    assert "+8613955550123" not in many and len(many) > 7
+    for number, identity in many.items():
+        assert identity.customer is not None and alone[number].customer is not None
+        assert (identity.customer.id, identity.other_customer_ids) == (alone[number].customer.id,
+                                                                        alone[number].other_customer_ids)
+    assert any(identity.other_customer_ids for identity in many.values())  # a shared number was among them
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == customers
+    assert d.identities([]) == {}

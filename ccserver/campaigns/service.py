@@ -92,6 +92,9 @@ class CampaignService:
         # so a line it wrote ahead is not sent.
         self.on_forbid: list[Callable[..., None]] = []
         self._run = run_blocking
+        # Who a target's number is (ccserver.identification): `ccserver run` gives the look-ups service; else one
+        # over these sessions is made when first needed. Either way the rule is routing's.
+        self.identification: Any = None
 
     def _forbid(self, **what: Any) -> None:
         for listener in self.on_forbid:
@@ -407,12 +410,22 @@ class CampaignService:
         from ccserver.campaigns.target_csv import parse_targets_csv
 
         parsed = parse_targets_csv(csv_text, self.region)
-        added, already, linked = await self._run(self._import_targets, campaign_id, parsed.good)
+        owners = await self._identification().find_many([e164 for _, e164, _ in parsed.good])
+        added, already, linked = await self._run(self._import_targets, campaign_id, parsed.good, owners)
         return {"rows": parsed.rows, "added": added, "already": already, "duplicates": parsed.duplicates,
                 "customers": linked, "errors": parsed.errors[:1000], "error_count": len(parsed.errors)}
 
-    def _import_targets(self, campaign_id: int, good: list[tuple[int, str, datetime | None]]
-                        ) -> tuple[int, int, int]:
+    def _identification(self) -> Any:
+        if self.identification is None:
+            from ccserver.customers.directory import CustomerDirectory
+            from ccserver.identification import IdentificationService
+
+            self.identification = IdentificationService(CustomerDirectory(self.sessions), None, region=self.region,
+                                                        run_blocking=self._run, clock=None)
+        return self.identification
+
+    def _import_targets(self, campaign_id: int, good: list[tuple[int, str, datetime | None]],
+                        identities: dict[str, Any]) -> tuple[int, int, int]:
         with self.sessions.begin() as session:
             campaign = session.get(Campaign, campaign_id, with_for_update=True)
             if campaign is None:
@@ -422,15 +435,9 @@ class CampaignService:
             numbers = [e164 for _, e164, _ in good]
             have = set(session.scalars(select(CampaignTarget.e164).where(
                 CampaignTarget.campaign_id == campaign_id, CampaignTarget.e164.in_(numbers)))) if numbers else set()
-            owners: dict[str, tuple[int, str | None]] = {}
-            if numbers:
-                for e164, cid, tier in session.execute(
-                        select(PhoneNumber.e164, Customer.id, Customer.tier)
-                        .join(customer_phones, customer_phones.c.phone_id == PhoneNumber.id)
-                        .join(Customer, Customer.id == customer_phones.c.customer_id)
-                        .where(PhoneNumber.e164.in_(numbers))
-                        .order_by(PhoneNumber.e164, customer_phones.c.is_primary.desc(), Customer.id)):
-                    owners.setdefault(e164, (cid, tier))
+            # The customer a call from the number would be identified as (identification's rule), and its tier.
+            owners = {e164: (int(identity.customer.id), identity.customer.tier)
+                      for e164, identity in identities.items() if identity.customer is not None}
             fresh = [(e164, order) for _, e164, order in good if e164 not in have]
             if fresh:
                 session.execute(insert(CampaignTarget), [

@@ -26,6 +26,7 @@ from ccserver.ami.lease import LeaseKeeper, RedisLease
 from ccserver.ami.manager import AMIManager
 from ccserver.ami.message import AMIMessage
 from ccserver.ami.relay import AUDIENCE_SECONDS, EventRelay, RelayOutbox
+from ccserver.bridge import drive
 from ccserver.clock import Clock, LoopClock
 from ccserver.cluster import default_node_id
 from ccserver.config import Config
@@ -125,7 +126,7 @@ class Telephony:
             channels = await client.send_action("CoreShowChannels")
             self._apply_resync(server, queues.events, channels.events, time.time())
 
-        d = defer.ensureDeferred(resync())
+        d = drive(resync())  # resumed straight from the AMI replies (Deferreds)
         d.addErrback(lambda f: log.warning("AMI %s resync failed: %s", server, f.getErrorMessage()))
         return d
 

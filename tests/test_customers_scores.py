@@ -224,6 +224,30 @@ def test_nightly_recompute_schedule_and_no_overlap():
     assert len(pending) == 3
 
 
+def test_nightly_recompute_without_a_runner_uses_the_loops_default_pool():
+    """No ``run_in_thread``: the run goes to the loop's default executor — ``ccserver run`` makes that its one
+    BlockingPool — not to Twisted's own thread pool."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccserver.bridge import wait
+
+    async def main() -> tuple[list[str], int]:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="the-one-pool")
+        asyncio.get_running_loop().set_default_executor(pool)
+        threads: list[str] = []
+        clock = task.Clock()
+        clock.advance(datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp())
+        nightly = NightlyRecompute(None, clock=clock, job=lambda as_of: threads.append(
+            threading.current_thread().name))
+        await wait(nightly.run_now())
+        pool.shutdown()
+        return threads, nightly.runs
+
+    threads, runs = asyncio.run(main())
+    assert runs == 1 and len(threads) == 1 and threads[0].startswith("the-one-pool")
+
+
 def test_nightly_recompute_runs_recompute_all(sqlite_url):
     generate(sqlite_url, customers=50, seed=2, as_of=AS_OF)
     engine = make_engine(sqlite_url)

@@ -34,6 +34,7 @@ and read back as ``inf`` (anything ≥ 1000; scores are ≤ 100).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time as _time
@@ -451,12 +452,18 @@ def recompute_all(
 # --- the nightly run --------------------------------------------------------------------------------------
 
 
+def _in_default_pool(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on the running loop's default executor, as a Deferred."""
+    return as_deferred(asyncio.to_thread(fn, *args))
+
+
 class NightlyRecompute:
     """Runs ``recompute_all`` once a day at ``at`` local time (default 03:00 Asia/Shanghai) in a worker thread.
 
     ``clock``: an IReactorTime (the reactor; ``task.Clock`` in tests) for ``callLater``. ``wall``: epoch
-    seconds now (default ``clock.seconds``). ``run_in_thread(fn, *args) -> Deferred`` (default
-    ``twisted.internet.threads.deferToThread``). Runs never overlap: a run still going at the next slot (or a
+    seconds now (default ``clock.seconds``). ``run_in_thread(fn, *args) -> Deferred`` (default: the loop's
+    default executor, which ``ccserver run`` makes its one ``BlockingPool``).
+    Runs never overlap: a run still going at the next slot (or a
     ``run_now`` while one runs) is skipped and logged. A failed run is logged; the schedule goes on.
     ``job(as_of)`` replaces the default ``recompute_all(session_factory, as_of=…, weights, shares)``.
 
@@ -543,9 +550,7 @@ class NightlyRecompute:
         as_of = datetime.fromtimestamp(self._wall(), self.zone).date()
         run = self._run_in_thread
         if run is None:
-            from twisted.internet.threads import deferToThread
-
-            run = deferToThread
+            run = _in_default_pool
         self.running = True
         job = self._job or self._default_job
         if self._cluster is None and self._after is None:

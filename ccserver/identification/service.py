@@ -88,7 +88,7 @@ def await_cache(cache: SummaryCache, coro: Any) -> Deferred[Any]:
     """A Deferred for one cache coroutine: driven inline (``cache.inline``: it never waits on asyncio, or it
     waits on Deferreds only), else as an asyncio task on the reactor's loop (redis.asyncio)."""
     if getattr(cache, "inline", False):
-        return Deferred.fromCoroutine(coro)
+        return drive(coro)
     return as_deferred(coro)
 
 

@@ -269,3 +269,93 @@ def test_stop_delivers_what_is_queued_then_gives_up_on_a_stuck_subscriber_at_its
         await idle.stop(timeout=5.0)  # nothing queued: returns without the clock moving
 
     asyncio.run(main())
+
+
+# No recording holds a ringall or a caller who hangs up while a phone rings (the lab's queues ring one member at a
+# time, and its abandoning caller left before any did): those rings are the recorded AgentCalled of the VIP call,
+# re-addressed. Asterisk sends nothing for the members a ringall's winner beat (app_queue hangs their legs up), nor
+# for a member still ringing when the caller leaves: the tracker stops those rings itself.
+def _ring(**changes: str) -> dict[str, str]:
+    [called] = [m for m, _ in timed_messages("ami-inbound-vip-answered") if m.get("Event") == "AgentCalled"]
+    return {**called.to_dict(), **changes}
+
+
+def _replay_with(name: str, before: str, extra: dict[str, str]) -> list[CallEvent]:
+    """``name``'s messages with ``extra`` handled just before the first ``before`` event."""
+    events: list[CallEvent] = []
+    tracker = StateTracker(publish=events.append)
+    messages = timed_messages(name)
+    at = next(i for i, (m, _) in enumerate(messages) if m.get("Event") == before)
+    for msg, t in messages[:at]:
+        tracker.handle(msg, t)
+    tracker.handle(extra, messages[at][1])
+    for msg, t in messages[at:]:
+        tracker.handle(msg, t)
+    return events
+
+
+def test_a_ringall_winner_stops_the_other_members_ringing() -> None:
+    other = "Local/8002@agent-phones/n"
+    events = _replay_with("ami-inbound-vip-answered", "AgentConnect",
+                          _ring(Interface=other, MemberName="Li Lei", DestUniqueid="1795416921.4",
+                                DestChannel="Local/8002@agent-phones-00000002;1"))
+    rings = [e.interface for e in events if isinstance(e, AgentRinging)]
+    assert rings == ["Local/8001@agent-phones/n", other]
+    [stopped] = [e for e in events if isinstance(e, AgentRingStopped)]
+    [answered] = [e for e in events if isinstance(e, CallAnswered)]
+    assert (stopped.uniqueid, stopped.interface, stopped.reason) == ("1795416921.0", other, "answered_elsewhere")
+    assert answered.interface == "Local/8001@agent-phones/n"
+    states = [e.state for e in events if isinstance(e, AgentStateChanged) and e.interface == other]
+    assert states[:2] == ["ringing", "idle"]  # the loser is free again at once (not a member of vip: then out)
+
+
+def test_a_caller_who_leaves_while_a_phone_rings_stops_that_ring() -> None:
+    [joined] = [m for m, _ in timed_messages("ami-inbound-abandoned") if m.get("Event") == "QueueCallerJoin"]
+    member = "Local/8005@agent-phones/n"
+    events = _replay_with("ami-inbound-abandoned", "QueueCallerAbandon", _ring(
+        Channel=joined.get("Channel") or "", Uniqueid="1795416944.10", Linkedid=joined.get("Linkedid") or "",
+        Queue="complaints", Interface=member, MemberName="Zhao Min", DestUniqueid="1795416944.12",
+        DestChannel="Local/8005@agent-phones-00000009;1"))
+    [ringing] = [e for e in events if isinstance(e, AgentRinging)]
+    [stopped] = [e for e in events if isinstance(e, AgentRingStopped)]
+    [abandoned] = [e for e in events if isinstance(e, CallAbandoned)]
+    assert (ringing.uniqueid, ringing.interface) == ("1795416944.10", member)
+    assert (stopped.uniqueid, stopped.interface, stopped.reason) == ("1795416944.10", member, "caller_left")
+    assert abandoned.uniqueid == "1795416944.10" and ringing.seq < stopped.seq
+    states = [e.state for e in events if isinstance(e, AgentStateChanged) and e.interface == member]
+    assert states == ["ringing", "idle"]
+
+
+def test_a_full_queue_and_a_failing_subscriber_are_logged_once_per_interval_not_per_event(caplog) -> None:
+    import logging
+
+    async def main() -> tuple[int, int]:
+        hub = EventHub()
+        release = asyncio.Event()
+
+        async def sluggish(event: QueueChanged) -> None:
+            await release.wait()
+
+        def broken(event: QueueChanged) -> None:
+            raise RuntimeError("bug in a subscriber")
+
+        slow_sub = hub.subscribe("sluggish", sluggish, maxsize=2)
+        broken_sub = hub.subscribe("broken", broken)
+        hub.start()
+        hub.publish(_event(1))
+        await asyncio.sleep(0)  # the sluggish one takes event 1 and blocks on it
+        for seq in range(2, 13):
+            hub.publish(_event(seq))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        await hub.stop()
+        return slow_sub.dropped, broken_sub.failed
+
+    with caplog.at_level(logging.WARNING, logger="ccserver.events.hub"):
+        dropped, failures = asyncio.run(main())
+    assert (dropped, failures) == (9, 12)  # many of each …
+    slow = [r for r in caplog.records if "too slow" in r.getMessage()]
+    failed = [r for r in caplog.records if "failed on" in r.getMessage()]
+    assert [r.getMessage() for r in slow] == ["event subscriber sluggish is too slow: 1 events dropped so far"]
+    assert len(failed) == 1 and "broken" in failed[0].getMessage() and failed[0].exc_info is not None  # … one line

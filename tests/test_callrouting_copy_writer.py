@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from ccserver.callrouting.copy_writer import LoopCopySink
 from ccserver.callrouting.records import copy_row, make_record_batcher, routing_record_sink, survey_record
+from ccserver.clock import ManualClock
 from ccserver.db.models import RoutingDecision, SurveyResult
 from tests.test_callrouting_records import database_with_customer_7
 
@@ -88,14 +89,26 @@ def test_a_broken_connection_fails_the_batch_and_the_next_attempt_reconnects(pg_
 
 def test_the_routing_batcher_on_postgresql_copies_on_the_loop(pg_url: str) -> None:
     engine, sessions, _ = _setup(pg_url)
-    batcher = make_record_batcher(sessions, batch_size=3, interval=0.05)
+    clock = ManualClock()
+    batcher = make_record_batcher(sessions, batch_size=3, interval=0.05, clock=clock)
     assert isinstance(batcher.sink, LoopCopySink)
+
+    async def written(count: int) -> None:  # the COPY is real I/O on the loop: wait for it, not for a time
+        async def until() -> None:
+            while batcher.written < count:
+                await asyncio.sleep(0.001)
+
+        await asyncio.wait_for(until(), 30)
 
     async def scenario() -> None:
         batcher.start()
         for i in range(7):
             batcher.submit(_decision(f"c{i}"))
-        await asyncio.sleep(0.3)
+        await written(6)  # two whole batches go at once …
+        await clock.advance(0.049)
+        assert (batcher.written, batcher.pending) == (6, 1)  # … the last one waits for the interval
+        await clock.advance(0.001)
+        await written(7)
         assert await batcher.close() == 0
         await batcher.sink.aclose()
 

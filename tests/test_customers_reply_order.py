@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 
 from ccserver.customers.cache import RedisSummaryCache
 from ccserver.customers.directory import Identity
@@ -35,7 +35,7 @@ def _settle(reactor: Any, deferreds: list[Deferred[Any]]) -> list[Any]:
     out: list[Any] = [None] * len(deferreds)
     for i, d in enumerate(deferreds):
         d.addCallbacks(lambda v, i=i: out.__setitem__(i, v), lambda f, i=i: out.__setitem__(i, f.value))
-    run(reactor, asyncio.sleep(0.3))
+    run(reactor, DeferredList(deferreds, consumeErrors=True))  # until each has fired (not a fixed wait)
     return out
 
 

@@ -108,6 +108,20 @@ def _event(seq: int) -> QueueChanged:
     return QueueChanged("default", seq, float(seq), "sales", 0, 0)
 
 
+async def _burst(hub: EventHub, last: int, release: asyncio.Event) -> None:
+    """Publish event 1 and let the subscribers take it (a blocking one blocks on it), then 2..``last`` at once;
+    then ``release`` the blocked ones and stop the hub."""
+    hub.publish(_event(1))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    for seq in range(2, last + 1):
+        hub.publish(_event(seq))  # returns at once: nothing awaits a subscriber here
+    for _ in range(5):
+        await asyncio.sleep(0)
+    release.set()
+    await hub.stop()
+
+
 def test_a_slow_or_failing_subscriber_never_holds_up_the_others() -> None:
     async def main() -> tuple[list[int], list[int], int, int]:
         hub = EventHub()
@@ -175,15 +189,7 @@ def test_a_batch_subscriber_gets_what_queued_since_its_last_call_in_order() -> N
         hub.subscribe("single", lambda e: one_by_one.append(e.seq))
         hub.start()
         failed = FAILED.value(subscriber="broken")
-        hub.publish(_event(1))
-        for _ in range(5):
-            await asyncio.sleep(0)  # the batch subscriber takes [1] and waits on it
-        for seq in range(2, 8):
-            hub.publish(_event(seq))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        release.set()
-        await hub.stop()
+        await _burst(hub, 7, release)  # the batch subscriber takes [1] and waits on it
         return batches, int(FAILED.value(subscriber="broken") - failed), one_by_one
 
     batches, failed, one_by_one = asyncio.run(main())
@@ -342,14 +348,7 @@ def test_a_full_queue_and_a_failing_subscriber_are_logged_once_per_interval_not_
         slow_sub = hub.subscribe("sluggish", sluggish, maxsize=2)
         broken_sub = hub.subscribe("broken", broken)
         hub.start()
-        hub.publish(_event(1))
-        await asyncio.sleep(0)  # the sluggish one takes event 1 and blocks on it
-        for seq in range(2, 13):
-            hub.publish(_event(seq))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        release.set()
-        await hub.stop()
+        await _burst(hub, 12, release)  # the sluggish one takes event 1 and blocks on it
         return slow_sub.dropped, broken_sub.failed
 
     with caplog.at_level(logging.WARNING, logger="ccserver.events.hub"):

@@ -155,13 +155,15 @@ def test_csv_import_reads_gbk_and_a_bom_and_refuses_garbage_whole(api: Any) -> N
 
 def test_csv_import_links_each_number_to_whom_a_call_from_it_would_be_identified(api: Any) -> None:  # noqa: F811
     """The import asks identification: a shared number goes to its most recently active customer (not the lowest
-    id, nor whose number is primary), and a company contact's number to the company."""
+    id, nor whose number is primary). A company contact's own number is not linked to the company: the company's
+    consent is not the contact's."""
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import func
 
     from ccserver.db.models import CompanyContact
 
+    contact_only = "+8613311112299"
     with api.sessions.begin() as s:
         phone_id = s.execute(select(customer_phones.c.phone_id).group_by(customer_phones.c.phone_id)
                              .having(func.count() == 2).order_by(customer_phones.c.phone_id).limit(1)).scalar_one()
@@ -173,20 +175,20 @@ def test_csv_import_links_each_number_to_whom_a_call_from_it_would_be_identified
         now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
         s.get(Customer, low).last_activity_at = now - timedelta(days=30)
         s.get(Customer, high).last_activity_at = now - timedelta(days=1)  # identification's pick: high
-        contact = s.scalars(select(CompanyContact).order_by(CompanyContact.id)).first()
-        assert contact is not None
-        company, company_number = contact.company_id, s.get(PhoneNumber, contact.phone_id).e164
+        company = s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first()
+        phone = PhoneNumber(e164=contact_only, kind="mobile")
+        s.add(phone)
+        s.flush()
+        s.add(CompanyContact(company_id=company, name="赵六", title="车队经理", phone_id=phone.id))
         first = s.scalar(select(Customer.id).order_by(Customer.id))
+        high_tier = s.get(Customer, high).tier
     cid = api("campaigns", "POST", "/api/campaigns", body(targets={"customer_ids": [first]}))[1]["id"]
-    csv_text = f"number\n{shared}\n{company_number}\n"
-    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import", csv_text.encode(),
-                       **{"Content-Type": "text/csv"})
+    status, done = api("campaigns", "POST", f"/api/campaigns/{cid}/targets/import",
+                       f"number\n{shared}\n{contact_only}\n".encode(), **{"Content-Type": "text/csv"})
     assert status == 200, done
+    assert (done["added"], done["customers"]) == (2, 1)
     with api.sessions() as s:
         rows = {t.e164: (t.customer_id, t.tier) for t in s.scalars(
             select(CampaignTarget).where(CampaignTarget.campaign_id == cid, CampaignTarget.e164.in_(
-                [shared, company_number])))}
-        tiers = {c.id: c.tier for c in s.scalars(select(Customer).where(Customer.id.in_([high, company])))}
-    assert company_number != shared and done["added"] == 2 and done["customers"] == 2
-    assert rows[shared] == (high, tiers[high] or "prospect")
-    assert rows[company_number][0] == company
+                [shared, contact_only])))}
+    assert rows == {shared: (high, high_tier), contact_only: (None, None)}

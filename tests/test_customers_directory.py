@@ -231,6 +231,13 @@ def test_many_numbers_at_once_are_who_each_is_alone(loaded, monkeypatch):
 
     _, sessions = loaded
     d = CustomerDirectory(sessions)
+    contact_only = "+8613311112288"
+    with sessions.begin() as s:
+        company = s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first()
+        phone = PhoneNumber(e164=contact_only, kind="mobile")
+        s.add(phone)
+        s.flush()
+        s.add(CompanyContact(company_id=company, name="赵六", title="车队经理", phone_id=phone.id))
     with sessions() as s:
         numbers = list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.e164)))
         customers = s.scalar(select(func.count()).select_from(Customer))
@@ -238,13 +245,13 @@ def test_many_numbers_at_once_are_who_each_is_alone(loaded, monkeypatch):
     monkeypatch.setattr(directory_module, "_MANY_CHUNK", 7)  # several queries
     many = d.identities(numbers)
     alone = {n: ident(d, n) for n in numbers}
-    assert set(many) == {n for n, identity in alone.items() if identity.customer is not None}
+    assert many == {n: identity for n, identity in alone.items() if identity.customer is not None}
     assert "+8613955550123" not in many and len(many) > 7
-    for number, identity in many.items():
-        assert identity.customer is not None and alone[number].customer is not None
-        assert (identity.customer.id, identity.other_customer_ids) == (alone[number].customer.id,
-                                                                        alone[number].other_customer_ids)
     assert any(identity.other_customer_ids for identity in many.values())  # a shared number was among them
+    # A number only a company contact has: the company's — or nobody's when contacts are left out.
+    assert contact_only in numbers and many[contact_only].customer is not None
+    own = d.identities(numbers, company_contacts=False)
+    assert contact_only not in own and all(own[n] == many[n] for n in own)
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == customers
     assert d.identities([]) == {}

@@ -351,7 +351,7 @@ def test_a_full_queue_and_a_failing_subscriber_are_logged_once_per_interval_not_
         await _burst(hub, 12, release)  # the sluggish one takes event 1 and blocks on it
         return slow_sub.dropped, broken_sub.failed
 
-    with caplog.at_level(logging.WARNING, logger="ccserver.events.hub"):
+    with caplog.at_level(logging.WARNING, logger="ccserver.events"):
         dropped, failures = asyncio.run(main())
     assert (dropped, failures) == (9, 12)  # many of each …
     slow = [r for r in caplog.records if "too slow" in r.getMessage()]

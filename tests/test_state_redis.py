@@ -177,7 +177,7 @@ def test_flusher_backs_off_while_redis_fails_and_starts_over_once_it_answers():
 
     async def main():
         clock = ManualClock()
-        hub, tracker, store = mirrored(None, flush_interval=0.05, clock=clock)
+        hub, tracker, store = mirrored(None, flush_interval=0.05, max_dirty=1, clock=clock)
         attempts: list[float] = []
         answers = iter([Down(), Down(), None, Down(), None])
 
@@ -189,19 +189,21 @@ def test_flusher_backs_off_while_redis_fails_and_starts_over_once_it_answers():
 
         store.flush = flush
         store.start()
-        await clock.advance(0.05)  # fails: waits 2 × 0.05, then the interval again
-        assert attempts == [pytest.approx(0.05)] and (store.errors, store.failing) == (1, 1)
-        await clock.advance(0.149)
+        at = pytest.approx  # the clock's epoch base leaves sub-microsecond rounding in the sums
+        await clock.advance(0.0501)  # the first tick fails: the next try 2 × 0.05 later
+        assert attempts == [at(0.05)] and (store.errors, store.failing) == (1, 1)
+        store.rewrite("default")  # enough gets dirty to wake a flush (max_dirty=1) — not during a backoff
+        await clock.advance(0.0998)
         assert len(attempts) == 1
-        await clock.advance(0.001)  # fails again: now 4 × 0.05
-        assert attempts[1] == pytest.approx(0.2) and store.failing == 2
-        await clock.advance(0.249)
+        await clock.advance(0.0002)  # fails again: now 4 × 0.05
+        assert attempts[1] == at(0.15) and store.failing == 2
+        await clock.advance(0.1998)
         assert len(attempts) == 2
-        await clock.advance(0.001)  # answers: the count in a row starts over
-        assert attempts[2] == pytest.approx(0.45) and (store.errors, store.failing) == (2, 0)
-        await clock.advance(0.05)  # one more failure waits 2 × 0.05 again, not 8 ×
-        await clock.advance(0.15)
-        assert attempts[3:] == [pytest.approx(0.5), pytest.approx(0.65)]
+        await clock.advance(0.0002)  # answers: the count in a row starts over
+        assert attempts[2] == at(0.35) and (store.errors, store.failing) == (2, 0)
+        await clock.advance(0.05)  # the next tick fails: 2 × 0.05 again, not 8 ×
+        await clock.advance(0.1)
+        assert attempts[3:] == [at(0.4), at(0.5)]
         assert (store.errors, store.failing) == (3, 0)
         store.failing = 40
         assert store.retry_delay() == pytest.approx(0.05 * 64)  # at most 64 × the interval …
@@ -210,6 +212,27 @@ def test_flusher_backs_off_while_redis_fails_and_starts_over_once_it_answers():
         store.failing = 0
         store.flush = lambda: asyncio.sleep(0)  # close() flushes once more
         await store.close()
+
+    asyncio.run(main())
+
+
+def test_closing_ends_a_backoff_at_once():
+    async def main():
+        clock = ManualClock()
+        hub, tracker, store = mirrored(None, flush_interval=1.0, clock=clock)
+        tries: list[float] = []
+
+        async def refused():
+            tries.append(clock.monotonic())
+            raise ConnectionError("Redis refuses")
+
+        store.flush = refused
+        store.start()
+        await clock.advance(1.0)  # fails: backs off 2 s
+        assert tries == [1.0] and store.failing == 1
+        store.flush = lambda: asyncio.sleep(0)
+        await asyncio.wait_for(store.close(), 5)  # returns without the clock moving
+        assert tries == [1.0] and store._task is None
 
     asyncio.run(main())
 

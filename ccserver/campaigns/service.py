@@ -410,7 +410,10 @@ class CampaignService:
         from ccserver.campaigns.target_csv import parse_targets_csv
 
         parsed = parse_targets_csv(csv_text, self.region)
-        owners = await self._identification().find_many([e164 for _, e164, _ in parsed.good])
+        # A company contact's number stays unlinked: the company's consent (and its one call at a time) is not
+        # the contact's; the gate then treats it as a number without consent.
+        owners = await self._identification().find_many([e164 for _, e164, _ in parsed.good],
+                                                        company_contacts=False)
         added, already, linked = await self._run(self._import_targets, campaign_id, parsed.good, owners)
         return {"rows": parsed.rows, "added": added, "already": already, "duplicates": parsed.duplicates,
                 "customers": linked, "errors": parsed.errors[:1000], "error_count": len(parsed.errors)}

@@ -461,8 +461,8 @@ class NightlyRecompute:
     """Runs ``recompute_all`` once a day at ``at`` local time (default 03:00 Asia/Shanghai) in a worker thread.
 
     ``clock``: an IReactorTime (the reactor; ``task.Clock`` in tests) for ``callLater``. ``wall``: epoch
-    seconds now (default ``clock.seconds``). ``run_in_thread(fn, *args) -> Deferred`` (default: the loop's
-    default executor, which ``ccserver run`` makes its one ``BlockingPool``).
+    seconds now (default ``clock.seconds``). ``run_in_thread(fn, *args) -> Deferred`` (``ccserver run`` gives
+    its ``BlockingPool``; default: the running loop's default executor).
     Runs never overlap: a run still going at the next slot (or a
     ``run_now`` while one runs) is skipped and logged. A failed run is logged; the schedule goes on.
     ``job(as_of)`` replaces the default ``recompute_all(session_factory, as_of=…, weights, shares)``.

@@ -81,7 +81,8 @@ class Directory(Protocol):
     def identify(self, e164: str, *, store_id: int | None, line: str | None,
                  create_prospect: bool) -> Identity: ...  # blocking: run in a worker thread
 
-    def identities(self, numbers: Sequence[str]) -> dict[str, Identity]: ...  # blocking: many numbers at once
+    def identities(self, numbers: Sequence[str], *,
+                   company_contacts: bool = True) -> dict[str, Identity]: ...  # blocking: many numbers at once
 
 
 def await_cache(cache: SummaryCache, coro: Any) -> Deferred[Any]:
@@ -221,18 +222,20 @@ class IdentificationService:
         is counted and no prospect made. A number shared by several customers names the others in ``others``."""
         return await self._identified_number(raw, did, False, budget, context, counted=False)
 
-    async def find_many(self, numbers: Sequence[str]) -> dict[str, Identity]:
+    async def find_many(self, numbers: Sequence[str], *, company_contacts: bool = True) -> dict[str, Identity]:
         """Who each of many numbers (already E.164) is, for a bulk job — a campaign's targets: the directory's
         rule, as for a call (a shared number goes to its most recently active customer), in one worker thread
-        and one query per thousand numbers. No cache, no call counted, no prospect, no deadline: nobody is on
-        the line. Numbers nobody has are left out."""
+        and one query per few hundred numbers. No cache, no call counted, no prospect, no deadline: nobody is on
+        the line. Numbers nobody has are left out. ``company_contacts=False``: a company contact's number is
+        nobody's (see ``CustomerDirectory.identities``)."""
         if self._directory is None or not numbers:
             return {}
         directory = self._directory
-        return dict(await _as_future(self._blocking(directory.identities, list(numbers))))
+        return dict(await _as_future(self._blocking(directory.identities, list(numbers),
+                                                    company_contacts=company_contacts)))
 
-    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._run_blocking(fn, *args)
+    async def _blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await self._run_blocking(fn, *args, **kwargs)
 
     async def _identified_number(self, raw: str, did: DidRoute | None, create_prospect: bool, budget: float,
                                  context: str, *, counted: bool) -> Identified:

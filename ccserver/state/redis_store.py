@@ -169,6 +169,7 @@ class RedisMirror:
         self._agents: set[tuple[str, str]] = set()
         self._resynced: set[str] = set()
         self._wakeup: asyncio.Event | None = None
+        self._resume: asyncio.Event | None = None  # set to end a backoff (close())
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._lock = asyncio.Lock()
@@ -226,13 +227,16 @@ class RedisMirror:
     async def _run(self) -> None:
         assert self._wakeup is not None
         # Ends on ``_closing``, not only on cancel: redis-py (8.1) can swallow a cancel that arrives during a flush.
+        retry = False
         while not self._closing:
-            # Up at the interval, or sooner when enough is dirty (_maybe_wake) or on close.
-            interval = self.clock.call_later(self.flush_interval, self._wakeup.set)
-            try:
-                await self._wakeup.wait()
-            finally:
-                interval.cancel()
+            if not retry:
+                # Up at the interval, or sooner when enough is dirty (_maybe_wake) or on close.
+                interval = self.clock.call_later(self.flush_interval, self._wakeup.set)
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    interval.cancel()
+            retry = False
             if self._closing:
                 return
             self._wakeup.clear()
@@ -240,23 +244,36 @@ class RedisMirror:
                 await self.flush()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis down: keep the model, retry on the next tick
+            except Exception:  # noqa: BLE001 - Redis down: keep the model, retry after a backoff
                 self.errors += 1
                 self.failing += 1
                 log.warning("redis state flush failed (%d dirty)", self.dirty, exc_info=self.failing == 1)
-                await self.clock.sleep(self.retry_delay())
+                await self._back_off(self.retry_delay())
+                retry = True
             else:
                 if self.failing:
                     log.info("redis state flush works again after %d failures", self.failing)
                     self.failing = 0
 
+    async def _back_off(self, seconds: float) -> None:
+        """Wait ``seconds`` before trying again — however much gets dirty meanwhile — or until :meth:`close`."""
+        resume = self._resume = asyncio.Event()
+        timer = self.clock.call_later(seconds, resume.set)
+        try:
+            await resume.wait()
+        finally:
+            timer.cancel()
+            self._resume = None
+
     def retry_delay(self) -> float:
-        """After ``failing`` failed flushes in a row: the interval, doubled per failure, at most 64 times
-        the interval and at most 5 s."""
+        """The wait before the next try after ``failing`` failed flushes in a row: twice the interval, doubled
+        per further failure, at most 64 times the interval and at most 5 s."""
         return min(5.0, self.flush_interval * 2 ** min(self.failing, 6))
 
     async def close(self) -> None:
         self._closing = True
+        if self._resume is not None:
+            self._resume.set()  # out of a backoff at once
         if self._task is not None:
             if self._wakeup is not None:
                 self._wakeup.set()

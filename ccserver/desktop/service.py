@@ -333,16 +333,16 @@ class DesktopService:
         from routing.numbers import normalize
 
         text = query.strip()
-        lookups = self.identification
-        number = lookups.normalize(text) if lookups is not None else normalize(text, region=self.region)
-        exact = number.e164 if number.ok else None  # SQL matches it exactly unless identification answered
         first: list[int] = []
-        if number.ok and lookups is not None:
-            found = await lookups.find(text, context="desktop-search")
-            if found.fallback is None:
-                exact = None
-                if found.customer is not None and str(found.customer.id).isdigit():
-                    first = [int(found.customer.id), *found.others]  # the number's customer, then the others on it
+        if self.identification is None:
+            number = normalize(text, region=self.region)
+            exact = number.e164 if number.ok else None
+        else:
+            found = await self.identification.find(text, context="desktop-search")  # normalises it (once)
+            # SQL matches the number exactly only when identification gave up on it
+            exact = found.caller.e164 if found.caller.ok and found.fallback is not None else None
+            if found.customer is not None and str(found.customer.id).isdigit():
+                first = [int(found.customer.id), *found.others]  # the number's customer, then the others on it
         return await self._run(self.store.search, text, exact, first=first)  # type: ignore[no-any-return]
 
     async def customer(self, actor: Actor, customer_id: int) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Every feature that must know who one number is calls this one service — routing (the FastAGI ``incoming`` script),
 callback requests, the IVR, screen pop, the desktop's search, ``/api/customers/lookup`` — instead of copying the
-lookup. (A campaign's CSV import links thousands of numbers at once, in its own transaction: one SQL join, not a
-call per number. The dialer's targets carry their customer from there.)
+lookup. A campaign's CSV import links thousands of numbers at once through :meth:`IdentificationService.find_many`
+(the directory's rule, a query per few hundred numbers); the dialer's targets carry their customer from there.
 
     normalise (phonenumbers; a local landline takes the DID's store area code)
     → the number → customer cache (Redis, shared by every node; in-process without Redis)
@@ -50,7 +50,7 @@ from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
-from ccserver.bridge import as_deferred, drive, wait
+from ccserver.bridge import as_deferred, drive, settle, wait
 from ccserver.customers.cache import SummaryCache, with_calls
 from ccserver.customers.directory import Identity
 from ccserver.identification.lookup_slots import DirectoryBusy, LookupSlots
@@ -230,12 +230,9 @@ class IdentificationService:
         nobody's (see ``CustomerDirectory.identities``)."""
         if self._directory is None or not numbers:
             return {}
-        directory = self._directory
-        return dict(await _as_future(self._blocking(directory.identities, list(numbers),
-                                                    company_contacts=company_contacts)))
-
-    async def _blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await self._run_blocking(fn, *args, **kwargs)
+        found = await settle(self._run_blocking(self._directory.identities, list(numbers),
+                                                company_contacts=company_contacts))
+        return dict(found)
 
     async def _identified_number(self, raw: str, did: DidRoute | None, create_prospect: bool, budget: float,
                                  context: str, *, counted: bool) -> Identified:
@@ -337,16 +334,19 @@ class IdentificationService:
         lookup = self._loop_lookup
         if lookup is None or self._directory is None or not self._slots.take_now():
             return drive(self._from_directory(e164, did, create_prospect, cache, count, queued))
+        def in_thread() -> Deferred[Any]:
+            """The directory in a worker thread, in the lookup slot already taken."""
+            return drive(self._in_thread(e164, did, create_prospect, cache, count))
+
         try:
             found = lookup.identify_deferred(e164)
-        except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path, in the slot taken
+        except Exception as exc:  # noqa: BLE001 - busy or broken: the worker-thread path
             _loop_lookup_failed(exc)
-            return drive(self._in_thread(e164, did, create_prospect, cache, count))
+            return in_thread()
 
         def identified(identity: Identity | None) -> Any:
             if identity is None or (identity.customer is None and create_prospect):
-                # unknown: the directory creates the prospect (a transaction, in a thread), in the slot taken
-                return drive(self._in_thread(e164, did, create_prospect, cache, count))
+                return in_thread()  # unknown: the directory creates the prospect (a transaction, in a thread)
             self._slots.give_back()
             if cache is not None:
                 self._store(cache, e164, identity)
@@ -354,7 +354,7 @@ class IdentificationService:
 
         def failed(failure: Failure) -> Any:
             _loop_lookup_failed(failure.value)
-            return drive(self._in_thread(e164, did, create_prospect, cache, count))  # the slot is still ours
+            return in_thread()
 
         return found.addCallbacks(identified, failed)
 

@@ -67,7 +67,10 @@ class CustomerRoutes:
         lookups = self.ctx.identification
         if lookups is None:
             raise HTTPError(503, T("customer directory not configured"))
-        number = lookups.normalize(raw)
+        # Who the number is: the identification service (it normalises; then the cache, then SQL, within its
+        # deadline; no call counted). A number it cannot use is looked up nowhere.
+        found = await lookups.find(raw, context="api-lookup")
+        number = found.caller
         result: dict[str, Any] = {"query": number.raw, "e164": number.e164 or None, "status": number.status}
         if number.status == STATUS_WITHHELD:
             return json_response({**result, "customer": None, "ambiguous": False, "others": []})
@@ -75,8 +78,6 @@ class CustomerRoutes:
         if number.status != STATUS_OK or not e164:
             raise HTTPError(400, T("not a usable phone number: {reason}", reason=number.reason), query=number.raw,
                             number_status=number.status)  # fmt: skip
-        # Who the number is: the identification service (cache, then SQL, within its deadline; no call counted).
-        found = await lookups.find(e164, context="api-lookup")
         if found.fallback is not None:
             raise HTTPError(503, T("the customer lookup did not answer in time; try again"))
         customer = found.customer

@@ -162,6 +162,7 @@ def test_csv_import_links_each_number_to_whom_a_call_from_it_would_be_identified
     from sqlalchemy import func
 
     from ccserver.db.models import CompanyContact
+    from tests.test_customers_directory import add_contact_only_number
 
     contact_only = "+8613311112299"
     with api.sessions.begin() as s:
@@ -175,11 +176,8 @@ def test_csv_import_links_each_number_to_whom_a_call_from_it_would_be_identified
         now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
         s.get(Customer, low).last_activity_at = now - timedelta(days=30)
         s.get(Customer, high).last_activity_at = now - timedelta(days=1)  # identification's pick: high
-        company = s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first()
-        phone = PhoneNumber(e164=contact_only, kind="mobile")
-        s.add(phone)
-        s.flush()
-        s.add(CompanyContact(company_id=company, name="赵六", title="车队经理", phone_id=phone.id))
+        add_contact_only_number(s, s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first(),
+                                contact_only)
         first = s.scalar(select(Customer.id).order_by(Customer.id))
         high_tier = s.get(Customer, high).tier
     cid = api("campaigns", "POST", "/api/campaigns", body(targets={"customer_ids": [first]}))[1]["id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -15,6 +16,14 @@ from ccserver.db.models import AuditLog, CompanyContact, Customer, PhoneNumber, 
 
 def ident(directory: CustomerDirectory, e164: str, create: bool = False) -> Identity:
     return directory.identify(e164, store_id=1, line="sales", create_prospect=create)
+
+
+def add_contact_only_number(session: Any, company_id: int, e164: str) -> None:
+    """A company contact whose number is *only* on the contact row (not linked to the company's numbers)."""
+    phone = PhoneNumber(e164=e164, kind="mobile")
+    session.add(phone)
+    session.flush()
+    session.add(CompanyContact(company_id=company_id, name="赵六", title="车队经理", phone_id=phone.id))
 
 
 def test_transcript_callers(loaded):
@@ -73,11 +82,7 @@ def test_company_contact_number_finds_the_company(loaded):
         contact = s.execute(select(CompanyContact).order_by(CompanyContact.id).limit(1)).scalar_one()
         company_id = contact.company_id
         demo_number = s.get(PhoneNumber, contact.phone_id).e164
-        # A contact whose number is *only* on the contact row (not linked to the company's numbers).
-        phone = PhoneNumber(e164="+8613311112222", kind="mobile")
-        s.add(phone)
-        s.flush()
-        s.add(CompanyContact(company_id=company_id, name="赵六", title="车队经理", phone_id=phone.id))
+        add_contact_only_number(s, company_id, "+8613311112222")
     for number in (demo_number, "+8613311112222"):
         identity = ident(d, number)
         assert identity.customer is not None and identity.customer.id == str(company_id)
@@ -233,11 +238,8 @@ def test_many_numbers_at_once_are_who_each_is_alone(loaded, monkeypatch):
     d = CustomerDirectory(sessions)
     contact_only = "+8613311112288"
     with sessions.begin() as s:
-        company = s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first()
-        phone = PhoneNumber(e164=contact_only, kind="mobile")
-        s.add(phone)
-        s.flush()
-        s.add(CompanyContact(company_id=company, name="赵六", title="车队经理", phone_id=phone.id))
+        add_contact_only_number(s, s.scalars(select(CompanyContact.company_id).order_by(CompanyContact.id)).first(),
+                                contact_only)
     with sessions() as s:
         numbers = list(s.scalars(select(PhoneNumber.e164).order_by(PhoneNumber.e164)))
         customers = s.scalar(select(func.count()).select_from(Customer))
